@@ -1,0 +1,206 @@
+//! The module's configuration: a TOML file named by `COLLABVAULT_CONF`, or the
+//! out-of-the-box default when that variable is unset.
+//!
+//! A named file that is missing, unreadable or invalid is an error naming the file and
+//! the problem; the module never falls back to defaults behind the user's back.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Environment variable naming the configuration file.
+pub const CONF_ENV: &str = "COLLABVAULT_CONF";
+
+/// Failed logins allowed before a PIN locks, unless the config says otherwise.
+pub const DEFAULT_MAX_FAILED_LOGINS: u32 = 10;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory holding the SQLite store.
+    pub store_dir: PathBuf,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// Log to this file instead of stderr.
+    #[serde(default)]
+    pub log_file: Option<PathBuf>,
+    /// PIN policy shared by every token.
+    #[serde(default)]
+    pub pin_policy: PinPolicy,
+    /// One slot and token per workspace, in slot order.
+    #[serde(rename = "workspace")]
+    pub workspaces: Vec<WorkspaceConfig>,
+}
+
+/// How PINs are guarded.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinPolicy {
+    /// Consecutive failed logins before the PIN locks (`CKR_PIN_LOCKED`).
+    #[serde(default = "default_max_failed")]
+    pub max_failed_logins: u32,
+}
+
+impl Default for PinPolicy {
+    fn default() -> Self {
+        PinPolicy { max_failed_logins: DEFAULT_MAX_FAILED_LOGINS }
+    }
+}
+
+/// One workspace: one slot with one token.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    /// Stable name; the store keys the token's state by it.
+    pub name: String,
+    /// Token label shown until `C_InitToken` sets one.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+fn default_log_level() -> String {
+    "warn".to_string()
+}
+
+fn default_max_failed() -> u32 {
+    DEFAULT_MAX_FAILED_LOGINS
+}
+
+impl Config {
+    /// Reads the configuration named by `COLLABVAULT_CONF`, or the default when unset.
+    pub fn from_env() -> Result<Config> {
+        match std::env::var_os(CONF_ENV) {
+            Some(path) if !path.is_empty() => Config::from_file(Path::new(&path)),
+            _ => Ok(Config::out_of_the_box()),
+        }
+    }
+
+    /// Reads and validates one configuration file.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        Config::parse(&text).map_err(|why| Error::Config(format!("{}: {why}", path.display())))
+    }
+
+    /// Parses and validates configuration text; the error says what is wrong.
+    pub fn parse(text: &str) -> std::result::Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.workspaces.is_empty() {
+            return Err("no [[workspace]] is configured".into());
+        }
+        if log_level_filter(&self.log_level).is_none() {
+            return Err(format!("log_level {:?} is not one of error, warn, info, debug, trace", self.log_level));
+        }
+        if self.pin_policy.max_failed_logins == 0 {
+            return Err("pin_policy.max_failed_logins must be at least 1".into());
+        }
+        let mut names: Vec<&str> = self.workspaces.iter().map(|w| w.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(dup) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("workspace {:?} is configured twice", dup[0]));
+        }
+        if let Some(w) = self.workspaces.iter().find(|w| w.name.is_empty()) {
+            return Err(format!("a workspace has an empty name (label {:?})", w.label));
+        }
+        if let Some(w) = self.workspaces.iter().find(|w| w.label.as_ref().is_some_and(|l| l.len() > 32)) {
+            return Err(format!("workspace {:?}: label is longer than 32 bytes", w.name));
+        }
+        Ok(())
+    }
+
+    /// No config at all: a per-user store under the XDG data directory, one token.
+    pub fn out_of_the_box() -> Config {
+        Config {
+            store_dir: default_store_dir(),
+            log_level: std::env::var("COLLABVAULT_LOG").unwrap_or_else(|_| default_log_level()),
+            log_file: None,
+            pin_policy: PinPolicy::default(),
+            workspaces: vec![WorkspaceConfig { name: "default".into(), label: None }],
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/collabvault`, else `~/.local/share/collabvault`.
+fn default_store_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("collabvault");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".local/share/collabvault")
+}
+
+/// The `log` filter for a configured level name.
+pub fn log_level_filter(level: &str) -> Option<log::LevelFilter> {
+    match level.to_ascii_lowercase().as_str() {
+        "off" => Some(log::LevelFilter::Off),
+        "error" => Some(log::LevelFilter::Error),
+        "warn" | "warning" => Some(log::LevelFilter::Warn),
+        "info" => Some(log::LevelFilter::Info),
+        "debug" => Some(log::LevelFilter::Debug),
+        "trace" => Some(log::LevelFilter::Trace),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        store_dir = "/tmp/cv"
+        log_level = "info"
+        [pin_policy]
+        max_failed_logins = 3
+        [[workspace]]
+        name = "eng"
+        label = "Engineering"
+        [[workspace]]
+        name = "legal"
+    "#;
+
+    #[test]
+    fn a_full_config_parses() {
+        let c = Config::parse(GOOD).expect("valid config");
+        assert_eq!(c.workspaces.len(), 2);
+        assert_eq!(c.pin_policy.max_failed_logins, 3);
+        assert_eq!(c.workspaces[0].label.as_deref(), Some("Engineering"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = Config::parse("store_dir='/x'\nbogus=1\n[[workspace]]\nname='a'\n").unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_workspaces_are_refused() {
+        let err = Config::parse("store_dir='/x'\n[[workspace]]\nname='a'\n[[workspace]]\nname='a'\n").unwrap_err();
+        assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn a_config_without_workspaces_is_refused() {
+        assert!(Config::parse("store_dir='/x'\nworkspace=[]\n").is_err());
+    }
+
+    #[test]
+    fn a_bad_log_level_is_refused() {
+        let err = Config::parse("store_dir='/x'\nlog_level='loud'\n[[workspace]]\nname='a'\n").unwrap_err();
+        assert!(err.contains("loud"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_names_the_file() {
+        let err = Config::from_file(Path::new("/nonexistent/cv.toml")).unwrap_err();
+        assert!(matches!(&err, Error::Config(m) if m.contains("/nonexistent/cv.toml")), "{err}");
+    }
+}

@@ -1,0 +1,128 @@
+//! The one error type of the safe core.
+//!
+//! Every fallible function below `ffi/` returns [`Result`]. Each variant names a
+//! condition in the core's own words; `ffi/rv.rs` maps every variant to exactly one
+//! `CK_RV` in a single exhaustive match, so adding a variant forces a decision there.
+//! Variants never carry key bytes or PINs: their text goes to the log.
+
+use std::fmt;
+
+/// Result of the safe core.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong below the C ABI.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A call arrived before `C_Initialize` (or in a forked child that has not re-initialized).
+    NotInitialized,
+    /// `C_Initialize` was called twice.
+    AlreadyInitialized,
+    /// A pointer, length or argument combination the spec forbids; the text says which.
+    ArgumentsBad(&'static str),
+    /// The application asked for its own mutex callbacks without allowing OS locking.
+    CantLock,
+    /// The configuration file is missing, unreadable or invalid; the text names file and problem.
+    Config(String),
+    /// The function exists in the table but this token does not implement it.
+    FunctionNotSupported,
+    /// `C_GetFunctionStatus`/`C_CancelFunction`: legacy calls for parallel sessions.
+    FunctionNotParallel,
+    /// `C_WaitForSlotEvent` without blocking: nothing happened (slots never change).
+    NoEvent,
+    /// No slot with that id.
+    SlotIdInvalid,
+    /// The token has not been initialized with `C_InitToken`.
+    TokenNotInitialized,
+    /// No open session with that handle.
+    SessionHandleInvalid,
+    /// `C_OpenSession` without `CKF_SERIAL_SESSION`.
+    SessionParallelNotSupported,
+    /// A write to token state from a read-only session.
+    SessionReadOnly,
+    /// `C_InitToken` while sessions are open on the token.
+    SessionExists,
+    /// SO login while read-only sessions exist.
+    SessionReadOnlyExists,
+    /// A read-only session was requested while the SO is logged in.
+    SessionReadWriteSoExists,
+    /// The operation needs a logged-in user (or SO).
+    UserNotLoggedIn,
+    /// The same user type is already logged in.
+    UserAlreadyLoggedIn,
+    /// Another user type is logged in.
+    UserAnotherAlreadyLoggedIn,
+    /// The user PIN has never been set (`C_InitPIN`).
+    UserPinNotInitialized,
+    /// Unknown `CK_USER_TYPE`.
+    UserTypeInvalid,
+    /// The PIN did not verify.
+    PinIncorrect,
+    /// Too many failed attempts; the PIN is locked.
+    PinLocked,
+    /// The PIN is shorter or longer than the token allows.
+    PinLenRange,
+    /// The PIN contains bytes the token does not accept.
+    PinInvalid,
+    /// No object with that handle is visible to the session.
+    ObjectHandleInvalid,
+    /// The attribute does not belong to this object class.
+    AttributeTypeInvalid(u64),
+    /// The attribute value is malformed or not allowed.
+    AttributeValueInvalid(u64),
+    /// The attribute cannot be set or changed here.
+    AttributeReadOnly(u64),
+    /// The attribute's value must not leave the token.
+    AttributeSensitive(u64),
+    /// The template lacks a required attribute.
+    TemplateIncomplete(u64),
+    /// The template contradicts itself or the object.
+    TemplateInconsistent(u64),
+    /// The object forbids this action (`CKA_MODIFIABLE`, `CKA_COPYABLE`, `CKA_DESTROYABLE`).
+    ActionProhibited,
+    /// An operation of this kind is already active in the session.
+    OperationActive,
+    /// No operation of this kind is active in the session.
+    OperationNotInitialized,
+    /// The output buffer is too small; carries the size needed.
+    BufferTooSmall(usize),
+    /// The token accepts no seed for its RNG (it reads the OS CSPRNG).
+    RandomSeedNotSupported,
+    /// The mechanism is not supported.
+    MechanismInvalid,
+    /// The store failed (I/O, corruption, lock timeout); the text says what, never key bytes.
+    Store(String),
+    /// Sealed data failed to open: wrong storage key or tampered row.
+    Integrity(&'static str),
+    /// Anything else that should not happen; the text goes to the log.
+    General(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ArgumentsBad(why) => write!(f, "bad arguments: {why}"),
+            Error::Config(why) => write!(f, "configuration: {why}"),
+            Error::Store(why) => write!(f, "store: {why}"),
+            Error::Integrity(what) => write!(f, "integrity check failed: {what}"),
+            Error::General(why) => write!(f, "internal error: {why}"),
+            Error::AttributeTypeInvalid(t)
+            | Error::AttributeValueInvalid(t)
+            | Error::AttributeReadOnly(t)
+            | Error::AttributeSensitive(t)
+            | Error::TemplateIncomplete(t)
+            | Error::TemplateInconsistent(t) => {
+                write!(f, "{self:?} ({})", crate::names::attr_name(*t))
+            }
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Store(e.to_string())
+    }
+}

@@ -1,0 +1,141 @@
+//! Caller memory in, caller memory out: every pointer the C ABI receives is checked and
+//! copied here, once, into owned Rust values; every output goes through [`write_bytes`]
+//! or [`write_list`], which implement the spec's length-query protocol (§5.2) in one place.
+
+use cryptoki_sys::*;
+
+use crate::error::{Error, Result};
+use crate::object::{Attr, Template};
+
+fn len(n: CK_ULONG) -> Result<usize> {
+    usize::try_from(n).map_err(|_| Error::ArgumentsBad("length does not fit in memory"))
+}
+
+/// Borrows `(ptr, len)` as a slice; NULL is accepted only with length 0.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to `len` readable bytes that outlive the returned slice.
+pub unsafe fn bytes<'a>(ptr: *const CK_BYTE, n: CK_ULONG) -> Result<&'a [u8]> {
+    let n = len(n)?;
+    if ptr.is_null() {
+        return if n == 0 { Ok(&[]) } else { Err(Error::ArgumentsBad("NULL buffer with a non-zero length")) };
+    }
+    // SAFETY: non-NULL, and the caller promises `n` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
+/// Borrows `(ptr, count)` as a slice of `T`; NULL is accepted only with count 0.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to `count` readable, initialized `T`.
+pub unsafe fn items<'a, T>(ptr: *const T, count: CK_ULONG) -> Result<&'a [T]> {
+    let n = len(count)?;
+    if ptr.is_null() {
+        return if n == 0 { Ok(&[]) } else { Err(Error::ArgumentsBad("NULL array with a non-zero count")) };
+    }
+    // SAFETY: non-NULL, and the caller promises `n` initialized elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
+/// Copies a caller's template into an owned [`Template`].
+///
+/// # Safety
+/// `ptr` must point to `count` `CK_ATTRIBUTE`s whose non-NULL `pValue`s point to
+/// `ulValueLen` readable bytes.
+pub unsafe fn template(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Template> {
+    // SAFETY: forwarded from this function's contract.
+    let attrs = unsafe { items(ptr, count) }?;
+    let mut out = Vec::with_capacity(attrs.len());
+    for a in attrs {
+        // SAFETY: forwarded from this function's contract.
+        let value = unsafe { bytes(a.pValue as *const CK_BYTE, a.ulValueLen) }?;
+        out.push(Attr::new(a.type_, value));
+    }
+    Ok(Template(out))
+}
+
+/// A mutable reference to an output parameter; NULL is `CKR_ARGUMENTS_BAD`.
+///
+/// # Safety
+/// A non-NULL `ptr` must be valid for writes of a `T` for the returned lifetime.
+pub unsafe fn out<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
+    // SAFETY: the caller promises a non-NULL `ptr` is valid for writes.
+    unsafe { ptr.as_mut() }.ok_or(Error::ArgumentsBad("NULL output pointer"))
+}
+
+/// Writes `data` under the length-query protocol: a NULL `buf` reports the length; a
+/// short one reports it too and fails with `CKR_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// `len_ptr` must be valid for reads and writes; a non-NULL `buf` must be valid for
+/// writes of `*len_ptr` bytes.
+pub unsafe fn write_bytes(buf: *mut CK_BYTE, len_ptr: *mut CK_ULONG, data: &[u8]) -> Result<()> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { write_list(buf, len_ptr, data) }
+}
+
+/// [`write_bytes`] for arrays of `T` (slot ids, mechanism types, handles).
+///
+/// # Safety
+/// `count_ptr` must be valid for reads and writes; a non-NULL `buf` must be valid for
+/// writes of `*count_ptr` elements.
+pub unsafe fn write_list<T: Copy>(buf: *mut T, count_ptr: *mut CK_ULONG, data: &[T]) -> Result<()> {
+    // SAFETY: forwarded from this function's contract.
+    let count = unsafe { out(count_ptr) }?;
+    let room = *count;
+    *count = data.len() as CK_ULONG;
+    if buf.is_null() {
+        return Ok(());
+    }
+    if room < data.len() as CK_ULONG {
+        return Err(Error::BufferTooSmall(data.len()));
+    }
+    // SAFETY: `buf` has room for `room >= data.len()` elements (caller's contract) and
+    // cannot overlap `data`, which the module owns.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len()) };
+    Ok(())
+}
+
+/// Reads a NUL-terminated string (interface names).
+///
+/// # Safety
+/// A non-NULL `ptr` must point to a NUL-terminated string.
+pub unsafe fn c_str<'a>(ptr: *const CK_UTF8CHAR) -> Option<&'a [u8]> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    Some(unsafe { std::ffi::CStr::from_ptr(ptr.cast()) }.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_with_zero_length_is_an_empty_slice() {
+        // SAFETY: NULL with length 0 is never dereferenced.
+        assert_eq!(unsafe { bytes(std::ptr::null(), 0) }, Ok(&[][..]));
+        // SAFETY: as above; the non-zero length must be refused before any read.
+        assert!(unsafe { bytes(std::ptr::null(), 3) }.is_err());
+    }
+
+    #[test]
+    fn the_length_query_reports_the_size_and_a_short_buffer_fails() {
+        let data = [1u8, 2, 3];
+        let mut n: CK_ULONG = 0;
+        // SAFETY: `n` is a valid local; NULL buffer asks for the length only.
+        unsafe { write_bytes(std::ptr::null_mut(), &mut n, &data) }.expect("query");
+        assert_eq!(n, 3);
+        let mut buf = [0u8; 2];
+        n = 2;
+        // SAFETY: `buf` has room for `n` bytes.
+        let err = unsafe { write_bytes(buf.as_mut_ptr(), &mut n, &data) }.unwrap_err();
+        assert_eq!((err, n, buf), (Error::BufferTooSmall(3), 3, [0, 0]), "short buffer left unchanged");
+        let mut buf = [0u8; 4];
+        n = 4;
+        // SAFETY: `buf` has room for `n` bytes.
+        unsafe { write_bytes(buf.as_mut_ptr(), &mut n, &data) }.expect("write");
+        assert_eq!((n, buf), (3, [1, 2, 3, 0]));
+    }
+}

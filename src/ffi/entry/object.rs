@@ -1,0 +1,194 @@
+//! Object management (PKCS#11 3.2 §5.7).
+
+use cryptoki_sys::*;
+
+use crate::error::{Error, Result};
+use crate::ffi::args::{out, template};
+use crate::ffi::guard;
+use crate::session::objects::{self, Answer};
+
+/// `C_CreateObject` (§5.7.1).
+///
+/// # Safety
+/// `attrs` points to `count` attributes; `object` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn C_CreateObject(
+    session: CK_SESSION_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    object: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_CreateObject", || {
+        // SAFETY: forwarded from this function's contract.
+        let (t, object) = unsafe { (template(attrs, count)?, out(object)?) };
+        *object = objects::create(session, &t)?;
+        Ok(())
+    })
+}
+
+/// `C_CopyObject` (§5.7.2).
+///
+/// # Safety
+/// `attrs` points to `count` attributes; `new_object` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn C_CopyObject(
+    session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    new_object: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_CopyObject", || {
+        // SAFETY: forwarded from this function's contract.
+        let (t, new_object) = unsafe { (template(attrs, count)?, out(new_object)?) };
+        *new_object = objects::copy(session, object, &t)?;
+        Ok(())
+    })
+}
+
+/// `C_DestroyObject` (§5.7.3).
+#[no_mangle]
+pub extern "C" fn C_DestroyObject(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> CK_RV {
+    guard("C_DestroyObject", || objects::destroy(session, object))
+}
+
+/// `C_GetObjectSize` (§5.7.4).
+///
+/// # Safety
+/// `size` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn C_GetObjectSize(
+    session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    size: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_GetObjectSize", || {
+        // SAFETY: the caller passes NULL or a writable CK_ULONG.
+        let size = unsafe { out(size) }?;
+        *size = objects::size(session, object)? as CK_ULONG;
+        Ok(())
+    })
+}
+
+/// Fills one caller attribute from its answer; the error it contributes, if any.
+fn answer_into(slot: &mut CK_ATTRIBUTE, answer: Answer) -> Option<Error> {
+    let (len, err) = match answer {
+        Answer::Invalid => (CK_UNAVAILABLE_INFORMATION, Some(Error::AttributeTypeInvalid(slot.type_))),
+        Answer::Sensitive => (CK_UNAVAILABLE_INFORMATION, Some(Error::AttributeSensitive(slot.type_))),
+        Answer::Value(v) if slot.pValue.is_null() => (v.len() as CK_ULONG, None),
+        Answer::Value(v) if slot.ulValueLen < v.len() as CK_ULONG => {
+            (CK_UNAVAILABLE_INFORMATION, Some(Error::BufferTooSmall(v.len())))
+        }
+        Answer::Value(v) => {
+            // SAFETY: pValue is non-NULL with room for ulValueLen >= v.len() bytes (the
+            // caller's contract for C_GetAttributeValue).
+            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), slot.pValue.cast::<u8>(), v.len()) };
+            (v.len() as CK_ULONG, None)
+        }
+    };
+    slot.ulValueLen = len;
+    err
+}
+
+/// `C_GetAttributeValue` (§5.7.5): every attribute is answered; the return code reports
+/// the first one that could not be (sensitive, invalid, or a short buffer).
+///
+/// # Safety
+/// `attrs` points to `count` writable attributes whose non-NULL `pValue`s have room for
+/// `ulValueLen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_GetAttributeValue(
+    session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> CK_RV {
+    guard("C_GetAttributeValue", || {
+        if attrs.is_null() {
+            return Err(Error::ArgumentsBad("NULL template"));
+        }
+        let n = usize::try_from(count).map_err(|_| Error::ArgumentsBad("count does not fit in memory"))?;
+        // SAFETY: non-NULL, and the caller promises `count` writable attributes.
+        let slots = unsafe { std::slice::from_raw_parts_mut(attrs, n) };
+        let types: Vec<CK_ATTRIBUTE_TYPE> = slots.iter().map(|a| a.type_).collect();
+        let answers = objects::get_attributes(session, object, &types)?;
+        let mut first: Option<Error> = None;
+        for (slot, answer) in slots.iter_mut().zip(answers) {
+            let err = answer_into(slot, answer);
+            first = first.or(err);
+        }
+        first.map_or(Ok(()), Err)
+    })
+}
+
+/// `C_SetAttributeValue` (§5.7.6).
+///
+/// # Safety
+/// `attrs` points to `count` attributes.
+#[no_mangle]
+pub unsafe extern "C" fn C_SetAttributeValue(
+    session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> CK_RV {
+    guard("C_SetAttributeValue", || {
+        // SAFETY: forwarded from this function's contract.
+        let t = unsafe { template(attrs, count) }?;
+        objects::set_attributes(session, object, &t)
+    })
+}
+
+/// `C_FindObjectsInit` (§5.7.7).
+///
+/// # Safety
+/// `attrs` points to `count` attributes (NULL with 0 finds everything visible).
+#[no_mangle]
+pub unsafe extern "C" fn C_FindObjectsInit(
+    session: CK_SESSION_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> CK_RV {
+    guard("C_FindObjectsInit", || {
+        // SAFETY: forwarded from this function's contract.
+        let t = unsafe { template(attrs, count) }?;
+        objects::find_init(session, &t)
+    })
+}
+
+fn find_next(session: CK_SESSION_HANDLE, found: &mut [CK_OBJECT_HANDLE]) -> Result<usize> {
+    let handles = objects::find_next(session, found.len())?;
+    found[..handles.len()].copy_from_slice(&handles);
+    Ok(handles.len())
+}
+
+/// `C_FindObjects` (§5.7.8).
+///
+/// # Safety
+/// `found` has room for `max` handles; `count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn C_FindObjects(
+    session: CK_SESSION_HANDLE,
+    found: *mut CK_OBJECT_HANDLE,
+    max: CK_ULONG,
+    count: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_FindObjects", || {
+        // SAFETY: the caller passes NULL or a writable CK_ULONG.
+        let count = unsafe { out(count) }?;
+        if found.is_null() {
+            return Err(Error::ArgumentsBad("NULL handle array"));
+        }
+        let n = usize::try_from(max).map_err(|_| Error::ArgumentsBad("count does not fit in memory"))?;
+        // SAFETY: non-NULL with room for `max` handles (caller's contract).
+        let found = unsafe { std::slice::from_raw_parts_mut(found, n) };
+        *count = find_next(session, found)? as CK_ULONG;
+        Ok(())
+    })
+}
+
+/// `C_FindObjectsFinal` (§5.7.9).
+#[no_mangle]
+pub extern "C" fn C_FindObjectsFinal(session: CK_SESSION_HANDLE) -> CK_RV {
+    guard("C_FindObjectsFinal", || objects::find_final(session))
+}

@@ -1,0 +1,42 @@
+//! Random number generation (PKCS#11 3.2 §5.19).
+
+use cryptoki_sys::*;
+
+use crate::error::Error;
+use crate::ffi::args::bytes;
+use crate::ffi::guard;
+use crate::session;
+
+/// `C_SeedRandom` (§5.19.1): the OS CSPRNG takes no seed, so `CKR_RANDOM_SEED_NOT_SUPPORTED`.
+///
+/// # Safety
+/// `seed` points to `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_SeedRandom(handle: CK_SESSION_HANDLE, seed: *mut CK_BYTE, len: CK_ULONG) -> CK_RV {
+    guard("C_SeedRandom", || {
+        // SAFETY: the caller passes `len` readable bytes.
+        let seed = unsafe { bytes(seed, len) }?;
+        session::seed_random(handle, seed)
+    })
+}
+
+/// `C_GenerateRandom` (§5.19.2).
+///
+/// # Safety
+/// `out` is valid for writes of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateRandom(handle: CK_SESSION_HANDLE, out: *mut CK_BYTE, len: CK_ULONG) -> CK_RV {
+    guard("C_GenerateRandom", || {
+        let n = usize::try_from(len).map_err(|_| Error::ArgumentsBad("length does not fit in memory"))?;
+        if out.is_null() && n > 0 {
+            return Err(Error::ArgumentsBad("NULL output buffer"));
+        }
+        let mut buf = vec![0u8; n];
+        session::generate_random(handle, &mut buf)?;
+        if n > 0 {
+            // SAFETY: `out` is non-NULL and has room for `n` bytes (caller's contract).
+            unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), out, n) };
+        }
+        Ok(())
+    })
+}

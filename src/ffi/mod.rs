@@ -1,0 +1,71 @@
+//! `ffi/`: the C ABI, and the only place with `unsafe` code.
+//!
+//! Every exported `C_*` function is a short shim: a panic boundary ([`guard`]),
+//! conversion of caller pointers into owned Rust values (`args.rs`), one call into the
+//! safe core, and the mapping of its [`Error`] to a `CK_RV` (`rv.rs`). No panic crosses
+//! this boundary and no pointer goes below it.
+
+#![allow(unsafe_code)]
+
+pub mod args;
+pub mod entry;
+pub mod function_list;
+pub mod rv;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use cryptoki_sys::{CKR_GENERAL_ERROR, CKR_OK, CK_RV};
+
+use crate::error::{Error, Result};
+
+/// Runs one entry point's body: panics become `CKR_GENERAL_ERROR`, errors their `CK_RV`,
+/// each with a log line naming the function.
+pub fn guard(function: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => CKR_OK,
+        Ok(Err(e)) => {
+            let code = rv::rv(&e);
+            match e {
+                Error::Store(_) | Error::Integrity(_) | Error::General(_) | Error::Config(_) => {
+                    log::error!("{function}: {e} -> {}", crate::names::rv_name(code))
+                }
+                Error::ArgumentsBad(_) => log::warn!("{function}: {e} -> {}", crate::names::rv_name(code)),
+                _ => log::info!("{function}: {e} -> {}", crate::names::rv_name(code)),
+            }
+            code
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("{function}: internal panic caught at the C boundary: {what}");
+            CKR_GENERAL_ERROR
+        }
+    }
+}
+
+/// The body of every function this token does not implement.
+pub fn not_supported(function: &'static str) -> CK_RV {
+    guard(function, || {
+        crate::module::get()?;
+        Err(Error::FunctionNotSupported)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_general_error() {
+        assert_eq!(guard("test", || panic!("boom")), CKR_GENERAL_ERROR);
+    }
+
+    #[test]
+    fn an_error_becomes_its_return_code() {
+        assert_eq!(guard("test", || Err(Error::PinLocked)), cryptoki_sys::CKR_PIN_LOCKED);
+        assert_eq!(guard("test", || Ok(())), CKR_OK);
+    }
+}

@@ -1,0 +1,79 @@
+//! The one place an [`Error`] becomes a `CK_RV`.
+//!
+//! The match is exhaustive with no catch-all arm: a new error variant does not compile
+//! until someone decides its return code here.
+
+use cryptoki_sys::*;
+
+use crate::error::Error;
+
+/// The return code for `e`.
+pub fn rv(e: &Error) -> CK_RV {
+    match e {
+        Error::NotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
+        Error::AlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
+        Error::ArgumentsBad(_) => CKR_ARGUMENTS_BAD,
+        Error::CantLock => CKR_CANT_LOCK,
+        Error::Config(_) => CKR_GENERAL_ERROR,
+        Error::FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
+        Error::FunctionNotParallel => CKR_FUNCTION_NOT_PARALLEL,
+        Error::NoEvent => CKR_NO_EVENT,
+        Error::SlotIdInvalid => CKR_SLOT_ID_INVALID,
+        Error::TokenNotInitialized => CKR_TOKEN_NOT_RECOGNIZED,
+        Error::SessionHandleInvalid => CKR_SESSION_HANDLE_INVALID,
+        Error::SessionParallelNotSupported => CKR_SESSION_PARALLEL_NOT_SUPPORTED,
+        Error::SessionReadOnly => CKR_SESSION_READ_ONLY,
+        Error::SessionExists => CKR_SESSION_EXISTS,
+        Error::SessionReadOnlyExists => CKR_SESSION_READ_ONLY_EXISTS,
+        Error::SessionReadWriteSoExists => CKR_SESSION_READ_WRITE_SO_EXISTS,
+        Error::UserNotLoggedIn => CKR_USER_NOT_LOGGED_IN,
+        Error::UserAlreadyLoggedIn => CKR_USER_ALREADY_LOGGED_IN,
+        Error::UserAnotherAlreadyLoggedIn => CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+        Error::UserPinNotInitialized => CKR_USER_PIN_NOT_INITIALIZED,
+        Error::UserTypeInvalid => CKR_USER_TYPE_INVALID,
+        Error::PinIncorrect => CKR_PIN_INCORRECT,
+        Error::PinLocked => CKR_PIN_LOCKED,
+        Error::PinLenRange => CKR_PIN_LEN_RANGE,
+        Error::PinInvalid => CKR_PIN_INVALID,
+        Error::ObjectHandleInvalid => CKR_OBJECT_HANDLE_INVALID,
+        Error::AttributeTypeInvalid(_) => CKR_ATTRIBUTE_TYPE_INVALID,
+        Error::AttributeValueInvalid(_) => CKR_ATTRIBUTE_VALUE_INVALID,
+        Error::AttributeReadOnly(_) => CKR_ATTRIBUTE_READ_ONLY,
+        Error::AttributeSensitive(_) => CKR_ATTRIBUTE_SENSITIVE,
+        Error::TemplateIncomplete(_) => CKR_TEMPLATE_INCOMPLETE,
+        Error::TemplateInconsistent(_) => CKR_TEMPLATE_INCONSISTENT,
+        Error::ActionProhibited => CKR_ACTION_PROHIBITED,
+        Error::OperationActive => CKR_OPERATION_ACTIVE,
+        Error::OperationNotInitialized => CKR_OPERATION_NOT_INITIALIZED,
+        Error::BufferTooSmall(_) => CKR_BUFFER_TOO_SMALL,
+        Error::RandomSeedNotSupported => CKR_RANDOM_SEED_NOT_SUPPORTED,
+        Error::MechanismInvalid => CKR_MECHANISM_INVALID,
+        Error::Store(_) => CKR_DEVICE_ERROR,
+        Error::Integrity(_) => CKR_DEVICE_ERROR,
+        Error::General(_) => CKR_GENERAL_ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mapping_is_pinned() {
+        let table: &[(Error, CK_RV)] = &[
+            (Error::NotInitialized, CKR_CRYPTOKI_NOT_INITIALIZED),
+            (Error::AlreadyInitialized, CKR_CRYPTOKI_ALREADY_INITIALIZED),
+            (Error::CantLock, CKR_CANT_LOCK),
+            (Error::PinLocked, CKR_PIN_LOCKED),
+            (Error::SessionReadOnlyExists, CKR_SESSION_READ_ONLY_EXISTS),
+            (Error::AttributeSensitive(0), CKR_ATTRIBUTE_SENSITIVE),
+            (Error::BufferTooSmall(9), CKR_BUFFER_TOO_SMALL),
+            (Error::Store("x".into()), CKR_DEVICE_ERROR),
+            (Error::Integrity("x"), CKR_DEVICE_ERROR),
+            (Error::Config("x".into()), CKR_GENERAL_ERROR),
+        ];
+        for (e, want) in table {
+            assert_eq!(rv(e), *want, "{e:?}");
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! CollabVault PKCS#11: a PKCS#11 3.2 token with an enterprise key hierarchy behind it.
+//!
+//! Applications load `libcollabvault_pkcs11.so` like any token. The crate is layered, each
+//! layer depending only on those below it:
+//!
+//! ```text
+//! ffi/        the C ABI: exported C_* functions, function lists, pointer checks,
+//!             panic boundary, Error -> CK_RV. The only unsafe code.
+//! module      process-wide state: initialize/finalize, fork detection, slots
+//! session/    sessions, login calls, object handles, find and (later) crypto operations
+//! token/      one workspace's token: PINs, login state, the storage key
+//! object/     the attribute model and the spec's policy table
+//! store/      SQLite behind a domain trait; sealing; the audit chain's row format
+//! ```
+//!
+//! Below `ffi/` everything is safe Rust without raw pointers, testable without the C ABI.
+
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod ffi;
+pub mod logging;
+pub mod module;
+pub mod names;
+pub mod object;
+pub mod rng;
+pub mod session;
+pub mod store;
+pub mod token;
+
+pub use error::{Error, Result};

@@ -1,0 +1,165 @@
+//! `module`: process-wide state: initialize and finalize, fork detection, slots.
+//!
+//! The state is one `Arc<Module>` behind a lock that is held only to clone or swap the
+//! `Arc`, never across crypto or I/O, so threads run their calls concurrently. A forked
+//! child sees the parent's pid in the state and treats the module as uninitialized; its
+//! `C_Initialize` starts afresh and leaks (never touches) the parent's copy, whose SQLite
+//! handles and locks belong to the parent.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use parking_lot::RwLock;
+
+use crate::config::{log_level_filter, Config};
+use crate::error::{Error, Result};
+use crate::session::{handles::HandleTable, SessionTable};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Backend;
+use crate::token::{padded, Token, MANUFACTURER};
+
+/// The initialized module.
+pub struct Module {
+    pid: u32,
+    /// One token per configured workspace; the slot id is the index.
+    pub tokens: Vec<Arc<Token>>,
+    /// This application's open sessions.
+    pub sessions: SessionTable,
+    /// This application's object handles.
+    pub handles: HandleTable,
+}
+
+static STATE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
+
+/// The module, if initialized in this process.
+pub fn get() -> Result<Arc<Module>> {
+    match &*STATE.read() {
+        Some(m) if m.pid == std::process::id() => Ok(m.clone()),
+        _ => Err(Error::NotInitialized),
+    }
+}
+
+/// `C_Initialize` (after the C ABI has checked its arguments).
+pub fn initialize() -> Result<()> {
+    let mut state = STATE.write();
+    if let Some(m) = state.as_ref() {
+        if m.pid == std::process::id() {
+            return Err(Error::AlreadyInitialized);
+        }
+        // A forked child: the parent's state is not ours to drop.
+        std::mem::forget(state.take());
+    }
+    let module = Module::load().inspect_err(|e| log::error!("C_Initialize failed: {e}"))?;
+    log::info!("initialized: {} slot(s)", module.tokens.len());
+    *state = Some(Arc::new(module));
+    Ok(())
+}
+
+/// `C_Finalize`: drops all sessions and login state (zeroizing keys).
+pub fn finalize() -> Result<()> {
+    let mut state = STATE.write();
+    match state.as_ref() {
+        Some(m) if m.pid == std::process::id() => {
+            *state = None;
+            log::info!("finalized");
+            Ok(())
+        }
+        _ => Err(Error::NotInitialized),
+    }
+}
+
+impl Module {
+    fn load() -> Result<Module> {
+        let config = Config::from_env().inspect_err(|e| {
+            // The logger may not be configured yet: make sure this line is seen.
+            drop(crate::logging::configure(log::LevelFilter::Error, None));
+            log::error!("{e}");
+        })?;
+        let level = log_level_filter(&config.log_level).unwrap_or(log::LevelFilter::Warn);
+        crate::logging::configure(level, config.log_file.as_deref())?;
+        let store: Arc<dyn Backend> = Arc::new(SqliteStore::open(&config.store_dir)?);
+        log::info!("store at {}; root of trust: software (sealed under the token PINs)", config.store_dir.display());
+        let tokens = config
+            .workspaces
+            .iter()
+            .enumerate()
+            .map(|(slot, ws)| {
+                Token::open(slot as CK_SLOT_ID, ws, store.clone(), config.pin_policy.clone()).map(Arc::new)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Module {
+            pid: std::process::id(),
+            tokens,
+            sessions: SessionTable::default(),
+            handles: HandleTable::default(),
+        })
+    }
+
+    /// The token in `slot`.
+    pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
+        usize::try_from(slot).ok().and_then(|i| self.tokens.get(i)).ok_or(Error::SlotIdInvalid)
+    }
+}
+
+/// `C_GetInfo`.
+pub fn info() -> Result<CK_INFO> {
+    get()?;
+    Ok(CK_INFO {
+        cryptokiVersion: CK_VERSION { major: 3, minor: 2 },
+        manufacturerID: padded(MANUFACTURER),
+        flags: 0,
+        libraryDescription: padded("CollabVault PKCS#11 provider"),
+        libraryVersion: CK_VERSION { major: 0, minor: 1 },
+    })
+}
+
+/// `C_GetSlotList`: every slot has its token present, so the filter changes nothing.
+pub fn slot_list() -> Result<Vec<CK_SLOT_ID>> {
+    Ok(get()?.tokens.iter().map(|t| t.slot_id).collect())
+}
+
+/// `C_GetSlotInfo`.
+pub fn slot_info(slot: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
+    let m = get()?;
+    let token = m.token(slot)?;
+    let version = CK_VERSION { major: 0, minor: 1 };
+    Ok(CK_SLOT_INFO {
+        slotDescription: padded(&format!("CollabVault workspace {}", token.workspace)),
+        manufacturerID: padded(MANUFACTURER),
+        flags: CKF_TOKEN_PRESENT,
+        hardwareVersion: version,
+        firmwareVersion: version,
+    })
+}
+
+/// `C_GetTokenInfo`.
+pub fn token_info(slot: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
+    let m = get()?;
+    let (all, rw) = m.sessions.counts(slot);
+    m.token(slot)?.info(all, rw)
+}
+
+/// `C_InitToken`: refused while this application has sessions on the token.
+pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()> {
+    let m = get()?;
+    let token = m.token(slot)?;
+    if m.sessions.counts(slot).0 > 0 {
+        return Err(Error::SessionExists);
+    }
+    let label = String::from_utf8_lossy(label);
+    token.init(so_pin, label.trim_end_matches([' ', '\0']))?;
+    m.handles.forget_slot(slot);
+    Ok(())
+}
+
+/// `C_GetMechanismList`: no mechanisms yet; the mechanism issues add them.
+pub fn mechanism_list(slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
+    get()?.token(slot)?;
+    Ok(Vec::new())
+}
+
+/// `C_GetMechanismInfo`.
+pub fn mechanism_info(slot: CK_SLOT_ID, _mechanism: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
+    get()?.token(slot)?;
+    Err(Error::MechanismInvalid)
+}

@@ -1,0 +1,482 @@
+//! `object/`: the attribute model and the spec's policy over it.
+//!
+//! An [`Object`] is a validated attribute set. Every way an object comes into being or
+//! changes (create, copy, set) goes through the policy table in `policy.rs`, and every
+//! read through [`Object::read`], which never reveals key material of a sensitive or
+//! unextractable key. This layer knows nothing of sessions, handles or SQL.
+
+pub mod codec;
+pub mod policy;
+pub mod template;
+
+use std::collections::BTreeMap;
+
+use cryptoki_sys::*;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, Result};
+use crate::store::{sealed, ObjectRecord};
+use policy::{Classes, Kind, Row, Rules};
+use template::{decode_bool, decode_ulong};
+pub use template::{Attr, Template};
+
+/// What a read of one attribute yields.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read<'a> {
+    /// The value.
+    Value(&'a [u8]),
+    /// The attribute exists but must not leave the token (`CKR_ATTRIBUTE_SENSITIVE`).
+    Sensitive,
+    /// The object has no such attribute (`CKR_ATTRIBUTE_TYPE_INVALID`).
+    Invalid,
+}
+
+/// A validated object.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Object {
+    class: Classes,
+    attrs: BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>,
+    /// Loaded without the storage key: its sealed attributes are absent and read as sensitive.
+    locked: bool,
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        self.attrs.values_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.attrs.keys().map(|t| crate::names::attr_name(*t)).collect();
+        f.debug_struct("Object").field("class", &self.class).field("attrs", &names).finish()
+    }
+}
+
+fn check_kind(row: &Row, value: &[u8]) -> Result<()> {
+    let ok = match row.kind {
+        Kind::Bool => decode_bool(row.ty, value).is_ok(),
+        Kind::Ulong => decode_ulong(row.ty, value).is_ok(),
+        Kind::Bytes => true,
+        Kind::Date => value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)),
+        Kind::MechList => value.len() % std::mem::size_of::<CK_ULONG>() == 0,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::AttributeValueInvalid(row.ty))
+    }
+}
+
+fn class_of(template: &Template) -> Result<(CK_OBJECT_CLASS, Classes)> {
+    let class = template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?;
+    let bit = Classes::of(class).ok_or(Error::AttributeValueInvalid(CKA_CLASS))?;
+    Ok((class, bit))
+}
+
+fn unique_id() -> Result<Vec<u8>> {
+    let mut raw = [0u8; 16];
+    crate::rng::fill(&mut raw)?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
+}
+
+impl Object {
+    /// `C_CreateObject`: validates `template` against the policy and fills defaults.
+    pub fn create(template: &Template) -> Result<Object> {
+        template.check_unique()?;
+        let (_, class) = class_of(template)?;
+        let mut attrs = BTreeMap::new();
+        for a in &template.0 {
+            let row = policy::lookup(class, a.ty).ok_or(Error::AttributeTypeInvalid(a.ty))?;
+            if row.rules.has(Rules::TOKEN_SET) {
+                return Err(Error::AttributeReadOnly(a.ty));
+            }
+            if row.rules.has(Rules::DERIVED) {
+                return Err(Error::TemplateInconsistent(a.ty));
+            }
+            check_kind(row, &a.value)?;
+            attrs.insert(a.ty, a.value.clone());
+        }
+        let mut object = Object { class, attrs, locked: false };
+        object.fill_defaults()?;
+        object.check_class_rules()?;
+        object.attrs.insert(CKA_UNIQUE_ID, unique_id()?);
+        Ok(object)
+    }
+
+    fn fill_defaults(&mut self) -> Result<()> {
+        for row in policy::rows_for(self.class) {
+            if self.attrs.contains_key(&row.ty) {
+                continue;
+            }
+            let value = match row.default {
+                policy::Fallback::None if row.rules.has(Rules::REQUIRED) => {
+                    return Err(Error::TemplateIncomplete(row.ty))
+                }
+                policy::Fallback::None => continue,
+                policy::Fallback::Bool(b) => vec![CK_BBOOL::from(b)],
+                policy::Fallback::Ulong(v) => v.to_ne_bytes().to_vec(),
+                policy::Fallback::Empty => Vec::new(),
+            };
+            self.attrs.insert(row.ty, value);
+        }
+        // Keys are private unless the template says otherwise; other objects public.
+        let private_by_default = self.class == Classes::SECRET;
+        self.attrs.entry(CKA_PRIVATE).or_insert_with(|| vec![CK_BBOOL::from(private_by_default)]);
+        Ok(())
+    }
+
+    fn check_class_rules(&mut self) -> Result<()> {
+        match self.class() {
+            CKO_CERTIFICATE if self.ulong(CKA_CERTIFICATE_TYPE) != Some(CKC_X_509) => {
+                Err(Error::AttributeValueInvalid(CKA_CERTIFICATE_TYPE))
+            }
+            CKO_SECRET_KEY => {
+                let len = self.bytes(CKA_VALUE).map_or(0, <[u8]>::len);
+                let len_ok = match self.ulong(CKA_KEY_TYPE) {
+                    Some(CKK_GENERIC_SECRET) => len > 0,
+                    Some(CKK_AES) => matches!(len, 16 | 24 | 32),
+                    _ => return Err(Error::AttributeValueInvalid(CKA_KEY_TYPE)),
+                };
+                if !len_ok {
+                    return Err(Error::AttributeValueInvalid(CKA_VALUE));
+                }
+                self.attrs.insert(CKA_VALUE_LEN, (len as CK_ULONG).to_ne_bytes().to_vec());
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `CKA_CLASS`.
+    pub fn class(&self) -> CK_OBJECT_CLASS {
+        self.ulong(CKA_CLASS).unwrap_or(CK_UNAVAILABLE_INFORMATION)
+    }
+
+    /// A boolean attribute; false when absent.
+    pub fn flag(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
+        self.attrs.get(&ty).is_some_and(|v| v.as_slice() == [CK_TRUE])
+    }
+
+    /// A `CK_ULONG` attribute, if present and well formed.
+    pub fn ulong(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<CK_ULONG> {
+        self.attrs.get(&ty).and_then(|v| decode_ulong(ty, v).ok())
+    }
+
+    /// Raw attribute bytes, if present. Inside the token only: API reads go through [`Object::read`].
+    pub fn bytes(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        self.attrs.get(&ty).map(Vec::as_slice)
+    }
+
+    /// `CKA_TOKEN`.
+    pub fn is_token(&self) -> bool {
+        self.flag(CKA_TOKEN)
+    }
+
+    /// `CKA_PRIVATE`.
+    pub fn is_private(&self) -> bool {
+        self.flag(CKA_PRIVATE)
+    }
+
+    fn row(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static Row> {
+        policy::lookup(self.class, ty)
+    }
+
+    /// Whether the attribute is kept sealed at rest: key material, and the value of a
+    /// private data object.
+    fn is_sealed(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
+        self.row(ty).is_some_and(|r| r.rules.has(Rules::SECRET)) || (ty == CKA_VALUE && self.is_private())
+    }
+
+    fn reveals(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
+        let secret = self.row(ty).is_some_and(|r| r.rules.has(Rules::SECRET));
+        let guarded = secret && (self.flag(CKA_SENSITIVE) || !self.flag(CKA_EXTRACTABLE));
+        !guarded && !(self.locked && self.is_sealed(ty))
+    }
+
+    /// `C_GetAttributeValue` for one attribute, under the spec's sensitivity rules.
+    pub fn read(&self, ty: CK_ATTRIBUTE_TYPE) -> Read<'_> {
+        match self.attrs.get(&ty) {
+            None if self.locked && self.is_sealed(ty) => Read::Sensitive,
+            None => Read::Invalid,
+            Some(_) if !self.reveals(ty) => Read::Sensitive,
+            Some(v) => Read::Value(v),
+        }
+    }
+
+    /// Whether the object matches every attribute of a find template. Attributes the
+    /// caller could not read never match, so a find is no oracle for secret values.
+    pub fn matches(&self, template: &Template) -> bool {
+        template.0.iter().all(|a| matches!(self.read(a.ty), Read::Value(v) if v == a.value.as_slice()))
+    }
+
+    /// `C_GetObjectSize`: the bytes the object's attributes take.
+    pub fn size(&self) -> usize {
+        self.attrs.values().map(|v| v.len() + 12).sum()
+    }
+
+    /// Checks one attribute change against the policy. `copying` allows the attributes
+    /// the spec lets `C_CopyObject` change.
+    fn check_change(&self, a: &Attr, copying: bool) -> Result<()> {
+        let row = self.row(a.ty).ok_or(Error::AttributeTypeInvalid(a.ty))?;
+        check_kind(row, &a.value)?;
+        let r = row.rules;
+        let fixed = r.has(Rules::FIXED) && !(copying && r.has(Rules::CHANGE_ON_COPY));
+        if r.has(Rules::TOKEN_SET) || r.has(Rules::DERIVED) || fixed {
+            return Err(Error::AttributeReadOnly(a.ty));
+        }
+        let now = self.flag(a.ty);
+        let new = a.value.as_slice() == [CK_TRUE];
+        if (r.has(Rules::ONLY_TO_TRUE) && now && !new) || (r.has(Rules::ONLY_TO_FALSE) && !now && new) {
+            return Err(Error::AttributeReadOnly(a.ty));
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, template: &Template, copying: bool) -> Result<()> {
+        template.check_unique()?;
+        for a in &template.0 {
+            self.check_change(a, copying)?;
+        }
+        for a in &template.0 {
+            self.attrs.insert(a.ty, a.value.clone());
+        }
+        Ok(())
+    }
+
+    /// `C_SetAttributeValue`: all changes or none.
+    pub fn set(&mut self, template: &Template) -> Result<()> {
+        if !self.flag(CKA_MODIFIABLE) {
+            return Err(Error::ActionProhibited);
+        }
+        let mut changed = self.clone();
+        changed.apply(template, false)?;
+        *self = changed;
+        Ok(())
+    }
+
+    /// `C_CopyObject`: a new object with a fresh `CKA_UNIQUE_ID` and the template applied.
+    pub fn copy(&self, template: &Template) -> Result<Object> {
+        if !self.flag(CKA_COPYABLE) {
+            return Err(Error::ActionProhibited);
+        }
+        if self.locked {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let mut copy = self.clone();
+        copy.apply(template, true)?;
+        copy.attrs.insert(CKA_UNIQUE_ID, unique_id()?);
+        Ok(copy)
+    }
+
+    fn unique_id(&self) -> String {
+        String::from_utf8_lossy(self.bytes(CKA_UNIQUE_ID).unwrap_or_default()).into_owned()
+    }
+
+    /// A short name for logs and audit entries: unique id and label, never values.
+    pub fn describe(&self) -> String {
+        let label = String::from_utf8_lossy(self.bytes(CKA_LABEL).unwrap_or_default());
+        format!("{} {:?}", self.unique_id(), label)
+    }
+
+    fn seal_context(unique_id: &str) -> Vec<u8> {
+        format!("object:{unique_id}").into_bytes()
+    }
+
+    /// The stored form; secret attributes are sealed under `storage_key`, so storing an
+    /// object that has any needs the key (a logged-in user or SO).
+    pub fn to_record(&self, storage_key: Option<&[u8; 32]>) -> Result<ObjectRecord> {
+        if self.locked {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let (secret, public): (Vec<_>, Vec<_>) = self.attrs.iter().partition(|(ty, _)| self.is_sealed(**ty));
+        let unique_id = self.unique_id();
+        let sealed = if secret.is_empty() {
+            None
+        } else {
+            let key = storage_key.ok_or(Error::UserNotLoggedIn)?;
+            let plain = codec::encode(secret.into_iter().map(|(t, v)| (*t, v.as_slice())));
+            Some(sealed::seal(key, &Self::seal_context(&unique_id), &plain)?)
+        };
+        Ok(ObjectRecord {
+            class: self.class(),
+            key_type: self.ulong(CKA_KEY_TYPE),
+            label: self.bytes(CKA_LABEL).unwrap_or_default().to_vec(),
+            ckid: self.bytes(CKA_ID).map(<[u8]>::to_vec),
+            private: self.is_private(),
+            attrs: codec::encode(public.into_iter().map(|(t, v)| (*t, v.as_slice()))).to_vec(),
+            sealed,
+            unique_id,
+        })
+    }
+
+    /// Rebuilds an object from its stored form. Without the storage key its sealed
+    /// attributes stay closed and read as sensitive.
+    pub fn from_record(record: &ObjectRecord, storage_key: Option<&[u8; 32]>) -> Result<Object> {
+        let class = Classes::of(record.class).ok_or(Error::Integrity("stored object has an unknown class"))?;
+        let mut attrs: BTreeMap<_, _> = codec::decode(&record.attrs)?.into_iter().collect();
+        let mut locked = false;
+        match (&record.sealed, storage_key) {
+            (Some(blob), Some(key)) => {
+                let plain = sealed::open(key, &Self::seal_context(&record.unique_id), blob)?;
+                attrs.extend(codec::decode(&plain)?);
+            }
+            (Some(_), None) => locked = true,
+            (None, _) => {}
+        }
+        let object = Object { class, attrs, locked };
+        if object.class() != record.class || object.unique_id() != record.unique_id {
+            return Err(Error::Integrity("stored object's columns disagree with its attributes"));
+        }
+        Ok(object)
+    }
+
+    /// Key material for use inside the token (mechanisms), zeroized when dropped.
+    pub fn secret_value(&self) -> Option<Zeroizing<Vec<u8>>> {
+        self.bytes(CKA_VALUE).filter(|_| self.is_sealed(CKA_VALUE)).map(|v| Zeroizing::new(v.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aes_key(extra: Vec<Attr>) -> Template {
+        let mut t = vec![
+            Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+            Attr::ulong(CKA_KEY_TYPE, CKK_AES),
+            Attr::new(CKA_VALUE, vec![0x11; 32]),
+        ];
+        t.extend(extra);
+        Template(t)
+    }
+
+    fn data(extra: Vec<Attr>) -> Template {
+        let mut t = vec![Attr::ulong(CKA_CLASS, CKO_DATA), Attr::new(CKA_VALUE, "hello")];
+        t.extend(extra);
+        Template(t)
+    }
+
+    #[test]
+    fn a_data_object_gets_the_spec_defaults() {
+        let o = Object::create(&data(vec![])).expect("create");
+        assert!(!o.is_token() && !o.is_private() && o.flag(CKA_MODIFIABLE));
+        assert_eq!(o.read(CKA_LABEL), Read::Value(b""));
+        assert_eq!(o.read(CKA_VALUE), Read::Value(b"hello"));
+        assert!(matches!(o.read(CKA_UNIQUE_ID), Read::Value(v) if v.len() == 32));
+    }
+
+    #[test]
+    fn a_template_without_class_is_incomplete() {
+        let t = Template(vec![Attr::new(CKA_LABEL, "x")]);
+        assert_eq!(Object::create(&t).unwrap_err(), Error::TemplateIncomplete(CKA_CLASS));
+    }
+
+    #[test]
+    fn attributes_of_another_class_are_invalid() {
+        let t = data(vec![Attr::ulong(CKA_KEY_TYPE, CKK_AES)]);
+        assert_eq!(Object::create(&t).unwrap_err(), Error::AttributeTypeInvalid(CKA_KEY_TYPE));
+    }
+
+    #[test]
+    fn token_set_attributes_are_read_only_in_a_template() {
+        let t = aes_key(vec![Attr::bool(CKA_LOCAL, true)]);
+        assert_eq!(Object::create(&t).unwrap_err(), Error::AttributeReadOnly(CKA_LOCAL));
+    }
+
+    #[test]
+    fn value_len_on_import_is_inconsistent() {
+        let t = aes_key(vec![Attr::ulong(CKA_VALUE_LEN, 32)]);
+        assert_eq!(Object::create(&t).unwrap_err(), Error::TemplateInconsistent(CKA_VALUE_LEN));
+    }
+
+    #[test]
+    fn an_aes_key_of_a_wrong_length_is_refused() {
+        let t = Template(vec![
+            Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+            Attr::ulong(CKA_KEY_TYPE, CKK_AES),
+            Attr::new(CKA_VALUE, vec![1; 17]),
+        ]);
+        assert_eq!(Object::create(&t).unwrap_err(), Error::AttributeValueInvalid(CKA_VALUE));
+    }
+
+    #[test]
+    fn a_sensitive_key_value_is_never_read() {
+        let o = Object::create(&aes_key(vec![])).expect("create");
+        assert!(o.is_private(), "keys default to private");
+        assert_eq!(o.read(CKA_VALUE), Read::Sensitive);
+        assert_eq!(o.read(CKA_VALUE_LEN), Read::Value(&32u64.to_ne_bytes()));
+    }
+
+    #[test]
+    fn an_unextractable_key_value_is_never_read_even_if_not_sensitive() {
+        let o = Object::create(&aes_key(vec![Attr::bool(CKA_SENSITIVE, false)])).expect("create");
+        assert_eq!(o.read(CKA_VALUE), Read::Sensitive);
+        let o = Object::create(&aes_key(vec![Attr::bool(CKA_SENSITIVE, false), Attr::bool(CKA_EXTRACTABLE, true)]))
+            .expect("create");
+        assert_eq!(o.read(CKA_VALUE), Read::Value(&[0x11; 32]));
+    }
+
+    #[test]
+    fn sensitive_only_turns_on_and_extractable_only_turns_off() {
+        let mut o = Object::create(&aes_key(vec![Attr::bool(CKA_EXTRACTABLE, true)])).expect("create");
+        let err = o.set(&Template(vec![Attr::bool(CKA_SENSITIVE, false)])).unwrap_err();
+        assert_eq!(err, Error::AttributeReadOnly(CKA_SENSITIVE));
+        o.set(&Template(vec![Attr::bool(CKA_EXTRACTABLE, false)])).expect("to false");
+        let err = o.set(&Template(vec![Attr::bool(CKA_EXTRACTABLE, true)])).unwrap_err();
+        assert_eq!(err, Error::AttributeReadOnly(CKA_EXTRACTABLE));
+    }
+
+    #[test]
+    fn a_set_is_all_or_nothing() {
+        let mut o = Object::create(&data(vec![])).expect("create");
+        let t = Template(vec![Attr::new(CKA_LABEL, "new"), Attr::bool(CKA_TOKEN, true)]);
+        assert_eq!(o.set(&t).unwrap_err(), Error::AttributeReadOnly(CKA_TOKEN));
+        assert_eq!(o.read(CKA_LABEL), Read::Value(b""));
+    }
+
+    #[test]
+    fn an_unmodifiable_object_refuses_set_but_copy_may_change_token() {
+        let o = Object::create(&data(vec![Attr::bool(CKA_MODIFIABLE, false)])).expect("create");
+        assert_eq!(o.clone().set(&Template(vec![Attr::new(CKA_LABEL, "x")])).unwrap_err(), Error::ActionProhibited);
+        let c = o.copy(&Template(vec![Attr::bool(CKA_TOKEN, true)])).expect("copy");
+        assert!(c.is_token());
+        assert_ne!(c.read(CKA_UNIQUE_ID), o.read(CKA_UNIQUE_ID));
+    }
+
+    #[test]
+    fn an_uncopyable_object_refuses_copy() {
+        let o = Object::create(&data(vec![Attr::bool(CKA_COPYABLE, false)])).expect("create");
+        assert_eq!(o.copy(&Template::default()).unwrap_err(), Error::ActionProhibited);
+    }
+
+    #[test]
+    fn find_never_matches_on_a_secret_value() {
+        let o = Object::create(&aes_key(vec![])).expect("create");
+        assert!(!o.matches(&Template(vec![Attr::new(CKA_VALUE, vec![0x11; 32])])));
+        assert!(o.matches(&Template(vec![Attr::ulong(CKA_KEY_TYPE, CKK_AES)])));
+    }
+
+    #[test]
+    fn the_stored_form_seals_key_material() {
+        let o = Object::create(&aes_key(vec![Attr::new(CKA_LABEL, "k")])).expect("create");
+        let key = [3u8; 32];
+        let rec = o.to_record(Some(&key)).expect("record");
+        assert!(!rec.attrs.windows(32).any(|w| w == [0x11; 32]));
+        assert!(!rec.sealed.as_ref().expect("sealed").windows(32).any(|w| w == [0x11; 32]));
+        assert_eq!(Object::from_record(&rec, Some(&key)).expect("load"), o);
+        let locked = Object::from_record(&rec, None).expect("load locked");
+        assert_eq!(locked.read(CKA_VALUE), Read::Sensitive);
+        assert_eq!(locked.read(CKA_LABEL), Read::Value(b"k"));
+        assert_eq!(o.to_record(None).unwrap_err(), Error::UserNotLoggedIn);
+    }
+
+    #[test]
+    fn a_record_with_swapped_sealed_part_is_refused() {
+        let key = [3u8; 32];
+        let a = Object::create(&aes_key(vec![])).expect("a").to_record(Some(&key)).expect("rec a");
+        let mut b = Object::create(&aes_key(vec![])).expect("b").to_record(Some(&key)).expect("rec b");
+        b.sealed = a.sealed.clone();
+        assert!(matches!(Object::from_record(&b, Some(&key)), Err(Error::Integrity(_))));
+    }
+}

@@ -1,0 +1,226 @@
+//! The attribute policy as data: one row per attribute, with the classes it belongs to,
+//! its value type and the spec's rules for it (PKCS#11 3.2 §4.4–4.10 and their
+//! footnotes). Create, copy, set and read all consult this table; nothing else decides
+//! whether an attribute may be given, changed or revealed.
+
+use cryptoki_sys::*;
+
+/// The value shape of an attribute, checked on every write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `CK_BBOOL`: one byte, 0 or 1.
+    Bool,
+    /// `CK_ULONG`.
+    Ulong,
+    /// Arbitrary bytes (UTF-8 strings included; the spec does not ask tokens to validate them).
+    Bytes,
+    /// `CK_DATE`: empty or eight ASCII digits.
+    Date,
+    /// An array of `CK_MECHANISM_TYPE`.
+    MechList,
+}
+
+/// Object classes an attribute belongs to, as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classes(u8);
+
+impl Classes {
+    /// `CKO_DATA`.
+    pub const DATA: Classes = Classes(1);
+    /// `CKO_CERTIFICATE`.
+    pub const CERT: Classes = Classes(2);
+    /// `CKO_SECRET_KEY`.
+    pub const SECRET: Classes = Classes(4);
+    /// Every storage object.
+    pub const ALL: Classes = Classes(0xff);
+    /// Every key class.
+    pub const KEYS: Classes = Classes(4);
+
+    const fn or(self, other: Classes) -> Classes {
+        Classes(self.0 | other.0)
+    }
+
+    /// The bit for an object class this token stores, if it stores it.
+    pub fn of(class: CK_OBJECT_CLASS) -> Option<Classes> {
+        match class {
+            CKO_DATA => Some(Classes::DATA),
+            CKO_CERTIFICATE => Some(Classes::CERT),
+            CKO_SECRET_KEY => Some(Classes::SECRET),
+            _ => None,
+        }
+    }
+
+    fn contains(self, other: Classes) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+/// The spec's rules for one attribute, as flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules(u16);
+
+impl Rules {
+    /// No restriction: settable at create, copy and set.
+    pub const FREE: Rules = Rules(0);
+    /// Must be present in a create template (`CKR_TEMPLATE_INCOMPLETE`).
+    pub const REQUIRED: Rules = Rules(1);
+    /// Given at create, never changed afterwards (`CKR_ATTRIBUTE_READ_ONLY`).
+    pub const FIXED: Rules = Rules(2);
+    /// Set only by the token (`CKR_ATTRIBUTE_READ_ONLY` in any template).
+    pub const TOKEN_SET: Rules = Rules(4);
+    /// May change in `C_CopyObject`'s template although otherwise fixed.
+    pub const CHANGE_ON_COPY: Rules = Rules(8);
+    /// May only change from false to true (`CKA_SENSITIVE`).
+    pub const ONLY_TO_TRUE: Rules = Rules(16);
+    /// May only change from true to false (`CKA_EXTRACTABLE`, `CKA_COPYABLE`).
+    pub const ONLY_TO_FALSE: Rules = Rules(32);
+    /// Key material: unreadable when the key is sensitive or unextractable, sealed at rest.
+    pub const SECRET: Rules = Rules(64);
+    /// Computed by the token from other attributes; refused in a create template
+    /// (`CKR_TEMPLATE_INCONSISTENT`), as `CKA_VALUE_LEN` is for an imported secret key.
+    pub const DERIVED: Rules = Rules(128);
+
+    const fn or(self, other: Rules) -> Rules {
+        Rules(self.0 | other.0)
+    }
+
+    /// Whether every flag of `other` is set.
+    pub fn has(self, other: Rules) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// Default value of an attribute the template leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// No default: the attribute is absent unless given (or required).
+    None,
+    /// A boolean.
+    Bool(bool),
+    /// A `CK_ULONG`.
+    Ulong(CK_ULONG),
+    /// Empty bytes.
+    Empty,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// The attribute.
+    pub ty: CK_ATTRIBUTE_TYPE,
+    /// Classes that have it.
+    pub classes: Classes,
+    /// Its value shape.
+    pub kind: Kind,
+    /// The spec's rules.
+    pub rules: Rules,
+    /// Value when not given.
+    pub default: Fallback,
+}
+
+const fn row(ty: CK_ATTRIBUTE_TYPE, classes: Classes, kind: Kind, rules: Rules, default: Fallback) -> Row {
+    Row { ty, classes, kind, rules, default }
+}
+
+use Fallback as D;
+use Kind as K;
+const ALL: Classes = Classes::ALL;
+const CERT: Classes = Classes::CERT;
+const DATA: Classes = Classes::DATA;
+const KEYS: Classes = Classes::KEYS;
+const SECRET: Classes = Classes::SECRET;
+const FIXED_ON_COPY: Rules = Rules::FIXED.or(Rules::CHANGE_ON_COPY);
+const UNAVAILABLE: CK_ULONG = CK_UNAVAILABLE_INFORMATION;
+
+/// The table. `CKA_PRIVATE`'s default depends on the class and is set by `object::create`.
+pub static TABLE: &[Row] = &[
+    // Common object and storage attributes (§4.4).
+    row(CKA_CLASS, ALL, K::Ulong, Rules::REQUIRED.or(Rules::FIXED), D::None),
+    row(CKA_TOKEN, ALL, K::Bool, FIXED_ON_COPY, D::Bool(false)),
+    row(CKA_PRIVATE, ALL, K::Bool, FIXED_ON_COPY, D::None),
+    row(CKA_MODIFIABLE, ALL, K::Bool, FIXED_ON_COPY, D::Bool(true)),
+    row(CKA_COPYABLE, ALL, K::Bool, Rules::ONLY_TO_FALSE, D::Bool(true)),
+    row(CKA_DESTROYABLE, ALL, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_LABEL, ALL, K::Bytes, Rules::FREE, D::Empty),
+    row(CKA_UNIQUE_ID, ALL, K::Bytes, Rules::TOKEN_SET, D::None),
+    // Data objects (§4.5).
+    row(CKA_APPLICATION, DATA, K::Bytes, Rules::FREE, D::Empty),
+    row(CKA_OBJECT_ID, DATA, K::Bytes, Rules::FREE, D::Empty),
+    row(CKA_VALUE, DATA, K::Bytes, Rules::FREE, D::Empty),
+    // Certificates (§4.6), X.509 public key certificates only.
+    row(CKA_CERTIFICATE_TYPE, CERT, K::Ulong, Rules::REQUIRED.or(Rules::FIXED), D::None),
+    row(CKA_TRUSTED, CERT.or(SECRET), K::Bool, Rules::FREE, D::Bool(false)),
+    row(CKA_CERTIFICATE_CATEGORY, CERT, K::Ulong, Rules::FREE, D::Ulong(0)),
+    row(CKA_CHECK_VALUE, CERT.or(SECRET), K::Bytes, Rules::FIXED, D::None),
+    row(CKA_START_DATE, CERT.or(KEYS), K::Date, Rules::FREE, D::Empty),
+    row(CKA_END_DATE, CERT.or(KEYS), K::Date, Rules::FREE, D::Empty),
+    row(CKA_PUBLIC_KEY_INFO, CERT, K::Bytes, Rules::FIXED, D::Empty),
+    row(CKA_SUBJECT, CERT, K::Bytes, Rules::REQUIRED, D::None),
+    row(CKA_ID, CERT.or(KEYS), K::Bytes, Rules::FREE, D::Empty),
+    row(CKA_ISSUER, CERT, K::Bytes, Rules::FREE, D::Empty),
+    row(CKA_SERIAL_NUMBER, CERT, K::Bytes, Rules::FREE, D::Empty),
+    row(CKA_VALUE, CERT, K::Bytes, Rules::REQUIRED.or(Rules::FIXED), D::None),
+    row(CKA_URL, CERT, K::Bytes, Rules::FIXED, D::Empty),
+    row(CKA_HASH_OF_SUBJECT_PUBLIC_KEY, CERT, K::Bytes, Rules::FIXED, D::Empty),
+    row(CKA_HASH_OF_ISSUER_PUBLIC_KEY, CERT, K::Bytes, Rules::FIXED, D::Empty),
+    row(CKA_JAVA_MIDP_SECURITY_DOMAIN, CERT, K::Ulong, Rules::FIXED, D::Ulong(0)),
+    row(CKA_NAME_HASH_ALGORITHM, CERT, K::Ulong, Rules::FIXED, D::Ulong(CKM_SHA_1)),
+    // Common key attributes (§4.7).
+    row(CKA_KEY_TYPE, KEYS, K::Ulong, Rules::REQUIRED.or(Rules::FIXED), D::None),
+    row(CKA_DERIVE, KEYS, K::Bool, Rules::FREE, D::Bool(false)),
+    row(CKA_LOCAL, KEYS, K::Bool, Rules::TOKEN_SET, D::Bool(false)),
+    row(CKA_KEY_GEN_MECHANISM, KEYS, K::Ulong, Rules::TOKEN_SET, D::Ulong(UNAVAILABLE)),
+    row(CKA_ALLOWED_MECHANISMS, KEYS, K::MechList, Rules::FREE, D::Empty),
+    // Secret keys (§4.10).
+    row(CKA_SENSITIVE, SECRET, K::Bool, Rules::ONLY_TO_TRUE, D::Bool(true)),
+    row(CKA_ENCRYPT, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_DECRYPT, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_SIGN, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_VERIFY, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_WRAP, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_UNWRAP, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_EXTRACTABLE, SECRET, K::Bool, Rules::ONLY_TO_FALSE, D::Bool(false)),
+    row(CKA_ALWAYS_SENSITIVE, SECRET, K::Bool, Rules::TOKEN_SET, D::Bool(false)),
+    row(CKA_NEVER_EXTRACTABLE, SECRET, K::Bool, Rules::TOKEN_SET, D::Bool(false)),
+    row(CKA_WRAP_WITH_TRUSTED, SECRET, K::Bool, Rules::ONLY_TO_TRUE, D::Bool(false)),
+    row(CKA_VALUE, SECRET, K::Bytes, Rules::REQUIRED.or(Rules::FIXED).or(Rules::SECRET), D::None),
+    row(CKA_VALUE_LEN, SECRET, K::Ulong, Rules::FIXED.or(Rules::DERIVED), D::None),
+];
+
+/// The row for `ty` in objects of class bit `class`, if the attribute belongs there.
+pub fn lookup(class: Classes, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static Row> {
+    TABLE.iter().find(|r| r.ty == ty && r.classes.contains(class))
+}
+
+/// Every row that applies to objects of class bit `class`.
+pub fn rows_for(class: Classes) -> impl Iterator<Item = &'static Row> {
+    TABLE.iter().filter(move |r| r.classes.contains(class))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_attribute_appears_twice_for_one_class() {
+        for class in [Classes::DATA, Classes::CERT, Classes::SECRET] {
+            let mut seen: Vec<CK_ATTRIBUTE_TYPE> = rows_for(class).map(|r| r.ty).collect();
+            let n = seen.len();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), n, "duplicate row for class {class:?}");
+        }
+    }
+
+    #[test]
+    fn key_value_is_secret_but_data_value_is_not() {
+        assert!(lookup(Classes::SECRET, CKA_VALUE).expect("row").rules.has(Rules::SECRET));
+        assert!(!lookup(Classes::DATA, CKA_VALUE).expect("row").rules.has(Rules::SECRET));
+    }
+
+    #[test]
+    fn attributes_of_other_classes_are_not_found() {
+        assert!(lookup(Classes::DATA, CKA_KEY_TYPE).is_none());
+        assert!(lookup(Classes::SECRET, CKA_APPLICATION).is_none());
+    }
+}

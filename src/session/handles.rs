@@ -1,0 +1,122 @@
+//! Object handles: this application's names for objects.
+//!
+//! A token object gets a handle the first time this process sees it and keeps it while
+//! the object exists; a session object lives here entirely, in memory, owned by the
+//! session that made it. Handles are never reused within a process.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cryptoki_sys::{CK_OBJECT_HANDLE, CK_SESSION_HANDLE, CK_SLOT_ID};
+use parking_lot::RwLock;
+
+use crate::object::Object;
+use crate::store::ObjectId;
+
+/// Where a handle's object lives.
+#[derive(Clone)]
+pub enum Located {
+    /// In the store.
+    Token(ObjectId),
+    /// In memory, until its owning session closes.
+    Session {
+        /// The session that created it.
+        owner: CK_SESSION_HANDLE,
+        /// The object.
+        object: Arc<RwLock<Object>>,
+    },
+}
+
+#[derive(Default)]
+struct Tables {
+    by_handle: HashMap<CK_OBJECT_HANDLE, (CK_SLOT_ID, Located)>,
+    token_handles: HashMap<ObjectId, CK_OBJECT_HANDLE>,
+}
+
+/// The process's handle table.
+#[derive(Default)]
+pub struct HandleTable {
+    last: AtomicU64,
+    tables: RwLock<Tables>,
+}
+
+impl HandleTable {
+    fn next(&self) -> CK_OBJECT_HANDLE {
+        self.last.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The handle of a stored object, assigning one on first sight.
+    pub fn token_handle(&self, slot: CK_SLOT_ID, id: ObjectId) -> CK_OBJECT_HANDLE {
+        if let Some(h) = self.tables.read().token_handles.get(&id) {
+            return *h;
+        }
+        let mut t = self.tables.write();
+        if let Some(h) = t.token_handles.get(&id) {
+            return *h;
+        }
+        let h = self.next();
+        t.token_handles.insert(id, h);
+        t.by_handle.insert(h, (slot, Located::Token(id)));
+        h
+    }
+
+    /// Registers a new session object.
+    pub fn add_session_object(&self, slot: CK_SLOT_ID, owner: CK_SESSION_HANDLE, object: Object) -> CK_OBJECT_HANDLE {
+        let h = self.next();
+        let located = Located::Session { owner, object: Arc::new(RwLock::new(object)) };
+        self.tables.write().by_handle.insert(h, (slot, located));
+        h
+    }
+
+    /// Where `handle` points, if it is live.
+    pub fn get(&self, handle: CK_OBJECT_HANDLE) -> Option<(CK_SLOT_ID, Located)> {
+        self.tables.read().by_handle.get(&handle).cloned()
+    }
+
+    /// Drops a handle (its object was destroyed or has vanished from the store).
+    pub fn remove(&self, handle: CK_OBJECT_HANDLE) {
+        let mut t = self.tables.write();
+        if let Some((_, Located::Token(id))) = t.by_handle.remove(&handle) {
+            t.token_handles.remove(&id);
+        }
+    }
+
+    /// The session objects of `slot` as (handle, object), in handle order.
+    pub fn session_objects(&self, slot: CK_SLOT_ID) -> Vec<(CK_OBJECT_HANDLE, Arc<RwLock<Object>>)> {
+        let t = self.tables.read();
+        let mut out: Vec<_> = t
+            .by_handle
+            .iter()
+            .filter_map(|(h, (s, loc))| match loc {
+                Located::Session { object, .. } if *s == slot => Some((*h, object.clone())),
+                _ => None,
+            })
+            .collect();
+        out.sort_unstable_by_key(|(h, _)| *h);
+        out
+    }
+
+    /// Destroys the session objects owned by `session`.
+    pub fn drop_owned_by(&self, session: CK_SESSION_HANDLE) {
+        self.tables
+            .write()
+            .by_handle
+            .retain(|_, (_, loc)| !matches!(loc, Located::Session { owner, .. } if *owner == session));
+    }
+
+    /// Forgets every handle of `slot` (its token was re-initialized).
+    pub fn forget_slot(&self, slot: CK_SLOT_ID) {
+        let mut t = self.tables.write();
+        t.by_handle.retain(|_, (s, _)| *s != slot);
+        let live: Vec<ObjectId> = t
+            .by_handle
+            .values()
+            .filter_map(|(_, loc)| match loc {
+                Located::Token(id) => Some(*id),
+                Located::Session { .. } => None,
+            })
+            .collect();
+        t.token_handles.retain(|id, _| live.contains(id));
+    }
+}

@@ -1,0 +1,236 @@
+//! `session/`: sessions, the login calls made through them, and the operations a session
+//! runs (find today; crypto operations as mechanisms arrive).
+//!
+//! Each session sits behind its own lock, so two threads with two sessions never wait on
+//! each other; the table lock is held only to look a session up.
+
+pub mod handles;
+pub mod objects;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::module::{self, Module};
+use crate::store::PinOwner;
+use crate::token::Token;
+
+/// An active `C_FindObjects` search: the handles still to hand out.
+#[derive(Debug, Default)]
+pub struct FindOp {
+    remaining: std::collections::VecDeque<CK_OBJECT_HANDLE>,
+}
+
+/// One open session.
+#[derive(Debug)]
+pub struct Session {
+    /// The slot it was opened on.
+    pub slot_id: CK_SLOT_ID,
+    /// Opened with `CKF_RW_SESSION`.
+    pub rw: bool,
+    /// The active find operation, if any.
+    pub find: Option<FindOp>,
+}
+
+/// This application's sessions.
+#[derive(Default)]
+pub struct SessionTable {
+    last: AtomicU64,
+    map: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+}
+
+impl SessionTable {
+    /// The session behind `handle`.
+    pub fn get(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>> {
+        self.map.read().get(&handle).cloned().ok_or(Error::SessionHandleInvalid)
+    }
+
+    /// (all, read-write) sessions open on `slot`.
+    pub fn counts(&self, slot: CK_SLOT_ID) -> (usize, usize) {
+        let map = self.map.read();
+        map.values()
+            .map(|s| s.lock())
+            .filter(|s| s.slot_id == slot)
+            .fold((0, 0), |(a, rw), s| (a + 1, rw + usize::from(s.rw)))
+    }
+
+    fn insert(&self, session: Session) -> CK_SESSION_HANDLE {
+        let h = self.last.fetch_add(1, Ordering::Relaxed) + 1;
+        self.map.write().insert(h, Arc::new(Mutex::new(session)));
+        h
+    }
+
+    fn remove_where(&self, pred: impl Fn(CK_SESSION_HANDLE, &Session) -> bool) -> Vec<CK_SESSION_HANDLE> {
+        let mut map = self.map.write();
+        let gone: Vec<_> = map.iter().filter(|(h, s)| pred(**h, &s.lock())).map(|(h, _)| *h).collect();
+        for h in &gone {
+            map.remove(h);
+        }
+        gone
+    }
+}
+
+/// A session resolved for a call: the module, the session and its token.
+pub struct Ctx {
+    /// The module (kept alive for the call).
+    pub module: Arc<Module>,
+    /// The session's handle.
+    pub handle: CK_SESSION_HANDLE,
+    /// The session.
+    pub session: Arc<Mutex<Session>>,
+    /// The token the session is open on.
+    pub token: Arc<Token>,
+}
+
+impl Ctx {
+    /// Resolves `handle` in the initialized module.
+    pub fn of(handle: CK_SESSION_HANDLE) -> Result<Ctx> {
+        let module = module::get()?;
+        let session = module.sessions.get(handle)?;
+        let slot = session.lock().slot_id;
+        let token = module.token(slot)?.clone();
+        Ok(Ctx { module, handle, session, token })
+    }
+
+    /// The session's slot.
+    pub fn slot(&self) -> CK_SLOT_ID {
+        self.token.slot_id
+    }
+
+    /// Whether the session may write token state.
+    pub fn is_rw(&self) -> bool {
+        self.session.lock().rw
+    }
+}
+
+/// `C_OpenSession`.
+pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+    let m = module::get()?;
+    let token = m.token(slot)?;
+    if flags & CKF_SERIAL_SESSION == 0 {
+        return Err(Error::SessionParallelNotSupported);
+    }
+    let rw = flags & CKF_RW_SESSION != 0;
+    if !rw && token.logged_in() == Some(PinOwner::So) {
+        return Err(Error::SessionReadWriteSoExists);
+    }
+    Ok(m.sessions.insert(Session { slot_id: slot, rw, find: None }))
+}
+
+fn closed(m: &Module, slot: CK_SLOT_ID, gone: &[CK_SESSION_HANDLE]) {
+    for h in gone {
+        m.handles.drop_owned_by(*h);
+    }
+    // The application's last session on the token closing logs it out (spec §5.6).
+    if m.sessions.counts(slot).0 == 0 {
+        if let Ok(token) = m.token(slot) {
+            if token.logged_in().is_some() {
+                if let Err(e) = token.logout() {
+                    log::warn!("implicit logout of slot {slot}: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// `C_CloseSession`.
+pub fn close(handle: CK_SESSION_HANDLE) -> Result<()> {
+    let ctx = Ctx::of(handle)?;
+    let gone = ctx.module.sessions.remove_where(|h, _| h == handle);
+    if gone.is_empty() {
+        return Err(Error::SessionHandleInvalid);
+    }
+    closed(&ctx.module, ctx.slot(), &gone);
+    Ok(())
+}
+
+/// `C_CloseAllSessions`.
+pub fn close_all(slot: CK_SLOT_ID) -> Result<()> {
+    let m = module::get()?;
+    m.token(slot)?;
+    let gone = m.sessions.remove_where(|_, s| s.slot_id == slot);
+    closed(&m, slot, &gone);
+    Ok(())
+}
+
+/// `C_GetSessionInfo`.
+pub fn info(handle: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
+    let ctx = Ctx::of(handle)?;
+    let rw = ctx.is_rw();
+    let state = match (rw, ctx.token.logged_in()) {
+        (false, None) => CKS_RO_PUBLIC_SESSION,
+        (false, Some(_)) => CKS_RO_USER_FUNCTIONS,
+        (true, None) => CKS_RW_PUBLIC_SESSION,
+        (true, Some(PinOwner::User)) => CKS_RW_USER_FUNCTIONS,
+        (true, Some(PinOwner::So)) => CKS_RW_SO_FUNCTIONS,
+    };
+    let flags = CKF_SERIAL_SESSION | if rw { CKF_RW_SESSION } else { 0 };
+    Ok(CK_SESSION_INFO { slotID: ctx.slot(), state, flags, ulDeviceError: 0 })
+}
+
+/// `C_Login`.
+pub fn login(handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+    let ctx = Ctx::of(handle)?;
+    let owner = match user_type {
+        CKU_SO => PinOwner::So,
+        CKU_USER => PinOwner::User,
+        // No operation here needs re-authentication (no CKA_ALWAYS_AUTHENTICATE keys yet).
+        CKU_CONTEXT_SPECIFIC if ctx.token.logged_in().is_none() => return Err(Error::UserNotLoggedIn),
+        CKU_CONTEXT_SPECIFIC => return Err(Error::OperationNotInitialized),
+        _ => return Err(Error::UserTypeInvalid),
+    };
+    let slot = ctx.slot();
+    let (all, rw) = ctx.module.sessions.counts(slot);
+    ctx.token.login(owner, pin, all > rw)
+}
+
+/// `C_Logout`.
+pub fn logout(handle: CK_SESSION_HANDLE) -> Result<()> {
+    let ctx = Ctx::of(handle)?;
+    ctx.token.logout()?;
+    // Private session objects become invisible; their handles stay until the session closes.
+    Ok(())
+}
+
+/// `C_InitPIN`: only in a read-write SO session.
+pub fn init_pin(handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+    let ctx = Ctx::of(handle)?;
+    if ctx.token.logged_in() != Some(PinOwner::So) {
+        return Err(Error::UserNotLoggedIn);
+    }
+    if !ctx.is_rw() {
+        return Err(Error::SessionReadOnly);
+    }
+    ctx.token.init_pin(pin)
+}
+
+/// `C_SetPIN`: only in a read-write session.
+pub fn set_pin(handle: CK_SESSION_HANDLE, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
+    let ctx = Ctx::of(handle)?;
+    if !ctx.is_rw() {
+        return Err(Error::SessionReadOnly);
+    }
+    ctx.token.set_pin(old_pin, new_pin)
+}
+
+/// `C_GenerateRandom`.
+pub fn generate_random(handle: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
+    Ctx::of(handle)?;
+    crate::rng::fill(out)
+}
+
+/// `C_SeedRandom`: the token reads the OS CSPRNG and takes no seed.
+pub fn seed_random(handle: CK_SESSION_HANDLE, _seed: &[u8]) -> Result<()> {
+    Ctx::of(handle)?;
+    Err(Error::RandomSeedNotSupported)
+}
+
+/// Checks that `handle` names an open session (for functions this token does not support,
+/// which still validate their session first).
+pub fn check(handle: CK_SESSION_HANDLE) -> Result<()> {
+    Ctx::of(handle).map(drop)
+}

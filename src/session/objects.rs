@@ -1,0 +1,244 @@
+//! Object management through a session: create, copy, destroy, attributes, find.
+//!
+//! Visibility and write rules live here (spec §5.7, §6.7): private objects exist for a
+//! session only while the user is logged in; token objects change only through read-write
+//! sessions; session objects belong to the application and die with their session.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use parking_lot::RwLock;
+
+use super::handles::Located;
+use super::{Ctx, FindOp};
+use crate::error::{Error, Result};
+use crate::object::{Object, Read, Template};
+use crate::store::{AuditEvent, IndexQuery, ObjectId, PinOwner};
+use crate::token::actor;
+
+/// What `C_GetAttributeValue` learns about one requested attribute.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The value.
+    Value(Vec<u8>),
+    /// Sensitive: not revealed.
+    Sensitive,
+    /// Not an attribute of this object.
+    Invalid,
+}
+
+/// An object resolved from a handle.
+enum Resolved {
+    Token(ObjectId, Object),
+    Session(Arc<RwLock<Object>>),
+}
+
+impl Resolved {
+    fn object(&self) -> Object {
+        match self {
+            Resolved::Token(_, o) => o.clone(),
+            Resolved::Session(o) => o.read().clone(),
+        }
+    }
+}
+
+impl Ctx {
+    fn user_logged_in(&self) -> bool {
+        self.token.logged_in() == Some(PinOwner::User)
+    }
+
+    fn event(&self, action: &'static str, object: &Object) -> AuditEvent {
+        AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(object.describe()))
+    }
+
+    /// Resolves an object handle, enforcing visibility.
+    fn resolve(&self, handle: CK_OBJECT_HANDLE) -> Result<Resolved> {
+        let (slot, located) = self.module.handles.get(handle).ok_or(Error::ObjectHandleInvalid)?;
+        if slot != self.slot() {
+            return Err(Error::ObjectHandleInvalid);
+        }
+        let resolved = match located {
+            Located::Token(id) => {
+                let key = self.token.storage_key();
+                let Some(record) = self.token.store().object(&self.token.workspace, id)? else {
+                    // Destroyed by another process (or a re-initialization).
+                    self.module.handles.remove(handle);
+                    return Err(Error::ObjectHandleInvalid);
+                };
+                if record.private && !self.user_logged_in() {
+                    return Err(Error::ObjectHandleInvalid);
+                }
+                Resolved::Token(id, Object::from_record(&record, key.as_deref())?)
+            }
+            Located::Session { object, .. } => {
+                if object.read().is_private() && !self.user_logged_in() {
+                    return Err(Error::ObjectHandleInvalid);
+                }
+                Resolved::Session(object)
+            }
+        };
+        Ok(resolved)
+    }
+
+    /// Checks that this session may hold `object` (a new or changed one).
+    fn check_may_hold(&self, object: &Object) -> Result<()> {
+        if object.is_token() && !self.is_rw() {
+            return Err(Error::SessionReadOnly);
+        }
+        if object.is_private() && !self.user_logged_in() {
+            return Err(Error::UserNotLoggedIn);
+        }
+        Ok(())
+    }
+
+    /// Stores a new object and returns its handle.
+    fn add(&self, object: Object, action: &'static str) -> Result<CK_OBJECT_HANDLE> {
+        self.check_may_hold(&object)?;
+        if !object.is_token() {
+            return Ok(self.module.handles.add_session_object(self.slot(), self.handle, object));
+        }
+        let key = self.token.storage_key();
+        let record = object.to_record(key.as_deref())?;
+        let id = self.token.store().insert_object(&self.token.workspace, &record, &self.event(action, &object))?;
+        log::debug!("{}: {action} stored {}", self.token.workspace, object.describe());
+        Ok(self.module.handles.token_handle(self.slot(), id))
+    }
+}
+
+/// `C_CreateObject`.
+pub fn create(handle: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
+    let ctx = Ctx::of(handle)?;
+    let object = Object::create(template)?;
+    ctx.add(object, "C_CreateObject")
+}
+
+/// `C_CopyObject`.
+pub fn copy(handle: CK_SESSION_HANDLE, source: CK_OBJECT_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
+    let ctx = Ctx::of(handle)?;
+    let copy = ctx.resolve(source)?.object().copy(template)?;
+    ctx.add(copy, "C_CopyObject")
+}
+
+/// `C_DestroyObject`.
+pub fn destroy(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
+    let ctx = Ctx::of(handle)?;
+    let resolved = ctx.resolve(object)?;
+    let current = resolved.object();
+    if !current.flag(CKA_DESTROYABLE) {
+        return Err(Error::ActionProhibited);
+    }
+    if let Resolved::Token(id, o) = &resolved {
+        if !ctx.is_rw() {
+            return Err(Error::SessionReadOnly);
+        }
+        ctx.token.store().delete_object(*id, &ctx.event("C_DestroyObject", o))?;
+    }
+    ctx.module.handles.remove(object);
+    Ok(())
+}
+
+/// `C_GetAttributeValue`: one answer per requested type, in order.
+pub fn get_attributes(
+    handle: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    types: &[CK_ATTRIBUTE_TYPE],
+) -> Result<Vec<Answer>> {
+    let ctx = Ctx::of(handle)?;
+    let o = ctx.resolve(object)?.object();
+    Ok(types
+        .iter()
+        .map(|ty| match o.read(*ty) {
+            Read::Value(v) => Answer::Value(v.to_vec()),
+            Read::Sensitive => Answer::Sensitive,
+            Read::Invalid => Answer::Invalid,
+        })
+        .collect())
+}
+
+/// `C_SetAttributeValue`: all or nothing.
+pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: &Template) -> Result<()> {
+    let ctx = Ctx::of(handle)?;
+    match ctx.resolve(object)? {
+        Resolved::Token(id, mut o) => {
+            if !ctx.is_rw() {
+                return Err(Error::SessionReadOnly);
+            }
+            o.set(template)?;
+            let key = ctx.token.storage_key();
+            let record = o.to_record(key.as_deref())?;
+            if !ctx.token.store().update_object(id, &record, &ctx.event("C_SetAttributeValue", &o))? {
+                ctx.module.handles.remove(object);
+                return Err(Error::ObjectHandleInvalid);
+            }
+            Ok(())
+        }
+        Resolved::Session(o) => o.write().set(template),
+    }
+}
+
+/// `C_GetObjectSize`.
+pub fn size(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
+    let ctx = Ctx::of(handle)?;
+    Ok(ctx.resolve(object)?.object().size())
+}
+
+fn index_query(template: &Template, public_only: bool) -> Option<IndexQuery> {
+    // A malformed class or key type in a find template matches nothing.
+    let class = template.ulong(CKA_CLASS).ok()?;
+    let key_type = template.ulong(CKA_KEY_TYPE).ok()?;
+    Some(IndexQuery {
+        class,
+        key_type,
+        label: template.get(CKA_LABEL).map(<[u8]>::to_vec),
+        ckid: template.get(CKA_ID).map(<[u8]>::to_vec),
+        public_only,
+    })
+}
+
+/// `C_FindObjectsInit`: takes a snapshot of the matching handles.
+pub fn find_init(handle: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
+    let ctx = Ctx::of(handle)?;
+    if ctx.session.lock().find.is_some() {
+        return Err(Error::OperationActive);
+    }
+    let user = ctx.user_logged_in();
+    let mut found = Vec::new();
+    if let Some(query) = index_query(template, !user) {
+        let key = ctx.token.storage_key();
+        for (id, record) in ctx.token.store().find_objects(&ctx.token.workspace, &query)? {
+            match Object::from_record(&record, key.as_deref()) {
+                Ok(o) if o.matches(template) => found.push(ctx.module.handles.token_handle(ctx.slot(), id)),
+                Ok(_) => {}
+                Err(e) => log::error!("{}: stored object {} is unreadable: {e}", ctx.token.workspace, record.unique_id),
+            }
+        }
+        for (h, o) in ctx.module.handles.session_objects(ctx.slot()) {
+            let o = o.read();
+            if (user || !o.is_private()) && o.matches(template) {
+                found.push(h);
+            }
+        }
+    }
+    let mut session = ctx.session.lock();
+    if session.find.is_some() {
+        return Err(Error::OperationActive);
+    }
+    session.find = Some(FindOp { remaining: found.into() });
+    Ok(())
+}
+
+/// `C_FindObjects`: up to `max` more handles.
+pub fn find_next(handle: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
+    let ctx = Ctx::of(handle)?;
+    let mut session = ctx.session.lock();
+    let find = session.find.as_mut().ok_or(Error::OperationNotInitialized)?;
+    let n = max.min(find.remaining.len());
+    Ok(find.remaining.drain(..n).collect())
+}
+
+/// `C_FindObjectsFinal`.
+pub fn find_final(handle: CK_SESSION_HANDLE) -> Result<()> {
+    let ctx = Ctx::of(handle)?;
+    let found = ctx.session.lock().find.take();
+    found.map(drop).ok_or(Error::OperationNotInitialized)
+}

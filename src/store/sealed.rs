@@ -1,0 +1,94 @@
+//! Sealing: AES-256-GCM over secret values at rest, bound to the row they belong to.
+//!
+//! A sealed blob is `version(1) || nonce(12) || ciphertext || tag(16)`. The associated
+//! data names the purpose and the owner (an object's `CKA_UNIQUE_ID`, a PIN record's
+//! workspace), so a sealed value moved to another row does not open.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+const FORMAT_V1: u8 = 1;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// Bytes a sealed blob adds to its plaintext.
+pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
+
+/// A 256-bit key that seals values at rest; zeroized on drop.
+pub type SealingKey = Zeroizing<[u8; 32]>;
+
+/// Seals `plaintext` under `key`, bound to `context`.
+pub fn seal(key: &[u8; 32], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; NONCE_LEN];
+    crate::rng::fill(&mut nonce)?;
+    let cipher = Aes256Gcm::new(key.into());
+    let aad = associated_data(context);
+    let ct = cipher
+        .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: &aad })
+        .map_err(|_| Error::General("AES-GCM seal failed".into()))?;
+    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Opens a blob made by [`seal`] with the same key and context.
+pub fn open(key: &[u8; 32], context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if blob.len() < OVERHEAD || blob[0] != FORMAT_V1 {
+        return Err(Error::Integrity("sealed value is malformed"));
+    }
+    let (nonce, ct) = blob[1..].split_at(NONCE_LEN);
+    let nonce = Nonce::try_from(nonce).map_err(|_| Error::Integrity("sealed value is malformed"))?;
+    let cipher = Aes256Gcm::new(key.into());
+    let aad = associated_data(context);
+    cipher
+        .decrypt(&nonce, Payload { msg: ct, aad: &aad })
+        .map(Zeroizing::new)
+        .map_err(|_| Error::Integrity("sealed value does not open under this key"))
+}
+
+fn associated_data(context: &[u8]) -> Vec<u8> {
+    let mut aad = b"collabvault-sealed-v1:".to_vec();
+    aad.extend_from_slice(context);
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 32] = [7; 32];
+
+    #[test]
+    fn a_sealed_value_opens_with_the_same_key_and_context() {
+        let blob = seal(&KEY, b"obj-1", b"secret").expect("seal");
+        assert_eq!(open(&KEY, b"obj-1", &blob).expect("open").as_slice(), b"secret");
+        assert_eq!(blob.len(), OVERHEAD + 6);
+    }
+
+    #[test]
+    fn every_flipped_byte_is_refused() {
+        let blob = seal(&KEY, b"obj-1", b"secret").expect("seal");
+        for i in 0..blob.len() {
+            let mut bad = blob.clone();
+            bad[i] ^= 0x01;
+            assert!(open(&KEY, b"obj-1", &bad).is_err(), "flip at byte {i} opened");
+        }
+    }
+
+    #[test]
+    fn a_value_moved_to_another_row_does_not_open() {
+        let blob = seal(&KEY, b"obj-1", b"secret").expect("seal");
+        assert!(open(&KEY, b"obj-2", &blob).is_err());
+        assert!(open(&[8; 32], b"obj-1", &blob).is_err());
+    }
+
+    #[test]
+    fn truncated_blobs_are_refused() {
+        assert!(open(&KEY, b"x", &[FORMAT_V1; 5]).is_err());
+    }
+}

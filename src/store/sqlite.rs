@@ -1,0 +1,490 @@
+//! The SQLite backend: WAL, a busy timeout, a versioned schema with migrations, and a
+//! small pool of connections so threads read concurrently.
+//!
+//! Several processes may open the same file; each write is an `IMMEDIATE` transaction, so
+//! the audit chain stays linear across them. Lookups go through indexes on the columns a
+//! find template names (`CKA_CLASS`, `CKA_KEY_TYPE`, `CKA_LABEL`, `CKA_ID`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::audit::{AuditEntry, AuditEvent, GENESIS};
+use super::{Backend, IndexQuery, ObjectId, ObjectRecord, PinOwner, TokenRecord};
+use crate::error::{Error, Result};
+
+/// File name of the store inside the configured directory.
+pub const STORE_FILE: &str = "collabvault.sqlite3";
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const POOL_MAX_IDLE: usize = 8;
+
+/// Schema migrations, applied in order; index + 1 is the schema version they produce.
+const MIGRATIONS: &[&str] = &[
+    // v1: tokens, objects with their lookup indexes, and the audit chain.
+    "CREATE TABLE tokens (
+        workspace     TEXT PRIMARY KEY,
+        label         TEXT NOT NULL,
+        serial        TEXT NOT NULL,
+        initialized   INTEGER NOT NULL DEFAULT 0,
+        so_pin        BLOB,
+        user_pin      BLOB,
+        so_failures   INTEGER NOT NULL DEFAULT 0,
+        user_failures INTEGER NOT NULL DEFAULT 0,
+        epoch         INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE objects (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace TEXT NOT NULL REFERENCES tokens(workspace),
+        class     INTEGER NOT NULL,
+        key_type  INTEGER,
+        label     BLOB NOT NULL,
+        ckid      BLOB,
+        private   INTEGER NOT NULL,
+        unique_id TEXT NOT NULL UNIQUE,
+        attrs     BLOB NOT NULL,
+        sealed    BLOB
+    );
+    CREATE INDEX objects_by_class    ON objects(workspace, class);
+    CREATE INDEX objects_by_key_type ON objects(workspace, key_type);
+    CREATE INDEX objects_by_label    ON objects(workspace, label);
+    CREATE INDEX objects_by_ckid     ON objects(workspace, ckid);
+    CREATE TABLE audit_log (
+        seq       INTEGER PRIMARY KEY,
+        at_ms     INTEGER NOT NULL,
+        pid       INTEGER NOT NULL,
+        workspace TEXT,
+        actor     TEXT NOT NULL,
+        action    TEXT NOT NULL,
+        object    TEXT,
+        outcome   TEXT NOT NULL,
+        prev_hash BLOB NOT NULL,
+        hash      BLOB NOT NULL
+    );",
+];
+
+/// The store in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`, migrating its schema.
+    pub fn open(dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Store(format!("cannot create store directory {}: {e}", dir.display())))?;
+        let store = SqliteStore { path: dir.join(STORE_FILE), idle: Mutex::new(Vec::new()) };
+        let mut conn = store.connect()?;
+        migrate(&mut conn)?;
+        store.idle.lock().push(conn);
+        Ok(store)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let conn = Connection::open(&self.path)
+            .map_err(|e| Error::Store(format!("cannot open {}: {e}", self.path.display())))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a pooled connection; threads never wait on each other for one.
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.idle.lock().pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let out = f(&mut conn);
+        let mut idle = self.idle.lock();
+        if idle.len() < POOL_MAX_IDLE {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// Runs `f` in an immediate (write-locked) transaction and appends `event` to the audit
+    /// chain inside it, so the change and its record commit together.
+    fn write<T>(&self, event: &AuditEvent, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            append_entry(&tx, event)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", [])?;
+    let version: usize = tx
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|v| v.parse().map_err(|_| Error::Store(format!("schema_version {v:?} is not a number"))))
+        .transpose()?
+        .unwrap_or(0);
+    if version > MIGRATIONS.len() {
+        return Err(Error::Store(format!(
+            "store schema version {version} is newer than this module understands ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(sql)?;
+        log::info!("store schema migrated to version {}", i + 1);
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [MIGRATIONS.len().to_string()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<()> {
+    let last: Option<(i64, Vec<u8>)> = tx
+        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (seq, prev) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS.to_vec()),
+    };
+    let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let entry = AuditEntry { seq, at_ms, pid: std::process::id(), event };
+    let hash = entry.chain_hash(&prev);
+    tx.execute(
+        "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            seq,
+            at_ms,
+            entry.pid,
+            event.workspace,
+            event.actor,
+            event.action,
+            event.object,
+            event.outcome,
+            prev,
+            hash.to_vec()
+        ],
+    )?;
+    Ok(())
+}
+
+fn pin_columns(owner: PinOwner) -> (&'static str, &'static str) {
+    match owner {
+        PinOwner::So => ("so_pin", "so_failures"),
+        PinOwner::User => ("user_pin", "user_failures"),
+    }
+}
+
+fn read_token(conn: &Connection, workspace: &str) -> Result<Option<TokenRecord>> {
+    Ok(conn
+        .query_row(
+            "SELECT label, serial, initialized, so_pin, user_pin, so_failures, user_failures, epoch
+             FROM tokens WHERE workspace = ?1",
+            [workspace],
+            |r| {
+                Ok(TokenRecord {
+                    label: r.get(0)?,
+                    serial: r.get(1)?,
+                    initialized: r.get(2)?,
+                    so_pin: r.get(3)?,
+                    user_pin: r.get(4)?,
+                    so_failures: r.get(5)?,
+                    user_failures: r.get(6)?,
+                    epoch: r.get(7)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+const OBJECT_COLUMNS: &str = "id, class, key_type, label, ckid, private, unique_id, attrs, sealed";
+
+fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectId, ObjectRecord)> {
+    Ok((
+        ObjectId(r.get(0)?),
+        ObjectRecord {
+            class: r.get::<_, i64>(1)? as u64,
+            key_type: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
+            label: r.get(3)?,
+            ckid: r.get(4)?,
+            private: r.get(5)?,
+            unique_id: r.get(6)?,
+            attrs: r.get(7)?,
+            sealed: r.get(8)?,
+        },
+    ))
+}
+
+impl Backend for SqliteStore {
+    fn open_token(&self, workspace: &str, default_label: &str) -> Result<TokenRecord> {
+        self.with_conn(|conn| {
+            if let Some(t) = read_token(conn, workspace)? {
+                return Ok(t);
+            }
+            let mut serial = [0u8; 8];
+            crate::rng::fill(&mut serial)?;
+            let serial: String = serial.iter().map(|b| format!("{b:02x}")).collect();
+            conn.execute(
+                "INSERT OR IGNORE INTO tokens (workspace, label, serial) VALUES (?1, ?2, ?3)",
+                params![workspace, default_label, serial],
+            )?;
+            read_token(conn, workspace)?.ok_or_else(|| Error::Store(format!("token {workspace:?} vanished")))
+        })
+    }
+
+    fn token(&self, workspace: &str) -> Result<TokenRecord> {
+        self.with_conn(|conn| {
+            read_token(conn, workspace)?.ok_or_else(|| Error::Store(format!("token {workspace:?} is not in the store")))
+        })
+    }
+
+    fn init_token(&self, workspace: &str, label: &str, so_pin: &[u8], event: &AuditEvent) -> Result<()> {
+        self.write(event, |tx| {
+            let wiped = tx.execute("DELETE FROM objects WHERE workspace = ?1", [workspace])?;
+            tx.execute(
+                "UPDATE tokens SET label = ?2, initialized = 1, so_pin = ?3, user_pin = NULL,
+                 so_failures = 0, user_failures = 0, epoch = epoch + 1 WHERE workspace = ?1",
+                params![workspace, label, so_pin],
+            )?;
+            log::info!("token {workspace:?} initialized; {wiped} objects wiped");
+            Ok(())
+        })
+    }
+
+    fn set_pin(&self, workspace: &str, owner: PinOwner, record: &[u8], event: &AuditEvent) -> Result<()> {
+        let (pin, failures) = pin_columns(owner);
+        self.write(event, |tx| {
+            tx.execute(
+                &format!("UPDATE tokens SET {pin} = ?2, {failures} = 0 WHERE workspace = ?1"),
+                params![workspace, record],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn record_login(&self, workspace: &str, owner: PinOwner, ok: bool, event: &AuditEvent) -> Result<u32> {
+        let (_, failures) = pin_columns(owner);
+        let update = if ok { "0" } else { &format!("{failures} + 1") };
+        self.write(event, |tx| {
+            Ok(tx.query_row(
+                &format!("UPDATE tokens SET {failures} = {update} WHERE workspace = ?1 RETURNING {failures}"),
+                [workspace],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    fn insert_object(&self, workspace: &str, rec: &ObjectRecord, event: &AuditEvent) -> Result<ObjectId> {
+        self.write(event, |tx| {
+            tx.execute(
+                "INSERT INTO objects (workspace, class, key_type, label, ckid, private, unique_id, attrs, sealed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    workspace,
+                    rec.class as i64,
+                    rec.key_type.map(|v| v as i64),
+                    rec.label,
+                    rec.ckid,
+                    rec.private,
+                    rec.unique_id,
+                    rec.attrs,
+                    rec.sealed
+                ],
+            )?;
+            Ok(ObjectId(tx.last_insert_rowid()))
+        })
+    }
+
+    fn update_object(&self, id: ObjectId, rec: &ObjectRecord, event: &AuditEvent) -> Result<bool> {
+        self.write(event, |tx| {
+            let n = tx.execute(
+                "UPDATE objects SET class = ?2, key_type = ?3, label = ?4, ckid = ?5, private = ?6,
+                 unique_id = ?7, attrs = ?8, sealed = ?9 WHERE id = ?1",
+                params![
+                    id.0,
+                    rec.class as i64,
+                    rec.key_type.map(|v| v as i64),
+                    rec.label,
+                    rec.ckid,
+                    rec.private,
+                    rec.unique_id,
+                    rec.attrs,
+                    rec.sealed
+                ],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn delete_object(&self, id: ObjectId, event: &AuditEvent) -> Result<bool> {
+        self.write(event, |tx| Ok(tx.execute("DELETE FROM objects WHERE id = ?1", [id.0])? == 1))
+    }
+
+    fn object(&self, workspace: &str, id: ObjectId) -> Result<Option<ObjectRecord>> {
+        self.with_conn(|conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE id = ?1 AND workspace = ?2"))?;
+            Ok(stmt.query_row(params![id.0, workspace], object_from_row).optional()?.map(|(_, rec)| rec))
+        })
+    }
+
+    fn find_objects(&self, workspace: &str, q: &IndexQuery) -> Result<Vec<(ObjectId, ObjectRecord)>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {OBJECT_COLUMNS} FROM objects WHERE workspace = ?1
+                 AND (?2 IS NULL OR class = ?2) AND (?3 IS NULL OR key_type = ?3)
+                 AND (?4 IS NULL OR label = ?4) AND (?5 IS NULL OR ckid = ?5)
+                 AND (?6 = 0 OR private = 0) ORDER BY id"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    workspace,
+                    q.class.map(|v| v as i64),
+                    q.key_type.map(|v| v as i64),
+                    q.label,
+                    q.ckid,
+                    q.public_only
+                ],
+                object_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> Result<()> {
+        self.write(event, |_| Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).expect("open store");
+        (dir, store)
+    }
+
+    fn event() -> AuditEvent {
+        AuditEvent::ok("ws", "so", "test", None)
+    }
+
+    fn record(label: &str, class: u64) -> ObjectRecord {
+        ObjectRecord {
+            class,
+            key_type: None,
+            label: label.as_bytes().to_vec(),
+            ckid: None,
+            private: false,
+            unique_id: format!("uid-{label}-{class}"),
+            attrs: vec![1, 2, 3],
+            sealed: None,
+        }
+    }
+
+    #[test]
+    fn reopening_a_store_keeps_its_schema_and_rows() {
+        let (dir, store) = store();
+        store.open_token("ws", "label").expect("token");
+        store.insert_object("ws", &record("a", 0), &event()).expect("insert");
+        drop(store);
+        let again = SqliteStore::open(dir.path()).expect("reopen");
+        assert_eq!(again.find_objects("ws", &IndexQuery::default()).expect("find").len(), 1);
+    }
+
+    #[test]
+    fn indexed_find_matches_only_the_named_columns() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        store.insert_object("ws", &record("a", 0), &event()).expect("insert");
+        store.insert_object("ws", &record("b", 0), &event()).expect("insert");
+        store.insert_object("ws", &record("a", 3), &event()).expect("insert");
+        let q = IndexQuery { label: Some(b"a".to_vec()), ..Default::default() };
+        assert_eq!(store.find_objects("ws", &q).expect("find").len(), 2);
+        let q = IndexQuery { label: Some(b"a".to_vec()), class: Some(3), ..Default::default() };
+        assert_eq!(store.find_objects("ws", &q).expect("find").len(), 1);
+        assert!(store.find_objects("other", &IndexQuery::default()).expect("find").is_empty());
+    }
+
+    #[test]
+    fn finds_by_label_use_an_index() {
+        let (_dir, store) = store();
+        let plan: String = store
+            .with_conn(|c| {
+                Ok(c.query_row(
+                    "EXPLAIN QUERY PLAN SELECT id FROM objects WHERE workspace = 'ws' AND label = x'61'",
+                    [],
+                    |r| r.get(3),
+                )?)
+            })
+            .expect("plan");
+        assert!(plan.contains("USING INDEX"), "{plan}");
+    }
+
+    #[test]
+    fn init_token_wipes_objects_and_resets_pins() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        store.insert_object("ws", &record("a", 0), &event()).expect("insert");
+        store.set_pin("ws", PinOwner::User, b"rec", &event()).expect("pin");
+        store.init_token("ws", "new", b"so", &event()).expect("init");
+        let t = store.token("ws").expect("token");
+        assert!(t.initialized && t.user_pin.is_none() && t.epoch == 1);
+        assert!(store.find_objects("ws", &IndexQuery::default()).expect("find").is_empty());
+    }
+
+    #[test]
+    fn failed_logins_count_up_and_success_resets() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        assert_eq!(store.record_login("ws", PinOwner::User, false, &event()).expect("fail"), 1);
+        assert_eq!(store.record_login("ws", PinOwner::User, false, &event()).expect("fail"), 2);
+        assert_eq!(store.token("ws").expect("token").user_failures, 2);
+        assert_eq!(store.record_login("ws", PinOwner::User, true, &event()).expect("ok"), 0);
+    }
+
+    #[test]
+    fn every_write_appends_one_chained_audit_entry() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        store.insert_object("ws", &record("a", 0), &event()).expect("insert");
+        store.append_audit(&event()).expect("audit");
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = store
+            .with_conn(|c| {
+                let mut s = c.prepare("SELECT seq, prev_hash, hash FROM audit_log ORDER BY seq")?;
+                let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .expect("rows");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].1, GENESIS.to_vec());
+        assert_eq!(rows[1].1, rows[0].2, "entry 2 chains to entry 1");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let (dir, store) = store();
+        store
+            .with_conn(|c| Ok(c.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'", [])?))
+            .expect("bump");
+        drop(store);
+        assert!(matches!(SqliteStore::open(dir.path()), Err(Error::Store(m)) if m.contains("99")));
+    }
+}

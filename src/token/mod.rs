@@ -1,0 +1,275 @@
+//! `token/`: one workspace's token: its PINs, its login state in this process, and the
+//! storage key that seals its key material at rest.
+//!
+//! Login state belongs to the application (this process), shared by all its sessions on
+//! the token, as the spec says. The storage key exists in memory only while a user or SO
+//! is logged in, and is zeroized on logout, finalize and drop. Failed-login counters live
+//! in the store, so a lockout holds across processes and restarts.
+
+pub mod pin;
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use parking_lot::RwLock;
+
+use crate::config::{PinPolicy, WorkspaceConfig};
+use crate::error::{Error, Result};
+use crate::store::sealed::SealingKey;
+use crate::store::{AuditEvent, Backend, PinOwner, TokenRecord};
+
+/// What `C_GetTokenInfo` reports as the model: the root of trust behind the token.
+pub const MODEL_SOFT_ROOT: &str = "soft root";
+/// `manufacturerID` of slots and tokens.
+pub const MANUFACTURER: &str = "CollabVault";
+
+#[derive(Default)]
+struct LoginState {
+    who: Option<PinOwner>,
+    storage_key: Option<SealingKey>,
+}
+
+/// One workspace token.
+pub struct Token {
+    /// The slot this token sits in.
+    pub slot_id: CK_SLOT_ID,
+    /// The workspace name; the store keys the token by it.
+    pub workspace: String,
+    store: Arc<dyn Backend>,
+    policy: PinPolicy,
+    login: RwLock<LoginState>,
+}
+
+/// The name audit entries give a login state.
+pub fn actor(who: Option<PinOwner>) -> &'static str {
+    match who {
+        Some(PinOwner::So) => "so",
+        Some(PinOwner::User) => "user",
+        None => "public",
+    }
+}
+
+/// Space-padded fixed-width field, as `CK_TOKEN_INFO` and friends want.
+pub fn padded<const N: usize>(s: &str) -> [u8; N] {
+    let mut out = [b' '; N];
+    let mut end = s.len().min(N);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&s.as_bytes()[..end]);
+    out
+}
+
+fn pin_flags(failures: u32, max: u32, low: CK_FLAGS, final_try: CK_FLAGS, locked: CK_FLAGS) -> CK_FLAGS {
+    match failures {
+        0 => 0,
+        f if f >= max => locked,
+        f if f + 1 == max => low | final_try,
+        _ => low,
+    }
+}
+
+impl Token {
+    /// Opens the workspace's token, creating its (uninitialized) state on first use.
+    pub fn open(
+        slot_id: CK_SLOT_ID,
+        ws: &WorkspaceConfig,
+        store: Arc<dyn Backend>,
+        policy: PinPolicy,
+    ) -> Result<Token> {
+        store.open_token(&ws.name, ws.label.as_deref().unwrap_or(""))?;
+        Ok(Token { slot_id, workspace: ws.name.clone(), store, policy, login: RwLock::new(LoginState::default()) })
+    }
+
+    /// The store this token keeps its state in.
+    pub fn store(&self) -> &dyn Backend {
+        self.store.as_ref()
+    }
+
+    /// The token's persistent state, fresh from the store (another process may have changed it).
+    pub fn record(&self) -> Result<TokenRecord> {
+        self.store.token(&self.workspace)
+    }
+
+    /// Who is logged in from this process.
+    pub fn logged_in(&self) -> Option<PinOwner> {
+        self.login.read().who
+    }
+
+    /// The storage key, while someone is logged in.
+    pub fn storage_key(&self) -> Option<SealingKey> {
+        self.login.read().storage_key.clone()
+    }
+
+    /// `C_GetTokenInfo`, given this process's session counts.
+    pub fn info(&self, sessions: usize, rw_sessions: usize) -> Result<CK_TOKEN_INFO> {
+        let rec = self.record()?;
+        let max = self.policy.max_failed_logins;
+        let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
+        if rec.initialized {
+            flags |= CKF_TOKEN_INITIALIZED;
+        }
+        if rec.user_pin.is_some() {
+            flags |= CKF_USER_PIN_INITIALIZED;
+        }
+        flags |= pin_flags(rec.user_failures, max, CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED);
+        flags |= pin_flags(rec.so_failures, max, CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
+        let version = CK_VERSION { major: 0, minor: 1 };
+        Ok(CK_TOKEN_INFO {
+            label: padded(&rec.label),
+            manufacturerID: padded(MANUFACTURER),
+            model: padded(MODEL_SOFT_ROOT),
+            serialNumber: padded(&rec.serial),
+            flags,
+            ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulSessionCount: sessions as CK_ULONG,
+            ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulRwSessionCount: rw_sessions as CK_ULONG,
+            ulMaxPinLen: pin::MAX_PIN_LEN as CK_ULONG,
+            ulMinPinLen: pin::MIN_PIN_LEN as CK_ULONG,
+            ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
+            ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
+            ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
+            ulFreePrivateMemory: CK_UNAVAILABLE_INFORMATION,
+            hardwareVersion: version,
+            firmwareVersion: version,
+            utcTime: [b' '; 16],
+        })
+    }
+
+    fn event(&self, action: &'static str) -> AuditEvent {
+        AuditEvent::ok(&self.workspace, actor(self.logged_in()), action, None)
+    }
+
+    /// Verifies `pin` for `owner`, counting the failure persistently when it is wrong.
+    fn verify(&self, owner: PinOwner, pin: &[u8], action: &'static str) -> Result<SealingKey> {
+        let rec = self.record()?;
+        let (record, failures) = match owner {
+            PinOwner::So => (rec.so_pin, rec.so_failures),
+            PinOwner::User => (rec.user_pin, rec.user_failures),
+        };
+        let record = record.ok_or(match owner {
+            PinOwner::User => Error::UserPinNotInitialized,
+            PinOwner::So => Error::TokenNotInitialized,
+        })?;
+        if failures >= self.policy.max_failed_logins {
+            log::warn!("{}: {owner:?} PIN is locked", self.workspace);
+            return Err(Error::PinLocked);
+        }
+        let actor = match owner {
+            PinOwner::So => "so",
+            PinOwner::User => "user",
+        };
+        let event = AuditEvent::ok(&self.workspace, actor, action, None);
+        match pin::unlock(&self.workspace, owner, pin, &record) {
+            Ok(key) => {
+                if failures > 0 {
+                    self.store.record_login(&self.workspace, owner, true, &event)?;
+                }
+                Ok(key)
+            }
+            Err(Error::PinIncorrect) => {
+                let event = event.with_outcome("CKR_PIN_INCORRECT");
+                let now = self.store.record_login(&self.workspace, owner, false, &event)?;
+                log::warn!(
+                    "{}: wrong {owner:?} PIN ({now} of {} attempts)",
+                    self.workspace,
+                    self.policy.max_failed_logins
+                );
+                Err(Error::PinIncorrect)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `C_InitToken`: (re)initializes the token, wiping its objects.
+    pub fn init(&self, so_pin: &[u8], label: &str) -> Result<()> {
+        pin::check_len(so_pin)?;
+        if self.record()?.initialized {
+            self.verify(PinOwner::So, so_pin, "C_InitToken")?;
+        }
+        let mut key = SealingKey::default();
+        crate::rng::fill(key.as_mut())?;
+        let so_record = pin::make(&self.workspace, PinOwner::So, so_pin, &key)?;
+        self.store.init_token(&self.workspace, label, &so_record, &self.event("C_InitToken"))?;
+        *self.login.write() = LoginState::default();
+        log::info!("{}: token initialized with label {label:?}", self.workspace);
+        Ok(())
+    }
+
+    /// `C_Login` for `owner`. `ro_sessions` says whether read-only sessions exist (the SO
+    /// may not log in then).
+    pub fn login(&self, owner: PinOwner, pin: &[u8], ro_sessions: bool) -> Result<()> {
+        match self.logged_in() {
+            Some(who) if who == owner => return Err(Error::UserAlreadyLoggedIn),
+            Some(_) => return Err(Error::UserAnotherAlreadyLoggedIn),
+            None => {}
+        }
+        if owner == PinOwner::So && ro_sessions {
+            return Err(Error::SessionReadOnlyExists);
+        }
+        let key = self.verify(owner, pin, "C_Login")?;
+        let mut state = self.login.write();
+        if state.who.is_some() {
+            // Another thread of this application logged in meanwhile.
+            return Err(if state.who == Some(owner) {
+                Error::UserAlreadyLoggedIn
+            } else {
+                Error::UserAnotherAlreadyLoggedIn
+            });
+        }
+        *state = LoginState { who: Some(owner), storage_key: Some(key) };
+        drop(state);
+        self.store.append_audit(&self.event("C_Login"))?;
+        Ok(())
+    }
+
+    /// `C_Logout`, or the implicit logout when the last session closes.
+    pub fn logout(&self) -> Result<()> {
+        let event = self.event("C_Logout");
+        let was = std::mem::take(&mut *self.login.write());
+        if was.who.is_none() {
+            return Err(Error::UserNotLoggedIn);
+        }
+        self.store.append_audit(&event)
+    }
+
+    /// `C_InitPIN`: the SO (logged in) sets the user PIN.
+    pub fn init_pin(&self, new_pin: &[u8]) -> Result<()> {
+        pin::check_len(new_pin)?;
+        let key = match &*self.login.read() {
+            LoginState { who: Some(PinOwner::So), storage_key: Some(key) } => key.clone(),
+            _ => return Err(Error::UserNotLoggedIn),
+        };
+        let record = pin::make(&self.workspace, PinOwner::User, new_pin, &key)?;
+        self.store.set_pin(&self.workspace, PinOwner::User, &record, &self.event("C_InitPIN"))
+    }
+
+    /// `C_SetPIN`: changes the logged-in user's PIN, or the user PIN when nobody is.
+    pub fn set_pin(&self, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
+        pin::check_len(new_pin)?;
+        let owner = self.logged_in().unwrap_or(PinOwner::User);
+        let key = self.verify(owner, old_pin, "C_SetPIN")?;
+        let record = pin::make(&self.workspace, owner, new_pin, &key)?;
+        self.store.set_pin(&self.workspace, owner, &record, &self.event("C_SetPIN"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_fields_are_space_filled_and_cut_on_char_boundaries() {
+        assert_eq!(&padded::<6>("ab"), b"ab    ");
+        assert_eq!(&padded::<3>("abcdef"), b"abc");
+        assert_eq!(&padded::<2>("é!"), b"\xc3\xa9");
+        assert_eq!(&padded::<2>("aé"), b"a ");
+    }
+
+    #[test]
+    fn pin_flags_follow_the_failure_count() {
+        let f = |n| pin_flags(n, 3, 1, 2, 4);
+        assert_eq!((f(0), f(1), f(2), f(3), f(9)), (0, 1, 3, 4, 4));
+    }
+}
