@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's test command (README): style gates, one release build, the unit and
+# C-ABI integration tests, then the conformance runner with real clients. Fails when any
+# stage fails or when no test ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+echo "== style: cargo fmt, clippy"
+cargo fmt --check
+cargo clippy --release --all-targets --quiet -- -D warnings
+
+echo "== build (release, reused by every stage below)"
+cargo build --release --quiet
+
+echo "== unit and integration tests"
+cargo test --release --no-fail-fast 2>&1 | tee "$log"
+passed=$(grep -Eo 'test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+if [ "$passed" -eq 0 ]; then
+    echo "no tests ran: treating as a failure" >&2
+    exit 1
+fi
+echo "cargo tests: $passed passed, $failed failed"
+
+echo "== conformance with real clients"
+bash conformance/run.sh

@@ -1,0 +1,141 @@
+//! Shared fixture for the integration tests: every test loads the built
+//! `libcollabvault_pkcs11.so` through its C ABI, as applications do.
+//!
+//! The module's state is process-wide, so tests in one binary take [`lock`] and run one
+//! at a time; each gets its own store directory and `COLLABVAULT_CONF`.
+
+#![allow(dead_code, missing_docs, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use tempfile::TempDir;
+
+pub const SO_PIN: &str = "so-pin-1234";
+pub const USER_PIN: &str = "user-pin-1234";
+pub const LABEL: &str = "test token";
+/// Failed logins before lockout in the default test config.
+pub const MAX_FAILED: u32 = 3;
+
+/// Path of the built module: next to the test binary's profile directory, or
+/// `COLLABVAULT_MODULE` when set.
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("COLLABVAULT_MODULE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/libcollabvault_pkcs11.so
+    let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
+    let so = profile_dir.join("libcollabvault_pkcs11.so");
+    assert!(so.exists(), "{} not built", so.display());
+    so
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Serializes use of the (process-global) module within a test binary.
+pub fn lock() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A store directory and a config naming it, exported as `COLLABVAULT_CONF`.
+pub struct Workspace {
+    pub dir: TempDir,
+    pub conf: PathBuf,
+}
+
+impl Workspace {
+    /// One workspace named "main", lockout after [`MAX_FAILED`] failures.
+    pub fn new() -> Workspace {
+        Workspace::with_workspaces(&[("main", None)])
+    }
+
+    pub fn with_workspaces(workspaces: &[(&str, Option<&str>)]) -> Workspace {
+        let mut body = String::new();
+        for (name, label) in workspaces {
+            body.push_str(&format!("[[workspace]]\nname = {name:?}\n"));
+            if let Some(l) = label {
+                body.push_str(&format!("label = {l:?}\n"));
+            }
+        }
+        Workspace::with_config_body(&body)
+    }
+
+    /// `body` is appended after the store directory, log file and PIN policy.
+    pub fn with_config_body(body: &str) -> Workspace {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("collabvault.toml");
+        let text = format!(
+            "store_dir = {:?}\nlog_level = \"debug\"\nlog_file = {:?}\n[pin_policy]\nmax_failed_logins = {MAX_FAILED}\n{body}",
+            dir.path().join("store"),
+            dir.path().join("module.log"),
+        );
+        std::fs::write(&conf, text).expect("write config");
+        std::env::set_var("COLLABVAULT_CONF", &conf);
+        Workspace { dir, conf }
+    }
+
+    pub fn store_file(&self) -> PathBuf {
+        self.dir.path().join("store").join("collabvault.sqlite3")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("module.log")).unwrap_or_default()
+    }
+}
+
+/// The module loaded through `cryptoki` and initialized with OS locking.
+pub fn load() -> Pkcs11 {
+    let p = Pkcs11::new(module_path()).expect("load module");
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
+    p
+}
+
+/// A loaded module over a fresh workspace, with [`lock`] held for the test's duration.
+pub struct Fixture {
+    pub pkcs11: Pkcs11,
+    pub ws: Workspace,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let serial = lock();
+        let ws = Workspace::new();
+        Fixture { pkcs11: load(), ws, _serial: serial }
+    }
+
+    pub fn slot(&self) -> Slot {
+        self.pkcs11.get_all_slots().expect("slots")[0]
+    }
+
+    /// Initializes the token with [`SO_PIN`] and [`LABEL`] and sets [`USER_PIN`].
+    pub fn init_token(&self) -> Slot {
+        let slot = self.slot();
+        self.pkcs11.init_token(slot, &AuthPin::new(SO_PIN.into()), LABEL).expect("C_InitToken");
+        let s = self.pkcs11.open_rw_session(slot).expect("open rw");
+        s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
+        s.init_pin(&AuthPin::new(USER_PIN.into())).expect("C_InitPIN");
+        drop(s);
+        slot
+    }
+
+    /// A read-write session logged in as the user.
+    pub fn user_session(&self, slot: Slot) -> Session {
+        let s = self.pkcs11.open_rw_session(slot).expect("open rw");
+        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).expect("user login");
+        s
+    }
+}
+
+/// The `CKR_` value inside a cryptoki error, for exact assertions.
+pub fn rv_of<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> cryptoki::error::RvError {
+    match r {
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
