@@ -7,15 +7,16 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
-/// Encodes attributes in order.
-pub fn encode<'a>(attrs: impl Iterator<Item = (CK_ATTRIBUTE_TYPE, &'a [u8])>) -> Zeroizing<Vec<u8>> {
+/// Encodes attributes in order; a value over 4 GiB is refused.
+pub fn encode<'a>(attrs: impl Iterator<Item = (CK_ATTRIBUTE_TYPE, &'a [u8])>) -> Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(Vec::new());
     for (ty, value) in attrs {
+        let len = u32::try_from(value.len()).map_err(|_| Error::AttributeValueInvalid(ty))?;
         out.extend_from_slice(&ty.to_le_bytes());
-        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(value);
     }
-    out
+    Ok(out)
 }
 
 /// Decodes what [`encode`] wrote; a damaged row is an integrity error, never a panic.
@@ -51,7 +52,7 @@ mod tests {
     #[test]
     fn round_trip_keeps_order_and_values() {
         let attrs: Vec<(u64, &[u8])> = vec![(3, b"label"), (0, b""), (0x8000_0001, &[1, 2])];
-        let enc = encode(attrs.iter().map(|(t, v)| (*t, *v)));
+        let enc = encode(attrs.iter().map(|(t, v)| (*t, *v))).expect("encode");
         let dec = decode(&enc).expect("decode");
         assert_eq!(dec.len(), 3);
         assert_eq!(dec[0], (3, b"label".to_vec()));
@@ -60,7 +61,7 @@ mod tests {
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let enc = encode([(3u64, &b"label"[..])].into_iter());
+        let enc = encode([(3u64, &b"label"[..])].into_iter()).expect("encode");
         for cut in 1..enc.len() {
             assert!(decode(&enc[..cut]).is_err(), "cut at {cut} decoded");
         }

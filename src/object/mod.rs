@@ -191,7 +191,8 @@ impl Object {
     fn reveals(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
         let secret = self.row(ty).is_some_and(|r| r.rules.has(Rules::SECRET));
         let guarded = secret && (self.flag(CKA_SENSITIVE) || !self.flag(CKA_EXTRACTABLE));
-        !guarded && !(self.locked && self.is_sealed(ty))
+        let closed = self.locked && self.is_sealed(ty);
+        !(guarded || closed)
     }
 
     /// `C_GetAttributeValue` for one attribute, under the spec's sensitivity rules.
@@ -295,7 +296,7 @@ impl Object {
             None
         } else {
             let key = storage_key.ok_or(Error::UserNotLoggedIn)?;
-            let plain = codec::encode(secret.into_iter().map(|(t, v)| (*t, v.as_slice())));
+            let plain = codec::encode(secret.into_iter().map(|(t, v)| (*t, v.as_slice())))?;
             Some(sealed::seal(key, &Self::seal_context(&unique_id), &plain)?)
         };
         Ok(ObjectRecord {
@@ -304,7 +305,7 @@ impl Object {
             label: self.bytes(CKA_LABEL).unwrap_or_default().to_vec(),
             ckid: self.bytes(CKA_ID).map(<[u8]>::to_vec),
             private: self.is_private(),
-            attrs: codec::encode(public.into_iter().map(|(t, v)| (*t, v.as_slice()))).to_vec(),
+            attrs: codec::encode(public.into_iter().map(|(t, v)| (*t, v.as_slice())))?.to_vec(),
             sealed,
             unique_id,
         })
