@@ -88,8 +88,48 @@ pub enum Error {
     BufferTooSmall(usize),
     /// The token accepts no seed for its RNG (it reads the OS CSPRNG).
     RandomSeedNotSupported,
-    /// The mechanism is not supported.
+    /// The mechanism is not supported, or not for this operation or key.
     MechanismInvalid,
+    /// The mechanism's parameter is missing or malformed.
+    MechanismParamInvalid,
+    /// The key handle names no key this session may use.
+    KeyHandleInvalid,
+    /// The key's usage attributes forbid this operation (`CKA_ENCRYPT`, `CKA_SIGN`, ...).
+    KeyFunctionNotPermitted,
+    /// The key is of the wrong type for the mechanism.
+    KeyTypeInconsistent,
+    /// The key's length is outside the mechanism's range.
+    KeySizeRange,
+    /// The wrapping key handle is invalid.
+    WrappingKeyHandleInvalid,
+    /// The wrapping key is of the wrong type.
+    WrappingKeyTypeInconsistent,
+    /// The unwrapping key handle is invalid.
+    UnwrappingKeyHandleInvalid,
+    /// The unwrapping key is of the wrong type.
+    UnwrappingKeyTypeInconsistent,
+    /// The key to wrap may not be wrapped (`CKA_EXTRACTABLE` false).
+    KeyUnextractable,
+    /// The key to wrap cannot be wrapped with this mechanism (`CKA_WRAP_WITH_TRUSTED`, class).
+    KeyNotWrappable,
+    /// The wrapped key does not unwrap (integrity check failed).
+    WrappedKeyInvalid,
+    /// The wrapped key has an impossible length.
+    WrappedKeyLenRange,
+    /// The input's length is wrong for the mechanism.
+    DataLenRange,
+    /// The ciphertext's length is wrong for the mechanism.
+    EncryptedDataLenRange,
+    /// The ciphertext failed its integrity check; one opaque error for every decrypt failure.
+    EncryptedDataInvalid,
+    /// The signature does not verify.
+    SignatureInvalid,
+    /// The signature has the wrong length.
+    SignatureLenRange,
+    /// The EC parameters name a curve this token does not support.
+    CurveNotSupported,
+    /// Domain parameters (curve, parameter set) are invalid.
+    DomainParamsInvalid,
     /// The store failed (I/O, corruption, lock timeout); the text says what, never key bytes.
     Store(String),
     /// Sealed data failed to open: wrong storage key or tampered row.

@@ -68,31 +68,66 @@ fn check_kind(row: &Row, value: &[u8]) -> Result<()> {
     }
 }
 
-fn class_of(template: &Template) -> Result<(CK_OBJECT_CLASS, Classes)> {
-    let class = template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?;
-    let bit = Classes::of(class).ok_or(Error::AttributeValueInvalid(CKA_CLASS))?;
-    Ok((class, bit))
-}
-
 fn unique_id() -> Result<Vec<u8>> {
     let mut raw = [0u8; 16];
     crate::rng::fill(&mut raw)?;
     Ok(raw.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
 }
 
+/// How an object came to be: decides the attributes only the token sets (spec §4.9–4.10:
+/// `CKA_LOCAL`, `CKA_KEY_GEN_MECHANISM`, `CKA_ALWAYS_SENSITIVE`, `CKA_NEVER_EXTRACTABLE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `C_CreateObject`: the application supplied every value.
+    Created,
+    /// Generated on the token by this mechanism.
+    Generated(CK_MECHANISM_TYPE),
+    /// `C_UnwrapKey` (or decapsulation): the value came from outside in protected form.
+    Unwrapped,
+    /// `C_DeriveKey` from a base key with these properties.
+    Derived {
+        /// The base key's `CKA_ALWAYS_SENSITIVE`.
+        always_sensitive: bool,
+        /// The base key's `CKA_NEVER_EXTRACTABLE`.
+        never_extractable: bool,
+    },
+}
+
 impl Object {
     /// `C_CreateObject`: validates `template` against the policy and fills defaults.
     pub fn create(template: &Template) -> Result<Object> {
+        Object::new(template, Origin::Created, &[])
+    }
+
+    /// An object from the application's `template` plus the attributes the token
+    /// `supplied` (a generated value, the class and key type a mechanism implies). The
+    /// template may repeat a supplied class or key type with the same value; any other
+    /// overlap is inconsistent (`CKA_VALUE` in a key generation template, say).
+    pub fn new(template: &Template, origin: Origin, supplied: &[Attr]) -> Result<Object> {
         template.check_unique()?;
-        let (_, class) = class_of(template)?;
-        let mut attrs = BTreeMap::new();
+        let mut attrs: BTreeMap<_, _> = supplied.iter().map(|a| (a.ty, a.value.clone())).collect();
+        let class_value = match attrs.get(&CKA_CLASS) {
+            Some(v) => decode_ulong(CKA_CLASS, v)?,
+            None => template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?,
+        };
+        let class = Classes::of(class_value).ok_or(Error::AttributeValueInvalid(CKA_CLASS))?;
         for a in &template.0 {
+            if let Some(given) = attrs.get(&a.ty) {
+                if (a.ty == CKA_CLASS || a.ty == CKA_KEY_TYPE) && *given == a.value {
+                    continue;
+                }
+                return Err(Error::TemplateInconsistent(a.ty));
+            }
             let row = policy::lookup(class, a.ty).ok_or(Error::AttributeTypeInvalid(a.ty))?;
             if row.rules.has(Rules::TOKEN_SET) {
                 return Err(Error::AttributeReadOnly(a.ty));
             }
             if row.rules.has(Rules::DERIVED) {
-                return Err(Error::TemplateInconsistent(a.ty));
+                // An imported key's length is its value's; a made key's is recomputed below.
+                if origin == Origin::Created {
+                    return Err(Error::TemplateInconsistent(a.ty));
+                }
+                continue;
             }
             check_kind(row, &a.value)?;
             attrs.insert(a.ty, a.value.clone());
@@ -100,8 +135,32 @@ impl Object {
         let mut object = Object { class, attrs, locked: false };
         object.fill_defaults()?;
         object.check_class_rules()?;
+        object.set_origin(origin);
         object.attrs.insert(CKA_UNIQUE_ID, unique_id()?);
         Ok(object)
+    }
+
+    fn set_origin(&mut self, origin: Origin) {
+        if !Classes::KEYS.contains(self.class) {
+            return;
+        }
+        let (local, mechanism) = match origin {
+            Origin::Generated(m) => (true, m),
+            _ => (false, CK_UNAVAILABLE_INFORMATION),
+        };
+        let (always_sensitive, never_extractable) = match origin {
+            Origin::Generated(_) => (self.flag(CKA_SENSITIVE), !self.flag(CKA_EXTRACTABLE)),
+            Origin::Derived { always_sensitive, never_extractable } => {
+                (always_sensitive && self.flag(CKA_SENSITIVE), never_extractable && !self.flag(CKA_EXTRACTABLE))
+            }
+            Origin::Created | Origin::Unwrapped => (false, false),
+        };
+        self.attrs.insert(CKA_LOCAL, vec![CK_BBOOL::from(local)]);
+        self.attrs.insert(CKA_KEY_GEN_MECHANISM, mechanism.to_ne_bytes().to_vec());
+        if self.row(CKA_ALWAYS_SENSITIVE).is_some() {
+            self.attrs.insert(CKA_ALWAYS_SENSITIVE, vec![CK_BBOOL::from(always_sensitive)]);
+            self.attrs.insert(CKA_NEVER_EXTRACTABLE, vec![CK_BBOOL::from(never_extractable)]);
+        }
     }
 
     fn fill_defaults(&mut self) -> Result<()> {
@@ -120,8 +179,8 @@ impl Object {
             };
             self.attrs.insert(row.ty, value);
         }
-        // Keys are private unless the template says otherwise; other objects public.
-        let private_by_default = self.class == Classes::SECRET;
+        // Secret and private keys are private unless the template says otherwise.
+        let private_by_default = self.class == Classes::SECRET || self.class == Classes::PRIVATE;
         self.attrs.entry(CKA_PRIVATE).or_insert_with(|| vec![CK_BBOOL::from(private_by_default)]);
         Ok(())
     }
@@ -144,6 +203,10 @@ impl Object {
                 self.attrs.insert(CKA_VALUE_LEN, (len as CK_ULONG).to_ne_bytes().to_vec());
                 Ok(())
             }
+            CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => match self.ulong(CKA_KEY_TYPE) {
+                Some(CKK_EC | CKK_ML_KEM) => Ok(()),
+                _ => Err(Error::AttributeValueInvalid(CKA_KEY_TYPE)),
+            },
             _ => Ok(()),
         }
     }

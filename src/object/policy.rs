@@ -31,10 +31,14 @@ impl Classes {
     pub const CERT: Classes = Classes(2);
     /// `CKO_SECRET_KEY`.
     pub const SECRET: Classes = Classes(4);
+    /// `CKO_PUBLIC_KEY`.
+    pub const PUBLIC: Classes = Classes(8);
+    /// `CKO_PRIVATE_KEY`.
+    pub const PRIVATE: Classes = Classes(16);
     /// Every storage object.
     pub const ALL: Classes = Classes(0xff);
     /// Every key class.
-    pub const KEYS: Classes = Classes(4);
+    pub const KEYS: Classes = Classes(4 | 8 | 16);
 
     const fn or(self, other: Classes) -> Classes {
         Classes(self.0 | other.0)
@@ -46,11 +50,14 @@ impl Classes {
             CKO_DATA => Some(Classes::DATA),
             CKO_CERTIFICATE => Some(Classes::CERT),
             CKO_SECRET_KEY => Some(Classes::SECRET),
+            CKO_PUBLIC_KEY => Some(Classes::PUBLIC),
+            CKO_PRIVATE_KEY => Some(Classes::PRIVATE),
             _ => None,
         }
     }
 
-    fn contains(self, other: Classes) -> bool {
+    /// Whether the two sets share a class.
+    pub fn contains(self, other: Classes) -> bool {
         self.0 & other.0 != 0
     }
 }
@@ -129,6 +136,11 @@ const CERT: Classes = Classes::CERT;
 const DATA: Classes = Classes::DATA;
 const KEYS: Classes = Classes::KEYS;
 const SECRET: Classes = Classes::SECRET;
+const PUB: Classes = Classes::PUBLIC;
+const PRIV: Classes = Classes::PRIVATE;
+const SECRET_PRIV: Classes = Classes::SECRET.or(Classes::PRIVATE);
+const ASYM: Classes = Classes::PUBLIC.or(Classes::PRIVATE);
+const FIXED_SECRET: Rules = Rules::FIXED.or(Rules::SECRET);
 const FIXED_ON_COPY: Rules = Rules::FIXED.or(Rules::CHANGE_ON_COPY);
 const UNAVAILABLE: CK_ULONG = CK_UNAVAILABLE_INFORMATION;
 
@@ -171,20 +183,38 @@ pub static TABLE: &[Row] = &[
     row(CKA_LOCAL, KEYS, K::Bool, Rules::TOKEN_SET, D::Bool(false)),
     row(CKA_KEY_GEN_MECHANISM, KEYS, K::Ulong, Rules::TOKEN_SET, D::Ulong(UNAVAILABLE)),
     row(CKA_ALLOWED_MECHANISMS, KEYS, K::MechList, Rules::FREE, D::Empty),
+    // Keys that can be private or sensitive (§4.9, §4.10).
+    row(CKA_SENSITIVE, SECRET_PRIV, K::Bool, Rules::ONLY_TO_TRUE, D::Bool(true)),
+    row(CKA_EXTRACTABLE, SECRET_PRIV, K::Bool, Rules::ONLY_TO_FALSE, D::Bool(false)),
+    row(CKA_ALWAYS_SENSITIVE, SECRET_PRIV, K::Bool, Rules::TOKEN_SET, D::Bool(false)),
+    row(CKA_NEVER_EXTRACTABLE, SECRET_PRIV, K::Bool, Rules::TOKEN_SET, D::Bool(false)),
+    row(CKA_WRAP_WITH_TRUSTED, SECRET_PRIV, K::Bool, Rules::ONLY_TO_TRUE, D::Bool(false)),
+    // Usage flags, on the classes that can do the operation.
+    row(CKA_ENCRYPT, SECRET.or(PUB), K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_DECRYPT, SECRET_PRIV, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_SIGN, SECRET_PRIV, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_VERIFY, SECRET.or(PUB), K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_WRAP, SECRET.or(PUB), K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_UNWRAP, SECRET_PRIV, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_SIGN_RECOVER, PRIV, K::Bool, Rules::FREE, D::Bool(false)),
+    row(CKA_VERIFY_RECOVER, PUB, K::Bool, Rules::FREE, D::Bool(false)),
+    row(CKA_ENCAPSULATE, PUB, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_DECAPSULATE, PRIV, K::Bool, Rules::FREE, D::Bool(true)),
+    row(CKA_TRUSTED, PUB, K::Bool, Rules::FREE, D::Bool(false)),
+    row(CKA_ALWAYS_AUTHENTICATE, PRIV, K::Bool, Rules::FIXED, D::Bool(false)),
     // Secret keys (§4.10).
-    row(CKA_SENSITIVE, SECRET, K::Bool, Rules::ONLY_TO_TRUE, D::Bool(true)),
-    row(CKA_ENCRYPT, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
-    row(CKA_DECRYPT, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
-    row(CKA_SIGN, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
-    row(CKA_VERIFY, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
-    row(CKA_WRAP, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
-    row(CKA_UNWRAP, SECRET, K::Bool, Rules::FREE, D::Bool(true)),
-    row(CKA_EXTRACTABLE, SECRET, K::Bool, Rules::ONLY_TO_FALSE, D::Bool(false)),
-    row(CKA_ALWAYS_SENSITIVE, SECRET, K::Bool, Rules::TOKEN_SET, D::Bool(false)),
-    row(CKA_NEVER_EXTRACTABLE, SECRET, K::Bool, Rules::TOKEN_SET, D::Bool(false)),
-    row(CKA_WRAP_WITH_TRUSTED, SECRET, K::Bool, Rules::ONLY_TO_TRUE, D::Bool(false)),
-    row(CKA_VALUE, SECRET, K::Bytes, Rules::REQUIRED.or(Rules::FIXED).or(Rules::SECRET), D::None),
+    row(CKA_VALUE, SECRET, K::Bytes, Rules::REQUIRED.or(FIXED_SECRET), D::None),
     row(CKA_VALUE_LEN, SECRET, K::Ulong, Rules::FIXED.or(Rules::DERIVED), D::None),
+    // Public and private keys (§4.8, §4.9); which of these a key type needs is checked by
+    // its mechanism family on import.
+    row(CKA_SUBJECT, ASYM, K::Bytes, Rules::FREE, D::Empty),
+    row(CKA_PUBLIC_KEY_INFO, ASYM, K::Bytes, Rules::FIXED, D::Empty),
+    row(CKA_EC_PARAMS, ASYM, K::Bytes, Rules::FIXED, D::None),
+    row(CKA_EC_POINT, PUB, K::Bytes, Rules::FIXED, D::None),
+    row(CKA_PARAMETER_SET, ASYM, K::Ulong, Rules::FIXED, D::None),
+    row(CKA_VALUE, PUB, K::Bytes, Rules::FIXED, D::None),
+    row(CKA_VALUE, PRIV, K::Bytes, FIXED_SECRET, D::None),
+    row(CKA_SEED, PRIV, K::Bytes, FIXED_SECRET, D::None),
 ];
 
 /// The row for `ty` in objects of class bit `class`, if the attribute belongs there.
@@ -203,7 +233,7 @@ mod tests {
 
     #[test]
     fn no_attribute_appears_twice_for_one_class() {
-        for class in [Classes::DATA, Classes::CERT, Classes::SECRET] {
+        for class in [Classes::DATA, Classes::CERT, Classes::SECRET, Classes::PUBLIC, Classes::PRIVATE] {
             let mut seen: Vec<CK_ATTRIBUTE_TYPE> = rows_for(class).map(|r| r.ty).collect();
             let n = seen.len();
             seen.sort_unstable();

@@ -213,6 +213,35 @@ fn read_token(conn: &Connection, workspace: &str) -> Result<Option<TokenRecord>>
         .optional()?)
 }
 
+/// The find query for `q`: only the columns it names appear in the WHERE clause, so
+/// SQLite picks the matching index (an `OR ? IS NULL` form would defeat every index).
+fn find_sql(workspace: &str, q: &IndexQuery) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE workspace = ?1");
+    let mut args = vec![Value::Text(workspace.to_string())];
+    let mut add = |column: &str, value: Value| {
+        args.push(value);
+        sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+    };
+    if let Some(c) = q.class {
+        add("class", Value::Integer(c as i64));
+    }
+    if let Some(k) = q.key_type {
+        add("key_type", Value::Integer(k as i64));
+    }
+    if let Some(l) = &q.label {
+        add("label", Value::Blob(l.clone()));
+    }
+    if let Some(id) = &q.ckid {
+        add("ckid", Value::Blob(id.clone()));
+    }
+    if q.public_only {
+        sql.push_str(" AND private = 0");
+    }
+    sql.push_str(" ORDER BY id");
+    (sql, args)
+}
+
 const OBJECT_COLUMNS: &str = "id, class, key_type, label, ckid, private, unique_id, attrs, sealed";
 
 fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectId, ObjectRecord)> {
@@ -345,24 +374,10 @@ impl Backend for SqliteStore {
     }
 
     fn find_objects(&self, workspace: &str, q: &IndexQuery) -> Result<Vec<(ObjectId, ObjectRecord)>> {
+        let (sql, args) = find_sql(workspace, q);
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {OBJECT_COLUMNS} FROM objects WHERE workspace = ?1
-                 AND (?2 IS NULL OR class = ?2) AND (?3 IS NULL OR key_type = ?3)
-                 AND (?4 IS NULL OR label = ?4) AND (?5 IS NULL OR ckid = ?5)
-                 AND (?6 = 0 OR private = 0) ORDER BY id"
-            ))?;
-            let rows = stmt.query_map(
-                params![
-                    workspace,
-                    q.class.map(|v| v as i64),
-                    q.key_type.map(|v| v as i64),
-                    q.label,
-                    q.ckid,
-                    q.public_only
-                ],
-                object_from_row,
-            )?;
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), object_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -423,19 +438,31 @@ mod tests {
         assert!(store.find_objects("other", &IndexQuery::default()).expect("find").is_empty());
     }
 
-    #[test]
-    fn finds_by_label_use_an_index() {
-        let (_dir, store) = store();
-        let plan: String = store
+    fn plan(store: &SqliteStore, q: &IndexQuery) -> String {
+        let (sql, args) = find_sql("ws", q);
+        store
             .with_conn(|c| {
-                Ok(c.query_row(
-                    "EXPLAIN QUERY PLAN SELECT id FROM objects WHERE workspace = 'ws' AND label = x'61'",
-                    [],
-                    |r| r.get(3),
-                )?)
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join("; "))
             })
-            .expect("plan");
-        assert!(plan.contains("USING INDEX"), "{plan}");
+            .expect("plan")
+    }
+
+    #[test]
+    fn finds_by_label_id_class_and_key_type_use_their_indexes() {
+        let (_dir, store) = store();
+        let label = IndexQuery { label: Some(b"a".to_vec()), ..Default::default() };
+        assert!(plan(&store, &label).contains("INDEX objects_by_label"), "{}", plan(&store, &label));
+        let id = IndexQuery { ckid: Some(b"k".to_vec()), public_only: true, ..Default::default() };
+        assert!(plan(&store, &id).contains("INDEX objects_by_ckid"), "{}", plan(&store, &id));
+        let class = IndexQuery { class: Some(4), ..Default::default() };
+        assert!(plan(&store, &class).contains("INDEX objects_by_class"), "{}", plan(&store, &class));
+        let key_type = IndexQuery { key_type: Some(31), ..Default::default() };
+        assert!(plan(&store, &key_type).contains("INDEX objects_by_key_type"), "{}", plan(&store, &key_type));
+        for q in [label, id, class, key_type] {
+            assert!(!plan(&store, &q).starts_with("SCAN objects"), "{}", plan(&store, &q));
+        }
     }
 
     #[test]
