@@ -16,6 +16,8 @@
 //! Below `ffi/` everything is safe Rust without raw pointers, testable without the C ABI.
 
 #![deny(unsafe_code)]
+// In unit tests an unwrap is the assertion; the lint guards the module's own paths.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod config;
 pub mod error;
