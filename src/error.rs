@@ -112,6 +112,8 @@ pub enum Error {
     KeyUnextractable,
     /// The key to wrap cannot be wrapped with this mechanism (`CKA_WRAP_WITH_TRUSTED`, class).
     KeyNotWrappable,
+    /// `C_DigestKey` on a key whose value cannot be digested.
+    KeyIndigestible,
     /// The wrapped key does not unwrap (integrity check failed).
     WrappedKeyInvalid,
     /// The wrapped key has an impossible length.

@@ -10,6 +10,7 @@
 //! session/    sessions, login calls, object handles, find and (later) crypto operations
 //! token/      one workspace's token: PINs, login state, the storage key
 //! object/     the attribute model and the spec's policy table
+//! mechanism/  the cryptography, one file per family, over bytes and typed parameters
 //! store/      SQLite behind a domain trait; sealing; the audit chain's row format
 //! ```
 //!
@@ -23,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod logging;
+pub mod mechanism;
 pub mod module;
 pub mod names;
 pub mod object;

@@ -13,6 +13,7 @@ use parking_lot::RwLock;
 
 use crate::config::{log_level_filter, Config};
 use crate::error::{Error, Result};
+use crate::mechanism;
 use crate::session::{handles::HandleTable, SessionTable};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Backend;
@@ -152,14 +153,15 @@ pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<(
     Ok(())
 }
 
-/// `C_GetMechanismList`: no mechanisms yet; the mechanism issues add them.
+/// `C_GetMechanismList`: exactly the registry.
 pub fn mechanism_list(slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
     get()?.token(slot)?;
-    Ok(Vec::new())
+    Ok(mechanism::registry().map(|e| e.ty).collect())
 }
 
 /// `C_GetMechanismInfo`.
-pub fn mechanism_info(slot: CK_SLOT_ID, _mechanism: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
+pub fn mechanism_info(slot: CK_SLOT_ID, ty: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
     get()?.token(slot)?;
-    Err(Error::MechanismInvalid)
+    let e = mechanism::entry(ty).ok_or(Error::MechanismInvalid)?;
+    Ok(CK_MECHANISM_INFO { ulMinKeySize: e.min_key, ulMaxKeySize: e.max_key, flags: e.flags })
 }

@@ -369,7 +369,7 @@ fn get_function_list_is_the_2_40_list() {
 }
 
 #[test]
-fn the_3_2_only_functions_are_callable_and_not_supported() {
+fn the_3_2_only_functions_are_callable_through_the_3_2_list() {
     let raw = Raw::load(common::lock());
     let _ws = common::Workspace::new();
     let iface = raw.default_interface();
@@ -391,19 +391,21 @@ fn the_3_2_only_functions_are_callable_and_not_supported() {
     let open = unsafe { (*list).C_OpenSession }.expect("C_OpenSession slot filled");
     assert_rv(unsafe { open(0, CKF_SERIAL_SESSION, null_mut(), None, &mut session) }, CKR_OK, "C_OpenSession");
 
-    let mut mechanism = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
+    // C_EncapsulateKey is implemented: a digest mechanism is not a KEM.
+    let mut mechanism = CK_MECHANISM { mechanism: CKM_SHA256, pParameter: null_mut(), ulParameterLen: 0 };
     let mut ciphertext_len: CK_ULONG = 0;
     let mut key: CK_OBJECT_HANDLE = 0;
     assert_rv(
         unsafe { encapsulate(session, &mut mechanism, 1, null_mut(), 0, null_mut(), &mut ciphertext_len, &mut key) },
-        CKR_FUNCTION_NOT_SUPPORTED,
+        CKR_MECHANISM_INVALID,
         "C_EncapsulateKey",
     );
-    let message_encrypt_init = unsafe { (*list).C_MessageEncryptInit }.expect("C_MessageEncryptInit slot filled");
+    // A 3.2 function the token does not implement answers through its filled slot.
+    let verify_signature_init = unsafe { (*list).C_VerifySignatureInit }.expect("C_VerifySignatureInit slot filled");
     assert_rv(
-        unsafe { message_encrypt_init(session, &mut mechanism, 1) },
+        unsafe { verify_signature_init(session, &mut mechanism, 1, null_mut(), 0) },
         CKR_FUNCTION_NOT_SUPPORTED,
-        "C_MessageEncryptInit",
+        "C_VerifySignatureInit",
     );
 
     let finalize = unsafe { (*list).C_Finalize }.expect("C_Finalize slot filled");

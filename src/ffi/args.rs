@@ -6,6 +6,7 @@ use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
 use crate::object::{Attr, Template};
+use crate::session::crypto::Output;
 
 fn len(n: CK_ULONG) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::ArgumentsBad("length does not fit in memory"))
@@ -94,6 +95,50 @@ pub unsafe fn write_list<T: Copy>(buf: *mut T, count_ptr: *mut CK_ULONG, data: &
     // cannot overlap `data`, which the module owns.
     unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len()) };
     Ok(())
+}
+
+/// The caller's output capacity: `None` for a length query (NULL buffer).
+///
+/// # Safety
+/// `len_ptr` is NULL or valid for reads.
+pub unsafe fn capacity(buf: *const CK_BYTE, len_ptr: *const CK_ULONG) -> Result<Option<usize>> {
+    // SAFETY: NULL or readable (caller's contract).
+    let len = *unsafe { len_ptr.as_ref() }.ok_or(Error::ArgumentsBad("NULL length pointer"))?;
+    if buf.is_null() {
+        return Ok(None);
+    }
+    usize::try_from(len).map(Some).map_err(|_| Error::ArgumentsBad("length does not fit in memory"))
+}
+
+/// Delivers an operation's result under the length-query protocol: a length, the data,
+/// or (for a short buffer) the needed length with `CKR_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// `len_ptr` is valid for writes; a non-NULL `buf` has room for the capacity the core
+/// was given (read from `*len_ptr` by [`capacity`]).
+pub unsafe fn emit(buf: *mut CK_BYTE, len_ptr: *mut CK_ULONG, result: Result<Output>) -> Result<()> {
+    // SAFETY: forwarded from this function's contract.
+    let len = unsafe { out(len_ptr) }?;
+    match result {
+        Ok(Output::Length(n)) => {
+            *len = n as CK_ULONG;
+            Ok(())
+        }
+        Ok(Output::Data(data)) => {
+            if !data.is_empty() {
+                // SAFETY: the core produced data only after checking it fits the capacity
+                // read from this buffer's length, so `buf` is non-NULL with room for it.
+                unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len()) };
+            }
+            *len = data.len() as CK_ULONG;
+            Ok(())
+        }
+        Err(Error::BufferTooSmall(n)) => {
+            *len = n as CK_ULONG;
+            Err(Error::BufferTooSmall(n))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Reads a NUL-terminated string (interface names).

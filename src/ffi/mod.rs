@@ -10,6 +10,7 @@
 pub mod args;
 pub mod entry;
 pub mod function_list;
+pub mod params;
 pub mod rv;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,8 +20,18 @@ use cryptoki_sys::{CKR_GENERAL_ERROR, CKR_OK, CK_RV};
 use crate::error::{Error, Result};
 
 /// Runs one entry point's body: panics become `CKR_GENERAL_ERROR`, errors their `CK_RV`,
-/// each with a log line naming the function.
+/// each with a log line naming the function. An uninitialized module answers
+/// `CKR_CRYPTOKI_NOT_INITIALIZED` before any argument is looked at, as the spec ranks it.
 pub fn guard(function: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV {
+    guard_any(function, || {
+        crate::module::get()?;
+        body()
+    })
+}
+
+/// [`guard`] for the four functions that work before `C_Initialize`
+/// (`C_Initialize`, `C_GetFunctionList`, `C_GetInterfaceList`, `C_GetInterface`).
+pub fn guard_any(function: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => {
@@ -48,10 +59,7 @@ pub fn guard(function: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV
 
 /// The body of every function this token does not implement.
 pub fn not_supported(function: &'static str) -> CK_RV {
-    guard(function, || {
-        crate::module::get()?;
-        Err(Error::FunctionNotSupported)
-    })
+    guard(function, || Err(Error::FunctionNotSupported))
 }
 
 #[cfg(test)]
@@ -60,12 +68,18 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_general_error() {
-        assert_eq!(guard("test", || panic!("boom")), CKR_GENERAL_ERROR);
+        assert_eq!(guard_any("test", || panic!("boom")), CKR_GENERAL_ERROR);
     }
 
     #[test]
     fn an_error_becomes_its_return_code() {
-        assert_eq!(guard("test", || Err(Error::PinLocked)), cryptoki_sys::CKR_PIN_LOCKED);
-        assert_eq!(guard("test", || Ok(())), CKR_OK);
+        assert_eq!(guard_any("test", || Err(Error::PinLocked)), cryptoki_sys::CKR_PIN_LOCKED);
+        assert_eq!(guard_any("test", || Ok(())), CKR_OK);
+    }
+
+    #[test]
+    fn an_uninitialized_module_answers_before_the_body_runs() {
+        let rv = guard("test", || panic!("the body must not run"));
+        assert_eq!(rv, cryptoki_sys::CKR_CRYPTOKI_NOT_INITIALIZED);
     }
 }

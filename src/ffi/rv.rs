@@ -59,6 +59,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::UnwrappingKeyTypeInconsistent => CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
         Error::KeyUnextractable => CKR_KEY_UNEXTRACTABLE,
         Error::KeyNotWrappable => CKR_KEY_NOT_WRAPPABLE,
+        Error::KeyIndigestible => CKR_KEY_INDIGESTIBLE,
         Error::WrappedKeyInvalid => CKR_WRAPPED_KEY_INVALID,
         Error::WrappedKeyLenRange => CKR_WRAPPED_KEY_LEN_RANGE,
         Error::DataLenRange => CKR_DATA_LEN_RANGE,

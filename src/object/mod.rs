@@ -113,7 +113,7 @@ impl Object {
         let class = Classes::of(class_value).ok_or(Error::AttributeValueInvalid(CKA_CLASS))?;
         for a in &template.0 {
             if let Some(given) = attrs.get(&a.ty) {
-                if (a.ty == CKA_CLASS || a.ty == CKA_KEY_TYPE) && *given == a.value {
+                if *given == a.value {
                     continue;
                 }
                 return Err(Error::TemplateInconsistent(a.ty));
@@ -393,6 +393,12 @@ impl Object {
             return Err(Error::Integrity("stored object's columns disagree with its attributes"));
         }
         Ok(object)
+    }
+
+    /// Sets an attribute the token computes (a normalized key encoding on import, say),
+    /// bypassing the template rules; inside the token only.
+    pub fn set_computed(&mut self, attr: Attr) {
+        self.attrs.insert(attr.ty, attr.value.clone());
     }
 
     /// Key material for use inside the token (mechanisms), zeroized when dropped.

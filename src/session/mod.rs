@@ -4,7 +4,9 @@
 //! Each session sits behind its own lock, so two threads with two sessions never wait on
 //! each other; the table lock is held only to look a session up.
 
+pub mod crypto;
 pub mod handles;
+pub mod keys;
 pub mod objects;
 
 use std::collections::HashMap;
@@ -15,6 +17,7 @@ use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
+use crate::mechanism::{Cipher, Digester, Signer, Verifier};
 use crate::module::{self, Module};
 use crate::store::PinOwner;
 use crate::token::Token;
@@ -23,6 +26,33 @@ use crate::token::Token;
 #[derive(Debug, Default)]
 pub struct FindOp {
     remaining: std::collections::VecDeque<CK_OBJECT_HANDLE>,
+}
+
+/// The cryptographic operations active in a session: at most one of each kind (spec §5.2).
+#[derive(Default)]
+pub struct Ops {
+    /// `C_EncryptInit` .. `C_EncryptFinal`.
+    pub encrypt: Option<Box<dyn Cipher>>,
+    /// `C_DecryptInit` .. `C_DecryptFinal`.
+    pub decrypt: Option<Box<dyn Cipher>>,
+    /// `C_DigestInit` .. `C_DigestFinal`.
+    pub digest: Option<Box<dyn Digester>>,
+    /// `C_SignInit` .. `C_SignFinal`.
+    pub sign: Option<Box<dyn Signer>>,
+    /// `C_VerifyInit` .. `C_VerifyFinal`.
+    pub verify: Option<Box<dyn Verifier>>,
+}
+
+impl std::fmt::Debug for Ops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops")
+            .field("encrypt", &self.encrypt.is_some())
+            .field("decrypt", &self.decrypt.is_some())
+            .field("digest", &self.digest.is_some())
+            .field("sign", &self.sign.is_some())
+            .field("verify", &self.verify.is_some())
+            .finish()
+    }
 }
 
 /// One open session.
@@ -34,6 +64,8 @@ pub struct Session {
     pub rw: bool,
     /// The active find operation, if any.
     pub find: Option<FindOp>,
+    /// The active cryptographic operations.
+    pub ops: Ops,
 }
 
 /// This application's sessions.
@@ -118,7 +150,7 @@ pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
     if !rw && token.logged_in() == Some(PinOwner::So) {
         return Err(Error::SessionReadWriteSoExists);
     }
-    Ok(m.sessions.insert(Session { slot_id: slot, rw, find: None }))
+    Ok(m.sessions.insert(Session { slot_id: slot, rw, find: None, ops: Ops::default() }))
 }
 
 fn closed(m: &Module, slot: CK_SLOT_ID, gone: &[CK_SESSION_HANDLE]) {

@@ -28,13 +28,13 @@ pub enum Answer {
 }
 
 /// An object resolved from a handle.
-enum Resolved {
+pub(super) enum Resolved {
     Token(ObjectId, Object),
     Session(Arc<RwLock<Object>>),
 }
 
 impl Resolved {
-    fn object(&self) -> Object {
+    pub(super) fn object(&self) -> Object {
         match self {
             Resolved::Token(_, o) => o.clone(),
             Resolved::Session(o) => o.read().clone(),
@@ -43,16 +43,16 @@ impl Resolved {
 }
 
 impl Ctx {
-    fn user_logged_in(&self) -> bool {
+    pub(super) fn user_logged_in(&self) -> bool {
         self.token.logged_in() == Some(PinOwner::User)
     }
 
-    fn event(&self, action: &'static str, object: &Object) -> AuditEvent {
+    pub(super) fn event(&self, action: &'static str, object: &Object) -> AuditEvent {
         AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(object.describe()))
     }
 
     /// Resolves an object handle, enforcing visibility.
-    fn resolve(&self, handle: CK_OBJECT_HANDLE) -> Result<Resolved> {
+    pub(super) fn resolve(&self, handle: CK_OBJECT_HANDLE) -> Result<Resolved> {
         let (slot, located) = self.module.handles.get(handle).ok_or(Error::ObjectHandleInvalid)?;
         if slot != self.slot() {
             return Err(Error::ObjectHandleInvalid);
@@ -81,7 +81,7 @@ impl Ctx {
     }
 
     /// Checks that this session may hold `object` (a new or changed one).
-    fn check_may_hold(&self, object: &Object) -> Result<()> {
+    pub(super) fn check_may_hold(&self, object: &Object) -> Result<()> {
         if object.is_token() && !self.is_rw() {
             return Err(Error::SessionReadOnly);
         }
@@ -92,7 +92,7 @@ impl Ctx {
     }
 
     /// Stores a new object and returns its handle.
-    fn add(&self, object: Object, action: &'static str) -> Result<CK_OBJECT_HANDLE> {
+    pub(super) fn add(&self, object: Object, action: &'static str) -> Result<CK_OBJECT_HANDLE> {
         self.check_may_hold(&object)?;
         if !object.is_token() {
             return Ok(self.module.handles.add_session_object(self.slot(), self.handle, object));
@@ -108,7 +108,7 @@ impl Ctx {
 /// `C_CreateObject`.
 pub fn create(handle: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     let ctx = Ctx::of(handle)?;
-    let object = Object::create(template)?;
+    let object = super::keys::complete_import(Object::create(template)?)?;
     ctx.add(object, "C_CreateObject")
 }
 

@@ -162,7 +162,8 @@ fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<()> {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_vec()),
     };
-    let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let at_ms =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let entry = AuditEntry { seq, at_ms, pid: std::process::id(), event };
     let hash = entry.chain_hash(&prev);
     tx.execute(

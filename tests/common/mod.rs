@@ -6,7 +6,7 @@
 
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -21,18 +21,23 @@ pub const LABEL: &str = "test token";
 /// Failed logins before lockout in the default test config.
 pub const MAX_FAILED: u32 = 3;
 
-/// Path of the built module: next to the test binary's profile directory, or
-/// `COLLABVAULT_MODULE` when set.
+/// Path of the built module, or `COLLABVAULT_MODULE` when set. `cargo test` rebuilds the
+/// cdylib beside the test binary (`target/<profile>/deps/`) but does not copy it up to
+/// `target/<profile>/`, so that copy can be stale: the one in `deps/` is what this test
+/// binary was built with.
 pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("COLLABVAULT_MODULE") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> -> target/<profile>/libcollabvault_pkcs11.so
-    let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
-    let so = profile_dir.join("libcollabvault_pkcs11.so");
-    assert!(so.exists(), "{} not built", so.display());
-    so
+    let deps = exe.parent().expect("deps dir");
+    let so = deps.join("libcollabvault_pkcs11.so");
+    if so.exists() {
+        return so;
+    }
+    let uplifted = deps.parent().map(|p| p.join("libcollabvault_pkcs11.so")).expect("profile dir");
+    assert!(uplifted.exists(), "{} not built", uplifted.display());
+    uplifted
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -8,7 +8,7 @@ use cryptoki_sys::*;
 use crate::error::{Error, Result};
 use crate::ffi::args::{c_str, out};
 use crate::ffi::function_list::{FUNCTION_LIST_2_40, INTERFACES, INTERFACE_NAME};
-use crate::ffi::guard;
+use crate::ffi::{guard, guard_any};
 use crate::module;
 
 fn check_init_args(a: &CK_C_INITIALIZE_ARGS) -> Result<()> {
@@ -31,7 +31,7 @@ fn check_init_args(a: &CK_C_INITIALIZE_ARGS) -> Result<()> {
 /// `init_args` is NULL or points to a `CK_C_INITIALIZE_ARGS`.
 #[no_mangle]
 pub unsafe extern "C" fn C_Initialize(init_args: *mut c_void) -> CK_RV {
-    guard("C_Initialize", || {
+    guard_any("C_Initialize", || {
         // SAFETY: the caller passes NULL or a valid CK_C_INITIALIZE_ARGS.
         if let Some(args) = unsafe { init_args.cast::<CK_C_INITIALIZE_ARGS>().as_ref() } {
             check_init_args(args)?;
@@ -71,7 +71,7 @@ pub unsafe extern "C" fn C_GetInfo(info: *mut CK_INFO) -> CK_RV {
 /// `list` is NULL or valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn C_GetFunctionList(list: *mut CK_FUNCTION_LIST_PTR) -> CK_RV {
-    guard("C_GetFunctionList", || {
+    guard_any("C_GetFunctionList", || {
         // SAFETY: the caller passes NULL or a writable pointer slot.
         *unsafe { out(list) }? = std::ptr::addr_of!(FUNCTION_LIST_2_40).cast_mut();
         Ok(())
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut CK_FUNCTION_LIST_PTR) -> C
 /// `count` is NULL or valid for reads and writes; a non-NULL `list` has room for `*count`.
 #[no_mangle]
 pub unsafe extern "C" fn C_GetInterfaceList(list: *mut CK_INTERFACE, count: *mut CK_ULONG) -> CK_RV {
-    guard("C_GetInterfaceList", || {
+    guard_any("C_GetInterfaceList", || {
         // SAFETY: forwarded from this function's contract.
         unsafe { crate::ffi::args::write_list(list, count, &INTERFACES.get()) }
     })
@@ -103,7 +103,7 @@ pub unsafe extern "C" fn C_GetInterface(
     interface: *mut CK_INTERFACE_PTR,
     flags: CK_FLAGS,
 ) -> CK_RV {
-    guard("C_GetInterface", || {
+    guard_any("C_GetInterface", || {
         // SAFETY: the caller passes NULL or a writable pointer slot.
         let slot = unsafe { out(interface) }?;
         // SAFETY: the caller passes NULL or a NUL-terminated name.

@@ -16,152 +16,8 @@ pub extern "C" fn C_GetOperationState(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: 
 
 /// `C_SetOperationState`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_SetOperationState(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: CK_OBJECT_HANDLE,
-    _: CK_OBJECT_HANDLE,
-) -> CK_RV {
+pub extern "C" fn C_SetOperationState(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: CK_OBJECT_HANDLE, _: CK_OBJECT_HANDLE) -> CK_RV {
     not_supported("C_SetOperationState")
-}
-
-/// `C_EncryptInit`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_EncryptInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) -> CK_RV {
-    not_supported("C_EncryptInit")
-}
-
-/// `C_Encrypt`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_Encrypt(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
-    not_supported("C_Encrypt")
-}
-
-/// `C_EncryptUpdate`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_EncryptUpdate(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
-    not_supported("C_EncryptUpdate")
-}
-
-/// `C_EncryptFinal`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_EncryptFinal(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
-    not_supported("C_EncryptFinal")
-}
-
-/// `C_DecryptInit`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DecryptInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) -> CK_RV {
-    not_supported("C_DecryptInit")
-}
-
-/// `C_Decrypt`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_Decrypt(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
-    not_supported("C_Decrypt")
-}
-
-/// `C_DecryptUpdate`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DecryptUpdate(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
-    not_supported("C_DecryptUpdate")
-}
-
-/// `C_DecryptFinal`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DecryptFinal(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
-    not_supported("C_DecryptFinal")
-}
-
-/// `C_DigestInit`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DigestInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM) -> CK_RV {
-    not_supported("C_DigestInit")
-}
-
-/// `C_Digest`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_Digest(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
-    not_supported("C_Digest")
-}
-
-/// `C_DigestUpdate`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DigestUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
-    not_supported("C_DigestUpdate")
-}
-
-/// `C_DigestKey`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DigestKey(_: CK_SESSION_HANDLE, _: CK_OBJECT_HANDLE) -> CK_RV {
-    not_supported("C_DigestKey")
-}
-
-/// `C_DigestFinal`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DigestFinal(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
-    not_supported("C_DigestFinal")
-}
-
-/// `C_SignInit`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_SignInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) -> CK_RV {
-    not_supported("C_SignInit")
-}
-
-/// `C_Sign`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_Sign(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
-    not_supported("C_Sign")
-}
-
-/// `C_SignUpdate`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_SignUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
-    not_supported("C_SignUpdate")
-}
-
-/// `C_SignFinal`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_SignFinal(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
-    not_supported("C_SignFinal")
 }
 
 /// `C_SignRecoverInit`: not supported by this token.
@@ -172,38 +28,8 @@ pub extern "C" fn C_SignRecoverInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, 
 
 /// `C_SignRecover`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_SignRecover(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_SignRecover(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_SignRecover")
-}
-
-/// `C_VerifyInit`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_VerifyInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) -> CK_RV {
-    not_supported("C_VerifyInit")
-}
-
-/// `C_Verify`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_Verify(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
-    not_supported("C_Verify")
-}
-
-/// `C_VerifyUpdate`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_VerifyUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
-    not_supported("C_VerifyUpdate")
-}
-
-/// `C_VerifyFinal`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_VerifyFinal(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
-    not_supported("C_VerifyFinal")
 }
 
 /// `C_VerifyRecoverInit`: not supported by this token.
@@ -214,142 +40,37 @@ pub extern "C" fn C_VerifyRecoverInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM
 
 /// `C_VerifyRecover`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_VerifyRecover(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_VerifyRecover(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_VerifyRecover")
 }
 
 /// `C_DigestEncryptUpdate`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_DigestEncryptUpdate(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_DigestEncryptUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_DigestEncryptUpdate")
 }
 
 /// `C_DecryptDigestUpdate`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_DecryptDigestUpdate(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_DecryptDigestUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_DecryptDigestUpdate")
 }
 
 /// `C_SignEncryptUpdate`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_SignEncryptUpdate(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_SignEncryptUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_SignEncryptUpdate")
 }
 
 /// `C_DecryptVerifyUpdate`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_DecryptVerifyUpdate(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_DecryptVerifyUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_DecryptVerifyUpdate")
-}
-
-/// `C_GenerateKey`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_GenerateKey(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: *mut CK_ATTRIBUTE,
-    _: CK_ULONG,
-    _: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    not_supported("C_GenerateKey")
-}
-
-/// `C_GenerateKeyPair`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_GenerateKeyPair(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: *mut CK_ATTRIBUTE,
-    _: CK_ULONG,
-    _: *mut CK_ATTRIBUTE,
-    _: CK_ULONG,
-    _: *mut CK_OBJECT_HANDLE,
-    _: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    not_supported("C_GenerateKeyPair")
-}
-
-/// `C_WrapKey`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_WrapKey(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: CK_OBJECT_HANDLE,
-    _: CK_OBJECT_HANDLE,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
-    not_supported("C_WrapKey")
-}
-
-/// `C_UnwrapKey`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_UnwrapKey(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: CK_OBJECT_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_ATTRIBUTE,
-    _: CK_ULONG,
-    _: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    not_supported("C_UnwrapKey")
-}
-
-/// `C_DeriveKey`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DeriveKey(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: CK_OBJECT_HANDLE,
-    _: *mut CK_ATTRIBUTE,
-    _: CK_ULONG,
-    _: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    not_supported("C_DeriveKey")
 }
 
 /// `C_LoginUser`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_LoginUser(
-    _: CK_SESSION_HANDLE,
-    _: CK_USER_TYPE,
-    _: *mut CK_UTF8CHAR,
-    _: CK_ULONG,
-    _: *mut CK_UTF8CHAR,
-    _: CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_LoginUser(_: CK_SESSION_HANDLE, _: CK_USER_TYPE, _: *mut CK_UTF8CHAR, _: CK_ULONG, _: *mut CK_UTF8CHAR, _: CK_ULONG) -> CK_RV {
     not_supported("C_LoginUser")
 }
 
@@ -367,44 +88,19 @@ pub extern "C" fn C_MessageEncryptInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANIS
 
 /// `C_EncryptMessage`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_EncryptMessage(
-    _: CK_SESSION_HANDLE,
-    _: *mut c_void,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_EncryptMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_EncryptMessage")
 }
 
 /// `C_EncryptMessageBegin`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_EncryptMessageBegin(
-    _: CK_SESSION_HANDLE,
-    _: *mut c_void,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_EncryptMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
     not_supported("C_EncryptMessageBegin")
 }
 
 /// `C_EncryptMessageNext`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_EncryptMessageNext(
-    _: CK_SESSION_HANDLE,
-    _: *mut c_void,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-    _: CK_FLAGS,
-) -> CK_RV {
+pub extern "C" fn C_EncryptMessageNext(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG, _: CK_FLAGS) -> CK_RV {
     not_supported("C_EncryptMessageNext")
 }
 
@@ -422,44 +118,19 @@ pub extern "C" fn C_MessageDecryptInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANIS
 
 /// `C_DecryptMessage`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_DecryptMessage(
-    _: CK_SESSION_HANDLE,
-    _: *mut c_void,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_DecryptMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_DecryptMessage")
 }
 
 /// `C_DecryptMessageBegin`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_DecryptMessageBegin(
-    _: CK_SESSION_HANDLE,
-    _: *mut c_void,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_DecryptMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
     not_supported("C_DecryptMessageBegin")
 }
 
 /// `C_DecryptMessageNext`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_DecryptMessageNext(
-    _: CK_SESSION_HANDLE,
-    _: *mut c_void,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-    _: CK_FLAGS,
-) -> CK_RV {
+pub extern "C" fn C_DecryptMessageNext(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG, _: CK_FLAGS) -> CK_RV {
     not_supported("C_DecryptMessageNext")
 }
 
@@ -477,15 +148,7 @@ pub extern "C" fn C_MessageSignInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, 
 
 /// `C_SignMessage`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_SignMessage(
-    _: CK_SESSION_HANDLE,
-    _: *mut c_void,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_SignMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_SignMessage")
 }
 
@@ -497,15 +160,7 @@ pub extern "C" fn C_SignMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK
 
 /// `C_SignMessageNext`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_SignMessageNext(
-    _: CK_SESSION_HANDLE,
-    _: *mut c_void,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_SignMessageNext(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_SignMessageNext")
 }
 
@@ -523,15 +178,7 @@ pub extern "C" fn C_MessageVerifyInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM
 
 /// `C_VerifyMessage`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_VerifyMessage(
-    _: CK_SESSION_HANDLE,
-    _: *mut c_void,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_VerifyMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
     not_supported("C_VerifyMessage")
 }
 
@@ -543,15 +190,7 @@ pub extern "C" fn C_VerifyMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: 
 
 /// `C_VerifyMessageNext`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_VerifyMessageNext(
-    _: CK_SESSION_HANDLE,
-    _: *mut c_void,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_VerifyMessageNext(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
     not_supported("C_VerifyMessageNext")
 }
 
@@ -561,45 +200,9 @@ pub extern "C" fn C_MessageVerifyFinal(_: CK_SESSION_HANDLE) -> CK_RV {
     not_supported("C_MessageVerifyFinal")
 }
 
-/// `C_EncapsulateKey`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_EncapsulateKey(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: CK_OBJECT_HANDLE,
-    _: *mut CK_ATTRIBUTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-    _: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    not_supported("C_EncapsulateKey")
-}
-
-/// `C_DecapsulateKey`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DecapsulateKey(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: CK_OBJECT_HANDLE,
-    _: *mut CK_ATTRIBUTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    not_supported("C_DecapsulateKey")
-}
-
 /// `C_VerifySignatureInit`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_VerifySignatureInit(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: CK_OBJECT_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_VerifySignatureInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
     not_supported("C_VerifySignatureInit")
 }
 
@@ -623,11 +226,7 @@ pub extern "C" fn C_VerifySignatureFinal(_: CK_SESSION_HANDLE) -> CK_RV {
 
 /// `C_GetSessionValidationFlags`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_GetSessionValidationFlags(
-    _: CK_SESSION_HANDLE,
-    _: CK_SESSION_VALIDATION_FLAGS_TYPE,
-    _: *mut CK_FLAGS,
-) -> CK_RV {
+pub extern "C" fn C_GetSessionValidationFlags(_: CK_SESSION_HANDLE, _: CK_SESSION_VALIDATION_FLAGS_TYPE, _: *mut CK_FLAGS) -> CK_RV {
     not_supported("C_GetSessionValidationFlags")
 }
 
@@ -645,44 +244,18 @@ pub extern "C" fn C_AsyncGetID(_: CK_SESSION_HANDLE, _: *mut CK_UTF8CHAR, _: *mu
 
 /// `C_AsyncJoin`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_AsyncJoin(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_UTF8CHAR,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_AsyncJoin(_: CK_SESSION_HANDLE, _: *mut CK_UTF8CHAR, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
     not_supported("C_AsyncJoin")
 }
 
 /// `C_WrapKeyAuthenticated`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_WrapKeyAuthenticated(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: CK_OBJECT_HANDLE,
-    _: CK_OBJECT_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
+pub extern "C" fn C_WrapKeyAuthenticated(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE, _: CK_OBJECT_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
     not_supported("C_WrapKeyAuthenticated")
 }
 
 /// `C_UnwrapKeyAuthenticated`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_UnwrapKeyAuthenticated(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: CK_OBJECT_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_ATTRIBUTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
+pub extern "C" fn C_UnwrapKeyAuthenticated(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_ATTRIBUTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_OBJECT_HANDLE) -> CK_RV {
     not_supported("C_UnwrapKeyAuthenticated")
 }

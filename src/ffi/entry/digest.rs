@@ -1,0 +1,30 @@
+//! Message digesting (PKCS#11 3.2 §5.10).
+
+use cryptoki_sys::*;
+
+use super::shims::{in_only, in_out, out_only};
+use crate::ffi::{guard, params};
+use crate::session::crypto;
+
+/// `C_DigestInit` (§5.10.1).
+///
+/// # Safety
+/// `mechanism` is NULL or a valid `CK_MECHANISM`.
+#[no_mangle]
+pub unsafe extern "C" fn C_DigestInit(session: CK_SESSION_HANDLE, mechanism: *mut CK_MECHANISM) -> CK_RV {
+    guard("C_DigestInit", || {
+        // SAFETY: forwarded from this function's contract.
+        let m = unsafe { params::mechanism(mechanism) }?;
+        crypto::digest_init(session, &m)
+    })
+}
+
+in_out!(C_Digest, crypto::digest);
+in_only!(C_DigestUpdate, crypto::digest_update);
+out_only!(C_DigestFinal, crypto::digest_final);
+
+/// `C_DigestKey` (§5.10.4).
+#[no_mangle]
+pub extern "C" fn C_DigestKey(session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
+    guard("C_DigestKey", || crypto::digest_key(session, key))
+}

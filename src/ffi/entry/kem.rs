@@ -1,0 +1,71 @@
+//! Key encapsulation (PKCS#11 3.2 §5.18.8, §5.18.9), new in the 3.2 function list.
+
+use cryptoki_sys::*;
+
+use crate::ffi::args::{bytes, capacity, emit, out, template};
+use crate::ffi::{guard, params};
+use crate::session::keys;
+
+/// `C_EncapsulateKey`: the ciphertext under the length-query protocol, and a new secret
+/// key object holding the shared secret (made only when the ciphertext is delivered).
+///
+/// # Safety
+/// `mechanism` is a valid `CK_MECHANISM`; `attrs` points to `count` attributes;
+/// `ciphertext_len` is valid for reads and writes; a non-NULL `ciphertext` has room for
+/// `*ciphertext_len` bytes; `key` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn C_EncapsulateKey(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    public_key: CK_OBJECT_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    ciphertext: *mut CK_BYTE,
+    ciphertext_len: *mut CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_EncapsulateKey", || {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let (m, t) = (params::mechanism(mechanism)?, template(attrs, count)?);
+            let cap = capacity(ciphertext, ciphertext_len)?;
+            let key = out(key)?;
+            let result = keys::encapsulate(session, &m, public_key, &t, cap);
+            let (output, new_key) = match result {
+                Ok((output, new_key)) => (Ok(output), new_key),
+                Err(e) => (Err(e), None),
+            };
+            emit(ciphertext, ciphertext_len, output)?;
+            if let Some(h) = new_key {
+                *key = h;
+            }
+            Ok(())
+        }
+    })
+}
+
+/// `C_DecapsulateKey`: a new secret key object from a ciphertext.
+///
+/// # Safety
+/// `mechanism` is a valid `CK_MECHANISM`; `attrs` points to `count` attributes;
+/// `ciphertext` to `ciphertext_len` bytes; `key` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn C_DecapsulateKey(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    private_key: CK_OBJECT_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    ciphertext: *mut CK_BYTE,
+    ciphertext_len: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_DecapsulateKey", || {
+        // SAFETY: forwarded from this function's contract.
+        let (m, t, ct, key) = unsafe {
+            (params::mechanism(mechanism)?, template(attrs, count)?, bytes(ciphertext, ciphertext_len)?, out(key)?)
+        };
+        *key = keys::decapsulate(session, &m, private_key, &t, ct)?;
+        Ok(())
+    })
+}

@@ -1,0 +1,131 @@
+//! Key management (PKCS#11 3.2 §5.14–5.18): generate, wrap, unwrap, derive.
+
+use cryptoki_sys::*;
+
+use crate::ffi::args::{bytes, capacity, emit, out, template};
+use crate::ffi::{guard, params};
+use crate::session::keys;
+
+/// `C_GenerateKey` (§5.14.1).
+///
+/// # Safety
+/// `mechanism` is a valid `CK_MECHANISM`; `attrs` points to `count` attributes; `key`
+/// is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateKey(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_GenerateKey", || {
+        // SAFETY: forwarded from this function's contract.
+        let (m, t, key) = unsafe { (params::mechanism(mechanism)?, template(attrs, count)?, out(key)?) };
+        *key = keys::generate_key(session, &m, &t)?;
+        Ok(())
+    })
+}
+
+/// `C_GenerateKeyPair` (§5.14.2).
+///
+/// # Safety
+/// As for `C_GenerateKey`, for both templates and both output handles.
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateKeyPair(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    public_attrs: *mut CK_ATTRIBUTE,
+    public_count: CK_ULONG,
+    private_attrs: *mut CK_ATTRIBUTE,
+    private_count: CK_ULONG,
+    public_key: *mut CK_OBJECT_HANDLE,
+    private_key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_GenerateKeyPair", || {
+        // SAFETY: forwarded from this function's contract.
+        let (m, public_t, private_t, public_key, private_key) = unsafe {
+            (
+                params::mechanism(mechanism)?,
+                template(public_attrs, public_count)?,
+                template(private_attrs, private_count)?,
+                out(public_key)?,
+                out(private_key)?,
+            )
+        };
+        (*public_key, *private_key) = keys::generate_key_pair(session, &m, &public_t, &private_t)?;
+        Ok(())
+    })
+}
+
+/// `C_WrapKey` (§5.14.3).
+///
+/// # Safety
+/// `mechanism` is a valid `CK_MECHANISM`; `wrapped_len` is valid for reads and writes; a
+/// non-NULL `wrapped` has room for `*wrapped_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_WrapKey(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    wrapping_key: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
+    wrapped: *mut CK_BYTE,
+    wrapped_len: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_WrapKey", || {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let m = params::mechanism(mechanism)?;
+            let cap = capacity(wrapped, wrapped_len)?;
+            emit(wrapped, wrapped_len, keys::wrap_key(session, &m, wrapping_key, key, cap))
+        }
+    })
+}
+
+/// `C_UnwrapKey` (§5.14.4).
+///
+/// # Safety
+/// `mechanism` is a valid `CK_MECHANISM`; `wrapped` points to `wrapped_len` bytes;
+/// `attrs` to `count` attributes; `key` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn C_UnwrapKey(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    unwrapping_key: CK_OBJECT_HANDLE,
+    wrapped: *mut CK_BYTE,
+    wrapped_len: CK_ULONG,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_UnwrapKey", || {
+        // SAFETY: forwarded from this function's contract.
+        let (m, wrapped, t, key) = unsafe {
+            (params::mechanism(mechanism)?, bytes(wrapped, wrapped_len)?, template(attrs, count)?, out(key)?)
+        };
+        *key = keys::unwrap_key(session, &m, unwrapping_key, wrapped, &t)?;
+        Ok(())
+    })
+}
+
+/// `C_DeriveKey` (§5.14.5).
+///
+/// # Safety
+/// `mechanism` is a valid `CK_MECHANISM`; `attrs` points to `count` attributes; `key`
+/// is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn C_DeriveKey(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    base_key: CK_OBJECT_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_DeriveKey", || {
+        // SAFETY: forwarded from this function's contract.
+        let (m, t, key) = unsafe { (params::mechanism(mechanism)?, template(attrs, count)?, out(key)?) };
+        *key = keys::derive_key(session, &m, base_key, &t)?;
+        Ok(())
+    })
+}

@@ -1,0 +1,51 @@
+//! Signing, MACing and verification (PKCS#11 3.2 §5.11, §5.13).
+
+use cryptoki_sys::*;
+
+use super::shims::{in_only, in_out, init_with_key, out_only};
+use crate::ffi::args::bytes;
+use crate::ffi::guard;
+use crate::session::crypto;
+
+init_with_key!(C_SignInit, crypto::sign_init);
+in_out!(C_Sign, crypto::sign);
+in_only!(C_SignUpdate, crypto::sign_update);
+out_only!(C_SignFinal, crypto::sign_final);
+init_with_key!(C_VerifyInit, crypto::verify_init);
+in_only!(C_VerifyUpdate, crypto::verify_update);
+
+/// `C_Verify` (§5.13.2).
+///
+/// # Safety
+/// `data` and `signature` point to `data_len` and `signature_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_Verify(
+    session: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_len: CK_ULONG,
+    signature: *mut CK_BYTE,
+    signature_len: CK_ULONG,
+) -> CK_RV {
+    guard("C_Verify", || {
+        // SAFETY: forwarded from this function's contract.
+        let (data, signature) = unsafe { (bytes(data, data_len)?, bytes(signature, signature_len)?) };
+        crypto::verify(session, data, signature)
+    })
+}
+
+/// `C_VerifyFinal` (§5.13.4).
+///
+/// # Safety
+/// `signature` points to `signature_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifyFinal(
+    session: CK_SESSION_HANDLE,
+    signature: *mut CK_BYTE,
+    signature_len: CK_ULONG,
+) -> CK_RV {
+    guard("C_VerifyFinal", || {
+        // SAFETY: forwarded from this function's contract.
+        let signature = unsafe { bytes(signature, signature_len) }?;
+        crypto::verify_final(session, signature)
+    })
+}

@@ -1,0 +1,275 @@
+//! `CKM_ECDSA` and `CKM_ECDSA_SHA256` over P-256 (FIPS 186-5, SEC1).
+//!
+//! - `CKM_ECDSA`: the data is the caller's hash, signed as a prehash. A hash longer than
+//!   the field is truncated to its leftmost 256 bits and a shorter one is zero-extended
+//!   on the left, as SEC1 §4.1.3 step 5 and the `ecdsa` crate's `bytes2scalar` do. The
+//!   crate (0.17) sets no minimum length; this file refuses only empty input and input
+//!   longer than [`MAX_PREHASH_LEN`] (no digest comes close), with `CKR_DATA_LEN_RANGE`.
+//! - `CKM_ECDSA_SHA256`: SHA-256 over all the data, then the same signature.
+//!
+//! Signatures are PKCS#11's `r || s`, each a 32-byte big-endian integer (not DER).
+//! The nonce is RFC 6979 deterministic (HMAC-SHA-256 DRBG keyed by the scalar and the
+//! hash), so signing needs no RNG and cannot fail on one. S is not normalized to the
+//! low half (P-256 ECDSA does not require it), and verification accepts both halves.
+//!
+//! `finish` does not consume the absorbed data, so a caller that retries after
+//! `CKR_BUFFER_TOO_SMALL` gets the same signature.
+
+use ::sha2::{Digest, Sha256};
+use cryptoki_sys::*;
+use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use zeroize::Zeroizing;
+
+use super::ec::{self, Curve};
+use super::{MechEntry, Signer, Verifier};
+use crate::error::{Error, Result};
+
+const FLAGS: CK_FLAGS = CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+
+/// Registry rows.
+pub const ENTRIES: &[MechEntry] = &[
+    MechEntry { ty: CKM_ECDSA, min_key: 256, max_key: 256, flags: FLAGS },
+    MechEntry { ty: CKM_ECDSA_SHA256, min_key: 256, max_key: 256, flags: FLAGS },
+];
+
+/// Most bytes `CKM_ECDSA` accepts as the hash: ample for any digest, and a bound on
+/// what repeated updates can buffer.
+pub const MAX_PREHASH_LEN: usize = 1024;
+
+/// What the operation has absorbed so far.
+enum Input {
+    /// `CKM_ECDSA`: the caller's hash, buffered.
+    Prehash(Zeroizing<Vec<u8>>),
+    /// `CKM_ECDSA_SHA256`: the running hash.
+    Sha256(Sha256),
+}
+
+impl Input {
+    fn new(hash: bool) -> Self {
+        if hash {
+            Input::Sha256(Sha256::new())
+        } else {
+            Input::Prehash(Zeroizing::default())
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        match self {
+            Input::Prehash(buf) => {
+                if buf.len().saturating_add(data.len()) > MAX_PREHASH_LEN {
+                    return Err(Error::DataLenRange);
+                }
+                buf.extend_from_slice(data);
+            }
+            Input::Sha256(h) => Digest::update(h, data),
+        }
+        Ok(())
+    }
+
+    /// The value to sign or verify, leaving the state as it was.
+    fn digest(&self) -> Result<Zeroizing<Vec<u8>>> {
+        match self {
+            Input::Prehash(buf) if buf.is_empty() => Err(Error::DataLenRange),
+            Input::Prehash(buf) => Ok(buf.clone()),
+            Input::Sha256(h) => Ok(Zeroizing::new(h.clone().finalize().to_vec())),
+        }
+    }
+}
+
+/// Length of `r || s`.
+fn signature_len(curve: Curve) -> usize {
+    2 * curve.field_len()
+}
+
+struct EcdsaSigner {
+    key: SigningKey,
+    curve: Curve,
+    input: Input,
+}
+
+impl Signer for EcdsaSigner {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.input.update(data)
+    }
+
+    fn signature_len(&self) -> usize {
+        signature_len(self.curve)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        let z = self.input.digest()?;
+        let sig: Signature = self.key.sign_prehash(&z).map_err(|_| Error::DataLenRange)?;
+        Ok(sig.to_bytes().to_vec())
+    }
+}
+
+struct EcdsaVerifier {
+    key: VerifyingKey,
+    curve: Curve,
+    input: Input,
+}
+
+impl Verifier for EcdsaVerifier {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.input.update(data)
+    }
+
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        if signature.len() != signature_len(self.curve) {
+            return Err(Error::SignatureLenRange);
+        }
+        let z = self.input.digest()?;
+        // `from_slice` refuses r or s that is zero or not below n.
+        let sig = Signature::from_slice(signature).map_err(|_| Error::SignatureInvalid)?;
+        self.key.verify_prehash(&z, &sig).map_err(|_| Error::SignatureInvalid)
+    }
+}
+
+/// A signature with the private `scalar` (left-padded if short, see
+/// [`ec::check_private`]). `hash == false`: `CKM_ECDSA`; `hash == true`:
+/// `CKM_ECDSA_SHA256`.
+pub fn signer(curve: Curve, scalar: &[u8], hash: bool) -> Result<Box<dyn Signer>> {
+    let scalar = ec::check_private(curve, scalar)?;
+    let key = match curve {
+        Curve::P256 => SigningKey::from_slice(&scalar).map_err(|_| Error::AttributeValueInvalid(CKA_VALUE))?,
+    };
+    Ok(Box::new(EcdsaSigner { key, curve, input: Input::new(hash) }))
+}
+
+/// A check of `r || s` against the public `point` (uncompressed, or any form
+/// [`ec::parse_point`] takes). A signature of the wrong length ->
+/// [`Error::SignatureLenRange`]; any other failure, including r or s zero or out of
+/// range -> [`Error::SignatureInvalid`].
+pub fn verifier(curve: Curve, point: &[u8], hash: bool) -> Result<Box<dyn Verifier>> {
+    let point = ec::parse_point(curve, point)?;
+    let key = match curve {
+        Curve::P256 => VerifyingKey::from_sec1_bytes(&point).map_err(|_| Error::AttributeValueInvalid(CKA_EC_POINT))?,
+    };
+    Ok(Box::new(EcdsaVerifier { key, curve, input: Input::new(hash) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s).expect("hex")
+    }
+
+    // RFC 6979 A.2.5, P-256: key pair, and the SHA-256 signatures of "sample" and "test".
+    const D: &str = "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721";
+    const Q: &str = "0460fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6\
+                     7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299";
+    const VECTORS: &[(&[u8], &str)] = &[
+        (
+            b"sample",
+            "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716\
+             f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8",
+        ),
+        (
+            b"test",
+            "f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367\
+             019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083",
+        ),
+    ];
+
+    fn sign(hash: bool, parts: &[&[u8]]) -> Result<Vec<u8>> {
+        let mut s = signer(Curve::P256, &h(D), hash)?;
+        for p in parts {
+            s.update(p)?;
+        }
+        s.finish()
+    }
+
+    fn verify(hash: bool, data: &[u8], sig: &[u8]) -> Result<()> {
+        let mut v = verifier(Curve::P256, &h(Q), hash)?;
+        v.update(data)?;
+        v.finish(sig)
+    }
+
+    #[test]
+    fn rfc6979_signatures_match_exactly() {
+        for (msg, want) in VECTORS {
+            assert_eq!(sign(true, &[msg]).expect("sign"), h(want), "{msg:?}");
+            let split = msg.len() / 2;
+            assert_eq!(sign(true, &[&msg[..split], &msg[split..]]).expect("sign"), h(want));
+            let digest = Sha256::digest(msg);
+            assert_eq!(sign(false, &[&digest]).expect("sign"), h(want));
+            assert_eq!(verify(true, msg, &h(want)), Ok(()));
+            assert_eq!(verify(false, &digest, &h(want)), Ok(()));
+        }
+    }
+
+    #[test]
+    fn finish_twice_gives_the_same_signature() {
+        let mut s = signer(Curve::P256, &h(D), true).expect("signer");
+        s.update(b"sample").expect("update");
+        assert_eq!(s.signature_len(), 64);
+        assert_eq!(s.finish().expect("first"), s.finish().expect("second"));
+    }
+
+    #[test]
+    fn a_flipped_byte_of_signature_or_message_fails() {
+        let (msg, sig) = VECTORS[0];
+        let sig = h(sig);
+        for i in 0..sig.len() {
+            let mut bad = sig.clone();
+            bad[i] ^= 0x01;
+            assert_eq!(verify(true, msg, &bad), Err(Error::SignatureInvalid), "byte {i}");
+        }
+        let mut bad_msg = msg.to_vec();
+        bad_msg[0] ^= 0x01;
+        assert_eq!(verify(true, &bad_msg, &sig), Err(Error::SignatureInvalid));
+    }
+
+    #[test]
+    fn out_of_range_r_or_s_is_invalid_not_a_panic() {
+        let (msg, _) = VECTORS[0];
+        let n = "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551";
+        let one = "0000000000000000000000000000000000000000000000000000000000000001";
+        let zero = "0000000000000000000000000000000000000000000000000000000000000000";
+        let ff = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+        for (r, s) in [(zero, one), (one, zero), (n, one), (one, n), (ff, ff), (zero, zero)] {
+            assert_eq!(verify(true, msg, &h(&format!("{r}{s}"))), Err(Error::SignatureInvalid));
+        }
+    }
+
+    #[test]
+    fn a_signature_of_the_wrong_length_is_out_of_range() {
+        let (msg, sig) = VECTORS[0];
+        let sig = h(sig);
+        assert_eq!(verify(true, msg, &sig[..63]), Err(Error::SignatureLenRange));
+        assert_eq!(verify(true, msg, &[sig.as_slice(), &[0]].concat()), Err(Error::SignatureLenRange));
+        assert_eq!(verify(true, msg, &[]), Err(Error::SignatureLenRange));
+    }
+
+    #[test]
+    fn a_random_key_round_trips_and_long_hashes_are_truncated() {
+        let (d, q) = ec::generate(Curve::P256).expect("generate");
+        let sha512_like = [0x5au8; 64];
+        let mut s = signer(Curve::P256, &d, false).expect("signer");
+        s.update(&sha512_like).expect("update");
+        let sig = s.finish().expect("sign");
+        let mut v = verifier(Curve::P256, &q, false).expect("verifier");
+        v.update(&sha512_like).expect("update");
+        assert_eq!(v.finish(&sig), Ok(()));
+        // Only the leftmost 32 bytes count.
+        let mut v = verifier(Curve::P256, &q, false).expect("verifier");
+        v.update(&sha512_like[..32]).expect("update");
+        assert_eq!(v.finish(&sig), Ok(()));
+    }
+
+    #[test]
+    fn empty_or_oversized_prehash_is_refused() {
+        assert_eq!(sign(false, &[]), Err(Error::DataLenRange));
+        let mut s = signer(Curve::P256, &h(D), false).expect("signer");
+        assert_eq!(s.update(&[0; MAX_PREHASH_LEN + 1]), Err(Error::DataLenRange));
+    }
+
+    #[test]
+    fn bad_keys_are_refused() {
+        assert!(signer(Curve::P256, &[0; 32], true).is_err());
+        assert_eq!(verifier(Curve::P256, &[0x04; 65], true).err(), Some(Error::AttributeValueInvalid(CKA_EC_POINT)));
+    }
+}

@@ -1,0 +1,208 @@
+//! `mechanism/`: the cryptography, one file per mechanism family, over the RustCrypto
+//! crates.
+//!
+//! This layer speaks bytes and typed parameters only: it never sees a pointer (the C ABI
+//! decodes `CK_MECHANISM` into a [`Mechanism`]), an object or a session (the session
+//! layer checks key class, type and usage with [`key_needs`] and hands over key bytes).
+//! Crate calls stay inside this folder behind narrow per-family functions, so a second
+//! backend can replace a family without touching the layers above.
+
+pub mod aes_gcm;
+pub mod aes_kw;
+pub mod ec;
+pub mod ecdh;
+pub mod ecdsa;
+pub mod hmac;
+pub mod mlkem;
+pub mod secret_key;
+pub mod sha2;
+
+use cryptoki_sys::*;
+
+use crate::error::Result;
+
+/// `CK_GCM_PARAMS`, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcmParams {
+    /// The IV (nonce).
+    pub iv: Vec<u8>,
+    /// Additional authenticated data.
+    pub aad: Vec<u8>,
+    /// Tag length in bytes.
+    pub tag_len: usize,
+}
+
+/// `CK_ECDH1_DERIVE_PARAMS`, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcdhParams {
+    /// `CKD_NULL` or `CKD_SHA256_KDF`.
+    pub kdf: CK_EC_KDF_TYPE,
+    /// KDF shared data (empty for `CKD_NULL`).
+    pub shared_data: Vec<u8>,
+    /// The peer's public point (raw uncompressed, or DER OCTET STRING).
+    pub public_data: Vec<u8>,
+}
+
+/// A mechanism with its parameter decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mechanism {
+    /// `CKM_AES_KEY_GEN`.
+    AesKeyGen,
+    /// `CKM_GENERIC_SECRET_KEY_GEN`.
+    GenericSecretKeyGen,
+    /// `CKM_AES_GCM`.
+    AesGcm(GcmParams),
+    /// `CKM_AES_KEY_WRAP` (RFC 3394, default IV).
+    AesKeyWrap,
+    /// `CKM_AES_KEY_WRAP_KWP` (RFC 5649, default ICV).
+    AesKeyWrapPad,
+    /// `CKM_SHA256`.
+    Sha256,
+    /// `CKM_SHA256_HMAC`.
+    Sha256Hmac,
+    /// `CKM_EC_KEY_PAIR_GEN`.
+    EcKeyPairGen,
+    /// `CKM_ECDSA`: the caller hashes.
+    Ecdsa,
+    /// `CKM_ECDSA_SHA256`.
+    EcdsaSha256,
+    /// `CKM_ECDH1_DERIVE`.
+    Ecdh1Derive(EcdhParams),
+    /// `CKM_ML_KEM_KEY_PAIR_GEN`.
+    MlKemKeyPairGen,
+    /// `CKM_ML_KEM`.
+    MlKem,
+}
+
+impl Mechanism {
+    /// The `CKM_*` value.
+    pub fn ty(&self) -> CK_MECHANISM_TYPE {
+        match self {
+            Mechanism::AesKeyGen => CKM_AES_KEY_GEN,
+            Mechanism::GenericSecretKeyGen => CKM_GENERIC_SECRET_KEY_GEN,
+            Mechanism::AesGcm(_) => CKM_AES_GCM,
+            Mechanism::AesKeyWrap => CKM_AES_KEY_WRAP,
+            Mechanism::AesKeyWrapPad => CKM_AES_KEY_WRAP_KWP,
+            Mechanism::Sha256 => CKM_SHA256,
+            Mechanism::Sha256Hmac => CKM_SHA256_HMAC,
+            Mechanism::EcKeyPairGen => CKM_EC_KEY_PAIR_GEN,
+            Mechanism::Ecdsa => CKM_ECDSA,
+            Mechanism::EcdsaSha256 => CKM_ECDSA_SHA256,
+            Mechanism::Ecdh1Derive(_) => CKM_ECDH1_DERIVE,
+            Mechanism::MlKemKeyPairGen => CKM_ML_KEM_KEY_PAIR_GEN,
+            Mechanism::MlKem => CKM_ML_KEM,
+        }
+    }
+}
+
+/// One row of the mechanism registry: what `C_GetMechanismInfo` reports.
+#[derive(Debug, Clone, Copy)]
+pub struct MechEntry {
+    /// The mechanism.
+    pub ty: CK_MECHANISM_TYPE,
+    /// Smallest key, in the unit the spec uses for the family (bytes or bits).
+    pub min_key: CK_ULONG,
+    /// Largest key.
+    pub max_key: CK_ULONG,
+    /// `CKF_*` operation flags.
+    pub flags: CK_FLAGS,
+}
+
+/// Every mechanism the token implements.
+pub fn registry() -> impl Iterator<Item = &'static MechEntry> {
+    [
+        secret_key::ENTRIES,
+        aes_gcm::ENTRIES,
+        aes_kw::ENTRIES,
+        sha2::ENTRIES,
+        hmac::ENTRIES,
+        ec::ENTRIES,
+        ecdsa::ENTRIES,
+        ecdh::ENTRIES,
+        mlkem::ENTRIES,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The registry row for `ty`.
+pub fn entry(ty: CK_MECHANISM_TYPE) -> Option<&'static MechEntry> {
+    registry().find(|e| e.ty == ty)
+}
+
+/// What a mechanism asks of the key it runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyNeeds {
+    /// The key's class.
+    pub class: CK_OBJECT_CLASS,
+    /// Key types that fit.
+    pub key_types: &'static [CK_KEY_TYPE],
+}
+
+/// The key a mechanism runs with, for operations that take one.
+pub fn key_needs(ty: CK_MECHANISM_TYPE, class: CK_OBJECT_CLASS) -> Option<KeyNeeds> {
+    let key_types: &'static [CK_KEY_TYPE] = match ty {
+        CKM_AES_GCM | CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_KWP => &[CKK_AES],
+        CKM_SHA256_HMAC => &[CKK_GENERIC_SECRET, CKK_AES, CKK_SHA256_HMAC],
+        CKM_ECDSA | CKM_ECDSA_SHA256 | CKM_ECDH1_DERIVE => &[CKK_EC],
+        CKM_ML_KEM => &[CKK_ML_KEM],
+        _ => return None,
+    };
+    Some(KeyNeeds { class, key_types })
+}
+
+/// A streaming encryption or decryption.
+pub trait Cipher: Send {
+    /// Most bytes `update` can write for `input_len` input bytes.
+    fn update_len(&self, input_len: usize) -> usize;
+    /// Processes more input, appending any output.
+    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()>;
+    /// Most bytes `finish` can write if `more` input bytes were processed first (0 for a
+    /// plain `C_*Final`; the whole input for a one-shot `C_Encrypt`/`C_Decrypt`).
+    fn final_len(&self, more: usize) -> usize;
+    /// Completes the operation, appending the last output.
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()>;
+}
+
+/// A streaming message digest.
+pub trait Digester: Send {
+    /// Absorbs more data.
+    fn update(&mut self, data: &[u8]);
+    /// Length of the digest.
+    fn output_len(&self) -> usize;
+    /// The digest of everything absorbed.
+    fn finish(&mut self) -> Vec<u8>;
+}
+
+/// A streaming signature (or MAC) computation.
+pub trait Signer: Send {
+    /// Absorbs more data.
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// Length of the signature.
+    fn signature_len(&self) -> usize;
+    /// The signature over everything absorbed.
+    fn finish(&mut self) -> Result<Vec<u8>>;
+}
+
+/// A streaming signature (or MAC) check.
+pub trait Verifier: Send {
+    /// Absorbs more data.
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// Checks `signature` over everything absorbed.
+    fn finish(&mut self, signature: &[u8]) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mechanism_is_registered_once() {
+        let mut types: Vec<_> = registry().map(|e| e.ty).collect();
+        let n = types.len();
+        types.sort_unstable();
+        types.dedup();
+        assert_eq!(types.len(), n);
+    }
+}

@@ -1,0 +1,63 @@
+//! `CKM_AES_KEY_GEN` and `CKM_GENERIC_SECRET_KEY_GEN`: secret key values from the OS
+//! CSPRNG, of the length the template's `CKA_VALUE_LEN` asks for.
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::MechEntry;
+use crate::error::{Error, Result};
+
+/// Registry rows (key sizes in bytes, as the spec counts them for these mechanisms).
+pub const ENTRIES: &[MechEntry] = &[
+    MechEntry { ty: CKM_AES_KEY_GEN, min_key: 16, max_key: 32, flags: CKF_GENERATE },
+    MechEntry { ty: CKM_GENERIC_SECRET_KEY_GEN, min_key: 1, max_key: MAX_GENERIC_LEN as CK_ULONG, flags: CKF_GENERATE },
+];
+
+/// Longest generic secret the token makes (an HMAC key longer than a block is hashed anyway).
+pub const MAX_GENERIC_LEN: usize = 512;
+
+/// The key type a generation mechanism makes.
+pub fn key_type(mechanism: CK_MECHANISM_TYPE) -> Option<CK_KEY_TYPE> {
+    match mechanism {
+        CKM_AES_KEY_GEN => Some(CKK_AES),
+        CKM_GENERIC_SECRET_KEY_GEN => Some(CKK_GENERIC_SECRET),
+        _ => None,
+    }
+}
+
+/// A fresh key value of `len` bytes for `mechanism`; a length it cannot make is
+/// `CKR_ATTRIBUTE_VALUE_INVALID` on `CKA_VALUE_LEN` (the template's fault, not the key's).
+pub fn generate(mechanism: CK_MECHANISM_TYPE, len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let ok = match mechanism {
+        CKM_AES_KEY_GEN => matches!(len, 16 | 24 | 32),
+        CKM_GENERIC_SECRET_KEY_GEN => (1..=MAX_GENERIC_LEN).contains(&len),
+        _ => return Err(Error::MechanismInvalid),
+    };
+    if !ok {
+        return Err(Error::AttributeValueInvalid(CKA_VALUE_LEN));
+    }
+    let mut value = Zeroizing::new(vec![0u8; len]);
+    crate::rng::fill(&mut value)?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aes_keys_come_in_three_sizes_only() {
+        for len in [16, 24, 32] {
+            assert_eq!(generate(CKM_AES_KEY_GEN, len).expect("gen").len(), len);
+        }
+        assert_eq!(generate(CKM_AES_KEY_GEN, 20).unwrap_err(), Error::AttributeValueInvalid(CKA_VALUE_LEN));
+    }
+
+    #[test]
+    fn two_generated_keys_differ() {
+        assert_ne!(
+            generate(CKM_GENERIC_SECRET_KEY_GEN, 32).expect("a"),
+            generate(CKM_GENERIC_SECRET_KEY_GEN, 32).expect("b")
+        );
+    }
+}
