@@ -7,6 +7,7 @@
 pub mod crypto;
 pub mod handles;
 pub mod keys;
+pub mod message;
 pub mod objects;
 
 use std::collections::HashMap;
@@ -41,6 +42,10 @@ pub struct Ops {
     pub sign: Option<Box<dyn Signer>>,
     /// `C_VerifyInit` .. `C_VerifyFinal`.
     pub verify: Option<Box<dyn Verifier>>,
+    /// `C_MessageEncryptInit` .. `C_MessageEncryptFinal`.
+    pub message_encrypt: Option<message::MessageOp>,
+    /// `C_MessageDecryptInit` .. `C_MessageDecryptFinal`.
+    pub message_decrypt: Option<message::MessageOp>,
 }
 
 impl std::fmt::Debug for Ops {
@@ -51,6 +56,8 @@ impl std::fmt::Debug for Ops {
             .field("digest", &self.digest.is_some())
             .field("sign", &self.sign.is_some())
             .field("verify", &self.verify.is_some())
+            .field("message_encrypt", &self.message_encrypt.is_some())
+            .field("message_decrypt", &self.message_decrypt.is_some())
             .finish()
     }
 }

@@ -80,66 +80,6 @@ pub extern "C" fn C_SessionCancel(_: CK_SESSION_HANDLE, _: CK_FLAGS) -> CK_RV {
     not_supported("C_SessionCancel")
 }
 
-/// `C_MessageEncryptInit`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_MessageEncryptInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) -> CK_RV {
-    not_supported("C_MessageEncryptInit")
-}
-
-/// `C_EncryptMessage`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_EncryptMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
-    not_supported("C_EncryptMessage")
-}
-
-/// `C_EncryptMessageBegin`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_EncryptMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
-    not_supported("C_EncryptMessageBegin")
-}
-
-/// `C_EncryptMessageNext`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_EncryptMessageNext(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG, _: CK_FLAGS) -> CK_RV {
-    not_supported("C_EncryptMessageNext")
-}
-
-/// `C_MessageEncryptFinal`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_MessageEncryptFinal(_: CK_SESSION_HANDLE) -> CK_RV {
-    not_supported("C_MessageEncryptFinal")
-}
-
-/// `C_MessageDecryptInit`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_MessageDecryptInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) -> CK_RV {
-    not_supported("C_MessageDecryptInit")
-}
-
-/// `C_DecryptMessage`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DecryptMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
-    not_supported("C_DecryptMessage")
-}
-
-/// `C_DecryptMessageBegin`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DecryptMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
-    not_supported("C_DecryptMessageBegin")
-}
-
-/// `C_DecryptMessageNext`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_DecryptMessageNext(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG, _: CK_FLAGS) -> CK_RV {
-    not_supported("C_DecryptMessageNext")
-}
-
-/// `C_MessageDecryptFinal`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_MessageDecryptFinal(_: CK_SESSION_HANDLE) -> CK_RV {
-    not_supported("C_MessageDecryptFinal")
-}
-
 /// `C_MessageSignInit`: not supported by this token.
 #[no_mangle]
 pub extern "C" fn C_MessageSignInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) -> CK_RV {

@@ -1,0 +1,285 @@
+//! Message-based encryption and decryption (PKCS#11 3.0 §5.12.2, §5.13.2) with
+//! `CKM_AES_GCM` and `CK_GCM_MESSAGE_PARAMS`: the tag (and a token-generated IV) go back
+//! to the caller through the parameter structure.
+
+use std::os::raw::c_void;
+
+use cryptoki_sys::*;
+
+use crate::error::{Error, Result};
+use crate::ffi::args::{bytes, capacity, emit, out};
+use crate::ffi::guard;
+use crate::session::crypto::Output;
+use crate::session::message::{self, IvGenerator, MessageParams};
+
+/// A decoded `CK_GCM_MESSAGE_PARAMS` and where its IV and tag live in caller memory.
+struct Params {
+    decoded: MessageParams,
+    iv: *mut CK_BYTE,
+    tag: *mut CK_BYTE,
+}
+
+/// # Safety
+/// `param` points to `len` readable bytes; a well-sized parameter's `pIv` points to
+/// `ulIvLen` bytes and `pTag` to `ulTagBits / 8` bytes.
+unsafe fn gcm_message(param: *mut c_void, len: CK_ULONG) -> Result<Params> {
+    if param.is_null() || len != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: non-NULL and exactly one CK_GCM_MESSAGE_PARAMS (checked above).
+    let p = unsafe { std::ptr::read_unaligned(param.cast::<CK_GCM_MESSAGE_PARAMS>()) };
+    let generator = match p.ivGenerator {
+        CKG_NO_GENERATE => IvGenerator::Caller,
+        CKG_GENERATE_COUNTER => IvGenerator::Counter,
+        CKG_GENERATE_RANDOM | CKG_GENERATE => IvGenerator::Random,
+        _ => return Err(Error::MechanismParamInvalid),
+    };
+    if p.pIv.is_null() || p.pTag.is_null() || p.ulTagBits % 8 != 0 {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: pIv points to ulIvLen bytes (caller's contract).
+    let iv = unsafe { bytes(p.pIv, p.ulIvLen) }?.to_vec();
+    let as_usize = |v: CK_ULONG| usize::try_from(v).map_err(|_| Error::MechanismParamInvalid);
+    let decoded =
+        MessageParams { iv, iv_fixed_bits: as_usize(p.ulIvFixedBits)?, generator, tag_len: as_usize(p.ulTagBits / 8)? };
+    Ok(Params { decoded, iv: p.pIv, tag: p.pTag })
+}
+
+impl Params {
+    /// The tag the caller supplied (decryption).
+    ///
+    /// # Safety
+    /// `self.tag` points to `tag_len` readable bytes.
+    unsafe fn tag(&self) -> Result<&[u8]> {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { bytes(self.tag, self.decoded.tag_len as CK_ULONG) }
+    }
+
+    /// Hands the tag and the IV used back through the caller's parameter.
+    ///
+    /// # Safety
+    /// `self.tag` has room for `tag.len()` bytes and `self.iv` for `iv.len()` bytes.
+    unsafe fn write_back(&self, tag: &[u8], iv: &[u8]) {
+        // SAFETY: the tag buffer holds ulTagBits / 8 = tag.len() bytes and the IV buffer
+        // ulIvLen = iv.len() bytes (both checked at decode; the caller's contract).
+        unsafe {
+            std::ptr::copy_nonoverlapping(tag.as_ptr(), self.tag, tag.len());
+            std::ptr::copy_nonoverlapping(iv.as_ptr(), self.iv, iv.len());
+        }
+    }
+}
+
+/// # Safety
+/// `mechanism` is NULL or a valid `CK_MECHANISM`.
+unsafe fn mechanism_type(mechanism: *mut CK_MECHANISM) -> Result<CK_MECHANISM_TYPE> {
+    // SAFETY: NULL or valid (caller's contract).
+    Ok(unsafe { out(mechanism) }?.mechanism)
+}
+
+/// `C_MessageEncryptInit` (§5.12.2.1).
+///
+/// # Safety
+/// `mechanism` is NULL or a valid `CK_MECHANISM`.
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageEncryptInit(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    // SAFETY: forwarded from this function's contract.
+    guard("C_MessageEncryptInit", || message::encrypt_init(session, unsafe { mechanism_type(mechanism) }?, key))
+}
+
+/// `C_EncryptMessage` (§5.12.2.2).
+///
+/// # Safety
+/// `param` is a `CK_GCM_MESSAGE_PARAMS` of `param_len` bytes with writable IV and tag
+/// buffers; `aad` and `plaintext` point to their lengths; `ciphertext_len` is readable and
+/// writable; a non-NULL `ciphertext` has room for `*ciphertext_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptMessage(
+    session: CK_SESSION_HANDLE,
+    param: *mut c_void,
+    param_len: CK_ULONG,
+    aad: *mut CK_BYTE,
+    aad_len: CK_ULONG,
+    plaintext: *mut CK_BYTE,
+    plaintext_len: CK_ULONG,
+    ciphertext: *mut CK_BYTE,
+    ciphertext_len: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_EncryptMessage", || {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let p = gcm_message(param, param_len)?;
+            let (aad, plaintext) = (bytes(aad, aad_len)?, bytes(plaintext, plaintext_len)?);
+            let cap = capacity(ciphertext, ciphertext_len)?;
+            let sealed = message::encrypt(session, &p.decoded, aad, plaintext, cap);
+            let sealed = match sealed {
+                Ok(s) => s,
+                Err(e) => return emit(ciphertext, ciphertext_len, Err(e)),
+            };
+            if matches!(sealed.output, Output::Data(_)) {
+                p.write_back(&sealed.tag, &sealed.iv);
+            }
+            emit(ciphertext, ciphertext_len, Ok(sealed.output))
+        }
+    })
+}
+
+/// `C_EncryptMessageBegin` (§5.12.2.3).
+///
+/// # Safety
+/// `param` is a `CK_GCM_MESSAGE_PARAMS` of `param_len` bytes; `aad` points to `aad_len`.
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptMessageBegin(
+    session: CK_SESSION_HANDLE,
+    param: *mut c_void,
+    param_len: CK_ULONG,
+    aad: *mut CK_BYTE,
+    aad_len: CK_ULONG,
+) -> CK_RV {
+    guard("C_EncryptMessageBegin", || {
+        // SAFETY: forwarded from this function's contract.
+        let (p, aad) = unsafe { (gcm_message(param, param_len)?, bytes(aad, aad_len)?) };
+        message::begin(session, true, &p.decoded, aad)
+    })
+}
+
+/// `C_EncryptMessageNext` (§5.12.2.4): parts are buffered; the part flagged
+/// `CKF_END_OF_MESSAGE` returns the whole ciphertext and fills the parameter's tag and IV.
+///
+/// # Safety
+/// As for `C_EncryptMessage`, with `part` of `part_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptMessageNext(
+    session: CK_SESSION_HANDLE,
+    param: *mut c_void,
+    param_len: CK_ULONG,
+    part: *mut CK_BYTE,
+    part_len: CK_ULONG,
+    ciphertext: *mut CK_BYTE,
+    ciphertext_len: *mut CK_ULONG,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    guard("C_EncryptMessageNext", || {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let p = gcm_message(param, param_len)?;
+            let part = bytes(part, part_len)?;
+            let cap = capacity(ciphertext, ciphertext_len)?;
+            let last = flags & CKF_END_OF_MESSAGE != 0;
+            match message::encrypt_next(session, part, last, cap) {
+                Ok((output, finished)) => {
+                    if let Some((tag, iv)) = finished {
+                        p.write_back(&tag, &iv);
+                    }
+                    emit(ciphertext, ciphertext_len, Ok(output))
+                }
+                Err(e) => emit(ciphertext, ciphertext_len, Err(e)),
+            }
+        }
+    })
+}
+
+/// `C_MessageEncryptFinal` (§5.12.2.5).
+#[no_mangle]
+pub extern "C" fn C_MessageEncryptFinal(session: CK_SESSION_HANDLE) -> CK_RV {
+    guard("C_MessageEncryptFinal", || message::finish(session, true))
+}
+
+/// `C_MessageDecryptInit` (§5.13.2.1).
+///
+/// # Safety
+/// `mechanism` is NULL or a valid `CK_MECHANISM`.
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageDecryptInit(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    // SAFETY: forwarded from this function's contract.
+    guard("C_MessageDecryptInit", || message::decrypt_init(session, unsafe { mechanism_type(mechanism) }?, key))
+}
+
+/// `C_DecryptMessage` (§5.13.2.2): the tag comes from the parameter.
+///
+/// # Safety
+/// `param` is a `CK_GCM_MESSAGE_PARAMS` of `param_len` bytes with readable IV and tag;
+/// `aad` and `ciphertext` point to their lengths; `plaintext_len` is readable and
+/// writable; a non-NULL `plaintext` has room for `*plaintext_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptMessage(
+    session: CK_SESSION_HANDLE,
+    param: *mut c_void,
+    param_len: CK_ULONG,
+    aad: *mut CK_BYTE,
+    aad_len: CK_ULONG,
+    ciphertext: *mut CK_BYTE,
+    ciphertext_len: CK_ULONG,
+    plaintext: *mut CK_BYTE,
+    plaintext_len: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_DecryptMessage", || {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let p = gcm_message(param, param_len)?;
+            let (aad, ciphertext, tag) = (bytes(aad, aad_len)?, bytes(ciphertext, ciphertext_len)?, p.tag()?);
+            let cap = capacity(plaintext, plaintext_len)?;
+            emit(plaintext, plaintext_len, message::decrypt(session, &p.decoded, tag, aad, ciphertext, cap))
+        }
+    })
+}
+
+/// `C_DecryptMessageBegin` (§5.13.2.3).
+///
+/// # Safety
+/// `param` is a `CK_GCM_MESSAGE_PARAMS` of `param_len` bytes; `aad` points to `aad_len`.
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptMessageBegin(
+    session: CK_SESSION_HANDLE,
+    param: *mut c_void,
+    param_len: CK_ULONG,
+    aad: *mut CK_BYTE,
+    aad_len: CK_ULONG,
+) -> CK_RV {
+    guard("C_DecryptMessageBegin", || {
+        // SAFETY: forwarded from this function's contract.
+        let (p, aad) = unsafe { (gcm_message(param, param_len)?, bytes(aad, aad_len)?) };
+        message::begin(session, false, &p.decoded, aad)
+    })
+}
+
+/// `C_DecryptMessageNext` (§5.13.2.4): parts are buffered; the last one checks the tag
+/// and releases the whole plaintext.
+///
+/// # Safety
+/// As for `C_DecryptMessage`, with `part` of `part_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptMessageNext(
+    session: CK_SESSION_HANDLE,
+    param: *mut c_void,
+    param_len: CK_ULONG,
+    part: *mut CK_BYTE,
+    part_len: CK_ULONG,
+    plaintext: *mut CK_BYTE,
+    plaintext_len: *mut CK_ULONG,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    guard("C_DecryptMessageNext", || {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let p = gcm_message(param, param_len)?;
+            let (part, tag) = (bytes(part, part_len)?, p.tag()?);
+            let cap = capacity(plaintext, plaintext_len)?;
+            let last = flags & CKF_END_OF_MESSAGE != 0;
+            emit(plaintext, plaintext_len, message::decrypt_next(session, tag, part, last, cap))
+        }
+    })
+}
+
+/// `C_MessageDecryptFinal` (§5.13.2.5).
+#[no_mangle]
+pub extern "C" fn C_MessageDecryptFinal(session: CK_SESSION_HANDLE) -> CK_RV {
+    guard("C_MessageDecryptFinal", || message::finish(session, false))
+}
