@@ -124,6 +124,8 @@ pub enum Error {
     EncryptedDataLenRange,
     /// The ciphertext failed its integrity check; one opaque error for every decrypt failure.
     EncryptedDataInvalid,
+    /// A message-based (3.0) AEAD decryption's tag did not verify.
+    AeadDecryptFailed,
     /// The signature does not verify.
     SignatureInvalid,
     /// The signature has the wrong length.

@@ -65,6 +65,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::DataLenRange => CKR_DATA_LEN_RANGE,
         Error::EncryptedDataLenRange => CKR_ENCRYPTED_DATA_LEN_RANGE,
         Error::EncryptedDataInvalid => CKR_ENCRYPTED_DATA_INVALID,
+        Error::AeadDecryptFailed => CKR_AEAD_DECRYPT_FAILED,
         Error::SignatureInvalid => CKR_SIGNATURE_INVALID,
         Error::SignatureLenRange => CKR_SIGNATURE_LEN_RANGE,
         Error::CurveNotSupported => CKR_CURVE_NOT_SUPPORTED,

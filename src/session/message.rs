@@ -212,13 +212,19 @@ pub fn decrypt(
     })
 }
 
+/// Opens one message. A tag that does not verify is the 3.0 API's own
+/// `CKR_AEAD_DECRYPT_FAILED` (single-part `C_Decrypt` keeps `CKR_ENCRYPTED_DATA_INVALID`).
 fn open(op: &MessageOp, params: GcmParams, ciphertext: &[u8], tag: &[u8]) -> Result<Output> {
     if tag.len() != params.tag_len {
         return Err(Error::MechanismParamInvalid);
     }
     let mut sealed = ciphertext.to_vec();
     sealed.extend_from_slice(tag);
-    Ok(Output::Data(aes_gcm::open(&op.key, &params, &sealed)?))
+    match aes_gcm::open(&op.key, &params, &sealed) {
+        Ok(plaintext) => Ok(Output::Data(plaintext)),
+        Err(Error::EncryptedDataInvalid) => Err(Error::AeadDecryptFailed),
+        Err(e) => Err(e),
+    }
 }
 
 /// `C_EncryptMessageBegin`/`C_DecryptMessageBegin`: starts a message in parts.
