@@ -5,6 +5,7 @@
 use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
+use crate::object::template::is_attribute_array;
 use crate::object::{Attr, Template};
 use crate::session::crypto::Output;
 
@@ -45,14 +46,41 @@ pub unsafe fn items<'a, T>(ptr: *const T, count: CK_ULONG) -> Result<&'a [T]> {
 /// `ulValueLen` readable bytes.
 pub unsafe fn template(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Template> {
     // SAFETY: forwarded from this function's contract.
+    unsafe { template_at_depth(ptr, count, 0) }
+}
+
+/// # Safety
+/// As for [`template`]; an attribute-array value points to `CK_ATTRIBUTE`s of its own.
+unsafe fn template_at_depth(ptr: *const CK_ATTRIBUTE, count: CK_ULONG, depth: usize) -> Result<Template> {
+    // SAFETY: forwarded from this function's contract.
     let attrs = unsafe { items(ptr, count) }?;
     let mut out = Vec::with_capacity(attrs.len());
     for a in attrs {
+        if is_attribute_array(a.type_) {
+            // SAFETY: an attribute-array value points to CK_ATTRIBUTEs (caller's contract).
+            let value = unsafe { nested(a, depth) }?;
+            out.push(Attr::new(a.type_, value));
+            continue;
+        }
         // SAFETY: forwarded from this function's contract.
         let value = unsafe { bytes(a.pValue as *const CK_BYTE, a.ulValueLen) }?;
         out.push(Attr::new(a.type_, value));
     }
     Ok(Template(out))
+}
+
+/// Copies a nested template (one level deep, as the spec uses them).
+///
+/// # Safety
+/// `a.pValue` points to `a.ulValueLen` bytes of `CK_ATTRIBUTE`s.
+unsafe fn nested(a: &CK_ATTRIBUTE, depth: usize) -> Result<Vec<u8>> {
+    let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
+    if depth > 0 || a.ulValueLen % size != 0 {
+        return Err(Error::AttributeValueInvalid(a.type_));
+    }
+    // SAFETY: forwarded from this function's contract.
+    let inner = unsafe { template_at_depth(a.pValue.cast::<CK_ATTRIBUTE>(), a.ulValueLen / size, depth + 1) }?;
+    inner.encode_nested()
 }
 
 /// A mutable reference to an output parameter; NULL is `CKR_ARGUMENTS_BAD`.

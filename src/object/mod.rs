@@ -60,6 +60,7 @@ fn check_kind(row: &Row, value: &[u8]) -> Result<()> {
         Kind::Bytes => true,
         Kind::Date => value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)),
         Kind::MechList => value.len() % std::mem::size_of::<CK_ULONG>() == 0,
+        Kind::Template => Template::decode_nested(row.ty, value).is_ok(),
     };
     if ok {
         Ok(())
@@ -335,6 +336,11 @@ impl Object {
 
     fn unique_id(&self) -> String {
         String::from_utf8_lossy(self.bytes(CKA_UNIQUE_ID).unwrap_or_default()).into_owned()
+    }
+
+    /// The nested template an attribute-array attribute holds, if the object has one.
+    pub fn nested(&self, ty: CK_ATTRIBUTE_TYPE) -> Result<Option<Template>> {
+        self.bytes(ty).filter(|v| !v.is_empty()).map(|v| Template::decode_nested(ty, v)).transpose()
     }
 
     /// A short name for logs and audit entries: unique id and label, never values.

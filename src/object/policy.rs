@@ -18,6 +18,8 @@ pub enum Kind {
     Date,
     /// An array of `CK_MECHANISM_TYPE`.
     MechList,
+    /// A nested template (`CKA_WRAP_TEMPLATE` and friends), in `codec`'s encoding.
+    Template,
 }
 
 /// Object classes an attribute belongs to, as a bit set.
@@ -202,6 +204,10 @@ pub static TABLE: &[Row] = &[
     row(CKA_DECAPSULATE, PRIV, K::Bool, Rules::FREE, D::Bool(true)),
     row(CKA_TRUSTED, PUB, K::Bool, Rules::FREE, D::Bool(false)),
     row(CKA_ALWAYS_AUTHENTICATE, PRIV, K::Bool, Rules::FIXED, D::Bool(false)),
+    // Templates a key imposes on what it wraps, unwraps or derives (§4.9, §4.10).
+    row(CKA_WRAP_TEMPLATE, SECRET.or(PUB), K::Template, Rules::FREE, D::None),
+    row(CKA_UNWRAP_TEMPLATE, SECRET_PRIV, K::Template, Rules::FREE, D::None),
+    row(CKA_DERIVE_TEMPLATE, KEYS, K::Template, Rules::FREE, D::None),
     // Secret keys (§4.10).
     row(CKA_VALUE, SECRET, K::Bytes, Rules::REQUIRED.or(FIXED_SECRET), D::None),
     row(CKA_VALUE_LEN, SECRET, K::Ulong, Rules::FIXED.or(Rules::DERIVED), D::None),

@@ -3,7 +3,9 @@
 //! The C ABI layer copies each `CK_ATTRIBUTE` into an [`Attr`] once; nothing below it
 //! touches caller memory. Values may carry key bytes, so they are zeroized on drop.
 
-use cryptoki_sys::{CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_ULONG};
+use cryptoki_sys::{
+    CKA_DERIVE_TEMPLATE, CKA_UNWRAP_TEMPLATE, CKA_WRAP_TEMPLATE, CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_ULONG,
+};
 use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
@@ -47,6 +49,12 @@ impl Attr {
     }
 }
 
+/// Whether `ty` holds a nested template (an array of `CK_ATTRIBUTE`), stored inside the
+/// token in `codec`'s encoding rather than as caller pointers.
+pub fn is_attribute_array(ty: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(ty, CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE)
+}
+
 /// Decodes a `CK_BBOOL` value.
 pub fn decode_bool(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> Result<bool> {
     match v {
@@ -82,6 +90,32 @@ impl Template {
         self.get(ty).map(|v| decode_ulong(ty, v)).transpose()
     }
 
+    /// This template with `required` added: a key made under a wrapping or base key's
+    /// `CKA_UNWRAP_TEMPLATE`/`CKA_DERIVE_TEMPLATE` gets those attributes, and a caller
+    /// asking for a different value is inconsistent.
+    pub fn with_required(&self, required: &Template) -> Result<Template> {
+        let mut out = self.clone();
+        for r in &required.0 {
+            match self.get(r.ty) {
+                Some(v) if v != r.value.as_slice() => return Err(Error::TemplateInconsistent(r.ty)),
+                Some(_) => {}
+                None => out.0.push(r.clone()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The nested template stored in an attribute-array value.
+    pub fn decode_nested(ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Result<Template> {
+        let attrs = super::codec::decode(value).map_err(|_| Error::AttributeValueInvalid(ty))?;
+        Ok(Template(attrs.into_iter().map(|(t, v)| Attr::new(t, v)).collect()))
+    }
+
+    /// The stored encoding of this template as an attribute-array value.
+    pub fn encode_nested(&self) -> Result<Vec<u8>> {
+        Ok(super::codec::encode(self.0.iter().map(|a| (a.ty, a.value.as_slice())))?.to_vec())
+    }
+
     /// Refuses a template that names one attribute twice.
     pub fn check_unique(&self) -> Result<()> {
         for (i, a) in self.0.iter().enumerate() {
@@ -115,6 +149,22 @@ mod tests {
     fn a_repeated_attribute_is_inconsistent() {
         let t = Template(vec![Attr::new(CKA_LABEL, "a"), Attr::new(CKA_LABEL, "b")]);
         assert_eq!(t.check_unique(), Err(Error::TemplateInconsistent(CKA_LABEL)));
+    }
+
+    #[test]
+    fn required_attributes_are_added_and_conflicts_refused() {
+        let caller = Template(vec![Attr::new(CKA_LABEL, "k")]);
+        let required = Template(vec![Attr::bool(CKA_TOKEN, true)]);
+        assert_eq!(caller.with_required(&required).expect("merge").0.len(), 2);
+        let conflicting = Template(vec![Attr::new(CKA_LABEL, "other")]);
+        assert_eq!(caller.with_required(&conflicting).unwrap_err(), Error::TemplateInconsistent(CKA_LABEL));
+    }
+
+    #[test]
+    fn nested_templates_round_trip() {
+        let t = Template(vec![Attr::bool(CKA_TOKEN, true), Attr::new(CKA_LABEL, "x")]);
+        let back = Template::decode_nested(CKA_WRAP_TEMPLATE, &t.encode_nested().expect("encode")).expect("decode");
+        assert_eq!(back, t);
     }
 
     #[test]

@@ -193,6 +193,12 @@ pub fn wrap_key(
     if target.flag(CKA_WRAP_WITH_TRUSTED) && !kek.flag(CKA_TRUSTED) {
         return Err(Error::KeyNotWrappable);
     }
+    // A wrapping key with CKA_WRAP_TEMPLATE wraps only keys that match it.
+    if let Some(required) = kek.nested(CKA_WRAP_TEMPLATE)? {
+        if !target.matches(&required) {
+            return Err(Error::KeyNotWrappable);
+        }
+    }
     let value = secret(&target)?;
     let needed = aes_kw::wrapped_len(value.len(), pad);
     match capacity {
@@ -225,6 +231,10 @@ pub fn unwrap_key(
         Error::UnwrappingKeyHandleInvalid,
         Error::UnwrappingKeyTypeInconsistent,
     )?;
+    let template = match kek.nested(CKA_UNWRAP_TEMPLATE)? {
+        Some(required) => template.with_required(&required)?,
+        None => template.clone(),
+    };
     let class = template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?;
     if class != CKO_SECRET_KEY {
         return Err(Error::TemplateInconsistent(CKA_CLASS));
@@ -234,7 +244,7 @@ pub fn unwrap_key(
         Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
         _ => Error::WrappedKeyInvalid,
     })?;
-    let key = Object::new(template, Origin::Unwrapped, &secret_attrs(key_type, &value))?;
+    let key = Object::new(&template, Origin::Unwrapped, &secret_attrs(key_type, &value))?;
     ctx.add(key, "C_UnwrapKey")
 }
 

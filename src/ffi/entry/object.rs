@@ -5,6 +5,8 @@ use cryptoki_sys::*;
 use crate::error::{Error, Result};
 use crate::ffi::args::{out, template};
 use crate::ffi::guard;
+use crate::object::template::is_attribute_array;
+use crate::object::Template;
 use crate::session::objects::{self, Answer};
 
 /// `C_CreateObject` (§5.7.1).
@@ -70,21 +72,59 @@ pub unsafe extern "C" fn C_GetObjectSize(
     })
 }
 
+/// Copies `value` into a caller attribute under the length-query rule; the error it
+/// contributes, if any.
+fn value_into(slot: &mut CK_ATTRIBUTE, value: &[u8]) -> Option<Error> {
+    if slot.pValue.is_null() {
+        slot.ulValueLen = value.len() as CK_ULONG;
+        return None;
+    }
+    if slot.ulValueLen < value.len() as CK_ULONG {
+        slot.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+        return Some(Error::BufferTooSmall(value.len()));
+    }
+    // SAFETY: pValue is non-NULL with room for ulValueLen >= value.len() bytes (the
+    // caller's contract for C_GetAttributeValue).
+    unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), slot.pValue.cast::<u8>(), value.len()) };
+    slot.ulValueLen = value.len() as CK_ULONG;
+    None
+}
+
+/// Hands back a nested template: the outer length counts `CK_ATTRIBUTE`s; with a
+/// buffer, each inner attribute is filled under the same length-query rule (§5.7.5).
+fn nested_into(slot: &mut CK_ATTRIBUTE, stored: &[u8]) -> Option<Error> {
+    let nested = match Template::decode_nested(slot.type_, stored) {
+        Ok(t) => t,
+        Err(e) => return Some(e),
+    };
+    let size = (nested.0.len() * std::mem::size_of::<CK_ATTRIBUTE>()) as CK_ULONG;
+    if slot.pValue.is_null() {
+        slot.ulValueLen = size;
+        return None;
+    }
+    if slot.ulValueLen < size {
+        slot.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+        return Some(Error::BufferTooSmall(nested.0.len()));
+    }
+    // SAFETY: pValue has room for ulValueLen >= size bytes, i.e. nested.0.len()
+    // CK_ATTRIBUTEs (the caller's contract).
+    let inner = unsafe { std::slice::from_raw_parts_mut(slot.pValue.cast::<CK_ATTRIBUTE>(), nested.0.len()) };
+    let mut first = None;
+    for (dst, a) in inner.iter_mut().zip(&nested.0) {
+        dst.type_ = a.ty;
+        first = first.or(value_into(dst, &a.value));
+    }
+    slot.ulValueLen = size;
+    first
+}
+
 /// Fills one caller attribute from its answer; the error it contributes, if any.
 fn answer_into(slot: &mut CK_ATTRIBUTE, answer: Answer) -> Option<Error> {
     let (len, err) = match answer {
+        Answer::Value(v) if is_attribute_array(slot.type_) => return nested_into(slot, &v),
+        Answer::Value(v) => return value_into(slot, &v),
         Answer::Invalid => (CK_UNAVAILABLE_INFORMATION, Some(Error::AttributeTypeInvalid(slot.type_))),
         Answer::Sensitive => (CK_UNAVAILABLE_INFORMATION, Some(Error::AttributeSensitive(slot.type_))),
-        Answer::Value(v) if slot.pValue.is_null() => (v.len() as CK_ULONG, None),
-        Answer::Value(v) if slot.ulValueLen < v.len() as CK_ULONG => {
-            (CK_UNAVAILABLE_INFORMATION, Some(Error::BufferTooSmall(v.len())))
-        }
-        Answer::Value(v) => {
-            // SAFETY: pValue is non-NULL with room for ulValueLen >= v.len() bytes (the
-            // caller's contract for C_GetAttributeValue).
-            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), slot.pValue.cast::<u8>(), v.len()) };
-            (v.len() as CK_ULONG, None)
-        }
     };
     slot.ulValueLen = len;
     err
