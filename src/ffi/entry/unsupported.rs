@@ -16,7 +16,13 @@ pub extern "C" fn C_GetOperationState(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: 
 
 /// `C_SetOperationState`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_SetOperationState(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: CK_OBJECT_HANDLE, _: CK_OBJECT_HANDLE) -> CK_RV {
+pub extern "C" fn C_SetOperationState(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: CK_OBJECT_HANDLE,
+    _: CK_OBJECT_HANDLE,
+) -> CK_RV {
     not_supported("C_SetOperationState")
 }
 
@@ -28,7 +34,13 @@ pub extern "C" fn C_SignRecoverInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, 
 
 /// `C_SignRecover`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_SignRecover(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
+pub extern "C" fn C_SignRecover(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: *mut CK_ULONG,
+) -> CK_RV {
     not_supported("C_SignRecover")
 }
 
@@ -40,37 +52,74 @@ pub extern "C" fn C_VerifyRecoverInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM
 
 /// `C_VerifyRecover`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_VerifyRecover(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
+pub extern "C" fn C_VerifyRecover(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: *mut CK_ULONG,
+) -> CK_RV {
     not_supported("C_VerifyRecover")
 }
 
 /// `C_DigestEncryptUpdate`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_DigestEncryptUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
+pub extern "C" fn C_DigestEncryptUpdate(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: *mut CK_ULONG,
+) -> CK_RV {
     not_supported("C_DigestEncryptUpdate")
 }
 
 /// `C_DecryptDigestUpdate`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_DecryptDigestUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
+pub extern "C" fn C_DecryptDigestUpdate(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: *mut CK_ULONG,
+) -> CK_RV {
     not_supported("C_DecryptDigestUpdate")
 }
 
 /// `C_SignEncryptUpdate`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_SignEncryptUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
+pub extern "C" fn C_SignEncryptUpdate(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: *mut CK_ULONG,
+) -> CK_RV {
     not_supported("C_SignEncryptUpdate")
 }
 
 /// `C_DecryptVerifyUpdate`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_DecryptVerifyUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
+pub extern "C" fn C_DecryptVerifyUpdate(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: *mut CK_ULONG,
+) -> CK_RV {
     not_supported("C_DecryptVerifyUpdate")
 }
 
 /// `C_LoginUser`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_LoginUser(_: CK_SESSION_HANDLE, _: CK_USER_TYPE, _: *mut CK_UTF8CHAR, _: CK_ULONG, _: *mut CK_UTF8CHAR, _: CK_ULONG) -> CK_RV {
+pub extern "C" fn C_LoginUser(
+    _: CK_SESSION_HANDLE,
+    _: CK_USER_TYPE,
+    _: *mut CK_UTF8CHAR,
+    _: CK_ULONG,
+    _: *mut CK_UTF8CHAR,
+    _: CK_ULONG,
+) -> CK_RV {
     not_supported("C_LoginUser")
 }
 
@@ -88,7 +137,15 @@ pub extern "C" fn C_MessageSignInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, 
 
 /// `C_SignMessage`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_SignMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
+pub extern "C" fn C_SignMessage(
+    _: CK_SESSION_HANDLE,
+    _: *mut c_void,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: *mut CK_ULONG,
+) -> CK_RV {
     not_supported("C_SignMessage")
 }
 
@@ -100,7 +157,15 @@ pub extern "C" fn C_SignMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK
 
 /// `C_SignMessageNext`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_SignMessageNext(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
+pub extern "C" fn C_SignMessageNext(
+    _: CK_SESSION_HANDLE,
+    _: *mut c_void,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: *mut CK_ULONG,
+) -> CK_RV {
     not_supported("C_SignMessageNext")
 }
 
@@ -118,7 +183,15 @@ pub extern "C" fn C_MessageVerifyInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM
 
 /// `C_VerifyMessage`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_VerifyMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
+pub extern "C" fn C_VerifyMessage(
+    _: CK_SESSION_HANDLE,
+    _: *mut c_void,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+) -> CK_RV {
     not_supported("C_VerifyMessage")
 }
 
@@ -130,7 +203,15 @@ pub extern "C" fn C_VerifyMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: 
 
 /// `C_VerifyMessageNext`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_VerifyMessageNext(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
+pub extern "C" fn C_VerifyMessageNext(
+    _: CK_SESSION_HANDLE,
+    _: *mut c_void,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+) -> CK_RV {
     not_supported("C_VerifyMessageNext")
 }
 
@@ -142,7 +223,13 @@ pub extern "C" fn C_MessageVerifyFinal(_: CK_SESSION_HANDLE) -> CK_RV {
 
 /// `C_VerifySignatureInit`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_VerifySignatureInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
+pub extern "C" fn C_VerifySignatureInit(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_MECHANISM,
+    _: CK_OBJECT_HANDLE,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+) -> CK_RV {
     not_supported("C_VerifySignatureInit")
 }
 
@@ -166,7 +253,11 @@ pub extern "C" fn C_VerifySignatureFinal(_: CK_SESSION_HANDLE) -> CK_RV {
 
 /// `C_GetSessionValidationFlags`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_GetSessionValidationFlags(_: CK_SESSION_HANDLE, _: CK_SESSION_VALIDATION_FLAGS_TYPE, _: *mut CK_FLAGS) -> CK_RV {
+pub extern "C" fn C_GetSessionValidationFlags(
+    _: CK_SESSION_HANDLE,
+    _: CK_SESSION_VALIDATION_FLAGS_TYPE,
+    _: *mut CK_FLAGS,
+) -> CK_RV {
     not_supported("C_GetSessionValidationFlags")
 }
 
@@ -184,18 +275,44 @@ pub extern "C" fn C_AsyncGetID(_: CK_SESSION_HANDLE, _: *mut CK_UTF8CHAR, _: *mu
 
 /// `C_AsyncJoin`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_AsyncJoin(_: CK_SESSION_HANDLE, _: *mut CK_UTF8CHAR, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
+pub extern "C" fn C_AsyncJoin(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_UTF8CHAR,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+) -> CK_RV {
     not_supported("C_AsyncJoin")
 }
 
 /// `C_WrapKeyAuthenticated`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_WrapKeyAuthenticated(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE, _: CK_OBJECT_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) -> CK_RV {
+pub extern "C" fn C_WrapKeyAuthenticated(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_MECHANISM,
+    _: CK_OBJECT_HANDLE,
+    _: CK_OBJECT_HANDLE,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: *mut CK_ULONG,
+) -> CK_RV {
     not_supported("C_WrapKeyAuthenticated")
 }
 
 /// `C_UnwrapKeyAuthenticated`: not supported by this token.
 #[no_mangle]
-pub extern "C" fn C_UnwrapKeyAuthenticated(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_ATTRIBUTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_OBJECT_HANDLE) -> CK_RV {
+pub extern "C" fn C_UnwrapKeyAuthenticated(
+    _: CK_SESSION_HANDLE,
+    _: *mut CK_MECHANISM,
+    _: CK_OBJECT_HANDLE,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_ATTRIBUTE,
+    _: CK_ULONG,
+    _: *mut CK_BYTE,
+    _: CK_ULONG,
+    _: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
     not_supported("C_UnwrapKeyAuthenticated")
 }
