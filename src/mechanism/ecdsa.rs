@@ -17,9 +17,9 @@
 
 use ::sha2::{Digest, Sha256};
 use cryptoki_sys::*;
-use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
-use zeroize::Zeroizing;
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::ec::{self, Curve};
 use super::{MechEntry, Signer, Verifier};
@@ -83,9 +83,15 @@ fn signature_len(curve: Curve) -> usize {
 }
 
 struct EcdsaSigner {
-    key: SigningKey,
+    d: p256::NonZeroScalar,
     curve: Curve,
     input: Input,
+}
+
+impl Drop for EcdsaSigner {
+    fn drop(&mut self) {
+        self.d.zeroize();
+    }
 }
 
 impl Signer for EcdsaSigner {
@@ -99,7 +105,9 @@ impl Signer for EcdsaSigner {
 
     fn finish(&mut self) -> Result<Vec<u8>> {
         let z = self.input.digest()?;
-        let sig: Signature = self.key.sign_prehash(&z).map_err(|_| Error::DataLenRange)?;
+        // Exactly what `SigningKey::sign_prehash` does (RFC 6979, no added entropy),
+        // without deriving the public key first.
+        let (sig, _) = ecdsa::hazmat::sign_prehashed_rfc6979::<p256::NistP256, Sha256>(&self.d, &z, &[]);
         Ok(sig.to_bytes().to_vec())
     }
 }
@@ -131,10 +139,14 @@ impl Verifier for EcdsaVerifier {
 /// `CKM_ECDSA_SHA256`.
 pub fn signer(curve: Curve, scalar: &[u8], hash: bool) -> Result<Box<dyn Signer>> {
     let scalar = ec::check_private(curve, scalar)?;
-    let key = match curve {
-        Curve::P256 => SigningKey::from_slice(&scalar).map_err(|_| Error::AttributeValueInvalid(CKA_VALUE))?,
+    let d = match curve {
+        Curve::P256 => {
+            let bytes =
+                p256::FieldBytes::try_from(scalar.as_slice()).map_err(|_| Error::AttributeValueInvalid(CKA_VALUE))?;
+            Option::from(p256::NonZeroScalar::from_repr(bytes)).ok_or(Error::AttributeValueInvalid(CKA_VALUE))?
+        }
     };
-    Ok(Box::new(EcdsaSigner { key, curve, input: Input::new(hash) }))
+    Ok(Box::new(EcdsaSigner { d, curve, input: Input::new(hash) }))
 }
 
 /// A check of `r || s` against the public `point` (uncompressed, or any form

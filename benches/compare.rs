@@ -1,0 +1,732 @@
+//! `cargo bench --bench compare`: this module against SoftHSM2 and against the raw crates.
+//!
+//! One process loads `libcollabvault_pkcs11.so` and SoftHSM2's `libsofthsm2.so` through the
+//! `cryptoki` crate and drives both with the same client code ([`Client`]); the raw rows
+//! do the same cryptography with the RustCrypto crates the module is built on, with no
+//! PKCS#11 in between. Each row's three contenders run interleaved: after a warm-up that
+//! sizes every batch to about [`BATCH_TARGET`], [`BATCHES`] rounds each time one batch of
+//! every contender, and the table prints the median rate of each and the ratios of those
+//! medians, all from this one run.
+//!
+//! Needs SoftHSM2 (`bash scripts/install-deps.sh`); `SOFTHSM2_MODULE` and
+//! `COLLABVAULT_MODULE` override the library paths.
+
+// A measurement harness, not library code: no docs on its items.
+#![allow(missing_docs)]
+
+use std::error::Error;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use aes_kw::AesKw;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, KeyType, MlKemParameterSetType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use ml_kem::{Decapsulate, DecapsulationKey, Encapsulate, MlKem768};
+use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::elliptic_curve::sec1::ToSec1Point;
+use p256::{PublicKey, SecretKey};
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+/// Timed batches per contender and row; the table shows their median.
+const BATCHES: usize = 7;
+/// Wall time one batch aims at.
+const BATCH_TARGET: Duration = Duration::from_millis(150);
+/// Token objects in each store for the find row.
+const FIND_OBJECTS: usize = 1000;
+
+const SO_PIN: &str = "bench-so-pin-1234";
+const USER_PIN: &str = "bench-user-pin-1234";
+/// DER OID of P-256 (prime256v1), as `CKA_EC_PARAMS`.
+const P256_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+fn err(msg: impl Into<String>) -> Box<dyn Error> {
+    msg.into().into()
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurement
+
+/// Runs `n` operations and returns the time they took (callers may leave untimed
+/// clean-up, such as destroying the key an operation made, out of the figure).
+type Batch<'a> = Box<dyn FnMut(u64) -> Res<Duration> + 'a>;
+
+/// Times `n` calls of `op`.
+fn timed(n: u64, mut op: impl FnMut() -> Res<()>) -> Res<Duration> {
+    let start = Instant::now();
+    for _ in 0..n {
+        op()?;
+    }
+    Ok(start.elapsed())
+}
+
+/// Warm-up and calibration: grows the batch until it takes a measurable time, then
+/// returns the size that takes about [`BATCH_TARGET`].
+fn calibrate(batch: &mut Batch<'_>) -> Res<u64> {
+    let mut n: u64 = 1;
+    loop {
+        let took = batch(n)?;
+        if took >= Duration::from_millis(20) || n >= 1 << 30 {
+            let size = u128::from(n) * BATCH_TARGET.as_nanos() / took.as_nanos().max(1);
+            return Ok(u64::try_from(size).unwrap_or(u64::MAX).max(1));
+        }
+        n = n.saturating_mul(if took < Duration::from_millis(2) { 8 } else { 2 });
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median ops/s of each contender (`None` where it has no batch), batches interleaved.
+fn measure(contenders: &mut [Option<Batch<'_>>]) -> Res<Vec<Option<f64>>> {
+    let mut sizes = Vec::new();
+    for c in contenders.iter_mut() {
+        sizes.push(match c {
+            Some(b) => Some(calibrate(b)?),
+            None => None,
+        });
+    }
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+    for _ in 0..BATCHES {
+        for (i, c) in contenders.iter_mut().enumerate() {
+            if let (Some(b), Some(n)) = (c, sizes[i]) {
+                let took = b(n)?;
+                rates[i].push(n as f64 / took.as_secs_f64().max(1e-12));
+            }
+        }
+    }
+    Ok(rates.into_iter().map(|r| if r.is_empty() { None } else { Some(median(r)) }).collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// Tokens
+
+/// A loaded module with an initialized token and a user session on it.
+struct Token {
+    name: &'static str,
+    session: Session,
+    slot: Slot,
+    pkcs11: Pkcs11,
+}
+
+impl Token {
+    /// Loads `path`, initializes the first token with `label`, sets the user PIN and
+    /// logs the user in. The module's configuration (env var) must be set already.
+    fn open(name: &'static str, path: &Path, label: &str) -> Res<Token> {
+        let pkcs11 = Pkcs11::new(path).map_err(|e| err(format!("{name}: loading {}: {e}", path.display())))?;
+        pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+        let slot = *pkcs11.get_slots_with_token()?.first().ok_or_else(|| err(format!("{name}: no slot")))?;
+        pkcs11.init_token(slot, &AuthPin::new(SO_PIN.into()), label)?;
+        // SoftHSM2 may give the initialized token another slot id: look it up by label.
+        let mut found = None;
+        for s in pkcs11.get_slots_with_token()? {
+            let info = pkcs11.get_token_info(s)?;
+            if info.label().trim_end() == label && info.token_initialized() {
+                found = Some(s);
+            }
+        }
+        let slot = found.ok_or_else(|| err(format!("{name}: initialized token not found")))?;
+        {
+            let so = pkcs11.open_rw_session(slot)?;
+            so.login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))?;
+            so.init_pin(&AuthPin::new(USER_PIN.into()))?;
+            so.logout()?;
+        }
+        let session = pkcs11.open_rw_session(slot)?;
+        session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))?;
+        Ok(Token { name, session, slot, pkcs11 })
+    }
+
+    fn has(&self, m: MechanismType) -> Res<bool> {
+        Ok(self.pkcs11.get_mechanism_list(self.slot)?.contains(&m))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The client: one code path for every module
+
+/// The keys and inputs one token's rows use; every method is plain `cryptoki` calls.
+struct Client<'a> {
+    s: &'a Session,
+    gcm_key: ObjectHandle,
+    kek: ObjectHandle,
+    wrapped: Vec<u8>,
+    ec_private: ObjectHandle,
+    ec_public: ObjectHandle,
+    signature: Vec<u8>,
+    mlkem: Option<(ObjectHandle, ObjectHandle, Vec<u8>)>,
+    find_labels: Vec<Vec<u8>>,
+}
+
+fn secret_template(extra: &[Attribute]) -> Vec<Attribute> {
+    let mut t = vec![Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Token(false)];
+    t.extend_from_slice(extra);
+    t
+}
+
+/// Template for the generic secret an ECDH derivation or ML-KEM operation makes.
+fn shared_secret_template() -> Vec<Attribute> {
+    secret_template(&[Attribute::KeyType(KeyType::GENERIC_SECRET), Attribute::ValueLen(32.into())])
+}
+
+impl<'a> Client<'a> {
+    fn setup(token: &'a Token, hash: &[u8], find_prefix: &str) -> Res<Client<'a>> {
+        let s = &token.session;
+        let aes = |extra: &[Attribute]| -> Res<ObjectHandle> {
+            let mut t = secret_template(&[Attribute::KeyType(KeyType::AES), Attribute::ValueLen(32.into())]);
+            t.extend_from_slice(extra);
+            Ok(s.generate_key(&Mechanism::AesKeyGen, &t)?)
+        };
+        let gcm_key = aes(&[Attribute::Encrypt(true), Attribute::Decrypt(true)])?;
+        let kek = aes(&[Attribute::Wrap(true), Attribute::Unwrap(true)])?;
+        let target = aes(&[Attribute::Extractable(true), Attribute::Encrypt(true)])?;
+        let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, kek, target)?;
+
+        let (ec_public, ec_private) = s.generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::Token(false), Attribute::EcParams(P256_OID.to_vec()), Attribute::Verify(true)],
+            &[Attribute::Token(false), Attribute::Sign(true), Attribute::Derive(true), Attribute::Sensitive(true)],
+        )?;
+        let signature = s.sign(&Mechanism::Ecdsa, ec_private, hash)?;
+        s.verify(&Mechanism::Ecdsa, ec_public, hash, &signature)?;
+
+        let mlkem = if token.has(MechanismType::ML_KEM)? && token.has(MechanismType::ML_KEM_KEY_PAIR_GEN)? {
+            let (public, private) = s.generate_key_pair(
+                &Mechanism::MlKemKeyPairGen,
+                &[
+                    Attribute::Token(false),
+                    Attribute::ParameterSet(MlKemParameterSetType::ML_KEM_768.into()),
+                    Attribute::Encapsulate(true),
+                ],
+                &[Attribute::Token(false), Attribute::Decapsulate(true)],
+            )?;
+            let (ciphertext, k) = s.encapsulate_key(&Mechanism::MlKem, public, &shared_secret_template())?;
+            s.destroy_object(k)?;
+            Some((public, private, ciphertext))
+        } else {
+            None
+        };
+
+        let started = Instant::now();
+        let mut find_labels = Vec::with_capacity(FIND_OBJECTS);
+        for i in 0..FIND_OBJECTS {
+            let label = format!("{find_prefix}-{i:04}").into_bytes();
+            s.create_object(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Label(label.clone()),
+                Attribute::Value(b"benchmark data object".to_vec()),
+            ])?;
+            find_labels.push(label);
+        }
+        eprintln!("  {}: created {FIND_OBJECTS} token objects in {:.2?}", token.name, started.elapsed());
+
+        Ok(Client { s, gcm_key, kek, wrapped, ec_private, ec_public, signature, mlkem, find_labels })
+    }
+
+    /// `C_EncryptInit` + `C_Encrypt` (length query, then the call) with a fresh IV.
+    fn gcm_encrypt(&self, iv_counter: &mut u64, data: &[u8]) -> Res<()> {
+        *iv_counter += 1;
+        let mut iv = [0u8; 12];
+        iv[4..].copy_from_slice(&iv_counter.to_be_bytes());
+        let params = GcmParams::new(&mut iv, &[], 128.into())?;
+        let out = self.s.encrypt(&Mechanism::AesGcm(params), self.gcm_key, data)?;
+        black_box(out);
+        Ok(())
+    }
+
+    fn gcm_seal_once(&self, data: &[u8]) -> Res<Vec<u8>> {
+        let mut iv = [7u8; 12];
+        let params = GcmParams::new(&mut iv, &[], 128.into())?;
+        Ok(self.s.encrypt(&Mechanism::AesGcm(params), self.gcm_key, data)?)
+    }
+
+    fn gcm_decrypt(&self, sealed: &[u8]) -> Res<()> {
+        let mut iv = [7u8; 12];
+        let params = GcmParams::new(&mut iv, &[], 128.into())?;
+        black_box(self.s.decrypt(&Mechanism::AesGcm(params), self.gcm_key, sealed)?);
+        Ok(())
+    }
+
+    fn wrap(&self, target: ObjectHandle) -> Res<()> {
+        black_box(self.s.wrap_key(&Mechanism::AesKeyWrap, self.kek, target)?);
+        Ok(())
+    }
+
+    fn unwrap(&self) -> Res<ObjectHandle> {
+        let t = secret_template(&[Attribute::KeyType(KeyType::AES), Attribute::Encrypt(true)]);
+        Ok(self.s.unwrap_key(&Mechanism::AesKeyWrap, self.kek, &self.wrapped, &t)?)
+    }
+
+    fn sign(&self, hash: &[u8]) -> Res<()> {
+        black_box(self.s.sign(&Mechanism::Ecdsa, self.ec_private, hash)?);
+        Ok(())
+    }
+
+    fn verify(&self, hash: &[u8]) -> Res<()> {
+        self.s.verify(&Mechanism::Ecdsa, self.ec_public, hash, &self.signature)?;
+        Ok(())
+    }
+
+    fn ecdh(&self, peer_point: &[u8]) -> Res<ObjectHandle> {
+        let params = Ecdh1DeriveParams::new(EcKdf::null(), peer_point);
+        Ok(self.s.derive_key(&Mechanism::Ecdh1Derive(params), self.ec_private, &shared_secret_template())?)
+    }
+
+    fn encapsulate(&self) -> Res<ObjectHandle> {
+        let (public, _, _) = self.mlkem.as_ref().ok_or_else(|| err("no ML-KEM key"))?;
+        let (ct, k) = self.s.encapsulate_key(&Mechanism::MlKem, *public, &shared_secret_template())?;
+        black_box(ct);
+        Ok(k)
+    }
+
+    fn decapsulate(&self) -> Res<ObjectHandle> {
+        let (_, private, ct) = self.mlkem.as_ref().ok_or_else(|| err("no ML-KEM key"))?;
+        Ok(self.s.decapsulate_key(&Mechanism::MlKem, *private, &shared_secret_template(), ct)?)
+    }
+
+    /// `C_FindObjectsInit` / `C_FindObjects` / `C_FindObjectsFinal` by `CKA_LABEL`.
+    fn find(&self, i: usize) -> Res<()> {
+        let label = &self.find_labels[i % self.find_labels.len()];
+        let found = self.s.find_objects(&[Attribute::Label(label.clone())])?;
+        if found.len() != 1 {
+            return Err(err(format!("find by label found {} objects, not 1", found.len())));
+        }
+        Ok(())
+    }
+
+    /// A batch of an operation that makes a key: only the operation is timed, the
+    /// `C_DestroyObject` after it is not.
+    fn making_keys(&'a self, op: fn(&Client<'a>) -> Res<ObjectHandle>) -> Batch<'a> {
+        Box::new(move |n| {
+            let mut total = Duration::ZERO;
+            for _ in 0..n {
+                let start = Instant::now();
+                let k = op(self)?;
+                total += start.elapsed();
+                self.s.destroy_object(k)?;
+            }
+            Ok(total)
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The raw crates
+
+struct Raw {
+    gcm: Aes256Gcm,
+    kek: AesKw<aes_kw::aes::Aes256>,
+    target: [u8; 32],
+    wrapped: Vec<u8>,
+    signing: SigningKey,
+    verifying: VerifyingKey,
+    signature: Signature,
+    ecdh_secret: SecretKey,
+    mlkem_dk: DecapsulationKey<MlKem768>,
+    mlkem_ct: ml_kem::Ciphertext<MlKem768>,
+}
+
+fn random<const N: usize>() -> Res<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| err(format!("getrandom: {e}")))?;
+    Ok(b)
+}
+
+impl Raw {
+    fn setup(hash: &[u8]) -> Res<Raw> {
+        let gcm = Aes256Gcm::new_from_slice(&random::<32>()?).map_err(|e| err(e.to_string()))?;
+        let kek = AesKw::<aes_kw::aes::Aes256>::new_from_slice(&random::<32>()?).map_err(|e| err(e.to_string()))?;
+        let target = random::<32>()?;
+        let mut wrapped = vec![0u8; 40];
+        kek.wrap_key(&target, &mut wrapped).map_err(|e| err(e.to_string()))?;
+        let signing = loop {
+            if let Ok(k) = SigningKey::from_slice(&random::<32>()?) {
+                break k;
+            }
+        };
+        let verifying = *signing.verifying_key();
+        let signature: Signature = signing.sign_prehash(hash).map_err(|e| err(e.to_string()))?;
+        let ecdh_secret = SecretKey::from_slice(&signing.to_bytes()).map_err(|e| err(e.to_string()))?;
+        let mlkem_dk = DecapsulationKey::<MlKem768>::from_seed(random::<64>()?.into());
+        let (mlkem_ct, _) = mlkem_dk.encapsulation_key().encapsulate();
+        Ok(Raw { gcm, kek, target, wrapped, signing, verifying, signature, ecdh_secret, mlkem_dk, mlkem_ct })
+    }
+
+    /// Copy in, encrypt in place, append the tag: what a `C_Encrypt` returns.
+    fn gcm_encrypt(&self, iv_counter: &mut u64, data: &[u8], buf: &mut Vec<u8>) -> Res<()> {
+        *iv_counter += 1;
+        let mut iv = [0u8; 12];
+        iv[4..].copy_from_slice(&iv_counter.to_be_bytes());
+        buf.clear();
+        buf.extend_from_slice(data);
+        let tag = self
+            .gcm
+            .encrypt_inout_detached(&Nonce::from(iv), &[], buf.as_mut_slice().into())
+            .map_err(|e| err(e.to_string()))?;
+        buf.extend_from_slice(&tag);
+        black_box(&buf);
+        Ok(())
+    }
+
+    fn gcm_decrypt(&self, sealed: &[u8], buf: &mut Vec<u8>) -> Res<()> {
+        let split = sealed.len() - 16;
+        buf.clear();
+        buf.extend_from_slice(&sealed[..split]);
+        let tag = sealed[split..].try_into().map_err(|_| err("tag length"))?;
+        self.gcm
+            .decrypt_inout_detached(&Nonce::from([7u8; 12]), &[], buf.as_mut_slice().into(), tag)
+            .map_err(|e| err(e.to_string()))?;
+        black_box(&buf);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Rows
+
+struct Row {
+    name: String,
+    rates: Vec<Option<f64>>,
+}
+
+fn fmt_rate(r: Option<f64>) -> String {
+    match r {
+        None => "n/a".into(),
+        Some(r) if r >= 100.0 => format!("{r:.0}"),
+        Some(r) => format!("{r:.1}"),
+    }
+}
+
+fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+fn print_row(row: &Row) {
+    let (cv, sh, raw) = (row.rates[0], row.rates[1], row.rates[2]);
+    println!(
+        "{:<34} {:>13} {:>12} {:>12} {:>11} {:>8}",
+        row.name,
+        fmt_rate(cv),
+        fmt_rate(sh),
+        fmt_rate(raw),
+        fmt_ratio(cv, sh),
+        fmt_ratio(cv, raw)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Setup of the two modules
+
+fn collabvault_module() -> Res<PathBuf> {
+    if let Some(p) = std::env::var_os("COLLABVAULT_MODULE") {
+        return Ok(PathBuf::from(p));
+    }
+    // `cargo bench` builds the cdylib into target/release/deps beside this binary.
+    let exe = std::env::current_exe()?;
+    let deps = exe.parent().ok_or_else(|| err("no bench binary dir"))?;
+    let candidates = [deps.join("libcollabvault_pkcs11.so"), deps.join("../libcollabvault_pkcs11.so")];
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .ok_or_else(|| err("libcollabvault_pkcs11.so not built (cargo build --release)"))
+}
+
+fn softhsm_module() -> Res<PathBuf> {
+    if let Some(p) = std::env::var_os("SOFTHSM2_MODULE") {
+        return Ok(PathBuf::from(p));
+    }
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .ok_or_else(|| err("SoftHSM2 not found: run `bash scripts/install-deps.sh` or set SOFTHSM2_MODULE"))
+}
+
+fn configure(dir: &TempDir) -> Res<()> {
+    let tokens = dir.path().join("softhsm-tokens");
+    std::fs::create_dir_all(&tokens)?;
+    let softhsm_conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &softhsm_conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
+    )?;
+    std::env::set_var("SOFTHSM2_CONF", &softhsm_conf);
+
+    let cv_conf = dir.path().join("collabvault.toml");
+    std::fs::write(
+        &cv_conf,
+        format!(
+            "store_dir = {:?}\nlog_level = \"error\"\nlog_file = {:?}\n[[workspace]]\nname = \"bench\"\n",
+            dir.path().join("cv-store"),
+            dir.path().join("collabvault.log"),
+        ),
+    )?;
+    std::env::set_var("COLLABVAULT_CONF", &cv_conf);
+    Ok(())
+}
+
+fn main() -> Res<()> {
+    // `cargo bench` passes `--bench`; any other argument filters rows by substring.
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+
+    let started = Instant::now();
+    let dir = tempfile::tempdir()?;
+    configure(&dir)?;
+    let cv_path = collabvault_module()?;
+    let sh_path = softhsm_module()?;
+    eprintln!("collabvault: {}\nsofthsm2:    {}", cv_path.display(), sh_path.display());
+
+    let cv = Token::open("collabvault", &cv_path, "cv-bench")?;
+    let sh = Token::open("softhsm2", &sh_path, "softhsm-bench")?;
+
+    let hash = Sha256::digest(b"benchmark message").to_vec();
+    eprintln!("setting up keys and {FIND_OBJECTS} token objects per module...");
+    let cvc = Client::setup(&cv, &hash, "cv-obj")?;
+    let shc = Client::setup(&sh, &hash, "sh-obj")?;
+    let raw = Raw::setup(&hash)?;
+    let clients = [&cvc, &shc];
+    let mech_ok = |t: &Token, m: MechanismType| t.has(m).unwrap_or(false);
+    let supports = |m: MechanismType| [mech_ok(&cv, m), mech_ok(&sh, m)];
+
+    let peer = SecretKey::from_slice(&random::<32>()?).map_err(|e| err(e.to_string()))?.public_key();
+    let peer_point = peer.to_sec1_point(false).as_bytes().to_vec();
+
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!();
+    println!(
+        "collabvault-pkcs11 vs SoftHSM2 vs raw crates, one process, one run; machine: {cores} cores (nproc), {}",
+        std::env::consts::ARCH
+    );
+    println!(
+        "ops/s are medians of {BATCHES} interleaved batches of ~{} ms each after a warm-up; ratios are of those medians",
+        BATCH_TARGET.as_millis()
+    );
+    println!();
+    println!(
+        "{:<34} {:>13} {:>12} {:>12} {:>11} {:>8}",
+        "operation", "collabvault/s", "softhsm2/s", "raw/s", "cv/softhsm", "cv/raw"
+    );
+
+    let run = |name: String, mut contenders: Vec<Option<Batch<'_>>>| -> Res<()> {
+        if !wanted(&name) {
+            return Ok(());
+        }
+        let rates = measure(&mut contenders).map_err(|e| err(format!("{name}: {e}")))?;
+        print_row(&Row { name, rates });
+        Ok(())
+    };
+
+    // AES-GCM encrypt and decrypt.
+    let gcm_ok = supports(MechanismType::AES_GCM);
+    for size in [64usize, 4096, 1 << 20] {
+        let data = vec![0x5au8; size];
+        let label = match size {
+            64 => "64 B".to_string(),
+            4096 => "4 KiB".to_string(),
+            _ => "1 MiB".to_string(),
+        };
+        let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
+        for (c, ok) in clients.iter().zip(gcm_ok) {
+            let data = &data;
+            contenders.push(ok.then(|| -> Batch<'_> {
+                let mut ctr = 0u64;
+                Box::new(move |n| timed(n, || c.gcm_encrypt(&mut ctr, data)))
+            }));
+        }
+        let (raw_ref, data_ref) = (&raw, &data);
+        let mut ctr = 0u64;
+        let mut buf = Vec::with_capacity(size + 16);
+        contenders.push(Some(Box::new(move |n| timed(n, || raw_ref.gcm_encrypt(&mut ctr, data_ref, &mut buf)))));
+        run(format!("AES-256-GCM encrypt {label}"), contenders)?;
+
+        let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
+        for (c, ok) in clients.iter().zip(gcm_ok) {
+            let sealed = if ok { c.gcm_seal_once(&data)? } else { Vec::new() };
+            contenders.push(ok.then(|| -> Batch<'_> { Box::new(move |n| timed(n, || c.gcm_decrypt(&sealed))) }));
+        }
+        let mut sealed = data.clone();
+        let tag = raw
+            .gcm
+            .encrypt_inout_detached(&Nonce::from([7u8; 12]), &[], sealed.as_mut_slice().into())
+            .map_err(|e| err(e.to_string()))?;
+        sealed.extend_from_slice(&tag);
+        let mut buf = Vec::with_capacity(size);
+        contenders.push(Some(Box::new(move |n| timed(n, || raw_ref.gcm_decrypt(&sealed, &mut buf)))));
+        run(format!("AES-256-GCM decrypt {label}"), contenders)?;
+    }
+
+    // AES key wrap (RFC 3394) of an AES-256 key under an AES-256 KEK.
+    let kw_ok = supports(MechanismType::AES_KEY_WRAP);
+    let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
+    for (c, ok) in clients.iter().zip(kw_ok) {
+        if !ok {
+            contenders.push(None);
+            continue;
+        }
+        let t = secret_template(&[
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+        ]);
+        let target = c.s.generate_key(&Mechanism::AesKeyGen, &t)?;
+        contenders.push(Some(Box::new(move |n| timed(n, || c.wrap(target)))));
+    }
+    let raw_ref = &raw;
+    contenders.push(Some(Box::new(move |n| {
+        let mut out = [0u8; 40];
+        timed(n, || {
+            black_box(raw_ref.kek.wrap_key(&raw_ref.target, &mut out).map_err(|e| err(e.to_string()))?);
+            Ok(())
+        })
+    })));
+    run("AES-KW wrap AES-256 key".into(), contenders)?;
+
+    let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
+    for (c, ok) in clients.iter().zip(kw_ok) {
+        contenders.push(ok.then(|| c.making_keys(Client::unwrap)));
+    }
+    contenders.push(Some(Box::new(move |n| {
+        let mut out = [0u8; 32];
+        timed(n, || {
+            black_box(raw_ref.kek.unwrap_key(&raw_ref.wrapped, &mut out).map_err(|e| err(e.to_string()))?);
+            Ok(())
+        })
+    })));
+    run("AES-KW unwrap AES-256 key".into(), contenders)?;
+
+    // ECDSA P-256 over a SHA-256 hash.
+    let ecdsa_ok = supports(MechanismType::ECDSA);
+    let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
+    for (c, ok) in clients.iter().zip(ecdsa_ok) {
+        let hash = &hash;
+        contenders.push(ok.then(|| -> Batch<'_> { Box::new(move |n| timed(n, || c.sign(hash))) }));
+    }
+    let hash_ref = &hash;
+    contenders.push(Some(Box::new(move |n| {
+        timed(n, || {
+            let sig: Signature = raw_ref.signing.sign_prehash(hash_ref).map_err(|e| err(e.to_string()))?;
+            black_box(sig);
+            Ok(())
+        })
+    })));
+    run("ECDSA P-256 sign".into(), contenders)?;
+
+    let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
+    for (c, ok) in clients.iter().zip(ecdsa_ok) {
+        let hash = &hash;
+        contenders.push(ok.then(|| -> Batch<'_> { Box::new(move |n| timed(n, || c.verify(hash))) }));
+    }
+    contenders.push(Some(Box::new(move |n| {
+        timed(n, || {
+            raw_ref.verifying.verify_prehash(hash_ref, &raw_ref.signature).map_err(|e| err(e.to_string()))?;
+            Ok(())
+        })
+    })));
+    run("ECDSA P-256 verify".into(), contenders)?;
+
+    // ECDH P-256, CKD_NULL, a 32-byte generic secret (the raw row parses the peer point too).
+    let ecdh_ok = supports(MechanismType::ECDH1_DERIVE);
+    let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
+    for (c, ok) in clients.iter().zip(ecdh_ok) {
+        let point = &peer_point;
+        contenders.push(ok.then(|| -> Batch<'_> {
+            Box::new(move |n| {
+                let mut total = Duration::ZERO;
+                for _ in 0..n {
+                    let start = Instant::now();
+                    let k = c.ecdh(point)?;
+                    total += start.elapsed();
+                    c.s.destroy_object(k)?;
+                }
+                Ok(total)
+            })
+        }));
+    }
+    let point_ref = &peer_point;
+    contenders.push(Some(Box::new(move |n| {
+        timed(n, || {
+            let peer = PublicKey::from_sec1_bytes(point_ref).map_err(|e| err(e.to_string()))?;
+            black_box(raw_ref.ecdh_secret.diffie_hellman(&peer));
+            Ok(())
+        })
+    })));
+    run("ECDH P-256 derive (CKD_NULL)".into(), contenders)?;
+
+    // ML-KEM-768.
+    let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
+    for c in clients {
+        contenders.push(c.mlkem.is_some().then(|| c.making_keys(Client::encapsulate)));
+    }
+    contenders.push(Some(Box::new(move |n| {
+        timed(n, || {
+            black_box(raw_ref.mlkem_dk.encapsulation_key().encapsulate());
+            Ok(())
+        })
+    })));
+    run("ML-KEM-768 encapsulate".into(), contenders)?;
+
+    let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
+    for c in clients {
+        contenders.push(c.mlkem.is_some().then(|| c.making_keys(Client::decapsulate)));
+    }
+    contenders.push(Some(Box::new(move |n| {
+        timed(n, || {
+            black_box(raw_ref.mlkem_dk.decapsulate(&raw_ref.mlkem_ct));
+            Ok(())
+        })
+    })));
+    run("ML-KEM-768 decapsulate".into(), contenders)?;
+
+    // Find one token object by label among FIND_OBJECTS.
+    let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
+    for c in clients {
+        contenders.push(Some(Box::new(move |n| {
+            let mut i = 0usize;
+            timed(n, || {
+                i = i.wrapping_add(7919);
+                c.find(i)
+            })
+        })));
+    }
+    contenders.push(None);
+    run(format!("C_FindObjects by label, {FIND_OBJECTS} objs"), contenders)?;
+
+    println!();
+    println!(
+        "raw: the same crates (aes-gcm, aes-kw, p256, ml-kem) called directly with pre-built keys; \
+         ops that make a key time the call only, not the C_DestroyObject after it."
+    );
+    eprintln!("total {:.1?}", started.elapsed());
+    // Sessions and modules close before the temp dir goes away.
+    drop(cvc);
+    drop(shc);
+    drop(cv);
+    drop(sh);
+    drop(dir);
+    Ok(())
+}
