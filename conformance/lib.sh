@@ -13,6 +13,7 @@ USER_PIN=user-pin-1234
 # A fresh workspace for this client: its own store directory and config.
 fresh_workspace() {
     WORK=$(mktemp -d)
+    trap 'rm -rf "$WORK"' EXIT
     export COLLABVAULT_CONF=$WORK/collabvault.toml
     cat >"$COLLABVAULT_CONF" <<TOML
 store_dir = "$WORK/store"
@@ -48,4 +49,18 @@ expect_output() {
         echo "$CLIENT / $case / FAIL (wanted /$pattern/)" | tee -a "$CV_RESULTS"
         printf '%s\n' "$out" | tail -n 20 | sed 's/^/    | /'
     fi
+}
+
+# need_tool CASE TOOL...: records CASE as FAIL when a tool is missing (a missing client is
+# a failure, never a skip: CI installs every tool through scripts/install-deps.sh).
+need_tool() {
+    local case=$1 t missing=()
+    shift
+    for t in "$@"; do command -v "$t" >/dev/null || missing+=("$t"); done
+    if ((${#missing[@]})); then
+        echo "$CLIENT / $case / FAIL" | tee -a "$CV_RESULTS"
+        echo "    | missing: ${missing[*]} (run scripts/install-deps.sh)"
+        return 1
+    fi
+    echo "$CLIENT / $case / PASS" | tee -a "$CV_RESULTS"
 }

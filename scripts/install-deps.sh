@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian 12 machine: the PKCS#11 clients the
 # tests and demo drive (OpenSC's pkcs11-tool), SoftHSM2 (the underlying slot), sqlite3 (to
-# show the store), and the crates (cargo fetch). Idempotent: fast when all is present.
+# show the store), Python with `cryptography` and `python-pkcs11` (the conformance
+# cross-checks against OpenSSL), and the crates (cargo fetch). Idempotent: fast when all
+# is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(opensc softhsm2 sqlite3 gcc pkg-config)
+packages=(opensc softhsm2 sqlite3 gcc pkg-config openssl python3 python3-pip)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +19,14 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     "${sudo_cmd[@]}" apt-get update -qq
     "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Conformance clients from PyPI (python-pkcs11 builds with gcc when no wheel fits). Whichever
+# python3 is first on PATH gets them; Debian's own python3 needs PIP_BREAK_SYSTEM_PACKAGES.
+if ! python3 -c 'import cryptography, pkcs11' 2>/dev/null; then
+    echo "install-deps: installing Python packages cryptography python-pkcs11"
+    PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 \
+        python3 -m pip install --quiet 'cryptography' 'python-pkcs11'
 fi
 
 if ! command -v cargo >/dev/null; then
