@@ -285,7 +285,8 @@ pub fn derive_key(
 fn shared_key(template: &Template, shared: &[u8]) -> Result<(CK_KEY_TYPE, Zeroizing<Vec<u8>>)> {
     let (key_type, len) = derived_shape(template, shared.len())?;
     if len == 0 || len > shared.len() {
-        return Err(Error::TemplateInconsistent(CKA_VALUE_LEN));
+        // As for ECDH: the mechanism cannot make a key of that length.
+        return Err(Error::KeySizeRange);
     }
     Ok((key_type, Zeroizing::new(shared[..len].to_vec())))
 }
