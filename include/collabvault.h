@@ -2,12 +2,11 @@
  * collabvault.h: CollabVault PKCS#11 vendor definitions.
  *
  * Include after the OASIS PKCS#11 3.2 headers (pkcs11.h). Every vendor constant the
- * module defines lives here and in src/names.rs, in the vendor ranges of the spec
+ * module defines lives here and in src/vendor.rs, in the vendor ranges of the spec
  * (CKM_VENDOR_DEFINED, CKA_VENDOR_DEFINED, CKK_VENDOR_DEFINED, CKR_VENDOR_DEFINED) with
  * the CollabVault prefix below.
  *
- * The foundation token defines no vendor mechanism, attribute or return code yet; the
- * key hierarchy (workspace master keys, wrap records, rotation) adds them here.
+ * src/vendor.rs holds the same values; a unit test checks the two agree.
  */
 #ifndef COLLABVAULT_H
 #define COLLABVAULT_H
@@ -15,8 +14,53 @@
 /* The CollabVault block inside each vendor range: 0x80000000 | 0x43560000 ("CV"). */
 #define CKV_COLLABVAULT_PREFIX 0x43560000UL
 
-/* Model string C_GetTokenInfo reports for a token whose root of trust is software
- * (its storage key sealed under the token PINs). */
-#define COLLABVAULT_MODEL_SOFT_ROOT "soft root"
+/* ---- Mechanisms (CKM_VENDOR_DEFINED | prefix | n) ---- */
+
+/* Wraps a secret key under the workspace master key as a versioned wrap record
+ * (C_WrapKey / C_UnwrapKey, C_WrapKeyAuthenticated / C_UnwrapKeyAuthenticated). The
+ * wrapping key is a master key object. No parameter. Format: doc/wrap-record.md. */
+#define CKM_CV_WRAP_RECORD 0xC3560001UL
+/* Re-wraps a record under the newest master key version in one call: C_EncryptInit with
+ * a master key object, then C_Encrypt(old record) -> new record. Parameter: the record's
+ * associated data (may be empty). */
+#define CKM_CV_REWRAP_RECORD 0xC3560002UL
+/* Rotates the workspace master key: C_GenerateKey returns the new current version's
+ * object. No parameter. */
+#define CKM_CV_ROTATE_MASTER 0xC3560003UL
+/* Re-wraps every DEK the token stores (token secret keys) to the active master key
+ * version: C_GenerateKey; the template's CKA_VALUE_LEN, if given, is the batch size. One
+ * transaction per batch: resumable after a crash. Returns the current master key object. */
+#define CKM_CV_REWRAP_STORED 0xC3560004UL
+
+/* ---- Attributes (CKA_VENDOR_DEFINED | prefix | n) ---- */
+
+/* CK_ULONG: the key's role, one of CV_ROLE_*. */
+#define CKA_CV_ROLE 0xC3560001UL
+/* CK_ULONG: a master key's version number. */
+#define CKA_CV_KEY_VERSION 0xC3560002UL
+/* CK_ULONG: a master key version's lifecycle, one of CV_STATE_*; setting it to
+ * CV_STATE_RETIRED or CV_STATE_DESTROYED retires or destroys the version. */
+#define CKA_CV_LIFECYCLE 0xC3560003UL
+/* CK_ULONG: creation time, Unix seconds. */
+#define CKA_CV_CREATED 0xC3560004UL
+/* UTF-8: data classification, which sets the rotation schedule. */
+#define CKA_CV_CLASSIFICATION 0xC3560005UL
+/* CK_BBOOL: true on the object that stands for "the current master key". */
+#define CKA_CV_CURRENT 0xC3560006UL
+
+/* ---- Values ---- */
+
+#define CV_ROLE_MASTER 1UL        /* workspace master key */
+#define CV_ROLE_KEK 2UL           /* key-encryption key */
+#define CV_ROLE_DEK 3UL           /* data-encryption key */
+
+#define CV_STATE_ACTIVE 1UL       /* wraps and unwraps */
+#define CV_STATE_DECRYPT_ONLY 2UL /* unwraps only */
+#define CV_STATE_RETIRED 3UL      /* no longer unwraps */
+#define CV_STATE_DESTROYED 4UL    /* its sealed value is gone */
+
+/* Model strings C_GetTokenInfo reports: the root of trust behind the token. */
+#define COLLABVAULT_MODEL_SOFT_ROOT "soft root" /* storage key sealed under the PINs */
+#define COLLABVAULT_MODEL_HSM_ROOT "hsm root"   /* root key in an underlying PKCS#11 slot */
 
 #endif /* COLLABVAULT_H */

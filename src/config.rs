@@ -34,6 +34,54 @@ pub struct Config {
     /// One slot and token per workspace, in slot order.
     #[serde(rename = "workspace")]
     pub workspaces: Vec<WorkspaceConfig>,
+    /// The underlying PKCS#11 slot that holds the root keys; absent: a software root.
+    #[serde(default)]
+    pub root: Option<RootConfig>,
+    /// How often master keys rotate, by data classification.
+    #[serde(default)]
+    pub rotation: RotationPolicy,
+}
+
+/// The root of trust: a token in another PKCS#11 module (an HSM, or SoftHSM2).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootConfig {
+    /// Path of the underlying module (e.g. `/usr/lib/softhsm/libsofthsm2.so`).
+    pub module: PathBuf,
+    /// Label of the token there.
+    pub token_label: String,
+    /// Environment variable holding that token's user PIN.
+    #[serde(default)]
+    pub pin_env: Option<String>,
+    /// File holding that token's user PIN (first line).
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+}
+
+impl RootConfig {
+    /// The underlying token's PIN, from the environment or the PIN file; never the config.
+    pub fn pin(&self) -> Result<zeroize::Zeroizing<String>> {
+        if let Some(var) = &self.pin_env {
+            return std::env::var(var)
+                .map(zeroize::Zeroizing::new)
+                .map_err(|_| Error::Config(format!("root.pin_env: environment variable {var} is not set")));
+        }
+        if let Some(path) = &self.pin_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("root.pin_file: cannot read {}: {e}", path.display())))?;
+            return Ok(zeroize::Zeroizing::new(text.lines().next().unwrap_or_default().to_string()));
+        }
+        Err(Error::Config("root: neither pin_env nor pin_file is set".into()))
+    }
+}
+
+/// Rotation schedules: maximum age in days of the current master key, per classification.
+/// (Any key is a classification name, so there is no unknown field to refuse.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct RotationPolicy {
+    /// Classification name -> days (e.g. `restricted = 30`).
+    #[serde(flatten)]
+    pub max_age_days: std::collections::BTreeMap<String, u32>,
 }
 
 /// How PINs are guarded.
@@ -60,6 +108,13 @@ pub struct WorkspaceConfig {
     /// Token label shown until `C_InitToken` sets one.
     #[serde(default)]
     pub label: Option<String>,
+    /// Data classification of the workspace's keys (drives the rotation schedule).
+    #[serde(default = "default_classification")]
+    pub classification: String,
+}
+
+fn default_classification() -> String {
+    "internal".to_string()
 }
 
 fn default_log_level() -> String {
@@ -114,6 +169,11 @@ impl Config {
         if let Some(w) = self.workspaces.iter().find(|w| w.label.as_ref().is_some_and(|l| l.len() > 32)) {
             return Err(format!("workspace {:?}: label is longer than 32 bytes", w.name));
         }
+        if let Some(root) = &self.root {
+            if root.pin_env.is_none() && root.pin_file.is_none() {
+                return Err("[root] needs pin_env or pin_file (the PIN never goes in the config)".into());
+            }
+        }
         Ok(())
     }
 
@@ -124,7 +184,13 @@ impl Config {
             log_level: std::env::var("COLLABVAULT_LOG").unwrap_or_else(|_| default_log_level()),
             log_file: None,
             pin_policy: PinPolicy::default(),
-            workspaces: vec![WorkspaceConfig { name: "default".into(), label: None }],
+            workspaces: vec![WorkspaceConfig {
+                name: "default".into(),
+                label: None,
+                classification: default_classification(),
+            }],
+            root: None,
+            rotation: RotationPolicy::default(),
         }
     }
 }
@@ -196,6 +262,16 @@ mod tests {
     fn a_bad_log_level_is_refused() {
         let err = Config::parse("store_dir='/x'\nlog_level='loud'\n[[workspace]]\nname='a'\n").unwrap_err();
         assert!(err.contains("loud"), "{err}");
+    }
+
+    #[test]
+    fn a_root_section_names_the_module_and_where_the_pin_comes_from() {
+        let text = "store_dir='/x'\n[root]\nmodule='/usr/lib/softhsm/libsofthsm2.so'\ntoken_label='r'\npin_env='P'\n[rotation]\nrestricted=30\n[[workspace]]\nname='a'\nclassification='restricted'\n";
+        let c = Config::parse(text).expect("valid");
+        assert_eq!(c.root.expect("root").token_label, "r");
+        assert_eq!(c.rotation.max_age_days.get("restricted"), Some(&30));
+        let no_pin = "store_dir='/x'\n[root]\nmodule='/m.so'\ntoken_label='r'\n[[workspace]]\nname='a'\n";
+        assert!(Config::parse(no_pin).unwrap_err().contains("pin"));
     }
 
     #[test]

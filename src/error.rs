@@ -136,6 +136,13 @@ pub enum Error {
     DomainParamsInvalid,
     /// The store failed (I/O, corruption, lock timeout); the text says what, never key bytes.
     Store(String),
+    /// The root of trust (the underlying slot) failed; the text names the cause.
+    Root(String),
+    /// The configured root token is not in the underlying module.
+    RootTokenNotPresent(String),
+    /// A master key version cannot do what was asked (retired, still needed, ...); the
+    /// text says which and why.
+    MasterKey(String),
     /// Sealed data failed to open: wrong storage key or tampered row.
     Integrity(&'static str),
     /// Anything else that should not happen; the text goes to the log.
@@ -148,6 +155,11 @@ impl fmt::Display for Error {
             Error::ArgumentsBad(why) => write!(f, "bad arguments: {why}"),
             Error::Config(why) => write!(f, "configuration: {why}"),
             Error::Store(why) => write!(f, "store: {why}"),
+            Error::Root(why) => write!(f, "root of trust: {why}"),
+            Error::MasterKey(why) => write!(f, "master key: {why}"),
+            Error::RootTokenNotPresent(label) => {
+                write!(f, "root of trust: no token labelled {label:?} in the underlying module")
+            }
             Error::Integrity(what) => write!(f, "integrity check failed: {what}"),
             Error::General(why) => write!(f, "internal error: {why}"),
             Error::AttributeTypeInvalid(t)

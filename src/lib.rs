@@ -11,6 +11,9 @@
 //! token/      one workspace's token: PINs, login state, the storage key
 //! object/     the attribute model and the spec's policy table
 //! mechanism/  the cryptography, one file per family, over bytes and typed parameters
+//! hierarchy/  workspace master key versions, wrap records, rotation and retirement
+//! audit/      verification and export of the store's hash-chained audit log
+//! root/       the root of trust: the underlying slot's root key, or the software root
 //! store/      SQLite behind a domain trait; sealing; the audit chain's row format
 //! ```
 //!
@@ -20,17 +23,21 @@
 // In unit tests an unwrap is the assertion; the lint guards the module's own paths.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod ffi;
+pub mod hierarchy;
 pub mod logging;
 pub mod mechanism;
 pub mod module;
 pub mod names;
 pub mod object;
 pub mod rng;
+pub mod root;
 pub mod session;
 pub mod store;
 pub mod token;
+pub mod vendor;
 
 pub use error::{Error, Result};

@@ -14,10 +14,11 @@ use parking_lot::RwLock;
 use crate::config::{log_level_filter, Config};
 use crate::error::{Error, Result};
 use crate::mechanism;
+use crate::root::slot::SlotRoot;
 use crate::session::{handles::HandleTable, SessionTable};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Backend;
-use crate::token::{padded, Token, MANUFACTURER};
+use crate::token::{padded, Root, Token, MANUFACTURER};
 
 /// The initialized module.
 pub struct Module {
@@ -77,15 +78,36 @@ impl Module {
             log::error!("{e}");
         })?;
         let level = log_level_filter(&config.log_level).unwrap_or(log::LevelFilter::Warn);
-        crate::logging::configure(level, config.log_file.as_deref())?;
+        crate::logging::configure(level, config.log_file.as_deref()).inspect_err(|e| {
+            // An unopenable log file (say, its directory is missing) must not fail silently.
+            drop(crate::logging::configure(log::LevelFilter::Error, None));
+            log::error!("{e}");
+        })?;
         let store: Arc<dyn Backend> = Arc::new(SqliteStore::open(&config.store_dir)?);
-        log::info!("store at {}; root of trust: software (sealed under the token PINs)", config.store_dir.display());
+        let root = match &config.root {
+            None => {
+                log::info!(
+                    "store at {}; root of trust: software (sealed under the token PINs)",
+                    config.store_dir.display()
+                );
+                Root::Soft
+            }
+            Some(cfg) => match SlotRoot::connect(cfg) {
+                Ok(slot) => Root::Slot(Arc::new(slot)),
+                Err(e) => {
+                    // The module stays usable for diagnosis, but no token appears without its root.
+                    log::error!("root of trust unavailable, so every token is absent: {e}");
+                    Root::Unavailable(e)
+                }
+            },
+        };
         let tokens = config
             .workspaces
             .iter()
             .enumerate()
             .map(|(slot, ws)| {
-                Token::open(slot as CK_SLOT_ID, ws, store.clone(), config.pin_policy.clone()).map(Arc::new)
+                Token::open(slot as CK_SLOT_ID, ws, store.clone(), config.pin_policy.clone(), root.clone())
+                    .map(Arc::new)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Module {
@@ -114,9 +136,10 @@ pub fn info() -> Result<CK_INFO> {
     })
 }
 
-/// `C_GetSlotList`: every slot has its token present, so the filter changes nothing.
-pub fn slot_list() -> Result<Vec<CK_SLOT_ID>> {
-    Ok(get()?.tokens.iter().map(|t| t.slot_id).collect())
+/// `C_GetSlotList`: all slots, or those whose token is present (its root reachable).
+pub fn slot_list(token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
+    let m = get()?;
+    Ok(m.tokens.iter().filter(|t| !token_present || t.check_present().is_ok()).map(|t| t.slot_id).collect())
 }
 
 /// `C_GetSlotInfo`.
@@ -124,10 +147,11 @@ pub fn slot_info(slot: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
     let m = get()?;
     let token = m.token(slot)?;
     let version = CK_VERSION { major: 0, minor: 1 };
+    let present = if token.check_present().is_ok() { CKF_TOKEN_PRESENT } else { 0 };
     Ok(CK_SLOT_INFO {
         slotDescription: padded(&format!("CollabVault workspace {}", token.workspace)),
         manufacturerID: padded(MANUFACTURER),
-        flags: CKF_TOKEN_PRESENT,
+        flags: present,
         hardwareVersion: version,
         firmwareVersion: version,
     })

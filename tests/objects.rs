@@ -299,7 +299,15 @@ fn find_matches_by_label_id_class_and_an_empty_template_finds_everything_visible
         sorted(s.find_objects(&[Attribute::Class(ObjectClass::DATA)]).expect("by class")),
         sorted(vec![d1, d2, d3])
     );
-    assert_eq!(s.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)]).expect("keys"), vec![key]);
+    // The workspace master key objects (current + v1) are secret keys too.
+    let masters = sorted(s.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())]).expect("current master"))
+        .into_iter()
+        .chain(s.find_objects(&[Attribute::Label(b"collabvault-master-v1".to_vec())]).expect("master v1"))
+        .collect::<Vec<_>>();
+    assert_eq!(masters.len(), 2, "the current master key and its version 1");
+    let mut keys = vec![key];
+    keys.extend(masters.iter().copied());
+    assert_eq!(sorted(s.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)]).expect("keys")), sorted(keys));
     assert_eq!(
         s.find_objects(&[
             Attribute::Class(ObjectClass::DATA),
@@ -309,7 +317,9 @@ fn find_matches_by_label_id_class_and_an_empty_template_finds_everything_visible
         .expect("combined"),
         vec![d1]
     );
-    assert_eq!(sorted(s.find_objects(&[]).expect("all")), sorted(vec![d1, d2, d3, cert, key]));
+    let mut all = vec![d1, d2, d3, cert, key];
+    all.extend(masters);
+    assert_eq!(sorted(s.find_objects(&[]).expect("all")), sorted(all));
     // Logged out, the (private by default) key drops out of find-all.
     s.logout().expect("logout");
     assert_eq!(sorted(s.find_objects(&[]).expect("all public")), sorted(vec![d1, d2, d3, cert]));

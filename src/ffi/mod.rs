@@ -37,10 +37,17 @@ pub fn guard_any(function: &'static str, body: impl FnOnce() -> Result<()>) -> C
         Ok(Err(e)) => {
             let code = rv::rv(&e);
             match e {
-                Error::Store(_) | Error::Integrity(_) | Error::General(_) | Error::Config(_) => {
+                Error::Store(_)
+                | Error::Integrity(_)
+                | Error::General(_)
+                | Error::Config(_)
+                | Error::Root(_)
+                | Error::RootTokenNotPresent(_) => {
                     log::error!("{function}: {e} -> {}", crate::names::rv_name(code))
                 }
-                Error::ArgumentsBad(_) => log::warn!("{function}: {e} -> {}", crate::names::rv_name(code)),
+                Error::ArgumentsBad(_) | Error::MasterKey(_) => {
+                    log::warn!("{function}: {e} -> {}", crate::names::rv_name(code))
+                }
                 _ => log::info!("{function}: {e} -> {}", crate::names::rv_name(code)),
             }
             code

@@ -71,6 +71,9 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::CurveNotSupported => CKR_CURVE_NOT_SUPPORTED,
         Error::DomainParamsInvalid => CKR_DOMAIN_PARAMS_INVALID,
         Error::Store(_) => CKR_DEVICE_ERROR,
+        Error::Root(_) => CKR_DEVICE_ERROR,
+        Error::MasterKey(_) => CKR_ACTION_PROHIBITED,
+        Error::RootTokenNotPresent(_) => CKR_TOKEN_NOT_PRESENT,
         Error::Integrity(_) => CKR_DEVICE_ERROR,
         Error::General(_) => CKR_GENERAL_ERROR,
     }

@@ -1,28 +1,35 @@
 //! Elliptic-curve keys (`CKK_EC`, `CKM_EC_KEY_PAIR_GEN`): curve parameters, key
 //! generation, and the encodings PKCS#11 uses for points and scalars.
 //!
-//! Only NIST P-256 is supported. The rest of the token never touches an EC point or
-//! scalar except through this file, and everything handed out is validated:
+//! NIST P-256, P-384 and P-521 (issue 5 added the latter two). The rest of the token
+//! never touches an EC point or scalar except through this file, and everything handed
+//! out is validated:
 //!
 //! - a public point leaving [`parse_point`], [`generate`] or [`public_from_private`] is
-//!   the 65-byte uncompressed SEC1 form `04 || X || Y`, on the curve and not the identity;
-//! - a private scalar leaving [`check_private`] or [`generate`] is exactly 32 bytes,
-//!   big-endian, with `0 < d < n`, and lives in [`Zeroizing`] memory;
+//!   the uncompressed SEC1 form `04 || X || Y` (65, 97 or 133 bytes), on the curve and
+//!   not the identity;
+//! - a private scalar leaving [`check_private`] or [`generate`] is exactly
+//!   [`Curve::field_len`] bytes (32, 48, 66), big-endian, with `0 < d < n`, and lives in
+//!   [`Zeroizing`] memory;
 //! - `CKA_EC_POINT` is stored as PKCS#11 prescribes, a DER OCTET STRING around the point.
 
 use cryptoki_sys::*;
 use p256::elliptic_curve::sec1::ToSec1Point;
-use p256::{PublicKey, SecretKey};
 use zeroize::Zeroizing;
 
 use super::MechEntry;
 use crate::error::{Error, Result};
 
+/// Smallest and largest field size in bits, for the registry rows of every EC mechanism.
+pub const MIN_BITS: CK_ULONG = 256;
+/// P-521.
+pub const MAX_BITS: CK_ULONG = 521;
+
 /// Registry rows.
 pub const ENTRIES: &[MechEntry] = &[MechEntry {
     ty: CKM_EC_KEY_PAIR_GEN,
-    min_key: 256,
-    max_key: 256,
+    min_key: MIN_BITS,
+    max_key: MAX_BITS,
     flags: CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
 }];
 
@@ -31,13 +38,55 @@ pub const ENTRIES: &[MechEntry] = &[MechEntry {
 pub enum Curve {
     /// NIST P-256 (secp256r1, prime256v1).
     P256,
+    /// NIST P-384 (secp384r1).
+    P384,
+    /// NIST P-521 (secp521r1).
+    P521,
 }
+
+/// Runs `$body` with `$m` naming the curve's crate (`p256`, `p384` or `p521`).
+macro_rules! with_curve {
+    ($curve:expr, $m:ident => $body:expr) => {
+        match $curve {
+            Curve::P256 => {
+                use p256 as $m;
+                $body
+            }
+            Curve::P384 => {
+                use p384 as $m;
+                $body
+            }
+            Curve::P521 => {
+                use p521 as $m;
+                $body
+            }
+        }
+    };
+}
+pub(super) use with_curve;
 
 /// DER of OID 1.2.840.10045.3.1.7 (prime256v1).
 const P256_OID_DER: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 /// Names of P-256 that clients send as a DER PrintableString in `CKA_EC_PARAMS`.
 const P256_NAMES: &[&[u8]] = &[b"prime256v1", b"P-256", b"secp256r1"];
+
+/// DER of OID 1.3.132.0.34 (secp384r1).
+const P384_OID_DER: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+/// DER of OID 1.3.132.0.35 (secp521r1).
+const P521_OID_DER: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+const P384_NAMES: &[&[u8]] = &[b"secp384r1", b"P-384"];
+const P521_NAMES: &[&[u8]] = &[b"secp521r1", b"P-521"];
+
+/// A curve, the DER of its OID, and its printable names.
+type CurveRow = (Curve, &'static [u8], &'static [&'static [u8]]);
+
+/// Every curve with its OID and printable names.
+const CURVES: &[CurveRow] = &[
+    (Curve::P256, P256_OID_DER, P256_NAMES),
+    (Curve::P384, P384_OID_DER, P384_NAMES),
+    (Curve::P521, P521_OID_DER, P521_NAMES),
+];
 
 /// DER tags that `ECParameters` may start with.
 const TAG_OCTET_STRING: u8 = 0x04;
@@ -60,6 +109,8 @@ impl Curve {
     pub fn field_len(self) -> usize {
         match self {
             Curve::P256 => 32,
+            Curve::P384 => 48,
+            Curve::P521 => 66,
         }
     }
 
@@ -67,6 +118,8 @@ impl Curve {
     pub fn der_oid(self) -> &'static [u8] {
         match self {
             Curve::P256 => P256_OID_DER,
+            Curve::P384 => P384_OID_DER,
+            Curve::P521 => P521_OID_DER,
         }
     }
 
@@ -83,7 +136,7 @@ impl Curve {
 
 /// Splits one DER TLV that spans all of `der` into (tag, contents). Definite lengths
 /// only, minimally encoded, up to two length bytes; `None` for anything else.
-fn der_tlv(der: &[u8]) -> Option<(u8, &[u8])> {
+pub(super) fn der_tlv(der: &[u8]) -> Option<(u8, &[u8])> {
     let (&tag, rest) = der.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, body) = match first {
@@ -121,18 +174,21 @@ fn oid_body_ok(body: &[u8]) -> bool {
     !body.is_empty() && arc_start
 }
 
-/// `CKA_EC_PARAMS` -> curve. Accepts the DER OID of P-256 and the DER PrintableString
-/// forms "prime256v1", "P-256" (and "secp256r1") some clients send. Any other
+/// `CKA_EC_PARAMS` -> curve. Accepts the DER OIDs of P-256, P-384 and P-521 and the DER
+/// PrintableString forms ("prime256v1", "P-256", "secp256r1", "secp384r1", "P-384",
+/// "secp521r1", "P-521") some clients send. Any other
 /// well-formed `ECParameters` (another OID or name, explicit parameters, implicitlyCA)
 /// -> [`Error::CurveNotSupported`]; anything malformed -> [`Error::DomainParamsInvalid`].
 pub fn curve_from_params(ec_params: &[u8]) -> Result<Curve> {
     let Some((tag, body)) = der_tlv(ec_params) else {
         return Err(Error::DomainParamsInvalid);
     };
+    let by_oid = CURVES.iter().find(|(_, oid, _)| *oid == ec_params).map(|c| c.0);
+    let by_name = CURVES.iter().find(|(_, _, names)| names.contains(&body)).map(|c| c.0);
     match tag {
-        TAG_OID if ec_params == P256_OID_DER => Ok(Curve::P256),
+        TAG_OID if by_oid.is_some() => by_oid.ok_or(Error::CurveNotSupported),
         TAG_OID if oid_body_ok(body) => Err(Error::CurveNotSupported),
-        TAG_PRINTABLE_STRING if P256_NAMES.contains(&body) => Ok(Curve::P256),
+        TAG_PRINTABLE_STRING if by_name.is_some() => by_name.ok_or(Error::CurveNotSupported),
         TAG_PRINTABLE_STRING if !body.is_empty() && body.iter().all(|&b| printable(b)) => Err(Error::CurveNotSupported),
         TAG_SEQUENCE if !body.is_empty() => Err(Error::CurveNotSupported),
         TAG_NULL if body.is_empty() => Err(Error::CurveNotSupported),
@@ -145,15 +201,20 @@ fn printable(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
 }
 
-/// A fresh key pair: (private scalar, 32 bytes big-endian; uncompressed public point
-/// `04 || X || Y`, 65 bytes). The scalar is drawn from the OS CSPRNG (`getrandom`) and
-/// redrawn in the rare case it is not in `[1, n-1]`, so it is uniform in that range.
+/// A fresh key pair: (private scalar, field-length bytes big-endian; uncompressed public
+/// point `04 || X || Y`). The scalar is drawn from the OS CSPRNG (`getrandom`) and redrawn
+/// in the rare case it is not in `[1, n-1]`, so it is uniform in that range. (For P-521
+/// the top byte is masked to the 521st bit first: 66 random bytes would almost never be
+/// below n.)
 pub fn generate(curve: Curve) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
     for _ in 0..KEYGEN_ATTEMPTS {
         let mut candidate = Zeroizing::new(vec![0u8; curve.field_len()]);
         getrandom::fill(&mut candidate).map_err(|e| Error::General(format!("OS RNG: {e}")))?;
-        if let Ok(secret) = secret_key(curve, &candidate) {
-            return Ok((candidate, uncompressed(&secret.public_key())));
+        if curve == Curve::P521 {
+            candidate[0] &= 0x01;
+        }
+        if let Ok(point) = public_point(curve, &candidate) {
+            return Ok((candidate, point));
         }
     }
     Err(Error::General("EC key generation: no valid scalar drawn".into()))
@@ -196,8 +257,10 @@ pub fn parse_point(curve: Curve, bytes: &[u8]) -> Result<Vec<u8>> {
             _ => return Err(invalid),
         }
     };
-    let key = PublicKey::from_sec1_bytes(raw).map_err(|_| invalid)?;
-    Ok(uncompressed(&key))
+    with_curve!(curve, m => {
+        let key = m::PublicKey::from_sec1_bytes(raw).map_err(|_| invalid)?;
+        Ok(key.to_sec1_point(false).as_bytes().to_vec())
+    })
 }
 
 /// True if `bytes` has the length and tag of a raw compressed or uncompressed point.
@@ -226,7 +289,7 @@ pub fn check_private(curve: Curve, scalar: &[u8]) -> Result<Zeroizing<Vec<u8>>> 
     }
     let mut padded = Zeroizing::new(vec![0u8; n]);
     padded[n - significant.len()..].copy_from_slice(significant);
-    secret_key(curve, &padded).map_err(|_| invalid)?;
+    public_point(curve, &padded).map_err(|_| invalid)?;
     Ok(padded)
 }
 
@@ -234,23 +297,32 @@ pub fn check_private(curve: Curve, scalar: &[u8]) -> Result<Zeroizing<Vec<u8>>> 
 /// [`check_private`] refuses -> [`Error::AttributeValueInvalid`]`(CKA_VALUE)`.
 pub fn public_from_private(curve: Curve, scalar: &[u8]) -> Result<Vec<u8>> {
     let normalized = check_private(curve, scalar)?;
-    let secret = secret_key(curve, &normalized)?;
-    Ok(uncompressed(&secret.public_key()))
+    public_point(curve, &normalized)
 }
 
-/// The crate's secret key for an already normalized 32-byte scalar (zeroized on drop).
-pub(super) fn secret_key(curve: Curve, scalar: &[u8]) -> Result<SecretKey> {
-    match curve {
-        Curve::P256 if scalar.len() == curve.field_len() => {
-            SecretKey::from_slice(scalar).map_err(|_| Error::AttributeValueInvalid(CKA_VALUE))
-        }
-        Curve::P256 => Err(Error::AttributeValueInvalid(CKA_VALUE)),
+/// The uncompressed public point of an already normalized field-length scalar; a scalar
+/// out of range -> [`Error::AttributeValueInvalid`]`(CKA_VALUE)`. (The crate's secret key
+/// zeroizes itself on drop.)
+fn public_point(curve: Curve, scalar: &[u8]) -> Result<Vec<u8>> {
+    let invalid = || Error::AttributeValueInvalid(CKA_VALUE);
+    if scalar.len() != curve.field_len() {
+        return Err(invalid());
     }
+    with_curve!(curve, m => {
+        let secret = m::SecretKey::from_slice(scalar).map_err(|_| invalid())?;
+        Ok(secret.public_key().to_sec1_point(false).as_bytes().to_vec())
+    })
 }
 
-/// `04 || X || Y`.
-fn uncompressed(key: &PublicKey) -> Vec<u8> {
-    key.to_sec1_point(false).as_bytes().to_vec()
+/// ECDH: the x-coordinate of `scalar · peer` (field-length bytes). `scalar` must be
+/// normalized ([`check_private`]) and `peer` an uncompressed point from [`parse_point`].
+pub(super) fn diffie_hellman(curve: Curve, scalar: &[u8], peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    with_curve!(curve, m => {
+        let secret = m::SecretKey::from_slice(scalar).map_err(|_| Error::AttributeValueInvalid(CKA_VALUE))?;
+        let peer = m::PublicKey::from_sec1_bytes(peer).map_err(|_| Error::MechanismParamInvalid)?;
+        let shared = m::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine());
+        Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
+    })
 }
 
 #[cfg(test)]
@@ -331,12 +403,31 @@ mod tests {
 
     #[test]
     fn curve_params_refuse_other_curves_and_garbage() {
-        // P-384: 1.3.132.0.34.
-        assert_eq!(curve_from_params(&h("06052b81040022")), Err(Error::CurveNotSupported));
-        assert_eq!(curve_from_params(&h("1309736563703338347231")), Err(Error::CurveNotSupported));
+        // secp256k1: 1.3.132.0.10, by OID and by name.
+        assert_eq!(curve_from_params(&h("06052b8104000a")), Err(Error::CurveNotSupported));
+        assert_eq!(curve_from_params(&h("1309736563703235366b31")), Err(Error::CurveNotSupported));
         for garbage in ["", "06", "06082a8648ce3d0301", "06082a8648ce3d03010700", "0600", "0401ff", "ff"] {
             assert_eq!(curve_from_params(&h(garbage)), Err(Error::DomainParamsInvalid), "{garbage}");
         }
+    }
+
+    #[test]
+    fn p384_and_p521_are_named_by_oid_and_name_and_generate_consistent_pairs() {
+        assert_eq!(curve_from_params(&h("06052b81040022")), Ok(Curve::P384));
+        assert_eq!(curve_from_params(&h("06052b81040023")), Ok(Curve::P521));
+        assert_eq!(curve_from_params(&h("1309736563703338347231")), Ok(Curve::P384));
+        assert_eq!(curve_from_params(&[&[0x13, 5][..], b"P-521"].concat()), Ok(Curve::P521));
+        for (curve, point_len) in [(Curve::P384, 97), (Curve::P521, 133)] {
+            let (d, q) = generate(curve).expect("generate");
+            assert_eq!((d.len(), q.len()), (curve.field_len(), point_len));
+            assert_eq!(public_from_private(curve, &d).expect("public"), q);
+            assert_eq!(parse_point(curve, &point_to_der(&q)).expect("der"), q);
+            assert!(parse_point(Curve::P256, &q).is_err(), "a {curve:?} point is no P-256 point");
+        }
+        // RFC 5903 §8.3/§8.2 style: P-521's order bounds the scalar.
+        let n521 = h("01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\
+                      fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409");
+        assert_eq!(check_private(Curve::P521, &n521), Err(Error::AttributeValueInvalid(CKA_VALUE)));
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! `CKM_ECDH1_DERIVE` over P-256 (SEC1 §3.3.1 ECDH primitive, ANSI X9.63 KDF).
+//! `CKM_ECDH1_DERIVE` over P-256, P-384 and P-521 (SEC1 §3.3.1 ECDH primitive, ANSI X9.63
+//! KDF).
 //!
-//! The shared secret Z is the x-coordinate of `d · Q_peer`, 32 bytes big-endian. The peer
-//! point is fully validated (on the curve, not the identity) before use, so no invalid-
-//! curve or small-subgroup point reaches the multiplication; P-256 has cofactor 1, so
-//! plain and cofactor ECDH agree. Z and every derived key live in [`Zeroizing`] memory.
+//! The shared secret Z is the x-coordinate of `d · Q_peer`, field-length bytes big-endian.
+//! The peer point is fully validated (on the curve, not the identity) before use, so no
+//! invalid-curve or small-subgroup point reaches the multiplication; the NIST curves have
+//! cofactor 1, so plain and cofactor ECDH agree. Z and every derived key live in [`Zeroizing`] memory.
 //!
 //! Key derivation functions:
 //! - `CKD_NULL`: the key is Z itself, or its leftmost `key_len` bytes when the template
@@ -17,7 +18,6 @@
 
 use ::sha2::{Digest, Sha256};
 use cryptoki_sys::*;
-use p256::PublicKey;
 use zeroize::Zeroizing;
 
 use super::ec::{self, Curve};
@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 /// Registry rows.
 pub const ENTRIES: &[MechEntry] = &[MechEntry {
     ty: CKM_ECDH1_DERIVE,
-    min_key: 256,
-    max_key: 256,
+    min_key: ec::MIN_BITS,
+    max_key: ec::MAX_BITS,
     flags: CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
 }];
 
@@ -68,13 +68,8 @@ pub fn derive(curve: Curve, scalar: &[u8], params: &EcdhParams, key_len: Option<
 /// Z: the x-coordinate of `scalar · peer`, field-length bytes.
 fn shared_secret(curve: Curve, scalar: &[u8], public_data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let scalar = ec::check_private(curve, scalar)?;
-    let secret = ec::secret_key(curve, &scalar)?;
     let peer = ec::parse_point(curve, public_data).map_err(|_| Error::MechanismParamInvalid)?;
-    let peer = match curve {
-        Curve::P256 => PublicKey::from_sec1_bytes(&peer).map_err(|_| Error::MechanismParamInvalid)?,
-    };
-    let shared = secret.diffie_hellman(&peer);
-    Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
+    ec::diffie_hellman(curve, &scalar, &peer)
 }
 
 /// ANSI X9.63 KDF with SHA-256: `len` bytes of

@@ -1,37 +1,56 @@
-//! `CKM_ECDSA` and `CKM_ECDSA_SHA256` over P-256 (FIPS 186-5, SEC1).
+//! `CKM_ECDSA` and `CKM_ECDSA_SHA224/256/384/512` over P-256, P-384 and P-521 (FIPS 186-5,
+//! SEC1).
 //!
 //! - `CKM_ECDSA`: the data is the caller's hash, signed as a prehash. A hash longer than
 //!   the field is truncated to its leftmost 256 bits and a shorter one is zero-extended
 //!   on the left, as SEC1 §4.1.3 step 5 and the `ecdsa` crate's `bytes2scalar` do. The
 //!   crate (0.17) sets no minimum length; this file refuses only empty input and input
 //!   longer than [`MAX_PREHASH_LEN`] (no digest comes close), with `CKR_DATA_LEN_RANGE`.
-//! - `CKM_ECDSA_SHA256`: SHA-256 over all the data, then the same signature.
+//! - `CKM_ECDSA_SHA*`: the hash over all the data, then the same signature.
 //!
-//! Signatures are PKCS#11's `r || s`, each a 32-byte big-endian integer (not DER).
-//! The nonce is RFC 6979 deterministic (HMAC-SHA-256 DRBG keyed by the scalar and the
-//! hash), so signing needs no RNG and cannot fail on one. S is not normalized to the
+//! Signatures are PKCS#11's `r || s`, each a field-length big-endian integer (not DER).
+//! The nonce is RFC 6979 deterministic (HMAC DRBG keyed by the scalar and the hash, with
+//! the curve's own hash: SHA-256, SHA-384, SHA-512), so signing needs no RNG and cannot
+//! fail on one. S is not normalized to the
 //! low half (P-256 ECDSA does not require it), and verification accepts both halves.
 //!
 //! `finish` does not consume the absorbed data, so a caller that retries after
 //! `CKR_BUFFER_TOO_SMALL` gets the same signature.
 
-use ::sha2::{Digest, Sha256};
+use ::sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 use cryptoki_sys::*;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
-use p256::ecdsa::{Signature, VerifyingKey};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
-use super::ec::{self, Curve};
-use super::{MechEntry, Signer, Verifier};
+use super::ec::{self, with_curve, Curve};
+use super::{HashAlg, MechEntry, Signer, Verifier};
 use crate::error::{Error, Result};
 
 const FLAGS: CK_FLAGS = CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 
 /// Registry rows.
 pub const ENTRIES: &[MechEntry] = &[
-    MechEntry { ty: CKM_ECDSA, min_key: 256, max_key: 256, flags: FLAGS },
-    MechEntry { ty: CKM_ECDSA_SHA256, min_key: 256, max_key: 256, flags: FLAGS },
+    MechEntry { ty: CKM_ECDSA, min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
+    MechEntry { ty: CKM_ECDSA_SHA224, min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
+    MechEntry { ty: CKM_ECDSA_SHA256, min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
+    MechEntry { ty: CKM_ECDSA_SHA384, min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
+    MechEntry { ty: CKM_ECDSA_SHA512, min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
 ];
+
+/// `CKM_ECDSA_SHA*` for a hash (SHA-256 is also [`super::Mechanism::EcdsaSha256`]).
+pub fn hash_mech(hash: super::HashAlg) -> CK_MECHANISM_TYPE {
+    use super::HashAlg as H;
+    match hash {
+        H::Sha224 => CKM_ECDSA_SHA224,
+        H::Sha384 => CKM_ECDSA_SHA384,
+        H::Sha512 => CKM_ECDSA_SHA512,
+        H::Sha3_256 => CKM_ECDSA_SHA3_256,
+        H::Sha3_384 => CKM_ECDSA_SHA3_384,
+        H::Sha3_512 => CKM_ECDSA_SHA3_512,
+        H::Sha256 => CKM_ECDSA_SHA256,
+        H::Sha1 => CKM_ECDSA_SHA1,
+    }
+}
 
 /// Most bytes `CKM_ECDSA` accepts as the hash: ample for any digest, and a bound on
 /// what repeated updates can buffer.
@@ -41,17 +60,26 @@ pub const MAX_PREHASH_LEN: usize = 1024;
 enum Input {
     /// `CKM_ECDSA`: the caller's hash, buffered.
     Prehash(Zeroizing<Vec<u8>>),
-    /// `CKM_ECDSA_SHA256`: the running hash.
+    /// `CKM_ECDSA_SHA*`: the running hash.
+    Sha224(Sha224),
+    /// SHA-256.
     Sha256(Sha256),
+    /// SHA-384.
+    Sha384(Sha384),
+    /// SHA-512.
+    Sha512(Sha512),
 }
 
 impl Input {
-    fn new(hash: bool) -> Self {
-        if hash {
-            Input::Sha256(Sha256::new())
-        } else {
-            Input::Prehash(Zeroizing::default())
-        }
+    fn new(hash: Option<HashAlg>) -> Result<Self> {
+        Ok(match hash {
+            None => Input::Prehash(Zeroizing::default()),
+            Some(HashAlg::Sha224) => Input::Sha224(Sha224::new()),
+            Some(HashAlg::Sha256) => Input::Sha256(Sha256::new()),
+            Some(HashAlg::Sha384) => Input::Sha384(Sha384::new()),
+            Some(HashAlg::Sha512) => Input::Sha512(Sha512::new()),
+            Some(_) => return Err(Error::MechanismInvalid),
+        })
     }
 
     fn update(&mut self, data: &[u8]) -> Result<()> {
@@ -62,7 +90,10 @@ impl Input {
                 }
                 buf.extend_from_slice(data);
             }
+            Input::Sha224(h) => Digest::update(h, data),
             Input::Sha256(h) => Digest::update(h, data),
+            Input::Sha384(h) => Digest::update(h, data),
+            Input::Sha512(h) => Digest::update(h, data),
         }
         Ok(())
     }
@@ -72,7 +103,10 @@ impl Input {
         match self {
             Input::Prehash(buf) if buf.is_empty() => Err(Error::DataLenRange),
             Input::Prehash(buf) => Ok(buf.clone()),
+            Input::Sha224(h) => Ok(Zeroizing::new(h.clone().finalize().to_vec())),
             Input::Sha256(h) => Ok(Zeroizing::new(h.clone().finalize().to_vec())),
+            Input::Sha384(h) => Ok(Zeroizing::new(h.clone().finalize().to_vec())),
+            Input::Sha512(h) => Ok(Zeroizing::new(h.clone().finalize().to_vec())),
         }
     }
 }
@@ -83,15 +117,19 @@ fn signature_len(curve: Curve) -> usize {
 }
 
 struct EcdsaSigner {
-    d: p256::NonZeroScalar,
+    /// The normalized private scalar.
+    d: Zeroizing<Vec<u8>>,
     curve: Curve,
     input: Input,
 }
 
-impl Drop for EcdsaSigner {
-    fn drop(&mut self) {
-        self.d.zeroize();
-    }
+/// The scalar as the crate's non-zero scalar (zeroized on drop by the crate).
+macro_rules! nonzero {
+    ($m:ident, $d:expr) => {{
+        let bytes = $m::FieldBytes::try_from($d).map_err(|_| Error::AttributeValueInvalid(CKA_VALUE))?;
+        Option::<$m::NonZeroScalar>::from($m::NonZeroScalar::from_repr(bytes))
+            .ok_or(Error::AttributeValueInvalid(CKA_VALUE))?
+    }};
 }
 
 impl Signer for EcdsaSigner {
@@ -105,15 +143,32 @@ impl Signer for EcdsaSigner {
 
     fn finish(&mut self) -> Result<Vec<u8>> {
         let z = self.input.digest()?;
+        let d = self.d.as_slice();
         // Exactly what `SigningKey::sign_prehash` does (RFC 6979, no added entropy),
         // without deriving the public key first.
-        let (sig, _) = ecdsa::hazmat::sign_prehashed_rfc6979::<p256::NistP256, Sha256>(&self.d, &z, &[]);
-        Ok(sig.to_bytes().to_vec())
+        Ok(match self.curve {
+            Curve::P256 => {
+                let (sig, _) =
+                    ecdsa::hazmat::sign_prehashed_rfc6979::<p256::NistP256, Sha256>(&nonzero!(p256, d), &z, &[]);
+                sig.to_bytes().to_vec()
+            }
+            Curve::P384 => {
+                let (sig, _) =
+                    ecdsa::hazmat::sign_prehashed_rfc6979::<p384::NistP384, Sha384>(&nonzero!(p384, d), &z, &[]);
+                sig.to_bytes().to_vec()
+            }
+            Curve::P521 => {
+                let (sig, _) =
+                    ecdsa::hazmat::sign_prehashed_rfc6979::<p521::NistP521, Sha512>(&nonzero!(p521, d), &z, &[]);
+                sig.to_bytes().to_vec()
+            }
+        })
     }
 }
 
 struct EcdsaVerifier {
-    key: VerifyingKey,
+    /// The validated uncompressed public point.
+    point: Vec<u8>,
     curve: Curve,
     input: Input,
 }
@@ -128,37 +183,30 @@ impl Verifier for EcdsaVerifier {
             return Err(Error::SignatureLenRange);
         }
         let z = self.input.digest()?;
-        // `from_slice` refuses r or s that is zero or not below n.
-        let sig = Signature::from_slice(signature).map_err(|_| Error::SignatureInvalid)?;
-        self.key.verify_prehash(&z, &sig).map_err(|_| Error::SignatureInvalid)
+        with_curve!(self.curve, m => {
+            let key = m::ecdsa::VerifyingKey::from_sec1_bytes(&self.point)
+                .map_err(|_| Error::AttributeValueInvalid(CKA_EC_POINT))?;
+            // `from_slice` refuses r or s that is zero or not below n.
+            let sig = m::ecdsa::Signature::from_slice(signature).map_err(|_| Error::SignatureInvalid)?;
+            key.verify_prehash(&z, &sig).map_err(|_| Error::SignatureInvalid)
+        })
     }
 }
 
 /// A signature with the private `scalar` (left-padded if short, see
-/// [`ec::check_private`]). `hash == false`: `CKM_ECDSA`; `hash == true`:
-/// `CKM_ECDSA_SHA256`.
-pub fn signer(curve: Curve, scalar: &[u8], hash: bool) -> Result<Box<dyn Signer>> {
-    let scalar = ec::check_private(curve, scalar)?;
-    let d = match curve {
-        Curve::P256 => {
-            let bytes =
-                p256::FieldBytes::try_from(scalar.as_slice()).map_err(|_| Error::AttributeValueInvalid(CKA_VALUE))?;
-            Option::from(p256::NonZeroScalar::from_repr(bytes)).ok_or(Error::AttributeValueInvalid(CKA_VALUE))?
-        }
-    };
-    Ok(Box::new(EcdsaSigner { d, curve, input: Input::new(hash) }))
+/// [`ec::check_private`]). `hash == None`: `CKM_ECDSA`; otherwise `CKM_ECDSA_SHA*`.
+pub fn signer(curve: Curve, scalar: &[u8], hash: Option<HashAlg>) -> Result<Box<dyn Signer>> {
+    let d = ec::check_private(curve, scalar)?;
+    Ok(Box::new(EcdsaSigner { d, curve, input: Input::new(hash)? }))
 }
 
 /// A check of `r || s` against the public `point` (uncompressed, or any form
 /// [`ec::parse_point`] takes). A signature of the wrong length ->
 /// [`Error::SignatureLenRange`]; any other failure, including r or s zero or out of
 /// range -> [`Error::SignatureInvalid`].
-pub fn verifier(curve: Curve, point: &[u8], hash: bool) -> Result<Box<dyn Verifier>> {
+pub fn verifier(curve: Curve, point: &[u8], hash: Option<HashAlg>) -> Result<Box<dyn Verifier>> {
     let point = ec::parse_point(curve, point)?;
-    let key = match curve {
-        Curve::P256 => VerifyingKey::from_sec1_bytes(&point).map_err(|_| Error::AttributeValueInvalid(CKA_EC_POINT))?,
-    };
-    Ok(Box::new(EcdsaVerifier { key, curve, input: Input::new(hash) }))
+    Ok(Box::new(EcdsaVerifier { point, curve, input: Input::new(hash)? }))
 }
 
 #[cfg(test)]
@@ -187,7 +235,7 @@ mod tests {
     ];
 
     fn sign(hash: bool, parts: &[&[u8]]) -> Result<Vec<u8>> {
-        let mut s = signer(Curve::P256, &h(D), hash)?;
+        let mut s = signer(Curve::P256, &h(D), hash.then_some(HashAlg::Sha256))?;
         for p in parts {
             s.update(p)?;
         }
@@ -195,7 +243,7 @@ mod tests {
     }
 
     fn verify(hash: bool, data: &[u8], sig: &[u8]) -> Result<()> {
-        let mut v = verifier(Curve::P256, &h(Q), hash)?;
+        let mut v = verifier(Curve::P256, &h(Q), hash.then_some(HashAlg::Sha256))?;
         v.update(data)?;
         v.finish(sig)
     }
@@ -215,7 +263,7 @@ mod tests {
 
     #[test]
     fn finish_twice_gives_the_same_signature() {
-        let mut s = signer(Curve::P256, &h(D), true).expect("signer");
+        let mut s = signer(Curve::P256, &h(D), Some(HashAlg::Sha256)).expect("signer");
         s.update(b"sample").expect("update");
         assert_eq!(s.signature_len(), 64);
         assert_eq!(s.finish().expect("first"), s.finish().expect("second"));
@@ -260,14 +308,14 @@ mod tests {
     fn a_random_key_round_trips_and_long_hashes_are_truncated() {
         let (d, q) = ec::generate(Curve::P256).expect("generate");
         let sha512_like = [0x5au8; 64];
-        let mut s = signer(Curve::P256, &d, false).expect("signer");
+        let mut s = signer(Curve::P256, &d, None).expect("signer");
         s.update(&sha512_like).expect("update");
         let sig = s.finish().expect("sign");
-        let mut v = verifier(Curve::P256, &q, false).expect("verifier");
+        let mut v = verifier(Curve::P256, &q, None).expect("verifier");
         v.update(&sha512_like).expect("update");
         assert_eq!(v.finish(&sig), Ok(()));
         // Only the leftmost 32 bytes count.
-        let mut v = verifier(Curve::P256, &q, false).expect("verifier");
+        let mut v = verifier(Curve::P256, &q, None).expect("verifier");
         v.update(&sha512_like[..32]).expect("update");
         assert_eq!(v.finish(&sig), Ok(()));
     }
@@ -275,13 +323,16 @@ mod tests {
     #[test]
     fn empty_or_oversized_prehash_is_refused() {
         assert_eq!(sign(false, &[]), Err(Error::DataLenRange));
-        let mut s = signer(Curve::P256, &h(D), false).expect("signer");
+        let mut s = signer(Curve::P256, &h(D), None).expect("signer");
         assert_eq!(s.update(&[0; MAX_PREHASH_LEN + 1]), Err(Error::DataLenRange));
     }
 
     #[test]
     fn bad_keys_are_refused() {
-        assert!(signer(Curve::P256, &[0; 32], true).is_err());
-        assert_eq!(verifier(Curve::P256, &[0x04; 65], true).err(), Some(Error::AttributeValueInvalid(CKA_EC_POINT)));
+        assert!(signer(Curve::P256, &[0; 32], Some(HashAlg::Sha256)).is_err());
+        assert_eq!(
+            verifier(Curve::P256, &[0x04; 65], Some(HashAlg::Sha256)).err(),
+            Some(Error::AttributeValueInvalid(CKA_EC_POINT))
+        );
     }
 }

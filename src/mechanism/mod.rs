@@ -7,19 +7,28 @@
 //! Crate calls stay inside this folder behind narrow per-family functions, so a second
 //! backend can replace a family without touching the layers above.
 
+pub mod aes_block;
+pub mod aes_cmac;
+pub mod aes_ctr;
 pub mod aes_gcm;
 pub mod aes_kw;
 pub mod ec;
 pub mod ecdh;
 pub mod ecdsa;
+pub mod eddsa;
+pub mod hash;
 pub mod hmac;
 pub mod mlkem;
+pub mod rsa;
+pub mod rsa_enc;
+pub mod rsa_sign;
 pub mod secret_key;
 pub mod sha2;
 
 use cryptoki_sys::*;
 
 use crate::error::Result;
+pub use hash::HashAlg;
 
 /// `CK_GCM_PARAMS`, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +50,35 @@ pub struct EcdhParams {
     pub shared_data: Vec<u8>,
     /// The peer's public point (raw uncompressed, or DER OCTET STRING).
     pub public_data: Vec<u8>,
+}
+
+// Issue 5 (mechanism breadth): the parameters of AES-CTR, RSA-PSS and RSA-OAEP.
+
+/// `CK_AES_CTR_PARAMS`, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtrParams {
+    /// How many low-order bits of the counter block count (1..=128).
+    pub counter_bits: u32,
+    /// The initial counter block.
+    pub block: [u8; 16],
+}
+
+/// `CK_RSA_PKCS_PSS_PARAMS`, decoded: MGF1 always uses `hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PssParams {
+    /// `hashAlg` (and the MGF1 hash).
+    pub hash: HashAlg,
+    /// `sLen` in bytes.
+    pub salt_len: usize,
+}
+
+/// `CK_RSA_PKCS_OAEP_PARAMS`, decoded: MGF1 always uses `hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OaepParams {
+    /// `hashAlg` (and the MGF1 hash).
+    pub hash: HashAlg,
+    /// The label (`CKZ_DATA_SPECIFIED` source data), possibly empty.
+    pub label: Vec<u8>,
 }
 
 /// A mechanism with its parameter decoded.
@@ -73,6 +111,58 @@ pub enum Mechanism {
     MlKemKeyPairGen,
     /// `CKM_ML_KEM`.
     MlKem,
+    /// `CKM_CV_WRAP_RECORD`: a wrap record under the workspace master key.
+    CvWrapRecord,
+    /// `CKM_CV_REWRAP_RECORD`: re-wraps a record (with its associated data) under the
+    /// newest master key version.
+    CvRewrapRecord(Vec<u8>),
+    /// `CKM_CV_ROTATE_MASTER`: makes a new master key version current.
+    CvRotateMaster,
+    /// `CKM_CV_REWRAP_STORED`: re-wraps the stored DEKs to the active version.
+    CvRewrapStored,
+    // Issue 5 (mechanism breadth).
+    /// `CKM_SHA_1`, `CKM_SHA224`, `CKM_SHA384`, `CKM_SHA512`, `CKM_SHA3_*`.
+    Digest(HashAlg),
+    /// `CKM_*_HMAC` (`mac_len: None`) and `CKM_*_HMAC_GENERAL`.
+    Hmac {
+        /// The hash.
+        hash: HashAlg,
+        /// The `_GENERAL` tag length.
+        mac_len: Option<usize>,
+    },
+    /// `CKM_SHA*_KEY_DERIVATION`.
+    HashKeyDerivation(HashAlg),
+    /// `CKM_AES_ECB`.
+    AesEcb,
+    /// `CKM_AES_CBC` with its IV.
+    AesCbc([u8; 16]),
+    /// `CKM_AES_CBC_PAD` with its IV.
+    AesCbcPad([u8; 16]),
+    /// `CKM_AES_CTR`.
+    AesCtr(CtrParams),
+    /// `CKM_AES_CMAC` (`None`) and `CKM_AES_CMAC_GENERAL` (the tag length).
+    AesCmac(Option<usize>),
+    /// `CKM_ECDSA_SHA224`, `CKM_ECDSA_SHA384`, `CKM_ECDSA_SHA512`.
+    EcdsaHash(HashAlg),
+    /// `CKM_EC_EDWARDS_KEY_PAIR_GEN`.
+    EdwardsKeyPairGen,
+    /// `CKM_EDDSA` (pure Ed25519).
+    Eddsa,
+    /// `CKM_RSA_PKCS_KEY_PAIR_GEN`.
+    RsaKeyPairGen,
+    /// `CKM_RSA_PKCS`.
+    RsaPkcs,
+    /// `CKM_SHA*_RSA_PKCS`.
+    RsaPkcsHash(HashAlg),
+    /// `CKM_RSA_PKCS_PSS` (`prehashed`) or `CKM_SHA*_RSA_PKCS_PSS`.
+    RsaPss {
+        /// True for `CKM_RSA_PKCS_PSS`, where the caller hashes.
+        prehashed: bool,
+        /// The parameters.
+        params: PssParams,
+    },
+    /// `CKM_RSA_PKCS_OAEP`.
+    RsaOaep(OaepParams),
 }
 
 impl Mechanism {
@@ -92,6 +182,30 @@ impl Mechanism {
             Mechanism::Ecdh1Derive(_) => CKM_ECDH1_DERIVE,
             Mechanism::MlKemKeyPairGen => CKM_ML_KEM_KEY_PAIR_GEN,
             Mechanism::MlKem => CKM_ML_KEM,
+            Mechanism::CvWrapRecord => crate::vendor::CKM_CV_WRAP_RECORD,
+            Mechanism::CvRewrapRecord(_) => crate::vendor::CKM_CV_REWRAP_RECORD,
+            Mechanism::CvRotateMaster => crate::vendor::CKM_CV_ROTATE_MASTER,
+            Mechanism::CvRewrapStored => crate::vendor::CKM_CV_REWRAP_STORED,
+            // Issue 5 (mechanism breadth).
+            Mechanism::Digest(h) => h.digest_mech(),
+            Mechanism::Hmac { hash, mac_len: None } => hash.hmac_mech(),
+            Mechanism::Hmac { hash, mac_len: Some(_) } => hash.hmac_general_mech(),
+            Mechanism::HashKeyDerivation(h) => h.key_derivation_mech(),
+            Mechanism::AesEcb => CKM_AES_ECB,
+            Mechanism::AesCbc(_) => CKM_AES_CBC,
+            Mechanism::AesCbcPad(_) => CKM_AES_CBC_PAD,
+            Mechanism::AesCtr(_) => CKM_AES_CTR,
+            Mechanism::AesCmac(None) => CKM_AES_CMAC,
+            Mechanism::AesCmac(Some(_)) => CKM_AES_CMAC_GENERAL,
+            Mechanism::EcdsaHash(h) => ecdsa::hash_mech(*h),
+            Mechanism::EdwardsKeyPairGen => CKM_EC_EDWARDS_KEY_PAIR_GEN,
+            Mechanism::Eddsa => CKM_EDDSA,
+            Mechanism::RsaKeyPairGen => CKM_RSA_PKCS_KEY_PAIR_GEN,
+            Mechanism::RsaPkcs => CKM_RSA_PKCS,
+            Mechanism::RsaPkcsHash(h) => rsa_sign::pkcs_mech(*h),
+            Mechanism::RsaPss { prehashed: true, .. } => CKM_RSA_PKCS_PSS,
+            Mechanism::RsaPss { prehashed: false, params } => rsa_sign::pss_mech(params.hash),
+            Mechanism::RsaOaep(_) => CKM_RSA_PKCS_OAEP,
         }
     }
 }
@@ -121,6 +235,16 @@ pub fn registry() -> impl Iterator<Item = &'static MechEntry> {
         ecdsa::ENTRIES,
         ecdh::ENTRIES,
         mlkem::ENTRIES,
+        crate::hierarchy::MECHANISMS,
+        // Issue 5 (mechanism breadth).
+        hash::ENTRIES,
+        aes_block::ENTRIES,
+        aes_ctr::ENTRIES,
+        aes_cmac::ENTRIES,
+        eddsa::ENTRIES,
+        rsa::ENTRIES,
+        rsa_sign::ENTRIES,
+        rsa_enc::ENTRIES,
     ]
     .into_iter()
     .flatten()
@@ -147,7 +271,16 @@ pub fn key_needs(ty: CK_MECHANISM_TYPE, class: CK_OBJECT_CLASS) -> Option<KeyNee
         CKM_SHA256_HMAC => &[CKK_GENERIC_SECRET, CKK_AES, CKK_SHA256_HMAC],
         CKM_ECDSA | CKM_ECDSA_SHA256 | CKM_ECDH1_DERIVE => &[CKK_EC],
         CKM_ML_KEM => &[CKK_ML_KEM],
-        _ => return None,
+        // Issue 5 (mechanism breadth).
+        CKM_AES_ECB | CKM_AES_CBC | CKM_AES_CBC_PAD | CKM_AES_CTR | CKM_AES_CMAC | CKM_AES_CMAC_GENERAL => &[CKK_AES],
+        CKM_ECDSA_SHA224 | CKM_ECDSA_SHA384 | CKM_ECDSA_SHA512 => &[CKK_EC],
+        CKM_EDDSA => &[CKK_EC_EDWARDS],
+        t if rsa::uses_rsa_key(t) => &[CKK_RSA],
+        t => match hmac::from_mech(t) {
+            Some((hash, _)) => hash.hmac_key_types(),
+            None if hash::ALL.iter().any(|h| h.key_derivation_mech() == t) => hash::DERIVE_KEY_TYPES,
+            None => return None,
+        },
     };
     Some(KeyNeeds { class, key_types })
 }

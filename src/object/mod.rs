@@ -20,6 +20,57 @@ use policy::{Classes, Kind, Row, Rules};
 use template::{decode_bool, decode_ulong};
 pub use template::{Attr, Template};
 
+/// How an object's secret attributes are sealed at rest: the session layer decides (the
+/// storage key, or a wrap record under the master key for stored DEKs).
+pub trait AtRest {
+    /// Seals the encoded secret attributes of `object`: the blob, and the master key
+    /// version that sealed it when it is a wrap record.
+    fn seal(&self, object: &Object, secret: &[u8]) -> Result<(Vec<u8>, Option<u32>)>;
+    /// Opens a stored object's sealed part; `None` when the key to open it is not
+    /// available (nobody logged in).
+    fn open(&self, record: &ObjectRecord) -> Result<Option<Zeroizing<Vec<u8>>>>;
+}
+
+/// Sealing under the token's storage key, when one is at hand. The associated data binds
+/// the object's unique id and its security-relevant attributes (`CKA_SENSITIVE`,
+/// `CKA_EXTRACTABLE`, usage flags...), which sit in the row in the clear: a row whose
+/// policy was edited outside the token no longer opens.
+pub struct UnderStorageKey<'a>(pub Option<&'a [u8; 32]>);
+
+/// The associated data that binds a stored object's sealed part to its row.
+pub fn binding(unique_id: &str, bound: &Template) -> Result<Vec<u8>> {
+    let mut aad = format!("object:{unique_id}:").into_bytes();
+    aad.extend_from_slice(&bound.encode_nested()?);
+    Ok(aad)
+}
+
+/// The bound attributes of a stored row, read from its clear attributes.
+pub fn bound_in_record(record: &ObjectRecord) -> Result<Template> {
+    let attrs: BTreeMap<_, _> = codec::decode(&record.attrs)?.into_iter().collect();
+    Ok(Template(
+        crate::hierarchy::record::BOUND
+            .iter()
+            .filter_map(|ty| attrs.get(ty).map(|v| Attr::new(*ty, v.clone())))
+            .collect(),
+    ))
+}
+
+impl AtRest for UnderStorageKey<'_> {
+    fn seal(&self, object: &Object, secret: &[u8]) -> Result<(Vec<u8>, Option<u32>)> {
+        let key = self.0.ok_or(Error::UserNotLoggedIn)?;
+        let aad = binding(&object.unique_id(), &crate::hierarchy::record::bound_attributes(object))?;
+        Ok((sealed::seal(key, &aad, secret)?, None))
+    }
+
+    fn open(&self, record: &ObjectRecord) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let (Some(key), Some(blob)) = (self.0, &record.sealed) else {
+            return Ok(None);
+        };
+        let aad = binding(&record.unique_id, &bound_in_record(record)?)?;
+        sealed::open(key, &aad, blob).map(Some)
+    }
+}
+
 /// What a read of one attribute yields.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Read<'a> {
@@ -141,6 +192,13 @@ impl Object {
         Ok(object)
     }
 
+    /// An object that stands for a key held elsewhere (a master key version): the token
+    /// supplies every attribute, and no value is present or revealed.
+    pub fn reference(attrs: Vec<Attr>) -> Object {
+        let attrs = attrs.iter().map(|a| (a.ty, a.value.clone())).collect();
+        Object { class: Classes::SECRET, attrs, locked: true }
+    }
+
     fn set_origin(&mut self, origin: Origin) {
         if !Classes::KEYS.contains(self.class) {
             return;
@@ -195,6 +253,8 @@ impl Object {
                 let len = self.bytes(CKA_VALUE).map_or(0, <[u8]>::len);
                 let len_ok = match self.ulong(CKA_KEY_TYPE) {
                     Some(CKK_GENERIC_SECRET) => len > 0,
+                    // Issue 5: keys typed for one HMAC hash.
+                    Some(t) if crate::mechanism::hash::HMAC_KEY_TYPES.contains(&t) => len > 0,
                     Some(CKK_AES) => matches!(len, 16 | 24 | 32),
                     _ => return Err(Error::AttributeValueInvalid(CKA_KEY_TYPE)),
                 };
@@ -206,6 +266,8 @@ impl Object {
             }
             CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => match self.ulong(CKA_KEY_TYPE) {
                 Some(CKK_EC | CKK_ML_KEM) => Ok(()),
+                // Issue 5: RSA and Edwards-curve keys.
+                Some(CKK_RSA | CKK_EC_EDWARDS) => Ok(()),
                 _ => Err(Error::AttributeValueInvalid(CKA_KEY_TYPE)),
             },
             _ => Ok(()),
@@ -334,7 +396,8 @@ impl Object {
         Ok(copy)
     }
 
-    fn unique_id(&self) -> String {
+    /// `CKA_UNIQUE_ID` as text.
+    pub fn unique_id(&self) -> String {
         String::from_utf8_lossy(self.bytes(CKA_UNIQUE_ID).unwrap_or_default()).into_owned()
     }
 
@@ -349,24 +412,19 @@ impl Object {
         format!("{} {:?}", self.unique_id(), label)
     }
 
-    fn seal_context(unique_id: &str) -> Vec<u8> {
-        format!("object:{unique_id}").into_bytes()
-    }
-
-    /// The stored form; secret attributes are sealed under `storage_key`, so storing an
-    /// object that has any needs the key (a logged-in user or SO).
-    pub fn to_record(&self, storage_key: Option<&[u8; 32]>) -> Result<ObjectRecord> {
+    /// The stored form; secret attributes are sealed by `at_rest`, so storing an object
+    /// that has any needs a logged-in user or SO.
+    pub fn to_record(&self, at_rest: &dyn AtRest) -> Result<ObjectRecord> {
         if self.locked {
             return Err(Error::UserNotLoggedIn);
         }
         let (secret, public): (Vec<_>, Vec<_>) = self.attrs.iter().partition(|(ty, _)| self.is_sealed(**ty));
-        let unique_id = self.unique_id();
-        let sealed = if secret.is_empty() {
-            None
+        let (sealed, master_version) = if secret.is_empty() {
+            (None, None)
         } else {
-            let key = storage_key.ok_or(Error::UserNotLoggedIn)?;
             let plain = codec::encode(secret.into_iter().map(|(t, v)| (*t, v.as_slice())))?;
-            Some(sealed::seal(key, &Self::seal_context(&unique_id), &plain)?)
+            let (blob, version) = at_rest.seal(self, &plain)?;
+            (Some(blob), version)
         };
         Ok(ObjectRecord {
             class: self.class(),
@@ -376,23 +434,22 @@ impl Object {
             private: self.is_private(),
             attrs: codec::encode(public.into_iter().map(|(t, v)| (*t, v.as_slice())))?.to_vec(),
             sealed,
-            unique_id,
+            master_version,
+            unique_id: self.unique_id(),
         })
     }
 
-    /// Rebuilds an object from its stored form. Without the storage key its sealed
-    /// attributes stay closed and read as sensitive.
-    pub fn from_record(record: &ObjectRecord, storage_key: Option<&[u8; 32]>) -> Result<Object> {
+    /// Rebuilds an object from its stored form. When `at_rest` cannot open the sealed
+    /// part (nobody logged in), those attributes stay closed and read as sensitive.
+    pub fn from_record(record: &ObjectRecord, at_rest: &dyn AtRest) -> Result<Object> {
         let class = Classes::of(record.class).ok_or(Error::Integrity("stored object has an unknown class"))?;
         let mut attrs: BTreeMap<_, _> = codec::decode(&record.attrs)?.into_iter().collect();
         let mut locked = false;
-        match (&record.sealed, storage_key) {
-            (Some(blob), Some(key)) => {
-                let plain = sealed::open(key, &Self::seal_context(&record.unique_id), blob)?;
-                attrs.extend(codec::decode(&plain)?);
+        if record.sealed.is_some() {
+            match at_rest.open(record)? {
+                Some(plain) => attrs.extend(codec::decode(&plain)?),
+                None => locked = true,
             }
-            (Some(_), None) => locked = true,
-            (None, _) => {}
         }
         let object = Object { class, attrs, locked };
         if object.class() != record.class || object.unique_id() != record.unique_id {
@@ -537,22 +594,35 @@ mod tests {
     fn the_stored_form_seals_key_material() {
         let o = Object::create(&aes_key(vec![Attr::new(CKA_LABEL, "k")])).expect("create");
         let key = [3u8; 32];
-        let rec = o.to_record(Some(&key)).expect("record");
+        let rec = o.to_record(&UnderStorageKey(Some(&key))).expect("record");
         assert!(!rec.attrs.windows(32).any(|w| w == [0x11; 32]));
         assert!(!rec.sealed.as_ref().expect("sealed").windows(32).any(|w| w == [0x11; 32]));
-        assert_eq!(Object::from_record(&rec, Some(&key)).expect("load"), o);
-        let locked = Object::from_record(&rec, None).expect("load locked");
+        assert_eq!(Object::from_record(&rec, &UnderStorageKey(Some(&key))).expect("load"), o);
+        let locked = Object::from_record(&rec, &UnderStorageKey(None)).expect("load locked");
         assert_eq!(locked.read(CKA_VALUE), Read::Sensitive);
         assert_eq!(locked.read(CKA_LABEL), Read::Value(b"k"));
-        assert_eq!(o.to_record(None).unwrap_err(), Error::UserNotLoggedIn);
+        assert_eq!(o.to_record(&UnderStorageKey(None)).unwrap_err(), Error::UserNotLoggedIn);
+    }
+
+    #[test]
+    fn a_row_whose_policy_was_edited_outside_the_token_does_not_open() {
+        let key = [3u8; 32];
+        let o = Object::create(&aes_key(vec![])).expect("key");
+        let mut rec = o.to_record(&UnderStorageKey(Some(&key))).expect("record");
+        let mut relaxed = o.clone();
+        relaxed.attrs.insert(CKA_SENSITIVE, vec![CK_FALSE]);
+        relaxed.attrs.insert(CKA_EXTRACTABLE, vec![CK_TRUE]);
+        rec.attrs = relaxed.to_record(&UnderStorageKey(Some(&[9u8; 32]))).expect("relaxed").attrs;
+        assert!(matches!(Object::from_record(&rec, &UnderStorageKey(Some(&key))), Err(Error::Integrity(_))));
     }
 
     #[test]
     fn a_record_with_swapped_sealed_part_is_refused() {
         let key = [3u8; 32];
-        let a = Object::create(&aes_key(vec![])).expect("a").to_record(Some(&key)).expect("rec a");
-        let mut b = Object::create(&aes_key(vec![])).expect("b").to_record(Some(&key)).expect("rec b");
+        let a = Object::create(&aes_key(vec![])).expect("a").to_record(&UnderStorageKey(Some(&key))).expect("rec a");
+        let mut b =
+            Object::create(&aes_key(vec![])).expect("b").to_record(&UnderStorageKey(Some(&key))).expect("rec b");
         b.sealed = a.sealed.clone();
-        assert!(matches!(Object::from_record(&b, Some(&key)), Err(Error::Integrity(_))));
+        assert!(matches!(Object::from_record(&b, &UnderStorageKey(Some(&key))), Err(Error::Integrity(_))));
     }
 }

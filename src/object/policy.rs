@@ -211,6 +211,13 @@ pub static TABLE: &[Row] = &[
     // Secret keys (§4.10).
     row(CKA_VALUE, SECRET, K::Bytes, Rules::REQUIRED.or(FIXED_SECRET), D::None),
     row(CKA_VALUE_LEN, SECRET, K::Ulong, Rules::FIXED.or(Rules::DERIVED), D::None),
+    // CollabVault's hierarchy attributes (src/vendor.rs): set by the token only.
+    row(crate::vendor::CKA_CV_ROLE, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_KEY_VERSION, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_LIFECYCLE, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_CREATED, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_CLASSIFICATION, KEYS, K::Bytes, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_CURRENT, KEYS, K::Bool, Rules::TOKEN_SET, D::None),
     // Public and private keys (§4.8, §4.9); which of these a key type needs is checked by
     // its mechanism family on import.
     row(CKA_SUBJECT, ASYM, K::Bytes, Rules::FREE, D::Empty),
@@ -221,6 +228,18 @@ pub static TABLE: &[Row] = &[
     row(CKA_VALUE, PUB, K::Bytes, Rules::FIXED, D::None),
     row(CKA_VALUE, PRIV, K::Bytes, FIXED_SECRET, D::None),
     row(CKA_SEED, PRIV, K::Bytes, FIXED_SECRET, D::None),
+    // Issue 5: RSA keys (§6.1.2, §6.1.3). Public components readable on both halves; the
+    // private ones are key material. CKA_MODULUS_BITS is given in a generation template
+    // and recomputed from the modulus on import.
+    row(CKA_MODULUS, ASYM, K::Bytes, Rules::FIXED, D::None),
+    row(CKA_MODULUS_BITS, PUB, K::Ulong, Rules::FIXED, D::None),
+    row(CKA_PUBLIC_EXPONENT, ASYM, K::Bytes, Rules::FIXED, D::None),
+    row(CKA_PRIVATE_EXPONENT, PRIV, K::Bytes, FIXED_SECRET, D::None),
+    row(CKA_PRIME_1, PRIV, K::Bytes, FIXED_SECRET, D::None),
+    row(CKA_PRIME_2, PRIV, K::Bytes, FIXED_SECRET, D::None),
+    row(CKA_EXPONENT_1, PRIV, K::Bytes, FIXED_SECRET, D::None),
+    row(CKA_EXPONENT_2, PRIV, K::Bytes, FIXED_SECRET, D::None),
+    row(CKA_COEFFICIENT, PRIV, K::Bytes, FIXED_SECRET, D::None),
 ];
 
 /// The row for `ty` in objects of class bit `class`, if the attribute belongs there.

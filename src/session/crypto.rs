@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::mechanism::{self, aes_gcm, aes_kw, ecdsa, hmac, Cipher, Mechanism};
+use crate::mechanism::{self, aes_gcm, aes_kw, ecdsa, hmac, Cipher, HashAlg, Mechanism};
 use crate::object::Object;
 
 /// What an output-producing call hands back to the C ABI.
@@ -97,10 +97,37 @@ fn slot(ops: &mut super::Ops, d: Direction) -> &mut Option<Box<dyn Cipher>> {
     }
 }
 
+/// Puts a started operation in its slot, unless another thread filled it meanwhile.
+fn install_cipher(ctx: &Ctx, d: Direction, op: Box<dyn Cipher>) -> Result<()> {
+    let mut session = ctx.session.lock();
+    let slot = slot(&mut session.ops, d);
+    if slot.is_some() {
+        return Err(Error::OperationActive);
+    }
+    *slot = Some(op);
+    Ok(())
+}
+
 fn cipher_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE, d: Direction) -> Result<()> {
     let ctx = Ctx::of(handle)?;
     if slot(&mut ctx.session.lock().ops, d).is_some() {
         return Err(Error::OperationActive);
+    }
+    // Issue 5 (mechanism breadth): AES modes and RSA set up in `breadth.rs`.
+    if let Some(op) = super::breadth::cipher_op(&ctx, m, key, matches!(d, Direction::Encrypt))? {
+        let mut session = ctx.session.lock();
+        let slot = slot(&mut session.ops, d);
+        if slot.is_some() {
+            return Err(Error::OperationActive);
+        }
+        *slot = Some(op);
+        return Ok(());
+    }
+    if let Mechanism::CvRewrapRecord(ad) = m {
+        if !matches!(d, Direction::Encrypt) {
+            return Err(Error::MechanismInvalid);
+        }
+        return install_cipher(&ctx, d, super::records::rewrap_op(&ctx, key, ad)?);
     }
     let usage = match d {
         Direction::Encrypt => CKA_ENCRYPT,
@@ -215,7 +242,8 @@ pub fn digest_init(handle: CK_SESSION_HANDLE, m: &Mechanism) -> Result<()> {
     let ctx = Ctx::of(handle)?;
     let op = match m {
         Mechanism::Sha256 => mechanism::sha2::sha256(),
-        _ => return Err(Error::MechanismInvalid),
+        // Issue 5 (mechanism breadth).
+        other => super::breadth::digest_op(other).ok_or(Error::MechanismInvalid)?,
     };
     let mut session = ctx.session.lock();
     if session.ops.digest.is_some() {
@@ -278,13 +306,16 @@ pub fn sign_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE
         return Err(Error::OperationActive);
     }
     let op = match m {
-        Mechanism::Sha256Hmac => hmac::signer(&secret(&ctx.key(key, m, CKO_SECRET_KEY, CKA_SIGN)?)?)?,
+        Mechanism::Sha256Hmac => {
+            hmac::signer(HashAlg::Sha256, &secret(&ctx.key(key, m, CKO_SECRET_KEY, CKA_SIGN)?)?, None)?
+        }
         Mechanism::Ecdsa | Mechanism::EcdsaSha256 => {
             let key = ctx.key(key, m, CKO_PRIVATE_KEY, CKA_SIGN)?;
             let curve = super::keys::ec_curve(&key)?;
-            ecdsa::signer(curve, &secret(&key)?, *m == Mechanism::EcdsaSha256)?
+            ecdsa::signer(curve, &secret(&key)?, (*m == Mechanism::EcdsaSha256).then_some(HashAlg::Sha256))?
         }
-        _ => return Err(Error::MechanismInvalid),
+        // Issue 5 (mechanism breadth).
+        other => super::breadth::sign_op(&ctx, other, key)?.ok_or(Error::MechanismInvalid)?,
     };
     let mut session = ctx.session.lock();
     if session.ops.sign.is_some() {
@@ -331,13 +362,17 @@ pub fn verify_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HAND
         return Err(Error::OperationActive);
     }
     let op = match m {
-        Mechanism::Sha256Hmac => hmac::verifier(&secret(&ctx.key(key, m, CKO_SECRET_KEY, CKA_VERIFY)?)?)?,
+        Mechanism::Sha256Hmac => {
+            hmac::verifier(HashAlg::Sha256, &secret(&ctx.key(key, m, CKO_SECRET_KEY, CKA_VERIFY)?)?, None)?
+        }
         Mechanism::Ecdsa | Mechanism::EcdsaSha256 => {
             let key = ctx.key(key, m, CKO_PUBLIC_KEY, CKA_VERIFY)?;
             let curve = super::keys::ec_curve(&key)?;
-            ecdsa::verifier(curve, &super::keys::ec_point(&key, curve)?, *m == Mechanism::EcdsaSha256)?
+            let hash = (*m == Mechanism::EcdsaSha256).then_some(HashAlg::Sha256);
+            ecdsa::verifier(curve, &super::keys::ec_point(&key, curve)?, hash)?
         }
-        _ => return Err(Error::MechanismInvalid),
+        // Issue 5 (mechanism breadth).
+        other => super::breadth::verify_op(&ctx, other, key)?.ok_or(Error::MechanismInvalid)?,
     };
     let mut session = ctx.session.lock();
     if session.ops.verify.is_some() {

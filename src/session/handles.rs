@@ -19,6 +19,9 @@ use crate::store::ObjectId;
 pub enum Located {
     /// In the store.
     Token(ObjectId),
+    /// A workspace master key version (`None`: "the current master key"), whose object
+    /// is made from the store's view of the hierarchy each time it is used.
+    Master(Option<u32>),
     /// In memory, until its owning session closes.
     Session {
         /// The session that created it.
@@ -32,6 +35,7 @@ pub enum Located {
 struct Tables {
     by_handle: HashMap<CK_OBJECT_HANDLE, (CK_SLOT_ID, Located)>,
     token_handles: HashMap<ObjectId, CK_OBJECT_HANDLE>,
+    master_handles: HashMap<(CK_SLOT_ID, Option<u32>), CK_OBJECT_HANDLE>,
 }
 
 /// The process's handle table.
@@ -58,6 +62,21 @@ impl HandleTable {
         let h = self.next();
         t.token_handles.insert(id, h);
         t.by_handle.insert(h, (slot, Located::Token(id)));
+        h
+    }
+
+    /// The handle of a master key version's object (`None`: the current one).
+    pub fn master_handle(&self, slot: CK_SLOT_ID, version: Option<u32>) -> CK_OBJECT_HANDLE {
+        if let Some(h) = self.tables.read().master_handles.get(&(slot, version)) {
+            return *h;
+        }
+        let mut t = self.tables.write();
+        if let Some(h) = t.master_handles.get(&(slot, version)) {
+            return *h;
+        }
+        let h = self.next();
+        t.master_handles.insert((slot, version), h);
+        t.by_handle.insert(h, (slot, Located::Master(version)));
         h
     }
 
@@ -114,9 +133,10 @@ impl HandleTable {
             .values()
             .filter_map(|(_, loc)| match loc {
                 Located::Token(id) => Some(*id),
-                Located::Session { .. } => None,
+                Located::Master(_) | Located::Session { .. } => None,
             })
             .collect();
         t.token_handles.retain(|id, _| live.contains(id));
+        t.master_handles.retain(|(s, _), _| *s != slot);
     }
 }

@@ -55,25 +55,33 @@ pub fn complete_import(mut object: Object) -> Result<Object> {
             let expanded = mlkem::check_private(ps, object.bytes(CKA_VALUE), object.bytes(CKA_SEED))?;
             object.set_computed(Attr::new(CKA_VALUE, expanded.to_vec()));
         }
-        _ => {}
+        // Issue 5 (mechanism breadth): RSA and Ed25519 keys.
+        _ => super::keys_breadth::complete_import(&mut object)?,
     }
     Ok(object)
 }
 
-fn value_len(template: &Template) -> Result<Option<usize>> {
+pub(super) fn value_len(template: &Template) -> Result<Option<usize>> {
     template
         .ulong(CKA_VALUE_LEN)?
         .map(|v| usize::try_from(v).map_err(|_| Error::AttributeValueInvalid(CKA_VALUE_LEN)))
         .transpose()
 }
 
-fn secret_attrs(key_type: CK_KEY_TYPE, value: &[u8]) -> [Attr; 3] {
+pub(super) fn secret_attrs(key_type: CK_KEY_TYPE, value: &[u8]) -> [Attr; 3] {
     [Attr::ulong(CKA_CLASS, CKO_SECRET_KEY), Attr::ulong(CKA_KEY_TYPE, key_type), Attr::new(CKA_VALUE, value.to_vec())]
 }
 
 /// `C_GenerateKey`.
 pub fn generate_key(handle: CK_SESSION_HANDLE, m: &Mechanism, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     let ctx = Ctx::of(handle)?;
+    if *m == Mechanism::CvRotateMaster {
+        return super::records::rotate(&ctx);
+    }
+    if *m == Mechanism::CvRewrapStored {
+        let batch = value_len(template)?.unwrap_or(500);
+        return super::records::rewrap_stored(&ctx, batch);
+    }
     let key_type = secret_key::key_type(m.ty()).ok_or(Error::MechanismInvalid)?;
     let len = value_len(template)?.ok_or(Error::TemplateIncomplete(CKA_VALUE_LEN))?;
     let value = secret_key::generate(m.ty(), len)?;
@@ -134,7 +142,11 @@ pub fn generate_key_pair(
     let pair = match m {
         Mechanism::EcKeyPairGen => ec_pair(public_template)?,
         Mechanism::MlKemKeyPairGen => mlkem_pair(public_template, private_template)?,
-        _ => return Err(Error::MechanismInvalid),
+        // Issue 5 (mechanism breadth): Ed25519 and RSA.
+        other => match super::keys_breadth::pair(other, public_template, private_template)? {
+            Some((public, private)) => Pair { public, private },
+            None => return Err(Error::MechanismInvalid),
+        },
     };
     let origin = Origin::Generated(m.ty());
     let public = Object::new(public_template, origin, &pair.public)?;
@@ -170,6 +182,13 @@ pub fn wrap_key(
     capacity: Option<usize>,
 ) -> Result<Output> {
     let ctx = Ctx::of(handle)?;
+    if *m == Mechanism::CvWrapRecord {
+        return super::records::wrap(&ctx, wrapping, key, &[], capacity);
+    }
+    // Issue 5 (mechanism breadth): RSA key transport (CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP).
+    if let Some(padding) = super::keys_rsa::wrap_padding(m) {
+        return super::keys_rsa::wrap_key(&ctx, m, padding, wrapping, key, capacity);
+    }
     let pad = wrap_mode(m)?;
     let kek = ctx.key_for(
         wrapping,
@@ -222,6 +241,13 @@ pub fn unwrap_key(
     template: &Template,
 ) -> Result<CK_OBJECT_HANDLE> {
     let ctx = Ctx::of(handle)?;
+    if *m == Mechanism::CvWrapRecord {
+        return super::records::unwrap(&ctx, unwrapping, wrapped, template, &[]);
+    }
+    // Issue 5 (mechanism breadth): RSA key transport.
+    if let Some(padding) = super::keys_rsa::wrap_padding(m) {
+        return super::keys_rsa::unwrap_key(&ctx, m, padding, unwrapping, wrapped, template);
+    }
     let pad = wrap_mode(m)?;
     let kek = ctx.key_for(
         unwrapping,
@@ -248,7 +274,7 @@ pub fn unwrap_key(
     ctx.add(key, "C_UnwrapKey")
 }
 
-fn derived_origin(base: &Object) -> Origin {
+pub(super) fn derived_origin(base: &Object) -> Origin {
     Origin::Derived {
         always_sensitive: base.flag(CKA_ALWAYS_SENSITIVE),
         never_extractable: base.flag(CKA_NEVER_EXTRACTABLE),
@@ -256,7 +282,7 @@ fn derived_origin(base: &Object) -> Origin {
 }
 
 /// The key type and length a derive or encapsulate template asks for.
-fn derived_shape(template: &Template, default_len: usize) -> Result<(CK_KEY_TYPE, usize)> {
+pub(super) fn derived_shape(template: &Template, default_len: usize) -> Result<(CK_KEY_TYPE, usize)> {
     let key_type = template.ulong(CKA_KEY_TYPE)?.unwrap_or(CKK_GENERIC_SECRET);
     let len = value_len(template)?.unwrap_or(default_len);
     Ok((key_type, len))
@@ -270,6 +296,10 @@ pub fn derive_key(
     template: &Template,
 ) -> Result<CK_OBJECT_HANDLE> {
     let ctx = Ctx::of(handle)?;
+    // Issue 5 (mechanism breadth): CKM_SHA*_KEY_DERIVATION.
+    if let Mechanism::HashKeyDerivation(alg) = m {
+        return super::keys_breadth::hash_derive(&ctx, m, *alg, base, template);
+    }
     let Mechanism::Ecdh1Derive(params) = m else {
         return Err(Error::MechanismInvalid);
     };

@@ -5,10 +5,16 @@
 //! each other; the table lock is held only to look a session up.
 
 pub mod crypto;
+// Issue 5 (mechanism breadth): set-up of its operations, asked first by `crypto.rs`.
+mod breadth;
 pub mod handles;
 pub mod keys;
+mod keys_breadth;
+mod keys_rsa;
+pub mod master;
 pub mod message;
 pub mod objects;
+pub mod records;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,6 +156,7 @@ impl Ctx {
 pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
     let m = module::get()?;
     let token = m.token(slot)?;
+    token.check_present()?;
     if flags & CKF_SERIAL_SESSION == 0 {
         return Err(Error::SessionParallelNotSupported);
     }

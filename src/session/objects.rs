@@ -31,12 +31,13 @@ pub enum Answer {
 pub(super) enum Resolved {
     Token(ObjectId, Object),
     Session(Arc<RwLock<Object>>),
+    Master(Option<u32>, Object),
 }
 
 impl Resolved {
     pub(super) fn object(&self) -> Object {
         match self {
-            Resolved::Token(_, o) => o.clone(),
+            Resolved::Token(_, o) | Resolved::Master(_, o) => o.clone(),
             Resolved::Session(o) => o.read().clone(),
         }
     }
@@ -59,7 +60,6 @@ impl Ctx {
         }
         let resolved = match located {
             Located::Token(id) => {
-                let key = self.token.storage_key();
                 let Some(record) = self.token.store().object(&self.token.workspace, id)? else {
                     // Destroyed by another process (or a re-initialization).
                     self.module.handles.remove(handle);
@@ -68,7 +68,14 @@ impl Ctx {
                 if record.private && !self.user_logged_in() {
                     return Err(Error::ObjectHandleInvalid);
                 }
-                Resolved::Token(id, Object::from_record(&record, key.as_deref())?)
+                Resolved::Token(id, Object::from_record(&record, &self.at_rest())?)
+            }
+            Located::Master(version) => {
+                if !self.user_logged_in() {
+                    return Err(Error::ObjectHandleInvalid);
+                }
+                let (record, current) = self.master_record(version)?;
+                Resolved::Master(version, super::master::object(&self.token.workspace, &record, current))
             }
             Located::Session { object, .. } => {
                 if object.read().is_private() && !self.user_logged_in() {
@@ -97,8 +104,7 @@ impl Ctx {
         if !object.is_token() {
             return Ok(self.module.handles.add_session_object(self.slot(), self.handle, object));
         }
-        let key = self.token.storage_key();
-        let record = object.to_record(key.as_deref())?;
+        let record = object.to_record(&self.at_rest())?;
         let id = self.token.store().insert_object(&self.token.workspace, &record, &self.event(action, &object))?;
         log::debug!("{}: {action} stored {}", self.token.workspace, object.describe());
         Ok(self.module.handles.token_handle(self.slot(), id))
@@ -164,8 +170,7 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
                 return Err(Error::SessionReadOnly);
             }
             o.set(template)?;
-            let key = ctx.token.storage_key();
-            let record = o.to_record(key.as_deref())?;
+            let record = o.to_record(&ctx.at_rest())?;
             if !ctx.token.store().update_object(id, &record, &ctx.event("C_SetAttributeValue", &o))? {
                 ctx.module.handles.remove(object);
                 return Err(Error::ObjectHandleInvalid);
@@ -173,6 +178,7 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
             Ok(())
         }
         Resolved::Session(o) => o.write().set(template),
+        Resolved::Master(version, _) => super::master::set_lifecycle(&ctx, version, template),
     }
 }
 
@@ -204,12 +210,19 @@ pub fn find_init(handle: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
     let user = ctx.user_logged_in();
     let mut found = Vec::new();
     if let Some(query) = index_query(template, !user) {
-        let key = ctx.token.storage_key();
+        let at_rest = ctx.at_rest();
         for (id, record) in ctx.token.store().find_objects(&ctx.token.workspace, &query)? {
-            match Object::from_record(&record, key.as_deref()) {
+            match Object::from_record(&record, &at_rest) {
                 Ok(o) if o.matches(template) => found.push(ctx.module.handles.token_handle(ctx.slot(), id)),
                 Ok(_) => {}
                 Err(e) => log::error!("{}: stored object {} is unreadable: {e}", ctx.token.workspace, record.unique_id),
+            }
+        }
+        if user {
+            for (version, o) in ctx.master_objects()? {
+                if o.matches(template) {
+                    found.push(ctx.module.handles.master_handle(ctx.slot(), version));
+                }
             }
         }
         for (h, o) in ctx.module.handles.session_objects(ctx.slot()) {

@@ -18,7 +18,7 @@ pub struct AuditEvent {
     /// Who acted: `user`, `so`, `public`, or a named user.
     pub actor: String,
     /// What was done, e.g. `C_Login`, `C_CreateObject`.
-    pub action: &'static str,
+    pub action: String,
     /// The object concerned (`CKA_UNIQUE_ID` and label), if any.
     pub object: Option<String>,
     /// `CKR_OK` or the refusal's `CKR_` name.
@@ -31,7 +31,7 @@ impl AuditEvent {
         AuditEvent {
             workspace: Some(workspace.to_string()),
             actor: actor.to_string(),
-            action,
+            action: action.to_string(),
             object,
             outcome: "CKR_OK".to_string(),
         }
@@ -41,6 +41,30 @@ impl AuditEvent {
     pub fn with_outcome(mut self, outcome: impl Into<String>) -> AuditEvent {
         self.outcome = outcome.into();
         self
+    }
+}
+
+/// An entry as read back from the store, for verification and export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Position in the chain.
+    pub seq: i64,
+    /// Unix time in milliseconds.
+    pub at_ms: i64,
+    /// The appending process.
+    pub pid: u32,
+    /// The event.
+    pub event: AuditEvent,
+    /// The previous entry's hash, as stored.
+    pub prev_hash: Vec<u8>,
+    /// This entry's hash, as stored.
+    pub hash: Vec<u8>,
+}
+
+impl AuditRow {
+    /// The hash this row's contents give after `prev`.
+    pub fn computed_hash(&self, prev: &[u8]) -> [u8; 32] {
+        AuditEntry { seq: self.seq, at_ms: self.at_ms, pid: self.pid, event: &self.event }.chain_hash(prev)
     }
 }
 
@@ -68,7 +92,7 @@ impl AuditEntry<'_> {
         h.update(self.pid.to_be_bytes());
         let e = self.event;
         for field in
-            [e.workspace.as_deref().unwrap_or(""), &e.actor, e.action, e.object.as_deref().unwrap_or(""), &e.outcome]
+            [e.workspace.as_deref().unwrap_or(""), &e.actor, &e.action, e.object.as_deref().unwrap_or(""), &e.outcome]
         {
             h.update((field.len() as u64).to_be_bytes());
             h.update(field.as_bytes());

@@ -17,6 +17,9 @@ pub use audit::AuditEvent;
 
 use crate::error::Result;
 
+/// Turns one stored record's sealed part into its new sealed part (re-wrap).
+pub type Reseal<'a> = &'a mut dyn FnMut(&ObjectRecord) -> Result<Vec<u8>>;
+
 /// Primary key of a stored token object; stable for the object's life, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectId(pub i64);
@@ -49,6 +52,73 @@ pub struct TokenRecord {
     pub user_failures: u32,
     /// Bumped by every re-initialization, so another process notices its keys are stale.
     pub epoch: i64,
+    /// The storage key sealed by a delegated root (absent with the software root).
+    pub sealed_storage_key: Option<Vec<u8>>,
+}
+
+/// What `C_InitToken` writes.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenInit<'a> {
+    /// The new label.
+    pub label: &'a str,
+    /// The encoded SO PIN record.
+    pub so_pin: &'a [u8],
+    /// The storage key sealed by a delegated root, if there is one.
+    pub sealed_storage_key: Option<&'a [u8]>,
+    /// Master key version 1.
+    pub first_master: &'a MasterRecord,
+}
+
+/// Where a master key version is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Lifecycle {
+    /// The newest version: wraps and unwraps.
+    Active,
+    /// Superseded: unwraps only.
+    DecryptOnly,
+    /// No longer unwraps; kept until destroyed.
+    Retired,
+    /// Its sealed value is gone.
+    Destroyed,
+}
+
+impl Lifecycle {
+    /// The stored (and `CKA_CV_LIFECYCLE`) code.
+    pub fn code(self) -> i64 {
+        match self {
+            Lifecycle::Active => 1,
+            Lifecycle::DecryptOnly => 2,
+            Lifecycle::Retired => 3,
+            Lifecycle::Destroyed => 4,
+        }
+    }
+
+    /// The state for a stored code.
+    pub fn from_code(code: i64) -> Option<Lifecycle> {
+        [Lifecycle::Active, Lifecycle::DecryptOnly, Lifecycle::Retired, Lifecycle::Destroyed]
+            .into_iter()
+            .find(|l| l.code() == code)
+    }
+
+    /// Whether a key in this state may unwrap.
+    pub fn unwraps(self) -> bool {
+        matches!(self, Lifecycle::Active | Lifecycle::DecryptOnly)
+    }
+}
+
+/// One workspace master key version as stored: sealed by the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterRecord {
+    /// 1, 2, ...
+    pub version: u32,
+    /// Lifecycle state.
+    pub state: Lifecycle,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// The workspace's data classification when it was made.
+    pub classification: String,
+    /// The key sealed by the root; `None` once destroyed.
+    pub sealed: Option<Vec<u8>>,
 }
 
 /// A token object as stored: index columns in the clear, other attributes encoded, and
@@ -71,6 +141,8 @@ pub struct ObjectRecord {
     pub attrs: Vec<u8>,
     /// The secret attributes, sealed (`sealed.rs`); `None` when the object has none.
     pub sealed: Option<Vec<u8>>,
+    /// For a stored DEK, the master key version whose wrap record `sealed` is.
+    pub master_version: Option<u32>,
 }
 
 /// An indexed lookup: every `Some` field must match. Anything else in a find template is
@@ -95,8 +167,20 @@ pub trait Backend: Send + Sync {
     fn open_token(&self, workspace: &str, default_label: &str) -> Result<TokenRecord>;
     /// The token's current state.
     fn token(&self, workspace: &str) -> Result<TokenRecord>;
-    /// `C_InitToken`: wipes the token's objects, sets label and SO PIN, clears the user PIN.
-    fn init_token(&self, workspace: &str, label: &str, so_pin: &[u8], event: &AuditEvent) -> Result<()>;
+    /// `C_InitToken`: wipes the token's objects and master keys, sets label and SO PIN,
+    /// clears the user PIN, and stores master key version 1.
+    fn init_token(&self, workspace: &str, init: &TokenInit<'_>, event: &AuditEvent) -> Result<()>;
+    /// The workspace's master key versions, oldest first.
+    fn masters(&self, workspace: &str) -> Result<Vec<MasterRecord>>;
+    /// Adds a master key version (rotation); the previously active one becomes decrypt-only.
+    fn add_master(&self, workspace: &str, master: &MasterRecord, event: &AuditEvent) -> Result<()>;
+    /// Moves a version to `state` (destroying forgets its sealed value); false if no such version.
+    fn set_master_state(&self, workspace: &str, version: u32, state: Lifecycle, event: &AuditEvent) -> Result<bool>;
+    /// How many stored records are still sealed under a master key version.
+    fn records_under(&self, workspace: &str, version: u32) -> Result<u64>;
+    /// Re-seals up to `limit` stored records not yet under master key `target`, in one
+    /// transaction with one audit entry; returns how many it moved (0: none are left).
+    fn rewrap_batch(&self, workspace: &str, target: u32, limit: usize, reseal: Reseal<'_>) -> Result<usize>;
     /// Replaces one PIN record and resets its failure counter.
     fn set_pin(&self, workspace: &str, owner: PinOwner, record: &[u8], event: &AuditEvent) -> Result<()>;
     /// Records a login attempt; returns the consecutive failure count after it.
@@ -111,6 +195,8 @@ pub trait Backend: Send + Sync {
     fn object(&self, workspace: &str, id: ObjectId) -> Result<Option<ObjectRecord>>;
     /// The objects matching an indexed query, in id order.
     fn find_objects(&self, workspace: &str, query: &IndexQuery) -> Result<Vec<(ObjectId, ObjectRecord)>>;
+    /// Every audit entry, in sequence order (verification, export).
+    fn audit_rows(&self) -> Result<Vec<audit::AuditRow>>;
     /// Appends an event that changes no other state (a refused operation, a logout).
     fn append_audit(&self, event: &AuditEvent) -> Result<()>;
 }

@@ -11,8 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::audit::{AuditEntry, AuditEvent, GENESIS};
-use super::{Backend, IndexQuery, ObjectId, ObjectRecord, PinOwner, TokenRecord};
+use super::audit::{AuditEntry, AuditEvent, AuditRow, GENESIS};
+use super::{
+    Backend, IndexQuery, Lifecycle, MasterRecord, ObjectId, ObjectRecord, PinOwner, Reseal, TokenInit, TokenRecord,
+};
 use crate::error::{Error, Result};
 
 /// File name of the store inside the configured directory.
@@ -63,6 +65,20 @@ const MIGRATIONS: &[&str] = &[
         prev_hash BLOB NOT NULL,
         hash      BLOB NOT NULL
     );",
+    // v2: the key hierarchy: master key versions sealed by the root, the storage key
+    // sealed by the root (delegated roots), and the master version of stored DEKs.
+    "ALTER TABLE tokens ADD COLUMN sealed_storage_key BLOB;
+    CREATE TABLE master_keys (
+        workspace      TEXT NOT NULL REFERENCES tokens(workspace),
+        version        INTEGER NOT NULL,
+        state          INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL,
+        classification TEXT NOT NULL,
+        sealed         BLOB,
+        PRIMARY KEY (workspace, version)
+    );
+    ALTER TABLE objects ADD COLUMN master_version INTEGER;
+    CREATE INDEX objects_by_master_version ON objects(workspace, master_version);",
 ];
 
 /// The store in one SQLite file.
@@ -185,6 +201,15 @@ fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<()> {
     Ok(())
 }
 
+fn insert_master(tx: &Transaction<'_>, workspace: &str, m: &MasterRecord) -> Result<()> {
+    tx.execute(
+        "INSERT INTO master_keys (workspace, version, state, created_at, classification, sealed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![workspace, m.version, m.state.code(), m.created_at, m.classification, m.sealed],
+    )?;
+    Ok(())
+}
+
 fn pin_columns(owner: PinOwner) -> (&'static str, &'static str) {
     match owner {
         PinOwner::So => ("so_pin", "so_failures"),
@@ -195,8 +220,8 @@ fn pin_columns(owner: PinOwner) -> (&'static str, &'static str) {
 fn read_token(conn: &Connection, workspace: &str) -> Result<Option<TokenRecord>> {
     Ok(conn
         .query_row(
-            "SELECT label, serial, initialized, so_pin, user_pin, so_failures, user_failures, epoch
-             FROM tokens WHERE workspace = ?1",
+            "SELECT label, serial, initialized, so_pin, user_pin, so_failures, user_failures, epoch,
+             sealed_storage_key FROM tokens WHERE workspace = ?1",
             [workspace],
             |r| {
                 Ok(TokenRecord {
@@ -208,6 +233,7 @@ fn read_token(conn: &Connection, workspace: &str) -> Result<Option<TokenRecord>>
                     so_failures: r.get(5)?,
                     user_failures: r.get(6)?,
                     epoch: r.get(7)?,
+                    sealed_storage_key: r.get(8)?,
                 })
             },
         )
@@ -243,7 +269,7 @@ fn find_sql(workspace: &str, q: &IndexQuery) -> (String, Vec<rusqlite::types::Va
     (sql, args)
 }
 
-const OBJECT_COLUMNS: &str = "id, class, key_type, label, ckid, private, unique_id, attrs, sealed";
+const OBJECT_COLUMNS: &str = "id, class, key_type, label, ckid, private, unique_id, attrs, sealed, master_version";
 
 fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectId, ObjectRecord)> {
     Ok((
@@ -257,6 +283,7 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectId, ObjectR
             unique_id: r.get(6)?,
             attrs: r.get(7)?,
             sealed: r.get(8)?,
+            master_version: r.get(9)?,
         },
     ))
 }
@@ -284,16 +311,71 @@ impl Backend for SqliteStore {
         })
     }
 
-    fn init_token(&self, workspace: &str, label: &str, so_pin: &[u8], event: &AuditEvent) -> Result<()> {
+    fn init_token(&self, workspace: &str, init: &TokenInit<'_>, event: &AuditEvent) -> Result<()> {
         self.write(event, |tx| {
             let wiped = tx.execute("DELETE FROM objects WHERE workspace = ?1", [workspace])?;
+            tx.execute("DELETE FROM master_keys WHERE workspace = ?1", [workspace])?;
             tx.execute(
                 "UPDATE tokens SET label = ?2, initialized = 1, so_pin = ?3, user_pin = NULL,
-                 so_failures = 0, user_failures = 0, epoch = epoch + 1 WHERE workspace = ?1",
-                params![workspace, label, so_pin],
+                 so_failures = 0, user_failures = 0, epoch = epoch + 1, sealed_storage_key = ?4
+                 WHERE workspace = ?1",
+                params![workspace, init.label, init.so_pin, init.sealed_storage_key],
             )?;
+            insert_master(tx, workspace, init.first_master)?;
             log::info!("token {workspace:?} initialized; {wiped} objects wiped");
             Ok(())
+        })
+    }
+
+    fn masters(&self, workspace: &str) -> Result<Vec<MasterRecord>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT version, state, created_at, classification, sealed FROM master_keys
+                 WHERE workspace = ?1 ORDER BY version",
+            )?;
+            let rows = stmt.query_map([workspace], |r| {
+                Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.map(|row| {
+                let (version, state, created_at, classification, sealed) = row?;
+                let state = Lifecycle::from_code(state)
+                    .ok_or_else(|| Error::Store(format!("master key v{version} has unknown state {state}")))?;
+                Ok(MasterRecord { version, state, created_at, classification, sealed })
+            })
+            .collect()
+        })
+    }
+
+    fn add_master(&self, workspace: &str, master: &MasterRecord, event: &AuditEvent) -> Result<()> {
+        self.write(event, |tx| {
+            // The newest version alone wraps; the one it replaces only unwraps.
+            tx.execute(
+                "UPDATE master_keys SET state = ?2 WHERE workspace = ?1 AND state = ?3",
+                params![workspace, Lifecycle::DecryptOnly.code(), Lifecycle::Active.code()],
+            )?;
+            insert_master(tx, workspace, master)
+        })
+    }
+
+    fn set_master_state(&self, workspace: &str, version: u32, state: Lifecycle, event: &AuditEvent) -> Result<bool> {
+        self.write(event, |tx| {
+            let forget = if state == Lifecycle::Destroyed { ", sealed = NULL" } else { "" };
+            let n = tx.execute(
+                &format!("UPDATE master_keys SET state = ?3{forget} WHERE workspace = ?1 AND version = ?2"),
+                params![workspace, version, state.code()],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn records_under(&self, workspace: &str, version: u32) -> Result<u64> {
+        self.with_conn(|conn| {
+            let n: i64 = conn.query_row(
+                "SELECT count(*) FROM objects WHERE workspace = ?1 AND master_version = ?2",
+                params![workspace, version],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
     }
 
@@ -323,8 +405,8 @@ impl Backend for SqliteStore {
     fn insert_object(&self, workspace: &str, rec: &ObjectRecord, event: &AuditEvent) -> Result<ObjectId> {
         self.write(event, |tx| {
             tx.execute(
-                "INSERT INTO objects (workspace, class, key_type, label, ckid, private, unique_id, attrs, sealed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO objects (workspace, class, key_type, label, ckid, private, unique_id, attrs, sealed,
+                 master_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     workspace,
                     rec.class as i64,
@@ -334,7 +416,8 @@ impl Backend for SqliteStore {
                     rec.private,
                     rec.unique_id,
                     rec.attrs,
-                    rec.sealed
+                    rec.sealed,
+                    rec.master_version
                 ],
             )?;
             Ok(ObjectId(tx.last_insert_rowid()))
@@ -345,7 +428,7 @@ impl Backend for SqliteStore {
         self.write(event, |tx| {
             let n = tx.execute(
                 "UPDATE objects SET class = ?2, key_type = ?3, label = ?4, ckid = ?5, private = ?6,
-                 unique_id = ?7, attrs = ?8, sealed = ?9 WHERE id = ?1",
+                 unique_id = ?7, attrs = ?8, sealed = ?9, master_version = ?10 WHERE id = ?1",
                 params![
                     id.0,
                     rec.class as i64,
@@ -355,7 +438,8 @@ impl Backend for SqliteStore {
                     rec.private,
                     rec.unique_id,
                     rec.attrs,
-                    rec.sealed
+                    rec.sealed,
+                    rec.master_version
                 ],
             )?;
             Ok(n == 1)
@@ -379,6 +463,60 @@ impl Backend for SqliteStore {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), object_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn rewrap_batch(&self, workspace: &str, target: u32, limit: usize, reseal: Reseal<'_>) -> Result<usize> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let batch = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {OBJECT_COLUMNS} FROM objects WHERE workspace = ?1 AND master_version IS NOT NULL
+                     AND master_version <> ?2 ORDER BY id LIMIT ?3"
+                ))?;
+                let rows = stmt.query_map(params![workspace, target, limit], object_from_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            for (id, record) in &batch {
+                let sealed = reseal(record)?;
+                tx.execute(
+                    "UPDATE objects SET sealed = ?2, master_version = ?3 WHERE id = ?1",
+                    params![id.0, sealed, target],
+                )?;
+            }
+            if !batch.is_empty() {
+                let what = format!("{} stored record(s) to wmk v{target}", batch.len());
+                append_entry(&tx, &AuditEvent::ok(workspace, "module", "rewrap batch", Some(what)))?;
+            }
+            tx.commit()?;
+            Ok(batch.len())
+        })
+    }
+
+    fn audit_rows(&self) -> Result<Vec<AuditRow>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash
+                 FROM audit_log ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(AuditRow {
+                    seq: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    pid: r.get(2)?,
+                    event: AuditEvent {
+                        workspace: r.get(3)?,
+                        actor: r.get(4)?,
+                        action: r.get(5)?,
+                        object: r.get(6)?,
+                        outcome: r.get(7)?,
+                    },
+                    prev_hash: r.get(8)?,
+                    hash: r.get(9)?,
+                })
+            })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -412,6 +550,7 @@ mod tests {
             unique_id: format!("uid-{label}-{class}"),
             attrs: vec![1, 2, 3],
             sealed: None,
+            master_version: None,
         }
     }
 
@@ -472,10 +611,41 @@ mod tests {
         store.open_token("ws", "").expect("token");
         store.insert_object("ws", &record("a", 0), &event()).expect("insert");
         store.set_pin("ws", PinOwner::User, b"rec", &event()).expect("pin");
-        store.init_token("ws", "new", b"so", &event()).expect("init");
+        let master = MasterRecord {
+            version: 1,
+            state: Lifecycle::Active,
+            created_at: 0,
+            classification: "internal".into(),
+            sealed: Some(vec![1]),
+        };
+        let init = TokenInit { label: "new", so_pin: b"so", sealed_storage_key: None, first_master: &master };
+        store.init_token("ws", &init, &event()).expect("init");
+        assert_eq!(store.masters("ws").expect("masters"), vec![master]);
         let t = store.token("ws").expect("token");
         assert!(t.initialized && t.user_pin.is_none() && t.epoch == 1);
         assert!(store.find_objects("ws", &IndexQuery::default()).expect("find").is_empty());
+    }
+
+    #[test]
+    fn a_new_master_version_demotes_the_active_one() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        let v = |version, state| MasterRecord {
+            version,
+            state,
+            created_at: 0,
+            classification: "c".into(),
+            sealed: Some(version.to_be_bytes().to_vec()),
+        };
+        let init =
+            TokenInit { label: "l", so_pin: b"so", sealed_storage_key: None, first_master: &v(1, Lifecycle::Active) };
+        store.init_token("ws", &init, &event()).expect("init");
+        store.add_master("ws", &v(2, Lifecycle::Active), &event()).expect("rotate");
+        let states: Vec<_> = store.masters("ws").expect("masters").iter().map(|m| m.state).collect();
+        assert_eq!(states, [Lifecycle::DecryptOnly, Lifecycle::Active]);
+        store.set_master_state("ws", 1, Lifecycle::Destroyed, &event()).expect("destroy");
+        let first = &store.masters("ws").expect("masters")[0];
+        assert_eq!((first.state, first.sealed.is_none()), (Lifecycle::Destroyed, true), "destroying forgets the blob");
     }
 
     #[test]

@@ -15,11 +15,28 @@ use parking_lot::RwLock;
 
 use crate::config::{PinPolicy, WorkspaceConfig};
 use crate::error::{Error, Result};
+use crate::hierarchy::{self, Hierarchy};
+use crate::root::slot::SlotRoot;
+use crate::root::{Sealer, SoftRoot};
 use crate::store::sealed::SealingKey;
-use crate::store::{AuditEvent, Backend, PinOwner, TokenRecord};
+use crate::store::{AuditEvent, Backend, PinOwner, TokenInit, TokenRecord};
 
 /// What `C_GetTokenInfo` reports as the model: the root of trust behind the token.
 pub const MODEL_SOFT_ROOT: &str = "soft root";
+/// The model of a token whose root key is in an underlying PKCS#11 slot.
+pub const MODEL_HSM_ROOT: &str = "hsm root";
+
+/// The root of trust behind a token.
+#[derive(Clone)]
+pub enum Root {
+    /// Software: the storage key is sealed under the PINs, the master keys under it.
+    Soft,
+    /// A root key in an underlying slot seals the storage key and the master keys.
+    Slot(Arc<SlotRoot>),
+    /// The configured underlying slot could not be reached: the token is absent, and this
+    /// is why (returned, and logged, by every call that needs the token).
+    Unavailable(Error),
+}
 /// `manufacturerID` of slots and tokens.
 pub const MANUFACTURER: &str = "CollabVault";
 
@@ -27,6 +44,7 @@ pub const MANUFACTURER: &str = "CollabVault";
 struct LoginState {
     who: Option<PinOwner>,
     storage_key: Option<SealingKey>,
+    hierarchy: Option<Arc<Hierarchy>>,
 }
 
 /// One workspace token.
@@ -35,8 +53,11 @@ pub struct Token {
     pub slot_id: CK_SLOT_ID,
     /// The workspace name; the store keys the token by it.
     pub workspace: String,
+    /// The workspace's data classification.
+    pub classification: String,
     store: Arc<dyn Backend>,
     policy: PinPolicy,
+    root: Root,
     login: RwLock<LoginState>,
 }
 
@@ -76,9 +97,41 @@ impl Token {
         ws: &WorkspaceConfig,
         store: Arc<dyn Backend>,
         policy: PinPolicy,
+        root: Root,
     ) -> Result<Token> {
         store.open_token(&ws.name, ws.label.as_deref().unwrap_or(""))?;
-        Ok(Token { slot_id, workspace: ws.name.clone(), store, policy, login: RwLock::new(LoginState::default()) })
+        Ok(Token {
+            slot_id,
+            workspace: ws.name.clone(),
+            classification: ws.classification.clone(),
+            store,
+            policy,
+            root,
+            login: RwLock::new(LoginState::default()),
+        })
+    }
+
+    /// Fails with the reason when the token's root of trust is unreachable.
+    pub fn check_present(&self) -> Result<()> {
+        match &self.root {
+            Root::Unavailable(e) => Err(e.clone()),
+            Root::Soft | Root::Slot(_) => Ok(()),
+        }
+    }
+
+    /// The sealer for this workspace: the slot's root key (created only when `create`),
+    /// or the software root over `storage_key`.
+    fn sealer(&self, storage_key: &SealingKey, create: bool) -> Result<Arc<dyn Sealer>> {
+        match &self.root {
+            Root::Soft => Ok(Arc::new(SoftRoot(storage_key.clone()))),
+            Root::Slot(slot) => Ok(Arc::new(slot.root_key(&self.workspace, create)?)),
+            Root::Unavailable(e) => Err(e.clone()),
+        }
+    }
+
+    /// The logged-in user's (or SO's) view of the master keys.
+    pub fn hierarchy(&self) -> Result<Arc<Hierarchy>> {
+        self.login.read().hierarchy.clone().ok_or(Error::UserNotLoggedIn)
     }
 
     /// The store this token keeps its state in.
@@ -103,6 +156,7 @@ impl Token {
 
     /// `C_GetTokenInfo`, given this process's session counts.
     pub fn info(&self, sessions: usize, rw_sessions: usize) -> Result<CK_TOKEN_INFO> {
+        self.check_present()?;
         let rec = self.record()?;
         let max = self.policy.max_failed_logins;
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
@@ -115,10 +169,14 @@ impl Token {
         flags |= pin_flags(rec.user_failures, max, CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED);
         flags |= pin_flags(rec.so_failures, max, CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
         let version = CK_VERSION { major: 0, minor: 1 };
+        let model = match self.root {
+            Root::Slot(_) => MODEL_HSM_ROOT,
+            Root::Soft | Root::Unavailable(_) => MODEL_SOFT_ROOT,
+        };
         Ok(CK_TOKEN_INFO {
             label: padded(&rec.label),
             manufacturerID: padded(MANUFACTURER),
-            model: padded(MODEL_SOFT_ROOT),
+            model: padded(model),
             serialNumber: padded(&rec.serial),
             flags,
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
@@ -141,9 +199,12 @@ impl Token {
         AuditEvent::ok(&self.workspace, actor(self.logged_in()), action, None)
     }
 
-    /// Verifies `pin` for `owner`, counting the failure persistently when it is wrong.
+    /// Verifies `pin` for `owner`, counting the failure persistently when it is wrong, and
+    /// returns the storage key: from the PIN record (software root) or, only after the
+    /// PIN verified, unsealed by the root.
     fn verify(&self, owner: PinOwner, pin: &[u8], action: &'static str) -> Result<SealingKey> {
         let rec = self.record()?;
+        let sealed_storage_key = rec.sealed_storage_key.clone();
         let (record, failures) = match owner {
             PinOwner::So => (rec.so_pin, rec.so_failures),
             PinOwner::User => (rec.user_pin, rec.user_failures),
@@ -166,7 +227,10 @@ impl Token {
                 if failures > 0 {
                     self.store.record_login(&self.workspace, owner, true, &event)?;
                 }
-                Ok(key)
+                match key {
+                    Some(key) => Ok(key),
+                    None => self.unseal_storage_key(sealed_storage_key.as_deref()),
+                }
             }
             Err(Error::PinIncorrect) => {
                 let event = event.with_outcome("CKR_PIN_INCORRECT");
@@ -182,18 +246,48 @@ impl Token {
         }
     }
 
-    /// `C_InitToken`: (re)initializes the token, wiping its objects.
+    fn unseal_storage_key(&self, sealed: Option<&[u8]>) -> Result<SealingKey> {
+        let Root::Slot(slot) = &self.root else {
+            return Err(Error::Integrity("a verifier-only PIN record needs a delegated root"));
+        };
+        let sealed = sealed.ok_or(Error::Integrity("the token has no root-sealed storage key"))?;
+        let plain =
+            slot.root_key(&self.workspace, false)?.unseal(&hierarchy::storage_key_context(&self.workspace), sealed)?;
+        let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Integrity("storage key length"))?;
+        Ok(SealingKey::new(key))
+    }
+
+    /// The storage key a PIN record should carry: only with the software root.
+    fn pin_carries_key<'k>(&self, key: &'k SealingKey) -> Option<&'k [u8; 32]> {
+        matches!(self.root, Root::Soft).then_some(&**key)
+    }
+
+    /// `C_InitToken`: (re)initializes the token: wipes its objects and master keys, makes
+    /// a new storage key and master key v1, both sealed by the root.
     pub fn init(&self, so_pin: &[u8], label: &str) -> Result<()> {
+        self.check_present()?;
         pin::check_len(so_pin)?;
         if self.record()?.initialized {
             self.verify(PinOwner::So, so_pin, "C_InitToken")?;
         }
         let mut key = SealingKey::default();
         crate::rng::fill(key.as_mut())?;
-        let so_record = pin::make(&self.workspace, PinOwner::So, so_pin, &key)?;
-        self.store.init_token(&self.workspace, label, &so_record, &self.event("C_InitToken"))?;
+        let sealer = self.sealer(&key, true)?;
+        let sealed_storage_key = match self.root {
+            Root::Slot(_) => Some(sealer.seal(&hierarchy::storage_key_context(&self.workspace), key.as_ref())?),
+            Root::Soft | Root::Unavailable(_) => None,
+        };
+        let so_record = pin::make(&self.workspace, PinOwner::So, so_pin, self.pin_carries_key(&key))?;
+        let (master, _) = hierarchy::new_master(sealer.as_ref(), &self.workspace, 1, &self.classification)?;
+        let init = TokenInit {
+            label,
+            so_pin: &so_record,
+            sealed_storage_key: sealed_storage_key.as_deref(),
+            first_master: &master,
+        };
+        self.store.init_token(&self.workspace, &init, &self.event("C_InitToken"))?;
         *self.login.write() = LoginState::default();
-        log::info!("{}: token initialized with label {label:?}", self.workspace);
+        log::info!("{}: token initialized with label {label:?} ({})", self.workspace, sealer.describe());
         Ok(())
     }
 
@@ -209,6 +303,7 @@ impl Token {
             return Err(Error::SessionReadOnlyExists);
         }
         let key = self.verify(owner, pin, "C_Login")?;
+        let hierarchy = Arc::new(Hierarchy::new(&self.workspace, self.store.clone(), self.sealer(&key, false)?));
         let mut state = self.login.write();
         if state.who.is_some() {
             // Another thread of this application logged in meanwhile.
@@ -218,7 +313,7 @@ impl Token {
                 Error::UserAnotherAlreadyLoggedIn
             });
         }
-        *state = LoginState { who: Some(owner), storage_key: Some(key) };
+        *state = LoginState { who: Some(owner), storage_key: Some(key), hierarchy: Some(hierarchy) };
         drop(state);
         self.store.append_audit(&self.event("C_Login"))?;
         Ok(())
@@ -238,10 +333,10 @@ impl Token {
     pub fn init_pin(&self, new_pin: &[u8]) -> Result<()> {
         pin::check_len(new_pin)?;
         let key = match &*self.login.read() {
-            LoginState { who: Some(PinOwner::So), storage_key: Some(key) } => key.clone(),
+            LoginState { who: Some(PinOwner::So), storage_key: Some(key), .. } => key.clone(),
             _ => return Err(Error::UserNotLoggedIn),
         };
-        let record = pin::make(&self.workspace, PinOwner::User, new_pin, &key)?;
+        let record = pin::make(&self.workspace, PinOwner::User, new_pin, self.pin_carries_key(&key))?;
         self.store.set_pin(&self.workspace, PinOwner::User, &record, &self.event("C_InitPIN"))
     }
 
@@ -250,7 +345,7 @@ impl Token {
         pin::check_len(new_pin)?;
         let owner = self.logged_in().unwrap_or(PinOwner::User);
         let key = self.verify(owner, old_pin, "C_SetPIN")?;
-        let record = pin::make(&self.workspace, owner, new_pin, &key)?;
+        let record = pin::make(&self.workspace, owner, new_pin, self.pin_carries_key(&key))?;
         self.store.set_pin(&self.workspace, owner, &record, &self.event("C_SetPIN"))
     }
 }

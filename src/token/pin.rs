@@ -1,9 +1,11 @@
-//! PIN records: a salted Argon2id verifier plus the token's storage key wrapped under a
-//! key derived from the same PIN.
+//! PIN records: a salted Argon2id verifier, plus (with the software root only) the
+//! token's storage key wrapped under a key derived from the same PIN.
 //!
 //! One Argon2id run per login yields 64 bytes: the first half is the stored verifier, the
 //! second half the key-encryption key, which is never stored. A record is
-//! `version(1) || salt(16) || verifier(32) || sealed storage key`.
+//! `version(1) || salt(16) || verifier(32) [|| sealed storage key]`: version 1 carries the
+//! storage key (software root); version 2 only authenticates, because with a delegated
+//! root the storage key is sealed by the HSM and a PIN alone must not open it.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
@@ -13,6 +15,7 @@ use crate::store::sealed::{self, SealingKey};
 use crate::store::PinOwner;
 
 const RECORD_V1: u8 = 1;
+const RECORD_VERIFIER_ONLY: u8 = 2;
 const SALT_LEN: usize = 16;
 const VERIFIER_LEN: usize = 32;
 
@@ -47,25 +50,33 @@ fn context(workspace: &str, owner: PinOwner) -> Vec<u8> {
     format!("pin:{workspace}:{owner:?}").into_bytes()
 }
 
-/// Makes a record that verifies `pin` and yields `storage_key`.
-pub fn make(workspace: &str, owner: PinOwner, pin: &[u8], storage_key: &[u8; 32]) -> Result<Vec<u8>> {
+/// Makes a record that verifies `pin` and, given one, yields `storage_key`.
+pub fn make(workspace: &str, owner: PinOwner, pin: &[u8], storage_key: Option<&[u8; 32]>) -> Result<Vec<u8>> {
     let mut salt = [0u8; SALT_LEN];
     crate::rng::fill(&mut salt)?;
     let derived = derive(pin, &salt)?;
     let (verifier, kek) = derived.split_at(VERIFIER_LEN);
     let kek: &[u8; 32] = kek.try_into().map_err(|_| Error::General("kek length".into()))?;
-    let mut record = vec![RECORD_V1];
+    let mut record = vec![if storage_key.is_some() { RECORD_V1 } else { RECORD_VERIFIER_ONLY }];
     record.extend_from_slice(&salt);
     record.extend_from_slice(verifier);
-    record.extend_from_slice(&sealed::seal(kek, &context(workspace, owner), storage_key)?);
+    if let Some(key) = storage_key {
+        record.extend_from_slice(&sealed::seal(kek, &context(workspace, owner), key)?);
+    }
     Ok(record)
 }
 
-/// Checks `pin` against a record: the storage key when it verifies, `PinIncorrect` when
-/// it does not, `Integrity` when the record itself is damaged.
-pub fn unlock(workspace: &str, owner: PinOwner, pin: &[u8], record: &[u8]) -> Result<SealingKey> {
+/// Checks `pin` against a record: the storage key it carries (or `None` for a
+/// verifier-only record) when it verifies, `PinIncorrect` when it does not, `Integrity`
+/// when the record itself is damaged.
+pub fn unlock(workspace: &str, owner: PinOwner, pin: &[u8], record: &[u8]) -> Result<Option<SealingKey>> {
     let header = 1 + SALT_LEN + VERIFIER_LEN;
-    if record.len() < header + sealed::OVERHEAD || record[0] != RECORD_V1 {
+    let well_formed = match record.first() {
+        Some(&RECORD_V1) => record.len() >= header + sealed::OVERHEAD,
+        Some(&RECORD_VERIFIER_ONLY) => record.len() == header,
+        _ => false,
+    };
+    if !well_formed {
         return Err(Error::Integrity("PIN record is malformed"));
     }
     let salt = &record[1..1 + SALT_LEN];
@@ -75,10 +86,13 @@ pub fn unlock(workspace: &str, owner: PinOwner, pin: &[u8], record: &[u8]) -> Re
     if !constant_time_eq(verifier, stored) {
         return Err(Error::PinIncorrect);
     }
+    if record[0] == RECORD_VERIFIER_ONLY {
+        return Ok(None);
+    }
     let kek: &[u8; 32] = kek.try_into().map_err(|_| Error::General("kek length".into()))?;
     let key = sealed::open(kek, &context(workspace, owner), &record[header..])?;
     let key: [u8; 32] = key.as_slice().try_into().map_err(|_| Error::Integrity("storage key length"))?;
-    Ok(Zeroizing::new(key))
+    Ok(Some(Zeroizing::new(key)))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -93,28 +107,35 @@ mod tests {
 
     #[test]
     fn the_right_pin_yields_the_storage_key() {
-        let rec = make("ws", PinOwner::User, b"1234", &KEY).expect("make");
-        assert_eq!(*unlock("ws", PinOwner::User, b"1234", &rec).expect("unlock"), KEY);
+        let rec = make("ws", PinOwner::User, b"1234", Some(&KEY)).expect("make");
+        assert_eq!(*unlock("ws", PinOwner::User, b"1234", &rec).expect("unlock").expect("key"), KEY);
     }
 
     #[test]
     fn a_wrong_pin_is_incorrect_not_a_wrong_key() {
-        let rec = make("ws", PinOwner::User, b"1234", &KEY).expect("make");
+        let rec = make("ws", PinOwner::User, b"1234", Some(&KEY)).expect("make");
         assert_eq!(unlock("ws", PinOwner::User, b"1235", &rec).unwrap_err(), Error::PinIncorrect);
     }
 
     #[test]
     fn a_record_moved_to_another_owner_does_not_unlock() {
-        let rec = make("ws", PinOwner::User, b"1234", &KEY).expect("make");
+        let rec = make("ws", PinOwner::User, b"1234", Some(&KEY)).expect("make");
         assert!(matches!(unlock("ws", PinOwner::So, b"1234", &rec), Err(Error::Integrity(_))));
         assert!(matches!(unlock("other", PinOwner::User, b"1234", &rec), Err(Error::Integrity(_))));
     }
 
     #[test]
     fn records_never_contain_the_pin_or_key() {
-        let rec = make("ws", PinOwner::So, b"my-so-pin", &KEY).expect("make");
+        let rec = make("ws", PinOwner::So, b"my-so-pin", Some(&KEY)).expect("make");
         assert!(!rec.windows(9).any(|w| w == b"my-so-pin"));
         assert!(!rec.windows(32).any(|w| w == KEY));
+    }
+
+    #[test]
+    fn a_verifier_only_record_authenticates_without_yielding_a_key() {
+        let rec = make("ws", PinOwner::User, b"1234", None).expect("make");
+        assert_eq!(unlock("ws", PinOwner::User, b"1234", &rec).expect("unlock"), None);
+        assert_eq!(unlock("ws", PinOwner::User, b"4321", &rec).unwrap_err(), Error::PinIncorrect);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
+pub mod hsm;
+
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 

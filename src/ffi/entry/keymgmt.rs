@@ -4,7 +4,7 @@ use cryptoki_sys::*;
 
 use crate::ffi::args::{bytes, capacity, emit, out, template};
 use crate::ffi::{guard, params};
-use crate::session::keys;
+use crate::session::{keys, records};
 
 /// `C_GenerateKey` (§5.14.1).
 ///
@@ -126,6 +126,67 @@ pub unsafe extern "C" fn C_DeriveKey(
         // SAFETY: forwarded from this function's contract.
         let (m, t, key) = unsafe { (params::mechanism(mechanism)?, template(attrs, count)?, out(key)?) };
         *key = keys::derive_key(session, &m, base_key, &t)?;
+        Ok(())
+    })
+}
+
+/// `C_WrapKeyAuthenticated` (PKCS#11 3.2): a wrap that also binds associated data.
+///
+/// # Safety
+/// `mechanism` is a valid `CK_MECHANISM`; `ad` points to `ad_len` bytes; `wrapped_len` is
+/// valid for reads and writes; a non-NULL `wrapped` has room for `*wrapped_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_WrapKeyAuthenticated(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    wrapping_key: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
+    ad: *mut CK_BYTE,
+    ad_len: CK_ULONG,
+    wrapped: *mut CK_BYTE,
+    wrapped_len: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_WrapKeyAuthenticated", || {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let m = params::mechanism(mechanism)?;
+            let ad = bytes(ad, ad_len)?;
+            let cap = capacity(wrapped, wrapped_len)?;
+            emit(wrapped, wrapped_len, records::wrap_authenticated(session, &m, wrapping_key, key, ad, cap))
+        }
+    })
+}
+
+/// `C_UnwrapKeyAuthenticated` (PKCS#11 3.2): unwraps only with the bound associated data.
+///
+/// # Safety
+/// `mechanism` is a valid `CK_MECHANISM`; `wrapped`, `attrs` and `ad` point to their
+/// stated lengths; `key` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn C_UnwrapKeyAuthenticated(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    unwrapping_key: CK_OBJECT_HANDLE,
+    wrapped: *mut CK_BYTE,
+    wrapped_len: CK_ULONG,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    ad: *mut CK_BYTE,
+    ad_len: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_UnwrapKeyAuthenticated", || {
+        // SAFETY: forwarded from this function's contract.
+        let (m, wrapped, t, ad, key) = unsafe {
+            (
+                params::mechanism(mechanism)?,
+                bytes(wrapped, wrapped_len)?,
+                template(attrs, count)?,
+                bytes(ad, ad_len)?,
+                out(key)?,
+            )
+        };
+        *key = records::unwrap_authenticated(session, &m, unwrapping_key, wrapped, &t, ad)?;
         Ok(())
     })
 }

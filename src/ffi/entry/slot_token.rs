@@ -12,9 +12,9 @@ use crate::{module, session};
 /// # Safety
 /// `count` is NULL or valid for reads and writes; a non-NULL `list` has room for `*count`.
 #[no_mangle]
-pub unsafe extern "C" fn C_GetSlotList(_token_present: CK_BBOOL, list: *mut CK_SLOT_ID, count: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_GetSlotList(token_present: CK_BBOOL, list: *mut CK_SLOT_ID, count: *mut CK_ULONG) -> CK_RV {
     guard("C_GetSlotList", || {
-        let slots = module::slot_list()?;
+        let slots = module::slot_list(token_present != CK_FALSE)?;
         // SAFETY: forwarded from this function's contract.
         unsafe { write_list(list, count, &slots) }
     })

@@ -284,35 +284,3 @@ pub extern "C" fn C_AsyncJoin(
 ) -> CK_RV {
     not_supported("C_AsyncJoin")
 }
-
-/// `C_WrapKeyAuthenticated`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_WrapKeyAuthenticated(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: CK_OBJECT_HANDLE,
-    _: CK_OBJECT_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: *mut CK_ULONG,
-) -> CK_RV {
-    not_supported("C_WrapKeyAuthenticated")
-}
-
-/// `C_UnwrapKeyAuthenticated`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_UnwrapKeyAuthenticated(
-    _: CK_SESSION_HANDLE,
-    _: *mut CK_MECHANISM,
-    _: CK_OBJECT_HANDLE,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_ATTRIBUTE,
-    _: CK_ULONG,
-    _: *mut CK_BYTE,
-    _: CK_ULONG,
-    _: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    not_supported("C_UnwrapKeyAuthenticated")
-}

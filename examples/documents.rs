@@ -1,0 +1,182 @@
+//! A tiny document store over the CollabVault token, as an application would write it:
+//! each document gets its own data-encryption key (DEK), made by the token; the document
+//! is encrypted with AES-256-GCM under it, and the DEK is kept only as a wrap record
+//! sealed by the workspace master key (`CKM_CV_WRAP_RECORD`). The store is a directory:
+//!
+//! ```text
+//! NAME.doc    12-byte IV, then the AES-256-GCM ciphertext and tag (AAD: NAME)
+//! NAME.wrap   the DEK's wrap record (doc/wrap-record.md); its header names the WMK version
+//! events.log  one line per ingest
+//! ```
+//!
+//! The DEK never leaves the token in the clear: the application holds only the record,
+//! and to read a document it asks the token to unwrap the record back into a session key.
+//! Records made before a rotation open through the same "current master key" object.
+//!
+//! Run: `documents ingest DIR FILE...` or `documents read DIR`, with
+//! `COLLABVAULT_MODULE` (default `target/release/libcollabvault_pkcs11.so`),
+//! `COLLABVAULT_CONF`, `CV_USER_PIN`, and optionally `CV_WORKSPACE` (default: the first slot).
+
+use std::error::Error;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// `CKM_CV_WRAP_RECORD` from include/collabvault.h.
+const CKM_CV_WRAP_RECORD: u64 = 0xC356_0001;
+/// `CKA_LABEL` of the object that stands for the current master key.
+const CURRENT_MASTER: &[u8] = b"collabvault-master";
+
+fn wrap_mechanism() -> Result<Mechanism<'static>> {
+    let ty = MechanismType::new_vendor_defined(CKM_CV_WRAP_RECORD)?;
+    Ok(Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(ty, None)))
+}
+
+/// The WMK version in a record's header (magic, format, algorithm, workspace, version).
+fn record_version(record: &[u8]) -> Result<u32> {
+    let ws_len = usize::from(*record.get(6).ok_or("record too short")?);
+    let bytes = record.get(7 + ws_len..11 + ws_len).ok_or("record too short")?;
+    Ok(u32::from_be_bytes(bytes.try_into()?))
+}
+
+/// The workspace's slot (`CV_WORKSPACE`), else the first one.
+fn slot(pkcs11: &Pkcs11) -> Result<Slot> {
+    let slots = pkcs11.get_all_slots()?;
+    let Ok(ws) = std::env::var("CV_WORKSPACE") else {
+        return slots.first().copied().ok_or_else(|| "the module has no slot".into());
+    };
+    let wanted = format!("CollabVault workspace {ws}");
+    for s in slots {
+        if pkcs11.get_slot_info(s)?.slot_description().trim_end() == wanted {
+            return Ok(s);
+        }
+    }
+    Err(format!("no slot for workspace {ws:?}").into())
+}
+
+fn current_master(s: &Session) -> Result<ObjectHandle> {
+    let found = s.find_objects(&[Attribute::Label(CURRENT_MASTER.to_vec())])?;
+    found.first().copied().ok_or_else(|| "no current master key (is the user logged in?)".into())
+}
+
+/// A return code by name (`ActionProhibited`) rather than the spec's paragraph about it.
+fn short(e: &cryptoki::error::Error) -> String {
+    match e {
+        cryptoki::error::Error::Pkcs11(rv, function) => format!("{function} returned {rv:?}"),
+        other => other.to_string(),
+    }
+}
+
+fn gcm<'a>(iv: &'a mut [u8], name: &'a [u8]) -> Result<Mechanism<'a>> {
+    Ok(Mechanism::AesGcm(GcmParams::new(iv, name, 128.into())?))
+}
+
+/// Encrypts one document under a fresh DEK and stores ciphertext and wrap record.
+fn ingest_one(s: &Session, master: ObjectHandle, dir: &Path, file: &Path) -> Result<()> {
+    let name = file.file_name().ok_or("a file name is needed")?.to_string_lossy().into_owned();
+    let plain = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let dek = s.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(false),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+        ],
+    )?;
+    let mut iv = s.generate_random_vec(12)?;
+    let sealed = s.encrypt(&gcm(&mut iv.clone(), name.as_bytes())?, dek, &plain)?;
+    let record = s.wrap_key(&wrap_mechanism()?, master, dek)?;
+    s.destroy_object(dek)?;
+    iv.extend_from_slice(&sealed);
+    std::fs::write(dir.join(format!("{name}.doc")), &iv)?;
+    std::fs::write(dir.join(format!("{name}.wrap")), &record)?;
+    let version = record_version(&record)?;
+    let mut log = OpenOptions::new().create(true).append(true).open(dir.join("events.log"))?;
+    writeln!(log, "ingest {name} bytes={} wmk=v{version}", plain.len())?;
+    println!(
+        "ingested {name}: {} bytes -> {name}.doc (AES-256-GCM), its DEK -> {name}.wrap ({} bytes, wmk v{version})",
+        plain.len(),
+        record.len()
+    );
+    Ok(())
+}
+
+/// Unwraps one record into a session DEK and decrypts its document.
+fn read_one(s: &Session, master: ObjectHandle, wrap: &Path) -> Result<()> {
+    let file = wrap.file_name().ok_or("no file name")?.to_string_lossy().into_owned();
+    let name = file.trim_end_matches(".wrap");
+    let record = std::fs::read(wrap)?;
+    let stored = std::fs::read(wrap.with_file_name(format!("{name}.doc")))?;
+    let (iv, sealed) = stored.split_at_checked(12).ok_or("document too short")?;
+    let version = record_version(&record)?;
+    let dek = s
+        .unwrap_key(&wrap_mechanism()?, master, &record, &[Attribute::Token(false)])
+        .map_err(|e| format!("{name}: the token refused to unwrap its wmk v{version} record: {}", short(&e)))?;
+    let plain = s.decrypt(&gcm(&mut iv.to_vec(), name.as_bytes())?, dek, sealed)?;
+    s.destroy_object(dek)?;
+    let text = String::from_utf8_lossy(&plain);
+    println!("{name} (record wmk v{version}): {}", text.trim_end());
+    Ok(())
+}
+
+fn wrap_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wrap"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn run(pkcs11: &Pkcs11, args: &[String]) -> Result<()> {
+    let pin = std::env::var("CV_USER_PIN").map_err(|_| "CV_USER_PIN is not set")?;
+    let session = pkcs11.open_rw_session(slot(pkcs11)?)?;
+    session.login(UserType::User, Some(&AuthPin::new(pin.into())))?;
+    let master = current_master(&session)?;
+    match args {
+        [cmd, dir, files @ ..] if cmd == "ingest" && !files.is_empty() => {
+            let dir = Path::new(dir);
+            std::fs::create_dir_all(dir)?;
+            files.iter().try_for_each(|f| ingest_one(&session, master, dir, Path::new(f)))
+        }
+        [cmd, dir] if cmd == "read" => {
+            wrap_files(Path::new(dir))?.iter().try_for_each(|w| read_one(&session, master, w))
+        }
+        _ => Err("usage: documents ingest DIR FILE... | documents read DIR".into()),
+    }
+}
+
+fn load_and_run() -> Result<()> {
+    let module =
+        std::env::var("COLLABVAULT_MODULE").unwrap_or_else(|_| "target/release/libcollabvault_pkcs11.so".into());
+    let pkcs11 = Pkcs11::new(&module)?;
+    pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = run(&pkcs11, &args);
+    pkcs11.finalize()?;
+    result
+}
+
+fn main() -> std::process::ExitCode {
+    match load_and_run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("documents: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! `hierarchy/`: the workspace master key (WMK) versions and the wrap records they seal.
+//!
+//! ```text
+//! root key (underlying slot, or the software root)
+//!   └─ WMK v1..vN    stored only sealed by the root (`master_keys` table)
+//!        └─ DEKs     held by applications (or the store) only as wrap records
+//! ```
+//!
+//! The newest version is active: it alone makes new records. Older versions unwrap until
+//! retired; a version may be retired only when no stored record needs it, and destroyed
+//! (its sealed value deleted) only once retired. Plaintext WMKs exist only in a
+//! [`Hierarchy`], which lives in a user's login state and is zeroized with it.
+
+pub mod record;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use zeroize::Zeroizing;
+
+use cryptoki_sys::{CKF_ENCRYPT, CKF_GENERATE, CKF_UNWRAP, CKF_WRAP};
+
+use crate::error::{Error, Result};
+use crate::mechanism::MechEntry;
+use crate::root::Sealer;
+use crate::store::{AuditEvent, Backend, Lifecycle, MasterRecord};
+use crate::vendor;
+
+/// A plaintext master key.
+pub type MasterKey = Zeroizing<[u8; 32]>;
+
+/// The hierarchy's vendor mechanisms, for `C_GetMechanismList`/`C_GetMechanismInfo`.
+pub const MECHANISMS: &[MechEntry] = &[
+    MechEntry { ty: vendor::CKM_CV_WRAP_RECORD, min_key: 32, max_key: 32, flags: CKF_WRAP | CKF_UNWRAP },
+    MechEntry { ty: vendor::CKM_CV_REWRAP_RECORD, min_key: 32, max_key: 32, flags: CKF_ENCRYPT },
+    MechEntry { ty: vendor::CKM_CV_ROTATE_MASTER, min_key: 32, max_key: 32, flags: CKF_GENERATE },
+    MechEntry { ty: vendor::CKM_CV_REWRAP_STORED, min_key: 32, max_key: 32, flags: CKF_GENERATE },
+];
+
+/// The context a master key version is sealed under: bound to workspace and version.
+pub fn master_context(workspace: &str, version: u32) -> Vec<u8> {
+    format!("wmk:{workspace}:v{version}").into_bytes()
+}
+
+/// The context the storage key is sealed under by a delegated root.
+pub fn storage_key_context(workspace: &str) -> Vec<u8> {
+    format!("storage-key:{workspace}").into_bytes()
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A fresh master key version, sealed by `root`: the record to store and the key.
+pub fn new_master(
+    root: &dyn Sealer,
+    workspace: &str,
+    version: u32,
+    classification: &str,
+) -> Result<(MasterRecord, MasterKey)> {
+    let mut key = MasterKey::default();
+    crate::rng::fill(key.as_mut())?;
+    let sealed = root.seal(&master_context(workspace, version), key.as_ref())?;
+    let record = MasterRecord {
+        version,
+        state: Lifecycle::Active,
+        created_at: now(),
+        classification: classification.to_string(),
+        sealed: Some(sealed),
+    };
+    Ok((record, key))
+}
+
+/// A workspace's master keys as a logged-in user holds them.
+pub struct Hierarchy {
+    workspace: String,
+    store: Arc<dyn Backend>,
+    root: Arc<dyn Sealer>,
+    unsealed: Mutex<BTreeMap<u32, MasterKey>>,
+}
+
+impl Hierarchy {
+    /// The hierarchy of `workspace` under `root`; keys unseal on first use.
+    pub fn new(workspace: &str, store: Arc<dyn Backend>, root: Arc<dyn Sealer>) -> Hierarchy {
+        Hierarchy { workspace: workspace.to_string(), store, root, unsealed: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// What protects the master keys (`C_GetTokenInfo`'s model).
+    pub fn root_name(&self) -> &'static str {
+        self.root.describe()
+    }
+
+    /// Every version, oldest first, fresh from the store (another process may have rotated).
+    pub fn versions(&self) -> Result<Vec<MasterRecord>> {
+        self.store.masters(&self.workspace)
+    }
+
+    fn record(&self, version: u32) -> Result<MasterRecord> {
+        self.versions()?
+            .into_iter()
+            .find(|m| m.version == version)
+            .ok_or_else(|| Error::MasterKey(format!("workspace {:?} has no master key v{version}", self.workspace)))
+    }
+
+    /// The key of `version`, if that version may still unwrap.
+    pub fn key(&self, version: u32) -> Result<MasterKey> {
+        let record = self.record(version)?;
+        if !record.state.unwraps() {
+            return Err(Error::MasterKey(format!("master key v{version} is {:?}: it no longer unwraps", record.state)));
+        }
+        if let Some(key) = self.unsealed.lock().get(&version) {
+            return Ok(key.clone());
+        }
+        let sealed =
+            record.sealed.as_deref().ok_or_else(|| Error::MasterKey(format!("master key v{version} is gone")))?;
+        let plain = self.root.unseal(&master_context(&self.workspace, version), sealed)?;
+        let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Integrity("master key length"))?;
+        let key = MasterKey::new(key);
+        self.unsealed.lock().insert(version, key.clone());
+        Ok(key)
+    }
+
+    /// The active version and its key: what new records are sealed under.
+    pub fn current(&self) -> Result<(u32, MasterKey)> {
+        let active = self
+            .versions()?
+            .into_iter()
+            .rev()
+            .find(|m| m.state == Lifecycle::Active)
+            .ok_or_else(|| Error::MasterKey(format!("workspace {:?} has no active master key", self.workspace)))?;
+        Ok((active.version, self.key(active.version)?))
+    }
+
+    /// Makes a new version current; the previous one becomes decrypt-only.
+    pub fn rotate(&self, actor: &str, classification: &str) -> Result<u32> {
+        let next = self.versions()?.last().map_or(1, |m| m.version + 1);
+        let (record, key) = new_master(self.root.as_ref(), &self.workspace, next, classification)?;
+        let event = AuditEvent::ok(&self.workspace, actor, "CKM_CV_ROTATE_MASTER", Some(format!("wmk v{next}")));
+        self.store.add_master(&self.workspace, &record, &event)?;
+        self.unsealed.lock().insert(next, key);
+        log::info!("{}: master key rotated to v{next}", self.workspace);
+        Ok(next)
+    }
+
+    /// Moves every stored record to the active version, `batch` per transaction, calling
+    /// `progress(done so far, target version)` after each; returns how many moved.
+    pub fn rewrap_stored(&self, batch: usize, progress: &mut dyn FnMut(usize, u32)) -> Result<usize> {
+        let (target, master) = self.current()?;
+        let mut done = 0;
+        loop {
+            let moved = self.store.rewrap_batch(&self.workspace, target, batch, &mut |stored| {
+                let blob = stored.sealed.as_deref().ok_or(Error::Integrity("stored record without a body"))?;
+                let header = record::parse(blob)?;
+                let old = self.key(header.version)?;
+                let secret = record::open(&old, blob, &header, stored.unique_id.as_bytes())?;
+                record::seal(&master, &self.workspace, target, &header.attrs, &secret, stored.unique_id.as_bytes())
+            })?;
+            if moved == 0 {
+                return Ok(done);
+            }
+            done += moved;
+            progress(done, target);
+        }
+    }
+
+    /// Moves `version` to `state`: retire (only when nothing stored needs it and it is not
+    /// the active version) or destroy (only once retired).
+    pub fn set_state(&self, actor: &str, version: u32, state: Lifecycle) -> Result<()> {
+        let record = self.record(version)?;
+        let allowed = match (record.state, state) {
+            (Lifecycle::DecryptOnly, Lifecycle::Retired) => true,
+            (Lifecycle::Retired, Lifecycle::Destroyed) => true,
+            (from, to) => from == to,
+        };
+        if !allowed {
+            return Err(Error::MasterKey(format!(
+                "master key v{version} cannot go from {:?} to {state:?}",
+                record.state
+            )));
+        }
+        if state == Lifecycle::Retired {
+            let needed = self.store.records_under(&self.workspace, version)?;
+            if needed > 0 {
+                return Err(Error::MasterKey(format!(
+                    "master key v{version} still seals {needed} stored record(s): re-wrap them before retiring it"
+                )));
+            }
+        }
+        let event =
+            AuditEvent::ok(&self.workspace, actor, "CKA_CV_LIFECYCLE", Some(format!("wmk v{version} -> {state:?}")));
+        self.store.set_master_state(&self.workspace, version, state, &event)?;
+        self.unsealed.lock().remove(&version);
+        log::info!("{}: master key v{version} is now {state:?}", self.workspace);
+        Ok(())
+    }
+}

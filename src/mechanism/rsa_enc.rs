@@ -1,0 +1,264 @@
+//! RSA encryption (RFC 8017): `CKM_RSA_PKCS` (RSAES-PKCS1-v1_5) and `CKM_RSA_PKCS_OAEP`
+//! (`CK_RSA_PKCS_OAEP_PARAMS`: SHA-1 or SHA-2, MGF1 over the same hash, optional label),
+//! for `C_Encrypt`/`C_Decrypt` and for wrapping secret keys.
+//!
+//! PKCS#1 v1.5 decryption is the Bleichenbacher/Marvin danger zone, so it is built here
+//! from two constant-time parts rather than the crate's implicit-rejection decryptor
+//! (which never reports a padding failure, while PKCS#11 callers expect one):
+//! 1. `rsa::hazmat::rsa_decrypt_and_check`: the blinded, constant-time private-key
+//!    operation on `crypto-bigint`, with its CRT fault check;
+//! 2. [`pkcs1_unpad`]: the EME-PKCS1-v1_5 checks over every byte with `subtle` choices, no
+//!    branch or index that depends on where the padding goes wrong.
+//!
+//! Every failure after the length check is the one `CKR_ENCRYPTED_DATA_INVALID`, decided
+//! by a single branch at the end. The verdict itself is the oracle PKCS#1 v1.5 has always
+//! had (prefer OAEP); what this file guarantees is that its timing says nothing more.
+//! The benchmark (`benches/compare.rs`, "RSA PKCS#1 decrypt timing") measures it.
+
+use crypto_bigint::BoxedUint;
+use cryptoki_sys::*;
+use rsa::traits::PublicKeyParts;
+use rsa::{Oaep, Pkcs1v15Encrypt};
+use sha1::Sha1;
+use sha2::{Sha224, Sha256, Sha384, Sha512};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater};
+use zeroize::Zeroizing;
+
+use super::rsa::{MAX_BITS, MIN_BITS};
+use super::{Cipher, HashAlg, MechEntry, OaepParams};
+use crate::error::{Error, Result};
+
+const ENC: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP;
+
+/// Registry rows (modulus sizes in bits). `CKM_RSA_PKCS` also signs.
+pub const ENTRIES: &[MechEntry] = &[
+    MechEntry {
+        ty: CKM_RSA_PKCS,
+        min_key: MIN_BITS as CK_ULONG,
+        max_key: MAX_BITS as CK_ULONG,
+        flags: ENC | CKF_SIGN | CKF_VERIFY,
+    },
+    MechEntry { ty: CKM_RSA_PKCS_OAEP, min_key: MIN_BITS as CK_ULONG, max_key: MAX_BITS as CK_ULONG, flags: ENC },
+];
+
+/// Which padding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Padding {
+    /// RSAES-PKCS1-v1_5.
+    Pkcs1,
+    /// RSAES-OAEP.
+    Oaep(OaepParams),
+}
+
+macro_rules! with_oaep {
+    ($p:expr, $oaep:ident => $body:expr) => {{
+        let label = $p.label.clone();
+        match $p.hash {
+            HashAlg::Sha1 => {
+                let $oaep = Oaep::<Sha1>::new_with_label(label);
+                $body
+            }
+            HashAlg::Sha224 => {
+                let $oaep = Oaep::<Sha224>::new_with_label(label);
+                $body
+            }
+            HashAlg::Sha256 => {
+                let $oaep = Oaep::<Sha256>::new_with_label(label);
+                $body
+            }
+            HashAlg::Sha384 => {
+                let $oaep = Oaep::<Sha384>::new_with_label(label);
+                $body
+            }
+            HashAlg::Sha512 => {
+                let $oaep = Oaep::<Sha512>::new_with_label(label);
+                $body
+            }
+            _ => return Err(Error::MechanismParamInvalid),
+        }
+    }};
+}
+
+/// Most plaintext bytes `padding` takes with a `k`-byte modulus.
+pub fn max_plaintext(padding: &Padding, k: usize) -> usize {
+    match padding {
+        Padding::Pkcs1 => k.saturating_sub(11),
+        Padding::Oaep(p) => k.saturating_sub(2 * p.hash.output_len() + 2),
+    }
+}
+
+/// Encrypts `data` (at most [`max_plaintext`] bytes, else `CKR_DATA_LEN_RANGE`).
+pub fn encrypt(key: &rsa::PublicKey, padding: &Padding, data: &[u8]) -> Result<Vec<u8>> {
+    if data.len() > max_plaintext(padding, key.size()) {
+        return Err(Error::DataLenRange);
+    }
+    let rng = &mut crypto_common::getrandom::SysRng;
+    let failed = |_| Error::General("RSA encryption failed".into());
+    match padding {
+        Padding::Pkcs1 => key.encrypt(rng, Pkcs1v15Encrypt, data).map_err(failed),
+        Padding::Oaep(p) => with_oaep!(p, oaep => key.encrypt(rng, oaep, data).map_err(failed)),
+    }
+}
+
+/// Decrypts `ciphertext` (exactly the modulus length, else
+/// `CKR_ENCRYPTED_DATA_LEN_RANGE`); any other failure is `CKR_ENCRYPTED_DATA_INVALID`.
+pub fn decrypt(key: &rsa::PrivateKey, padding: &Padding, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let k = key.size();
+    if ciphertext.len() != k {
+        return Err(Error::EncryptedDataLenRange);
+    }
+    match padding {
+        Padding::Pkcs1 => pkcs1_decrypt(key, ciphertext),
+        Padding::Oaep(p) => {
+            let rng = &mut crypto_common::getrandom::SysRng;
+            with_oaep!(p, oaep => key.decrypt_blinded(rng, oaep, ciphertext))
+                .map(Zeroizing::new)
+                .map_err(|_| Error::EncryptedDataInvalid)
+        }
+    }
+}
+
+fn pkcs1_decrypt(key: &rsa::PrivateKey, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let k = key.size();
+    let precision = key.n().as_ref().bits_precision();
+    let c = BoxedUint::from_be_slice(ciphertext, precision).map_err(|_| Error::EncryptedDataInvalid)?;
+    // Refuses c >= n (public information) and CRT faults.
+    let m = rsa::hazmat::rsa_decrypt_and_check(key, Some(&mut crypto_common::getrandom::SysRng), &c)
+        .map_err(|_| Error::EncryptedDataInvalid)?;
+    let bytes = Zeroizing::new(m.to_be_bytes().to_vec());
+    let mut em = Zeroizing::new(vec![0u8; k]);
+    let take = bytes.len().min(k);
+    em[k - take..].copy_from_slice(&bytes[bytes.len() - take..]);
+    let (ok, start) = pkcs1_unpad(&em);
+    if !bool::from(ok) {
+        return Err(Error::EncryptedDataInvalid);
+    }
+    Ok(Zeroizing::new(em[start..].to_vec()))
+}
+
+/// EME-PKCS1-v1_5 decoding of `em = 00 || 02 || PS || 00 || M` (PS at least 8 nonzero
+/// bytes): (valid, index of M). Every byte is read and every check accumulated in a
+/// `Choice`, whatever the input; the index is meaningful only when valid.
+pub fn pkcs1_unpad(em: &[u8]) -> (Choice, usize) {
+    if em.len() < 11 {
+        return (Choice::from(0), 0);
+    }
+    let mut bad = !em[0].ct_eq(&0) | !em[1].ct_eq(&2);
+    let mut looking = Choice::from(1);
+    let mut separator = 0u32;
+    for (i, &b) in em.iter().enumerate().skip(2) {
+        let zero = b.ct_eq(&0);
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        separator.conditional_assign(&i, looking & zero);
+        looking &= !zero;
+    }
+    // No separator, or fewer than eight padding bytes (separator index below 10).
+    bad |= looking | !separator.ct_gt(&9);
+    (!bad, usize::try_from(separator).unwrap_or(usize::MAX).saturating_add(1))
+}
+
+/// A buffered RSA encryption or decryption: `C_*Update` collects, the final call works.
+struct RsaCipher {
+    key: RsaKey,
+    padding: Padding,
+    input: Zeroizing<Vec<u8>>,
+}
+
+enum RsaKey {
+    Public(rsa::PublicKey),
+    Private(Box<rsa::PrivateKey>),
+}
+
+impl RsaCipher {
+    fn k(&self) -> usize {
+        match &self.key {
+            RsaKey::Public(k) => k.size(),
+            RsaKey::Private(k) => k.size(),
+        }
+    }
+}
+
+impl Cipher for RsaCipher {
+    fn update_len(&self, _input_len: usize) -> usize {
+        0
+    }
+
+    fn update(&mut self, input: &[u8], _out: &mut Vec<u8>) -> Result<()> {
+        if self.input.len().saturating_add(input.len()) > self.k() {
+            return Err(match self.key {
+                RsaKey::Public(_) => Error::DataLenRange,
+                RsaKey::Private(_) => Error::EncryptedDataLenRange,
+            });
+        }
+        self.input.extend_from_slice(input);
+        Ok(())
+    }
+
+    fn final_len(&self, _more: usize) -> usize {
+        self.k()
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        let input = std::mem::take(&mut self.input);
+        match &self.key {
+            RsaKey::Public(k) => out.extend_from_slice(&encrypt(k, &self.padding, &input)?),
+            RsaKey::Private(k) => out.extend_from_slice(&decrypt(k, &self.padding, &input)?),
+        }
+        Ok(())
+    }
+}
+
+/// An encryption with a public key.
+pub fn encryptor(key: rsa::PublicKey, padding: Padding) -> Box<dyn Cipher> {
+    Box::new(RsaCipher { key: RsaKey::Public(key), padding, input: Zeroizing::default() })
+}
+
+/// A decryption with a private key.
+pub fn decryptor(key: rsa::PrivateKey, padding: Padding) -> Box<dyn Cipher> {
+    Box::new(RsaCipher { key: RsaKey::Private(Box::new(key)), padding, input: Zeroizing::default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mechanism::rsa as keys;
+
+    #[test]
+    fn both_paddings_round_trip_and_tampering_is_one_error() {
+        let key = keys::generate(2048, None).unwrap();
+        let public = key.to_public_key();
+        let oaep = |hash, label: &[u8]| Padding::Oaep(OaepParams { hash, label: label.to_vec() });
+        for padding in [Padding::Pkcs1, oaep(HashAlg::Sha1, b""), oaep(HashAlg::Sha256, b"label")] {
+            let ct = encrypt(&public, &padding, b"secret").unwrap();
+            assert_eq!(ct.len(), 256);
+            assert_eq!(decrypt(&key, &padding, &ct).unwrap().as_slice(), b"secret", "{padding:?}");
+            let mut bad = ct.clone();
+            bad[200] ^= 1;
+            assert_eq!(decrypt(&key, &padding, &bad), Err(Error::EncryptedDataInvalid), "{padding:?}");
+            assert_eq!(decrypt(&key, &padding, &ct[1..]), Err(Error::EncryptedDataLenRange), "{padding:?}");
+            let too_long = vec![1u8; max_plaintext(&padding, 256) + 1];
+            assert_eq!(encrypt(&public, &padding, &too_long), Err(Error::DataLenRange));
+        }
+        let ct = encrypt(&public, &oaep(HashAlg::Sha256, b"label"), b"x").unwrap();
+        assert_eq!(decrypt(&key, &oaep(HashAlg::Sha256, b"other"), &ct), Err(Error::EncryptedDataInvalid), "label");
+    }
+
+    #[test]
+    fn pkcs1_unpadding_checks_every_rule() {
+        let good = [&[0u8, 2][..], &[0x55; 8], &[0], b"msg"].concat();
+        let (ok, start) = pkcs1_unpad(&good);
+        assert!(bool::from(ok));
+        assert_eq!(&good[start..], b"msg");
+        let empty_message = [&[0u8, 2][..], &[0x55; 9], &[0]].concat();
+        let (ok, start) = pkcs1_unpad(&empty_message);
+        assert!(bool::from(ok) && start == empty_message.len());
+        for bad in [
+            [&[1u8, 2][..], &[0x55; 8], &[0], b"msg"].concat(),
+            [&[0u8, 1][..], &[0x55; 8], &[0], b"msg"].concat(),
+            [&[0u8, 2][..], &[0x55; 7], &[0], b"msg"].concat(),
+            [&[0u8, 2][..], &[0x55; 12]].concat(),
+        ] {
+            assert!(!bool::from(pkcs1_unpad(&bad).0), "{bad:?}");
+        }
+    }
+}

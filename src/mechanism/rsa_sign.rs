@@ -1,0 +1,305 @@
+//! RSA signatures (RFC 8017): `CKM_RSA_PKCS` (the caller supplies the DigestInfo),
+//! `CKM_SHA224/256/384/512_RSA_PKCS`, `CKM_RSA_PKCS_PSS` (the caller supplies the hash)
+//! and `CKM_SHA224/256/384/512_RSA_PKCS_PSS`, with `CK_RSA_PKCS_PSS_PARAMS` (MGF1 over the
+//! same hash, explicit salt length).
+//!
+//! Private-key operations go through the `rsa` crate's blinded, constant-time path (see
+//! `rsa.rs`). A signature of the wrong length is `CKR_SIGNATURE_LEN_RANGE`; input of the
+//! wrong length for the prehash mechanisms is `CKR_DATA_LEN_RANGE`.
+
+use cryptoki_sys::*;
+use rsa::traits::PublicKeyParts;
+use rsa::{Pkcs1v15Sign, Pss};
+use sha1::Sha1;
+use sha2::{Sha224, Sha256, Sha384, Sha512};
+use zeroize::Zeroizing;
+
+use super::hash::{self, HashAlg};
+use super::rsa::{MAX_BITS, MIN_BITS};
+use super::{Digester, MechEntry, PssParams, Signer, Verifier};
+use crate::error::{Error, Result};
+
+const fn row(ty: CK_MECHANISM_TYPE) -> MechEntry {
+    MechEntry { ty, min_key: MIN_BITS as CK_ULONG, max_key: MAX_BITS as CK_ULONG, flags: CKF_SIGN | CKF_VERIFY }
+}
+
+/// Registry rows (modulus sizes in bits). `CKM_RSA_PKCS` also encrypts and wraps: its row
+/// is in `rsa_enc.rs`.
+pub const ENTRIES: &[MechEntry] = &[
+    row(CKM_SHA224_RSA_PKCS),
+    row(CKM_SHA256_RSA_PKCS),
+    row(CKM_SHA384_RSA_PKCS),
+    row(CKM_SHA512_RSA_PKCS),
+    row(CKM_RSA_PKCS_PSS),
+    row(CKM_SHA224_RSA_PKCS_PSS),
+    row(CKM_SHA256_RSA_PKCS_PSS),
+    row(CKM_SHA384_RSA_PKCS_PSS),
+    row(CKM_SHA512_RSA_PKCS_PSS),
+];
+
+/// `CKM_SHA*_RSA_PKCS` for a hash.
+pub fn pkcs_mech(hash: HashAlg) -> CK_MECHANISM_TYPE {
+    match hash {
+        HashAlg::Sha1 => CKM_SHA1_RSA_PKCS,
+        HashAlg::Sha224 => CKM_SHA224_RSA_PKCS,
+        HashAlg::Sha256 => CKM_SHA256_RSA_PKCS,
+        HashAlg::Sha384 => CKM_SHA384_RSA_PKCS,
+        HashAlg::Sha512 => CKM_SHA512_RSA_PKCS,
+        HashAlg::Sha3_256 => CKM_SHA3_256_RSA_PKCS,
+        HashAlg::Sha3_384 => CKM_SHA3_384_RSA_PKCS,
+        HashAlg::Sha3_512 => CKM_SHA3_512_RSA_PKCS,
+    }
+}
+
+/// `CKM_SHA*_RSA_PKCS_PSS` for a hash.
+pub fn pss_mech(hash: HashAlg) -> CK_MECHANISM_TYPE {
+    match hash {
+        HashAlg::Sha1 => CKM_SHA1_RSA_PKCS_PSS,
+        HashAlg::Sha224 => CKM_SHA224_RSA_PKCS_PSS,
+        HashAlg::Sha256 => CKM_SHA256_RSA_PKCS_PSS,
+        HashAlg::Sha384 => CKM_SHA384_RSA_PKCS_PSS,
+        HashAlg::Sha512 => CKM_SHA512_RSA_PKCS_PSS,
+        HashAlg::Sha3_256 => CKM_SHA3_256_RSA_PKCS_PSS,
+        HashAlg::Sha3_384 => CKM_SHA3_384_RSA_PKCS_PSS,
+        HashAlg::Sha3_512 => CKM_SHA3_512_RSA_PKCS_PSS,
+    }
+}
+
+/// Which RSA signature scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scheme {
+    /// PKCS#1 v1.5; `Some(hash)`: the token hashes and adds the DigestInfo; `None`: the
+    /// caller's data is the DigestInfo (`CKM_RSA_PKCS`).
+    Pkcs1(Option<HashAlg>),
+    /// PSS; `prehashed`: the caller's data is the hash (`CKM_RSA_PKCS_PSS`).
+    Pss {
+        /// The parameters.
+        params: PssParams,
+        /// True for `CKM_RSA_PKCS_PSS`.
+        prehashed: bool,
+    },
+}
+
+/// PKCS#1 v1.5 padding for a hash (DigestInfo prefix).
+fn pkcs1_padding(hash: HashAlg) -> Result<Pkcs1v15Sign> {
+    Ok(match hash {
+        HashAlg::Sha1 => Pkcs1v15Sign::new::<Sha1>(),
+        HashAlg::Sha224 => Pkcs1v15Sign::new::<Sha224>(),
+        HashAlg::Sha256 => Pkcs1v15Sign::new::<Sha256>(),
+        HashAlg::Sha384 => Pkcs1v15Sign::new::<Sha384>(),
+        HashAlg::Sha512 => Pkcs1v15Sign::new::<Sha512>(),
+        _ => return Err(Error::MechanismParamInvalid),
+    })
+}
+
+macro_rules! with_pss {
+    ($hash:expr, $salt:expr, $pss:ident => $body:expr) => {
+        match $hash {
+            HashAlg::Sha1 => {
+                let $pss = Pss::<Sha1>::new_with_salt($salt);
+                $body
+            }
+            HashAlg::Sha224 => {
+                let $pss = Pss::<Sha224>::new_with_salt($salt);
+                $body
+            }
+            HashAlg::Sha256 => {
+                let $pss = Pss::<Sha256>::new_with_salt($salt);
+                $body
+            }
+            HashAlg::Sha384 => {
+                let $pss = Pss::<Sha384>::new_with_salt($salt);
+                $body
+            }
+            HashAlg::Sha512 => {
+                let $pss = Pss::<Sha512>::new_with_salt($salt);
+                $body
+            }
+            _ => return Err(Error::MechanismParamInvalid),
+        }
+    };
+}
+
+/// The data absorbed: raw (prehashed mechanisms) or a running hash.
+enum Input {
+    Raw(Zeroizing<Vec<u8>>),
+    Hash(Box<dyn Digester>),
+}
+
+impl Input {
+    fn new(scheme: &Scheme) -> Input {
+        match scheme {
+            Scheme::Pkcs1(Some(h)) | Scheme::Pss { params: PssParams { hash: h, .. }, prehashed: false } => {
+                Input::Hash(hash::digester(*h))
+            }
+            _ => Input::Raw(Zeroizing::default()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8], limit: usize) -> Result<()> {
+        match self {
+            Input::Raw(buf) if buf.len().saturating_add(data.len()) > limit => Err(Error::DataLenRange),
+            Input::Raw(buf) => {
+                buf.extend_from_slice(data);
+                Ok(())
+            }
+            Input::Hash(h) => {
+                h.update(data);
+                Ok(())
+            }
+        }
+    }
+
+    fn value(&mut self) -> Zeroizing<Vec<u8>> {
+        match self {
+            Input::Raw(buf) => std::mem::take(buf),
+            Input::Hash(h) => Zeroizing::new(h.finish()),
+        }
+    }
+}
+
+/// Checks the value to be signed or verified against the scheme: a PSS prehash must be
+/// exactly the hash length; raw PKCS#1 input at most `k - 11` bytes.
+fn check_value(scheme: &Scheme, value: &[u8], k: usize) -> Result<()> {
+    let ok = match scheme {
+        Scheme::Pss { params, prehashed: true } => value.len() == params.hash.output_len(),
+        Scheme::Pkcs1(None) => !value.is_empty() && value.len() + 11 <= k,
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::DataLenRange)
+    }
+}
+
+struct RsaSigner {
+    key: rsa::PrivateKey,
+    scheme: Scheme,
+    input: Input,
+}
+
+impl Signer for RsaSigner {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.input.update(data, self.key.size())
+    }
+
+    fn signature_len(&self) -> usize {
+        self.key.size()
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        let value = self.input.value();
+        let k = self.key.size();
+        check_value(&self.scheme, &value, k)?;
+        let rng = &mut crypto_common::getrandom::SysRng;
+        let failed = |_| Error::General("RSA signature failed".into());
+        match &self.scheme {
+            Scheme::Pkcs1(None) => self.key.sign_with_rng(rng, Pkcs1v15Sign::new_unprefixed(), &value).map_err(failed),
+            Scheme::Pkcs1(Some(h)) => self.key.sign_with_rng(rng, pkcs1_padding(*h)?, &value).map_err(failed),
+            Scheme::Pss { params, .. } => {
+                if params.salt_len + params.hash.output_len() + 2 > k {
+                    return Err(Error::MechanismParamInvalid);
+                }
+                with_pss!(params.hash, params.salt_len, pss => self.key.sign_with_rng(rng, pss, &value).map_err(failed))
+            }
+        }
+    }
+}
+
+struct RsaVerifier {
+    key: rsa::PublicKey,
+    scheme: Scheme,
+    input: Input,
+}
+
+impl Verifier for RsaVerifier {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.input.update(data, self.key.size())
+    }
+
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        let k = self.key.size();
+        if signature.len() != k {
+            return Err(Error::SignatureLenRange);
+        }
+        let value = self.input.value();
+        check_value(&self.scheme, &value, k)?;
+        let invalid = |_| Error::SignatureInvalid;
+        match &self.scheme {
+            Scheme::Pkcs1(None) => self.key.verify(Pkcs1v15Sign::new_unprefixed(), &value, signature).map_err(invalid),
+            Scheme::Pkcs1(Some(h)) => self.key.verify(pkcs1_padding(*h)?, &value, signature).map_err(invalid),
+            Scheme::Pss { params, .. } => {
+                with_pss!(params.hash, params.salt_len, pss => self.key.verify(pss, &value, signature).map_err(invalid))
+            }
+        }
+    }
+}
+
+/// A signing operation with `key`.
+pub fn signer(key: rsa::PrivateKey, scheme: Scheme) -> Result<Box<dyn Signer>> {
+    let input = Input::new(&scheme);
+    Ok(Box::new(RsaSigner { key, scheme, input }))
+}
+
+/// A verification with `key`.
+pub fn verifier(key: rsa::PublicKey, scheme: Scheme) -> Result<Box<dyn Verifier>> {
+    let input = Input::new(&scheme);
+    Ok(Box::new(RsaVerifier { key, scheme, input }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mechanism::rsa as keys;
+
+    fn sign(key: &rsa::PrivateKey, scheme: &Scheme, parts: &[&[u8]]) -> Result<Vec<u8>> {
+        let mut s = signer(key.clone(), scheme.clone())?;
+        for p in parts {
+            s.update(p)?;
+        }
+        s.finish()
+    }
+
+    fn verify(key: &rsa::PrivateKey, scheme: &Scheme, data: &[u8], sig: &[u8]) -> Result<()> {
+        let mut v = verifier(key.to_public_key(), scheme.clone())?;
+        v.update(data)?;
+        v.finish(sig)
+    }
+
+    #[test]
+    fn every_scheme_round_trips_and_rejects_tampering() {
+        let key = keys::generate(2048, None).unwrap();
+        let digest_info = [
+            &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+                0x04, 0x20,
+            ][..],
+            &hash::digest(HashAlg::Sha256, b"message"),
+        ]
+        .concat();
+        let pss = |prehashed| Scheme::Pss { params: PssParams { hash: HashAlg::Sha256, salt_len: 32 }, prehashed };
+        let cases: Vec<(Scheme, Vec<u8>)> = vec![
+            (Scheme::Pkcs1(None), digest_info.clone()),
+            (Scheme::Pkcs1(Some(HashAlg::Sha256)), b"message".to_vec()),
+            (pss(true), hash::digest(HashAlg::Sha256, b"message")),
+            (pss(false), b"message".to_vec()),
+        ];
+        for (i, (scheme, data)) in cases.iter().enumerate() {
+            let sig = sign(&key, scheme, &[&data[..3], &data[3..]]).unwrap();
+            assert_eq!(sig.len(), 256, "case {i}");
+            assert_eq!(verify(&key, scheme, data, &sig), Ok(()), "case {i}");
+            let mut bad = sig.clone();
+            bad[100] ^= 1;
+            assert_eq!(verify(&key, scheme, data, &bad), Err(Error::SignatureInvalid), "case {i}");
+            assert_eq!(verify(&key, scheme, data, &sig[1..]), Err(Error::SignatureLenRange), "case {i}");
+        }
+        // Raw PKCS#1 over the DigestInfo equals the hashing mechanism.
+        assert_eq!(
+            sign(&key, &Scheme::Pkcs1(None), &[&digest_info]).unwrap(),
+            sign(&key, &Scheme::Pkcs1(Some(HashAlg::Sha256)), &[b"message"]).unwrap()
+        );
+        assert_eq!(sign(&key, &pss(true), &[&[0; 31]]), Err(Error::DataLenRange));
+        assert_eq!(sign(&key, &Scheme::Pkcs1(None), &[&[1; 246]]), Err(Error::DataLenRange));
+    }
+}

@@ -1,0 +1,169 @@
+//! The delegated root: an AES-256 key in a token of another PKCS#11 module (SoftHSM2
+//! here, an HSM in production), used only inside that token.
+//!
+//! The module loads the underlying library at `C_Initialize`, logs into the configured
+//! token with a PIN from the environment or a file, and seals with `CKM_AES_GCM` there,
+//! the context as AAD. One root key per workspace, labelled `collabvault-root/<name>`:
+//! created on first initialization of the workspace, never afterwards — a missing root
+//! key for a workspace that has sealed state is an error, never a fresh key that would
+//! orphan every master key. A sealed blob is `version(1) || iv(12) || ciphertext||tag`.
+
+use std::sync::Arc;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use parking_lot::Mutex;
+use zeroize::Zeroizing;
+
+use super::Sealer;
+use crate::config::RootConfig;
+use crate::error::{Error, Result};
+
+const BLOB_V1: u8 = 1;
+const IV_LEN: usize = 12;
+
+fn pkcs11_err(what: &str) -> impl Fn(cryptoki::error::Error) -> Error + '_ {
+    move |e| Error::Root(format!("{what}: {e}"))
+}
+
+/// The underlying module, logged in.
+pub struct SlotRoot {
+    pkcs11: Pkcs11,
+    session: Mutex<Session>,
+    token_label: String,
+    /// Whether this module initialized the library (and so finalizes it).
+    owns_library: bool,
+}
+
+impl SlotRoot {
+    /// Loads the underlying module and logs into its token. Each failure names its cause.
+    pub fn connect(cfg: &RootConfig) -> Result<SlotRoot> {
+        let pin = cfg.pin()?;
+        let pkcs11 = Pkcs11::new(&cfg.module)
+            .map_err(|e| Error::Root(format!("cannot load the underlying module {}: {e}", cfg.module.display())))?;
+        let owns_library = match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) => true,
+            // The host application uses the same library itself: share its initialization.
+            Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => false,
+            Err(e) => return Err(Error::Root(format!("{}: C_Initialize failed: {e}", cfg.module.display()))),
+        };
+        let slot = pkcs11
+            .get_slots_with_initialized_token()
+            .map_err(pkcs11_err("listing the underlying slots"))?
+            .into_iter()
+            .find(|s| pkcs11.get_token_info(*s).is_ok_and(|t| t.label() == cfg.token_label))
+            .ok_or_else(|| Error::RootTokenNotPresent(cfg.token_label.clone()))?;
+        let session = pkcs11.open_rw_session(slot).map_err(pkcs11_err("opening a session on the root token"))?;
+        match session.login(UserType::User, Some(&AuthPin::new(pin.as_str().into()))) {
+            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => {
+                return Err(Error::Root(format!("the root token {:?} refused the PIN: {e}", cfg.token_label)));
+            }
+        }
+        log::info!("root of trust: token {:?} in {}", cfg.token_label, cfg.module.display());
+        Ok(SlotRoot { pkcs11, session: Mutex::new(session), token_label: cfg.token_label.clone(), owns_library })
+    }
+
+    fn label(workspace: &str) -> Vec<u8> {
+        format!("collabvault-root/{workspace}").into_bytes()
+    }
+
+    /// The workspace's root key; created only when `create` (first initialization).
+    pub fn root_key(self: &Arc<Self>, workspace: &str, create: bool) -> Result<WorkspaceRoot> {
+        let session = self.session.lock();
+        let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(Self::label(workspace))];
+        let found = session.find_objects(&template).map_err(pkcs11_err("finding the root key"))?;
+        let key = match found.first() {
+            Some(k) => *k,
+            None if create => self.create_key(&session, workspace)?,
+            None => {
+                return Err(Error::Root(format!(
+                    "the root key of workspace {workspace:?} is missing from token {:?}",
+                    self.token_label
+                )))
+            }
+        };
+        Ok(WorkspaceRoot { slot: self.clone(), key })
+    }
+
+    fn create_key(&self, session: &Session, workspace: &str) -> Result<ObjectHandle> {
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Label(Self::label(workspace)),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+        ];
+        let key =
+            session.generate_key(&Mechanism::AesKeyGen, &template).map_err(pkcs11_err("creating the root key"))?;
+        log::info!("created the root key of workspace {workspace:?} in token {:?}", self.token_label);
+        Ok(key)
+    }
+}
+
+impl Drop for SlotRoot {
+    fn drop(&mut self) {
+        if self.owns_library {
+            // Close our session before finalizing the library it belongs to.
+            drop(self.session.lock().logout());
+            if let Err(e) = self.pkcs11.clone().finalize() {
+                log::warn!("finalizing the underlying module: {e}");
+            }
+        }
+    }
+}
+
+/// One workspace's root key in the underlying token.
+pub struct WorkspaceRoot {
+    slot: Arc<SlotRoot>,
+    key: ObjectHandle,
+}
+
+impl Sealer for WorkspaceRoot {
+    fn describe(&self) -> &'static str {
+        "hsm root"
+    }
+
+    fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        let mut iv = [0u8; IV_LEN];
+        crate::rng::fill(&mut iv)?;
+        let mut iv_param = iv;
+        let params = GcmParams::new(&mut iv_param, context, 128.into()).map_err(pkcs11_err("GCM parameters"))?;
+        let ct = self
+            .slot
+            .session
+            .lock()
+            .encrypt(&Mechanism::AesGcm(params), self.key, plaintext)
+            .map_err(pkcs11_err("sealing in the root token"))?;
+        let mut blob = vec![BLOB_V1];
+        blob.extend_from_slice(&iv);
+        blob.extend_from_slice(&ct);
+        Ok(blob)
+    }
+
+    fn unseal(&self, context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if blob.len() < 1 + IV_LEN + 16 || blob[0] != BLOB_V1 {
+            return Err(Error::Integrity("root-sealed blob is malformed"));
+        }
+        let mut iv: [u8; IV_LEN] = blob[1..1 + IV_LEN].try_into().map_err(|_| Error::Integrity("root-sealed blob"))?;
+        let params = GcmParams::new(&mut iv, context, 128.into()).map_err(pkcs11_err("GCM parameters"))?;
+        let session = self.slot.session.lock();
+        match session.decrypt(&Mechanism::AesGcm(params), self.key, &blob[1 + IV_LEN..]) {
+            Ok(pt) => Ok(Zeroizing::new(pt)),
+            Err(cryptoki::error::Error::Pkcs11(RvError::EncryptedDataInvalid, _)) => {
+                Err(Error::Integrity("root-sealed blob does not open under the root key"))
+            }
+            Err(e) => Err(Error::Root(format!("unsealing in the root token: {e}"))),
+        }
+    }
+}

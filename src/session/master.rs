@@ -1,0 +1,117 @@
+//! The key hierarchy as token objects: one object per master key version, and one that
+//! stands for "the current master key", so applications need not know version numbers.
+//!
+//! These objects carry no value; they name a version that the [`Hierarchy`] unseals
+//! through the root when a wrap or unwrap needs it. They are private (visible to a
+//! logged-in user), cannot be copied or destroyed through `C_DestroyObject`, and change
+//! only through their lifecycle attribute: setting `CKA_CV_LIFECYCLE` retires or
+//! destroys a version, under the hierarchy's rules.
+//!
+//! [`Hierarchy`]: crate::hierarchy::Hierarchy
+
+use cryptoki_sys::*;
+
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::object::{Attr, Object, Template};
+use crate::store::{Lifecycle, MasterRecord};
+use crate::vendor::*;
+
+/// `CKA_LABEL` of the current-master object; versions are `collabvault-master-v<N>`.
+pub const CURRENT_LABEL: &str = "collabvault-master";
+
+fn label(version: Option<u32>) -> String {
+    match version {
+        None => CURRENT_LABEL.to_string(),
+        Some(v) => format!("{CURRENT_LABEL}-v{v}"),
+    }
+}
+
+/// The object for master key `m`; `current` for the object that follows rotation.
+pub(super) fn object(workspace: &str, m: &MasterRecord, current: bool) -> Object {
+    let version = if current { None } else { Some(m.version) };
+    let created = CK_ULONG::try_from(m.created_at).unwrap_or(0);
+    let unique = match version {
+        None => format!("wmk:{workspace}:current"),
+        Some(v) => format!("wmk:{workspace}:v{v}"),
+    };
+    Object::reference(vec![
+        Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+        Attr::ulong(CKA_KEY_TYPE, CKK_AES),
+        Attr::ulong(CKA_VALUE_LEN, 32),
+        Attr::new(CKA_LABEL, label(version)),
+        Attr::new(CKA_ID, label(version)),
+        Attr::new(CKA_UNIQUE_ID, unique),
+        Attr::bool(CKA_TOKEN, true),
+        Attr::bool(CKA_PRIVATE, true),
+        Attr::bool(CKA_MODIFIABLE, true),
+        Attr::bool(CKA_COPYABLE, false),
+        Attr::bool(CKA_DESTROYABLE, false),
+        Attr::bool(CKA_SENSITIVE, true),
+        Attr::bool(CKA_EXTRACTABLE, false),
+        Attr::bool(CKA_ALWAYS_SENSITIVE, true),
+        Attr::bool(CKA_NEVER_EXTRACTABLE, true),
+        Attr::bool(CKA_LOCAL, true),
+        Attr::ulong(CKA_KEY_GEN_MECHANISM, CKM_CV_ROTATE_MASTER),
+        Attr::bool(CKA_ENCRYPT, false),
+        Attr::bool(CKA_DECRYPT, false),
+        Attr::bool(CKA_SIGN, false),
+        Attr::bool(CKA_VERIFY, false),
+        Attr::bool(CKA_DERIVE, false),
+        Attr::bool(CKA_WRAP, m.state == Lifecycle::Active),
+        Attr::bool(CKA_UNWRAP, m.state.unwraps()),
+        Attr::ulong(CKA_CV_ROLE, CV_ROLE_MASTER),
+        Attr::ulong(CKA_CV_KEY_VERSION, CK_ULONG::from(m.version)),
+        Attr::ulong(CKA_CV_LIFECYCLE, m.state.code().unsigned_abs()),
+        Attr::ulong(CKA_CV_CREATED, created),
+        Attr::new(CKA_CV_CLASSIFICATION, m.classification.clone()),
+        Attr::bool(CKA_CV_CURRENT, current),
+    ])
+}
+
+impl Ctx {
+    /// The master key record a master handle names (`None`: the active version).
+    pub(super) fn master_record(&self, version: Option<u32>) -> Result<(MasterRecord, bool)> {
+        let versions = self.token.hierarchy()?.versions()?;
+        let found = match version {
+            None => versions.into_iter().rev().find(|m| m.state == Lifecycle::Active),
+            Some(v) => versions.into_iter().find(|m| m.version == v),
+        };
+        found.map(|m| (m, version.is_none())).ok_or(Error::ObjectHandleInvalid)
+    }
+
+    /// Every master key object a find may return: the current one, then each version.
+    pub(super) fn master_objects(&self) -> Result<Vec<(Option<u32>, Object)>> {
+        let ws = &self.token.workspace;
+        let versions = self.token.hierarchy()?.versions()?;
+        let mut out = Vec::with_capacity(versions.len() + 1);
+        if let Some(active) = versions.iter().rev().find(|m| m.state == Lifecycle::Active) {
+            out.push((None, object(ws, active, true)));
+        }
+        out.extend(versions.iter().map(|m| (Some(m.version), object(ws, m, false))));
+        Ok(out)
+    }
+}
+
+/// `C_SetAttributeValue` on a master key object: only `CKA_CV_LIFECYCLE`, only on a
+/// specific version, and only the moves the hierarchy allows (retire, then destroy).
+pub(super) fn set_lifecycle(ctx: &Ctx, version: Option<u32>, template: &Template) -> Result<()> {
+    let Some(version) = version else {
+        return Err(Error::ActionProhibited);
+    };
+    if !ctx.is_rw() {
+        return Err(Error::SessionReadOnly);
+    }
+    let mut state = None;
+    for a in &template.0 {
+        if a.ty != CKA_CV_LIFECYCLE {
+            return Err(Error::AttributeReadOnly(a.ty));
+        }
+        let code = template.ulong(CKA_CV_LIFECYCLE)?.and_then(|c| i64::try_from(c).ok());
+        state = Some(code.and_then(Lifecycle::from_code).ok_or(Error::AttributeValueInvalid(CKA_CV_LIFECYCLE))?);
+    }
+    let Some(state) = state else {
+        return Ok(());
+    };
+    ctx.token.hierarchy()?.set_state(crate::token::actor(ctx.token.logged_in()), version, state)
+}

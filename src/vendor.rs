@@ -1,0 +1,77 @@
+//! CollabVault's vendor-defined constants: every one is in the spec's vendor range with
+//! the CollabVault prefix, and declared with the same value in `include/collabvault.h`.
+
+use cryptoki_sys::{CKA_VENDOR_DEFINED, CKM_VENDOR_DEFINED, CK_ATTRIBUTE_TYPE, CK_MECHANISM_TYPE, CK_ULONG};
+
+/// The CollabVault block inside each vendor range ("CV").
+pub const PREFIX: CK_ULONG = 0x4356_0000;
+
+/// Wraps a secret key under the workspace master key as a versioned wrap record
+/// (`C_WrapKey`/`C_UnwrapKey` and their 3.2 authenticated forms). No parameter.
+pub const CKM_CV_WRAP_RECORD: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x01;
+/// Turns a wrap record into one under the newest master key version in one call
+/// (`C_EncryptInit` with a master key handle, then `C_Encrypt` of the old record). The
+/// parameter, if any, is the record's associated data.
+pub const CKM_CV_REWRAP_RECORD: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x02;
+/// Rotates the workspace master key (`C_GenerateKey`): makes a new version current and
+/// returns its object. No parameter.
+pub const CKM_CV_ROTATE_MASTER: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x03;
+/// Re-wraps every stored DEK to the active master key version (`C_GenerateKey`; the
+/// template's `CKA_VALUE_LEN`, if given, is the batch size), one transaction per batch,
+/// resumable after a crash; returns the current master key object. No parameter.
+pub const CKM_CV_REWRAP_STORED: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x04;
+
+/// The key's role in the hierarchy (`CK_ULONG`: one of the `CV_ROLE_*` values).
+pub const CKA_CV_ROLE: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x01;
+/// A master key's version number (`CK_ULONG`).
+pub const CKA_CV_KEY_VERSION: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x02;
+/// A master key version's lifecycle state (`CK_ULONG`: one of the `CV_STATE_*` values);
+/// setting it to retired or destroyed retires or destroys the version.
+pub const CKA_CV_LIFECYCLE: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x03;
+/// Creation time, Unix seconds (`CK_ULONG`).
+pub const CKA_CV_CREATED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x04;
+/// Data classification (UTF-8), which sets the rotation schedule.
+pub const CKA_CV_CLASSIFICATION: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x05;
+/// Whether this object stands for "the current master key" (`CK_BBOOL`).
+pub const CKA_CV_CURRENT: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x06;
+
+/// `CKA_CV_ROLE`: a workspace master key.
+pub const CV_ROLE_MASTER: CK_ULONG = 1;
+/// `CKA_CV_ROLE`: a key-encryption key.
+pub const CV_ROLE_KEK: CK_ULONG = 2;
+/// `CKA_CV_ROLE`: a data-encryption key.
+pub const CV_ROLE_DEK: CK_ULONG = 3;
+
+/// `CKA_CV_LIFECYCLE`: wraps and unwraps.
+pub const CV_STATE_ACTIVE: CK_ULONG = 1;
+/// `CKA_CV_LIFECYCLE`: unwraps only.
+pub const CV_STATE_DECRYPT_ONLY: CK_ULONG = 2;
+/// `CKA_CV_LIFECYCLE`: no longer unwraps.
+pub const CV_STATE_RETIRED: CK_ULONG = 3;
+/// `CKA_CV_LIFECYCLE`: its sealed value is gone.
+pub const CV_STATE_DESTROYED: CK_ULONG = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_match_the_c_header() {
+        let header = include_str!("../include/collabvault.h");
+        for (name, value) in [
+            ("CKM_CV_WRAP_RECORD", CKM_CV_WRAP_RECORD),
+            ("CKM_CV_REWRAP_RECORD", CKM_CV_REWRAP_RECORD),
+            ("CKM_CV_ROTATE_MASTER", CKM_CV_ROTATE_MASTER),
+            ("CKM_CV_REWRAP_STORED", CKM_CV_REWRAP_STORED),
+            ("CKA_CV_ROLE", CKA_CV_ROLE),
+            ("CKA_CV_KEY_VERSION", CKA_CV_KEY_VERSION),
+            ("CKA_CV_LIFECYCLE", CKA_CV_LIFECYCLE),
+            ("CKA_CV_CREATED", CKA_CV_CREATED),
+            ("CKA_CV_CLASSIFICATION", CKA_CV_CLASSIFICATION),
+            ("CKA_CV_CURRENT", CKA_CV_CURRENT),
+        ] {
+            let line = format!("#define {name} 0x{value:08X}UL");
+            assert!(header.contains(&line), "include/collabvault.h lacks `{line}`");
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! A real SoftHSM2 token as the module's root of trust: a private SoftHSM2 config and
+//! token directory per test, the token made by `softhsm2-util`, and a module config whose
+//! `[root]` section names it (PIN through an environment variable).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+pub const ROOT_LABEL: &str = "cv-root";
+pub const ROOT_PIN: &str = "root-pin-5678";
+pub const ROOT_PIN_ENV: &str = "CV_TEST_ROOT_PIN";
+
+/// SoftHSM2's module on Debian (package softhsm2, installed by scripts/install-deps.sh).
+pub fn softhsm_module() -> PathBuf {
+    let path = PathBuf::from(std::env::var("SOFTHSM2_MODULE").unwrap_or("/usr/lib/softhsm/libsofthsm2.so".into()));
+    assert!(path.exists(), "{} missing: run scripts/install-deps.sh", path.display());
+    path
+}
+
+/// A fresh SoftHSM2 token directory with one initialized token.
+pub struct Hsm {
+    pub dir: TempDir,
+}
+
+impl Hsm {
+    pub fn new() -> Hsm {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir_all(&tokens).expect("token dir");
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
+        )
+        .expect("softhsm2.conf");
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        std::env::set_var(ROOT_PIN_ENV, ROOT_PIN);
+        let status = Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", ROOT_LABEL, "--so-pin", "root-so-1234", "--pin", ROOT_PIN])
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .expect("softhsm2-util");
+        assert!(status.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&status.stderr));
+        Hsm { dir }
+    }
+
+    /// The `[root]` section naming this token.
+    pub fn root_section(&self, label: &str) -> String {
+        format!("[root]\nmodule = {:?}\ntoken_label = {label:?}\npin_env = {ROOT_PIN_ENV:?}\n", softhsm_module())
+    }
+
+    /// pkcs11-tool against the root token (as an operator would use it).
+    pub fn tool(&self, args: &[&str]) -> std::process::Output {
+        Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(softhsm_module())
+            .args(["--token-label", ROOT_LABEL, "--login", "--pin", ROOT_PIN])
+            .args(args)
+            .env("SOFTHSM2_CONF", self.dir.path().join("softhsm2.conf"))
+            .output()
+            .expect("pkcs11-tool")
+    }
+
+    pub fn conf(&self) -> &Path {
+        self.dir.path()
+    }
+}

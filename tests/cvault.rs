@@ -1,0 +1,190 @@
+//! The `cvault` admin tool, run as a process against a workspace whose root of trust is a
+//! real SoftHSM2 token: init, status, list, rotate, rewrap, retire and destroy, and the
+//! module's refusals surfacing as exit code 1 with one line on stderr.
+
+#![allow(missing_docs)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::hsm::{Hsm, ROOT_PIN, ROOT_PIN_ENV};
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::Attribute;
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+
+const CKM_CV_WRAP_RECORD: u64 = 0xC356_0001;
+
+/// A SoftHSM2 root, a config naming it (restricted data rotates every 30 days), and the
+/// test binary's lock (the fixture sets process-wide environment variables).
+struct Cli {
+    ws: common::Workspace,
+    hsm: Hsm,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        let serial = common::lock();
+        let hsm = Hsm::new();
+        let body = format!(
+            "{}[rotation]\nrestricted = 30\n[[workspace]]\nname = \"eng\"\nclassification = \"restricted\"\n",
+            hsm.root_section(common::hsm::ROOT_LABEL)
+        );
+        Cli { ws: common::Workspace::with_config_body(&body), hsm, _serial: serial }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cvault"));
+        c.args(args)
+            .env("COLLABVAULT_CONF", &self.ws.conf)
+            .env("COLLABVAULT_MODULE", common::module_path())
+            .env("SOFTHSM2_CONF", self.hsm.conf().join("softhsm2.conf"))
+            .env(ROOT_PIN_ENV, ROOT_PIN)
+            .env("CV_SO_PIN", common::SO_PIN)
+            .env("CV_USER_PIN", common::USER_PIN);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run cvault")
+    }
+
+    /// Runs cvault, asserts success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "cvault {args:?} failed: {stderr}\n{stdout}");
+        stdout.into_owned()
+    }
+
+    fn init(&self) -> String {
+        self.ok(&["init", "--workspace", "eng", "--label", "Engineering"])
+    }
+}
+
+/// The version row of `list`/`status` output for `v<n>`, whitespace collapsed.
+fn row(text: &str, n: u32) -> String {
+    let prefix = format!("v{n} ");
+    let line = text.lines().map(str::trim).find(|l| l.starts_with(&prefix)).unwrap_or_default();
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A DEK wrapped under the current master key, made through the module in this process.
+fn make_record(path: &Path) {
+    let pkcs11 = common::load();
+    let slot = pkcs11.get_all_slots().expect("slots")[0];
+    let s = pkcs11.open_rw_session(slot).expect("open");
+    s.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into()))).expect("login");
+    let dek = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::ValueLen(32.into()), Attribute::Token(false), Attribute::Extractable(true)],
+        )
+        .expect("DEK");
+    let master = s.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())]).expect("find")[0];
+    let ty = MechanismType::new_vendor_defined(CKM_CV_WRAP_RECORD).expect("vendor");
+    let mech = Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(ty, None));
+    std::fs::write(path, s.wrap_key(&mech, master, dek).expect("wrap")).expect("write record");
+    drop(s);
+    pkcs11.finalize().expect("C_Finalize");
+}
+
+fn record_version(path: &Path) -> u32 {
+    let record = std::fs::read(path).expect("record");
+    let ws_len = usize::from(record[6]);
+    u32::from_be_bytes(record[7 + ws_len..11 + ws_len].try_into().expect("version"))
+}
+
+#[test]
+fn init_then_status_shows_an_hsm_root_and_v1_active() {
+    let cli = Cli::new();
+    let out = cli.init();
+    assert!(out.contains("hsm root"), "{out}");
+    let status = cli.ok(&["status"]);
+    assert!(status.contains("workspace eng") && status.contains("hsm root"), "{status}");
+    assert!(row(&status, 1).starts_with("v1 active"), "{status}");
+    assert!(status.contains("1 version(s)") && status.contains("rotation not due"), "{status}");
+    assert!(status.contains("rotation every 30 days"), "{status}");
+}
+
+#[test]
+fn the_user_pin_can_come_from_a_pin_file() {
+    let cli = Cli::new();
+    cli.init();
+    let pins = cli.ws.dir.path().join("pins");
+    std::fs::write(&pins, format!("CV_USER_PIN={}\n", common::USER_PIN)).expect("pin file");
+    let out = cli.command(&["--pin-file", pins.to_str().expect("utf-8"), "list"]).env_remove("CV_USER_PIN").output();
+    let out = out.expect("run cvault");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let no_pin = cli.command(&["list"]).env_remove("CV_USER_PIN").output().expect("run cvault");
+    assert_eq!(no_pin.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_pin.stderr).contains("no user PIN"));
+}
+
+#[test]
+fn rotation_makes_v2_active_and_v1_decrypt_only_then_v1_retires_and_is_destroyed() {
+    let cli = Cli::new();
+    cli.init();
+    let not_due = cli.ok(&["rotate", "--due"]);
+    assert!(not_due.contains("nothing rotated"), "{not_due}");
+    assert!(row(&cli.ok(&["list"]), 2).is_empty(), "rotate --due rotated a fresh key");
+
+    let rotated = cli.ok(&["rotate"]);
+    assert!(rotated.contains("v2 is now active"), "{rotated}");
+    let list = cli.ok(&["list"]);
+    assert!(row(&list, 1).starts_with("v1 decrypt-only"), "{list}");
+    assert!(row(&list, 2).starts_with("v2 active"), "{list}");
+
+    assert!(cli.ok(&["retire", "--version", "1"]).contains("v1 retired"));
+    assert!(row(&cli.ok(&["list"]), 1).starts_with("v1 retired"));
+    assert!(cli.ok(&["destroy", "--version", "1"]).contains("v1 destroyed"));
+    let status = cli.ok(&["status"]);
+    assert!(row(&status, 1).starts_with("v1 destroyed"), "{status}");
+    assert!(status.contains("2 version(s): 1 active, 0 decrypt-only, 0 retired, 1 destroyed"), "{status}");
+}
+
+#[test]
+fn retiring_the_active_version_is_refused_with_exit_code_1() {
+    let cli = Cli::new();
+    cli.init();
+    let out = cli.run(&["retire", "--version", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("CKR_ACTION_PROHIBITED"), "{stderr}");
+    assert!(row(&cli.ok(&["list"]), 1).starts_with("v1 active"), "the refusal changed nothing");
+    let destroy = cli.run(&["destroy", "--version", "1"]);
+    assert_eq!(destroy.status.code(), Some(1), "destroy needs retire first");
+    let missing = cli.run(&["retire", "--version", "9"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no master key v9"));
+}
+
+#[test]
+fn rewrap_moves_old_records_to_the_newest_version_and_skips_the_rest() {
+    let cli = Cli::new();
+    cli.init();
+    let dir = cli.ws.dir.path().join("records");
+    std::fs::create_dir_all(&dir).expect("records dir");
+    make_record(&dir.join("a.wrap"));
+    make_record(&dir.join("b.wrap"));
+    cli.ok(&["rotate"]);
+    make_record(&dir.join("c.wrap"));
+    // A temp file left by an interrupted run is cleaned up, not taken for a record.
+    std::fs::write(dir.join(".a.wrap.cvault-tmp"), b"half-written").expect("stale temp");
+    let records = dir.to_str().expect("utf-8");
+    let out = cli.ok(&["rewrap", "--records", records]);
+    assert!(out.contains("re-wrapped 2, already at v2: 1, total 3"), "{out}");
+    for name in ["a.wrap", "b.wrap", "c.wrap"] {
+        assert_eq!(record_version(&dir.join(name)), 2, "{name}");
+    }
+    assert!(!dir.join(".a.wrap.cvault-tmp").exists());
+    let again = cli.ok(&["rewrap", "--records", records]);
+    assert!(again.contains("re-wrapped 0, already at v2: 3"), "{again}");
+    // Every record is at v2, so v1 may go.
+    cli.ok(&["retire", "--version", "1"]);
+}
