@@ -1,60 +1,154 @@
 #!/usr/bin/env bash
-# The main job (README): builds the module, sets up a workspace in a temporary store, and
-# drives it with real clients: OpenSC's pkcs11-tool for token set-up and data objects,
-# then the Rust `cryptoki` example for keys; finally it shows what the store holds: the
-# hash-chained audit log, and no key bytes in the clear.
+# The main job (README): the CollabVault key hierarchy end to end on a fresh machine.
+#
+#   1. installs packages and builds the module, the `cvault` admin tool and the
+#      `documents` example (a tiny document store written as an application would);
+#   2. makes a SoftHSM2 token the root of trust (private SOFTHSM2_CONF and token directory
+#      in a temp dir) and writes a module config whose [root] section names it;
+#   3. `cvault init`, then ingests documents: a DEK per document, AES-256-GCM, the DEK
+#      kept only as a wrap record under master key v1, all in an "event store" directory;
+#   4. rotates to v2, ingests one more document, reads every document back (old records
+#      through v1), re-wraps every record to v2, retires v1, reads everything again;
+#   5. shows what the root slot and the store hold: a sensitive, never-extractable root
+#      key in SoftHSM2, no plaintext in the store, an intact audit hash chain.
+#
+# Every step says what happened in plain words; any failure stops the demo with a
+# non-zero exit. Everything lives in a temp dir removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 
-echo "== building the module"
+say() { printf '\n== %s\n' "$*"; }
+run() { echo "\$ $*"; "$@"; }
+
+say "building the module, cvault and the documents example (release)"
 cargo build --release --quiet
-MODULE=$PWD/target/release/libcollabvault_pkcs11.so
+cargo build --release --quiet --examples
+BIN=$PWD/target/release
+export COLLABVAULT_MODULE=$BIN/libcollabvault_pkcs11.so
+cvault() { echo "\$ cvault $*"; "$BIN/cvault" "$@"; }
+documents() { echo "\$ documents $*"; "$BIN/examples/documents" "$@"; }
+
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-export COLLABVAULT_CONF=$WORK/collabvault.toml COLLABVAULT_MODULE=$MODULE
+SOFTHSM_MODULE=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+
+say "the root of trust: a SoftHSM2 token of our own (SOFTHSM2_CONF=$WORK/softhsm2.conf)"
+mkdir -p "$WORK/softhsm-tokens"
+export SOFTHSM2_CONF=$WORK/softhsm2.conf
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+    "$WORK/softhsm-tokens" >"$SOFTHSM2_CONF"
+export CV_ROOT_PIN=root-user-pin-2468
+run softhsm2-util --init-token --free --label cv-root --so-pin root-so-pin-1357 --pin "$CV_ROOT_PIN" >/dev/null
+echo "SoftHSM2 token 'cv-root' is ready; its user PIN reaches the module only through \$CV_ROOT_PIN"
+
+say "the module's config: [root] names that token; one workspace, classification restricted"
+export COLLABVAULT_CONF=$WORK/collabvault.toml
 cat >"$COLLABVAULT_CONF" <<TOML
 store_dir = "$WORK/store"
 log_level = "info"
 log_file = "$WORK/module.log"
-[pin_policy]
-max_failed_logins = 5
+
+[root]                                   # the root key lives in this slot, never leaves it
+module = "$SOFTHSM_MODULE"
+token_label = "cv-root"
+pin_env = "CV_ROOT_PIN"                  # the PIN comes from the environment, never the config
+
+[rotation]                               # maximum master key age, days, by classification
+restricted = 30
+internal = 365
+
 [[workspace]]
 name = "engineering"
 label = "Engineering"
-[[workspace]]
-name = "legal"
-label = "Legal"
+classification = "restricted"
 TOML
-echo "== config ($COLLABVAULT_CONF)"
 cat "$COLLABVAULT_CONF"
 
-p11() { echo "\$ pkcs11-tool $*"; pkcs11-tool --module "$MODULE" "$@"; }
-echo "== pkcs11-tool: slots, token set-up, a data object"
-p11 --list-slots
-p11 --slot 1 --init-token --label Legal --so-pin legal-so-pin
-p11 --slot 1 --init-pin --so-pin legal-so-pin --pin legal-user-pin
-echo "contract draft v3" >"$WORK/contract.txt"
-p11 --slot 1 --login --pin legal-user-pin --write-object "$WORK/contract.txt" --type data --label contract --private
-p11 --slot 1 --login --pin legal-user-pin --list-objects
-echo "\$ pkcs11-tool --login --pin WRONG (refused, and counted)"
-pkcs11-tool --module "$MODULE" --slot 1 --login --pin wrong-pin --list-objects 2>&1 | tail -n1 || true
-p11 --slot 1 --list-token-slots | grep -E "label|flags"
+say "cvault init: initialize the workspace's token and set its user PIN"
+export CV_SO_PIN=eng-so-pin-1234 CV_USER_PIN=eng-user-pin-1234
+cvault init --workspace engineering --label Engineering
+cvault status
+echo "-> the token reports 'hsm root': its master key v1 is sealed by the root key in SoftHSM2"
 
-echo "== the cryptoki example (slot 0): keys stay inside the token"
-cargo run --release --quiet --example token_tour
+STORE=$WORK/event-store
+DOCS=$WORK/docs
+mkdir -p "$DOCS"
+echo "Q3 revenue grew 12 percent; margins held at 41 percent." >"$DOCS/q3-report.txt"
+echo "Contract 7731: Acme Corp renews for three years at list price." >"$DOCS/acme-contract.txt"
+echo "Roadmap: ship the hierarchy in March, custodians in April." >"$DOCS/roadmap.md"
+echo "Salary bands 2027: L5 from 182000, L6 from 215000." >"$DOCS/salary-bands.csv"
 
-echo "== what the store holds"
-DB=$WORK/store/collabvault.sqlite3
-sqlite3 "$DB" "SELECT 'objects: ' || count(*) FROM objects;"
-echo "audit log (hash-chained; every state change and login):"
-sqlite3 -column -header "$DB" \
-    "SELECT seq, workspace, actor, action, outcome, substr(hex(hash),1,16) AS hash FROM audit_log ORDER BY seq;"
-broken=$(sqlite3 "$DB" "SELECT count(*) FROM audit_log a JOIN audit_log b ON b.seq = a.seq + 1 WHERE b.prev_hash != a.hash;")
-echo "chain links that do not match: $broken"
-if grep -c "$(printf 'Z%.0s' {1..32})" "$DB"* >/dev/null; then
-    echo "FAIL: the AES key's bytes are in the store file" >&2
+say "ingest four documents: a fresh DEK each, AES-256-GCM, the DEK kept only as a wrap record"
+documents ingest "$STORE" "$DOCS/q3-report.txt" "$DOCS/acme-contract.txt" "$DOCS/roadmap.md"
+echo "-> each DEK was made by the token, used, wrapped under master key v1, and destroyed;"
+echo "   the event store holds only ciphertext and wrap records:"
+(cd "$STORE" && ls -1)
+
+say "rotate the master key: v2 becomes active, v1 decrypt-only"
+cvault rotate --due
+echo "-> not due yet: restricted keys rotate every 30 days; an operator can rotate at any time:"
+cvault rotate
+documents ingest "$STORE" "$DOCS/salary-bands.csv"
+echo "-> the new document's DEK went under v2, the newest version"
+cvault list
+
+say "read every document back: the v1 records open through v1, the new one through v2"
+documents read "$STORE"
+# Keep a copy of one v1 record (and its document) to show what retiring v1 means later.
+mkdir -p "$WORK/stale-copy"
+cp "$STORE/q3-report.txt.wrap" "$STORE/q3-report.txt.doc" "$WORK/stale-copy/"
+
+say "retiring: what the module can and cannot refuse"
+echo "The module refuses to retire the active version (v2) or a version its own store still"
+echo "needs. The records here are held by the application, unknown to the module: it is the"
+echo "application's job to re-wrap them before v1 goes. First, the refusal:"
+if cvault retire --version 2; then
+    echo "FAIL: retiring the active version was allowed" >&2
     exit 1
 fi
-echo "the AES key's 32 bytes (0x5a...) appear nowhere in the store files: sealed under the token's storage key"
-echo "== demo complete"
+echo "-> refused, exit code 1"
+
+say "re-wrap every record to v2 (CKM_CV_REWRAP_RECORD: the DEK never leaves the module)"
+cvault rewrap --records "$STORE"
+echo "-> each file was replaced atomically (temp file, fsync, rename); running it again is a no-op:"
+cvault rewrap --records "$STORE"
+
+say "retire v1: no record needs it any more"
+cvault retire --version 1
+documents read "$STORE"
+echo "-> every document still reads: all records are at v2"
+echo "a stale copy of a v1 record no longer opens (v1 is retired):"
+if documents read "$WORK/stale-copy"; then
+    echo "FAIL: a record under a retired version still opened" >&2
+    exit 1
+fi
+echo "-> refused, as it must be"
+
+say "cvault status"
+cvault status
+
+say "the root key in SoftHSM2: sensitive, never extractable"
+run pkcs11-tool --module "$SOFTHSM_MODULE" --token-label cv-root --login --pin "$CV_ROOT_PIN" \
+    --list-objects --type secrkey 2>/dev/null | tee "$WORK/root-objects.txt"
+grep -q "never extractable" "$WORK/root-objects.txt" || { echo "FAIL: root key is extractable" >&2; exit 1; }
+echo "-> the module asks SoftHSM2 to seal and unseal with it; its bytes never leave the slot"
+
+say "what the module's store holds"
+DB=$WORK/store/collabvault.sqlite3
+sqlite3 "$DB" "SELECT 'master key versions: ' || count(*) FROM master_keys;" 2>/dev/null || true
+echo "audit log (hash-chained; every state change, login, wrap, unwrap, rotation):"
+sqlite3 -column -header "$DB" \
+    "SELECT seq, actor, action, substr(coalesce(object, ''), 1, 44) AS object, outcome, substr(hex(hash), 1, 16) AS hash FROM audit_log ORDER BY seq;"
+broken=$(sqlite3 "$DB" "SELECT count(*) FROM audit_log a JOIN audit_log b ON b.seq = a.seq + 1 WHERE b.prev_hash != a.hash;")
+echo "chain links that do not match: $broken"
+[ "$broken" -eq 0 ] || { echo "FAIL: the audit chain is broken" >&2; exit 1; }
+for needle in "Acme Corp renews" "Salary bands 2027"; do
+    if grep -rqF "$needle" "$WORK/store" "$STORE"; then
+        echo "FAIL: plaintext \"$needle\" found in the store" >&2
+        exit 1
+    fi
+    echo "\"$needle\": not in the module's store files, not in the event store (only ciphertext)"
+done
+
+say "demo complete"

@@ -32,10 +32,16 @@ pub fn guard(function: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV
 /// [`guard`] for the four functions that work before `C_Initialize`
 /// (`C_Initialize`, `C_GetFunctionList`, `C_GetInterfaceList`, `C_GetInterface`).
 pub fn guard_any(function: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV {
+    crate::session::begin_call();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => {
             let code = rv::rv(&e);
+            // Every refusal is audited, except the length protocol's answer and calls
+            // the token never saw.
+            if !matches!(e, Error::BufferTooSmall(_)) {
+                crate::session::audit_refusal(function, &crate::names::rv_name(code));
+            }
             match e {
                 Error::Store(_)
                 | Error::Integrity(_)

@@ -87,6 +87,11 @@ impl Hierarchy {
         Hierarchy { workspace: workspace.to_string(), store, root, unsealed: Mutex::new(BTreeMap::new()) }
     }
 
+    /// Appends an audit entry about this workspace's keys.
+    pub fn audit(&self, actor: &str, action: &str, what: String) -> Result<()> {
+        self.store.append_audit(&AuditEvent::ok(&self.workspace, actor, action, Some(what)))
+    }
+
     /// What protects the master keys (`C_GetTokenInfo`'s model).
     pub fn root_name(&self) -> &'static str {
         self.root.describe()

@@ -34,7 +34,8 @@ fn pkcs11_err(what: &str) -> impl Fn(cryptoki::error::Error) -> Error + '_ {
 /// The underlying module, logged in.
 pub struct SlotRoot {
     pkcs11: Pkcs11,
-    session: Mutex<Session>,
+    /// `None` only while dropping: the session must close before the library finalizes.
+    session: Mutex<Option<Session>>,
     token_label: String,
     /// Whether this module initialized the library (and so finalizes it).
     owns_library: bool,
@@ -66,21 +67,31 @@ impl SlotRoot {
             }
         }
         log::info!("root of trust: token {:?} in {}", cfg.token_label, cfg.module.display());
-        Ok(SlotRoot { pkcs11, session: Mutex::new(session), token_label: cfg.token_label.clone(), owns_library })
+        Ok(SlotRoot { pkcs11, session: Mutex::new(Some(session)), token_label: cfg.token_label.clone(), owns_library })
     }
 
     fn label(workspace: &str) -> Vec<u8> {
         format!("collabvault-root/{workspace}").into_bytes()
     }
 
+    /// Runs `f` with the logged-in session.
+    fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
+        let guard = self.session.lock();
+        let session = guard.as_ref().ok_or_else(|| Error::Root("the root token session is closed".into()))?;
+        f(session)
+    }
+
     /// The workspace's root key; created only when `create` (first initialization).
     pub fn root_key(self: &Arc<Self>, workspace: &str, create: bool) -> Result<WorkspaceRoot> {
-        let session = self.session.lock();
+        self.with_session(|session| self.find_or_create(session, workspace, create))
+    }
+
+    fn find_or_create(self: &Arc<Self>, session: &Session, workspace: &str, create: bool) -> Result<WorkspaceRoot> {
         let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(Self::label(workspace))];
         let found = session.find_objects(&template).map_err(pkcs11_err("finding the root key"))?;
         let key = match found.first() {
             Some(k) => *k,
-            None if create => self.create_key(&session, workspace)?,
+            None if create => self.create_key(session, workspace)?,
             None => {
                 return Err(Error::Root(format!(
                     "the root key of workspace {workspace:?} is missing from token {:?}",
@@ -113,9 +124,12 @@ impl SlotRoot {
 
 impl Drop for SlotRoot {
     fn drop(&mut self) {
+        // Close our session before finalizing the library it belongs to.
+        if let Some(session) = self.session.lock().take() {
+            drop(session.logout());
+            drop(session);
+        }
         if self.owns_library {
-            // Close our session before finalizing the library it belongs to.
-            drop(self.session.lock().logout());
             if let Err(e) = self.pkcs11.clone().finalize() {
                 log::warn!("finalizing the underlying module: {e}");
             }
@@ -139,12 +153,9 @@ impl Sealer for WorkspaceRoot {
         crate::rng::fill(&mut iv)?;
         let mut iv_param = iv;
         let params = GcmParams::new(&mut iv_param, context, 128.into()).map_err(pkcs11_err("GCM parameters"))?;
-        let ct = self
-            .slot
-            .session
-            .lock()
-            .encrypt(&Mechanism::AesGcm(params), self.key, plaintext)
-            .map_err(pkcs11_err("sealing in the root token"))?;
+        let ct = self.slot.with_session(|s| {
+            s.encrypt(&Mechanism::AesGcm(params), self.key, plaintext).map_err(pkcs11_err("sealing in the root token"))
+        })?;
         let mut blob = vec![BLOB_V1];
         blob.extend_from_slice(&iv);
         blob.extend_from_slice(&ct);
@@ -157,13 +168,12 @@ impl Sealer for WorkspaceRoot {
         }
         let mut iv: [u8; IV_LEN] = blob[1..1 + IV_LEN].try_into().map_err(|_| Error::Integrity("root-sealed blob"))?;
         let params = GcmParams::new(&mut iv, context, 128.into()).map_err(pkcs11_err("GCM parameters"))?;
-        let session = self.slot.session.lock();
-        match session.decrypt(&Mechanism::AesGcm(params), self.key, &blob[1 + IV_LEN..]) {
+        self.slot.with_session(|s| match s.decrypt(&Mechanism::AesGcm(params), self.key, &blob[1 + IV_LEN..]) {
             Ok(pt) => Ok(Zeroizing::new(pt)),
             Err(cryptoki::error::Error::Pkcs11(RvError::EncryptedDataInvalid, _)) => {
                 Err(Error::Integrity("root-sealed blob does not open under the root key"))
             }
             Err(e) => Err(Error::Root(format!("unsealing in the root token: {e}"))),
-        }
+        })
     }
 }

@@ -119,6 +119,39 @@ impl SessionTable {
     }
 }
 
+thread_local! {
+    /// The slot the current C_* call on this thread addresses, once its session resolved:
+    /// lets the C boundary audit a refusal against the right workspace. A plain `Copy`
+    /// value on purpose: a thread-local with a destructor would keep the library from
+    /// unloading at `dlclose`.
+    static CALL_SLOT: std::cell::Cell<Option<CK_SLOT_ID>> = const { std::cell::Cell::new(None) };
+}
+
+/// Forgets the previous call's slot (the C boundary calls this as each call starts).
+pub fn begin_call() {
+    CALL_SLOT.with(|t| t.set(None));
+}
+
+/// Audits a refused call with its return code, if it addressed a token; a failure to
+/// write is logged (the call's own error is what the caller gets).
+pub fn audit_refusal(function: &str, code: &str) {
+    let Some(slot) = CALL_SLOT.with(|t| t.take()) else {
+        return;
+    };
+    let Ok(module) = module::get() else {
+        return;
+    };
+    let Ok(token) = module.token(slot) else {
+        return;
+    };
+    let mut event =
+        crate::store::AuditEvent::ok(&token.workspace, crate::token::actor(token.logged_in()), function, None);
+    event.outcome = code.to_string();
+    if let Err(e) = token.store().append_audit(&event) {
+        log::error!("{function}: the refusal could not be audited: {e}");
+    }
+}
+
 /// A session resolved for a call: the module, the session and its token.
 pub struct Ctx {
     /// The module (kept alive for the call).
@@ -138,6 +171,7 @@ impl Ctx {
         let session = module.sessions.get(handle)?;
         let slot = session.lock().slot_id;
         let token = module.token(slot)?.clone();
+        CALL_SLOT.with(|t| t.set(Some(slot)));
         Ok(Ctx { module, handle, session, token })
     }
 

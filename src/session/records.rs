@@ -141,6 +141,7 @@ pub fn rewrap_op(ctx: &Ctx, master: CK_OBJECT_HANDLE, ad: &[u8]) -> Result<Box<d
     ctx.master_handle(master, Error::KeyHandleInvalid, Error::KeyTypeInconsistent)?;
     Ok(Box::new(Rewrap {
         hierarchy: ctx.token.hierarchy()?,
+        actor: actor(ctx.token.logged_in()).to_string(),
         workspace: ctx.token.workspace.clone(),
         ad: ad.to_vec(),
         input: Vec::new(),
@@ -149,6 +150,7 @@ pub fn rewrap_op(ctx: &Ctx, master: CK_OBJECT_HANDLE, ad: &[u8]) -> Result<Box<d
 
 struct Rewrap {
     hierarchy: Arc<Hierarchy>,
+    actor: String,
     workspace: String,
     ad: Vec<u8>,
     input: Vec<u8>,
@@ -173,7 +175,8 @@ impl Cipher for Rewrap {
         let (header, value) = open(&self.hierarchy, &self.workspace, &self.input, &self.ad)?;
         let (active, master) = self.hierarchy.current()?;
         out.extend_from_slice(&record::seal(&master, &self.workspace, active, &header.attrs, &value, &self.ad)?);
-        Ok(())
+        let what = format!("record from wmk v{} to wmk v{active}", header.version);
+        self.hierarchy.audit(&self.actor, "CKM_CV_REWRAP_RECORD", what)
     }
 }
 

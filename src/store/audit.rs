@@ -27,7 +27,7 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An event with outcome `CKR_OK`.
-    pub fn ok(workspace: &str, actor: &str, action: &'static str, object: Option<String>) -> AuditEvent {
+    pub fn ok(workspace: &str, actor: &str, action: &str, object: Option<String>) -> AuditEvent {
         AuditEvent {
             workspace: Some(workspace.to_string()),
             actor: actor.to_string(),
