@@ -40,6 +40,10 @@ use tempfile::TempDir;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
+// Issue 5: RSA, P-384, Ed25519 rows and the RSA decryption timing row.
+#[path = "compare/breadth.rs"]
+mod breadth;
+
 /// Timed batches per contender and row; the table shows their median.
 const BATCHES: usize = 7;
 /// Wall time one batch aims at.
@@ -701,6 +705,9 @@ fn main() -> Res<()> {
         })
     })));
     run("ML-KEM-768 decapsulate".into(), contenders)?;
+
+    // Issue 5 (mechanism breadth).
+    breadth::run(&cv, &sh, &wanted)?;
 
     // Find one token object by label among FIND_OBJECTS.
     let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();

@@ -289,7 +289,12 @@ pub fn check_private(curve: Curve, scalar: &[u8]) -> Result<Zeroizing<Vec<u8>>> 
     }
     let mut padded = Zeroizing::new(vec![0u8; n]);
     padded[n - significant.len()..].copy_from_slice(significant);
-    public_point(curve, &padded).map_err(|_| invalid)?;
+    // Range check only: deriving the public point would cost a scalar multiplication on
+    // every signing operation.
+    let in_range = with_curve!(curve, m => m::SecretKey::from_slice(&padded).is_ok());
+    if !in_range {
+        return Err(invalid);
+    }
     Ok(padded)
 }
 
