@@ -40,6 +40,51 @@ pub struct Config {
     /// How often master keys rotate, by data classification.
     #[serde(default)]
     pub rotation: RotationPolicy,
+    /// Audit log settings.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// How the audit log records and proves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// A signed checkpoint every this many entries (and at `C_Finalize`); needs a `[root]`.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// `true`: one entry per encrypt/decrypt/sign/verify/digest operation; `false`
+    /// (default): per-key, per-session counters flushed when the session closes.
+    #[serde(default)]
+    pub per_call: bool,
+    /// Unwraps per minute under one master key version beyond which an alert is written.
+    #[serde(default = "default_unwrap_burst")]
+    pub alert_unwraps_per_minute: u64,
+    /// Failed logins per hour on one token beyond which an alert is written.
+    #[serde(default = "default_failed_logins")]
+    pub alert_failed_logins_per_hour: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_every: default_checkpoint_every(),
+            per_call: false,
+            alert_unwraps_per_minute: default_unwrap_burst(),
+            alert_failed_logins_per_hour: default_failed_logins(),
+        }
+    }
+}
+
+fn default_checkpoint_every() -> u64 {
+    100
+}
+
+fn default_unwrap_burst() -> u64 {
+    10_000
+}
+
+fn default_failed_logins() -> u64 {
+    20
 }
 
 /// The root of trust: a token in another PKCS#11 module (an HSM, or SoftHSM2).
@@ -191,6 +236,7 @@ impl Config {
             }],
             root: None,
             rotation: RotationPolicy::default(),
+            audit: AuditConfig::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use parking_lot::RwLock;
 
+use crate::audit::checkpoint::Checkpointer;
 use crate::config::{log_level_filter, Config};
 use crate::error::{Error, Result};
 use crate::mechanism;
@@ -29,6 +30,12 @@ pub struct Module {
     pub sessions: SessionTable,
     /// This application's object handles.
     pub handles: HandleTable,
+    /// The store, for the final checkpoint.
+    store: Arc<dyn Backend>,
+    /// Signs audit checkpoints (with a delegated root only).
+    checkpoints: Option<Arc<Checkpointer>>,
+    /// Audit settings.
+    pub audit: crate::config::AuditConfig,
 }
 
 static STATE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
@@ -62,6 +69,11 @@ pub fn finalize() -> Result<()> {
     let mut state = STATE.write();
     match state.as_ref() {
         Some(m) if m.pid == std::process::id() => {
+            if let Some(c) = &m.checkpoints {
+                if let Err(e) = c.checkpoint(m.store.as_ref()) {
+                    log::error!("the final audit checkpoint failed: {e}");
+                }
+            }
             *state = None;
             log::info!("finalized");
             Ok(())
@@ -83,7 +95,9 @@ impl Module {
             drop(crate::logging::configure(log::LevelFilter::Error, None));
             log::error!("{e}");
         })?;
-        let store: Arc<dyn Backend> = Arc::new(SqliteStore::open(&config.store_dir)?);
+        let sqlite = Arc::new(SqliteStore::open(&config.store_dir)?);
+        let store: Arc<dyn Backend> = sqlite.clone();
+        let mut checkpoints = None;
         let root = match &config.root {
             None => {
                 log::info!(
@@ -93,7 +107,13 @@ impl Module {
                 Root::Soft
             }
             Some(cfg) => match SlotRoot::connect(cfg) {
-                Ok(slot) => Root::Slot(Arc::new(slot)),
+                Ok(slot) => {
+                    let slot = Arc::new(slot);
+                    let checkpointer = Arc::new(Checkpointer::new(slot.clone(), config.audit.checkpoint_every));
+                    sqlite.set_hook(checkpointer.clone());
+                    checkpoints = Some(checkpointer);
+                    Root::Slot(slot)
+                }
                 Err(e) => {
                     // The module stays usable for diagnosis, but no token appears without its root.
                     log::error!("root of trust unavailable, so every token is absent: {e}");
@@ -111,6 +131,9 @@ impl Module {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Module {
+            store,
+            checkpoints,
+            audit: config.audit.clone(),
             pid: std::process::id(),
             tokens,
             sessions: SessionTable::default(),

@@ -69,6 +69,7 @@ pub fn new_master(
         created_at: now(),
         classification: classification.to_string(),
         sealed: Some(sealed),
+        blocked: None,
     };
     Ok((record, key))
 }

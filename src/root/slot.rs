@@ -122,6 +122,131 @@ impl SlotRoot {
     }
 }
 
+const AUDIT_KEY_LABEL: &[u8] = b"collabvault-audit";
+const AUDIT_HEAD_LABEL: &[u8] = b"collabvault-audit-head";
+/// DER OID of P-256 (`CKA_EC_PARAMS`).
+const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// The latest checkpoint as the root token remembers it: (number, entry seq, entry hash).
+pub type Head = (i64, i64, Vec<u8>);
+
+impl SlotRoot {
+    fn find(session: &Session, class: ObjectClass, label: &[u8]) -> Result<Option<ObjectHandle>> {
+        let found = session
+            .find_objects(&[Attribute::Class(class), Attribute::Label(label.to_vec())])
+            .map_err(pkcs11_err("finding an audit object in the root token"))?;
+        Ok(found.first().copied())
+    }
+
+    /// The audit signing key pair (private handle, uncompressed public point), made in
+    /// the root token on first use: the private half never leaves it.
+    fn audit_key(session: &Session) -> Result<(ObjectHandle, Vec<u8>)> {
+        let private = Self::find(session, ObjectClass::PRIVATE_KEY, AUDIT_KEY_LABEL)?;
+        let public = Self::find(session, ObjectClass::PUBLIC_KEY, AUDIT_KEY_LABEL)?;
+        let (private, public) = match (private, public) {
+            (Some(private), Some(public)) => (private, public),
+            _ => {
+                let common = [Attribute::Token(true), Attribute::Label(AUDIT_KEY_LABEL.to_vec())];
+                let mut pub_t = vec![Attribute::EcParams(P256_OID.to_vec()), Attribute::Verify(true)];
+                pub_t.extend(common.iter().cloned());
+                let mut priv_t = vec![
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Extractable(false),
+                    Attribute::Sign(true),
+                ];
+                priv_t.extend(common.iter().cloned());
+                let (public, private) = session
+                    .generate_key_pair(&Mechanism::EccKeyPairGen, &pub_t, &priv_t)
+                    .map_err(pkcs11_err("creating the audit signing key"))?;
+                log::info!("created the audit signing key in the root token");
+                (private, public)
+            }
+        };
+        let point = session
+            .get_attributes(public, &[cryptoki::object::AttributeType::EcPoint])
+            .map_err(pkcs11_err("reading the audit public key"))?;
+        let Some(Attribute::EcPoint(der)) = point.into_iter().next() else {
+            return Err(Error::Root("the audit public key has no CKA_EC_POINT".into()));
+        };
+        // A DER OCTET STRING around the 65-byte uncompressed point.
+        let raw = if der.len() == 67 && der[0] == 0x04 && der[1] == 65 { der[2..].to_vec() } else { der };
+        Ok((private, raw))
+    }
+
+    /// Signs a checkpoint message in the root token (ECDSA P-256 over its SHA-256):
+    /// the signature (r||s) and the public key that verifies it.
+    pub fn sign_checkpoint(&self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(message);
+        self.with_session(|session| {
+            let (private, public) = Self::audit_key(session)?;
+            let signature =
+                session.sign(&Mechanism::Ecdsa, private, &digest).map_err(pkcs11_err("signing a checkpoint"))?;
+            Ok((signature, public))
+        })
+    }
+
+    /// The audit public key (uncompressed point) the root token holds: what verifiers
+    /// trust checkpoints against.
+    pub fn audit_public_key(&self) -> Result<Vec<u8>> {
+        self.with_session(|session| Self::audit_key(session).map(|(_, public)| public))
+    }
+
+    /// Every head object in the root token with its decoded value.
+    fn heads(session: &Session) -> Result<Vec<(ObjectHandle, Head)>> {
+        let found = session
+            .find_objects(&[Attribute::Class(ObjectClass::DATA), Attribute::Label(AUDIT_HEAD_LABEL.to_vec())])
+            .map_err(pkcs11_err("finding the audit head"))?;
+        let mut heads = Vec::with_capacity(found.len());
+        for object in found {
+            let value = session
+                .get_attributes(object, &[cryptoki::object::AttributeType::Value])
+                .map_err(pkcs11_err("reading the audit head"))?;
+            let Some(Attribute::Value(v)) = value.into_iter().next() else {
+                return Err(Error::Root("the audit head has no value".into()));
+            };
+            let (Some(number), Some(seq), Some(hash)) = (v.get(..8), v.get(8..16), v.get(16..)) else {
+                return Err(Error::Integrity("the audit head in the root token is malformed"));
+            };
+            let number = i64::from_be_bytes(number.try_into().map_err(|_| Error::Integrity("audit head"))?);
+            let seq = i64::from_be_bytes(seq.try_into().map_err(|_| Error::Integrity("audit head"))?);
+            heads.push((object, (number, seq, hash.to_vec())));
+        }
+        Ok(heads)
+    }
+
+    /// The latest checkpoint as the root token remembers it, if any.
+    pub fn head(&self) -> Result<Option<Head>> {
+        self.with_session(|session| Ok(Self::heads(session)?.into_iter().map(|(_, h)| h).max_by_key(|h| h.0)))
+    }
+
+    /// Records the latest checkpoint in the root token, out of reach of the store. Tokens
+    /// need not allow changing a data object's value, so the new head is created first
+    /// and the old ones destroyed after: a crash in between leaves two, and the newest wins.
+    pub fn set_head(&self, number: i64, seq: i64, hash: &[u8]) -> Result<()> {
+        let mut value = number.to_be_bytes().to_vec();
+        value.extend_from_slice(&seq.to_be_bytes());
+        value.extend_from_slice(hash);
+        self.with_session(|session| {
+            let old = Self::heads(session)?;
+            session
+                .create_object(&[
+                    Attribute::Class(ObjectClass::DATA),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Label(AUDIT_HEAD_LABEL.to_vec()),
+                    Attribute::Value(value),
+                ])
+                .map_err(pkcs11_err("recording the audit head"))?;
+            for (object, _) in old {
+                session.destroy_object(object).map_err(pkcs11_err("replacing the audit head"))?;
+            }
+            Ok(())
+        })
+    }
+}
+
 impl Drop for SlotRoot {
     fn drop(&mut self) {
         // Close our session before finalizing the library it belongs to.

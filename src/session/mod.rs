@@ -125,11 +125,26 @@ thread_local! {
     /// value on purpose: a thread-local with a destructor would keep the library from
     /// unloading at `dlclose`.
     static CALL_SLOT: std::cell::Cell<Option<CK_SLOT_ID>> = const { std::cell::Cell::new(None) };
+    /// Who a refusal of the current call is recorded as, when that is not who is logged
+    /// in: a refused `C_Login` names the user type that tried.
+    static CALL_ACTOR: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
 }
 
-/// Forgets the previous call's slot (the C boundary calls this as each call starts).
+/// Forgets the previous call's slot, actor and session (the C boundary calls this as
+/// each call starts).
 pub fn begin_call() {
     CALL_SLOT.with(|t| t.set(None));
+    CALL_ACTOR.with(|t| t.set(None));
+    crate::store::audit::set_call_session(None);
+}
+
+/// A PIN refusal is audited where the failure count changes, in the same transaction;
+/// the C boundary must not record it a second time.
+fn audited_at_origin<T>(result: Result<T>) -> Result<T> {
+    if matches!(result, Err(Error::PinIncorrect)) {
+        CALL_SLOT.with(|t| t.set(None));
+    }
+    result
 }
 
 /// Audits a refused call with its return code, if it addressed a token; a failure to
@@ -144,9 +159,8 @@ pub fn audit_refusal(function: &str, code: &str) {
     let Ok(token) = module.token(slot) else {
         return;
     };
-    let mut event =
-        crate::store::AuditEvent::ok(&token.workspace, crate::token::actor(token.logged_in()), function, None);
-    event.outcome = code.to_string();
+    let actor = CALL_ACTOR.with(|t| t.take()).unwrap_or_else(|| crate::token::actor(token.logged_in()));
+    let event = crate::store::AuditEvent::ok(&token.workspace, actor, function, None).with_outcome(code);
     if let Err(e) = token.store().append_audit(&event) {
         log::error!("{function}: the refusal could not be audited: {e}");
     }
@@ -172,6 +186,7 @@ impl Ctx {
         let slot = session.lock().slot_id;
         let token = module.token(slot)?.clone();
         CALL_SLOT.with(|t| t.set(Some(slot)));
+        crate::store::audit::set_call_session(Some(handle));
         Ok(Ctx { module, handle, session, token })
     }
 
@@ -265,7 +280,8 @@ pub fn login(handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> 
     };
     let slot = ctx.slot();
     let (all, rw) = ctx.module.sessions.counts(slot);
-    ctx.token.login(owner, pin, all > rw)
+    CALL_ACTOR.with(|t| t.set(Some(crate::token::actor(Some(owner)))));
+    audited_at_origin(ctx.token.login(owner, pin, all > rw))
 }
 
 /// `C_Logout`.
@@ -294,7 +310,7 @@ pub fn set_pin(handle: CK_SESSION_HANDLE, old_pin: &[u8], new_pin: &[u8]) -> Res
     if !ctx.is_rw() {
         return Err(Error::SessionReadOnly);
     }
-    ctx.token.set_pin(old_pin, new_pin)
+    audited_at_origin(ctx.token.set_pin(old_pin, new_pin))
 }
 
 /// `C_GenerateRandom`.

@@ -5,10 +5,30 @@
 //! a row breaks the chain from that row on. Entries name objects by `CKA_UNIQUE_ID` and
 //! label, never by key bytes, PINs or plaintext.
 
+use std::cell::Cell;
+
 use sha2::{Digest, Sha256};
 
 /// Hash that precedes the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
+
+thread_local! {
+    /// The session handle of the C call this thread serves, once the session resolved.
+    /// Every event made during the call names it, without each layer passing it down.
+    /// A plain `Copy` value: a thread-local with a destructor would keep the library from
+    /// unloading at `dlclose`.
+    static CALL_SESSION: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Sets (or, with `None`, clears) the session the current C call runs in.
+pub fn set_call_session(session: Option<u64>) {
+    CALL_SESSION.with(|c| c.set(session));
+}
+
+/// The session the current C call runs in, if any.
+pub fn call_session() -> Option<u64> {
+    CALL_SESSION.with(Cell::get)
+}
 
 /// One audited event, as the layers above describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +43,14 @@ pub struct AuditEvent {
     pub object: Option<String>,
     /// `CKR_OK` or the refusal's `CKR_` name.
     pub outcome: String,
+    /// The session handle the event happened in, if it happened in one.
+    pub session: Option<u64>,
+    /// For a counter entry: how many operations of this kind the entry stands for.
+    pub count: Option<u64>,
 }
 
 impl AuditEvent {
-    /// An event with outcome `CKR_OK`.
+    /// An event with outcome `CKR_OK`, in the current C call's session.
     pub fn ok(workspace: &str, actor: &str, action: &str, object: Option<String>) -> AuditEvent {
         AuditEvent {
             workspace: Some(workspace.to_string()),
@@ -34,13 +58,53 @@ impl AuditEvent {
             action: action.to_string(),
             object,
             outcome: "CKR_OK".to_string(),
+            session: call_session(),
+            count: None,
         }
+    }
+
+    /// The same event in another session (or none).
+    pub fn in_session(mut self, session: Option<u64>) -> AuditEvent {
+        self.session = session;
+        self
+    }
+
+    /// The same event standing for `count` operations.
+    pub fn counted(mut self, count: u64) -> AuditEvent {
+        self.count = Some(count);
+        self
     }
 
     /// The same event with another outcome.
     pub fn with_outcome(mut self, outcome: impl Into<String>) -> AuditEvent {
         self.outcome = outcome.into();
         self
+    }
+}
+
+/// A signed statement that the chain reached entry `entry_seq` with hash `entry_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// 1, 2, ...
+    pub number: i64,
+    /// The entry it covers.
+    pub entry_seq: i64,
+    /// That entry's hash.
+    pub entry_hash: Vec<u8>,
+    /// ECDSA P-256 over [`Checkpoint::message`] (r||s), made inside the root token.
+    pub signature: Vec<u8>,
+    /// The signing key's uncompressed point, for verifiers.
+    pub public_key: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// The bytes a checkpoint signature covers.
+    pub fn message(number: i64, entry_seq: i64, entry_hash: &[u8]) -> Vec<u8> {
+        let mut m = b"collabvault-checkpoint-v1".to_vec();
+        m.extend_from_slice(&number.to_be_bytes());
+        m.extend_from_slice(&entry_seq.to_be_bytes());
+        m.extend_from_slice(entry_hash);
+        m
     }
 }
 
@@ -97,6 +161,16 @@ impl AuditEntry<'_> {
             h.update((field.len() as u64).to_be_bytes());
             h.update(field.as_bytes());
         }
+        // Session and count came with schema v4. An entry without either hashes as before,
+        // so chains written earlier still verify; with either, a tag and both fields (each
+        // with a presence byte) follow, which no earlier entry's input can end with.
+        if e.session.is_some() || e.count.is_some() {
+            h.update(b"session+count");
+            for field in [e.session, e.count] {
+                h.update([u8::from(field.is_some())]);
+                h.update(field.unwrap_or(0).to_be_bytes());
+            }
+        }
         h.finalize().into()
     }
 }
@@ -119,6 +193,29 @@ mod tests {
         let mut other_actor = base.clone();
         other_actor.actor = "so".into();
         assert_ne!(h, entry(&other_actor).chain_hash(&GENESIS));
+    }
+
+    #[test]
+    fn session_and_count_are_hashed_and_their_absence_keeps_the_old_hash() {
+        let base = AuditEvent::ok("ws", "user", "C_Encrypt", None).in_session(None);
+        let h = entry(&base).chain_hash(&GENESIS);
+        let in_session = base.clone().in_session(Some(3));
+        let counted = base.clone().counted(3);
+        let hashes = [h, entry(&in_session).chain_hash(&GENESIS), entry(&counted).chain_hash(&GENESIS)];
+        assert_ne!(hashes[0], hashes[1]);
+        assert_ne!(hashes[1], hashes[2], "a session and a count of the same value differ");
+        // The v1 encoding, written out: what entries before schema v4 hashed.
+        let mut v1 = Sha256::new();
+        v1.update(b"collabvault-audit-v1");
+        v1.update(GENESIS);
+        v1.update(1i64.to_be_bytes());
+        v1.update(1_700_000_000_000i64.to_be_bytes());
+        v1.update(42u32.to_be_bytes());
+        for f in ["ws", "user", "C_Encrypt", "", "CKR_OK"] {
+            v1.update((f.len() as u64).to_be_bytes());
+            v1.update(f.as_bytes());
+        }
+        assert_eq!(h, <[u8; 32]>::from(v1.finalize()));
     }
 
     #[test]

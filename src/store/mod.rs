@@ -17,6 +17,12 @@ pub use audit::AuditEvent;
 
 use crate::error::Result;
 
+/// Told about every audit entry once it is committed (checkpointing).
+pub trait AppendHook: Send + Sync {
+    /// Entry `seq` is now in the chain of `store`.
+    fn appended(&self, store: &dyn Backend, seq: i64);
+}
+
 /// Turns one stored record's sealed part into its new sealed part (re-wrap).
 pub type Reseal<'a> = &'a mut dyn FnMut(&ObjectRecord) -> Result<Vec<u8>>;
 
@@ -119,6 +125,8 @@ pub struct MasterRecord {
     pub classification: String,
     /// The key sealed by the root; `None` once destroyed.
     pub sealed: Option<Vec<u8>>,
+    /// Why an audit alert blocked this version's unwraps, until an SO clears it.
+    pub blocked: Option<String>,
 }
 
 /// A token object as stored: index columns in the clear, other attributes encoded, and
@@ -197,6 +205,26 @@ pub trait Backend: Send + Sync {
     fn find_objects(&self, workspace: &str, query: &IndexQuery) -> Result<Vec<(ObjectId, ObjectRecord)>>;
     /// Every audit entry, in sequence order (verification, export).
     fn audit_rows(&self) -> Result<Vec<audit::AuditRow>>;
+    /// The signed checkpoints, oldest first.
+    fn checkpoints(&self) -> Result<Vec<audit::Checkpoint>>;
+    /// The last entry's sequence number and hash.
+    fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>>;
+    /// Stores a signed checkpoint.
+    fn add_checkpoint(&self, checkpoint: &audit::Checkpoint) -> Result<()>;
     /// Appends an event that changes no other state (a refused operation, a logout).
     fn append_audit(&self, event: &AuditEvent) -> Result<()>;
+    /// Appends several events in one transaction (flushed operation counters).
+    fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<()>;
+    /// How many entries of `workspace` with `action` and one of `outcomes` were appended
+    /// at or after `since_ms` (Unix ms), by any process (the analytics' windows).
+    fn count_recent(&self, workspace: &str, action: &str, outcomes: &[&str], since_ms: i64) -> Result<u64>;
+    /// Blocks (`Some(reason)`) or unblocks a master key version's unwraps; false if no
+    /// such version.
+    fn set_master_blocked(
+        &self,
+        workspace: &str,
+        version: u32,
+        reason: Option<&str>,
+        event: &AuditEvent,
+    ) -> Result<bool>;
 }

@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::audit::{AuditEntry, AuditEvent, AuditRow, GENESIS};
+use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, GENESIS};
 use super::{
-    Backend, IndexQuery, Lifecycle, MasterRecord, ObjectId, ObjectRecord, PinOwner, Reseal, TokenInit, TokenRecord,
+    AppendHook, Backend, IndexQuery, Lifecycle, MasterRecord, ObjectId, ObjectRecord, PinOwner, Reseal, TokenInit,
+    TokenRecord,
 };
 use crate::error::{Error, Result};
 
@@ -79,12 +80,27 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE objects ADD COLUMN master_version INTEGER;
     CREATE INDEX objects_by_master_version ON objects(workspace, master_version);",
+    // v3: signed checkpoints of the audit chain.
+    "CREATE TABLE audit_checkpoints (
+        number     INTEGER PRIMARY KEY,
+        entry_seq  INTEGER NOT NULL,
+        entry_hash BLOB NOT NULL,
+        signature  BLOB NOT NULL,
+        public_key BLOB NOT NULL
+    );",
+    // v4: the session of each entry and the operation count of counter entries; an index
+    // for the analytics' recent-entry counts; a master key version blocked by an alert.
+    "ALTER TABLE audit_log ADD COLUMN session INTEGER;
+    ALTER TABLE audit_log ADD COLUMN count INTEGER;
+    CREATE INDEX audit_by_action_time ON audit_log(workspace, action, at_ms);
+    ALTER TABLE master_keys ADD COLUMN blocked TEXT;",
 ];
 
 /// The store in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    hook: std::sync::OnceLock<std::sync::Arc<dyn AppendHook>>,
 }
 
 impl SqliteStore {
@@ -92,11 +108,23 @@ impl SqliteStore {
     pub fn open(dir: &Path) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Store(format!("cannot create store directory {}: {e}", dir.display())))?;
-        let store = SqliteStore { path: dir.join(STORE_FILE), idle: Mutex::new(Vec::new()) };
+        let store =
+            SqliteStore { path: dir.join(STORE_FILE), idle: Mutex::new(Vec::new()), hook: std::sync::OnceLock::new() };
         let mut conn = store.connect()?;
         migrate(&mut conn)?;
         store.idle.lock().push(conn);
         Ok(store)
+    }
+
+    /// Sets the hook told about every committed audit entry (once; later calls are ignored).
+    pub fn set_hook(&self, hook: std::sync::Arc<dyn AppendHook>) {
+        drop(self.hook.set(hook));
+    }
+
+    fn appended(&self, seq: i64) {
+        if let Some(hook) = self.hook.get() {
+            hook.appended(self, seq);
+        }
     }
 
     /// Path of the database file.
@@ -132,13 +160,22 @@ impl SqliteStore {
     /// Runs `f` in an immediate (write-locked) transaction and appends `event` to the audit
     /// chain inside it, so the change and its record commit together.
     fn write<T>(&self, event: &AuditEvent, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        self.with_conn(|conn| {
+        self.write_many(std::slice::from_ref(event), f)
+    }
+
+    /// [`SqliteStore::write`] with several entries, appended in order after the change.
+    fn write_many<T>(&self, events: &[AuditEvent], f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let (out, seqs) = self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
-            append_entry(&tx, event)?;
+            let seqs = events.iter().map(|e| append_entry(&tx, e)).collect::<Result<Vec<_>>>()?;
             tx.commit()?;
-            Ok(out)
-        })
+            Ok((out, seqs))
+        })?;
+        for seq in seqs {
+            self.appended(seq);
+        }
+        Ok(out)
     }
 }
 
@@ -170,7 +207,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<()> {
+fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<i64> {
     let last: Option<(i64, Vec<u8>)> = tx
         .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
@@ -182,23 +219,25 @@ fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<()> {
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let entry = AuditEntry { seq, at_ms, pid: std::process::id(), event };
     let hash = entry.chain_hash(&prev);
-    tx.execute(
-        "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            seq,
-            at_ms,
-            entry.pid,
-            event.workspace,
-            event.actor,
-            event.action,
-            event.object,
-            event.outcome,
-            prev,
-            hash.to_vec()
-        ],
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash,
+         session, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
-    Ok(())
+    insert.execute(params![
+        seq,
+        at_ms,
+        entry.pid,
+        event.workspace,
+        event.actor,
+        event.action,
+        event.object,
+        event.outcome,
+        prev,
+        hash.to_vec(),
+        event.session.map(|s| s as i64),
+        event.count.map(|c| c as i64),
+    ])?;
+    Ok(seq)
 }
 
 fn insert_master(tx: &Transaction<'_>, workspace: &str, m: &MasterRecord) -> Result<()> {
@@ -330,17 +369,17 @@ impl Backend for SqliteStore {
     fn masters(&self, workspace: &str) -> Result<Vec<MasterRecord>> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT version, state, created_at, classification, sealed FROM master_keys
+                "SELECT version, state, created_at, classification, sealed, blocked FROM master_keys
                  WHERE workspace = ?1 ORDER BY version",
             )?;
             let rows = stmt.query_map([workspace], |r| {
-                Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })?;
             rows.map(|row| {
-                let (version, state, created_at, classification, sealed) = row?;
+                let (version, state, created_at, classification, sealed, blocked) = row?;
                 let state = Lifecycle::from_code(state)
                     .ok_or_else(|| Error::Store(format!("master key v{version} has unknown state {state}")))?;
-                Ok(MasterRecord { version, state, created_at, classification, sealed })
+                Ok(MasterRecord { version, state, created_at, classification, sealed, blocked })
             })
             .collect()
         })
@@ -486,20 +525,27 @@ impl Backend for SqliteStore {
                     params![id.0, sealed, target],
                 )?;
             }
+            let mut seq = None;
             if !batch.is_empty() {
                 let what = format!("{} stored record(s) to wmk v{target}", batch.len());
-                append_entry(&tx, &AuditEvent::ok(workspace, "module", "rewrap batch", Some(what)))?;
+                seq = Some(append_entry(&tx, &AuditEvent::ok(workspace, "module", "rewrap batch", Some(what)))?);
             }
             tx.commit()?;
-            Ok(batch.len())
+            Ok((batch.len(), seq))
+        })
+        .map(|(n, seq)| {
+            if let Some(seq) = seq {
+                self.appended(seq);
+            }
+            n
         })
     }
 
     fn audit_rows(&self) -> Result<Vec<AuditRow>> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash
-                 FROM audit_log ORDER BY seq",
+                "SELECT seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash,
+                 session, count FROM audit_log ORDER BY seq",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(AuditRow {
@@ -512,6 +558,8 @@ impl Backend for SqliteStore {
                         action: r.get(5)?,
                         object: r.get(6)?,
                         outcome: r.get(7)?,
+                        session: r.get::<_, Option<i64>>(10)?.map(|s| s as u64),
+                        count: r.get::<_, Option<i64>>(11)?.map(|c| c as u64),
                     },
                     prev_hash: r.get(8)?,
                     hash: r.get(9)?,
@@ -521,8 +569,90 @@ impl Backend for SqliteStore {
         })
     }
 
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT number, entry_seq, entry_hash, signature, public_key FROM audit_checkpoints ORDER BY number",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Checkpoint {
+                    number: r.get(0)?,
+                    entry_seq: r.get(1)?,
+                    entry_hash: r.get(2)?,
+                    signature: r.get(3)?,
+                    public_key: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>> {
+        self.with_conn(|conn| {
+            Ok(conn
+                .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?)
+        })
+    }
+
+    fn add_checkpoint(&self, c: &Checkpoint) -> Result<()> {
+        self.with_conn(|conn| {
+            conn.execute(
+                "INSERT INTO audit_checkpoints (number, entry_seq, entry_hash, signature, public_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![c.number, c.entry_seq, c.entry_hash, c.signature, c.public_key],
+            )?;
+            Ok(())
+        })
+    }
+
     fn append_audit(&self, event: &AuditEvent) -> Result<()> {
         self.write(event, |_| Ok(()))
+    }
+
+    fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write_many(events, |_| Ok(()))
+    }
+
+    fn count_recent(&self, workspace: &str, action: &str, outcomes: &[&str], since_ms: i64) -> Result<u64> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT outcome, count(*) FROM audit_log WHERE workspace = ?1 AND action = ?2 AND at_ms >= ?3
+                 GROUP BY outcome",
+            )?;
+            let rows = stmt.query_map(params![workspace, action, since_ms], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            let mut total = 0u64;
+            for row in rows {
+                let (outcome, n) = row?;
+                if outcomes.contains(&outcome.as_str()) {
+                    total += u64::try_from(n).unwrap_or(0);
+                }
+            }
+            Ok(total)
+        })
+    }
+
+    fn set_master_blocked(
+        &self,
+        workspace: &str,
+        version: u32,
+        reason: Option<&str>,
+        event: &AuditEvent,
+    ) -> Result<bool> {
+        self.write(event, |tx| {
+            let n = tx.execute(
+                "UPDATE master_keys SET blocked = ?3 WHERE workspace = ?1 AND version = ?2",
+                params![workspace, version, reason],
+            )?;
+            Ok(n == 1)
+        })
     }
 }
 
@@ -617,6 +747,7 @@ mod tests {
             created_at: 0,
             classification: "internal".into(),
             sealed: Some(vec![1]),
+            blocked: None,
         };
         let init = TokenInit { label: "new", so_pin: b"so", sealed_storage_key: None, first_master: &master };
         store.init_token("ws", &init, &event()).expect("init");
@@ -636,6 +767,7 @@ mod tests {
             created_at: 0,
             classification: "c".into(),
             sealed: Some(version.to_be_bytes().to_vec()),
+            blocked: None,
         };
         let init =
             TokenInit { label: "l", so_pin: b"so", sealed_storage_key: None, first_master: &v(1, Lifecycle::Active) };

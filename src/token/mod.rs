@@ -199,9 +199,11 @@ impl Token {
         AuditEvent::ok(&self.workspace, actor(self.logged_in()), action, None)
     }
 
-    /// Verifies `pin` for `owner`, counting the failure persistently when it is wrong, and
-    /// returns the storage key: from the PIN record (software root) or, only after the
-    /// PIN verified, unsealed by the root.
+    /// Verifies `pin` for `owner`, counting the failure persistently when it is wrong
+    /// (that refusal is audited here, with the count, in one transaction), and returns
+    /// the storage key: from the PIN record (software root) or, only after the PIN
+    /// verified, unsealed by the root. A success writes nothing: the caller's own write
+    /// (login, PIN change, re-initialization) resets the failure count with its entry.
     fn verify(&self, owner: PinOwner, pin: &[u8], action: &'static str) -> Result<SealingKey> {
         let rec = self.record()?;
         let sealed_storage_key = rec.sealed_storage_key.clone();
@@ -217,23 +219,12 @@ impl Token {
             log::warn!("{}: {owner:?} PIN is locked", self.workspace);
             return Err(Error::PinLocked);
         }
-        let actor = match owner {
-            PinOwner::So => "so",
-            PinOwner::User => "user",
-        };
-        let event = AuditEvent::ok(&self.workspace, actor, action, None);
         match pin::unlock(&self.workspace, owner, pin, &record) {
-            Ok(key) => {
-                if failures > 0 {
-                    self.store.record_login(&self.workspace, owner, true, &event)?;
-                }
-                match key {
-                    Some(key) => Ok(key),
-                    None => self.unseal_storage_key(sealed_storage_key.as_deref()),
-                }
-            }
+            Ok(Some(key)) => Ok(key),
+            Ok(None) => self.unseal_storage_key(sealed_storage_key.as_deref()),
             Err(Error::PinIncorrect) => {
-                let event = event.with_outcome("CKR_PIN_INCORRECT");
+                let event =
+                    AuditEvent::ok(&self.workspace, actor(Some(owner)), action, None).with_outcome("CKR_PIN_INCORRECT");
                 let now = self.store.record_login(&self.workspace, owner, false, &event)?;
                 log::warn!(
                     "{}: wrong {owner:?} PIN ({now} of {} attempts)",
@@ -304,6 +295,9 @@ impl Token {
         }
         let key = self.verify(owner, pin, "C_Login")?;
         let hierarchy = Arc::new(Hierarchy::new(&self.workspace, self.store.clone(), self.sealer(&key, false)?));
+        // The login takes effect only once its entry (with the reset failure count) is
+        // committed: a login that cannot be audited never happens. The state lock is held
+        // across that one write so a racing thread's login cannot slip in between.
         let mut state = self.login.write();
         if state.who.is_some() {
             // Another thread of this application logged in meanwhile.
@@ -313,9 +307,9 @@ impl Token {
                 Error::UserAnotherAlreadyLoggedIn
             });
         }
+        let event = AuditEvent::ok(&self.workspace, actor(Some(owner)), "C_Login", None);
+        self.store.record_login(&self.workspace, owner, true, &event)?;
         *state = LoginState { who: Some(owner), storage_key: Some(key), hierarchy: Some(hierarchy) };
-        drop(state);
-        self.store.append_audit(&self.event("C_Login"))?;
         Ok(())
     }
 
