@@ -115,6 +115,28 @@ name_table!(
     CKR_CRYPTOKI_ALREADY_INITIALIZED,
     CKR_ENCRYPTED_DATA_INVALID,
     CKR_SIGNATURE_INVALID,
+    CKR_AEAD_DECRYPT_FAILED,
+    CKR_CURVE_NOT_SUPPORTED,
+    CKR_DATA_LEN_RANGE,
+    CKR_DOMAIN_PARAMS_INVALID,
+    CKR_ENCRYPTED_DATA_LEN_RANGE,
+    CKR_FUNCTION_NOT_PARALLEL,
+    CKR_KEY_FUNCTION_NOT_PERMITTED,
+    CKR_KEY_HANDLE_INVALID,
+    CKR_KEY_INDIGESTIBLE,
+    CKR_KEY_NOT_WRAPPABLE,
+    CKR_KEY_SIZE_RANGE,
+    CKR_KEY_TYPE_INCONSISTENT,
+    CKR_KEY_UNEXTRACTABLE,
+    CKR_MECHANISM_PARAM_INVALID,
+    CKR_NO_EVENT,
+    CKR_SIGNATURE_LEN_RANGE,
+    CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+    CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
+    CKR_WRAPPED_KEY_INVALID,
+    CKR_WRAPPED_KEY_LEN_RANGE,
+    CKR_WRAPPING_KEY_HANDLE_INVALID,
+    CKR_WRAPPING_KEY_TYPE_INCONSISTENT,
 );
 
 #[cfg(test)]
@@ -125,6 +147,28 @@ mod tests {
     fn known_constants_print_their_spec_names() {
         assert_eq!(attr_name(CKA_LABEL), "CKA_LABEL");
         assert_eq!(rv_name(CKR_PIN_LOCKED), "CKR_PIN_LOCKED");
+    }
+
+    /// Audit entries record refusals by name: every code the C boundary can return
+    /// (`ffi/`) must have one, or its entries would read as bare hex.
+    #[test]
+    fn every_return_code_the_module_uses_has_its_name() {
+        let sources = [
+            include_str!("ffi/rv.rs"),
+            include_str!("ffi/mod.rs"),
+            include_str!("ffi/entry/general.rs"),
+            include_str!("ffi/entry/slot_token.rs"),
+            include_str!("ffi/entry/unsupported.rs"),
+        ];
+        let table = include_str!("names.rs");
+        let table = &table[table.find("rv_name,").expect("the rv_name table")..];
+        for source in sources {
+            for word in source.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("CKR_") && word.len() > 4 {
+                    assert!(table.contains(&format!("    {word},")), "{word} has no entry in rv_name");
+                }
+            }
+        }
     }
 
     #[test]
