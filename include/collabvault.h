@@ -47,6 +47,10 @@
 #define CKA_CV_CLASSIFICATION 0xC3560005UL
 /* CK_BBOOL: true on the object that stands for "the current master key". */
 #define CKA_CV_CURRENT 0xC3560006UL
+/* CK_BBOOL: true while an audit alert (an unwrap burst, with [audit] block_on_alert)
+ * blocks this master key version: its unwraps fail with CKR_KEY_FUNCTION_NOT_PERMITTED
+ * until the SO sets it to CK_FALSE with C_SetAttributeValue. */
+#define CKA_CV_BLOCKED 0xC3560007UL
 
 /* ---- Values ---- */
 

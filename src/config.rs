@@ -52,31 +52,58 @@ pub struct AuditConfig {
     /// A signed checkpoint every this many entries (and at `C_Finalize`); needs a `[root]`.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
-    /// `true`: one entry per encrypt/decrypt/sign/verify/digest operation; `false`
-    /// (default): per-key, per-session counters flushed when the session closes.
+    /// How encrypt/decrypt/sign/verify/digest operations are recorded. Key management
+    /// (generate, wrap, unwrap, derive, ...) is always one durable entry per call.
     #[serde(default)]
-    pub per_call: bool,
+    pub data_operations: DataOperations,
+    /// With counters: a session's counts are flushed at least this often while it is in
+    /// use (and always when it closes, at logout and at `C_Finalize`).
+    #[serde(default = "default_flush_seconds")]
+    pub flush_seconds: u64,
     /// Unwraps per minute under one master key version beyond which an alert is written.
     #[serde(default = "default_unwrap_burst")]
     pub alert_unwraps_per_minute: u64,
     /// Failed logins per hour on one token beyond which an alert is written.
     #[serde(default = "default_failed_logins")]
     pub alert_failed_logins_per_hour: u64,
+    /// An unwrap-burst alert also blocks that master key version's unwraps until the SO
+    /// clears it (`CKA_CV_BLOCKED` = false on `collabvault-master-v<N>`).
+    #[serde(default)]
+    pub block_on_alert: bool,
+}
+
+/// How data operations reach the audit log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataOperations {
+    /// Per-key, per-session counters, flushed as entries (the hot path pays a counter).
+    #[default]
+    Counters,
+    /// One durable entry per operation, written before it starts.
+    PerCall,
+    /// Not recorded (key management still is).
+    Off,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             checkpoint_every: default_checkpoint_every(),
-            per_call: false,
+            data_operations: DataOperations::default(),
+            flush_seconds: default_flush_seconds(),
             alert_unwraps_per_minute: default_unwrap_burst(),
             alert_failed_logins_per_hour: default_failed_logins(),
+            block_on_alert: false,
         }
     }
 }
 
 fn default_checkpoint_every() -> u64 {
     100
+}
+
+fn default_flush_seconds() -> u64 {
+    60
 }
 
 fn default_unwrap_burst() -> u64 {

@@ -143,6 +143,8 @@ pub enum Error {
     /// A master key version cannot do what was asked (retired, still needed, ...); the
     /// text says which and why.
     MasterKey(String),
+    /// An audit alert blocked this key until the SO clears it; the text says which.
+    KeyBlocked(String),
     /// Sealed data failed to open: wrong storage key or tampered row.
     Integrity(&'static str),
     /// Anything else that should not happen; the text goes to the log.
@@ -157,6 +159,7 @@ impl fmt::Display for Error {
             Error::Store(why) => write!(f, "store: {why}"),
             Error::Root(why) => write!(f, "root of trust: {why}"),
             Error::MasterKey(why) => write!(f, "master key: {why}"),
+            Error::KeyBlocked(why) => write!(f, "blocked by an audit alert: {why}"),
             Error::RootTokenNotPresent(label) => {
                 write!(f, "root of trust: no token labelled {label:?} in the underlying module")
             }

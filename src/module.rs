@@ -36,6 +36,8 @@ pub struct Module {
     checkpoints: Option<Arc<Checkpointer>>,
     /// Audit settings.
     pub audit: crate::config::AuditConfig,
+    /// Per-key rate windows for the audit alerts.
+    pub analytics: crate::audit::analytics::Analytics,
 }
 
 static STATE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
@@ -69,6 +71,7 @@ pub fn finalize() -> Result<()> {
     let mut state = STATE.write();
     match state.as_ref() {
         Some(m) if m.pid == std::process::id() => {
+            crate::session::flush_usage(m);
             if let Some(c) = &m.checkpoints {
                 if let Err(e) = c.checkpoint(m.store.as_ref()) {
                     log::error!("the final audit checkpoint failed: {e}");
@@ -134,6 +137,7 @@ impl Module {
             store,
             checkpoints,
             audit: config.audit.clone(),
+            analytics: Default::default(),
             pid: std::process::id(),
             tokens,
             sessions: SessionTable::default(),

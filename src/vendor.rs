@@ -34,6 +34,9 @@ pub const CKA_CV_CREATED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x04
 pub const CKA_CV_CLASSIFICATION: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x05;
 /// Whether this object stands for "the current master key" (`CK_BBOOL`).
 pub const CKA_CV_CURRENT: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x06;
+/// Whether an audit alert blocked this master key version (`CK_BBOOL`); its unwraps are
+/// refused until the SO sets it to false (`C_SetAttributeValue` in an SO session).
+pub const CKA_CV_BLOCKED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x07;
 
 /// `CKA_CV_ROLE`: a workspace master key.
 pub const CV_ROLE_MASTER: CK_ULONG = 1;
@@ -69,6 +72,7 @@ mod tests {
             ("CKA_CV_CREATED", CKA_CV_CREATED),
             ("CKA_CV_CLASSIFICATION", CKA_CV_CLASSIFICATION),
             ("CKA_CV_CURRENT", CKA_CV_CURRENT),
+            ("CKA_CV_BLOCKED", CKA_CV_BLOCKED),
         ] {
             let line = format!("#define {name} 0x{value:08X}UL");
             assert!(header.contains(&line), "include/collabvault.h lacks `{line}`");

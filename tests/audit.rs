@@ -174,10 +174,8 @@ const SCRIPTED: &[Entry] = &[
     ("user", "C_Login", None, "CKR_OK"),
     ("user", "C_CreateObject", Some("payload key"), "CKR_OK"),
     ("user", "C_GenerateKey", Some("kek"), "CKR_OK"),
-    // MODULE GAP (reported to the lead): C_WrapKey with CKM_AES_KEY_WRAP leaves no entry;
-    // only CKM_CV_WRAP_RECORD wraps are audited (session/records.rs). Issue 9 wants every
-    // wrap recorded: this row should read
-    // ("user", "C_WrapKey", Some("payload key"), "CKR_OK"),
+    // Names the wrapped key, then the wrapping key: `<id> "payload key" under <id> "kek"`.
+    ("user", "C_WrapKey", Some("payload key"), "CKR_OK"),
     ("user", "C_Logout", None, "CKR_OK"),
     // The failed attempt, with the failure counter, in one transaction (token::verify).
     ("user", "C_Login", None, "CKR_PIN_INCORRECT"),
@@ -188,15 +186,18 @@ const SCRIPTED: &[Entry] = &[
     ("user", "C_Logout", None, "CKR_OK"),
 ];
 
-/// (actor, action, label the object names, outcome) of each entry; objects read
-/// `<CKA_UNIQUE_ID> "<label>"`.
+/// The first label an entry's object names: objects read `<CKA_UNIQUE_ID> "<label>"`,
+/// and may go on (`... under <id> "<label>"`).
+fn first_label(object: &str) -> String {
+    object.split('"').nth(1).unwrap_or(object).to_string()
+}
+
+/// (actor, action, label the object names, outcome) of each entry.
 fn summary(rows: &[AuditRow]) -> Vec<(String, String, Option<String>, String)> {
     rows.iter()
         .map(|r| {
             let e = &r.event;
-            let label =
-                e.object.as_deref().map(|o| o.split_once(' ').map_or(o, |(_, l)| l).trim_matches('"').to_string());
-            (e.actor.clone(), e.action.clone(), label, e.outcome.clone())
+            (e.actor.clone(), e.action.clone(), e.object.as_deref().map(first_label), e.outcome.clone())
         })
         .collect()
 }
@@ -269,9 +270,10 @@ fn export_filters_by_time_and_object() {
     let all = lines(&[]);
     assert_eq!(all.len(), rows.len());
     assert!(all[0].starts_with(r#"{"seq":1,"#) && all[0].contains(r#""action":"C_InitToken""#), "{}", all[0]);
-    // --key matches part of the object: both entries of the payload key, by label or id.
+    // --key matches part of the object: the payload key's create, wrap and destroy, by
+    // label or id.
     let by_label = lines(&["--key", "payload key"]);
-    assert_eq!(by_label.len(), 2, "{by_label:#?}");
+    assert_eq!(by_label.len(), 3, "{by_label:#?}");
     let id = rows[5].event.object.as_deref().unwrap().split_once(' ').unwrap().0.to_string();
     assert_eq!(lines(&["--key", &id]), by_label);
     // --since is inclusive, --until exclusive, in Unix ms or RFC 3339.
@@ -296,8 +298,11 @@ fn report_summarizes_objects_keys_failed_logins_and_refusals_per_workspace() {
     assert!(report.contains("chain: intact"), "{report}");
     assert!(report.contains(&format!("workspace main: {} entries", SCRIPTED.len())), "{report}");
     let line = |needle: &str| report.lines().find(|l| l.contains(needle)).unwrap_or_default().trim().to_string();
-    assert!(line("\"payload key\"").contains("C_CreateObject 1, C_DestroyObject 1; last "), "{report}");
-    assert!(line("\"kek\"").contains("C_DestroyObject 1, C_GenerateKey 1; last "), "{report}");
+    assert!(line("\"payload key\":").contains("C_CreateObject 1, C_DestroyObject 1, C_WrapKey 1; last "), "{report}");
+    assert!(
+        line("\"kek\":").contains("C_DestroyObject 1, C_GenerateKey 1, C_WrapKey (as wrapping key) 1; last "),
+        "{report}"
+    );
     assert!(line("token:").contains("C_InitPIN 1, C_InitToken 1"), "{report}");
     assert!(line("objects:").ends_with("objects: 2"), "{report}");
     assert!(line("master keys:").contains("1 version(s), 1 in use; classification internal"), "{report}");

@@ -55,7 +55,7 @@ fn verdict(ws: &common::Workspace) -> Verdict {
     let store = SqliteStore::open(&config.store_dir).expect("store");
     let root = SlotRoot::connect(config.root.as_ref().expect("root")).expect("root token");
     let head = root.head().expect("head");
-    let trusted = root.audit_public_key().expect("audit key");
+    let trusted = root.audit_public_key().expect("audit key").expect("made by the first checkpoint");
     drop(root);
     verify_all(
         &store.audit_rows().expect("rows"),
@@ -115,4 +115,90 @@ fn a_dropped_tail_is_caught_by_the_head_in_the_root_token() {
     db.execute("DELETE FROM audit_log WHERE seq > ?1", [last - 7]).expect("drop tail");
     db.execute("DELETE FROM audit_checkpoints WHERE entry_seq > ?1", [last - 7]).expect("drop its checkpoints");
     assert!(matches!(verdict(&ws), Verdict::Broken { defect: Defect::Truncated, .. }));
+}
+
+/// `cvault audit ARGS` over the workspace's config: (exit code, stdout, stderr).
+fn cvault(ws: &common::Workspace, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cvault"))
+        .arg("audit")
+        .args(args)
+        .env("COLLABVAULT_CONF", &ws.conf)
+        .output()
+        .expect("run cvault");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end().to_string();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn cvault_verify_checks_the_checkpoints_against_the_root_token() {
+    let (ws, _hsm, _serial) = audited_run(20);
+    let (code, line, err) = cvault(&ws, &["verify"]);
+    assert_eq!(code, Some(0), "{line}\n{err}");
+    let config = Config::from_file(&ws.conf).expect("config");
+    let store = SqliteStore::open(&config.store_dir).expect("store");
+    let (rows, checkpoints) = (store.audit_rows().expect("rows"), store.checkpoints().expect("checkpoints"));
+    let head = checkpoints.last().expect("a checkpoint");
+    let want = format!(
+        "{} signed checkpoint(s) verified with the root token's audit key, whose head is at entry {}",
+        checkpoints.len(),
+        head.entry_seq
+    );
+    assert!(line.starts_with(&format!("intact: {} entries, head ", rows.len())) && line.ends_with(&want), "{line}");
+}
+
+#[test]
+fn cvault_verify_names_a_dropped_tail_as_truncation() {
+    let (ws, _hsm, _serial) = audited_run(20);
+    let db = rusqlite::Connection::open(ws.store_file()).expect("db");
+    let last: i64 = db.query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0)).expect("max");
+    db.execute("DELETE FROM audit_log WHERE seq > ?1", [last - 7]).expect("drop tail");
+    db.execute("DELETE FROM audit_checkpoints WHERE entry_seq > ?1", [last - 7]).expect("drop its checkpoints");
+    let (code, line, _) = cvault(&ws, &["verify"]);
+    assert_eq!(code, Some(1), "{line}");
+    assert!(line.contains(": truncated: "), "{line}");
+}
+
+#[test]
+fn cvault_verify_names_a_chain_rewritten_whole() {
+    let (ws, _hsm, _serial) = audited_run(20);
+    let store = SqliteStore::open(&Config::from_file(&ws.conf).expect("config").store_dir).expect("store");
+    let mut rows = store.audit_rows().expect("rows");
+    drop(store);
+    let db = rusqlite::Connection::open(ws.store_file()).expect("db");
+    rows[2].event.actor = "mallory".into();
+    let mut prev = rows[1].hash.clone();
+    for r in rows.iter_mut().skip(2) {
+        r.prev_hash = prev.clone();
+        r.hash = r.computed_hash(&prev).to_vec();
+        prev = r.hash.clone();
+        db.execute(
+            "UPDATE audit_log SET actor = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
+            rusqlite::params![r.seq, r.event.actor, r.prev_hash, r.hash],
+        )
+        .expect("rewrite");
+    }
+    let (code, line, _) = cvault(&ws, &["verify"]);
+    assert_eq!(code, Some(1), "{line}");
+    assert!(line.contains(": changed: "), "{line}");
+}
+
+#[test]
+fn cvault_audit_key_exports_the_key_that_verifies_the_checkpoints() {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    use p256::pkcs8::DecodePublicKey;
+    use sha2::Digest;
+
+    let (ws, _hsm, _serial) = audited_run(5);
+    let (code, pem, err) = cvault(&ws, &["key"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+    let key = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem).expect("a P-256 public key");
+    let store = SqliteStore::open(&Config::from_file(&ws.conf).expect("config").store_dir).expect("store");
+    let checkpoints = store.checkpoints().expect("checkpoints");
+    assert!(!checkpoints.is_empty());
+    for c in &checkpoints {
+        let message = collabvault_pkcs11::store::audit::Checkpoint::message(c.number, c.entry_seq, &c.entry_hash);
+        let signature = p256::ecdsa::Signature::from_slice(&c.signature).expect("r||s");
+        key.verify_prehash(&sha2::Sha256::digest(&message), &signature).expect("the exported key verifies it");
+    }
 }

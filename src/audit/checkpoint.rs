@@ -80,6 +80,16 @@ pub fn signature_verifies(c: &Checkpoint) -> bool {
     key.verify_prehash(&digest, &signature).is_ok()
 }
 
+/// The audit public key (an uncompressed P-256 point) as a PEM `PUBLIC KEY`
+/// (SubjectPublicKeyInfo), for verifiers outside this tool.
+pub fn public_key_pem(point: &[u8]) -> Result<String> {
+    use p256::pkcs8::EncodePublicKey;
+    let key = p256::PublicKey::from_sec1_bytes(point)
+        .map_err(|_| crate::error::Error::Integrity("the audit public key is not a P-256 point"))?;
+    key.to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .map_err(|_| crate::error::Error::Integrity("the audit public key does not encode"))
+}
+
 /// Verifies the chain, its checkpoints, and (when the root token is at hand) the head it
 /// keeps. `trusted_key`, when given, is the audit key the root token holds: checkpoints
 /// signed by any other key are forgeries.

@@ -46,15 +46,18 @@ fn hex(bytes: &[u8]) -> String {
 pub fn json_line(row: &AuditRow) -> String {
     let e = &row.event;
     let opt = |v: &Option<String>| v.as_deref().map_or("null".to_string(), json_string);
+    let num = |v: Option<u64>| v.map_or("null".to_string(), |n| n.to_string());
     format!(
-        "{{\"seq\":{},\"at_ms\":{},\"pid\":{},\"workspace\":{},\"actor\":{},\"action\":{},\"object\":{},\"outcome\":{},\"prev_hash\":\"{}\",\"hash\":\"{}\"}}",
+        "{{\"seq\":{},\"at_ms\":{},\"pid\":{},\"session\":{},\"workspace\":{},\"actor\":{},\"action\":{},\"object\":{},\"count\":{},\"outcome\":{},\"prev_hash\":\"{}\",\"hash\":\"{}\"}}",
         row.seq,
         row.at_ms,
         row.pid,
+        num(e.session),
         opt(&e.workspace),
         json_string(&e.actor),
         json_string(&e.action),
         opt(&e.object),
+        num(e.count),
         json_string(&e.outcome),
         hex(&row.prev_hash),
         hex(&row.hash)
@@ -71,7 +74,7 @@ mod tests {
             seq: 1,
             at_ms,
             pid: 9,
-            event: AuditEvent::ok("ws", "user", "C_WrapKey", object.map(str::to_string)),
+            event: AuditEvent::ok("ws", "user", "C_WrapKey", object.map(str::to_string)).in_session(Some(4)),
             prev_hash: vec![0; 2],
             hash: vec![1; 2],
         }
@@ -82,7 +85,7 @@ mod tests {
         let line = json_line(&row(5, Some("key \"a\"\n")));
         assert_eq!(
             line,
-            r#"{"seq":1,"at_ms":5,"pid":9,"workspace":"ws","actor":"user","action":"C_WrapKey","object":"key \"a\"\u000a","outcome":"CKR_OK","prev_hash":"0000","hash":"0101"}"#
+            r#"{"seq":1,"at_ms":5,"pid":9,"session":4,"workspace":"ws","actor":"user","action":"C_WrapKey","object":"key \"a\"\u000a","count":null,"outcome":"CKR_OK","prev_hash":"0000","hash":"0101"}"#
         );
     }
 

@@ -7,6 +7,7 @@
 //! proves nothing against someone who rewrites it whole; signed checkpoints answer that,
 //! and the checkpoint head kept under the root of trust answers a dropped tail.
 
+pub mod analytics;
 pub mod checkpoint;
 pub mod export;
 

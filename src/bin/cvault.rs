@@ -50,8 +50,10 @@ usage: cvault [--module PATH] [--pin-file FILE] [--workspace NAME] COMMAND
                                     entries as JSON lines; T: RFC 3339 or Unix ms; TEXT: part of the
                                     entry's object (a CKA_UNIQUE_ID, a label, wmk v2)
   audit report                      per workspace: operations per object and last use, master key
-                                    versions and rotation age, failed logins, refusals by CKR code
-  (the audit commands read the store named by the config; they need no PIN)
+                                    versions and rotation age, failed logins, alerts, refusals
+  audit key                         the audit public key that verifies the signed checkpoints (PEM)
+  (the audit commands read the store named by the config and need no token PIN; with a [root]
+   they read the checkpoint head and audit key from the root token, with its configured PIN)
 environment: COLLABVAULT_CONF (the module's config), COLLABVAULT_MODULE (the module; default:
   libcollabvault_pkcs11.so beside cvault), CV_SO_PIN, CV_USER_PIN; --pin-file holds
   CV_SO_PIN=... / CV_USER_PIN=... lines and wins over the environment";

@@ -116,6 +116,9 @@ impl Hierarchy {
         if !record.state.unwraps() {
             return Err(Error::MasterKey(format!("master key v{version} is {:?}: it no longer unwraps", record.state)));
         }
+        if let Some(why) = &record.blocked {
+            return Err(Error::KeyBlocked(format!("master key v{version} ({why})")));
+        }
         if let Some(key) = self.unsealed.lock().get(&version) {
             return Ok(key.clone());
         }
@@ -169,6 +172,16 @@ impl Hierarchy {
             done += moved;
             progress(done, target);
         }
+    }
+
+    /// Lifts an audit alert's block on `version` (the SO's call).
+    pub fn unblock(&self, actor: &str, version: u32) -> Result<()> {
+        let event = AuditEvent::ok(&self.workspace, actor, "CKA_CV_BLOCKED", Some(format!("wmk v{version} unblocked")));
+        if !self.store.set_master_blocked(&self.workspace, version, None, &event)? {
+            return Err(Error::ObjectHandleInvalid);
+        }
+        log::info!("{}: master key v{version} unblocked", self.workspace);
+        Ok(())
     }
 
     /// Moves `version` to `state`: retire (only when nothing stored needs it and it is not

@@ -145,6 +145,10 @@ impl SlotRoot {
         let public = Self::find(session, ObjectClass::PUBLIC_KEY, AUDIT_KEY_LABEL)?;
         let (private, public) = match (private, public) {
             (Some(private), Some(public)) => (private, public),
+            (None, Some(_)) => {
+                // Never replace a key whose checkpoints may exist: they would all fail.
+                return Err(Error::Root("the audit signing key's private half is missing from the root token".into()));
+            }
             _ => {
                 let common = [Attribute::Token(true), Attribute::Label(AUDIT_KEY_LABEL.to_vec())];
                 let mut pub_t = vec![Attribute::EcParams(P256_OID.to_vec()), Attribute::Verify(true)];
@@ -163,6 +167,11 @@ impl SlotRoot {
                 (private, public)
             }
         };
+        Ok((private, Self::public_point(session, public)?))
+    }
+
+    /// The uncompressed point of an EC public key object in the root token.
+    fn public_point(session: &Session, public: ObjectHandle) -> Result<Vec<u8>> {
         let point = session
             .get_attributes(public, &[cryptoki::object::AttributeType::EcPoint])
             .map_err(pkcs11_err("reading the audit public key"))?;
@@ -170,8 +179,7 @@ impl SlotRoot {
             return Err(Error::Root("the audit public key has no CKA_EC_POINT".into()));
         };
         // A DER OCTET STRING around the 65-byte uncompressed point.
-        let raw = if der.len() == 67 && der[0] == 0x04 && der[1] == 65 { der[2..].to_vec() } else { der };
-        Ok((private, raw))
+        Ok(if der.len() == 67 && der[0] == 0x04 && der[1] == 65 { der[2..].to_vec() } else { der })
     }
 
     /// Signs a checkpoint message in the root token (ECDSA P-256 over its SHA-256):
@@ -188,9 +196,13 @@ impl SlotRoot {
     }
 
     /// The audit public key (uncompressed point) the root token holds: what verifiers
-    /// trust checkpoints against.
-    pub fn audit_public_key(&self) -> Result<Vec<u8>> {
-        self.with_session(|session| Self::audit_key(session).map(|(_, public)| public))
+    /// trust checkpoints against. `None` before the first checkpoint made it; a verifier
+    /// never creates it.
+    pub fn audit_public_key(&self) -> Result<Option<Vec<u8>>> {
+        self.with_session(|session| match Self::find(session, ObjectClass::PUBLIC_KEY, AUDIT_KEY_LABEL)? {
+            Some(public) => Self::public_point(session, public).map(Some),
+            None => Ok(None),
+        })
     }
 
     /// Every head object in the root token with its decoded value.

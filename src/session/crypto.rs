@@ -9,6 +9,7 @@
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::usage::DataOp;
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::mechanism::{self, aes_gcm, aes_kw, ecdsa, hmac, Cipher, HashAlg, Mechanism};
@@ -113,21 +114,27 @@ fn cipher_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE, 
     if slot(&mut ctx.session.lock().ops, d).is_some() {
         return Err(Error::OperationActive);
     }
-    // Issue 5 (mechanism breadth): AES modes and RSA set up in `breadth.rs`.
-    if let Some(op) = super::breadth::cipher_op(&ctx, m, key, matches!(d, Direction::Encrypt))? {
-        let mut session = ctx.session.lock();
-        let slot = slot(&mut session.ops, d);
-        if slot.is_some() {
-            return Err(Error::OperationActive);
-        }
-        *slot = Some(op);
-        return Ok(());
-    }
     if let Mechanism::CvRewrapRecord(ad) = m {
+        // Key management, audited as such when the record is re-wrapped.
         if !matches!(d, Direction::Encrypt) {
             return Err(Error::MechanismInvalid);
         }
         return install_cipher(&ctx, d, super::records::rewrap_op(&ctx, key, ad)?);
+    }
+    let op = cipher_op(&ctx, m, key, d)?;
+    let counted = match d {
+        Direction::Encrypt => DataOp::Encrypt,
+        Direction::Decrypt => DataOp::Decrypt,
+    };
+    ctx.note_use(counted, Some(key))?;
+    install_cipher(&ctx, d, op)
+}
+
+/// The cipher for `m` with `key`, its usage checked.
+fn cipher_op(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE, d: Direction) -> Result<Box<dyn Cipher>> {
+    // Issue 5 (mechanism breadth): AES modes and RSA set up in `breadth.rs`.
+    if let Some(op) = super::breadth::cipher_op(ctx, m, key, matches!(d, Direction::Encrypt))? {
+        return Ok(op);
     }
     let usage = match d {
         Direction::Encrypt => CKA_ENCRYPT,
@@ -135,7 +142,7 @@ fn cipher_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE, 
     };
     let key = ctx.key(key, m, CKO_SECRET_KEY, usage)?;
     let value = secret(&key)?;
-    let op = match (m, d) {
+    Ok(match (m, d) {
         (Mechanism::AesGcm(p), Direction::Encrypt) => aes_gcm::encryptor(&value, p)?,
         (Mechanism::AesGcm(p), Direction::Decrypt) => aes_gcm::decryptor(&value, p)?,
         (Mechanism::AesKeyWrap, Direction::Encrypt) => aes_kw::encryptor(&value, false)?,
@@ -143,14 +150,7 @@ fn cipher_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE, 
         (Mechanism::AesKeyWrapPad, Direction::Encrypt) => aes_kw::encryptor(&value, true)?,
         (Mechanism::AesKeyWrapPad, Direction::Decrypt) => aes_kw::decryptor(&value, true)?,
         _ => return Err(Error::MechanismInvalid),
-    };
-    let mut session = ctx.session.lock();
-    let slot = slot(&mut session.ops, d);
-    if slot.is_some() {
-        return Err(Error::OperationActive);
-    }
-    *slot = Some(op);
-    Ok(())
+    })
 }
 
 fn cipher_once(handle: CK_SESSION_HANDLE, input: &[u8], capacity: Option<usize>, d: Direction) -> Result<Output> {
@@ -245,6 +245,10 @@ pub fn digest_init(handle: CK_SESSION_HANDLE, m: &Mechanism) -> Result<()> {
         // Issue 5 (mechanism breadth).
         other => super::breadth::digest_op(other).ok_or(Error::MechanismInvalid)?,
     };
+    if ctx.session.lock().ops.digest.is_some() {
+        return Err(Error::OperationActive);
+    }
+    ctx.note_use(DataOp::Digest, None)?;
     let mut session = ctx.session.lock();
     if session.ops.digest.is_some() {
         return Err(Error::OperationActive);
@@ -317,6 +321,7 @@ pub fn sign_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE
         // Issue 5 (mechanism breadth).
         other => super::breadth::sign_op(&ctx, other, key)?.ok_or(Error::MechanismInvalid)?,
     };
+    ctx.note_use(DataOp::Sign, Some(key))?;
     let mut session = ctx.session.lock();
     if session.ops.sign.is_some() {
         return Err(Error::OperationActive);
@@ -374,6 +379,7 @@ pub fn verify_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HAND
         // Issue 5 (mechanism breadth).
         other => super::breadth::verify_op(&ctx, other, key)?.ok_or(Error::MechanismInvalid)?,
     };
+    ctx.note_use(DataOp::Verify, Some(key))?;
     let mut session = ctx.session.lock();
     if session.ops.verify.is_some() {
         return Err(Error::OperationActive);

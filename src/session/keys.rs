@@ -229,6 +229,7 @@ pub fn wrap_key(
         Error::DataLenRange => Error::KeySizeRange,
         other => other,
     })?;
+    ctx.audit("C_WrapKey", format!("{} under {}", target.describe(), kek.describe()))?;
     Ok(Output::Data(Zeroizing::new(wrapped)))
 }
 
@@ -271,7 +272,7 @@ pub fn unwrap_key(
         _ => Error::WrappedKeyInvalid,
     })?;
     let key = Object::new(&template, Origin::Unwrapped, &secret_attrs(key_type, &value))?;
-    ctx.add(key, "C_UnwrapKey")
+    ctx.add_from(key, "C_UnwrapKey", "under", &kek)
 }
 
 pub(super) fn derived_origin(base: &Object) -> Origin {
@@ -308,7 +309,7 @@ pub fn derive_key(
     let (key_type, _) = derived_shape(template, 0)?;
     let value = ecdh::derive(ec_curve(&base)?, &secret(&base)?, params, value_len(template)?)?;
     let key = Object::new(template, derived_origin(&base), &secret_attrs(key_type, &value))?;
-    ctx.add(key, "C_DeriveKey")
+    ctx.add_from(key, "C_DeriveKey", "from", &base)
 }
 
 /// The shared secret as the new key's value: its first `len` bytes (at most all 32).
@@ -355,7 +356,7 @@ pub fn encapsulate(
     // The secret never existed outside the token, so its sensitivity is the template's.
     let origin = Origin::Derived { always_sensitive: true, never_extractable: true };
     let object = Object::new(template, origin, &secret_attrs(key_type, &value))?;
-    let new_key = ctx.add(object, "C_EncapsulateKey")?;
+    let new_key = ctx.add_from(object, "C_EncapsulateKey", "to", &key)?;
     Ok((Output::Data(Zeroizing::new(ciphertext)), Some(new_key)))
 }
 
@@ -382,5 +383,5 @@ pub fn decapsulate(
     let shared = mlkem::decapsulate(parameter_set(&key)?, &secret(&key)?, ciphertext)?;
     let (key_type, value) = shared_key(template, &shared)?;
     let object = Object::new(template, derived_origin(&key), &secret_attrs(key_type, &value))?;
-    ctx.add(object, "C_DecapsulateKey")
+    ctx.add_from(object, "C_DecapsulateKey", "from", &key)
 }

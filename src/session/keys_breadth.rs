@@ -72,5 +72,5 @@ pub(super) fn hash_derive(
     let (key_type, _) = derived_shape(template, 0)?;
     let value = hash::derive_key(alg, &secret(&base)?, value_len(template)?)?;
     let key = Object::new(template, derived_origin(&base), &secret_attrs(key_type, &value))?;
-    ctx.add(key, "C_DeriveKey")
+    ctx.add_from(key, "C_DeriveKey", "from", &base)
 }

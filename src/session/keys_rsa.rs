@@ -161,6 +161,7 @@ pub(super) fn wrap_key(
         Error::DataLenRange => Error::KeySizeRange,
         other => other,
     })?;
+    ctx.audit("C_WrapKey", format!("{} under {}", target.describe(), kek.describe()))?;
     Ok(Output::Data(Zeroizing::new(wrapped)))
 }
 
@@ -195,5 +196,5 @@ pub(super) fn unwrap_key(
         _ => Error::WrappedKeyInvalid,
     })?;
     let key = Object::new(&template, Origin::Unwrapped, &secret_attrs(key_type, &value))?;
-    ctx.add(key, "C_UnwrapKey")
+    ctx.add_from(key, "C_UnwrapKey", "under", &kek)
 }

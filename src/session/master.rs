@@ -14,7 +14,7 @@ use cryptoki_sys::*;
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::object::{Attr, Object, Template};
-use crate::store::{Lifecycle, MasterRecord};
+use crate::store::{Lifecycle, MasterRecord, PinOwner};
 use crate::vendor::*;
 
 /// `CKA_LABEL` of the current-master object; versions are `collabvault-master-v<N>`.
@@ -59,13 +59,14 @@ pub(super) fn object(workspace: &str, m: &MasterRecord, current: bool) -> Object
         Attr::bool(CKA_VERIFY, false),
         Attr::bool(CKA_DERIVE, false),
         Attr::bool(CKA_WRAP, m.state == Lifecycle::Active),
-        Attr::bool(CKA_UNWRAP, m.state.unwraps()),
+        Attr::bool(CKA_UNWRAP, m.state.unwraps() && m.blocked.is_none()),
         Attr::ulong(CKA_CV_ROLE, CV_ROLE_MASTER),
         Attr::ulong(CKA_CV_KEY_VERSION, CK_ULONG::from(m.version)),
         Attr::ulong(CKA_CV_LIFECYCLE, m.state.code().unsigned_abs()),
         Attr::ulong(CKA_CV_CREATED, created),
         Attr::new(CKA_CV_CLASSIFICATION, m.classification.clone()),
         Attr::bool(CKA_CV_CURRENT, current),
+        Attr::bool(CKA_CV_BLOCKED, m.blocked.is_some()),
     ])
 }
 
@@ -93,9 +94,10 @@ impl Ctx {
     }
 }
 
-/// `C_SetAttributeValue` on a master key object: only `CKA_CV_LIFECYCLE`, only on a
-/// specific version, and only the moves the hierarchy allows (retire, then destroy).
-pub(super) fn set_lifecycle(ctx: &Ctx, version: Option<u32>, template: &Template) -> Result<()> {
+/// `C_SetAttributeValue` on a master key object: only on a specific version, and only
+/// `CKA_CV_LIFECYCLE` (the user: retire, then destroy, under the hierarchy's rules) or
+/// `CKA_CV_BLOCKED` = false (the SO: clears an audit alert's block).
+pub(super) fn set_attributes(ctx: &Ctx, version: Option<u32>, template: &Template) -> Result<()> {
     let Some(version) = version else {
         return Err(Error::ActionProhibited);
     };
@@ -103,15 +105,33 @@ pub(super) fn set_lifecycle(ctx: &Ctx, version: Option<u32>, template: &Template
         return Err(Error::SessionReadOnly);
     }
     let mut state = None;
+    let mut unblock = false;
     for a in &template.0 {
-        if a.ty != CKA_CV_LIFECYCLE {
-            return Err(Error::AttributeReadOnly(a.ty));
+        match a.ty {
+            CKA_CV_LIFECYCLE => {
+                let code = template.ulong(CKA_CV_LIFECYCLE)?.and_then(|c| i64::try_from(c).ok());
+                let parsed = code.and_then(Lifecycle::from_code);
+                state = Some(parsed.ok_or(Error::AttributeValueInvalid(CKA_CV_LIFECYCLE))?);
+            }
+            // Only an alert sets a block; the SO can only lift it.
+            CKA_CV_BLOCKED if template.bool(CKA_CV_BLOCKED)? == Some(false) => unblock = true,
+            CKA_CV_BLOCKED => return Err(Error::AttributeValueInvalid(CKA_CV_BLOCKED)),
+            other => return Err(Error::AttributeReadOnly(other)),
         }
-        let code = template.ulong(CKA_CV_LIFECYCLE)?.and_then(|c| i64::try_from(c).ok());
-        state = Some(code.and_then(Lifecycle::from_code).ok_or(Error::AttributeValueInvalid(CKA_CV_LIFECYCLE))?);
     }
-    let Some(state) = state else {
-        return Ok(());
-    };
-    ctx.token.hierarchy()?.set_state(crate::token::actor(ctx.token.logged_in()), version, state)
+    let who = ctx.token.logged_in();
+    let hierarchy = ctx.token.hierarchy()?;
+    if unblock {
+        if who != Some(PinOwner::So) {
+            return Err(Error::MasterKey(format!("only the SO clears the block on master key v{version}")));
+        }
+        hierarchy.unblock(crate::token::actor(who), version)?;
+    }
+    if let Some(state) = state {
+        if who != Some(PinOwner::User) {
+            return Err(Error::MasterKey(format!("only the user changes the lifecycle of master key v{version}")));
+        }
+        hierarchy.set_state(crate::token::actor(who), version, state)?;
+    }
+    Ok(())
 }

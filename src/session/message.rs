@@ -12,6 +12,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::crypto::{secret, Output};
+use super::usage::DataOp;
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::mechanism::{aes_gcm, GcmParams};
@@ -121,12 +122,14 @@ fn init(handle: CK_SESSION_HANDLE, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_
         return Err(Error::OperationActive);
     }
     let usage = if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT };
+    let handle_of_key = key;
     let key =
         ctx.key_for(key, mechanism, CKO_SECRET_KEY, usage, Error::KeyHandleInvalid, Error::KeyTypeInconsistent)?;
     let value = secret(&key)?;
     if !matches!(value.len(), 16 | 24 | 32) {
         return Err(Error::KeySizeRange);
     }
+    ctx.note_use(if encrypt { DataOp::MessageEncrypt } else { DataOp::MessageDecrypt }, Some(handle_of_key))?;
     let mut session = ctx.session.lock();
     let slot = slot(&mut session.ops, encrypt);
     if slot.is_some() {

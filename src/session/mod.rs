@@ -15,6 +15,7 @@ pub mod master;
 pub mod message;
 pub mod objects;
 pub mod records;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +80,8 @@ pub struct Session {
     pub find: Option<FindOp>,
     /// The active cryptographic operations.
     pub ops: Ops,
+    /// Data operations counted for the audit log since its last flush.
+    pub usage: usage::Usage,
 }
 
 /// This application's sessions.
@@ -109,13 +112,20 @@ impl SessionTable {
         h
     }
 
-    fn remove_where(&self, pred: impl Fn(CK_SESSION_HANDLE, &Session) -> bool) -> Vec<CK_SESSION_HANDLE> {
+    /// Removes the sessions `pred` picks and returns them.
+    fn remove_where(
+        &self,
+        pred: impl Fn(CK_SESSION_HANDLE, &Session) -> bool,
+    ) -> Vec<(CK_SESSION_HANDLE, Arc<Mutex<Session>>)> {
         let mut map = self.map.write();
         let gone: Vec<_> = map.iter().filter(|(h, s)| pred(**h, &s.lock())).map(|(h, _)| *h).collect();
-        for h in &gone {
-            map.remove(h);
-        }
-        gone
+        gone.into_iter().filter_map(|h| map.remove(&h).map(|s| (h, s))).collect()
+    }
+
+    /// The sessions open on `slot`.
+    pub fn of_slot(&self, slot: CK_SLOT_ID) -> Vec<(CK_SESSION_HANDLE, Arc<Mutex<Session>>)> {
+        let map = self.map.read();
+        map.iter().filter(|(_, s)| s.lock().slot_id == slot).map(|(h, s)| (*h, s.clone())).collect()
     }
 }
 
@@ -213,22 +223,36 @@ pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
     if !rw && token.logged_in() == Some(PinOwner::So) {
         return Err(Error::SessionReadWriteSoExists);
     }
-    Ok(m.sessions.insert(Session { slot_id: slot, rw, find: None, ops: Ops::default() }))
+    Ok(m.sessions.insert(Session {
+        slot_id: slot,
+        rw,
+        find: None,
+        ops: Ops::default(),
+        usage: usage::Usage::default(),
+    }))
 }
 
-fn closed(m: &Module, slot: CK_SLOT_ID, gone: &[CK_SESSION_HANDLE]) {
-    for h in gone {
+fn closed(m: &Module, slot: CK_SLOT_ID, gone: &[(CK_SESSION_HANDLE, Arc<Mutex<Session>>)]) {
+    let Ok(token) = m.token(slot) else {
+        return;
+    };
+    // The closing sessions' counters go out while their actor is still logged in.
+    usage::flush_all(token, gone);
+    for (h, _) in gone {
         m.handles.drop_owned_by(*h);
     }
     // The application's last session on the token closing logs it out (spec §5.6).
-    if m.sessions.counts(slot).0 == 0 {
-        if let Ok(token) = m.token(slot) {
-            if token.logged_in().is_some() {
-                if let Err(e) = token.logout() {
-                    log::warn!("implicit logout of slot {slot}: {e}");
-                }
-            }
+    if m.sessions.counts(slot).0 == 0 && token.logged_in().is_some() {
+        if let Err(e) = token.logout() {
+            log::warn!("implicit logout of slot {slot}: {e}");
         }
+    }
+}
+
+/// Flushes every session's operation counters (`C_Finalize`).
+pub fn flush_usage(m: &Module) {
+    for token in &m.tokens {
+        usage::flush_all(token, &m.sessions.of_slot(token.slot_id));
     }
 }
 
@@ -281,12 +305,20 @@ pub fn login(handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> 
     let slot = ctx.slot();
     let (all, rw) = ctx.module.sessions.counts(slot);
     CALL_ACTOR.with(|t| t.set(Some(crate::token::actor(Some(owner)))));
-    audited_at_origin(ctx.token.login(owner, pin, all > rw))
+    let result = audited_at_origin(ctx.token.login(owner, pin, all > rw));
+    if matches!(result, Err(Error::PinIncorrect | Error::PinLocked)) {
+        ctx.check_failed_logins();
+    }
+    result
 }
 
 /// `C_Logout`.
 pub fn logout(handle: CK_SESSION_HANDLE) -> Result<()> {
     let ctx = Ctx::of(handle)?;
+    if ctx.token.logged_in().is_some() {
+        // Counters are the logged-in actor's: they go out before the actor changes.
+        usage::flush_all(&ctx.token, &ctx.module.sessions.of_slot(ctx.slot()));
+    }
     ctx.token.logout()?;
     // Private session objects become invisible; their handles stay until the session closes.
     Ok(())

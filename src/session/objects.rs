@@ -52,6 +52,26 @@ impl Ctx {
         AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(object.describe()))
     }
 
+    /// Appends an entry that changes no stored state (a wrap, a session object's change),
+    /// durable before the call returns.
+    pub(super) fn audit(&self, action: &'static str, what: String) -> Result<()> {
+        let event = AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(what));
+        self.token.store().append_audit(&event)
+    }
+
+    /// Adds a key made from `source` (derived, unwrapped, encapsulated); the entry names
+    /// both: `NEW <relation> SOURCE`.
+    pub(super) fn add_from(
+        &self,
+        key: Object,
+        action: &'static str,
+        relation: &str,
+        source: &Object,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let what = format!("{} {relation} {}", key.describe(), source.describe());
+        self.add_described(key, action, what)
+    }
+
     /// Resolves an object handle, enforcing visibility.
     pub(super) fn resolve(&self, handle: CK_OBJECT_HANDLE) -> Result<Resolved> {
         let (slot, located) = self.module.handles.get(handle).ok_or(Error::ObjectHandleInvalid)?;
@@ -71,7 +91,8 @@ impl Ctx {
                 Resolved::Token(id, Object::from_record(&record, &self.at_rest())?)
             }
             Located::Master(version) => {
-                if !self.user_logged_in() {
+                // The user works with them; the SO sees them to clear an alert's block.
+                if self.token.logged_in().is_none() {
                     return Err(Error::ObjectHandleInvalid);
                 }
                 let (record, current) = self.master_record(version)?;
@@ -98,14 +119,24 @@ impl Ctx {
         Ok(())
     }
 
-    /// Stores a new object and returns its handle.
+    /// Stores a new object and returns its handle; its audit entry names the object.
     pub(super) fn add(&self, object: Object, action: &'static str) -> Result<CK_OBJECT_HANDLE> {
+        let what = object.describe();
+        self.add_described(object, action, what)
+    }
+
+    /// [`Ctx::add`] with the audit entry's object text given (`NEW from BASE`, `... under
+    /// wmk v2`). A session object is audited too, before its handle exists: a key made
+    /// without its entry never reaches the caller.
+    pub(super) fn add_described(&self, object: Object, action: &'static str, what: String) -> Result<CK_OBJECT_HANDLE> {
         self.check_may_hold(&object)?;
+        let event = AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(what));
         if !object.is_token() {
+            self.token.store().append_audit(&event)?;
             return Ok(self.module.handles.add_session_object(self.slot(), self.handle, object));
         }
         let record = object.to_record(&self.at_rest())?;
-        let id = self.token.store().insert_object(&self.token.workspace, &record, &self.event(action, &object))?;
+        let id = self.token.store().insert_object(&self.token.workspace, &record, &event)?;
         log::debug!("{}: {action} stored {}", self.token.workspace, object.describe());
         Ok(self.module.handles.token_handle(self.slot(), id))
     }
@@ -133,11 +164,16 @@ pub fn destroy(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()
     if !current.flag(CKA_DESTROYABLE) {
         return Err(Error::ActionProhibited);
     }
-    if let Resolved::Token(id, o) = &resolved {
-        if !ctx.is_rw() {
-            return Err(Error::SessionReadOnly);
+    match &resolved {
+        Resolved::Token(id, o) => {
+            if !ctx.is_rw() {
+                return Err(Error::SessionReadOnly);
+            }
+            ctx.token.store().delete_object(*id, &ctx.event("C_DestroyObject", o))?;
         }
-        ctx.token.store().delete_object(*id, &ctx.event("C_DestroyObject", o))?;
+        Resolved::Session(o) => ctx.audit("C_DestroyObject", o.read().describe())?,
+        // Master key objects are never destroyable (checked above).
+        Resolved::Master(..) => return Err(Error::ActionProhibited),
     }
     ctx.module.handles.remove(object);
     Ok(())
@@ -177,8 +213,15 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
             }
             Ok(())
         }
-        Resolved::Session(o) => o.write().set(template),
-        Resolved::Master(version, _) => super::master::set_lifecycle(&ctx, version, template),
+        Resolved::Session(o) => {
+            // Checked on a copy first, so the change and its entry happen together or not at all.
+            let mut changed = o.read().clone();
+            changed.set(template)?;
+            ctx.audit("C_SetAttributeValue", changed.describe())?;
+            *o.write() = changed;
+            Ok(())
+        }
+        Resolved::Master(version, _) => super::master::set_attributes(&ctx, version, template),
     }
 }
 
@@ -218,7 +261,7 @@ pub fn find_init(handle: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
                 Err(e) => log::error!("{}: stored object {} is unreadable: {e}", ctx.token.workspace, record.unique_id),
             }
         }
-        if user {
+        if ctx.token.logged_in().is_some() {
             for (version, o) in ctx.master_objects()? {
                 if o.matches(template) {
                     found.push(ctx.module.handles.master_handle(ctx.slot(), version));

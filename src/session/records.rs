@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::hierarchy::{record, Hierarchy};
 use crate::mechanism::Cipher;
 use crate::object::{Attr, Object, Origin, Template};
-use crate::store::{AuditEvent, PinOwner};
+use crate::store::PinOwner;
 use crate::token::actor;
 
 impl Ctx {
@@ -37,11 +37,6 @@ impl Ctx {
             Some((slot, _)) if slot == self.slot() => Err(wrong),
             _ => Err(invalid),
         }
-    }
-
-    fn audit(&self, action: &'static str, what: String) -> Result<()> {
-        let event = AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(what));
-        self.token.store().append_audit(&event)
     }
 }
 
@@ -117,9 +112,9 @@ pub fn unwrap(
     }
     let template = template.with_required(&header.attrs)?;
     let key = Object::new(&template, Origin::Unwrapped, &[Attr::new(CKA_VALUE, value.to_vec())])?;
-    let described = key.describe();
-    let handle = ctx.add(key, "C_UnwrapKey")?;
-    ctx.audit("C_UnwrapKey", format!("{described} from wmk v{}", header.version))?;
+    let what = format!("{} from wmk v{}", key.describe(), header.version);
+    let handle = ctx.add_described(key, "C_UnwrapKey", what)?;
+    ctx.note_unwrap(header.version)?;
     Ok(handle)
 }
 

@@ -6,17 +6,18 @@
 //! the crate's own backend and never write to it, beyond the schema migration any opener
 //! of an older store performs.
 //!
-//! What a verdict can prove today is the hash chain's: every entry unchanged and in its
-//! place. [`verify_log`] is where signed checkpoints and the head kept in the root token
-//! join it.
+//! A verdict proves the hash chain (every entry unchanged and in its place) and, with a
+//! `[root]`, the signed checkpoints and the head the root token keeps ([`verify_log`]);
+//! that needs the root token's PIN, from where the config says, and nothing else.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
 use collabvault_pkcs11::audit::export::{json_line, Filter};
-use collabvault_pkcs11::audit::{self, Verdict};
+use collabvault_pkcs11::audit::{self, checkpoint, Verdict};
 use collabvault_pkcs11::config::Config;
+use collabvault_pkcs11::root::slot::SlotRoot;
 use collabvault_pkcs11::store::audit::AuditRow;
 use collabvault_pkcs11::store::sqlite::{SqliteStore, STORE_FILE};
 use collabvault_pkcs11::store::{Backend, Lifecycle, MasterRecord};
@@ -37,8 +38,9 @@ pub(crate) fn run(config: &Config, args: &Args) -> Res<ExitCode> {
         "verify" => verify(config),
         "export" => export(config, args),
         "report" => report(config, args),
-        "" => fail("audit needs a subcommand: verify, export or report"),
-        other => fail(format!("unknown audit subcommand {other:?}: verify, export or report")),
+        "key" => key(config),
+        "" => fail("audit needs a subcommand: verify, export, report or key"),
+        other => fail(format!("unknown audit subcommand {other:?}: verify, export, report or key")),
     }
 }
 
@@ -54,22 +56,52 @@ fn open(config: &Config) -> Res<(SqliteStore, Vec<AuditRow>)> {
     Ok((store, rows))
 }
 
-/// The verification hook: every verdict `cvault` prints comes from here.
-///
-/// Today it walks the hash chain alone, which proves each entry unchanged and in its
-/// place but cannot see a dropped tail (the shorter chain is just as consistent). The lead
-/// extends it to check the signed checkpoints (every N entries and at finalize) and to
-/// pass the checkpoint count kept under the root of trust as `expected_len`, which turns
-/// a dropped tail into [`audit::Defect::Truncated`]; `config` names that root and `store`
-/// holds the checkpoints.
-fn verify_log(_config: &Config, _store: &SqliteStore, rows: &[AuditRow]) -> Verdict {
-    audit::verify(rows, None)
+/// A verdict, and what it rests on beyond the chain itself (printed after it).
+struct Checked {
+    verdict: Verdict,
+    basis: Option<String>,
 }
 
-/// `intact: N entries, head H` or `broken at entry S: DEFECT`.
-fn verdict_line(verdict: &Verdict) -> String {
-    match verdict {
-        Verdict::Intact { entries, head } => format!("intact: {entries} entries, head {head}"),
+/// Every verdict `cvault` prints comes from here.
+///
+/// The hash chain proves each entry unchanged and in its place. With a `[root]`, the
+/// signed checkpoints in the store must verify under the audit key the root token holds
+/// (a rewritten chain no longer has the hashes they signed), and the newest checkpoint
+/// the root token remembers must still be in the store and the chain (a dropped tail or
+/// dropped checkpoints fall short of it). Without a root nothing outside the store vouches
+/// for its length, and the verdict says so by saying nothing more.
+fn verify_log(config: &Config, store: &SqliteStore, rows: &[AuditRow]) -> Res<Checked> {
+    let Some(root_config) = &config.root else {
+        return Ok(Checked { verdict: audit::verify(rows, None), basis: None });
+    };
+    let unreachable = |e: collabvault_pkcs11::Error| {
+        Failure(format!("cannot check the signed checkpoints: the root token is unreachable: {e}"))
+    };
+    let root = SlotRoot::connect(root_config).map_err(unreachable)?;
+    let head = root.head().map_err(unreachable)?;
+    let key = root.audit_public_key().map_err(unreachable)?;
+    drop(root);
+    let checkpoints = store.checkpoints().map_err(|e| Failure(format!("cannot read the checkpoints: {e}")))?;
+    // Without an audit key in the root token no checkpoint is genuine: an empty key
+    // matches none.
+    let verdict = checkpoint::verify_all(rows, &checkpoints, head.as_ref(), Some(key.as_deref().unwrap_or_default()));
+    let basis = match &head {
+        Some((_, seq, _)) => format!(
+            "{} signed checkpoint(s) verified with the root token's audit key, whose head is at entry {seq}",
+            checkpoints.len()
+        ),
+        None => "no checkpoint signed yet".to_string(),
+    };
+    Ok(Checked { verdict, basis: Some(basis) })
+}
+
+/// `intact: N entries, head H[; basis]` or `broken at entry S: DEFECT`.
+fn verdict_line(checked: &Checked) -> String {
+    match &checked.verdict {
+        Verdict::Intact { entries, head } => match &checked.basis {
+            Some(basis) => format!("intact: {entries} entries, head {head}; {basis}"),
+            None => format!("intact: {entries} entries, head {head}"),
+        },
         Verdict::Broken { seq, defect } => format!("broken at entry {seq}: {defect}"),
     }
 }
@@ -77,12 +109,28 @@ fn verdict_line(verdict: &Verdict) -> String {
 /// `cvault audit verify`: exit 0 when intact, 1 naming the first bad entry.
 fn verify(config: &Config) -> Res<ExitCode> {
     let (store, rows) = open(config)?;
-    let verdict = verify_log(config, &store, &rows);
-    println!("{}", verdict_line(&verdict));
-    Ok(match verdict {
+    let checked = verify_log(config, &store, &rows)?;
+    println!("{}", verdict_line(&checked));
+    Ok(match checked.verdict {
         Verdict::Intact { .. } => ExitCode::SUCCESS,
         Verdict::Broken { .. } => ExitCode::FAILURE,
     })
+}
+
+/// `cvault audit key`: the audit public key the root token holds, as PEM, for verifiers
+/// who check the checkpoints' signatures themselves.
+fn key(config: &Config) -> Res<ExitCode> {
+    let Some(root_config) = &config.root else {
+        return fail("there is no audit key: checkpoints are signed only with a [root] (an underlying token)");
+    };
+    let root = SlotRoot::connect(root_config).map_err(|e| Failure(format!("the root token is unreachable: {e}")))?;
+    let point = root.audit_public_key().map_err(|e| Failure(format!("cannot read the audit key: {e}")))?;
+    let Some(point) = point else {
+        return fail("the root token holds no audit key yet: the first checkpoint makes it");
+    };
+    let pem = checkpoint::public_key_pem(&point).map_err(|e| Failure(format!("the audit key is malformed: {e}")))?;
+    print!("{pem}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `cvault audit export`: the entries the filters pass, one JSON object per line.
@@ -110,8 +158,9 @@ struct Usage {
 }
 
 impl Usage {
-    fn add(&mut self, action: &str, at_ms: i64) {
-        *self.ops.entry(action.to_string()).or_default() += 1;
+    /// `n` operations: 1 for an entry of its own, the count for a counter entry.
+    fn add(&mut self, action: &str, n: u64, at_ms: i64) {
+        *self.ops.entry(action.to_string()).or_default() += n;
         self.last_ms = self.last_ms.max(at_ms);
     }
 
@@ -135,6 +184,8 @@ struct WorkspaceSummary {
     failed_logins: BTreeMap<(String, String), u64>,
     /// Every refusal, by `CKR_` code.
     refusals: BTreeMap<String, u64>,
+    /// Alerts the analytics raised, in order: (time, kind, what).
+    alerts: Vec<(i64, String, String)>,
 }
 
 impl WorkspaceSummary {
@@ -148,10 +199,23 @@ impl WorkspaceSummary {
             *self.refusals.entry(e.outcome.clone()).or_default() += 1;
             return;
         }
+        if let Some(kind) = e.action.strip_prefix("ALERT ") {
+            self.alerts.push((row.at_ms, kind.to_string(), e.object.clone().unwrap_or_default()));
+            return;
+        }
+        let n = e.count.unwrap_or(1);
         match &e.object {
-            None => self.token.add(&e.action, row.at_ms),
+            None => self.token.add(&e.action, n, row.at_ms),
             Some(object) => {
-                self.objects.entry(object.clone()).or_default().add(&e.action, row.at_ms);
+                let (primary, secondary) = objects_named(object);
+                self.objects.entry(primary.to_string()).or_default().add(&e.action, n, row.at_ms);
+                if let Some((role, key)) = secondary {
+                    self.objects.entry(key.to_string()).or_default().add(
+                        &format!("{} ({role})", e.action),
+                        n,
+                        row.at_ms,
+                    );
+                }
                 for v in wmk_versions(object) {
                     let used = self.versions.entry(v).or_default();
                     *used = (used.0 + 1, used.1.max(row.at_ms));
@@ -159,6 +223,21 @@ impl WorkspaceSummary {
             }
         }
     }
+}
+
+/// The keys an entry's object names: the one acted on, and the one it was made from or
+/// wrapped under, with that key's role (`<id> "dek" under <id> "kek"`: the kek is the
+/// wrapping key). Text of another shape (`wmk v2 -> Retired`) is one object.
+fn objects_named(object: &str) -> (&str, Option<(&'static str, &str)>) {
+    for (relation, role) in [(" under ", "as wrapping key"), (" from ", "as base key"), (" to ", "as public key")] {
+        if let Some((first, second)) = object.split_once(relation) {
+            // Only `<id> "label"` on both sides: a label may itself contain the word.
+            if first.ends_with('"') && second.ends_with('"') && !second.starts_with("wmk v") {
+                return (first, Some((role, second)));
+            }
+        }
+    }
+    (object, None)
 }
 
 /// The master key versions an entry's object names (`... under wmk v2`, `wmk v3 -> Retired`).
@@ -185,7 +264,7 @@ fn state_name(state: Lifecycle) -> &'static str {
 /// `cvault audit report`: a compliance summary per workspace, in a stable order.
 fn report(config: &Config, args: &Args) -> Res<ExitCode> {
     let (store, rows) = open(config)?;
-    let verdict = verify_log(config, &store, &rows);
+    let checked = verify_log(config, &store, &rows)?;
     let mut by_workspace: BTreeMap<String, WorkspaceSummary> = BTreeMap::new();
     for row in &rows {
         let ws = row.event.workspace.clone().unwrap_or_else(|| "(none)".into());
@@ -206,10 +285,10 @@ fn report(config: &Config, args: &Args) -> Res<ExitCode> {
         _ => String::new(),
     };
     println!("audit log {}: {} entries{span}", store.path().display(), rows.len());
-    match &verdict {
-        Verdict::Intact { .. } => println!("chain: {}", verdict_line(&verdict)),
+    match &checked.verdict {
+        Verdict::Intact { .. } => println!("chain: {}", verdict_line(&checked)),
         Verdict::Broken { .. } => {
-            println!("chain: {} (the figures below include entries it cannot vouch for)", verdict_line(&verdict))
+            println!("chain: {} (the figures below include entries it cannot vouch for)", verdict_line(&checked))
         }
     }
     let empty = WorkspaceSummary::default();
@@ -236,6 +315,12 @@ fn print_workspace(config: &Config, store: &SqliteStore, name: &str, s: &Workspa
     match failed {
         0 => println!("  failed logins: 0"),
         n => println!("  failed logins: {n} ({})", detail.join(", ")),
+    }
+    match s.alerts.last() {
+        None => println!("  alerts: none"),
+        Some((at, kind, what)) => {
+            println!("  alerts: {} (last: {kind} at {}: {what})", s.alerts.len(), rfc3339(*at));
+        }
     }
     let refusals: Vec<String> = s.refusals.iter().map(|(code, n)| format!("{code} {n}")).collect();
     match refusals.is_empty() {
@@ -287,6 +372,21 @@ fn print_masters(config: &Config, store: &SqliteStore, name: &str, s: &Workspace
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_names_the_key_acted_on_and_the_key_it_came_from() {
+        assert_eq!(
+            objects_named(r#"a1 "dek" under b2 "kek""#),
+            (r#"a1 "dek""#, Some(("as wrapping key", r#"b2 "kek""#)))
+        );
+        assert_eq!(
+            objects_named(r#"c3 "secret" from d4 "ec""#),
+            (r#"c3 "secret""#, Some(("as base key", r#"d4 "ec""#)))
+        );
+        assert_eq!(objects_named(r#"a1 "dek" from wmk v2"#), (r#"a1 "dek" from wmk v2"#, None));
+        assert_eq!(objects_named(r#"a1 "keys under lock""#), (r#"a1 "keys under lock""#, None));
+        assert_eq!(objects_named("wmk v3 -> Retired"), ("wmk v3 -> Retired", None));
+    }
 
     #[test]
     fn master_key_versions_are_read_from_entry_objects() {
