@@ -178,7 +178,7 @@ const SCRIPTED: &[Entry] = &[
     ("user", "C_WrapKey", Some("payload key"), "CKR_OK"),
     ("user", "C_Logout", None, "CKR_OK"),
     // The failed attempt, with the failure counter, in one transaction (token::verify).
-    ("user", "C_Login", None, "CKR_PIN_INCORRECT"),
+    ("user", "C_Login", Some("failure 1 of 3"), "CKR_PIN_INCORRECT"),
     // The login after it resets the counter in its own entry's transaction.
     ("user", "C_Login", None, "CKR_OK"),
     ("user", "C_DestroyObject", Some("payload key"), "CKR_OK"),

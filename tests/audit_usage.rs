@@ -363,15 +363,18 @@ fn failed_logins_beyond_the_hourly_threshold_raise_one_alert() {
     let alerts = only(&rows, "ALERT failed logins");
     assert_eq!(alerts.len(), 1, "{:#?}", entries(&rows));
     assert_eq!(alerts[0].event.object.as_deref(), Some("2 failed logins in the last hour (threshold 1)"));
-    let logins: Vec<_> =
-        only(&rows, "C_Login").iter().map(|r| (r.event.actor.clone(), r.event.outcome.clone())).collect();
+    let logins: Vec<_> = only(&rows, "C_Login")
+        .iter()
+        .map(|r| (r.event.actor.clone(), r.event.object.clone().unwrap_or_default(), r.event.outcome.clone()))
+        .collect();
+    let entry = |what: &str, outcome: &str| ("user".to_string(), what.to_string(), outcome.to_string());
     assert_eq!(
         logins,
         vec![
-            ("user".into(), "CKR_PIN_INCORRECT".into()),
-            ("user".into(), "CKR_PIN_INCORRECT".into()),
-            ("user".into(), "CKR_PIN_INCORRECT".into()),
-            ("user".into(), "CKR_PIN_LOCKED".into()),
+            entry("failure 1 of 3", "CKR_PIN_INCORRECT"),
+            entry("failure 2 of 3", "CKR_PIN_INCORRECT"),
+            entry("failure 3 of 3: the PIN is now locked", "CKR_PIN_INCORRECT"),
+            entry("", "CKR_PIN_LOCKED"),
         ],
         "each attempt once, as the user type that tried"
     );

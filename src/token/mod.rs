@@ -223,8 +223,15 @@ impl Token {
             Ok(Some(key)) => Ok(key),
             Ok(None) => self.unseal_storage_key(sealed_storage_key.as_deref()),
             Err(Error::PinIncorrect) => {
-                let event =
-                    AuditEvent::ok(&self.workspace, actor(Some(owner)), action, None).with_outcome("CKR_PIN_INCORRECT");
+                // The entry says how far the count got, so a lockout is in the log as such.
+                let max = self.policy.max_failed_logins;
+                let n = failures + 1;
+                let what = match n >= max {
+                    true => format!("failure {n} of {max}: the PIN is now locked"),
+                    false => format!("failure {n} of {max}"),
+                };
+                let event = AuditEvent::ok(&self.workspace, actor(Some(owner)), action, Some(what))
+                    .with_outcome("CKR_PIN_INCORRECT");
                 let now = self.store.record_login(&self.workspace, owner, false, &event)?;
                 log::warn!(
                     "{}: wrong {owner:?} PIN ({now} of {} attempts)",
