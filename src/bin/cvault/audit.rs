@@ -146,8 +146,12 @@ fn export(config: &Config, args: &Args) -> Res<ExitCode> {
     let (_, rows) = open(config)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     let written = rows.iter().filter(|r| filter.accepts(r)).try_for_each(|r| writeln!(out, "{}", json_line(r)));
-    written.and_then(|()| out.flush()).map_err(|e| Failure(format!("cannot write the export: {e}")))?;
-    Ok(ExitCode::SUCCESS)
+    match written.and_then(|()| out.flush()) {
+        // A reader that has seen enough (`| head`) is not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => fail(format!("cannot write the export: {e}")),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// How one object (or the token itself) was used: successful operations by action.
@@ -230,11 +234,17 @@ impl WorkspaceSummary {
 /// wrapping key). Text of another shape (`wmk v2 -> Retired`) is one object.
 fn objects_named(object: &str) -> (&str, Option<(&'static str, &str)>) {
     for (relation, role) in [(" under ", "as wrapping key"), (" from ", "as base key"), (" to ", "as public key")] {
-        if let Some((first, second)) = object.split_once(relation) {
-            // Only `<id> "label"` on both sides: a label may itself contain the word.
-            if first.ends_with('"') && second.ends_with('"') && !second.starts_with("wmk v") {
-                return (first, Some((role, second)));
-            }
+        let Some((first, second)) = object.split_once(relation) else { continue };
+        // Only after `<id> "label"`: a label may itself contain the word.
+        if !first.ends_with('"') {
+            continue;
+        }
+        // A wrap record names its master key version, which the report counts apart.
+        if second.starts_with("wmk v") {
+            return (first, None);
+        }
+        if second.ends_with('"') {
+            return (first, Some((role, second)));
         }
     }
     (object, None)
@@ -383,7 +393,8 @@ mod tests {
             objects_named(r#"c3 "secret" from d4 "ec""#),
             (r#"c3 "secret""#, Some(("as base key", r#"d4 "ec""#)))
         );
-        assert_eq!(objects_named(r#"a1 "dek" from wmk v2"#), (r#"a1 "dek" from wmk v2"#, None));
+        assert_eq!(objects_named(r#"a1 "dek" from wmk v2"#), (r#"a1 "dek""#, None));
+        assert_eq!(objects_named(r#"a1 "dek" under wmk v3"#), (r#"a1 "dek""#, None));
         assert_eq!(objects_named(r#"a1 "keys under lock""#), (r#"a1 "keys under lock""#, None));
         assert_eq!(objects_named("wmk v3 -> Retired"), ("wmk v3 -> Retired", None));
     }
