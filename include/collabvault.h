@@ -51,6 +51,9 @@
  * blocks this master key version: its unwraps fail with CKR_KEY_FUNCTION_NOT_PERMITTED
  * until the SO sets it to CK_FALSE with C_SetAttributeValue. */
 #define CKA_CV_BLOCKED 0xC3560007UL
+/* CK_ULONG, read-only: how many DEKs the module's own store keeps sealed under this master
+ * key version (counted when read; records held by applications are not counted). */
+#define CKA_CV_STORED_RECORDS 0xC3560008UL
 
 /* ---- Values ---- */
 

@@ -37,6 +37,10 @@ pub const CKA_CV_CURRENT: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x06
 /// Whether an audit alert blocked this master key version (`CK_BBOOL`); its unwraps are
 /// refused until the SO sets it to false (`C_SetAttributeValue` in an SO session).
 pub const CKA_CV_BLOCKED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x07;
+/// How many DEKs the module's own store keeps sealed under this master key version
+/// (`CK_ULONG`, read-only, counted when read); records held by applications are unknown
+/// to the module and not counted.
+pub const CKA_CV_STORED_RECORDS: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x08;
 
 /// `CKA_CV_ROLE`: a workspace master key.
 pub const CV_ROLE_MASTER: CK_ULONG = 1;
@@ -73,6 +77,7 @@ mod tests {
             ("CKA_CV_CLASSIFICATION", CKA_CV_CLASSIFICATION),
             ("CKA_CV_CURRENT", CKA_CV_CURRENT),
             ("CKA_CV_BLOCKED", CKA_CV_BLOCKED),
+            ("CKA_CV_STORED_RECORDS", CKA_CV_STORED_RECORDS),
         ] {
             let line = format!("#define {name} 0x{value:08X}UL");
             assert!(header.contains(&line), "include/collabvault.h lacks `{line}`");

@@ -138,6 +138,8 @@ fn rotation_makes_v2_active_and_v1_decrypt_only_then_v1_retires_and_is_destroyed
     let list = cli.ok(&["list"]);
     assert!(row(&list, 1).starts_with("v1 decrypt-only"), "{list}");
     assert!(row(&list, 2).starts_with("v2 active"), "{list}");
+    // The last column counts the DEKs the module's store keeps under each version: none.
+    assert!(list.contains("stored DEKs") && row(&list, 2).ends_with(" 0"), "{list}");
 
     assert!(cli.ok(&["retire", "--version", "1"]).contains("v1 retired"));
     assert!(row(&cli.ok(&["list"]), 1).starts_with("v1 retired"));

@@ -25,6 +25,7 @@ const CKM_CV_REWRAP_RECORD: CK_ULONG = 0xC356_0002;
 const CKM_CV_ROTATE_MASTER: CK_ULONG = 0xC356_0003;
 const CKA_CV_KEY_VERSION: CK_ULONG = 0xC356_0002;
 const CKA_CV_LIFECYCLE: CK_ULONG = 0xC356_0003;
+const CKA_CV_STORED_RECORDS: CK_ULONG = 0xC356_0008;
 
 fn vendor(ty: CK_ULONG) -> Mechanism<'static> {
     Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
@@ -393,11 +394,23 @@ fn stored_deks_hold_a_version_until_they_are_rewrapped() {
     let document = seal(&s, stored_dek(&s, "doc-1"), b"board minutes");
     s.generate_key(&vendor(CKM_CV_ROTATE_MASTER), &[]).expect("rotate");
     let v1 = s.find_objects(&[Attribute::Label(b"collabvault-master-v1".to_vec())]).expect("v1")[0];
+    let v2 = s.find_objects(&[Attribute::Label(b"collabvault-master-v2".to_vec())]).expect("v2")[0];
+    assert_eq!((stored_records(&s, v1), stored_records(&s, v2)), (1, 0), "the DEK is still under v1");
     assert!(matches!(common::rv_of(set_lifecycle(&s, v1, 3)), RvError::ActionProhibited), "v1 still seals a DEK");
     assert!(setup.ws.log().contains("still seals 1 stored record"), "the refusal says why");
     s.generate_key(&vendor(CKM_CV_REWRAP_STORED), &[]).expect("rewrap stored DEKs");
+    assert_eq!((stored_records(&s, v1), stored_records(&s, v2)), (0, 1), "re-wrapped to v2");
     set_lifecycle(&s, v1, 3).expect("retire v1 once nothing needs it");
     assert_eq!(open(&s, find_one(&s, "doc-1"), &document).expect("decrypt"), b"board minutes");
+}
+
+/// `CKA_CV_STORED_RECORDS` of a master key object.
+fn stored_records(s: &Session, master: ObjectHandle) -> CK_ULONG {
+    let attrs = s.get_attributes(master, &[AttributeType::VendorDefined(CKA_CV_STORED_RECORDS)]).expect("read");
+    match &attrs[..] {
+        [Attribute::VendorDefined((_, v))] => CK_ULONG::from_ne_bytes(v[..].try_into().expect("a CK_ULONG")),
+        other => panic!("{other:?}"),
+    }
 }
 
 const CRASH_DEKS: usize = 2000;

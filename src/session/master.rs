@@ -94,6 +94,19 @@ impl Ctx {
     }
 }
 
+/// `CKA_CV_STORED_RECORDS` of a master key object: the stored DEKs its version seals.
+pub(super) fn stored_records(ctx: &Ctx, version: Option<u32>, object: &Object) -> Result<CK_ULONG> {
+    let version = match version {
+        Some(v) => v,
+        None => object
+            .ulong(CKA_CV_KEY_VERSION)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or(Error::General("a master key object without its version".into()))?,
+    };
+    let n = ctx.token.store().records_under(&ctx.token.workspace, version)?;
+    Ok(CK_ULONG::try_from(n).unwrap_or(CK_ULONG::MAX))
+}
+
 /// `C_SetAttributeValue` on a master key object: only on a specific version, and only
 /// `CKA_CV_LIFECYCLE` (the user: retire, then destroy, under the hierarchy's rules) or
 /// `CKA_CV_BLOCKED` = false (the SO: clears an audit alert's block).

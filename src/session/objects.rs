@@ -186,15 +186,22 @@ pub fn get_attributes(
     types: &[CK_ATTRIBUTE_TYPE],
 ) -> Result<Vec<Answer>> {
     let ctx = Ctx::of(handle)?;
-    let o = ctx.resolve(object)?.object();
-    Ok(types
+    let resolved = ctx.resolve(object)?;
+    let o = resolved.object();
+    types
         .iter()
-        .map(|ty| match o.read(*ty) {
-            Read::Value(v) => Answer::Value(v.to_vec()),
-            Read::Sensitive => Answer::Sensitive,
-            Read::Invalid => Answer::Invalid,
+        .map(|ty| match (&resolved, *ty) {
+            // Counted when asked for: a master key object is built on every find.
+            (Resolved::Master(version, m), crate::vendor::CKA_CV_STORED_RECORDS) => {
+                super::master::stored_records(&ctx, *version, m).map(|n| Answer::Value(n.to_ne_bytes().to_vec()))
+            }
+            _ => Ok(match o.read(*ty) {
+                Read::Value(v) => Answer::Value(v.to_vec()),
+                Read::Sensitive => Answer::Sensitive,
+                Read::Invalid => Answer::Invalid,
+            }),
         })
-        .collect())
+        .collect()
 }
 
 /// `C_SetAttributeValue`: all or nothing.

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::hierarchy::record;
 use collabvault_pkcs11::vendor::{
-    CKA_CV_CLASSIFICATION, CKA_CV_CREATED, CKA_CV_CURRENT, CKA_CV_KEY_VERSION, CKA_CV_LIFECYCLE, CKA_CV_ROLE,
-    CKM_CV_REWRAP_RECORD, CKM_CV_ROTATE_MASTER, CV_ROLE_MASTER,
+    CKA_CV_BLOCKED, CKA_CV_CLASSIFICATION, CKA_CV_CREATED, CKA_CV_CURRENT, CKA_CV_KEY_VERSION, CKA_CV_LIFECYCLE,
+    CKA_CV_ROLE, CKA_CV_STORED_RECORDS, CKM_CV_REWRAP_RECORD, CKM_CV_ROTATE_MASTER, CV_ROLE_MASTER,
 };
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -29,6 +29,9 @@ struct Version {
     state: CK_ULONG,
     created: u64,
     classification: String,
+    /// DEKs the module's own store keeps under this version.
+    stored: CK_ULONG,
+    blocked: bool,
 }
 
 impl Version {
@@ -63,9 +66,16 @@ fn as_ulong(bytes: &[u8]) -> Res<CK_ULONG> {
 
 /// Reads a master key object's version, lifecycle, creation time and classification.
 fn read_version(s: &Session, h: ObjectHandle) -> Res<Version> {
-    let wanted = [CKA_CV_KEY_VERSION, CKA_CV_LIFECYCLE, CKA_CV_CREATED, CKA_CV_CLASSIFICATION];
+    let wanted = [
+        CKA_CV_KEY_VERSION,
+        CKA_CV_LIFECYCLE,
+        CKA_CV_CREATED,
+        CKA_CV_CLASSIFICATION,
+        CKA_CV_STORED_RECORDS,
+        CKA_CV_BLOCKED,
+    ];
     let types: Vec<AttributeType> = wanted.iter().map(|t| AttributeType::VendorDefined(*t)).collect();
-    let mut v = Version { number: 0, state: 0, created: 0, classification: String::new() };
+    let mut v = Version { number: 0, state: 0, created: 0, classification: String::new(), stored: 0, blocked: false };
     for attr in s.get_attributes(h, &types)? {
         let Attribute::VendorDefined((AttributeType::VendorDefined(ty), bytes)) = attr else { continue };
         match ty {
@@ -74,6 +84,8 @@ fn read_version(s: &Session, h: ObjectHandle) -> Res<Version> {
             }
             CKA_CV_LIFECYCLE => v.state = as_ulong(&bytes)?,
             CKA_CV_CREATED => v.created = as_ulong(&bytes)?,
+            CKA_CV_STORED_RECORDS => v.stored = as_ulong(&bytes)?,
+            CKA_CV_BLOCKED => v.blocked = bytes.first().is_some_and(|b| *b != 0),
             _ => v.classification = String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
@@ -176,11 +188,19 @@ pub(crate) fn cmd_list(t: &Tool) -> Res<()> {
     for w in t.workspaces()? {
         let session = t.user_session(&w.name)?;
         println!("workspace {}:", w.name);
-        println!("  {:<8} {:<13} {:<11} classification", "version", "state", "created");
+        println!("  {:<8} {:<13} {:<11} {:<14} {:>11}", "version", "state", "created", "classification", "stored DEKs");
         for (_, v) in versions(&session)? {
-            println!("  v{:<7} {:<13} {:<11} {}", v.number, v.state_name(), date(v.created), v.classification);
+            let blocked = if v.blocked { "  BLOCKED by an audit alert" } else { "" };
+            println!(
+                "  v{:<7} {:<13} {:<11} {:<14} {:>11}{blocked}",
+                v.number,
+                v.state_name(),
+                date(v.created),
+                v.classification,
+                v.stored
+            );
         }
-        println!("  records: held by applications beside their documents; the module keeps no count of them");
+        println!("  (records applications keep beside their documents are unknown to the module: not counted)");
     }
     Ok(())
 }
