@@ -190,8 +190,7 @@ impl Ctx {
     pub(super) fn check_failed_logins(&self) {
         let config = &self.module.audit;
         let hour_ago = now_ms() - 3_600_000;
-        let outcomes = ["CKR_PIN_INCORRECT", "CKR_PIN_LOCKED"];
-        let failed = match self.token.store().count_recent(&self.token.workspace, "C_Login", &outcomes, hour_ago) {
+        let failed = match self.token.store().failed_logins_since(&self.token.workspace, hour_ago) {
             Ok(n) => n,
             Err(e) => return log::error!("{}: failed logins could not be counted: {e}", self.token.workspace),
         };

@@ -215,9 +215,9 @@ pub trait Backend: Send + Sync {
     fn append_audit(&self, event: &AuditEvent) -> Result<()>;
     /// Appends several events in one transaction (flushed operation counters).
     fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<()>;
-    /// How many entries of `workspace` with `action` and one of `outcomes` were appended
-    /// at or after `since_ms` (Unix ms), by any process (the analytics' windows).
-    fn count_recent(&self, workspace: &str, action: &str, outcomes: &[&str], since_ms: i64) -> Result<u64>;
+    /// How many logins to `workspace` were refused for a wrong or locked PIN at or after
+    /// `since_ms` (Unix ms), by any process (the failed-login alert).
+    fn failed_logins_since(&self, workspace: &str, since_ms: i64) -> Result<u64>;
     /// Blocks (`Some(reason)`) or unblocks a master key version's unwraps; false if no
     /// such version.
     fn set_master_blocked(

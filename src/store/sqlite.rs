@@ -89,10 +89,12 @@ const MIGRATIONS: &[&str] = &[
         public_key BLOB NOT NULL
     );",
     // v4: the session of each entry and the operation count of counter entries; an index
-    // for the analytics' recent-entry counts; a master key version blocked by an alert.
+    // of refused logins for the analytics (partial: an ordinary append never writes it);
+    // a master key version blocked by an alert.
     "ALTER TABLE audit_log ADD COLUMN session INTEGER;
     ALTER TABLE audit_log ADD COLUMN count INTEGER;
-    CREATE INDEX audit_by_action_time ON audit_log(workspace, action, at_ms);
+    CREATE INDEX audit_refused_logins ON audit_log(workspace, at_ms)
+        WHERE action = 'C_Login' AND outcome <> 'CKR_OK';
     ALTER TABLE master_keys ADD COLUMN blocked TEXT;",
 ];
 
@@ -209,7 +211,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<i64> {
     let last: Option<(i64, Vec<u8>)> = tx
-        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev) = match last {
         Some((seq, hash)) => (seq + 1, hash),
@@ -307,6 +310,11 @@ fn find_sql(workspace: &str, q: &IndexQuery) -> (String, Vec<rusqlite::types::Va
     sql.push_str(" ORDER BY id");
     (sql, args)
 }
+
+/// Refused logins since a time. The WHERE clause repeats the partial index's
+/// (`audit_refused_logins`), so the planner uses it.
+const FAILED_LOGINS_SQL: &str = "SELECT count(*) FROM audit_log WHERE action = 'C_Login' AND outcome <> 'CKR_OK'
+     AND workspace = ?1 AND at_ms >= ?2 AND outcome IN ('CKR_PIN_INCORRECT', 'CKR_PIN_LOCKED')";
 
 const OBJECT_COLUMNS: &str = "id, class, key_type, label, ckid, private, unique_id, attrs, sealed, master_version";
 
@@ -619,23 +627,11 @@ impl Backend for SqliteStore {
         self.write_many(events, |_| Ok(()))
     }
 
-    fn count_recent(&self, workspace: &str, action: &str, outcomes: &[&str], since_ms: i64) -> Result<u64> {
+    fn failed_logins_since(&self, workspace: &str, since_ms: i64) -> Result<u64> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT outcome, count(*) FROM audit_log WHERE workspace = ?1 AND action = ?2 AND at_ms >= ?3
-                 GROUP BY outcome",
-            )?;
-            let rows = stmt.query_map(params![workspace, action, since_ms], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            let mut total = 0u64;
-            for row in rows {
-                let (outcome, n) = row?;
-                if outcomes.contains(&outcome.as_str()) {
-                    total += u64::try_from(n).unwrap_or(0);
-                }
-            }
-            Ok(total)
+            let n: i64 =
+                conn.prepare_cached(FAILED_LOGINS_SQL)?.query_row(params![workspace, since_ms], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
     }
 
@@ -717,6 +713,27 @@ mod tests {
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join("; "))
             })
             .expect("plan")
+    }
+
+    #[test]
+    fn refused_logins_are_counted_through_their_partial_index() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        let refused = AuditEvent::ok("ws", "user", "C_Login", None).with_outcome("CKR_PIN_INCORRECT");
+        store.append_audit(&refused).expect("append");
+        store.append_audit(&AuditEvent::ok("ws", "user", "C_Login", None)).expect("append");
+        store.append_audit(&refused.clone().with_outcome("CKR_PIN_LOCKED")).expect("append");
+        assert_eq!(store.failed_logins_since("ws", 0).expect("count"), 2);
+        assert_eq!(store.failed_logins_since("other", 0).expect("count"), 0);
+        assert_eq!(store.failed_logins_since("ws", i64::MAX).expect("count"), 0);
+        let plan = store
+            .with_conn(|c| {
+                Ok(c.query_row(&format!("EXPLAIN QUERY PLAN {FAILED_LOGINS_SQL}"), ["ws", "0"], |r| {
+                    r.get::<_, String>(3)
+                })?)
+            })
+            .expect("plan");
+        assert!(plan.contains("audit_refused_logins"), "{plan}");
     }
 
     #[test]
