@@ -2,10 +2,15 @@
 //!
 //! The state is one `Arc<Module>` behind a lock that is held only to clone or swap the
 //! `Arc`, never across crypto or I/O, so threads run their calls concurrently. A forked
-//! child sees the parent's pid in the state and treats the module as uninitialized; its
-//! `C_Initialize` starts afresh and leaks (never touches) the parent's copy, whose SQLite
-//! handles and locks belong to the parent.
+//! child treats the module as uninitialized; its `C_Initialize` starts afresh and leaks
+//! (never touches) the parent's copy, whose SQLite handles and locks belong to the parent.
+//!
+//! A fork is noticed through a generation counter that a `pthread_atfork` child handler
+//! (registered by the C boundary at `C_Initialize`) bumps in the child: one atomic load
+//! per call. Comparing process ids would cost a `getpid` system call on every call; it
+//! remains the check only if the handler could not be registered.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cryptoki_sys::*;
@@ -21,9 +26,26 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::Backend;
 use crate::token::{padded, Root, Token, MANUFACTURER};
 
+/// Bumped in a forked child (see the module docs).
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Whether the fork handler is registered, so the generation alone detects a fork.
+static FORK_HANDLER: AtomicBool = AtomicBool::new(false);
+
+/// Called in the child right after `fork()` (async-signal-safe: one atomic add).
+pub fn forked() {
+    FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The C boundary registered [`forked`] as a `pthread_atfork` child handler.
+pub fn fork_handler_registered() {
+    FORK_HANDLER.store(true, Ordering::Release);
+}
+
 /// The initialized module.
 pub struct Module {
     pid: u32,
+    /// [`FORK_GENERATION`] when it was made.
+    generation: u64,
     /// One token per configured workspace; the slot id is the index.
     pub tokens: Vec<Arc<Token>>,
     /// This application's open sessions.
@@ -42,10 +64,20 @@ pub struct Module {
 
 static STATE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
 
+impl Module {
+    /// Whether this state was made by this process (not inherited through `fork()`).
+    fn is_ours(&self) -> bool {
+        if self.generation != FORK_GENERATION.load(Ordering::Acquire) {
+            return false;
+        }
+        FORK_HANDLER.load(Ordering::Acquire) || self.pid == std::process::id()
+    }
+}
+
 /// The module, if initialized in this process.
 pub fn get() -> Result<Arc<Module>> {
     match &*STATE.read() {
-        Some(m) if m.pid == std::process::id() => Ok(m.clone()),
+        Some(m) if m.is_ours() => Ok(m.clone()),
         _ => Err(Error::NotInitialized),
     }
 }
@@ -54,7 +86,7 @@ pub fn get() -> Result<Arc<Module>> {
 pub fn initialize() -> Result<()> {
     let mut state = STATE.write();
     if let Some(m) = state.as_ref() {
-        if m.pid == std::process::id() {
+        if m.is_ours() {
             return Err(Error::AlreadyInitialized);
         }
         // A forked child: the parent's state is not ours to drop.
@@ -70,7 +102,7 @@ pub fn initialize() -> Result<()> {
 pub fn finalize() -> Result<()> {
     let mut state = STATE.write();
     match state.as_ref() {
-        Some(m) if m.pid == std::process::id() => {
+        Some(m) if m.is_ours() => {
             crate::session::flush_usage(m);
             if let Some(c) = &m.checkpoints {
                 if let Err(e) = c.checkpoint(m.store.as_ref()) {
@@ -139,6 +171,7 @@ impl Module {
             audit: config.audit.clone(),
             analytics: Default::default(),
             pid: std::process::id(),
+            generation: FORK_GENERATION.load(Ordering::Acquire),
             tokens,
             sessions: SessionTable::default(),
             handles: HandleTable::default(),

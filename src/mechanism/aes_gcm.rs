@@ -7,9 +7,11 @@
 use aes_gcm::aead::consts::{U12, U13, U14, U15, U16};
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::aes::{Aes128, Aes192, Aes256};
+use std::sync::Arc;
+
 use aes_gcm::{AesGcm, Nonce};
 use cryptoki_sys::*;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{Cipher, GcmParams, MechEntry};
 use crate::error::{Error, Result};
@@ -34,12 +36,12 @@ pub fn check_params(p: &GcmParams) -> Result<()> {
 }
 
 /// One key and tag length, behind a uniform interface over the crate's generic types.
-trait Gcm {
+trait Gcm: Send + Sync {
     fn seal(&self, iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<Vec<u8>>;
     fn open(&self, iv: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<()>;
 }
 
-impl<C: AeadInOut<NonceSize = U12>> Gcm for C {
+impl<C: AeadInOut<NonceSize = U12> + Send + Sync> Gcm for C {
     fn seal(&self, iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<Vec<u8>> {
         let nonce = Nonce::<U12>::try_from(iv).map_err(|_| Error::MechanismParamInvalid)?;
         let tag = self.encrypt_inout_detached(&nonce, aad, buf.into()).map_err(|_| Error::DataLenRange)?;
@@ -53,58 +55,118 @@ impl<C: AeadInOut<NonceSize = U12>> Gcm for C {
     }
 }
 
-fn boxed<C: AeadInOut<NonceSize = U12> + KeyInit + 'static>(key: &[u8]) -> Result<Box<dyn Gcm>> {
+fn boxed<C: AeadInOut<NonceSize = U12> + KeyInit + Send + Sync + 'static>(key: &[u8]) -> Result<Box<dyn Gcm>> {
     Ok(Box::new(C::new_from_slice(key).map_err(|_| Error::KeySizeRange)?))
 }
 
-fn cipher(key: &[u8], tag_len: usize) -> Result<Box<dyn Gcm>> {
-    macro_rules! by_tag {
-        ($aes:ty) => {
-            match tag_len {
-                12 => boxed::<AesGcm<$aes, U12, U12>>(key),
-                13 => boxed::<AesGcm<$aes, U12, U13>>(key),
-                14 => boxed::<AesGcm<$aes, U12, U14>>(key),
-                15 => boxed::<AesGcm<$aes, U12, U15>>(key),
-                16 => boxed::<AesGcm<$aes, U12, U16>>(key),
-                _ => Err(Error::MechanismParamInvalid),
-            }
+/// An AES-GCM key ready for use with one tag length: its AES key schedule and GHASH key
+/// computed once, so a key used again and again (one per call, as applications call
+/// PKCS#11) pays for them once. The crate zeroizes both when it is dropped.
+pub struct GcmKey {
+    gcm: Box<dyn Gcm>,
+    tag_len: usize,
+}
+
+impl GcmKey {
+    /// Prepares `key` (16, 24 or 32 bytes) for tags of `tag_len` bytes (12 to 16).
+    pub fn new(key: &[u8], tag_len: usize) -> Result<GcmKey> {
+        macro_rules! by_tag {
+            ($aes:ty) => {
+                match tag_len {
+                    12 => boxed::<AesGcm<$aes, U12, U12>>(key),
+                    13 => boxed::<AesGcm<$aes, U12, U13>>(key),
+                    14 => boxed::<AesGcm<$aes, U12, U14>>(key),
+                    15 => boxed::<AesGcm<$aes, U12, U15>>(key),
+                    16 => boxed::<AesGcm<$aes, U12, U16>>(key),
+                    _ => Err(Error::MechanismParamInvalid),
+                }
+            };
+        }
+        let gcm = match key.len() {
+            16 => by_tag!(Aes128)?,
+            24 => by_tag!(Aes192)?,
+            32 => by_tag!(Aes256)?,
+            _ => return Err(Error::KeySizeRange),
         };
+        Ok(GcmKey { gcm, tag_len })
     }
-    match key.len() {
-        16 => by_tag!(Aes128),
-        24 => by_tag!(Aes192),
-        32 => by_tag!(Aes256),
-        _ => Err(Error::KeySizeRange),
+
+    /// Which prepared key a [`crate::object::Prepared`] cache keeps for `tag_len`.
+    pub fn cache_tag(tag_len: usize) -> u64 {
+        (CKM_AES_GCM << 8) | tag_len as u64
+    }
+
+    fn check(&self, p: &GcmParams) -> Result<()> {
+        check_params(p)?;
+        if p.tag_len != self.tag_len {
+            return Err(Error::MechanismParamInvalid);
+        }
+        Ok(())
+    }
+
+    /// Encrypts `plaintext`, appending ciphertext then tag to `out`: one copy of the data,
+    /// encrypted in place there.
+    pub fn seal_into(&self, p: &GcmParams, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.check(p)?;
+        let start = out.len();
+        out.reserve(plaintext.len() + self.tag_len);
+        out.extend_from_slice(plaintext);
+        let tag = self.gcm.seal(&p.iv, &p.aad, &mut out[start..])?;
+        out.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Decrypts ciphertext followed by its tag, appending the plaintext to `out` only if
+    /// the tag verifies (the bytes decrypted in place are wiped otherwise).
+    pub fn open_into(&self, p: &GcmParams, sealed: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.check(p)?;
+        let Some(split) = sealed.len().checked_sub(p.tag_len) else {
+            return Err(Error::EncryptedDataLenRange);
+        };
+        let (ct, tag) = sealed.split_at(split);
+        let start = out.len();
+        out.extend_from_slice(ct);
+        if let Err(e) = self.gcm.open(&p.iv, &p.aad, &mut out[start..], tag) {
+            out[start..].zeroize();
+            out.truncate(start);
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
 /// Encrypts `plaintext`: returns ciphertext followed by the tag, as PKCS#11 lays it out.
 pub fn seal(key: &[u8], p: &GcmParams, plaintext: &[u8]) -> Result<Vec<u8>> {
     check_params(p)?;
-    let mut out = plaintext.to_vec();
-    let tag = cipher(key, p.tag_len)?.seal(&p.iv, &p.aad, &mut out)?;
-    out.extend_from_slice(&tag);
+    let mut out = Vec::new();
+    GcmKey::new(key, p.tag_len)?.seal_into(p, plaintext, &mut out)?;
     Ok(out)
 }
 
 /// Decrypts ciphertext followed by its tag; nothing is released unless the tag verifies.
 pub fn open(key: &[u8], p: &GcmParams, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     check_params(p)?;
-    let Some(split) = sealed.len().checked_sub(p.tag_len) else {
-        return Err(Error::EncryptedDataLenRange);
-    };
-    let (ct, tag) = sealed.split_at(split);
-    let mut out = Zeroizing::new(ct.to_vec());
-    cipher(key, p.tag_len)?.open(&p.iv, &p.aad, &mut out, tag)?;
+    let mut out = Zeroizing::new(Vec::new());
+    GcmKey::new(key, p.tag_len)?.open_into(p, sealed, &mut out)?;
     Ok(out)
 }
 
-/// A GCM operation: buffers everything, works in `finish`.
+/// A GCM operation: a one-shot call works on the caller's data directly; the multi-part
+/// form buffers everything and works in `finish`.
 struct Buffered {
-    key: Zeroizing<Vec<u8>>,
+    key: Arc<GcmKey>,
     params: GcmParams,
     input: Zeroizing<Vec<u8>>,
     encrypt: bool,
+}
+
+impl Buffered {
+    fn run(&self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        match self.encrypt {
+            true => self.key.seal_into(&self.params, input, out),
+            false => self.key.open_into(&self.params, input, out),
+        }
+    }
 }
 
 impl Cipher for Buffered {
@@ -126,29 +188,31 @@ impl Cipher for Buffered {
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
-        if self.encrypt {
-            out.extend_from_slice(&seal(&self.key, &self.params, &self.input)?);
-        } else {
-            out.extend_from_slice(&open(&self.key, &self.params, &self.input)?);
+        let input = std::mem::take(&mut self.input);
+        self.run(&input, out)
+    }
+
+    fn once(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if self.input.is_empty() {
+            return self.run(input, out);
         }
-        Ok(())
+        self.update(input, out)?;
+        self.finish(out)
     }
 }
 
 /// An encryption under `key` with `params`.
-pub fn encryptor(key: &[u8], params: &GcmParams) -> Result<Box<dyn Cipher>> {
+pub fn encryptor(key: Arc<GcmKey>, params: &GcmParams) -> Result<Box<dyn Cipher>> {
     start(key, params, true)
 }
 
 /// A decryption under `key` with `params`.
-pub fn decryptor(key: &[u8], params: &GcmParams) -> Result<Box<dyn Cipher>> {
+pub fn decryptor(key: Arc<GcmKey>, params: &GcmParams) -> Result<Box<dyn Cipher>> {
     start(key, params, false)
 }
 
-fn start(key: &[u8], params: &GcmParams, encrypt: bool) -> Result<Box<dyn Cipher>> {
-    check_params(params)?;
-    cipher(key, params.tag_len)?;
-    let key = Zeroizing::new(key.to_vec());
+fn start(key: Arc<GcmKey>, params: &GcmParams, encrypt: bool) -> Result<Box<dyn Cipher>> {
+    key.check(params)?;
     Ok(Box::new(Buffered { key, params: params.clone(), input: Zeroizing::default(), encrypt }))
 }
 
@@ -223,6 +287,42 @@ mod tests {
     }
 
     #[test]
+    fn a_prepared_key_in_one_call_or_in_parts_gives_the_known_answers() {
+        for (i, (k, iv, aad, pt, ct, tag)) in VECTORS.iter().enumerate() {
+            let p = GcmParams { iv: h(iv), aad: h(aad), tag_len: 16 };
+            let key = Arc::new(GcmKey::new(&h(k), 16).expect("key"));
+            let mut want = h(ct);
+            want.extend(h(tag));
+            let mut once = Vec::new();
+            encryptor(key.clone(), &p).expect("op").once(&h(pt), &mut once).expect("once");
+            assert_eq!(once, want, "vector {i}");
+            let mut parts = Vec::new();
+            let mut op = encryptor(key.clone(), &p).expect("op");
+            let pt = h(pt);
+            let (a, b) = pt.split_at(pt.len() / 2);
+            op.update(a, &mut parts).expect("update");
+            op.once(b, &mut parts).expect("the rest in one call");
+            assert_eq!(parts, want, "vector {i}");
+            let mut opened = Vec::new();
+            decryptor(key, &p).expect("op").once(&want, &mut opened).expect("open");
+            assert_eq!(opened, pt, "vector {i}");
+        }
+    }
+
+    #[test]
+    fn a_failed_open_appends_nothing() {
+        let (k, iv, aad, pt, _, _) = VECTORS[1];
+        let p = GcmParams { iv: h(iv), aad: h(aad), tag_len: 16 };
+        let key = GcmKey::new(&h(k), 16).expect("key");
+        let mut sealed = Vec::new();
+        key.seal_into(&p, &h(pt), &mut sealed).expect("seal");
+        sealed[0] ^= 1;
+        let mut out = b"kept".to_vec();
+        assert_eq!(key.open_into(&p, &sealed, &mut out).unwrap_err(), Error::EncryptedDataInvalid);
+        assert_eq!(out, b"kept");
+    }
+
+    #[test]
     fn bad_parameters_are_refused() {
         let key = [0u8; 16];
         for p in [
@@ -230,10 +330,13 @@ mod tests {
             GcmParams { iv: vec![0; 12], aad: vec![], tag_len: 8 },
             GcmParams { iv: vec![0; 12], aad: vec![], tag_len: 17 },
         ] {
-            assert_eq!(encryptor(&key, &p).err(), Some(Error::MechanismParamInvalid), "{p:?}");
+            assert_eq!(seal(&key, &p, b"").err(), Some(Error::MechanismParamInvalid), "{p:?}");
         }
         let p = GcmParams { iv: vec![0; 12], aad: vec![], tag_len: 16 };
-        assert_eq!(encryptor(&[0; 20], &p).err(), Some(Error::KeySizeRange));
+        assert_eq!(GcmKey::new(&[0; 20], 16).err(), Some(Error::KeySizeRange));
+        let prepared = Arc::new(GcmKey::new(&key, 16).expect("key"));
+        let other_tag = GcmParams { tag_len: 12, ..p.clone() };
+        assert_eq!(encryptor(prepared, &other_tag).err(), Some(Error::MechanismParamInvalid), "tag length fixed");
         assert_eq!(open(&key, &p, &[0; 15]).unwrap_err(), Error::EncryptedDataLenRange);
     }
 }

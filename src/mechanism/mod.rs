@@ -296,6 +296,12 @@ pub trait Cipher: Send {
     fn final_len(&self, more: usize) -> usize;
     /// Completes the operation, appending the last output.
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()>;
+    /// The whole operation in one call (`C_Encrypt`/`C_Decrypt`): `update` then `finish`,
+    /// unless the mechanism can do it without buffering the input first.
+    fn once(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.update(input, out)?;
+        self.finish(out)
+    }
 }
 
 /// A streaming message digest.

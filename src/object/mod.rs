@@ -9,7 +9,9 @@ pub mod codec;
 pub mod policy;
 pub mod template;
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cryptoki_sys::*;
 use zeroize::{Zeroize, Zeroizing};
@@ -89,7 +91,50 @@ pub struct Object {
     attrs: BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>,
     /// Loaded without the storage key: its sealed attributes are absent and read as sensitive.
     locked: bool,
+    /// Key material its mechanisms prepared from it (not an attribute).
+    prepared: Prepared,
 }
+
+/// Key material a mechanism prepared from an object's value (an expanded AES key
+/// schedule, say), kept with the object so repeated operations skip the preparation. It
+/// lives exactly as long as the object (a destroyed key, a closed session, a logout drop
+/// it, and its own `Drop` zeroizes it); a copied or changed object starts without, so it
+/// never outlives or misdescribes the value it came from.
+#[derive(Default)]
+pub struct Prepared(parking_lot::Mutex<Vec<(u64, Arc<dyn Any + Send + Sync>)>>);
+
+impl Prepared {
+    /// The prepared value named `tag` (the mechanism and its variant), made by `make`
+    /// on first use.
+    pub fn get_or_make<T: Any + Send + Sync>(&self, tag: u64, make: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
+        if let Some(found) = self.find::<T>(tag) {
+            return Ok(found);
+        }
+        let made = Arc::new(make()?);
+        self.0.lock().push((tag, made.clone()));
+        Ok(made)
+    }
+
+    fn find<T: Any + Send + Sync>(&self, tag: u64) -> Option<Arc<T>> {
+        let entries = self.0.lock();
+        let (_, value) = entries.iter().find(|(t, _)| *t == tag)?;
+        value.clone().downcast::<T>().ok()
+    }
+}
+
+impl Clone for Prepared {
+    fn clone(&self) -> Self {
+        Prepared::default()
+    }
+}
+
+impl PartialEq for Prepared {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Prepared {}
 
 impl Drop for Object {
     fn drop(&mut self) {
@@ -184,7 +229,7 @@ impl Object {
             check_kind(row, &a.value)?;
             attrs.insert(a.ty, a.value.clone());
         }
-        let mut object = Object { class, attrs, locked: false };
+        let mut object = Object { class, attrs, locked: false, prepared: Prepared::default() };
         object.fill_defaults()?;
         object.check_class_rules()?;
         object.set_origin(origin);
@@ -196,7 +241,7 @@ impl Object {
     /// supplies every attribute, and no value is present or revealed.
     pub fn reference(attrs: Vec<Attr>) -> Object {
         let attrs = attrs.iter().map(|a| (a.ty, a.value.clone())).collect();
-        Object { class: Classes::SECRET, attrs, locked: true }
+        Object { class: Classes::SECRET, attrs, locked: true, prepared: Prepared::default() }
     }
 
     fn set_origin(&mut self, origin: Origin) {
@@ -451,7 +496,7 @@ impl Object {
                 None => locked = true,
             }
         }
-        let object = Object { class, attrs, locked };
+        let object = Object { class, attrs, locked, prepared: Prepared::default() };
         if object.class() != record.class || object.unique_id() != record.unique_id {
             return Err(Error::Integrity("stored object's columns disagree with its attributes"));
         }
@@ -461,7 +506,13 @@ impl Object {
     /// Sets an attribute the token computes (a normalized key encoding on import, say),
     /// bypassing the template rules; inside the token only.
     pub fn set_computed(&mut self, attr: Attr) {
+        self.prepared = Prepared::default();
         self.attrs.insert(attr.ty, attr.value.clone());
+    }
+
+    /// What mechanisms prepared from this object's value.
+    pub fn prepared(&self) -> &Prepared {
+        &self.prepared
     }
 
     /// Key material for use inside the token (mechanisms), zeroized when dropped.

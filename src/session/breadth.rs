@@ -15,20 +15,7 @@ use crate::mechanism::{
     aes_block, aes_cmac, aes_ctr, ecdsa, eddsa, hash, hmac, rsa_enc, rsa_sign, Cipher, Digester, Mechanism, Signer,
     Verifier,
 };
-use crate::object::Object;
 use rsa_sign::Scheme;
-
-impl Ctx {
-    fn breadth_key(
-        &self,
-        handle: CK_OBJECT_HANDLE,
-        m: &Mechanism,
-        class: CK_OBJECT_CLASS,
-        usage: CK_ATTRIBUTE_TYPE,
-    ) -> Result<Object> {
-        self.key_for(handle, m.ty(), class, usage, Error::KeyHandleInvalid, Error::KeyTypeInconsistent)
-    }
-}
 
 /// A cipher for `m`, or `None` if `m` is not a breadth mechanism.
 pub(super) fn cipher_op(
@@ -38,7 +25,7 @@ pub(super) fn cipher_op(
     encrypt: bool,
 ) -> Result<Option<Box<dyn Cipher>>> {
     let usage = if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT };
-    let aes = || -> Result<_> { secret(&ctx.breadth_key(key, m, CKO_SECRET_KEY, usage)?) };
+    let aes = || -> Result<_> { secret(&*ctx.key(key, m, CKO_SECRET_KEY, usage)?) };
     Ok(Some(match m {
         Mechanism::AesEcb => aes_block::ecb(&aes()?, encrypt)?,
         Mechanism::AesCbc(iv) => aes_block::cbc(&aes()?, *iv, false, encrypt)?,
@@ -47,10 +34,10 @@ pub(super) fn cipher_op(
         Mechanism::RsaPkcs | Mechanism::RsaOaep(_) => {
             let padding = super::keys_rsa::wrap_padding(m).ok_or(Error::MechanismInvalid)?;
             if encrypt {
-                let key = ctx.breadth_key(key, m, CKO_PUBLIC_KEY, usage)?;
+                let key = ctx.key(key, m, CKO_PUBLIC_KEY, usage)?;
                 rsa_enc::encryptor(super::keys_rsa::public_key(&key)?, padding)
             } else {
-                let key = ctx.breadth_key(key, m, CKO_PRIVATE_KEY, usage)?;
+                let key = ctx.key(key, m, CKO_PRIVATE_KEY, usage)?;
                 rsa_enc::decryptor(super::keys_rsa::private_key(&key)?, padding)
             }
         }
@@ -78,18 +65,18 @@ pub(super) fn digest_op(m: &Mechanism) -> Option<Box<dyn Digester>> {
 
 /// A signer for `m`, or `None`.
 pub(super) fn sign_op(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<Option<Box<dyn Signer>>> {
-    let secret_key = || -> Result<_> { secret(&ctx.breadth_key(key, m, CKO_SECRET_KEY, CKA_SIGN)?) };
+    let secret_key = || -> Result<_> { secret(&*ctx.key(key, m, CKO_SECRET_KEY, CKA_SIGN)?) };
     Ok(Some(match m {
         Mechanism::Hmac { hash, mac_len } => hmac::signer(*hash, &secret_key()?, *mac_len)?,
         Mechanism::AesCmac(len) => aes_cmac::signer(&secret_key()?, *len)?,
         Mechanism::EcdsaHash(h) => {
-            let key = ctx.breadth_key(key, m, CKO_PRIVATE_KEY, CKA_SIGN)?;
+            let key = ctx.key(key, m, CKO_PRIVATE_KEY, CKA_SIGN)?;
             ecdsa::signer(super::keys::ec_curve(&key)?, &secret(&key)?, Some(*h))?
         }
-        Mechanism::Eddsa => eddsa::signer(&secret(&ctx.breadth_key(key, m, CKO_PRIVATE_KEY, CKA_SIGN)?)?)?,
+        Mechanism::Eddsa => eddsa::signer(&secret(&*ctx.key(key, m, CKO_PRIVATE_KEY, CKA_SIGN)?)?)?,
         m if rsa_scheme(m).is_some() => {
             let scheme = rsa_scheme(m).ok_or(Error::MechanismInvalid)?;
-            let key = ctx.breadth_key(key, m, CKO_PRIVATE_KEY, CKA_SIGN)?;
+            let key = ctx.key(key, m, CKO_PRIVATE_KEY, CKA_SIGN)?;
             rsa_sign::signer(super::keys_rsa::private_key(&key)?, scheme)?
         }
         _ => return Ok(None),
@@ -98,22 +85,22 @@ pub(super) fn sign_op(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result
 
 /// A verifier for `m`, or `None`.
 pub(super) fn verify_op(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<Option<Box<dyn Verifier>>> {
-    let secret_key = || -> Result<_> { secret(&ctx.breadth_key(key, m, CKO_SECRET_KEY, CKA_VERIFY)?) };
+    let secret_key = || -> Result<_> { secret(&*ctx.key(key, m, CKO_SECRET_KEY, CKA_VERIFY)?) };
     Ok(Some(match m {
         Mechanism::Hmac { hash, mac_len } => hmac::verifier(*hash, &secret_key()?, *mac_len)?,
         Mechanism::AesCmac(len) => aes_cmac::verifier(&secret_key()?, *len)?,
         Mechanism::EcdsaHash(h) => {
-            let key = ctx.breadth_key(key, m, CKO_PUBLIC_KEY, CKA_VERIFY)?;
+            let key = ctx.key(key, m, CKO_PUBLIC_KEY, CKA_VERIFY)?;
             let curve = super::keys::ec_curve(&key)?;
             ecdsa::verifier(curve, &super::keys::ec_point(&key, curve)?, Some(*h))?
         }
         Mechanism::Eddsa => {
-            let key = ctx.breadth_key(key, m, CKO_PUBLIC_KEY, CKA_VERIFY)?;
+            let key = ctx.key(key, m, CKO_PUBLIC_KEY, CKA_VERIFY)?;
             eddsa::verifier(key.bytes(CKA_EC_POINT).ok_or(Error::TemplateIncomplete(CKA_EC_POINT))?)?
         }
         m if rsa_scheme(m).is_some() => {
             let scheme = rsa_scheme(m).ok_or(Error::MechanismInvalid)?;
-            let key = ctx.breadth_key(key, m, CKO_PUBLIC_KEY, CKA_VERIFY)?;
+            let key = ctx.key(key, m, CKO_PUBLIC_KEY, CKA_VERIFY)?;
             rsa_sign::verifier(super::keys_rsa::public_key(&key)?, scheme)?
         }
         _ => return Ok(None),

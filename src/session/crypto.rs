@@ -6,6 +6,8 @@
 //! was; any other outcome, success or error, ends a one-shot or final call's operation,
 //! and an error ends an update's.
 
+use std::sync::Arc;
+
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
@@ -45,7 +47,7 @@ impl Ctx {
         usage: CK_ATTRIBUTE_TYPE,
         invalid: Error,
         inconsistent: Error,
-    ) -> Result<Object> {
+    ) -> Result<Arc<Object>> {
         let key = match self.resolve(handle) {
             Ok(r) => r.object(),
             Err(Error::ObjectHandleInvalid) => return Err(invalid),
@@ -68,13 +70,13 @@ impl Ctx {
         Ok(key)
     }
 
-    fn key(
+    pub(super) fn key(
         &self,
         handle: CK_OBJECT_HANDLE,
         m: &Mechanism,
         class: CK_OBJECT_CLASS,
         usage: CK_ATTRIBUTE_TYPE,
-    ) -> Result<Object> {
+    ) -> Result<Arc<Object>> {
         self.key_for(handle, m.ty(), class, usage, Error::KeyHandleInvalid, Error::KeyTypeInconsistent)
     }
 }
@@ -141,10 +143,17 @@ fn cipher_op(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE, d: Direction) -> R
         Direction::Decrypt => CKA_DECRYPT,
     };
     let key = ctx.key(key, m, CKO_SECRET_KEY, usage)?;
+    if let Mechanism::AesGcm(p) = m {
+        // The key schedule is made once per key object and kept with it.
+        let tag = aes_gcm::GcmKey::cache_tag(p.tag_len);
+        let prepared = key.prepared().get_or_make(tag, || aes_gcm::GcmKey::new(&secret(&key)?, p.tag_len))?;
+        return match d {
+            Direction::Encrypt => aes_gcm::encryptor(prepared, p),
+            Direction::Decrypt => aes_gcm::decryptor(prepared, p),
+        };
+    }
     let value = secret(&key)?;
     Ok(match (m, d) {
-        (Mechanism::AesGcm(p), Direction::Encrypt) => aes_gcm::encryptor(&value, p)?,
-        (Mechanism::AesGcm(p), Direction::Decrypt) => aes_gcm::decryptor(&value, p)?,
         (Mechanism::AesKeyWrap, Direction::Encrypt) => aes_kw::encryptor(&value, false)?,
         (Mechanism::AesKeyWrap, Direction::Decrypt) => aes_kw::decryptor(&value, false)?,
         (Mechanism::AesKeyWrapPad, Direction::Encrypt) => aes_kw::encryptor(&value, true)?,
@@ -162,9 +171,9 @@ fn cipher_once(handle: CK_SESSION_HANDLE, input: &[u8], capacity: Option<usize>,
         return answer;
     }
     let mut op = slot.take().ok_or(Error::OperationNotInitialized)?;
+    drop(session);
     let mut out = Zeroizing::new(Vec::new());
-    op.update(input, &mut out)?;
-    op.finish(&mut out)?;
+    op.once(input, &mut out)?;
     Ok(Output::Data(out))
 }
 
@@ -311,7 +320,7 @@ pub fn sign_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE
     }
     let op = match m {
         Mechanism::Sha256Hmac => {
-            hmac::signer(HashAlg::Sha256, &secret(&ctx.key(key, m, CKO_SECRET_KEY, CKA_SIGN)?)?, None)?
+            hmac::signer(HashAlg::Sha256, &secret(&*ctx.key(key, m, CKO_SECRET_KEY, CKA_SIGN)?)?, None)?
         }
         Mechanism::Ecdsa | Mechanism::EcdsaSha256 => {
             let key = ctx.key(key, m, CKO_PRIVATE_KEY, CKA_SIGN)?;
@@ -368,7 +377,7 @@ pub fn verify_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HAND
     }
     let op = match m {
         Mechanism::Sha256Hmac => {
-            hmac::verifier(HashAlg::Sha256, &secret(&ctx.key(key, m, CKO_SECRET_KEY, CKA_VERIFY)?)?, None)?
+            hmac::verifier(HashAlg::Sha256, &secret(&*ctx.key(key, m, CKO_SECRET_KEY, CKA_VERIFY)?)?, None)?
         }
         Mechanism::Ecdsa | Mechanism::EcdsaSha256 => {
             let key = ctx.key(key, m, CKO_PUBLIC_KEY, CKA_VERIFY)?;

@@ -14,6 +14,10 @@ use parking_lot::RwLock;
 use crate::object::Object;
 use crate::store::ObjectId;
 
+/// A session object: the current version of it, replaced whole when it changes, so an
+/// operation can hold a version cheaply (an `Arc`) while another thread changes it.
+pub type SharedObject = Arc<RwLock<Arc<Object>>>;
+
 /// Where a handle's object lives.
 #[derive(Clone)]
 pub enum Located {
@@ -27,7 +31,7 @@ pub enum Located {
         /// The session that created it.
         owner: CK_SESSION_HANDLE,
         /// The object.
-        object: Arc<RwLock<Object>>,
+        object: SharedObject,
     },
 }
 
@@ -83,7 +87,7 @@ impl HandleTable {
     /// Registers a new session object.
     pub fn add_session_object(&self, slot: CK_SLOT_ID, owner: CK_SESSION_HANDLE, object: Object) -> CK_OBJECT_HANDLE {
         let h = self.next();
-        let located = Located::Session { owner, object: Arc::new(RwLock::new(object)) };
+        let located = Located::Session { owner, object: Arc::new(RwLock::new(Arc::new(object))) };
         self.tables.write().by_handle.insert(h, (slot, located));
         h
     }
@@ -102,7 +106,7 @@ impl HandleTable {
     }
 
     /// The session objects of `slot` as (handle, object), in handle order.
-    pub fn session_objects(&self, slot: CK_SLOT_ID) -> Vec<(CK_OBJECT_HANDLE, Arc<RwLock<Object>>)> {
+    pub fn session_objects(&self, slot: CK_SLOT_ID) -> Vec<(CK_OBJECT_HANDLE, SharedObject)> {
         let t = self.tables.read();
         let mut out: Vec<_> = t
             .by_handle

@@ -7,9 +7,8 @@
 use std::sync::Arc;
 
 use cryptoki_sys::*;
-use parking_lot::RwLock;
 
-use super::handles::Located;
+use super::handles::{Located, SharedObject};
 use super::{Ctx, FindOp};
 use crate::error::{Error, Result};
 use crate::object::{Object, Read, Template};
@@ -29,13 +28,14 @@ pub enum Answer {
 
 /// An object resolved from a handle.
 pub(super) enum Resolved {
-    Token(ObjectId, Object),
-    Session(Arc<RwLock<Object>>),
-    Master(Option<u32>, Object),
+    Token(ObjectId, Arc<Object>),
+    Session(SharedObject),
+    Master(Option<u32>, Arc<Object>),
 }
 
 impl Resolved {
-    pub(super) fn object(&self) -> Object {
+    /// The object as it is now (shared, not copied).
+    pub(super) fn object(&self) -> Arc<Object> {
         match self {
             Resolved::Token(_, o) | Resolved::Master(_, o) => o.clone(),
             Resolved::Session(o) => o.read().clone(),
@@ -88,7 +88,7 @@ impl Ctx {
                 if record.private && !self.user_logged_in() {
                     return Err(Error::ObjectHandleInvalid);
                 }
-                Resolved::Token(id, Object::from_record(&record, &self.at_rest())?)
+                Resolved::Token(id, Arc::new(Object::from_record(&record, &self.at_rest())?))
             }
             Located::Master(version) => {
                 // The user works with them; the SO sees them to clear an alert's block.
@@ -96,7 +96,7 @@ impl Ctx {
                     return Err(Error::ObjectHandleInvalid);
                 }
                 let (record, current) = self.master_record(version)?;
-                Resolved::Master(version, super::master::object(&self.token.workspace, &record, current))
+                Resolved::Master(version, Arc::new(super::master::object(&self.token.workspace, &record, current)))
             }
             Located::Session { object, .. } => {
                 if object.read().is_private() && !self.user_logged_in() {
@@ -208,10 +208,11 @@ pub fn get_attributes(
 pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: &Template) -> Result<()> {
     let ctx = Ctx::of(handle)?;
     match ctx.resolve(object)? {
-        Resolved::Token(id, mut o) => {
+        Resolved::Token(id, o) => {
             if !ctx.is_rw() {
                 return Err(Error::SessionReadOnly);
             }
+            let mut o = (*o).clone();
             o.set(template)?;
             let record = o.to_record(&ctx.at_rest())?;
             if !ctx.token.store().update_object(id, &record, &ctx.event("C_SetAttributeValue", &o))? {
@@ -222,10 +223,10 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
         }
         Resolved::Session(o) => {
             // Checked on a copy first, so the change and its entry happen together or not at all.
-            let mut changed = o.read().clone();
+            let mut changed = (**o.read()).clone();
             changed.set(template)?;
             ctx.audit("C_SetAttributeValue", changed.describe())?;
-            *o.write() = changed;
+            *o.write() = Arc::new(changed);
             Ok(())
         }
         Resolved::Master(version, _) => super::master::set_attributes(&ctx, version, template),

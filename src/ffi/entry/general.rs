@@ -36,8 +36,30 @@ pub unsafe extern "C" fn C_Initialize(init_args: *mut c_void) -> CK_RV {
         if let Some(args) = unsafe { init_args.cast::<CK_C_INITIALIZE_ARGS>().as_ref() } {
             check_init_args(args)?;
         }
+        register_fork_handler();
         module::initialize()
     })
+}
+
+/// Runs in a forked child before `fork()` returns there: only an atomic add.
+extern "C" fn child_after_fork() {
+    module::forked();
+}
+
+/// Registers [`child_after_fork`] once per process image. glibc drops the registration
+/// when this library is unloaded (it is tied to the library's `__dso_handle`).
+fn register_fork_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a plain function of this library, with no prepare or parent
+        // handler; the handler only bumps an atomic, which is async-signal-safe.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(child_after_fork)) };
+        if rc == 0 {
+            module::fork_handler_registered();
+        } else {
+            log::warn!("pthread_atfork failed ({rc}): fork detection falls back to comparing process ids");
+        }
+    });
 }
 
 /// `C_Finalize` (§5.4.2).
