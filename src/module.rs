@@ -74,6 +74,14 @@ impl Module {
     }
 }
 
+/// Fails unless the module is initialized in this process (without taking a reference).
+pub fn check_initialized() -> Result<()> {
+    match &*STATE.read() {
+        Some(m) if m.is_ours() => Ok(()),
+        _ => Err(Error::NotInitialized),
+    }
+}
+
 /// The module, if initialized in this process.
 pub fn get() -> Result<Arc<Module>> {
     match &*STATE.read() {

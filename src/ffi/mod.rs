@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 /// `CKR_CRYPTOKI_NOT_INITIALIZED` before any argument is looked at, as the spec ranks it.
 pub fn guard(function: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV {
     guard_any(function, || {
-        crate::module::get()?;
+        crate::module::check_initialized()?;
         body()
     })
 }

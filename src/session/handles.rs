@@ -4,13 +4,13 @@
 //! the object exists; a session object lives here entirely, in memory, owned by the
 //! session that made it. Handles are never reused within a process.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cryptoki_sys::{CK_OBJECT_HANDLE, CK_SESSION_HANDLE, CK_SLOT_ID};
 use parking_lot::RwLock;
 
+use super::ids::IdMap;
 use crate::object::Object;
 use crate::store::ObjectId;
 
@@ -37,9 +37,9 @@ pub enum Located {
 
 #[derive(Default)]
 struct Tables {
-    by_handle: HashMap<CK_OBJECT_HANDLE, (CK_SLOT_ID, Located)>,
-    token_handles: HashMap<ObjectId, CK_OBJECT_HANDLE>,
-    master_handles: HashMap<(CK_SLOT_ID, Option<u32>), CK_OBJECT_HANDLE>,
+    by_handle: IdMap<CK_OBJECT_HANDLE, (CK_SLOT_ID, Located)>,
+    token_handles: IdMap<ObjectId, CK_OBJECT_HANDLE>,
+    master_handles: IdMap<(CK_SLOT_ID, Option<u32>), CK_OBJECT_HANDLE>,
 }
 
 /// The process's handle table.

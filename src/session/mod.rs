@@ -8,6 +8,7 @@ pub mod crypto;
 // Issue 5 (mechanism breadth): set-up of its operations, asked first by `crypto.rs`.
 mod breadth;
 pub mod handles;
+mod ids;
 pub mod keys;
 mod keys_breadth;
 mod keys_rsa;
@@ -17,7 +18,6 @@ pub mod objects;
 pub mod records;
 pub mod usage;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -88,7 +88,7 @@ pub struct Session {
 #[derive(Default)]
 pub struct SessionTable {
     last: AtomicU64,
-    map: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+    map: RwLock<ids::IdMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
 }
 
 impl SessionTable {

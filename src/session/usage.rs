@@ -14,13 +14,13 @@
 //! it. Failed logins are counted from the store over the last hour, so every process's
 //! attempts add up.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cryptoki_sys::*;
 use parking_lot::Mutex;
 
+use super::ids::IdMap;
 use super::{Ctx, Session};
 use crate::config::DataOperations;
 use crate::error::Result;
@@ -71,7 +71,7 @@ struct Count {
 /// A session's counters since its last flush.
 #[derive(Debug, Default)]
 pub struct Usage {
-    counts: HashMap<(DataOp, CK_OBJECT_HANDLE), Count>,
+    counts: IdMap<(DataOp, CK_OBJECT_HANDLE), Count>,
     since: Option<Instant>,
 }
 
