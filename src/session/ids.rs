@@ -65,11 +65,11 @@ mod tests {
 
     #[test]
     fn a_map_keyed_by_ids_works_like_any_other() {
-        let mut m: IdMap<(u64, Option<u32>), u64> = IdMap::default();
-        for i in 0..1000 {
-            m.insert((i, Some(i as u32)), i);
+        let mut m: IdMap<(u64, Option<u32>), u32> = IdMap::default();
+        for i in 0..1000u32 {
+            m.insert((u64::from(i), Some(i)), i);
         }
-        assert!((0..1000).all(|i| m.get(&(i, Some(i as u32))) == Some(&i)));
+        assert!((0..1000u32).all(|i| m.get(&(u64::from(i), Some(i))) == Some(&i)));
         assert_eq!(m.get(&(1, None)), None);
     }
 }
