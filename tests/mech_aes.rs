@@ -925,3 +925,32 @@ fn the_wrap_policy_refuses_with_the_spec_codes() {
     let back = s.unwrap_key(&m, kek, &wrapped, &unwrap_template(KeyType::AES, true)).expect("C_UnwrapKey");
     assert_eq!(hex::encode(value(&s, back)), KW_RFC[0].1.to_lowercase());
 }
+
+/// `C_Encrypt`/`C_Decrypt` with the input and output in one buffer, as C callers often
+/// do: the module reads the input before writing there (it copies an overlapping input
+/// first), so in-place calls give the known answers.
+#[test]
+fn gcm_in_place_in_one_buffer_gives_the_known_answers() {
+    let f = Fixture::new();
+    let s = f.user_session(f.init_token());
+    let (k, iv, aad, pt, sealed) = case4();
+    let key = aes_key(&s, &k, &[Attribute::Encrypt(true), Attribute::Decrypt(true)]);
+    let p = raw();
+    let mut buf = pt.clone();
+    buf.resize(sealed.len(), 0);
+    let mut len = buf.len() as CK_ULONG;
+    with_gcm(&iv, &aad, 128, |m| s.encrypt_init(m, key)).expect("C_EncryptInit");
+    let rv = unsafe { p.C_Encrypt(s.handle(), buf.as_mut_ptr(), pt.len() as CK_ULONG, buf.as_mut_ptr(), &mut len) };
+    assert_rv(rv, CKR_OK, "C_Encrypt in place");
+    assert_eq!((usize::try_from(len).expect("len"), &buf), (sealed.len(), &sealed));
+
+    // The output starting inside the input (shifted by one byte) overlaps it too.
+    let mut shifted = vec![0u8; sealed.len() + 1];
+    shifted[1..].copy_from_slice(&sealed);
+    let mut len = sealed.len() as CK_ULONG;
+    with_gcm(&iv, &aad, 128, |m| s.decrypt_init(m, key)).expect("C_DecryptInit");
+    let input = unsafe { shifted.as_mut_ptr().add(1) };
+    let rv = unsafe { p.C_Decrypt(s.handle(), input, sealed.len() as CK_ULONG, shifted.as_mut_ptr(), &mut len) };
+    assert_rv(rv, CKR_OK, "C_Decrypt into an overlapping buffer");
+    assert_eq!(&shifted[..usize::try_from(len).expect("len")], pt.as_slice());
+}

@@ -161,12 +161,47 @@ pub unsafe fn emit(buf: *mut CK_BYTE, len_ptr: *mut CK_ULONG, result: Result<Out
             *len = data.len() as CK_ULONG;
             Ok(())
         }
+        Ok(Output::Written(n)) => {
+            *len = n as CK_ULONG;
+            Ok(())
+        }
         Err(Error::BufferTooSmall(n)) => {
             *len = n as CK_ULONG;
             Err(Error::BufferTooSmall(n))
         }
         Err(e) => Err(e),
     }
+}
+
+/// A call's input (borrowed, or copied when it overlaps the output) and the caller's
+/// output buffer, if it gave one.
+pub type InAndOut<'a> = (std::borrow::Cow<'a, [u8]>, Option<&'a mut [u8]>);
+
+/// The caller's output buffer as a slice the core writes into directly, and its input:
+/// borrowed as is, or copied first when the two overlap (an in-place call), since a
+/// slice may not alias a mutable one. `None` for the output: a length query.
+///
+/// # Safety
+/// `input` points to `input_len` readable bytes; a non-NULL `output` is valid for writes
+/// of `capacity` bytes; both outlive the returned slices.
+pub unsafe fn in_and_out<'a>(
+    input: *const CK_BYTE,
+    input_len: CK_ULONG,
+    output: *mut CK_BYTE,
+    capacity: Option<usize>,
+) -> Result<InAndOut<'a>> {
+    // SAFETY: forwarded from this function's contract.
+    let data = unsafe { bytes(input, input_len) }?;
+    let Some(cap) = capacity.filter(|_| !output.is_null()) else {
+        return Ok((std::borrow::Cow::Borrowed(data), None));
+    };
+    let (in_start, out_start) = (data.as_ptr() as usize, output as usize);
+    let overlaps = in_start < out_start.saturating_add(cap) && out_start < in_start.saturating_add(data.len());
+    let data = if overlaps { std::borrow::Cow::Owned(data.to_vec()) } else { std::borrow::Cow::Borrowed(data) };
+    // SAFETY: non-NULL, writable for `cap` bytes (the caller's contract), and the input
+    // no longer aliases it (copied above if it did).
+    let out = unsafe { std::slice::from_raw_parts_mut(output, cap) };
+    Ok((data, Some(out)))
 }
 
 /// Reads a NUL-terminated string (interface names).

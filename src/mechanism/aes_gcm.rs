@@ -116,6 +116,36 @@ impl GcmKey {
         Ok(())
     }
 
+    /// [`GcmKey::seal_into`] into a buffer of the caller's (at least the input plus the
+    /// tag long): the data is copied there once and encrypted in place. Returns the length.
+    pub fn seal_in_place(&self, p: &GcmParams, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.check(p)?;
+        let n = plaintext.len();
+        let (body, rest) = out.split_at_mut_checked(n).ok_or(Error::BufferTooSmall(n + self.tag_len))?;
+        let tag_out = rest.get_mut(..self.tag_len).ok_or(Error::BufferTooSmall(n + self.tag_len))?;
+        body.copy_from_slice(plaintext);
+        tag_out.copy_from_slice(&self.gcm.seal(&p.iv, &p.aad, body)?);
+        Ok(n + self.tag_len)
+    }
+
+    /// [`GcmKey::open_into`] into a buffer of the caller's: the tag is checked before any
+    /// byte is decrypted there (the crate verifies first), and on failure the buffer is
+    /// wiped. Returns the plaintext length.
+    pub fn open_in_place(&self, p: &GcmParams, sealed: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.check(p)?;
+        let Some(split) = sealed.len().checked_sub(p.tag_len) else {
+            return Err(Error::EncryptedDataLenRange);
+        };
+        let (ct, tag) = sealed.split_at(split);
+        let body = out.get_mut(..split).ok_or(Error::BufferTooSmall(split))?;
+        body.copy_from_slice(ct);
+        if let Err(e) = self.gcm.open(&p.iv, &p.aad, body, tag) {
+            body.zeroize();
+            return Err(e);
+        }
+        Ok(split)
+    }
+
     /// Decrypts ciphertext followed by its tag, appending the plaintext to `out` only if
     /// the tag verifies (the bytes decrypted in place are wiped otherwise).
     pub fn open_into(&self, p: &GcmParams, sealed: &[u8], out: &mut Vec<u8>) -> Result<()> {
@@ -198,6 +228,18 @@ impl Cipher for Buffered {
         }
         self.update(input, out)?;
         self.finish(out)
+    }
+
+    fn once_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        if !self.input.is_empty() {
+            self.update(input, &mut Vec::new())?;
+            let all = std::mem::take(&mut self.input);
+            return self.once_into(&all, out);
+        }
+        match self.encrypt {
+            true => self.key.seal_in_place(&self.params, input, out),
+            false => self.key.open_in_place(&self.params, input, out),
+        }
     }
 }
 
@@ -307,6 +349,27 @@ mod tests {
             decryptor(key, &p).expect("op").once(&want, &mut opened).expect("open");
             assert_eq!(opened, pt, "vector {i}");
         }
+    }
+
+    #[test]
+    fn in_place_into_a_callers_buffer_matches_and_a_bad_tag_leaves_it_wiped() {
+        let (k, iv, aad, pt, ct, tag) = VECTORS[1];
+        let p = GcmParams { iv: h(iv), aad: h(aad), tag_len: 16 };
+        let key = Arc::new(GcmKey::new(&h(k), 16).expect("key"));
+        let mut want = h(ct);
+        want.extend(h(tag));
+        let mut buf = vec![0xaa; want.len() + 3];
+        let n = encryptor(key.clone(), &p).expect("op").once_into(&h(pt), &mut buf).expect("seal");
+        assert_eq!(&buf[..n], want.as_slice());
+        let mut plain = vec![0; want.len()];
+        let n = decryptor(key.clone(), &p).expect("op").once_into(&want, &mut plain).expect("open");
+        assert_eq!(&plain[..n], h(pt).as_slice());
+        let mut bad = want.clone();
+        bad[3] ^= 1;
+        let mut out = vec![0x55; want.len()];
+        let err = decryptor(key, &p).expect("op").once_into(&bad, &mut out).unwrap_err();
+        assert_eq!(err, Error::EncryptedDataInvalid);
+        assert!(out[..bad.len() - 16].iter().all(|b| *b == 0), "nothing of the ciphertext's decryption is left");
     }
 
     #[test]

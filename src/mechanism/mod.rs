@@ -302,6 +302,17 @@ pub trait Cipher: Send {
         self.update(input, out)?;
         self.finish(out)
     }
+    /// [`Cipher::once`] into the caller's buffer, which holds at least
+    /// `update_len(input.len()) + final_len(input.len())` bytes; returns the length
+    /// written. Mechanisms that can work in place there override it to skip a copy.
+    fn once_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        let mut made = zeroize::Zeroizing::new(Vec::new());
+        self.once(input, &mut made)?;
+        let dest =
+            out.get_mut(..made.len()).ok_or(crate::Error::General("cipher output beyond its stated length".into()))?;
+        dest.copy_from_slice(&made);
+        Ok(made.len())
+    }
 }
 
 /// A streaming message digest.

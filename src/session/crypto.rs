@@ -24,6 +24,8 @@ pub enum Output {
     Length(usize),
     /// The output; zeroized on drop because it may be plaintext.
     Data(Zeroizing<Vec<u8>>),
+    /// This many bytes were written straight into the caller's buffer.
+    Written(usize),
 }
 
 /// Checks a caller's capacity against `needed`: `Some(answer)` when the call stops here.
@@ -162,19 +164,21 @@ fn cipher_op(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE, d: Direction) -> R
     })
 }
 
-fn cipher_once(handle: CK_SESSION_HANDLE, input: &[u8], capacity: Option<usize>, d: Direction) -> Result<Output> {
+/// A one-shot call writing into the caller's buffer (`None`: a length query).
+fn cipher_once_into(handle: CK_SESSION_HANDLE, input: &[u8], out: Option<&mut [u8]>, d: Direction) -> Result<Output> {
     let ctx = Ctx::of(handle)?;
     let mut session = ctx.session.lock();
     let slot = slot(&mut session.ops, d);
     let op = slot.as_ref().ok_or(Error::OperationNotInitialized)?;
-    if let Some(answer) = sized(op.update_len(input.len()) + op.final_len(input.len()), capacity) {
-        return answer;
-    }
+    let needed = op.update_len(input.len()) + op.final_len(input.len());
+    let out = match out {
+        None => return Ok(Output::Length(needed)),
+        Some(buf) if buf.len() < needed => return Err(Error::BufferTooSmall(needed)),
+        Some(buf) => buf,
+    };
     let mut op = slot.take().ok_or(Error::OperationNotInitialized)?;
     drop(session);
-    let mut out = Zeroizing::new(Vec::new());
-    op.once(input, &mut out)?;
-    Ok(Output::Data(out))
+    Ok(Output::Written(op.once_into(input, out)?))
 }
 
 fn cipher_update(handle: CK_SESSION_HANDLE, input: &[u8], capacity: Option<usize>, d: Direction) -> Result<Output> {
@@ -211,9 +215,14 @@ pub fn encrypt_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HAN
     cipher_init(handle, m, key, Direction::Encrypt)
 }
 
-/// `C_Encrypt`.
-pub fn encrypt(handle: CK_SESSION_HANDLE, input: &[u8], capacity: Option<usize>) -> Result<Output> {
-    cipher_once(handle, input, capacity, Direction::Encrypt)
+/// `C_Encrypt`, writing straight into the caller's buffer.
+pub fn encrypt_into(handle: CK_SESSION_HANDLE, input: &[u8], out: Option<&mut [u8]>) -> Result<Output> {
+    cipher_once_into(handle, input, out, Direction::Encrypt)
+}
+
+/// `C_Decrypt`, writing straight into the caller's buffer.
+pub fn decrypt_into(handle: CK_SESSION_HANDLE, input: &[u8], out: Option<&mut [u8]>) -> Result<Output> {
+    cipher_once_into(handle, input, out, Direction::Decrypt)
 }
 
 /// `C_EncryptUpdate`.
@@ -229,11 +238,6 @@ pub fn encrypt_final(handle: CK_SESSION_HANDLE, capacity: Option<usize>) -> Resu
 /// `C_DecryptInit`.
 pub fn decrypt_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
     cipher_init(handle, m, key, Direction::Decrypt)
-}
-
-/// `C_Decrypt`.
-pub fn decrypt(handle: CK_SESSION_HANDLE, input: &[u8], capacity: Option<usize>) -> Result<Output> {
-    cipher_once(handle, input, capacity, Direction::Decrypt)
 }
 
 /// `C_DecryptUpdate`.

@@ -51,6 +51,36 @@ macro_rules! in_out {
     };
 }
 
+/// `C_X(session, input, input_len, output, output_len)` whose core writes straight into
+/// the caller's output buffer (one-shot `C_Encrypt`/`C_Decrypt`: no copy through a
+/// buffer of ours).
+macro_rules! in_out_direct {
+    ($name:ident, $core:path) => {
+        #[doc = concat!("`", stringify!($name), "`: input in, output written in place under the length-query protocol.")]
+        ///
+        /// # Safety
+        /// `input` points to `input_len` bytes; `output_len` is valid for reads and writes;
+        /// a non-NULL `output` has room for `*output_len` bytes.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            session: CK_SESSION_HANDLE,
+            input: *mut CK_BYTE,
+            input_len: CK_ULONG,
+            output: *mut CK_BYTE,
+            output_len: *mut CK_ULONG,
+        ) -> CK_RV {
+            crate::ffi::guard(stringify!($name), || {
+                // SAFETY: forwarded from this function's contract.
+                unsafe {
+                    let capacity = crate::ffi::args::capacity(output, output_len)?;
+                    let (input, out) = crate::ffi::args::in_and_out(input, input_len, output, capacity)?;
+                    crate::ffi::args::emit(output, output_len, $core(session, &input, out))
+                }
+            })
+        }
+    };
+}
+
 /// `C_XFinal(session, output, output_len)` with the length-query protocol.
 macro_rules! out_only {
     ($name:ident, $core:path) => {
@@ -94,4 +124,4 @@ macro_rules! in_only {
     };
 }
 
-pub(crate) use {in_only, in_out, init_with_key, out_only};
+pub(crate) use {in_only, in_out, in_out_direct, init_with_key, out_only};
