@@ -8,6 +8,8 @@
 //! parts (`*MessageBegin`/`*MessageNext`); like multi-part GCM, parts are buffered and
 //! the work is done on the last one, so decryption never releases unverified plaintext.
 
+use std::sync::Arc;
+
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
@@ -15,7 +17,9 @@ use super::crypto::{secret, Output};
 use super::usage::DataOp;
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::mechanism::{aes_gcm, GcmParams};
+use crate::mechanism::aes_gcm::{self, GcmKey};
+use crate::mechanism::GcmParams;
+use crate::object::Object;
 
 /// How the IV of a message is chosen (`CK_GENERATOR_FUNCTION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +64,17 @@ struct Pending {
 
 /// One message-based operation: its key, its IV counter and any message in progress.
 pub struct MessageOp {
-    key: Zeroizing<Vec<u8>>,
+    key: Arc<Object>,
     counter: u64,
     pending: Option<Pending>,
 }
 
 impl MessageOp {
+    /// The key prepared for `tag_len`-byte tags: made once per key object, kept with it.
+    fn gcm(&self, tag_len: usize) -> Result<Arc<GcmKey>> {
+        self.key.prepared().get_or_make(GcmKey::cache_tag(tag_len), || GcmKey::new(&secret(&self.key)?, tag_len))
+    }
+
     /// The IV for the next message under `p`.
     fn next_iv(&mut self, p: &MessageParams) -> Result<Vec<u8>> {
         if p.iv.len() != aes_gcm::IV_LEN {
@@ -135,7 +144,7 @@ fn init(handle: CK_SESSION_HANDLE, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_
     if slot.is_some() {
         return Err(Error::OperationActive);
     }
-    *slot = Some(MessageOp { key: value, counter: 0, pending: None });
+    *slot = Some(MessageOp { key, counter: 0, pending: None });
     Ok(())
 }
 
@@ -185,7 +194,8 @@ pub fn encrypt(
 }
 
 fn seal(op: &MessageOp, params: GcmParams, plaintext: &[u8]) -> Result<Sealed> {
-    let mut out = aes_gcm::seal(&op.key, &params, plaintext)?;
+    let mut out = Vec::with_capacity(plaintext.len() + params.tag_len);
+    op.gcm(params.tag_len)?.seal_into(&params, plaintext, &mut out)?;
     let tag = out.split_off(plaintext.len());
     Ok(Sealed { output: Output::Data(Zeroizing::new(out)), tag, iv: params.iv })
 }
@@ -223,8 +233,9 @@ fn open(op: &MessageOp, params: GcmParams, ciphertext: &[u8], tag: &[u8]) -> Res
     }
     let mut sealed = ciphertext.to_vec();
     sealed.extend_from_slice(tag);
-    match aes_gcm::open(&op.key, &params, &sealed) {
-        Ok(plaintext) => Ok(Output::Data(plaintext)),
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
+    match op.gcm(params.tag_len)?.open_into(&params, &sealed, &mut plaintext) {
+        Ok(()) => Ok(Output::Data(plaintext)),
         Err(Error::EncryptedDataInvalid) => Err(Error::AeadDecryptFailed),
         Err(e) => Err(e),
     }
@@ -307,7 +318,7 @@ mod tests {
     use super::*;
 
     fn op() -> MessageOp {
-        MessageOp { key: Zeroizing::new(vec![0; 16]), counter: 0, pending: None }
+        MessageOp { key: Arc::new(Object::reference(Vec::new())), counter: 0, pending: None }
     }
 
     fn params(generator: IvGenerator, fixed_bits: usize) -> MessageParams {
