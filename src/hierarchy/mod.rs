@@ -23,13 +23,15 @@ use zeroize::Zeroizing;
 use cryptoki_sys::{CKF_ENCRYPT, CKF_GENERATE, CKF_UNWRAP, CKF_WRAP};
 
 use crate::error::{Error, Result};
+use crate::mechanism::aes_gcm::GcmKey;
 use crate::mechanism::MechEntry;
 use crate::root::Sealer;
 use crate::store::{AuditEvent, Backend, Lifecycle, MasterRecord};
 use crate::vendor;
 
-/// A plaintext master key.
-pub type MasterKey = Zeroizing<[u8; 32]>;
+/// A plaintext master key, prepared for sealing and opening records (its AES key
+/// schedule made once per version and login); zeroized when the last reference drops.
+pub type MasterKey = Arc<GcmKey>;
 
 /// The hierarchy's vendor mechanisms, for `C_GetMechanismList`/`C_GetMechanismInfo`.
 pub const MECHANISMS: &[MechEntry] = &[
@@ -60,9 +62,10 @@ pub fn new_master(
     version: u32,
     classification: &str,
 ) -> Result<(MasterRecord, MasterKey)> {
-    let mut key = MasterKey::default();
+    let mut key = Zeroizing::new([0u8; 32]);
     crate::rng::fill(key.as_mut())?;
     let sealed = root.seal(&master_context(workspace, version), key.as_ref())?;
+    let prepared = Arc::new(GcmKey::new(key.as_ref(), record::TAG_LEN)?);
     let record = MasterRecord {
         version,
         state: Lifecycle::Active,
@@ -71,7 +74,7 @@ pub fn new_master(
         sealed: Some(sealed),
         blocked: None,
     };
-    Ok((record, key))
+    Ok((record, prepared))
 }
 
 /// A workspace's master keys as a logged-in user holds them.
@@ -125,8 +128,10 @@ impl Hierarchy {
         let sealed =
             record.sealed.as_deref().ok_or_else(|| Error::MasterKey(format!("master key v{version} is gone")))?;
         let plain = self.root.unseal(&master_context(&self.workspace, version), sealed)?;
-        let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Integrity("master key length"))?;
-        let key = MasterKey::new(key);
+        if plain.len() != 32 {
+            return Err(Error::Integrity("master key length"));
+        }
+        let key = Arc::new(GcmKey::new(&plain, record::TAG_LEN)?);
         self.unsealed.lock().insert(version, key.clone());
         Ok(key)
     }
@@ -157,12 +162,21 @@ impl Hierarchy {
     /// `progress(done so far, target version)` after each; returns how many moved.
     pub fn rewrap_stored(&self, batch: usize, progress: &mut dyn FnMut(usize, u32)) -> Result<usize> {
         let (target, master) = self.current()?;
+        // The old versions' keys, looked up (a store read each) once per job, not per record.
+        let mut old_keys: BTreeMap<u32, MasterKey> = BTreeMap::new();
         let mut done = 0;
         loop {
             let moved = self.store.rewrap_batch(&self.workspace, target, batch, &mut |stored| {
                 let blob = stored.sealed.as_deref().ok_or(Error::Integrity("stored record without a body"))?;
                 let header = record::parse(blob)?;
-                let old = self.key(header.version)?;
+                let old = match old_keys.get(&header.version) {
+                    Some(key) => key.clone(),
+                    None => {
+                        let key = self.key(header.version)?;
+                        old_keys.insert(header.version, key.clone());
+                        key
+                    }
+                };
                 let secret = record::open(&old, blob, &header, stored.unique_id.as_bytes())?;
                 record::seal(&master, &self.workspace, target, &header.attrs, &secret, stored.unique_id.as_bytes())
             })?;

@@ -18,14 +18,16 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::mechanism::{aes_gcm, GcmParams};
+use crate::mechanism::aes_gcm::GcmKey;
+use crate::mechanism::GcmParams;
 use crate::object::{Attr, Object, Template};
 
 const MAGIC: &[u8; 4] = b"CVWR";
 const FORMAT_V1: u8 = 1;
 const ALG_AES_256_GCM: u8 = 1;
 const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
+/// The AES-GCM tag length of every record (what a master key is prepared for).
+pub const TAG_LEN: usize = 16;
 
 /// The attributes a record binds: what the key is and what it may do.
 pub const BOUND: &[CK_ATTRIBUTE_TYPE] = &[
@@ -81,7 +83,7 @@ fn gcm(nonce: Vec<u8>, header: &[u8], ad: &[u8]) -> GcmParams {
 
 /// Seals `value` (with its bound `attrs`) under master key `version`.
 pub fn seal(
-    master: &[u8; 32],
+    master: &GcmKey,
     workspace: &str,
     version: u32,
     attrs: &Template,
@@ -91,9 +93,9 @@ pub fn seal(
     let mut record = header(workspace, version, attrs)?;
     let mut nonce = vec![0u8; NONCE_LEN];
     crate::rng::fill(&mut nonce)?;
-    let sealed = aes_gcm::seal(master, &gcm(nonce.clone(), &record, ad), value)?;
+    let params = gcm(nonce.clone(), &record, ad);
     record.extend_from_slice(&nonce);
-    record.extend_from_slice(&sealed);
+    master.seal_into(&params, value, &mut record)?;
     Ok(record)
 }
 
@@ -127,17 +129,21 @@ pub fn parse(record: &[u8]) -> Result<Header> {
 
 /// Opens a record whose header `h` was parsed from it; any failure is
 /// `CKR_WRAPPED_KEY_INVALID`, never a wrong key.
-pub fn open(master: &[u8; 32], record: &[u8], h: &Header, ad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub fn open(master: &GcmKey, record: &[u8], h: &Header, ad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let (head, body) = record.split_at(h.len);
     let (nonce, sealed) = body.split_at(NONCE_LEN);
-    aes_gcm::open(master, &gcm(nonce.to_vec(), head, ad), sealed).map_err(|_| Error::WrappedKeyInvalid)
+    let mut value = Zeroizing::new(Vec::with_capacity(sealed.len()));
+    master.open_into(&gcm(nonce.to_vec(), head, ad), sealed, &mut value).map_err(|_| Error::WrappedKeyInvalid)?;
+    Ok(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const MASTER: [u8; 32] = [0x42; 32];
+    fn master() -> GcmKey {
+        GcmKey::new(&[0x42; 32], TAG_LEN).expect("key")
+    }
 
     fn attrs() -> Template {
         Template(vec![Attr::ulong(CKA_CLASS, CKO_SECRET_KEY), Attr::bool(CKA_SENSITIVE, true)])
@@ -145,37 +151,38 @@ mod tests {
 
     #[test]
     fn a_record_opens_with_its_master_and_associated_data() {
-        let r = seal(&MASTER, "eng", 3, &attrs(), b"0123456789abcdef", b"doc-7").expect("seal");
+        let r = seal(&master(), "eng", 3, &attrs(), b"0123456789abcdef", b"doc-7").expect("seal");
         let h = parse(&r).expect("parse");
         assert_eq!((h.workspace.as_str(), h.version, &h.attrs), ("eng", 3, &attrs()));
-        assert_eq!(open(&MASTER, &r, &h, b"doc-7").expect("open").as_slice(), b"0123456789abcdef");
+        assert_eq!(open(&master(), &r, &h, b"doc-7").expect("open").as_slice(), b"0123456789abcdef");
         assert_eq!(r.len(), sealed_len("eng", &attrs(), 16).expect("len"));
     }
 
     #[test]
     fn every_flipped_byte_is_wrapped_key_invalid() {
-        let r = seal(&MASTER, "eng", 3, &attrs(), b"0123456789abcdef", b"").expect("seal");
+        let r = seal(&master(), "eng", 3, &attrs(), b"0123456789abcdef", b"").expect("seal");
         for i in 0..r.len() {
             let mut bad = r.clone();
             bad[i] ^= 0x01;
-            let result = parse(&bad).and_then(|h| open(&MASTER, &bad, &h, b""));
+            let result = parse(&bad).and_then(|h| open(&master(), &bad, &h, b""));
             assert_eq!(result.err(), Some(Error::WrappedKeyInvalid), "byte {i} flipped");
         }
     }
 
     #[test]
     fn wrong_associated_data_or_master_fails() {
-        let r = seal(&MASTER, "eng", 1, &attrs(), b"0123456789abcdef", b"doc-7").expect("seal");
+        let r = seal(&master(), "eng", 1, &attrs(), b"0123456789abcdef", b"doc-7").expect("seal");
         let h = parse(&r).expect("parse");
-        assert_eq!(open(&MASTER, &r, &h, b"doc-8").err(), Some(Error::WrappedKeyInvalid));
-        assert_eq!(open(&[1; 32], &r, &h, b"doc-7").err(), Some(Error::WrappedKeyInvalid));
+        assert_eq!(open(&master(), &r, &h, b"doc-8").err(), Some(Error::WrappedKeyInvalid));
+        let other = GcmKey::new(&[1; 32], TAG_LEN).expect("key");
+        assert_eq!(open(&other, &r, &h, b"doc-7").err(), Some(Error::WrappedKeyInvalid));
     }
 
     #[test]
     fn truncations_never_panic() {
-        let r = seal(&MASTER, "eng", 1, &attrs(), b"k", b"").expect("seal");
+        let r = seal(&master(), "eng", 1, &attrs(), b"k", b"").expect("seal");
         for cut in 0..r.len() {
-            let result = parse(&r[..cut]).and_then(|h| open(&MASTER, &r[..cut], &h, b""));
+            let result = parse(&r[..cut]).and_then(|h| open(&master(), &r[..cut], &h, b""));
             assert!(result.is_err(), "cut at {cut}");
         }
     }
