@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::aes_gcm::GcmKey;
 use crate::mechanism::MechEntry;
 use crate::root::Sealer;
-use crate::store::{AuditEvent, Backend, Lifecycle, MasterRecord};
+use crate::store::{AuditEvent, Backend, Lifecycle, MasterRecord, ObjectId};
 use crate::vendor;
 
 /// A plaintext master key, prepared for sealing and opening records (its AES key
@@ -165,8 +165,9 @@ impl Hierarchy {
         // The old versions' keys, looked up (a store read each) once per job, not per record.
         let mut old_keys: BTreeMap<u32, MasterKey> = BTreeMap::new();
         let mut done = 0;
+        let mut after = ObjectId(0);
         loop {
-            let moved = self.store.rewrap_batch(&self.workspace, target, batch, &mut |stored| {
+            let step = self.store.rewrap_batch(&self.workspace, target, after, batch, &mut |stored| {
                 let blob = stored.sealed.as_deref().ok_or(Error::Integrity("stored record without a body"))?;
                 let header = record::parse(blob)?;
                 let old = match old_keys.get(&header.version) {
@@ -180,10 +181,11 @@ impl Hierarchy {
                 let secret = record::open(&old, blob, &header, stored.unique_id.as_bytes())?;
                 record::seal(&master, &self.workspace, target, &header.attrs, &secret, stored.unique_id.as_bytes())
             })?;
-            if moved == 0 {
+            let Some(last) = step.last else {
                 return Ok(done);
-            }
-            done += moved;
+            };
+            after = last;
+            done += step.moved;
             progress(done, target);
         }
     }

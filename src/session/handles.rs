@@ -40,6 +40,10 @@ struct Tables {
     by_handle: IdMap<CK_OBJECT_HANDLE, (CK_SLOT_ID, Located)>,
     token_handles: IdMap<ObjectId, CK_OBJECT_HANDLE>,
     master_handles: IdMap<(CK_SLOT_ID, Option<u32>), CK_OBJECT_HANDLE>,
+    /// The session objects apart, in handle order, with their slot and owner: a find
+    /// and a session's close visit these, not every handle the process holds (a process
+    /// that touched a million token objects holds a million handles).
+    session_objects: std::collections::BTreeMap<CK_OBJECT_HANDLE, (CK_SLOT_ID, CK_SESSION_HANDLE)>,
 }
 
 /// The process's handle table.
@@ -88,7 +92,9 @@ impl HandleTable {
     pub fn add_session_object(&self, slot: CK_SLOT_ID, owner: CK_SESSION_HANDLE, object: Object) -> CK_OBJECT_HANDLE {
         let h = self.next();
         let located = Located::Session { owner, object: Arc::new(RwLock::new(Arc::new(object))) };
-        self.tables.write().by_handle.insert(h, (slot, located));
+        let mut t = self.tables.write();
+        t.by_handle.insert(h, (slot, located));
+        t.session_objects.insert(h, (slot, owner));
         h
     }
 
@@ -100,47 +106,51 @@ impl HandleTable {
     /// Drops a handle (its object was destroyed or has vanished from the store).
     pub fn remove(&self, handle: CK_OBJECT_HANDLE) {
         let mut t = self.tables.write();
-        if let Some((_, Located::Token(id))) = t.by_handle.remove(&handle) {
-            t.token_handles.remove(&id);
+        match t.by_handle.remove(&handle) {
+            Some((_, Located::Token(id))) => drop(t.token_handles.remove(&id)),
+            Some((_, Located::Session { .. })) => drop(t.session_objects.remove(&handle)),
+            Some((_, Located::Master(_))) | None => {}
         }
     }
 
     /// The session objects of `slot` as (handle, object), in handle order.
     pub fn session_objects(&self, slot: CK_SLOT_ID) -> Vec<(CK_OBJECT_HANDLE, SharedObject)> {
         let t = self.tables.read();
-        let mut out: Vec<_> = t
-            .by_handle
+        t.session_objects
             .iter()
-            .filter_map(|(h, (s, loc))| match loc {
-                Located::Session { object, .. } if *s == slot => Some((*h, object.clone())),
+            .filter(|(_, (s, _))| *s == slot)
+            .filter_map(|(h, _)| match t.by_handle.get(h) {
+                Some((_, Located::Session { object, .. })) => Some((*h, object.clone())),
                 _ => None,
             })
-            .collect();
-        out.sort_unstable_by_key(|(h, _)| *h);
-        out
+            .collect()
     }
 
     /// Destroys the session objects owned by `session`.
     pub fn drop_owned_by(&self, session: CK_SESSION_HANDLE) {
-        self.tables
-            .write()
-            .by_handle
-            .retain(|_, (_, loc)| !matches!(loc, Located::Session { owner, .. } if *owner == session));
+        let mut t = self.tables.write();
+        let owned: Vec<CK_OBJECT_HANDLE> =
+            t.session_objects.iter().filter(|(_, (_, owner))| *owner == session).map(|(h, _)| *h).collect();
+        for h in owned {
+            t.session_objects.remove(&h);
+            t.by_handle.remove(&h);
+        }
     }
 
     /// Forgets every handle of `slot` (its token was re-initialized).
     pub fn forget_slot(&self, slot: CK_SLOT_ID) {
         let mut t = self.tables.write();
-        t.by_handle.retain(|_, (s, _)| *s != slot);
-        let live: Vec<ObjectId> = t
+        let gone: std::collections::HashSet<ObjectId> = t
             .by_handle
             .values()
-            .filter_map(|(_, loc)| match loc {
-                Located::Token(id) => Some(*id),
-                Located::Master(_) | Located::Session { .. } => None,
+            .filter_map(|(s, loc)| match loc {
+                Located::Token(id) if *s == slot => Some(*id),
+                _ => None,
             })
             .collect();
-        t.token_handles.retain(|id, _| live.contains(id));
+        t.by_handle.retain(|_, (s, _)| *s != slot);
+        t.token_handles.retain(|id, _| !gone.contains(id));
         t.master_handles.retain(|(s, _), _| *s != slot);
+        t.session_objects.retain(|_, (s, _)| *s != slot);
     }
 }

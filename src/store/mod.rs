@@ -26,6 +26,15 @@ pub trait AppendHook: Send + Sync {
 /// Turns one stored record's sealed part into its new sealed part (re-wrap).
 pub type Reseal<'a> = &'a mut dyn FnMut(&ObjectRecord) -> Result<Vec<u8>>;
 
+/// What one re-wrap batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewrapBatch {
+    /// Records moved (0: none are left after the cursor).
+    pub moved: usize,
+    /// The last record it moved: the next batch starts after it.
+    pub last: Option<ObjectId>,
+}
+
 /// Primary key of a stored token object; stable for the object's life, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectId(pub i64);
@@ -186,9 +195,16 @@ pub trait Backend: Send + Sync {
     fn set_master_state(&self, workspace: &str, version: u32, state: Lifecycle, event: &AuditEvent) -> Result<bool>;
     /// How many stored records are still sealed under a master key version.
     fn records_under(&self, workspace: &str, version: u32) -> Result<u64>;
-    /// Re-seals up to `limit` stored records not yet under master key `target`, in one
-    /// transaction with one audit entry; returns how many it moved (0: none are left).
-    fn rewrap_batch(&self, workspace: &str, target: u32, limit: usize, reseal: Reseal<'_>) -> Result<usize>;
+    /// Re-seals up to `limit` stored records after `after` (in id order) not yet under
+    /// master key `target`, in one transaction with one audit entry.
+    fn rewrap_batch(
+        &self,
+        workspace: &str,
+        target: u32,
+        after: ObjectId,
+        limit: usize,
+        reseal: Reseal<'_>,
+    ) -> Result<RewrapBatch>;
     /// Replaces one PIN record and resets its failure counter.
     fn set_pin(&self, workspace: &str, owner: PinOwner, record: &[u8], event: &AuditEvent) -> Result<()>;
     /// Records a login attempt; returns the consecutive failure count after it.

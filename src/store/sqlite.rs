@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, GENESIS};
 use super::{
-    AppendHook, Backend, IndexQuery, Lifecycle, MasterRecord, ObjectId, ObjectRecord, PinOwner, Reseal, TokenInit,
-    TokenRecord,
+    AppendHook, Backend, IndexQuery, Lifecycle, MasterRecord, ObjectId, ObjectRecord, PinOwner, Reseal, RewrapBatch,
+    TokenInit, TokenRecord,
 };
 use crate::error::{Error, Result};
 
@@ -311,6 +311,14 @@ fn find_sql(workspace: &str, q: &IndexQuery) -> (String, Vec<rusqlite::types::Va
     (sql, args)
 }
 
+/// The next batch of a re-wrap job: records after a cursor (`?4`) in row order.
+fn rewrap_next_sql() -> String {
+    format!(
+        "SELECT {OBJECT_COLUMNS} FROM objects NOT INDEXED WHERE id > ?4 AND workspace = ?1
+         AND master_version IS NOT NULL AND master_version <> ?2 ORDER BY id LIMIT ?3"
+    )
+}
+
 /// Refused logins since a time. The WHERE clause repeats the partial index's
 /// (`audit_refused_logins`), so the planner uses it.
 const FAILED_LOGINS_SQL: &str = "SELECT count(*) FROM audit_log WHERE action = 'C_Login' AND outcome <> 'CKR_OK'
@@ -514,38 +522,44 @@ impl Backend for SqliteStore {
         })
     }
 
-    fn rewrap_batch(&self, workspace: &str, target: u32, limit: usize, reseal: Reseal<'_>) -> Result<usize> {
+    fn rewrap_batch(
+        &self,
+        workspace: &str,
+        target: u32,
+        after: ObjectId,
+        limit: usize,
+        reseal: Reseal<'_>,
+    ) -> Result<RewrapBatch> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let batch = {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {OBJECT_COLUMNS} FROM objects WHERE workspace = ?1 AND master_version IS NOT NULL
-                     AND master_version <> ?2 ORDER BY id LIMIT ?3"
-                ))?;
-                let rows = stmt.query_map(params![workspace, target, limit], object_from_row)?;
+                // Forward from the cursor in row order (the primary key), so each batch
+                // reads only rows after the last one: a job is one pass over the table,
+                // where sorting every remaining match per batch made it quadratic.
+                let mut stmt = tx.prepare_cached(&rewrap_next_sql())?;
+                let rows = stmt.query_map(params![workspace, target, limit, after.0], object_from_row)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
+            let mut update = tx.prepare_cached("UPDATE objects SET sealed = ?2, master_version = ?3 WHERE id = ?1")?;
             for (id, record) in &batch {
                 let sealed = reseal(record)?;
-                tx.execute(
-                    "UPDATE objects SET sealed = ?2, master_version = ?3 WHERE id = ?1",
-                    params![id.0, sealed, target],
-                )?;
+                update.execute(params![id.0, sealed, target])?;
             }
+            drop(update);
             let mut seq = None;
             if !batch.is_empty() {
                 let what = format!("{} stored record(s) to wmk v{target}", batch.len());
                 seq = Some(append_entry(&tx, &AuditEvent::ok(workspace, "module", "rewrap batch", Some(what)))?);
             }
             tx.commit()?;
-            Ok((batch.len(), seq))
+            Ok((RewrapBatch { moved: batch.len(), last: batch.last().map(|(id, _)| *id) }, seq))
         })
-        .map(|(n, seq)| {
+        .map(|(done, seq)| {
             if let Some(seq) = seq {
                 self.appended(seq);
             }
-            n
+            done
         })
     }
 
@@ -713,6 +727,35 @@ mod tests {
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join("; "))
             })
             .expect("plan")
+    }
+
+    #[test]
+    fn a_rewrap_job_reads_forward_from_its_cursor_in_batches() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            let mut r = record(&format!("dek{i}"), 4);
+            r.master_version = Some(1);
+            r.sealed = Some(vec![1]);
+            ids.push(store.insert_object("ws", &r, &event()).expect("insert"));
+        }
+        let mut after = ObjectId(0);
+        let mut batches = Vec::new();
+        loop {
+            let step = store.rewrap_batch("ws", 2, after, 3, &mut |_| Ok(vec![2])).expect("batch");
+            let Some(last) = step.last else { break };
+            batches.push(step.moved);
+            after = last;
+        }
+        assert_eq!(batches, [3, 3, 1]);
+        assert_eq!(store.records_under("ws", 1).expect("count"), 0);
+        assert_eq!(store.records_under("ws", 2).expect("count"), 7);
+        let sql = format!("EXPLAIN QUERY PLAN {}", rewrap_next_sql());
+        let plan = store
+            .with_conn(|c| Ok(c.query_row(&sql, params!["ws", 2, 3, 0], |r| r.get::<_, String>(3))?))
+            .expect("plan");
+        assert!(plan.contains("INTEGER PRIMARY KEY (rowid>?)"), "{plan}");
     }
 
     #[test]
