@@ -138,6 +138,11 @@ impl SqliteStore {
         let conn = Connection::open(&self.path)
             .map_err(|e| Error::Store(format!("cannot open {}: {e}", self.path.display())))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Plans are fixed once prepared: with STAT4 (which the bundled build enables)
+        // SQLite would otherwise re-prepare a cached statement whenever a bound value
+        // on an indexed column changes, which is every lookup (measured: an indexed find
+        // 12-15 us instead of 3 us). Without ANALYZE data there is nothing to gain.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -459,32 +464,34 @@ impl Backend for SqliteStore {
 
     fn insert_object(&self, workspace: &str, rec: &ObjectRecord, event: &AuditEvent) -> Result<ObjectId> {
         self.write(event, |tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO objects (workspace, class, key_type, label, ckid, private, unique_id, attrs, sealed,
                  master_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    workspace,
-                    rec.class as i64,
-                    rec.key_type.map(|v| v as i64),
-                    rec.label,
-                    rec.ckid,
-                    rec.private,
-                    rec.unique_id,
-                    rec.attrs,
-                    rec.sealed,
-                    rec.master_version
-                ],
-            )?;
+            )?
+            .execute(params![
+                workspace,
+                rec.class as i64,
+                rec.key_type.map(|v| v as i64),
+                rec.label,
+                rec.ckid,
+                rec.private,
+                rec.unique_id,
+                rec.attrs,
+                rec.sealed,
+                rec.master_version
+            ])?;
             Ok(ObjectId(tx.last_insert_rowid()))
         })
     }
 
     fn update_object(&self, id: ObjectId, rec: &ObjectRecord, event: &AuditEvent) -> Result<bool> {
         self.write(event, |tx| {
-            let n = tx.execute(
-                "UPDATE objects SET class = ?2, key_type = ?3, label = ?4, ckid = ?5, private = ?6,
-                 unique_id = ?7, attrs = ?8, sealed = ?9, master_version = ?10 WHERE id = ?1",
-                params![
+            let n = tx
+                .prepare_cached(
+                    "UPDATE objects SET class = ?2, key_type = ?3, label = ?4, ckid = ?5, private = ?6,
+                     unique_id = ?7, attrs = ?8, sealed = ?9, master_version = ?10 WHERE id = ?1",
+                )?
+                .execute(params![
                     id.0,
                     rec.class as i64,
                     rec.key_type.map(|v| v as i64),
@@ -495,14 +502,13 @@ impl Backend for SqliteStore {
                     rec.attrs,
                     rec.sealed,
                     rec.master_version
-                ],
-            )?;
+                ])?;
             Ok(n == 1)
         })
     }
 
     fn delete_object(&self, id: ObjectId, event: &AuditEvent) -> Result<bool> {
-        self.write(event, |tx| Ok(tx.execute("DELETE FROM objects WHERE id = ?1", [id.0])? == 1))
+        self.write(event, |tx| Ok(tx.prepare_cached("DELETE FROM objects WHERE id = ?1")?.execute([id.0])? == 1))
     }
 
     fn object(&self, workspace: &str, id: ObjectId) -> Result<Option<ObjectRecord>> {
