@@ -60,16 +60,17 @@ mod report;
 /// How much a run does: the full run (the table in BENCHMARKS.md) or `--quick` (every
 /// row briefly, small stores; CI runs it so the harness cannot rot, never for a speed).
 struct Cfg {
-    quick: bool,
     /// Timed batches per contender and row; the table shows their median and spread.
     batches: usize,
     /// Wall time one batch aims at.
     batch_target: Duration,
     /// A calibration batch at least this long sizes the timed ones.
     calibrate_min: Duration,
-    /// Store sizes for the find rows (the last is also the cold-start, memory and
-    /// stored-DEK store).
-    find_sizes: Vec<usize>,
+    /// Store sizes, ascending: one store per module grows through them; the find, cold
+    /// start, login and memory rows run at each.
+    store_sizes: Vec<usize>,
+    /// The sizes at which every stored DEK is re-wrapped to a new master key version.
+    rewrap_sizes: Vec<usize>,
     /// The largest store SoftHSM2 gets (it scans every object on each find).
     softhsm_max: usize,
     /// Repeats of the one-shot rows (cold start, re-wrap).
@@ -86,21 +87,21 @@ impl Cfg {
     fn new(quick: bool) -> Cfg {
         if quick {
             Cfg {
-                quick,
                 batches: 5,
                 batch_target: Duration::from_millis(8),
                 calibrate_min: Duration::from_millis(2),
-                find_sizes: vec![1000],
-                softhsm_max: 1000,
+                store_sizes: vec![500, 2000],
+                rewrap_sizes: vec![500, 2000],
+                softhsm_max: 500,
                 repeats: 5,
             }
         } else {
             Cfg {
-                quick,
                 batches: 7,
                 batch_target: Duration::from_millis(150),
                 calibrate_min: Duration::from_millis(20),
-                find_sizes: vec![1000, 10_000, 100_000],
+                store_sizes: vec![1000, 10_000, 100_000, 1_000_000],
+                rewrap_sizes: vec![100_000, 1_000_000],
                 softhsm_max: 10_000,
                 repeats: 5,
             }
@@ -224,6 +225,15 @@ impl Token {
         let session = pkcs11.open_rw_session(slot)?;
         session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))?;
         Ok(Token { name, session, slot, pkcs11 })
+    }
+
+    /// Closes the session and finalizes the module (dropping a `Pkcs11` does not call
+    /// `C_Finalize`, and the module must be re-initialized on another store later).
+    fn close(self) -> Res<()> {
+        let Token { session, pkcs11, .. } = self;
+        drop(session);
+        pkcs11.finalize()?;
+        Ok(())
     }
 
     fn has(&self, m: MechanismType) -> Res<bool> {
@@ -473,7 +483,12 @@ struct Row {
 impl Row {
     fn rates(name: impl Into<String>, rates: &[Option<Stats>]) -> Row {
         let at = |i: usize| rates.get(i).copied().flatten();
-        Row { name: name.into(), unit: Unit::Rate, vals: [at(0), at(1), at(2)], missing: ["not offered", "not offered", "-"] }
+        Row {
+            name: name.into(),
+            unit: Unit::Rate,
+            vals: [at(0), at(1), at(2)],
+            missing: ["not offered", "not offered", "-"],
+        }
     }
 
     /// How many times better the module is than column `other` (>1: the module wins).
@@ -625,7 +640,19 @@ fn main() -> Res<()> {
         return stores::child(&args[1..]);
     }
     let quick = args.iter().any(|a| a == "--quick");
-    CFG.get_or_init(|| Cfg::new(quick));
+    let mut config = Cfg::new(quick);
+    // `--stores=1000,10000`: other store sizes (and re-wrap at each), for profiling runs.
+    if let Some(list) = args.iter().find_map(|a| a.strip_prefix("--stores=")) {
+        let sizes = list.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>()?;
+        config.store_sizes.clone_from(&sizes);
+        config.rewrap_sizes = sizes;
+    }
+    // `--softhsm-max=N`: the largest store SoftHSM2 gets.
+    if let Some(n) = args.iter().find_map(|a| a.strip_prefix("--softhsm-max=")) {
+        config.softhsm_max = n.parse()?;
+    }
+    let custom = args.iter().any(|a| a.starts_with("--stores=") || a.starts_with("--softhsm-max="));
+    CFG.get_or_init(|| config);
     // `cargo bench` passes `--bench`; any other argument filters rows by substring.
     let filter: Vec<String> = args.iter().filter(|a| !a.starts_with("--")).cloned().collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
@@ -845,18 +872,19 @@ fn main() -> Res<()> {
     scaling::run(&cv, &sh, &cvc, &shc, &raw, &hash, &wanted)?;
     drop(cvc);
     drop(shc);
-    drop(cv);
-    stores::run(&dir, &cv_path, &sh, &wanted)?;
-    drop(sh);
+    cv.close()?;
+    stores::run(&dir, &cv_path, &sh, &sh_path, &raw, &wanted)?;
+    sh.close()?;
 
     println!();
     println!(
         "raw: the same crates (aes-gcm, aes-kw, p256, ml-kem) called directly with pre-built keys; \
          ops that make a key time the call only, not the C_DestroyObject after it."
     );
+    report::print_targets();
     let total = started.elapsed();
     eprintln!("total {total:.1?}");
-    if !quick && filter.is_empty() {
+    if !quick && !custom && filter.is_empty() {
         report::write_markdown(&machine, total)?;
     }
     drop(dir);

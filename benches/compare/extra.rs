@@ -122,7 +122,8 @@ pub(super) fn run(
                     for _ in 0..n {
                         let mut iv = [0u8; 12];
                         let mut tag = [0u8; 16];
-                        let p = GcmMessageParams::new(&mut iv, 32.into(), GeneratorFunction::GenerateCounter, &mut tag)?;
+                        let p =
+                            GcmMessageParams::new(&mut iv, 32.into(), GeneratorFunction::GenerateCounter, &mut tag)?;
                         black_box(client.s.encrypt_message(&MessageParam::AesGcmMessage(p), &[], data)?);
                     }
                     client.s.message_encrypt_final()?;
@@ -320,7 +321,9 @@ pub(super) fn run(
         .encrypt_inout_detached(&Nonce::from([5u8; 12]), header, raw_sealed.as_mut_slice().into())
         .map_err(|e| err(e.to_string()))?;
     let c: Vec<Option<Batch<'_>>> = vec![
-        Some(making(cvc, move || Ok(vec![cvc.s.unwrap_key(wrap_record, master, record, &[Attribute::Token(false)])?]))),
+        Some(making(cvc, move || {
+            Ok(vec![cvc.s.unwrap_key(wrap_record, master, record, &[Attribute::Token(false)])?])
+        })),
         None,
         Some(Box::new(move |n| {
             let mut buf = [0u8; 32];

@@ -19,6 +19,8 @@ use super::{err, measure, print_row, Batch, Client, Raw, Res, Row, Token};
 /// A batch of `n` operations split over `threads` threads, each with its own session
 /// (opened per batch, so the wall time includes it: microseconds against ~150 ms).
 fn threaded<'a>(token: &'a Token, threads: usize, op: &'a (dyn Fn(&Session, u64) -> Res<()> + Sync)) -> Batch<'a> {
+    // A `Session` is not `Sync`, so the threads get the library and the slot.
+    let (pkcs11, slot) = (&token.pkcs11, token.slot);
     Box::new(move |n| {
         let per = (n / threads as u64).max(1);
         let start = Instant::now();
@@ -26,7 +28,7 @@ fn threaded<'a>(token: &'a Token, threads: usize, op: &'a (dyn Fn(&Session, u64)
             let workers: Vec<_> = (0..threads)
                 .map(|t| {
                     scope.spawn(move || -> Result<(), String> {
-                        let s = token.pkcs11.open_rw_session(token.slot).map_err(|e| e.to_string())?;
+                        let s = pkcs11.open_rw_session(slot).map_err(|e| e.to_string())?;
                         for i in 0..per {
                             op(&s, (t as u64) << 40 | i).map_err(|e| e.to_string())?;
                         }

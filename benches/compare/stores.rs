@@ -1,14 +1,16 @@
-//! Issue 8's and 6's store rows. For each store size: a fresh collabvault store and a
-//! fresh SoftHSM2 token, each filled with that many AES-256 token keys (for this module,
-//! stored DEKs: wrap records under the workspace master key, software root), each with
-//! its own `CKA_LABEL` and `CKA_ID`. Then: `C_FindObjects` of one key by label and by id;
-//! cold start (`C_Initialize` + `C_OpenSession` + `C_Login`) and `C_Login` alone, each in
-//! a fresh child process; resident memory of that child after login and one find; and,
-//! on the largest store, the re-wrap of every stored DEK to a new master key version
-//! (`CKM_CV_ROTATE_MASTER`, then `CKM_CV_REWRAP_STORED`).
+//! Issue 8's and 6's store rows. One collabvault store and one SoftHSM2 token grow through
+//! the configured sizes ([`Cfg::store_sizes`](super::Cfg)): each step adds the missing
+//! AES-256 token keys (for this module, stored DEKs: wrap records under the workspace
+//! master key, software root), each with its own `CKA_LABEL` and `CKA_ID`. At each size:
+//! `C_FindObjects` of one key by label and by id; cold start (`C_Initialize` +
+//! `C_OpenSession` + `C_Login`) and `C_Login` alone, each in a fresh child process; the
+//! resident memory of that child after login and one find; and, at the re-wrap sizes, the
+//! re-wrap of every stored DEK to a new master key version (`CKM_CV_ROTATE_MASTER`, then
+//! one timed `CKM_CV_REWRAP_STORED`).
 //!
 //! The stores are filled through the C ABI (`C_GenerateKey`, one token object per call,
-//! two sessions on two threads), the way an application fills them.
+//! two sessions on two threads), the way an application fills them. SoftHSM2 grows only
+//! up to [`Cfg::softhsm_max`](super::Cfg): it reads every object on each find.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,13 +25,19 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use tempfile::TempDir;
 
-use super::{cfg, err, measure, print_row, random, timed, Batch, Raw, Res, Row, Stats, Token, Unit, SO_PIN, USER_PIN};
+use super::{
+    cfg, err, measure, print_row, random, report, timed, Batch, Raw, Res, Row, Stats, Token, Unit, SO_PIN, USER_PIN,
+};
 
 /// The first argument of a cold-start child process.
 pub(super) const CHILD_ARG: &str = "--cold-start-child";
 
 const CKM_CV_ROTATE_MASTER: u64 = 0xC356_0003;
 const CKM_CV_REWRAP_STORED: u64 = 0xC356_0004;
+
+/// Labels of the two grown tokens.
+const CV_LABEL: &str = "cv-store";
+const SH_LABEL: &str = "sh-store";
 
 fn vendor(ty: u64) -> Res<Mechanism<'static>> {
     let ty = MechanismType::new_vendor_defined(ty).map_err(|e| err(e.to_string()))?;
@@ -52,16 +60,31 @@ fn count(n: usize) -> String {
     }
 }
 
-/// Fills a token with `n` AES-256 token keys, `threads` sessions in parallel.
-fn fill(token: &Token, n: usize) -> Res<()> {
+/// `1000000` as `1,000,000`.
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Adds token keys `from..to` to a token, two sessions on two threads; returns the time.
+fn fill(token: &Token, from: usize, to: usize) -> Res<Duration> {
     let started = Instant::now();
     let threads = 2;
+    // A `Session` is not `Sync`, so the threads get the library and the slot.
+    let (pkcs11, slot) = (&token.pkcs11, token.slot);
     std::thread::scope(|scope| -> Res<()> {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || -> Result<(), String> {
-                    let s = token.pkcs11.open_rw_session(token.slot).map_err(|e| e.to_string())?;
-                    for i in (t..n).step_by(threads) {
+                    let s = pkcs11.open_rw_session(slot).map_err(|e| e.to_string())?;
+                    for i in (from + t..to).step_by(threads) {
                         s.generate_key(
                             &Mechanism::AesKeyGen,
                             &[
@@ -70,6 +93,7 @@ fn fill(token: &Token, n: usize) -> Res<()> {
                                 Attribute::ValueLen(32.into()),
                                 Attribute::Token(true),
                                 Attribute::Private(true),
+                                Attribute::Sensitive(true),
                                 Attribute::Encrypt(true),
                                 Attribute::Decrypt(true),
                                 Attribute::Label(label(i)),
@@ -88,13 +112,18 @@ fn fill(token: &Token, n: usize) -> Res<()> {
         Ok(())
     })?;
     let took = started.elapsed();
-    eprintln!(
-        "  {}: filled {} token keys in {took:.2?} ({:.0}/s)",
+    let line = format!(
+        "{}: {} → {} token keys: {} added in {:.1} s ({:.0} keys/s)",
         token.name,
-        count(n),
-        n as f64 / took.as_secs_f64()
+        thousands(from),
+        thousands(to),
+        thousands(to - from),
+        took.as_secs_f64(),
+        (to - from) as f64 / took.as_secs_f64()
     );
-    Ok(())
+    eprintln!("  {line}");
+    report::note(line);
+    Ok(took)
 }
 
 /// Opens an uninitialized SoftHSM2 slot of an already loaded library as a new token.
@@ -141,10 +170,10 @@ fn reopen(path: &Path, label: &str) -> Res<Token> {
     Ok(Token { name: "collabvault", session, slot, pkcs11 })
 }
 
-/// A batch finding one key by `attr(i)` among `n`, each call a different key.
-fn finder<'a>(s: &'a Session, n: usize, by_id: bool) -> Batch<'a> {
+/// A batch finding one key by label or id among `n`, each call a different key.
+fn finder(s: &Session, n: usize, by_id: bool) -> Batch<'_> {
+    let mut i = 0usize;
     Box::new(move |batch| {
-        let mut i = 0usize;
         timed(batch, || {
             i = (i + 7919) % n;
             let a = if by_id { Attribute::Id(id(i)) } else { Attribute::Label(label(i)) };
@@ -231,9 +260,12 @@ fn one_shot_row(name: String, unit: Unit, cv: Option<Stats>, sh: Option<Stats>, 
     Row { name, unit, vals: [cv, sh, None], missing: ["not run", sh_missing, "-"] }
 }
 
-/// Copies the SoftHSM2 token directories that appeared since `before` into `to`, so a
-/// cold-start child sees that token alone.
+/// Copies the SoftHSM2 token directories that appeared since `before` into `to` (emptied
+/// first), so a cold-start child sees that token alone.
 fn copy_new_tokens(tokendir: &Path, before: &[PathBuf], to: &Path) -> Res<()> {
+    if to.exists() {
+        std::fs::remove_dir_all(to)?;
+    }
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(tokendir)? {
         let path = entry?.path();
@@ -254,132 +286,162 @@ fn listing(dir: &Path) -> Res<Vec<PathBuf>> {
     Ok(std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect())
 }
 
-/// Runs the rows; `wanted` filters by row name (a store is only built when one of its
-/// rows is wanted).
-pub(super) fn run(dir: &TempDir, cv_path: &Path, sh: &Token, sh_path: &Path, raw: &Raw, wanted: &dyn Fn(&str) -> bool) -> Res<()> {
-    let sizes = cfg().find_sizes.clone();
-    let largest = sizes.iter().copied().max().unwrap_or(0);
-    let sh_tokens = dir.path().join("softhsm-tokens");
-    for &n in &sizes {
+/// The re-wrap row at store size `n`: `repeats` times a rotation (untimed) and one timed
+/// `CKM_CV_REWRAP_STORED` call that moves all `n` stored DEKs; the raw column is what
+/// each DEK costs cryptographically (open under the old key, seal under the new one).
+fn rewrap_row(cv_path: &Path, raw: &Raw, n: usize, name: String) -> Res<Row> {
+    let cv = reopen(cv_path, CV_LABEL)?;
+    let rotate = vendor(CKM_CV_ROTATE_MASTER)?;
+    let rewrap = vendor(CKM_CV_REWRAP_STORED)?;
+    let mut rates = Vec::new();
+    for _ in 0..cfg().repeats {
+        cv.session.generate_key(&rotate, &[])?;
+        let started = Instant::now();
+        cv.session.generate_key(&rewrap, &[])?;
+        let took = started.elapsed();
+        eprintln!("  collabvault: re-wrapped {} stored DEKs in {:.2} s", thousands(n), took.as_secs_f64());
+        rates.push(n as f64 / took.as_secs_f64());
+    }
+    cv.close()?;
+    let mut c: Vec<Option<Batch<'_>>> = vec![Some(Box::new(move |batch| {
+        let mut buf = [0u8; 32];
+        let header = [0x11u8; 40];
+        let mut sealed = [0u8; 32];
+        let tag = raw
+            .gcm
+            .encrypt_inout_detached(&Nonce::from([3u8; 12]), &header, sealed.as_mut_slice().into())
+            .map_err(|e| err(e.to_string()))?;
+        timed(batch, || {
+            buf.copy_from_slice(&sealed);
+            raw.gcm
+                .decrypt_inout_detached(&Nonce::from([3u8; 12]), &header, buf.as_mut_slice().into(), &tag)
+                .map_err(|e| err(e.to_string()))?;
+            let t = raw
+                .gcm
+                .encrypt_inout_detached(&Nonce::from(random::<12>()?), &header, buf.as_mut_slice().into())
+                .map_err(|e| err(e.to_string()))?;
+            std::hint::black_box((&buf, t));
+            Ok(())
+        })
+    }))];
+    let raw_rate = measure(&mut c)?[0];
+    Ok(Row {
+        name,
+        unit: Unit::Rate,
+        vals: [Stats::of(rates), None, raw_rate],
+        missing: ["not run", "not offered", "-"],
+    })
+}
+
+/// Runs the rows; `wanted` filters by row name (the stores are only built when one of
+/// their rows is wanted).
+pub(super) fn run(
+    dir: &TempDir,
+    cv_path: &Path,
+    sh: &Token,
+    sh_path: &Path,
+    raw: &Raw,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Res<()> {
+    let sizes = cfg().store_sizes.clone();
+    let names = |n: usize| {
         let tag = count(n);
-        let names = [
+        [
             format!("C_FindObjects by CKA_LABEL, {tag} token objs"),
             format!("C_FindObjects by CKA_ID, {tag} token objs"),
             format!("cold start (Initialize+OpenSession+Login), {tag} objs"),
             format!("C_Login with {tag} stored DEKs"),
             format!("resident memory after login + find, {tag} objs"),
             format!("re-wrap {tag} stored DEKs (CKM_CV_REWRAP_STORED)"),
-        ];
-        if !names.iter().any(|name| wanted(name)) {
-            continue;
+        ]
+    };
+    // The largest size any wanted row needs: the stores grow no further.
+    let Some(last) = sizes.iter().copied().filter(|&n| names(n).iter().any(|name| wanted(name))).max() else {
+        return Ok(());
+    };
+
+    // This module: its own store and configuration, the module re-initialized on it.
+    let conf = dir.path().join("collabvault-store.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "store_dir = {:?}\nlog_level = \"error\"\nlog_file = {:?}\n[[workspace]]\nname = \"bench\"\n",
+            dir.path().join("cv-store-grown"),
+            dir.path().join("collabvault.log"),
+        ),
+    )?;
+    std::env::set_var("COLLABVAULT_CONF", &conf);
+    let mut cv = Some(Token::open("collabvault", cv_path, CV_LABEL)?);
+
+    // SoftHSM2: a new token in the loaded library (its directory is the one that appears).
+    let sh_tokens = dir.path().join("softhsm-tokens");
+    let before = listing(&sh_tokens)?;
+    let shn = softhsm_token(sh, SH_LABEL)?;
+    let sh_alone = dir.path().join("softhsm-alone");
+    let sh_conf = sh_alone.join("softhsm2.conf");
+
+    let mut have = 0usize;
+    for &n in sizes.iter().filter(|&&n| n <= last) {
+        let names = names(n);
+        eprintln!("store of {} token keys...", thousands(n));
+        let token = match cv.take() {
+            Some(t) => t,
+            None => reopen(cv_path, CV_LABEL)?,
+        };
+        fill(&token, have, n)?;
+        let sh_here = n <= cfg().softhsm_max;
+        if sh_here {
+            fill(&shn, have, n)?;
         }
-        eprintln!("store of {tag} token keys...");
-        // This module: its own store and configuration, the module re-initialized on it.
-        let conf = dir.path().join(format!("collabvault-{tag}.toml"));
-        std::fs::write(
-            &conf,
-            format!(
-                "store_dir = {:?}\nlog_level = \"error\"\nlog_file = {:?}\n[[workspace]]\nname = \"bench\"\n",
-                dir.path().join(format!("cv-store-{tag}")),
-                dir.path().join("collabvault.log"),
-            ),
-        )?;
-        std::env::set_var("COLLABVAULT_CONF", &conf);
-        let cv_label = format!("cv-{tag}");
-        let cv = Token::open("collabvault", cv_path, &cv_label)?;
-        fill(&cv, n)?;
-        // SoftHSM2: a new token in the loaded library, up to the size where it still
-        // finds in measurable time.
-        let before = listing(&sh_tokens)?;
-        let sh_label = format!("sh-{tag}");
-        let shn = if n <= cfg().softhsm_max { Some(softhsm_token(sh, &sh_label)?) } else { None };
-        if let Some(t) = &shn {
-            fill(t, n)?;
-        }
-        let sh_missing = "not run";
+        have = n;
+
         for (by_id, name) in [(false, &names[0]), (true, &names[1])] {
             if wanted(name) {
-                let mut c = vec![Some(finder(&cv.session, n, by_id)), shn.as_ref().map(|t| finder(&t.session, n, by_id)), None];
+                let mut c =
+                    vec![Some(finder(&token.session, n, by_id)), sh_here.then(|| finder(&shn.session, n, by_id)), None];
                 let mut row = Row::rates(name.clone(), &measure(&mut c)?);
-                row.missing = ["not run", sh_missing, "-"];
+                row.missing = ["not run", "not run", "-"];
                 print_row(&row);
             }
         }
-        cv.close()?;
+        token.close()?;
 
         // Cold start in fresh processes: this module on its store, SoftHSM2 on a copy of
         // its token directory holding this token alone.
-        let probe = label(n / 2);
-        let cv_cold = cold_starts(cv_path, &cv_label, &probe, &[("COLLABVAULT_CONF", &conf)])?;
-        let sh_cold = match &shn {
-            Some(_) => {
-                let alone = dir.path().join(format!("softhsm-alone-{tag}"));
-                copy_new_tokens(&sh_tokens, &before, &alone.join("tokens"))?;
-                let sh_conf = alone.join("softhsm2.conf");
+        if names[2..5].iter().any(|name| wanted(name)) {
+            let probe = label(n / 2);
+            let cv_cold = Some(cold_starts(cv_path, CV_LABEL, &probe, &[("COLLABVAULT_CONF", &conf)])?);
+            let sh_cold = if sh_here {
+                copy_new_tokens(&sh_tokens, &before, &sh_alone.join("tokens"))?;
                 std::fs::write(
                     &sh_conf,
-                    format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", alone.join("tokens").display()),
+                    format!(
+                        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                        sh_alone.join("tokens").display()
+                    ),
                 )?;
-                Some(cold_starts(sh_path, &sh_label, &probe, &[("SOFTHSM2_CONF", &sh_conf)])?)
-            }
-            None => None,
-        };
-        drop(shn);
-        let pick = |v: &Option<Vec<Cold>>, f: fn(&Cold) -> f64| v.as_ref().and_then(|v| stats(v.iter().map(f)));
-        let cv_cold = Some(cv_cold);
-        print_row(&one_shot_row(names[2].clone(), Unit::Ms, pick(&cv_cold, |c| c.start_ms), pick(&sh_cold, |c| c.start_ms), sh_missing));
-        print_row(&one_shot_row(names[3].clone(), Unit::Ms, pick(&cv_cold, |c| c.login_ms), pick(&sh_cold, |c| c.login_ms), sh_missing));
-        if n == largest {
+                Some(cold_starts(sh_path, SH_LABEL, &probe, &[("SOFTHSM2_CONF", &sh_conf)])?)
+            } else {
+                None
+            };
+            let pick = |v: &Option<Vec<Cold>>, f: fn(&Cold) -> f64| v.as_ref().and_then(|v| stats(v.iter().map(f)));
             let mib = |c: &Cold| c.rss_kb / 1024.0;
-            print_row(&one_shot_row(names[4].clone(), Unit::Mib, pick(&cv_cold, mib), pick(&sh_cold, mib), sh_missing));
+            for (name, unit, f) in [
+                (&names[2], Unit::Ms, (|c: &Cold| c.start_ms) as fn(&Cold) -> f64),
+                (&names[3], Unit::Ms, |c: &Cold| c.login_ms),
+                (&names[4], Unit::Mib, mib),
+            ] {
+                if wanted(name) {
+                    print_row(&one_shot_row(name.clone(), unit, pick(&cv_cold, f), pick(&sh_cold, f), "not run"));
+                }
+            }
         }
 
-        // Re-wrap of every stored DEK to a new master key version, on the largest store.
-        if n == largest && wanted(&names[5]) {
-            let cv = reopen(cv_path, &cv_label)?;
-            let rotate = vendor(CKM_CV_ROTATE_MASTER)?;
-            let rewrap = vendor(CKM_CV_REWRAP_STORED)?;
-            let mut rates = Vec::new();
-            for _ in 0..cfg().repeats {
-                cv.session.generate_key(&rotate, &[])?;
-                let started = Instant::now();
-                cv.session.generate_key(&rewrap, &[])?;
-                rates.push(n as f64 / started.elapsed().as_secs_f64());
-            }
-            cv.close()?;
-            // Raw: what each DEK costs cryptographically: open under the old master key,
-            // seal under the new one (AES-256-GCM over 32 bytes), no store.
-            let mut c: Vec<Option<Batch<'_>>> = vec![Some(Box::new(move |batch| {
-                let mut buf = [0u8; 32];
-                let header = [0x11u8; 40];
-                let mut sealed = [0u8; 32];
-                let tag = raw
-                    .gcm
-                    .encrypt_inout_detached(&Nonce::from([3u8; 12]), &header, sealed.as_mut_slice().into())
-                    .map_err(|e| err(e.to_string()))?;
-                timed(batch, || {
-                    buf.copy_from_slice(&sealed);
-                    raw.gcm
-                        .decrypt_inout_detached(&Nonce::from([3u8; 12]), &header, buf.as_mut_slice().into(), &tag)
-                        .map_err(|e| err(e.to_string()))?;
-                    let t = raw
-                        .gcm
-                        .encrypt_inout_detached(&Nonce::from(random::<12>()?), &header, buf.as_mut_slice().into())
-                        .map_err(|e| err(e.to_string()))?;
-                    std::hint::black_box((&buf, t));
-                    Ok(())
-                })
-            }))];
-            let raw_rate = measure(&mut c)?[0];
-            let row = Row {
-                name: names[5].clone(),
-                unit: Unit::Rate,
-                vals: [Stats::of(rates), None, raw_rate],
-                missing: ["not run", "not offered", "-"],
-            };
-            print_row(&row);
+        // Re-wrap of every stored DEK to a new master key version.
+        if cfg().rewrap_sizes.contains(&n) && wanted(&names[5]) {
+            print_row(&rewrap_row(cv_path, raw, n, names[5].clone())?);
         }
     }
-    let _ = Duration::ZERO;
+    drop(shn);
     Ok(())
 }
