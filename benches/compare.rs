@@ -47,6 +47,9 @@ mod breadth;
 // key, digests, random).
 #[path = "compare/extra.rs"]
 mod extra;
+// Issue 8: AES key wrap with padding (RFC 5649) through the raw C ABI.
+#[path = "compare/kwp.rs"]
+mod kwp;
 // Issue 8: threads, each with its own session.
 #[path = "compare/scaling.rs"]
 mod scaling;
@@ -868,7 +871,7 @@ fn main() -> Res<()> {
 
     // Issue 8: the further rows, threads, then the large stores (which re-initialize the
     // module with other stores: the main tokens close first).
-    extra::run(&cv, &sh, &cvc, &shc, &raw, &wanted)?;
+    extra::run(&cv, &sh, [&cv_path, &sh_path], &cvc, &shc, &raw, &wanted)?;
     scaling::run(&cv, &sh, &cvc, &shc, &raw, &hash, &wanted)?;
     drop(cvc);
     drop(shc);

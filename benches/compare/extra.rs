@@ -18,7 +18,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use ml_kem::{DecapsulationKey, MlKem768};
 use sha2::{Digest, Sha256};
 
-use super::{err, measure, print_row, random, secret_template, timed, Batch, Client, Raw, Res, Row, Token, P256_OID};
+use super::{
+    err, kwp, measure, print_row, random, secret_template, timed, Batch, Client, Raw, Res, Row, Token, P256_OID,
+};
 
 /// `CKM_CV_WRAP_RECORD` (include/collabvault.h): a DEK sealed under the workspace master key.
 const CKM_CV_WRAP_RECORD: u64 = 0xC356_0001;
@@ -92,6 +94,7 @@ fn message_init(c: &Client<'_>, encrypt: bool) -> Res<()> {
 pub(super) fn run(
     cv: &Token,
     sh: &Token,
+    paths: [&std::path::Path; 2],
     cvc: &Client<'_>,
     shc: &Client<'_>,
     raw: &Raw,
@@ -205,40 +208,24 @@ pub(super) fn run(
         row(&format!("AES-256 key generation ({what})"), c)?;
     }
 
-    // AES key wrap with padding (RFC 5649, CKM_AES_KEY_WRAP_PAD) of an AES-256 key.
-    let kwp_ok = [
-        cv.has(MechanismType::AES_KEY_WRAP_PAD).unwrap_or(false),
-        sh.has(MechanismType::AES_KEY_WRAP_PAD).unwrap_or(false),
-    ];
-    let raw_kwp = aes_kw::KwpAes256::new_from_slice(&random::<32>()?).map_err(|e| err(e.to_string()))?;
+    // AES key wrap with padding (RFC 5649) of an AES-256 key under an AES-256 KEK, through
+    // the raw C ABI (kwp.rs: cryptoki 0.12 cannot name CKM_AES_KEY_WRAP_KWP). Setup checks
+    // that both modules wrap a known key to the raw crate's bytes.
+    let (kek_value, raw_target) = (random::<32>()?, random::<32>()?);
+    let raw_kwp = aes_kw::KwpAes256::new_from_slice(&kek_value).map_err(|e| err(e.to_string()))?;
     let raw_kwp = &raw_kwp;
-    let raw_target = random::<32>()?;
-    let mut raw_wrapped = [0u8; 40];
-    raw_kwp.wrap_key(&raw_target, &mut raw_wrapped).map_err(|e| err(e.to_string()))?;
-    let mut targets = Vec::new();
-    let mut wrapped = Vec::new();
-    for (client, ok) in clients.iter().zip(kwp_ok) {
-        if !ok {
-            targets.push(None);
-            wrapped.push(Vec::new());
-            continue;
-        }
-        let t = secret_template(&[
-            Attribute::KeyType(KeyType::AES),
-            Attribute::ValueLen(32.into()),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(true),
-        ]);
-        let target = client.s.generate_key(&Mechanism::AesKeyGen, &t)?;
-        wrapped.push(client.s.wrap_key(&Mechanism::AesKeyWrapPad, client.kek, target)?);
-        targets.push(Some(target));
-    }
+    let expected = kwp::raw_wrap(raw_kwp, &raw_target)?;
+    let raw_wrapped = expected.clone();
+    let kwps = [
+        kwp::Kwp::setup(cv, paths[0], &kek_value, &raw_target, &expected)?,
+        kwp::Kwp::setup(sh, paths[1], &kek_value, &raw_target, &expected)?,
+    ];
     let mut c: Vec<Option<Batch<'_>>> = Vec::new();
-    for (client, target) in clients.iter().zip(&targets) {
-        c.push(target.map(|target| -> Batch<'_> {
+    for k in &kwps {
+        c.push(k.as_ref().map(|k| -> Batch<'_> {
             Box::new(move |n| {
                 timed(n, || {
-                    black_box(client.s.wrap_key(&Mechanism::AesKeyWrapPad, client.kek, target)?);
+                    black_box(k.wrap()?);
                     Ok(())
                 })
             })
@@ -253,12 +240,17 @@ pub(super) fn run(
     })));
     row("AES-KWP wrap AES-256 key", c)?;
     let mut c: Vec<Option<Batch<'_>>> = Vec::new();
-    for (i, client) in clients.iter().enumerate() {
-        let blob = &wrapped[i];
-        c.push(kwp_ok[i].then(|| {
-            making(client, move || {
-                let t = secret_template(&[Attribute::KeyType(KeyType::AES), Attribute::Encrypt(true)]);
-                Ok(vec![client.s.unwrap_key(&Mechanism::AesKeyWrapPad, client.kek, blob, &t)?])
+    for k in &kwps {
+        c.push(k.as_ref().map(|k| -> Batch<'_> {
+            Box::new(move |n| {
+                let mut total = Duration::ZERO;
+                for _ in 0..n {
+                    let start = Instant::now();
+                    let h = k.unwrap()?;
+                    total += start.elapsed();
+                    k.destroy(h)?;
+                }
+                Ok(total)
             })
         }));
     }
