@@ -63,6 +63,8 @@ mod report;
 /// How much a run does: the full run (the table in BENCHMARKS.md) or `--quick` (every
 /// row briefly, small stores; CI runs it so the harness cannot rot, never for a speed).
 struct Cfg {
+    /// `--quick`.
+    quick: bool,
     /// Timed batches per contender and row; the table shows their median and spread.
     batches: usize,
     /// Wall time one batch aims at.
@@ -90,6 +92,7 @@ impl Cfg {
     fn new(quick: bool) -> Cfg {
         if quick {
             Cfg {
+                quick,
                 batches: 5,
                 batch_target: Duration::from_millis(8),
                 calibrate_min: Duration::from_millis(2),
@@ -100,6 +103,7 @@ impl Cfg {
             }
         } else {
             Cfg {
+                quick,
                 batches: 7,
                 batch_target: Duration::from_millis(150),
                 calibrate_min: Duration::from_millis(20),
@@ -560,7 +564,7 @@ static ROWS: std::sync::Mutex<Vec<Row>> = std::sync::Mutex::new(Vec::new());
 
 fn print_header() {
     println!(
-        "{:<50} {:>5} {:>24} {:>24} {:>24} {:>9} {:>8} {:>10}",
+        "{:<54} {:>5} {:>24} {:>24} {:>24} {:>9} {:>8} {:>10}",
         "operation", "unit", "collabvault", "softhsm2", "raw", "cv/sh", "cv/raw", "cv per op"
     );
 }
@@ -568,7 +572,7 @@ fn print_header() {
 /// Prints a row and keeps it for the report.
 fn print_row(row: &Row) {
     println!(
-        "{:<50} {:>5} {:>24} {:>24} {:>24} {:>9} {:>8} {:>10}",
+        "{:<54} {:>5} {:>24} {:>24} {:>24} {:>9} {:>8} {:>10}",
         row.name,
         unit_name(row.unit),
         fmt_cell(row, 0),
@@ -638,10 +642,6 @@ fn configure(dir: &TempDir) -> Res<()> {
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // A child process of the cold-start and memory rows (stores.rs).
-    if args.first().map(String::as_str) == Some(stores::CHILD_ARG) {
-        return stores::child(&args[1..]);
-    }
     let quick = args.iter().any(|a| a == "--quick");
     let mut config = Cfg::new(quick);
     // `--stores=1000,10000`: other store sizes (and re-wrap at each), for profiling runs.
@@ -656,6 +656,12 @@ fn main() -> Res<()> {
     }
     let custom = args.iter().any(|a| a.starts_with("--stores=") || a.starts_with("--softhsm-max="));
     CFG.get_or_init(|| config);
+    // Child processes of the store rows (stores.rs): cold start and memory, fresh-process finds.
+    match args.first().map(String::as_str) {
+        Some(stores::CHILD_ARG) => return stores::child(&args[1..]),
+        Some(stores::FIND_CHILD_ARG) => return stores::find_child(&args[1..]),
+        _ => {}
+    }
     // `cargo bench` passes `--bench`; any other argument filters rows by substring.
     let filter: Vec<String> = args.iter().filter(|a| !a.starts_with("--")).cloned().collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
@@ -887,8 +893,13 @@ fn main() -> Res<()> {
     report::print_targets();
     let total = started.elapsed();
     eprintln!("total {total:.1?}");
-    if !quick && !custom && filter.is_empty() {
-        report::write_markdown(&machine, total)?;
+    // A full, unfiltered run rewrites BENCHMARKS.md; `--markdown=PATH` writes any run's
+    // report to PATH instead (to look at the format without a full run).
+    let markdown = args.iter().find_map(|a| a.strip_prefix("--markdown=")).map(PathBuf::from);
+    if let Some(path) = markdown {
+        report::write_markdown(&machine, total, &path)?;
+    } else if !quick && !custom && filter.is_empty() {
+        report::write_markdown(&machine, total, &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md"))?;
     }
     drop(dir);
     Ok(())

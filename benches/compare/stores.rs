@@ -2,11 +2,12 @@
 //! the configured sizes ([`Cfg::store_sizes`](super::Cfg)): each step adds the missing
 //! AES-256 token keys (for this module, stored DEKs: wrap records under the workspace
 //! master key, software root), each with its own `CKA_LABEL` and `CKA_ID`. At each size:
-//! `C_FindObjects` of one key by label and by id; cold start (`C_Initialize` +
-//! `C_OpenSession` + `C_Login`) and `C_Login` alone, each in a fresh child process; the
-//! resident memory of that child after login and one find; and, at the re-wrap sizes, the
-//! re-wrap of every stored DEK to a new master key version (`CKM_CV_ROTATE_MASTER`, then
-//! one timed `CKM_CV_REWRAP_STORED`).
+//! `C_FindObjects` of one key by label and by id, in the process that filled the store
+//! and in a fresh child process; cold start (`C_Initialize` + `C_OpenSession` +
+//! `C_Login`) and `C_Login` alone, each in a fresh child process; the resident memory of
+//! that child after login and one find; and, at the re-wrap sizes, the re-wrap of every
+//! stored DEK to a new master key version (`CKM_CV_ROTATE_MASTER`, then one timed
+//! `CKM_CV_REWRAP_STORED`).
 //!
 //! The stores are filled through the C ABI (`C_GenerateKey`, one token object per call,
 //! two sessions on two threads), the way an application fills them. SoftHSM2 grows only
@@ -31,6 +32,8 @@ use super::{
 
 /// The first argument of a cold-start child process.
 pub(super) const CHILD_ARG: &str = "--cold-start-child";
+/// The first argument of a fresh-process find child.
+pub(super) const FIND_CHILD_ARG: &str = "--find-child";
 
 const CKM_CV_ROTATE_MASTER: u64 = 0xC356_0003;
 const CKM_CV_REWRAP_STORED: u64 = 0xC356_0004;
@@ -252,6 +255,54 @@ pub(super) fn child(args: &[String]) -> Res<()> {
     Ok(())
 }
 
+/// The body of a fresh-process find child: `<module> <token label> <store size>`. Logs
+/// in, then measures finds by label and by id as the parent does, and prints
+/// `FIND <by_id> <median> <min> <max>` for each.
+pub(super) fn find_child(args: &[String]) -> Res<()> {
+    let [module, label, n, ..] = args else {
+        return Err(err("find child: arguments"));
+    };
+    let n: usize = n.parse()?;
+    let pkcs11 = Pkcs11::new(module)?;
+    pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+    let slot = find_slot(&pkcs11, label)?;
+    let session = pkcs11.open_rw_session(slot)?;
+    session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))?;
+    for by_id in [false, true] {
+        let s = measure(&mut [Some(finder(&session, n, by_id))])?[0].ok_or_else(|| err("find child: no figure"))?;
+        println!("FIND {} {} {} {}", u8::from(by_id), s.median, s.min, s.max);
+    }
+    drop(session);
+    pkcs11.finalize()?;
+    Ok(())
+}
+
+/// Finds by label and by id among `n` objects in a fresh child process (no object
+/// handles assigned yet, as in an application that starts and looks its keys up).
+fn fresh_finds(module: &Path, label: &str, n: usize, env: &[(&str, &Path)]) -> Res<[Option<Stats>; 2]> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg(FIND_CHILD_ARG).arg(module).arg(label).arg(n.to_string());
+    if cfg().quick {
+        cmd.arg("--quick");
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output()?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut out = [None, None];
+    for line in text.lines().filter_map(|l| l.strip_prefix("FIND ")) {
+        let v: Vec<f64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        if let [by_id, median, min, max] = v[..] {
+            out[usize::from(by_id > 0.5)] = Some(Stats { median, min, max });
+        }
+    }
+    if out.iter().any(Option::is_none) {
+        return Err(err(format!("find child for {label} failed: {}", String::from_utf8_lossy(&o.stderr))));
+    }
+    Ok(out)
+}
+
 fn stats(v: impl Iterator<Item = f64>) -> Option<Stats> {
     Stats::of(v.collect())
 }
@@ -347,12 +398,14 @@ pub(super) fn run(
     let names = |n: usize| {
         let tag = count(n);
         [
-            format!("C_FindObjects by CKA_LABEL, {tag} token objs"),
-            format!("C_FindObjects by CKA_ID, {tag} token objs"),
+            format!("C_FindObjects by CKA_LABEL, {tag} objs, filling process"),
+            format!("C_FindObjects by CKA_ID, {tag} objs, filling process"),
             format!("cold start (Initialize+OpenSession+Login), {tag} objs"),
-            format!("C_Login with {tag} stored DEKs"),
+            format!("C_Login alone (fresh process), {tag} objs"),
             format!("resident memory after login + find, {tag} objs"),
             format!("re-wrap {tag} stored DEKs (CKM_CV_REWRAP_STORED)"),
+            format!("C_FindObjects by CKA_LABEL, {tag} objs, fresh process"),
+            format!("C_FindObjects by CKA_ID, {tag} objs, fresh process"),
         ]
     };
     // The largest size any wanted row needs: the stores grow no further.
@@ -406,24 +459,36 @@ pub(super) fn run(
         }
         token.close()?;
 
-        // Cold start in fresh processes: this module on its store, SoftHSM2 on a copy of
-        // its token directory holding this token alone.
+        // Fresh processes: this module on its store, SoftHSM2 on a copy of its token
+        // directory holding this token alone. Finds first, then cold start and memory.
+        let cv_env = [("COLLABVAULT_CONF", conf.as_path())];
+        let sh_env = [("SOFTHSM2_CONF", sh_conf.as_path())];
+        let children = [&names[2], &names[3], &names[4], &names[6], &names[7]];
+        if sh_here && children.iter().any(|name| wanted(name)) {
+            copy_new_tokens(&sh_tokens, &before, &sh_alone.join("tokens"))?;
+            std::fs::write(
+                &sh_conf,
+                format!(
+                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                    sh_alone.join("tokens").display()
+                ),
+            )?;
+        }
+        if wanted(&names[6]) || wanted(&names[7]) {
+            let cv_find = fresh_finds(cv_path, CV_LABEL, n, &cv_env)?;
+            let sh_find = if sh_here { fresh_finds(sh_path, SH_LABEL, n, &sh_env)? } else { [None, None] };
+            for (i, name) in [(0, &names[6]), (1, &names[7])] {
+                if wanted(name) {
+                    let mut row = Row::rates(name.clone(), &[cv_find[i], sh_find[i], None]);
+                    row.missing = ["not run", "not run", "-"];
+                    print_row(&row);
+                }
+            }
+        }
         if names[2..5].iter().any(|name| wanted(name)) {
             let probe = label(n / 2);
-            let cv_cold = Some(cold_starts(cv_path, CV_LABEL, &probe, &[("COLLABVAULT_CONF", &conf)])?);
-            let sh_cold = if sh_here {
-                copy_new_tokens(&sh_tokens, &before, &sh_alone.join("tokens"))?;
-                std::fs::write(
-                    &sh_conf,
-                    format!(
-                        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                        sh_alone.join("tokens").display()
-                    ),
-                )?;
-                Some(cold_starts(sh_path, SH_LABEL, &probe, &[("SOFTHSM2_CONF", &sh_conf)])?)
-            } else {
-                None
-            };
+            let cv_cold = Some(cold_starts(cv_path, CV_LABEL, &probe, &cv_env)?);
+            let sh_cold = if sh_here { Some(cold_starts(sh_path, SH_LABEL, &probe, &sh_env)?) } else { None };
             let pick = |v: &Option<Vec<Cold>>, f: fn(&Cold) -> f64| v.as_ref().and_then(|v| stats(v.iter().map(f)));
             let mib = |c: &Cold| c.rss_kb / 1024.0;
             for (name, unit, f) in [
