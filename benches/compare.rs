@@ -43,13 +43,78 @@ type Res<T> = Result<T, Box<dyn Error>>;
 // Issue 5: RSA, P-384, Ed25519 rows and the RSA decryption timing row.
 #[path = "compare/breadth.rs"]
 mod breadth;
+// Issue 8: the rows beyond the first set (message API, key generation, KWP, the master
+// key, digests, random).
+#[path = "compare/extra.rs"]
+mod extra;
+// Issue 8: AES key wrap with padding (RFC 5649) through the raw C ABI.
+#[path = "compare/kwp.rs"]
+mod kwp;
+// Issue 8: threads, each with its own session.
+#[path = "compare/scaling.rs"]
+mod scaling;
+// Issue 8 and 6: large stores (find, cold start, memory, login, re-wrap of stored DEKs).
+#[path = "compare/stores.rs"]
+mod stores;
+// The machine, the versions, the table as BENCHMARKS.md and the targets.
+#[path = "compare/report.rs"]
+mod report;
 
-/// Timed batches per contender and row; the table shows their median.
-const BATCHES: usize = 7;
-/// Wall time one batch aims at.
-const BATCH_TARGET: Duration = Duration::from_millis(150);
-/// Token objects in each store for the find row.
-const FIND_OBJECTS: usize = 1000;
+/// How much a run does: the full run (the table in BENCHMARKS.md) or `--quick` (every
+/// row briefly, small stores; CI runs it so the harness cannot rot, never for a speed).
+struct Cfg {
+    /// `--quick`.
+    quick: bool,
+    /// Timed batches per contender and row; the table shows their median and spread.
+    batches: usize,
+    /// Wall time one batch aims at.
+    batch_target: Duration,
+    /// A calibration batch at least this long sizes the timed ones.
+    calibrate_min: Duration,
+    /// Store sizes, ascending: one store per module grows through them; the find, cold
+    /// start, login and memory rows run at each.
+    store_sizes: Vec<usize>,
+    /// The sizes at which every stored DEK is re-wrapped to a new master key version.
+    rewrap_sizes: Vec<usize>,
+    /// The largest store SoftHSM2 gets (it scans every object on each find).
+    softhsm_max: usize,
+    /// Repeats of the one-shot rows (cold start, re-wrap).
+    repeats: usize,
+}
+
+static CFG: std::sync::OnceLock<Cfg> = std::sync::OnceLock::new();
+
+fn cfg() -> &'static Cfg {
+    CFG.get_or_init(|| Cfg::new(false))
+}
+
+impl Cfg {
+    fn new(quick: bool) -> Cfg {
+        if quick {
+            Cfg {
+                quick,
+                batches: 5,
+                batch_target: Duration::from_millis(8),
+                calibrate_min: Duration::from_millis(2),
+                store_sizes: vec![500, 2000],
+                rewrap_sizes: vec![500, 2000],
+                softhsm_max: 500,
+                repeats: 5,
+            }
+        } else {
+            Cfg {
+                quick,
+                batches: 7,
+                batch_target: Duration::from_millis(150),
+                calibrate_min: Duration::from_millis(20),
+                store_sizes: vec![1000, 10_000, 100_000, 1_000_000],
+                rewrap_sizes: vec![100_000, 1_000_000],
+                softhsm_max: 10_000,
+                repeats: 5,
+            }
+        }
+    }
+}
 
 const SO_PIN: &str = "bench-so-pin-1234";
 const USER_PIN: &str = "bench-user-pin-1234";
@@ -77,26 +142,40 @@ fn timed(n: u64, mut op: impl FnMut() -> Res<()>) -> Res<Duration> {
 }
 
 /// Warm-up and calibration: grows the batch until it takes a measurable time, then
-/// returns the size that takes about [`BATCH_TARGET`].
+/// returns the size that takes about the configured batch time.
 fn calibrate(batch: &mut Batch<'_>) -> Res<u64> {
     let mut n: u64 = 1;
     loop {
         let took = batch(n)?;
-        if took >= Duration::from_millis(20) || n >= 1 << 30 {
-            let size = u128::from(n) * BATCH_TARGET.as_nanos() / took.as_nanos().max(1);
+        if took >= cfg().calibrate_min || n >= 1 << 30 {
+            let size = u128::from(n) * cfg().batch_target.as_nanos() / took.as_nanos().max(1);
             return Ok(u64::try_from(size).unwrap_or(u64::MAX).max(1));
         }
         n = n.saturating_mul(if took < Duration::from_millis(2) { 8 } else { 2 });
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// A row's figure for one contender: the median of its repeats and their range.
+#[derive(Clone, Copy, Debug)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
 }
 
-/// Median ops/s of each contender (`None` where it has no batch), batches interleaved.
-fn measure(contenders: &mut [Option<Batch<'_>>]) -> Res<Vec<Option<f64>>> {
+impl Stats {
+    fn of(mut v: Vec<f64>) -> Option<Stats> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(Stats { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1] })
+    }
+}
+
+/// Median ops/s (with min and max) of each contender (`None` where it has no batch),
+/// batches interleaved.
+fn measure(contenders: &mut [Option<Batch<'_>>]) -> Res<Vec<Option<Stats>>> {
     let mut sizes = Vec::new();
     for c in contenders.iter_mut() {
         sizes.push(match c {
@@ -105,7 +184,7 @@ fn measure(contenders: &mut [Option<Batch<'_>>]) -> Res<Vec<Option<f64>>> {
         });
     }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
-    for _ in 0..BATCHES {
+    for _ in 0..cfg().batches {
         for (i, c) in contenders.iter_mut().enumerate() {
             if let (Some(b), Some(n)) = (c, sizes[i]) {
                 let took = b(n)?;
@@ -113,7 +192,7 @@ fn measure(contenders: &mut [Option<Batch<'_>>]) -> Res<Vec<Option<f64>>> {
             }
         }
     }
-    Ok(rates.into_iter().map(|r| if r.is_empty() { None } else { Some(median(r)) }).collect())
+    Ok(rates.into_iter().map(Stats::of).collect())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -155,6 +234,15 @@ impl Token {
         Ok(Token { name, session, slot, pkcs11 })
     }
 
+    /// Closes the session and finalizes the module (dropping a `Pkcs11` does not call
+    /// `C_Finalize`, and the module must be re-initialized on another store later).
+    fn close(self) -> Res<()> {
+        let Token { session, pkcs11, .. } = self;
+        drop(session);
+        pkcs11.finalize()?;
+        Ok(())
+    }
+
     fn has(&self, m: MechanismType) -> Res<bool> {
         Ok(self.pkcs11.get_mechanism_list(self.slot)?.contains(&m))
     }
@@ -173,7 +261,6 @@ struct Client<'a> {
     ec_public: ObjectHandle,
     signature: Vec<u8>,
     mlkem: Option<(ObjectHandle, ObjectHandle, Vec<u8>)>,
-    find_labels: Vec<Vec<u8>>,
 }
 
 fn secret_template(extra: &[Attribute]) -> Vec<Attribute> {
@@ -188,7 +275,7 @@ fn shared_secret_template() -> Vec<Attribute> {
 }
 
 impl<'a> Client<'a> {
-    fn setup(token: &'a Token, hash: &[u8], find_prefix: &str) -> Res<Client<'a>> {
+    fn setup(token: &'a Token, hash: &[u8]) -> Res<Client<'a>> {
         let s = &token.session;
         let aes = |extra: &[Attribute]| -> Res<ObjectHandle> {
             let mut t = secret_template(&[Attribute::KeyType(KeyType::AES), Attribute::ValueLen(32.into())]);
@@ -225,22 +312,7 @@ impl<'a> Client<'a> {
             None
         };
 
-        let started = Instant::now();
-        let mut find_labels = Vec::with_capacity(FIND_OBJECTS);
-        for i in 0..FIND_OBJECTS {
-            let label = format!("{find_prefix}-{i:04}").into_bytes();
-            s.create_object(&[
-                Attribute::Class(ObjectClass::DATA),
-                Attribute::Token(true),
-                Attribute::Private(false),
-                Attribute::Label(label.clone()),
-                Attribute::Value(b"benchmark data object".to_vec()),
-            ])?;
-            find_labels.push(label);
-        }
-        eprintln!("  {}: created {FIND_OBJECTS} token objects in {:.2?}", token.name, started.elapsed());
-
-        Ok(Client { s, gcm_key, kek, wrapped, ec_private, ec_public, signature, mlkem, find_labels })
+        Ok(Client { s, gcm_key, kek, wrapped, ec_private, ec_public, signature, mlkem })
     }
 
     /// `C_EncryptInit` + `C_Encrypt` (length query, then the call) with a fresh IV.
@@ -302,16 +374,6 @@ impl<'a> Client<'a> {
     fn decapsulate(&self) -> Res<ObjectHandle> {
         let (_, private, ct) = self.mlkem.as_ref().ok_or_else(|| err("no ML-KEM key"))?;
         Ok(self.s.decapsulate_key(&Mechanism::MlKem, *private, &shared_secret_template(), ct)?)
-    }
-
-    /// `C_FindObjectsInit` / `C_FindObjects` / `C_FindObjectsFinal` by `CKA_LABEL`.
-    fn find(&self, i: usize) -> Res<()> {
-        let label = &self.find_labels[i % self.find_labels.len()];
-        let found = self.s.find_objects(&[Attribute::Label(label.clone())])?;
-        if found.len() != 1 {
-            return Err(err(format!("find by label found {} objects, not 1", found.len())));
-        }
-        Ok(())
     }
 
     /// A batch of an operation that makes a key: only the operation is timed, the
@@ -404,37 +466,123 @@ impl Raw {
 // ---------------------------------------------------------------------------------------
 // Rows
 
+/// What a row's figures are.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Unit {
+    /// Operations per second (higher is better).
+    Rate,
+    /// Milliseconds per operation (lower is better).
+    Ms,
+    /// Mebibytes of resident memory (lower is better).
+    Mib,
+}
+
+/// One line of the table: collabvault, SoftHSM2, raw crates.
+#[derive(Clone, Debug)]
 struct Row {
     name: String,
-    rates: Vec<Option<f64>>,
+    unit: Unit,
+    vals: [Option<Stats>; 3],
+    /// What an empty cell says ("not offered", "not run", "-").
+    missing: [&'static str; 3],
 }
 
-fn fmt_rate(r: Option<f64>) -> String {
-    match r {
-        None => "n/a".into(),
-        Some(r) if r >= 100.0 => format!("{r:.0}"),
-        Some(r) => format!("{r:.1}"),
+impl Row {
+    fn rates(name: impl Into<String>, rates: &[Option<Stats>]) -> Row {
+        let at = |i: usize| rates.get(i).copied().flatten();
+        Row {
+            name: name.into(),
+            unit: Unit::Rate,
+            vals: [at(0), at(1), at(2)],
+            missing: ["not offered", "not offered", "-"],
+        }
+    }
+
+    /// How many times better the module is than column `other` (>1: the module wins).
+    fn ratio(&self, other: usize) -> Option<f64> {
+        let (a, b) = (self.vals[0]?.median, self.vals[other]?.median);
+        match self.unit {
+            Unit::Rate => Some(a / b),
+            Unit::Ms | Unit::Mib => Some(b / a),
+        }
     }
 }
 
-fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) => format!("{:.2}x", a / b),
-        _ => "-".into(),
+/// Three significant digits, with k/M suffixes for rates.
+fn compact(v: f64) -> String {
+    let (v, suffix) = if v >= 1e6 {
+        (v / 1e6, "M")
+    } else if v >= 1e4 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    if v >= 100.0 {
+        format!("{v:.0}{suffix}")
+    } else if v >= 10.0 {
+        format!("{v:.1}{suffix}")
+    } else {
+        format!("{v:.2}{suffix}")
     }
 }
 
-fn print_row(row: &Row) {
-    let (cv, sh, raw) = (row.rates[0], row.rates[1], row.rates[2]);
+fn fmt_cell(row: &Row, i: usize) -> String {
+    match row.vals[i] {
+        None => row.missing[i].to_string(),
+        Some(s) => format!("{} [{}–{}]", compact(s.median), compact(s.min), compact(s.max)),
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".into(), |r| if r >= 100.0 { format!("{r:.0}x") } else { format!("{r:.2}x") })
+}
+
+/// The module's time per operation, for rate rows.
+fn fmt_per_op(row: &Row) -> String {
+    match (row.unit, row.vals[0]) {
+        (Unit::Rate, Some(s)) => {
+            let us = 1e6 / s.median;
+            if us >= 1000.0 {
+                format!("{:.2} ms", us / 1000.0)
+            } else {
+                format!("{us:.2} µs")
+            }
+        }
+        _ => "".into(),
+    }
+}
+
+fn unit_name(u: Unit) -> &'static str {
+    match u {
+        Unit::Rate => "ops/s",
+        Unit::Ms => "ms",
+        Unit::Mib => "MiB",
+    }
+}
+
+static ROWS: std::sync::Mutex<Vec<Row>> = std::sync::Mutex::new(Vec::new());
+
+fn print_header() {
     println!(
-        "{:<34} {:>13} {:>12} {:>12} {:>11} {:>8}",
-        row.name,
-        fmt_rate(cv),
-        fmt_rate(sh),
-        fmt_rate(raw),
-        fmt_ratio(cv, sh),
-        fmt_ratio(cv, raw)
+        "{:<54} {:>5} {:>24} {:>24} {:>24} {:>9} {:>8} {:>10}",
+        "operation", "unit", "collabvault", "softhsm2", "raw", "cv/sh", "cv/raw", "cv per op"
     );
+}
+
+/// Prints a row and keeps it for the report.
+fn print_row(row: &Row) {
+    println!(
+        "{:<54} {:>5} {:>24} {:>24} {:>24} {:>9} {:>8} {:>10}",
+        row.name,
+        unit_name(row.unit),
+        fmt_cell(row, 0),
+        fmt_cell(row, 1),
+        fmt_cell(row, 2),
+        fmt_ratio(row.ratio(1)),
+        fmt_ratio(row.ratio(2)),
+        fmt_per_op(row)
+    );
+    ROWS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(row.clone());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -493,8 +641,29 @@ fn configure(dir: &TempDir) -> Res<()> {
 }
 
 fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut config = Cfg::new(quick);
+    // `--stores=1000,10000`: other store sizes (and re-wrap at each), for profiling runs.
+    if let Some(list) = args.iter().find_map(|a| a.strip_prefix("--stores=")) {
+        let sizes = list.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>()?;
+        config.store_sizes.clone_from(&sizes);
+        config.rewrap_sizes = sizes;
+    }
+    // `--softhsm-max=N`: the largest store SoftHSM2 gets.
+    if let Some(n) = args.iter().find_map(|a| a.strip_prefix("--softhsm-max=")) {
+        config.softhsm_max = n.parse()?;
+    }
+    let custom = args.iter().any(|a| a.starts_with("--stores=") || a.starts_with("--softhsm-max="));
+    CFG.get_or_init(|| config);
+    // Child processes of the store rows (stores.rs): cold start and memory, fresh-process finds.
+    match args.first().map(String::as_str) {
+        Some(stores::CHILD_ARG) => return stores::child(&args[1..]),
+        Some(stores::FIND_CHILD_ARG) => return stores::find_child(&args[1..]),
+        _ => {}
+    }
     // `cargo bench` passes `--bench`; any other argument filters rows by substring.
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let filter: Vec<String> = args.iter().filter(|a| !a.starts_with("--")).cloned().collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
 
     let started = Instant::now();
@@ -506,11 +675,12 @@ fn main() -> Res<()> {
 
     let cv = Token::open("collabvault", &cv_path, "cv-bench")?;
     let sh = Token::open("softhsm2", &sh_path, "softhsm-bench")?;
+    let machine = report::Machine::probe(&cv, &sh);
 
     let hash = Sha256::digest(b"benchmark message").to_vec();
-    eprintln!("setting up keys and {FIND_OBJECTS} token objects per module...");
-    let cvc = Client::setup(&cv, &hash, "cv-obj")?;
-    let shc = Client::setup(&sh, &hash, "sh-obj")?;
+    eprintln!("setting up keys per module...");
+    let cvc = Client::setup(&cv, &hash)?;
+    let shc = Client::setup(&sh, &hash)?;
     let raw = Raw::setup(&hash)?;
     let clients = [&cvc, &shc];
     let mech_ok = |t: &Token, m: MechanismType| t.has(m).unwrap_or(false);
@@ -519,28 +689,24 @@ fn main() -> Res<()> {
     let peer = SecretKey::from_slice(&random::<32>()?).map_err(|e| err(e.to_string()))?.public_key();
     let peer_point = peer.to_sec1_point(false).as_bytes().to_vec();
 
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!();
+    println!("{}", machine.summary());
     println!(
-        "collabvault-pkcs11 vs SoftHSM2 vs raw crates, one process, one run; machine: {cores} cores (nproc), {}",
-        std::env::consts::ARCH
-    );
-    println!(
-        "ops/s are medians of {BATCHES} interleaved batches of ~{} ms each after a warm-up; ratios are of those medians",
-        BATCH_TARGET.as_millis()
+        "{} mode: each cell is the median [min–max] of {} interleaved batches of ~{} ms after a warm-up; \
+         ratios are of medians, >1 means collabvault is better",
+        if quick { "quick" } else { "full" },
+        cfg().batches,
+        cfg().batch_target.as_millis()
     );
     println!();
-    println!(
-        "{:<34} {:>13} {:>12} {:>12} {:>11} {:>8}",
-        "operation", "collabvault/s", "softhsm2/s", "raw/s", "cv/softhsm", "cv/raw"
-    );
+    print_header();
 
     let run = |name: String, mut contenders: Vec<Option<Batch<'_>>>| -> Res<()> {
         if !wanted(&name) {
             return Ok(());
         }
         let rates = measure(&mut contenders).map_err(|e| err(format!("{name}: {e}")))?;
-        print_row(&Row { name, rates });
+        print_row(&Row::rates(name, &rates));
         Ok(())
     };
 
@@ -709,31 +875,32 @@ fn main() -> Res<()> {
     // Issue 5 (mechanism breadth).
     breadth::run(&cv, &sh, &wanted)?;
 
-    // Find one token object by label among FIND_OBJECTS.
-    let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
-    for c in clients {
-        contenders.push(Some(Box::new(move |n| {
-            let mut i = 0usize;
-            timed(n, || {
-                i = i.wrapping_add(7919);
-                c.find(i)
-            })
-        })));
-    }
-    contenders.push(None);
-    run(format!("C_FindObjects by label, {FIND_OBJECTS} objs"), contenders)?;
+    // Issue 8: the further rows, threads, then the large stores (which re-initialize the
+    // module with other stores: the main tokens close first).
+    extra::run(&cv, &sh, [&cv_path, &sh_path], &cvc, &shc, &raw, &wanted)?;
+    scaling::run(&cv, &sh, &cvc, &shc, &raw, &hash, &wanted)?;
+    drop(cvc);
+    drop(shc);
+    cv.close()?;
+    stores::run(&dir, &cv_path, &sh, &sh_path, &raw, &wanted)?;
+    sh.close()?;
 
     println!();
     println!(
         "raw: the same crates (aes-gcm, aes-kw, p256, ml-kem) called directly with pre-built keys; \
          ops that make a key time the call only, not the C_DestroyObject after it."
     );
-    eprintln!("total {:.1?}", started.elapsed());
-    // Sessions and modules close before the temp dir goes away.
-    drop(cvc);
-    drop(shc);
-    drop(cv);
-    drop(sh);
+    report::print_targets();
+    let total = started.elapsed();
+    eprintln!("total {total:.1?}");
+    // A full, unfiltered run rewrites BENCHMARKS.md; `--markdown=PATH` writes any run's
+    // report to PATH instead (to look at the format without a full run).
+    let markdown = args.iter().find_map(|a| a.strip_prefix("--markdown=")).map(PathBuf::from);
+    if let Some(path) = markdown {
+        report::write_markdown(&machine, total, &path)?;
+    } else if !quick && !custom && filter.is_empty() {
+        report::write_markdown(&machine, total, &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md"))?;
+    }
     drop(dir);
     Ok(())
 }

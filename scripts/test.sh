@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README): style gates, one release build, the unit and
-# C-ABI integration tests, then the conformance runner with real clients. Fails when any
-# stage fails or when no test ran.
+# C-ABI integration tests, the conformance runner with real clients, then the benchmark
+# harness in quick mode. Fails when any stage fails or when no test ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -28,3 +28,10 @@ echo "cargo tests: $passed passed, $failed failed"
 
 echo "== conformance with real clients"
 bash conformance/run.sh
+
+# `cargo bench` uses the bench profile, which inherits release: it reuses the
+# dependencies and the library built above and compiles only the bench binary. Quick
+# mode runs every row briefly on small stores and writes nothing; it fails only when a
+# row cannot run, never because of a speed.
+echo "== benchmark harness (quick mode)"
+cargo bench --bench compare -- --quick

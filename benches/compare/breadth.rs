@@ -118,7 +118,7 @@ pub(super) fn run(cv: &Token, sh: &Token, wanted: &dyn Fn(&str) -> bool) -> Res<
     let row = |name: &str, mut contenders: Vec<Option<Batch<'_>>>| -> Res<()> {
         if wanted(name) {
             let rates = measure(&mut contenders).map_err(|e| err(format!("{name}: {e}")))?;
-            print_row(&Row { name: name.to_string(), rates });
+            print_row(&Row::rates(name, &rates));
         }
         Ok(())
     };
@@ -225,10 +225,10 @@ pub(super) fn run(cv: &Token, sh: &Token, wanted: &dyn Fn(&str) -> bool) -> Res<
         }
     }
     let rates = measure(&mut c).map_err(|e| err(format!("{name}: {e}")))?;
-    print_row(&Row { name: "RSA-2048 PKCS#1 decrypt, good pad".into(), rates: vec![rates[0], rates[2], None] });
-    print_row(&Row { name: "RSA-2048 PKCS#1 decrypt, bad pad".into(), rates: vec![rates[1], rates[3], None] });
-    let ratio = |good: Option<f64>, bad: Option<f64>| match (good, bad) {
-        (Some(g), Some(b)) => format!("{:.3}", b / g),
+    print_row(&Row::rates("RSA-2048 PKCS#1 decrypt, good pad", &[rates[0], rates[2], None]));
+    print_row(&Row::rates("RSA-2048 PKCS#1 decrypt, bad pad", &[rates[1], rates[3], None]));
+    let ratio = |good: Option<super::Stats>, bad: Option<super::Stats>| match (good, bad) {
+        (Some(g), Some(b)) => format!("{:.3}", b.median / g.median),
         _ => "n/a".into(),
     };
     println!(

@@ -1,0 +1,606 @@
+//! The machine and versions a run records, the issue-8 targets checked against the rows
+//! of this run, and `BENCHMARKS.md` (written by a full run, never by `--quick`).
+//!
+//! Every figure in the file comes from the rows [`print_row`](super::print_row) kept in
+//! [`ROWS`](super::ROWS) and the notes [`note`] kept during this run; nothing is typed in.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{cfg, fmt_cell, fmt_per_op, fmt_ratio, unit_name, Res, Row, Token, Unit, ROWS};
+
+/// The CPU flags that decide which backends the crates (and SoftHSM2's OpenSSL) pick.
+const FLAGS: &[&str] = &["aes", "vaes", "pclmulqdq", "vpclmulqdq", "avx2", "avx512f", "sha_ni", "bmi2", "adx"];
+
+/// The crates whose versions the raw column depends on (read from Cargo.lock).
+const CRATES: &[&str] = &[
+    "aes", "aes-gcm", "ghash", "polyval", "aes-kw", "p256", "ecdsa", "ml-kem", "sha2", "hmac", "rusqlite", "cryptoki",
+];
+
+/// The lock file this benchmark was built against.
+const CARGO_LOCK: &str = include_str!("../../Cargo.lock");
+
+/// Things the run learned besides the rows (how the stores were filled), for the report.
+static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Keeps a line for the report's "how the stores were populated" section.
+pub(super) fn note(line: String) {
+    NOTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
+}
+
+/// One module's `C_GetInfo`.
+struct Library {
+    manufacturer: String,
+    description: String,
+    version: String,
+    cryptoki: String,
+}
+
+impl Library {
+    fn probe(token: &Token) -> Option<Library> {
+        let info = token.pkcs11.get_library_info().ok()?;
+        Some(Library {
+            manufacturer: info.manufacturer_id().trim().to_string(),
+            description: info.library_description().trim().to_string(),
+            version: info.library_version().to_string(),
+            cryptoki: info.cryptoki_version().to_string(),
+        })
+    }
+
+    fn line(lib: &Option<Library>) -> String {
+        match lib {
+            Some(l) => format!(
+                "{} ({}), library version {}, Cryptoki {}",
+                l.description, l.manufacturer, l.version, l.cryptoki
+            ),
+            None => "C_GetInfo failed".into(),
+        }
+    }
+
+    fn short(lib: &Option<Library>) -> String {
+        lib.as_ref().map_or_else(|| "?".into(), |l| l.version.clone())
+    }
+}
+
+/// What the run ran on.
+pub(super) struct Machine {
+    cores: usize,
+    cpu: String,
+    virtualized: bool,
+    flags: Vec<(&'static str, bool)>,
+    kernel: String,
+    rustc: String,
+    collabvault: Option<Library>,
+    softhsm: Option<Library>,
+    crates: Vec<(&'static str, String)>,
+    date: String,
+}
+
+fn cpuinfo_field<'a>(cpuinfo: &'a str, key: &str) -> Option<&'a str> {
+    cpuinfo.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == key).then(|| v.trim())
+    })
+}
+
+/// `name version` pairs from Cargo.lock (the first version of each named crate).
+fn locked_versions() -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for &want in CRATES {
+        let mut name = None;
+        let mut found = None;
+        for line in CARGO_LOCK.lines() {
+            if let Some(v) = line.strip_prefix("name = ") {
+                name = Some(v.trim_matches('"'));
+            } else if let Some(v) = line.strip_prefix("version = ") {
+                if name == Some(want) {
+                    found = Some(v.trim_matches('"').to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(v) = found {
+            out.push((want, v));
+        }
+    }
+    out
+}
+
+/// UTC date and time of `t` as `YYYY-MM-DD HH:MM`.
+fn utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
+
+impl Machine {
+    /// Reads /proc/cpuinfo, the kernel release, `rustc --version` and both modules'
+    /// `C_GetInfo`. Never fails: what cannot be read says so.
+    pub(super) fn probe(cv: &Token, sh: &Token) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let present: Vec<&str> = cpuinfo_field(&cpuinfo, "flags").unwrap_or("").split_whitespace().collect();
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let rustc = std::process::Command::new(rustc)
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map_or_else(
+                || "unknown (rustc not on PATH)".into(),
+                |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            );
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu: cpuinfo_field(&cpuinfo, "model name").unwrap_or(std::env::consts::ARCH).to_string(),
+            virtualized: present.contains(&"hypervisor"),
+            flags: FLAGS.iter().map(|&f| (f, present.contains(&f))).collect(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
+            rustc,
+            collabvault: Library::probe(cv),
+            softhsm: Library::probe(sh),
+            crates: locked_versions(),
+            date: utc(SystemTime::now()),
+        }
+    }
+
+    fn flags_line(&self) -> String {
+        let has: Vec<&str> = self.flags.iter().filter(|f| f.1).map(|f| f.0).collect();
+        let lacks: Vec<&str> = self.flags.iter().filter(|f| !f.1).map(|f| f.0).collect();
+        let mut s = has.join(" ");
+        if !lacks.is_empty() {
+            let _ = write!(s, " (not: {})", lacks.join(" "));
+        }
+        s
+    }
+
+    fn cpu_line(&self) -> String {
+        format!(
+            "{} cores (available parallelism), {}{}",
+            self.cores,
+            self.cpu,
+            if self.virtualized { ", virtual machine" } else { "" }
+        )
+    }
+
+    /// One or two lines for the top of the console table.
+    pub(super) fn summary(&self) -> String {
+        format!(
+            "machine: {}; flags: {}\nversions: {}; collabvault {}, SoftHSM2 {} (C_GetInfo library versions); {}",
+            self.cpu_line(),
+            self.flags_line(),
+            self.rustc,
+            Library::short(&self.collabvault),
+            Library::short(&self.softhsm),
+            self.date
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The targets of issue 8, checked against this run's rows
+
+fn rows() -> Vec<Row> {
+    ROWS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+fn find<'a>(rows: &'a [Row], name: &str) -> Option<&'a Row> {
+    rows.iter().find(|r| r.name == name)
+}
+
+fn median(rows: &[Row], name: &str, col: usize) -> Option<f64> {
+    Some(find(rows, name)?.vals[col]?.median)
+}
+
+/// A check's verdict: what was measured (text) and whether the target holds; `None`
+/// when this run did not measure it (a filter, or `--quick`'s small stores).
+type Verdict = Option<(String, bool)>;
+
+struct Target {
+    what: &'static str,
+    check: fn(&[Row]) -> Verdict,
+    /// One sentence on what limits the module here, printed only when the target is missed.
+    limit: &'static str,
+}
+
+/// Every row in `names` must hold `pred` on its figure; the text lists the figures.
+fn all_of(
+    rows: &[Row],
+    names: &[&str],
+    figure: impl Fn(&Row) -> Option<f64>,
+    show: impl Fn(f64) -> String,
+    pred: impl Fn(f64) -> bool,
+) -> Verdict {
+    let mut parts = Vec::new();
+    let mut ok = true;
+    for name in names {
+        let v = figure(find(rows, name)?)?;
+        ok &= pred(v);
+        parts.push(format!("{name}: {}", show(v)));
+    }
+    Some((parts.join("; "), ok))
+}
+
+fn ratio_of(col: usize) -> impl Fn(&Row) -> Option<f64> {
+    move |r| r.ratio(col)
+}
+
+fn per_op_us(r: &Row) -> Option<f64> {
+    Some(1e6 / r.vals[0]?.median)
+}
+
+fn times(v: f64) -> String {
+    format!("{v:.2}x")
+}
+
+fn percent(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        what: "AES-GCM 64 B encrypt: at least 8x SoftHSM2",
+        check: |rows| all_of(rows, &["AES-256-GCM encrypt 64 B"], ratio_of(1), times, |v| v >= 8.0),
+        limit: "Profiling puts most of each call outside the cipher: the key object is cloned \
+                and then zeroized attribute by attribute, every C_* entry checks for a fork \
+                with a getpid() system call, and the AES and GHASH key schedules are built \
+                twice per operation.",
+    },
+    Target {
+        what: "AES-GCM 1 MiB: at least 90% of the raw aes-gcm crate",
+        check: |rows| {
+            all_of(rows, &["AES-256-GCM encrypt 1 MiB", "AES-256-GCM decrypt 1 MiB"], ratio_of(2), percent, |v| {
+                v >= 0.9
+            })
+        },
+        limit: "The one-shot path buffers the input, copies the data twice more on its way \
+                out and zeroizes the buffers with byte-wise volatile writes; the cipher pass \
+                is the smaller part of the call.",
+    },
+    Target {
+        what: "AES-256 token-object key generation (durable): at least 5x SoftHSM2",
+        check: |rows| {
+            all_of(rows, &["AES-256 key generation (token object, durable)"], ratio_of(1), times, |v| v >= 5.0)
+        },
+        limit: "Each token object is one SQLite transaction whose statements are parsed again \
+                on every execution, plus a query of the master-key table for every seal.",
+    },
+    Target {
+        what: "C_FindObjects by label or id: under 200 µs at 100,000 objects",
+        check: |rows| {
+            all_of(
+                rows,
+                &[
+                    "C_FindObjects by CKA_LABEL, 100k objs, filling process",
+                    "C_FindObjects by CKA_ID, 100k objs, filling process",
+                    "C_FindObjects by CKA_LABEL, 100k objs, fresh process",
+                    "C_FindObjects by CKA_ID, 100k objs, fresh process",
+                ],
+                per_op_us,
+                |v| format!("{v:.0} µs"),
+                |v| v < 200.0,
+            )
+        },
+        limit: "The lookup is indexed, but each find also walks the process's whole \
+                object-handle table for session objects (so it slows as a process touches \
+                more objects), SQLite re-prepares the cached query on every call, and each \
+                match is decrypted.",
+    },
+    Target {
+        what: "C_FindObjects by label or id: under 400 µs (2x the 100k target) at 1,000,000 objects",
+        check: |rows| {
+            all_of(
+                rows,
+                &[
+                    "C_FindObjects by CKA_LABEL, 1M objs, filling process",
+                    "C_FindObjects by CKA_ID, 1M objs, filling process",
+                    "C_FindObjects by CKA_LABEL, 1M objs, fresh process",
+                    "C_FindObjects by CKA_ID, 1M objs, fresh process",
+                ],
+                per_op_us,
+                |v| format!("{v:.0} µs"),
+                |v| v < 400.0,
+            )
+        },
+        limit: "The fresh-process rows are the indexed lookup itself; the filling-process rows add a walk over \
+                every object handle that process holds (one per key it has made or found), which grows with the \
+                store.",
+    },
+    Target {
+        what: "cold start (C_Initialize + C_OpenSession + C_Login) with 100,000 objects: under 50 ms",
+        check: |rows| {
+            all_of(
+                rows,
+                &["cold start (Initialize+OpenSession+Login), 100k objs"],
+                |r| Some(r.vals[0]?.median),
+                |v| format!("{v:.1} ms"),
+                |v| v < 50.0,
+            )
+        },
+        limit: "Nearly all of it is C_Login's Argon2id PIN derivation (19 MiB, 2 passes), \
+                which does not depend on the store's size.",
+    },
+    Target {
+        what: "resident memory with 1,000,000 objects: under 200 MB",
+        check: |rows| {
+            all_of(
+                rows,
+                &["resident memory after login + find, 1M objs"],
+                |r| Some(r.vals[0]?.median),
+                |v| format!("{v:.1} MiB"),
+                |v| v * 1.048_576 < 200.0,
+            )
+        },
+        limit: "Memory grows with the store.",
+    },
+    Target {
+        what: "two threads: at least 1.8x one thread (AES-GCM 4 KiB, ECDSA sign)",
+        check: |rows| {
+            let mut parts = Vec::new();
+            let mut ok = true;
+            for what in ["AES-256-GCM encrypt 4 KiB", "ECDSA P-256 sign"] {
+                let one = median(rows, &format!("{what}, 1 thread(s)"), 0)?;
+                let two = median(rows, &format!("{what}, 2 thread(s)"), 0)?;
+                ok &= two / one >= 1.8;
+                parts.push(format!("{what}: {:.2}x", two / one));
+            }
+            Some((parts.join("; "), ok))
+        },
+        limit: "Every call touches process-wide shared state (the module-state lock and its \
+                reference count, the session and handle tables, the shared key object's \
+                lock) and makes a getpid() system call; on this shared 2-core machine the raw crate's own \
+                two-thread figure shows how much of a second core the run got.",
+    },
+    Target {
+        what: "ECDSA, ECDH, ML-KEM, SHA-256, HMAC: at least 85% of the raw crate",
+        check: |rows| {
+            all_of(
+                rows,
+                &[
+                    "ECDSA P-256 sign",
+                    "ECDSA P-256 verify",
+                    "ECDH P-256 derive (CKD_NULL)",
+                    "ML-KEM-768 key pair generation",
+                    "ML-KEM-768 encapsulate",
+                    "ML-KEM-768 decapsulate",
+                    "SHA-256 digest 4 KiB",
+                    "HMAC-SHA256 4 KiB",
+                ],
+                ratio_of(2),
+                percent,
+                |v| v >= 0.85,
+            )
+        },
+        limit: "SHA-256 and HMAC pay a fixed cost per call that is large next to 4 KiB of \
+                hashing (three C calls through cryptoki, a getpid() per entry, and for HMAC \
+                a clone and zeroize of the key object); ML-KEM decodes its key on every call and pays for the key \
+                objects it makes (the shared secret, or both halves of a new pair).",
+    },
+    Target {
+        what: "re-wrap of stored DEKs: at least 100,000 per second (1,000,000 in under 10 s)",
+        check: |rows| {
+            all_of(
+                rows,
+                &["re-wrap 100k stored DEKs (CKM_CV_REWRAP_STORED)", "re-wrap 1M stored DEKs (CKM_CV_REWRAP_STORED)"],
+                |r| Some(r.vals[0]?.median),
+                |v| format!("{:.1}k/s", v / 1e3),
+                |v| v >= 100_000.0,
+            )
+        },
+        limit: "Each batch of 500 re-scans the objects table from the first row, each record \
+                re-reads the master-key table, and SQLite re-prepares the statements on every \
+                execution; the cryptography is a small part.",
+    },
+];
+
+/// The targets as text lines: `(target, measured, verdict, limit if missed)`.
+fn verdicts(rows: &[Row]) -> Vec<(&'static str, String, &'static str, Option<&'static str>)> {
+    TARGETS
+        .iter()
+        .map(|t| match (t.check)(rows) {
+            Some((text, true)) => (t.what, text, "met", None),
+            Some((text, false)) => (t.what, text, "missed", Some(t.limit)),
+            None => (t.what, "not measured in this run".into(), "-", None),
+        })
+        .collect()
+}
+
+/// Prints the target check under the console table (information, never a failure).
+pub(super) fn print_targets() {
+    let rows = rows();
+    println!();
+    println!("issue-8 targets against this run (information only; the harness never fails on a speed):");
+    for (what, measured, verdict, _) in verdicts(&rows) {
+        println!("  [{verdict:>6}] {what}: {measured}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// BENCHMARKS.md
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// Writes the report (`BENCHMARKS.md` at the repository root for a full run) to `path`
+/// from this run's rows and notes.
+pub(super) fn write_markdown(machine: &Machine, total: Duration, path: &Path) -> Res<()> {
+    let rows = rows();
+    let notes = NOTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let mut md = String::new();
+    let c = cfg();
+    let w = &mut md;
+    writeln!(w, "# Benchmarks")?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "Written by `cargo bench --bench compare` ({}) on {}; the run took {}. Do not edit the \
+         figures by hand: run the benchmark again, it rewrites this file.",
+        if c.quick { "a `--quick` run: small stores and short batches, not figures to quote" } else { "the full run" },
+        machine.date,
+        human(total)
+    )?;
+    writeln!(w)?;
+    writeln!(w, "## Machine and versions")?;
+    writeln!(w)?;
+    writeln!(w, "- CPU: {}", machine.cpu_line())?;
+    writeln!(w, "- CPU flags (of those the crypto backends care about): {}", machine.flags_line())?;
+    writeln!(w, "- Kernel: {}", machine.kernel)?;
+    writeln!(w, "- Toolchain: {}", machine.rustc)?;
+    writeln!(w, "- collabvault (`C_GetInfo`): {}", Library::line(&machine.collabvault))?;
+    writeln!(w, "- SoftHSM2 (`C_GetInfo`): {}", Library::line(&machine.softhsm))?;
+    let crates: Vec<String> = machine.crates.iter().map(|(n, v)| format!("{n} {v}")).collect();
+    writeln!(w, "- Crates (Cargo.lock): {}", crates.join(", "))?;
+    writeln!(w)?;
+
+    writeln!(w, "## How to run it")?;
+    writeln!(w)?;
+    writeln!(w, "    bash scripts/install-deps.sh            # once: SoftHSM2 (Debian softhsm2) and the crates")?;
+    writeln!(w, "    cargo bench --bench compare             # the full run; rewrites this file")?;
+    writeln!(w, "    cargo bench --bench compare -- --quick  # every row briefly, small stores; writes nothing")?;
+    writeln!(w, "    cargo bench --bench compare -- ECDSA    # only the rows whose name contains ECDSA")?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "`SOFTHSM2_MODULE` and `COLLABVAULT_MODULE` override the two library paths. `scripts/test.sh` \
+         runs the quick mode as its last stage, so the harness cannot rot; it checks that every row \
+         runs, never a speed."
+    )?;
+    writeln!(w)?;
+
+    writeln!(w, "## How to read it")?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "- One process loads both modules through the `cryptoki` crate and runs the same client code on \
+         each; the **raw** column does the same cryptography with the crates the module is built on, \
+         called directly with pre-built keys (no PKCS#11, no object store)."
+    )?;
+    writeln!(
+        w,
+        "- Each cell is the **median [min–max]** of {} interleaved batches of about {} ms per contender \
+         after a warm-up that sizes the batches (one-shot rows — cold start, memory, re-wrap — are the \
+         median of {} repeats). The machine is shared and noisy: read the medians and ratios, and treat \
+         the spread as the noise of this run.",
+        c.batches,
+        c.batch_target.as_millis(),
+        c.repeats
+    )?;
+    writeln!(
+        w,
+        "- **cv/softhsm** and **cv/raw** are ratios of medians, oriented so that **above 1 the module is \
+         better** (faster, or less time or memory for `ms` and `MiB` rows); `cv per op` is the module's \
+         time per operation."
+    )?;
+    writeln!(
+        w,
+        "- `not offered`: the module lacks the mechanism or function (SoftHSM2 2.6 has no ML-KEM, no \
+         message-based API and no master-key hierarchy). `not run`: SoftHSM2 was not given stores \
+         beyond {} objects, where each of its finds and cold starts takes too long to repeat (it reads \
+         every object on each `C_FindObjects`). `-`: there is no raw-crate counterpart (object store work).",
+        c.softhsm_max
+    )?;
+    writeln!(
+        w,
+        "- Operations as applications call them: `C_EncryptInit` + `C_Encrypt` (cryptoki's length query, \
+         then the call) per message with a fresh IV; the message API rows do one `C_MessageEncryptInit` \
+         per batch and one `C_EncryptMessage` per message. Operations that make a key time the call, not \
+         the `C_DestroyObject` after it. Thread rows report the total rate over all threads, each thread \
+         with its own session."
+    )?;
+    writeln!(
+        w,
+        "- Find rows run twice: in the process that filled the store (it holds an object handle for \
+         every key) and in a fresh child process that only logs in and looks keys up; each call finds \
+         a different key."
+    )?;
+    writeln!(
+        w,
+        "- \"Durable\" token objects: this module commits each one in its own SQLite transaction (WAL, \
+         `synchronous=NORMAL`: the commit survives a crash of the process; an OS crash may lose the last \
+         commits); SoftHSM2 writes one file per object."
+    )?;
+    writeln!(w)?;
+
+    writeln!(w, "## How the stores were populated")?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "The store rows use one store per module that grows through the sizes: each step adds the \
+         missing AES-256 token keys (each with its own `CKA_LABEL` and `CKA_ID`) through the C ABI, \
+         `C_GenerateKey` one token object per call, two sessions on two threads, the way an application \
+         fills a token. In this module every such key is a stored DEK: a wrap record under the workspace \
+         master key (software root). Cold start, memory and the fresh-process finds are measured in \
+         child processes; a SoftHSM2 child gets a copy of that token's directory alone. Re-wrap rotates the master \
+         key, then \
+         times one `CKM_CV_REWRAP_STORED` call that moves every stored DEK to the new version."
+    )?;
+    writeln!(w)?;
+    for n in &notes {
+        writeln!(w, "- {n}")?;
+    }
+    writeln!(w)?;
+
+    writeln!(w, "## Results")?;
+    writeln!(w)?;
+    writeln!(w, "| operation | unit | collabvault | softhsm2 | raw | cv/softhsm | cv/raw | cv per op |")?;
+    writeln!(w, "|---|---|--:|--:|--:|--:|--:|--:|")?;
+    for r in &rows {
+        writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            md_escape(&r.name),
+            unit_name(r.unit),
+            fmt_cell(r, 0),
+            fmt_cell(r, 1),
+            fmt_cell(r, 2),
+            fmt_ratio(r.ratio(1)),
+            fmt_ratio(r.ratio(2)),
+            if r.unit == Unit::Rate { fmt_per_op(r) } else { String::new() }
+        )?;
+    }
+    writeln!(w)?;
+
+    writeln!(w, "## The targets of issue 8, against this run")?;
+    writeln!(w)?;
+    writeln!(w, "| target | measured | |")?;
+    writeln!(w, "|---|---|---|")?;
+    let v = verdicts(&rows);
+    for (what, measured, verdict, _) in &v {
+        writeln!(w, "| {} | {} | {verdict} |", md_escape(what), md_escape(measured))?;
+    }
+    writeln!(w)?;
+    let missed: Vec<_> = v.iter().filter_map(|(what, _, _, limit)| limit.map(|l| (what, l))).collect();
+    if !missed.is_empty() {
+        writeln!(w, "Where a target is missed:")?;
+        writeln!(w)?;
+        for (what, limit) in missed {
+            writeln!(w, "- *{what}*: {limit}")?;
+        }
+        writeln!(w)?;
+    }
+
+    std::fs::write(path, md)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
