@@ -56,6 +56,9 @@ mod scaling;
 // Issue 8 and 6: large stores (find, cold start, memory, login, re-wrap of stored DEKs).
 #[path = "compare/stores.rs"]
 mod stores;
+// Issue 9: the audit log's cost, by how data operations are recorded.
+#[path = "compare/audit.rs"]
+mod audit;
 // The machine, the versions, the table as BENCHMARKS.md and the targets.
 #[path = "compare/report.rs"]
 mod report;
@@ -882,6 +885,7 @@ fn main() -> Res<()> {
     drop(cvc);
     drop(shc);
     cv.close()?;
+    audit::run(&dir, &cv_path, &wanted)?;
     stores::run(&dir, &cv_path, &sh, &sh_path, &raw, &wanted)?;
     sh.close()?;
 

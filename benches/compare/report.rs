@@ -508,6 +508,14 @@ pub(super) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
     )?;
     writeln!(
         w,
+        "- The `audit ... (vs off)` rows (issue 9) compare the module with itself: the first column \
+         records data operations as per-session counters (the default) or one durable entry per call, \
+         the third column is the same module with `data_operations = \"off\"`, each mode on its own \
+         store, the modes alternating round by round. A DEK unwrap is key management, one durable \
+         entry in every mode, so its ratios sit near 1."
+    )?;
+    writeln!(
+        w,
         "- **cv/softhsm** and **cv/raw** are ratios of medians, oriented so that **above 1 the module is \
          better** (faster, or less time or memory for `ms` and `MiB` rows); `cv per op` is the module's \
          time per operation."
