@@ -108,21 +108,11 @@ fn locked_versions() -> Vec<(&'static str, String)> {
     out
 }
 
-/// UTC date and time of `t` as `YYYY-MM-DD HH:MM`.
+/// UTC date and time of `t` as `YYYY-MM-DD HH:MM UTC` (from the audit log's RFC 3339).
 fn utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    let ms = t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let stamp = collabvault_pkcs11::audit::time::rfc3339(ms);
+    format!("{} {} UTC", &stamp[..10], &stamp[11..16])
 }
 
 impl Machine {

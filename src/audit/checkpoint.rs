@@ -130,20 +130,10 @@ pub fn verify_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::audit::{AuditEntry, AuditEvent, GENESIS};
     use p256::ecdsa::signature::hazmat::PrehashSigner;
 
     fn chain(n: i64) -> Vec<AuditRow> {
-        let mut prev = GENESIS.to_vec();
-        (1..=n)
-            .map(|seq| {
-                let event = AuditEvent::ok("ws", "user", "C_Login", None);
-                let hash = AuditEntry { seq, at_ms: seq, pid: 1, event: &event }.chain_hash(&prev).to_vec();
-                let row = AuditRow { seq, at_ms: seq, pid: 1, event, prev_hash: prev.clone(), hash: hash.clone() };
-                prev = hash;
-                row
-            })
-            .collect()
+        crate::audit::test_chain(n)
     }
 
     fn signed(key: &p256::ecdsa::SigningKey, number: i64, row: &AuditRow) -> Checkpoint {

@@ -10,6 +10,7 @@
 pub mod analytics;
 pub mod checkpoint;
 pub mod export;
+pub mod time;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -96,23 +97,29 @@ pub fn verify(rows: &[AuditRow], expected_len: Option<i64>) -> Verdict {
     Verdict::Intact { entries: rows.len(), head: prev.iter().map(|b| format!("{b:02x}")).collect() }
 }
 
+/// A well-formed chain of `n` entries, for the tests of this module and its children.
+#[cfg(test)]
+pub(crate) fn test_chain(n: i64) -> Vec<AuditRow> {
+    use crate::store::audit::{AuditEntry, AuditEvent};
+    let mut prev = GENESIS.to_vec();
+    (1..=n)
+        .map(|seq| {
+            let event = AuditEvent::ok("ws", "user", "C_Login", Some(format!("entry {seq}")));
+            let hash = AuditEntry { seq, at_ms: seq * 1000, pid: 7, event: &event }.chain_hash(&prev).to_vec();
+            let row = AuditRow { seq, at_ms: seq * 1000, pid: 7, event, prev_hash: prev.clone(), hash: hash.clone() };
+            prev = hash;
+            row
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::audit::{AuditEntry, AuditEvent};
 
     fn chain(n: i64) -> Vec<AuditRow> {
-        let mut prev = GENESIS.to_vec();
-        (1..=n)
-            .map(|seq| {
-                let event = AuditEvent::ok("ws", "user", "C_Login", Some(format!("entry {seq}")));
-                let hash = AuditEntry { seq, at_ms: seq * 1000, pid: 7, event: &event }.chain_hash(&prev).to_vec();
-                let row =
-                    AuditRow { seq, at_ms: seq * 1000, pid: 7, event, prev_hash: prev.clone(), hash: hash.clone() };
-                prev = hash;
-                row
-            })
-            .collect()
+        test_chain(n)
     }
 
     fn broken(rows: &[AuditRow], expected: Option<i64>) -> (i64, Defect) {

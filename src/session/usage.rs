@@ -118,7 +118,7 @@ pub(crate) fn flush(token: &Token, handle: CK_SESSION_HANDLE, session: &Mutex<Se
         .collect();
     if let Err(e) = token.store().append_audit_batch(&events) {
         log::error!(
-            "{}: session {handle}'s operation counters could not be audited (kept for later): {e}",
+            "{}: session {handle}'s operation counters could not be audited (kept in the session for its next flush, if it has one): {e}",
             token.workspace
         );
         session.lock().usage.restore(counts);
