@@ -74,8 +74,20 @@ impl Module {
     }
 }
 
-/// Fails unless the module is initialized in this process (without taking a reference).
+/// Set (with the fork generation it was set in) while this process has initialized the
+/// module: every C call checks it, and atomic loads leave the cache line shared between
+/// cores where the state lock's reader count would bounce between them.
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+static INITIALIZED_IN: AtomicU64 = AtomicU64::new(0);
+
+/// Fails unless the module is initialized in this process (without taking the lock).
 pub fn check_initialized() -> Result<()> {
+    let ours = INITIALIZED.load(Ordering::Acquire)
+        && INITIALIZED_IN.load(Ordering::Acquire) == FORK_GENERATION.load(Ordering::Acquire);
+    if ours && FORK_HANDLER.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    // No fork handler (or not initialized): the state itself decides, pid and all.
     match &*STATE.read() {
         Some(m) if m.is_ours() => Ok(()),
         _ => Err(Error::NotInitialized),
@@ -102,7 +114,9 @@ pub fn initialize() -> Result<()> {
     }
     let module = Module::load().inspect_err(|e| log::error!("C_Initialize failed: {e}"))?;
     log::info!("initialized: {} slot(s)", module.tokens.len());
+    INITIALIZED_IN.store(module.generation, Ordering::Release);
     *state = Some(Arc::new(module));
+    INITIALIZED.store(true, Ordering::Release);
     Ok(())
 }
 
@@ -117,6 +131,7 @@ pub fn finalize() -> Result<()> {
                     log::error!("the final audit checkpoint failed: {e}");
                 }
             }
+            INITIALIZED.store(false, Ordering::Release);
             *state = None;
             log::info!("finalized");
             Ok(())

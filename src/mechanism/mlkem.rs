@@ -218,11 +218,101 @@ pub fn public_from_private(ps: ParamSet, private: &[u8]) -> Result<Vec<u8>> {
 /// randomness source for this call); it panics only if the OS cannot supply randomness,
 /// which the C ABI boundary catches.
 pub fn encapsulate(ps: ParamSet, public: &[u8]) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
-    with_set!(ps, K => {
-        let ek = parse_public::<EncapsulationKey<K>>(public)?;
-        let (ct, secret) = ek.encapsulate();
-        Ok((ct.to_vec(), into_zeroizing(secret)))
-    })
+    DecodedKey::public(ps, public)?.encapsulate()
+}
+
+/// An ML-KEM key decoded once from its object's value (the matrix and vectors FIPS 203
+/// keeps in its encodings), kept with the object (`object::Prepared`) so each operation
+/// skips the decoding and its checks. The crate zeroizes decapsulation keys on drop.
+pub enum DecodedKey {
+    /// An encapsulation (public) key.
+    Public(DecodedPublic),
+    /// A decapsulation (private) key.
+    Private(DecodedPrivate),
+}
+
+/// A decoded encapsulation key of one parameter set.
+pub enum DecodedPublic {
+    /// ML-KEM-512.
+    K512(Box<EncapsulationKey<ml_kem::MlKem512>>),
+    /// ML-KEM-768.
+    K768(Box<EncapsulationKey<ml_kem::MlKem768>>),
+    /// ML-KEM-1024.
+    K1024(Box<EncapsulationKey<ml_kem::MlKem1024>>),
+}
+
+/// A decoded decapsulation key of one parameter set.
+pub enum DecodedPrivate {
+    /// ML-KEM-512.
+    K512(Box<DecapsulationKey<ml_kem::MlKem512>>),
+    /// ML-KEM-768.
+    K768(Box<DecapsulationKey<ml_kem::MlKem768>>),
+    /// ML-KEM-1024.
+    K1024(Box<DecapsulationKey<ml_kem::MlKem1024>>),
+}
+
+impl DecodedKey {
+    /// Which prepared key a `Prepared` cache keeps for a public or a private key.
+    pub fn cache_tag(private: bool) -> u64 {
+        (CKM_ML_KEM << 8) | u64::from(private)
+    }
+
+    /// Decodes the `ek` encoding `public` of set `ps`.
+    pub fn public(ps: ParamSet, public: &[u8]) -> Result<DecodedKey> {
+        Ok(DecodedKey::Public(match ps {
+            ParamSet::MlKem512 => DecodedPublic::K512(Box::new(parse_public(public)?)),
+            ParamSet::MlKem768 => DecodedPublic::K768(Box::new(parse_public(public)?)),
+            ParamSet::MlKem1024 => DecodedPublic::K1024(Box::new(parse_public(public)?)),
+        }))
+    }
+
+    /// Decodes the expanded `dk` encoding `private` of set `ps`.
+    pub fn private(ps: ParamSet, private: &[u8]) -> Result<DecodedKey> {
+        Ok(DecodedKey::Private(match ps {
+            ParamSet::MlKem512 => DecodedPrivate::K512(Box::new(from_expanded(private)?)),
+            ParamSet::MlKem768 => DecodedPrivate::K768(Box::new(from_expanded(private)?)),
+            ParamSet::MlKem1024 => DecodedPrivate::K1024(Box::new(from_expanded(private)?)),
+        }))
+    }
+
+    /// `ML-KEM.Encaps`: the ciphertext and the shared secret.
+    pub fn encapsulate(&self) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+        let DecodedKey::Public(ek) = self else {
+            return Err(Error::KeyTypeInconsistent);
+        };
+        macro_rules! encaps {
+            ($ek:expr) => {{
+                let (ct, secret) = $ek.encapsulate();
+                (ct.to_vec(), into_zeroizing(secret))
+            }};
+        }
+        Ok(match ek {
+            DecodedPublic::K512(ek) => encaps!(ek),
+            DecodedPublic::K768(ek) => encaps!(ek),
+            DecodedPublic::K1024(ek) => encaps!(ek),
+        })
+    }
+
+    /// `ML-KEM.Decaps` of `ciphertext`; see [`decapsulate`] for the errors.
+    pub fn decapsulate(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let DecodedKey::Private(dk) = self else {
+            return Err(Error::KeyTypeInconsistent);
+        };
+        let set = match dk {
+            DecodedPrivate::K512(_) => ParamSet::MlKem512,
+            DecodedPrivate::K768(_) => ParamSet::MlKem768,
+            DecodedPrivate::K1024(_) => ParamSet::MlKem1024,
+        };
+        if ciphertext.len() != set.ciphertext_len() {
+            return Err(Error::EncryptedDataLenRange);
+        }
+        let secret = match dk {
+            DecodedPrivate::K512(dk) => dk.decapsulate_slice(ciphertext).map(into_zeroizing),
+            DecodedPrivate::K768(dk) => dk.decapsulate_slice(ciphertext).map(into_zeroizing),
+            DecodedPrivate::K1024(dk) => dk.decapsulate_slice(ciphertext).map(into_zeroizing),
+        };
+        secret.map_err(|_| Error::EncryptedDataLenRange)
+    }
 }
 
 /// The shared secret for `ciphertext` under the expanded `dk` `private`.
@@ -232,13 +322,10 @@ pub fn encapsulate(ps: ParamSet, public: &[u8]) -> Result<(Vec<u8>, Zeroizing<Ve
 /// checks (stored keys were checked at import) is `AttributeValueInvalid(CKA_VALUE)`.
 pub fn decapsulate(ps: ParamSet, private: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     if ciphertext.len() != ps.ciphertext_len() {
+        // Before decoding the key: a wrong length is the caller's error whatever the key.
         return Err(Error::EncryptedDataLenRange);
     }
-    with_set!(ps, K => {
-        let dk = from_expanded::<DecapsulationKey<K>>(private)?;
-        let secret = dk.decapsulate_slice(ciphertext).map_err(|_| Error::EncryptedDataLenRange)?;
-        Ok(into_zeroizing(secret))
-    })
+    DecodedKey::private(ps, private)?.decapsulate(ciphertext)
 }
 
 #[cfg(test)]

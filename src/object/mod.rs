@@ -101,7 +101,7 @@ pub struct Object {
 /// it, and its own `Drop` zeroizes it); a copied or changed object starts without, so it
 /// never outlives or misdescribes the value it came from.
 #[derive(Default)]
-pub struct Prepared(parking_lot::Mutex<Vec<(u64, Arc<dyn Any + Send + Sync>)>>);
+pub struct Prepared(parking_lot::RwLock<Vec<(u64, Arc<dyn Any + Send + Sync>)>>);
 
 impl Prepared {
     /// The prepared value named `tag` (the mechanism and its variant), made by `make`
@@ -111,12 +111,13 @@ impl Prepared {
             return Ok(found);
         }
         let made = Arc::new(make()?);
-        self.0.lock().push((tag, made.clone()));
+        self.0.write().push((tag, made.clone()));
         Ok(made)
     }
 
     fn find<T: Any + Send + Sync>(&self, tag: u64) -> Option<Arc<T>> {
-        let entries = self.0.lock();
+        // Read-mostly: threads using one key share it without waiting for each other.
+        let entries = self.0.read();
         let (_, value) = entries.iter().find(|(t, _)| *t == tag)?;
         value.clone().downcast::<T>().ok()
     }

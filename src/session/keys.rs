@@ -350,8 +350,10 @@ pub fn encapsulate(
         Some(c) if c < needed => return Err(Error::BufferTooSmall(needed)),
         Some(_) => {}
     }
-    let (ciphertext, shared) =
-        mlkem::encapsulate(ps, key.bytes(CKA_VALUE).ok_or(Error::TemplateIncomplete(CKA_VALUE))?)?;
+    let decoded = key.prepared().get_or_make(mlkem::DecodedKey::cache_tag(false), || {
+        mlkem::DecodedKey::public(ps, key.bytes(CKA_VALUE).ok_or(Error::TemplateIncomplete(CKA_VALUE))?)
+    })?;
+    let (ciphertext, shared) = decoded.encapsulate()?;
     let (key_type, value) = shared_key(template, &shared)?;
     // The secret never existed outside the token, so its sensitivity is the template's.
     let origin = Origin::Derived { always_sensitive: true, never_extractable: true };
@@ -380,7 +382,11 @@ pub fn decapsulate(
         Error::KeyHandleInvalid,
         Error::KeyTypeInconsistent,
     )?;
-    let shared = mlkem::decapsulate(parameter_set(&key)?, &secret(&key)?, ciphertext)?;
+    let ps = parameter_set(&key)?;
+    let decoded = key
+        .prepared()
+        .get_or_make(mlkem::DecodedKey::cache_tag(true), || mlkem::DecodedKey::private(ps, &secret(&key)?))?;
+    let shared = decoded.decapsulate(ciphertext)?;
     let (key_type, value) = shared_key(template, &shared)?;
     let object = Object::new(template, derived_origin(&key), &secret_attrs(key_type, &value))?;
     ctx.add_from(object, "C_DecapsulateKey", "from", &key)
