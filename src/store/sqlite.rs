@@ -316,6 +316,27 @@ fn find_sql(workspace: &str, q: &IndexQuery) -> (String, Vec<rusqlite::types::Va
     (sql, args)
 }
 
+/// Runs an INSERT or UPDATE of the objects table: `first` binds `?1` (the workspace, or
+/// the row id), the record's columns `?2` to `?10`.
+fn execute_with_record(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    first: &dyn rusqlite::ToSql,
+    rec: &ObjectRecord,
+) -> rusqlite::Result<usize> {
+    stmt.execute(params![
+        first,
+        rec.class as i64,
+        rec.key_type.map(|v| v as i64),
+        rec.label,
+        rec.ckid,
+        rec.private,
+        rec.unique_id,
+        rec.attrs,
+        rec.sealed,
+        rec.master_version
+    ])
+}
+
 /// The next batch of a re-wrap job: records after a cursor (`?4`) in row order.
 fn rewrap_next_sql() -> String {
     format!(
@@ -464,46 +485,22 @@ impl Backend for SqliteStore {
 
     fn insert_object(&self, workspace: &str, rec: &ObjectRecord, event: &AuditEvent) -> Result<ObjectId> {
         self.write(event, |tx| {
-            tx.prepare_cached(
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO objects (workspace, class, key_type, label, ckid, private, unique_id, attrs, sealed,
                  master_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                workspace,
-                rec.class as i64,
-                rec.key_type.map(|v| v as i64),
-                rec.label,
-                rec.ckid,
-                rec.private,
-                rec.unique_id,
-                rec.attrs,
-                rec.sealed,
-                rec.master_version
-            ])?;
+            )?;
+            execute_with_record(&mut insert, &workspace, rec)?;
             Ok(ObjectId(tx.last_insert_rowid()))
         })
     }
 
     fn update_object(&self, id: ObjectId, rec: &ObjectRecord, event: &AuditEvent) -> Result<bool> {
         self.write(event, |tx| {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE objects SET class = ?2, key_type = ?3, label = ?4, ckid = ?5, private = ?6,
-                     unique_id = ?7, attrs = ?8, sealed = ?9, master_version = ?10 WHERE id = ?1",
-                )?
-                .execute(params![
-                    id.0,
-                    rec.class as i64,
-                    rec.key_type.map(|v| v as i64),
-                    rec.label,
-                    rec.ckid,
-                    rec.private,
-                    rec.unique_id,
-                    rec.attrs,
-                    rec.sealed,
-                    rec.master_version
-                ])?;
-            Ok(n == 1)
+            let mut update = tx.prepare_cached(
+                "UPDATE objects SET class = ?2, key_type = ?3, label = ?4, ckid = ?5, private = ?6,
+                 unique_id = ?7, attrs = ?8, sealed = ?9, master_version = ?10 WHERE id = ?1",
+            )?;
+            Ok(execute_with_record(&mut update, &id.0, rec)? == 1)
         })
     }
 
