@@ -108,6 +108,14 @@ fn entries(rows: &[AuditRow]) -> Vec<Entry> {
         .collect()
 }
 
+/// How many calendar minutes the entries of `action` fall in: an alert is raised at
+/// most once a minute, so a test that crosses a minute boundary may see one more.
+fn minutes_spanned(rows: &[AuditRow], action: &str) -> usize {
+    let minutes: std::collections::BTreeSet<i64> =
+        rows.iter().filter(|r| r.event.action == action).map(|r| r.at_ms / 60_000).collect();
+    minutes.len()
+}
+
 fn only(rows: &[AuditRow], action: &str) -> Vec<AuditRow> {
     rows.iter().filter(|r| r.event.action == action).cloned().collect()
 }
@@ -320,7 +328,7 @@ fn an_unwrap_burst_writes_an_alert_and_blocks_the_version_until_the_so_clears_it
 
     let rows = a.finish();
     let alerts = only(&rows, "ALERT unwrap burst");
-    assert_eq!(alerts.len(), 1, "{:#?}", entries(&rows));
+    assert!((1..=minutes_spanned(&rows, "C_UnwrapKey")).contains(&alerts.len()), "{:#?}", entries(&rows));
     let what = alerts[0].event.object.clone().unwrap();
     assert!(what.starts_with("wmk v1: 6 unwraps in the last minute (threshold 5, baseline 0.0/min)"), "{what}");
     assert_eq!(alerts[0].event.actor, "module");
@@ -344,7 +352,8 @@ fn without_block_on_alert_a_burst_is_only_recorded() {
     }
     drop(s);
     let rows = a.finish();
-    assert_eq!(only(&rows, "ALERT unwrap burst").len(), 1, "one burst, one alert");
+    let alerts = only(&rows, "ALERT unwrap burst").len();
+    assert!((1..=minutes_spanned(&rows, "C_UnwrapKey")).contains(&alerts), "one burst, one alert a minute: {alerts}");
     assert_eq!(only(&rows, "C_UnwrapKey").len(), 10);
 }
 
