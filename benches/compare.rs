@@ -630,17 +630,24 @@ fn configure(dir: &TempDir) -> Res<()> {
     )?;
     std::env::set_var("SOFTHSM2_CONF", &softhsm_conf);
 
-    let cv_conf = dir.path().join("collabvault.toml");
+    use_cv_config(dir, "collabvault.toml", "cv-store", "").map(drop)
+}
+
+/// Writes a config for this module (one workspace "bench", errors only, logging to
+/// `collabvault.log`) with its store in `dir/store`, `extra` sections before the
+/// workspace, and points `COLLABVAULT_CONF` at it for the next `C_Initialize`.
+fn use_cv_config(dir: &TempDir, name: &str, store: &str, extra: &str) -> Res<PathBuf> {
+    let conf = dir.path().join(name);
     std::fs::write(
-        &cv_conf,
+        &conf,
         format!(
-            "store_dir = {:?}\nlog_level = \"error\"\nlog_file = {:?}\n[[workspace]]\nname = \"bench\"\n",
-            dir.path().join("cv-store"),
+            "store_dir = {:?}\nlog_level = \"error\"\nlog_file = {:?}\n{extra}[[workspace]]\nname = \"bench\"\n",
+            dir.path().join(store),
             dir.path().join("collabvault.log"),
         ),
     )?;
-    std::env::set_var("COLLABVAULT_CONF", &cv_conf);
-    Ok(())
+    std::env::set_var("COLLABVAULT_CONF", &conf);
+    Ok(conf)
 }
 
 fn main() -> Res<()> {

@@ -10,6 +10,7 @@ use collabvault_pkcs11::audit::checkpoint::verify_all;
 use collabvault_pkcs11::audit::{Defect, Verdict};
 use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::root::slot::SlotRoot;
+use collabvault_pkcs11::store::audit::{AuditEvent, AuditRow};
 use collabvault_pkcs11::store::sqlite::SqliteStore;
 use collabvault_pkcs11::store::Backend;
 use common::hsm::Hsm;
@@ -65,6 +66,29 @@ fn verdict(ws: &common::Workspace) -> Verdict {
     )
 }
 
+/// Edits entry `index` (0-based) of the finalized store with `edit`, then recomputes and
+/// rewrites every hash from there on, as someone who can write the file would: the chain
+/// alone stays self-consistent. Returns the rewritten rows.
+fn rewrite_whole(ws: &common::Workspace, index: usize, edit: impl FnOnce(&mut AuditEvent)) -> Vec<AuditRow> {
+    let store = SqliteStore::open(&Config::from_file(&ws.conf).expect("config").store_dir).expect("store");
+    let mut rows = store.audit_rows().expect("rows");
+    drop(store);
+    edit(&mut rows[index].event);
+    let db = rusqlite::Connection::open(ws.store_file()).expect("db");
+    let mut prev = rows[index - 1].hash.clone();
+    for r in rows.iter_mut().skip(index) {
+        r.prev_hash = prev.clone();
+        r.hash = r.computed_hash(&prev).to_vec();
+        prev = r.hash.clone();
+        db.execute(
+            "UPDATE audit_log SET actor = ?2, outcome = ?3, prev_hash = ?4, hash = ?5 WHERE seq = ?1",
+            rusqlite::params![r.seq, r.event.actor, r.event.outcome, r.prev_hash, r.hash],
+        )
+        .expect("rewrite");
+    }
+    rows
+}
+
 #[test]
 fn checkpoints_are_signed_in_the_root_token_and_the_chain_verifies() {
     let (ws, _hsm, _serial) = audited_run(20);
@@ -84,22 +108,8 @@ fn checkpoints_are_signed_in_the_root_token_and_the_chain_verifies() {
 #[test]
 fn a_chain_rewritten_whole_fails_its_signed_checkpoints() {
     let (ws, _hsm, _serial) = audited_run(20);
-    let db = rusqlite::Connection::open(ws.store_file()).expect("db");
     // Change entry 5 and recompute every later hash: the chain alone would not notice.
-    let store = SqliteStore::open(&Config::from_file(&ws.conf).expect("config").store_dir).expect("store");
-    let mut rows = store.audit_rows().expect("rows");
-    rows[4].event.outcome = "CKR_OK (edited)".into();
-    let mut prev = rows[3].hash.clone();
-    for r in rows.iter_mut().skip(4) {
-        r.prev_hash = prev.clone();
-        r.hash = r.computed_hash(&prev).to_vec();
-        prev = r.hash.clone();
-        db.execute(
-            "UPDATE audit_log SET outcome = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
-            rusqlite::params![r.seq, r.event.outcome, r.prev_hash, r.hash],
-        )
-        .expect("rewrite");
-    }
+    let rows = rewrite_whole(&ws, 4, |e| e.outcome = "CKR_OK (edited)".into());
     assert!(
         matches!(collabvault_pkcs11::audit::verify(&rows, None), Verdict::Intact { .. }),
         "the chain is self-consistent"
@@ -161,22 +171,7 @@ fn cvault_verify_names_a_dropped_tail_as_truncation() {
 #[test]
 fn cvault_verify_names_a_chain_rewritten_whole() {
     let (ws, _hsm, _serial) = audited_run(20);
-    let store = SqliteStore::open(&Config::from_file(&ws.conf).expect("config").store_dir).expect("store");
-    let mut rows = store.audit_rows().expect("rows");
-    drop(store);
-    let db = rusqlite::Connection::open(ws.store_file()).expect("db");
-    rows[2].event.actor = "mallory".into();
-    let mut prev = rows[1].hash.clone();
-    for r in rows.iter_mut().skip(2) {
-        r.prev_hash = prev.clone();
-        r.hash = r.computed_hash(&prev).to_vec();
-        prev = r.hash.clone();
-        db.execute(
-            "UPDATE audit_log SET actor = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
-            rusqlite::params![r.seq, r.event.actor, r.prev_hash, r.hash],
-        )
-        .expect("rewrite");
-    }
+    rewrite_whole(&ws, 2, |e| e.actor = "mallory".into());
     let (code, line, _) = cvault(&ws, &["verify"]);
     assert_eq!(code, Some(1), "{line}");
     assert!(line.contains(": changed: "), "{line}");

@@ -52,17 +52,12 @@ fn record_mechanism() -> Res<Mechanism<'static>> {
 
 impl Moded {
     fn open(dir: &TempDir, cv_path: &Path, mode: &str) -> Res<Moded> {
-        let conf = dir.path().join(format!("collabvault-audit-{mode}.toml"));
-        std::fs::write(
-            &conf,
-            format!(
-                "store_dir = {:?}\nlog_level = \"error\"\nlog_file = {:?}\n[audit]\ndata_operations = {mode:?}\n\
-                 [[workspace]]\nname = \"bench\"\n",
-                dir.path().join(format!("cv-store-audit-{mode}")),
-                dir.path().join("collabvault.log"),
-            ),
+        super::use_cv_config(
+            dir,
+            &format!("collabvault-audit-{mode}.toml"),
+            &format!("cv-store-audit-{mode}"),
+            &format!("[audit]\ndata_operations = {mode:?}\n"),
         )?;
-        std::env::set_var("COLLABVAULT_CONF", &conf);
         let token = Token::open("collabvault", cv_path, "cv-audit")?;
         let key = token.session.generate_key(
             &Mechanism::AesKeyGen,

@@ -414,16 +414,7 @@ pub(super) fn run(
     };
 
     // This module: its own store and configuration, the module re-initialized on it.
-    let conf = dir.path().join("collabvault-store.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "store_dir = {:?}\nlog_level = \"error\"\nlog_file = {:?}\n[[workspace]]\nname = \"bench\"\n",
-            dir.path().join("cv-store-grown"),
-            dir.path().join("collabvault.log"),
-        ),
-    )?;
-    std::env::set_var("COLLABVAULT_CONF", &conf);
+    let conf = super::use_cv_config(dir, "collabvault-store.toml", "cv-store-grown", "")?;
     let mut cv = Some(Token::open("collabvault", cv_path, CV_LABEL)?);
 
     // SoftHSM2: a new token in the loaded library (its directory is the one that appears).
