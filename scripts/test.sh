@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README): style gates, one release build, the unit and
+# The project's test command (README): style gates, cargo audit, one release build, the unit and
 # C-ABI integration tests, the conformance runner with real clients, then the benchmark
 # harness in quick mode. Fails when any stage fails or when no test ran.
 set -euo pipefail
@@ -12,6 +12,9 @@ trap 'rm -f "$log"' EXIT
 echo "== style: cargo fmt, clippy"
 cargo fmt --check
 cargo clippy --release --all-targets --quiet -- -D warnings
+
+echo "== dependencies: cargo audit against the RustSec advisory database"
+bash scripts/audit-deps.sh
 
 echo "== build (release, reused by every stage below)"
 cargo build --release --quiet
