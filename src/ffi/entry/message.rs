@@ -31,7 +31,8 @@ unsafe fn gcm_message(param: *mut c_void, len: CK_ULONG) -> Result<Params> {
     let generator = match p.ivGenerator {
         CKG_NO_GENERATE => IvGenerator::Caller,
         CKG_GENERATE_COUNTER => IvGenerator::Counter,
-        CKG_GENERATE_RANDOM | CKG_GENERATE => IvGenerator::Random,
+        CKG_GENERATE_RANDOM => IvGenerator::Random,
+        CKG_GENERATE => IvGenerator::Token,
         _ => return Err(Error::MechanismParamInvalid),
     };
     if p.pIv.is_null() || p.pTag.is_null() || p.ulTagBits % 8 != 0 {
