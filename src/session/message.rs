@@ -348,11 +348,35 @@ pub fn begin(handle: CK_SESSION_HANDLE, encrypt: bool, p: &MessageParams, aad: &
 /// What the last part of an encrypted message returns.
 pub type Part = (Output, Option<(Vec<u8>, Vec<u8>)>);
 
+/// The parameter of a `*MessageNext` call must describe the message its `*MessageBegin`
+/// started: the tag and IV go back through THIS call's buffers, so a shorter tag or IV
+/// here than at Begin would be written past them.
+fn same_message(p: &MessageParams, pending: &Pending) -> Result<()> {
+    if p.tag_len != pending.params.tag_len || p.iv.len() != pending.params.iv.len() {
+        log::warn!(
+            "message part: a {}-byte tag and {}-byte IV, but the message began with {} and {}",
+            p.tag_len,
+            p.iv.len(),
+            pending.params.tag_len,
+            pending.params.iv.len()
+        );
+        return Err(Error::MechanismParamInvalid);
+    }
+    Ok(())
+}
+
 /// `C_EncryptMessageNext`: buffers `part`; on the last one returns the whole ciphertext
-/// and `(tag, iv)` for the caller's parameter.
-pub fn encrypt_next(handle: CK_SESSION_HANDLE, part: &[u8], last: bool, capacity: Option<usize>) -> Result<Part> {
+/// and `(tag, iv)` for the caller's parameter `p` (which must match the Begin call's).
+pub fn encrypt_next(
+    handle: CK_SESSION_HANDLE,
+    p: &MessageParams,
+    part: &[u8],
+    last: bool,
+    capacity: Option<usize>,
+) -> Result<Part> {
     with_op(handle, true, |op, _| {
         let pending = op.pending.as_mut().ok_or(Error::OperationNotInitialized)?;
+        same_message(p, pending)?;
         let needed = if last { pending.data.len() + part.len() } else { 0 };
         match capacity {
             None => return Ok((Output::Length(needed), None)),
@@ -373,6 +397,7 @@ pub fn encrypt_next(handle: CK_SESSION_HANDLE, part: &[u8], last: bool, capacity
 /// whole plaintext.
 pub fn decrypt_next(
     handle: CK_SESSION_HANDLE,
+    p: &MessageParams,
     tag: &[u8],
     part: &[u8],
     last: bool,
@@ -380,6 +405,7 @@ pub fn decrypt_next(
 ) -> Result<Output> {
     with_op(handle, false, |op, _| {
         let pending = op.pending.as_mut().ok_or(Error::OperationNotInitialized)?;
+        same_message(p, pending)?;
         let needed = if last { pending.data.len() + part.len() } else { 0 };
         match capacity {
             None => return Ok(Output::Length(needed)),
