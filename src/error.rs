@@ -126,6 +126,9 @@ pub enum Error {
     EncryptedDataInvalid,
     /// A message-based (3.0) AEAD decryption's tag did not verify.
     AeadDecryptFailed,
+    /// The key has used up its GCM IV counter space (SP 800-38D §8.3): a counter IV
+    /// would repeat one already issued, so the token refuses instead of wrapping.
+    IvCounterExhausted,
     /// The signature does not verify.
     SignatureInvalid,
     /// The signature has the wrong length.

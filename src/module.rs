@@ -60,6 +60,8 @@ pub struct Module {
     pub audit: crate::config::AuditConfig,
     /// Per-key rate windows for the audit alerts.
     pub analytics: crate::audit::analytics::Analytics,
+    /// The GCM IV counter ranges this process reserved, shared by all its sessions.
+    pub iv_counters: crate::session::message::IvCounters,
 }
 
 static STATE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
@@ -193,6 +195,7 @@ impl Module {
             checkpoints,
             audit: config.audit.clone(),
             analytics: Default::default(),
+            iv_counters: Default::default(),
             pid: std::process::id(),
             generation: FORK_GENERATION.load(Ordering::Acquire),
             tokens,

@@ -141,27 +141,44 @@ pub unsafe fn capacity(buf: *const CK_BYTE, len_ptr: *const CK_ULONG) -> Result<
 /// Delivers an operation's result under the length-query protocol: a length, the data,
 /// or (for a short buffer) the needed length with `CKR_BUFFER_TOO_SMALL`.
 ///
+/// The core checks its output against the capacity it was given; this re-checks it
+/// against `*len_ptr` itself before copying, so a wrong length anywhere in a mechanism
+/// can never become a write past the caller's buffer.
+///
 /// # Safety
-/// `len_ptr` is valid for writes; a non-NULL `buf` has room for the capacity the core
-/// was given (read from `*len_ptr` by [`capacity`]).
+/// `len_ptr` is valid for reads and writes; a non-NULL `buf` has room for `*len_ptr` bytes.
 pub unsafe fn emit(buf: *mut CK_BYTE, len_ptr: *mut CK_ULONG, result: Result<Output>) -> Result<()> {
     // SAFETY: forwarded from this function's contract.
     let len = unsafe { out(len_ptr) }?;
+    let room = if buf.is_null() { 0 } else { usize::try_from(*len).unwrap_or(usize::MAX) };
     match result {
         Ok(Output::Length(n)) => {
             *len = n as CK_ULONG;
             Ok(())
         }
         Ok(Output::Data(data)) => {
+            if data.len() > room {
+                log::error!("an operation produced {} bytes for a {room}-byte buffer; refused", data.len());
+                *len = data.len() as CK_ULONG;
+                return Err(if buf.is_null() {
+                    Error::General("output data for a length query".into())
+                } else {
+                    Error::BufferTooSmall(data.len())
+                });
+            }
             if !data.is_empty() {
-                // SAFETY: the core produced data only after checking it fits the capacity
-                // read from this buffer's length, so `buf` is non-NULL with room for it.
+                // SAFETY: `buf` is non-NULL (room is 0 for NULL, and data is not empty) with
+                // room for `*len_ptr >= data.len()` bytes (checked above; caller's contract).
                 unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len()) };
             }
             *len = data.len() as CK_ULONG;
             Ok(())
         }
         Ok(Output::Written(n)) => {
+            if n > room {
+                log::error!("an operation reports {n} bytes written to a {room}-byte buffer");
+                return Err(Error::General("output length beyond the caller's buffer".into()));
+            }
             *len = n as CK_ULONG;
             Ok(())
         }
@@ -218,6 +235,8 @@ pub unsafe fn c_str<'a>(ptr: *const CK_UTF8CHAR) -> Option<&'a [u8]> {
 
 #[cfg(test)]
 mod tests {
+    use zeroize::Zeroizing;
+
     use super::*;
 
     #[test]
@@ -226,6 +245,24 @@ mod tests {
         assert_eq!(unsafe { bytes(std::ptr::null(), 0) }, Ok(&[][..]));
         // SAFETY: as above; the non-zero length must be refused before any read.
         assert!(unsafe { bytes(std::ptr::null(), 3) }.is_err());
+    }
+
+    #[test]
+    fn emit_never_copies_more_than_the_callers_length_says() {
+        let data = Zeroizing::new(vec![7u8; 8]);
+        let mut buf = [0u8; 12];
+        let mut n: CK_ULONG = 4;
+        // SAFETY: `buf` has room for 12 >= `n` bytes; `n` is a valid local.
+        let err = unsafe { emit(buf.as_mut_ptr(), &mut n, Ok(Output::Data(data.clone()))) }.unwrap_err();
+        assert_eq!((err, n, buf), (Error::BufferTooSmall(8), 8, [0; 12]), "a core bug is refused, not copied");
+        n = 0;
+        // SAFETY: NULL buffer: nothing may be written through it.
+        let err = unsafe { emit(std::ptr::null_mut(), &mut n, Ok(Output::Data(data))) }.unwrap_err();
+        assert!(matches!(err, Error::General(_)));
+        n = 4;
+        // SAFETY: as above.
+        let err = unsafe { emit(buf.as_mut_ptr(), &mut n, Ok(Output::Written(5))) }.unwrap_err();
+        assert!(matches!(err, Error::General(_)));
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub fn guard_any(function: &'static str, body: impl FnOnce() -> Result<()>) -> C
                 | Error::RootTokenNotPresent(_) => {
                     log::error!("{function}: {e} -> {}", crate::names::rv_name(code))
                 }
-                Error::ArgumentsBad(_) | Error::MasterKey(_) | Error::KeyBlocked(_) => {
+                Error::ArgumentsBad(_) | Error::MasterKey(_) | Error::KeyBlocked(_) | Error::IvCounterExhausted => {
                     log::warn!("{function}: {e} -> {}", crate::names::rv_name(code))
                 }
                 _ => log::info!("{function}: {e} -> {}", crate::names::rv_name(code)),

@@ -66,6 +66,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::EncryptedDataLenRange => CKR_ENCRYPTED_DATA_LEN_RANGE,
         Error::EncryptedDataInvalid => CKR_ENCRYPTED_DATA_INVALID,
         Error::AeadDecryptFailed => CKR_AEAD_DECRYPT_FAILED,
+        Error::IvCounterExhausted => CKR_MECHANISM_PARAM_INVALID,
         Error::SignatureInvalid => CKR_SIGNATURE_INVALID,
         Error::SignatureLenRange => CKR_SIGNATURE_LEN_RANGE,
         Error::CurveNotSupported => CKR_CURVE_NOT_SUPPORTED,
@@ -98,6 +99,7 @@ mod tests {
             (Error::Integrity("x"), CKR_DEVICE_ERROR),
             (Error::KeyBlocked("x".into()), CKR_KEY_FUNCTION_NOT_PERMITTED),
             (Error::Config("x".into()), CKR_GENERAL_ERROR),
+            (Error::IvCounterExhausted, CKR_MECHANISM_PARAM_INVALID),
         ];
         for (e, want) in table {
             assert_eq!(rv(e), *want, "{e:?}");

@@ -243,4 +243,9 @@ pub trait Backend: Send + Sync {
         reason: Option<&str>,
         event: &AuditEvent,
     ) -> Result<bool>;
+    /// Reserves, durably (committed before it returns), the next `count` values of the
+    /// GCM IV counter of the key with `fingerprint`, clipped at `max` (inclusive); `None`
+    /// once the key's counter space is used up. Values start at 1; no range is ever
+    /// handed out twice, by any process.
+    fn reserve_iv_counter(&self, fingerprint: &[u8; 32], count: u64, max: u64) -> Result<Option<std::ops::Range<u64>>>;
 }

@@ -5,6 +5,7 @@
 //! the audit chain stays linear across them. Lookups go through indexes on the columns a
 //! find template names (`CKA_CLASS`, `CKA_KEY_TYPE`, `CKA_LABEL`, `CKA_ID`).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -96,6 +97,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_refused_logins ON audit_log(workspace, at_ms)
         WHERE action = 'C_Login' AND outcome <> 'CKR_OK';
     ALTER TABLE master_keys ADD COLUMN blocked TEXT;",
+    // v5: the next unreserved GCM IV counter value of each key, by key fingerprint (never
+    // the key bytes), so no process or session of any token restarts a key's counter.
+    "CREATE TABLE gcm_iv_counters (
+        fingerprint BLOB PRIMARY KEY,
+        next        INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The store in one SQLite file.
@@ -370,6 +377,34 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectId, ObjectR
 }
 
 impl Backend for SqliteStore {
+    fn reserve_iv_counter(&self, fingerprint: &[u8; 32], count: u64, max: u64) -> Result<Option<Range<u64>>> {
+        let max = i64::try_from(max).map_err(|_| Error::General("IV counter limit beyond the store's range".into()))?;
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        // No audit entry: a reservation changes no key, object or login, and one every
+        // `count` messages would only add noise to the chain.
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let next: i64 = tx
+                .prepare_cached("SELECT next FROM gcm_iv_counters WHERE fingerprint = ?1")?
+                .query_row([&fingerprint[..]], |r| r.get(0))
+                .optional()?
+                .unwrap_or(1);
+            if next > max || next < 1 {
+                return Ok(None);
+            }
+            let end = next.saturating_add(count).min(max.saturating_add(1));
+            tx.prepare_cached(
+                "INSERT INTO gcm_iv_counters (fingerprint, next) VALUES (?1, ?2)
+                 ON CONFLICT(fingerprint) DO UPDATE SET next = excluded.next",
+            )?
+            .execute(params![&fingerprint[..], end])?;
+            // Committed before any value of the range is handed out: a crash only skips them.
+            tx.commit()?;
+            let range = u64::try_from(next).unwrap_or(0)..u64::try_from(end).unwrap_or(0);
+            Ok(Some(range))
+        })
+    }
+
     fn open_token(&self, workspace: &str, default_label: &str) -> Result<TokenRecord> {
         self.with_conn(|conn| {
             if let Some(t) = read_token(conn, workspace)? {
@@ -695,6 +730,19 @@ mod tests {
             sealed: None,
             master_version: None,
         }
+    }
+
+    #[test]
+    fn iv_counter_ranges_never_overlap_and_survive_reopening() {
+        let (dir, store) = store();
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        assert_eq!(store.reserve_iv_counter(&a, 10, 100).expect("reserve"), Some(1..11));
+        assert_eq!(store.reserve_iv_counter(&a, 10, 100).expect("reserve"), Some(11..21));
+        assert_eq!(store.reserve_iv_counter(&b, 10, 100).expect("reserve"), Some(1..11), "per key");
+        drop(store);
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.reserve_iv_counter(&a, 90, 100).expect("reserve"), Some(21..101), "clipped at the limit");
+        assert_eq!(store.reserve_iv_counter(&a, 1, 100).expect("reserve"), None, "exhausted, never wrapped");
     }
 
     #[test]

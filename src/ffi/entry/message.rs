@@ -12,11 +12,15 @@ use crate::ffi::guard;
 use crate::session::crypto::Output;
 use crate::session::message::{self, IvGenerator, MessageParams};
 
-/// A decoded `CK_GCM_MESSAGE_PARAMS` and where its IV and tag live in caller memory.
+/// A decoded `CK_GCM_MESSAGE_PARAMS` and where its IV and tag live in caller memory, with
+/// the room THIS call's parameter gives them (`ulIvLen`, `ulTagBits / 8`): what is written
+/// back is checked against these, never against lengths another call gave.
 struct Params {
     decoded: MessageParams,
     iv: *mut CK_BYTE,
+    iv_room: usize,
     tag: *mut CK_BYTE,
+    tag_room: usize,
 }
 
 /// # Safety
@@ -31,7 +35,8 @@ unsafe fn gcm_message(param: *mut c_void, len: CK_ULONG) -> Result<Params> {
     let generator = match p.ivGenerator {
         CKG_NO_GENERATE => IvGenerator::Caller,
         CKG_GENERATE_COUNTER => IvGenerator::Counter,
-        CKG_GENERATE_RANDOM | CKG_GENERATE => IvGenerator::Random,
+        CKG_GENERATE_RANDOM => IvGenerator::Random,
+        CKG_GENERATE => IvGenerator::Token,
         _ => return Err(Error::MechanismParamInvalid),
     };
     if p.pIv.is_null() || p.pTag.is_null() || p.ulTagBits % 8 != 0 {
@@ -42,7 +47,8 @@ unsafe fn gcm_message(param: *mut c_void, len: CK_ULONG) -> Result<Params> {
     let as_usize = |v: CK_ULONG| usize::try_from(v).map_err(|_| Error::MechanismParamInvalid);
     let decoded =
         MessageParams { iv, iv_fixed_bits: as_usize(p.ulIvFixedBits)?, generator, tag_len: as_usize(p.ulTagBits / 8)? };
-    Ok(Params { decoded, iv: p.pIv, tag: p.pTag })
+    let (iv_room, tag_room) = (decoded.iv.len(), decoded.tag_len);
+    Ok(Params { decoded, iv: p.pIv, iv_room, tag: p.pTag, tag_room })
 }
 
 impl Params {
@@ -55,17 +61,29 @@ impl Params {
         unsafe { bytes(self.tag, self.decoded.tag_len as CK_ULONG) }
     }
 
-    /// Hands the tag and the IV used back through the caller's parameter.
+    /// Hands the tag and the IV used back through the caller's parameter, after checking
+    /// both fit the room this call's parameter gives (a mismatch is refused, not written).
     ///
     /// # Safety
-    /// `self.tag` has room for `tag.len()` bytes and `self.iv` for `iv.len()` bytes.
-    unsafe fn write_back(&self, tag: &[u8], iv: &[u8]) {
-        // SAFETY: the tag buffer holds ulTagBits / 8 = tag.len() bytes and the IV buffer
-        // ulIvLen = iv.len() bytes (both checked at decode; the caller's contract).
+    /// `self.tag` has room for `self.tag_room` bytes and `self.iv` for `self.iv_room`.
+    unsafe fn write_back(&self, tag: &[u8], iv: &[u8]) -> Result<()> {
+        if tag.len() > self.tag_room || iv.len() > self.iv_room {
+            log::warn!(
+                "message encryption: a {}-byte tag and {}-byte IV do not fit the parameter's {} and {} bytes",
+                tag.len(),
+                iv.len(),
+                self.tag_room,
+                self.iv_room
+            );
+            return Err(Error::MechanismParamInvalid);
+        }
+        // SAFETY: the tag buffer holds `tag_room >= tag.len()` bytes and the IV buffer
+        // `iv_room >= iv.len()` bytes (checked above; the caller's contract for this call).
         unsafe {
             std::ptr::copy_nonoverlapping(tag.as_ptr(), self.tag, tag.len());
             std::ptr::copy_nonoverlapping(iv.as_ptr(), self.iv, iv.len());
         }
+        Ok(())
     }
 }
 
@@ -120,7 +138,7 @@ pub unsafe extern "C" fn C_EncryptMessage(
                 Err(e) => return emit(ciphertext, ciphertext_len, Err(e)),
             };
             if matches!(sealed.output, Output::Data(_)) {
-                p.write_back(&sealed.tag, &sealed.iv);
+                p.write_back(&sealed.tag, &sealed.iv)?;
             }
             emit(ciphertext, ciphertext_len, Ok(sealed.output))
         }
@@ -169,10 +187,10 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
             let part = bytes(part, part_len)?;
             let cap = capacity(ciphertext, ciphertext_len)?;
             let last = flags & CKF_END_OF_MESSAGE != 0;
-            match message::encrypt_next(session, part, last, cap) {
+            match message::encrypt_next(session, &p.decoded, part, last, cap) {
                 Ok((output, finished)) => {
                     if let Some((tag, iv)) = finished {
-                        p.write_back(&tag, &iv);
+                        p.write_back(&tag, &iv)?;
                     }
                     emit(ciphertext, ciphertext_len, Ok(output))
                 }
@@ -273,7 +291,7 @@ pub unsafe extern "C" fn C_DecryptMessageNext(
             let (part, tag) = (bytes(part, part_len)?, p.tag()?);
             let cap = capacity(plaintext, plaintext_len)?;
             let last = flags & CKF_END_OF_MESSAGE != 0;
-            emit(plaintext, plaintext_len, message::decrypt_next(session, tag, part, last, cap))
+            emit(plaintext, plaintext_len, message::decrypt_next(session, &p.decoded, tag, part, last, cap))
         }
     })
 }

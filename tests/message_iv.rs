@@ -1,0 +1,210 @@
+//! IV uniqueness of the message-based AES-GCM API (issue #12, item 1): a token-generated
+//! IV never repeats under one key, whatever sessions, processes, object copies or
+//! duplicate imports the key goes through (SP 800-38D §8), and a random IV has at least
+//! 96 random bits.
+
+// Raw C ABI calls through the function list need `unsafe`; each call passes live locals.
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks, missing_docs)]
+// Lengths here are small test buffers; CK_ULONG and usize are both 64-bit on the targets we build.
+#![allow(clippy::cast_possible_truncation)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::ptr::null_mut;
+
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use cryptoki_sys::*;
+
+const KEY: [u8; 32] = [0x42; 32];
+const KEY_LABEL: &str = "iv-counter-key";
+const CHILD_ENV: &str = "CV_IV_CHILD_CONF";
+const CHILD_TEST: &str = "child_process_encrypts_one_counter_message";
+const PARAM_LEN: CK_ULONG = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
+
+/// The 3.2 function list of the module the fixture loaded.
+struct Api {
+    _lib: cryptoki_sys::Pkcs11,
+    f: CK_FUNCTION_LIST_3_2,
+}
+
+impl Api {
+    fn load() -> Api {
+        let lib = unsafe { cryptoki_sys::Pkcs11::new(common::module_path()) }.expect("load module");
+        let mut iface: *mut CK_INTERFACE = null_mut();
+        assert_eq!(unsafe { lib.C_GetInterface(null_mut(), null_mut(), &mut iface, 0) }, CKR_OK);
+        let f = unsafe { *(*iface).pFunctionList.cast::<CK_FUNCTION_LIST_3_2>() };
+        Api { _lib: lib, f }
+    }
+}
+
+fn import_key(s: &Session, token: bool) -> ObjectHandle {
+    s.create_object(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(token),
+        Attribute::Label(KEY_LABEL.into()),
+        Attribute::Value(KEY.to_vec()),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+    ])
+    .expect("import key")
+}
+
+fn init(api: &Api, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
+    let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
+    unsafe { api.f.C_MessageEncryptInit.expect("slot")(s, &mut m, key) }
+}
+
+/// One `C_EncryptMessage` with `generator` and `fixed_bits`; the IV the token wrote back.
+fn encrypt_one(
+    api: &Api,
+    s: CK_SESSION_HANDLE,
+    prefix: [u8; 12],
+    fixed_bits: CK_ULONG,
+    generator: CK_GENERATOR_FUNCTION,
+) -> (CK_RV, Vec<u8>) {
+    let (mut iv, mut tag) = (prefix.to_vec(), vec![0u8; 16]);
+    let mut p = CK_GCM_MESSAGE_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: 12,
+        ulIvFixedBits: fixed_bits,
+        ivGenerator: generator,
+        pTag: tag.as_mut_ptr(),
+        ulTagBits: 128,
+    };
+    let mut pt = b"message".to_vec();
+    let mut out = vec![0u8; pt.len()];
+    let mut len = out.len() as CK_ULONG;
+    let rv = unsafe {
+        api.f.C_EncryptMessage.expect("slot")(
+            s,
+            std::ptr::from_mut(&mut p).cast(),
+            PARAM_LEN,
+            null_mut(),
+            0,
+            pt.as_mut_ptr(),
+            pt.len() as CK_ULONG,
+            out.as_mut_ptr(),
+            &mut len,
+        )
+    };
+    (rv, iv)
+}
+
+/// A counter IV under `key` in a fresh operation of `s`.
+fn counter_iv(api: &Api, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Vec<u8> {
+    assert_eq!(init(api, s, key), CKR_OK);
+    let (rv, iv) = encrypt_one(api, s, [7; 12], 32, CKG_GENERATE_COUNTER);
+    assert_eq!(rv, CKR_OK);
+    assert_eq!(unsafe { api.f.C_MessageEncryptFinal.expect("slot")(s) }, CKR_OK);
+    iv
+}
+
+#[test]
+fn counter_ivs_never_repeat_across_sessions() {
+    let fx = common::Fixture::new();
+    let slot = fx.init_token();
+    let (a, b) = (fx.user_session(slot), fx.pkcs11.open_rw_session(slot).expect("second session"));
+    let key = import_key(&a, true);
+    let api = Api::load();
+    let first = counter_iv(&api, a.handle(), key.handle());
+    let second = counter_iv(&api, b.handle(), key.handle());
+    let again = counter_iv(&api, a.handle(), key.handle());
+    assert_ne!(first, second, "a second session restarted the counter");
+    assert_ne!(first, again, "a second operation in one session restarted the counter");
+    assert_ne!(second, again);
+}
+
+#[test]
+fn a_copied_key_or_the_same_key_bytes_imported_twice_continue_the_counter() {
+    let fx = common::Fixture::new();
+    let slot = fx.init_token();
+    let s = fx.user_session(slot);
+    let key = import_key(&s, false);
+    let api = Api::load();
+    let mut seen = vec![counter_iv(&api, s.handle(), key.handle())];
+    let copy = s.copy_object(key, &[Attribute::Label(b"copy".to_vec())]).expect("copy key");
+    seen.push(counter_iv(&api, s.handle(), copy.handle()));
+    let twin = import_key(&s, true);
+    seen.push(counter_iv(&api, s.handle(), twin.handle()));
+    seen.push(counter_iv(&api, s.handle(), key.handle()));
+    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!(distinct.len(), seen.len(), "an IV repeated under one key: {seen:02x?}");
+}
+
+#[test]
+fn counter_ivs_never_repeat_across_processes() {
+    let fx = common::Fixture::new();
+    let slot = fx.init_token();
+    let s = fx.user_session(slot);
+    let key = import_key(&s, true);
+    let api = Api::load();
+    let before = counter_iv(&api, s.handle(), key.handle());
+
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", CHILD_TEST, "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, &fx.ws.conf)
+        .env("COLLABVAULT_CONF", &fx.ws.conf)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run the child process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let child: Vec<u8> = stdout
+        .lines()
+        .find_map(|l| l.split_once("CHILD_IV=").map(|(_, iv)| iv))
+        .map(|h| hex::decode(h.trim()).expect("hex"))
+        .expect("the child printed its IV");
+
+    let after = counter_iv(&api, s.handle(), key.handle());
+    assert_ne!(before, child, "the child process restarted the counter");
+    assert_ne!(after, child, "this process reissued the child's IV");
+    assert_ne!(before, after);
+}
+
+/// The second process of [`counter_ivs_never_repeat_across_processes`]; a no-op unless
+/// that test started it.
+#[test]
+#[ignore = "started as a child process by counter_ivs_never_repeat_across_processes"]
+fn child_process_encrypts_one_counter_message() {
+    let Some(conf) = std::env::var_os(CHILD_ENV) else { return };
+    let _serial = common::lock();
+    std::env::set_var("COLLABVAULT_CONF", &conf);
+    let p = common::load();
+    let slot = p.get_all_slots().expect("slots")[0];
+    {
+        let s = p.open_rw_session(slot).expect("open");
+        s.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into()))).expect("child login");
+        let keys = s.find_objects(&[Attribute::Label(KEY_LABEL.into())]).expect("find key");
+        assert_eq!(keys.len(), 1);
+        let api = Api::load();
+        let iv = counter_iv(&api, s.handle(), keys[0].handle());
+        println!("\nCHILD_IV={}", hex::encode(iv));
+    }
+    p.finalize().expect("C_Finalize");
+}
+
+#[test]
+fn random_ivs_with_fewer_than_96_generated_bits_are_refused() {
+    let fx = common::Fixture::new();
+    let slot = fx.init_token();
+    let s = fx.user_session(slot);
+    let key = import_key(&s, false);
+    let api = Api::load();
+    assert_eq!(init(&api, s.handle(), key.handle()), CKR_OK);
+    for fixed in [8, 32, 64] {
+        let (rv, iv) = encrypt_one(&api, s.handle(), [7; 12], fixed, CKG_GENERATE_RANDOM);
+        assert_eq!(rv, CKR_MECHANISM_PARAM_INVALID, "{fixed} fixed bits leave fewer than 96 random ones");
+        assert_eq!(iv, [7; 12], "nothing written back on a refusal");
+    }
+    let (rv, a) = encrypt_one(&api, s.handle(), [7; 12], 0, CKG_GENERATE_RANDOM);
+    assert_eq!(rv, CKR_OK);
+    let (rv, b) = encrypt_one(&api, s.handle(), [7; 12], 0, CKG_GENERATE_RANDOM);
+    assert_eq!(rv, CKR_OK);
+    assert_ne!(a, b);
+    assert_ne!(a, [7; 12]);
+}
