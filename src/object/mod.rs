@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod policy;
 pub mod template;
+pub mod usage;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -338,6 +339,13 @@ impl Object {
     /// Raw attribute bytes, if present. Inside the token only: API reads go through [`Object::read`].
     pub fn bytes(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
         self.attrs.get(&ty).map(Vec::as_slice)
+    }
+
+    /// Whether `CKA_ALLOWED_MECHANISMS` (absent or empty: any) lets the key run `mechanism`.
+    pub fn allows(&self, mechanism: CK_MECHANISM_TYPE) -> bool {
+        self.bytes(CKA_ALLOWED_MECHANISMS)
+            .filter(|a| !a.is_empty())
+            .is_none_or(|a| a.chunks_exact(8).any(|m| m == mechanism.to_ne_bytes()))
     }
 
     /// `CKA_TOKEN`.

@@ -48,6 +48,11 @@ impl Ctx {
         self.token.logged_in() == Some(PinOwner::User)
     }
 
+    /// An SO session (R/W SO functions: the SO is never logged in through a read-only one).
+    pub(super) fn so_logged_in(&self) -> bool {
+        self.token.logged_in() == Some(PinOwner::So)
+    }
+
     pub(super) fn event(&self, action: &'static str, object: &Object) -> AuditEvent {
         AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(object.describe()))
     }
@@ -130,6 +135,7 @@ impl Ctx {
     /// without its entry never reaches the caller.
     pub(super) fn add_described(&self, object: Object, action: &'static str, what: String) -> Result<CK_OBJECT_HANDLE> {
         self.check_may_hold(&object)?;
+        crate::object::usage::check_new_trust(&object, self.so_logged_in())?;
         let event = AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(what));
         if !object.is_token() {
             self.token.store().append_audit(&event)?;
@@ -207,7 +213,11 @@ pub fn get_attributes(
 /// `C_SetAttributeValue`: all or nothing.
 pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: &Template) -> Result<()> {
     let ctx = Ctx::of(handle)?;
-    match ctx.resolve(object)? {
+    let resolved = ctx.resolve(object)?;
+    if !matches!(resolved, Resolved::Master(..)) {
+        crate::object::usage::check_set_trust(&resolved.object(), template, ctx.so_logged_in())?;
+    }
+    match resolved {
         Resolved::Token(id, o) => {
             if !ctx.is_rw() {
                 return Err(Error::SessionReadOnly);
