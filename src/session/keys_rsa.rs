@@ -169,10 +169,7 @@ pub(super) fn unwrap_key(
         Error::UnwrappingKeyHandleInvalid,
         Error::UnwrappingKeyTypeInconsistent,
     )?;
-    let template = match kek.nested(CKA_UNWRAP_TEMPLATE)? {
-        Some(required) => template.with_required(&required)?,
-        None => template.clone(),
-    };
+    let template = super::keys::imposed(&kek, CKA_UNWRAP_TEMPLATE, template)?;
     let class = template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?;
     if class != CKO_SECRET_KEY {
         return Err(Error::TemplateInconsistent(CKA_CLASS));
