@@ -12,7 +12,7 @@ use super::handles::{Located, SharedObject};
 use super::{Ctx, FindOp};
 use crate::error::{Error, Result};
 use crate::object::{Object, Read, Template};
-use crate::store::{AuditEvent, IndexQuery, ObjectId, PinOwner};
+use crate::store::{AuditEvent, IndexQuery, ObjectId, PinOwner, Updated};
 use crate::token::actor;
 
 /// What `C_GetAttributeValue` learns about one requested attribute.
@@ -222,14 +222,7 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
             if !ctx.is_rw() {
                 return Err(Error::SessionReadOnly);
             }
-            let mut o = (*o).clone();
-            o.set(template)?;
-            let record = o.to_record(&ctx.at_rest())?;
-            if !ctx.token.store().update_object(id, &record, &ctx.event("C_SetAttributeValue", &o))? {
-                ctx.module.handles.remove(object);
-                return Err(Error::ObjectHandleInvalid);
-            }
-            Ok(())
+            set_stored(&ctx, object, id, o, template)
         }
         Resolved::Session(o) => {
             // Checked on a copy first, so the change and its entry happen together or not at all.
@@ -241,6 +234,46 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
         }
         Resolved::Master(version, _) => super::master::set_attributes(&ctx, version, template),
     }
+}
+
+/// How often a set re-reads a row another change moved on before giving up.
+const SET_RETRIES: usize = 16;
+
+/// A stored object's `C_SetAttributeValue`: a compare-and-swap on the row's generation.
+/// When another session or process changed the object since it was read, the change is
+/// checked again against the object as it is now, so a one-way change made meanwhile
+/// (`CKA_EXTRACTABLE` to false) is never undone by a set from a stale copy.
+fn set_stored(
+    ctx: &Ctx,
+    handle: CK_OBJECT_HANDLE,
+    id: ObjectId,
+    mut current: Arc<Object>,
+    template: &Template,
+) -> Result<()> {
+    for _ in 0..SET_RETRIES {
+        let read_at = current.generation();
+        let mut changed = (*current).clone();
+        changed.set(template)?;
+        changed.next_generation();
+        let record = changed.to_record(&ctx.at_rest())?;
+        match ctx.token.store().update_object(id, read_at, &record, &ctx.event("C_SetAttributeValue", &changed))? {
+            Updated::Done => return Ok(()),
+            Updated::Gone => {
+                ctx.module.handles.remove(handle);
+                return Err(Error::ObjectHandleInvalid);
+            }
+            Updated::Moved => {
+                log::debug!("{}: changed meanwhile; the set is checked again", changed.describe());
+                current = match ctx.resolve(handle)? {
+                    Resolved::Token(_, o) => o,
+                    _ => return Err(Error::ObjectHandleInvalid),
+                };
+                crate::object::usage::check_set_trust(&current, template, ctx.so_logged_in())?;
+            }
+        }
+    }
+    log::warn!("C_SetAttributeValue: object {} kept changing under {SET_RETRIES} attempts", current.describe());
+    Err(Error::ObjectContended)
 }
 
 /// `C_GetObjectSize`.
