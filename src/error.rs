@@ -148,6 +148,9 @@ pub enum Error {
     MasterKey(String),
     /// An audit alert blocked this key until the SO clears it; the text says which.
     KeyBlocked(String),
+    /// A stored object kept changing under a compare-and-swap update, attempt after
+    /// attempt (`CKR_FUNCTION_FAILED`: the caller may try again).
+    ObjectContended,
     /// Sealed data failed to open: wrong storage key or tampered row.
     Integrity(&'static str),
     /// Anything else that should not happen; the text goes to the log.

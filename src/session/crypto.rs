@@ -63,12 +63,10 @@ impl Ctx {
         if !key.flag(usage) {
             return Err(Error::KeyFunctionNotPermitted);
         }
-        if let Some(allowed) = key.bytes(CKA_ALLOWED_MECHANISMS).filter(|a| !a.is_empty()) {
-            let listed = allowed.chunks_exact(8).any(|m| m == mechanism.to_ne_bytes());
-            if !listed {
-                return Err(Error::MechanismInvalid);
-            }
+        if !key.allows(mechanism) {
+            return Err(Error::MechanismInvalid);
         }
+        crate::object::usage::check_cipher_use(&key, mechanism, usage)?;
         Ok(key)
     }
 

@@ -203,21 +203,7 @@ pub fn wrap_key(
         Err(Error::ObjectHandleInvalid) => return Err(Error::KeyHandleInvalid),
         Err(e) => return Err(e),
     };
-    if target.class() != CKO_SECRET_KEY {
-        return Err(Error::KeyNotWrappable);
-    }
-    if !target.flag(CKA_EXTRACTABLE) {
-        return Err(Error::KeyUnextractable);
-    }
-    if target.flag(CKA_WRAP_WITH_TRUSTED) && !kek.flag(CKA_TRUSTED) {
-        return Err(Error::KeyNotWrappable);
-    }
-    // A wrapping key with CKA_WRAP_TEMPLATE wraps only keys that match it.
-    if let Some(required) = kek.nested(CKA_WRAP_TEMPLATE)? {
-        if !target.matches(&required) {
-            return Err(Error::KeyNotWrappable);
-        }
-    }
+    crate::object::usage::check_wrap(&kek, m.ty(), &target)?;
     let value = secret(&target)?;
     let needed = aes_kw::wrapped_len(value.len(), pad);
     match capacity {
@@ -258,10 +244,7 @@ pub fn unwrap_key(
         Error::UnwrappingKeyHandleInvalid,
         Error::UnwrappingKeyTypeInconsistent,
     )?;
-    let template = match kek.nested(CKA_UNWRAP_TEMPLATE)? {
-        Some(required) => template.with_required(&required)?,
-        None => template.clone(),
-    };
+    let template = imposed(&kek, CKA_UNWRAP_TEMPLATE, template)?;
     let class = template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?;
     if class != CKO_SECRET_KEY {
         return Err(Error::TemplateInconsistent(CKA_CLASS));
@@ -273,6 +256,23 @@ pub fn unwrap_key(
     })?;
     let key = Object::new(&template, Origin::Unwrapped, &secret_attrs(key_type, &value))?;
     ctx.add_from(key, "C_UnwrapKey", "under", &kek)
+}
+
+/// The caller's `template` with the nested template `ty` of `key` imposed: a key that
+/// `key` unwraps (`CKA_UNWRAP_TEMPLATE`) or derives, decapsulates or encapsulates
+/// (`CKA_DERIVE_TEMPLATE`) gets those attributes, and a caller asking otherwise is
+/// refused with `CKR_TEMPLATE_INCONSISTENT`.
+pub(super) fn imposed(key: &Object, ty: CK_ATTRIBUTE_TYPE, template: &Template) -> Result<Template> {
+    let Some(required) = key.nested(ty)? else {
+        return Ok(template.clone());
+    };
+    template.with_required(&required).inspect_err(|e| {
+        log::warn!(
+            "{}: refused: the new key's template contradicts its {} ({e})",
+            key.describe(),
+            crate::names::attr_name(ty)
+        );
+    })
 }
 
 pub(super) fn derived_origin(base: &Object) -> Origin {
@@ -306,6 +306,7 @@ pub fn derive_key(
     };
     let base =
         ctx.key_for(base, m.ty(), CKO_PRIVATE_KEY, CKA_DERIVE, Error::KeyHandleInvalid, Error::KeyTypeInconsistent)?;
+    let template = &imposed(&base, CKA_DERIVE_TEMPLATE, template)?;
     let (key_type, _) = derived_shape(template, 0)?;
     let value = ecdh::derive(ec_curve(&base)?, &secret(&base)?, params, value_len(template)?)?;
     let key = Object::new(template, derived_origin(&base), &secret_attrs(key_type, &value))?;
@@ -343,6 +344,7 @@ pub fn encapsulate(
         Error::KeyHandleInvalid,
         Error::KeyTypeInconsistent,
     )?;
+    let template = &imposed(&key, CKA_DERIVE_TEMPLATE, template)?;
     let ps = parameter_set(&key)?;
     let needed = ps.ciphertext_len();
     match capacity {
@@ -382,6 +384,7 @@ pub fn decapsulate(
         Error::KeyHandleInvalid,
         Error::KeyTypeInconsistent,
     )?;
+    let template = &imposed(&key, CKA_DERIVE_TEMPLATE, template)?;
     let ps = parameter_set(&key)?;
     let decoded = key
         .prepared()

@@ -69,6 +69,7 @@ pub(super) fn hash_derive(
 ) -> Result<CK_OBJECT_HANDLE> {
     let base =
         ctx.key_for(base, m.ty(), CKO_SECRET_KEY, CKA_DERIVE, Error::KeyHandleInvalid, Error::KeyTypeInconsistent)?;
+    let template = &super::keys::imposed(&base, CKA_DERIVE_TEMPLATE, template)?;
     let (key_type, _) = derived_shape(template, 0)?;
     let value = hash::derive_key(alg, &secret(&base)?, value_len(template)?)?;
     let key = Object::new(template, derived_origin(&base), &secret_attrs(key_type, &value))?;

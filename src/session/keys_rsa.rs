@@ -135,20 +135,7 @@ pub(super) fn wrap_key(
         Err(Error::ObjectHandleInvalid) => return Err(Error::KeyHandleInvalid),
         Err(e) => return Err(e),
     };
-    if target.class() != CKO_SECRET_KEY {
-        return Err(Error::KeyNotWrappable);
-    }
-    if !target.flag(CKA_EXTRACTABLE) {
-        return Err(Error::KeyUnextractable);
-    }
-    if target.flag(CKA_WRAP_WITH_TRUSTED) && !kek.flag(CKA_TRUSTED) {
-        return Err(Error::KeyNotWrappable);
-    }
-    if let Some(required) = kek.nested(CKA_WRAP_TEMPLATE)? {
-        if !target.matches(&required) {
-            return Err(Error::KeyNotWrappable);
-        }
-    }
+    crate::object::usage::check_wrap(&kek, m.ty(), &target)?;
     let public = public_key(&kek)?;
     let needed = public.size();
     match capacity {
@@ -182,10 +169,7 @@ pub(super) fn unwrap_key(
         Error::UnwrappingKeyHandleInvalid,
         Error::UnwrappingKeyTypeInconsistent,
     )?;
-    let template = match kek.nested(CKA_UNWRAP_TEMPLATE)? {
-        Some(required) => template.with_required(&required)?,
-        None => template.clone(),
-    };
+    let template = super::keys::imposed(&kek, CKA_UNWRAP_TEMPLATE, template)?;
     let class = template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?;
     if class != CKO_SECRET_KEY {
         return Err(Error::TemplateInconsistent(CKA_CLASS));

@@ -12,7 +12,7 @@ use super::handles::{Located, SharedObject};
 use super::{Ctx, FindOp};
 use crate::error::{Error, Result};
 use crate::object::{Object, Read, Template};
-use crate::store::{AuditEvent, IndexQuery, ObjectId, PinOwner};
+use crate::store::{AuditEvent, IndexQuery, ObjectId, PinOwner, Updated};
 use crate::token::actor;
 
 /// What `C_GetAttributeValue` learns about one requested attribute.
@@ -46,6 +46,11 @@ impl Resolved {
 impl Ctx {
     pub(super) fn user_logged_in(&self) -> bool {
         self.token.logged_in() == Some(PinOwner::User)
+    }
+
+    /// An SO session (R/W SO functions: the SO is never logged in through a read-only one).
+    pub(super) fn so_logged_in(&self) -> bool {
+        self.token.logged_in() == Some(PinOwner::So)
     }
 
     pub(super) fn event(&self, action: &'static str, object: &Object) -> AuditEvent {
@@ -130,6 +135,7 @@ impl Ctx {
     /// without its entry never reaches the caller.
     pub(super) fn add_described(&self, object: Object, action: &'static str, what: String) -> Result<CK_OBJECT_HANDLE> {
         self.check_may_hold(&object)?;
+        crate::object::usage::check_new_trust(&object, self.so_logged_in())?;
         let event = AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(what));
         if !object.is_token() {
             self.token.store().append_audit(&event)?;
@@ -207,19 +213,16 @@ pub fn get_attributes(
 /// `C_SetAttributeValue`: all or nothing.
 pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: &Template) -> Result<()> {
     let ctx = Ctx::of(handle)?;
-    match ctx.resolve(object)? {
+    let resolved = ctx.resolve(object)?;
+    if !matches!(resolved, Resolved::Master(..)) {
+        crate::object::usage::check_set_trust(&resolved.object(), template, ctx.so_logged_in())?;
+    }
+    match resolved {
         Resolved::Token(id, o) => {
             if !ctx.is_rw() {
                 return Err(Error::SessionReadOnly);
             }
-            let mut o = (*o).clone();
-            o.set(template)?;
-            let record = o.to_record(&ctx.at_rest())?;
-            if !ctx.token.store().update_object(id, &record, &ctx.event("C_SetAttributeValue", &o))? {
-                ctx.module.handles.remove(object);
-                return Err(Error::ObjectHandleInvalid);
-            }
-            Ok(())
+            set_stored(&ctx, object, id, o, template)
         }
         Resolved::Session(o) => {
             // Checked on a copy first, so the change and its entry happen together or not at all.
@@ -231,6 +234,46 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
         }
         Resolved::Master(version, _) => super::master::set_attributes(&ctx, version, template),
     }
+}
+
+/// How often a set re-reads a row another change moved on before giving up.
+const SET_RETRIES: usize = 16;
+
+/// A stored object's `C_SetAttributeValue`: a compare-and-swap on the row's generation.
+/// When another session or process changed the object since it was read, the change is
+/// checked again against the object as it is now, so a one-way change made meanwhile
+/// (`CKA_EXTRACTABLE` to false) is never undone by a set from a stale copy.
+fn set_stored(
+    ctx: &Ctx,
+    handle: CK_OBJECT_HANDLE,
+    id: ObjectId,
+    mut current: Arc<Object>,
+    template: &Template,
+) -> Result<()> {
+    for _ in 0..SET_RETRIES {
+        let read_at = current.generation();
+        let mut changed = (*current).clone();
+        changed.set(template)?;
+        changed.next_generation();
+        let record = changed.to_record(&ctx.at_rest())?;
+        match ctx.token.store().update_object(id, read_at, &record, &ctx.event("C_SetAttributeValue", &changed))? {
+            Updated::Done => return Ok(()),
+            Updated::Gone => {
+                ctx.module.handles.remove(handle);
+                return Err(Error::ObjectHandleInvalid);
+            }
+            Updated::Moved => {
+                log::debug!("{}: changed meanwhile; the set is checked again", changed.describe());
+                current = match ctx.resolve(handle)? {
+                    Resolved::Token(_, o) => o,
+                    _ => return Err(Error::ObjectHandleInvalid),
+                };
+                crate::object::usage::check_set_trust(&current, template, ctx.so_logged_in())?;
+            }
+        }
+    }
+    log::warn!("C_SetAttributeValue: object {} kept changing under {SET_RETRIES} attempts", current.describe());
+    Err(Error::ObjectContended)
 }
 
 /// `C_GetObjectSize`.

@@ -60,12 +60,11 @@ pub fn wrap(
         Err(Error::ObjectHandleInvalid) => return Err(Error::KeyHandleInvalid),
         Err(e) => return Err(e),
     };
-    if target.class() != CKO_SECRET_KEY {
-        return Err(Error::KeyNotWrappable);
-    }
-    if !target.flag(CKA_EXTRACTABLE) {
-        return Err(Error::KeyUnextractable);
-    }
+    // The master key object is not trusted: a record comes back through C_UnwrapKey
+    // without CKA_WRAP_WITH_TRUSTED (the record does not bind it), so such a key must not
+    // become one.
+    let master_object = ctx.resolve(wrapping)?.object();
+    crate::object::usage::check_wrap(&master_object, crate::vendor::CKM_CV_WRAP_RECORD, &target)?;
     let value = secret(&target)?;
     let bound = record::bound_attributes(&target);
     let needed = record::sealed_len(&ctx.token.workspace, &bound, value.len())?;

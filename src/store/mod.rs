@@ -160,6 +160,20 @@ pub struct ObjectRecord {
     pub sealed: Option<Vec<u8>>,
     /// For a stored DEK, the master key version whose wrap record `sealed` is.
     pub master_version: Option<u32>,
+    /// Bumped by every change of the object's attributes: an update names the generation
+    /// it read and fails when the row moved on, and the sealed part binds it.
+    pub generation: u64,
+}
+
+/// What [`Backend::update_object`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updated {
+    /// The row had the expected generation and now holds the new record.
+    Done,
+    /// The object no longer exists.
+    Gone,
+    /// Another change committed since the caller read the row; nothing was written.
+    Moved,
 }
 
 /// An indexed lookup: every `Some` field must match. Anything else in a find template is
@@ -211,8 +225,10 @@ pub trait Backend: Send + Sync {
     fn record_login(&self, workspace: &str, owner: PinOwner, ok: bool, event: &AuditEvent) -> Result<u32>;
     /// Stores a new token object.
     fn insert_object(&self, workspace: &str, record: &ObjectRecord, event: &AuditEvent) -> Result<ObjectId>;
-    /// Replaces a stored object's attributes; false when it no longer exists.
-    fn update_object(&self, id: ObjectId, record: &ObjectRecord, event: &AuditEvent) -> Result<bool>;
+    /// Replaces a stored object's attributes if its row is still at generation
+    /// `expected` (compare-and-swap: a change made from a stale read never lands); the
+    /// audit entry is written only with the change.
+    fn update_object(&self, id: ObjectId, expected: u64, record: &ObjectRecord, event: &AuditEvent) -> Result<Updated>;
     /// Deletes a token object; false when it no longer exists.
     fn delete_object(&self, id: ObjectId, event: &AuditEvent) -> Result<bool>;
     /// One stored object, if it still exists and belongs to `workspace`.

@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, GENESIS};
 use super::{
     AppendHook, Backend, IndexQuery, Lifecycle, MasterRecord, ObjectId, ObjectRecord, PinOwner, Reseal, RewrapBatch,
-    TokenInit, TokenRecord,
+    TokenInit, TokenRecord, Updated,
 };
 use crate::error::{Error, Result};
 
@@ -103,6 +103,9 @@ const MIGRATIONS: &[&str] = &[
         fingerprint BLOB PRIMARY KEY,
         next        INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // v6: a generation per object row, for compare-and-swap updates; rows written
+    // before it start at 0.
+    "ALTER TABLE objects ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The store in one SQLite file.
@@ -324,7 +327,7 @@ fn find_sql(workspace: &str, q: &IndexQuery) -> (String, Vec<rusqlite::types::Va
 }
 
 /// Runs an INSERT or UPDATE of the objects table: `first` binds `?1` (the workspace, or
-/// the row id), the record's columns `?2` to `?10`.
+/// the row id), the record's columns `?2` to `?11`.
 fn execute_with_record(
     stmt: &mut rusqlite::CachedStatement<'_>,
     first: &dyn rusqlite::ToSql,
@@ -340,7 +343,8 @@ fn execute_with_record(
         rec.unique_id,
         rec.attrs,
         rec.sealed,
-        rec.master_version
+        rec.master_version,
+        i64::try_from(rec.generation).unwrap_or(i64::MAX)
     ])
 }
 
@@ -357,7 +361,8 @@ fn rewrap_next_sql() -> String {
 const FAILED_LOGINS_SQL: &str = "SELECT count(*) FROM audit_log WHERE action = 'C_Login' AND outcome <> 'CKR_OK'
      AND workspace = ?1 AND at_ms >= ?2 AND outcome IN ('CKR_PIN_INCORRECT', 'CKR_PIN_LOCKED')";
 
-const OBJECT_COLUMNS: &str = "id, class, key_type, label, ckid, private, unique_id, attrs, sealed, master_version";
+const OBJECT_COLUMNS: &str =
+    "id, class, key_type, label, ckid, private, unique_id, attrs, sealed, master_version, generation";
 
 fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectId, ObjectRecord)> {
     Ok((
@@ -372,6 +377,7 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectId, ObjectR
             attrs: r.get(7)?,
             sealed: r.get(8)?,
             master_version: r.get(9)?,
+            generation: r.get::<_, i64>(10)? as u64,
         },
     ))
 }
@@ -522,21 +528,40 @@ impl Backend for SqliteStore {
         self.write(event, |tx| {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO objects (workspace, class, key_type, label, ckid, private, unique_id, attrs, sealed,
-                 master_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 master_version, generation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             execute_with_record(&mut insert, &workspace, rec)?;
             Ok(ObjectId(tx.last_insert_rowid()))
         })
     }
 
-    fn update_object(&self, id: ObjectId, rec: &ObjectRecord, event: &AuditEvent) -> Result<bool> {
-        self.write(event, |tx| {
+    fn update_object(&self, id: ObjectId, expected: u64, rec: &ObjectRecord, event: &AuditEvent) -> Result<Updated> {
+        let expected = i64::try_from(expected).map_err(|_| Error::Integrity("object generation out of range"))?;
+        let (outcome, seq) = self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let found: Option<i64> = tx
+                .prepare_cached("SELECT generation FROM objects WHERE id = ?1")?
+                .query_row([id.0], |r| r.get(0))
+                .optional()?;
+            match found {
+                None => return Ok((Updated::Gone, None)),
+                Some(g) if g != expected => return Ok((Updated::Moved, None)),
+                Some(_) => {}
+            }
             let mut update = tx.prepare_cached(
                 "UPDATE objects SET class = ?2, key_type = ?3, label = ?4, ckid = ?5, private = ?6,
-                 unique_id = ?7, attrs = ?8, sealed = ?9, master_version = ?10 WHERE id = ?1",
+                 unique_id = ?7, attrs = ?8, sealed = ?9, master_version = ?10, generation = ?11 WHERE id = ?1",
             )?;
-            Ok(execute_with_record(&mut update, &id.0, rec)? == 1)
-        })
+            execute_with_record(&mut update, &id.0, rec)?;
+            drop(update);
+            let seq = append_entry(&tx, event)?;
+            tx.commit()?;
+            Ok((Updated::Done, Some(seq)))
+        })?;
+        if let Some(seq) = seq {
+            self.appended(seq);
+        }
+        Ok(outcome)
     }
 
     fn delete_object(&self, id: ObjectId, event: &AuditEvent) -> Result<bool> {
@@ -729,6 +754,7 @@ mod tests {
             attrs: vec![1, 2, 3],
             sealed: None,
             master_version: None,
+            generation: 0,
         }
     }
 
@@ -753,6 +779,24 @@ mod tests {
         drop(store);
         let again = SqliteStore::open(dir.path()).expect("reopen");
         assert_eq!(again.find_objects("ws", &IndexQuery::default()).expect("find").len(), 1);
+    }
+
+    #[test]
+    fn an_update_from_a_stale_generation_writes_nothing() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        let id = store.insert_object("ws", &record("a", 0), &event()).expect("insert");
+        let entries = || store.audit_rows().expect("rows").len();
+        let before = entries();
+        let next = ObjectRecord { generation: 1, label: b"b".to_vec(), ..record("a", 0) };
+        assert_eq!(store.update_object(id, 0, &next, &event()).expect("update"), Updated::Done);
+        let stale = ObjectRecord { generation: 1, label: b"c".to_vec(), ..record("a", 0) };
+        assert_eq!(store.update_object(id, 0, &stale, &event()).expect("update"), Updated::Moved);
+        let now = store.object("ws", id).expect("read").expect("row");
+        assert_eq!((now.label.as_slice(), now.generation), (&b"b"[..], 1));
+        assert_eq!(entries(), before + 1, "only the change that landed is audited");
+        store.delete_object(id, &event()).expect("delete");
+        assert_eq!(store.update_object(id, 1, &stale, &event()).expect("update"), Updated::Gone);
     }
 
     #[test]
