@@ -471,6 +471,25 @@ impl Backend for SqliteStore {
         })
     }
 
+    fn reserve_login(&self, workspace: &str, owner: PinOwner, max: u32) -> Result<Option<u32>> {
+        let (_, failures) = pin_columns(owner);
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now: Option<u32> = tx
+                .query_row(
+                    &format!(
+                        "UPDATE tokens SET {failures} = {failures} + 1 WHERE workspace = ?1 AND {failures} < ?2
+                         RETURNING {failures}"
+                    ),
+                    params![workspace, max],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.commit()?;
+            Ok(now)
+        })
+    }
+
     fn record_login(&self, workspace: &str, owner: PinOwner, ok: bool, event: &AuditEvent) -> Result<u32> {
         let (_, failures) = pin_columns(owner);
         let update = if ok { "0" } else { &format!("{failures} + 1") };
@@ -851,6 +870,17 @@ mod tests {
         assert_eq!(store.record_login("ws", PinOwner::User, false, &event()).expect("fail"), 2);
         assert_eq!(store.token("ws").expect("token").user_failures, 2);
         assert_eq!(store.record_login("ws", PinOwner::User, true, &event()).expect("ok"), 0);
+    }
+
+    #[test]
+    fn login_reservations_stop_at_the_limit_and_touch_only_their_counter() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        let reserve = || store.reserve_login("ws", PinOwner::User, 2).expect("reserve");
+        assert_eq!((reserve(), reserve(), reserve()), (Some(1), Some(2), None));
+        let t = store.token("ws").expect("token");
+        assert_eq!((t.user_failures, t.so_failures), (2, 0));
+        assert_eq!(store.reserve_login("ws", PinOwner::So, 2).expect("so"), Some(1));
     }
 
     #[test]

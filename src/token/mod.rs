@@ -199,45 +199,43 @@ impl Token {
         AuditEvent::ok(&self.workspace, actor(self.logged_in()), action, None)
     }
 
-    /// Verifies `pin` for `owner`, counting the failure persistently when it is wrong
-    /// (that refusal is audited here, with the count, in one transaction), and returns
-    /// the storage key: from the PIN record (software root) or, only after the PIN
-    /// verified, unsealed by the root. A success writes nothing: the caller's own write
-    /// (login, PIN change, re-initialization) resets the failure count with its entry.
+    /// Verifies `pin` for `owner` and returns the storage key: from the PIN record
+    /// (software root) or, only after the PIN verified, unsealed by the root.
+    ///
+    /// The attempt is counted as a failure in the store *before* Argon2 runs (one
+    /// transaction that also refuses a locked PIN), so parallel guesses from any number of
+    /// threads or processes get at most `max_failed_logins` verdicts. A wrong PIN keeps
+    /// the count and is audited with it; a success writes nothing here: the caller's own
+    /// write (login, PIN change, re-initialization) resets the count with its entry.
     fn verify(&self, owner: PinOwner, pin: &[u8], action: &'static str) -> Result<SealingKey> {
         let rec = self.record()?;
         let sealed_storage_key = rec.sealed_storage_key.clone();
-        let (record, failures) = match owner {
-            PinOwner::So => (rec.so_pin, rec.so_failures),
-            PinOwner::User => (rec.user_pin, rec.user_failures),
+        let record = match owner {
+            PinOwner::So => rec.so_pin,
+            PinOwner::User => rec.user_pin,
         };
         let record = record.ok_or(match owner {
             PinOwner::User => Error::UserPinNotInitialized,
             PinOwner::So => Error::TokenNotInitialized,
         })?;
-        if failures >= self.policy.max_failed_logins {
-            log::warn!("{}: {owner:?} PIN is locked", self.workspace);
+        let max = self.policy.max_failed_logins;
+        let Some(n) = self.store.reserve_login(&self.workspace, owner, max)? else {
+            log::warn!("{}: {owner:?} PIN is locked ({max} consecutive failures): attempt refused", self.workspace);
             return Err(Error::PinLocked);
-        }
+        };
         match pin::unlock(&self.workspace, owner, pin, &record) {
             Ok(Some(key)) => Ok(key),
             Ok(None) => self.unseal_storage_key(sealed_storage_key.as_deref()),
             Err(Error::PinIncorrect) => {
                 // The entry says how far the count got, so a lockout is in the log as such.
-                let max = self.policy.max_failed_logins;
-                let n = failures + 1;
                 let what = match n >= max {
                     true => format!("failure {n} of {max}: the PIN is now locked"),
                     false => format!("failure {n} of {max}"),
                 };
                 let event = AuditEvent::ok(&self.workspace, actor(Some(owner)), action, Some(what))
                     .with_outcome("CKR_PIN_INCORRECT");
-                let now = self.store.record_login(&self.workspace, owner, false, &event)?;
-                log::warn!(
-                    "{}: wrong {owner:?} PIN ({now} of {} attempts)",
-                    self.workspace,
-                    self.policy.max_failed_logins
-                );
+                self.store.append_audit(&event)?;
+                log::warn!("{}: wrong {owner:?} PIN ({n} of {max} attempts)", self.workspace);
                 Err(Error::PinIncorrect)
             }
             Err(e) => Err(e),
