@@ -58,3 +58,51 @@ fn parallel_wrong_pins_get_no_more_verdicts_than_the_lockout_allows() {
     let results = parallel_logins(&f, slot, 4, USER_PIN);
     assert!(results.iter().all(|r| *r == Some(RvError::PinLocked)), "a locked PIN let a login through: {results:?}");
 }
+
+#[test]
+fn pins_shorter_than_eight_bytes_are_pin_len_range_and_the_minimum_is_reported() {
+    let f = Fixture::new();
+    let slot = f.slot();
+    assert_eq!(f.pkcs11.get_token_info(slot).expect("info").min_pin_length(), 8, "ulMinPinLen");
+    let rv = common::rv_of(f.pkcs11.init_token(slot, &pin("1234567"), common::LABEL));
+    assert_eq!(rv, RvError::PinLenRange, "a 7-byte SO PIN was accepted");
+    let slot = f.init_token();
+    let s = f.pkcs11.open_rw_session(slot).expect("rw");
+    s.login(UserType::User, Some(&pin(USER_PIN))).expect("login");
+    assert_eq!(common::rv_of(s.set_pin(&pin(USER_PIN), &pin("abcdefg"))), RvError::PinLenRange);
+    s.set_pin(&pin(USER_PIN), &pin("abcdefgh")).expect("an 8-byte PIN is accepted");
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn the_store_directory_and_its_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = Fixture::new();
+    let slot = f.init_token();
+    drop(f.user_session(slot));
+    let file = f.ws.store_file();
+    let dir = file.parent().expect("store dir").to_path_buf();
+    let wal = dir.join("collabvault.sqlite3-wal");
+    let shm = dir.join("collabvault.sqlite3-shm");
+    assert_eq!(mode(&dir), 0o700, "store directory");
+    for p in [&file, &wal, &shm] {
+        if p.exists() {
+            assert_eq!(mode(p), 0o600, "{}", p.display());
+        }
+    }
+    // A store left readable (an older version, a restored backup) is fixed on open.
+    f.pkcs11.clone().finalize().expect("C_Finalize");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod file");
+    f.pkcs11 = common::load();
+    drop(f.user_session(slot));
+    assert_eq!(mode(&dir), 0o700, "store directory after reopening");
+    assert_eq!(mode(&file), 0o600, "store file after reopening");
+    assert!(f.ws.log().contains("permissions"), "no log line about the fixed permissions");
+}
