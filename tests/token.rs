@@ -216,7 +216,7 @@ fn set_pin_in_a_read_only_session_is_session_read_only() {
 }
 
 #[test]
-fn pins_shorter_than_four_bytes_are_pin_len_range() {
+fn pins_shorter_than_the_minimum_are_pin_len_range() {
     let f = Fixture::new();
     let slot = f.slot();
     assert_eq!(common::rv_of(f.pkcs11.init_token(slot, &pin("123"), LABEL)), RvError::PinLenRange);

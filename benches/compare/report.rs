@@ -303,18 +303,19 @@ const TARGETS: &[Target] = &[
                 the store is SQLite's B-tree depth and the decrypting of each match's sealed attributes.",
     },
     Target {
-        what: "cold start (C_Initialize + C_OpenSession + C_Login) with 100,000 objects: under 50 ms",
+        what: "cold start (C_Initialize + C_OpenSession + C_Login) with 100,000 objects: under 400 ms",
         check: |rows| {
             all_of(
                 rows,
                 &["cold start (Initialize+OpenSession+Login), 100k objs"],
                 |r| Some(r.vals[0]?.median),
                 |v| format!("{v:.1} ms"),
-                |v| v < 50.0,
+                |v| v < 400.0,
             )
         },
-        limit: "Nearly all of it is C_Login's Argon2id PIN derivation (19 MiB, 2 passes), \
-                which does not depend on the store's size; on a loaded machine it can pass 50 ms.",
+        limit: "Nearly all of it is C_Login's Argon2id PIN derivation (64 MiB, 3 passes since issue #12: \
+                the cost of every offline guess against a copied store), which does not depend on the \
+                store's size; the `C_Login` row alone shows it.",
     },
     Target {
         what: "resident memory with 1,000,000 objects: under 200 MB",

@@ -221,6 +221,13 @@ pub trait Backend: Send + Sync {
     ) -> Result<RewrapBatch>;
     /// Replaces one PIN record and resets its failure counter.
     fn set_pin(&self, workspace: &str, owner: PinOwner, record: &[u8], event: &AuditEvent) -> Result<()>;
+    /// Reserves one login attempt before the PIN is checked: in one transaction, refuses
+    /// (`None`) when `max` consecutive failures are already counted, else counts this
+    /// attempt as a failure until a success resets it, and returns the count with it.
+    /// Parallel guesses thus never get more verdicts than the lockout allows.
+    fn reserve_login(&self, workspace: &str, owner: PinOwner, max: u32) -> Result<Option<u32>>;
+    /// Forgets the token's root-sealed storage key (once no PIN record needs it).
+    fn forget_sealed_storage_key(&self, workspace: &str, event: &AuditEvent) -> Result<()>;
     /// Records a login attempt; returns the consecutive failure count after it.
     fn record_login(&self, workspace: &str, owner: PinOwner, ok: bool, event: &AuditEvent) -> Result<u32>;
     /// Stores a new token object.

@@ -118,10 +118,10 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`, migrating its schema.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Store(format!("cannot create store directory {}: {e}", dir.display())))?;
+        create_private_dir(dir)?;
         let store =
             SqliteStore { path: dir.join(STORE_FILE), idle: Mutex::new(Vec::new()), hook: std::sync::OnceLock::new() };
+        make_private_files(&store.path)?;
         let mut conn = store.connect()?;
         migrate(&mut conn)?;
         store.idle.lock().push(conn);
@@ -194,6 +194,64 @@ impl SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// Owner-only permissions for the store directory (files are covered separately).
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let failed = |e: std::io::Error| Error::Store(format!("cannot create store directory {}: {e}", dir.display()));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(failed)?;
+    // An existing directory keeps its own mode: narrow it.
+    restrict(dir, 0o700)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Store(format!("cannot create store directory {}: {e}", dir.display())))
+}
+
+/// Creates the database file owner-only before SQLite opens it (SQLite gives its `-wal`
+/// and `-shm` files the database file's permissions), and narrows an existing database,
+/// WAL or shared-memory file left readable by others (an older release, a restored
+/// backup), with a log line.
+#[cfg(unix)]
+fn make_private_files(db: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db)
+        .map_err(|e| Error::Store(format!("cannot create {}: {e}", db.display())))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        if path.exists() {
+            restrict(&path, 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private_files(_db: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Sets `path` to `mode` when its permissions allow more, logging the change.
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |e: std::io::Error| Error::Store(format!("cannot restrict {}: {e}", path.display()));
+    let now = std::fs::metadata(path).map_err(failed)?.permissions().mode() & 0o777;
+    if now & !mode != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(failed)?;
+        log::warn!("store: {} had permissions {now:o}, now {mode:o} (owner only)", path.display());
+    }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -509,6 +567,32 @@ impl Backend for SqliteStore {
                 params![workspace, record],
             )?;
             Ok(())
+        })
+    }
+
+    fn forget_sealed_storage_key(&self, workspace: &str, event: &AuditEvent) -> Result<()> {
+        self.write(event, |tx| {
+            tx.execute("UPDATE tokens SET sealed_storage_key = NULL WHERE workspace = ?1", [workspace])?;
+            Ok(())
+        })
+    }
+
+    fn reserve_login(&self, workspace: &str, owner: PinOwner, max: u32) -> Result<Option<u32>> {
+        let (_, failures) = pin_columns(owner);
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now: Option<u32> = tx
+                .query_row(
+                    &format!(
+                        "UPDATE tokens SET {failures} = {failures} + 1 WHERE workspace = ?1 AND {failures} < ?2
+                         RETURNING {failures}"
+                    ),
+                    params![workspace, max],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.commit()?;
+            Ok(now)
         })
     }
 
@@ -943,6 +1027,17 @@ mod tests {
         assert_eq!(store.record_login("ws", PinOwner::User, false, &event()).expect("fail"), 2);
         assert_eq!(store.token("ws").expect("token").user_failures, 2);
         assert_eq!(store.record_login("ws", PinOwner::User, true, &event()).expect("ok"), 0);
+    }
+
+    #[test]
+    fn login_reservations_stop_at_the_limit_and_touch_only_their_counter() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        let reserve = || store.reserve_login("ws", PinOwner::User, 2).expect("reserve");
+        assert_eq!((reserve(), reserve(), reserve()), (Some(1), Some(2), None));
+        let t = store.token("ws").expect("token");
+        assert_eq!((t.user_failures, t.so_failures), (2, 0));
+        assert_eq!(store.reserve_login("ws", PinOwner::So, 2).expect("so"), Some(1));
     }
 
     #[test]

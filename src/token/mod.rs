@@ -40,6 +40,12 @@ pub enum Root {
 /// `manufacturerID` of slots and tokens.
 pub const MANUFACTURER: &str = "CollabVault";
 
+/// What a verified PIN yields: the storage key, and whether its record should be rewritten.
+struct Verified {
+    key: SealingKey,
+    outdated: bool,
+}
+
 #[derive(Default)]
 struct LoginState {
     who: Option<PinOwner>,
@@ -199,65 +205,121 @@ impl Token {
         AuditEvent::ok(&self.workspace, actor(self.logged_in()), action, None)
     }
 
-    /// Verifies `pin` for `owner`, counting the failure persistently when it is wrong
-    /// (that refusal is audited here, with the count, in one transaction), and returns
-    /// the storage key: from the PIN record (software root) or, only after the PIN
-    /// verified, unsealed by the root. A success writes nothing: the caller's own write
-    /// (login, PIN change, re-initialization) resets the failure count with its entry.
-    fn verify(&self, owner: PinOwner, pin: &[u8], action: &'static str) -> Result<SealingKey> {
+    /// Verifies `pin` for `owner` and returns the storage key it opens.
+    ///
+    /// The attempt is counted as a failure in the store *before* Argon2 runs (one
+    /// transaction that also refuses a locked PIN), so parallel guesses from any number of
+    /// threads or processes get at most `max_failed_logins` verdicts. A wrong PIN keeps
+    /// the count and is audited with it; a success writes nothing here: the caller's own
+    /// write (login, PIN change, re-initialization) resets the count with its entry.
+    fn verify(&self, owner: PinOwner, pin: &[u8], action: &'static str) -> Result<Verified> {
         let rec = self.record()?;
-        let sealed_storage_key = rec.sealed_storage_key.clone();
-        let (record, failures) = match owner {
-            PinOwner::So => (rec.so_pin, rec.so_failures),
-            PinOwner::User => (rec.user_pin, rec.user_failures),
+        let record = match owner {
+            PinOwner::So => rec.so_pin,
+            PinOwner::User => rec.user_pin,
         };
         let record = record.ok_or(match owner {
             PinOwner::User => Error::UserPinNotInitialized,
             PinOwner::So => Error::TokenNotInitialized,
         })?;
-        if failures >= self.policy.max_failed_logins {
-            log::warn!("{}: {owner:?} PIN is locked", self.workspace);
+        let max = self.policy.max_failed_logins;
+        let Some(n) = self.store.reserve_login(&self.workspace, owner, max)? else {
+            log::warn!("{}: {owner:?} PIN is locked ({max} consecutive failures): attempt refused", self.workspace);
             return Err(Error::PinLocked);
-        }
+        };
         match pin::unlock(&self.workspace, owner, pin, &record) {
-            Ok(Some(key)) => Ok(key),
-            Ok(None) => self.unseal_storage_key(sealed_storage_key.as_deref()),
+            Ok(unlocked) => {
+                let key = self.storage_key_from(owner, unlocked.opened, rec.sealed_storage_key.as_deref())?;
+                Ok(Verified { key, outdated: unlocked.outdated })
+            }
             Err(Error::PinIncorrect) => {
                 // The entry says how far the count got, so a lockout is in the log as such.
-                let max = self.policy.max_failed_logins;
-                let n = failures + 1;
                 let what = match n >= max {
                     true => format!("failure {n} of {max}: the PIN is now locked"),
                     false => format!("failure {n} of {max}"),
                 };
                 let event = AuditEvent::ok(&self.workspace, actor(Some(owner)), action, Some(what))
                     .with_outcome("CKR_PIN_INCORRECT");
-                let now = self.store.record_login(&self.workspace, owner, false, &event)?;
-                log::warn!(
-                    "{}: wrong {owner:?} PIN ({now} of {} attempts)",
-                    self.workspace,
-                    self.policy.max_failed_logins
-                );
+                self.store.append_audit(&event)?;
+                log::warn!("{}: wrong {owner:?} PIN ({n} of {max} attempts)", self.workspace);
                 Err(Error::PinIncorrect)
             }
             Err(e) => Err(e),
         }
     }
 
-    fn unseal_storage_key(&self, sealed: Option<&[u8]>) -> Result<SealingKey> {
+    /// The storage key from what a verified PIN record carried. Under a delegated root the
+    /// key must need both the PIN and the root: a record carrying the key under the PIN
+    /// alone is refused there (planted, or a downgrade), and a legacy verifier-only record
+    /// is accepted (with the token's root-sealed copy) only until the login upgrades it.
+    fn storage_key_from(&self, owner: PinOwner, opened: pin::Opened, legacy: Option<&[u8]>) -> Result<SealingKey> {
+        let ws = &self.workspace;
+        match (&self.root, opened) {
+            (Root::Unavailable(e), _) => Err(e.clone()),
+            (Root::Soft, pin::Opened::StorageKey(key)) => Ok(key),
+            (Root::Soft, _) => {
+                log::error!("{ws}: the {owner:?} PIN record needs a delegated root, and none is configured");
+                Err(Error::Integrity("a root-sealed PIN record needs a delegated root"))
+            }
+            (Root::Slot(_), pin::Opened::RootSealed(blob)) => self.unseal_storage_key(&blob),
+            (Root::Slot(_), pin::Opened::VerifierOnly) => {
+                let blob = legacy.ok_or(Error::Integrity("the token has no root-sealed storage key"))?;
+                log::info!("{ws}: accepting a legacy verifier-only {owner:?} PIN record once; upgrading it now");
+                self.unseal_storage_key(blob)
+            }
+            (Root::Slot(_), pin::Opened::StorageKey(_)) => {
+                log::error!(
+                    "{ws}: refused the {owner:?} PIN record: it carries the storage key under the PIN alone, \
+                     which a token with an HSM root never writes (planted or downgraded record?)"
+                );
+                Err(Error::Integrity("a PIN-only storage key record is refused under a slot root"))
+            }
+        }
+    }
+
+    fn unseal_storage_key(&self, sealed: &[u8]) -> Result<SealingKey> {
         let Root::Slot(slot) = &self.root else {
-            return Err(Error::Integrity("a verifier-only PIN record needs a delegated root"));
+            return Err(Error::Integrity("a root-sealed storage key needs a delegated root"));
         };
-        let sealed = sealed.ok_or(Error::Integrity("the token has no root-sealed storage key"))?;
         let plain =
             slot.root_key(&self.workspace, false)?.unseal(&hierarchy::storage_key_context(&self.workspace), sealed)?;
         let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Integrity("storage key length"))?;
         Ok(SealingKey::new(key))
     }
 
-    /// The storage key a PIN record should carry: only with the software root.
-    fn pin_carries_key<'k>(&self, key: &'k SealingKey) -> Option<&'k [u8; 32]> {
-        matches!(self.root, Root::Soft).then_some(&**key)
+    /// A current PIN record for `pin` that opens `key`: the key itself with the software
+    /// root; under a delegated root the key sealed by the root, so that opening it needs
+    /// both the PIN and the root key.
+    fn pin_record(&self, owner: PinOwner, pin: &[u8], key: &SealingKey) -> Result<Vec<u8>> {
+        match &self.root {
+            Root::Soft => pin::make(&self.workspace, owner, pin, pin::Payload::StorageKey(key)),
+            Root::Slot(slot) => {
+                let blob = slot
+                    .root_key(&self.workspace, false)?
+                    .seal(&hierarchy::storage_key_context(&self.workspace), key.as_ref())?;
+                pin::make(&self.workspace, owner, pin, pin::Payload::RootSealed(&blob))
+            }
+            Root::Unavailable(e) => Err(e.clone()),
+        }
+    }
+
+    /// Writes `owner`'s new PIN record; then, once no legacy verifier-only record needs
+    /// it, forgets the token's root-sealed storage key, which the root alone could open.
+    fn write_pin(&self, owner: PinOwner, record: &[u8], event: &AuditEvent) -> Result<()> {
+        self.store.set_pin(&self.workspace, owner, record, event)?;
+        let rec = self.record()?;
+        let legacy_left = [&rec.so_pin, &rec.user_pin].into_iter().flatten().any(|r| pin::is_verifier_only(r));
+        if rec.sealed_storage_key.is_some() && !legacy_left {
+            let event = AuditEvent::ok(
+                &self.workspace,
+                actor(self.logged_in().or(Some(owner))),
+                event.action.as_str(),
+                Some("the root-only copy of the storage key is forgotten".into()),
+            );
+            self.store.forget_sealed_storage_key(&self.workspace, &event)?;
+            log::info!("{}: every PIN record is current; the root-only storage key copy is gone", self.workspace);
+        }
+        Ok(())
     }
 
     /// `C_InitToken`: (re)initializes the token: wipes its objects and master keys, makes
@@ -271,18 +333,11 @@ impl Token {
         let mut key = SealingKey::default();
         crate::rng::fill(key.as_mut())?;
         let sealer = self.sealer(&key, true)?;
-        let sealed_storage_key = match self.root {
-            Root::Slot(_) => Some(sealer.seal(&hierarchy::storage_key_context(&self.workspace), key.as_ref())?),
-            Root::Soft | Root::Unavailable(_) => None,
-        };
-        let so_record = pin::make(&self.workspace, PinOwner::So, so_pin, self.pin_carries_key(&key))?;
+        // The storage key is kept only inside the PIN records: under a delegated root no
+        // copy is sealed by the root alone.
+        let so_record = self.pin_record(PinOwner::So, so_pin, &key)?;
         let (master, _) = hierarchy::new_master(sealer.as_ref(), &self.workspace, 1, &self.classification)?;
-        let init = TokenInit {
-            label,
-            so_pin: &so_record,
-            sealed_storage_key: sealed_storage_key.as_deref(),
-            first_master: &master,
-        };
+        let init = TokenInit { label, so_pin: &so_record, sealed_storage_key: None, first_master: &master };
         self.store.init_token(&self.workspace, &init, &self.event("C_InitToken"))?;
         *self.login.write() = LoginState::default();
         log::info!("{}: token initialized with label {label:?} ({})", self.workspace, sealer.describe());
@@ -300,7 +355,15 @@ impl Token {
         if owner == PinOwner::So && ro_sessions {
             return Err(Error::SessionReadOnlyExists);
         }
-        let key = self.verify(owner, pin, "C_Login")?;
+        let Verified { key, outdated } = self.verify(owner, pin, "C_Login")?;
+        if outdated {
+            // Rewritten under the current KDF and format while the PIN is at hand.
+            let record = self.pin_record(owner, pin, &key)?;
+            let event =
+                AuditEvent::ok(&self.workspace, actor(Some(owner)), "C_Login", Some("PIN record upgraded".into()));
+            self.write_pin(owner, &record, &event)?;
+            log::info!("{}: {owner:?} PIN record upgraded to the current format and KDF", self.workspace);
+        }
         let hierarchy = Arc::new(Hierarchy::new(&self.workspace, self.store.clone(), self.sealer(&key, false)?));
         // The login takes effect only once its entry (with the reset failure count) is
         // committed: a login that cannot be audited never happens. The state lock is held
@@ -337,17 +400,17 @@ impl Token {
             LoginState { who: Some(PinOwner::So), storage_key: Some(key), .. } => key.clone(),
             _ => return Err(Error::UserNotLoggedIn),
         };
-        let record = pin::make(&self.workspace, PinOwner::User, new_pin, self.pin_carries_key(&key))?;
-        self.store.set_pin(&self.workspace, PinOwner::User, &record, &self.event("C_InitPIN"))
+        let record = self.pin_record(PinOwner::User, new_pin, &key)?;
+        self.write_pin(PinOwner::User, &record, &self.event("C_InitPIN"))
     }
 
     /// `C_SetPIN`: changes the logged-in user's PIN, or the user PIN when nobody is.
     pub fn set_pin(&self, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
         pin::check_len(new_pin)?;
         let owner = self.logged_in().unwrap_or(PinOwner::User);
-        let key = self.verify(owner, old_pin, "C_SetPIN")?;
-        let record = pin::make(&self.workspace, owner, new_pin, self.pin_carries_key(&key))?;
-        self.store.set_pin(&self.workspace, owner, &record, &self.event("C_SetPIN"))
+        let Verified { key, .. } = self.verify(owner, old_pin, "C_SetPIN")?;
+        let record = self.pin_record(owner, new_pin, &key)?;
+        self.write_pin(owner, &record, &self.event("C_SetPIN"))
     }
 }
 
