@@ -58,6 +58,8 @@ pub struct Module {
     checkpoints: Option<Arc<Checkpointer>>,
     /// Audit settings.
     pub audit: crate::config::AuditConfig,
+    /// Mechanism opt-ins.
+    pub mechanisms: crate::config::MechanismsConfig,
     /// Per-key rate windows for the audit alerts.
     pub analytics: crate::audit::analytics::Analytics,
 }
@@ -192,6 +194,7 @@ impl Module {
             store,
             checkpoints,
             audit: config.audit.clone(),
+            mechanisms: config.mechanisms.clone(),
             analytics: Default::default(),
             pid: std::process::id(),
             generation: FORK_GENERATION.load(Ordering::Acquire),
