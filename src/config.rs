@@ -43,6 +43,20 @@ pub struct Config {
     /// Audit log settings.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Mechanisms that are off unless enabled.
+    #[serde(default)]
+    pub mechanisms: MechanismsConfig,
+}
+
+/// Opt-ins for mechanisms that are unsafe by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MechanismsConfig {
+    /// `CKM_RSA_PKCS` (PKCS#1 v1.5) for `C_WrapKey`/`C_UnwrapKey`. Off: key transport is
+    /// OAEP only, since v1.5 unwrapping is the Bleichenbacher setting. When on, unwrap
+    /// uses implicit rejection (no padding oracle). `C_Encrypt`/`C_Decrypt` are unaffected.
+    #[serde(default)]
+    pub allow_rsa_pkcs1_v15_key_transport: bool,
 }
 
 /// How the audit log records and proves.
@@ -264,6 +278,7 @@ impl Config {
             root: None,
             rotation: RotationPolicy::default(),
             audit: AuditConfig::default(),
+            mechanisms: MechanismsConfig::default(),
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct Module {
     checkpoints: Option<Arc<Checkpointer>>,
     /// Audit settings.
     pub audit: crate::config::AuditConfig,
+    /// Mechanism opt-ins.
+    pub mechanisms: crate::config::MechanismsConfig,
     /// Per-key rate windows for the audit alerts.
     pub analytics: crate::audit::analytics::Analytics,
     /// The GCM IV counter ranges this process reserved, shared by all its sessions.
@@ -194,6 +196,7 @@ impl Module {
             store,
             checkpoints,
             audit: config.audit.clone(),
+            mechanisms: config.mechanisms.clone(),
             analytics: Default::default(),
             iv_counters: Default::default(),
             pid: std::process::id(),

@@ -531,8 +531,8 @@ pub(super) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
     writeln!(
         w,
         "- \"Durable\" token objects: this module commits each one in its own SQLite transaction (WAL, \
-         `synchronous=NORMAL`: the commit survives a crash of the process; an OS crash may lose the last \
-         commits); SoftHSM2 writes one file per object."
+         `synchronous=FULL`: the WAL is fsynced at every commit, so a commit survives an OS crash or power \
+         loss; the fsync dominates the row); SoftHSM2 writes one file per object."
     )?;
     writeln!(w)?;
 

@@ -160,6 +160,16 @@ macro_rules! dispatch {
     };
 }
 
+/// HMAC-SHA256 of the concatenated `parts` under `key` (any length), for the module's
+/// own derivations (RSA implicit rejection).
+pub(super) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| Error::KeySizeRange)?;
+    for p in parts {
+        mac.update(p);
+    }
+    Ok(zeroize::Zeroizing::new(mac.finalize().into_bytes().into()))
+}
+
 /// An HMAC signing operation; `mac_len` for the `_GENERAL` variants (checked by
 /// [`check_mac_len`]), `None` for the full tag.
 pub fn signer(alg: HashAlg, key: &[u8], mac_len: Option<usize>) -> Result<Box<dyn Signer>> {

@@ -14,6 +14,10 @@
 //! by a single branch at the end. The verdict itself is the oracle PKCS#1 v1.5 has always
 //! had (prefer OAEP); what this file guarantees is that its timing says nothing more.
 //! The benchmark (`benches/compare.rs`, "RSA PKCS#1 decrypt timing") measures it.
+//!
+//! Key transport (`C_UnwrapKey`) does not report padding at all: [`pkcs1_decrypt_implicit`]
+//! answers a bad padding or an unusable length with a synthetic key (implicit rejection),
+//! since there a verdict is a Bleichenbacher oracle that a caller can query freely.
 
 use crypto_bigint::BoxedUint;
 use cryptoki_sys::*;
@@ -136,6 +140,89 @@ fn pkcs1_decrypt(key: &rsa::PrivateKey, ciphertext: &[u8]) -> Result<Zeroizing<V
     Ok(Zeroizing::new(em[start..].to_vec()))
 }
 
+/// PKCS#1 v1.5 decryption for key transport, with implicit rejection
+/// (draft-irtf-cfrg-rsa-guidance, as OpenSSL 3.2 does): when the padding is wrong, or
+/// the message length is not one of `lengths` (the key lengths the caller's template
+/// accepts), the answer is a synthetic message of an accepted length, derived from the
+/// ciphertext and the private exponent. The caller cannot tell it from a real one except
+/// by using the key, so no answer or error code says whether the padding was valid.
+///
+/// Errors only on public facts: a ciphertext that is not the modulus length
+/// (`CKR_ENCRYPTED_DATA_LEN_RANGE`), or not below the modulus, or a CRT fault
+/// (`CKR_ENCRYPTED_DATA_INVALID`), or no usable length in `lengths` (`CKR_DATA_LEN_RANGE`).
+pub fn pkcs1_decrypt_implicit(
+    key: &rsa::PrivateKey,
+    ciphertext: &[u8],
+    lengths: &[usize],
+) -> Result<Zeroizing<Vec<u8>>> {
+    use rsa::traits::PrivateKeyParts;
+    let k = key.size();
+    if ciphertext.len() != k {
+        return Err(Error::EncryptedDataLenRange);
+    }
+    let lengths: Vec<u32> = lengths
+        .iter()
+        .filter(|&&l| (1..=k.saturating_sub(11)).contains(&l))
+        .filter_map(|&l| l.try_into().ok())
+        .collect();
+    if lengths.is_empty() {
+        return Err(Error::DataLenRange);
+    }
+    let precision = key.n().as_ref().bits_precision();
+    let c = BoxedUint::from_be_slice(ciphertext, precision).map_err(|_| Error::EncryptedDataInvalid)?;
+    let m = rsa::hazmat::rsa_decrypt_and_check(key, Some(&mut crypto_common::getrandom::SysRng), &c)
+        .map_err(|_| Error::EncryptedDataInvalid)?;
+    let bytes = Zeroizing::new(m.to_be_bytes().to_vec());
+    let mut em = Zeroizing::new(vec![0u8; k]);
+    let take = bytes.len().min(k);
+    em[k - take..].copy_from_slice(&bytes[bytes.len() - take..]);
+    let (padding_ok, start) = pkcs1_unpad(&em);
+    let real_len = u32::try_from(k.saturating_sub(start)).unwrap_or(0);
+    let mut length_ok = Choice::from(0);
+    for l in &lengths {
+        length_ok |= real_len.ct_eq(l);
+    }
+    let use_real = padding_ok & length_ok;
+
+    // The key derivation key: HMAC-SHA256 keyed by SHA-256(d) over the ciphertext.
+    let d = Zeroizing::new(key.d().to_be_bytes().to_vec());
+    let d_hash = Zeroizing::new(<sha2::Sha256 as sha2::Digest>::digest(d.as_slice()).to_vec());
+    let kdk = Zeroizing::new(super::hmac::hmac_sha256(&d_hash, &[ciphertext])?.to_vec());
+    let synthetic = implicit_prf(&kdk, b"message", k)?;
+    let pick = implicit_prf(&kdk, b"length", 4)?;
+    let pick = u32::from_be_bytes([pick[0], pick[1], pick[2], pick[3]]);
+    // Modulo bias is irrelevant here: the length only has to be one the caller accepts.
+    let index = pick % u32::try_from(lengths.len()).unwrap_or(u32::MAX);
+    let mut synthetic_len = 0u32;
+    for (i, l) in lengths.iter().enumerate() {
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        synthetic_len.conditional_assign(l, i.ct_eq(&index));
+    }
+
+    // Both candidates are right-aligned in k bytes; one constant-time pass picks.
+    let len = u32::conditional_select(&synthetic_len, &real_len, use_real);
+    let mut out = Zeroizing::new(vec![0u8; k]);
+    for (o, (s, e)) in out.iter_mut().zip(synthetic.iter().zip(em.iter())) {
+        *o = u8::conditional_select(s, e, use_real);
+    }
+    let len = usize::try_from(len).unwrap_or(0).min(k);
+    Ok(Zeroizing::new(out[k - len..].to_vec()))
+}
+
+/// `len` pseudo-random bytes from `key` and `label`: HMAC-SHA256(key, i || label || bits)
+/// for i = 0, 1, ..., the draft's PRF.
+fn implicit_prf(key: &[u8], label: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let bits = u16::try_from(len.saturating_mul(8)).unwrap_or(u16::MAX).to_be_bytes();
+    let mut out = Zeroizing::new(Vec::with_capacity(len + 32));
+    let mut i = 0u16;
+    while out.len() < len {
+        out.extend_from_slice(super::hmac::hmac_sha256(key, &[&i.to_be_bytes(), label, &bits])?.as_slice());
+        i = i.wrapping_add(1);
+    }
+    out.truncate(len);
+    Ok(out)
+}
+
 /// EME-PKCS1-v1_5 decoding of `em = 00 || 02 || PS || 00 || M` (PS at least 8 nonzero
 /// bytes): (valid, index of M). Every byte is read and every check accumulated in a
 /// `Choice`, whatever the input; the index is meaningful only when valid.
@@ -241,6 +328,25 @@ mod tests {
         }
         let ct = encrypt(&public, &oaep(HashAlg::Sha256, b"label"), b"x").unwrap();
         assert_eq!(decrypt(&key, &oaep(HashAlg::Sha256, b"other"), &ct), Err(Error::EncryptedDataInvalid), "label");
+    }
+
+    #[test]
+    fn implicit_rejection_gives_the_message_or_a_stable_synthetic_one() {
+        let key = keys::generate(2048, None).unwrap();
+        let public = key.to_public_key();
+        let ct = encrypt(&public, &Padding::Pkcs1, &[9; 32]).unwrap();
+        assert_eq!(pkcs1_decrypt_implicit(&key, &ct, &[16, 24, 32]).unwrap().as_slice(), &[9; 32]);
+        // Right padding, length not accepted: synthetic, of an accepted length.
+        let fake = pkcs1_decrypt_implicit(&key, &ct, &[16]).unwrap();
+        assert_eq!(fake.len(), 16);
+        assert_ne!(fake.as_slice(), &[9; 16]);
+        let mut bad = ct.clone();
+        bad[100] ^= 1;
+        let a = pkcs1_decrypt_implicit(&key, &bad, &[16, 24, 32]).unwrap();
+        assert!(matches!(a.len(), 16 | 24 | 32));
+        assert_eq!(pkcs1_decrypt_implicit(&key, &bad, &[16, 24, 32]).unwrap(), a, "deterministic");
+        assert_eq!(pkcs1_decrypt_implicit(&key, &ct[1..], &[16]), Err(Error::EncryptedDataLenRange));
+        assert_eq!(pkcs1_decrypt_implicit(&key, &ct, &[0, 300]), Err(Error::DataLenRange));
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! conversion of stored objects to the `rsa` crate's keys, and secret-key transport with
 //! `CKM_RSA_PKCS` / `CKM_RSA_PKCS_OAEP` (`C_WrapKey`, `C_UnwrapKey`).
 //!
+//! `CKM_RSA_PKCS` key transport is off unless configured, and its unwrap uses implicit
+//! rejection (issue #12): no answer depends on whether the padding was valid.
+//!
 //! The private components never leave this file except as attributes of a new object
 //! (sealed at rest, `CKA_SENSITIVE` by default) or inside the crate's zeroizing key.
 
@@ -113,6 +116,36 @@ pub(super) fn wrap_padding(m: &Mechanism) -> Option<Padding> {
     }
 }
 
+/// PKCS#1 v1.5 key transport is refused unless the config allows it
+/// (`[mechanisms] allow_rsa_pkcs1_v15_key_transport`): OAEP is the default.
+fn check_transport_allowed(ctx: &Ctx, padding: &Padding, call: &str) -> Result<()> {
+    if *padding == Padding::Pkcs1 && !ctx.module.mechanisms.allow_rsa_pkcs1_v15_key_transport {
+        log::warn!(
+            "{call} with CKM_RSA_PKCS refused: PKCS#1 v1.5 key transport is off \
+             ([mechanisms] allow_rsa_pkcs1_v15_key_transport); use CKM_RSA_PKCS_OAEP"
+        );
+        return Err(Error::MechanismInvalid);
+    }
+    Ok(())
+}
+
+/// The value lengths an unwrapped key of `key_type` may have under `template`: the
+/// template's `CKA_VALUE_LEN`, else the type's sizes (any length for generic secrets).
+/// Public information, so a length the modulus cannot carry is refused up front.
+fn accepted_lengths(template: &Template, key_type: CK_KEY_TYPE, k: usize) -> Result<Vec<usize>> {
+    let most = k.saturating_sub(11);
+    let lengths = match super::keys::value_len(template)? {
+        Some(len) => vec![len],
+        None if key_type == CKK_AES => vec![16, 24, 32],
+        None => (1..=most).collect(),
+    };
+    if lengths.iter().any(|l| (1..=most).contains(l)) {
+        Ok(lengths)
+    } else {
+        Err(Error::TemplateInconsistent(CKA_VALUE_LEN))
+    }
+}
+
 /// `C_WrapKey` with an RSA public key: a secret key's value, encrypted.
 pub(super) fn wrap_key(
     ctx: &Ctx,
@@ -122,6 +155,7 @@ pub(super) fn wrap_key(
     key: CK_OBJECT_HANDLE,
     capacity: Option<usize>,
 ) -> Result<Output> {
+    check_transport_allowed(ctx, &padding, "C_WrapKey")?;
     let kek = ctx.key_for(
         wrapping,
         m.ty(),
@@ -161,6 +195,7 @@ pub(super) fn unwrap_key(
     wrapped: &[u8],
     template: &Template,
 ) -> Result<CK_OBJECT_HANDLE> {
+    check_transport_allowed(ctx, &padding, "C_UnwrapKey")?;
     let kek = ctx.key_for(
         unwrapping,
         m.ty(),
@@ -175,7 +210,17 @@ pub(super) fn unwrap_key(
         return Err(Error::TemplateInconsistent(CKA_CLASS));
     }
     let key_type = template.ulong(CKA_KEY_TYPE)?.ok_or(Error::TemplateIncomplete(CKA_KEY_TYPE))?;
-    let value = rsa_enc::decrypt(&private_key(&kek)?, &padding, wrapped).map_err(|e| match e {
+    let private = private_key(&kek)?;
+    // v1.5: implicit rejection, so bad padding and a wrong length yield a synthetic key
+    // of an accepted length (no padding oracle); the remaining errors are public facts.
+    let value = match padding {
+        Padding::Pkcs1 => {
+            let lengths = accepted_lengths(&template, key_type, private.size())?;
+            rsa_enc::pkcs1_decrypt_implicit(&private, wrapped, &lengths)
+        }
+        Padding::Oaep(_) => rsa_enc::decrypt(&private, &padding, wrapped),
+    }
+    .map_err(|e| match e {
         Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
         _ => Error::WrappedKeyInvalid,
     })?;

@@ -1,4 +1,4 @@
-//! The SQLite backend: WAL, a busy timeout, a versioned schema with migrations, and a
+//! The SQLite backend: WAL synced at every commit, a busy timeout, a versioned schema with migrations, and a
 //! small pool of connections so threads read concurrently.
 //!
 //! Several processes may open the same file; each write is an `IMMEDIATE` transaction, so
@@ -154,7 +154,10 @@ impl SqliteStore {
         // 12-15 us instead of 3 us). Without ANALYZE data there is nothing to gain.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL, not NORMAL: in WAL mode NORMAL syncs only at checkpoints, so a committed
+        // rotation or audit entry can roll back on power loss after applications acted
+        // on it. FULL syncs the WAL at every commit (DESIGN: durable before success).
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(conn)
     }
@@ -1056,6 +1059,22 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].1, GENESIS.to_vec());
         assert_eq!(rows[1].1, rows[0].2, "entry 2 chains to entry 1");
+    }
+
+    #[test]
+    fn every_connection_syncs_commits_fully() {
+        let (_dir, store) = store();
+        // Two connections at once: the pooled one and a fresh one.
+        let (first, second) = store
+            .with_conn(|a| {
+                let fresh = store.connect()?;
+                let level = |c: &Connection| c.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0));
+                Ok((level(a)?, level(&fresh)?))
+            })
+            .expect("pragma");
+        // 2 = FULL: in WAL mode, NORMAL (1) lets a committed transaction roll back on
+        // power loss; FULL syncs the WAL at every commit.
+        assert_eq!((first, second), (2, 2));
     }
 
     #[test]

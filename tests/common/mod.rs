@@ -116,6 +116,13 @@ impl Fixture {
         Fixture { pkcs11: load(), ws, _serial: serial }
     }
 
+    /// A fixture whose config has `body` (workspaces and sections) after the defaults.
+    pub fn with_config_body(body: &str) -> Fixture {
+        let serial = lock();
+        let ws = Workspace::with_config_body(body);
+        Fixture { pkcs11: load(), ws, _serial: serial }
+    }
+
     pub fn slot(&self) -> Slot {
         self.pkcs11.get_all_slots().expect("slots")[0]
     }
