@@ -254,3 +254,33 @@ fn aliased_output_pointers_are_refused_before_anything_is_written() {
         assert_eq!(len, 16, "{what}: no length written");
     }
 }
+
+#[test]
+fn get_attribute_value_refuses_value_buffers_that_overlap_each_other_or_the_template() {
+    let fx = common::Fixture::new();
+    let slot = fx.init_token();
+    let session = fx.user_session(slot);
+    let key = aes_key(&session);
+    let (api, s) = (Api::load(), session.handle());
+    let get = api.f.C_GetAttributeValue.expect("slot");
+
+    // CKA_CLASS and CKA_KEY_TYPE answered into one 8-byte buffer.
+    let mut shared = [GUARD; 8];
+    let mut template = [
+        CK_ATTRIBUTE { type_: CKA_CLASS, pValue: shared.as_mut_ptr().cast(), ulValueLen: 8 },
+        CK_ATTRIBUTE { type_: CKA_KEY_TYPE, pValue: shared.as_mut_ptr().cast(), ulValueLen: 8 },
+    ];
+    assert_rv(unsafe { get(s, key.handle(), template.as_mut_ptr(), 2) }, CKR_ARGUMENTS_BAD, "shared value buffer");
+    assert_eq!(shared, [GUARD; 8], "nothing written");
+    assert_eq!((template[0].ulValueLen, template[1].ulValueLen), (8, 8), "no length written");
+
+    // CKA_CLASS answered into the template array itself.
+    let mut template = [
+        CK_ATTRIBUTE { type_: CKA_KEY_TYPE, pValue: null_mut(), ulValueLen: 0 },
+        CK_ATTRIBUTE { type_: CKA_CLASS, pValue: null_mut(), ulValueLen: 8 },
+    ];
+    template[1].pValue = std::ptr::from_mut(&mut template[0]).cast();
+    assert_rv(unsafe { get(s, key.handle(), template.as_mut_ptr(), 2) }, CKR_ARGUMENTS_BAD, "value in the template");
+    assert_eq!(template[0].type_, CKA_KEY_TYPE, "the template is untouched");
+    assert_eq!(template[0].ulValueLen, 0);
+}

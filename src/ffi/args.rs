@@ -40,14 +40,14 @@ pub fn region<T>(ptr: *const T, count: usize) -> (usize, usize) {
 /// Refuses output regions that overlap each other (empty ones and NULL never overlap):
 /// the module would otherwise write one output through another, or hold two Rust
 /// references to one byte. Checked before anything is written.
+///
+/// Sorted by start, each region must end before the next begins: O(n log n), since a
+/// caller's template may be long.
 pub fn disjoint(regions: &[(usize, usize)]) -> Result<()> {
-    let live: Vec<_> = regions.iter().filter(|(start, len)| *start != 0 && *len != 0).collect();
-    for (i, (a, a_len)) in live.iter().enumerate() {
-        for (b, b_len) in &live[i + 1..] {
-            if *a < b.saturating_add(*b_len) && *b < a.saturating_add(*a_len) {
-                return Err(Error::ArgumentsBad("output pointers overlap"));
-            }
-        }
+    let mut live: Vec<_> = regions.iter().copied().filter(|(start, len)| *start != 0 && *len != 0).collect();
+    live.sort_unstable();
+    if live.windows(2).any(|w| w[0].0.saturating_add(w[0].1) > w[1].0) {
+        return Err(Error::ArgumentsBad("output pointers overlap"));
     }
     Ok(())
 }

@@ -144,8 +144,16 @@ pub unsafe extern "C" fn C_GetAttributeValue(
     count: CK_ULONG,
 ) -> CK_RV {
     guard("C_GetAttributeValue", || {
+        use crate::ffi::args::{disjoint, items_mut, region};
         // SAFETY: the caller promises `count` writable attributes.
-        let slots = unsafe { crate::ffi::args::items_mut(attrs, count) }?;
+        let slots = unsafe { items_mut(attrs, count) }?;
+        // Values are written through pValue while the template is borrowed: no value
+        // buffer may overlap another or the template itself (checked before any write).
+        let mut regions = Vec::new();
+        regions.try_reserve_exact(slots.len() + 1).map_err(|_| Error::HostMemory)?;
+        regions.push(region(attrs.cast_const(), slots.len()));
+        regions.extend(slots.iter().map(|a| (a.pValue as usize, usize::try_from(a.ulValueLen).unwrap_or(usize::MAX))));
+        disjoint(&regions)?;
         let types: Vec<CK_ATTRIBUTE_TYPE> = slots.iter().map(|a| a.type_).collect();
         let answers = objects::get_attributes(session, object, &types)?;
         let mut first: Option<Error> = None;
