@@ -153,6 +153,8 @@ pub enum Error {
     ObjectContended,
     /// Sealed data failed to open: wrong storage key or tampered row.
     Integrity(&'static str),
+    /// Memory for a caller-sized request could not be allocated.
+    HostMemory,
     /// Anything else that should not happen; the text goes to the log.
     General(String),
 }

@@ -13,17 +13,52 @@ fn len(n: CK_ULONG) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::ArgumentsBad("length does not fit in memory"))
 }
 
+/// `count` as a `usize` once `count` `T`s at `ptr` could be one allocation: at most
+/// `isize::MAX` bytes, not wrapping the address space. `from_raw_parts` has that as a
+/// precondition; a length beyond it is a caller error no buffer can satisfy, so it is
+/// refused here rather than turned into undefined behaviour.
+pub fn checked_count<T>(ptr: *const T, count: CK_ULONG) -> Result<usize> {
+    let n = len(count)?;
+    let fits = n
+        .checked_mul(std::mem::size_of::<T>())
+        .filter(|bytes| isize::try_from(*bytes).is_ok())
+        .and_then(|bytes| (ptr as usize).checked_add(bytes));
+    match fits {
+        Some(_) => Ok(n),
+        None => {
+            log::warn!("a length of {count} elements of {} bytes is beyond any buffer", std::mem::size_of::<T>());
+            Err(Error::ArgumentsBad("length beyond isize::MAX bytes"))
+        }
+    }
+}
+
+/// The address range `(start, len in bytes)` of `count` `T`s at `ptr`, for overlap checks.
+pub fn region<T>(ptr: *const T, count: usize) -> (usize, usize) {
+    (ptr as usize, count.saturating_mul(std::mem::size_of::<T>()))
+}
+
+/// Refuses output regions that overlap each other (empty ones and NULL never overlap):
+/// the module would otherwise write one output through another, or hold two Rust
+/// references to one byte. Checked before anything is written.
+///
+/// Sorted by start, each region must end before the next begins: O(n log n), since a
+/// caller's template may be long.
+pub fn disjoint(regions: &[(usize, usize)]) -> Result<()> {
+    let mut live: Vec<_> = regions.iter().copied().filter(|(start, len)| *start != 0 && *len != 0).collect();
+    live.sort_unstable();
+    if live.windows(2).any(|w| w[0].0.saturating_add(w[0].1) > w[1].0) {
+        return Err(Error::ArgumentsBad("output pointers overlap"));
+    }
+    Ok(())
+}
+
 /// Borrows `(ptr, len)` as a slice; NULL is accepted only with length 0.
 ///
 /// # Safety
 /// A non-NULL `ptr` must point to `len` readable bytes that outlive the returned slice.
 pub unsafe fn bytes<'a>(ptr: *const CK_BYTE, n: CK_ULONG) -> Result<&'a [u8]> {
-    let n = len(n)?;
-    if ptr.is_null() {
-        return if n == 0 { Ok(&[]) } else { Err(Error::ArgumentsBad("NULL buffer with a non-zero length")) };
-    }
-    // SAFETY: non-NULL, and the caller promises `n` readable bytes.
-    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { items(ptr, n) }
 }
 
 /// Borrows `(ptr, count)` as a slice of `T`; NULL is accepted only with count 0.
@@ -31,12 +66,28 @@ pub unsafe fn bytes<'a>(ptr: *const CK_BYTE, n: CK_ULONG) -> Result<&'a [u8]> {
 /// # Safety
 /// A non-NULL `ptr` must point to `count` readable, initialized `T`.
 pub unsafe fn items<'a, T>(ptr: *const T, count: CK_ULONG) -> Result<&'a [T]> {
-    let n = len(count)?;
+    let n = checked_count(ptr, count)?;
     if ptr.is_null() {
         return if n == 0 { Ok(&[]) } else { Err(Error::ArgumentsBad("NULL array with a non-zero count")) };
     }
-    // SAFETY: non-NULL, and the caller promises `n` initialized elements.
+    // SAFETY: non-NULL, at most isize::MAX bytes without wrapping (checked above), and
+    // the caller promises `n` initialized elements.
     Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
+/// Borrows `(ptr, count)` as a mutable slice of `T`; NULL is `CKR_ARGUMENTS_BAD`.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to `count` initialized `T`, valid for reads and writes
+/// and aliased by nothing else for the returned lifetime.
+pub unsafe fn items_mut<'a, T>(ptr: *mut T, count: CK_ULONG) -> Result<&'a mut [T]> {
+    let n = checked_count(ptr.cast_const(), count)?;
+    if ptr.is_null() {
+        return Err(Error::ArgumentsBad("NULL array"));
+    }
+    // SAFETY: non-NULL, at most isize::MAX bytes without wrapping (checked above), and
+    // valid for reads and writes of `n` elements (caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, n) })
 }
 
 /// Copies a caller's template into an owned [`Template`].
@@ -109,6 +160,11 @@ pub unsafe fn write_bytes(buf: *mut CK_BYTE, len_ptr: *mut CK_ULONG, data: &[u8]
 /// `count_ptr` must be valid for reads and writes; a non-NULL `buf` must be valid for
 /// writes of `*count_ptr` elements.
 pub unsafe fn write_list<T: Copy>(buf: *mut T, count_ptr: *mut CK_ULONG, data: &[T]) -> Result<()> {
+    if !buf.is_null() && !count_ptr.is_null() {
+        // SAFETY: `count_ptr` is non-NULL and readable (this function's contract).
+        let room = len(unsafe { *count_ptr })?;
+        disjoint(&[region(buf.cast_const(), room), region(count_ptr.cast_const(), 1)])?;
+    }
     // SAFETY: forwarded from this function's contract.
     let count = unsafe { out(count_ptr) }?;
     let room = *count;
@@ -135,7 +191,10 @@ pub unsafe fn capacity(buf: *const CK_BYTE, len_ptr: *const CK_ULONG) -> Result<
     if buf.is_null() {
         return Ok(None);
     }
-    usize::try_from(len).map(Some).map_err(|_| Error::ArgumentsBad("length does not fit in memory"))
+    let room = checked_count(buf, len)?;
+    // The length is written after the output: inside the buffer, one would clobber the other.
+    disjoint(&[region(buf, room), region(len_ptr, 1)])?;
+    Ok(Some(room))
 }
 
 /// Delivers an operation's result under the length-query protocol: a length, the data,
@@ -212,11 +271,13 @@ pub unsafe fn in_and_out<'a>(
     let Some(cap) = capacity.filter(|_| !output.is_null()) else {
         return Ok((std::borrow::Cow::Borrowed(data), None));
     };
+    let cap = checked_count(output.cast_const(), cap as CK_ULONG)?;
     let (in_start, out_start) = (data.as_ptr() as usize, output as usize);
     let overlaps = in_start < out_start.saturating_add(cap) && out_start < in_start.saturating_add(data.len());
     let data = if overlaps { std::borrow::Cow::Owned(data.to_vec()) } else { std::borrow::Cow::Borrowed(data) };
-    // SAFETY: non-NULL, writable for `cap` bytes (the caller's contract), and the input
-    // no longer aliases it (copied above if it did).
+    // SAFETY: non-NULL, writable for `cap` bytes (the caller's contract), at most
+    // isize::MAX bytes (checked above), and the input no longer aliases it (copied above
+    // if it did).
     let out = unsafe { std::slice::from_raw_parts_mut(output, cap) };
     Ok((data, Some(out)))
 }
@@ -245,6 +306,27 @@ mod tests {
         assert_eq!(unsafe { bytes(std::ptr::null(), 0) }, Ok(&[][..]));
         // SAFETY: as above; the non-zero length must be refused before any read.
         assert!(unsafe { bytes(std::ptr::null(), 3) }.is_err());
+    }
+
+    #[test]
+    fn lengths_beyond_isize_max_or_wrapping_are_refused_before_any_read() {
+        let byte = 0u8;
+        let beyond = isize::MAX as CK_ULONG + 1;
+        // SAFETY: refused before `from_raw_parts`; nothing is read.
+        assert!(unsafe { bytes(&byte, beyond) }.is_err());
+        // SAFETY: as above: 2^62 u16s are 2^63 bytes.
+        assert!(unsafe { items(std::ptr::from_ref(&0u16), 1 << 62) }.is_err());
+        // SAFETY: as above: the range would wrap the address space.
+        assert!(unsafe { bytes(usize::MAX as *const u8, 2) }.is_err());
+        // SAFETY: `byte` is one readable byte.
+        assert_eq!(unsafe { bytes(&byte, 1) }, Ok(&[0u8][..]));
+    }
+
+    #[test]
+    fn overlapping_regions_are_refused_and_touching_ones_are_not() {
+        assert!(disjoint(&[(100, 8), (104, 8)]).is_err());
+        assert!(disjoint(&[(100, 8), (50, 8), (99, 2)]).is_err());
+        assert_eq!(disjoint(&[(100, 8), (108, 8), (0, 8), (104, 0)]), Ok(()));
     }
 
     #[test]

@@ -32,42 +32,74 @@ pub fn guard(function: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV
 /// [`guard`] for the four functions that work before `C_Initialize`
 /// (`C_Initialize`, `C_GetFunctionList`, `C_GetInterfaceList`, `C_GetInterface`).
 pub fn guard_any(function: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV {
-    crate::session::begin_call();
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => CKR_OK,
-        Ok(Err(e)) => {
-            let code = rv::rv(&e);
-            // Every refusal is audited, except the length protocol's answer and calls
-            // the token never saw.
-            if !matches!(e, Error::BufferTooSmall(_)) {
-                crate::session::audit_refusal(function, &crate::names::rv_name(code));
-            }
-            match e {
-                Error::Store(_)
-                | Error::Integrity(_)
-                | Error::General(_)
-                | Error::Config(_)
-                | Error::Root(_)
-                | Error::RootTokenNotPresent(_) => {
-                    log::error!("{function}: {e} -> {}", crate::names::rv_name(code))
-                }
-                Error::ArgumentsBad(_) | Error::MasterKey(_) | Error::KeyBlocked(_) | Error::IvCounterExhausted => {
-                    log::warn!("{function}: {e} -> {}", crate::names::rv_name(code))
-                }
-                _ => log::info!("{function}: {e} -> {}", crate::names::rv_name(code)),
-            }
-            code
+    boundary(function, body, refused)
+}
+
+/// The panic boundary itself. Everything an entry point runs is inside it: the per-call
+/// set-up, the body, and the audit and log line of a refusal (each can panic: a store, a
+/// logger, a formatter), since a panic unwinding out of an `extern "C"` function aborts
+/// the host application.
+fn boundary(
+    function: &'static str,
+    body: impl FnOnce() -> Result<()>,
+    on_refusal: impl FnOnce(&'static str, Error) -> CK_RV,
+) -> CK_RV {
+    let run = AssertUnwindSafe(|| {
+        crate::session::begin_call();
+        match body() {
+            Ok(()) => CKR_OK,
+            Err(e) => on_refusal(function, e),
         }
+    });
+    match catch_unwind(run) {
+        Ok(code) => code,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            log::error!("{function}: internal panic caught at the C boundary: {what}");
+            // Logging the panic, and dropping its payload, run user-visible code too.
+            let logged = catch_unwind(AssertUnwindSafe(move || {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                log::error!("{function}: internal panic caught at the C boundary: {what}");
+                drop(panic);
+            }));
+            // A second panic's payload is not dropped: its destructor could panic again.
+            if let Err(second) = logged {
+                std::mem::forget(second);
+            }
             CKR_GENERAL_ERROR
         }
     }
+}
+
+/// A refused call: its return code, audited and logged.
+fn refused(function: &'static str, e: Error) -> CK_RV {
+    let code = rv::rv(&e);
+    // Every refusal is audited, except the length protocol's answer and calls
+    // the token never saw.
+    if !matches!(e, Error::BufferTooSmall(_)) {
+        crate::session::audit_refusal(function, &crate::names::rv_name(code));
+    }
+    match e {
+        Error::Store(_)
+        | Error::Integrity(_)
+        | Error::General(_)
+        | Error::Config(_)
+        | Error::Root(_)
+        | Error::RootTokenNotPresent(_) => {
+            log::error!("{function}: {e} -> {}", crate::names::rv_name(code))
+        }
+        Error::ArgumentsBad(_)
+        | Error::MasterKey(_)
+        | Error::KeyBlocked(_)
+        | Error::IvCounterExhausted
+        | Error::HostMemory => {
+            log::warn!("{function}: {e} -> {}", crate::names::rv_name(code))
+        }
+        _ => log::info!("{function}: {e} -> {}", crate::names::rv_name(code)),
+    }
+    code
 }
 
 /// The body of every function this token does not implement.
@@ -88,6 +120,24 @@ mod tests {
     fn an_error_becomes_its_return_code() {
         assert_eq!(guard_any("test", || Err(Error::PinLocked)), cryptoki_sys::CKR_PIN_LOCKED);
         assert_eq!(guard_any("test", || Ok(())), CKR_OK);
+    }
+
+    #[test]
+    fn a_panic_while_refusing_a_call_stays_inside_the_boundary() {
+        let rv = boundary("test", || Err(Error::PinLocked), |_, _| panic!("the audit store panicked"));
+        assert_eq!(rv, CKR_GENERAL_ERROR);
+    }
+
+    #[test]
+    fn a_panic_payload_that_panics_when_dropped_stays_inside_the_boundary() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("dropping the payload panicked");
+            }
+        }
+        let rv = boundary("test", || std::panic::panic_any(Bomb), refused);
+        assert_eq!(rv, CKR_GENERAL_ERROR);
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::RootTokenNotPresent(_) => CKR_TOKEN_NOT_PRESENT,
         Error::ObjectContended => CKR_FUNCTION_FAILED,
         Error::Integrity(_) => CKR_DEVICE_ERROR,
+        Error::HostMemory => CKR_HOST_MEMORY,
         Error::General(_) => CKR_GENERAL_ERROR,
     }
 }
@@ -102,6 +103,7 @@ mod tests {
             (Error::KeyBlocked("x".into()), CKR_KEY_FUNCTION_NOT_PERMITTED),
             (Error::Config("x".into()), CKR_GENERAL_ERROR),
             (Error::IvCounterExhausted, CKR_MECHANISM_PARAM_INVALID),
+            (Error::HostMemory, CKR_HOST_MEMORY),
         ];
         for (e, want) in table {
             assert_eq!(rv(e), *want, "{e:?}");

@@ -2,7 +2,7 @@
 
 use cryptoki_sys::*;
 
-use crate::ffi::args::{bytes, capacity, emit, out, template};
+use crate::ffi::args::{bytes, capacity, disjoint, emit, out, region, template};
 use crate::ffi::{guard, params};
 use crate::session::keys;
 
@@ -29,6 +29,11 @@ pub unsafe extern "C" fn C_EncapsulateKey(
         unsafe {
             let (m, t) = (params::mechanism(mechanism)?, template(attrs, count)?);
             let cap = capacity(ciphertext, ciphertext_len)?;
+            disjoint(&[
+                region(ciphertext.cast_const(), cap.unwrap_or(0)),
+                region(ciphertext_len.cast_const(), 1),
+                region(key.cast_const(), 1),
+            ])?;
             let key = out(key)?;
             let result = keys::encapsulate(session, &m, public_key, &t, cap);
             let (output, new_key) = match result {

@@ -2,6 +2,7 @@
 
 use cryptoki_sys::*;
 
+use crate::error::Error;
 use crate::ffi::args::{bytes, capacity, emit, out, template};
 use crate::ffi::{guard, params};
 use crate::session::{keys, records};
@@ -43,6 +44,10 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
     private_key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
     guard("C_GenerateKeyPair", || {
+        // One pointer for both handles would get the public one overwritten.
+        if public_key == private_key && !public_key.is_null() {
+            return Err(Error::ArgumentsBad("phPublicKey and phPrivateKey are the same pointer"));
+        }
         // SAFETY: forwarded from this function's contract.
         let (m, public_t, private_t, public_key, private_key) = unsafe {
             (

@@ -7,7 +7,7 @@ use std::os::raw::c_void;
 use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
-use crate::ffi::args::{bytes, capacity, emit, out};
+use crate::ffi::args::{bytes, capacity, disjoint, emit, out, region};
 use crate::ffi::guard;
 use crate::session::crypto::Output;
 use crate::session::message::{self, IvGenerator, MessageParams};
@@ -52,6 +52,17 @@ unsafe fn gcm_message(param: *mut c_void, len: CK_ULONG) -> Result<Params> {
 }
 
 impl Params {
+    /// Refuses an IV, tag, output buffer and output length that overlap: the module
+    /// writes all four, so each must be its own memory. Checked before anything runs.
+    fn check_outputs(&self, output: *const CK_BYTE, room: Option<usize>, len_ptr: *const CK_ULONG) -> Result<()> {
+        disjoint(&[
+            region(self.iv.cast_const(), self.iv_room),
+            region(self.tag.cast_const(), self.tag_room),
+            region(output, room.unwrap_or(0)),
+            region(len_ptr, 1),
+        ])
+    }
+
     /// The tag the caller supplied (decryption).
     ///
     /// # Safety
@@ -132,6 +143,7 @@ pub unsafe extern "C" fn C_EncryptMessage(
             let p = gcm_message(param, param_len)?;
             let (aad, plaintext) = (bytes(aad, aad_len)?, bytes(plaintext, plaintext_len)?);
             let cap = capacity(ciphertext, ciphertext_len)?;
+            p.check_outputs(ciphertext, cap, ciphertext_len)?;
             let sealed = message::encrypt(session, &p.decoded, aad, plaintext, cap);
             let sealed = match sealed {
                 Ok(s) => s,
@@ -186,6 +198,7 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
             let p = gcm_message(param, param_len)?;
             let part = bytes(part, part_len)?;
             let cap = capacity(ciphertext, ciphertext_len)?;
+            p.check_outputs(ciphertext, cap, ciphertext_len)?;
             let last = flags & CKF_END_OF_MESSAGE != 0;
             match message::encrypt_next(session, &p.decoded, part, last, cap) {
                 Ok((output, finished)) => {

@@ -144,12 +144,16 @@ pub unsafe extern "C" fn C_GetAttributeValue(
     count: CK_ULONG,
 ) -> CK_RV {
     guard("C_GetAttributeValue", || {
-        if attrs.is_null() {
-            return Err(Error::ArgumentsBad("NULL template"));
-        }
-        let n = usize::try_from(count).map_err(|_| Error::ArgumentsBad("count does not fit in memory"))?;
-        // SAFETY: non-NULL, and the caller promises `count` writable attributes.
-        let slots = unsafe { std::slice::from_raw_parts_mut(attrs, n) };
+        use crate::ffi::args::{disjoint, items_mut, region};
+        // SAFETY: the caller promises `count` writable attributes.
+        let slots = unsafe { items_mut(attrs, count) }?;
+        // Values are written through pValue while the template is borrowed: no value
+        // buffer may overlap another or the template itself (checked before any write).
+        let mut regions = Vec::new();
+        regions.try_reserve_exact(slots.len() + 1).map_err(|_| Error::HostMemory)?;
+        regions.push(region(attrs.cast_const(), slots.len()));
+        regions.extend(slots.iter().map(|a| (a.pValue as usize, usize::try_from(a.ulValueLen).unwrap_or(usize::MAX))));
+        disjoint(&regions)?;
         let types: Vec<CK_ATTRIBUTE_TYPE> = slots.iter().map(|a| a.type_).collect();
         let answers = objects::get_attributes(session, object, &types)?;
         let mut first: Option<Error> = None;
@@ -214,14 +218,13 @@ pub unsafe extern "C" fn C_FindObjects(
     count: *mut CK_ULONG,
 ) -> CK_RV {
     guard("C_FindObjects", || {
-        // SAFETY: the caller passes NULL or a writable CK_ULONG.
+        use crate::ffi::args::{disjoint, items_mut, region};
+        let room = usize::try_from(max).unwrap_or(usize::MAX);
+        disjoint(&[region(found.cast_const(), room), region(count.cast_const(), 1)])?;
+        // SAFETY: the caller passes NULL or a writable CK_ULONG, outside `found` (checked).
         let count = unsafe { out(count) }?;
-        if found.is_null() {
-            return Err(Error::ArgumentsBad("NULL handle array"));
-        }
-        let n = usize::try_from(max).map_err(|_| Error::ArgumentsBad("count does not fit in memory"))?;
-        // SAFETY: non-NULL with room for `max` handles (caller's contract).
-        let found = unsafe { std::slice::from_raw_parts_mut(found, n) };
+        // SAFETY: room for `max` handles (caller's contract).
+        let found = unsafe { items_mut(found, max) }?;
         *count = find_next(session, found)? as CK_ULONG;
         Ok(())
     })

@@ -2,6 +2,8 @@
 
 use cryptoki_sys::*;
 
+use zeroize::Zeroizing;
+
 use crate::error::Error;
 use crate::ffi::args::bytes;
 use crate::ffi::guard;
@@ -27,11 +29,18 @@ pub unsafe extern "C" fn C_SeedRandom(handle: CK_SESSION_HANDLE, seed: *mut CK_B
 #[no_mangle]
 pub unsafe extern "C" fn C_GenerateRandom(handle: CK_SESSION_HANDLE, out: *mut CK_BYTE, len: CK_ULONG) -> CK_RV {
     guard("C_GenerateRandom", || {
-        let n = usize::try_from(len).map_err(|_| Error::ArgumentsBad("length does not fit in memory"))?;
-        if out.is_null() && n > 0 {
+        if out.is_null() && len > 0 {
             return Err(Error::ArgumentsBad("NULL output buffer"));
         }
-        let mut buf = vec![0u8; n];
+        let n = crate::ffi::args::checked_count(out, len)?;
+        // The length is the caller's: reserve fallibly, so an impossible one is an error
+        // and not an abort of the host on allocation failure.
+        let mut buf = Zeroizing::new(Vec::new());
+        buf.try_reserve_exact(n).map_err(|_| {
+            log::warn!("C_GenerateRandom: {n} bytes cannot be allocated");
+            Error::HostMemory
+        })?;
+        buf.resize(n, 0);
         session::generate_random(handle, &mut buf)?;
         if n > 0 {
             // SAFETY: `out` is non-NULL and has room for `n` bytes (caller's contract).
