@@ -225,11 +225,14 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
             set_stored(&ctx, object, id, o, template)
         }
         Resolved::Session(o) => {
-            // Checked on a copy first, so the change and its entry happen together or not at all.
-            let mut changed = (**o.read()).clone();
+            // Checked on a copy first, so the change and its entry happen together or not
+            // at all; under the write lock, so a concurrent set cannot start from the
+            // value this one replaces and undo a one-way change.
+            let mut slot = o.write();
+            let mut changed = (**slot).clone();
             changed.set(template)?;
             ctx.audit("C_SetAttributeValue", changed.describe())?;
-            *o.write() = Arc::new(changed);
+            *slot = Arc::new(changed);
             Ok(())
         }
         Resolved::Master(version, _) => super::master::set_attributes(&ctx, version, template),
