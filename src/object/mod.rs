@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod policy;
+mod stored;
 pub mod template;
 pub mod usage;
 
@@ -18,61 +19,10 @@ use cryptoki_sys::*;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
-use crate::store::{sealed, ObjectRecord};
 use policy::{Classes, Kind, Row, Rules};
+pub use stored::{binding, bound_in_record, AtRest, UnderStorageKey};
 use template::{decode_bool, decode_ulong};
 pub use template::{Attr, Template};
-
-/// How an object's secret attributes are sealed at rest: the session layer decides (the
-/// storage key, or a wrap record under the master key for stored DEKs).
-pub trait AtRest {
-    /// Seals the encoded secret attributes of `object`: the blob, and the master key
-    /// version that sealed it when it is a wrap record.
-    fn seal(&self, object: &Object, secret: &[u8]) -> Result<(Vec<u8>, Option<u32>)>;
-    /// Opens a stored object's sealed part; `None` when the key to open it is not
-    /// available (nobody logged in).
-    fn open(&self, record: &ObjectRecord) -> Result<Option<Zeroizing<Vec<u8>>>>;
-}
-
-/// Sealing under the token's storage key, when one is at hand. The associated data binds
-/// the object's unique id and its security-relevant attributes (`CKA_SENSITIVE`,
-/// `CKA_EXTRACTABLE`, usage flags...), which sit in the row in the clear: a row whose
-/// policy was edited outside the token no longer opens.
-pub struct UnderStorageKey<'a>(pub Option<&'a [u8; 32]>);
-
-/// The associated data that binds a stored object's sealed part to its row.
-pub fn binding(unique_id: &str, bound: &Template) -> Result<Vec<u8>> {
-    let mut aad = format!("object:{unique_id}:").into_bytes();
-    aad.extend_from_slice(&bound.encode_nested()?);
-    Ok(aad)
-}
-
-/// The bound attributes of a stored row, read from its clear attributes.
-pub fn bound_in_record(record: &ObjectRecord) -> Result<Template> {
-    let attrs: BTreeMap<_, _> = codec::decode(&record.attrs)?.into_iter().collect();
-    Ok(Template(
-        crate::hierarchy::record::BOUND
-            .iter()
-            .filter_map(|ty| attrs.get(ty).map(|v| Attr::new(*ty, v.clone())))
-            .collect(),
-    ))
-}
-
-impl AtRest for UnderStorageKey<'_> {
-    fn seal(&self, object: &Object, secret: &[u8]) -> Result<(Vec<u8>, Option<u32>)> {
-        let key = self.0.ok_or(Error::UserNotLoggedIn)?;
-        let aad = binding(&object.unique_id(), &crate::hierarchy::record::bound_attributes(object))?;
-        Ok((sealed::seal(key, &aad, secret)?, None))
-    }
-
-    fn open(&self, record: &ObjectRecord) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        let (Some(key), Some(blob)) = (self.0, &record.sealed) else {
-            return Ok(None);
-        };
-        let aad = binding(&record.unique_id, &bound_in_record(record)?)?;
-        sealed::open(key, &aad, blob).map(Some)
-    }
-}
 
 /// What a read of one attribute yields.
 #[derive(Debug, PartialEq, Eq)]
@@ -86,7 +36,7 @@ pub enum Read<'a> {
 }
 
 /// A validated object.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Object {
     class: Classes,
     attrs: BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>,
@@ -96,6 +46,8 @@ pub struct Object {
     prepared: Prepared,
     /// The stored row's generation (0 for an object never stored).
     generation: u64,
+    /// Loaded from a row whose sealed part carries the row binding.
+    bound: bool,
 }
 
 /// Key material a mechanism prepared from an object's value (an expanded AES key
@@ -139,6 +91,15 @@ impl PartialEq for Prepared {
 }
 
 impl Eq for Prepared {}
+
+impl PartialEq for Object {
+    // The same attributes make the same object, whatever row generation they came from.
+    fn eq(&self, other: &Self) -> bool {
+        self.class == other.class && self.attrs == other.attrs && self.locked == other.locked
+    }
+}
+
+impl Eq for Object {}
 
 impl Drop for Object {
     fn drop(&mut self) {
@@ -233,7 +194,8 @@ impl Object {
             check_kind(row, &a.value)?;
             attrs.insert(a.ty, a.value.clone());
         }
-        let mut object = Object { class, attrs, locked: false, prepared: Prepared::default(), generation: 0 };
+        let mut object =
+            Object { class, attrs, locked: false, prepared: Prepared::default(), generation: 0, bound: false };
         object.fill_defaults()?;
         object.check_class_rules()?;
         object.set_origin(origin);
@@ -245,7 +207,14 @@ impl Object {
     /// supplies every attribute, and no value is present or revealed.
     pub fn reference(attrs: Vec<Attr>) -> Object {
         let attrs = attrs.iter().map(|a| (a.ty, a.value.clone())).collect();
-        Object { class: Classes::SECRET, attrs, locked: true, prepared: Prepared::default(), generation: 0 }
+        Object {
+            class: Classes::SECRET,
+            attrs,
+            locked: true,
+            prepared: Prepared::default(),
+            generation: 0,
+            bound: false,
+        }
     }
 
     fn set_origin(&mut self, origin: Origin) {
@@ -478,53 +447,6 @@ impl Object {
         format!("{} {:?}", self.unique_id(), label)
     }
 
-    /// The stored form; secret attributes are sealed by `at_rest`, so storing an object
-    /// that has any needs a logged-in user or SO.
-    pub fn to_record(&self, at_rest: &dyn AtRest) -> Result<ObjectRecord> {
-        if self.locked {
-            return Err(Error::UserNotLoggedIn);
-        }
-        let (secret, public): (Vec<_>, Vec<_>) = self.attrs.iter().partition(|(ty, _)| self.is_sealed(**ty));
-        let (sealed, master_version) = if secret.is_empty() {
-            (None, None)
-        } else {
-            let plain = codec::encode(secret.into_iter().map(|(t, v)| (*t, v.as_slice())))?;
-            let (blob, version) = at_rest.seal(self, &plain)?;
-            (Some(blob), version)
-        };
-        Ok(ObjectRecord {
-            class: self.class(),
-            key_type: self.ulong(CKA_KEY_TYPE),
-            label: self.bytes(CKA_LABEL).unwrap_or_default().to_vec(),
-            ckid: self.bytes(CKA_ID).map(<[u8]>::to_vec),
-            private: self.is_private(),
-            attrs: codec::encode(public.into_iter().map(|(t, v)| (*t, v.as_slice())))?.to_vec(),
-            sealed,
-            master_version,
-            unique_id: self.unique_id(),
-            generation: self.generation,
-        })
-    }
-
-    /// Rebuilds an object from its stored form. When `at_rest` cannot open the sealed
-    /// part (nobody logged in), those attributes stay closed and read as sensitive.
-    pub fn from_record(record: &ObjectRecord, at_rest: &dyn AtRest) -> Result<Object> {
-        let class = Classes::of(record.class).ok_or(Error::Integrity("stored object has an unknown class"))?;
-        let mut attrs: BTreeMap<_, _> = codec::decode(&record.attrs)?.into_iter().collect();
-        let mut locked = false;
-        if record.sealed.is_some() {
-            match at_rest.open(record)? {
-                Some(plain) => attrs.extend(codec::decode(&plain)?),
-                None => locked = true,
-            }
-        }
-        let object = Object { class, attrs, locked, prepared: Prepared::default(), generation: record.generation };
-        if object.class() != record.class || object.unique_id() != record.unique_id {
-            return Err(Error::Integrity("stored object's columns disagree with its attributes"));
-        }
-        Ok(object)
-    }
-
     /// Sets an attribute the token computes (a normalized key encoding on import, say),
     /// bypassing the template rules; inside the token only.
     pub fn set_computed(&mut self, attr: Attr) {
@@ -661,41 +583,5 @@ mod tests {
         let o = Object::create(&aes_key(vec![])).expect("create");
         assert!(!o.matches(&Template(vec![Attr::new(CKA_VALUE, vec![0x11; 32])])));
         assert!(o.matches(&Template(vec![Attr::ulong(CKA_KEY_TYPE, CKK_AES)])));
-    }
-
-    #[test]
-    fn the_stored_form_seals_key_material() {
-        let o = Object::create(&aes_key(vec![Attr::new(CKA_LABEL, "k")])).expect("create");
-        let key = [3u8; 32];
-        let rec = o.to_record(&UnderStorageKey(Some(&key))).expect("record");
-        assert!(!rec.attrs.windows(32).any(|w| w == [0x11; 32]));
-        assert!(!rec.sealed.as_ref().expect("sealed").windows(32).any(|w| w == [0x11; 32]));
-        assert_eq!(Object::from_record(&rec, &UnderStorageKey(Some(&key))).expect("load"), o);
-        let locked = Object::from_record(&rec, &UnderStorageKey(None)).expect("load locked");
-        assert_eq!(locked.read(CKA_VALUE), Read::Sensitive);
-        assert_eq!(locked.read(CKA_LABEL), Read::Value(b"k"));
-        assert_eq!(o.to_record(&UnderStorageKey(None)).unwrap_err(), Error::UserNotLoggedIn);
-    }
-
-    #[test]
-    fn a_row_whose_policy_was_edited_outside_the_token_does_not_open() {
-        let key = [3u8; 32];
-        let o = Object::create(&aes_key(vec![])).expect("key");
-        let mut rec = o.to_record(&UnderStorageKey(Some(&key))).expect("record");
-        let mut relaxed = o.clone();
-        relaxed.attrs.insert(CKA_SENSITIVE, vec![CK_FALSE]);
-        relaxed.attrs.insert(CKA_EXTRACTABLE, vec![CK_TRUE]);
-        rec.attrs = relaxed.to_record(&UnderStorageKey(Some(&[9u8; 32]))).expect("relaxed").attrs;
-        assert!(matches!(Object::from_record(&rec, &UnderStorageKey(Some(&key))), Err(Error::Integrity(_))));
-    }
-
-    #[test]
-    fn a_record_with_swapped_sealed_part_is_refused() {
-        let key = [3u8; 32];
-        let a = Object::create(&aes_key(vec![])).expect("a").to_record(&UnderStorageKey(Some(&key))).expect("rec a");
-        let mut b =
-            Object::create(&aes_key(vec![])).expect("b").to_record(&UnderStorageKey(Some(&key))).expect("rec b");
-        b.sealed = a.sealed.clone();
-        assert!(matches!(Object::from_record(&b, &UnderStorageKey(Some(&key))), Err(Error::Integrity(_))));
     }
 }

@@ -93,7 +93,9 @@ impl Ctx {
                 if record.private && !self.user_logged_in() {
                     return Err(Error::ObjectHandleInvalid);
                 }
-                Resolved::Token(id, Arc::new(Object::from_record(&record, &self.at_rest())?))
+                let object = Object::from_record(&record, &self.at_rest())?;
+                let object = if object.needs_binding() { self.bind_row(id, object) } else { object };
+                Resolved::Token(id, Arc::new(object))
             }
             Located::Master(version) => {
                 // The user works with them; the SO sees them to clear an alert's block.
@@ -111,6 +113,29 @@ impl Ctx {
             }
         };
         Ok(resolved)
+    }
+
+    /// Seals a row stored before row bindings existed again, with its binding, on its
+    /// first use by a logged-in session; the object as read serves the call either way
+    /// (a failure is logged, and the next use tries again).
+    fn bind_row(&self, id: ObjectId, object: Object) -> Object {
+        let mut bound = object.clone();
+        bound.next_generation();
+        let event = AuditEvent::ok(&self.token.workspace, "module", "object row bound", Some(object.describe()));
+        let outcome = bound
+            .to_record(&self.at_rest())
+            .and_then(|record| self.token.store().update_object(id, object.generation(), &record, &event));
+        match outcome {
+            Ok(Updated::Done) => {
+                log::info!("{}: {} sealed again with its row binding", self.token.workspace, object.describe());
+                bound
+            }
+            Ok(_) => object,
+            Err(e) => {
+                log::warn!("{}: {} could not be bound: {e}", self.token.workspace, object.describe());
+                object
+            }
+        }
     }
 
     /// Checks that this session may hold `object` (a new or changed one).
@@ -225,11 +250,14 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
             set_stored(&ctx, object, id, o, template)
         }
         Resolved::Session(o) => {
-            // Checked on a copy first, so the change and its entry happen together or not at all.
-            let mut changed = (**o.read()).clone();
+            // Checked on a copy first, so the change and its entry happen together or not
+            // at all; under the write lock, so a concurrent set cannot start from the
+            // value this one replaces and undo a one-way change.
+            let mut slot = o.write();
+            let mut changed = (**slot).clone();
             changed.set(template)?;
             ctx.audit("C_SetAttributeValue", changed.describe())?;
-            *o.write() = Arc::new(changed);
+            *slot = Arc::new(changed);
             Ok(())
         }
         Resolved::Master(version, _) => super::master::set_attributes(&ctx, version, template),
