@@ -51,6 +51,76 @@ pub fn storage_key_context(workspace: &str) -> Vec<u8> {
     format!("storage-key:{workspace}").into_bytes()
 }
 
+/// The MAC of a master key row: every field and the workspace, under the sealer's MAC key
+/// (derived from the storage key), so a state, block or sealed value edited in the store
+/// file is refused.
+pub fn master_mac(root: &dyn Sealer, workspace: &str, m: &MasterRecord) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut field = |bytes: &[u8]| {
+        data.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        data.extend_from_slice(bytes);
+    };
+    field(workspace.as_bytes());
+    field(&m.version.to_be_bytes());
+    field(&m.state.code().to_be_bytes());
+    field(&m.created_at.to_be_bytes());
+    field(m.classification.as_bytes());
+    match &m.sealed {
+        Some(sealed) => field(&[&[1u8][..], sealed].concat()),
+        None => field(&[0]),
+    }
+    match &m.blocked {
+        Some(why) => field(&[&[1u8][..], why.as_bytes()].concat()),
+        None => field(&[0]),
+    }
+    Ok(root.mac(b"master-key-row", &data)?.to_vec())
+}
+
+/// Checks every row's MAC; a row without one or with a wrong one is refused as corrupt.
+fn verified(root: &dyn Sealer, workspace: &str, rows: Vec<MasterRecord>) -> Result<Vec<MasterRecord>> {
+    for m in &rows {
+        let ok = match &m.mac {
+            Some(mac) => crate::store::sealed::mac_eq(mac, &master_mac(root, workspace, m)?),
+            None => false,
+        };
+        if !ok {
+            log::error!(
+                "{workspace}: master key v{} row fails its MAC: edited in the store file, or read under another \
+                 storage key (a planted PIN record?)",
+                m.version
+            );
+            return Err(Error::Integrity("a master key row fails its MAC"));
+        }
+    }
+    Ok(rows)
+}
+
+/// Upgrades the master key rows written before rows were MACed and (with a delegated
+/// root) before the root sealed them bound to the storage key: `root` must accept the
+/// legacy blobs. Only the login through a legacy PIN record calls this: a token whose
+/// PIN records are current has every row MACed, so a row stripped of its MAC is refused.
+pub fn upgrade_legacy_rows(root: &dyn Sealer, store: &dyn Backend, workspace: &str) -> Result<usize> {
+    let mut upgraded = Vec::new();
+    for mut m in store.masters(workspace)? {
+        if m.mac.is_some() {
+            continue;
+        }
+        if let Some(sealed) = &m.sealed {
+            let context = master_context(workspace, m.version);
+            let plain = root.unseal(&context, sealed)?;
+            m.sealed = Some(root.seal(&context, &plain)?);
+        }
+        m.mac = Some(master_mac(root, workspace, &m)?);
+        upgraded.push(m);
+    }
+    if !upgraded.is_empty() {
+        let what = format!("{} master key row(s) bound to the storage key and MACed", upgraded.len());
+        store.reseal_masters(workspace, &upgraded, &AuditEvent::ok(workspace, "module", "upgrade", Some(what)))?;
+        log::info!("{workspace}: {} legacy master key row(s) upgraded", upgraded.len());
+    }
+    Ok(upgraded.len())
+}
+
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
@@ -66,14 +136,16 @@ pub fn new_master(
     crate::rng::fill(key.as_mut())?;
     let sealed = root.seal(&master_context(workspace, version), key.as_ref())?;
     let prepared = Arc::new(GcmKey::new(key.as_ref(), record::TAG_LEN)?);
-    let record = MasterRecord {
+    let mut record = MasterRecord {
         version,
         state: Lifecycle::Active,
         created_at: now(),
         classification: classification.to_string(),
         sealed: Some(sealed),
         blocked: None,
+        mac: None,
     };
+    record.mac = Some(master_mac(root, workspace, &record)?);
     Ok((record, prepared))
 }
 
@@ -101,9 +173,14 @@ impl Hierarchy {
         self.root.describe()
     }
 
-    /// Every version, oldest first, fresh from the store (another process may have rotated).
+    /// Every version, oldest first, fresh from the store (another process may have
+    /// rotated), each row's MAC checked.
     pub fn versions(&self) -> Result<Vec<MasterRecord>> {
-        self.store.masters(&self.workspace)
+        verified(self.root.as_ref(), &self.workspace, self.store.masters(&self.workspace)?)
+    }
+
+    fn mac_of(&self) -> impl Fn(&MasterRecord) -> Result<Vec<u8>> + '_ {
+        |m| master_mac(self.root.as_ref(), &self.workspace, m)
     }
 
     fn record(&self, version: u32) -> Result<MasterRecord> {
@@ -152,7 +229,7 @@ impl Hierarchy {
         let next = self.versions()?.last().map_or(1, |m| m.version + 1);
         let (record, key) = new_master(self.root.as_ref(), &self.workspace, next, classification)?;
         let event = AuditEvent::ok(&self.workspace, actor, "CKM_CV_ROTATE_MASTER", Some(format!("wmk v{next}")));
-        self.store.add_master(&self.workspace, &record, &event)?;
+        self.store.add_master(&self.workspace, &record, &self.mac_of(), &event)?;
         self.unsealed.lock().insert(next, key);
         log::info!("{}: master key rotated to v{next}", self.workspace);
         Ok(next)
@@ -190,10 +267,15 @@ impl Hierarchy {
         }
     }
 
+    /// Blocks `version`'s unwraps after an audit alert (`event` records it).
+    pub fn block(&self, version: u32, reason: &str, event: &AuditEvent) -> Result<bool> {
+        self.store.set_master_blocked(&self.workspace, version, Some(reason), &self.mac_of(), event)
+    }
+
     /// Lifts an audit alert's block on `version` (the SO's call).
     pub fn unblock(&self, actor: &str, version: u32) -> Result<()> {
         let event = AuditEvent::ok(&self.workspace, actor, "CKA_CV_BLOCKED", Some(format!("wmk v{version} unblocked")));
-        if !self.store.set_master_blocked(&self.workspace, version, None, &event)? {
+        if !self.store.set_master_blocked(&self.workspace, version, None, &self.mac_of(), &event)? {
             return Err(Error::ObjectHandleInvalid);
         }
         log::info!("{}: master key v{version} unblocked", self.workspace);
@@ -225,7 +307,7 @@ impl Hierarchy {
         }
         let event =
             AuditEvent::ok(&self.workspace, actor, "CKA_CV_LIFECYCLE", Some(format!("wmk v{version} -> {state:?}")));
-        self.store.set_master_state(&self.workspace, version, state, &event)?;
+        self.store.set_master_state(&self.workspace, version, state, &self.mac_of(), &event)?;
         self.unsealed.lock().remove(&version);
         log::info!("{}: master key v{version} is now {state:?}", self.workspace);
         Ok(())

@@ -313,4 +313,10 @@ impl Sealer for WorkspaceRoot {
             Err(e) => Err(Error::Root(format!("unsealing in the root token: {e}"))),
         })
     }
+
+    fn mac(&self, _purpose: &[u8], _data: &[u8]) -> Result<[u8; 32]> {
+        // The bare root key seals only the storage key; rows are MACed under the storage
+        // key (`BoundRoot`), which someone holding only the root PIN does not have.
+        Err(Error::General("the bare root key does not MAC rows".into()))
+    }
 }

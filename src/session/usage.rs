@@ -178,7 +178,7 @@ impl Ctx {
         log::warn!("{}: audit alert: {what}", self.token.workspace);
         let event = AuditEvent::ok(&self.token.workspace, "module", "ALERT unwrap burst", Some(what.clone()));
         if config.block_on_alert {
-            self.token.store().set_master_blocked(&self.token.workspace, version, Some(&what), &event)?;
+            self.token.hierarchy()?.block(version, &what, &event)?;
             log::warn!("{}: master key v{version} blocked until the SO clears it", self.token.workspace);
             return Ok(());
         }

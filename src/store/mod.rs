@@ -23,6 +23,10 @@ pub trait AppendHook: Send + Sync {
     fn appended(&self, store: &dyn Backend, seq: i64);
 }
 
+/// Computes a master key row's MAC (under a key only a logged-in user holds), so the
+/// store can recompute it in the transaction that changes the row.
+pub type MasterMac<'a> = &'a dyn Fn(&MasterRecord) -> Result<Vec<u8>>;
+
 /// Turns one stored record's sealed part into its new sealed part (re-wrap).
 pub type Reseal<'a> = &'a mut dyn FnMut(&ObjectRecord) -> Result<Vec<u8>>;
 
@@ -136,6 +140,9 @@ pub struct MasterRecord {
     pub sealed: Option<Vec<u8>>,
     /// Why an audit alert blocked this version's unwraps, until an SO clears it.
     pub blocked: Option<String>,
+    /// MAC over every other field and the workspace (`hierarchy::master_mac`); `None`
+    /// only in a row written before the MAC existed.
+    pub mac: Option<Vec<u8>>,
 }
 
 /// A token object as stored: index columns in the clear, other attributes encoded, and
@@ -204,9 +211,19 @@ pub trait Backend: Send + Sync {
     /// The workspace's master key versions, oldest first.
     fn masters(&self, workspace: &str) -> Result<Vec<MasterRecord>>;
     /// Adds a master key version (rotation); the previously active one becomes decrypt-only.
-    fn add_master(&self, workspace: &str, master: &MasterRecord, event: &AuditEvent) -> Result<()>;
+    fn add_master(&self, workspace: &str, master: &MasterRecord, mac: MasterMac<'_>, event: &AuditEvent) -> Result<()>;
     /// Moves a version to `state` (destroying forgets its sealed value); false if no such version.
-    fn set_master_state(&self, workspace: &str, version: u32, state: Lifecycle, event: &AuditEvent) -> Result<bool>;
+    fn set_master_state(
+        &self,
+        workspace: &str,
+        version: u32,
+        state: Lifecycle,
+        mac: MasterMac<'_>,
+        event: &AuditEvent,
+    ) -> Result<bool>;
+    /// Rewrites master key rows' sealed value and MAC (the upgrade of rows written before
+    /// either bound them to the storage key), matched by version.
+    fn reseal_masters(&self, workspace: &str, rows: &[MasterRecord], event: &AuditEvent) -> Result<()>;
     /// How many stored records are still sealed under a master key version.
     fn records_under(&self, workspace: &str, version: u32) -> Result<u64>;
     /// Re-seals up to `limit` stored records after `after` (in id order) not yet under
@@ -264,6 +281,7 @@ pub trait Backend: Send + Sync {
         workspace: &str,
         version: u32,
         reason: Option<&str>,
+        mac: MasterMac<'_>,
         event: &AuditEvent,
     ) -> Result<bool>;
     /// Reserves, durably (committed before it returns), the next `count` values of the

@@ -51,6 +51,23 @@ pub fn open(key: &[u8; 32], context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec
         .map_err(|_| Error::Integrity("sealed value does not open under this key"))
 }
 
+/// HMAC-SHA256 of `data` under `key`, bound to `purpose`: authenticates rows whose fields
+/// must stay readable (a master key row's state) but not be edited in the file.
+pub fn mac(key: &[u8; 32], purpose: &[u8], data: &[u8]) -> Result<[u8; 32]> {
+    use hmac::{Hmac, KeyInit as _, Mac};
+    let mut m = <Hmac<sha2::Sha256>>::new_from_slice(key).map_err(|_| Error::General("HMAC key".into()))?;
+    m.update(b"collabvault-mac-v1:");
+    m.update(&(purpose.len() as u64).to_be_bytes());
+    m.update(purpose);
+    m.update(data);
+    Ok(m.finalize().into_bytes().into())
+}
+
+/// Compares two MACs in constant time.
+pub fn mac_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn associated_data(context: &[u8]) -> Vec<u8> {
     let mut aad = b"collabvault-sealed-v1:".to_vec();
     aad.extend_from_slice(context);

@@ -14,8 +14,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, GENESIS};
 use super::{
-    AppendHook, Backend, IndexQuery, Lifecycle, MasterRecord, ObjectId, ObjectRecord, PinOwner, Reseal, RewrapBatch,
-    TokenInit, TokenRecord, Updated,
+    AppendHook, Backend, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, Reseal,
+    RewrapBatch, TokenInit, TokenRecord, Updated,
 };
 use crate::error::{Error, Result};
 
@@ -106,6 +106,9 @@ const MIGRATIONS: &[&str] = &[
     // v6: a generation per object row, for compare-and-swap updates; rows written
     // before it start at 0.
     "ALTER TABLE objects ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
+    // v7: a MAC over each master key row (under a key derived from the storage key), so
+    // its state, block and sealed value cannot be edited in the file.
+    "ALTER TABLE master_keys ADD COLUMN mac BLOB;",
 ];
 
 /// The store in one SQLite file.
@@ -321,11 +324,51 @@ fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<i64> {
 
 fn insert_master(tx: &Transaction<'_>, workspace: &str, m: &MasterRecord) -> Result<()> {
     tx.execute(
-        "INSERT INTO master_keys (workspace, version, state, created_at, classification, sealed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![workspace, m.version, m.state.code(), m.created_at, m.classification, m.sealed],
+        "INSERT INTO master_keys (workspace, version, state, created_at, classification, sealed, blocked, mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![workspace, m.version, m.state.code(), m.created_at, m.classification, m.sealed, m.blocked, m.mac],
     )?;
     Ok(())
+}
+
+const MASTER_COLUMNS: &str = "version, state, created_at, classification, sealed, blocked, mac";
+
+fn read_masters(conn: &Connection, workspace: &str, version: Option<u32>) -> Result<Vec<MasterRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MASTER_COLUMNS} FROM master_keys WHERE workspace = ?1 AND (?2 IS NULL OR version = ?2)
+         ORDER BY version"
+    ))?;
+    let rows = stmt.query_map(params![workspace, version], |r| {
+        Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    })?;
+    rows.map(|row| {
+        let (version, state, created_at, classification, sealed, blocked, mac) = row?;
+        let state = Lifecycle::from_code(state)
+            .ok_or_else(|| Error::Store(format!("master key v{version} has unknown state {state}")))?;
+        Ok(MasterRecord { version, state, created_at, classification, sealed, blocked, mac })
+    })
+    .collect()
+}
+
+/// Rewrites one master key row as `change` makes it, with its MAC recomputed, inside `tx`;
+/// false when there is no such version.
+fn update_master(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    version: u32,
+    mac: MasterMac<'_>,
+    change: impl FnOnce(&mut MasterRecord),
+) -> Result<bool> {
+    let Some(mut row) = read_masters(tx, workspace, Some(version))?.pop() else {
+        return Ok(false);
+    };
+    change(&mut row);
+    row.mac = Some(mac(&row)?);
+    tx.execute(
+        "UPDATE master_keys SET state = ?3, sealed = ?4, blocked = ?5, mac = ?6 WHERE workspace = ?1 AND version = ?2",
+        params![workspace, version, row.state.code(), row.sealed, row.blocked, row.mac],
+    )?;
+    Ok(true)
 }
 
 fn pin_columns(owner: PinOwner) -> (&'static str, &'static str) {
@@ -511,43 +554,51 @@ impl Backend for SqliteStore {
     }
 
     fn masters(&self, workspace: &str) -> Result<Vec<MasterRecord>> {
-        self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT version, state, created_at, classification, sealed, blocked FROM master_keys
-                 WHERE workspace = ?1 ORDER BY version",
-            )?;
-            let rows = stmt.query_map([workspace], |r| {
-                Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-            })?;
-            rows.map(|row| {
-                let (version, state, created_at, classification, sealed, blocked) = row?;
-                let state = Lifecycle::from_code(state)
-                    .ok_or_else(|| Error::Store(format!("master key v{version} has unknown state {state}")))?;
-                Ok(MasterRecord { version, state, created_at, classification, sealed, blocked })
-            })
-            .collect()
-        })
+        self.with_conn(|conn| read_masters(conn, workspace, None))
     }
 
-    fn add_master(&self, workspace: &str, master: &MasterRecord, event: &AuditEvent) -> Result<()> {
+    fn add_master(&self, workspace: &str, master: &MasterRecord, mac: MasterMac<'_>, event: &AuditEvent) -> Result<()> {
         self.write(event, |tx| {
             // The newest version alone wraps; the one it replaces only unwraps.
-            tx.execute(
-                "UPDATE master_keys SET state = ?2 WHERE workspace = ?1 AND state = ?3",
-                params![workspace, Lifecycle::DecryptOnly.code(), Lifecycle::Active.code()],
-            )?;
+            let active: Vec<u32> = read_masters(tx, workspace, None)?
+                .into_iter()
+                .filter(|m| m.state == Lifecycle::Active)
+                .map(|m| m.version)
+                .collect();
+            for version in active {
+                update_master(tx, workspace, version, mac, |m| m.state = Lifecycle::DecryptOnly)?;
+            }
             insert_master(tx, workspace, master)
         })
     }
 
-    fn set_master_state(&self, workspace: &str, version: u32, state: Lifecycle, event: &AuditEvent) -> Result<bool> {
+    fn set_master_state(
+        &self,
+        workspace: &str,
+        version: u32,
+        state: Lifecycle,
+        mac: MasterMac<'_>,
+        event: &AuditEvent,
+    ) -> Result<bool> {
         self.write(event, |tx| {
-            let forget = if state == Lifecycle::Destroyed { ", sealed = NULL" } else { "" };
-            let n = tx.execute(
-                &format!("UPDATE master_keys SET state = ?3{forget} WHERE workspace = ?1 AND version = ?2"),
-                params![workspace, version, state.code()],
-            )?;
-            Ok(n == 1)
+            update_master(tx, workspace, version, mac, |m| {
+                m.state = state;
+                if state == Lifecycle::Destroyed {
+                    m.sealed = None;
+                }
+            })
+        })
+    }
+
+    fn reseal_masters(&self, workspace: &str, rows: &[MasterRecord], event: &AuditEvent) -> Result<()> {
+        self.write(event, |tx| {
+            for m in rows {
+                tx.execute(
+                    "UPDATE master_keys SET sealed = ?3, mac = ?4 WHERE workspace = ?1 AND version = ?2",
+                    params![workspace, m.version, m.sealed, m.mac],
+                )?;
+            }
+            Ok(())
         })
     }
 
@@ -804,15 +855,10 @@ impl Backend for SqliteStore {
         workspace: &str,
         version: u32,
         reason: Option<&str>,
+        mac: MasterMac<'_>,
         event: &AuditEvent,
     ) -> Result<bool> {
-        self.write(event, |tx| {
-            let n = tx.execute(
-                "UPDATE master_keys SET blocked = ?3 WHERE workspace = ?1 AND version = ?2",
-                params![workspace, version, reason],
-            )?;
-            Ok(n == 1)
-        })
+        self.write(event, |tx| update_master(tx, workspace, version, mac, |m| m.blocked = reason.map(str::to_string)))
     }
 }
 
@@ -990,6 +1036,7 @@ mod tests {
             classification: "internal".into(),
             sealed: Some(vec![1]),
             blocked: None,
+            mac: Some(vec![2]),
         };
         let init = TokenInit { label: "new", so_pin: b"so", sealed_storage_key: None, first_master: &master };
         store.init_token("ws", &init, &event()).expect("init");
@@ -1010,16 +1057,21 @@ mod tests {
             classification: "c".into(),
             sealed: Some(version.to_be_bytes().to_vec()),
             blocked: None,
+            mac: None,
         };
+        // A stand-in MAC that shows what it covered.
+        let mac = |m: &MasterRecord| Ok(vec![m.state.code().to_be_bytes()[7], u8::from(m.sealed.is_some())]);
         let init =
             TokenInit { label: "l", so_pin: b"so", sealed_storage_key: None, first_master: &v(1, Lifecycle::Active) };
         store.init_token("ws", &init, &event()).expect("init");
-        store.add_master("ws", &v(2, Lifecycle::Active), &event()).expect("rotate");
+        store.add_master("ws", &v(2, Lifecycle::Active), &mac, &event()).expect("rotate");
         let states: Vec<_> = store.masters("ws").expect("masters").iter().map(|m| m.state).collect();
         assert_eq!(states, [Lifecycle::DecryptOnly, Lifecycle::Active]);
-        store.set_master_state("ws", 1, Lifecycle::Destroyed, &event()).expect("destroy");
+        assert_eq!(store.masters("ws").expect("masters")[0].mac, Some(vec![2, 1]), "the demotion recomputed the MAC");
+        store.set_master_state("ws", 1, Lifecycle::Destroyed, &mac, &event()).expect("destroy");
         let first = &store.masters("ws").expect("masters")[0];
         assert_eq!((first.state, first.sealed.is_none()), (Lifecycle::Destroyed, true), "destroying forgets the blob");
+        assert_eq!(first.mac, Some(vec![4, 0]), "the state change recomputed the MAC");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::config::{PinPolicy, WorkspaceConfig};
 use crate::error::{Error, Result};
 use crate::hierarchy::{self, Hierarchy};
 use crate::root::slot::SlotRoot;
-use crate::root::{Sealer, SoftRoot};
+use crate::root::{BoundRoot, Sealer, SoftRoot};
 use crate::store::sealed::SealingKey;
 use crate::store::{AuditEvent, Backend, PinOwner, TokenInit, TokenRecord};
 
@@ -44,6 +44,7 @@ pub const MANUFACTURER: &str = "CollabVault";
 struct Verified {
     key: SealingKey,
     outdated: bool,
+    legacy: bool,
 }
 
 #[derive(Default)]
@@ -127,10 +128,17 @@ impl Token {
 
     /// The sealer for this workspace: the slot's root key (created only when `create`),
     /// or the software root over `storage_key`.
-    fn sealer(&self, storage_key: &SealingKey, create: bool) -> Result<Arc<dyn Sealer>> {
+    /// The master keys' sealer: the software root over `storage_key`, or the slot's root
+    /// key (created only when `create`) bound to `storage_key`. `legacy_ok` accepts blobs
+    /// the root sealed alone (only while a legacy token is upgraded).
+    fn sealer(&self, storage_key: &SealingKey, create: bool, legacy_ok: bool) -> Result<Arc<dyn Sealer>> {
         match &self.root {
             Root::Soft => Ok(Arc::new(SoftRoot(storage_key.clone()))),
-            Root::Slot(slot) => Ok(Arc::new(slot.root_key(&self.workspace, create)?)),
+            Root::Slot(slot) => Ok(Arc::new(BoundRoot {
+                root: slot.root_key(&self.workspace, create)?,
+                storage_key: storage_key.clone(),
+                legacy_ok,
+            })),
             Root::Unavailable(e) => Err(e.clone()),
         }
     }
@@ -230,7 +238,7 @@ impl Token {
         match pin::unlock(&self.workspace, owner, pin, &record) {
             Ok(unlocked) => {
                 let key = self.storage_key_from(owner, unlocked.opened, rec.sealed_storage_key.as_deref())?;
-                Ok(Verified { key, outdated: unlocked.outdated })
+                Ok(Verified { key, outdated: unlocked.outdated, legacy: unlocked.legacy })
             }
             Err(Error::PinIncorrect) => {
                 // The entry says how far the count got, so a lockout is in the log as such.
@@ -332,7 +340,7 @@ impl Token {
         }
         let mut key = SealingKey::default();
         crate::rng::fill(key.as_mut())?;
-        let sealer = self.sealer(&key, true)?;
+        let sealer = self.sealer(&key, true, false)?;
         // The storage key is kept only inside the PIN records: under a delegated root no
         // copy is sealed by the root alone.
         let so_record = self.pin_record(PinOwner::So, so_pin, &key)?;
@@ -355,7 +363,16 @@ impl Token {
         if owner == PinOwner::So && ro_sessions {
             return Err(Error::SessionReadOnlyExists);
         }
-        let Verified { key, outdated } = self.verify(owner, pin, "C_Login")?;
+        let Verified { key, outdated, legacy } = self.verify(owner, pin, "C_Login")?;
+        if legacy {
+            // A token from before master key rows were MACed (and bound to the storage
+            // key under a delegated root): upgraded once, by the login that can.
+            hierarchy::upgrade_legacy_rows(
+                self.sealer(&key, false, true)?.as_ref(),
+                self.store.as_ref(),
+                &self.workspace,
+            )?;
+        }
         if outdated {
             // Rewritten under the current KDF and format while the PIN is at hand.
             let record = self.pin_record(owner, pin, &key)?;
@@ -364,7 +381,10 @@ impl Token {
             self.write_pin(owner, &record, &event)?;
             log::info!("{}: {owner:?} PIN record upgraded to the current format and KDF", self.workspace);
         }
-        let hierarchy = Arc::new(Hierarchy::new(&self.workspace, self.store.clone(), self.sealer(&key, false)?));
+        let hierarchy = Arc::new(Hierarchy::new(&self.workspace, self.store.clone(), self.sealer(&key, false, false)?));
+        // Every row's MAC is checked now: a PIN record planted with a storage key of the
+        // attacker's making logs in to nothing, and is refused here with a log line.
+        hierarchy.versions()?;
         // The login takes effect only once its entry (with the reset failure count) is
         // committed: a login that cannot be audited never happens. The state lock is held
         // across that one write so a racing thread's login cannot slip in between.
@@ -408,7 +428,15 @@ impl Token {
     pub fn set_pin(&self, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
         pin::check_len(new_pin)?;
         let owner = self.logged_in().unwrap_or(PinOwner::User);
-        let Verified { key, .. } = self.verify(owner, old_pin, "C_SetPIN")?;
+        let Verified { key, legacy, .. } = self.verify(owner, old_pin, "C_SetPIN")?;
+        if legacy {
+            // The new record is current: the rows must be too before it is written.
+            hierarchy::upgrade_legacy_rows(
+                self.sealer(&key, false, true)?.as_ref(),
+                self.store.as_ref(),
+                &self.workspace,
+            )?;
+        }
         let record = self.pin_record(owner, new_pin, &key)?;
         self.write_pin(owner, &record, &self.event("C_SetPIN"))
     }

@@ -87,6 +87,8 @@ pub struct Unlocked {
     pub opened: Opened,
     /// The record is an older version or was made under a weaker KDF than [`KDF`].
     pub outdated: bool,
+    /// The record is version 1 or 2: the token predates MACed master key rows.
+    pub legacy: bool,
 }
 
 /// Checks a PIN's length against the token's range.
@@ -204,8 +206,9 @@ pub fn unlock(workspace: &str, owner: PinOwner, pin: &[u8], record: &[u8]) -> Re
         return Err(Error::PinIncorrect);
     }
     let outdated = p.version != RECORD_V3 || p.kdf.memory_kib < KDF.memory_kib || p.kdf.passes < KDF.passes;
+    let legacy = p.version != RECORD_V3;
     if p.version == RECORD_VERIFIER_ONLY {
-        return Ok(Unlocked { opened: Opened::VerifierOnly, outdated });
+        return Ok(Unlocked { opened: Opened::VerifierOnly, outdated, legacy });
     }
     let inner = sealed::open(kek_of(&derived)?, &context(workspace, owner), p.sealed)?;
     let opened = match p.kind {
@@ -215,7 +218,7 @@ pub fn unlock(workspace: &str, owner: PinOwner, pin: &[u8], record: &[u8]) -> Re
         }
         _ => Opened::RootSealed(inner),
     };
-    Ok(Unlocked { opened, outdated })
+    Ok(Unlocked { opened, outdated, legacy })
 }
 
 /// Whether `record` is a legacy verifier-only record (which needs the token's root-only
@@ -267,14 +270,15 @@ mod tests {
         assert_eq!(p.kdf, KDF);
         const { assert!(KDF.memory_kib >= 64 * 1024 && KDF.passes >= 3) };
         let got = unlock("ws", PinOwner::User, PIN, &rec).expect("unlock");
-        assert_eq!(got, Unlocked { opened: Opened::RootSealed(Zeroizing::new(b"blob".to_vec())), outdated: false });
+        let opened = Opened::RootSealed(Zeroizing::new(b"blob".to_vec()));
+        assert_eq!(got, Unlocked { opened, outdated: false, legacy: false });
     }
 
     #[test]
     fn a_legacy_record_still_verifies_and_is_outdated() {
         let rec = legacy_v1("ws", PinOwner::So, PIN, &KEY);
         let got = unlock("ws", PinOwner::So, PIN, &rec).expect("unlock");
-        assert_eq!(got, Unlocked { opened: Opened::StorageKey(Zeroizing::new(KEY)), outdated: true });
+        assert_eq!(got, Unlocked { opened: Opened::StorageKey(Zeroizing::new(KEY)), outdated: true, legacy: true });
         assert_eq!(unlock("ws", PinOwner::So, b"87654321", &rec).unwrap_err(), Error::PinIncorrect);
     }
 

@@ -1,0 +1,239 @@
+//! What the HSM root protects, through the C ABI with a real SoftHSM2 token as the root:
+//! someone holding the root PIN and the store file opens no key with the root alone, and
+//! PIN records planted in the store file are refused.
+
+#![allow(missing_docs)]
+
+mod common;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use common::hsm::{softhsm_module, Hsm, ROOT_LABEL, ROOT_PIN};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+
+/// A module over a fresh store whose root is a fresh SoftHSM2 token.
+struct Setup {
+    pkcs11: Option<Pkcs11>,
+    ws: common::Workspace,
+    _hsm: Hsm,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.finalize();
+    }
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let serial = common::lock();
+        let hsm = Hsm::new();
+        let ws = common::Workspace::with_config_body(&format!(
+            "{}[[workspace]]\nname = \"main\"\n",
+            hsm.root_section(ROOT_LABEL)
+        ));
+        Setup { pkcs11: Some(common::load()), ws, _hsm: hsm, _serial: serial }
+    }
+
+    fn p(&self) -> &Pkcs11 {
+        self.pkcs11.as_ref().expect("loaded")
+    }
+
+    fn finalize(&mut self) {
+        if let Some(p) = self.pkcs11.take() {
+            p.finalize().expect("C_Finalize");
+        }
+    }
+
+    fn reload(&mut self) {
+        self.finalize();
+        self.pkcs11 = Some(common::load());
+    }
+
+    fn slot(&self) -> cryptoki::slot::Slot {
+        self.p().get_all_slots().expect("slots")[0]
+    }
+
+    fn init(&self) {
+        let slot = self.slot();
+        self.p().init_token(slot, &AuthPin::new(common::SO_PIN.into()), "hsm-backed").expect("C_InitToken");
+        let so = self.p().open_rw_session(slot).expect("open");
+        so.login(UserType::So, Some(&AuthPin::new(common::SO_PIN.into()))).expect("SO login");
+        so.init_pin(&AuthPin::new(common::USER_PIN.into())).expect("C_InitPIN");
+    }
+
+    fn login(&self, owner: UserType, pin: &str) -> cryptoki::error::Result<cryptoki::session::Session> {
+        let s = self.p().open_rw_session(self.slot()).expect("open");
+        s.login(owner, Some(&AuthPin::new(pin.into())))?;
+        Ok(s)
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.ws.store_file()).expect("open the store file")
+    }
+}
+
+/// What an attacker with the root PIN does: opens the root token directly and decrypts a
+/// root-sealed blob (`1 || iv(12) || ciphertext||tag`, the context as AAD).
+fn unseal_with_root_alone(context: &str, blob: &[u8]) -> Option<Vec<u8>> {
+    let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
+    let slot = p
+        .get_slots_with_initialized_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == ROOT_LABEL))
+        .expect("root token");
+    let s = p.open_rw_session(slot).expect("session");
+    s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
+    let key = s
+        .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(b"collabvault-root/main".to_vec())])
+        .expect("find")[0];
+    let mut iv: [u8; 12] = blob.get(1..13)?.try_into().ok()?;
+    let params = GcmParams::new(&mut iv, context.as_bytes(), 128.into()).expect("gcm params");
+    let out = s.decrypt(&Mechanism::AesGcm(params), key, &blob[13..]).ok();
+    drop(s);
+    p.finalize().expect("finalize softhsm");
+    out
+}
+
+#[test]
+fn the_root_alone_opens_no_key_from_the_store() {
+    let mut setup = Setup::new();
+    setup.init();
+    drop(setup.login(UserType::User, common::USER_PIN).expect("user login"));
+    setup.finalize();
+    let db = setup.db();
+    let storage: Option<Vec<u8>> =
+        db.query_row("SELECT sealed_storage_key FROM tokens WHERE workspace = 'main'", [], |r| r.get(0)).expect("row");
+    let master: Vec<u8> = db
+        .query_row("SELECT sealed FROM master_keys WHERE workspace = 'main' AND version = 1", [], |r| r.get(0))
+        .expect("row");
+    drop(db);
+    if let Some(blob) = storage {
+        let opened = unseal_with_root_alone("storage-key:main", &blob);
+        assert!(opened.is_none_or(|k| k.len() != 32), "the root alone opened the storage key");
+    }
+    let opened = unseal_with_root_alone("wmk:main:v1", &master);
+    assert!(opened.is_none_or(|k| k.len() != 32), "the root alone opened master key v1");
+}
+
+/// A version 1 PIN record (the software root's old format) carrying `key` under `pin`.
+fn v1_record(pin: &str, key: &[u8; 32]) -> Vec<u8> {
+    let salt = [5u8; 16];
+    let params = argon2::Params::new(19 * 1024, 2, 1, Some(64)).expect("params");
+    let mut derived = [0u8; 64];
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_into(pin.as_bytes(), &salt, &mut derived)
+        .expect("argon2");
+    let cipher = Aes256Gcm::new((&derived[32..]).try_into().expect("kek"));
+    let nonce = [1u8; 12];
+    let aad = b"collabvault-sealed-v1:pin:main:User".to_vec();
+    let ct = cipher.encrypt(&Nonce::from(nonce), Payload { msg: key, aad: &aad }).expect("seal");
+    let mut rec = vec![1u8];
+    rec.extend_from_slice(&salt);
+    rec.extend_from_slice(&derived[..32]);
+    rec.push(1);
+    rec.extend_from_slice(&nonce);
+    rec.extend_from_slice(&ct);
+    rec
+}
+
+#[test]
+fn a_pin_record_carrying_the_storage_key_is_refused_under_an_hsm_root() {
+    let mut setup = Setup::new();
+    setup.init();
+    setup.finalize();
+    let planted = v1_record("attacker-pin-1", &[7u8; 32]);
+    setup
+        .db()
+        .execute("UPDATE tokens SET user_pin = ?1, user_failures = 0 WHERE workspace = 'main'", [&planted])
+        .expect("plant a record");
+    setup.reload();
+    let rv = common::rv_of(setup.login(UserType::User, "attacker-pin-1"));
+    assert_eq!(rv, RvError::DeviceError, "a planted PIN-only record logged in");
+    assert!(setup.ws.log().contains("refused the User PIN record"), "no log line names the refusal");
+}
+
+#[test]
+fn a_master_key_row_edited_in_the_store_file_is_refused() {
+    let mut setup = Setup::new();
+    setup.init();
+    drop(setup.login(UserType::User, common::USER_PIN).expect("user login"));
+    setup.finalize();
+    // An alert's block lifted, or a version's state moved, by editing the file.
+    setup
+        .db()
+        .execute("UPDATE master_keys SET state = 2, blocked = NULL WHERE workspace = 'main' AND version = 1", [])
+        .expect("edit the row");
+    setup.reload();
+    let rv = common::rv_of(setup.login(UserType::User, common::USER_PIN));
+    assert_eq!(rv, RvError::DeviceError, "an edited master key row was accepted");
+    assert!(setup.ws.log().contains("fails its MAC"), "no log line names the edited row");
+}
+
+/// A store made by the previous release (`CV_PREVIOUS_MODULE`: its built .so) is upgraded
+/// in place by the first logins: nothing lost, and afterwards the root alone opens nothing.
+#[test]
+fn a_store_of_the_previous_release_is_upgraded_in_place_by_its_logins() {
+    let Some(previous) = std::env::var_os("CV_PREVIOUS_MODULE") else {
+        eprintln!("CV_PREVIOUS_MODULE unset: skipped");
+        return;
+    };
+    let mut setup = Setup::new();
+    setup.finalize();
+    // The previous release must make the store: it refuses a newer schema.
+    std::fs::remove_dir_all(setup.ws.store_file().parent().expect("store dir")).expect("remove the new store");
+    let old = Pkcs11::new(previous).expect("load the previous module");
+    old.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init");
+    let slot = old.get_all_slots().expect("slots")[0];
+    old.init_token(slot, &AuthPin::new(common::SO_PIN.into()), "old").expect("C_InitToken");
+    let so = old.open_rw_session(slot).expect("open");
+    so.login(UserType::So, Some(&AuthPin::new(common::SO_PIN.into()))).expect("SO login");
+    so.init_pin(&AuthPin::new(common::USER_PIN.into())).expect("C_InitPIN");
+    drop(so);
+    let user = old.open_rw_session(slot).expect("open");
+    user.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into()))).expect("login");
+    let template = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(cryptoki::object::KeyType::AES),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(true),
+        Attribute::Label(b"kept".to_vec()),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+    ];
+    user.generate_key(&Mechanism::AesKeyGen, &template).expect("a stored key");
+    drop(user);
+    old.finalize().expect("finalize the previous module");
+
+    setup.reload();
+    let s = setup.login(UserType::User, common::USER_PIN).expect("the user's old PIN logs in");
+    let found = s.find_objects(&[Attribute::Label(b"kept".to_vec())]).expect("find");
+    assert_eq!(found.len(), 1, "the stored key survived the upgrade");
+    let mut iv = [0u8; 12];
+    let params = GcmParams::new(&mut iv, b"", 128.into()).expect("gcm");
+    s.encrypt(&Mechanism::AesGcm(params), found[0], b"still usable").expect("the stored key works");
+    drop(s);
+    drop(setup.login(UserType::So, common::SO_PIN).expect("the SO's old PIN logs in"));
+    setup.finalize();
+    let db = setup.db();
+    let storage: Option<Vec<u8>> =
+        db.query_row("SELECT sealed_storage_key FROM tokens WHERE workspace = 'main'", [], |r| r.get(0)).expect("row");
+    assert!(storage.is_none(), "the root-only copy of the storage key is still there after both logins");
+    let master: Vec<u8> = db
+        .query_row("SELECT sealed FROM master_keys WHERE workspace = 'main' AND version = 1", [], |r| r.get(0))
+        .expect("row");
+    drop(db);
+    let opened = unseal_with_root_alone("wmk:main:v1", &master);
+    assert!(opened.is_none_or(|k| k.len() != 32), "the root alone still opens master key v1");
+    setup.reload();
+    drop(setup.login(UserType::User, common::USER_PIN).expect("the user logs in after the upgrade"));
+}
