@@ -76,6 +76,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::KeyBlocked(_) => CKR_KEY_FUNCTION_NOT_PERMITTED,
         Error::RootTokenNotPresent(_) => CKR_TOKEN_NOT_PRESENT,
         Error::Integrity(_) => CKR_DEVICE_ERROR,
+        Error::CheckpointsFailing(_) => CKR_DEVICE_ERROR,
         Error::General(_) => CKR_GENERAL_ERROR,
     }
 }
@@ -96,6 +97,7 @@ mod tests {
             (Error::BufferTooSmall(9), CKR_BUFFER_TOO_SMALL),
             (Error::Store("x".into()), CKR_DEVICE_ERROR),
             (Error::Integrity("x"), CKR_DEVICE_ERROR),
+            (Error::CheckpointsFailing(3), CKR_DEVICE_ERROR),
             (Error::KeyBlocked("x".into()), CKR_KEY_FUNCTION_NOT_PERMITTED),
             (Error::Config("x".into()), CKR_GENERAL_ERROR),
         ];
