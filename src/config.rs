@@ -66,6 +66,16 @@ pub struct AuditConfig {
     /// A signed checkpoint every this many entries (and at `C_Finalize`); needs a `[root]`.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
+    /// Also a checkpoint at the first append once this many seconds have passed since the
+    /// last one (0: no time rule), so a cuttable tail is at most this old. Key-management
+    /// events (rotation, destruction, PIN changes, plaintext value reads, ...) are
+    /// checkpointed at once whatever this says.
+    #[serde(default = "default_checkpoint_seconds")]
+    pub checkpoint_seconds: u64,
+    /// After this many consecutive failed checkpoints, key-management calls fail closed
+    /// (`CKR_DEVICE_ERROR`) until one succeeds; each such call retries first.
+    #[serde(default = "default_max_checkpoint_failures")]
+    pub max_checkpoint_failures: u32,
     /// How encrypt/decrypt/sign/verify/digest operations are recorded. Key management
     /// (generate, wrap, unwrap, derive, ...) is always one durable entry per call.
     #[serde(default)]
@@ -103,6 +113,8 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             checkpoint_every: default_checkpoint_every(),
+            checkpoint_seconds: default_checkpoint_seconds(),
+            max_checkpoint_failures: default_max_checkpoint_failures(),
             data_operations: DataOperations::default(),
             flush_seconds: default_flush_seconds(),
             alert_unwraps_per_minute: default_unwrap_burst(),
@@ -114,6 +126,14 @@ impl Default for AuditConfig {
 
 fn default_checkpoint_every() -> u64 {
     100
+}
+
+fn default_checkpoint_seconds() -> u64 {
+    60
+}
+
+fn default_max_checkpoint_failures() -> u32 {
+    3
 }
 
 fn default_flush_seconds() -> u64 {

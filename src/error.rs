@@ -155,6 +155,9 @@ pub enum Error {
     Integrity(&'static str),
     /// Memory for a caller-sized request could not be allocated.
     HostMemory,
+    /// Audit checkpoints failed this many times in a row: key management fails closed
+    /// until one succeeds.
+    CheckpointsFailing(u32),
     /// Anything else that should not happen; the text goes to the log.
     General(String),
 }
@@ -172,6 +175,9 @@ impl fmt::Display for Error {
                 write!(f, "root of trust: no token labelled {label:?} in the underlying module")
             }
             Error::Integrity(what) => write!(f, "integrity check failed: {what}"),
+            Error::CheckpointsFailing(n) => {
+                write!(f, "audit checkpoints failed {n} times in a row; key management is refused until one succeeds")
+            }
             Error::General(why) => write!(f, "internal error: {why}"),
             Error::AttributeTypeInvalid(t)
             | Error::AttributeValueInvalid(t)

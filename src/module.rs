@@ -171,7 +171,7 @@ impl Module {
             Some(cfg) => match SlotRoot::connect(cfg) {
                 Ok(slot) => {
                     let slot = Arc::new(slot);
-                    let checkpointer = Arc::new(Checkpointer::new(slot.clone(), config.audit.checkpoint_every));
+                    let checkpointer = Arc::new(Checkpointer::new(slot.clone(), &config.audit));
                     sqlite.set_hook(checkpointer.clone());
                     checkpoints = Some(checkpointer);
                     Root::Slot(slot)

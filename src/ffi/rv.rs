@@ -79,6 +79,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::ObjectContended => CKR_FUNCTION_FAILED,
         Error::Integrity(_) => CKR_DEVICE_ERROR,
         Error::HostMemory => CKR_HOST_MEMORY,
+        Error::CheckpointsFailing(_) => CKR_DEVICE_ERROR,
         Error::General(_) => CKR_GENERAL_ERROR,
     }
 }
@@ -100,6 +101,7 @@ mod tests {
             (Error::Store("x".into()), CKR_DEVICE_ERROR),
             (Error::ObjectContended, CKR_FUNCTION_FAILED),
             (Error::Integrity("x"), CKR_DEVICE_ERROR),
+            (Error::CheckpointsFailing(3), CKR_DEVICE_ERROR),
             (Error::KeyBlocked("x".into()), CKR_KEY_FUNCTION_NOT_PERMITTED),
             (Error::Config("x".into()), CKR_GENERAL_ERROR),
             (Error::IvCounterExhausted, CKR_MECHANISM_PARAM_INVALID),

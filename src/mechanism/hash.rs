@@ -146,7 +146,7 @@ impl HashAlg {
         match self {
             HashAlg::Sha1 => &[CKK_GENERIC_SECRET, CKK_SHA_1_HMAC],
             HashAlg::Sha224 => &[CKK_GENERIC_SECRET, CKK_SHA224_HMAC],
-            HashAlg::Sha256 => &[CKK_GENERIC_SECRET, CKK_AES, CKK_SHA256_HMAC],
+            HashAlg::Sha256 => &[CKK_GENERIC_SECRET, CKK_SHA256_HMAC],
             HashAlg::Sha384 => &[CKK_GENERIC_SECRET, CKK_SHA384_HMAC],
             HashAlg::Sha512 => &[CKK_GENERIC_SECRET, CKK_SHA512_HMAC],
             HashAlg::Sha3_256 => &[CKK_GENERIC_SECRET, CKK_SHA3_256_HMAC],

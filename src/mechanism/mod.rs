@@ -268,7 +268,8 @@ pub struct KeyNeeds {
 pub fn key_needs(ty: CK_MECHANISM_TYPE, class: CK_OBJECT_CLASS) -> Option<KeyNeeds> {
     let key_types: &'static [CK_KEY_TYPE] = match ty {
         CKM_AES_GCM | CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_KWP => &[CKK_AES],
-        CKM_SHA256_HMAC => &[CKK_GENERIC_SECRET, CKK_AES, CKK_SHA256_HMAC],
+        // Not CKK_AES (issue #12): an AES key is for AES; HMAC takes generic secrets.
+        CKM_SHA256_HMAC => &[CKK_GENERIC_SECRET, CKK_SHA256_HMAC],
         CKM_ECDSA | CKM_ECDSA_SHA256 | CKM_ECDH1_DERIVE => &[CKK_EC],
         CKM_ML_KEM => &[CKK_ML_KEM],
         // Issue 5 (mechanism breadth).

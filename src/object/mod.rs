@@ -339,6 +339,12 @@ impl Object {
         self.row(ty).is_some_and(|r| r.rules.has(Rules::SECRET)) || (ty == CKA_VALUE && self.is_private())
     }
 
+    /// Whether the attribute is key material (a secret key's value, a private key's
+    /// components): reading its plaintext is audited.
+    pub fn is_key_material(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
+        self.row(ty).is_some_and(|r| r.rules.has(Rules::SECRET))
+    }
+
     fn reveals(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
         let secret = self.row(ty).is_some_and(|r| r.rules.has(Rules::SECRET));
         let guarded = secret && (self.flag(CKA_SENSITIVE) || !self.flag(CKA_EXTRACTABLE));

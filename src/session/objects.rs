@@ -211,15 +211,20 @@ pub fn destroy(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()
 }
 
 /// `C_GetAttributeValue`: one answer per requested type, in order.
+///
+/// `wanted[i]` says whether the caller gave a buffer for `types[i]` (not a length query):
+/// returning key material in plaintext writes a durable audit entry first, or nothing is
+/// returned.
 pub fn get_attributes(
     handle: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
     types: &[CK_ATTRIBUTE_TYPE],
+    wanted: &[bool],
 ) -> Result<Vec<Answer>> {
     let ctx = Ctx::of(handle)?;
     let resolved = ctx.resolve(object)?;
     let o = resolved.object();
-    types
+    let answers = types
         .iter()
         .map(|ty| match (&resolved, *ty) {
             // Counted when asked for: a master key object is built on every find.
@@ -232,7 +237,19 @@ pub fn get_attributes(
                 Read::Invalid => Answer::Invalid,
             }),
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let revealed: Vec<String> = types
+        .iter()
+        .zip(&answers)
+        .zip(wanted.iter().chain(std::iter::repeat(&true)))
+        .filter(|((ty, answer), wanted)| **wanted && matches!(answer, Answer::Value(_)) && o.is_key_material(**ty))
+        .map(|((ty, _), _)| crate::names::attr_name(*ty))
+        .collect();
+    if !revealed.is_empty() {
+        // Names only: the entry never holds the value.
+        ctx.audit("C_GetAttributeValue", format!("{} plaintext read: {}", o.describe(), revealed.join(", ")))?;
+    }
+    Ok(answers)
 }
 
 /// `C_SetAttributeValue`: all or nothing.

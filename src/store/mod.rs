@@ -17,10 +17,14 @@ pub use audit::AuditEvent;
 
 use crate::error::Result;
 
-/// Told about every audit entry once it is committed (checkpointing).
+/// Told about every audit entry once it is committed (checkpointing), and asked before.
 pub trait AppendHook: Send + Sync {
-    /// Entry `seq` is now in the chain of `store`.
-    fn appended(&self, store: &dyn Backend, seq: i64);
+    /// Whether `events` may be written now; an error refuses the whole write (fail closed).
+    fn admit(&self, _store: &dyn Backend, _events: &[AuditEvent]) -> Result<()> {
+        Ok(())
+    }
+    /// Entry `seq`, recording `event`, is now in the chain of `store`.
+    fn appended(&self, store: &dyn Backend, seq: i64, event: &AuditEvent);
 }
 
 /// Computes a master key row's MAC (under a key only a logged-in user holds), so the

@@ -136,9 +136,16 @@ impl SqliteStore {
         drop(self.hook.set(hook));
     }
 
-    fn appended(&self, seq: i64) {
+    fn admit(&self, events: &[AuditEvent]) -> Result<()> {
+        match self.hook.get() {
+            Some(hook) => hook.admit(self, events),
+            None => Ok(()),
+        }
+    }
+
+    fn appended(&self, seq: i64, event: &AuditEvent) {
         if let Some(hook) = self.hook.get() {
-            hook.appended(self, seq);
+            hook.appended(self, seq, event);
         }
     }
 
@@ -188,6 +195,7 @@ impl SqliteStore {
 
     /// [`SqliteStore::write`] with several entries, appended in order after the change.
     fn write_many<T>(&self, events: &[AuditEvent], f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.admit(events)?;
         let (out, seqs) = self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
@@ -195,8 +203,8 @@ impl SqliteStore {
             tx.commit()?;
             Ok((out, seqs))
         })?;
-        for seq in seqs {
-            self.appended(seq);
+        for (seq, event) in seqs.into_iter().zip(events) {
+            self.appended(seq, event);
         }
         Ok(out)
     }
@@ -732,6 +740,8 @@ impl Backend for SqliteStore {
         reseal: Reseal<'_>,
     ) -> Result<RewrapBatch> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let event = |what: String| AuditEvent::ok(workspace, "module", "rewrap batch", Some(what));
+        self.admit(&[event(String::new())])?;
         self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let batch = {
@@ -748,17 +758,17 @@ impl Backend for SqliteStore {
                 update.execute(params![id.0, sealed, target])?;
             }
             drop(update);
-            let mut seq = None;
+            let mut appended = None;
             if !batch.is_empty() {
-                let what = format!("{} stored record(s) to wmk v{target}", batch.len());
-                seq = Some(append_entry(&tx, &AuditEvent::ok(workspace, "module", "rewrap batch", Some(what)))?);
+                let e = event(format!("{} stored record(s) to wmk v{target}", batch.len()));
+                appended = Some((append_entry(&tx, &e)?, e));
             }
             tx.commit()?;
-            Ok((RewrapBatch { moved: batch.len(), last: batch.last().map(|(id, _)| *id) }, seq))
+            Ok((RewrapBatch { moved: batch.len(), last: batch.last().map(|(id, _)| *id) }, appended))
         })
-        .map(|(done, seq)| {
-            if let Some(seq) = seq {
-                self.appended(seq);
+        .map(|(done, appended)| {
+            if let Some((seq, e)) = appended {
+                self.appended(seq, &e);
             }
             done
         })

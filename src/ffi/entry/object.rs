@@ -155,7 +155,8 @@ pub unsafe extern "C" fn C_GetAttributeValue(
         regions.extend(slots.iter().map(|a| (a.pValue as usize, usize::try_from(a.ulValueLen).unwrap_or(usize::MAX))));
         disjoint(&regions)?;
         let types: Vec<CK_ATTRIBUTE_TYPE> = slots.iter().map(|a| a.type_).collect();
-        let answers = objects::get_attributes(session, object, &types)?;
+        let wanted: Vec<bool> = slots.iter().map(|a| !a.pValue.is_null()).collect();
+        let answers = objects::get_attributes(session, object, &types, &wanted)?;
         let mut first: Option<Error> = None;
         for (slot, answer) in slots.iter_mut().zip(answers) {
             let err = answer_into(slot, answer);
