@@ -683,6 +683,7 @@ impl Backend for SqliteStore {
 
     fn update_object(&self, id: ObjectId, expected: u64, rec: &ObjectRecord, event: &AuditEvent) -> Result<Updated> {
         let expected = i64::try_from(expected).map_err(|_| Error::Integrity("object generation out of range"))?;
+        self.admit(std::slice::from_ref(event))?;
         let (outcome, seq) = self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let found: Option<i64> = tx
@@ -705,7 +706,7 @@ impl Backend for SqliteStore {
             Ok((Updated::Done, Some(seq)))
         })?;
         if let Some(seq) = seq {
-            self.appended(seq);
+            self.appended(seq, event);
         }
         Ok(outcome)
     }
