@@ -184,7 +184,9 @@ pub fn create(handle: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJEC
 /// `C_CopyObject`.
 pub fn copy(handle: CK_SESSION_HANDLE, source: CK_OBJECT_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     let ctx = Ctx::of(handle)?;
-    let copy = ctx.resolve(source)?.object().copy(template)?;
+    let source = ctx.resolve(source)?.object();
+    crate::object::usage::check_copy_trust(&source, ctx.so_logged_in())?;
+    let copy = source.copy(template)?;
     ctx.add(copy, "C_CopyObject")
 }
 
