@@ -79,6 +79,8 @@ fn only_the_so_makes_a_key_trusted() {
     // The user may neither take the trust away nor copy it to a key of its own.
     assert_eq!(common::rv_of(s.update_attributes(kek, &[Attribute::Trusted(false)])), RvError::AttributeReadOnly);
     assert_eq!(common::rv_of(s.copy_object(kek, &[])), RvError::AttributeReadOnly);
+    // Nor copy its value to an untrusted key it could then decrypt with.
+    assert_eq!(common::rv_of(s.copy_object(kek, &[Attribute::Trusted(false)])), RvError::AttributeReadOnly);
 }
 
 #[test]

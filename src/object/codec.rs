@@ -3,7 +3,7 @@
 //! on every platform this module builds for).
 
 use cryptoki_sys::CK_ATTRIBUTE_TYPE;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 
@@ -20,8 +20,14 @@ pub fn encode<'a>(attrs: impl Iterator<Item = (CK_ATTRIBUTE_TYPE, &'a [u8])>) ->
 }
 
 /// Decodes what [`encode`] wrote; a damaged row is an integrity error, never a panic.
-pub fn decode(mut bytes: &[u8]) -> Result<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
+/// The values may be secret: on an error, those decoded so far are zeroized.
+pub fn decode(bytes: &[u8]) -> Result<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
     let mut out = Vec::new();
+    decode_into(bytes, &mut out).inspect_err(|_| out.iter_mut().for_each(|(_, v)| v.zeroize()))?;
+    Ok(out)
+}
+
+fn decode_into(mut bytes: &[u8], out: &mut Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>) -> Result<()> {
     while !bytes.is_empty() {
         let (ty, rest) = take::<8>(bytes)?;
         let (len, rest) = take::<4>(rest)?;
@@ -33,7 +39,7 @@ pub fn decode(mut bytes: &[u8]) -> Result<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
         out.push((u64::from_le_bytes(ty), value.to_vec()));
         bytes = rest;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn take<const N: usize>(bytes: &[u8]) -> Result<([u8; N], &[u8])> {

@@ -167,12 +167,16 @@ impl Object {
     /// overlap is inconsistent (`CKA_VALUE` in a key generation template, say).
     pub fn new(template: &Template, origin: Origin, supplied: &[Attr]) -> Result<Object> {
         template.check_unique()?;
-        let mut attrs: BTreeMap<_, _> = supplied.iter().map(|a| (a.ty, a.value.clone())).collect();
-        let class_value = match attrs.get(&CKA_CLASS) {
+        // Held in an object from the start: the supplied attributes may be a new key's
+        // value, and an object zeroizes its values when dropped, on every early return.
+        let mut object = Object::holding(supplied.iter().map(|a| (a.ty, a.value.clone())).collect());
+        let class_value = match object.attrs.get(&CKA_CLASS) {
             Some(v) => decode_ulong(CKA_CLASS, v)?,
             None => template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?,
         };
         let class = Classes::of(class_value).ok_or(Error::AttributeValueInvalid(CKA_CLASS))?;
+        object.class = class;
+        let attrs = &mut object.attrs;
         for a in &template.0 {
             if let Some(given) = attrs.get(&a.ty) {
                 if *given == a.value {
@@ -194,13 +198,31 @@ impl Object {
             check_kind(row, &a.value)?;
             attrs.insert(a.ty, a.value.clone());
         }
-        let mut object =
-            Object { class, attrs, locked: false, prepared: Prepared::default(), generation: 0, bound: false };
         object.fill_defaults()?;
         object.check_class_rules()?;
         object.set_origin(origin);
         object.attrs.insert(CKA_UNIQUE_ID, unique_id()?);
         Ok(object)
+    }
+
+    /// An unvalidated object holding `attrs` (class to be set by the caller), so that
+    /// they are zeroized if construction stops early.
+    fn holding(attrs: BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>) -> Object {
+        Object {
+            class: Classes::DATA,
+            attrs,
+            locked: false,
+            prepared: Prepared::default(),
+            generation: 0,
+            bound: false,
+        }
+    }
+
+    /// Replaces (or adds) one attribute's value, zeroizing the value it replaces.
+    fn put(&mut self, ty: CK_ATTRIBUTE_TYPE, value: Vec<u8>) {
+        if let Some(mut old) = self.attrs.insert(ty, value) {
+            old.zeroize();
+        }
     }
 
     /// An object that stands for a key held elsewhere (a master key version): the token
@@ -397,7 +419,7 @@ impl Object {
             self.check_change(a, copying)?;
         }
         for a in &template.0 {
-            self.attrs.insert(a.ty, a.value.clone());
+            self.put(a.ty, a.value.clone());
         }
         Ok(())
     }
@@ -457,7 +479,7 @@ impl Object {
     /// bypassing the template rules; inside the token only.
     pub fn set_computed(&mut self, attr: Attr) {
         self.prepared = Prepared::default();
-        self.attrs.insert(attr.ty, attr.value.clone());
+        self.put(attr.ty, attr.value.clone());
     }
 
     /// What mechanisms prepared from this object's value.

@@ -10,7 +10,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::policy::Classes;
-use super::{codec, Attr, Object, Prepared, Template};
+use super::{codec, Attr, Object, Template};
 use crate::error::{Error, Result};
 use crate::store::{sealed, ObjectRecord};
 
@@ -153,7 +153,11 @@ impl Object {
     /// part (nobody logged in), those attributes stay closed and read as sensitive.
     pub fn from_record(record: &ObjectRecord, at_rest: &dyn AtRest) -> Result<Object> {
         let class = Classes::of(record.class).ok_or(Error::Integrity("stored object has an unknown class"))?;
-        let mut attrs: BTreeMap<_, _> = codec::decode(&record.attrs)?.into_iter().collect();
+        // In an object from the start, so opened secret values are zeroized on every
+        // early return below.
+        let mut object = Object::holding(codec::decode(&record.attrs)?.into_iter().collect());
+        object.class = class;
+        let attrs = &mut object.attrs;
         let mut locked = false;
         let mut bound = false;
         if record.sealed.is_some() {
@@ -186,8 +190,9 @@ impl Object {
                 None => locked = true,
             }
         }
-        let mut object =
-            Object { class, attrs, locked, prepared: Prepared::default(), generation: record.generation, bound };
+        object.locked = locked;
+        object.generation = record.generation;
+        object.bound = bound;
         if object.class() != record.class || object.unique_id() != record.unique_id {
             return Err(Error::Integrity("stored object's columns disagree with its attributes"));
         }

@@ -108,6 +108,17 @@ pub fn check_new_trust(object: &Object, so: bool) -> Result<()> {
     Ok(())
 }
 
+/// Checks a `C_CopyObject` of `source`: outside an SO session a trusted object is not
+/// copied at all, neither as a trusted copy (only the SO makes one) nor as an untrusted
+/// one, which would hold the trusted key's value under a policy the user controls.
+pub fn check_copy_trust(source: &Object, so: bool) -> Result<()> {
+    if source.flag(CKA_TRUSTED) && !so {
+        log::warn!("{}: refused: only the SO copies a trusted key", source.describe());
+        return Err(Error::AttributeReadOnly(CKA_TRUSTED));
+    }
+    Ok(())
+}
+
 /// Checks a `C_SetAttributeValue` of `template` on `before` against the trust rule:
 /// outside an SO session `CKA_TRUSTED` does not change, and a trusted object's
 /// attributes change only in name.

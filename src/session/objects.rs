@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use cryptoki_sys::*;
+use zeroize::Zeroizing;
 
 use super::handles::{Located, SharedObject};
 use super::{Ctx, FindOp};
@@ -18,8 +19,8 @@ use crate::token::actor;
 /// What `C_GetAttributeValue` learns about one requested attribute.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// The value.
-    Value(Vec<u8>),
+    /// The value (key bytes, for an extractable, non-sensitive key: zeroized on drop).
+    Value(Zeroizing<Vec<u8>>),
     /// Sensitive: not revealed.
     Sensitive,
     /// Not an attribute of this object.
@@ -183,7 +184,9 @@ pub fn create(handle: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJEC
 /// `C_CopyObject`.
 pub fn copy(handle: CK_SESSION_HANDLE, source: CK_OBJECT_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     let ctx = Ctx::of(handle)?;
-    let copy = ctx.resolve(source)?.object().copy(template)?;
+    let source = ctx.resolve(source)?.object();
+    crate::object::usage::check_copy_trust(&source, ctx.so_logged_in())?;
+    let copy = source.copy(template)?;
     ctx.add(copy, "C_CopyObject")
 }
 
@@ -229,10 +232,11 @@ pub fn get_attributes(
         .map(|ty| match (&resolved, *ty) {
             // Counted when asked for: a master key object is built on every find.
             (Resolved::Master(version, m), crate::vendor::CKA_CV_STORED_RECORDS) => {
-                super::master::stored_records(&ctx, *version, m).map(|n| Answer::Value(n.to_ne_bytes().to_vec()))
+                super::master::stored_records(&ctx, *version, m)
+                    .map(|n| Answer::Value(Zeroizing::new(n.to_ne_bytes().to_vec())))
             }
             _ => Ok(match o.read(*ty) {
-                Read::Value(v) => Answer::Value(v.to_vec()),
+                Read::Value(v) => Answer::Value(Zeroizing::new(v.to_vec())),
                 Read::Sensitive => Answer::Sensitive,
                 Read::Invalid => Answer::Invalid,
             }),

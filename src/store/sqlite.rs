@@ -926,6 +926,33 @@ mod tests {
     }
 
     #[test]
+    fn a_store_from_before_generations_migrates_keeping_its_objects() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = Connection::open(dir.path().join(STORE_FILE)).expect("open");
+            db.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)").expect("meta");
+            for sql in &MIGRATIONS[..4] {
+                db.execute_batch(sql).expect("old schema");
+            }
+            db.execute_batch(
+                "INSERT INTO meta VALUES ('schema_version', '4');
+                 INSERT INTO tokens (workspace, label, serial) VALUES ('ws', 't', 's');
+                 INSERT INTO objects (workspace, class, label, private, unique_id, attrs, sealed)
+                 VALUES ('ws', 4, x'6b', 1, 'uid-old', x'010203', x'0405');",
+            )
+            .expect("old row");
+        }
+        let store = SqliteStore::open(dir.path()).expect("migrate");
+        let found = store.find_objects("ws", &IndexQuery::default()).expect("find");
+        assert_eq!(found.len(), 1);
+        let (id, old) = &found[0];
+        assert_eq!((old.unique_id.as_str(), old.attrs.as_slice(), old.generation), ("uid-old", &[1u8, 2, 3][..], 0));
+        assert_eq!(old.sealed.as_deref(), Some(&[4u8, 5][..]));
+        let next = ObjectRecord { generation: 1, ..old.clone() };
+        assert_eq!(store.update_object(*id, 0, &next, &event()).expect("update"), Updated::Done);
+    }
+
+    #[test]
     fn an_update_from_a_stale_generation_writes_nothing() {
         let (_dir, store) = store();
         store.open_token("ws", "").expect("token");
