@@ -356,6 +356,20 @@ fn verify_names_a_changed_entry() {
 }
 
 #[test]
+fn verify_tells_an_absent_object_from_an_empty_one() {
+    // An entry without an object (C_Login) given an empty object column: before issue #12
+    // both hashed alike, so the edit went unnoticed.
+    let (code, line) = verify_after(|c| {
+        let object: Option<String> =
+            c.query_row("SELECT object FROM audit_log WHERE seq = 2", [], |r| r.get(0)).unwrap();
+        assert_eq!(object, None, "entry 2 has no object");
+        assert_eq!(c.execute("UPDATE audit_log SET object = '' WHERE seq = 2", []).unwrap(), 1);
+    });
+    assert_eq!(code, Some(1), "{line}");
+    assert!(line.starts_with("broken at entry 2: changed"), "{line}");
+}
+
+#[test]
 fn verify_names_a_deleted_entry() {
     // Entry 9: the wrong-PIN attempt.
     let (code, line) = verify_after(|c| assert_eq!(c.execute("DELETE FROM audit_log WHERE seq = 9", []).unwrap(), 1));
@@ -384,8 +398,8 @@ fn insert_row(c: &Connection, seq: i64, event: &AuditEvent, prev: &[u8]) {
     let (at_ms, pid) = (1_700_000_000_000, 4242);
     let hash = AuditEntry { seq, at_ms, pid, event }.chain_hash(prev);
     c.execute(
-        "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash, format)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 2)",
         params![
             seq,
             at_ms,

@@ -252,9 +252,10 @@ fn private_objects_are_invisible_until_the_user_logs_in() {
 
     s.login(UserType::User, Some(&pin(USER_PIN))).expect("login again");
     assert_eq!(by_label(&s, "hidden-token"), vec![ht]);
-    assert_eq!(by_label(&s, "hidden-session"), vec![hs]);
     assert_eq!(value_of(&s, ht), b"value of hidden-token");
-    assert_eq!(value_of(&s, hs), b"value of hidden-session");
+    // The logout destroyed the private session object (spec §5.6.4, issue #12).
+    assert!(by_label(&s, "hidden-session").is_empty(), "a private session object outlived the logout");
+    assert_eq!(common::rv_of(s.get_attributes(hs, &[AttributeType::Label])), RvError::ObjectHandleInvalid);
 }
 
 #[test]

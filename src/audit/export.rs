@@ -77,6 +77,7 @@ mod tests {
             event: AuditEvent::ok("ws", "user", "C_WrapKey", object.map(str::to_string)).in_session(Some(4)),
             prev_hash: vec![0; 2],
             hash: vec![1; 2],
+            format: crate::store::audit::FORMAT,
         }
     }
 

@@ -106,7 +106,15 @@ pub(crate) fn test_chain(n: i64) -> Vec<AuditRow> {
         .map(|seq| {
             let event = AuditEvent::ok("ws", "user", "C_Login", Some(format!("entry {seq}")));
             let hash = AuditEntry { seq, at_ms: seq * 1000, pid: 7, event: &event }.chain_hash(&prev).to_vec();
-            let row = AuditRow { seq, at_ms: seq * 1000, pid: 7, event, prev_hash: prev.clone(), hash: hash.clone() };
+            let row = AuditRow {
+                seq,
+                at_ms: seq * 1000,
+                pid: 7,
+                event,
+                prev_hash: prev.clone(),
+                hash: hash.clone(),
+                format: crate::store::audit::FORMAT,
+            };
             prev = hash;
             row
         })
@@ -164,7 +172,8 @@ mod tests {
         let forged_prev = vec![0xee; 32];
         let event = AuditEvent::ok("ws", "mallory", "C_DestroyObject", None);
         let hash = AuditEntry { seq: 3, at_ms: 0, pid: 1, event: &event }.chain_hash(&forged_prev).to_vec();
-        rows.insert(2, AuditRow { seq: 3, at_ms: 0, pid: 1, event, prev_hash: forged_prev, hash });
+        let format = crate::store::audit::FORMAT;
+        rows.insert(2, AuditRow { seq: 3, at_ms: 0, pid: 1, event, prev_hash: forged_prev, hash, format });
         for (i, r) in rows.iter_mut().enumerate().skip(3) {
             r.seq = i64::try_from(i).expect("small") + 1;
         }

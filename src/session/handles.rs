@@ -137,6 +137,26 @@ impl HandleTable {
         }
     }
 
+    /// Destroys the private session objects of `slot` (a logout); returns how many.
+    pub fn drop_private_session_objects(&self, slot: CK_SLOT_ID) -> usize {
+        let mut t = self.tables.write();
+        let private: Vec<CK_OBJECT_HANDLE> = t
+            .session_objects
+            .iter()
+            .filter(|(_, (s, _))| *s == slot)
+            .filter(|(h, _)| match t.by_handle.get(h) {
+                Some((_, Located::Session { object, .. })) => object.read().is_private(),
+                _ => false,
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        for h in &private {
+            t.session_objects.remove(h);
+            t.by_handle.remove(h);
+        }
+        private.len()
+    }
+
     /// Forgets every handle of `slot` (its token was re-initialized).
     pub fn forget_slot(&self, slot: CK_SLOT_ID) {
         let mut t = self.tables.write();

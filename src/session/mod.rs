@@ -243,8 +243,9 @@ fn closed(m: &Module, slot: CK_SLOT_ID, gone: &[(CK_SESSION_HANDLE, Arc<Mutex<Se
     }
     // The application's last session on the token closing logs it out (spec §5.6).
     if m.sessions.counts(slot).0 == 0 && token.logged_in().is_some() {
-        if let Err(e) = token.logout() {
-            log::warn!("implicit logout of slot {slot}: {e}");
+        match token.logout() {
+            Ok(()) => logged_out(m, slot),
+            Err(e) => log::warn!("implicit logout of slot {slot}: {e}"),
         }
     }
 }
@@ -320,8 +321,40 @@ pub fn logout(handle: CK_SESSION_HANDLE) -> Result<()> {
         usage::flush_all(&ctx.token, &ctx.module.sessions.of_slot(ctx.slot()));
     }
     ctx.token.logout()?;
-    // Private session objects become invisible; their handles stay until the session closes.
+    logged_out(&ctx.module, ctx.slot());
     Ok(())
+}
+
+/// What a logout takes away from the application (spec §5.6.4): its private session
+/// objects are destroyed (their handles stay invalid after a new login), and every
+/// operation active in its sessions on the slot ends, dropping the key material it holds.
+/// Ending them all, not only those that used a private object, is what the spec allows
+/// ("may or may not be active") and leaves no key behind the login.
+fn logged_out(m: &Module, slot: CK_SLOT_ID) {
+    let destroyed = m.handles.drop_private_session_objects(slot);
+    let mut ended = 0;
+    for (_, session) in m.sessions.of_slot(slot) {
+        let mut s = session.lock();
+        let ops = std::mem::take(&mut s.ops);
+        ended += [
+            ops.encrypt.is_some(),
+            ops.decrypt.is_some(),
+            ops.digest.is_some(),
+            ops.sign.is_some(),
+            ops.verify.is_some(),
+            ops.message_encrypt.is_some(),
+            ops.message_decrypt.is_some(),
+        ]
+        .into_iter()
+        .filter(|active| *active)
+        .count();
+        s.find = None;
+    }
+    if destroyed + ended > 0 {
+        log::info!(
+            "logout of slot {slot}: {destroyed} private session object(s) destroyed, {ended} operation(s) ended"
+        );
+    }
 }
 
 /// `C_InitPIN`: only in a read-write SO session.

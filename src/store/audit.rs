@@ -4,6 +4,11 @@
 //! length-prefixed encoding of the entry, so changing, deleting, inserting or reordering
 //! a row breaks the chain from that row on. Entries name objects by `CKA_UNIQUE_ID` and
 //! label, never by key bytes, PINs or plaintext.
+//!
+//! The encoding is versioned per entry (the `format` column, schema v5): format 1, which
+//! every entry written before had, hashes an absent workspace or object like an empty
+//! one; format 2 (written now) puts a presence byte before every optional field. Entries
+//! keep the format they were written with, so existing chains still verify.
 
 use std::cell::Cell;
 
@@ -11,6 +16,12 @@ use sha2::{Digest, Sha256};
 
 /// Hash that precedes the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The entry encoding written now (see the module docs).
+pub const FORMAT: u8 = 2;
+
+/// The encoding of entries written before formats were recorded.
+pub const FORMAT_V1: u8 = 1;
 
 thread_local! {
     /// The session handle of the C call this thread serves, once the session resolved.
@@ -123,12 +134,15 @@ pub struct AuditRow {
     pub prev_hash: Vec<u8>,
     /// This entry's hash, as stored.
     pub hash: Vec<u8>,
+    /// The encoding its hash was computed over ([`FORMAT_V1`] or [`FORMAT`]).
+    pub format: u8,
 }
 
 impl AuditRow {
-    /// The hash this row's contents give after `prev`.
+    /// The hash this row's contents give after `prev`, in the row's own format.
     pub fn computed_hash(&self, prev: &[u8]) -> [u8; 32] {
-        AuditEntry { seq: self.seq, at_ms: self.at_ms, pid: self.pid, event: &self.event }.chain_hash(prev)
+        AuditEntry { seq: self.seq, at_ms: self.at_ms, pid: self.pid, event: &self.event }
+            .chain_hash_as(self.format, prev)
     }
 }
 
@@ -146,8 +160,49 @@ pub struct AuditEntry<'a> {
 }
 
 impl AuditEntry<'_> {
-    /// The chain hash of this entry after `prev`.
+    /// The chain hash of this entry after `prev`, in the current [`FORMAT`].
     pub fn chain_hash(&self, prev: &[u8]) -> [u8; 32] {
+        self.chain_hash_as(FORMAT, prev)
+    }
+
+    /// The chain hash in `format`; an unknown format gives a hash no entry has.
+    pub fn chain_hash_as(&self, format: u8, prev: &[u8]) -> [u8; 32] {
+        match format {
+            FORMAT_V1 => self.chain_hash_v1(prev),
+            FORMAT => self.chain_hash_v2(prev),
+            _ => [0xff; 32],
+        }
+    }
+
+    /// Format 2: a presence byte before every optional field, so `None` and `""` differ.
+    fn chain_hash_v2(&self, prev: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"collabvault-audit-v2");
+        h.update(prev);
+        h.update(self.seq.to_be_bytes());
+        h.update(self.at_ms.to_be_bytes());
+        h.update(self.pid.to_be_bytes());
+        let e = self.event;
+        let text = |h: &mut Sha256, field: Option<&str>| {
+            h.update([u8::from(field.is_some())]);
+            let field = field.unwrap_or("");
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field.as_bytes());
+        };
+        text(&mut h, e.workspace.as_deref());
+        text(&mut h, Some(&e.actor));
+        text(&mut h, Some(&e.action));
+        text(&mut h, e.object.as_deref());
+        text(&mut h, Some(&e.outcome));
+        for field in [e.session, e.count] {
+            h.update([u8::from(field.is_some())]);
+            h.update(field.unwrap_or(0).to_be_bytes());
+        }
+        h.finalize().into()
+    }
+
+    /// Format 1, for entries written before format 2.
+    fn chain_hash_v1(&self, prev: &[u8]) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"collabvault-audit-v1");
         h.update(prev);
@@ -198,10 +253,11 @@ mod tests {
     #[test]
     fn session_and_count_are_hashed_and_their_absence_keeps_the_old_hash() {
         let base = AuditEvent::ok("ws", "user", "C_Encrypt", None).in_session(None);
-        let h = entry(&base).chain_hash(&GENESIS);
+        let v1 = |e| entry(e).chain_hash_as(FORMAT_V1, &GENESIS);
+        let h = v1(&base);
         let in_session = base.clone().in_session(Some(3));
         let counted = base.clone().counted(3);
-        let hashes = [h, entry(&in_session).chain_hash(&GENESIS), entry(&counted).chain_hash(&GENESIS)];
+        let hashes = [h, v1(&in_session), v1(&counted)];
         assert_ne!(hashes[0], hashes[1]);
         assert_ne!(hashes[1], hashes[2], "a session and a count of the same value differ");
         // The v1 encoding, written out: what entries before schema v4 hashed.
@@ -216,6 +272,21 @@ mod tests {
             v1.update(f.as_bytes());
         }
         assert_eq!(h, <[u8; 32]>::from(v1.finalize()));
+    }
+
+    #[test]
+    fn absent_and_empty_fields_differ_in_format_2_and_not_in_format_1() {
+        let absent = AuditEvent::ok("ws", "user", "C_Login", None);
+        let empty = AuditEvent::ok("ws", "user", "C_Login", Some(String::new()));
+        assert_ne!(entry(&absent).chain_hash(&GENESIS), entry(&empty).chain_hash(&GENESIS));
+        let v1 = |e| entry(e).chain_hash_as(FORMAT_V1, &GENESIS);
+        assert_eq!(v1(&absent), v1(&empty), "the old format, kept for old entries");
+        let mut no_ws = absent.clone();
+        no_ws.workspace = None;
+        let mut empty_ws = absent.clone();
+        empty_ws.workspace = Some(String::new());
+        assert_ne!(entry(&no_ws).chain_hash(&GENESIS), entry(&empty_ws).chain_hash(&GENESIS));
+        assert_ne!(entry(&absent).chain_hash(&GENESIS), v1(&absent), "the formats never collide");
     }
 
     #[test]

@@ -109,6 +109,8 @@ const MIGRATIONS: &[&str] = &[
     // v7: a MAC over each master key row (under a key derived from the storage key), so
     // its state, block and sealed value cannot be edited in the file.
     "ALTER TABLE master_keys ADD COLUMN mac BLOB;",
+    // v8: the encoding each audit entry was hashed in; entries before are format 1.
+    "ALTER TABLE audit_log ADD COLUMN format INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The store in one SQLite file.
@@ -311,7 +313,7 @@ fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<i64> {
     let hash = entry.chain_hash(&prev);
     let mut insert = tx.prepare_cached(
         "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash,
-         session, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         session, count, format) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     insert.execute(params![
         seq,
@@ -326,6 +328,7 @@ fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<i64> {
         hash.to_vec(),
         event.session.map(|s| s as i64),
         event.count.map(|c| c as i64),
+        super::audit::FORMAT,
     ])?;
     Ok(seq)
 }
@@ -779,7 +782,7 @@ impl Backend for SqliteStore {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash,
-                 session, count FROM audit_log ORDER BY seq",
+                 session, count, format FROM audit_log ORDER BY seq",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(AuditRow {
@@ -797,6 +800,8 @@ impl Backend for SqliteStore {
                     },
                     prev_hash: r.get(8)?,
                     hash: r.get(9)?,
+                    // Out of range: no format, so the row cannot verify.
+                    format: u8::try_from(r.get::<_, i64>(12)?).unwrap_or(0),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -1165,6 +1170,40 @@ mod tests {
         // 2 = FULL: in WAL mode, NORMAL (1) lets a committed transaction roll back on
         // power loss; FULL syncs the WAL at every commit.
         assert_eq!((first, second), (2, 2));
+    }
+
+    #[test]
+    fn a_v4_store_migrates_and_its_format_1_chain_still_verifies() {
+        use crate::store::audit::FORMAT_V1;
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A store as schema v4 left it: entries hashed in format 1, no format column.
+        {
+            let mut conn = Connection::open(dir.path().join(STORE_FILE)).expect("db");
+            let tx = conn.transaction().expect("tx");
+            tx.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", []).expect("meta");
+            for sql in &MIGRATIONS[..4] {
+                tx.execute_batch(sql).expect("migration");
+            }
+            tx.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '4')", []).expect("version");
+            let mut prev = GENESIS.to_vec();
+            for (seq, object) in [(1, None), (2, Some("k")), (3, Some(""))] {
+                let event = AuditEvent::ok("ws", "user", "C_Login", object.map(str::to_string)).in_session(None);
+                let hash = AuditEntry { seq, at_ms: 5, pid: 7, event: &event }.chain_hash_as(FORMAT_V1, &prev).to_vec();
+                tx.execute(
+                    "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash)
+                     VALUES (?1, 5, 7, 'ws', 'user', 'C_Login', ?2, 'CKR_OK', ?3, ?4)",
+                    params![seq, object, prev, hash],
+                )
+                .expect("v1 row");
+                prev = hash;
+            }
+            tx.commit().expect("commit");
+        }
+        let store = SqliteStore::open(dir.path()).expect("migrate");
+        store.append_audit(&AuditEvent::ok("ws", "so", "after", None)).expect("append");
+        let rows = store.audit_rows().expect("rows");
+        assert_eq!(rows.iter().map(|r| r.format).collect::<Vec<_>>(), [1, 1, 1, 2]);
+        assert!(matches!(crate::audit::verify(&rows, Some(4)), crate::audit::Verdict::Intact { entries: 4, .. }));
     }
 
     #[test]
