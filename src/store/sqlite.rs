@@ -149,6 +149,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted content (a destroyed master key's sealed value, a replaced PIN record)
+        // is overwritten with zeros, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         Ok(conn)
     }
 
@@ -186,6 +189,20 @@ impl SqliteStore {
             self.appended(seq);
         }
         Ok(out)
+    }
+}
+
+impl SqliteStore {
+    /// Moves the WAL into the database and empties it, so a destroyed value's old page
+    /// images leave the WAL file too; a reader in another process may hold it back (logged).
+    fn checkpoint_truncate(&self) {
+        let result =
+            self.with_conn(|conn| Ok(conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))?));
+        match result {
+            Ok(0) => {}
+            Ok(_) => log::warn!("store: the WAL checkpoint after a destroy was blocked by a reader; it will follow"),
+            Err(e) => log::warn!("store: the WAL checkpoint after a destroy failed: {e}"),
+        }
     }
 }
 
@@ -536,14 +553,18 @@ impl Backend for SqliteStore {
         mac: MasterMac<'_>,
         event: &AuditEvent,
     ) -> Result<bool> {
-        self.write(event, |tx| {
+        let found = self.write(event, |tx| {
             update_master(tx, workspace, version, mac, |m| {
                 m.state = state;
                 if state == Lifecycle::Destroyed {
                     m.sealed = None;
                 }
             })
-        })
+        })?;
+        if state == Lifecycle::Destroyed {
+            self.checkpoint_truncate();
+        }
+        Ok(found)
     }
 
     fn reseal_masters(&self, workspace: &str, rows: &[MasterRecord], event: &AuditEvent) -> Result<()> {
@@ -977,6 +998,33 @@ mod tests {
         let first = &store.masters("ws").expect("masters")[0];
         assert_eq!((first.state, first.sealed.is_none()), (Lifecycle::Destroyed, true), "destroying forgets the blob");
         assert_eq!(first.mac, Some(vec![4, 0]), "the state change recomputed the MAC");
+    }
+
+    #[test]
+    fn a_destroyed_master_value_leaves_no_copy_in_the_file_or_wal() {
+        let (dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        let secret = vec![0xA5; 48];
+        let master = MasterRecord {
+            version: 1,
+            state: Lifecycle::Retired,
+            created_at: 0,
+            classification: "c".into(),
+            sealed: Some(secret.clone()),
+            blocked: None,
+            mac: None,
+        };
+        let init = TokenInit { label: "l", so_pin: b"so", sealed_storage_key: None, first_master: &master };
+        store.init_token("ws", &init, &event()).expect("init");
+        let mac = |_: &MasterRecord| Ok(vec![0]);
+        store.set_master_state("ws", 1, Lifecycle::Destroyed, &mac, &event()).expect("destroy");
+        for entry in std::fs::read_dir(dir.path()).expect("dir") {
+            let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_slice()),
+                "the destroyed value is still on disk"
+            );
+        }
     }
 
     #[test]

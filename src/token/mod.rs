@@ -136,6 +136,7 @@ impl Token {
             Root::Soft => Ok(Arc::new(SoftRoot(storage_key.clone()))),
             Root::Slot(slot) => Ok(Arc::new(BoundRoot {
                 root: slot.root_key(&self.workspace, create)?,
+                workspace: self.workspace.clone(),
                 storage_key: storage_key.clone(),
                 legacy_ok,
             })),
@@ -341,6 +342,16 @@ impl Token {
         let mut key = SealingKey::default();
         crate::rng::fill(key.as_mut())?;
         let sealer = self.sealer(&key, true, false)?;
+        if let Root::Slot(slot) = &self.root {
+            // The previous incarnation's master key versions are shredded with it.
+            let n = slot.destroy_version_keys(&self.workspace, None)?;
+            if n > 0 {
+                log::info!(
+                    "{}: {n} master key version key(s) of the previous initialization destroyed",
+                    self.workspace
+                );
+            }
+        }
         // The storage key is kept only inside the PIN records: under a delegated root no
         // copy is sealed by the root alone.
         let so_record = self.pin_record(PinOwner::So, so_pin, &key)?;
