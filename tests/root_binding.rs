@@ -323,3 +323,44 @@ fn a_version_destroyed_after_a_backup_does_not_open_from_that_backup() {
     assert!(back.is_err(), "a destroyed master key version came back from a backup made before its destruction");
     assert!(setup.ws.log().contains("destroyed"), "no log line says the version's key was destroyed");
 }
+
+#[test]
+fn an_exportable_key_under_the_root_label_is_refused() {
+    let mut setup = Setup::new();
+    setup.finalize();
+    // Someone with the root PIN plants a key they can read back under the root's label.
+    let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
+    let slot = p
+        .get_slots_with_initialized_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == ROOT_LABEL))
+        .expect("root token");
+    let s = p.open_rw_session(slot).expect("session");
+    s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
+    s.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(cryptoki::object::KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Label(b"collabvault-root/main".to_vec()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+        ],
+    )
+    .expect("plant an exportable key");
+    drop(s);
+    p.finalize().expect("finalize softhsm");
+
+    setup.reload();
+    let rv = common::rv_of(setup.p().init_token(setup.slot(), &AuthPin::new(common::SO_PIN.into()), "hsm-backed"));
+    assert_eq!(rv, RvError::DeviceError, "an exportable root key was used");
+    let log = setup.ws.log();
+    assert!(log.contains("CKA_EXTRACTABLE") || log.contains("CKA_SENSITIVE"), "no log line names the problem: {log}");
+}

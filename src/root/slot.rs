@@ -90,7 +90,10 @@ impl SlotRoot {
         let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(Self::label(workspace))];
         let found = session.find_objects(&template).map_err(pkcs11_err("finding the root key"))?;
         let key = match found.first() {
-            Some(k) => *k,
+            Some(k) => {
+                Self::check_key(session, *k, &Self::label(workspace))?;
+                *k
+            }
             None if create => self.create_key(session, workspace)?,
             None => {
                 return Err(Error::Root(format!(
@@ -100,6 +103,42 @@ impl SlotRoot {
             }
         };
         Ok(WorkspaceRoot { slot: self.clone(), key })
+    }
+
+    /// Refuses a key found by its label that is not what this module makes: an AES-256
+    /// secret key, sensitive, never extractable, able to encrypt and decrypt. Someone
+    /// with the root PIN could otherwise plant a key they can read back.
+    fn check_key(session: &Session, key: ObjectHandle, label: &[u8]) -> Result<()> {
+        use cryptoki::object::AttributeType as T;
+        let wanted = [T::Class, T::KeyType, T::ValueLen, T::Sensitive, T::Extractable, T::Encrypt, T::Decrypt];
+        let attrs = session.get_attributes(key, &wanted).map_err(pkcs11_err("reading the root key's attributes"))?;
+        let mut problems = Vec::new();
+        let mut seen = 0;
+        for a in &attrs {
+            seen += 1;
+            match a {
+                Attribute::Class(c) if *c != ObjectClass::SECRET_KEY => {
+                    problems.push("CKA_CLASS is not CKO_SECRET_KEY")
+                }
+                Attribute::KeyType(t) if *t != KeyType::AES => problems.push("CKA_KEY_TYPE is not CKK_AES"),
+                Attribute::ValueLen(n) if u64::from(*n) != 32 => problems.push("CKA_VALUE_LEN is not 32"),
+                Attribute::Sensitive(false) => problems.push("CKA_SENSITIVE is false"),
+                Attribute::Extractable(true) => problems.push("CKA_EXTRACTABLE is true"),
+                Attribute::Encrypt(false) => problems.push("CKA_ENCRYPT is false"),
+                Attribute::Decrypt(false) => problems.push("CKA_DECRYPT is false"),
+                _ => {}
+            }
+        }
+        if seen < wanted.len() {
+            problems.push("some of its attributes cannot be read");
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let what = problems.join(", ");
+        let label = String::from_utf8_lossy(label);
+        log::error!("refusing the key {label:?} in the root token: {what}");
+        Err(Error::Root(format!("the key {label:?} in the root token is refused: {what}")))
     }
 
     fn version_label(workspace: &str, version: u32) -> Vec<u8> {
@@ -116,7 +155,10 @@ impl SlotRoot {
                 .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(label.clone())])
                 .map_err(pkcs11_err("finding a master key version's key"))?;
             let key = match found.first() {
-                Some(k) => *k,
+                Some(k) => {
+                    Self::check_key(session, *k, &label)?;
+                    *k
+                }
                 None if create => self.create_labelled(session, &label)?,
                 None => return Ok(None),
             };
