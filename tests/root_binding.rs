@@ -162,12 +162,28 @@ fn a_pin_record_carrying_the_storage_key_is_refused_under_an_hsm_root() {
     let planted = v1_record("attacker-pin-1", &[7u8; 32]);
     setup
         .db()
-        .execute("UPDATE tokens SET user_pin = ?1, user_failures = 0 WHERE workspace = 'main'", [&planted])
-        .expect("plant a record");
+        .execute("UPDATE tokens SET user_pin = ?1, pins_mac = NULL WHERE workspace = 'main'", [&planted])
+        .expect("plant a record, and drop the MAC that would refuse it first");
     setup.reload();
     let rv = common::rv_of(setup.login(UserType::User, "attacker-pin-1"));
     assert_eq!(rv, RvError::DeviceError, "a planted PIN-only record logged in");
     assert!(setup.ws.log().contains("refused the User PIN record"), "no log line names the refusal");
+}
+
+#[test]
+fn a_failure_counter_reset_in_the_store_file_is_refused() {
+    let mut setup = Setup::new();
+    setup.init();
+    for _ in 0..common::MAX_FAILED {
+        let rv = common::rv_of(setup.login(UserType::User, "wrong-pin-0000"));
+        assert_eq!(rv, RvError::PinIncorrect);
+    }
+    setup.finalize();
+    setup.db().execute("UPDATE tokens SET user_failures = 0 WHERE workspace = 'main'", []).expect("reset the counter");
+    setup.reload();
+    let rv = common::rv_of(setup.login(UserType::User, common::USER_PIN));
+    assert_eq!(rv, RvError::DeviceError, "a counter reset in the file bought more guesses");
+    assert!(setup.ws.log().contains("fail their MAC"), "no log line names the edited counters");
 }
 
 #[test]

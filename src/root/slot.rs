@@ -141,6 +141,41 @@ impl SlotRoot {
         Err(Error::Root(format!("the key {label:?} in the root token is refused: {what}")))
     }
 
+    /// HMAC-SHA256 of `data` under the workspace's PIN MAC key in the root token (a
+    /// generic secret, sensitive, non-extractable, made on first use): what authenticates
+    /// the PIN records and failure counters in the store.
+    pub fn pins_mac(&self, workspace: &str, data: &[u8]) -> Result<Vec<u8>> {
+        let label = format!("collabvault-pins/{workspace}").into_bytes();
+        self.with_session(|session| {
+            let found = session
+                .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(label.clone())])
+                .map_err(pkcs11_err("finding the PIN MAC key"))?;
+            let key = match found.first() {
+                Some(k) => *k,
+                None => {
+                    let template = [
+                        Attribute::Class(ObjectClass::SECRET_KEY),
+                        Attribute::KeyType(KeyType::GENERIC_SECRET),
+                        Attribute::ValueLen(32.into()),
+                        Attribute::Label(label.clone()),
+                        Attribute::Token(true),
+                        Attribute::Private(true),
+                        Attribute::Sensitive(true),
+                        Attribute::Extractable(false),
+                        Attribute::Sign(true),
+                        Attribute::Verify(true),
+                    ];
+                    let key = session
+                        .generate_key(&Mechanism::GenericSecretKeyGen, &template)
+                        .map_err(pkcs11_err("creating the PIN MAC key"))?;
+                    log::info!("created the PIN MAC key of workspace {workspace:?} in token {:?}", self.token_label);
+                    key
+                }
+            };
+            session.sign(&Mechanism::Sha256Hmac, key, data).map_err(pkcs11_err("MACing the PIN records"))
+        })
+    }
+
     fn version_label(workspace: &str, version: u32) -> Vec<u8> {
         format!("collabvault-wmk/{workspace}/v{version}").into_bytes()
     }

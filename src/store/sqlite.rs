@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, GENESIS};
 use super::{
-    AppendHook, Backend, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, Reseal,
-    RewrapBatch, TokenInit, TokenRecord,
+    AppendHook, Backend, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, PinsMac,
+    Reseal, RewrapBatch, TokenInit, TokenRecord,
 };
 use crate::error::{Error, Result};
 
@@ -97,8 +97,11 @@ const MIGRATIONS: &[&str] = &[
         WHERE action = 'C_Login' AND outcome <> 'CKR_OK';
     ALTER TABLE master_keys ADD COLUMN blocked TEXT;",
     // v5: a MAC over each master key row (under a key derived from the storage key), so
-    // its state, block and sealed value cannot be edited in the file.
-    "ALTER TABLE master_keys ADD COLUMN mac BLOB;",
+    // its state, block and sealed value cannot be edited in the file; and, under a
+    // delegated root, one over each token's PIN records and failure counters (under a
+    // key in the root token).
+    "ALTER TABLE master_keys ADD COLUMN mac BLOB;
+    ALTER TABLE tokens ADD COLUMN pins_mac BLOB;",
 ];
 
 /// The store in one SQLite file.
@@ -106,14 +109,20 @@ pub struct SqliteStore {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     hook: std::sync::OnceLock<std::sync::Arc<dyn AppendHook>>,
+    /// Per workspace, the MAC of its PIN records and counters (delegated roots only).
+    pins_macs: Mutex<std::collections::HashMap<String, PinsMac>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`, migrating its schema.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
         create_private_dir(dir)?;
-        let store =
-            SqliteStore { path: dir.join(STORE_FILE), idle: Mutex::new(Vec::new()), hook: std::sync::OnceLock::new() };
+        let store = SqliteStore {
+            path: dir.join(STORE_FILE),
+            idle: Mutex::new(Vec::new()),
+            hook: std::sync::OnceLock::new(),
+            pins_macs: Mutex::new(std::collections::HashMap::new()),
+        };
         make_private_files(&store.path)?;
         let mut conn = store.connect()?;
         migrate(&mut conn)?;
@@ -193,6 +202,20 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    fn pins_mac_of(&self, workspace: &str) -> Option<PinsMac> {
+        self.pins_macs.lock().get(workspace).cloned()
+    }
+
+    /// Recomputes the token row's PIN MAC inside `tx`, after a change to it.
+    fn refresh_pins_mac(&self, tx: &Transaction<'_>, workspace: &str) -> Result<()> {
+        let Some(mac) = self.pins_mac_of(workspace) else {
+            return Ok(());
+        };
+        let rec = read_token(tx, workspace)?.ok_or_else(|| Error::Store(format!("token {workspace:?} vanished")))?;
+        tx.execute("UPDATE tokens SET pins_mac = ?2 WHERE workspace = ?1", params![workspace, mac(&rec)?])?;
+        Ok(())
+    }
+
     /// Moves the WAL into the database and empties it, so a destroyed value's old page
     /// images leave the WAL file too; a reader in another process may hold it back (logged).
     fn checkpoint_truncate(&self) {
@@ -386,7 +409,7 @@ fn read_token(conn: &Connection, workspace: &str) -> Result<Option<TokenRecord>>
     Ok(conn
         .query_row(
             "SELECT label, serial, initialized, so_pin, user_pin, so_failures, user_failures, epoch,
-             sealed_storage_key FROM tokens WHERE workspace = ?1",
+             sealed_storage_key, pins_mac FROM tokens WHERE workspace = ?1",
             [workspace],
             |r| {
                 Ok(TokenRecord {
@@ -399,6 +422,7 @@ fn read_token(conn: &Connection, workspace: &str) -> Result<Option<TokenRecord>>
                     user_failures: r.get(6)?,
                     epoch: r.get(7)?,
                     sealed_storage_key: r.get(8)?,
+                    pins_mac: r.get(9)?,
                 })
             },
         )
@@ -521,6 +545,7 @@ impl Backend for SqliteStore {
                 params![workspace, init.label, init.so_pin, init.sealed_storage_key],
             )?;
             insert_master(tx, workspace, init.first_master)?;
+            self.refresh_pins_mac(tx, workspace)?;
             log::info!("token {workspace:?} initialized; {wiped} objects wiped");
             Ok(())
         })
@@ -597,14 +622,18 @@ impl Backend for SqliteStore {
                 &format!("UPDATE tokens SET {pin} = ?2, {failures} = 0 WHERE workspace = ?1"),
                 params![workspace, record],
             )?;
-            Ok(())
+            self.refresh_pins_mac(tx, workspace)
         })
+    }
+
+    fn set_pins_mac(&self, workspace: &str, mac: PinsMac) {
+        self.pins_macs.lock().insert(workspace.to_string(), mac);
     }
 
     fn forget_sealed_storage_key(&self, workspace: &str, event: &AuditEvent) -> Result<()> {
         self.write(event, |tx| {
             tx.execute("UPDATE tokens SET sealed_storage_key = NULL WHERE workspace = ?1", [workspace])?;
-            Ok(())
+            self.refresh_pins_mac(tx, workspace)
         })
     }
 
@@ -612,6 +641,18 @@ impl Backend for SqliteStore {
         let (_, failures) = pin_columns(owner);
         self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // The caller checked the row; check again under the write lock, so a counter
+            // reset in the file between the two is refused too.
+            if let Some(mac) = self.pins_mac_of(workspace) {
+                let rec = read_token(&tx, workspace)?.ok_or_else(|| Error::Store(format!("no token {workspace:?}")))?;
+                let expected = mac(&rec)?;
+                if rec.pins_mac.as_deref().is_some_and(|m| !super::sealed::mac_eq(m, &expected)) {
+                    log::error!(
+                        "{workspace}: the PIN records or failure counters fail their MAC (edited in the file?)"
+                    );
+                    return Err(Error::Integrity("the PIN records fail their MAC"));
+                }
+            }
             let now: Option<u32> = tx
                 .query_row(
                     &format!(
@@ -622,6 +663,9 @@ impl Backend for SqliteStore {
                     |r| r.get(0),
                 )
                 .optional()?;
+            if now.is_some() {
+                self.refresh_pins_mac(&tx, workspace)?;
+            }
             tx.commit()?;
             Ok(now)
         })
@@ -631,11 +675,13 @@ impl Backend for SqliteStore {
         let (_, failures) = pin_columns(owner);
         let update = if ok { "0" } else { &format!("{failures} + 1") };
         self.write(event, |tx| {
-            Ok(tx.query_row(
+            let now = tx.query_row(
                 &format!("UPDATE tokens SET {failures} = {update} WHERE workspace = ?1 RETURNING {failures}"),
                 [workspace],
                 |r| r.get(0),
-            )?)
+            )?;
+            self.refresh_pins_mac(tx, workspace)?;
+            Ok(now)
         })
     }
 
@@ -1046,6 +1092,17 @@ mod tests {
         let t = store.token("ws").expect("token");
         assert_eq!((t.user_failures, t.so_failures), (2, 0));
         assert_eq!(store.reserve_login("ws", PinOwner::So, 2).expect("so"), Some(1));
+    }
+
+    #[test]
+    fn a_registered_pin_mac_follows_every_change_and_refuses_an_edited_counter() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        store.set_pins_mac("ws", std::sync::Arc::new(|r: &TokenRecord| Ok(vec![r.user_failures.to_be_bytes()[3]])));
+        assert_eq!(store.reserve_login("ws", PinOwner::User, 3).expect("reserve"), Some(1));
+        assert_eq!(store.token("ws").expect("token").pins_mac, Some(vec![1]));
+        store.with_conn(|c| Ok(c.execute("UPDATE tokens SET user_failures = 0", [])?)).expect("edit");
+        assert!(matches!(store.reserve_login("ws", PinOwner::User, 3), Err(Error::Integrity(_))));
     }
 
     #[test]
