@@ -81,8 +81,15 @@ impl Setup {
 }
 
 /// What an attacker with the root PIN does: opens the root token directly and decrypts a
-/// root-sealed blob (`1 || iv(12) || ciphertext||tag`, the context as AAD).
+/// root-sealed blob (`1 || iv(12) || ciphertext||tag`, the context as AAD) with the
+/// workspace's root key or master key v1's key.
 fn unseal_with_root_alone(context: &str, blob: &[u8]) -> Option<Vec<u8>> {
+    ["collabvault-root/main", "collabvault-wmk/main/v1"]
+        .into_iter()
+        .find_map(|label| unseal_with_root_key(label, context, blob))
+}
+
+fn unseal_with_root_key(label: &str, context: &str, blob: &[u8]) -> Option<Vec<u8>> {
     let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
     p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
     let slot = p
@@ -93,9 +100,10 @@ fn unseal_with_root_alone(context: &str, blob: &[u8]) -> Option<Vec<u8>> {
         .expect("root token");
     let s = p.open_rw_session(slot).expect("session");
     s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
-    let key = s
-        .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(b"collabvault-root/main".to_vec())])
-        .expect("find")[0];
+    let key = *s
+        .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(label.as_bytes().to_vec())])
+        .expect("find")
+        .first()?;
     let mut iv: [u8; 12] = blob.get(1..13)?.try_into().ok()?;
     let params = GcmParams::new(&mut iv, context.as_bytes(), 128.into()).expect("gcm params");
     let out = s.decrypt(&Mechanism::AesGcm(params), key, &blob[13..]).ok();
@@ -154,12 +162,28 @@ fn a_pin_record_carrying_the_storage_key_is_refused_under_an_hsm_root() {
     let planted = v1_record("attacker-pin-1", &[7u8; 32]);
     setup
         .db()
-        .execute("UPDATE tokens SET user_pin = ?1, user_failures = 0 WHERE workspace = 'main'", [&planted])
-        .expect("plant a record");
+        .execute("UPDATE tokens SET user_pin = ?1, pins_mac = NULL WHERE workspace = 'main'", [&planted])
+        .expect("plant a record, and drop the MAC that would refuse it first");
     setup.reload();
     let rv = common::rv_of(setup.login(UserType::User, "attacker-pin-1"));
     assert_eq!(rv, RvError::DeviceError, "a planted PIN-only record logged in");
     assert!(setup.ws.log().contains("refused the User PIN record"), "no log line names the refusal");
+}
+
+#[test]
+fn a_failure_counter_reset_in_the_store_file_is_refused() {
+    let mut setup = Setup::new();
+    setup.init();
+    for _ in 0..common::MAX_FAILED {
+        let rv = common::rv_of(setup.login(UserType::User, "wrong-pin-0000"));
+        assert_eq!(rv, RvError::PinIncorrect);
+    }
+    setup.finalize();
+    setup.db().execute("UPDATE tokens SET user_failures = 0 WHERE workspace = 'main'", []).expect("reset the counter");
+    setup.reload();
+    let rv = common::rv_of(setup.login(UserType::User, common::USER_PIN));
+    assert_eq!(rv, RvError::DeviceError, "a counter reset in the file bought more guesses");
+    assert!(setup.ws.log().contains("fail their MAC"), "no log line names the edited counters");
 }
 
 #[test]
@@ -236,4 +260,123 @@ fn a_store_of_the_previous_release_is_upgraded_in_place_by_its_logins() {
     assert!(opened.is_none_or(|k| k.len() != 32), "the root alone still opens master key v1");
     setup.reload();
     drop(setup.login(UserType::User, common::USER_PIN).expect("the user logs in after the upgrade"));
+}
+
+const CKM_CV_WRAP_RECORD: u64 = 0xC356_0001;
+const CKM_CV_ROTATE_MASTER: u64 = 0xC356_0003;
+const CKA_CV_LIFECYCLE: u64 = 0xC356_0003;
+
+fn vendor(ty: u64) -> Mechanism<'static> {
+    use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+    use cryptoki::mechanism::MechanismType;
+    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+        MechanismType::new_vendor_defined(ty as _).expect("vendor range"),
+        None,
+    ))
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+#[test]
+fn a_version_destroyed_after_a_backup_does_not_open_from_that_backup() {
+    use cryptoki::object::AttributeType;
+    let mut setup = Setup::new();
+    setup.init();
+    let s = setup.login(UserType::User, common::USER_PIN).expect("login");
+    let dek = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(false),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(true),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+            ],
+        )
+        .expect("DEK");
+    let master = |s: &cryptoki::session::Session, label: &[u8]| {
+        s.find_objects(&[Attribute::Label(label.to_vec())]).expect("find")[0]
+    };
+    let record = s.wrap_key(&vendor(CKM_CV_WRAP_RECORD), master(&s, b"collabvault-master"), dek).expect("wrap");
+    s.generate_key(&vendor(CKM_CV_ROTATE_MASTER), &[]).expect("rotate");
+    drop(s);
+    setup.finalize();
+    let store = setup.ws.store_file().parent().expect("store dir").to_path_buf();
+    let backup = setup.ws.dir.path().join("backup");
+    copy_dir(&store, &backup);
+
+    setup.reload();
+    let s = setup.login(UserType::User, common::USER_PIN).expect("login");
+    let v1 = master(&s, b"collabvault-master-v1");
+    for state in [3u64, 4] {
+        s.update_attributes(
+            v1,
+            &[Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_LIFECYCLE), state.to_ne_bytes().to_vec()))],
+        )
+        .expect("retire, then destroy v1");
+    }
+    drop(s);
+    setup.finalize();
+    // The backup comes back: v1 is decrypt-only there, its sealed value intact.
+    std::fs::remove_dir_all(&store).expect("remove store");
+    copy_dir(&backup, &store);
+    setup.reload();
+    let s = setup.login(UserType::User, common::USER_PIN).expect("login on the restored backup");
+    let back = s.unwrap_key(
+        &vendor(CKM_CV_WRAP_RECORD),
+        master(&s, b"collabvault-master"),
+        &record,
+        &[Attribute::Token(false)],
+    );
+    assert!(back.is_err(), "a destroyed master key version came back from a backup made before its destruction");
+    assert!(setup.ws.log().contains("destroyed"), "no log line says the version's key was destroyed");
+}
+
+#[test]
+fn an_exportable_key_under_the_root_label_is_refused() {
+    let mut setup = Setup::new();
+    setup.finalize();
+    // Someone with the root PIN plants a key they can read back under the root's label.
+    let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
+    let slot = p
+        .get_slots_with_initialized_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == ROOT_LABEL))
+        .expect("root token");
+    let s = p.open_rw_session(slot).expect("session");
+    s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
+    s.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(cryptoki::object::KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Label(b"collabvault-root/main".to_vec()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+        ],
+    )
+    .expect("plant an exportable key");
+    drop(s);
+    p.finalize().expect("finalize softhsm");
+
+    setup.reload();
+    let rv = common::rv_of(setup.p().init_token(setup.slot(), &AuthPin::new(common::SO_PIN.into()), "hsm-backed"));
+    assert_eq!(rv, RvError::DeviceError, "an exportable root key was used");
+    let log = setup.ws.log();
+    assert!(log.contains("CKA_EXTRACTABLE") || log.contains("CKA_SENSITIVE"), "no log line names the problem: {log}");
 }

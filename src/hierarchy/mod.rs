@@ -107,8 +107,8 @@ pub fn upgrade_legacy_rows(root: &dyn Sealer, store: &dyn Backend, workspace: &s
         }
         if let Some(sealed) = &m.sealed {
             let context = master_context(workspace, m.version);
-            let plain = root.unseal(&context, sealed)?;
-            m.sealed = Some(root.seal(&context, &plain)?);
+            let plain = root.unseal_version(m.version, &context, sealed)?;
+            m.sealed = Some(root.seal_version(m.version, &context, &plain)?);
         }
         m.mac = Some(master_mac(root, workspace, &m)?);
         upgraded.push(m);
@@ -134,7 +134,7 @@ pub fn new_master(
 ) -> Result<(MasterRecord, MasterKey)> {
     let mut key = Zeroizing::new([0u8; 32]);
     crate::rng::fill(key.as_mut())?;
-    let sealed = root.seal(&master_context(workspace, version), key.as_ref())?;
+    let sealed = root.seal_version(version, &master_context(workspace, version), key.as_ref())?;
     let prepared = Arc::new(GcmKey::new(key.as_ref(), record::TAG_LEN)?);
     let mut record = MasterRecord {
         version,
@@ -204,7 +204,7 @@ impl Hierarchy {
         }
         let sealed =
             record.sealed.as_deref().ok_or_else(|| Error::MasterKey(format!("master key v{version} is gone")))?;
-        let plain = self.root.unseal(&master_context(&self.workspace, version), sealed)?;
+        let plain = self.root.unseal_version(version, &master_context(&self.workspace, version), sealed)?;
         if plain.len() != 32 {
             return Err(Error::Integrity("master key length"));
         }
@@ -304,6 +304,11 @@ impl Hierarchy {
                     "master key v{version} still seals {needed} stored record(s): re-wrap them before retiring it"
                 )));
             }
+        }
+        if state == Lifecycle::Destroyed && record.state != Lifecycle::Destroyed {
+            // First the key in the HSM: once it is gone no copy of the sealed value (free
+            // pages, WAL, backups) opens, whatever happens to the store write below.
+            self.root.destroy_version(version)?;
         }
         let event =
             AuditEvent::ok(&self.workspace, actor, "CKA_CV_LIFECYCLE", Some(format!("wmk v{version} -> {state:?}")));

@@ -90,7 +90,10 @@ impl SlotRoot {
         let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(Self::label(workspace))];
         let found = session.find_objects(&template).map_err(pkcs11_err("finding the root key"))?;
         let key = match found.first() {
-            Some(k) => *k,
+            Some(k) => {
+                Self::check_key(session, *k, &Self::label(workspace))?;
+                *k
+            }
             None if create => self.create_key(session, workspace)?,
             None => {
                 return Err(Error::Root(format!(
@@ -102,12 +105,142 @@ impl SlotRoot {
         Ok(WorkspaceRoot { slot: self.clone(), key })
     }
 
+    /// Refuses a key found by its label that is not what this module makes: an AES-256
+    /// secret key, sensitive, never extractable, able to encrypt and decrypt. Someone
+    /// with the root PIN could otherwise plant a key they can read back.
+    fn check_key(session: &Session, key: ObjectHandle, label: &[u8]) -> Result<()> {
+        use cryptoki::object::AttributeType as T;
+        let wanted = [T::Class, T::KeyType, T::ValueLen, T::Sensitive, T::Extractable, T::Encrypt, T::Decrypt];
+        let attrs = session.get_attributes(key, &wanted).map_err(pkcs11_err("reading the root key's attributes"))?;
+        let mut problems = Vec::new();
+        let mut seen = 0;
+        for a in &attrs {
+            seen += 1;
+            match a {
+                Attribute::Class(c) if *c != ObjectClass::SECRET_KEY => {
+                    problems.push("CKA_CLASS is not CKO_SECRET_KEY")
+                }
+                Attribute::KeyType(t) if *t != KeyType::AES => problems.push("CKA_KEY_TYPE is not CKK_AES"),
+                Attribute::ValueLen(n) if u64::from(*n) != 32 => problems.push("CKA_VALUE_LEN is not 32"),
+                Attribute::Sensitive(false) => problems.push("CKA_SENSITIVE is false"),
+                Attribute::Extractable(true) => problems.push("CKA_EXTRACTABLE is true"),
+                Attribute::Encrypt(false) => problems.push("CKA_ENCRYPT is false"),
+                Attribute::Decrypt(false) => problems.push("CKA_DECRYPT is false"),
+                _ => {}
+            }
+        }
+        if seen < wanted.len() {
+            problems.push("some of its attributes cannot be read");
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let what = problems.join(", ");
+        let label = String::from_utf8_lossy(label);
+        log::error!("refusing the key {label:?} in the root token: {what}");
+        Err(Error::Root(format!("the key {label:?} in the root token is refused: {what}")))
+    }
+
+    /// HMAC-SHA256 of `data` under the workspace's PIN MAC key in the root token (a
+    /// generic secret, sensitive, non-extractable, made on first use): what authenticates
+    /// the PIN records and failure counters in the store.
+    pub fn pins_mac(&self, workspace: &str, data: &[u8]) -> Result<Vec<u8>> {
+        let label = format!("collabvault-pins/{workspace}").into_bytes();
+        self.with_session(|session| {
+            let found = session
+                .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(label.clone())])
+                .map_err(pkcs11_err("finding the PIN MAC key"))?;
+            let key = match found.first() {
+                Some(k) => *k,
+                None => {
+                    let template = [
+                        Attribute::Class(ObjectClass::SECRET_KEY),
+                        Attribute::KeyType(KeyType::GENERIC_SECRET),
+                        Attribute::ValueLen(32.into()),
+                        Attribute::Label(label.clone()),
+                        Attribute::Token(true),
+                        Attribute::Private(true),
+                        Attribute::Sensitive(true),
+                        Attribute::Extractable(false),
+                        Attribute::Sign(true),
+                        Attribute::Verify(true),
+                    ];
+                    let key = session
+                        .generate_key(&Mechanism::GenericSecretKeyGen, &template)
+                        .map_err(pkcs11_err("creating the PIN MAC key"))?;
+                    log::info!("created the PIN MAC key of workspace {workspace:?} in token {:?}", self.token_label);
+                    key
+                }
+            };
+            session.sign(&Mechanism::Sha256Hmac, key, data).map_err(pkcs11_err("MACing the PIN records"))
+        })
+    }
+
+    fn version_label(workspace: &str, version: u32) -> Vec<u8> {
+        format!("collabvault-wmk/{workspace}/v{version}").into_bytes()
+    }
+
+    /// The key of one master key version (its sealed value opens only under it, so
+    /// destroying it shreds every copy of that value, backups included); created only
+    /// when `create`. `None`: there is no such key (destroyed, or never made).
+    pub fn version_key(self: &Arc<Self>, workspace: &str, version: u32, create: bool) -> Result<Option<WorkspaceRoot>> {
+        let label = Self::version_label(workspace, version);
+        self.with_session(|session| {
+            let found = session
+                .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(label.clone())])
+                .map_err(pkcs11_err("finding a master key version's key"))?;
+            let key = match found.first() {
+                Some(k) => {
+                    Self::check_key(session, *k, &label)?;
+                    *k
+                }
+                None if create => self.create_labelled(session, &label)?,
+                None => return Ok(None),
+            };
+            Ok(Some(WorkspaceRoot { slot: self.clone(), key }))
+        })
+    }
+
+    /// Destroys the keys of `workspace`'s master key versions: `Some(version)` one, `None`
+    /// every one (re-initialization). Returns how many were destroyed.
+    pub fn destroy_version_keys(&self, workspace: &str, version: Option<u32>) -> Result<usize> {
+        let prefix = format!("collabvault-wmk/{workspace}/v");
+        self.with_session(|session| {
+            let mut template = vec![Attribute::Class(ObjectClass::SECRET_KEY)];
+            if let Some(v) = version {
+                template.push(Attribute::Label(Self::version_label(workspace, v)));
+            }
+            let found = session.find_objects(&template).map_err(pkcs11_err("finding master key version keys"))?;
+            let mut destroyed = 0;
+            for key in found {
+                let label = session
+                    .get_attributes(key, &[cryptoki::object::AttributeType::Label])
+                    .map_err(pkcs11_err("reading a key label"))?;
+                let Some(Attribute::Label(label)) = label.into_iter().next() else { continue };
+                let ours = String::from_utf8(label).ok().and_then(|l| l.strip_prefix(&prefix).map(str::to_string));
+                if !ours.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+                    continue;
+                }
+                session.destroy_object(key).map_err(pkcs11_err("destroying a master key version's key"))?;
+                destroyed += 1;
+            }
+            Ok(destroyed)
+        })
+    }
+
     fn create_key(&self, session: &Session, workspace: &str) -> Result<ObjectHandle> {
+        let key = self.create_labelled(session, &Self::label(workspace))?;
+        log::info!("created the root key of workspace {workspace:?} in token {:?}", self.token_label);
+        Ok(key)
+    }
+
+    /// A fresh AES-256 key in the root token that never leaves it.
+    fn create_labelled(&self, session: &Session, label: &[u8]) -> Result<ObjectHandle> {
         let template = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
             Attribute::ValueLen(32.into()),
-            Attribute::Label(Self::label(workspace)),
+            Attribute::Label(label.to_vec()),
             Attribute::Token(true),
             Attribute::Private(true),
             Attribute::Sensitive(true),
@@ -115,10 +248,7 @@ impl SlotRoot {
             Attribute::Encrypt(true),
             Attribute::Decrypt(true),
         ];
-        let key =
-            session.generate_key(&Mechanism::AesKeyGen, &template).map_err(pkcs11_err("creating the root key"))?;
-        log::info!("created the root key of workspace {workspace:?} in token {:?}", self.token_label);
-        Ok(key)
+        session.generate_key(&Mechanism::AesKeyGen, &template).map_err(pkcs11_err("creating a key in the root token"))
     }
 }
 
@@ -274,10 +404,17 @@ impl Drop for SlotRoot {
     }
 }
 
-/// One workspace's root key in the underlying token.
+/// One workspace's root key (or one of its master key versions' keys) in the underlying token.
 pub struct WorkspaceRoot {
     slot: Arc<SlotRoot>,
     key: ObjectHandle,
+}
+
+impl WorkspaceRoot {
+    /// The root token this key is in.
+    pub fn slot(&self) -> &Arc<SlotRoot> {
+        &self.slot
+    }
 }
 
 impl Sealer for WorkspaceRoot {

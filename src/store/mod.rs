@@ -31,6 +31,10 @@ pub trait AppendHook: Send + Sync {
 /// store can recompute it in the transaction that changes the row.
 pub type MasterMac<'a> = &'a dyn Fn(&MasterRecord) -> Result<Vec<u8>>;
 
+/// Computes the MAC of a token's PIN records and failure counters (under a key in the
+/// root token), so the store recomputes it in every transaction that changes them.
+pub type PinsMac = std::sync::Arc<dyn Fn(&TokenRecord) -> Result<Vec<u8>> + Send + Sync>;
+
 /// Turns one stored record's sealed part into its new sealed part (re-wrap).
 pub type Reseal<'a> = &'a mut dyn FnMut(&ObjectRecord) -> Result<Vec<u8>>;
 
@@ -75,8 +79,11 @@ pub struct TokenRecord {
     pub user_failures: u32,
     /// Bumped by every re-initialization, so another process notices its keys are stale.
     pub epoch: i64,
-    /// The storage key sealed by a delegated root (absent with the software root).
+    /// The storage key sealed by a delegated root alone: only in tokens from before PIN
+    /// records carried it, until their upgrade.
     pub sealed_storage_key: Option<Vec<u8>>,
+    /// Under a delegated root, the MAC of the PIN records and counters (`PinsMac`).
+    pub pins_mac: Option<Vec<u8>>,
 }
 
 /// What `C_InitToken` writes.
@@ -247,6 +254,9 @@ pub trait Backend: Send + Sync {
     /// attempt as a failure until a success resets it, and returns the count with it.
     /// Parallel guesses thus never get more verdicts than the lockout allows.
     fn reserve_login(&self, workspace: &str, owner: PinOwner, max: u32) -> Result<Option<u32>>;
+    /// From now on, every change to `workspace`'s PIN records or counters recomputes their
+    /// MAC with `mac`, and a login reservation checks it.
+    fn set_pins_mac(&self, workspace: &str, mac: PinsMac);
     /// Forgets the token's root-sealed storage key (once no PIN record needs it).
     fn forget_sealed_storage_key(&self, workspace: &str, event: &AuditEvent) -> Result<()>;
     /// Records a login attempt; returns the consecutive failure count after it.

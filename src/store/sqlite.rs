@@ -14,8 +14,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, GENESIS};
 use super::{
-    AppendHook, Backend, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, Reseal,
-    RewrapBatch, TokenInit, TokenRecord, Updated,
+    AppendHook, Backend, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, PinsMac,
+    Reseal, RewrapBatch, TokenInit, TokenRecord, Updated,
 };
 use crate::error::{Error, Result};
 
@@ -107,8 +107,11 @@ const MIGRATIONS: &[&str] = &[
     // before it start at 0.
     "ALTER TABLE objects ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
     // v7: a MAC over each master key row (under a key derived from the storage key), so
-    // its state, block and sealed value cannot be edited in the file.
-    "ALTER TABLE master_keys ADD COLUMN mac BLOB;",
+    // its state, block and sealed value cannot be edited in the file; and, under a
+    // delegated root, one over each token's PIN records and failure counters (under a
+    // key in the root token).
+    "ALTER TABLE master_keys ADD COLUMN mac BLOB;
+    ALTER TABLE tokens ADD COLUMN pins_mac BLOB;",
     // v8: the encoding each audit entry was hashed in; entries before are format 1.
     "ALTER TABLE audit_log ADD COLUMN format INTEGER NOT NULL DEFAULT 1;",
 ];
@@ -118,14 +121,20 @@ pub struct SqliteStore {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     hook: std::sync::OnceLock<std::sync::Arc<dyn AppendHook>>,
+    /// Per workspace, the MAC of its PIN records and counters (delegated roots only).
+    pins_macs: Mutex<std::collections::HashMap<String, PinsMac>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`, migrating its schema.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
         create_private_dir(dir)?;
-        let store =
-            SqliteStore { path: dir.join(STORE_FILE), idle: Mutex::new(Vec::new()), hook: std::sync::OnceLock::new() };
+        let store = SqliteStore {
+            path: dir.join(STORE_FILE),
+            idle: Mutex::new(Vec::new()),
+            hook: std::sync::OnceLock::new(),
+            pins_macs: Mutex::new(std::collections::HashMap::new()),
+        };
         make_private_files(&store.path)?;
         let mut conn = store.connect()?;
         migrate(&mut conn)?;
@@ -171,6 +180,9 @@ impl SqliteStore {
         // on it. FULL syncs the WAL at every commit (DESIGN: durable before success).
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted content (a destroyed master key's sealed value, a replaced PIN record)
+        // is overwritten with zeros, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         Ok(conn)
     }
 
@@ -209,6 +221,34 @@ impl SqliteStore {
             self.appended(seq, event);
         }
         Ok(out)
+    }
+}
+
+impl SqliteStore {
+    fn pins_mac_of(&self, workspace: &str) -> Option<PinsMac> {
+        self.pins_macs.lock().get(workspace).cloned()
+    }
+
+    /// Recomputes the token row's PIN MAC inside `tx`, after a change to it.
+    fn refresh_pins_mac(&self, tx: &Transaction<'_>, workspace: &str) -> Result<()> {
+        let Some(mac) = self.pins_mac_of(workspace) else {
+            return Ok(());
+        };
+        let rec = read_token(tx, workspace)?.ok_or_else(|| Error::Store(format!("token {workspace:?} vanished")))?;
+        tx.execute("UPDATE tokens SET pins_mac = ?2 WHERE workspace = ?1", params![workspace, mac(&rec)?])?;
+        Ok(())
+    }
+
+    /// Moves the WAL into the database and empties it, so a destroyed value's old page
+    /// images leave the WAL file too; a reader in another process may hold it back (logged).
+    fn checkpoint_truncate(&self) {
+        let result =
+            self.with_conn(|conn| Ok(conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))?));
+        match result {
+            Ok(0) => {}
+            Ok(_) => log::warn!("store: the WAL checkpoint after a destroy was blocked by a reader; it will follow"),
+            Err(e) => log::warn!("store: the WAL checkpoint after a destroy failed: {e}"),
+        }
     }
 }
 
@@ -393,7 +433,7 @@ fn read_token(conn: &Connection, workspace: &str) -> Result<Option<TokenRecord>>
     Ok(conn
         .query_row(
             "SELECT label, serial, initialized, so_pin, user_pin, so_failures, user_failures, epoch,
-             sealed_storage_key FROM tokens WHERE workspace = ?1",
+             sealed_storage_key, pins_mac FROM tokens WHERE workspace = ?1",
             [workspace],
             |r| {
                 Ok(TokenRecord {
@@ -406,6 +446,7 @@ fn read_token(conn: &Connection, workspace: &str) -> Result<Option<TokenRecord>>
                     user_failures: r.get(6)?,
                     epoch: r.get(7)?,
                     sealed_storage_key: r.get(8)?,
+                    pins_mac: r.get(9)?,
                 })
             },
         )
@@ -559,6 +600,7 @@ impl Backend for SqliteStore {
                 params![workspace, init.label, init.so_pin, init.sealed_storage_key],
             )?;
             insert_master(tx, workspace, init.first_master)?;
+            self.refresh_pins_mac(tx, workspace)?;
             log::info!("token {workspace:?} initialized; {wiped} objects wiped");
             Ok(())
         })
@@ -591,14 +633,18 @@ impl Backend for SqliteStore {
         mac: MasterMac<'_>,
         event: &AuditEvent,
     ) -> Result<bool> {
-        self.write(event, |tx| {
+        let found = self.write(event, |tx| {
             update_master(tx, workspace, version, mac, |m| {
                 m.state = state;
                 if state == Lifecycle::Destroyed {
                     m.sealed = None;
                 }
             })
-        })
+        })?;
+        if state == Lifecycle::Destroyed {
+            self.checkpoint_truncate();
+        }
+        Ok(found)
     }
 
     fn reseal_masters(&self, workspace: &str, rows: &[MasterRecord], event: &AuditEvent) -> Result<()> {
@@ -631,14 +677,18 @@ impl Backend for SqliteStore {
                 &format!("UPDATE tokens SET {pin} = ?2, {failures} = 0 WHERE workspace = ?1"),
                 params![workspace, record],
             )?;
-            Ok(())
+            self.refresh_pins_mac(tx, workspace)
         })
+    }
+
+    fn set_pins_mac(&self, workspace: &str, mac: PinsMac) {
+        self.pins_macs.lock().insert(workspace.to_string(), mac);
     }
 
     fn forget_sealed_storage_key(&self, workspace: &str, event: &AuditEvent) -> Result<()> {
         self.write(event, |tx| {
             tx.execute("UPDATE tokens SET sealed_storage_key = NULL WHERE workspace = ?1", [workspace])?;
-            Ok(())
+            self.refresh_pins_mac(tx, workspace)
         })
     }
 
@@ -646,6 +696,18 @@ impl Backend for SqliteStore {
         let (_, failures) = pin_columns(owner);
         self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // The caller checked the row; check again under the write lock, so a counter
+            // reset in the file between the two is refused too.
+            if let Some(mac) = self.pins_mac_of(workspace) {
+                let rec = read_token(&tx, workspace)?.ok_or_else(|| Error::Store(format!("no token {workspace:?}")))?;
+                let expected = mac(&rec)?;
+                if rec.pins_mac.as_deref().is_some_and(|m| !super::sealed::mac_eq(m, &expected)) {
+                    log::error!(
+                        "{workspace}: the PIN records or failure counters fail their MAC (edited in the file?)"
+                    );
+                    return Err(Error::Integrity("the PIN records fail their MAC"));
+                }
+            }
             let now: Option<u32> = tx
                 .query_row(
                     &format!(
@@ -656,6 +718,9 @@ impl Backend for SqliteStore {
                     |r| r.get(0),
                 )
                 .optional()?;
+            if now.is_some() {
+                self.refresh_pins_mac(&tx, workspace)?;
+            }
             tx.commit()?;
             Ok(now)
         })
@@ -665,11 +730,13 @@ impl Backend for SqliteStore {
         let (_, failures) = pin_columns(owner);
         let update = if ok { "0" } else { &format!("{failures} + 1") };
         self.write(event, |tx| {
-            Ok(tx.query_row(
+            let now = tx.query_row(
                 &format!("UPDATE tokens SET {failures} = {update} WHERE workspace = ?1 RETURNING {failures}"),
                 [workspace],
                 |r| r.get(0),
-            )?)
+            )?;
+            self.refresh_pins_mac(tx, workspace)?;
+            Ok(now)
         })
     }
 
@@ -1118,6 +1185,33 @@ mod tests {
     }
 
     #[test]
+    fn a_destroyed_master_value_leaves_no_copy_in_the_file_or_wal() {
+        let (dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        let secret = vec![0xA5; 48];
+        let master = MasterRecord {
+            version: 1,
+            state: Lifecycle::Retired,
+            created_at: 0,
+            classification: "c".into(),
+            sealed: Some(secret.clone()),
+            blocked: None,
+            mac: None,
+        };
+        let init = TokenInit { label: "l", so_pin: b"so", sealed_storage_key: None, first_master: &master };
+        store.init_token("ws", &init, &event()).expect("init");
+        let mac = |_: &MasterRecord| Ok(vec![0]);
+        store.set_master_state("ws", 1, Lifecycle::Destroyed, &mac, &event()).expect("destroy");
+        for entry in std::fs::read_dir(dir.path()).expect("dir") {
+            let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_slice()),
+                "the destroyed value is still on disk"
+            );
+        }
+    }
+
+    #[test]
     fn failed_logins_count_up_and_success_resets() {
         let (_dir, store) = store();
         store.open_token("ws", "").expect("token");
@@ -1136,6 +1230,17 @@ mod tests {
         let t = store.token("ws").expect("token");
         assert_eq!((t.user_failures, t.so_failures), (2, 0));
         assert_eq!(store.reserve_login("ws", PinOwner::So, 2).expect("so"), Some(1));
+    }
+
+    #[test]
+    fn a_registered_pin_mac_follows_every_change_and_refuses_an_edited_counter() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        store.set_pins_mac("ws", std::sync::Arc::new(|r: &TokenRecord| Ok(vec![r.user_failures.to_be_bytes()[3]])));
+        assert_eq!(store.reserve_login("ws", PinOwner::User, 3).expect("reserve"), Some(1));
+        assert_eq!(store.token("ws").expect("token").pins_mac, Some(vec![1]));
+        store.with_conn(|c| Ok(c.execute("UPDATE tokens SET user_failures = 0", [])?)).expect("edit");
+        assert!(matches!(store.reserve_login("ws", PinOwner::User, 3), Err(Error::Integrity(_))));
     }
 
     #[test]

@@ -88,6 +88,28 @@ pub fn padded<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
+/// What the PIN MAC covers: everything about a token's PINs an attacker with write access
+/// to the store would like to change (records, counters, the legacy root-only key copy).
+fn pins_data(workspace: &str, rec: &TokenRecord) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut field = |bytes: &[u8]| {
+        data.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        data.extend_from_slice(bytes);
+    };
+    field(workspace.as_bytes());
+    field(&[u8::from(rec.initialized)]);
+    field(&rec.epoch.to_be_bytes());
+    field(&rec.so_failures.to_be_bytes());
+    field(&rec.user_failures.to_be_bytes());
+    for v in [&rec.so_pin, &rec.user_pin, &rec.sealed_storage_key] {
+        match v {
+            Some(bytes) => field(&[&[1u8][..], bytes].concat()),
+            None => field(&[0]),
+        }
+    }
+    data
+}
+
 fn pin_flags(failures: u32, max: u32, low: CK_FLAGS, final_try: CK_FLAGS, locked: CK_FLAGS) -> CK_FLAGS {
     match failures {
         0 => 0,
@@ -107,6 +129,10 @@ impl Token {
         root: Root,
     ) -> Result<Token> {
         store.open_token(&ws.name, ws.label.as_deref().unwrap_or(""))?;
+        if let Root::Slot(slot) = &root {
+            let (slot, workspace) = (slot.clone(), ws.name.clone());
+            store.set_pins_mac(&ws.name, Arc::new(move |rec| slot.pins_mac(&workspace, &pins_data(&workspace, rec))));
+        }
         Ok(Token {
             slot_id,
             workspace: ws.name.clone(),
@@ -136,6 +162,7 @@ impl Token {
             Root::Soft => Ok(Arc::new(SoftRoot(storage_key.clone()))),
             Root::Slot(slot) => Ok(Arc::new(BoundRoot {
                 root: slot.root_key(&self.workspace, create)?,
+                workspace: self.workspace.clone(),
                 storage_key: storage_key.clone(),
                 legacy_ok,
             })),
@@ -223,13 +250,14 @@ impl Token {
     fn verify(&self, owner: PinOwner, pin: &[u8], action: &'static str) -> Result<Verified> {
         let rec = self.record()?;
         let record = match owner {
-            PinOwner::So => rec.so_pin,
-            PinOwner::User => rec.user_pin,
+            PinOwner::So => rec.so_pin.clone(),
+            PinOwner::User => rec.user_pin.clone(),
         };
         let record = record.ok_or(match owner {
             PinOwner::User => Error::UserPinNotInitialized,
             PinOwner::So => Error::TokenNotInitialized,
         })?;
+        self.check_pins_mac(owner, &rec, &record)?;
         let max = self.policy.max_failed_logins;
         let Some(n) = self.store.reserve_login(&self.workspace, owner, max)? else {
             log::warn!("{}: {owner:?} PIN is locked ({max} consecutive failures): attempt refused", self.workspace);
@@ -253,6 +281,28 @@ impl Token {
                 Err(Error::PinIncorrect)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Under a delegated root, refuses PIN records and counters whose MAC (under a key in
+    /// the root token) fails: a record planted, or a counter reset, in the store file. A
+    /// row without a MAC is accepted only while `record` is a legacy one (the next write
+    /// adds the MAC).
+    fn check_pins_mac(&self, owner: PinOwner, rec: &TokenRecord, record: &[u8]) -> Result<()> {
+        let Root::Slot(slot) = &self.root else {
+            return Ok(());
+        };
+        let ws = &self.workspace;
+        match &rec.pins_mac {
+            Some(mac) if crate::store::sealed::mac_eq(mac, &slot.pins_mac(ws, &pins_data(ws, rec))?) => Ok(()),
+            None if pin::is_legacy(record) => Ok(()),
+            _ => {
+                log::error!(
+                    "{ws}: refused the {owner:?} login: the PIN records or failure counters fail their MAC \
+                     (edited in the store file: a planted record or a reset counter?)"
+                );
+                Err(Error::Integrity("the PIN records fail their MAC"))
+            }
         }
     }
 
@@ -341,6 +391,16 @@ impl Token {
         let mut key = SealingKey::default();
         crate::rng::fill(key.as_mut())?;
         let sealer = self.sealer(&key, true, false)?;
+        if let Root::Slot(slot) = &self.root {
+            // The previous incarnation's master key versions are shredded with it.
+            let n = slot.destroy_version_keys(&self.workspace, None)?;
+            if n > 0 {
+                log::info!(
+                    "{}: {n} master key version key(s) of the previous initialization destroyed",
+                    self.workspace
+                );
+            }
+        }
         // The storage key is kept only inside the PIN records: under a delegated root no
         // copy is sealed by the root alone.
         let so_record = self.pin_record(PinOwner::So, so_pin, &key)?;

@@ -227,6 +227,11 @@ pub fn is_verifier_only(record: &[u8]) -> bool {
     record.first() == Some(&RECORD_VERIFIER_ONLY)
 }
 
+/// Whether `record` is a version 1 or 2 record (made before records named their KDF).
+pub fn is_legacy(record: &[u8]) -> bool {
+    matches!(record.first(), Some(&RECORD_V1) | Some(&RECORD_VERIFIER_ONLY))
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
