@@ -3,6 +3,8 @@
 //! with in the store file.
 
 mod common;
+#[path = "common/legacy.rs"]
+mod legacy;
 
 use std::sync::Barrier;
 
@@ -107,53 +109,41 @@ fn the_store_directory_and_its_files_are_private_to_their_owner() {
     assert!(f.ws.log().contains("permissions"), "no log line about the fixed permissions");
 }
 
-/// A soft-root store made by the previous release (`CV_PREVIOUS_MODULE`: its built .so)
-/// is upgraded in place by the first logins (PIN records to the current KDF, master key
-/// rows MACed), losing nothing.
+/// The committed soft-root store of the previous release (0f68ed4) is upgraded in place
+/// by the first logins (PIN records to the current format and KDF, master key rows MACed),
+/// losing nothing: every key, master key version and wrap record still opens, twice.
 #[test]
 fn a_soft_root_store_of_the_previous_release_is_upgraded_by_its_logins() {
+    let _serial = common::lock();
+    let fixture = legacy::fixture_dir("soft");
+    let m = legacy::read_manifest(&fixture);
+    assert!(m.hsm.is_none(), "a soft-root fixture");
+    let ws = common::Workspace::new();
+    common::copy_tree(&fixture.join("store"), ws.store_file().parent().expect("store dir"));
+    legacy::assert_legacy(&ws.store_file());
+    for _ in 0..2 {
+        let p = common::load();
+        legacy::check_contents(&p, &m);
+        p.finalize().expect("C_Finalize");
+        legacy::assert_upgraded(&ws.store_file(), &m);
+    }
+}
+
+/// Writes the soft-root fixture above through the previous release's module
+/// (`CV_PREVIOUS_MODULE`) into [`legacy::fixture_dir`].
+/// Run by scripts/make-legacy-fixtures.sh.
+#[test]
+#[ignore = "writes a fixture: run by scripts/make-legacy-fixtures.sh"]
+fn write_legacy_fixture() {
     use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-    use cryptoki::mechanism::Mechanism;
-    use cryptoki::object::{Attribute, KeyType, ObjectClass};
-    let Some(previous) = std::env::var_os("CV_PREVIOUS_MODULE") else {
-        eprintln!("CV_PREVIOUS_MODULE unset: skipped");
-        return;
-    };
-    let mut f = Fixture::new();
-    f.pkcs11.clone().finalize().expect("C_Finalize");
-    std::fs::remove_dir_all(f.ws.store_file().parent().expect("store dir")).expect("remove the new store");
+    let _serial = common::lock();
+    let previous = std::env::var_os("CV_PREVIOUS_MODULE").expect("CV_PREVIOUS_MODULE: the previous release's .so");
+    let out = legacy::fixture_dir("soft");
+    let ws = common::Workspace::new();
     let old = Pkcs11::new(previous).expect("load the previous module");
     old.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init");
-    let slot = old.get_all_slots().expect("slots")[0];
-    old.init_token(slot, &pin(common::SO_PIN), "old").expect("C_InitToken");
-    let so = old.open_rw_session(slot).expect("open");
-    so.login(UserType::So, Some(&pin(common::SO_PIN))).expect("SO login");
-    so.init_pin(&pin(USER_PIN)).expect("C_InitPIN");
-    drop(so);
-    let user = old.open_rw_session(slot).expect("open");
-    user.login(UserType::User, Some(&pin(USER_PIN))).expect("login");
-    let template = [
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::ValueLen(32.into()),
-        Attribute::Token(true),
-        Attribute::Label(b"kept".to_vec()),
-        Attribute::Encrypt(true),
-    ];
-    user.generate_key(&Mechanism::AesKeyGen, &template).expect("a stored key");
-    drop(user);
+    let m = legacy::populate(&old, "soft", None);
     old.finalize().expect("finalize the previous module");
-
-    for _ in 0..2 {
-        f.pkcs11 = common::load();
-        let s = f.user_session(slot);
-        let found = s.find_objects(&[Attribute::Label(b"kept".to_vec())]).expect("find");
-        assert_eq!(found.len(), 1, "the stored key survived the upgrade");
-        drop(s);
-        let so = f.pkcs11.open_rw_session(slot).expect("open");
-        so.login(UserType::So, Some(&pin(common::SO_PIN))).expect("the SO's PIN logs in");
-        drop(so);
-        f.pkcs11.clone().finalize().expect("C_Finalize");
-    }
-    f.pkcs11 = common::load();
+    legacy::write(&out, ws.store_file().parent().expect("store dir"), None, &m);
+    legacy::assert_legacy(&out.join("store/collabvault.sqlite3"));
 }

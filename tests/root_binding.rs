@@ -5,6 +5,8 @@
 #![allow(missing_docs)]
 
 mod common;
+#[path = "common/legacy.rs"]
+mod legacy;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -33,13 +35,28 @@ impl Drop for Setup {
 
 impl Setup {
     fn new() -> Setup {
+        let mut setup = Setup::unloaded(None);
+        setup.pkcs11 = Some(common::load());
+        setup
+    }
+
+    /// A fresh root token (or a copy of `tokens`) and a config naming it; nothing loaded.
+    fn unloaded(tokens: Option<&std::path::Path>) -> Setup {
         let serial = common::lock();
-        let hsm = Hsm::new();
+        let hsm = tokens.map_or_else(Hsm::new, Hsm::from_tokens);
         let ws = common::Workspace::with_config_body(&format!(
             "{}[[workspace]]\nname = \"main\"\n",
             hsm.root_section(ROOT_LABEL)
         ));
-        Setup { pkcs11: Some(common::load()), ws, _hsm: hsm, _serial: serial }
+        Setup { pkcs11: None, ws, _hsm: hsm, _serial: serial }
+    }
+
+    /// A copy of a legacy fixture (its store and root token); nothing loaded.
+    fn from_fixture(fixture: &std::path::Path) -> Setup {
+        let setup = Setup::unloaded(Some(&fixture.join("tokens")));
+        common::copy_tree(&fixture.join("store"), setup.ws.store_file().parent().expect("store dir"));
+        legacy::assert_legacy(&setup.ws.store_file());
+        setup
     }
 
     fn p(&self) -> &Pkcs11 {
@@ -82,11 +99,11 @@ impl Setup {
 
 /// What an attacker with the root PIN does: opens the root token directly and decrypts a
 /// root-sealed blob (`1 || iv(12) || ciphertext||tag`, the context as AAD) with the
-/// workspace's root key or master key v1's key.
-fn unseal_with_root_alone(context: &str, blob: &[u8]) -> Option<Vec<u8>> {
-    ["collabvault-root/main", "collabvault-wmk/main/v1"]
+/// workspace's root key or master key `version`'s key.
+fn unseal_with_root_alone(context: &str, blob: &[u8], version: u32) -> Option<Vec<u8>> {
+    ["collabvault-root/main".to_string(), format!("collabvault-wmk/main/v{version}")]
         .into_iter()
-        .find_map(|label| unseal_with_root_key(label, context, blob))
+        .find_map(|label| unseal_with_root_key(&label, context, blob))
 }
 
 fn unseal_with_root_key(label: &str, context: &str, blob: &[u8]) -> Option<Vec<u8>> {
@@ -126,10 +143,10 @@ fn the_root_alone_opens_no_key_from_the_store() {
         .expect("row");
     drop(db);
     if let Some(blob) = storage {
-        let opened = unseal_with_root_alone("storage-key:main", &blob);
+        let opened = unseal_with_root_alone("storage-key:main", &blob, 1);
         assert!(opened.is_none_or(|k| k.len() != 32), "the root alone opened the storage key");
     }
-    let opened = unseal_with_root_alone("wmk:main:v1", &master);
+    let opened = unseal_with_root_alone("wmk:main:v1", &master, 1);
     assert!(opened.is_none_or(|k| k.len() != 32), "the root alone opened master key v1");
 }
 
@@ -203,63 +220,52 @@ fn a_master_key_row_edited_in_the_store_file_is_refused() {
     assert!(setup.ws.log().contains("fails its MAC"), "no log line names the edited row");
 }
 
-/// A store made by the previous release (`CV_PREVIOUS_MODULE`: its built .so) is upgraded
-/// in place by the first logins: nothing lost, and afterwards the root alone opens nothing.
+/// The committed store of the previous release (0f68ed4) with an HSM root, and a copy of
+/// its SoftHSM2 token, are upgraded in place by the first logins: every key, master key
+/// version and wrap record still opens, the rows are in the new format, and afterwards the
+/// root alone opens no master key version.
 #[test]
 fn a_store_of_the_previous_release_is_upgraded_in_place_by_its_logins() {
-    let Some(previous) = std::env::var_os("CV_PREVIOUS_MODULE") else {
-        eprintln!("CV_PREVIOUS_MODULE unset: skipped");
-        return;
-    };
-    let mut setup = Setup::new();
-    setup.finalize();
-    // The previous release must make the store: it refuses a newer schema.
-    std::fs::remove_dir_all(setup.ws.store_file().parent().expect("store dir")).expect("remove the new store");
+    let fixture = legacy::fixture_dir("hsm");
+    let m = legacy::read_manifest(&fixture);
+    let root = m.hsm.as_ref().expect("an HSM-root fixture");
+    assert_eq!((root.token_label.as_str(), root.pin.as_str()), (ROOT_LABEL, ROOT_PIN), "the fixture's root token");
+    let mut setup = Setup::from_fixture(&fixture);
+    for _ in 0..2 {
+        setup.reload();
+        legacy::check_contents(setup.p(), &m);
+        setup.finalize();
+        legacy::assert_upgraded(&setup.ws.store_file(), &m);
+    }
+    let db = setup.db();
+    for version in 1..=m.master_versions {
+        let master: Vec<u8> = db
+            .query_row("SELECT sealed FROM master_keys WHERE workspace = 'main' AND version = ?1", [version], |r| {
+                r.get(0)
+            })
+            .expect("row");
+        let opened = unseal_with_root_alone(&format!("wmk:main:v{version}"), &master, version);
+        assert!(opened.is_none_or(|k| k.len() != 32), "the root alone still opens master key v{version}");
+    }
+}
+
+/// Writes the HSM-root fixture above through the previous release's module
+/// (`CV_PREVIOUS_MODULE`) into [`legacy::fixture_dir`].
+/// Run by scripts/make-legacy-fixtures.sh.
+#[test]
+#[ignore = "writes a fixture: run by scripts/make-legacy-fixtures.sh"]
+fn write_legacy_fixture() {
+    let previous = std::env::var_os("CV_PREVIOUS_MODULE").expect("CV_PREVIOUS_MODULE: the previous release's .so");
+    let out = legacy::fixture_dir("hsm");
+    let setup = Setup::unloaded(None);
     let old = Pkcs11::new(previous).expect("load the previous module");
     old.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init");
-    let slot = old.get_all_slots().expect("slots")[0];
-    old.init_token(slot, &AuthPin::new(common::SO_PIN.into()), "old").expect("C_InitToken");
-    let so = old.open_rw_session(slot).expect("open");
-    so.login(UserType::So, Some(&AuthPin::new(common::SO_PIN.into()))).expect("SO login");
-    so.init_pin(&AuthPin::new(common::USER_PIN.into())).expect("C_InitPIN");
-    drop(so);
-    let user = old.open_rw_session(slot).expect("open");
-    user.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into()))).expect("login");
-    let template = [
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(cryptoki::object::KeyType::AES),
-        Attribute::ValueLen(32.into()),
-        Attribute::Token(true),
-        Attribute::Label(b"kept".to_vec()),
-        Attribute::Encrypt(true),
-        Attribute::Decrypt(true),
-    ];
-    user.generate_key(&Mechanism::AesKeyGen, &template).expect("a stored key");
-    drop(user);
+    let root = legacy::HsmRoot { token_label: ROOT_LABEL.into(), pin: ROOT_PIN.into() };
+    let m = legacy::populate(&old, "hsm", Some(root));
     old.finalize().expect("finalize the previous module");
-
-    setup.reload();
-    let s = setup.login(UserType::User, common::USER_PIN).expect("the user's old PIN logs in");
-    let found = s.find_objects(&[Attribute::Label(b"kept".to_vec())]).expect("find");
-    assert_eq!(found.len(), 1, "the stored key survived the upgrade");
-    let mut iv = [0u8; 12];
-    let params = GcmParams::new(&mut iv, b"", 128.into()).expect("gcm");
-    s.encrypt(&Mechanism::AesGcm(params), found[0], b"still usable").expect("the stored key works");
-    drop(s);
-    drop(setup.login(UserType::So, common::SO_PIN).expect("the SO's old PIN logs in"));
-    setup.finalize();
-    let db = setup.db();
-    let storage: Option<Vec<u8>> =
-        db.query_row("SELECT sealed_storage_key FROM tokens WHERE workspace = 'main'", [], |r| r.get(0)).expect("row");
-    assert!(storage.is_none(), "the root-only copy of the storage key is still there after both logins");
-    let master: Vec<u8> = db
-        .query_row("SELECT sealed FROM master_keys WHERE workspace = 'main' AND version = 1", [], |r| r.get(0))
-        .expect("row");
-    drop(db);
-    let opened = unseal_with_root_alone("wmk:main:v1", &master);
-    assert!(opened.is_none_or(|k| k.len() != 32), "the root alone still opens master key v1");
-    setup.reload();
-    drop(setup.login(UserType::User, common::USER_PIN).expect("the user logs in after the upgrade"));
+    let store = setup.ws.store_file().parent().expect("store dir").to_path_buf();
+    legacy::write(&out, &store, Some(&setup._hsm.tokens()), &m);
+    legacy::assert_legacy(&out.join("store/collabvault.sqlite3"));
 }
 
 const CKM_CV_WRAP_RECORD: u64 = 0xC356_0001;

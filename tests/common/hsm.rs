@@ -24,7 +24,8 @@ pub struct Hsm {
 }
 
 impl Hsm {
-    pub fn new() -> Hsm {
+    /// A private config over an empty token directory, exported as `SOFTHSM2_CONF`.
+    fn empty() -> Hsm {
         let dir = tempfile::tempdir().expect("tempdir");
         let tokens = dir.path().join("tokens");
         std::fs::create_dir_all(&tokens).expect("token dir");
@@ -36,13 +37,32 @@ impl Hsm {
         .expect("softhsm2.conf");
         std::env::set_var("SOFTHSM2_CONF", &conf);
         std::env::set_var(ROOT_PIN_ENV, ROOT_PIN);
+        Hsm { dir }
+    }
+
+    /// A copy of the token directory `tokens` (a committed fixture's), in a private
+    /// config exported as `SOFTHSM2_CONF`.
+    pub fn from_tokens(tokens: &Path) -> Hsm {
+        let hsm = Hsm::empty();
+        super::copy_tree(tokens, &hsm.tokens());
+        hsm
+    }
+
+    pub fn new() -> Hsm {
+        let hsm = Hsm::empty();
+        let conf = hsm.dir.path().join("softhsm2.conf");
         let status = Command::new("softhsm2-util")
             .args(["--init-token", "--free", "--label", ROOT_LABEL, "--so-pin", "root-so-1234", "--pin", ROOT_PIN])
             .env("SOFTHSM2_CONF", &conf)
             .output()
             .expect("softhsm2-util");
         assert!(status.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&status.stderr));
-        Hsm { dir }
+        hsm
+    }
+
+    /// The SoftHSM2 token directory.
+    pub fn tokens(&self) -> PathBuf {
+        self.dir.path().join("tokens")
     }
 
     /// The `[root]` section naming this token.
