@@ -15,18 +15,15 @@ import os
 import sys
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import casekit  # noqa: E402
+from casekit import NOTES, case, expect  # noqa: E402,F401
+
 CLIENT = "python"
-RESULTS = os.environ["CV_RESULTS"]
 
 
-def record(case, ok, detail=""):
-    line = f"{CLIENT} / {case} / {'PASS' if ok else 'FAIL'}"
-    print(line, flush=True)
-    with open(RESULTS, "a") as f:
-        f.write(line + "\n")
-    if not ok and detail:
-        for text in detail.rstrip().splitlines()[-20:]:
-            print(f"    | {text}", flush=True)
+def record(case_name, ok, detail=""):
+    casekit.record(CLIENT, case_name, ok, detail)
 
 
 try:
@@ -47,43 +44,14 @@ except Exception:  # a missing package is a failure, never a skip
 # Not every python-pkcs11 release names CKM_AES_KEY_WRAP_KWP (0x210B).
 AES_KEY_WRAP_KWP = getattr(Mechanism, "AES_KEY_WRAP_KWP", None)
 
-CASES = []
-NOTES = []  # what a case observed, shown under its result line
-
-
-def case(fn):
-    CASES.append(fn)
-    return fn
-
 
 def run():
-    ctx = {}
-    for fn in CASES:
-        name = fn.__name__.replace("_", "-")
-        try:
-            fn(ctx)
-        except Exception:
-            record(name, False, traceback.format_exc())
-        else:
-            record(name, True)
-        for note in NOTES:
-            print(f"    ({note})", flush=True)
-        NOTES.clear()
-
-
-def expect(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
+    casekit.run(CLIENT)
 
 
 def expect_refused(what, fn):
     """fn must fail with a PKCS#11 error; returns that error's class name."""
-    try:
-        fn()
-    except pkcs11.PKCS11Error as e:
-        NOTES.append(f"{what}: {type(e).__name__}")
-        return type(e).__name__
-    raise AssertionError(f"{what}: the token accepted it")
+    return casekit.expect_refused(what, fn, pkcs11.PKCS11Error)
 
 
 def aes_key(session, value, label, extra=None):

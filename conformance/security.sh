@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The security model as real clients meet it: pkcs11-tool sees the 8-byte PIN minimum and
+# a short PIN refused, the store is owner-only, and python-pkcs11 runs the policy cases
+# in security_policy.py (trust, wrap-then-decrypt, HMAC key types, RSA key transport).
+source "$(dirname "$0")/lib.sh"
+CLIENT=security
+need_tool tools pkcs11-tool python3 stat || exit 0
+fresh_workspace
+export MODULE USER_PIN CV_TOKEN_LABEL=security
+p11() { pkcs11-tool --module "$MODULE" "$@"; }
+
+check init-token p11 --init-token --label "$CV_TOKEN_LABEL" --so-pin "$SO_PIN"
+refused_with() { # refused_with CKR_NAME CMD...: CMD must fail and name CKR_NAME
+    local want=$1 out
+    shift
+    if out=$("$@" 2>&1); then
+        echo "accepted: $out"
+        return 1
+    fi
+    grep -q "$want" <<<"$out" || { echo "refused, but not with $want: $out"; return 1; }
+}
+check a-seven-byte-user-pin-is-pin-len-range refused_with CKR_PIN_LEN_RANGE \
+    p11 --init-pin --so-pin "$SO_PIN" --pin 1234567
+check init-pin p11 --init-pin --so-pin "$SO_PIN" --pin "$USER_PIN"
+expect_output token-reports-pin-length-8-to-255 'pin min/max *: *8/255' p11 --list-token-slots
+expect_output store-directory-is-owner-only '^700$' stat -c %a "$WORK/store"
+expect_output store-files-are-owner-only '^600$' bash -c "stat -c %a '$WORK'/store/collabvault.sqlite3* | sort -u"
+python3 "$(dirname "$0")/security_policy.py"
