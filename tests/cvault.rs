@@ -261,3 +261,108 @@ fn man_writes_a_page_for_cvault_and_each_subcommand() {
         assert!(text.contains(".TH"), "{page} is not a man page");
     }
 }
+
+/// Runs cvault with `--json` (appended), asserts success, parses stdout.
+fn json(cli: &Cli, args: &[&str]) -> serde_json::Value {
+    let out = cli.ok(&[args, &["--json"]].concat());
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("cvault {args:?} --json is not JSON ({e}):\n{out}"))
+}
+
+#[test]
+fn token_init_and_status_print_json() {
+    let cli = Cli::new();
+    let init = json(&cli, &["token", "init", "--workspace", "eng", "--label", "Engineering"]);
+    assert_eq!(init["workspace"], "eng");
+    assert_eq!(init["label"], "Engineering");
+    assert_eq!(init["user_pin_set"], true);
+    assert!(init["model"].as_str().is_some_and(|m| m.contains("hsm root")), "{init}");
+    let status = json(&cli, &["token", "status"]);
+    let ws = &status["workspaces"][0];
+    assert_eq!(ws["workspace"], "eng");
+    assert_eq!(ws["classification"], "restricted");
+    assert_eq!(ws["rotation_days"], 30);
+    assert_eq!(ws["initialized"], true);
+    assert_eq!(ws["rotation_due"], false);
+    assert_eq!(ws["versions"][0]["version"], 1);
+    assert_eq!(ws["versions"][0]["state"], "active");
+    // `--format json` is the same switch.
+    let again: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["--format", "json", "token", "status"])).expect("--format json");
+    assert_eq!(again["workspaces"][0]["workspace"], "eng");
+}
+
+#[test]
+fn master_list_rotate_retire_and_destroy_print_json() {
+    let cli = Cli::new();
+    cli.init();
+    let not_due = json(&cli, &["master", "rotate", "--due"]);
+    assert_eq!(not_due["rotated"], false);
+    assert_eq!(not_due["active"], 1);
+    let rotated = json(&cli, &["master", "rotate"]);
+    assert_eq!((rotated["rotated"].clone(), rotated["active"].clone()), (true.into(), 2.into()));
+    assert_eq!(rotated["decrypt_only"], 1);
+    let list = json(&cli, &["master", "list"]);
+    let versions = list["workspaces"][0]["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["state"], "decrypt-only");
+    assert_eq!(versions[1]["state"], "active");
+    assert_eq!(versions[1]["stored_deks"], 0);
+    assert_eq!(versions[1]["blocked"], false);
+    assert!(versions[1]["created"].as_str().is_some_and(|d| d.len() == 10), "{list}");
+    let retired = json(&cli, &["master", "retire", "--version", "1"]);
+    assert_eq!((retired["version"].clone(), retired["state"].clone()), (1.into(), "retired".into()));
+    let destroyed = json(&cli, &["master", "destroy", "--version", "1"]);
+    assert_eq!(destroyed["state"], "destroyed");
+}
+
+#[test]
+fn master_rewrap_prints_json() {
+    let cli = Cli::new();
+    cli.init();
+    let dir = cli.ws.dir.path().join("records");
+    std::fs::create_dir_all(&dir).expect("records dir");
+    make_record(&dir.join("a.wrap"));
+    cli.ok(&["master", "rotate"]);
+    make_record(&dir.join("b.wrap"));
+    let out = json(&cli, &["master", "rewrap", "--records", dir.to_str().expect("utf-8")]);
+    assert_eq!(out["version"], 2);
+    assert_eq!(out["total"], 2);
+    assert_eq!(out["rewrapped"], 1);
+    assert_eq!(out["already_current"], 1);
+    assert_eq!(out["records"][0]["file"], "a.wrap");
+    assert_eq!(out["records"][0]["from"], 1);
+}
+
+#[test]
+fn audit_verify_report_and_key_print_json() {
+    let cli = Cli::new();
+    cli.init();
+    cli.ok(&["master", "rotate"]);
+    let verify = json(&cli, &["audit", "verify"]);
+    assert_eq!(verify["intact"], true, "{verify}");
+    assert!(verify["entries"].as_u64().is_some_and(|n| n > 0));
+    assert!(verify["head"].as_str().is_some_and(|h| h.len() == 64), "{verify}");
+    let report = json(&cli, &["audit", "report"]);
+    assert_eq!(report["chain"]["intact"], true);
+    assert_eq!(report["entries"], verify["entries"]);
+    let ws = &report["workspaces"][0];
+    assert_eq!(ws["workspace"], "eng");
+    assert_eq!(ws["masters"]["rotation_days"], 30);
+    assert_eq!(ws["masters"]["versions"][1]["state"], "active");
+    assert_eq!(ws["masters"]["versions"][1]["rotation_due"], false);
+    assert!(ws["objects"].is_array() && ws["failed_logins"].is_array() && ws["refusals"].is_object(), "{ws}");
+    let key = json(&cli, &["audit", "key"]);
+    assert!(key["pem"].as_str().is_some_and(|p| p.starts_with("-----BEGIN PUBLIC KEY-----")), "{key}");
+}
+
+#[test]
+fn audit_export_lines_parse_as_json() {
+    let cli = Cli::new();
+    cli.init();
+    let out = cli.ok(&["audit", "export"]);
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().expect("an entry")).expect("JSON line");
+    assert_eq!(first["seq"], 1);
+    for field in ["at_ms", "actor", "action", "outcome", "prev_hash", "hash"] {
+        assert!(!first[field].is_null(), "{field} missing: {first}");
+    }
+}

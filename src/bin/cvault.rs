@@ -225,6 +225,12 @@ fn dispatch(t: &Tool, command: Command) -> Res<()> {
     }
 }
 
+/// Prints a `--json` document on stdout.
+fn print_json(value: &serde_json::Value) {
+    // Serializing a Value cannot fail; an empty line would still be noticed by a parser.
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
 /// `cvault man DIR`: cvault.1 and one page per subcommand (cvault-master-rotate.1, ...).
 fn write_man_pages(dir: &Path) -> Res<ExitCode> {
     let cannot = |e: std::io::Error| Failure(format!("cannot write man pages to {}: {e}", dir.display()));

@@ -22,9 +22,11 @@ use collabvault_pkcs11::store::audit::AuditRow;
 use collabvault_pkcs11::store::sqlite::{SqliteStore, STORE_FILE};
 use collabvault_pkcs11::store::{Backend, Lifecycle, MasterRecord};
 
+use serde_json::{json, Value};
+
 use crate::cli::{AuditCommand, Global};
 use crate::time::{date, now, parse_time, rfc3339, rotation_due, DAY};
-use crate::{fail, Failure, Res};
+use crate::{fail, print_json, Failure, Res};
 
 /// Outcomes that mean a PIN was tried and refused.
 const FAILED_LOGIN_OUTCOMES: [&str; 2] = ["CKR_PIN_INCORRECT", "CKR_PIN_LOCKED"];
@@ -32,10 +34,10 @@ const FAILED_LOGIN_OUTCOMES: [&str; 2] = ["CKR_PIN_INCORRECT", "CKR_PIN_LOCKED"]
 /// `cvault audit SUBCOMMAND`.
 pub(crate) fn run(config: &Config, command: &AuditCommand, global: &Global) -> Res<ExitCode> {
     match command {
-        AuditCommand::Verify => verify(config),
+        AuditCommand::Verify => verify(config, global.json()),
         AuditCommand::Export { since, until, key } => export(config, since, until, key),
         AuditCommand::Report => report(config, global),
-        AuditCommand::Key => self::key(config),
+        AuditCommand::Key => self::key(config, global.json()),
     }
 }
 
@@ -101,11 +103,25 @@ fn verdict_line(checked: &Checked) -> String {
     }
 }
 
+/// A verdict's `--json` form.
+fn verdict_json(checked: &Checked) -> Value {
+    match &checked.verdict {
+        Verdict::Intact { entries, head } => {
+            json!({"intact": true, "entries": entries, "head": head, "basis": checked.basis})
+        }
+        Verdict::Broken { seq, defect } => json!({"intact": false, "broken_at": seq, "defect": defect.to_string()}),
+    }
+}
+
 /// `cvault audit verify`: exit 0 when intact, 1 naming the first bad entry.
-fn verify(config: &Config) -> Res<ExitCode> {
+fn verify(config: &Config, as_json: bool) -> Res<ExitCode> {
     let (store, rows) = open(config)?;
     let checked = verify_log(config, &store, &rows)?;
-    println!("{}", verdict_line(&checked));
+    if as_json {
+        print_json(&verdict_json(&checked));
+    } else {
+        println!("{}", verdict_line(&checked));
+    }
     Ok(match checked.verdict {
         Verdict::Intact { .. } => ExitCode::SUCCESS,
         Verdict::Broken { .. } => ExitCode::FAILURE,
@@ -114,7 +130,7 @@ fn verify(config: &Config) -> Res<ExitCode> {
 
 /// `cvault audit key`: the audit public key the root token holds, as PEM, for verifiers
 /// who check the checkpoints' signatures themselves.
-fn key(config: &Config) -> Res<ExitCode> {
+fn key(config: &Config, as_json: bool) -> Res<ExitCode> {
     let Some(root_config) = &config.root else {
         return fail("there is no audit key: checkpoints are signed only with a [root] (an underlying token)");
     };
@@ -124,7 +140,11 @@ fn key(config: &Config) -> Res<ExitCode> {
         return fail("the root token holds no audit key yet: the first checkpoint makes it");
     };
     let pem = checkpoint::public_key_pem(&point).map_err(|e| Failure(format!("the audit key is malformed: {e}")))?;
-    print!("{pem}");
+    if as_json {
+        print_json(&json!({ "algorithm": "ECDSA P-256", "pem": pem }));
+    } else {
+        print!("{pem}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -157,6 +177,10 @@ impl Usage {
     fn add(&mut self, action: &str, n: u64, at_ms: i64) {
         *self.ops.entry(action.to_string()).or_default() += n;
         self.last_ms = self.last_ms.max(at_ms);
+    }
+
+    fn json(&self) -> Value {
+        json!({ "ops": self.ops, "last": rfc3339(self.last_ms) })
     }
 
     fn line(&self) -> String {
@@ -281,6 +305,23 @@ fn report(config: &Config, global: &Global) -> Res<ExitCode> {
         names.retain(|n| n == only);
     }
 
+    if global.json() {
+        let workspaces: Vec<Value> = names
+            .iter()
+            .map(|name| {
+                workspace_json(config, &store, name, by_workspace.get(name).unwrap_or(&WorkspaceSummary::default()))
+            })
+            .collect();
+        print_json(&json!({
+            "store": store.path().display().to_string(),
+            "entries": rows.len(),
+            "first": rows.first().map(|r| rfc3339(r.at_ms)),
+            "last": rows.last().map(|r| rfc3339(r.at_ms)),
+            "chain": verdict_json(&checked),
+            "workspaces": workspaces,
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
     let span = match (rows.first(), rows.last()) {
         (Some(first), Some(last)) => format!(", {} to {}", rfc3339(first.at_ms), rfc3339(last.at_ms)),
         _ => String::new(),
@@ -298,6 +339,74 @@ fn report(config: &Config, global: &Global) -> Res<ExitCode> {
         print_workspace(config, &store, name, summary);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One workspace's report as `--json` (field names documented in the README).
+fn workspace_json(config: &Config, store: &SqliteStore, name: &str, s: &WorkspaceSummary) -> Value {
+    let objects: Vec<Value> = s
+        .objects
+        .iter()
+        .map(|(object, usage)| {
+            let mut v = usage.json();
+            v["object"] = json!(object);
+            v
+        })
+        .collect();
+    let failed: Vec<Value> = s
+        .failed_logins
+        .iter()
+        .map(|((actor, outcome), n)| json!({"actor": actor, "outcome": outcome, "count": n}))
+        .collect();
+    let alerts: Vec<Value> =
+        s.alerts.iter().map(|(at, kind, what)| json!({"at": rfc3339(*at), "kind": kind, "object": what})).collect();
+    json!({
+        "workspace": name,
+        "entries": s.entries,
+        "token": if s.token.ops.is_empty() { Value::Null } else { s.token.json() },
+        "objects": objects,
+        "masters": masters_json(config, store, name, s),
+        "failed_logins": failed,
+        "alerts": alerts,
+        "refusals": s.refusals,
+    })
+}
+
+/// The master key versions of `print_masters`, as `--json`.
+fn masters_json(config: &Config, store: &SqliteStore, name: &str, s: &WorkspaceSummary) -> Value {
+    let Ok(masters) = store.masters(name) else { return Value::Null };
+    let (_, schedule) = classification_and_schedule(config, name, &masters);
+    let now = now();
+    let versions: Vec<Value> = masters
+        .iter()
+        .map(|m| {
+            let created = u64::try_from(m.created_at).unwrap_or(0);
+            let (uses, last) = s.versions.get(&m.version).copied().unwrap_or_default();
+            let due = matches!(m.state, Lifecycle::Active).then(|| rotation_due(m.version, created, schedule, now).0);
+            json!({
+                "version": m.version,
+                "state": state_name(m.state),
+                "created": date(created),
+                "age_days": now.saturating_sub(created) / DAY,
+                "named_by_entries": uses,
+                "last_named": (uses > 0).then(|| rfc3339(last)),
+                "rotation_due": due,
+            })
+        })
+        .collect();
+    json!({ "rotation_days": schedule, "versions": versions })
+}
+
+/// The workspace's classification (from the config, else its newest master key) and the
+/// rotation schedule in days that `[rotation]` sets for it.
+fn classification_and_schedule(config: &Config, name: &str, masters: &[MasterRecord]) -> (Option<String>, Option<u64>) {
+    let classification = config
+        .workspaces
+        .iter()
+        .find(|w| w.name == name)
+        .map(|w| w.classification.clone())
+        .or_else(|| masters.last().map(|m| m.classification.clone()));
+    let schedule = classification.as_ref().and_then(|c| config.rotation.max_age_days.get(c)).map(|d| u64::from(*d));
+    (classification, schedule)
 }
 
 fn print_workspace(config: &Config, store: &SqliteStore, name: &str, s: &WorkspaceSummary) {
@@ -340,13 +449,7 @@ fn print_masters(config: &Config, store: &SqliteStore, name: &str, s: &Workspace
             return;
         }
     };
-    let classification = config
-        .workspaces
-        .iter()
-        .find(|w| w.name == name)
-        .map(|w| w.classification.clone())
-        .or_else(|| masters.last().map(|m| m.classification.clone()));
-    let schedule = classification.as_ref().and_then(|c| config.rotation.max_age_days.get(c)).map(|d| u64::from(*d));
+    let (classification, schedule) = classification_and_schedule(config, name, &masters);
     let rotation = schedule.map_or("no rotation schedule".to_string(), |d| format!("rotation every {d} days"));
     let class = classification.as_deref().unwrap_or("unknown");
     let in_use = masters.iter().filter(|m| m.state.unwraps()).count();

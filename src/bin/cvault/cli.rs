@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
 const ENVIRONMENT: &str = "\
@@ -56,6 +56,28 @@ pub(crate) struct Global {
     /// The workspace to act on (default: every configured one, or the only one).
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) workspace: Option<String>,
+    /// Print JSON instead of text (same as `--format json`).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+}
+
+impl Global {
+    /// Whether the output is JSON.
+    pub(crate) fn json(&self) -> bool {
+        self.json || self.format == Format::Json
+    }
+}
+
+/// How a command prints what it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Lines for people to read.
+    Text,
+    /// One JSON document (field names are stable; see the README).
+    Json,
 }
 
 /// The command groups.
