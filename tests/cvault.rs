@@ -40,8 +40,13 @@ impl Cli {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cvault"));
-        c.args(args)
-            .env("COLLABVAULT_CONF", &self.ws.conf)
+        c.args(args);
+        self.environment(c)
+    }
+
+    /// `c` with the fixture's environment: config, module, SoftHSM2 and PINs.
+    fn environment(&self, mut c: Command) -> Command {
+        c.env("COLLABVAULT_CONF", &self.ws.conf)
             .env("COLLABVAULT_MODULE", common::module_path())
             .env("SOFTHSM2_CONF", self.hsm.conf().join("softhsm2.conf"))
             .env(ROOT_PIN_ENV, ROOT_PIN)
@@ -365,4 +370,60 @@ fn audit_export_lines_parse_as_json() {
     for field in ["at_ms", "actor", "action", "outcome", "prev_hash", "hash"] {
         assert!(!first[field].is_null(), "{field} missing: {first}");
     }
+}
+
+#[test]
+fn a_pin_is_never_taken_from_the_command_line() {
+    let cli = Cli::new();
+    let out = cli.run(&["master", "list", "--pin", common::USER_PIN]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let no_pin = cli.command(&["master", "list"]).env_remove("CV_USER_PIN").output().expect("run cvault");
+    let stderr = String::from_utf8_lossy(&no_pin.stderr);
+    assert!(stderr.contains("set CV_USER_PIN or use --pin-file"), "{stderr}");
+}
+
+/// Reads `from` until `text` has appeared (or the stream ends), returning all read so far.
+fn read_until(from: &mut impl std::io::Read, text: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains(text) {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[test]
+fn a_missing_pin_is_asked_for_on_a_terminal_without_echo() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+
+    // script(1) gives cvault a terminal; without it there is nothing to test here.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) is not installed");
+        return;
+    }
+    let cli = Cli::new();
+    cli.init();
+    let line = format!("{} master list", env!("CARGO_BIN_EXE_cvault"));
+    let mut child = cli
+        .environment(Command::new("script"))
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("CV_USER_PIN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let prompt = read_until(&mut stdout, "user PIN for workspace eng: ");
+    assert!(prompt.contains("user PIN for workspace eng: "), "no prompt: {prompt}");
+    child.stdin.take().expect("stdin").write_all(format!("{}\n", common::USER_PIN).as_bytes()).expect("type PIN");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("read");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{prompt}{rest}");
+    assert!(row(&rest, 1).starts_with("v1 active"), "{rest}");
+    assert!(!rest.contains(common::USER_PIN), "the PIN was echoed: {rest}");
 }

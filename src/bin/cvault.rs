@@ -10,8 +10,8 @@
 //!
 //! The module reads its config from `COLLABVAULT_CONF`; the tool reads the same file (for
 //! the workspaces, the store directory and the `[rotation]` schedule) with the crate's
-//! [`Config`]. PINs come from `CV_SO_PIN`/`CV_USER_PIN` or `--pin-file`, never from the
-//! command line, where other users could read them.
+//! [`Config`]. PINs come from `--pin-file`, `CV_SO_PIN`/`CV_USER_PIN`, or a no-echo prompt
+//! on a terminal, never from the command line, where other users could read them.
 //!
 //! The command line (`cli.rs`) is clap's: commands grouped as `token`, `master` and
 //! `audit`, plus `completions` and `man` for packagers. The flat commands of earlier
@@ -32,6 +32,8 @@ mod masters;
 #[path = "cvault/time.rs"]
 mod time;
 
+use std::cell::RefCell;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -42,6 +44,7 @@ use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
+use zeroize::Zeroizing;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, Global, MasterCommand, TokenCommand, MOVED};
@@ -101,38 +104,116 @@ fn meaning(rv: RvError) -> String {
     spec.split(". ").next().unwrap_or_default().trim_end_matches('.').to_string()
 }
 
-/// The SO and user PINs: from the environment, overridden by `--pin-file`.
+/// The SO and user PINs: from `--pin-file`, else the environment, else (on a terminal) a
+/// prompt that does not echo. Never from argv, where other users could read them.
 struct Pins {
-    so: Option<String>,
-    user: Option<String>,
+    so: RefCell<Option<Zeroizing<String>>>,
+    user: RefCell<Option<Zeroizing<String>>>,
+    /// Whether a missing PIN may be asked for: stdin is a terminal.
+    can_prompt: bool,
+}
+
+/// Which PIN, for prompts and messages.
+#[derive(Clone, Copy)]
+enum Who {
+    So,
+    User,
+}
+
+impl Who {
+    fn name(self) -> &'static str {
+        match self {
+            Who::So => "SO PIN",
+            Who::User => "user PIN",
+        }
+    }
+
+    fn variable(self) -> &'static str {
+        match self {
+            Who::So => "CV_SO_PIN",
+            Who::User => "CV_USER_PIN",
+        }
+    }
 }
 
 impl Pins {
     fn load(pin_file: Option<&Path>) -> Res<Pins> {
-        let mut pins = Pins { so: std::env::var("CV_SO_PIN").ok(), user: std::env::var("CV_USER_PIN").ok() };
+        let env = |name: &str| std::env::var(name).ok().filter(|p| !p.is_empty()).map(Zeroizing::new);
+        let pins = Pins {
+            so: RefCell::new(env("CV_SO_PIN")),
+            user: RefCell::new(env("CV_USER_PIN")),
+            can_prompt: std::io::stdin().is_terminal(),
+        };
         let Some(path) = pin_file else {
             return Ok(pins);
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure(format!("cannot read PIN file {}: {e}", path.display())))?;
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| Failure(format!("cannot read PIN file {}: {e}", path.display())))?,
+        );
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             match line.split_once('=') {
-                Some(("CV_SO_PIN", pin)) => pins.so = Some(pin.to_string()),
-                Some(("CV_USER_PIN", pin)) => pins.user = Some(pin.to_string()),
+                Some(("CV_SO_PIN", pin)) => *pins.so.borrow_mut() = Some(Zeroizing::new(pin.to_string())),
+                Some(("CV_USER_PIN", pin)) => *pins.user.borrow_mut() = Some(Zeroizing::new(pin.to_string())),
                 _ => return fail(format!("{}: lines must be CV_SO_PIN=... or CV_USER_PIN=...", path.display())),
             }
         }
         Ok(pins)
     }
 
-    fn user(&self) -> Res<AuthPin> {
-        let pin = self.user.clone().ok_or_else(|| Failure("no user PIN: set CV_USER_PIN or use --pin-file".into()))?;
-        Ok(AuthPin::new(pin.into()))
+    fn slot(&self, who: Who) -> &RefCell<Option<Zeroizing<String>>> {
+        match who {
+            Who::So => &self.so,
+            Who::User => &self.user,
+        }
     }
 
-    fn so(&self) -> Res<AuthPin> {
-        let pin = self.so.clone().ok_or_else(|| Failure("no SO PIN: set CV_SO_PIN or use --pin-file".into()))?;
-        Ok(AuthPin::new(pin.into()))
+    /// Whether the PIN is known or can be asked for.
+    fn available(&self, who: Who) -> bool {
+        self.can_prompt || self.slot(who).borrow().is_some()
+    }
+
+    /// The PIN, asked for once on the terminal if neither the file nor the environment
+    /// gave it. `confirm` asks twice (a PIN being set, where a typo would lock one out).
+    fn get(&self, who: Who, workspace: &str, confirm: bool) -> Res<AuthPin> {
+        if let Some(pin) = self.slot(who).borrow().as_ref() {
+            return Ok(AuthPin::new(pin.as_str().into()));
+        }
+        if !self.can_prompt {
+            return fail(format!(
+                "no {}: set {} or use --pin-file (or run cvault on a terminal to be asked)",
+                who.name(),
+                who.variable()
+            ));
+        }
+        let ask = |prompt: String| {
+            rpassword::prompt_password(prompt)
+                .map(Zeroizing::new)
+                .map_err(|e| Failure(format!("cannot read the {} from the terminal: {e}", who.name())))
+        };
+        let pin = ask(format!("{} for workspace {workspace}: ", who.name()))?;
+        if confirm && ask(format!("{} again: ", who.name()))? != pin {
+            return fail(format!("the two {}s differ; nothing was changed", who.name()));
+        }
+        if pin.is_empty() {
+            return fail(format!("empty {}", who.name()));
+        }
+        let auth = AuthPin::new(pin.as_str().into());
+        *self.slot(who).borrow_mut() = Some(pin);
+        Ok(auth)
+    }
+
+    fn user(&self, workspace: &str) -> Res<AuthPin> {
+        self.get(Who::User, workspace, false)
+    }
+
+    fn so(&self, workspace: &str) -> Res<AuthPin> {
+        self.get(Who::So, workspace, false)
+    }
+
+    /// A user PIN about to be set (`token init`): asked twice when prompted.
+    fn new_user(&self, workspace: &str) -> Res<AuthPin> {
+        self.get(Who::User, workspace, true)
     }
 }
 
@@ -196,7 +277,7 @@ impl Tool {
 
     fn user_session(&self, workspace: &str) -> Res<Session> {
         let session = self.pkcs11.open_rw_session(self.slot(workspace)?)?;
-        session.login(UserType::User, Some(&self.pins.user()?))?;
+        session.login(UserType::User, Some(&self.pins.user(workspace)?))?;
         Ok(session)
     }
 

@@ -141,11 +141,11 @@ pub(crate) fn cmd_init(t: &Tool, label: &str) -> Res<()> {
         return fail("token init needs a workspace: cvault token init --workspace NAME --label L");
     };
     let slot = t.slot(&ws)?;
-    let so = t.pins.so()?;
+    let so = t.pins.so(&ws)?;
     t.pkcs11.init_token(slot, &so, label)?;
     let session = t.pkcs11.open_rw_session(slot)?;
     session.login(UserType::So, Some(&so))?;
-    session.init_pin(&t.pins.user()?)?;
+    session.init_pin(&t.pins.new_user(&ws)?)?;
     drop(session);
     let model = t.pkcs11.get_token_info(slot)?.model().trim_end().to_string();
     if t.global.json() {
@@ -192,9 +192,9 @@ pub(crate) fn cmd_status(t: &Tool) -> Res<()> {
             out.push(entry);
             continue;
         }
-        if t.pins.user.is_none() {
+        if !t.pins.available(crate::Who::User) {
             if text {
-                println!("  master key versions are visible to the user: set CV_USER_PIN or use --pin-file");
+                println!("  master key versions are visible to the user: set CV_USER_PIN, use --pin-file, or run on a terminal");
             }
             out.push(entry);
             continue;
