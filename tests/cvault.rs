@@ -427,3 +427,40 @@ fn a_missing_pin_is_asked_for_on_a_terminal_without_echo() {
     assert!(row(&rest, 1).starts_with("v1 active"), "{rest}");
     assert!(!rest.contains(common::USER_PIN), "the PIN was echoed: {rest}");
 }
+
+/// `cvault ARGS` under script(1), which gives it a terminal: everything it wrote there.
+/// `None` when script(1) is not installed.
+fn on_a_terminal(cli: &Cli, args: &str) -> Option<String> {
+    Command::new("script").arg("--version").output().ok()?;
+    let line = format!("{} {args}", env!("CARGO_BIN_EXE_cvault"));
+    let out = cli.environment(Command::new("script")).args(["-qec", &line, "/dev/null"]).output().expect("script");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn rewrap_and_verify_show_progress_on_a_terminal_and_nothing_on_a_pipe() {
+    let cli = Cli::new();
+    cli.init();
+    let dir = cli.ws.dir.path().join("records");
+    std::fs::create_dir_all(&dir).expect("records dir");
+    for name in ["a.wrap", "b.wrap", "c.wrap"] {
+        make_record(&dir.join(name));
+    }
+    cli.ok(&["master", "rotate"]);
+    let records = dir.to_str().expect("utf-8");
+    let Some(drawn) = on_a_terminal(&cli, &format!("master rewrap --records {records}")) else {
+        eprintln!("skipped: script(1) is not installed");
+        return;
+    };
+    assert!(drawn.contains("re-wrap [") && drawn.contains("3/3"), "no progress bar: {drawn:?}");
+    assert!(drawn.contains("re-wrapped 3"), "{drawn}");
+    // On a pipe: the results on stdout, nothing at all on stderr.
+    make_record(&dir.join("d.wrap"));
+    cli.ok(&["master", "rotate"]);
+    let piped = cli.run(&["master", "rewrap", "--records", records]);
+    assert!(piped.status.success());
+    assert!(piped.stderr.is_empty(), "{}", String::from_utf8_lossy(&piped.stderr));
+    let verified = cli.run(&["audit", "verify"]);
+    assert!(verified.status.success() && verified.stderr.is_empty());
+}

@@ -29,6 +29,8 @@ mod audit;
 mod cli;
 #[path = "cvault/masters.rs"]
 mod masters;
+#[path = "cvault/progress.rs"]
+mod progress;
 #[path = "cvault/time.rs"]
 mod time;
 

@@ -53,6 +53,20 @@ fn open(config: &Config) -> Res<(SqliteStore, Vec<AuditRow>)> {
     Ok((store, rows))
 }
 
+/// The store, its entries and their verdict, with a spinner on a terminal: a long chain
+/// takes seconds to read and hash.
+fn open_and_verify(config: &Config) -> Res<(SqliteStore, Vec<AuditRow>, Checked)> {
+    let spinner = crate::progress::spinner("reading the audit log".into());
+    let opened = open(config);
+    let result = opened.and_then(|(store, rows)| {
+        spinner.set_message(format!("verifying {} entries", rows.len()));
+        let checked = verify_log(config, &store, &rows)?;
+        Ok((store, rows, checked))
+    });
+    spinner.finish_and_clear();
+    result
+}
+
 /// A verdict, and what it rests on beyond the chain itself (printed after it).
 struct Checked {
     verdict: Verdict,
@@ -115,8 +129,7 @@ fn verdict_json(checked: &Checked) -> Value {
 
 /// `cvault audit verify`: exit 0 when intact, 1 naming the first bad entry.
 fn verify(config: &Config, as_json: bool) -> Res<ExitCode> {
-    let (store, rows) = open(config)?;
-    let checked = verify_log(config, &store, &rows)?;
+    let (_, _, checked) = open_and_verify(config)?;
     if as_json {
         print_json(&verdict_json(&checked));
     } else {
@@ -288,8 +301,7 @@ fn state_name(state: Lifecycle) -> &'static str {
 
 /// `cvault audit report`: a compliance summary per workspace, in a stable order.
 fn report(config: &Config, global: &Global) -> Res<ExitCode> {
-    let (store, rows) = open(config)?;
-    let checked = verify_log(config, &store, &rows)?;
+    let (store, rows, checked) = open_and_verify(config)?;
     let mut by_workspace: BTreeMap<String, WorkspaceSummary> = BTreeMap::new();
     for row in &rows {
         let ws = row.event.workspace.clone().unwrap_or_else(|| "(none)".into());

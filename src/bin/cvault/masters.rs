@@ -367,24 +367,28 @@ pub(crate) fn cmd_rewrap(t: &Tool, dir: &Path) -> Res<()> {
         println!("re-wrapping {} record(s) in {} to v{}", files.len(), dir.display(), newest.number);
     }
     let (mut moved, mut skipped) = (Vec::new(), 0);
+    let bar = crate::progress::bar(files.len(), "re-wrap");
     for (i, path) in files.iter().enumerate() {
         let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         match rewrap_one(&session, master, &w.name, newest.number, path) {
             Ok(Some(from)) => {
                 if text {
-                    println!("  {name}: v{from} -> v{}", newest.number);
+                    bar.suspend(|| println!("  {name}: v{from} -> v{}", newest.number));
                 }
                 moved.push(json!({"file": name, "from": from}));
             }
             Ok(None) => skipped += 1,
             Err(Failure(why)) => {
+                bar.finish_and_clear();
                 return fail(format!(
                     "rewrap stopped after {i} of {} record(s): {why}; run it again to resume",
                     files.len()
-                ))
+                ));
             }
         }
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     if text {
         println!("re-wrapped {}, already at v{}: {skipped}, total {}", moved.len(), newest.number, files.len());
     } else {
