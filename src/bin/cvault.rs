@@ -10,21 +10,32 @@
 //!
 //! The module reads its config from `COLLABVAULT_CONF`; the tool reads the same file (for
 //! the workspaces, the store directory and the `[rotation]` schedule) with the crate's
-//! [`Config`]. PINs come from `CV_SO_PIN`/`CV_USER_PIN` or `--pin-file`, never from the
-//! command line, where other users could read them.
+//! [`Config`]. PINs come from `--pin-file`, `CV_SO_PIN`/`CV_USER_PIN`, or a no-echo prompt
+//! on a terminal, never from the command line, where other users could read them.
+//!
+//! The command line (`cli.rs`) is clap's: commands grouped as `token`, `master` and
+//! `audit`, plus `completions` and `man` for packagers. The flat commands of earlier
+//! versions (`cvault rotate`) are answered with the form to type now.
 //!
 //! Exit codes: 0 on success, 1 when the module refuses or anything fails (one line on
-//! stderr saying what and why), and 1 when `audit verify` finds the log broken.
+//! stderr saying what and why), 1 when `audit verify` finds the log broken, and 2 on a
+//! usage error.
 
 // The tool's modules live in `src/bin/cvault/` (a binary's root file does not look there
 // on its own).
 #[path = "cvault/audit.rs"]
 mod audit;
+#[path = "cvault/cli.rs"]
+mod cli;
 #[path = "cvault/masters.rs"]
 mod masters;
+#[path = "cvault/progress.rs"]
+mod progress;
 #[path = "cvault/time.rs"]
 mod time;
 
+use std::cell::RefCell;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -35,28 +46,10 @@ use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
+use zeroize::Zeroizing;
 
-const USAGE: &str = "\
-usage: cvault [--module PATH] [--pin-file FILE] [--workspace NAME] COMMAND
-  init --workspace NAME --label L   initialize the workspace's token and set the user PIN
-  status                            root, master key versions, ages, rotations due
-  list                              master key versions (number, state, created, classification)
-  rotate [--due]                    make a new master key version current (--due: only if due)
-  rewrap --records DIR              re-wrap every DIR/*.wrap record to the newest version
-  retire --version N                version N stops unwrapping (only once superseded)
-  destroy --version N               version N's sealed key is deleted (only once retired)
-  audit verify                      prove the audit log intact, or name its first bad entry (exit 1)
-  audit export [--since T] [--until T] [--key TEXT]
-                                    entries as JSON lines; T: RFC 3339 or Unix ms; TEXT: part of the
-                                    entry's object (a CKA_UNIQUE_ID, a label, wmk v2)
-  audit report                      per workspace: operations per object and last use, master key
-                                    versions and rotation age, failed logins, alerts, refusals
-  audit key                         the audit public key that verifies the signed checkpoints (PEM)
-  (the audit commands read the store named by the config and need no token PIN; with a [root]
-   they read the checkpoint head and audit key from the root token, with its configured PIN)
-environment: COLLABVAULT_CONF (the module's config), COLLABVAULT_MODULE (the module; default:
-  libcollabvault_pkcs11.so beside cvault), CV_SO_PIN, CV_USER_PIN; --pin-file holds
-  CV_SO_PIN=... / CV_USER_PIN=... lines and wins over the environment";
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command, Global, MasterCommand, TokenCommand, MOVED};
 
 /// A failure, as the one line `cvault` prints on stderr.
 struct Failure(String);
@@ -99,8 +92,8 @@ fn meaning(rv: RvError) -> String {
         RvError::ActionProhibited => "the module's policy refuses this action",
         RvError::PinIncorrect => "wrong PIN",
         RvError::PinLocked => "the PIN is locked after too many failures",
-        RvError::UserPinNotInitialized => "the user PIN is not set: run `cvault init`",
-        RvError::TokenNotRecognized => "the token is not initialized: run `cvault init`",
+        RvError::UserPinNotInitialized => "the user PIN is not set: run `cvault token init`",
+        RvError::TokenNotRecognized => "the token is not initialized: run `cvault token init`",
         RvError::TokenNotPresent => "the token or its root slot is not present",
         RvError::DeviceError => "the root of trust failed; the module log names the cause",
         RvError::GeneralError => "the module failed; its log names the cause",
@@ -113,89 +106,116 @@ fn meaning(rv: RvError) -> String {
     spec.split(". ").next().unwrap_or_default().trim_end_matches('.').to_string()
 }
 
-/// Command-line arguments, parsed by hand: a command (with a subcommand for `audit`) and a
-/// few named options.
-#[derive(Default)]
-struct Args {
-    command: String,
-    subcommand: Option<String>,
-    module: Option<PathBuf>,
-    pin_file: Option<PathBuf>,
-    workspace: Option<String>,
-    label: Option<String>,
-    version: Option<u32>,
-    records: Option<PathBuf>,
-    due: bool,
-    since: Option<String>,
-    until: Option<String>,
-    key: Option<String>,
-}
-
-impl Args {
-    fn parse(mut argv: impl Iterator<Item = String>) -> Res<Args> {
-        let mut a = Args::default();
-        while let Some(arg) = argv.next() {
-            let mut value = || argv.next().ok_or_else(|| Failure(format!("{arg} needs a value")));
-            match arg.as_str() {
-                "--module" => a.module = Some(value()?.into()),
-                "--pin-file" => a.pin_file = Some(value()?.into()),
-                "--workspace" => a.workspace = Some(value()?),
-                "--label" => a.label = Some(value()?),
-                "--records" => a.records = Some(value()?.into()),
-                "--version" => {
-                    let v = value()?;
-                    a.version = Some(v.parse().map_err(|_| Failure(format!("--version {v:?} is not a number")))?);
-                }
-                "--due" => a.due = true,
-                "--since" => a.since = Some(value()?),
-                "--until" => a.until = Some(value()?),
-                "--key" => a.key = Some(value()?),
-                "-h" | "--help" => a.command = "help".into(),
-                s if s.starts_with('-') => return fail(format!("unknown option {s}\n{USAGE}")),
-                s if a.command.is_empty() => a.command = s.to_string(),
-                s if a.command == "audit" && a.subcommand.is_none() => a.subcommand = Some(s.to_string()),
-                s => return fail(format!("unexpected argument {s:?}")),
-            }
-        }
-        if a.command.is_empty() {
-            return fail(format!("no command\n{USAGE}"));
-        }
-        Ok(a)
-    }
-}
-
-/// The SO and user PINs: from the environment, overridden by `--pin-file`.
+/// The SO and user PINs: from `--pin-file`, else the environment, else (on a terminal) a
+/// prompt that does not echo. Never from argv, where other users could read them.
 struct Pins {
-    so: Option<String>,
-    user: Option<String>,
+    so: RefCell<Option<Zeroizing<String>>>,
+    user: RefCell<Option<Zeroizing<String>>>,
+    /// Whether a missing PIN may be asked for: stdin is a terminal.
+    can_prompt: bool,
+}
+
+/// Which PIN, for prompts and messages.
+#[derive(Clone, Copy)]
+enum Who {
+    So,
+    User,
+}
+
+impl Who {
+    fn name(self) -> &'static str {
+        match self {
+            Who::So => "SO PIN",
+            Who::User => "user PIN",
+        }
+    }
+
+    fn variable(self) -> &'static str {
+        match self {
+            Who::So => "CV_SO_PIN",
+            Who::User => "CV_USER_PIN",
+        }
+    }
 }
 
 impl Pins {
     fn load(pin_file: Option<&Path>) -> Res<Pins> {
-        let mut pins = Pins { so: std::env::var("CV_SO_PIN").ok(), user: std::env::var("CV_USER_PIN").ok() };
+        let env = |name: &str| std::env::var(name).ok().filter(|p| !p.is_empty()).map(Zeroizing::new);
+        let pins = Pins {
+            so: RefCell::new(env("CV_SO_PIN")),
+            user: RefCell::new(env("CV_USER_PIN")),
+            can_prompt: std::io::stdin().is_terminal(),
+        };
         let Some(path) = pin_file else {
             return Ok(pins);
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure(format!("cannot read PIN file {}: {e}", path.display())))?;
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| Failure(format!("cannot read PIN file {}: {e}", path.display())))?,
+        );
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             match line.split_once('=') {
-                Some(("CV_SO_PIN", pin)) => pins.so = Some(pin.to_string()),
-                Some(("CV_USER_PIN", pin)) => pins.user = Some(pin.to_string()),
+                Some(("CV_SO_PIN", pin)) => *pins.so.borrow_mut() = Some(Zeroizing::new(pin.to_string())),
+                Some(("CV_USER_PIN", pin)) => *pins.user.borrow_mut() = Some(Zeroizing::new(pin.to_string())),
                 _ => return fail(format!("{}: lines must be CV_SO_PIN=... or CV_USER_PIN=...", path.display())),
             }
         }
         Ok(pins)
     }
 
-    fn user(&self) -> Res<AuthPin> {
-        let pin = self.user.clone().ok_or_else(|| Failure("no user PIN: set CV_USER_PIN or use --pin-file".into()))?;
-        Ok(AuthPin::new(pin.into()))
+    fn slot(&self, who: Who) -> &RefCell<Option<Zeroizing<String>>> {
+        match who {
+            Who::So => &self.so,
+            Who::User => &self.user,
+        }
     }
 
-    fn so(&self) -> Res<AuthPin> {
-        let pin = self.so.clone().ok_or_else(|| Failure("no SO PIN: set CV_SO_PIN or use --pin-file".into()))?;
-        Ok(AuthPin::new(pin.into()))
+    /// Whether the PIN is known or can be asked for.
+    fn available(&self, who: Who) -> bool {
+        self.can_prompt || self.slot(who).borrow().is_some()
+    }
+
+    /// The PIN, asked for once on the terminal if neither the file nor the environment
+    /// gave it. `confirm` asks twice (a PIN being set, where a typo would lock one out).
+    fn get(&self, who: Who, workspace: &str, confirm: bool) -> Res<AuthPin> {
+        if let Some(pin) = self.slot(who).borrow().as_ref() {
+            return Ok(AuthPin::new(pin.as_str().into()));
+        }
+        if !self.can_prompt {
+            return fail(format!(
+                "no {}: set {} or use --pin-file (or run cvault on a terminal to be asked)",
+                who.name(),
+                who.variable()
+            ));
+        }
+        let ask = |prompt: String| {
+            rpassword::prompt_password(prompt)
+                .map(Zeroizing::new)
+                .map_err(|e| Failure(format!("cannot read the {} from the terminal: {e}", who.name())))
+        };
+        let pin = ask(format!("{} for workspace {workspace}: ", who.name()))?;
+        if confirm && ask(format!("{} again: ", who.name()))? != pin {
+            return fail(format!("the two {}s differ; nothing was changed", who.name()));
+        }
+        if pin.is_empty() {
+            return fail(format!("empty {}", who.name()));
+        }
+        let auth = AuthPin::new(pin.as_str().into());
+        *self.slot(who).borrow_mut() = Some(pin);
+        Ok(auth)
+    }
+
+    fn user(&self, workspace: &str) -> Res<AuthPin> {
+        self.get(Who::User, workspace, false)
+    }
+
+    fn so(&self, workspace: &str) -> Res<AuthPin> {
+        self.get(Who::So, workspace, false)
+    }
+
+    /// A user PIN about to be set (`token init`): asked twice when prompted.
+    fn new_user(&self, workspace: &str) -> Res<AuthPin> {
+        self.get(Who::User, workspace, true)
     }
 }
 
@@ -203,12 +223,13 @@ impl Pins {
 struct Tool {
     pkcs11: Pkcs11,
     config: Config,
-    args: Args,
+    global: Global,
     pins: Pins,
 }
 
-fn module_path(args: &Args) -> Res<PathBuf> {
-    if let Some(m) = args.module.clone().or_else(|| std::env::var_os("COLLABVAULT_MODULE").map(PathBuf::from)) {
+fn module_path(global: &Global) -> Res<PathBuf> {
+    // clap already read COLLABVAULT_MODULE into --module.
+    if let Some(m) = global.module.clone() {
         return Ok(m);
     }
     let exe = std::env::current_exe().map_err(|e| Failure(format!("cannot locate cvault itself: {e}")))?;
@@ -216,18 +237,18 @@ fn module_path(args: &Args) -> Res<PathBuf> {
 }
 
 impl Tool {
-    fn open(args: Args) -> Res<Tool> {
+    fn open(global: Global) -> Res<Tool> {
         let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
-        let pins = Pins::load(args.pin_file.as_deref())?;
-        let path = module_path(&args)?;
+        let pins = Pins::load(global.pin_file.as_deref())?;
+        let path = module_path(&global)?;
         let pkcs11 = Pkcs11::new(&path).map_err(|e| Failure(format!("cannot load {}: {e}", path.display())))?;
         pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
-        Ok(Tool { pkcs11, config, args, pins })
+        Ok(Tool { pkcs11, config, global, pins })
     }
 
     /// The workspaces a command applies to: `--workspace`, else all of them.
     fn workspaces(&self) -> Res<Vec<WorkspaceConfig>> {
-        match &self.args.workspace {
+        match &self.global.workspace {
             None => Ok(self.config.workspaces.clone()),
             Some(name) => match self.config.workspaces.iter().find(|w| &w.name == name) {
                 Some(w) => Ok(vec![w.clone()]),
@@ -258,7 +279,7 @@ impl Tool {
 
     fn user_session(&self, workspace: &str) -> Res<Session> {
         let session = self.pkcs11.open_rw_session(self.slot(workspace)?)?;
-        session.login(UserType::User, Some(&self.pins.user()?))?;
+        session.login(UserType::User, Some(&self.pins.user(workspace)?))?;
         Ok(session)
     }
 
@@ -268,35 +289,96 @@ impl Tool {
     }
 }
 
-fn dispatch(t: &Tool) -> Res<()> {
-    match t.args.command.as_str() {
-        "init" => masters::cmd_init(t),
-        "status" => masters::cmd_status(t),
-        "list" => masters::cmd_list(t),
-        "rotate" => masters::cmd_rotate(t),
-        "rewrap" => masters::cmd_rewrap(t),
-        "retire" => masters::cmd_lifecycle(t, CV_STATE_RETIRED, "retire", "retired: it no longer unwraps"),
-        "destroy" => masters::cmd_lifecycle(t, CV_STATE_DESTROYED, "destroy", "destroyed: its sealed key is deleted"),
-        other => fail(format!("unknown command {other:?}\n{USAGE}")),
+fn dispatch(t: &Tool, command: Command) -> Res<()> {
+    match command {
+        Command::Token(TokenCommand::Init { label }) => masters::cmd_init(t, &label),
+        Command::Token(TokenCommand::Status) => masters::cmd_status(t),
+        Command::Master(MasterCommand::List) => masters::cmd_list(t),
+        Command::Master(MasterCommand::Rotate { due }) => masters::cmd_rotate(t, due),
+        Command::Master(MasterCommand::Rewrap { records }) => masters::cmd_rewrap(t, &records),
+        Command::Master(MasterCommand::Retire { version }) => {
+            masters::cmd_lifecycle(t, version, CV_STATE_RETIRED, "retire", "retired: it no longer unwraps")
+        }
+        Command::Master(MasterCommand::Destroy { version }) => {
+            masters::cmd_lifecycle(t, version, CV_STATE_DESTROYED, "destroy", "destroyed: its sealed key is deleted")
+        }
+        Command::Audit(_) | Command::Completions { .. } | Command::Man { .. } => {
+            fail("internal: this command does not use the module")
+        }
     }
 }
 
-fn run() -> Res<ExitCode> {
-    let args = Args::parse(std::env::args().skip(1))?;
-    match args.command.as_str() {
-        "help" => {
-            println!("{USAGE}");
+/// Prints a `--json` document on stdout.
+fn print_json(value: &serde_json::Value) {
+    // Serializing a Value cannot fail; an empty line would still be noticed by a parser.
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+/// `cvault man DIR`: cvault.1 and one page per subcommand (cvault-master-rotate.1, ...).
+fn write_man_pages(dir: &Path) -> Res<ExitCode> {
+    let cannot = |e: std::io::Error| Failure(format!("cannot write man pages to {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(cannot)?;
+    clap_mangen::generate_to(Cli::command(), dir).map_err(cannot)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The command line to type now for one of the flat commands cvault had before the
+/// groups (`cvault rotate --due` -> `cvault master rotate --due`), if `argv` uses one.
+fn moved_command(argv: &[String]) -> Option<String> {
+    let (at, new) = argv
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, a)| MOVED.iter().find(|(old, _)| old == a).map(|(_, new)| (i, *new)))?;
+    // Only if it stands where a command would: every argument before it is an option or
+    // an option's value.
+    if !argv[1..at].iter().enumerate().all(|(i, a)| a.starts_with('-') || argv[i].starts_with("--")) {
+        return None;
+    }
+    let mut words: Vec<&str> = vec!["cvault"];
+    words.extend(argv[1..at].iter().map(String::as_str));
+    words.push(new);
+    words.extend(argv[at + 1..].iter().map(String::as_str));
+    Some(words.join(" "))
+}
+
+fn parse() -> Result<Cli, ExitCode> {
+    let argv: Vec<String> = std::env::args().collect();
+    match Cli::try_parse_from(&argv) {
+        Ok(cli) => Ok(cli),
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => match moved_command(&argv) {
+            Some(now) => {
+                eprintln!("cvault: the command moved into a group: type `{now}` (see `cvault --help`)");
+                Err(ExitCode::from(2))
+            }
+            None => Err(exit_for(&e)),
+        },
+        Err(e) => Err(exit_for(&e)),
+    }
+}
+
+/// Prints clap's message (help, version or a usage error) and returns its exit code.
+fn exit_for(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+fn run(cli: Cli) -> Res<ExitCode> {
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "cvault", &mut std::io::stdout());
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Man { dir } => return write_man_pages(&dir),
         // Read-only, from the store itself: no module, no PIN.
-        "audit" => {
+        Command::Audit(command) => {
             let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
-            return audit::run(&config, &args);
+            return audit::run(&config, &command, &cli.global);
         }
         _ => {}
     }
-    let tool = Tool::open(args)?;
-    let result = dispatch(&tool);
+    let tool = Tool::open(cli.global)?;
+    let result = dispatch(&tool, cli.command);
     // Finalizing lets the module finalize the root's module (SoftHSM2) cleanly.
     let finalized = tool.pkcs11.finalize();
     result?;
@@ -305,7 +387,11 @@ fn run() -> Res<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    match run(cli) {
         Ok(code) => code,
         Err(Failure(why)) => {
             eprintln!("cvault: {why}");

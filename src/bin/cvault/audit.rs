@@ -22,25 +22,22 @@ use collabvault_pkcs11::store::audit::AuditRow;
 use collabvault_pkcs11::store::sqlite::{SqliteStore, STORE_FILE};
 use collabvault_pkcs11::store::{Backend, Lifecycle, MasterRecord};
 
+use serde_json::{json, Value};
+
+use crate::cli::{AuditCommand, Global};
 use crate::time::{date, now, parse_time, rfc3339, rotation_due, DAY};
-use crate::{fail, Args, Failure, Res};
+use crate::{fail, print_json, Failure, Res};
 
 /// Outcomes that mean a PIN was tried and refused.
 const FAILED_LOGIN_OUTCOMES: [&str; 2] = ["CKR_PIN_INCORRECT", "CKR_PIN_LOCKED"];
 
 /// `cvault audit SUBCOMMAND`.
-pub(crate) fn run(config: &Config, args: &Args) -> Res<ExitCode> {
-    let sub = args.subcommand.as_deref().unwrap_or_default();
-    if sub != "export" && (args.since.is_some() || args.until.is_some() || args.key.is_some()) {
-        return fail("--since, --until and --key apply to `audit export` only");
-    }
-    match sub {
-        "verify" => verify(config),
-        "export" => export(config, args),
-        "report" => report(config, args),
-        "key" => key(config),
-        "" => fail("audit needs a subcommand: verify, export, report or key"),
-        other => fail(format!("unknown audit subcommand {other:?}: verify, export, report or key")),
+pub(crate) fn run(config: &Config, command: &AuditCommand, global: &Global) -> Res<ExitCode> {
+    match command {
+        AuditCommand::Verify => verify(config, global.json()),
+        AuditCommand::Export { since, until, key } => export(config, since, until, key),
+        AuditCommand::Report => report(config, global),
+        AuditCommand::Key => self::key(config, global.json()),
     }
 }
 
@@ -54,6 +51,20 @@ fn open(config: &Config) -> Res<(SqliteStore, Vec<AuditRow>)> {
         .map_err(|e| Failure(format!("cannot open the store {}: {e}", file.display())))?;
     let rows = store.audit_rows().map_err(|e| Failure(format!("cannot read the audit log: {e}")))?;
     Ok((store, rows))
+}
+
+/// The store, its entries and their verdict, with a spinner on a terminal: a long chain
+/// takes seconds to read and hash.
+fn open_and_verify(config: &Config) -> Res<(SqliteStore, Vec<AuditRow>, Checked)> {
+    let spinner = crate::progress::spinner("reading the audit log".into());
+    let opened = open(config);
+    let result = opened.and_then(|(store, rows)| {
+        spinner.set_message(format!("verifying {} entries", rows.len()));
+        let checked = verify_log(config, &store, &rows)?;
+        Ok((store, rows, checked))
+    });
+    spinner.finish_and_clear();
+    result
 }
 
 /// A verdict, and what it rests on beyond the chain itself (printed after it).
@@ -106,11 +117,24 @@ fn verdict_line(checked: &Checked) -> String {
     }
 }
 
+/// A verdict's `--json` form.
+fn verdict_json(checked: &Checked) -> Value {
+    match &checked.verdict {
+        Verdict::Intact { entries, head } => {
+            json!({"intact": true, "entries": entries, "head": head, "basis": checked.basis})
+        }
+        Verdict::Broken { seq, defect } => json!({"intact": false, "broken_at": seq, "defect": defect.to_string()}),
+    }
+}
+
 /// `cvault audit verify`: exit 0 when intact, 1 naming the first bad entry.
-fn verify(config: &Config) -> Res<ExitCode> {
-    let (store, rows) = open(config)?;
-    let checked = verify_log(config, &store, &rows)?;
-    println!("{}", verdict_line(&checked));
+fn verify(config: &Config, as_json: bool) -> Res<ExitCode> {
+    let (_, _, checked) = open_and_verify(config)?;
+    if as_json {
+        print_json(&verdict_json(&checked));
+    } else {
+        println!("{}", verdict_line(&checked));
+    }
     Ok(match checked.verdict {
         Verdict::Intact { .. } => ExitCode::SUCCESS,
         Verdict::Broken { .. } => ExitCode::FAILURE,
@@ -119,7 +143,7 @@ fn verify(config: &Config) -> Res<ExitCode> {
 
 /// `cvault audit key`: the audit public key the root token holds, as PEM, for verifiers
 /// who check the checkpoints' signatures themselves.
-fn key(config: &Config) -> Res<ExitCode> {
+fn key(config: &Config, as_json: bool) -> Res<ExitCode> {
     let Some(root_config) = &config.root else {
         return fail("there is no audit key: checkpoints are signed only with a [root] (an underlying token)");
     };
@@ -129,20 +153,20 @@ fn key(config: &Config) -> Res<ExitCode> {
         return fail("the root token holds no audit key yet: the first checkpoint makes it");
     };
     let pem = checkpoint::public_key_pem(&point).map_err(|e| Failure(format!("the audit key is malformed: {e}")))?;
-    print!("{pem}");
+    if as_json {
+        print_json(&json!({ "algorithm": "ECDSA P-256", "pem": pem }));
+    } else {
+        print!("{pem}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `cvault audit export`: the entries the filters pass, one JSON object per line.
-fn export(config: &Config, args: &Args) -> Res<ExitCode> {
+fn export(config: &Config, since: &Option<String>, until: &Option<String>, key: &Option<String>) -> Res<ExitCode> {
     let time = |option: &str, value: &Option<String>| {
         value.as_deref().map(parse_time).transpose().map_err(|why| Failure(format!("{option}: {why}")))
     };
-    let filter = Filter {
-        since_ms: time("--since", &args.since)?,
-        until_ms: time("--until", &args.until)?,
-        key: args.key.clone(),
-    };
+    let filter = Filter { since_ms: time("--since", since)?, until_ms: time("--until", until)?, key: key.clone() };
     let (_, rows) = open(config)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     let written = rows.iter().filter(|r| filter.accepts(r)).try_for_each(|r| writeln!(out, "{}", json_line(r)));
@@ -166,6 +190,10 @@ impl Usage {
     fn add(&mut self, action: &str, n: u64, at_ms: i64) {
         *self.ops.entry(action.to_string()).or_default() += n;
         self.last_ms = self.last_ms.max(at_ms);
+    }
+
+    fn json(&self) -> Value {
+        json!({ "ops": self.ops, "last": rfc3339(self.last_ms) })
     }
 
     fn line(&self) -> String {
@@ -272,9 +300,8 @@ fn state_name(state: Lifecycle) -> &'static str {
 }
 
 /// `cvault audit report`: a compliance summary per workspace, in a stable order.
-fn report(config: &Config, args: &Args) -> Res<ExitCode> {
-    let (store, rows) = open(config)?;
-    let checked = verify_log(config, &store, &rows)?;
+fn report(config: &Config, global: &Global) -> Res<ExitCode> {
+    let (store, rows, checked) = open_and_verify(config)?;
     let mut by_workspace: BTreeMap<String, WorkspaceSummary> = BTreeMap::new();
     for row in &rows {
         let ws = row.event.workspace.clone().unwrap_or_else(|| "(none)".into());
@@ -283,13 +310,30 @@ fn report(config: &Config, args: &Args) -> Res<ExitCode> {
     // Configured workspaces first, in slot order, then any others the log names.
     let mut names: Vec<String> = config.workspaces.iter().map(|w| w.name.clone()).collect();
     names.extend(by_workspace.keys().filter(|n| !names.contains(n)).cloned().collect::<Vec<_>>());
-    if let Some(only) = &args.workspace {
+    if let Some(only) = &global.workspace {
         if !names.contains(only) {
             return fail(format!("workspace {only:?} is neither in the config nor in the audit log"));
         }
         names.retain(|n| n == only);
     }
 
+    if global.json() {
+        let workspaces: Vec<Value> = names
+            .iter()
+            .map(|name| {
+                workspace_json(config, &store, name, by_workspace.get(name).unwrap_or(&WorkspaceSummary::default()))
+            })
+            .collect();
+        print_json(&json!({
+            "store": store.path().display().to_string(),
+            "entries": rows.len(),
+            "first": rows.first().map(|r| rfc3339(r.at_ms)),
+            "last": rows.last().map(|r| rfc3339(r.at_ms)),
+            "chain": verdict_json(&checked),
+            "workspaces": workspaces,
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
     let span = match (rows.first(), rows.last()) {
         (Some(first), Some(last)) => format!(", {} to {}", rfc3339(first.at_ms), rfc3339(last.at_ms)),
         _ => String::new(),
@@ -307,6 +351,74 @@ fn report(config: &Config, args: &Args) -> Res<ExitCode> {
         print_workspace(config, &store, name, summary);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One workspace's report as `--json` (field names documented in the README).
+fn workspace_json(config: &Config, store: &SqliteStore, name: &str, s: &WorkspaceSummary) -> Value {
+    let objects: Vec<Value> = s
+        .objects
+        .iter()
+        .map(|(object, usage)| {
+            let mut v = usage.json();
+            v["object"] = json!(object);
+            v
+        })
+        .collect();
+    let failed: Vec<Value> = s
+        .failed_logins
+        .iter()
+        .map(|((actor, outcome), n)| json!({"actor": actor, "outcome": outcome, "count": n}))
+        .collect();
+    let alerts: Vec<Value> =
+        s.alerts.iter().map(|(at, kind, what)| json!({"at": rfc3339(*at), "kind": kind, "object": what})).collect();
+    json!({
+        "workspace": name,
+        "entries": s.entries,
+        "token": if s.token.ops.is_empty() { Value::Null } else { s.token.json() },
+        "objects": objects,
+        "masters": masters_json(config, store, name, s),
+        "failed_logins": failed,
+        "alerts": alerts,
+        "refusals": s.refusals,
+    })
+}
+
+/// The master key versions of `print_masters`, as `--json`.
+fn masters_json(config: &Config, store: &SqliteStore, name: &str, s: &WorkspaceSummary) -> Value {
+    let Ok(masters) = store.masters(name) else { return Value::Null };
+    let (_, schedule) = classification_and_schedule(config, name, &masters);
+    let now = now();
+    let versions: Vec<Value> = masters
+        .iter()
+        .map(|m| {
+            let created = u64::try_from(m.created_at).unwrap_or(0);
+            let (uses, last) = s.versions.get(&m.version).copied().unwrap_or_default();
+            let due = matches!(m.state, Lifecycle::Active).then(|| rotation_due(m.version, created, schedule, now).0);
+            json!({
+                "version": m.version,
+                "state": state_name(m.state),
+                "created": date(created),
+                "age_days": now.saturating_sub(created) / DAY,
+                "named_by_entries": uses,
+                "last_named": (uses > 0).then(|| rfc3339(last)),
+                "rotation_due": due,
+            })
+        })
+        .collect();
+    json!({ "rotation_days": schedule, "versions": versions })
+}
+
+/// The workspace's classification (from the config, else its newest master key) and the
+/// rotation schedule in days that `[rotation]` sets for it.
+fn classification_and_schedule(config: &Config, name: &str, masters: &[MasterRecord]) -> (Option<String>, Option<u64>) {
+    let classification = config
+        .workspaces
+        .iter()
+        .find(|w| w.name == name)
+        .map(|w| w.classification.clone())
+        .or_else(|| masters.last().map(|m| m.classification.clone()));
+    let schedule = classification.as_ref().and_then(|c| config.rotation.max_age_days.get(c)).map(|d| u64::from(*d));
+    (classification, schedule)
 }
 
 fn print_workspace(config: &Config, store: &SqliteStore, name: &str, s: &WorkspaceSummary) {
@@ -349,13 +461,7 @@ fn print_masters(config: &Config, store: &SqliteStore, name: &str, s: &Workspace
             return;
         }
     };
-    let classification = config
-        .workspaces
-        .iter()
-        .find(|w| w.name == name)
-        .map(|w| w.classification.clone())
-        .or_else(|| masters.last().map(|m| m.classification.clone()));
-    let schedule = classification.as_ref().and_then(|c| config.rotation.max_age_days.get(c)).map(|d| u64::from(*d));
+    let (classification, schedule) = classification_and_schedule(config, name, &masters);
     let rotation = schedule.map_or("no rotation schedule".to_string(), |d| format!("rotation every {d} days"));
     let class = classification.as_deref().unwrap_or("unknown");
     let in_use = masters.iter().filter(|m| m.state.unwraps()).count();

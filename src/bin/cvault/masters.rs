@@ -9,16 +9,17 @@ use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::hierarchy::record;
 use collabvault_pkcs11::vendor::{
     CKA_CV_BLOCKED, CKA_CV_CLASSIFICATION, CKA_CV_CREATED, CKA_CV_CURRENT, CKA_CV_KEY_VERSION, CKA_CV_LIFECYCLE,
-    CKA_CV_ROLE, CKA_CV_STORED_RECORDS, CKM_CV_REWRAP_RECORD, CKM_CV_ROTATE_MASTER, CV_ROLE_MASTER,
+    CKA_CV_ROLE, CKA_CV_STORED_RECORDS, CKM_CV_REWRAP_RECORD, CKM_CV_ROTATE_MASTER, CV_ROLE_MASTER, CV_STATE_RETIRED,
 };
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki_sys::CK_ULONG;
+use serde_json::{json, Value};
 
 use crate::time::{date, now, rotation_due, DAY};
-use crate::{describe, fail, Failure, Res, Tool};
+use crate::{describe, fail, print_json, Failure, Res, Tool};
 
 /// The label of the object that follows rotation (`src/session/master.rs`).
 const CURRENT_LABEL: &str = "collabvault-master";
@@ -47,6 +48,20 @@ impl Version {
 
     fn age_days(&self, now: u64) -> u64 {
         now.saturating_sub(self.created) / DAY
+    }
+
+    /// The version's `--json` form (field names documented in the README).
+    fn json(&self, now: u64) -> Value {
+        json!({
+            "version": self.number,
+            "state": self.state_name(),
+            "created": date(self.created),
+            "created_unix": self.created,
+            "age_days": self.age_days(now),
+            "classification": self.classification,
+            "stored_deks": self.stored,
+            "blocked": self.blocked,
+        })
     }
 }
 
@@ -121,44 +136,80 @@ fn due(v: &Version, schedule: Option<u64>, now: u64) -> (bool, String) {
     rotation_due(v.number, v.created, schedule, now)
 }
 
-pub(crate) fn cmd_init(t: &Tool) -> Res<()> {
-    let Some(ws) = t.args.workspace.clone() else { return fail("init needs --workspace NAME") };
-    let Some(label) = t.args.label.clone() else { return fail("init needs --label L") };
+pub(crate) fn cmd_init(t: &Tool, label: &str) -> Res<()> {
+    let Some(ws) = t.global.workspace.clone() else {
+        return fail("token init needs a workspace: cvault token init --workspace NAME --label L");
+    };
     let slot = t.slot(&ws)?;
-    let so = t.pins.so()?;
-    t.pkcs11.init_token(slot, &so, &label)?;
+    let so = t.pins.so(&ws)?;
+    t.pkcs11.init_token(slot, &so, label)?;
     let session = t.pkcs11.open_rw_session(slot)?;
     session.login(UserType::So, Some(&so))?;
-    session.init_pin(&t.pins.user()?)?;
+    session.init_pin(&t.pins.new_user(&ws)?)?;
     drop(session);
     let model = t.pkcs11.get_token_info(slot)?.model().trim_end().to_string();
-    println!("workspace {ws}: token {label:?} initialized on slot {} ({model}), user PIN set", slot.id());
+    if t.global.json() {
+        print_json(&json!({"workspace": ws, "label": label, "slot": slot.id(), "model": model, "user_pin_set": true}));
+    } else {
+        println!("workspace {ws}: token {label:?} initialized on slot {} ({model}), user PIN set", slot.id());
+    }
     Ok(())
 }
 
 pub(crate) fn cmd_status(t: &Tool) -> Res<()> {
     let now = now();
+    let text = !t.global.json();
+    let mut out = Vec::new();
     for w in t.workspaces()? {
         let slot = t.slot(&w.name)?;
         let info = t.pkcs11.get_token_info(slot)?;
-        let schedule = t.schedule(&w).map_or("none".to_string(), |d| format!("every {d} days"));
-        println!(
-            "workspace {} (slot {}): {}, classification {}, rotation {schedule}",
-            w.name,
-            slot.id(),
-            info.model().trim_end(),
-            w.classification
-        );
+        let days = t.schedule(&w);
+        let schedule = days.map_or("none".to_string(), |d| format!("every {d} days"));
+        let mut entry = json!({
+            "workspace": w.name,
+            "slot": slot.id(),
+            "model": info.model().trim_end(),
+            "classification": w.classification,
+            "rotation_days": days,
+            "initialized": info.token_initialized() && info.user_pin_initialized(),
+            "versions": null,
+            "rotation_due": null,
+            "rotation": null,
+        });
+        if text {
+            println!(
+                "workspace {} (slot {}): {}, classification {}, rotation {schedule}",
+                w.name,
+                slot.id(),
+                info.model().trim_end(),
+                w.classification
+            );
+        }
         if !info.token_initialized() || !info.user_pin_initialized() {
-            println!("  not initialized: run `cvault init --workspace {} --label ...`", w.name);
+            if text {
+                println!("  not initialized: run `cvault token init --workspace {} --label ...`", w.name);
+            }
+            out.push(entry);
             continue;
         }
-        if t.pins.user.is_none() {
-            println!("  master key versions are visible to the user: set CV_USER_PIN or use --pin-file");
+        if !t.pins.available(crate::Who::User) {
+            if text {
+                println!("  master key versions are visible to the user: set CV_USER_PIN, use --pin-file, or run on a terminal");
+            }
+            out.push(entry);
             continue;
         }
         let session = t.user_session(&w.name)?;
         let all = versions(&session)?;
+        let (_, active) = current(&session)?;
+        let (is_due, why) = due(&active, days, now);
+        entry["versions"] = all.iter().map(|(_, v)| v.json(now)).collect();
+        entry["rotation_due"] = json!(is_due);
+        entry["rotation"] = json!(why);
+        out.push(entry);
+        if !text {
+            continue;
+        }
         for (_, v) in &all {
             println!(
                 "  v{:<3} {:<12} created {}  age {:>4} days  classification {}",
@@ -169,27 +220,36 @@ pub(crate) fn cmd_status(t: &Tool) -> Res<()> {
                 v.classification
             );
         }
-        let (_, active) = current(&session)?;
         let count = |s: CK_ULONG| all.iter().filter(|(_, v)| v.state == s).count();
         println!(
-            "  {} version(s): {} active, {} decrypt-only, {} retired, {} destroyed; {}",
+            "  {} version(s): {} active, {} decrypt-only, {} retired, {} destroyed; {why}",
             all.len(),
             count(1),
             count(2),
             count(3),
             count(4),
-            due(&active, t.schedule(&w), now).1
         );
+    }
+    if !text {
+        print_json(&json!({ "workspaces": out }));
     }
     Ok(())
 }
 
 pub(crate) fn cmd_list(t: &Tool) -> Res<()> {
+    let now = now();
+    let mut out = Vec::new();
     for w in t.workspaces()? {
         let session = t.user_session(&w.name)?;
+        let all = versions(&session)?;
+        if t.global.json() {
+            let list: Vec<Value> = all.iter().map(|(_, v)| v.json(now)).collect();
+            out.push(json!({"workspace": w.name, "versions": list}));
+            continue;
+        }
         println!("workspace {}:", w.name);
         println!("  {:<8} {:<13} {:<11} {:<14} {:>11}", "version", "state", "created", "classification", "stored DEKs");
-        for (_, v) in versions(&session)? {
+        for (_, v) in all {
             let blocked = if v.blocked { "  BLOCKED by an audit alert" } else { "" };
             println!(
                 "  v{:<7} {:<13} {:<11} {:<14} {:>11}{blocked}",
@@ -202,22 +262,35 @@ pub(crate) fn cmd_list(t: &Tool) -> Res<()> {
         }
         println!("  (records applications keep beside their documents are unknown to the module: not counted)");
     }
+    if t.global.json() {
+        print_json(&json!({ "workspaces": out }));
+    }
     Ok(())
 }
 
-pub(crate) fn cmd_rotate(t: &Tool) -> Res<()> {
+pub(crate) fn cmd_rotate(t: &Tool, only_if_due: bool) -> Res<()> {
     let w = t.workspace()?;
     let session = t.user_session(&w.name)?;
     let (_, before) = current(&session)?;
-    if t.args.due {
+    if only_if_due {
         let (is_due, why) = due(&before, t.schedule(&w), now());
         if !is_due {
-            println!("workspace {}: {why}; nothing rotated", w.name);
+            if t.global.json() {
+                print_json(&json!({"workspace": w.name, "rotated": false, "active": before.number, "reason": why}));
+            } else {
+                println!("workspace {}: {why}; nothing rotated", w.name);
+            }
             return Ok(());
         }
     }
     let h = session.generate_key(&vendor_mechanism(CKM_CV_ROTATE_MASTER)?, &[])?;
     let after = read_version(&session, h)?;
+    if t.global.json() {
+        print_json(&json!({
+            "workspace": w.name, "rotated": true, "active": after.number, "decrypt_only": before.number,
+        }));
+        return Ok(());
+    }
     println!(
         "workspace {}: rotated: v{} is now active, v{} decrypt-only (new records use v{})",
         w.name, after.number, before.number, after.number
@@ -245,7 +318,8 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.cvault-tmp"))
 }
 
-/// The record files of a directory (`*.wrap`), sorted; removes temp files a crash left.
+/// The record files of a directory (`*.wrap`), sorted; removes temp files a crash left
+/// (saying so on stderr, which `--json` leaves to people).
 fn record_files(dir: &Path) -> Res<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Failure(format!("cannot read {}: {e}", dir.display())))?;
     let mut files = Vec::new();
@@ -253,7 +327,7 @@ fn record_files(dir: &Path) -> Res<Vec<PathBuf>> {
         let path = entry.map_err(|e| Failure(format!("cannot read {}: {e}", dir.display())))?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if name.ends_with(".cvault-tmp") {
-            println!("removing {name}, left by an interrupted run");
+            eprintln!("removing {name}, left by an interrupted run");
             std::fs::remove_file(&path).map_err(|e| Failure(format!("cannot remove {}: {e}", path.display())))?;
         } else if name.ends_with(".wrap") {
             files.push(path);
@@ -263,15 +337,16 @@ fn record_files(dir: &Path) -> Res<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Re-wraps one record if it is older than `newest`; `Ok(false)` if it was already there.
-fn rewrap_one(session: &Session, master: ObjectHandle, ws: &str, newest: u32, path: &Path) -> Res<bool> {
+/// Re-wraps one record if it is older than `newest`: its old version, or `None` if it was
+/// already there.
+fn rewrap_one(session: &Session, master: ObjectHandle, ws: &str, newest: u32, path: &Path) -> Res<Option<u32>> {
     let old = std::fs::read(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
     let header = record::parse(&old).map_err(|e| Failure(format!("{} is not a wrap record: {e}", path.display())))?;
     if header.workspace != ws {
         return fail(format!("{} belongs to workspace {:?}, not {ws:?}", path.display(), header.workspace));
     }
     if header.version >= newest {
-        return Ok(false);
+        return Ok(None);
     }
     let new = session.encrypt(&vendor_mechanism(CKM_CV_REWRAP_RECORD)?, master, &old)?;
     match record::parse(&new) {
@@ -279,31 +354,54 @@ fn rewrap_one(session: &Session, master: ObjectHandle, ws: &str, newest: u32, pa
         _ => return fail(format!("the module's re-wrap of {} is not a v{newest} record", path.display())),
     }
     replace_file(path, &new).map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
-    println!("  {}: v{} -> v{newest}", path.file_name().unwrap_or_default().to_string_lossy(), header.version);
-    Ok(true)
+    Ok(Some(header.version))
 }
 
-pub(crate) fn cmd_rewrap(t: &Tool) -> Res<()> {
-    let Some(dir) = t.args.records.clone() else { return fail("rewrap needs --records DIR") };
+pub(crate) fn cmd_rewrap(t: &Tool, dir: &Path) -> Res<()> {
     let w = t.workspace()?;
     let session = t.user_session(&w.name)?;
     let (master, newest) = current(&session)?;
-    let files = record_files(&dir)?;
-    println!("re-wrapping {} record(s) in {} to v{}", files.len(), dir.display(), newest.number);
-    let (mut moved, mut skipped) = (0, 0);
+    let files = record_files(dir)?;
+    let text = !t.global.json();
+    if text {
+        println!("re-wrapping {} record(s) in {} to v{}", files.len(), dir.display(), newest.number);
+    }
+    let (mut moved, mut skipped) = (Vec::new(), 0);
+    let bar = crate::progress::bar(files.len(), "re-wrap");
     for (i, path) in files.iter().enumerate() {
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         match rewrap_one(&session, master, &w.name, newest.number, path) {
-            Ok(true) => moved += 1,
-            Ok(false) => skipped += 1,
+            Ok(Some(from)) => {
+                if text {
+                    bar.suspend(|| println!("  {name}: v{from} -> v{}", newest.number));
+                }
+                moved.push(json!({"file": name, "from": from}));
+            }
+            Ok(None) => skipped += 1,
             Err(Failure(why)) => {
+                bar.finish_and_clear();
                 return fail(format!(
                     "rewrap stopped after {i} of {} record(s): {why}; run it again to resume",
                     files.len()
-                ))
+                ));
             }
         }
+        bar.inc(1);
     }
-    println!("re-wrapped {moved}, already at v{}: {skipped}, total {}", newest.number, files.len());
+    bar.finish_and_clear();
+    if text {
+        println!("re-wrapped {}, already at v{}: {skipped}, total {}", moved.len(), newest.number, files.len());
+    } else {
+        print_json(&json!({
+            "workspace": w.name,
+            "directory": dir.display().to_string(),
+            "version": newest.number,
+            "total": files.len(),
+            "rewrapped": moved.len(),
+            "already_current": skipped,
+            "records": moved,
+        }));
+    }
     Ok(())
 }
 
@@ -317,8 +415,7 @@ fn logged_reason(config: &Config, function: &str) -> Option<String> {
     Some(after.split(" -> ").next().unwrap_or(after).to_string())
 }
 
-pub(crate) fn cmd_lifecycle(t: &Tool, state: CK_ULONG, verb: &str, done: &str) -> Res<()> {
-    let Some(n) = t.args.version else { return fail(format!("{verb} needs --version N")) };
+pub(crate) fn cmd_lifecycle(t: &Tool, n: u32, state: CK_ULONG, verb: &str, done: &str) -> Res<()> {
     let w = t.workspace()?;
     let session = t.user_session(&w.name)?;
     let label = format!("{CURRENT_LABEL}-v{n}");
@@ -327,7 +424,12 @@ pub(crate) fn cmd_lifecycle(t: &Tool, state: CK_ULONG, verb: &str, done: &str) -
     };
     match session.update_attributes(h, &[ulong_attr(CKA_CV_LIFECYCLE, state)]) {
         Ok(()) => {
-            println!("workspace {}: master key v{n} {done}", w.name);
+            if t.global.json() {
+                let state = if state == CV_STATE_RETIRED { "retired" } else { "destroyed" };
+                print_json(&json!({"workspace": w.name, "version": n, "state": state}));
+            } else {
+                println!("workspace {}: master key v{n} {done}", w.name);
+            }
             Ok(())
         }
         Err(e) => {
