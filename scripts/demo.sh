@@ -12,7 +12,9 @@
 #   5. shows what the root slot and the store hold: a sensitive, never-extractable root
 #      key in SoftHSM2, no plaintext in the store;
 #   6. verifies the audit log (hash chain and checkpoints signed in SoftHSM2), prints its
-#      report and a few export lines, and shows verify naming an edited entry in a copy.
+#      report and a few export lines, and shows verify naming an edited entry in a copy;
+#   7. shows the security model at work: owner-only store files, a destroyed master key
+#      version's own key gone from SoftHSM2, and an edited master key row refused.
 #
 # Every step says what happened in plain words; any failure stops the demo with a
 # non-zero exit. Everything lives in a temp dir removed on exit.
@@ -168,5 +170,36 @@ if COLLABVAULT_CONF=$WORK/tampered/collabvault.toml "$BIN/cvault" audit verify; 
     exit 1
 fi
 echo "-> refused with exit code 1, naming entry $victim"
+
+say "the security model, shown: owner-only files, a destroyed version shredded, an edited row refused"
+run stat -c '%a %n' "$WORK/store" "$WORK/store/collabvault.sqlite3"
+echo "-> the store directory is 0700 and its files 0600: another local user reads nothing"
+sqlite3 "$DB" ".backup '$WORK/before-destroy.sqlite3'"
+hsm_keys() {
+    pkcs11-tool --module "$SOFTHSM_MODULE" --token-label cv-root --login --pin "$CV_ROOT_PIN" \
+        --list-objects --type secrkey 2>/dev/null | sed -n 's/^ *label: *//p' | sort
+}
+echo "the keys in SoftHSM2 before destroying v1 (the root key, one key per master key version, the PIN MAC key):"
+hsm_keys | tee "$WORK/hsm-before.txt"
+cvault master destroy --version 1
+echo "after:"
+hsm_keys | tee "$WORK/hsm-after.txt"
+if grep -q 'collabvault-wmk/engineering/v1' "$WORK/hsm-after.txt"; then
+    echo "FAIL: v1's key is still in SoftHSM2" >&2
+    exit 1
+fi
+echo "-> v1's own key is gone from SoftHSM2, so the copy of the store taken a moment ago"
+echo "   ($WORK/before-destroy.sqlite3) holds v1 sealed under a key that no longer exists;"
+echo "   the live file keeps no copy either (secure_delete, WAL truncated)"
+mkdir -p "$WORK/edited/store"
+sqlite3 "$DB" ".backup '$WORK/edited/store/collabvault.sqlite3'"
+sed "s#$WORK/store#$WORK/edited/store#" "$COLLABVAULT_CONF" >"$WORK/edited/collabvault.toml"
+run sqlite3 "$WORK/edited/store/collabvault.sqlite3" "UPDATE master_keys SET state = 1 WHERE version = 1;"
+echo "someone with write access to a copy of the store marks destroyed v1 active again:"
+if COLLABVAULT_CONF=$WORK/edited/collabvault.toml "$BIN/cvault" master list; then
+    echo "FAIL: an edited master key row was accepted" >&2
+    exit 1
+fi
+echo "-> refused: every master key row carries a MAC the store's editor cannot compute"
 
 say "demo complete"
