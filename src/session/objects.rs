@@ -164,7 +164,9 @@ impl Ctx {
         crate::object::usage::check_new_trust(&object, self.so_logged_in())?;
         let event = AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(what));
         if !object.is_token() {
-            self.token.store().append_audit(&event)?;
+            // Made in this process and gone with it: its entry is fsynced with the next
+            // full commit (see store::audit::Sync).
+            self.token.store().append_audit(&event.synced_lazily())?;
             return Ok(self.module.handles.add_session_object(self.slot(), self.handle, object));
         }
         let record = object.to_record(&self.at_rest())?;

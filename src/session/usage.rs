@@ -113,7 +113,10 @@ pub(crate) fn flush(token: &Token, handle: CK_SESSION_HANDLE, session: &Mutex<Se
     let events: Vec<AuditEvent> = counts
         .iter()
         .map(|((op, _), c)| {
-            AuditEvent::ok(&token.workspace, who, op.action(), c.object.clone()).in_session(Some(handle)).counted(c.n)
+            AuditEvent::ok(&token.workspace, who, op.action(), c.object.clone())
+                .in_session(Some(handle))
+                .counted(c.n)
+                .synced_lazily()
         })
         .collect();
     if let Err(e) = token.store().append_audit_batch(&events) {
@@ -147,7 +150,7 @@ impl Ctx {
             DataOperations::PerCall => {
                 let event =
                     AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), op.action(), describe());
-                self.token.store().append_audit(&event)
+                self.token.store().append_audit(&event.synced_lazily())
             }
             DataOperations::Counters => {
                 let due = {

@@ -58,6 +58,26 @@ pub struct AuditEvent {
     pub session: Option<u64>,
     /// For a counter entry: how many operations of this kind the entry stands for.
     pub count: Option<u64>,
+    /// How its commit reaches the disk (not part of the entry or its hash).
+    pub sync: Sync,
+}
+
+/// How an entry's commit reaches the disk.
+///
+/// Every change to stored state (the hierarchy, token objects, PINs), every export of key
+/// material and every entry checkpointed at once commits `Full`: fsynced before the call
+/// returns. Entries about what lives only in the process (a session object made, data
+/// operations counted) may commit `Lazy`: written to the WAL at once (a crashed process
+/// loses nothing) and fsynced with the next `Full` commit or WAL checkpoint, so a power
+/// loss can cut a suffix of them from the chain, never one in the middle, and never the
+/// entry of anything that outlives the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sync {
+    /// fsynced before the call returns.
+    #[default]
+    Full,
+    /// fsynced with the next full commit.
+    Lazy,
 }
 
 impl AuditEvent {
@@ -71,7 +91,14 @@ impl AuditEvent {
             outcome: "CKR_OK".to_string(),
             session: call_session(),
             count: None,
+            sync: Sync::Full,
         }
+    }
+
+    /// The same event, committed without its own fsync (see [`Sync::Lazy`]).
+    pub fn synced_lazily(mut self) -> AuditEvent {
+        self.sync = Sync::Lazy;
+        self
     }
 
     /// The same event in another session (or none).

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, GENESIS};
+use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, Sync, GENESIS};
 use super::{
     AppendHook, Backend, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, PinsMac,
     Reseal, RewrapBatch, TokenInit, TokenRecord, Updated,
@@ -209,13 +209,37 @@ impl SqliteStore {
 
     /// [`SqliteStore::write`] with several entries, appended in order after the change.
     fn write_many<T>(&self, events: &[AuditEvent], f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.commit(events, Sync::Full, f)
+    }
+
+    /// Entries alone: fsynced lazily only when every one of them allows it.
+    fn append(&self, events: &[AuditEvent]) -> Result<()> {
+        let lazy = !events.is_empty() && events.iter().all(|e| e.sync == Sync::Lazy);
+        self.commit(events, if lazy { Sync::Lazy } else { Sync::Full }, |_| Ok(()))
+    }
+
+    /// Runs `f` and appends `events` in one immediate transaction; `sync` says whether
+    /// the commit is fsynced before returning (a change to stored state always is).
+    fn commit<T>(&self, events: &[AuditEvent], sync: Sync, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         self.admit(events)?;
+        let lazy = sync == Sync::Lazy;
         let (out, seqs) = self.with_conn(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            let seqs = events.iter().map(|e| append_entry(&tx, e)).collect::<Result<Vec<_>>>()?;
-            tx.commit()?;
-            Ok((out, seqs))
+            if lazy {
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+            let committed = (|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = f(&tx)?;
+                let seqs = events.iter().map(|e| append_entry(&tx, e)).collect::<Result<Vec<_>>>()?;
+                tx.commit()?;
+                Ok((out, seqs))
+            })();
+            if lazy {
+                // Back to FULL whatever happened: the pooled connection serves the
+                // hierarchy's writes next.
+                conn.pragma_update(None, "synchronous", "FULL")?;
+            }
+            committed
         })?;
         for (seq, event) in seqs.into_iter().zip(events) {
             self.appended(seq, event);
@@ -864,6 +888,7 @@ impl Backend for SqliteStore {
                         outcome: r.get(7)?,
                         session: r.get::<_, Option<i64>>(10)?.map(|s| s as u64),
                         count: r.get::<_, Option<i64>>(11)?.map(|c| c as u64),
+                        sync: Sync::Full,
                     },
                     prev_hash: r.get(8)?,
                     hash: r.get(9)?,
@@ -915,14 +940,14 @@ impl Backend for SqliteStore {
     }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<()> {
-        self.write(event, |_| Ok(()))
+        self.append(std::slice::from_ref(event))
     }
 
     fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        self.write_many(events, |_| Ok(()))
+        self.append(events)
     }
 
     fn failed_logins_since(&self, workspace: &str, since_ms: i64) -> Result<u64> {
@@ -1275,6 +1300,22 @@ mod tests {
         // 2 = FULL: in WAL mode, NORMAL (1) lets a committed transaction roll back on
         // power loss; FULL syncs the WAL at every commit.
         assert_eq!((first, second), (2, 2));
+    }
+
+    #[test]
+    fn lazily_synced_entries_chain_like_any_and_leave_the_connection_at_full() {
+        let (_dir, store) = store();
+        store.open_token("ws", "").expect("token");
+        let lazy = AuditEvent::ok("ws", "user", "C_GenerateKey", Some("session key".into())).synced_lazily();
+        store.append_audit(&lazy).expect("lazy entry");
+        store.append_audit_batch(&[lazy.clone(), event()]).expect("mixed batch");
+        let level = store.with_conn(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))?));
+        assert_eq!(level.expect("pragma"), 2, "the pooled connection is back at FULL");
+        let rows = store.audit_rows().expect("rows");
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r.event.sync == Sync::Full), "the durability is not stored");
+        assert_eq!(rows[0].prev_hash, GENESIS.to_vec());
+        assert!(rows.windows(2).all(|w| w[1].prev_hash == w[0].hash), "one unbroken chain");
     }
 
     #[test]
