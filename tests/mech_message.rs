@@ -11,6 +11,7 @@ mod common;
 
 use std::ptr::null_mut;
 
+use common::raw::{Api, GCM_PARAM_LEN};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki_sys::*;
 
@@ -24,22 +25,6 @@ const TAG: &str = "76fc6ece0f4e1768cddf8853bb2d551b";
 
 fn h(s: &str) -> Vec<u8> {
     hex::decode(s).expect("hex")
-}
-
-/// The 3.2 function list of the module the fixture loaded.
-struct Api {
-    _lib: cryptoki_sys::Pkcs11,
-    f: CK_FUNCTION_LIST_3_2,
-}
-
-impl Api {
-    fn load() -> Api {
-        let lib = unsafe { cryptoki_sys::Pkcs11::new(common::module_path()) }.expect("load module");
-        let mut iface: *mut CK_INTERFACE = null_mut();
-        assert_eq!(unsafe { lib.C_GetInterface(null_mut(), null_mut(), &mut iface, 0) }, CKR_OK);
-        let f = unsafe { *(*iface).pFunctionList.cast::<CK_FUNCTION_LIST_3_2>() };
-        Api { _lib: lib, f }
-    }
 }
 
 /// A user session and an AES-256 key holding the vector's key bytes.
@@ -78,8 +63,6 @@ fn params(
     }
 }
 
-const PARAM_LEN: CK_ULONG = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
-
 fn encrypt_message(
     api: &Api,
     s: CK_SESSION_HANDLE,
@@ -93,7 +76,7 @@ fn encrypt_message(
         api.f.C_EncryptMessage.expect("slot")(
             s,
             std::ptr::from_mut(p).cast(),
-            PARAM_LEN,
+            GCM_PARAM_LEN,
             aad.as_mut_ptr(),
             aad.len() as CK_ULONG,
             pt.as_mut_ptr(),
@@ -119,7 +102,7 @@ fn decrypt_message(
         api.f.C_DecryptMessage.expect("slot")(
             s,
             std::ptr::from_mut(p).cast(),
-            PARAM_LEN,
+            GCM_PARAM_LEN,
             aad.as_mut_ptr(),
             aad.len() as CK_ULONG,
             ct.as_mut_ptr(),
@@ -196,7 +179,7 @@ fn a_length_query_returns_the_size_and_consumes_no_iv() {
         api.f.C_EncryptMessage.expect("slot")(
             s,
             std::ptr::from_mut(&mut p).cast(),
-            PARAM_LEN,
+            GCM_PARAM_LEN,
             aad.as_mut_ptr(),
             0,
             pt.as_mut_ptr(),
@@ -225,7 +208,7 @@ fn a_message_in_parts_equals_the_one_shot_message_both_ways() {
     let mut aad = h(AAD);
     assert_eq!(
         unsafe {
-            api.f.C_EncryptMessageBegin.expect("slot")(s, pp, PARAM_LEN, aad.as_mut_ptr(), aad.len() as CK_ULONG)
+            api.f.C_EncryptMessageBegin.expect("slot")(s, pp, GCM_PARAM_LEN, aad.as_mut_ptr(), aad.len() as CK_ULONG)
         },
         CKR_OK
     );
@@ -239,7 +222,7 @@ fn a_message_in_parts_equals_the_one_shot_message_both_ways() {
         let flags = if last { CKF_END_OF_MESSAGE } else { 0 };
         let next = api.f.C_EncryptMessageNext.expect("slot");
         let rv = unsafe {
-            next(s, pp, PARAM_LEN, part.as_mut_ptr(), part.len() as CK_ULONG, out.as_mut_ptr(), &mut len, flags)
+            next(s, pp, GCM_PARAM_LEN, part.as_mut_ptr(), part.len() as CK_ULONG, out.as_mut_ptr(), &mut len, flags)
         };
         assert_eq!(rv, CKR_OK, "part {i}");
         ct.extend_from_slice(&out[..len as usize]);
@@ -252,7 +235,7 @@ fn a_message_in_parts_equals_the_one_shot_message_both_ways() {
     let pp = std::ptr::from_mut(&mut p).cast();
     assert_eq!(
         unsafe {
-            api.f.C_DecryptMessageBegin.expect("slot")(s, pp, PARAM_LEN, aad.as_mut_ptr(), aad.len() as CK_ULONG)
+            api.f.C_DecryptMessageBegin.expect("slot")(s, pp, GCM_PARAM_LEN, aad.as_mut_ptr(), aad.len() as CK_ULONG)
         },
         CKR_OK
     );
@@ -264,7 +247,7 @@ fn a_message_in_parts_equals_the_one_shot_message_both_ways() {
         let mut len = out.len() as CK_ULONG;
         let next = api.f.C_DecryptMessageNext.expect("slot");
         let rv = unsafe {
-            next(s, pp, PARAM_LEN, part.as_mut_ptr(), part.len() as CK_ULONG, out.as_mut_ptr(), &mut len, flags)
+            next(s, pp, GCM_PARAM_LEN, part.as_mut_ptr(), part.len() as CK_ULONG, out.as_mut_ptr(), &mut len, flags)
         };
         assert_eq!(rv, CKR_OK);
         assert!(flags != 0 || len == 0, "no plaintext before the tag is checked");

@@ -7,6 +7,7 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 pub mod hsm;
+pub mod raw;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
