@@ -10,9 +10,7 @@
 
 mod common;
 
-use std::ptr::null_mut;
-
-use common::raw::{Api, GCM_PARAM_LEN};
+use common::raw::{encrypt_message, message_init, message_params, Api};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
@@ -35,11 +33,6 @@ fn import_key(s: &Session, token: bool) -> ObjectHandle {
     .expect("import key")
 }
 
-fn init(api: &Api, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
-    let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
-    unsafe { api.f.C_MessageEncryptInit.expect("slot")(s, &mut m, key) }
-}
-
 /// One `C_EncryptMessage` with `generator` and `fixed_bits`; the IV the token wrote back.
 fn encrypt_one(
     api: &Api,
@@ -49,36 +42,14 @@ fn encrypt_one(
     generator: CK_GENERATOR_FUNCTION,
 ) -> (CK_RV, Vec<u8>) {
     let (mut iv, mut tag) = (prefix.to_vec(), vec![0u8; 16]);
-    let mut p = CK_GCM_MESSAGE_PARAMS {
-        pIv: iv.as_mut_ptr(),
-        ulIvLen: 12,
-        ulIvFixedBits: fixed_bits,
-        ivGenerator: generator,
-        pTag: tag.as_mut_ptr(),
-        ulTagBits: 128,
-    };
-    let mut pt = b"message".to_vec();
-    let mut out = vec![0u8; pt.len()];
-    let mut len = out.len() as CK_ULONG;
-    let rv = unsafe {
-        api.f.C_EncryptMessage.expect("slot")(
-            s,
-            std::ptr::from_mut(&mut p).cast(),
-            GCM_PARAM_LEN,
-            null_mut(),
-            0,
-            pt.as_mut_ptr(),
-            pt.len() as CK_ULONG,
-            out.as_mut_ptr(),
-            &mut len,
-        )
-    };
+    let mut p = message_params(&mut iv, fixed_bits, generator, &mut tag);
+    let (rv, _) = encrypt_message(api, s, &mut p, &mut [], &mut b"message".to_vec());
     (rv, iv)
 }
 
 /// A counter IV under `key` in a fresh operation of `s`.
 fn counter_iv(api: &Api, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Vec<u8> {
-    assert_eq!(init(api, s, key), CKR_OK);
+    assert_eq!(message_init(api, s, key, true), CKR_OK);
     let (rv, iv) = encrypt_one(api, s, [7; 12], 32, CKG_GENERATE_COUNTER);
     assert_eq!(rv, CKR_OK);
     assert_eq!(unsafe { api.f.C_MessageEncryptFinal.expect("slot")(s) }, CKR_OK);
@@ -164,7 +135,7 @@ fn random_ivs_with_fewer_than_96_generated_bits_are_refused() {
     let s = fx.user_session(slot);
     let key = import_key(&s, false);
     let api = Api::load();
-    assert_eq!(init(&api, s.handle(), key.handle()), CKR_OK);
+    assert_eq!(message_init(&api, s.handle(), key.handle(), true), CKR_OK);
     for fixed in [8, 32, 64] {
         let (rv, iv) = encrypt_one(&api, s.handle(), [7; 12], fixed, CKG_GENERATE_RANDOM);
         assert_eq!(rv, CKR_MECHANISM_PARAM_INVALID, "{fixed} fixed bits leave fewer than 96 random ones");

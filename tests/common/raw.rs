@@ -43,3 +43,84 @@ pub fn assert_rv(got: CK_RV, want: CK_RV, what: &str) {
         collabvault_pkcs11::names::rv_name(want),
     );
 }
+
+/// `C_MessageEncryptInit` (or `C_MessageDecryptInit`) with `CKM_AES_GCM` and no parameter.
+pub fn message_init(api: &Api, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE, encrypt: bool) -> CK_RV {
+    let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
+    let f = if encrypt { api.f.C_MessageEncryptInit } else { api.f.C_MessageDecryptInit };
+    // SAFETY: `m` is a live local mechanism without a parameter.
+    unsafe { f.expect("slot")(s, &mut m, key) }
+}
+
+/// Per-message GCM parameters over `iv` and `tag` (the tag's length in bits).
+pub fn message_params(
+    iv: &mut [u8],
+    fixed_bits: CK_ULONG,
+    generator: CK_GENERATOR_FUNCTION,
+    tag: &mut [u8],
+) -> CK_GCM_MESSAGE_PARAMS {
+    CK_GCM_MESSAGE_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: iv.len() as CK_ULONG,
+        ulIvFixedBits: fixed_bits,
+        ivGenerator: generator,
+        pTag: tag.as_mut_ptr(),
+        ulTagBits: (tag.len() * 8) as CK_ULONG,
+    }
+}
+
+/// One-shot `C_EncryptMessage` of `pt` into a buffer of its length; the bytes written.
+pub fn encrypt_message(
+    api: &Api,
+    s: CK_SESSION_HANDLE,
+    p: &mut CK_GCM_MESSAGE_PARAMS,
+    aad: &mut [u8],
+    pt: &mut [u8],
+) -> (CK_RV, Vec<u8>) {
+    let mut out = vec![0u8; pt.len()];
+    let mut len = out.len() as CK_ULONG;
+    // SAFETY: every pointer is to a live local or argument with the length given beside it.
+    let rv = unsafe {
+        api.f.C_EncryptMessage.expect("slot")(
+            s,
+            std::ptr::from_mut(p).cast(),
+            GCM_PARAM_LEN,
+            aad.as_mut_ptr(),
+            aad.len() as CK_ULONG,
+            pt.as_mut_ptr(),
+            pt.len() as CK_ULONG,
+            out.as_mut_ptr(),
+            &mut len,
+        )
+    };
+    out.truncate(usize::try_from(len).expect("length"));
+    (rv, out)
+}
+
+/// One-shot `C_DecryptMessage` of `ct` into a buffer of its length; the bytes written.
+pub fn decrypt_message(
+    api: &Api,
+    s: CK_SESSION_HANDLE,
+    p: &mut CK_GCM_MESSAGE_PARAMS,
+    aad: &mut [u8],
+    ct: &mut [u8],
+) -> (CK_RV, Vec<u8>) {
+    let mut out = vec![0u8; ct.len()];
+    let mut len = out.len() as CK_ULONG;
+    // SAFETY: every pointer is to a live local or argument with the length given beside it.
+    let rv = unsafe {
+        api.f.C_DecryptMessage.expect("slot")(
+            s,
+            std::ptr::from_mut(p).cast(),
+            GCM_PARAM_LEN,
+            aad.as_mut_ptr(),
+            aad.len() as CK_ULONG,
+            ct.as_mut_ptr(),
+            ct.len() as CK_ULONG,
+            out.as_mut_ptr(),
+            &mut len,
+        )
+    };
+    out.truncate(usize::try_from(len).expect("length"));
+    (rv, out)
+}
