@@ -77,24 +77,7 @@ pub fn encrypt_message(
     aad: &mut [u8],
     pt: &mut [u8],
 ) -> (CK_RV, Vec<u8>) {
-    let mut out = vec![0u8; pt.len()];
-    let mut len = out.len() as CK_ULONG;
-    // SAFETY: every pointer is to a live local or argument with the length given beside it.
-    let rv = unsafe {
-        api.f.C_EncryptMessage.expect("slot")(
-            s,
-            std::ptr::from_mut(p).cast(),
-            GCM_PARAM_LEN,
-            aad.as_mut_ptr(),
-            aad.len() as CK_ULONG,
-            pt.as_mut_ptr(),
-            pt.len() as CK_ULONG,
-            out.as_mut_ptr(),
-            &mut len,
-        )
-    };
-    out.truncate(usize::try_from(len).expect("length"));
-    (rv, out)
+    one_shot_message(api.f.C_EncryptMessage, s, p, aad, pt)
 }
 
 /// One-shot `C_DecryptMessage` of `ct` into a buffer of its length; the bytes written.
@@ -105,18 +88,30 @@ pub fn decrypt_message(
     aad: &mut [u8],
     ct: &mut [u8],
 ) -> (CK_RV, Vec<u8>) {
-    let mut out = vec![0u8; ct.len()];
+    one_shot_message(api.f.C_DecryptMessage, s, p, aad, ct)
+}
+
+/// `C_EncryptMessage` or `C_DecryptMessage` (`f`, same signature) of `input` into a
+/// buffer of its length; the bytes written.
+fn one_shot_message(
+    f: CK_C_EncryptMessage,
+    s: CK_SESSION_HANDLE,
+    p: &mut CK_GCM_MESSAGE_PARAMS,
+    aad: &mut [u8],
+    input: &mut [u8],
+) -> (CK_RV, Vec<u8>) {
+    let mut out = vec![0u8; input.len()];
     let mut len = out.len() as CK_ULONG;
     // SAFETY: every pointer is to a live local or argument with the length given beside it.
     let rv = unsafe {
-        api.f.C_DecryptMessage.expect("slot")(
+        f.expect("slot")(
             s,
             std::ptr::from_mut(p).cast(),
             GCM_PARAM_LEN,
             aad.as_mut_ptr(),
             aad.len() as CK_ULONG,
-            ct.as_mut_ptr(),
-            ct.len() as CK_ULONG,
+            input.as_mut_ptr(),
+            input.len() as CK_ULONG,
             out.as_mut_ptr(),
             &mut len,
         )
