@@ -16,7 +16,7 @@ mod common;
 
 use std::ptr::null_mut;
 
-use common::raw::{assert_rv, Api, GCM_PARAM_LEN};
+use common::raw::{assert_rv, message_init, Api, GCM_PARAM_LEN};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki_sys::*;
 
@@ -75,8 +75,7 @@ fn encrypt_message_next_never_writes_past_a_smaller_tag_or_iv_than_begin_gave() 
     let session = fx.user_session(slot);
     let key = aes_key(&session);
     let (api, s) = (Api::load(), session.handle());
-    let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
-    assert_rv(unsafe { api.f.C_MessageEncryptInit.expect("slot")(s, &mut m, key.handle()) }, CKR_OK, "init");
+    assert_rv(message_init(&api, s, key.handle(), true), CKR_OK, "init");
     let (mut iv, mut tag) = ([7u8; 12], [0u8; 16]);
     let mut begin = gcm_params(iv.as_mut_ptr(), 12, CKG_GENERATE_COUNTER, tag.as_mut_ptr(), 16);
     let rv = unsafe {
@@ -204,8 +203,7 @@ fn aliased_output_pointers_are_refused_before_anything_is_written() {
     assert_eq!(words[1], 64, "no length written");
 
     // C_EncryptMessage with pTag overlapping pIv, then pTag inside the ciphertext buffer.
-    let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
-    assert_rv(unsafe { api.f.C_MessageEncryptInit.expect("slot")(s, &mut m, key.handle()) }, CKR_OK, "init");
+    assert_rv(message_init(&api, s, key.handle(), true), CKR_OK, "init");
     let mut pt = *b"sixteen byte msg";
     // (what, tag offset, output offset) in one 64-byte region whose IV is at 0..12.
     for (what, tag_at, out_at) in [("pTag overlapping pIv", 8usize, 40usize), ("pTag inside the output", 20, 12)] {
