@@ -17,19 +17,8 @@ use std::os::raw::c_void;
 use std::ptr::null_mut;
 use std::sync::MutexGuard;
 
+use common::raw::assert_rv;
 use cryptoki_sys::*;
-
-/// Asserts an exact return code, naming both codes on failure.
-#[track_caller]
-fn assert_rv(got: CK_RV, want: CK_RV, what: &str) {
-    assert_eq!(
-        got,
-        want,
-        "{what}: got {} ({got:#x}), want {} ({want:#x})",
-        collabvault_pkcs11::names::rv_name(got),
-        collabvault_pkcs11::names::rv_name(want),
-    );
-}
 
 /// The module loaded through its C ABI, with the test lock held. Dropping it finalizes
 /// the module (ignoring the result) before the lock is released, so a failing test does

@@ -16,38 +16,11 @@ mod common;
 
 use std::ptr::null_mut;
 
+use common::raw::{assert_rv, message_init, Api, GCM_PARAM_LEN};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki_sys::*;
 
-const PARAM_LEN: CK_ULONG = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
 const GUARD: u8 = 0xee;
-
-/// The 3.2 function list of the module the fixture loaded.
-struct Api {
-    _lib: cryptoki_sys::Pkcs11,
-    f: CK_FUNCTION_LIST_3_2,
-}
-
-impl Api {
-    fn load() -> Api {
-        let lib = unsafe { cryptoki_sys::Pkcs11::new(common::module_path()) }.expect("load module");
-        let mut iface: *mut CK_INTERFACE = null_mut();
-        assert_eq!(unsafe { lib.C_GetInterface(null_mut(), null_mut(), &mut iface, 0) }, CKR_OK);
-        let f = unsafe { *(*iface).pFunctionList.cast::<CK_FUNCTION_LIST_3_2>() };
-        Api { _lib: lib, f }
-    }
-}
-
-#[track_caller]
-fn assert_rv(got: CK_RV, want: CK_RV, what: &str) {
-    assert_eq!(
-        got,
-        want,
-        "{what}: got {} ({got:#x}), want {} ({want:#x})",
-        collabvault_pkcs11::names::rv_name(got),
-        collabvault_pkcs11::names::rv_name(want),
-    );
-}
 
 fn aes_key(s: &cryptoki::session::Session) -> ObjectHandle {
     s.create_object(&[
@@ -85,7 +58,7 @@ fn next_last(api: &Api, s: CK_SESSION_HANDLE, p: &mut CK_GCM_MESSAGE_PARAMS, out
         api.f.C_EncryptMessageNext.expect("slot")(
             s,
             std::ptr::from_mut(p).cast(),
-            PARAM_LEN,
+            GCM_PARAM_LEN,
             part.as_mut_ptr(),
             part.len() as CK_ULONG,
             out.as_mut_ptr(),
@@ -102,12 +75,17 @@ fn encrypt_message_next_never_writes_past_a_smaller_tag_or_iv_than_begin_gave() 
     let session = fx.user_session(slot);
     let key = aes_key(&session);
     let (api, s) = (Api::load(), session.handle());
-    let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
-    assert_rv(unsafe { api.f.C_MessageEncryptInit.expect("slot")(s, &mut m, key.handle()) }, CKR_OK, "init");
+    assert_rv(message_init(&api, s, key.handle(), true), CKR_OK, "init");
     let (mut iv, mut tag) = ([7u8; 12], [0u8; 16]);
     let mut begin = gcm_params(iv.as_mut_ptr(), 12, CKG_GENERATE_COUNTER, tag.as_mut_ptr(), 16);
     let rv = unsafe {
-        api.f.C_EncryptMessageBegin.expect("slot")(s, std::ptr::from_mut(&mut begin).cast(), PARAM_LEN, null_mut(), 0)
+        api.f.C_EncryptMessageBegin.expect("slot")(
+            s,
+            std::ptr::from_mut(&mut begin).cast(),
+            GCM_PARAM_LEN,
+            null_mut(),
+            0,
+        )
     };
     assert_rv(rv, CKR_OK, "C_EncryptMessageBegin");
 
@@ -225,8 +203,7 @@ fn aliased_output_pointers_are_refused_before_anything_is_written() {
     assert_eq!(words[1], 64, "no length written");
 
     // C_EncryptMessage with pTag overlapping pIv, then pTag inside the ciphertext buffer.
-    let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
-    assert_rv(unsafe { api.f.C_MessageEncryptInit.expect("slot")(s, &mut m, key.handle()) }, CKR_OK, "init");
+    assert_rv(message_init(&api, s, key.handle(), true), CKR_OK, "init");
     let mut pt = *b"sixteen byte msg";
     // (what, tag offset, output offset) in one 64-byte region whose IV is at 0..12.
     for (what, tag_at, out_at) in [("pTag overlapping pIv", 8usize, 40usize), ("pTag inside the output", 20, 12)] {
@@ -240,7 +217,7 @@ fn aliased_output_pointers_are_refused_before_anything_is_written() {
             api.f.C_EncryptMessage.expect("slot")(
                 s,
                 std::ptr::from_mut(&mut p).cast(),
-                PARAM_LEN,
+                GCM_PARAM_LEN,
                 null_mut(),
                 0,
                 pt.as_mut_ptr(),

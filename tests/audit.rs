@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Barrier, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -602,22 +602,12 @@ fn threads_of_two_processes_writing_at_once_leave_one_unbroken_chain() {
     main.login(UserType::User, Some(&pin(USER_PIN))).expect("user login");
     let before = a.live_count("audit_log");
 
-    let child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", CHILD_TEST, "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &a.ws.conf)
-        .env("COLLABVAULT_CONF", &a.ws.conf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child process");
+    let child = common::child_over(CHILD_TEST, CHILD_ENV, &a.ws.conf).spawn().expect("spawn the child process");
     main.create_object(&data(PARENT_GO)).expect("create the start marker");
     // The parent's threads create their objects while the child starts, and destroy them
     // only after the child has written: the two processes' entries interleave for sure.
     run_workers(a.p11(), slot, "p", CHILD_STARTED);
-    let out = child.wait_with_output().expect("wait for the child");
-    let (out_text, err_text) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "child failed ({}):\n{out_text}\n{err_text}", out.status);
-    assert!(out_text.contains("1 passed"), "the child test did not run:\n{out_text}\n{err_text}");
+    common::child_passed(&child.wait_with_output().expect("wait for the child"));
 
     drop(main);
     a.finalize();
@@ -647,13 +637,8 @@ fn threads_of_two_processes_writing_at_once_leave_one_unbroken_chain() {
 #[test]
 #[ignore = "started as a child process by threads_of_two_processes_writing_at_once_leave_one_unbroken_chain"]
 fn child_process_writes_the_shared_audit_log() {
-    let Some(conf) = std::env::var_os(CHILD_ENV) else { return };
-    let _serial = common::lock();
-    std::env::set_var("COLLABVAULT_CONF", &conf);
-    let p = common::load();
-    let slot = p.get_all_slots().expect("slots")[0];
-    let main = p.open_rw_session(slot).expect("open");
-    main.login(UserType::User, Some(&pin(USER_PIN))).expect("child login");
+    let Some((_serial, p, slot)) = common::child_module(CHILD_ENV) else { return };
+    let main = common::user_session(&p, slot);
     wait_for(&main, PARENT_GO).expect("the parent's start marker");
     main.create_object(&data(CHILD_STARTED)).expect("create the child's marker");
     run_workers(&p, slot, "c", CHILD_STARTED);

@@ -8,15 +8,11 @@ mod common;
 
 use collabvault_pkcs11::audit::checkpoint::verify_all;
 use collabvault_pkcs11::audit::{Defect, Verdict};
-use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::root::slot::SlotRoot;
 use collabvault_pkcs11::store::audit::{AuditEvent, AuditRow};
-use collabvault_pkcs11::store::sqlite::SqliteStore;
 use collabvault_pkcs11::store::Backend;
 use common::hsm::Hsm;
 use cryptoki::object::{Attribute, ObjectClass};
-use cryptoki::session::UserType;
-use cryptoki::types::AuthPin;
 
 /// Runs a workload through the module, finalizes it, and returns the workspace and HSM.
 fn audited_run(operations: usize) -> (common::Workspace, Hsm, std::sync::MutexGuard<'static, ()>) {
@@ -29,13 +25,8 @@ fn audited_run(operations: usize) -> (common::Workspace, Hsm, std::sync::MutexGu
     let ws = common::Workspace::with_config_body(&body);
     let pkcs11 = common::load();
     let slot = pkcs11.get_all_slots().expect("slots")[0];
-    pkcs11.init_token(slot, &AuthPin::new(common::SO_PIN.into()), "audited").expect("init");
-    let so = pkcs11.open_rw_session(slot).expect("open");
-    so.login(UserType::So, Some(&AuthPin::new(common::SO_PIN.into()))).expect("so");
-    so.init_pin(&AuthPin::new(common::USER_PIN.into())).expect("pin");
-    drop(so);
-    let s = pkcs11.open_rw_session(slot).expect("open");
-    s.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into()))).expect("login");
+    common::init_token(&pkcs11, slot, "audited");
+    let s = common::user_session(&pkcs11, slot);
     for i in 0..operations {
         let h = s
             .create_object(&[
@@ -52,8 +43,8 @@ fn audited_run(operations: usize) -> (common::Workspace, Hsm, std::sync::MutexGu
 }
 
 fn verdict(ws: &common::Workspace) -> Verdict {
-    let config = Config::from_file(&ws.conf).expect("config");
-    let store = SqliteStore::open(&config.store_dir).expect("store");
+    let config = ws.config();
+    let store = ws.open_store();
     let root = SlotRoot::connect(config.root.as_ref().expect("root")).expect("root token");
     let head = root.head().expect("head");
     let trusted = root.audit_public_key().expect("audit key").expect("made by the first checkpoint");
@@ -70,7 +61,7 @@ fn verdict(ws: &common::Workspace) -> Verdict {
 /// rewrites every hash from there on, as someone who can write the file would: the chain
 /// alone stays self-consistent. Returns the rewritten rows.
 fn rewrite_whole(ws: &common::Workspace, index: usize, edit: impl FnOnce(&mut AuditEvent)) -> Vec<AuditRow> {
-    let store = SqliteStore::open(&Config::from_file(&ws.conf).expect("config").store_dir).expect("store");
+    let store = ws.open_store();
     let mut rows = store.audit_rows().expect("rows");
     drop(store);
     edit(&mut rows[index].event);
@@ -92,8 +83,7 @@ fn rewrite_whole(ws: &common::Workspace, index: usize, edit: impl FnOnce(&mut Au
 #[test]
 fn checkpoints_are_signed_in_the_root_token_and_the_chain_verifies() {
     let (ws, _hsm, _serial) = audited_run(20);
-    let config = Config::from_file(&ws.conf).expect("config");
-    let store = SqliteStore::open(&config.store_dir).expect("store");
+    let store = ws.open_store();
     let (rows, checkpoints) = (store.audit_rows().expect("rows"), store.checkpoints().expect("checkpoints"));
     assert!(checkpoints.len() >= 4, "a checkpoint every 10 of {} entries, plus one at finalize", rows.len());
     assert_eq!(checkpoints.last().expect("last").entry_seq, rows.last().expect("rows").seq, "finalize covers the tail");
@@ -144,8 +134,7 @@ fn cvault_verify_checks_the_checkpoints_against_the_root_token() {
     let (ws, _hsm, _serial) = audited_run(20);
     let (code, line, err) = cvault(&ws, &["verify"]);
     assert_eq!(code, Some(0), "{line}\n{err}");
-    let config = Config::from_file(&ws.conf).expect("config");
-    let store = SqliteStore::open(&config.store_dir).expect("store");
+    let store = ws.open_store();
     let (rows, checkpoints) = (store.audit_rows().expect("rows"), store.checkpoints().expect("checkpoints"));
     let head = checkpoints.last().expect("a checkpoint");
     let want = format!(
@@ -188,7 +177,7 @@ fn cvault_audit_key_exports_the_key_that_verifies_the_checkpoints() {
     assert_eq!(code, Some(0), "{err}");
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
     let key = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem).expect("a P-256 public key");
-    let store = SqliteStore::open(&Config::from_file(&ws.conf).expect("config").store_dir).expect("store");
+    let store = ws.open_store();
     let checkpoints = store.checkpoints().expect("checkpoints");
     assert!(!checkpoints.is_empty());
     for c in &checkpoints {

@@ -13,15 +13,12 @@
 mod common;
 
 use collabvault_pkcs11::audit::export::json_line;
-use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::store::audit::AuditRow;
-use collabvault_pkcs11::store::sqlite::SqliteStore;
 use collabvault_pkcs11::store::Backend;
 use common::hsm::Hsm;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
+use cryptoki::session::Session;
 
 /// Set in the child: the workload runs only there.
 const CHILD_ENV: &str = "CV_AUDIT_TAIL_CHILD";
@@ -37,11 +34,7 @@ fn workspace(hsm: &Hsm) -> common::Workspace {
 
 /// Runs the ignored test `name` in a child process over the current config and root.
 fn run_child(name: &str) {
-    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .expect("run child");
+    let out = common::child_test(name).env(CHILD_ENV, "1").output().expect("run child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("CHILD-DONE"),
@@ -54,13 +47,8 @@ fn run_child(name: &str) {
 fn user_session() -> (cryptoki::context::Pkcs11, Session) {
     let pkcs11 = common::load();
     let slot = pkcs11.get_all_slots().expect("slots")[0];
-    pkcs11.init_token(slot, &AuthPin::new(common::SO_PIN.into()), "tail").expect("init");
-    let so = pkcs11.open_rw_session(slot).expect("open");
-    so.login(UserType::So, Some(&AuthPin::new(common::SO_PIN.into()))).expect("so");
-    so.init_pin(&AuthPin::new(common::USER_PIN.into())).expect("pin");
-    drop(so);
-    let s = pkcs11.open_rw_session(slot).expect("open");
-    s.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into()))).expect("login");
+    common::init_token(&pkcs11, slot, "tail");
+    let s = common::user_session(&pkcs11, slot);
     (pkcs11, s)
 }
 
@@ -68,10 +56,6 @@ fn user_session() -> (cryptoki::context::Pkcs11, Session) {
 fn crash() -> ! {
     println!("CHILD-DONE");
     std::process::abort()
-}
-
-fn store(ws: &common::Workspace) -> SqliteStore {
-    SqliteStore::open(&Config::from_file(&ws.conf).expect("config").store_dir).expect("store")
 }
 
 fn cvault_verify(ws: &common::Workspace) -> (Option<i32>, String) {
@@ -103,7 +87,7 @@ fn cutting_a_key_destruction_from_the_log_is_caught_without_finalize() {
     let hsm = Hsm::new();
     let ws = workspace(&hsm);
     run_child("child_destroys_a_key_and_crashes");
-    let rows: Vec<AuditRow> = store(&ws).audit_rows().expect("rows");
+    let rows: Vec<AuditRow> = ws.open_store().audit_rows().expect("rows");
     let destroyed = rows.iter().rev().find(|r| r.event.action == "C_DestroyObject").expect("destroy entry").seq;
     // Someone with write access to the store file removes the destruction's entry and
     // anything after it, checkpoints included.
@@ -145,7 +129,7 @@ fn reading_a_secret_value_is_audited_and_checkpointed() {
     let hsm = Hsm::new();
     let ws = workspace(&hsm);
     run_child("child_reads_a_secret_value_and_crashes");
-    let store = store(&ws);
+    let store = ws.open_store();
     let rows = store.audit_rows().expect("rows");
     let reads: Vec<&AuditRow> = rows.iter().filter(|r| r.event.action == "C_GetAttributeValue").collect();
     let all: Vec<_> = rows.iter().map(|r| (r.seq, r.event.action.as_str())).collect();
@@ -196,7 +180,7 @@ fn key_management_fails_closed_when_checkpoints_keep_failing() {
     assert!(log.contains("audit checkpoint failed"), "{log}");
     assert!(log.contains("C_GenerateKey refused: audit checkpoints failed 3 times in a row (fail closed)"), "{log}");
     // The refusals themselves are still recorded.
-    let rows = store(&ws).audit_rows().expect("rows");
+    let rows = ws.open_store().audit_rows().expect("rows");
     assert!(
         rows.iter().any(|r| r.event.action == "C_GenerateKey" && r.event.outcome == "CKR_DEVICE_ERROR"),
         "{rows:?}"

@@ -17,20 +17,9 @@ use std::os::raw::c_void;
 use std::ptr::null_mut;
 use std::sync::MutexGuard;
 
+use common::raw::assert_rv;
 use common::{SO_PIN, USER_PIN};
 use cryptoki_sys::*;
-
-/// Asserts an exact return code, naming both codes on failure.
-#[track_caller]
-fn assert_rv(got: CK_RV, want: CK_RV, what: &str) {
-    assert_eq!(
-        got,
-        want,
-        "{what}: got {} ({got:#x}), want {} ({want:#x})",
-        collabvault_pkcs11::names::rv_name(got),
-        collabvault_pkcs11::names::rv_name(want),
-    );
-}
 
 const SLOT: CK_SLOT_ID = 0;
 const NO_SLOT: CK_SLOT_ID = 7;

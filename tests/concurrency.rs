@@ -6,14 +6,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, USER_PIN};
+use common::Fixture;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, SessionState, UserType};
-use cryptoki::types::AuthPin;
+use cryptoki::session::{Session, SessionState};
 
 const THREADS: usize = 8;
 const PER_THREAD: usize = 20;
@@ -144,14 +143,7 @@ fn two_processes_work_on_one_store_at_the_same_time() {
     let s = f.user_session(slot);
     s.create_object(&token_data("parent-0", false)).expect("create parent-0");
 
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", CHILD_TEST, "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &f.ws.conf)
-        .env("COLLABVAULT_CONF", &f.ws.conf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child process");
+    let mut child = common::child_over(CHILD_TEST, CHILD_ENV, &f.ws.conf).spawn().expect("spawn the child process");
 
     for i in 1..5 {
         s.create_object(&token_data(&format!("parent-{i}"), i % 2 == 1)).expect("create parent object");
@@ -162,11 +154,7 @@ fn two_processes_work_on_one_store_at_the_same_time() {
         s.create_object(&token_data(&format!("parent-{i}"), i % 2 == 1)).expect("create parent object");
     }
 
-    let out = child.wait_with_output().expect("wait for the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed ({}):\n{stdout}\n{stderr}", out.status);
-    assert!(stdout.contains("1 passed"), "the child test did not run:\n{stdout}\n{stderr}");
+    common::child_passed(&child.wait_with_output().expect("wait for the child"));
 
     let all = s.find_objects(&[Attribute::Class(ObjectClass::DATA)]).expect("find all");
     assert_eq!(all.len(), 20, "found {:?}", labels(&s, &all));
@@ -186,14 +174,9 @@ fn two_processes_work_on_one_store_at_the_same_time() {
 #[test]
 #[ignore = "started as a child process by two_processes_work_on_one_store_at_the_same_time"]
 fn child_process_adds_objects_to_the_shared_store() {
-    let Some(conf) = std::env::var_os(CHILD_ENV) else { return };
-    let _serial = common::lock();
-    std::env::set_var("COLLABVAULT_CONF", &conf);
-    let p = common::load();
-    let slot = p.get_all_slots().expect("slots")[0];
+    let Some((_serial, p, slot)) = common::child_module(CHILD_ENV) else { return };
     {
-        let s = p.open_rw_session(slot).expect("open");
-        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).expect("child login");
+        let s = common::user_session(&p, slot);
         assert_eq!(by_label(&s, "parent-0").expect("find parent-0").len(), 1, "the child does not see parent-0");
         for i in 0..10 {
             if i == 5 {

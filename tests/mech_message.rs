@@ -11,6 +11,7 @@ mod common;
 
 use std::ptr::null_mut;
 
+use common::raw::{decrypt_message, encrypt_message, message_init, message_params, Api, GCM_PARAM_LEN};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki_sys::*;
 
@@ -24,22 +25,6 @@ const TAG: &str = "76fc6ece0f4e1768cddf8853bb2d551b";
 
 fn h(s: &str) -> Vec<u8> {
     hex::decode(s).expect("hex")
-}
-
-/// The 3.2 function list of the module the fixture loaded.
-struct Api {
-    _lib: cryptoki_sys::Pkcs11,
-    f: CK_FUNCTION_LIST_3_2,
-}
-
-impl Api {
-    fn load() -> Api {
-        let lib = unsafe { cryptoki_sys::Pkcs11::new(common::module_path()) }.expect("load module");
-        let mut iface: *mut CK_INTERFACE = null_mut();
-        assert_eq!(unsafe { lib.C_GetInterface(null_mut(), null_mut(), &mut iface, 0) }, CKR_OK);
-        let f = unsafe { *(*iface).pFunctionList.cast::<CK_FUNCTION_LIST_3_2>() };
-        Api { _lib: lib, f }
-    }
 }
 
 /// A user session and an AES-256 key holding the vector's key bytes.
@@ -58,101 +43,21 @@ fn setup(fx: &common::Fixture) -> (cryptoki::session::Session, ObjectHandle) {
     (s, key)
 }
 
-fn gcm_mech() -> CK_MECHANISM {
-    CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 }
-}
-
-fn params(
-    iv: &mut [u8],
-    fixed_bits: CK_ULONG,
-    generator: CK_GENERATOR_FUNCTION,
-    tag: &mut [u8],
-) -> CK_GCM_MESSAGE_PARAMS {
-    CK_GCM_MESSAGE_PARAMS {
-        pIv: iv.as_mut_ptr(),
-        ulIvLen: iv.len() as CK_ULONG,
-        ulIvFixedBits: fixed_bits,
-        ivGenerator: generator,
-        pTag: tag.as_mut_ptr(),
-        ulTagBits: (tag.len() * 8) as CK_ULONG,
-    }
-}
-
-const PARAM_LEN: CK_ULONG = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
-
-fn encrypt_message(
-    api: &Api,
-    s: CK_SESSION_HANDLE,
-    p: &mut CK_GCM_MESSAGE_PARAMS,
-    aad: &mut [u8],
-    pt: &mut [u8],
-) -> (CK_RV, Vec<u8>) {
-    let mut out = vec![0u8; pt.len()];
-    let mut len = out.len() as CK_ULONG;
-    let rv = unsafe {
-        api.f.C_EncryptMessage.expect("slot")(
-            s,
-            std::ptr::from_mut(p).cast(),
-            PARAM_LEN,
-            aad.as_mut_ptr(),
-            aad.len() as CK_ULONG,
-            pt.as_mut_ptr(),
-            pt.len() as CK_ULONG,
-            out.as_mut_ptr(),
-            &mut len,
-        )
-    };
-    out.truncate(len as usize);
-    (rv, out)
-}
-
-fn decrypt_message(
-    api: &Api,
-    s: CK_SESSION_HANDLE,
-    p: &mut CK_GCM_MESSAGE_PARAMS,
-    aad: &mut [u8],
-    ct: &mut [u8],
-) -> (CK_RV, Vec<u8>) {
-    let mut out = vec![0u8; ct.len()];
-    let mut len = out.len() as CK_ULONG;
-    let rv = unsafe {
-        api.f.C_DecryptMessage.expect("slot")(
-            s,
-            std::ptr::from_mut(p).cast(),
-            PARAM_LEN,
-            aad.as_mut_ptr(),
-            aad.len() as CK_ULONG,
-            ct.as_mut_ptr(),
-            ct.len() as CK_ULONG,
-            out.as_mut_ptr(),
-            &mut len,
-        )
-    };
-    out.truncate(len as usize);
-    (rv, out)
-}
-
-fn init(api: &Api, s: CK_SESSION_HANDLE, key: ObjectHandle, encrypt: bool) -> CK_RV {
-    let mut m = gcm_mech();
-    let f = if encrypt { api.f.C_MessageEncryptInit } else { api.f.C_MessageDecryptInit };
-    unsafe { f.expect("slot")(s, &mut m, key.handle()) }
-}
-
 #[test]
 fn a_caller_iv_message_matches_the_gcm_known_answer_and_returns_the_tag_in_the_parameter() {
     let fx = common::Fixture::new();
     let (session, key) = setup(&fx);
     let (api, s) = (Api::load(), session.handle());
-    assert_eq!(init(&api, s, key, true), CKR_OK);
+    assert_eq!(message_init(&api, s, key.handle(), true), CKR_OK);
     let (mut iv, mut tag) = (h(IV), vec![0u8; 16]);
-    let mut p = params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
+    let mut p = message_params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
     let (rv, ct) = encrypt_message(&api, s, &mut p, &mut h(AAD), &mut h(PT));
     assert_eq!((rv, ct), (CKR_OK, h(CT)));
     assert_eq!(tag, h(TAG), "the tag comes back through pTag");
     assert_eq!(unsafe { api.f.C_MessageEncryptFinal.expect("slot")(s) }, CKR_OK);
 
-    assert_eq!(init(&api, s, key, false), CKR_OK);
-    let mut p = params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
+    assert_eq!(message_init(&api, s, key.handle(), false), CKR_OK);
+    let mut p = message_params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
     let (rv, pt) = decrypt_message(&api, s, &mut p, &mut h(AAD), &mut h(CT));
     assert_eq!((rv, pt), (CKR_OK, h(PT)));
 }
@@ -162,20 +67,20 @@ fn a_counter_generator_writes_fresh_ivs_after_the_fixed_prefix() {
     let fx = common::Fixture::new();
     let (session, key) = setup(&fx);
     let (api, s) = (Api::load(), session.handle());
-    assert_eq!(init(&api, s, key, true), CKR_OK);
+    assert_eq!(message_init(&api, s, key.handle(), true), CKR_OK);
     let mut sent = Vec::new();
     for n in 1u64..=2 {
         let (mut iv, mut tag) = (vec![1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0], vec![0u8; 16]);
-        let mut p = params(&mut iv, 32, CKG_GENERATE_COUNTER, &mut tag);
+        let mut p = message_params(&mut iv, 32, CKG_GENERATE_COUNTER, &mut tag);
         let (rv, ct) = encrypt_message(&api, s, &mut p, &mut h(AAD), &mut b"message".to_vec());
         assert_eq!(rv, CKR_OK);
         assert_eq!(&iv[..4], &[1, 2, 3, 4], "prefix kept");
         assert_eq!(&iv[4..], &n.to_be_bytes(), "counter {n} written back");
         sent.push((iv, tag, ct));
     }
-    assert_eq!(init(&api, s, key, false), CKR_OK);
+    assert_eq!(message_init(&api, s, key.handle(), false), CKR_OK);
     for (mut iv, mut tag, mut ct) in sent {
-        let mut p = params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
+        let mut p = message_params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
         let (rv, pt) = decrypt_message(&api, s, &mut p, &mut h(AAD), &mut ct);
         assert_eq!((rv, pt), (CKR_OK, b"message".to_vec()));
     }
@@ -186,9 +91,9 @@ fn a_length_query_returns_the_size_and_consumes_no_iv() {
     let fx = common::Fixture::new();
     let (session, key) = setup(&fx);
     let (api, s) = (Api::load(), session.handle());
-    assert_eq!(init(&api, s, key, true), CKR_OK);
+    assert_eq!(message_init(&api, s, key.handle(), true), CKR_OK);
     let (mut iv, mut tag) = (vec![9; 12], vec![0u8; 16]);
-    let mut p = params(&mut iv, 32, CKG_GENERATE_COUNTER, &mut tag);
+    let mut p = message_params(&mut iv, 32, CKG_GENERATE_COUNTER, &mut tag);
     let mut pt = b"twelve bytes".to_vec();
     let mut aad = Vec::new();
     let mut len: CK_ULONG = 0;
@@ -196,7 +101,7 @@ fn a_length_query_returns_the_size_and_consumes_no_iv() {
         api.f.C_EncryptMessage.expect("slot")(
             s,
             std::ptr::from_mut(&mut p).cast(),
-            PARAM_LEN,
+            GCM_PARAM_LEN,
             aad.as_mut_ptr(),
             0,
             pt.as_mut_ptr(),
@@ -207,7 +112,7 @@ fn a_length_query_returns_the_size_and_consumes_no_iv() {
     };
     assert_eq!((rv, len), (CKR_OK, 12));
     assert_eq!(iv, vec![9; 12], "no IV chosen for a query");
-    let mut p = params(&mut iv, 32, CKG_GENERATE_COUNTER, &mut tag);
+    let mut p = message_params(&mut iv, 32, CKG_GENERATE_COUNTER, &mut tag);
     assert_eq!(encrypt_message(&api, s, &mut p, &mut aad, &mut pt).0, CKR_OK);
     assert_eq!(&iv[4..], &1u64.to_be_bytes(), "the first real message still gets counter 1");
 }
@@ -218,14 +123,14 @@ fn a_message_in_parts_equals_the_one_shot_message_both_ways() {
     let (session, key) = setup(&fx);
     let (api, s) = (Api::load(), session.handle());
     let pt = h(PT);
-    assert_eq!(init(&api, s, key, true), CKR_OK);
+    assert_eq!(message_init(&api, s, key.handle(), true), CKR_OK);
     let (mut iv, mut tag) = (h(IV), vec![0u8; 16]);
-    let mut p = params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
+    let mut p = message_params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
     let pp = std::ptr::from_mut(&mut p).cast();
     let mut aad = h(AAD);
     assert_eq!(
         unsafe {
-            api.f.C_EncryptMessageBegin.expect("slot")(s, pp, PARAM_LEN, aad.as_mut_ptr(), aad.len() as CK_ULONG)
+            api.f.C_EncryptMessageBegin.expect("slot")(s, pp, GCM_PARAM_LEN, aad.as_mut_ptr(), aad.len() as CK_ULONG)
         },
         CKR_OK
     );
@@ -239,7 +144,7 @@ fn a_message_in_parts_equals_the_one_shot_message_both_ways() {
         let flags = if last { CKF_END_OF_MESSAGE } else { 0 };
         let next = api.f.C_EncryptMessageNext.expect("slot");
         let rv = unsafe {
-            next(s, pp, PARAM_LEN, part.as_mut_ptr(), part.len() as CK_ULONG, out.as_mut_ptr(), &mut len, flags)
+            next(s, pp, GCM_PARAM_LEN, part.as_mut_ptr(), part.len() as CK_ULONG, out.as_mut_ptr(), &mut len, flags)
         };
         assert_eq!(rv, CKR_OK, "part {i}");
         ct.extend_from_slice(&out[..len as usize]);
@@ -247,12 +152,12 @@ fn a_message_in_parts_equals_the_one_shot_message_both_ways() {
     assert_eq!(ct, h(CT));
     assert_eq!(tag, h(TAG));
 
-    assert_eq!(init(&api, s, key, false), CKR_OK);
-    let mut p = params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
+    assert_eq!(message_init(&api, s, key.handle(), false), CKR_OK);
+    let mut p = message_params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
     let pp = std::ptr::from_mut(&mut p).cast();
     assert_eq!(
         unsafe {
-            api.f.C_DecryptMessageBegin.expect("slot")(s, pp, PARAM_LEN, aad.as_mut_ptr(), aad.len() as CK_ULONG)
+            api.f.C_DecryptMessageBegin.expect("slot")(s, pp, GCM_PARAM_LEN, aad.as_mut_ptr(), aad.len() as CK_ULONG)
         },
         CKR_OK
     );
@@ -264,7 +169,7 @@ fn a_message_in_parts_equals_the_one_shot_message_both_ways() {
         let mut len = out.len() as CK_ULONG;
         let next = api.f.C_DecryptMessageNext.expect("slot");
         let rv = unsafe {
-            next(s, pp, PARAM_LEN, part.as_mut_ptr(), part.len() as CK_ULONG, out.as_mut_ptr(), &mut len, flags)
+            next(s, pp, GCM_PARAM_LEN, part.as_mut_ptr(), part.len() as CK_ULONG, out.as_mut_ptr(), &mut len, flags)
         };
         assert_eq!(rv, CKR_OK);
         assert!(flags != 0 || len == 0, "no plaintext before the tag is checked");
@@ -278,13 +183,13 @@ fn a_wrong_tag_or_a_generated_iv_on_decrypt_is_refused() {
     let fx = common::Fixture::new();
     let (session, key) = setup(&fx);
     let (api, s) = (Api::load(), session.handle());
-    assert_eq!(init(&api, s, key, false), CKR_OK);
+    assert_eq!(message_init(&api, s, key.handle(), false), CKR_OK);
     let (mut iv, mut tag) = (h(IV), h(TAG));
     tag[0] ^= 1;
-    let mut p = params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
+    let mut p = message_params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
     let (rv, _) = decrypt_message(&api, s, &mut p, &mut h(AAD), &mut h(CT));
     assert_eq!(rv, CKR_AEAD_DECRYPT_FAILED, "the 3.0 API's own code for a tag that does not verify");
-    let mut p = params(&mut iv, 32, CKG_GENERATE_COUNTER, &mut tag);
+    let mut p = message_params(&mut iv, 32, CKG_GENERATE_COUNTER, &mut tag);
     let (rv, _) = decrypt_message(&api, s, &mut p, &mut h(AAD), &mut h(CT));
     assert_eq!(rv, CKR_MECHANISM_PARAM_INVALID);
 }
@@ -295,10 +200,10 @@ fn the_operation_lifecycle_follows_the_spec() {
     let (session, key) = setup(&fx);
     let (api, s) = (Api::load(), session.handle());
     let (mut iv, mut tag) = (h(IV), vec![0u8; 16]);
-    let mut p = params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
+    let mut p = message_params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
     assert_eq!(encrypt_message(&api, s, &mut p, &mut h(AAD), &mut h(PT)).0, CKR_OPERATION_NOT_INITIALIZED);
-    assert_eq!(init(&api, s, key, true), CKR_OK);
-    assert_eq!(init(&api, s, key, true), CKR_OPERATION_ACTIVE);
+    assert_eq!(message_init(&api, s, key.handle(), true), CKR_OK);
+    assert_eq!(message_init(&api, s, key.handle(), true), CKR_OPERATION_ACTIVE);
     assert_eq!(unsafe { api.f.C_MessageEncryptFinal.expect("slot")(s) }, CKR_OK);
     assert_eq!(unsafe { api.f.C_MessageEncryptFinal.expect("slot")(s) }, CKR_OPERATION_NOT_INITIALIZED);
     let mut sha = CK_MECHANISM { mechanism: CKM_SHA256, pParameter: null_mut(), ulParameterLen: 0 };

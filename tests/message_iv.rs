@@ -10,35 +10,15 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::ptr::null_mut;
-
+use common::raw::{encrypt_message, message_init, message_params, Api};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
+use cryptoki::session::Session;
 use cryptoki_sys::*;
 
 const KEY: [u8; 32] = [0x42; 32];
 const KEY_LABEL: &str = "iv-counter-key";
 const CHILD_ENV: &str = "CV_IV_CHILD_CONF";
 const CHILD_TEST: &str = "child_process_encrypts_one_counter_message";
-const PARAM_LEN: CK_ULONG = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
-
-/// The 3.2 function list of the module the fixture loaded.
-struct Api {
-    _lib: cryptoki_sys::Pkcs11,
-    f: CK_FUNCTION_LIST_3_2,
-}
-
-impl Api {
-    fn load() -> Api {
-        let lib = unsafe { cryptoki_sys::Pkcs11::new(common::module_path()) }.expect("load module");
-        let mut iface: *mut CK_INTERFACE = null_mut();
-        assert_eq!(unsafe { lib.C_GetInterface(null_mut(), null_mut(), &mut iface, 0) }, CKR_OK);
-        let f = unsafe { *(*iface).pFunctionList.cast::<CK_FUNCTION_LIST_3_2>() };
-        Api { _lib: lib, f }
-    }
-}
 
 fn import_key(s: &Session, token: bool) -> ObjectHandle {
     s.create_object(&[
@@ -53,11 +33,6 @@ fn import_key(s: &Session, token: bool) -> ObjectHandle {
     .expect("import key")
 }
 
-fn init(api: &Api, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
-    let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
-    unsafe { api.f.C_MessageEncryptInit.expect("slot")(s, &mut m, key) }
-}
-
 /// One `C_EncryptMessage` with `generator` and `fixed_bits`; the IV the token wrote back.
 fn encrypt_one(
     api: &Api,
@@ -67,36 +42,14 @@ fn encrypt_one(
     generator: CK_GENERATOR_FUNCTION,
 ) -> (CK_RV, Vec<u8>) {
     let (mut iv, mut tag) = (prefix.to_vec(), vec![0u8; 16]);
-    let mut p = CK_GCM_MESSAGE_PARAMS {
-        pIv: iv.as_mut_ptr(),
-        ulIvLen: 12,
-        ulIvFixedBits: fixed_bits,
-        ivGenerator: generator,
-        pTag: tag.as_mut_ptr(),
-        ulTagBits: 128,
-    };
-    let mut pt = b"message".to_vec();
-    let mut out = vec![0u8; pt.len()];
-    let mut len = out.len() as CK_ULONG;
-    let rv = unsafe {
-        api.f.C_EncryptMessage.expect("slot")(
-            s,
-            std::ptr::from_mut(&mut p).cast(),
-            PARAM_LEN,
-            null_mut(),
-            0,
-            pt.as_mut_ptr(),
-            pt.len() as CK_ULONG,
-            out.as_mut_ptr(),
-            &mut len,
-        )
-    };
+    let mut p = message_params(&mut iv, fixed_bits, generator, &mut tag);
+    let (rv, _) = encrypt_message(api, s, &mut p, &mut [], &mut b"message".to_vec());
     (rv, iv)
 }
 
 /// A counter IV under `key` in a fresh operation of `s`.
 fn counter_iv(api: &Api, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Vec<u8> {
-    assert_eq!(init(api, s, key), CKR_OK);
+    assert_eq!(message_init(api, s, key, true), CKR_OK);
     let (rv, iv) = encrypt_one(api, s, [7; 12], 32, CKG_GENERATE_COUNTER);
     assert_eq!(rv, CKR_OK);
     assert_eq!(unsafe { api.f.C_MessageEncryptFinal.expect("slot")(s) }, CKR_OK);
@@ -144,16 +97,8 @@ fn counter_ivs_never_repeat_across_processes() {
     let api = Api::load();
     let before = counter_iv(&api, s.handle(), key.handle());
 
-    let out = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", CHILD_TEST, "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &fx.ws.conf)
-        .env("COLLABVAULT_CONF", &fx.ws.conf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run the child process");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::child_over(CHILD_TEST, CHILD_ENV, &fx.ws.conf).output().expect("run the child process");
+    let stdout = common::child_passed(&out);
     let child: Vec<u8> = stdout
         .lines()
         .find_map(|l| l.split_once("CHILD_IV=").map(|(_, iv)| iv))
@@ -171,14 +116,9 @@ fn counter_ivs_never_repeat_across_processes() {
 #[test]
 #[ignore = "started as a child process by counter_ivs_never_repeat_across_processes"]
 fn child_process_encrypts_one_counter_message() {
-    let Some(conf) = std::env::var_os(CHILD_ENV) else { return };
-    let _serial = common::lock();
-    std::env::set_var("COLLABVAULT_CONF", &conf);
-    let p = common::load();
-    let slot = p.get_all_slots().expect("slots")[0];
+    let Some((_serial, p, slot)) = common::child_module(CHILD_ENV) else { return };
     {
-        let s = p.open_rw_session(slot).expect("open");
-        s.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into()))).expect("child login");
+        let s = common::user_session(&p, slot);
         let keys = s.find_objects(&[Attribute::Label(KEY_LABEL.into())]).expect("find key");
         assert_eq!(keys.len(), 1);
         let api = Api::load();
@@ -195,7 +135,7 @@ fn random_ivs_with_fewer_than_96_generated_bits_are_refused() {
     let s = fx.user_session(slot);
     let key = import_key(&s, false);
     let api = Api::load();
-    assert_eq!(init(&api, s.handle(), key.handle()), CKR_OK);
+    assert_eq!(message_init(&api, s.handle(), key.handle(), true), CKR_OK);
     for fixed in [8, 32, 64] {
         let (rv, iv) = encrypt_one(&api, s.handle(), [7; 12], fixed, CKG_GENERATE_RANDOM);
         assert_eq!(rv, CKR_MECHANISM_PARAM_INVALID, "{fixed} fixed bits leave fewer than 96 random ones");

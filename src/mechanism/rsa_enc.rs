@@ -122,17 +122,23 @@ pub fn decrypt(key: &rsa::PrivateKey, padding: &Padding, ciphertext: &[u8]) -> R
     }
 }
 
-fn pkcs1_decrypt(key: &rsa::PrivateKey, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+/// The RSA private operation on `ciphertext`, as the modulus-length encoded message.
+/// Refuses c >= n (public information) and CRT faults with `CKR_ENCRYPTED_DATA_INVALID`.
+fn raw_decrypt(key: &rsa::PrivateKey, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let k = key.size();
     let precision = key.n().as_ref().bits_precision();
     let c = BoxedUint::from_be_slice(ciphertext, precision).map_err(|_| Error::EncryptedDataInvalid)?;
-    // Refuses c >= n (public information) and CRT faults.
     let m = rsa::hazmat::rsa_decrypt_and_check(key, Some(&mut crypto_common::getrandom::SysRng), &c)
         .map_err(|_| Error::EncryptedDataInvalid)?;
     let bytes = Zeroizing::new(m.to_be_bytes().to_vec());
     let mut em = Zeroizing::new(vec![0u8; k]);
     let take = bytes.len().min(k);
     em[k - take..].copy_from_slice(&bytes[bytes.len() - take..]);
+    Ok(em)
+}
+
+fn pkcs1_decrypt(key: &rsa::PrivateKey, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let em = raw_decrypt(key, ciphertext)?;
     let (ok, start) = pkcs1_unpad(&em);
     if !bool::from(ok) {
         return Err(Error::EncryptedDataInvalid);
@@ -168,14 +174,7 @@ pub fn pkcs1_decrypt_implicit(
     if lengths.is_empty() {
         return Err(Error::DataLenRange);
     }
-    let precision = key.n().as_ref().bits_precision();
-    let c = BoxedUint::from_be_slice(ciphertext, precision).map_err(|_| Error::EncryptedDataInvalid)?;
-    let m = rsa::hazmat::rsa_decrypt_and_check(key, Some(&mut crypto_common::getrandom::SysRng), &c)
-        .map_err(|_| Error::EncryptedDataInvalid)?;
-    let bytes = Zeroizing::new(m.to_be_bytes().to_vec());
-    let mut em = Zeroizing::new(vec![0u8; k]);
-    let take = bytes.len().min(k);
-    em[k - take..].copy_from_slice(&bytes[bytes.len() - take..]);
+    let em = raw_decrypt(key, ciphertext)?;
     let (padding_ok, start) = pkcs1_unpad(&em);
     let real_len = u32::try_from(k.saturating_sub(start)).unwrap_or(0);
     let mut length_ok = Choice::from(0);

@@ -497,7 +497,8 @@ impl Object {
 mod tests {
     use super::*;
 
-    fn aes_key(extra: Vec<Attr>) -> Template {
+    /// An AES-256 key template (value 0x11 bytes) with `extra` attributes after it.
+    pub(super) fn aes_key(extra: Vec<Attr>) -> Template {
         let mut t = vec![
             Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
             Attr::ulong(CKA_KEY_TYPE, CKK_AES),

@@ -212,17 +212,8 @@ impl Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::tests::aes_key;
     use crate::object::Read;
-
-    fn aes_key(extra: Vec<Attr>) -> Template {
-        let mut t = vec![
-            Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
-            Attr::ulong(CKA_KEY_TYPE, CKK_AES),
-            Attr::new(CKA_VALUE, vec![0x11; 32]),
-        ];
-        t.extend(extra);
-        Template(t)
-    }
 
     #[test]
     fn the_stored_form_seals_key_material() {

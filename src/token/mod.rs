@@ -170,6 +170,17 @@ impl Token {
         }
     }
 
+    /// Upgrades master key rows from before rows were MACed (and bound to `storage_key`
+    /// under a delegated root), through a sealer that accepts the legacy blobs.
+    fn upgrade_legacy_rows(&self, storage_key: &SealingKey) -> Result<()> {
+        hierarchy::upgrade_legacy_rows(
+            self.sealer(storage_key, false, true)?.as_ref(),
+            self.store.as_ref(),
+            &self.workspace,
+        )?;
+        Ok(())
+    }
+
     /// The logged-in user's (or SO's) view of the master keys.
     pub fn hierarchy(&self) -> Result<Arc<Hierarchy>> {
         self.login.read().hierarchy.clone().ok_or(Error::UserNotLoggedIn)
@@ -427,11 +438,7 @@ impl Token {
         if legacy {
             // A token from before master key rows were MACed (and bound to the storage
             // key under a delegated root): upgraded once, by the login that can.
-            hierarchy::upgrade_legacy_rows(
-                self.sealer(&key, false, true)?.as_ref(),
-                self.store.as_ref(),
-                &self.workspace,
-            )?;
+            self.upgrade_legacy_rows(&key)?;
         }
         if outdated {
             // Rewritten under the current KDF and format while the PIN is at hand.
@@ -491,11 +498,7 @@ impl Token {
         let Verified { key, legacy, .. } = self.verify(owner, old_pin, "C_SetPIN")?;
         if legacy {
             // The new record is current: the rows must be too before it is written.
-            hierarchy::upgrade_legacy_rows(
-                self.sealer(&key, false, true)?.as_ref(),
-                self.store.as_ref(),
-                &self.workspace,
-            )?;
+            self.upgrade_legacy_rows(&key)?;
         }
         let record = self.pin_record(owner, new_pin, &key)?;
         self.write_pin(owner, &record, &self.event("C_SetPIN"))

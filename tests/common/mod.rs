@@ -7,10 +7,14 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 pub mod hsm;
+pub mod raw;
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
+use collabvault_pkcs11::config::Config;
+use collabvault_pkcs11::store::sqlite::SqliteStore;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
@@ -93,6 +97,16 @@ impl Workspace {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("module.log")).unwrap_or_default()
     }
+
+    /// The module's config as it reads it.
+    pub fn config(&self) -> Config {
+        Config::from_file(&self.conf).expect("config")
+    }
+
+    /// The store the config names, opened by the test itself (not through the module).
+    pub fn open_store(&self) -> SqliteStore {
+        SqliteStore::open(&self.config().store_dir).expect("store")
+    }
 }
 
 /// The module loaded through `cryptoki` and initialized with OS locking.
@@ -130,20 +144,65 @@ impl Fixture {
     /// Initializes the token with [`SO_PIN`] and [`LABEL`] and sets [`USER_PIN`].
     pub fn init_token(&self) -> Slot {
         let slot = self.slot();
-        self.pkcs11.init_token(slot, &AuthPin::new(SO_PIN.into()), LABEL).expect("C_InitToken");
-        let s = self.pkcs11.open_rw_session(slot).expect("open rw");
-        s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
-        s.init_pin(&AuthPin::new(USER_PIN.into())).expect("C_InitPIN");
-        drop(s);
+        init_token(&self.pkcs11, slot, LABEL);
         slot
     }
 
     /// A read-write session logged in as the user.
     pub fn user_session(&self, slot: Slot) -> Session {
-        let s = self.pkcs11.open_rw_session(slot).expect("open rw");
-        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).expect("user login");
-        s
+        user_session(&self.pkcs11, slot)
     }
+}
+
+/// Initializes the token in `slot` with [`SO_PIN`] and `label` and sets [`USER_PIN`].
+pub fn init_token(pkcs11: &Pkcs11, slot: Slot, label: &str) {
+    pkcs11.init_token(slot, &AuthPin::new(SO_PIN.into()), label).expect("C_InitToken");
+    let s = pkcs11.open_rw_session(slot).expect("open rw");
+    s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
+    s.init_pin(&AuthPin::new(USER_PIN.into())).expect("C_InitPIN");
+}
+
+/// A read-write session in `slot` logged in as the user with [`USER_PIN`].
+pub fn user_session(pkcs11: &Pkcs11, slot: Slot) -> Session {
+    let s = pkcs11.open_rw_session(slot).expect("open rw");
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).expect("user login");
+    s
+}
+
+/// This test binary again, as a child process that runs only the ignored test `name`.
+pub fn child_test(name: &str) -> Command {
+    let mut child = Command::new(std::env::current_exe().expect("test binary"));
+    child.args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"]);
+    child
+}
+
+/// [`child_test`] over the config `conf`, which `env` also carries to tell the child it
+/// is one (see [`child_module`]); its output piped.
+pub fn child_over(name: &str, env: &str, conf: &Path) -> Command {
+    let mut child = child_test(name);
+    child.env(env, conf).env("COLLABVAULT_CONF", conf).stdout(Stdio::piped()).stderr(Stdio::piped());
+    child
+}
+
+/// The finished child's stdout, once it is known to have passed its one test.
+#[track_caller]
+pub fn child_passed(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed ({}):\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.contains("1 passed"), "the child test did not run:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// In a child started by [`child_over`]: [`lock`] held, the module loaded over the config
+/// `env` names, and its first slot. `None` (the test is then a no-op) when `env` is unset.
+pub fn child_module(env: &str) -> Option<(MutexGuard<'static, ()>, Pkcs11, Slot)> {
+    let conf = std::env::var_os(env)?;
+    let serial = lock();
+    std::env::set_var("COLLABVAULT_CONF", &conf);
+    let pkcs11 = load();
+    let slot = pkcs11.get_all_slots().expect("slots")[0];
+    Some((serial, pkcs11, slot))
 }
 
 /// The `CKR_` value inside a cryptoki error, for exact assertions.

@@ -1,0 +1,121 @@
+//! The module's raw C ABI for tests that must pass what `cryptoki` will not (bad
+//! pointers, lengths, parameters) or call functions it does not wrap: the 3.2 function
+//! list and exact return-code assertions.
+
+// Loading the function list is a raw C ABI call; each block below says why it is sound.
+#![allow(unsafe_code)]
+
+use std::ptr::null_mut;
+
+use cryptoki_sys::*;
+
+/// `ulParameterLen` of a `CK_GCM_MESSAGE_PARAMS` passed by pointer.
+pub const GCM_PARAM_LEN: CK_ULONG = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
+
+/// The 3.2 function list of the module the fixture loaded.
+pub struct Api {
+    _lib: cryptoki_sys::Pkcs11,
+    pub f: CK_FUNCTION_LIST_3_2,
+}
+
+impl Api {
+    pub fn load() -> Api {
+        // SAFETY: loads the module this test binary was built with; it runs no code of ours.
+        let lib = unsafe { cryptoki_sys::Pkcs11::new(super::module_path()) }.expect("load module");
+        let mut iface: *mut CK_INTERFACE = null_mut();
+        // SAFETY: NULL name and version ask for the default interface; `iface` is a live local.
+        assert_eq!(unsafe { lib.C_GetInterface(null_mut(), null_mut(), &mut iface, 0) }, CKR_OK);
+        // SAFETY: on CKR_OK `iface` points to the module's static interface, whose default
+        // is the 3.2 function list; the list is copied out while `lib` keeps it loaded.
+        let f = unsafe { *(*iface).pFunctionList.cast::<CK_FUNCTION_LIST_3_2>() };
+        Api { _lib: lib, f }
+    }
+}
+
+/// Asserts an exact return code, naming both codes on failure.
+#[track_caller]
+pub fn assert_rv(got: CK_RV, want: CK_RV, what: &str) {
+    assert_eq!(
+        got,
+        want,
+        "{what}: got {} ({got:#x}), want {} ({want:#x})",
+        collabvault_pkcs11::names::rv_name(got),
+        collabvault_pkcs11::names::rv_name(want),
+    );
+}
+
+/// `C_MessageEncryptInit` (or `C_MessageDecryptInit`) with `CKM_AES_GCM` and no parameter.
+pub fn message_init(api: &Api, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE, encrypt: bool) -> CK_RV {
+    let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
+    let f = if encrypt { api.f.C_MessageEncryptInit } else { api.f.C_MessageDecryptInit };
+    // SAFETY: `m` is a live local mechanism without a parameter.
+    unsafe { f.expect("slot")(s, &mut m, key) }
+}
+
+/// Per-message GCM parameters over `iv` and `tag` (the tag's length in bits).
+pub fn message_params(
+    iv: &mut [u8],
+    fixed_bits: CK_ULONG,
+    generator: CK_GENERATOR_FUNCTION,
+    tag: &mut [u8],
+) -> CK_GCM_MESSAGE_PARAMS {
+    CK_GCM_MESSAGE_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: iv.len() as CK_ULONG,
+        ulIvFixedBits: fixed_bits,
+        ivGenerator: generator,
+        pTag: tag.as_mut_ptr(),
+        ulTagBits: (tag.len() * 8) as CK_ULONG,
+    }
+}
+
+/// One-shot `C_EncryptMessage` of `pt` into a buffer of its length; the bytes written.
+pub fn encrypt_message(
+    api: &Api,
+    s: CK_SESSION_HANDLE,
+    p: &mut CK_GCM_MESSAGE_PARAMS,
+    aad: &mut [u8],
+    pt: &mut [u8],
+) -> (CK_RV, Vec<u8>) {
+    one_shot_message(api.f.C_EncryptMessage, s, p, aad, pt)
+}
+
+/// One-shot `C_DecryptMessage` of `ct` into a buffer of its length; the bytes written.
+pub fn decrypt_message(
+    api: &Api,
+    s: CK_SESSION_HANDLE,
+    p: &mut CK_GCM_MESSAGE_PARAMS,
+    aad: &mut [u8],
+    ct: &mut [u8],
+) -> (CK_RV, Vec<u8>) {
+    one_shot_message(api.f.C_DecryptMessage, s, p, aad, ct)
+}
+
+/// `C_EncryptMessage` or `C_DecryptMessage` (`f`, same signature) of `input` into a
+/// buffer of its length; the bytes written.
+fn one_shot_message(
+    f: CK_C_EncryptMessage,
+    s: CK_SESSION_HANDLE,
+    p: &mut CK_GCM_MESSAGE_PARAMS,
+    aad: &mut [u8],
+    input: &mut [u8],
+) -> (CK_RV, Vec<u8>) {
+    let mut out = vec![0u8; input.len()];
+    let mut len = out.len() as CK_ULONG;
+    // SAFETY: every pointer is to a live local or argument with the length given beside it.
+    let rv = unsafe {
+        f.expect("slot")(
+            s,
+            std::ptr::from_mut(p).cast(),
+            GCM_PARAM_LEN,
+            aad.as_mut_ptr(),
+            aad.len() as CK_ULONG,
+            input.as_mut_ptr(),
+            input.len() as CK_ULONG,
+            out.as_mut_ptr(),
+            &mut len,
+        )
+    };
+    out.truncate(usize::try_from(len).expect("length"));
+    (rv, out)
+}
