@@ -81,6 +81,14 @@ check cvault-in-usr-bin test "$(command -v cvault)" = /usr/bin/cvault
 check example-config test -f /usr/share/doc/collabvault/examples/collabvault.toml
 check rotation-timer-units test -f '/lib/systemd/system/collabvault-rotate@.timer' -a -f '/lib/systemd/system/collabvault-rotate@.service'
 check rotation-timer-disabled bash -c "! ls /etc/systemd/system/*.wants/ 2>/dev/null | grep -q collabvault"
+# systemd's own check of the units, as an instance (a template cannot be verified); it
+# also finds /usr/bin/cvault.
+verify_units() {
+    local u
+    for u in service timer; do cp "/lib/systemd/system/collabvault-rotate@.$u" "$WORK/collabvault-rotate@eng.$u"; done
+    (cd "$WORK" && systemd-analyze verify --man=no ./collabvault-rotate@eng.timer ./collabvault-rotate@eng.service)
+}
+command -v systemd-analyze >/dev/null && check systemd-analyze-verify-units verify_units
 expect_output rotation-service-runs-master-rotate-due 'ExecStart=/usr/bin/cvault .*master rotate --due' cat '/lib/systemd/system/collabvault-rotate@.service'
 expect_output man-cvault "cvault" bash -c "man -w cvault && MANPAGER=cat MANWIDTH=80 man cvault 2>/dev/null | head -n 5"
 check completion-files test -s /usr/share/bash-completion/completions/cvault -a -s /usr/share/zsh/vendor-completions/_cvault -a -s /usr/share/fish/vendor_completions.d/cvault.fish
