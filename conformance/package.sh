@@ -74,6 +74,9 @@ lintian --tag-display-limit 0 "$DEB" >"$WORK/lintian.log" 2>&1 || true
 check lintian-no-errors bash -c "! grep -E '^E: ' '$WORK/lintian.log'"
 grep -E '^[EW]: ' "$WORK/lintian.log" | sed 's/^/    | lintian: /' || true
 
+# What the package may leave behind: nothing. Its files, and the directories it creates.
+dpkg-deb --fsys-tarfile "$DEB" | tar -t | sed -n 's|^\./|/|p' | sed 's|/$||' | grep -v '^$' >"$WORK/paths"
+while read -r p; do [ -e "$p" ] || echo "$p"; done <"$WORK/paths" >"$WORK/new-paths"
 check dpkg-install dpkg_locked dpkg -i "$DEB"
 check module-in-multiarch-dir test -f "$MA_MODULE"
 check p11-kit-module-file grep -qx 'module: libcollabvault_pkcs11.so' /usr/share/p11-kit/modules/collabvault.module
@@ -108,17 +111,18 @@ expect_output multiarch-verifies-proxy-signature "^Signature is valid" p11 --log
 # cvault finds the packaged module on its own (no COLLABVAULT_MODULE).
 expect_output cvault-status-finds-module "default" env -u COLLABVAULT_MODULE cvault status
 
-# Removal: every file the package shipped goes, the user's store stays.
-dpkg-deb --fsys-tarfile "$DEB" | tar -t | sed -n 's|^\./|/|p' | grep -v '/$' >"$WORK/files"
+# Removal: every file and directory the package brought goes, the user's store stays.
 check dpkg-remove dpkg_locked dpkg -r collabvault
 check dpkg-purge dpkg_locked dpkg -P collabvault
 check package-state-gone bash -c "! dpkg-query -W collabvault 2>/dev/null"
 leftovers() {
     local f left=0
-    while read -r f; do [ -e "$f" ] || [ -L "$f" ] && { echo "left behind: $f"; left=1; }; done <"$WORK/files"
-    [ -e /usr/share/doc/collabvault ] && { echo "left behind: /usr/share/doc/collabvault"; left=1; }
+    while read -r f; do
+        if [ -e "$f" ] || [ -L "$f" ]; then echo "left behind: $f"; left=1; fi
+    done <"$WORK/new-paths"
+    [ "$left" = 0 ] && echo "$(wc -l <"$WORK/new-paths") files and directories installed, all removed"
     return $left
 }
-check removed-every-file leftovers
+expect_output removed-everything-it-installed "all removed" leftovers
 check p11-kit-forgets-module bash -c "! p11-kit list-modules 2>/dev/null | grep -q '^collabvault: '"
 check user-store-kept test -f "$USER_STORE/collabvault.sqlite3"
