@@ -5,7 +5,7 @@
 #      `documents` example (a tiny document store written as an application would);
 #   2. makes a SoftHSM2 token the root of trust (private SOFTHSM2_CONF and token directory
 #      in a temp dir) and writes a module config whose [root] section names it;
-#   3. `cvault init`, then ingests documents: a DEK per document, AES-256-GCM, the DEK
+#   3. `cvault token init`, then ingests documents: a DEK per document, AES-256-GCM, the DEK
 #      kept only as a wrap record under master key v1, all in an "event store" directory;
 #   4. rotates to v2, ingests one more document, reads every document back (old records
 #      through v1), re-wraps every record to v2, retires v1, reads everything again;
@@ -67,10 +67,10 @@ classification = "restricted"
 TOML
 cat "$COLLABVAULT_CONF"
 
-say "cvault init: initialize the workspace's token and set its user PIN"
+say "cvault token init: initialize the workspace's token and set its user PIN"
 export CV_SO_PIN=eng-so-pin-1234 CV_USER_PIN=eng-user-pin-1234
-cvault init --workspace engineering --label Engineering
-cvault status
+cvault token init --workspace engineering --label Engineering
+cvault token status
 echo "-> the token reports 'hsm root': its master key v1 is sealed by the root key in SoftHSM2"
 
 STORE=$WORK/event-store
@@ -88,12 +88,12 @@ echo "   the event store holds only ciphertext and wrap records:"
 (cd "$STORE" && ls -1)
 
 say "rotate the master key: v2 becomes active, v1 decrypt-only"
-cvault rotate --due
+cvault master rotate --due
 echo "-> not due yet: restricted keys rotate every 30 days; an operator can rotate at any time:"
-cvault rotate
+cvault master rotate
 documents ingest "$STORE" "$DOCS/salary-bands.csv"
 echo "-> the new document's DEK went under v2, the newest version"
-cvault list
+cvault master list
 
 say "read every document back: the v1 records open through v1, the new one through v2"
 documents read "$STORE"
@@ -105,19 +105,19 @@ say "retiring: what the module can and cannot refuse"
 echo "The module refuses to retire the active version (v2) or a version its own store still"
 echo "needs. The records here are held by the application, unknown to the module: it is the"
 echo "application's job to re-wrap them before v1 goes. First, the refusal:"
-if cvault retire --version 2; then
+if cvault master retire --version 2; then
     echo "FAIL: retiring the active version was allowed" >&2
     exit 1
 fi
 echo "-> refused, exit code 1"
 
 say "re-wrap every record to v2 (CKM_CV_REWRAP_RECORD: the DEK never leaves the module)"
-cvault rewrap --records "$STORE"
+cvault master rewrap --records "$STORE"
 echo "-> each file was replaced atomically (temp file, fsync, rename); running it again is a no-op:"
-cvault rewrap --records "$STORE"
+cvault master rewrap --records "$STORE"
 
 say "retire v1: no record needs it any more"
-cvault retire --version 1
+cvault master retire --version 1
 documents read "$STORE"
 echo "-> every document still reads: all records are at v2"
 echo "a stale copy of a v1 record no longer opens (v1 is retired):"
@@ -127,8 +127,8 @@ if documents read "$WORK/stale-copy"; then
 fi
 echo "-> refused, as it must be"
 
-say "cvault status"
-cvault status
+say "cvault token status"
+cvault token status
 
 say "the root key in SoftHSM2: sensitive, never extractable"
 run pkcs11-tool --module "$SOFTHSM_MODULE" --token-label cv-root --login --pin "$CV_ROOT_PIN" \

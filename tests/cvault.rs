@@ -1,6 +1,7 @@
 //! The `cvault` admin tool, run as a process against a workspace whose root of trust is a
-//! real SoftHSM2 token: init, status, list, rotate, rewrap, retire and destroy, and the
-//! module's refusals surfacing as exit code 1 with one line on stderr.
+//! real SoftHSM2 token: `token init|status`, `master list|rotate|rewrap|retire|destroy`,
+//! the module's refusals surfacing as exit code 1 with one line on stderr, and the command
+//! line itself (help, the moved flat commands, completions, man pages).
 
 #![allow(missing_docs)]
 
@@ -62,7 +63,7 @@ impl Cli {
     }
 
     fn init(&self) -> String {
-        self.ok(&["init", "--workspace", "eng", "--label", "Engineering"])
+        self.ok(&["token", "init", "--workspace", "eng", "--label", "Engineering"])
     }
 }
 
@@ -104,7 +105,7 @@ fn init_then_status_shows_an_hsm_root_and_v1_active() {
     let cli = Cli::new();
     let out = cli.init();
     assert!(out.contains("hsm root"), "{out}");
-    let status = cli.ok(&["status"]);
+    let status = cli.ok(&["token", "status"]);
     assert!(status.contains("workspace eng") && status.contains("hsm root"), "{status}");
     assert!(row(&status, 1).starts_with("v1 active"), "{status}");
     assert!(status.contains("1 version(s)") && status.contains("rotation not due"), "{status}");
@@ -117,10 +118,13 @@ fn the_user_pin_can_come_from_a_pin_file() {
     cli.init();
     let pins = cli.ws.dir.path().join("pins");
     std::fs::write(&pins, format!("CV_USER_PIN={}\n", common::USER_PIN)).expect("pin file");
-    let out = cli.command(&["--pin-file", pins.to_str().expect("utf-8"), "list"]).env_remove("CV_USER_PIN").output();
+    let out = cli
+        .command(&["--pin-file", pins.to_str().expect("utf-8"), "master", "list"])
+        .env_remove("CV_USER_PIN")
+        .output();
     let out = out.expect("run cvault");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let no_pin = cli.command(&["list"]).env_remove("CV_USER_PIN").output().expect("run cvault");
+    let no_pin = cli.command(&["master", "list"]).env_remove("CV_USER_PIN").output().expect("run cvault");
     assert_eq!(no_pin.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no_pin.stderr).contains("no user PIN"));
 }
@@ -129,22 +133,22 @@ fn the_user_pin_can_come_from_a_pin_file() {
 fn rotation_makes_v2_active_and_v1_decrypt_only_then_v1_retires_and_is_destroyed() {
     let cli = Cli::new();
     cli.init();
-    let not_due = cli.ok(&["rotate", "--due"]);
+    let not_due = cli.ok(&["master", "rotate", "--due"]);
     assert!(not_due.contains("nothing rotated"), "{not_due}");
-    assert!(row(&cli.ok(&["list"]), 2).is_empty(), "rotate --due rotated a fresh key");
+    assert!(row(&cli.ok(&["master", "list"]), 2).is_empty(), "rotate --due rotated a fresh key");
 
-    let rotated = cli.ok(&["rotate"]);
+    let rotated = cli.ok(&["master", "rotate"]);
     assert!(rotated.contains("v2 is now active"), "{rotated}");
-    let list = cli.ok(&["list"]);
+    let list = cli.ok(&["master", "list"]);
     assert!(row(&list, 1).starts_with("v1 decrypt-only"), "{list}");
     assert!(row(&list, 2).starts_with("v2 active"), "{list}");
     // The last column counts the DEKs the module's store keeps under each version: none.
     assert!(list.contains("stored DEKs") && row(&list, 2).ends_with(" 0"), "{list}");
 
-    assert!(cli.ok(&["retire", "--version", "1"]).contains("v1 retired"));
-    assert!(row(&cli.ok(&["list"]), 1).starts_with("v1 retired"));
-    assert!(cli.ok(&["destroy", "--version", "1"]).contains("v1 destroyed"));
-    let status = cli.ok(&["status"]);
+    assert!(cli.ok(&["master", "retire", "--version", "1"]).contains("v1 retired"));
+    assert!(row(&cli.ok(&["master", "list"]), 1).starts_with("v1 retired"));
+    assert!(cli.ok(&["master", "destroy", "--version", "1"]).contains("v1 destroyed"));
+    let status = cli.ok(&["token", "status"]);
     assert!(row(&status, 1).starts_with("v1 destroyed"), "{status}");
     assert!(status.contains("2 version(s): 1 active, 0 decrypt-only, 0 retired, 1 destroyed"), "{status}");
 }
@@ -153,15 +157,15 @@ fn rotation_makes_v2_active_and_v1_decrypt_only_then_v1_retires_and_is_destroyed
 fn retiring_the_active_version_is_refused_with_exit_code_1() {
     let cli = Cli::new();
     cli.init();
-    let out = cli.run(&["retire", "--version", "1"]);
+    let out = cli.run(&["master", "retire", "--version", "1"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains("CKR_ACTION_PROHIBITED"), "{stderr}");
-    assert!(row(&cli.ok(&["list"]), 1).starts_with("v1 active"), "the refusal changed nothing");
-    let destroy = cli.run(&["destroy", "--version", "1"]);
+    assert!(row(&cli.ok(&["master", "list"]), 1).starts_with("v1 active"), "the refusal changed nothing");
+    let destroy = cli.run(&["master", "destroy", "--version", "1"]);
     assert_eq!(destroy.status.code(), Some(1), "destroy needs retire first");
-    let missing = cli.run(&["retire", "--version", "9"]);
+    let missing = cli.run(&["master", "retire", "--version", "9"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no master key v9"));
 }
@@ -174,19 +178,86 @@ fn rewrap_moves_old_records_to_the_newest_version_and_skips_the_rest() {
     std::fs::create_dir_all(&dir).expect("records dir");
     make_record(&dir.join("a.wrap"));
     make_record(&dir.join("b.wrap"));
-    cli.ok(&["rotate"]);
+    cli.ok(&["master", "rotate"]);
     make_record(&dir.join("c.wrap"));
     // A temp file left by an interrupted run is cleaned up, not taken for a record.
     std::fs::write(dir.join(".a.wrap.cvault-tmp"), b"half-written").expect("stale temp");
     let records = dir.to_str().expect("utf-8");
-    let out = cli.ok(&["rewrap", "--records", records]);
+    let out = cli.ok(&["master", "rewrap", "--records", records]);
     assert!(out.contains("re-wrapped 2, already at v2: 1, total 3"), "{out}");
     for name in ["a.wrap", "b.wrap", "c.wrap"] {
         assert_eq!(record_version(&dir.join(name)), 2, "{name}");
     }
     assert!(!dir.join(".a.wrap.cvault-tmp").exists());
-    let again = cli.ok(&["rewrap", "--records", records]);
+    let again = cli.ok(&["master", "rewrap", "--records", records]);
     assert!(again.contains("re-wrapped 0, already at v2: 3"), "{again}");
     // Every record is at v2, so v1 may go.
-    cli.ok(&["retire", "--version", "1"]);
+    cli.ok(&["master", "retire", "--version", "1"]);
+}
+
+#[test]
+fn a_flat_command_of_old_answers_with_the_grouped_form_to_type() {
+    let cli = Cli::new();
+    let out = cli.run(&["rotate", "--due"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("type `cvault master rotate --due`"), "{stderr}");
+    let out = cli.run(&["--workspace", "eng", "init", "--label", "L"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("type `cvault --workspace eng token init --label L`"), "{stderr}");
+}
+
+#[test]
+fn help_groups_the_commands_and_every_subcommand_shows_an_example() {
+    let cli = Cli::new();
+    let top = cli.ok(&["--help"]);
+    for group in ["token", "master", "audit", "completions", "man"] {
+        assert!(top.contains(&format!("  {group} ")), "{group} missing from:\n{top}");
+    }
+    for sub in [
+        &["token", "init"][..],
+        &["token", "status"],
+        &["master", "list"],
+        &["master", "rotate"],
+        &["master", "rewrap"],
+        &["master", "retire"],
+        &["master", "destroy"],
+        &["audit", "verify"],
+        &["audit", "export"],
+        &["audit", "report"],
+        &["audit", "key"],
+    ] {
+        let help = cli.ok(&[sub, &["--help"]].concat());
+        assert!(help.contains(&format!("cvault {}", sub.join(" "))), "no example in {sub:?} help:\n{help}");
+    }
+}
+
+#[test]
+fn a_refusal_keeps_the_modules_ckr_reason() {
+    let cli = Cli::new();
+    cli.init();
+    let out = cli.run(&["master", "destroy", "--version", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("cvault: destroy v1 refused: C_SetAttributeValue returned CKR_"), "{stderr}");
+}
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    let cli = Cli::new();
+    assert!(cli.ok(&["completions", "bash"]).contains("complete -F _cvault"));
+    assert!(cli.ok(&["completions", "zsh"]).starts_with("#compdef cvault"));
+    assert!(cli.ok(&["completions", "fish"]).contains("complete -c cvault"));
+    assert_eq!(cli.run(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn man_writes_a_page_for_cvault_and_each_subcommand() {
+    let cli = Cli::new();
+    let dir = cli.ws.dir.path().join("man/man1");
+    cli.ok(&["man", dir.to_str().expect("utf-8")]);
+    for page in ["cvault.1", "cvault-token-init.1", "cvault-master-rotate.1", "cvault-audit-export.1"] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page} is not a man page");
+    }
 }

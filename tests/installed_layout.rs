@@ -26,7 +26,7 @@ fn cvault_in_usr_bin_finds_the_module_in_the_multiarch_pkcs11_dir() {
     let ws = common::Workspace::new();
     let cvault = installed_prefix(ws.dir.path());
     let out = Command::new(&cvault)
-        .arg("status")
+        .args(["token", "status"])
         .env("COLLABVAULT_CONF", &ws.conf)
         .env_remove("COLLABVAULT_MODULE")
         .output()
@@ -44,7 +44,7 @@ fn cvault_names_the_missing_module_and_the_variable_that_points_to_it() {
     std::fs::create_dir_all(&bin).expect("bin dir");
     std::fs::copy(env!("CARGO_BIN_EXE_cvault"), bin.join("cvault")).expect("copy cvault");
     let out = Command::new(bin.join("cvault"))
-        .arg("status")
+        .args(["token", "status"])
         .env("COLLABVAULT_CONF", &ws.conf)
         .env_remove("COLLABVAULT_MODULE")
         .output()

@@ -13,13 +13,20 @@
 //! [`Config`]. PINs come from `CV_SO_PIN`/`CV_USER_PIN` or `--pin-file`, never from the
 //! command line, where other users could read them.
 //!
+//! The command line (`cli.rs`) is clap's: commands grouped as `token`, `master` and
+//! `audit`, plus `completions` and `man` for packagers. The flat commands of earlier
+//! versions (`cvault rotate`) are answered with the form to type now.
+//!
 //! Exit codes: 0 on success, 1 when the module refuses or anything fails (one line on
-//! stderr saying what and why), and 1 when `audit verify` finds the log broken.
+//! stderr saying what and why), 1 when `audit verify` finds the log broken, and 2 on a
+//! usage error.
 
 // The tool's modules live in `src/bin/cvault/` (a binary's root file does not look there
 // on its own).
 #[path = "cvault/audit.rs"]
 mod audit;
+#[path = "cvault/cli.rs"]
+mod cli;
 #[path = "cvault/masters.rs"]
 mod masters;
 #[path = "cvault/time.rs"]
@@ -36,27 +43,8 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
-const USAGE: &str = "\
-usage: cvault [--module PATH] [--pin-file FILE] [--workspace NAME] COMMAND
-  init --workspace NAME --label L   initialize the workspace's token and set the user PIN
-  status                            root, master key versions, ages, rotations due
-  list                              master key versions (number, state, created, classification)
-  rotate [--due]                    make a new master key version current (--due: only if due)
-  rewrap --records DIR              re-wrap every DIR/*.wrap record to the newest version
-  retire --version N                version N stops unwrapping (only once superseded)
-  destroy --version N               version N's sealed key is deleted (only once retired)
-  audit verify                      prove the audit log intact, or name its first bad entry (exit 1)
-  audit export [--since T] [--until T] [--key TEXT]
-                                    entries as JSON lines; T: RFC 3339 or Unix ms; TEXT: part of the
-                                    entry's object (a CKA_UNIQUE_ID, a label, wmk v2)
-  audit report                      per workspace: operations per object and last use, master key
-                                    versions and rotation age, failed logins, alerts, refusals
-  audit key                         the audit public key that verifies the signed checkpoints (PEM)
-  (the audit commands read the store named by the config and need no token PIN; with a [root]
-   they read the checkpoint head and audit key from the root token, with its configured PIN)
-environment: COLLABVAULT_CONF (the module's config), COLLABVAULT_MODULE (the module; default:
-  libcollabvault_pkcs11.so beside cvault), CV_SO_PIN, CV_USER_PIN; --pin-file holds
-  CV_SO_PIN=... / CV_USER_PIN=... lines and wins over the environment";
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command, Global, MasterCommand, TokenCommand, MOVED};
 
 /// A failure, as the one line `cvault` prints on stderr.
 struct Failure(String);
@@ -99,8 +87,8 @@ fn meaning(rv: RvError) -> String {
         RvError::ActionProhibited => "the module's policy refuses this action",
         RvError::PinIncorrect => "wrong PIN",
         RvError::PinLocked => "the PIN is locked after too many failures",
-        RvError::UserPinNotInitialized => "the user PIN is not set: run `cvault init`",
-        RvError::TokenNotRecognized => "the token is not initialized: run `cvault init`",
+        RvError::UserPinNotInitialized => "the user PIN is not set: run `cvault token init`",
+        RvError::TokenNotRecognized => "the token is not initialized: run `cvault token init`",
         RvError::TokenNotPresent => "the token or its root slot is not present",
         RvError::DeviceError => "the root of trust failed; the module log names the cause",
         RvError::GeneralError => "the module failed; its log names the cause",
@@ -111,57 +99,6 @@ fn meaning(rv: RvError) -> String {
     }
     let spec = rv.to_string();
     spec.split(". ").next().unwrap_or_default().trim_end_matches('.').to_string()
-}
-
-/// Command-line arguments, parsed by hand: a command (with a subcommand for `audit`) and a
-/// few named options.
-#[derive(Default)]
-struct Args {
-    command: String,
-    subcommand: Option<String>,
-    module: Option<PathBuf>,
-    pin_file: Option<PathBuf>,
-    workspace: Option<String>,
-    label: Option<String>,
-    version: Option<u32>,
-    records: Option<PathBuf>,
-    due: bool,
-    since: Option<String>,
-    until: Option<String>,
-    key: Option<String>,
-}
-
-impl Args {
-    fn parse(mut argv: impl Iterator<Item = String>) -> Res<Args> {
-        let mut a = Args::default();
-        while let Some(arg) = argv.next() {
-            let mut value = || argv.next().ok_or_else(|| Failure(format!("{arg} needs a value")));
-            match arg.as_str() {
-                "--module" => a.module = Some(value()?.into()),
-                "--pin-file" => a.pin_file = Some(value()?.into()),
-                "--workspace" => a.workspace = Some(value()?),
-                "--label" => a.label = Some(value()?),
-                "--records" => a.records = Some(value()?.into()),
-                "--version" => {
-                    let v = value()?;
-                    a.version = Some(v.parse().map_err(|_| Failure(format!("--version {v:?} is not a number")))?);
-                }
-                "--due" => a.due = true,
-                "--since" => a.since = Some(value()?),
-                "--until" => a.until = Some(value()?),
-                "--key" => a.key = Some(value()?),
-                "-h" | "--help" => a.command = "help".into(),
-                s if s.starts_with('-') => return fail(format!("unknown option {s}\n{USAGE}")),
-                s if a.command.is_empty() => a.command = s.to_string(),
-                s if a.command == "audit" && a.subcommand.is_none() => a.subcommand = Some(s.to_string()),
-                s => return fail(format!("unexpected argument {s:?}")),
-            }
-        }
-        if a.command.is_empty() {
-            return fail(format!("no command\n{USAGE}"));
-        }
-        Ok(a)
-    }
 }
 
 /// The SO and user PINs: from the environment, overridden by `--pin-file`.
@@ -203,17 +140,18 @@ impl Pins {
 struct Tool {
     pkcs11: Pkcs11,
     config: Config,
-    args: Args,
+    global: Global,
     pins: Pins,
 }
 
 const MODULE_FILE: &str = "libcollabvault_pkcs11.so";
 
-/// The module: `--module`, else `COLLABVAULT_MODULE`, else beside `cvault` (a build tree),
+/// The module: `--module` (or `COLLABVAULT_MODULE`), else beside `cvault` (a build tree),
 /// else the multiarch PKCS#11 directory of the prefix `cvault` is installed in, where the
 /// Debian package puts it (`/usr/bin/cvault`, `/usr/lib/x86_64-linux-gnu/pkcs11/`).
-fn module_path(args: &Args) -> Res<PathBuf> {
-    if let Some(m) = args.module.clone().or_else(|| std::env::var_os("COLLABVAULT_MODULE").map(PathBuf::from)) {
+fn module_path(global: &Global) -> Res<PathBuf> {
+    // clap already read COLLABVAULT_MODULE into --module.
+    if let Some(m) = global.module.clone() {
         return Ok(m);
     }
     let exe = std::env::current_exe().map_err(|e| Failure(format!("cannot locate cvault itself: {e}")))?;
@@ -233,18 +171,18 @@ fn module_path(args: &Args) -> Res<PathBuf> {
 }
 
 impl Tool {
-    fn open(args: Args) -> Res<Tool> {
+    fn open(global: Global) -> Res<Tool> {
         let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
-        let pins = Pins::load(args.pin_file.as_deref())?;
-        let path = module_path(&args)?;
+        let pins = Pins::load(global.pin_file.as_deref())?;
+        let path = module_path(&global)?;
         let pkcs11 = Pkcs11::new(&path).map_err(|e| Failure(format!("cannot load {}: {e}", path.display())))?;
         pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
-        Ok(Tool { pkcs11, config, args, pins })
+        Ok(Tool { pkcs11, config, global, pins })
     }
 
     /// The workspaces a command applies to: `--workspace`, else all of them.
     fn workspaces(&self) -> Res<Vec<WorkspaceConfig>> {
-        match &self.args.workspace {
+        match &self.global.workspace {
             None => Ok(self.config.workspaces.clone()),
             Some(name) => match self.config.workspaces.iter().find(|w| &w.name == name) {
                 Some(w) => Ok(vec![w.clone()]),
@@ -285,35 +223,90 @@ impl Tool {
     }
 }
 
-fn dispatch(t: &Tool) -> Res<()> {
-    match t.args.command.as_str() {
-        "init" => masters::cmd_init(t),
-        "status" => masters::cmd_status(t),
-        "list" => masters::cmd_list(t),
-        "rotate" => masters::cmd_rotate(t),
-        "rewrap" => masters::cmd_rewrap(t),
-        "retire" => masters::cmd_lifecycle(t, CV_STATE_RETIRED, "retire", "retired: it no longer unwraps"),
-        "destroy" => masters::cmd_lifecycle(t, CV_STATE_DESTROYED, "destroy", "destroyed: its sealed key is deleted"),
-        other => fail(format!("unknown command {other:?}\n{USAGE}")),
+fn dispatch(t: &Tool, command: Command) -> Res<()> {
+    match command {
+        Command::Token(TokenCommand::Init { label }) => masters::cmd_init(t, &label),
+        Command::Token(TokenCommand::Status) => masters::cmd_status(t),
+        Command::Master(MasterCommand::List) => masters::cmd_list(t),
+        Command::Master(MasterCommand::Rotate { due }) => masters::cmd_rotate(t, due),
+        Command::Master(MasterCommand::Rewrap { records }) => masters::cmd_rewrap(t, &records),
+        Command::Master(MasterCommand::Retire { version }) => {
+            masters::cmd_lifecycle(t, version, CV_STATE_RETIRED, "retire", "retired: it no longer unwraps")
+        }
+        Command::Master(MasterCommand::Destroy { version }) => {
+            masters::cmd_lifecycle(t, version, CV_STATE_DESTROYED, "destroy", "destroyed: its sealed key is deleted")
+        }
+        Command::Audit(_) | Command::Completions { .. } | Command::Man { .. } => {
+            fail("internal: this command does not use the module")
+        }
     }
 }
 
-fn run() -> Res<ExitCode> {
-    let args = Args::parse(std::env::args().skip(1))?;
-    match args.command.as_str() {
-        "help" => {
-            println!("{USAGE}");
+/// `cvault man DIR`: cvault.1 and one page per subcommand (cvault-master-rotate.1, ...).
+fn write_man_pages(dir: &Path) -> Res<ExitCode> {
+    let cannot = |e: std::io::Error| Failure(format!("cannot write man pages to {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(cannot)?;
+    clap_mangen::generate_to(Cli::command(), dir).map_err(cannot)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The command line to type now for one of the flat commands cvault had before the
+/// groups (`cvault rotate --due` -> `cvault master rotate --due`), if `argv` uses one.
+fn moved_command(argv: &[String]) -> Option<String> {
+    let (at, new) = argv
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, a)| MOVED.iter().find(|(old, _)| old == a).map(|(_, new)| (i, *new)))?;
+    // Only if it stands where a command would: every argument before it is an option or
+    // an option's value.
+    if !argv[1..at].iter().enumerate().all(|(i, a)| a.starts_with('-') || argv[i].starts_with("--")) {
+        return None;
+    }
+    let mut words: Vec<&str> = vec!["cvault"];
+    words.extend(argv[1..at].iter().map(String::as_str));
+    words.push(new);
+    words.extend(argv[at + 1..].iter().map(String::as_str));
+    Some(words.join(" "))
+}
+
+fn parse() -> Result<Cli, ExitCode> {
+    let argv: Vec<String> = std::env::args().collect();
+    match Cli::try_parse_from(&argv) {
+        Ok(cli) => Ok(cli),
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => match moved_command(&argv) {
+            Some(now) => {
+                eprintln!("cvault: the command moved into a group: type `{now}` (see `cvault --help`)");
+                Err(ExitCode::from(2))
+            }
+            None => Err(exit_for(&e)),
+        },
+        Err(e) => Err(exit_for(&e)),
+    }
+}
+
+/// Prints clap's message (help, version or a usage error) and returns its exit code.
+fn exit_for(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+fn run(cli: Cli) -> Res<ExitCode> {
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "cvault", &mut std::io::stdout());
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Man { dir } => return write_man_pages(&dir),
         // Read-only, from the store itself: no module, no PIN.
-        "audit" => {
+        Command::Audit(command) => {
             let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
-            return audit::run(&config, &args);
+            return audit::run(&config, &command, &cli.global);
         }
         _ => {}
     }
-    let tool = Tool::open(args)?;
-    let result = dispatch(&tool);
+    let tool = Tool::open(cli.global)?;
+    let result = dispatch(&tool, cli.command);
     // Finalizing lets the module finalize the root's module (SoftHSM2) cleanly.
     let finalized = tool.pkcs11.finalize();
     result?;
@@ -322,7 +315,11 @@ fn run() -> Res<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    match run(cli) {
         Ok(code) => code,
         Err(Failure(why)) => {
             eprintln!("cvault: {why}");

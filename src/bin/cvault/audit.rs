@@ -22,25 +22,20 @@ use collabvault_pkcs11::store::audit::AuditRow;
 use collabvault_pkcs11::store::sqlite::{SqliteStore, STORE_FILE};
 use collabvault_pkcs11::store::{Backend, Lifecycle, MasterRecord};
 
+use crate::cli::{AuditCommand, Global};
 use crate::time::{date, now, parse_time, rfc3339, rotation_due, DAY};
-use crate::{fail, Args, Failure, Res};
+use crate::{fail, Failure, Res};
 
 /// Outcomes that mean a PIN was tried and refused.
 const FAILED_LOGIN_OUTCOMES: [&str; 2] = ["CKR_PIN_INCORRECT", "CKR_PIN_LOCKED"];
 
 /// `cvault audit SUBCOMMAND`.
-pub(crate) fn run(config: &Config, args: &Args) -> Res<ExitCode> {
-    let sub = args.subcommand.as_deref().unwrap_or_default();
-    if sub != "export" && (args.since.is_some() || args.until.is_some() || args.key.is_some()) {
-        return fail("--since, --until and --key apply to `audit export` only");
-    }
-    match sub {
-        "verify" => verify(config),
-        "export" => export(config, args),
-        "report" => report(config, args),
-        "key" => key(config),
-        "" => fail("audit needs a subcommand: verify, export, report or key"),
-        other => fail(format!("unknown audit subcommand {other:?}: verify, export, report or key")),
+pub(crate) fn run(config: &Config, command: &AuditCommand, global: &Global) -> Res<ExitCode> {
+    match command {
+        AuditCommand::Verify => verify(config),
+        AuditCommand::Export { since, until, key } => export(config, since, until, key),
+        AuditCommand::Report => report(config, global),
+        AuditCommand::Key => self::key(config),
     }
 }
 
@@ -134,15 +129,11 @@ fn key(config: &Config) -> Res<ExitCode> {
 }
 
 /// `cvault audit export`: the entries the filters pass, one JSON object per line.
-fn export(config: &Config, args: &Args) -> Res<ExitCode> {
+fn export(config: &Config, since: &Option<String>, until: &Option<String>, key: &Option<String>) -> Res<ExitCode> {
     let time = |option: &str, value: &Option<String>| {
         value.as_deref().map(parse_time).transpose().map_err(|why| Failure(format!("{option}: {why}")))
     };
-    let filter = Filter {
-        since_ms: time("--since", &args.since)?,
-        until_ms: time("--until", &args.until)?,
-        key: args.key.clone(),
-    };
+    let filter = Filter { since_ms: time("--since", since)?, until_ms: time("--until", until)?, key: key.clone() };
     let (_, rows) = open(config)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     let written = rows.iter().filter(|r| filter.accepts(r)).try_for_each(|r| writeln!(out, "{}", json_line(r)));
@@ -272,7 +263,7 @@ fn state_name(state: Lifecycle) -> &'static str {
 }
 
 /// `cvault audit report`: a compliance summary per workspace, in a stable order.
-fn report(config: &Config, args: &Args) -> Res<ExitCode> {
+fn report(config: &Config, global: &Global) -> Res<ExitCode> {
     let (store, rows) = open(config)?;
     let checked = verify_log(config, &store, &rows)?;
     let mut by_workspace: BTreeMap<String, WorkspaceSummary> = BTreeMap::new();
@@ -283,7 +274,7 @@ fn report(config: &Config, args: &Args) -> Res<ExitCode> {
     // Configured workspaces first, in slot order, then any others the log names.
     let mut names: Vec<String> = config.workspaces.iter().map(|w| w.name.clone()).collect();
     names.extend(by_workspace.keys().filter(|n| !names.contains(n)).cloned().collect::<Vec<_>>());
-    if let Some(only) = &args.workspace {
+    if let Some(only) = &global.workspace {
         if !names.contains(only) {
             return fail(format!("workspace {only:?} is neither in the config nor in the audit log"));
         }

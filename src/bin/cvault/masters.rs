@@ -121,12 +121,13 @@ fn due(v: &Version, schedule: Option<u64>, now: u64) -> (bool, String) {
     rotation_due(v.number, v.created, schedule, now)
 }
 
-pub(crate) fn cmd_init(t: &Tool) -> Res<()> {
-    let Some(ws) = t.args.workspace.clone() else { return fail("init needs --workspace NAME") };
-    let Some(label) = t.args.label.clone() else { return fail("init needs --label L") };
+pub(crate) fn cmd_init(t: &Tool, label: &str) -> Res<()> {
+    let Some(ws) = t.global.workspace.clone() else {
+        return fail("token init needs a workspace: cvault token init --workspace NAME --label L");
+    };
     let slot = t.slot(&ws)?;
     let so = t.pins.so()?;
-    t.pkcs11.init_token(slot, &so, &label)?;
+    t.pkcs11.init_token(slot, &so, label)?;
     let session = t.pkcs11.open_rw_session(slot)?;
     session.login(UserType::So, Some(&so))?;
     session.init_pin(&t.pins.user()?)?;
@@ -150,7 +151,7 @@ pub(crate) fn cmd_status(t: &Tool) -> Res<()> {
             w.classification
         );
         if !info.token_initialized() || !info.user_pin_initialized() {
-            println!("  not initialized: run `cvault init --workspace {} --label ...`", w.name);
+            println!("  not initialized: run `cvault token init --workspace {} --label ...`", w.name);
             continue;
         }
         if t.pins.user.is_none() {
@@ -205,11 +206,11 @@ pub(crate) fn cmd_list(t: &Tool) -> Res<()> {
     Ok(())
 }
 
-pub(crate) fn cmd_rotate(t: &Tool) -> Res<()> {
+pub(crate) fn cmd_rotate(t: &Tool, only_if_due: bool) -> Res<()> {
     let w = t.workspace()?;
     let session = t.user_session(&w.name)?;
     let (_, before) = current(&session)?;
-    if t.args.due {
+    if only_if_due {
         let (is_due, why) = due(&before, t.schedule(&w), now());
         if !is_due {
             println!("workspace {}: {why}; nothing rotated", w.name);
@@ -283,12 +284,11 @@ fn rewrap_one(session: &Session, master: ObjectHandle, ws: &str, newest: u32, pa
     Ok(true)
 }
 
-pub(crate) fn cmd_rewrap(t: &Tool) -> Res<()> {
-    let Some(dir) = t.args.records.clone() else { return fail("rewrap needs --records DIR") };
+pub(crate) fn cmd_rewrap(t: &Tool, dir: &Path) -> Res<()> {
     let w = t.workspace()?;
     let session = t.user_session(&w.name)?;
     let (master, newest) = current(&session)?;
-    let files = record_files(&dir)?;
+    let files = record_files(dir)?;
     println!("re-wrapping {} record(s) in {} to v{}", files.len(), dir.display(), newest.number);
     let (mut moved, mut skipped) = (0, 0);
     for (i, path) in files.iter().enumerate() {
@@ -317,8 +317,7 @@ fn logged_reason(config: &Config, function: &str) -> Option<String> {
     Some(after.split(" -> ").next().unwrap_or(after).to_string())
 }
 
-pub(crate) fn cmd_lifecycle(t: &Tool, state: CK_ULONG, verb: &str, done: &str) -> Res<()> {
-    let Some(n) = t.args.version else { return fail(format!("{verb} needs --version N")) };
+pub(crate) fn cmd_lifecycle(t: &Tool, n: u32, state: CK_ULONG, verb: &str, done: &str) -> Res<()> {
     let w = t.workspace()?;
     let session = t.user_session(&w.name)?;
     let label = format!("{CURRENT_LABEL}-v{n}");

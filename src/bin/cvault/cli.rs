@@ -1,0 +1,195 @@
+//! The command line: `cvault`'s arguments as clap types, grouped by what they act on
+//! (`token`, `master`, `audit`), with the examples `--help` shows.
+//!
+//! Kept apart from the commands so that `cvault completions` and `cvault man` render
+//! exactly the interface the parser accepts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
+
+const ENVIRONMENT: &str = "\
+Environment:
+  COLLABVAULT_CONF     the module's config (the tool reads the same file)
+  COLLABVAULT_MODULE   the module (default: libcollabvault_pkcs11.so beside cvault)
+  CV_SO_PIN, CV_USER_PIN
+                       the token PINs; --pin-file wins over them, and on a terminal
+                       cvault asks for a missing PIN without echoing it
+
+Exit status: 0 on success, 1 when the module refuses or anything fails (one line on
+stderr, with the module's CKR_ reason), 1 when `audit verify` finds the log broken,
+2 on a usage error.";
+
+const EXAMPLES: &str = "\
+Examples:
+  cvault token init --workspace eng --label Engineering
+  cvault token status
+  cvault master rotate --due
+  cvault master rewrap --records /srv/docs/records
+  cvault audit verify
+  cvault audit export --since 2026-11-01 | jq .";
+
+/// The CollabVault admin tool: a PKCS#11 client of the CollabVault module.
+///
+/// Token and master key commands go through the module's C ABI, its policy checks and
+/// its audit chain, like any application's calls; a refusal cvault prints is the
+/// module's own. The audit commands only read the store and need no PIN.
+#[derive(Debug, Parser)]
+#[command(name = "cvault", version, after_help = format!("{EXAMPLES}\n\n{ENVIRONMENT}"))]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command accepts, before or after its name.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Global {
+    /// The PKCS#11 module to load.
+    #[arg(long, global = true, value_name = "PATH", env = "COLLABVAULT_MODULE", hide_env_values = true)]
+    pub(crate) module: Option<PathBuf>,
+    /// A file of `CV_SO_PIN=...` / `CV_USER_PIN=...` lines (wins over the environment).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) pin_file: Option<PathBuf>,
+    /// The workspace to act on (default: every configured one, or the only one).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) workspace: Option<String>,
+}
+
+/// The command groups.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// A workspace's token: initialize it, show its state.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Workspace master key versions: list, rotate, re-wrap records, retire, destroy.
+    #[command(subcommand)]
+    Master(MasterCommand),
+    /// The signed, hash-chained audit log (read from the store; no PIN).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print a shell completion script to stdout.
+    #[command(after_help = "Examples:\n  cvault completions bash > /etc/bash_completion.d/cvault\n  \
+                            cvault completions zsh > ~/.zfunc/_cvault\n  \
+                            cvault completions fish > ~/.config/fish/completions/cvault.fish")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write man pages (cvault.1 and one per subcommand) into a directory.
+    #[command(after_help = "Example:\n  cvault man /usr/share/man/man1")]
+    Man {
+        /// Where to write the pages (created if missing).
+        dir: PathBuf,
+    },
+}
+
+/// `cvault token ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Initialize a workspace's token with the SO PIN and set its user PIN.
+    #[command(
+        after_help = "Example:\n  CV_SO_PIN=... CV_USER_PIN=... cvault token init --workspace eng --label Engineering"
+    )]
+    Init {
+        /// The token label.
+        #[arg(long, value_name = "L")]
+        label: String,
+    },
+    /// Root of trust, master key versions, their ages, and whether rotation is due.
+    #[command(after_help = "Examples:\n  cvault token status\n  cvault token status --workspace eng --json")]
+    Status,
+}
+
+/// `cvault master ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MasterCommand {
+    /// Master key versions: number, state, creation date, classification, stored DEKs.
+    #[command(after_help = "Examples:\n  cvault master list\n  cvault master list --json")]
+    List,
+    /// Make a new master key version current; the old one becomes decrypt-only.
+    #[command(
+        after_help = "Examples:\n  cvault master rotate\n  cvault master rotate --due   # from a timer: only when the schedule says so"
+    )]
+    Rotate {
+        /// Rotate only if the current version is older than the `[rotation]` schedule.
+        #[arg(long)]
+        due: bool,
+    },
+    /// Re-wrap every DIR/*.wrap record to the newest version (resumable).
+    #[command(after_help = "Example:\n  cvault master rewrap --records /srv/docs/records")]
+    Rewrap {
+        /// The directory of wrap records.
+        #[arg(long, value_name = "DIR")]
+        records: PathBuf,
+    },
+    /// Version N stops unwrapping (only once superseded and no longer needed).
+    #[command(after_help = "Example:\n  cvault master retire --version 1")]
+    Retire {
+        /// The version to retire.
+        #[arg(long, value_name = "N")]
+        version: u32,
+    },
+    /// Delete version N's sealed key (only once retired).
+    #[command(after_help = "Example:\n  cvault master destroy --version 1")]
+    Destroy {
+        /// The version to destroy.
+        #[arg(long, value_name = "N")]
+        version: u32,
+    },
+}
+
+/// `cvault audit ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Prove the log intact, or name its first bad entry (exit 1).
+    #[command(after_help = "Examples:\n  cvault audit verify\n  cvault audit verify --json")]
+    Verify,
+    /// Entries as JSON lines, filtered by time and object.
+    #[command(after_help = "Examples:\n  cvault audit export --since 2026-11-01T00:00:00Z --until 2026-12-01\n  \
+                            cvault audit export --key 'wmk v2' | jq .action")]
+    Export {
+        /// Only entries at or after T (RFC 3339, a date, or Unix ms).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only entries before T (RFC 3339, a date, or Unix ms).
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        /// Only entries whose object contains TEXT (a CKA_UNIQUE_ID, a label, `wmk v2`).
+        #[arg(long, value_name = "TEXT")]
+        key: Option<String>,
+    },
+    /// Per workspace: use per object, master key versions and rotation age, failed
+    /// logins, alerts, refusals.
+    #[command(after_help = "Examples:\n  cvault audit report --workspace eng\n  cvault audit report --json")]
+    Report,
+    /// The audit public key (PEM) that verifies the signed checkpoints.
+    #[command(after_help = "Example:\n  cvault audit key > audit-key.pem")]
+    Key,
+}
+
+/// Commands of the flat form cvault had before the groups, and what to type now.
+pub(crate) const MOVED: [(&str, &str); 7] = [
+    ("init", "token init"),
+    ("status", "token status"),
+    ("list", "master list"),
+    ("rotate", "master rotate"),
+    ("rewrap", "master rewrap"),
+    ("retire", "master retire"),
+    ("destroy", "master destroy"),
+];
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
