@@ -93,6 +93,14 @@ verify_units() {
 }
 command -v systemd-analyze >/dev/null && check systemd-analyze-verify-units verify_units
 expect_output rotation-service-runs-master-rotate-due 'ExecStart=/usr/bin/cvault .*master rotate --due' cat '/lib/systemd/system/collabvault-rotate@.service'
+# The unit's command line is one cvault accepts (its --help parses the same arguments).
+service_command_parses() {
+    local cmd
+    cmd=$(sed -n 's/^ExecStart=//p' '/lib/systemd/system/collabvault-rotate@.service' | sed 's/%i/engineering/g')
+    # shellcheck disable=SC2086 # the unit's words, split as systemd splits them
+    $cmd --help
+}
+expect_output rotation-service-command-parses "Usage: cvault master rotate" service_command_parses
 expect_output man-cvault "cvault" bash -c "man -w cvault && MANPAGER=cat MANWIDTH=80 man cvault 2>/dev/null | head -n 5"
 check completion-files test -s /usr/share/bash-completion/completions/cvault -a -s /usr/share/zsh/vendor-completions/_cvault -a -s /usr/share/fish/vendor_completions.d/cvault.fish
 
@@ -109,7 +117,7 @@ printf 'signed through p11-kit-proxy\n' >"$WORK/msg.txt"
 check proxy-sign-ecdsa px --token-label "$LABEL" --login --pin "$USER_PIN" --sign -m ECDSA-SHA256 --id 5a -i "$WORK/msg.txt" -o "$WORK/msg.sig"
 expect_output multiarch-verifies-proxy-signature "^Signature is valid" p11 --login --pin "$USER_PIN" --verify -m ECDSA-SHA256 --id 5a -i "$WORK/msg.txt" --signature-file "$WORK/msg.sig"
 # cvault finds the packaged module on its own (no COLLABVAULT_MODULE).
-expect_output cvault-status-finds-module "default" env -u COLLABVAULT_MODULE cvault status
+expect_output cvault-status-finds-module "default" env -u COLLABVAULT_MODULE cvault token status
 
 # Removal: every file and directory the package brought goes, the user's store stays.
 check dpkg-remove dpkg_locked dpkg -r collabvault

@@ -62,19 +62,15 @@ install -D -m 0644 pkg/debian/rotate.env "$DOC/examples/rotate.env"
 } | gzip -9n >"$DOC/changelog.gz"
 
 # Man pages and completions come from cvault itself (clap_mangen, clap_complete).
-if "$REL/cvault" man "$STAGE/man" >/dev/null 2>&1 && ls "$STAGE/man"/*.1 >/dev/null 2>&1; then
-    install -d "$D/usr/share/man/man1"
-    for page in "$STAGE/man"/*.1; do gzip -9n <"$page" >"$D/usr/share/man/man1/$(basename "$page").gz"; done
-else
-    echo "build-deb: warning: \`cvault man DIR\` failed: the package has no man pages" >&2
-fi
+"$REL/cvault" man "$STAGE/man" >/dev/null || { echo "build-deb: \`cvault man\` failed" >&2; exit 1; }
+ls "$STAGE/man"/cvault.1 >/dev/null || { echo "build-deb: \`cvault man\` wrote no cvault.1" >&2; exit 1; }
+install -d "$D/usr/share/man/man1"
+for page in "$STAGE/man"/*.1; do gzip -9n <"$page" >"$D/usr/share/man/man1/$(basename "$page").gz"; done
 completion() { # SHELL DEST
     local tmp=$STAGE/completion.$1
-    if "$REL/cvault" completions "$1" >"$tmp" 2>/dev/null && [ -s "$tmp" ]; then
-        install -D -m 0644 "$tmp" "$D/$2"
-    else
-        echo "build-deb: warning: \`cvault completions $1\` failed: no $1 completion" >&2
-    fi
+    "$REL/cvault" completions "$1" >"$tmp" && [ -s "$tmp" ] ||
+        { echo "build-deb: \`cvault completions $1\` failed" >&2; exit 1; }
+    install -D -m 0644 "$tmp" "$D/$2"
 }
 completion bash usr/share/bash-completion/completions/cvault
 completion zsh usr/share/zsh/vendor-completions/_cvault
