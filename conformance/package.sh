@@ -103,6 +103,8 @@ service_command_parses() {
 expect_output rotation-service-command-parses "Usage: cvault master rotate" service_command_parses
 expect_output man-cvault "cvault" bash -c "man -w cvault && MANPAGER=cat MANWIDTH=80 man cvault 2>/dev/null | head -n 5"
 check completion-files test -s /usr/share/bash-completion/completions/cvault -a -s /usr/share/zsh/vendor-completions/_cvault -a -s /usr/share/fish/vendor_completions.d/cvault.fish
+expect_output man-subcommand-page "cvault-master-rotate" bash -c "MANPAGER=cat MANWIDTH=80 man cvault-master-rotate 2>/dev/null | head -n 5"
+expect_output bash-completion-loads "^complete .* cvault\$" bash -c "source /usr/share/bash-completion/completions/cvault && complete -p cvault"
 
 # The token by the multiarch path, then through p11-kit.
 p11() { pkcs11-tool --module "$MA_MODULE" "$@"; }
