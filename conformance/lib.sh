@@ -32,8 +32,10 @@ unset XDG_CONFIG_HOME XDG_DATA_HOME XDG_CACHE_HOME XDG_STATE_HOME XDG_CONFIG_DIR
     COLLABVAULT_CONF COLLABVAULT_LOG CV_SO_PIN CV_USER_PIN LANGUAGE
 export LC_ALL=C.UTF-8
 # Scripts give their clients a private HOME; the toolchains (rustup, pyenv) keep the caller's.
-export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
-if [ -z "${PYENV_ROOT:-}" ] && [ -d "$HOME/.pyenv" ]; then export PYENV_ROOT=$HOME/.pyenv; fi
+if [ -n "${HOME:-}" ]; then
+    export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
+    if [ -z "${PYENV_ROOT:-}" ] && [ -d "$HOME/.pyenv" ]; then export PYENV_ROOT=$HOME/.pyenv; fi
+fi
 
 SO_PIN=so-pin-1234
 USER_PIN=user-pin-1234
