@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 CLIENT=examples
 EX=$CV_ROOT/examples
 need_tool tools cc python3 cargo pkcs11-tool openssl p11-kit modutil certutil setpriv || exit 0
-fresh_workspace
+fresh_workspace nobody
 TOKEN=examples
 check init-token bash -c "pkcs11-tool --module '$MODULE' --init-token --label '$TOKEN' --so-pin '$SO_PIN' && pkcs11-tool --module '$MODULE' --init-pin --so-pin '$SO_PIN' --pin '$USER_PIN'"
 
@@ -60,9 +60,9 @@ p11kit_module() {
         >"$home/.config/pkcs11/modules/collabvault.module"
     if [ "$(id -u)" -eq 0 ]; then
         chown -R 65534:65534 "$WORK"
-        HOME=$home setpriv --reuid=65534 --regid=65534 --clear-groups p11-kit list-modules
+        HOME=$home XDG_CONFIG_HOME=$home/.config setpriv --reuid=65534 --regid=65534 --clear-groups p11-kit list-modules
     else
-        HOME=$home p11-kit list-modules
+        HOME=$home XDG_CONFIG_HOME=$home/.config p11-kit list-modules
     fi
 }
 expect_output config-p11-kit-module "token: $TOKEN\$" p11kit_module

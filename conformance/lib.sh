@@ -1,19 +1,66 @@
-# Shared by the conformance scripts: a fresh store and config per client, and `check`,
-# which runs one case and records `client / case / PASS|FAIL` in $CV_RESULTS.
+# Shared by the conformance scripts: the module where cargo built it, a caller's environment
+# that cannot reach any client, a fresh store and config per client, and `check`, which
+# runs one case and records `client / case / PASS|FAIL` in $CV_RESULTS.
 set -euo pipefail
 
 CV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MODULE=${COLLABVAULT_MODULE:-$CV_ROOT/target/release/libcollabvault_pkcs11.so}
+# Run alone, a script prints its scoreboard lines only; run.sh collects them.
+export CV_RESULTS=${CV_RESULTS:-/dev/null}
+
+# The build is wherever cargo put it (CARGO_TARGET_DIR, build.target-dir, CARGO_BUILD_TARGET),
+# never an assumed target/: a stale target/release would be tested in its place.
+# COLLABVAULT_MODULE names another module (an installed one) explicitly.
+if [ -n "${COLLABVAULT_MODULE:-}" ]; then
+    MODULE=$COLLABVAULT_MODULE
+else
+    CV_RELEASE_DIR=$(bash "$CV_ROOT/scripts/release-dir.sh") || { echo "cannot ask cargo where it builds" >&2; exit 1; }
+    MODULE=$CV_RELEASE_DIR/libcollabvault_pkcs11.so
+fi
 [ -f "$MODULE" ] || { echo "module not built: $MODULE (run: cargo build --release)" >&2; exit 1; }
-: "${CV_RESULTS:?run through conformance/run.sh}"
+
+# Ordinary settings in the caller's environment redirect the clients' configuration: a
+# p11-kit user config under XDG_CONFIG_HOME, an OPENSSL_CONF with other engines, JVM
+# options, PINs a tool would pick up, a language that translates the messages the cases
+# match. None of them reaches a client; each script sets what its client needs.
+unset XDG_CONFIG_HOME XDG_DATA_HOME XDG_CACHE_HOME XDG_STATE_HOME XDG_CONFIG_DIRS XDG_RUNTIME_DIR \
+    P11_KIT_SERVER_ADDRESS P11_KIT_SERVER_PID \
+    OPENSSL_CONF OPENSSL_CONF_INCLUDE OPENSSL_ENGINES OPENSSL_MODULES \
+    GNUTLS_PIN GNUTLS_SO_PIN GNUTLS_SYSTEM_PRIORITY_FILE GNUTLS_FORCE_FIPS_MODE \
+    NSS_DEFAULT_DB_TYPE NSS_FIPS OPENSC_CONF OPENSC_DRIVER SOFTHSM2_CONF \
+    PKCS11_PROVIDER_MODULE PKCS11_MODULE_PATH \
+    JAVA_TOOL_OPTIONS _JAVA_OPTIONS JDK_JAVA_OPTIONS CLASSPATH \
+    COLLABVAULT_CONF COLLABVAULT_LOG CV_SO_PIN CV_USER_PIN LANGUAGE
+export LC_ALL=C.UTF-8
+# Scripts give their clients a private HOME; the toolchains (rustup, pyenv) keep the caller's.
+if [ -n "${HOME:-}" ]; then
+    export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
+    if [ -z "${PYENV_ROOT:-}" ] && [ -d "$HOME/.pyenv" ]; then export PYENV_ROOT=$HOME/.pyenv; fi
+fi
 
 SO_PIN=so-pin-1234
 USER_PIN=user-pin-1234
 
-# A fresh workspace for this client: its own store directory and config.
+# A fresh workspace for this client: its own store directory and config, and a private
+# home ($CV_HOME) that the XDG directories point into. `fresh_workspace nobody`: the
+# clients run as `nobody` when we are root (p11-kit ignores user configs in a root
+# process), so the workspace is made where nobody can reach it ($TMPDIR may be a private
+# directory) and MODULE is copied in when nobody cannot read the build (a target dir
+# under /root).
 fresh_workspace() {
-    WORK=$(mktemp -d)
+    if [ "${1:-}" = nobody ] && [ "$(id -u)" -eq 0 ]; then
+        WORK=$(mktemp -d -p /tmp)
+    else
+        WORK=$(mktemp -d)
+    fi
     trap 'rm -rf "$WORK"' EXIT
+    CV_HOME=$WORK/home
+    mkdir -p "$CV_HOME/.config" "$CV_HOME/.local/share" "$CV_HOME/.cache"
+    export XDG_CONFIG_HOME=$CV_HOME/.config XDG_DATA_HOME=$CV_HOME/.local/share XDG_CACHE_HOME=$CV_HOME/.cache
+    if [ "${1:-}" = nobody ] && [ "$(id -u)" -eq 0 ] &&
+        ! setpriv --reuid=65534 --regid=65534 --clear-groups test -r "$MODULE"; then
+        cp "$MODULE" "$WORK/libcollabvault_pkcs11.so"
+        MODULE=$WORK/libcollabvault_pkcs11.so
+    fi
     export COLLABVAULT_CONF=$WORK/collabvault.toml
     cat >"$COLLABVAULT_CONF" <<TOML
 store_dir = "$WORK/store"

@@ -8,15 +8,16 @@
 # (~/.config/pkcs11/pkcs11.conf with `user-config: override`, so only our module loads,
 # and ~/.config/pkcs11/modules/collabvault.module). p11-kit ignores user configs in a
 # program running as root, so as root every p11-kit client runs as `nobody` (setpriv),
-# with the workspace handed to that user.
+# with the workspace handed to that user. The private HOME is also XDG_CONFIG_HOME, where
+# p11-kit looks first, so a caller's own XDG_CONFIG_HOME cannot hide the module file.
 source "$(dirname "$0")/lib.sh"
 CLIENT=p11-kit
 need_tool tools p11-kit pkcs11-tool setpriv || exit 0
 PROXY=$(dpkg -L p11-kit-modules 2>/dev/null | grep '/p11-kit-proxy\.so$' | head -n1 || true)
 check proxy-module-installed test -f "$PROXY"
-fresh_workspace
+fresh_workspace nobody
 LABEL=p11kit
-export HOME=$WORK/home
+export HOME=$CV_HOME XDG_CONFIG_HOME=$CV_HOME/.config
 mkdir -p "$HOME/.config/pkcs11/modules"
 printf 'user-config: override\n' >"$HOME/.config/pkcs11/pkcs11.conf"
 printf 'module: %s\ncritical: yes\n' "$MODULE" >"$HOME/.config/pkcs11/modules/collabvault.module"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every client script in conformance/ against the built module and prints the
-# scoreboard: `client / case / PASS|FAIL|SKIP`, then `N passed, N failed`.
+# Runs every script in conformance/ (the clients against the built module, and package.sh,
+# the Debian package installed, used and removed) and prints the scoreboard:
+# `client / case / PASS|FAIL|SKIP`, then `N passed, N failed`. Each script also runs alone.
 # A client whose tool is missing fails (CI installs every tool; see scripts/install-deps.sh).
 set -uo pipefail
 cd "$(dirname "$0")"

@@ -28,7 +28,7 @@ run() { echo "\$ $*"; "$@"; }
 say "building the module, cvault and the documents example (release)"
 cargo build --release --quiet
 cargo build --release --quiet --examples
-BIN=$PWD/target/release
+BIN=$(bash scripts/release-dir.sh) # where cargo built (CARGO_TARGET_DIR and the like)
 export COLLABVAULT_MODULE=$BIN/libcollabvault_pkcs11.so
 cvault() { echo "\$ cvault $*"; "$BIN/cvault" "$@"; }
 documents() { echo "\$ documents $*"; "$BIN/examples/documents" "$@"; }

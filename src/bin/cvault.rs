@@ -227,13 +227,30 @@ struct Tool {
     pins: Pins,
 }
 
+const MODULE_FILE: &str = "libcollabvault_pkcs11.so";
+
+/// The module: `--module` (or `COLLABVAULT_MODULE`), else beside `cvault` (a build tree),
+/// else the multiarch PKCS#11 directory of the prefix `cvault` is installed in, where the
+/// Debian package puts it (`/usr/bin/cvault`, `/usr/lib/x86_64-linux-gnu/pkcs11/`).
 fn module_path(global: &Global) -> Res<PathBuf> {
     // clap already read COLLABVAULT_MODULE into --module.
     if let Some(m) = global.module.clone() {
         return Ok(m);
     }
     let exe = std::env::current_exe().map_err(|e| Failure(format!("cannot locate cvault itself: {e}")))?;
-    Ok(exe.with_file_name("libcollabvault_pkcs11.so"))
+    let beside = exe.with_file_name(MODULE_FILE);
+    let installed = exe.parent().and_then(Path::parent).map(|prefix| {
+        prefix.join("lib").join(format!("{}-linux-gnu", std::env::consts::ARCH)).join("pkcs11").join(MODULE_FILE)
+    });
+    match installed {
+        Some(path) if !beside.exists() && path.exists() => Ok(path),
+        Some(path) if !beside.exists() => fail(format!(
+            "no module at {} or {}: set COLLABVAULT_MODULE or use --module",
+            beside.display(),
+            path.display()
+        )),
+        _ => Ok(beside),
+    }
 }
 
 impl Tool {

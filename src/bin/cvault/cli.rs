@@ -12,7 +12,8 @@ use clap_complete::Shell;
 const ENVIRONMENT: &str = "\
 Environment:
   COLLABVAULT_CONF     the module's config (the tool reads the same file)
-  COLLABVAULT_MODULE   the module (default: libcollabvault_pkcs11.so beside cvault)
+  COLLABVAULT_MODULE   the module (default: libcollabvault_pkcs11.so beside cvault, else
+                       in <prefix>/lib/<multiarch>/pkcs11/, where the package puts it)
   CV_SO_PIN, CV_USER_PIN
                        the token PINs; --pin-file wins over them, and on a terminal
                        cvault asks for a missing PIN without echoing it
