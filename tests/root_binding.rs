@@ -10,7 +10,7 @@ mod legacy;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use common::hsm::{softhsm_module, Hsm, ROOT_LABEL, ROOT_PIN};
+use common::hsm::{root_token_session, Hsm, ROOT_LABEL, ROOT_PIN};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::RvError;
 use cryptoki::mechanism::aead::GcmParams;
@@ -107,16 +107,7 @@ fn unseal_with_root_alone(context: &str, blob: &[u8], version: u32) -> Option<Ve
 }
 
 fn unseal_with_root_key(label: &str, context: &str, blob: &[u8]) -> Option<Vec<u8>> {
-    let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
-    let slot = p
-        .get_slots_with_initialized_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == ROOT_LABEL))
-        .expect("root token");
-    let s = p.open_rw_session(slot).expect("session");
-    s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
+    let (p, s) = root_token_session();
     let key = *s
         .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(label.as_bytes().to_vec())])
         .expect("find")
@@ -351,16 +342,7 @@ fn an_exportable_key_under_the_root_label_is_refused() {
     let mut setup = Setup::new();
     setup.finalize();
     // Someone with the root PIN plants a key they can read back under the root's label.
-    let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
-    let slot = p
-        .get_slots_with_initialized_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == ROOT_LABEL))
-        .expect("root token");
-    let s = p.open_rw_session(slot).expect("session");
-    s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
+    let (p, s) = root_token_session();
     s.generate_key(
         &Mechanism::AesKeyGen,
         &[

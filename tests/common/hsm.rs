@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
 use tempfile::TempDir;
 
 pub const ROOT_LABEL: &str = "cv-root";
@@ -85,4 +88,20 @@ impl Hsm {
     pub fn conf(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// What someone holding the root PIN has: SoftHSM2 loaded directly (not through the
+/// module) and a logged-in session on the root token of the current `SOFTHSM2_CONF`.
+pub fn root_token_session() -> (Pkcs11, Session) {
+    let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
+    let slot = p
+        .get_slots_with_initialized_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == ROOT_LABEL))
+        .expect("root token");
+    let s = p.open_rw_session(slot).expect("session");
+    s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
+    (p, s)
 }
