@@ -123,7 +123,7 @@ fn pin(p: &str) -> AuthPin {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn aes_key(label: &str) -> Vec<Attribute> {

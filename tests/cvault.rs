@@ -419,6 +419,9 @@ fn a_missing_pin_is_asked_for_on_a_terminal_without_echo() {
     let mut stdout = child.stdout.take().expect("stdout");
     let prompt = read_until(&mut stdout, "user PIN for workspace eng: ");
     assert!(prompt.contains("user PIN for workspace eng: "), "no prompt: {prompt}");
+    // rpassword turns echo off just after printing the prompt; a person types later than
+    // that, and so must the test (input already queued when echo goes off is echoed).
+    std::thread::sleep(std::time::Duration::from_millis(500));
     child.stdin.take().expect("stdin").write_all(format!("{}\n", common::USER_PIN).as_bytes()).expect("type PIN");
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).expect("read");

@@ -504,7 +504,7 @@ fn a_sensitive_aes_key_never_reveals_its_value_nor_stores_it_in_the_clear() {
     assert!(bytes.len() > 1024, "store file unexpectedly small");
     assert!(!contains(&bytes, &key), "the key bytes are in the store in the clear");
     assert!(!contains(&bytes, &key[..16]), "half the key bytes are in the store in the clear");
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&key);
     assert!(!f.ws.log().contains(&hex), "the key was logged");
 }
 

@@ -1,6 +1,8 @@
 //! Export for SIEMs: one JSON object per line with stable field names, filtered by time
 //! and object. Never key bytes, PINs or plaintext: entries hold none to begin with.
 
+use serde::Serialize;
+
 use crate::store::audit::AuditRow;
 
 /// Which entries an export includes.
@@ -23,45 +25,41 @@ impl Filter {
     }
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// One entry as a JSON line (no trailing newline).
+/// One entry as a JSON line (no trailing newline). The field names and their order are
+/// the export's contract with SIEMs: serde keeps them as declared.
 pub fn json_line(row: &AuditRow) -> String {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        seq: i64,
+        at_ms: i64,
+        pid: u32,
+        session: Option<u64>,
+        workspace: Option<&'a str>,
+        actor: &'a str,
+        action: &'a str,
+        object: Option<&'a str>,
+        count: Option<u64>,
+        outcome: &'a str,
+        prev_hash: String,
+        hash: String,
+    }
     let e = &row.event;
-    let opt = |v: &Option<String>| v.as_deref().map_or("null".to_string(), json_string);
-    let num = |v: Option<u64>| v.map_or("null".to_string(), |n| n.to_string());
-    format!(
-        "{{\"seq\":{},\"at_ms\":{},\"pid\":{},\"session\":{},\"workspace\":{},\"actor\":{},\"action\":{},\"object\":{},\"count\":{},\"outcome\":{},\"prev_hash\":\"{}\",\"hash\":\"{}\"}}",
-        row.seq,
-        row.at_ms,
-        row.pid,
-        num(e.session),
-        opt(&e.workspace),
-        json_string(&e.actor),
-        json_string(&e.action),
-        opt(&e.object),
-        num(e.count),
-        json_string(&e.outcome),
-        hex(&row.prev_hash),
-        hex(&row.hash)
-    )
+    let line = Line {
+        seq: row.seq,
+        at_ms: row.at_ms,
+        pid: row.pid,
+        session: e.session,
+        workspace: e.workspace.as_deref(),
+        actor: &e.actor,
+        action: &e.action,
+        object: e.object.as_deref(),
+        count: e.count,
+        outcome: &e.outcome,
+        prev_hash: hex::encode(&row.prev_hash),
+        hash: hex::encode(&row.hash),
+    };
+    // Strings, numbers and options only: serializing cannot fail.
+    serde_json::to_string(&line).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -86,7 +84,7 @@ mod tests {
         let line = json_line(&row(5, Some("key \"a\"\n")));
         assert_eq!(
             line,
-            r#"{"seq":1,"at_ms":5,"pid":9,"session":4,"workspace":"ws","actor":"user","action":"C_WrapKey","object":"key \"a\"\u000a","count":null,"outcome":"CKR_OK","prev_hash":"0000","hash":"0101"}"#
+            r#"{"seq":1,"at_ms":5,"pid":9,"session":4,"workspace":"ws","actor":"user","action":"C_WrapKey","object":"key \"a\"\n","count":null,"outcome":"CKR_OK","prev_hash":"0000","hash":"0101"}"#
         );
     }
 

@@ -94,7 +94,7 @@ pub fn verify(rows: &[AuditRow], expected_len: Option<i64>) -> Verdict {
             return Verdict::Broken { seq: expected_seq, defect: Defect::Truncated };
         }
     }
-    Verdict::Intact { entries: rows.len(), head: prev.iter().map(|b| format!("{b:02x}")).collect() }
+    Verdict::Intact { entries: rows.len(), head: hex::encode(&prev) }
 }
 
 /// A well-formed chain of `n` entries, for the tests of this module and its children.

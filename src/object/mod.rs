@@ -133,7 +133,7 @@ fn check_kind(row: &Row, value: &[u8]) -> Result<()> {
 fn unique_id() -> Result<Vec<u8>> {
     let mut raw = [0u8; 16];
     crate::rng::fill(&mut raw)?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
+    Ok(hex::encode(raw).into_bytes())
 }
 
 /// How an object came to be: decides the attributes only the token sets (spec §4.9–4.10:

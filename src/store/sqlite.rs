@@ -598,7 +598,7 @@ impl Backend for SqliteStore {
             }
             let mut serial = [0u8; 8];
             crate::rng::fill(&mut serial)?;
-            let serial: String = serial.iter().map(|b| format!("{b:02x}")).collect();
+            let serial = hex::encode(serial);
             conn.execute(
                 "INSERT OR IGNORE INTO tokens (workspace, label, serial) VALUES (?1, ?2, ?3)",
                 params![workspace, default_label, serial],

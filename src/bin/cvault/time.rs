@@ -2,8 +2,6 @@
 //! `rotate --due` and `audit report` share, and the library's date formats
 //! (`collabvault_pkcs11::audit::time`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Seconds in a day.
 pub(crate) const DAY: u64 = 86_400;
 
@@ -11,7 +9,7 @@ pub(crate) use collabvault_pkcs11::audit::time::{date, parse_time, rfc3339};
 
 /// Now, in Unix seconds.
 pub(crate) fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0)
 }
 
 /// Whether a master key version made at `created` (Unix seconds) is due for rotation
