@@ -42,6 +42,16 @@ def run(client):
         NOTES.clear()
 
 
+def user_session():
+    """A read-write session on the token CV_TOKEN_LABEL of MODULE, logged in with
+    USER_PIN, through python-pkcs11."""
+    import pkcs11
+
+    lib = pkcs11.lib(os.environ["MODULE"])
+    token = lib.get_token(token_label=os.environ["CV_TOKEN_LABEL"])
+    return token.open(user_pin=os.environ["USER_PIN"], rw=True)
+
+
 def expect(cond, msg):
     if not cond:
         raise AssertionError(msg)

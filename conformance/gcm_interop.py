@@ -75,9 +75,7 @@ def aes_key(session, value, label, extra=None):
 
 @case
 def open_session_and_login(ctx):
-    lib = pkcs11.lib(os.environ["MODULE"])
-    token = lib.get_token(token_label=os.environ["CV_TOKEN_LABEL"])
-    ctx["session"] = token.open(user_pin=os.environ["USER_PIN"], rw=True)
+    ctx["session"] = casekit.user_session()
 
 
 # --- AES-GCM --------------------------------------------------------------------------

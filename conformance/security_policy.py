@@ -60,9 +60,7 @@ def secret(session, key_type, label, **flags):
 
 @case
 def open_session_and_login(ctx):
-    lib = pkcs11.lib(os.environ["MODULE"])
-    token = lib.get_token(token_label=os.environ["CV_TOKEN_LABEL"])
-    ctx["session"] = token.open(user_pin=os.environ["USER_PIN"], rw=True)
+    ctx["session"] = casekit.user_session()
 
 
 @case

@@ -114,18 +114,7 @@ fn version_of(s: &Session, h: ObjectHandle) -> (u64, u64) {
 }
 
 fn dek(s: &Session) -> ObjectHandle {
-    s.generate_key(
-        &Mechanism::AesKeyGen,
-        &[
-            Attribute::ValueLen(32.into()),
-            Attribute::Token(false),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(true),
-            Attribute::Decrypt(true),
-        ],
-    )
-    .expect("DEK")
+    common::session_dek(s)
 }
 
 fn seal(s: &Session, key: ObjectHandle, data: &[u8]) -> Vec<u8> {

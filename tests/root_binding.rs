@@ -286,19 +286,7 @@ fn a_version_destroyed_after_a_backup_does_not_open_from_that_backup() {
     let mut setup = Setup::new();
     setup.init();
     let s = setup.login(UserType::User, common::USER_PIN).expect("login");
-    let dek = s
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(false),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(true),
-                Attribute::Encrypt(true),
-                Attribute::Decrypt(true),
-            ],
-        )
-        .expect("DEK");
+    let dek = common::session_dek(&s);
     let master = |s: &cryptoki::session::Session, label: &[u8]| {
         s.find_objects(&[Attribute::Label(label.to_vec())]).expect("find")[0]
     };

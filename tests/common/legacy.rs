@@ -158,19 +158,7 @@ pub fn populate(old: &Pkcs11, root: &str, hsm: Option<HsmRoot>) -> Manifest {
     let master_versions = 2;
     let mut records = Vec::new();
     for version in 1..=master_versions {
-        let dek = s
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[
-                    Attribute::ValueLen(32.into()),
-                    Attribute::Token(false),
-                    Attribute::Sensitive(true),
-                    Attribute::Extractable(true),
-                    Attribute::Encrypt(true),
-                    Attribute::Decrypt(true),
-                ],
-            )
-            .expect("DEK");
+        let dek = crate::common::session_dek(&s);
         let iv = [0x20 + u8::try_from(version).expect("a small version"); 12];
         let plaintext = format!("a document under master key v{version}");
         let ciphertext = gcm_encrypt(&s, dek, &iv, plaintext.as_bytes());

@@ -227,3 +227,20 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A data-encryption key as the hierarchy's users make one: an AES-256 session key,
+/// sensitive but extractable (so it can become a wrap record), for encrypt and decrypt.
+pub fn session_dek(s: &Session) -> cryptoki::object::ObjectHandle {
+    s.generate_key(
+        &cryptoki::mechanism::Mechanism::AesKeyGen,
+        &[
+            cryptoki::object::Attribute::ValueLen(32.into()),
+            cryptoki::object::Attribute::Token(false),
+            cryptoki::object::Attribute::Sensitive(true),
+            cryptoki::object::Attribute::Extractable(true),
+            cryptoki::object::Attribute::Encrypt(true),
+            cryptoki::object::Attribute::Decrypt(true),
+        ],
+    )
+    .expect("DEK")
+}
