@@ -7,10 +7,12 @@
 //! ffi/        the C ABI: exported C_* functions, function lists, pointer checks,
 //!             panic boundary, Error -> CK_RV. The only unsafe code.
 //! module      process-wide state: initialize/finalize, fork detection, slots
-//! session/    sessions, login calls, object handles, find and (later) crypto operations
+//! session/    sessions, login calls, object handles, and the operations, one file per
+//!             kind (cipher, sign, digest, keygen, wrap, derive, kem, message)
 //! token/      one workspace's token: PINs, login state, the storage key
 //! object/     the attribute model and the spec's policy table
-//! mechanism/  the cryptography, one file per family, over bytes and typed parameters
+//! mechanism/  the registry (one row per mechanism: info, key needs, parameter shape,
+//!             operations) and the cryptography, one file per family, over bytes
 //! hierarchy/  workspace master key versions, wrap records, rotation and retirement
 //! audit/      verification and export of the store's hash-chained audit log
 //! root/       the root of trust: the underlying slot's root key, or the software root

@@ -276,5 +276,5 @@ pub fn mechanism_list(slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
 pub fn mechanism_info(slot: CK_SLOT_ID, ty: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
     get()?.token(slot)?;
     let e = mechanism::entry(ty).ok_or(Error::MechanismInvalid)?;
-    Ok(CK_MECHANISM_INFO { ulMinKeySize: e.min_key, ulMaxKeySize: e.max_key, flags: e.flags })
+    Ok(CK_MECHANISM_INFO { ulMinKeySize: e.info.min_key, ulMaxKeySize: e.info.max_key, flags: e.info.flags })
 }

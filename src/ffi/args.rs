@@ -7,7 +7,7 @@ use cryptoki_sys::*;
 use crate::error::{Error, Result};
 use crate::object::template::is_attribute_array;
 use crate::object::{Attr, Template};
-use crate::session::crypto::Output;
+use crate::session::output::Output;
 
 fn len(n: CK_ULONG) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::ArgumentsBad("length does not fit in memory"))

@@ -20,26 +20,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
-use cryptoki_sys::{CKF_ENCRYPT, CKF_GENERATE, CKF_UNWRAP, CKF_WRAP};
-
 use crate::error::{Error, Result};
 use crate::mechanism::aes_gcm::GcmKey;
-use crate::mechanism::MechEntry;
 use crate::root::Sealer;
 use crate::store::{AuditEvent, Backend, Lifecycle, MasterRecord, ObjectId};
-use crate::vendor;
 
 /// A plaintext master key, prepared for sealing and opening records (its AES key
 /// schedule made once per version and login); zeroized when the last reference drops.
 pub type MasterKey = Arc<GcmKey>;
-
-/// The hierarchy's vendor mechanisms, for `C_GetMechanismList`/`C_GetMechanismInfo`.
-pub const MECHANISMS: &[MechEntry] = &[
-    MechEntry { ty: vendor::CKM_CV_WRAP_RECORD, min_key: 32, max_key: 32, flags: CKF_WRAP | CKF_UNWRAP },
-    MechEntry { ty: vendor::CKM_CV_REWRAP_RECORD, min_key: 32, max_key: 32, flags: CKF_ENCRYPT },
-    MechEntry { ty: vendor::CKM_CV_ROTATE_MASTER, min_key: 32, max_key: 32, flags: CKF_GENERATE },
-    MechEntry { ty: vendor::CKM_CV_REWRAP_STORED, min_key: 32, max_key: 32, flags: CKF_GENERATE },
-];
 
 /// The context a master key version is sealed under: bound to workspace and version.
 pub fn master_context(workspace: &str, version: u32) -> Vec<u8> {

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::mechanism::aes_gcm::GcmKey;
 use crate::mechanism::GcmParams;
-use crate::object::{Attr, Object, Template};
+use crate::object::Template;
 
 const MAGIC: &[u8; 4] = b"CVWR";
 const FORMAT_V1: u8 = 1;
@@ -28,21 +28,6 @@ const ALG_AES_256_GCM: u8 = 1;
 const NONCE_LEN: usize = 12;
 /// The AES-GCM tag length of every record (what a master key is prepared for).
 pub const TAG_LEN: usize = 16;
-
-/// The attributes a record binds: what the key is and what it may do.
-pub const BOUND: &[CK_ATTRIBUTE_TYPE] = &[
-    CKA_CLASS,
-    CKA_KEY_TYPE,
-    CKA_SENSITIVE,
-    CKA_EXTRACTABLE,
-    CKA_ENCRYPT,
-    CKA_DECRYPT,
-    CKA_SIGN,
-    CKA_VERIFY,
-    CKA_WRAP,
-    CKA_UNWRAP,
-    CKA_DERIVE,
-];
 
 /// A parsed header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,11 +40,6 @@ pub struct Header {
     pub attrs: Template,
     /// Length of the header (where the nonce starts).
     len: usize,
-}
-
-/// The attributes of `key` that a record binds.
-pub fn bound_attributes(key: &Object) -> Template {
-    Template(BOUND.iter().filter_map(|ty| key.bytes(*ty).map(|v| Attr::new(*ty, v.to_vec()))).collect())
 }
 
 fn header(workspace: &str, version: u32, attrs: &Template) -> Result<Vec<u8>> {
@@ -140,6 +120,7 @@ pub fn open(master: &GcmKey, record: &[u8], h: &Header, ad: &[u8]) -> Result<Zer
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::Attr;
 
     fn master() -> GcmKey {
         GcmKey::new(&[0x42; 32], TAG_LEN).expect("key")

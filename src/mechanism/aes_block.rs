@@ -19,7 +19,8 @@ use cryptoki_sys::*;
 use subtle::{ConstantTimeEq, ConstantTimeGreater};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{Cipher, MechEntry};
+use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
+use super::{Cipher, Mechanism};
 use crate::error::{Error, Result};
 
 /// The AES block size (FIPS 197).
@@ -27,12 +28,47 @@ pub const BLOCK: usize = 16;
 
 const FLAGS: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT;
 
+const fn row(ty: CK_MECHANISM_TYPE, param: ParamShape) -> MechEntry {
+    MechEntry {
+        ty,
+        info: MechInfo { min_key: 16, max_key: 32, flags: FLAGS },
+        key: KeyNeed::Secret(&[CKK_AES]),
+        param,
+        build,
+        ops: Ops { encrypt: Some(encrypt_op), decrypt: Some(decrypt_op), ..Ops::NONE },
+    }
+}
+
 /// Registry rows (key sizes in bytes).
-pub const ENTRIES: &[MechEntry] = &[
-    MechEntry { ty: CKM_AES_ECB, min_key: 16, max_key: 32, flags: FLAGS },
-    MechEntry { ty: CKM_AES_CBC, min_key: 16, max_key: 32, flags: FLAGS },
-    MechEntry { ty: CKM_AES_CBC_PAD, min_key: 16, max_key: 32, flags: FLAGS },
-];
+pub const ENTRIES: &[MechEntry] =
+    &[row(CKM_AES_ECB, ParamShape::None), row(CKM_AES_CBC, ParamShape::Iv16), row(CKM_AES_CBC_PAD, ParamShape::Iv16)];
+
+fn build(ty: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    match (ty, p) {
+        (CKM_AES_ECB, _) => Ok(Mechanism::AesEcb),
+        (CKM_AES_CBC, Param::Iv16(iv)) => Ok(Mechanism::AesCbc(iv)),
+        (CKM_AES_CBC_PAD, Param::Iv16(iv)) => Ok(Mechanism::AesCbcPad(iv)),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+fn start_op(m: &Mechanism, key: &dyn KeyView, encrypt: bool) -> Result<Box<dyn Cipher>> {
+    let value = key.secret()?;
+    match m {
+        Mechanism::AesEcb => ecb(&value, encrypt),
+        Mechanism::AesCbc(iv) => cbc(&value, *iv, false, encrypt),
+        Mechanism::AesCbcPad(iv) => cbc(&value, *iv, true, encrypt),
+        _ => Err(Error::MechanismInvalid),
+    }
+}
+
+fn encrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
+    start_op(m, key, true)
+}
+
+fn decrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
+    start_op(m, key, false)
+}
 
 /// An expanded AES key of any of the three sizes (the `aes` crate zeroizes its round keys
 /// on drop).

@@ -7,7 +7,8 @@ use cmac::Cmac;
 use cryptoki_sys::*;
 use hmac::{KeyInit, Mac};
 
-use super::{MechEntry, Signer, Verifier};
+use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
+use super::{Mechanism, Signer, Verifier};
 use crate::error::{Error, Result};
 
 /// The full CMAC tag: one AES block.
@@ -15,11 +16,37 @@ pub const TAG_LEN: usize = 16;
 
 const FLAGS: CK_FLAGS = CKF_SIGN | CKF_VERIFY;
 
+const fn row(ty: CK_MECHANISM_TYPE, param: ParamShape) -> MechEntry {
+    MechEntry {
+        ty,
+        info: MechInfo { min_key: 16, max_key: 32, flags: FLAGS },
+        key: KeyNeed::Secret(&[CKK_AES]),
+        param,
+        build,
+        ops: Ops { sign: Some(sign_op), verify: Some(verify_op), ..Ops::NONE },
+    }
+}
+
 /// Registry rows (key sizes in bytes).
-pub const ENTRIES: &[MechEntry] = &[
-    MechEntry { ty: CKM_AES_CMAC, min_key: 16, max_key: 32, flags: FLAGS },
-    MechEntry { ty: CKM_AES_CMAC_GENERAL, min_key: 16, max_key: 32, flags: FLAGS },
-];
+pub const ENTRIES: &[MechEntry] = &[row(CKM_AES_CMAC, ParamShape::None), row(CKM_AES_CMAC_GENERAL, ParamShape::MacLen)];
+
+fn build(ty: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    match (ty, p) {
+        (CKM_AES_CMAC, _) => Ok(Mechanism::AesCmac(None)),
+        (CKM_AES_CMAC_GENERAL, Param::MacLen(len)) => Ok(Mechanism::AesCmac(Some(check_mac_len(len)?))),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+fn sign_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Signer>> {
+    let Mechanism::AesCmac(len) = m else { return Err(Error::MechanismInvalid) };
+    signer(&key.secret()?, *len)
+}
+
+fn verify_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Verifier>> {
+    let Mechanism::AesCmac(len) = m else { return Err(Error::MechanismInvalid) };
+    verifier(&key.secret()?, *len)
+}
 
 /// Checks a `_GENERAL` tag length: `1..=16`, else `CKR_MECHANISM_PARAM_INVALID`.
 pub fn check_mac_len(len: usize) -> Result<usize> {

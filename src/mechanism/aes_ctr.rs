@@ -12,12 +12,35 @@ use cryptoki_sys::*;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::aes_block::{AesKey, BLOCK};
-use super::{Cipher, CtrParams, MechEntry};
+use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
+use super::{Cipher, CtrParams, Mechanism};
 use crate::error::{Error, Result};
 
 /// Registry rows (key sizes in bytes).
-pub const ENTRIES: &[MechEntry] =
-    &[MechEntry { ty: CKM_AES_CTR, min_key: 16, max_key: 32, flags: CKF_ENCRYPT | CKF_DECRYPT }];
+pub const ENTRIES: &[MechEntry] = &[MechEntry {
+    ty: CKM_AES_CTR,
+    info: MechInfo { min_key: 16, max_key: 32, flags: CKF_ENCRYPT | CKF_DECRYPT },
+    key: KeyNeed::Secret(&[CKK_AES]),
+    param: ParamShape::Ctr,
+    build,
+    ops: Ops { encrypt: Some(encrypt_op), decrypt: Some(decrypt_op), ..Ops::NONE },
+}];
+
+fn build(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    let Param::Ctr(params) = p else { return Err(Error::MechanismParamInvalid) };
+    check_params(&params)?;
+    Ok(Mechanism::AesCtr(params))
+}
+
+fn encrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
+    let Mechanism::AesCtr(p) = m else { return Err(Error::MechanismInvalid) };
+    ctr(&key.secret()?, p, true)
+}
+
+fn decrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
+    let Mechanism::AesCtr(p) = m else { return Err(Error::MechanismInvalid) };
+    ctr(&key.secret()?, p, false)
+}
 
 /// Checks `ulCounterBits`: 1..=128, else `CKR_MECHANISM_PARAM_INVALID`.
 pub fn check_params(p: &CtrParams) -> Result<()> {

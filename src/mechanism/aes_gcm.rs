@@ -13,16 +13,45 @@ use aes_gcm::{AesGcm, Nonce};
 use cryptoki_sys::*;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{Cipher, GcmParams, MechEntry};
+use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
+use super::{Cipher, GcmParams, Mechanism};
 use crate::error::{Error, Result};
 
 /// Registry rows.
 pub const ENTRIES: &[MechEntry] = &[MechEntry {
     ty: CKM_AES_GCM,
-    min_key: 16,
-    max_key: 32,
-    flags: CKF_ENCRYPT | CKF_DECRYPT | CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT,
+    info: MechInfo {
+        min_key: 16,
+        max_key: 32,
+        flags: CKF_ENCRYPT | CKF_DECRYPT | CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT,
+    },
+    key: KeyNeed::Secret(&[CKK_AES]),
+    param: ParamShape::Gcm,
+    build,
+    ops: Ops { encrypt: Some(encrypt_op), decrypt: Some(decrypt_op), ..Ops::NONE },
 }];
+
+fn build(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    let Param::Gcm(params) = p else { return Err(Error::MechanismParamInvalid) };
+    check_params(&params)?;
+    Ok(Mechanism::AesGcm(params))
+}
+
+/// The key schedule of `key` for tags of `tag_len` bytes, made once per key object and
+/// kept with it.
+pub fn prepared_key(key: &dyn KeyView, tag_len: usize) -> Result<Arc<GcmKey>> {
+    key.prepared().get_or_make(GcmKey::cache_tag(tag_len), || GcmKey::new(&key.secret()?, tag_len))
+}
+
+fn encrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
+    let Mechanism::AesGcm(p) = m else { return Err(Error::MechanismInvalid) };
+    encryptor(prepared_key(key, p.tag_len)?, p)
+}
+
+fn decrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
+    let Mechanism::AesGcm(p) = m else { return Err(Error::MechanismInvalid) };
+    decryptor(prepared_key(key, p.tag_len)?, p)
+}
 
 /// The only IV length supported: 96 bits, the length SP 800-38D recommends.
 pub const IV_LEN: usize = 12;

@@ -8,16 +8,68 @@ use aes_kw::{AesKw, AesKwp, KeyInit};
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::{Cipher, MechEntry};
+use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape, UnwrapTarget, WrapOps};
+use super::{Cipher, Mechanism};
 use crate::error::{Error, Result};
 
 const FLAGS: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP;
 
+const fn row(ty: CK_MECHANISM_TYPE) -> MechEntry {
+    MechEntry {
+        ty,
+        info: MechInfo { min_key: 16, max_key: 32, flags: FLAGS },
+        key: KeyNeed::Secret(&[CKK_AES]),
+        param: ParamShape::Bytes,
+        build,
+        ops: Ops {
+            encrypt: Some(encrypt_op),
+            decrypt: Some(decrypt_op),
+            wrap: Some(WrapOps { wrapped_len: wrapped_len_op, wrap: wrap_op, unwrap: unwrap_op }),
+            ..Ops::NONE
+        },
+    }
+}
+
 /// Registry rows.
-pub const ENTRIES: &[MechEntry] = &[
-    MechEntry { ty: CKM_AES_KEY_WRAP, min_key: 16, max_key: 32, flags: FLAGS },
-    MechEntry { ty: CKM_AES_KEY_WRAP_KWP, min_key: 16, max_key: 32, flags: FLAGS },
-];
+pub const ENTRIES: &[MechEntry] = &[row(CKM_AES_KEY_WRAP), row(CKM_AES_KEY_WRAP_KWP)];
+
+fn build(ty: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    let pad = ty == CKM_AES_KEY_WRAP_KWP;
+    match p {
+        Param::Bytes(iv) => check_iv(&iv, pad)?,
+        Param::None => {}
+        _ => return Err(Error::MechanismParamInvalid),
+    }
+    Ok(if pad { Mechanism::AesKeyWrapPad } else { Mechanism::AesKeyWrap })
+}
+
+fn padded(m: &Mechanism) -> Result<bool> {
+    match m {
+        Mechanism::AesKeyWrap => Ok(false),
+        Mechanism::AesKeyWrapPad => Ok(true),
+        _ => Err(Error::MechanismInvalid),
+    }
+}
+
+fn encrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
+    encryptor(&key.secret()?, padded(m)?)
+}
+
+fn decrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
+    decryptor(&key.secret()?, padded(m)?)
+}
+
+fn wrapped_len_op(m: &Mechanism, _: &dyn KeyView, len: usize) -> Result<usize> {
+    Ok(wrapped_len(len, padded(m)?))
+}
+
+fn wrap_op(m: &Mechanism, kek: &dyn KeyView, value: &[u8]) -> Result<Vec<u8>> {
+    wrap(&kek.secret()?, value, padded(m)?)
+}
+
+fn unwrap_op(m: &Mechanism, kek: &dyn KeyView, wrapped: &[u8], _: UnwrapTarget) -> Result<Zeroizing<Vec<u8>>> {
+    unwrap(&kek.secret()?, wrapped, padded(m)?)
+}
 
 const SEMIBLOCK: usize = 8;
 const DEFAULT_IV: [u8; 8] = [0xa6; 8];

@@ -1,7 +1,7 @@
 //! Elliptic-curve keys (`CKK_EC`, `CKM_EC_KEY_PAIR_GEN`): curve parameters, key
 //! generation, and the encodings PKCS#11 uses for points and scalars.
 //!
-//! NIST P-256, P-384 and P-521 (issue 5 added the latter two). The rest of the token
+//! NIST P-256, P-384 and P-521. The rest of the token
 //! never touches an EC point or scalar except through this file, and everything handed
 //! out is validated:
 //!
@@ -17,7 +17,8 @@ use cryptoki_sys::*;
 use p256::elliptic_curve::sec1::ToSec1Point;
 use zeroize::Zeroizing;
 
-use super::MechEntry;
+use super::registry::{build_plain, AttrSource, KeyNeed, MechEntry, MechInfo, NewAttr, NewPair, Ops, ParamShape};
+use super::Mechanism;
 use crate::error::{Error, Result};
 
 /// Smallest and largest field size in bits, for the registry rows of every EC mechanism.
@@ -28,10 +29,50 @@ pub const MAX_BITS: CK_ULONG = 521;
 /// Registry rows.
 pub const ENTRIES: &[MechEntry] = &[MechEntry {
     ty: CKM_EC_KEY_PAIR_GEN,
-    min_key: MIN_BITS,
-    max_key: MAX_BITS,
-    flags: CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
+    info: MechInfo {
+        min_key: MIN_BITS,
+        max_key: MAX_BITS,
+        flags: CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
+    },
+    key: KeyNeed::None,
+    param: ParamShape::None,
+    build: build_plain,
+    ops: Ops { generate_pair: Some(generate_pair_op), ..Ops::NONE },
 }];
+
+/// A new pair on the curve the public template's `CKA_EC_PARAMS` names.
+fn generate_pair_op(_: &Mechanism, public: &dyn AttrSource, _: &dyn AttrSource) -> Result<NewPair> {
+    let curve = key_curve(public)?;
+    let (scalar, point) = generate(curve)?;
+    let mut pair = NewPair::of_type(CKK_EC);
+    pair.public.push(NewAttr::bytes(CKA_EC_POINT, point_to_der(&point)));
+    pair.private.push(NewAttr::bytes(CKA_EC_PARAMS, curve.der_oid().to_vec()));
+    pair.private.push(NewAttr { ty: CKA_VALUE, value: scalar });
+    Ok(pair)
+}
+
+/// The curve of an EC key or template (`CKA_EC_PARAMS`).
+pub fn key_curve(key: &dyn AttrSource) -> Result<Curve> {
+    curve_from_params(key.required(CKA_EC_PARAMS)?)
+}
+
+/// The uncompressed public point of an EC public key.
+pub fn key_point(key: &dyn AttrSource, curve: Curve) -> Result<Vec<u8>> {
+    parse_point(curve, key.required(CKA_EC_POINT)?)
+}
+
+/// The attributes an imported EC key gets in normalized form: a public point as the
+/// DER OCTET STRING clients read back, a private scalar at full field length.
+pub fn imported(class: CK_OBJECT_CLASS, key: &dyn AttrSource) -> Result<Vec<NewAttr>> {
+    let curve = key_curve(key)?;
+    Ok(match class {
+        CKO_PUBLIC_KEY => vec![NewAttr::bytes(CKA_EC_POINT, point_to_der(&key_point(key, curve)?))],
+        CKO_PRIVATE_KEY => {
+            vec![NewAttr { ty: CKA_VALUE, value: check_private(curve, key.required(CKA_VALUE)?)? }]
+        }
+        _ => Vec::new(),
+    })
+}
 
 /// The curves the token implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

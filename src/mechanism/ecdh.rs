@@ -21,17 +21,37 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::ec::{self, Curve};
+use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
 use super::secret_key::MAX_GENERIC_LEN;
-use super::{EcdhParams, MechEntry};
+use super::{EcdhParams, Mechanism};
 use crate::error::{Error, Result};
 
 /// Registry rows.
 pub const ENTRIES: &[MechEntry] = &[MechEntry {
     ty: CKM_ECDH1_DERIVE,
-    min_key: ec::MIN_BITS,
-    max_key: ec::MAX_BITS,
-    flags: CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
+    info: MechInfo {
+        min_key: ec::MIN_BITS,
+        max_key: ec::MAX_BITS,
+        flags: CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
+    },
+    key: KeyNeed::Pair(&[CKK_EC]),
+    param: ParamShape::Ecdh,
+    build,
+    ops: Ops { derive: Some(derive_op), ..Ops::NONE },
 }];
+
+fn build(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    let Param::Ecdh(params) = p else { return Err(Error::MechanismParamInvalid) };
+    if params.public_data.is_empty() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    Ok(Mechanism::Ecdh1Derive(params))
+}
+
+fn derive_op(m: &Mechanism, base: &dyn KeyView, len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
+    let Mechanism::Ecdh1Derive(params) = m else { return Err(Error::MechanismInvalid) };
+    derive(ec::key_curve(base)?, &base.secret()?, params, len)
+}
 
 /// Longest key the X9.63 KDF produces here: the generic secret key maximum.
 pub const MAX_KDF_LEN: usize = MAX_GENERIC_LEN;

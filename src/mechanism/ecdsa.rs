@@ -23,21 +23,39 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use zeroize::Zeroizing;
 
 use super::ec::{self, with_curve, Curve};
-use super::{HashAlg, MechEntry, Signer, Verifier};
+use super::registry::{build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, ParamShape};
+use super::{HashAlg, Mechanism, Signer, Verifier};
 use crate::error::{Error, Result};
 
 const FLAGS: CK_FLAGS = CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 
-/// Registry rows.
-pub const ENTRIES: &[MechEntry] = &[
-    MechEntry { ty: CKM_ECDSA, min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
-    MechEntry { ty: CKM_ECDSA_SHA224, min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
-    MechEntry { ty: CKM_ECDSA_SHA256, min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
-    MechEntry { ty: CKM_ECDSA_SHA384, min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
-    MechEntry { ty: CKM_ECDSA_SHA512, min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
-];
+const fn row(ty: CK_MECHANISM_TYPE) -> MechEntry {
+    MechEntry {
+        ty,
+        info: MechInfo { min_key: ec::MIN_BITS, max_key: ec::MAX_BITS, flags: FLAGS },
+        key: KeyNeed::Pair(&[CKK_EC]),
+        param: ParamShape::None,
+        build: build_plain,
+        ops: Ops { sign: Some(sign_op), verify: Some(verify_op), ..Ops::NONE },
+    }
+}
 
-/// `CKM_ECDSA_SHA*` for a hash (SHA-256 is also [`super::Mechanism::EcdsaSha256`]).
+/// Registry rows.
+pub const ENTRIES: &[MechEntry] =
+    &[row(CKM_ECDSA), row(CKM_ECDSA_SHA224), row(CKM_ECDSA_SHA256), row(CKM_ECDSA_SHA384), row(CKM_ECDSA_SHA512)];
+
+fn sign_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Signer>> {
+    let Mechanism::Ecdsa(hash) = m else { return Err(Error::MechanismInvalid) };
+    signer(ec::key_curve(key)?, &key.secret()?, *hash)
+}
+
+fn verify_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Verifier>> {
+    let Mechanism::Ecdsa(hash) = m else { return Err(Error::MechanismInvalid) };
+    let curve = ec::key_curve(key)?;
+    verifier(curve, &ec::key_point(key, curve)?, *hash)
+}
+
+/// `CKM_ECDSA_SHA*` for a hash.
 pub fn hash_mech(hash: super::HashAlg) -> CK_MECHANISM_TYPE {
     use super::HashAlg as H;
     match hash {

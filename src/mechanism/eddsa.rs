@@ -18,14 +18,75 @@ use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
 use super::ec;
-use super::{MechEntry, Signer, Verifier};
+use super::registry::{
+    build_plain, AttrSource, KeyNeed, KeyView, MechEntry, MechInfo, NewAttr, NewPair, Ops, Param, ParamShape,
+};
+use super::{Mechanism, Signer, Verifier};
 use crate::error::{Error, Result};
 
 /// Registry rows (key size in bits).
 pub const ENTRIES: &[MechEntry] = &[
-    MechEntry { ty: CKM_EC_EDWARDS_KEY_PAIR_GEN, min_key: 256, max_key: 256, flags: CKF_GENERATE_KEY_PAIR },
-    MechEntry { ty: CKM_EDDSA, min_key: 256, max_key: 256, flags: CKF_SIGN | CKF_VERIFY },
+    MechEntry {
+        ty: CKM_EC_EDWARDS_KEY_PAIR_GEN,
+        info: MechInfo { min_key: 256, max_key: 256, flags: CKF_GENERATE_KEY_PAIR },
+        key: KeyNeed::None,
+        param: ParamShape::None,
+        build: build_plain,
+        ops: Ops { generate_pair: Some(generate_pair_op), ..Ops::NONE },
+    },
+    MechEntry {
+        ty: CKM_EDDSA,
+        info: MechInfo { min_key: 256, max_key: 256, flags: CKF_SIGN | CKF_VERIFY },
+        key: KeyNeed::Pair(&[CKK_EC_EDWARDS]),
+        param: ParamShape::Eddsa,
+        build,
+        ops: Ops { sign: Some(sign_op), verify: Some(verify_op), ..Ops::NONE },
+    },
 ];
+
+/// Pure Ed25519 only: no parameter, or `CK_EDDSA_PARAMS` without prehash and context
+/// (Ed25519ph and Ed25519ctx are not implemented).
+fn build(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    match p {
+        Param::None | Param::Eddsa { prehash: false, context_len: 0 } => Ok(Mechanism::Eddsa),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+fn generate_pair_op(_: &Mechanism, public: &dyn AttrSource, _: &dyn AttrSource) -> Result<NewPair> {
+    check_params(public.required(CKA_EC_PARAMS)?)?;
+    let (seed, point) = generate()?;
+    let mut pair = NewPair::of_type(CKK_EC_EDWARDS);
+    pair.public.push(NewAttr::bytes(CKA_EC_POINT, point_to_der(&point)));
+    pair.private.push(NewAttr::bytes(CKA_EC_PARAMS, ED25519_OID_DER.to_vec()));
+    pair.private.push(NewAttr { ty: CKA_VALUE, value: seed });
+    Ok(pair)
+}
+
+fn sign_op(_: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Signer>> {
+    signer(&key.secret()?)
+}
+
+fn verify_op(_: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Verifier>> {
+    verifier(key.required(CKA_EC_POINT)?)
+}
+
+/// The attributes an imported Ed25519 key gets: a public point stored DER-wrapped; a
+/// private seed checked (32 bytes).
+pub fn imported(class: CK_OBJECT_CLASS, key: &dyn AttrSource) -> Result<Vec<NewAttr>> {
+    check_params(key.required(CKA_EC_PARAMS)?)?;
+    match class {
+        CKO_PUBLIC_KEY => {
+            let raw = parse_point(key.required(CKA_EC_POINT)?)?;
+            Ok(vec![NewAttr::bytes(CKA_EC_POINT, point_to_der(&raw))])
+        }
+        CKO_PRIVATE_KEY => {
+            public_from_seed(key.required(CKA_VALUE)?)?;
+            Ok(Vec::new())
+        }
+        _ => Ok(Vec::new()),
+    }
+}
 
 /// DER of OID 1.3.101.112 (id-Ed25519, RFC 8410).
 pub const ED25519_OID_DER: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 use sha3::{Sha3_256, Sha3_384, Sha3_512};
 use zeroize::Zeroizing;
 
-use super::{Digester, MechEntry};
+use super::registry::{build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, ParamShape};
+use super::{Digester, Mechanism};
 use crate::error::{Error, Result};
 
 /// A hash function the token implements.
@@ -51,18 +52,33 @@ pub const ALL: &[HashAlg] = &[
 ];
 
 const fn digest_row(ty: CK_MECHANISM_TYPE) -> MechEntry {
-    MechEntry { ty, min_key: 0, max_key: 0, flags: CKF_DIGEST }
+    MechEntry {
+        ty,
+        info: MechInfo { min_key: 0, max_key: 0, flags: CKF_DIGEST },
+        key: KeyNeed::None,
+        param: ParamShape::None,
+        build: build_plain,
+        ops: Ops { digest: Some(digest_op), ..Ops::NONE },
+    }
 }
 
 /// Key derivation sizes are in bytes: any base key, a new key of at most the digest.
 const fn derive_row(ty: CK_MECHANISM_TYPE) -> MechEntry {
-    MechEntry { ty, min_key: 1, max_key: super::secret_key::MAX_GENERIC_LEN as CK_ULONG, flags: CKF_DERIVE }
+    MechEntry {
+        ty,
+        info: MechInfo { min_key: 1, max_key: super::secret_key::MAX_GENERIC_LEN as CK_ULONG, flags: CKF_DERIVE },
+        key: KeyNeed::Secret(DERIVE_KEY_TYPES),
+        param: ParamShape::None,
+        build: build_plain,
+        ops: Ops { derive: Some(derive_op), ..Ops::NONE },
+    }
 }
 
-/// Registry rows. (`CKM_SHA256` itself is listed by `sha2.rs`.)
+/// Registry rows.
 pub const ENTRIES: &[MechEntry] = &[
     digest_row(CKM_SHA_1),
     digest_row(CKM_SHA224),
+    digest_row(CKM_SHA256),
     digest_row(CKM_SHA384),
     digest_row(CKM_SHA512),
     digest_row(CKM_SHA3_256),
@@ -77,6 +93,20 @@ pub const ENTRIES: &[MechEntry] = &[
     derive_row(CKM_SHA3_384_KEY_DERIVATION),
     derive_row(CKM_SHA3_512_KEY_DERIVATION),
 ];
+
+fn digest_op(m: &Mechanism) -> Result<Box<dyn Digester>> {
+    match m {
+        Mechanism::Digest(h) => Ok(digester(*h)),
+        _ => Err(Error::MechanismInvalid),
+    }
+}
+
+fn derive_op(m: &Mechanism, base: &dyn KeyView, len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
+    match m {
+        Mechanism::HashKeyDerivation(h) => derive_key(*h, &base.secret()?, len),
+        _ => Err(Error::MechanismInvalid),
+    }
+}
 
 impl HashAlg {
     /// The digest mechanism (`CKM_SHA256`, ...).
@@ -99,7 +129,7 @@ impl HashAlg {
     }
 
     /// The `CKM_*_HMAC` mechanism.
-    pub fn hmac_mech(self) -> CK_MECHANISM_TYPE {
+    pub const fn hmac_mech(self) -> CK_MECHANISM_TYPE {
         match self {
             HashAlg::Sha1 => CKM_SHA_1_HMAC,
             HashAlg::Sha224 => CKM_SHA224_HMAC,
@@ -113,7 +143,7 @@ impl HashAlg {
     }
 
     /// The `CKM_*_HMAC_GENERAL` mechanism.
-    pub fn hmac_general_mech(self) -> CK_MECHANISM_TYPE {
+    pub const fn hmac_general_mech(self) -> CK_MECHANISM_TYPE {
         match self {
             HashAlg::Sha1 => CKM_SHA_1_HMAC_GENERAL,
             HashAlg::Sha224 => CKM_SHA224_HMAC_GENERAL,
@@ -141,8 +171,8 @@ impl HashAlg {
     }
 
     /// The key types an HMAC with this hash accepts: generic secrets and the hash's own
-    /// `CKK_*_HMAC` type (and, as before, AES keys for HMAC-SHA256).
-    pub fn hmac_key_types(self) -> &'static [CK_KEY_TYPE] {
+    /// `CKK_*_HMAC` type (an AES key is for AES only).
+    pub const fn hmac_key_types(self) -> &'static [CK_KEY_TYPE] {
         match self {
             HashAlg::Sha1 => &[CKK_GENERIC_SECRET, CKK_SHA_1_HMAC],
             HashAlg::Sha224 => &[CKK_GENERIC_SECRET, CKK_SHA224_HMAC],
@@ -275,11 +305,12 @@ mod tests {
     }
 
     // FIPS 180-4 examples (NIST CSRC "Examples with Intermediate Values": SHA1.pdf,
-    // SHA224.pdf, SHA384.pdf, SHA512.pdf) and FIPS 202 (SHA3-256/384/512_Msg0 and "abc"
+    // SHA224.pdf, SHA256.pdf, SHA384.pdf, SHA512.pdf) and FIPS 202 (SHA3-256/384/512_Msg0 and "abc"
     // from NIST's SHA-3 example files).
     const ABC: &[(HashAlg, &str)] = &[
         (HashAlg::Sha1, "a9993e364706816aba3e25717850c26c9cd0d89d"),
         (HashAlg::Sha224, "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7"),
+        (HashAlg::Sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
         (
             HashAlg::Sha384,
             "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7",
@@ -315,6 +346,7 @@ mod tests {
         let m448 = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
         assert_eq!(hx(HashAlg::Sha1, &[m448]), "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
         assert_eq!(hx(HashAlg::Sha224, &[m448]), "75388b16512776cc5dba5da1fd890150b0c6455cb4f58b1952522525");
+        assert_eq!(hx(HashAlg::Sha256, &[m448]), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
         let m896 = b"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
         assert_eq!(
             hx(HashAlg::Sha384, &[m896]),

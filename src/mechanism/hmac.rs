@@ -14,34 +14,60 @@ use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 use sha3::{Sha3_256, Sha3_384, Sha3_512};
 
 use super::hash::{HashAlg, ALL};
-use super::{MechEntry, Signer, Verifier};
+use super::registry::{build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
+use super::{Mechanism, Signer, Verifier};
 use crate::error::{Error, Result};
 
 const FLAGS: CK_FLAGS = CKF_SIGN | CKF_VERIFY;
 
-const fn row(ty: CK_MECHANISM_TYPE) -> MechEntry {
-    MechEntry { ty, min_key: 1, max_key: 512, flags: FLAGS }
+/// The row of `hash`'s HMAC (`general`: its `_GENERAL` variant); key sizes in bytes.
+const fn row(hash: HashAlg, general: bool) -> MechEntry {
+    MechEntry {
+        ty: if general { hash.hmac_general_mech() } else { hash.hmac_mech() },
+        info: MechInfo { min_key: 1, max_key: 512, flags: FLAGS },
+        key: KeyNeed::Secret(hash.hmac_key_types()),
+        param: if general { ParamShape::MacLen } else { ParamShape::None },
+        build: if general { build_general } else { build_plain },
+        ops: Ops { sign: Some(sign_op), verify: Some(verify_op), ..Ops::NONE },
+    }
 }
 
-/// Registry rows: key sizes in bytes.
+/// Registry rows.
 pub const ENTRIES: &[MechEntry] = &[
-    row(CKM_SHA_1_HMAC),
-    row(CKM_SHA_1_HMAC_GENERAL),
-    row(CKM_SHA224_HMAC),
-    row(CKM_SHA224_HMAC_GENERAL),
-    row(CKM_SHA256_HMAC),
-    row(CKM_SHA256_HMAC_GENERAL),
-    row(CKM_SHA384_HMAC),
-    row(CKM_SHA384_HMAC_GENERAL),
-    row(CKM_SHA512_HMAC),
-    row(CKM_SHA512_HMAC_GENERAL),
-    row(CKM_SHA3_256_HMAC),
-    row(CKM_SHA3_256_HMAC_GENERAL),
-    row(CKM_SHA3_384_HMAC),
-    row(CKM_SHA3_384_HMAC_GENERAL),
-    row(CKM_SHA3_512_HMAC),
-    row(CKM_SHA3_512_HMAC_GENERAL),
+    row(HashAlg::Sha1, false),
+    row(HashAlg::Sha1, true),
+    row(HashAlg::Sha224, false),
+    row(HashAlg::Sha224, true),
+    row(HashAlg::Sha256, false),
+    row(HashAlg::Sha256, true),
+    row(HashAlg::Sha384, false),
+    row(HashAlg::Sha384, true),
+    row(HashAlg::Sha512, false),
+    row(HashAlg::Sha512, true),
+    row(HashAlg::Sha3_256, false),
+    row(HashAlg::Sha3_256, true),
+    row(HashAlg::Sha3_384, false),
+    row(HashAlg::Sha3_384, true),
+    row(HashAlg::Sha3_512, false),
+    row(HashAlg::Sha3_512, true),
 ];
+
+fn build_general(ty: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    let (Some((hash, true)), Param::MacLen(len)) = (from_mech(ty), p) else {
+        return Err(Error::MechanismParamInvalid);
+    };
+    Ok(Mechanism::Hmac { hash, mac_len: Some(check_mac_len(hash, len)?) })
+}
+
+fn sign_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Signer>> {
+    let Mechanism::Hmac { hash, mac_len } = m else { return Err(Error::MechanismInvalid) };
+    signer(*hash, &key.secret()?, *mac_len)
+}
+
+fn verify_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Verifier>> {
+    let Mechanism::Hmac { hash, mac_len } = m else { return Err(Error::MechanismInvalid) };
+    verifier(*hash, &key.secret()?, *mac_len)
+}
 
 /// The hash and whether the mechanism is a `_GENERAL` one, for an HMAC mechanism.
 pub fn from_mech(ty: CK_MECHANISM_TYPE) -> Option<(HashAlg, bool)> {

@@ -22,14 +22,98 @@ use ml_kem::ExpandedKeyEncoding;
 use ml_kem::{Decapsulate, DecapsulationKey, Encapsulate, EncapsulationKey, KeyExport, Seed, TryKeyInit};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::MechEntry;
+use super::registry::{
+    build_plain, AttrSource, KemOps, KeyNeed, KeyView, MechEntry, MechInfo, NewAttr, NewPair, Ops, ParamShape,
+};
+use super::Mechanism;
 use crate::error::{Error, Result};
 
 /// Registry rows (key sizes are the parameter-set names: 512 to 1024).
 pub const ENTRIES: &[MechEntry] = &[
-    MechEntry { ty: CKM_ML_KEM_KEY_PAIR_GEN, min_key: 512, max_key: 1024, flags: CKF_GENERATE_KEY_PAIR },
-    MechEntry { ty: CKM_ML_KEM, min_key: 512, max_key: 1024, flags: CKF_ENCAPSULATE | CKF_DECAPSULATE },
+    MechEntry {
+        ty: CKM_ML_KEM_KEY_PAIR_GEN,
+        info: MechInfo { min_key: 512, max_key: 1024, flags: CKF_GENERATE_KEY_PAIR },
+        key: KeyNeed::None,
+        param: ParamShape::None,
+        build: build_plain,
+        ops: Ops { generate_pair: Some(generate_pair_op), ..Ops::NONE },
+    },
+    MechEntry {
+        ty: CKM_ML_KEM,
+        info: MechInfo { min_key: 512, max_key: 1024, flags: CKF_ENCAPSULATE | CKF_DECAPSULATE },
+        key: KeyNeed::Pair(&[CKK_ML_KEM]),
+        param: ParamShape::None,
+        build: build_plain,
+        ops: Ops {
+            kem: Some(KemOps {
+                ciphertext_len: ciphertext_len_op,
+                encapsulate: encapsulate_op,
+                decapsulate: decapsulate_op,
+            }),
+            ..Ops::NONE
+        },
+    },
 ];
+
+/// The parameter set of a key or template.
+fn key_set(key: &dyn AttrSource) -> Result<ParamSet> {
+    ParamSet::from_ck(key.attr_ulong(CKA_PARAMETER_SET)?.ok_or(Error::TemplateIncomplete(CKA_PARAMETER_SET))?)
+}
+
+/// A new pair of the parameter set either template names (both: the same one).
+fn generate_pair_op(_: &Mechanism, public: &dyn AttrSource, private: &dyn AttrSource) -> Result<NewPair> {
+    let set = match (public.attr_ulong(CKA_PARAMETER_SET)?, private.attr_ulong(CKA_PARAMETER_SET)?) {
+        (Some(a), Some(b)) if a != b => return Err(Error::TemplateInconsistent(CKA_PARAMETER_SET)),
+        (Some(v), _) | (None, Some(v)) => v,
+        (None, None) => return Err(Error::TemplateIncomplete(CKA_PARAMETER_SET)),
+    };
+    let ps = ParamSet::from_ck(set)?;
+    let keys = generate(ps)?;
+    let mut pair = NewPair::of_type(CKK_ML_KEM);
+    pair.public.push(NewAttr::ulong(CKA_PARAMETER_SET, ps.to_ck()));
+    pair.public.push(NewAttr::bytes(CKA_VALUE, keys.public.clone()));
+    pair.private.push(NewAttr::ulong(CKA_PARAMETER_SET, ps.to_ck()));
+    pair.private.push(NewAttr::bytes(CKA_VALUE, keys.private.to_vec()));
+    pair.private.push(NewAttr::bytes(CKA_SEED, keys.seed.to_vec()));
+    Ok(pair)
+}
+
+fn decoded_public(key: &dyn KeyView) -> Result<std::sync::Arc<DecodedKey>> {
+    key.prepared()
+        .get_or_make(DecodedKey::cache_tag(false), || DecodedKey::public(key_set(key)?, key.required(CKA_VALUE)?))
+}
+
+fn ciphertext_len_op(key: &dyn KeyView) -> Result<usize> {
+    Ok(key_set(key)?.ciphertext_len())
+}
+
+fn encapsulate_op(key: &dyn KeyView) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+    decoded_public(key)?.encapsulate()
+}
+
+fn decapsulate_op(key: &dyn KeyView, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let ps = key_set(key)?;
+    let decoded =
+        key.prepared().get_or_make(DecodedKey::cache_tag(true), || DecodedKey::private(ps, &key.secret()?))?;
+    decoded.decapsulate(ciphertext)
+}
+
+/// Import checks: a public key's `ek` passes FIPS 203's checks; a private key gets its
+/// expanded form, from the seed if need be, checked against the seed if both are given.
+pub fn imported(class: CK_OBJECT_CLASS, key: &dyn AttrSource) -> Result<Vec<NewAttr>> {
+    let ps = key_set(key)?;
+    match class {
+        CKO_PUBLIC_KEY => {
+            check_public(ps, key.required(CKA_VALUE)?)?;
+            Ok(Vec::new())
+        }
+        CKO_PRIVATE_KEY => {
+            let expanded = check_private(ps, key.attr(CKA_VALUE), key.attr(CKA_SEED))?;
+            Ok(vec![NewAttr { ty: CKA_VALUE, value: expanded }])
+        }
+        _ => Ok(Vec::new()),
+    }
+}
 
 /// Length of `CKA_SEED`: `d || z`, 32 bytes each.
 pub const SEED_LEN: usize = 64;

@@ -1,11 +1,12 @@
-//! `mechanism/`: the cryptography, one file per mechanism family, over the RustCrypto
-//! crates.
+//! `mechanism/`: the cryptography, one file per mechanism family, each contributing its
+//! rows to the [`registry`].
 //!
 //! This layer speaks bytes and typed parameters only: it never sees a pointer (the C ABI
-//! decodes `CK_MECHANISM` into a [`Mechanism`]), an object or a session (the session
-//! layer checks key class, type and usage with [`key_needs`] and hands over key bytes).
-//! Crate calls stay inside this folder behind narrow per-family functions, so a second
-//! backend can replace a family without touching the layers above.
+//! decodes `CK_MECHANISM` by the row's parameter shape into a [`Mechanism`]), an object
+//! or a session (the session checks class, type and usage against the row's key needs
+//! and hands the row's operation a [`KeyView`]). Crate calls stay inside this folder
+//! behind narrow per-family functions, so a second backend can replace a family without
+//! touching the layers above.
 
 pub mod aes_block;
 pub mod aes_cmac;
@@ -19,16 +20,18 @@ pub mod eddsa;
 pub mod hash;
 pub mod hmac;
 pub mod mlkem;
+pub mod records;
+pub mod registry;
 pub mod rsa;
 pub mod rsa_enc;
 pub mod rsa_sign;
 pub mod secret_key;
-pub mod sha2;
 
 use cryptoki_sys::*;
 
 use crate::error::Result;
 pub use hash::HashAlg;
+pub use registry::{entry, registry, KeyView, MechEntry, Prepared};
 
 /// `CK_GCM_PARAMS`, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +54,6 @@ pub struct EcdhParams {
     /// The peer's public point (raw uncompressed, or DER OCTET STRING).
     pub public_data: Vec<u8>,
 }
-
-// Issue 5 (mechanism breadth): the parameters of AES-CTR, RSA-PSS and RSA-OAEP.
 
 /// `CK_AES_CTR_PARAMS`, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,43 +96,6 @@ pub enum Mechanism {
     AesKeyWrap,
     /// `CKM_AES_KEY_WRAP_KWP` (RFC 5649, default ICV).
     AesKeyWrapPad,
-    /// `CKM_SHA256`.
-    Sha256,
-    /// `CKM_SHA256_HMAC`.
-    Sha256Hmac,
-    /// `CKM_EC_KEY_PAIR_GEN`.
-    EcKeyPairGen,
-    /// `CKM_ECDSA`: the caller hashes.
-    Ecdsa,
-    /// `CKM_ECDSA_SHA256`.
-    EcdsaSha256,
-    /// `CKM_ECDH1_DERIVE`.
-    Ecdh1Derive(EcdhParams),
-    /// `CKM_ML_KEM_KEY_PAIR_GEN`.
-    MlKemKeyPairGen,
-    /// `CKM_ML_KEM`.
-    MlKem,
-    /// `CKM_CV_WRAP_RECORD`: a wrap record under the workspace master key.
-    CvWrapRecord,
-    /// `CKM_CV_REWRAP_RECORD`: re-wraps a record (with its associated data) under the
-    /// newest master key version.
-    CvRewrapRecord(Vec<u8>),
-    /// `CKM_CV_ROTATE_MASTER`: makes a new master key version current.
-    CvRotateMaster,
-    /// `CKM_CV_REWRAP_STORED`: re-wraps the stored DEKs to the active version.
-    CvRewrapStored,
-    // Issue 5 (mechanism breadth).
-    /// `CKM_SHA_1`, `CKM_SHA224`, `CKM_SHA384`, `CKM_SHA512`, `CKM_SHA3_*`.
-    Digest(HashAlg),
-    /// `CKM_*_HMAC` (`mac_len: None`) and `CKM_*_HMAC_GENERAL`.
-    Hmac {
-        /// The hash.
-        hash: HashAlg,
-        /// The `_GENERAL` tag length.
-        mac_len: Option<usize>,
-    },
-    /// `CKM_SHA*_KEY_DERIVATION`.
-    HashKeyDerivation(HashAlg),
     /// `CKM_AES_ECB`.
     AesEcb,
     /// `CKM_AES_CBC` with its IV.
@@ -142,8 +106,23 @@ pub enum Mechanism {
     AesCtr(CtrParams),
     /// `CKM_AES_CMAC` (`None`) and `CKM_AES_CMAC_GENERAL` (the tag length).
     AesCmac(Option<usize>),
-    /// `CKM_ECDSA_SHA224`, `CKM_ECDSA_SHA384`, `CKM_ECDSA_SHA512`.
-    EcdsaHash(HashAlg),
+    /// `CKM_SHA_1`, `CKM_SHA224` … `CKM_SHA512`, `CKM_SHA3_*`.
+    Digest(HashAlg),
+    /// `CKM_*_HMAC` (`mac_len: None`) and `CKM_*_HMAC_GENERAL`.
+    Hmac {
+        /// The hash.
+        hash: HashAlg,
+        /// The `_GENERAL` tag length.
+        mac_len: Option<usize>,
+    },
+    /// `CKM_SHA*_KEY_DERIVATION`.
+    HashKeyDerivation(HashAlg),
+    /// `CKM_EC_KEY_PAIR_GEN`.
+    EcKeyPairGen,
+    /// `CKM_ECDSA` (`None`: the caller hashes) and `CKM_ECDSA_SHA*`.
+    Ecdsa(Option<HashAlg>),
+    /// `CKM_ECDH1_DERIVE`.
+    Ecdh1Derive(EcdhParams),
     /// `CKM_EC_EDWARDS_KEY_PAIR_GEN`.
     EdwardsKeyPairGen,
     /// `CKM_EDDSA` (pure Ed25519).
@@ -163,6 +142,19 @@ pub enum Mechanism {
     },
     /// `CKM_RSA_PKCS_OAEP`.
     RsaOaep(OaepParams),
+    /// `CKM_ML_KEM_KEY_PAIR_GEN`.
+    MlKemKeyPairGen,
+    /// `CKM_ML_KEM`.
+    MlKem,
+    /// `CKM_CV_WRAP_RECORD`: a wrap record under the workspace master key.
+    CvWrapRecord,
+    /// `CKM_CV_REWRAP_RECORD`: re-wraps a record (with its associated data) under the
+    /// newest master key version.
+    CvRewrapRecord(Vec<u8>),
+    /// `CKM_CV_ROTATE_MASTER`: makes a new master key version current.
+    CvRotateMaster,
+    /// `CKM_CV_REWRAP_STORED`: re-wraps the stored DEKs to the active version.
+    CvRewrapStored,
 }
 
 impl Mechanism {
@@ -174,30 +166,20 @@ impl Mechanism {
             Mechanism::AesGcm(_) => CKM_AES_GCM,
             Mechanism::AesKeyWrap => CKM_AES_KEY_WRAP,
             Mechanism::AesKeyWrapPad => CKM_AES_KEY_WRAP_KWP,
-            Mechanism::Sha256 => CKM_SHA256,
-            Mechanism::Sha256Hmac => CKM_SHA256_HMAC,
-            Mechanism::EcKeyPairGen => CKM_EC_KEY_PAIR_GEN,
-            Mechanism::Ecdsa => CKM_ECDSA,
-            Mechanism::EcdsaSha256 => CKM_ECDSA_SHA256,
-            Mechanism::Ecdh1Derive(_) => CKM_ECDH1_DERIVE,
-            Mechanism::MlKemKeyPairGen => CKM_ML_KEM_KEY_PAIR_GEN,
-            Mechanism::MlKem => CKM_ML_KEM,
-            Mechanism::CvWrapRecord => crate::vendor::CKM_CV_WRAP_RECORD,
-            Mechanism::CvRewrapRecord(_) => crate::vendor::CKM_CV_REWRAP_RECORD,
-            Mechanism::CvRotateMaster => crate::vendor::CKM_CV_ROTATE_MASTER,
-            Mechanism::CvRewrapStored => crate::vendor::CKM_CV_REWRAP_STORED,
-            // Issue 5 (mechanism breadth).
-            Mechanism::Digest(h) => h.digest_mech(),
-            Mechanism::Hmac { hash, mac_len: None } => hash.hmac_mech(),
-            Mechanism::Hmac { hash, mac_len: Some(_) } => hash.hmac_general_mech(),
-            Mechanism::HashKeyDerivation(h) => h.key_derivation_mech(),
             Mechanism::AesEcb => CKM_AES_ECB,
             Mechanism::AesCbc(_) => CKM_AES_CBC,
             Mechanism::AesCbcPad(_) => CKM_AES_CBC_PAD,
             Mechanism::AesCtr(_) => CKM_AES_CTR,
             Mechanism::AesCmac(None) => CKM_AES_CMAC,
             Mechanism::AesCmac(Some(_)) => CKM_AES_CMAC_GENERAL,
-            Mechanism::EcdsaHash(h) => ecdsa::hash_mech(*h),
+            Mechanism::Digest(h) => h.digest_mech(),
+            Mechanism::Hmac { hash, mac_len: None } => hash.hmac_mech(),
+            Mechanism::Hmac { hash, mac_len: Some(_) } => hash.hmac_general_mech(),
+            Mechanism::HashKeyDerivation(h) => h.key_derivation_mech(),
+            Mechanism::EcKeyPairGen => CKM_EC_KEY_PAIR_GEN,
+            Mechanism::Ecdsa(None) => CKM_ECDSA,
+            Mechanism::Ecdsa(Some(h)) => ecdsa::hash_mech(*h),
+            Mechanism::Ecdh1Derive(_) => CKM_ECDH1_DERIVE,
             Mechanism::EdwardsKeyPairGen => CKM_EC_EDWARDS_KEY_PAIR_GEN,
             Mechanism::Eddsa => CKM_EDDSA,
             Mechanism::RsaKeyPairGen => CKM_RSA_PKCS_KEY_PAIR_GEN,
@@ -206,84 +188,52 @@ impl Mechanism {
             Mechanism::RsaPss { prehashed: true, .. } => CKM_RSA_PKCS_PSS,
             Mechanism::RsaPss { prehashed: false, params } => rsa_sign::pss_mech(params.hash),
             Mechanism::RsaOaep(_) => CKM_RSA_PKCS_OAEP,
+            Mechanism::MlKemKeyPairGen => CKM_ML_KEM_KEY_PAIR_GEN,
+            Mechanism::MlKem => CKM_ML_KEM,
+            Mechanism::CvWrapRecord => crate::vendor::CKM_CV_WRAP_RECORD,
+            Mechanism::CvRewrapRecord(_) => crate::vendor::CKM_CV_REWRAP_RECORD,
+            Mechanism::CvRotateMaster => crate::vendor::CKM_CV_ROTATE_MASTER,
+            Mechanism::CvRewrapStored => crate::vendor::CKM_CV_REWRAP_STORED,
         }
     }
-}
 
-/// One row of the mechanism registry: what `C_GetMechanismInfo` reports.
-#[derive(Debug, Clone, Copy)]
-pub struct MechEntry {
-    /// The mechanism.
-    pub ty: CK_MECHANISM_TYPE,
-    /// Smallest key, in the unit the spec uses for the family (bytes or bits).
-    pub min_key: CK_ULONG,
-    /// Largest key.
-    pub max_key: CK_ULONG,
-    /// `CKF_*` operation flags.
-    pub flags: CK_FLAGS,
-}
-
-/// Every mechanism the token implements.
-pub fn registry() -> impl Iterator<Item = &'static MechEntry> {
-    [
-        secret_key::ENTRIES,
-        aes_gcm::ENTRIES,
-        aes_kw::ENTRIES,
-        sha2::ENTRIES,
-        hmac::ENTRIES,
-        ec::ENTRIES,
-        ecdsa::ENTRIES,
-        ecdh::ENTRIES,
-        mlkem::ENTRIES,
-        crate::hierarchy::MECHANISMS,
-        // Issue 5 (mechanism breadth).
-        hash::ENTRIES,
-        aes_block::ENTRIES,
-        aes_ctr::ENTRIES,
-        aes_cmac::ENTRIES,
-        eddsa::ENTRIES,
-        rsa::ENTRIES,
-        rsa_sign::ENTRIES,
-        rsa_enc::ENTRIES,
-    ]
-    .into_iter()
-    .flatten()
-}
-
-/// The registry row for `ty`.
-pub fn entry(ty: CK_MECHANISM_TYPE) -> Option<&'static MechEntry> {
-    registry().find(|e| e.ty == ty)
-}
-
-/// What a mechanism asks of the key it runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyNeeds {
-    /// The key's class.
-    pub class: CK_OBJECT_CLASS,
-    /// Key types that fit.
-    pub key_types: &'static [CK_KEY_TYPE],
-}
-
-/// The key a mechanism runs with, for operations that take one.
-pub fn key_needs(ty: CK_MECHANISM_TYPE, class: CK_OBJECT_CLASS) -> Option<KeyNeeds> {
-    let key_types: &'static [CK_KEY_TYPE] = match ty {
-        CKM_AES_GCM | CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_KWP => &[CKK_AES],
-        // Not CKK_AES (issue #12): an AES key is for AES; HMAC takes generic secrets.
-        CKM_SHA256_HMAC => &[CKK_GENERIC_SECRET, CKK_SHA256_HMAC],
-        CKM_ECDSA | CKM_ECDSA_SHA256 | CKM_ECDH1_DERIVE => &[CKK_EC],
-        CKM_ML_KEM => &[CKK_ML_KEM],
-        // Issue 5 (mechanism breadth).
-        CKM_AES_ECB | CKM_AES_CBC | CKM_AES_CBC_PAD | CKM_AES_CTR | CKM_AES_CMAC | CKM_AES_CMAC_GENERAL => &[CKK_AES],
-        CKM_ECDSA_SHA224 | CKM_ECDSA_SHA384 | CKM_ECDSA_SHA512 => &[CKK_EC],
-        CKM_EDDSA => &[CKK_EC_EDWARDS],
-        t if rsa::uses_rsa_key(t) => &[CKK_RSA],
-        t => match hmac::from_mech(t) {
-            Some((hash, _)) => hash.hmac_key_types(),
-            None if hash::ALL.iter().any(|h| h.key_derivation_mech() == t) => hash::DERIVE_KEY_TYPES,
-            None => return None,
-        },
-    };
-    Some(KeyNeeds { class, key_types })
+    /// The mechanism `ty` when it takes no parameter, else `None`.
+    pub fn plain(ty: CK_MECHANISM_TYPE) -> Option<Mechanism> {
+        Some(match ty {
+            CKM_AES_KEY_GEN => Mechanism::AesKeyGen,
+            CKM_GENERIC_SECRET_KEY_GEN => Mechanism::GenericSecretKeyGen,
+            CKM_AES_KEY_WRAP => Mechanism::AesKeyWrap,
+            CKM_AES_KEY_WRAP_KWP => Mechanism::AesKeyWrapPad,
+            CKM_AES_ECB => Mechanism::AesEcb,
+            CKM_AES_CMAC => Mechanism::AesCmac(None),
+            CKM_EC_KEY_PAIR_GEN => Mechanism::EcKeyPairGen,
+            CKM_ECDSA => Mechanism::Ecdsa(None),
+            CKM_EC_EDWARDS_KEY_PAIR_GEN => Mechanism::EdwardsKeyPairGen,
+            CKM_EDDSA => Mechanism::Eddsa,
+            CKM_RSA_PKCS_KEY_PAIR_GEN => Mechanism::RsaKeyPairGen,
+            CKM_RSA_PKCS => Mechanism::RsaPkcs,
+            CKM_ML_KEM_KEY_PAIR_GEN => Mechanism::MlKemKeyPairGen,
+            CKM_ML_KEM => Mechanism::MlKem,
+            crate::vendor::CKM_CV_WRAP_RECORD => Mechanism::CvWrapRecord,
+            crate::vendor::CKM_CV_ROTATE_MASTER => Mechanism::CvRotateMaster,
+            crate::vendor::CKM_CV_REWRAP_STORED => Mechanism::CvRewrapStored,
+            _ => {
+                if let Some(h) = HashAlg::from_digest_mech(ty) {
+                    Mechanism::Digest(h)
+                } else if let Some((hash, false)) = hmac::from_mech(ty) {
+                    Mechanism::Hmac { hash, mac_len: None }
+                } else if let Some(h) = hash::ALL.iter().copied().find(|h| h.key_derivation_mech() == ty) {
+                    Mechanism::HashKeyDerivation(h)
+                } else if let Some(h) = hash::ALL.iter().copied().find(|h| ecdsa::hash_mech(*h) == ty) {
+                    Mechanism::Ecdsa(Some(h))
+                } else if let Some(h) = hash::ALL.iter().copied().find(|h| rsa_sign::pkcs_mech(*h) == ty) {
+                    Mechanism::RsaPkcsHash(h)
+                } else {
+                    return None;
+                }
+            }
+        })
+    }
 }
 
 /// A streaming encryption or decryption.
@@ -344,16 +294,22 @@ pub trait Verifier: Send {
     fn finish(&mut self, signature: &[u8]) -> Result<()>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_mechanism_is_registered_once() {
-        let mut types: Vec<_> = registry().map(|e| e.ty).collect();
-        let n = types.len();
-        types.sort_unstable();
-        types.dedup();
-        assert_eq!(types.len(), n);
+/// Checks an imported key's material and returns the attributes the token computes for
+/// it: normalized encodings (EC points DER-wrapped, scalars at full length), derived
+/// components (RSA CRT values, ML-KEM expanded keys). Other keys need nothing.
+pub fn imported_attrs(
+    class: CK_OBJECT_CLASS,
+    key_type: CK_KEY_TYPE,
+    key: &dyn registry::AttrSource,
+) -> Result<Vec<registry::NewAttr>> {
+    if class != CKO_PUBLIC_KEY && class != CKO_PRIVATE_KEY {
+        return Ok(Vec::new());
+    }
+    match key_type {
+        CKK_EC => ec::imported(class, key),
+        CKK_EC_EDWARDS => eddsa::imported(class, key),
+        CKK_RSA => rsa::imported(class, key),
+        CKK_ML_KEM => mlkem::imported(class, key),
+        _ => Ok(Vec::new()),
     }
 }

@@ -18,7 +18,12 @@ use cryptoki_sys::*;
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use zeroize::Zeroizing;
 
-use super::MechEntry;
+use std::sync::Arc;
+
+use super::registry::{
+    build_plain, AttrSource, KeyNeed, KeyView, MechEntry, MechInfo, NewAttr, NewPair, Ops, ParamShape,
+};
+use super::Mechanism;
 use crate::error::{Error, Result};
 
 /// Smallest modulus, in bits.
@@ -29,14 +34,90 @@ pub const MAX_BITS: usize = 4096;
 /// Registry rows (modulus sizes in bits).
 pub const ENTRIES: &[MechEntry] = &[MechEntry {
     ty: CKM_RSA_PKCS_KEY_PAIR_GEN,
-    min_key: MIN_BITS as CK_ULONG,
-    max_key: MAX_BITS as CK_ULONG,
-    flags: CKF_GENERATE_KEY_PAIR,
+    info: MechInfo { min_key: MIN_BITS as CK_ULONG, max_key: MAX_BITS as CK_ULONG, flags: CKF_GENERATE_KEY_PAIR },
+    key: KeyNeed::None,
+    param: ParamShape::None,
+    build: build_plain,
+    ops: Ops { generate_pair: Some(generate_pair_op), ..Ops::NONE },
 }];
 
-/// Whether `ty` runs with an RSA key.
-pub fn uses_rsa_key(ty: CK_MECHANISM_TYPE) -> bool {
-    super::rsa_sign::ENTRIES.iter().chain(super::rsa_enc::ENTRIES).any(|e| e.ty == ty)
+/// Which prepared key a [`super::Prepared`] cache keeps for either half.
+fn cache_tag(private: bool) -> u64 {
+    (CKM_RSA_PKCS_KEY_PAIR_GEN << 8) | u64::from(private)
+}
+
+/// The public components of an RSA key object (either half).
+fn public_parts(key: &dyn AttrSource) -> Result<PublicParts> {
+    Ok(PublicParts { n: key.required(CKA_MODULUS)?.to_vec(), e: key.required(CKA_PUBLIC_EXPONENT)?.to_vec() })
+}
+
+/// The public key of an RSA key object, parsed once per object.
+pub fn public_of(key: &dyn KeyView) -> Result<Arc<rsa::PublicKey>> {
+    key.prepared().get_or_make(cache_tag(false), || public_key(&public_parts(key)?))
+}
+
+/// The private key of an RSA private-key object, parsed and validated once per object.
+pub fn private_of(key: &dyn KeyView) -> Result<Arc<rsa::PrivateKey>> {
+    key.prepared().get_or_make(cache_tag(true), || {
+        // Sealed components are absent when the store is locked: a login is missing.
+        let d = key.attr(CKA_PRIVATE_EXPONENT).ok_or(Error::UserNotLoggedIn)?;
+        let primes = key.attr(CKA_PRIME_1).zip(key.attr(CKA_PRIME_2));
+        private_key(&public_parts(key)?, d, primes)
+    })
+}
+
+/// The PKCS#11 attributes of both halves of `key`.
+fn pair_attrs(key: &rsa::PrivateKey) -> Result<NewPair> {
+    let (public, private) = parts(key)?;
+    let bits = CK_ULONG::from(key.n().as_ref().bit_width_vartime());
+    let mut pair = NewPair::of_type(CKK_RSA);
+    pair.public.extend([
+        NewAttr::bytes(CKA_MODULUS, public.n.clone()),
+        NewAttr::bytes(CKA_PUBLIC_EXPONENT, public.e.clone()),
+        NewAttr::ulong(CKA_MODULUS_BITS, bits),
+    ]);
+    pair.private.extend([
+        NewAttr::bytes(CKA_MODULUS, public.n),
+        NewAttr::bytes(CKA_PUBLIC_EXPONENT, public.e),
+        NewAttr { ty: CKA_PRIVATE_EXPONENT, value: private.d },
+        NewAttr { ty: CKA_PRIME_1, value: private.p },
+        NewAttr { ty: CKA_PRIME_2, value: private.q },
+        NewAttr { ty: CKA_EXPONENT_1, value: private.dp },
+        NewAttr { ty: CKA_EXPONENT_2, value: private.dq },
+        NewAttr { ty: CKA_COEFFICIENT, value: private.qinv },
+    ]);
+    Ok(pair)
+}
+
+/// A new key pair: `CKA_MODULUS_BITS` (required) and `CKA_PUBLIC_EXPONENT` (optional,
+/// 65537 by default) from the public template.
+fn generate_pair_op(_: &Mechanism, public: &dyn AttrSource, _: &dyn AttrSource) -> Result<NewPair> {
+    let bits = public.attr_ulong(CKA_MODULUS_BITS)?.ok_or(Error::TemplateIncomplete(CKA_MODULUS_BITS))?;
+    let bits = usize::try_from(bits).map_err(|_| Error::AttributeValueInvalid(CKA_MODULUS_BITS))?;
+    pair_attrs(&generate(bits, public.attr(CKA_PUBLIC_EXPONENT))?)
+}
+
+/// Import checks: a public key must have a usable modulus (2048–4096 bits) and exponent,
+/// and gets `CKA_MODULUS_BITS`; a private key must be consistent (the crate validates
+/// `p·q = n` and `e·d ≡ 1`), and gets every CRT component, any given one having to match.
+pub fn imported(class: CK_OBJECT_CLASS, key: &dyn AttrSource) -> Result<Vec<NewAttr>> {
+    if class == CKO_PUBLIC_KEY {
+        let public = public_key(&public_parts(key)?)?;
+        let bits = CK_ULONG::from(public.n().as_ref().bit_width_vartime());
+        return Ok(vec![NewAttr::ulong(CKA_MODULUS_BITS, bits)]);
+    }
+    let d = key.required(CKA_PRIVATE_EXPONENT)?;
+    let primes = key.attr(CKA_PRIME_1).zip(key.attr(CKA_PRIME_2));
+    let private = private_key(&public_parts(key)?, d, primes)?;
+    let computed: Vec<NewAttr> =
+        pair_attrs(&private)?.private.into_iter().filter(|a| a.ty != CKA_CLASS && a.ty != CKA_KEY_TYPE).collect();
+    for a in &computed {
+        // Constant-time is not needed: the caller supplied both values.
+        if key.attr(a.ty).is_some_and(|given| minimal(given) != minimal(&a.value)) {
+            return Err(Error::AttributeValueInvalid(a.ty));
+        }
+    }
+    Ok(computed)
 }
 
 /// The public half: modulus and exponent, minimal big-endian.

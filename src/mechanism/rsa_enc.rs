@@ -28,22 +28,96 @@ use sha2::{Sha224, Sha256, Sha384, Sha512};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater};
 use zeroize::Zeroizing;
 
+use super::registry::{
+    build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape, UnwrapTarget, WrapOps,
+};
+use super::rsa as rsa_keys;
 use super::rsa::{MAX_BITS, MIN_BITS};
-use super::{Cipher, HashAlg, MechEntry, OaepParams};
+use super::{Cipher, HashAlg, Mechanism, OaepParams};
 use crate::error::{Error, Result};
 
 const ENC: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP;
 
-/// Registry rows (modulus sizes in bits). `CKM_RSA_PKCS` also signs.
-pub const ENTRIES: &[MechEntry] = &[
+const fn row(ty: CK_MECHANISM_TYPE, flags: CK_FLAGS, param: ParamShape) -> MechEntry {
+    let signs = flags & CKF_SIGN != 0;
     MechEntry {
-        ty: CKM_RSA_PKCS,
-        min_key: MIN_BITS as CK_ULONG,
-        max_key: MAX_BITS as CK_ULONG,
-        flags: ENC | CKF_SIGN | CKF_VERIFY,
-    },
-    MechEntry { ty: CKM_RSA_PKCS_OAEP, min_key: MIN_BITS as CK_ULONG, max_key: MAX_BITS as CK_ULONG, flags: ENC },
-];
+        ty,
+        info: MechInfo { min_key: MIN_BITS as CK_ULONG, max_key: MAX_BITS as CK_ULONG, flags },
+        key: KeyNeed::Pair(&[CKK_RSA]),
+        param,
+        build: if matches!(param, ParamShape::Oaep) { build_oaep } else { build_plain },
+        ops: Ops {
+            encrypt: Some(encrypt_op),
+            decrypt: Some(decrypt_op),
+            sign: if signs { Some(super::rsa_sign::sign_op) } else { None },
+            verify: if signs { Some(super::rsa_sign::verify_op) } else { None },
+            wrap: Some(WrapOps { wrapped_len: wrapped_len_op, wrap: wrap_op, unwrap: unwrap_op }),
+            ..Ops::NONE
+        },
+    }
+}
+
+/// Registry rows (modulus sizes in bits). `CKM_RSA_PKCS` also signs.
+pub const ENTRIES: &[MechEntry] =
+    &[row(CKM_RSA_PKCS, ENC | CKF_SIGN | CKF_VERIFY, ParamShape::None), row(CKM_RSA_PKCS_OAEP, ENC, ParamShape::Oaep)];
+
+fn build_oaep(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    let Param::Oaep { hash, mgf, label } = p else { return Err(Error::MechanismParamInvalid) };
+    Ok(Mechanism::RsaOaep(OaepParams { hash: super::rsa_sign::param_hash(hash, mgf)?, label }))
+}
+
+/// The padding of an RSA encryption mechanism.
+pub fn padding(m: &Mechanism) -> Result<Padding> {
+    match m {
+        Mechanism::RsaPkcs => Ok(Padding::Pkcs1),
+        Mechanism::RsaOaep(p) => Ok(Padding::Oaep(p.clone())),
+        _ => Err(Error::MechanismInvalid),
+    }
+}
+
+fn encrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
+    Ok(encryptor((*rsa_keys::public_of(key)?).clone(), padding(m)?))
+}
+
+fn decrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
+    Ok(decryptor((*rsa_keys::private_of(key)?).clone(), padding(m)?))
+}
+
+fn wrapped_len_op(_: &Mechanism, kek: &dyn KeyView, _: usize) -> Result<usize> {
+    Ok(rsa_keys::public_of(kek)?.size())
+}
+
+fn wrap_op(m: &Mechanism, kek: &dyn KeyView, value: &[u8]) -> Result<Vec<u8>> {
+    encrypt(&*rsa_keys::public_of(kek)?, &padding(m)?, value)
+}
+
+/// The value lengths an unwrapped key may have: the template's `CKA_VALUE_LEN`, else the
+/// type's sizes (any length for generic secrets). Public information, so a length the
+/// modulus cannot carry is refused up front.
+fn accepted_lengths(target: UnwrapTarget, k: usize) -> Result<Vec<usize>> {
+    let most = k.saturating_sub(11);
+    let lengths = match target.value_len {
+        Some(len) => vec![len],
+        None if target.key_type == CKK_AES => vec![16, 24, 32],
+        None => (1..=most).collect(),
+    };
+    if lengths.iter().any(|l| (1..=most).contains(l)) {
+        Ok(lengths)
+    } else {
+        Err(Error::TemplateInconsistent(CKA_VALUE_LEN))
+    }
+}
+
+/// v1.5 unwraps with implicit rejection, so bad padding and a wrong length yield a
+/// synthetic key of an accepted length (no padding oracle); the remaining errors are
+/// public facts.
+fn unwrap_op(m: &Mechanism, kek: &dyn KeyView, wrapped: &[u8], target: UnwrapTarget) -> Result<Zeroizing<Vec<u8>>> {
+    let private = rsa_keys::private_of(kek)?;
+    match padding(m)? {
+        Padding::Pkcs1 => pkcs1_decrypt_implicit(&private, wrapped, &accepted_lengths(target, private.size())?),
+        oaep @ Padding::Oaep(_) => decrypt(&private, &oaep, wrapped),
+    }
+}
 
 /// Which padding.
 #[derive(Debug, Clone, PartialEq, Eq)]

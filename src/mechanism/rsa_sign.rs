@@ -15,27 +15,77 @@ use sha2::{Sha224, Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
 
 use super::hash::{self, HashAlg};
+use super::registry::{build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
+use super::rsa as rsa_keys;
 use super::rsa::{MAX_BITS, MIN_BITS};
-use super::{Digester, MechEntry, PssParams, Signer, Verifier};
+use super::{Digester, Mechanism, PssParams, Signer, Verifier};
 use crate::error::{Error, Result};
 
-const fn row(ty: CK_MECHANISM_TYPE) -> MechEntry {
-    MechEntry { ty, min_key: MIN_BITS as CK_ULONG, max_key: MAX_BITS as CK_ULONG, flags: CKF_SIGN | CKF_VERIFY }
+const fn row(ty: CK_MECHANISM_TYPE, param: ParamShape) -> MechEntry {
+    MechEntry {
+        ty,
+        info: MechInfo { min_key: MIN_BITS as CK_ULONG, max_key: MAX_BITS as CK_ULONG, flags: CKF_SIGN | CKF_VERIFY },
+        key: KeyNeed::Pair(&[CKK_RSA]),
+        param,
+        build: if matches!(param, ParamShape::Pss) { build_pss } else { build_plain },
+        ops: Ops { sign: Some(sign_op), verify: Some(verify_op), ..Ops::NONE },
+    }
 }
 
 /// Registry rows (modulus sizes in bits). `CKM_RSA_PKCS` also encrypts and wraps: its row
 /// is in `rsa_enc.rs`.
 pub const ENTRIES: &[MechEntry] = &[
-    row(CKM_SHA224_RSA_PKCS),
-    row(CKM_SHA256_RSA_PKCS),
-    row(CKM_SHA384_RSA_PKCS),
-    row(CKM_SHA512_RSA_PKCS),
-    row(CKM_RSA_PKCS_PSS),
-    row(CKM_SHA224_RSA_PKCS_PSS),
-    row(CKM_SHA256_RSA_PKCS_PSS),
-    row(CKM_SHA384_RSA_PKCS_PSS),
-    row(CKM_SHA512_RSA_PKCS_PSS),
+    row(CKM_SHA224_RSA_PKCS, ParamShape::None),
+    row(CKM_SHA256_RSA_PKCS, ParamShape::None),
+    row(CKM_SHA384_RSA_PKCS, ParamShape::None),
+    row(CKM_SHA512_RSA_PKCS, ParamShape::None),
+    row(CKM_RSA_PKCS_PSS, ParamShape::Pss),
+    row(CKM_SHA224_RSA_PKCS_PSS, ParamShape::Pss),
+    row(CKM_SHA256_RSA_PKCS_PSS, ParamShape::Pss),
+    row(CKM_SHA384_RSA_PKCS_PSS, ParamShape::Pss),
+    row(CKM_SHA512_RSA_PKCS_PSS, ParamShape::Pss),
 ];
+
+/// The hash of RSA parameters: `hashAlg` known and MGF1 over the same hash.
+pub fn param_hash(hash_alg: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE) -> Result<HashAlg> {
+    let hash = HashAlg::from_digest_mech(hash_alg).ok_or(Error::MechanismParamInvalid)?;
+    if mgf != hash.mgf1() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    Ok(hash)
+}
+
+/// `CKM_RSA_PKCS_PSS` and `CKM_SHA*_RSA_PKCS_PSS`: the parameter's hash must be the one
+/// the mechanism names, if it names one.
+fn build_pss(ty: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    let Param::Pss { hash, mgf, salt_len } = p else { return Err(Error::MechanismParamInvalid) };
+    let hash = param_hash(hash, mgf)?;
+    let prehashed = ty == CKM_RSA_PKCS_PSS;
+    if !prehashed && pss_mech(hash) != ty {
+        return Err(Error::MechanismParamInvalid);
+    }
+    Ok(Mechanism::RsaPss { prehashed, params: PssParams { hash, salt_len } })
+}
+
+/// The signature scheme of a signing mechanism.
+fn scheme(m: &Mechanism) -> Result<Scheme> {
+    match m {
+        Mechanism::RsaPkcs => Ok(Scheme::Pkcs1(None)),
+        Mechanism::RsaPkcsHash(h) => Ok(Scheme::Pkcs1(Some(*h))),
+        Mechanism::RsaPss { prehashed, params } => Ok(Scheme::Pss { params: params.clone(), prehashed: *prehashed }),
+        _ => Err(Error::MechanismInvalid),
+    }
+}
+
+/// [`super::registry::Ops::sign`] of every RSA signature row, `CKM_RSA_PKCS`'s included.
+pub fn sign_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Signer>> {
+    signer((*rsa_keys::private_of(key)?).clone(), scheme(m)?)
+}
+
+/// [`super::registry::Ops::verify`] of every RSA signature row.
+pub fn verify_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Verifier>> {
+    verifier((*rsa_keys::public_of(key)?).clone(), scheme(m)?)
+}
 
 /// `CKM_SHA*_RSA_PKCS` for a hash.
 pub fn pkcs_mech(hash: HashAlg) -> CK_MECHANISM_TYPE {

@@ -4,14 +4,29 @@
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::MechEntry;
+use super::registry::{build_plain, KeyNeed, MechEntry, MechInfo, Ops, ParamShape};
+use super::Mechanism;
 use crate::error::{Error, Result};
 
+const fn row(ty: CK_MECHANISM_TYPE, min_key: usize, max_key: usize) -> MechEntry {
+    MechEntry {
+        ty,
+        info: MechInfo { min_key: min_key as CK_ULONG, max_key: max_key as CK_ULONG, flags: CKF_GENERATE },
+        key: KeyNeed::None,
+        param: ParamShape::None,
+        build: build_plain,
+        ops: Ops { generate: Some(generate_op), ..Ops::NONE },
+    }
+}
+
 /// Registry rows (key sizes in bytes, as the spec counts them for these mechanisms).
-pub const ENTRIES: &[MechEntry] = &[
-    MechEntry { ty: CKM_AES_KEY_GEN, min_key: 16, max_key: 32, flags: CKF_GENERATE },
-    MechEntry { ty: CKM_GENERIC_SECRET_KEY_GEN, min_key: 1, max_key: MAX_GENERIC_LEN as CK_ULONG, flags: CKF_GENERATE },
-];
+pub const ENTRIES: &[MechEntry] = &[row(CKM_AES_KEY_GEN, 16, 32), row(CKM_GENERIC_SECRET_KEY_GEN, 1, MAX_GENERIC_LEN)];
+
+fn generate_op(m: &Mechanism, len: Option<usize>) -> Result<(CK_KEY_TYPE, Zeroizing<Vec<u8>>)> {
+    let key_type = key_type(m.ty()).ok_or(Error::MechanismInvalid)?;
+    let len = len.ok_or(Error::TemplateIncomplete(CKA_VALUE_LEN))?;
+    Ok((key_type, generate(m.ty(), len)?))
+}
 
 /// Longest generic secret the token makes (an HMAC key longer than a block is hashed anyway).
 pub const MAX_GENERIC_LEN: usize = 512;

@@ -6,23 +6,39 @@
 //! unextractable key. This layer knows nothing of sessions, handles or SQL.
 
 pub mod codec;
+pub mod import;
 pub mod policy;
 mod stored;
 pub mod template;
 pub mod usage;
 
-use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use cryptoki_sys::*;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
+use crate::mechanism::registry::{AttrSource, KeyView};
+pub use crate::mechanism::Prepared;
 use policy::{Classes, Kind, Row, Rules};
 pub use stored::{binding, bound_in_record, AtRest, UnderStorageKey};
 use template::{decode_bool, decode_ulong};
 pub use template::{Attr, Template};
+
+/// The attributes a record binds: what the key is and what it may do.
+pub const BOUND: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_CLASS,
+    CKA_KEY_TYPE,
+    CKA_SENSITIVE,
+    CKA_EXTRACTABLE,
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_DERIVE,
+];
 
 /// What a read of one attribute yields.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,48 +65,6 @@ pub struct Object {
     /// Loaded from a row whose sealed part carries the row binding.
     bound: bool,
 }
-
-/// Key material a mechanism prepared from an object's value (an expanded AES key
-/// schedule, say), kept with the object so repeated operations skip the preparation. It
-/// lives exactly as long as the object (a destroyed key, a closed session, a logout drop
-/// it, and its own `Drop` zeroizes it); a copied or changed object starts without, so it
-/// never outlives or misdescribes the value it came from.
-#[derive(Default)]
-pub struct Prepared(parking_lot::RwLock<Vec<(u64, Arc<dyn Any + Send + Sync>)>>);
-
-impl Prepared {
-    /// The prepared value named `tag` (the mechanism and its variant), made by `make`
-    /// on first use.
-    pub fn get_or_make<T: Any + Send + Sync>(&self, tag: u64, make: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
-        if let Some(found) = self.find::<T>(tag) {
-            return Ok(found);
-        }
-        let made = Arc::new(make()?);
-        self.0.write().push((tag, made.clone()));
-        Ok(made)
-    }
-
-    fn find<T: Any + Send + Sync>(&self, tag: u64) -> Option<Arc<T>> {
-        // Read-mostly: threads using one key share it without waiting for each other.
-        let entries = self.0.read();
-        let (_, value) = entries.iter().find(|(t, _)| *t == tag)?;
-        value.clone().downcast::<T>().ok()
-    }
-}
-
-impl Clone for Prepared {
-    fn clone(&self) -> Self {
-        Prepared::default()
-    }
-}
-
-impl PartialEq for Prepared {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Prepared {}
 
 impl PartialEq for Object {
     // The same attributes make the same object, whatever row generation they came from.
@@ -293,7 +267,7 @@ impl Object {
                 let len = self.bytes(CKA_VALUE).map_or(0, <[u8]>::len);
                 let len_ok = match self.ulong(CKA_KEY_TYPE) {
                     Some(CKK_GENERIC_SECRET) => len > 0,
-                    // Issue 5: keys typed for one HMAC hash.
+                    // Keys typed for one HMAC hash.
                     Some(t) if crate::mechanism::hash::HMAC_KEY_TYPES.contains(&t) => len > 0,
                     Some(CKK_AES) => matches!(len, 16 | 24 | 32),
                     _ => return Err(Error::AttributeValueInvalid(CKA_KEY_TYPE)),
@@ -305,9 +279,7 @@ impl Object {
                 Ok(())
             }
             CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => match self.ulong(CKA_KEY_TYPE) {
-                Some(CKK_EC | CKK_ML_KEM) => Ok(()),
-                // Issue 5: RSA and Edwards-curve keys.
-                Some(CKK_RSA | CKK_EC_EDWARDS) => Ok(()),
+                Some(CKK_EC | CKK_ML_KEM | CKK_RSA | CKK_EC_EDWARDS) => Ok(()),
                 _ => Err(Error::AttributeValueInvalid(CKA_KEY_TYPE)),
             },
             _ => Ok(()),
@@ -482,6 +454,11 @@ impl Object {
         self.put(attr.ty, attr.value.clone());
     }
 
+    /// The attributes of this key that a wrap record or a sealed row binds ([`BOUND`]).
+    pub fn bound_attributes(&self) -> Template {
+        Template(BOUND.iter().filter_map(|ty| self.bytes(*ty).map(|v| Attr::new(*ty, v.to_vec()))).collect())
+    }
+
     /// What mechanisms prepared from this object's value.
     pub fn prepared(&self) -> &Prepared {
         &self.prepared
@@ -490,6 +467,43 @@ impl Object {
     /// Key material for use inside the token (mechanisms), zeroized when dropped.
     pub fn secret_value(&self) -> Option<Zeroizing<Vec<u8>>> {
         self.bytes(CKA_VALUE).filter(|_| self.is_sealed(CKA_VALUE)).map(|v| Zeroizing::new(v.to_vec()))
+    }
+}
+
+impl AttrSource for Object {
+    fn attr(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        self.bytes(ty)
+    }
+
+    fn attr_ulong(&self, ty: CK_ATTRIBUTE_TYPE) -> Result<Option<CK_ULONG>> {
+        self.bytes(ty).map(|v| decode_ulong(ty, v)).transpose()
+    }
+}
+
+impl KeyView for Object {
+    fn secret(&self) -> Result<Zeroizing<Vec<u8>>> {
+        // Absent while the store is locked: a login is missing.
+        self.secret_value().ok_or(Error::UserNotLoggedIn)
+    }
+
+    fn prepared(&self) -> &Prepared {
+        &self.prepared
+    }
+}
+
+impl AttrSource for Template {
+    fn attr(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        self.get(ty)
+    }
+
+    fn attr_ulong(&self, ty: CK_ATTRIBUTE_TYPE) -> Result<Option<CK_ULONG>> {
+        self.ulong(ty)
+    }
+}
+
+impl From<crate::mechanism::registry::NewAttr> for Attr {
+    fn from(a: crate::mechanism::registry::NewAttr) -> Attr {
+        Attr::new(a.ty, a.value.to_vec())
     }
 }
 

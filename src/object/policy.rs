@@ -230,7 +230,7 @@ pub static TABLE: &[Row] = &[
     row(CKA_VALUE, PUB, K::Bytes, Rules::FIXED, D::None),
     row(CKA_VALUE, PRIV, K::Bytes, FIXED_SECRET, D::None),
     row(CKA_SEED, PRIV, K::Bytes, FIXED_SECRET, D::None),
-    // Issue 5: RSA keys (§6.1.2, §6.1.3). Public components readable on both halves; the
+    // RSA keys (§6.1.2, §6.1.3). Public components readable on both halves; the
     // private ones are key material. CKA_MODULUS_BITS is given in a generation template
     // and recomputed from the modulus on import.
     row(CKA_MODULUS, ASYM, K::Bytes, Rules::FIXED, D::None),

@@ -41,18 +41,13 @@ pub fn binding(unique_id: &str, bound: &Template) -> Result<Vec<u8>> {
 /// The bound attributes of a stored row, read from its clear attributes.
 pub fn bound_in_record(record: &ObjectRecord) -> Result<Template> {
     let attrs: BTreeMap<_, _> = codec::decode(&record.attrs)?.into_iter().collect();
-    Ok(Template(
-        crate::hierarchy::record::BOUND
-            .iter()
-            .filter_map(|ty| attrs.get(ty).map(|v| Attr::new(*ty, v.clone())))
-            .collect(),
-    ))
+    Ok(Template(super::BOUND.iter().filter_map(|ty| attrs.get(ty).map(|v| Attr::new(*ty, v.clone()))).collect()))
 }
 
 impl AtRest for UnderStorageKey<'_> {
     fn seal(&self, object: &Object, secret: &[u8]) -> Result<(Vec<u8>, Option<u32>)> {
         let key = self.0.ok_or(Error::UserNotLoggedIn)?;
-        let aad = binding(&object.unique_id(), &crate::hierarchy::record::bound_attributes(object))?;
+        let aad = binding(&object.unique_id(), &object.bound_attributes())?;
         Ok((sealed::seal(key, &aad, secret)?, None))
     }
 
@@ -82,7 +77,7 @@ const BINDING_LEN: usize = 32;
 /// opens. Being inside the plaintext rather than in the associated data, it survives a
 /// re-wrap of a stored DEK under a new master key version unchanged.
 fn row_binding(unique_id: &str, generation: u64, class: u64, private: bool, clear: &[u8]) -> Vec<u8> {
-    let mut d = crate::mechanism::sha2::sha256();
+    let mut d = crate::mechanism::hash::digester(crate::mechanism::HashAlg::Sha256);
     d.update(b"collabvault object row binding v1\0");
     d.update(&(unique_id.len() as u64).to_le_bytes());
     d.update(unique_id.as_bytes());

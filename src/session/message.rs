@@ -34,13 +34,15 @@ use cryptoki_sys::*;
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
-use super::crypto::{secret, Output};
+use super::key::KeyRole;
+use super::output::Output;
 use super::usage::DataOp;
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::mechanism::aes_gcm::{self, GcmKey};
 use crate::mechanism::hash::{self, HashAlg};
 use crate::mechanism::GcmParams;
+use crate::mechanism::KeyView;
 use crate::object::Object;
 use crate::store::Backend;
 
@@ -145,7 +147,7 @@ pub struct MessageOp {
 impl MessageOp {
     /// The key prepared for `tag_len`-byte tags: made once per key object, kept with it.
     fn gcm(&self, tag_len: usize) -> Result<Arc<GcmKey>> {
-        self.key.prepared().get_or_make(GcmKey::cache_tag(tag_len), || GcmKey::new(&secret(&self.key)?, tag_len))
+        aes_gcm::prepared_key(&*self.key, tag_len)
     }
 
     /// The IV for the next message under `p`; `counter` hands out the key's next counter
@@ -209,11 +211,10 @@ fn init(handle: CK_SESSION_HANDLE, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_
     if slot(&mut ctx.session.lock().ops, encrypt).is_some() {
         return Err(Error::OperationActive);
     }
-    let usage = if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT };
+    let role = if encrypt { KeyRole::Encrypt } else { KeyRole::Decrypt };
     let handle_of_key = key;
-    let key =
-        ctx.key_for(key, mechanism, CKO_SECRET_KEY, usage, Error::KeyHandleInvalid, Error::KeyTypeInconsistent)?;
-    let value = secret(&key)?;
+    let key = ctx.operation_key(key, crate::mechanism::registry::row(mechanism)?, role)?;
+    let value = key.secret()?;
     if !matches!(value.len(), 16 | 24 | 32) {
         return Err(Error::KeySizeRange);
     }

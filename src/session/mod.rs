@@ -1,22 +1,27 @@
 //! `session/`: sessions, the login calls made through them, and the operations a session
-//! runs (find today; crypto operations as mechanisms arrive).
+//! runs, one file per kind of operation (cipher, sign, digest, keygen, wrap, derive, kem,
+//! message), each looking up the mechanism's registry row, fetching the key the row
+//! needs (`key.rs`) and calling the row's operation.
 //!
 //! Each session sits behind its own lock, so two threads with two sessions never wait on
 //! each other; the table lock is held only to look a session up.
 
-pub mod crypto;
-// Issue 5 (mechanism breadth): set-up of its operations, asked first by `crypto.rs`.
-mod breadth;
+pub mod cipher;
+pub mod derive;
+pub mod digest;
 pub mod handles;
 mod ids;
-pub mod keys;
-mod keys_breadth;
-mod keys_rsa;
+pub mod kem;
+mod key;
+pub mod keygen;
 pub mod master;
 pub mod message;
 pub mod objects;
+pub mod output;
 pub mod records;
+pub mod sign;
 pub mod usage;
+pub mod wrap;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -179,7 +179,7 @@ impl Ctx {
 /// `C_CreateObject`.
 pub fn create(handle: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     let ctx = Ctx::of(handle)?;
-    let object = super::keys::complete_import(Object::create(template)?)?;
+    let object = crate::object::import::complete(Object::create(template)?)?;
     ctx.add(object, "C_CreateObject")
 }
 

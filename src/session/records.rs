@@ -13,12 +13,12 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::crypto::{secret, Output};
 use super::handles::Located;
+use super::output::Output;
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::hierarchy::{record, Hierarchy};
-use crate::mechanism::Cipher;
+use crate::mechanism::{Cipher, KeyView};
 use crate::object::{Attr, Object, Origin, Template};
 use crate::store::PinOwner;
 use crate::token::actor;
@@ -55,18 +55,14 @@ pub fn wrap(
         // Only the newest version makes records.
         return Err(Error::KeyFunctionNotPermitted);
     }
-    let target = match ctx.resolve(key) {
-        Ok(r) => r.object(),
-        Err(Error::ObjectHandleInvalid) => return Err(Error::KeyHandleInvalid),
-        Err(e) => return Err(e),
-    };
+    let target = ctx.target_key(key)?;
     // The master key object is not trusted: a record comes back through C_UnwrapKey
     // without CKA_WRAP_WITH_TRUSTED (the record does not bind it), so such a key must not
     // become one.
     let master_object = ctx.resolve(wrapping)?.object();
     crate::object::usage::check_wrap(&master_object, crate::vendor::CKM_CV_WRAP_RECORD, &target)?;
-    let value = secret(&target)?;
-    let bound = record::bound_attributes(&target);
+    let value = target.secret()?;
+    let bound = target.bound_attributes();
     let needed = record::sealed_len(&ctx.token.workspace, &bound, value.len())?;
     match capacity {
         None => return Ok(Output::Length(needed)),
@@ -254,7 +250,7 @@ impl crate::object::AtRest for SessionAtRest {
         }
         let hierarchy = self.hierarchy.as_ref().ok_or(Error::UserNotLoggedIn)?;
         let (version, master) = hierarchy.current()?;
-        let bound = record::bound_attributes(object);
+        let bound = object.bound_attributes();
         let sealed = record::seal(&master, &self.workspace, version, &bound, secret, object.unique_id().as_bytes())?;
         Ok((sealed, Some(version)))
     }

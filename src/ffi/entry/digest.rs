@@ -4,7 +4,7 @@ use cryptoki_sys::*;
 
 use super::shims::{in_only, in_out, out_only};
 use crate::ffi::{guard, params};
-use crate::session::crypto;
+use crate::session::digest;
 
 /// `C_DigestInit` (§5.10.1).
 ///
@@ -15,16 +15,16 @@ pub unsafe extern "C" fn C_DigestInit(session: CK_SESSION_HANDLE, mechanism: *mu
     guard("C_DigestInit", || {
         // SAFETY: forwarded from this function's contract.
         let m = unsafe { params::mechanism(mechanism) }?;
-        crypto::digest_init(session, &m)
+        digest::digest_init(session, &m)
     })
 }
 
-in_out!(C_Digest, crypto::digest);
-in_only!(C_DigestUpdate, crypto::digest_update);
-out_only!(C_DigestFinal, crypto::digest_final);
+in_out!(C_Digest, digest::digest);
+in_only!(C_DigestUpdate, digest::digest_update);
+out_only!(C_DigestFinal, digest::digest_final);
 
 /// `C_DigestKey` (§5.10.4).
 #[no_mangle]
 pub extern "C" fn C_DigestKey(session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
-    guard("C_DigestKey", || crypto::digest_key(session, key))
+    guard("C_DigestKey", || digest::digest_key(session, key))
 }

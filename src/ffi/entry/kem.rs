@@ -4,7 +4,7 @@ use cryptoki_sys::*;
 
 use crate::ffi::args::{bytes, capacity, disjoint, emit, out, region, template};
 use crate::ffi::{guard, params};
-use crate::session::keys;
+use crate::session::kem;
 
 /// `C_EncapsulateKey`: the ciphertext under the length-query protocol, and a new secret
 /// key object holding the shared secret (made only when the ciphertext is delivered).
@@ -35,7 +35,7 @@ pub unsafe extern "C" fn C_EncapsulateKey(
                 region(key.cast_const(), 1),
             ])?;
             let key = out(key)?;
-            let result = keys::encapsulate(session, &m, public_key, &t, cap);
+            let result = kem::encapsulate(session, &m, public_key, &t, cap);
             let (output, new_key) = match result {
                 Ok((output, new_key)) => (Ok(output), new_key),
                 Err(e) => (Err(e), None),
@@ -70,7 +70,7 @@ pub unsafe extern "C" fn C_DecapsulateKey(
         let (m, t, ct, key) = unsafe {
             (params::mechanism(mechanism)?, template(attrs, count)?, bytes(ciphertext, ciphertext_len)?, out(key)?)
         };
-        *key = keys::decapsulate(session, &m, private_key, &t, ct)?;
+        *key = kem::decapsulate(session, &m, private_key, &t, ct)?;
         Ok(())
     })
 }

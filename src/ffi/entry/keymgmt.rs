@@ -5,7 +5,7 @@ use cryptoki_sys::*;
 use crate::error::Error;
 use crate::ffi::args::{bytes, capacity, emit, out, template};
 use crate::ffi::{guard, params};
-use crate::session::{keys, records};
+use crate::session::{derive, keygen, records, wrap};
 
 /// `C_GenerateKey` (§5.14.1).
 ///
@@ -23,7 +23,7 @@ pub unsafe extern "C" fn C_GenerateKey(
     guard("C_GenerateKey", || {
         // SAFETY: forwarded from this function's contract.
         let (m, t, key) = unsafe { (params::mechanism(mechanism)?, template(attrs, count)?, out(key)?) };
-        *key = keys::generate_key(session, &m, &t)?;
+        *key = keygen::generate_key(session, &m, &t)?;
         Ok(())
     })
 }
@@ -58,7 +58,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
                 out(private_key)?,
             )
         };
-        (*public_key, *private_key) = keys::generate_key_pair(session, &m, &public_t, &private_t)?;
+        (*public_key, *private_key) = keygen::generate_key_pair(session, &m, &public_t, &private_t)?;
         Ok(())
     })
 }
@@ -82,7 +82,7 @@ pub unsafe extern "C" fn C_WrapKey(
         unsafe {
             let m = params::mechanism(mechanism)?;
             let cap = capacity(wrapped, wrapped_len)?;
-            emit(wrapped, wrapped_len, keys::wrap_key(session, &m, wrapping_key, key, cap))
+            emit(wrapped, wrapped_len, wrap::wrap_key(session, &m, wrapping_key, key, cap))
         }
     })
 }
@@ -108,7 +108,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
         let (m, wrapped, t, key) = unsafe {
             (params::mechanism(mechanism)?, bytes(wrapped, wrapped_len)?, template(attrs, count)?, out(key)?)
         };
-        *key = keys::unwrap_key(session, &m, unwrapping_key, wrapped, &t)?;
+        *key = wrap::unwrap_key(session, &m, unwrapping_key, wrapped, &t)?;
         Ok(())
     })
 }
@@ -130,7 +130,7 @@ pub unsafe extern "C" fn C_DeriveKey(
     guard("C_DeriveKey", || {
         // SAFETY: forwarded from this function's contract.
         let (m, t, key) = unsafe { (params::mechanism(mechanism)?, template(attrs, count)?, out(key)?) };
-        *key = keys::derive_key(session, &m, base_key, &t)?;
+        *key = derive::derive_key(session, &m, base_key, &t)?;
         Ok(())
     })
 }

@@ -9,8 +9,8 @@ use cryptoki_sys::*;
 use crate::error::{Error, Result};
 use crate::ffi::args::{bytes, capacity, disjoint, emit, out, region};
 use crate::ffi::guard;
-use crate::session::crypto::Output;
 use crate::session::message::{self, IvGenerator, MessageParams};
+use crate::session::output::Output;
 
 /// A decoded `CK_GCM_MESSAGE_PARAMS` and where its IV and tag live in caller memory, with
 /// the room THIS call's parameter gives them (`ulIvLen`, `ulTagBits / 8`): what is written

@@ -5,14 +5,14 @@ use cryptoki_sys::*;
 use super::shims::{in_only, in_out, init_with_key, out_only};
 use crate::ffi::args::bytes;
 use crate::ffi::guard;
-use crate::session::crypto;
+use crate::session::sign;
 
-init_with_key!(C_SignInit, crypto::sign_init);
-in_out!(C_Sign, crypto::sign);
-in_only!(C_SignUpdate, crypto::sign_update);
-out_only!(C_SignFinal, crypto::sign_final);
-init_with_key!(C_VerifyInit, crypto::verify_init);
-in_only!(C_VerifyUpdate, crypto::verify_update);
+init_with_key!(C_SignInit, sign::sign_init);
+in_out!(C_Sign, sign::sign);
+in_only!(C_SignUpdate, sign::sign_update);
+out_only!(C_SignFinal, sign::sign_final);
+init_with_key!(C_VerifyInit, sign::verify_init);
+in_only!(C_VerifyUpdate, sign::verify_update);
 
 /// `C_Verify` (§5.13.2).
 ///
@@ -29,7 +29,7 @@ pub unsafe extern "C" fn C_Verify(
     guard("C_Verify", || {
         // SAFETY: forwarded from this function's contract.
         let (data, signature) = unsafe { (bytes(data, data_len)?, bytes(signature, signature_len)?) };
-        crypto::verify(session, data, signature)
+        sign::verify(session, data, signature)
     })
 }
 
@@ -46,6 +46,6 @@ pub unsafe extern "C" fn C_VerifyFinal(
     guard("C_VerifyFinal", || {
         // SAFETY: forwarded from this function's contract.
         let signature = unsafe { bytes(signature, signature_len) }?;
-        crypto::verify_final(session, signature)
+        sign::verify_final(session, signature)
     })
 }

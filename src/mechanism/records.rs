@@ -1,0 +1,41 @@
+//! The vendor mechanisms of the workspace hierarchy (`include/collabvault.h`): wrap
+//! records, re-wrap, rotation and the stored-DEK re-wrap job.
+//!
+//! Their rows live here so that `C_GetMechanismInfo` and the registry see every mechanism
+//! in one place; their work is the hierarchy's, which the session runs for rows whose key
+//! need is [`KeyNeed::Master`]. Key sizes are the master key's, 256 bits, in bytes.
+
+use cryptoki_sys::*;
+
+use super::registry::{build_plain, KeyNeed, MechEntry, MechInfo, Ops, Param, ParamShape};
+use super::Mechanism;
+use crate::error::{Error, Result};
+use crate::vendor::{CKM_CV_REWRAP_RECORD, CKM_CV_REWRAP_STORED, CKM_CV_ROTATE_MASTER, CKM_CV_WRAP_RECORD};
+
+const fn row(ty: CK_MECHANISM_TYPE, flags: CK_FLAGS, param: ParamShape) -> MechEntry {
+    MechEntry {
+        ty,
+        info: MechInfo { min_key: 32, max_key: 32, flags },
+        key: KeyNeed::Master,
+        param,
+        build: if matches!(param, ParamShape::Bytes) { build_rewrap } else { build_plain },
+        ops: Ops::NONE,
+    }
+}
+
+/// Registry rows.
+pub const ENTRIES: &[MechEntry] = &[
+    row(CKM_CV_WRAP_RECORD, CKF_WRAP | CKF_UNWRAP, ParamShape::None),
+    row(CKM_CV_REWRAP_RECORD, CKF_ENCRYPT, ParamShape::Bytes),
+    row(CKM_CV_ROTATE_MASTER, CKF_GENERATE, ParamShape::None),
+    row(CKM_CV_REWRAP_STORED, CKF_GENERATE, ParamShape::None),
+];
+
+/// `CKM_CV_REWRAP_RECORD`'s parameter is the record's associated data.
+fn build_rewrap(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    match p {
+        Param::Bytes(ad) => Ok(Mechanism::CvRewrapRecord(ad)),
+        Param::None => Ok(Mechanism::CvRewrapRecord(Vec::new())),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}

@@ -1,0 +1,61 @@
+//! Key and key-pair generation through a session (spec §5.16): the mechanism's registry
+//! row makes the key material, and the new objects are built under the attribute policy
+//! with the origin attributes (`CKA_LOCAL`, `CKA_ALWAYS_SENSITIVE`, ...) the spec
+//! prescribes. The vendor rotation and re-wrap mechanisms run in the hierarchy.
+
+use cryptoki_sys::*;
+
+use super::key::{secret_attrs, value_len};
+use super::Ctx;
+use crate::error::Result;
+use crate::mechanism::{registry, Mechanism};
+use crate::object::{Attr, Object, Origin, Template};
+
+/// How many stored DEKs a `CKM_CV_REWRAP_STORED` call moves when the template does not
+/// say (`CKA_VALUE_LEN`).
+const DEFAULT_REWRAP_BATCH: usize = 500;
+
+/// `C_GenerateKey`.
+pub fn generate_key(handle: CK_SESSION_HANDLE, m: &Mechanism, template: &Template) -> Result<CK_OBJECT_HANDLE> {
+    let ctx = Ctx::of(handle)?;
+    match m {
+        Mechanism::CvRotateMaster => return super::records::rotate(&ctx),
+        Mechanism::CvRewrapStored => {
+            let batch = value_len(template)?.unwrap_or(DEFAULT_REWRAP_BATCH);
+            return super::records::rewrap_stored(&ctx, batch);
+        }
+        _ => {}
+    }
+    let generate = registry::row(m.ty())?.op(|o| o.generate)?;
+    let (key_type, value) = generate(m, value_len(template)?)?;
+    let key = Object::new(template, Origin::Generated(m.ty()), &secret_attrs(key_type, &value))?;
+    ctx.add(key, "C_GenerateKey")
+}
+
+/// `C_GenerateKeyPair`: both objects or neither.
+pub fn generate_key_pair(
+    handle: CK_SESSION_HANDLE,
+    m: &Mechanism,
+    public_template: &Template,
+    private_template: &Template,
+) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+    let ctx = Ctx::of(handle)?;
+    let generate = registry::row(m.ty())?.op(|o| o.generate_pair)?;
+    let pair = generate(m, public_template, private_template)?;
+    let attrs = |half: Vec<registry::NewAttr>| half.into_iter().map(Attr::from).collect::<Vec<_>>();
+    let origin = Origin::Generated(m.ty());
+    let public = Object::new(public_template, origin, &attrs(pair.public))?;
+    let private = Object::new(private_template, origin, &attrs(pair.private))?;
+    ctx.check_may_hold(&public)?;
+    ctx.check_may_hold(&private)?;
+    let public = ctx.add(public, "C_GenerateKeyPair")?;
+    match ctx.add(private, "C_GenerateKeyPair") {
+        Ok(private) => Ok((public, private)),
+        Err(e) => {
+            if let Err(undo) = super::objects::destroy(handle, public) {
+                log::error!("C_GenerateKeyPair: could not remove the public half after a failure: {undo}");
+            }
+            Err(e)
+        }
+    }
+}
