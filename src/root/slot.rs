@@ -315,8 +315,7 @@ impl SlotRoot {
     /// Signs a checkpoint message in the root token (ECDSA P-256 over its SHA-256):
     /// the signature (r||s) and the public key that verifies it.
     pub fn sign_checkpoint(&self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(message);
+        let digest = crate::mechanism::primitives::sha256(message);
         self.with_session(|session| {
             let (private, public) = Self::audit_key(session)?;
             let signature =

@@ -39,7 +39,7 @@ use super::output::Output;
 use super::usage::DataOp;
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::mechanism::aes_gcm::{self, GcmKey};
+use crate::mechanism::aes_gcm::{self as gcm, GcmKey};
 use crate::mechanism::hash::{self, HashAlg};
 use crate::mechanism::GcmParams;
 use crate::mechanism::KeyView;
@@ -147,13 +147,13 @@ pub struct MessageOp {
 impl MessageOp {
     /// The key prepared for `tag_len`-byte tags: made once per key object, kept with it.
     fn gcm(&self, tag_len: usize) -> Result<Arc<GcmKey>> {
-        aes_gcm::prepared_key(&*self.key, tag_len)
+        gcm::prepared_key(&*self.key, tag_len)
     }
 
     /// The IV for the next message under `p`; `counter` hands out the key's next counter
     /// value (only called for a counter IV, after the parameters are checked).
     fn next_iv(&self, p: &MessageParams, counter: &mut dyn FnMut(&[u8; 32]) -> Result<u64>) -> Result<Vec<u8>> {
-        if p.iv.len() != aes_gcm::IV_LEN {
+        if p.iv.len() != gcm::IV_LEN {
             return Err(Error::MechanismParamInvalid);
         }
         let generator = match p.generator {
@@ -166,7 +166,7 @@ impl MessageOp {
             return Err(Error::MechanismParamInvalid);
         }
         let fixed = p.iv_fixed_bits / 8;
-        let free = aes_gcm::IV_LEN.checked_sub(fixed).ok_or(Error::MechanismParamInvalid)?;
+        let free = gcm::IV_LEN.checked_sub(fixed).ok_or(Error::MechanismParamInvalid)?;
         let mut iv = p.iv[..fixed].to_vec();
         if generator == IvGenerator::Random {
             if free * 8 < RANDOM_BITS_MIN {
@@ -247,7 +247,7 @@ fn counter_of(ctx: &Ctx) -> impl FnMut(&[u8; 32]) -> Result<u64> + '_ {
 
 fn gcm(iv: Vec<u8>, aad: &[u8], tag_len: usize) -> Result<GcmParams> {
     let params = GcmParams { iv, aad: aad.to_vec(), tag_len };
-    aes_gcm::check_params(&params)?;
+    gcm::check_params(&params)?;
     Ok(params)
 }
 

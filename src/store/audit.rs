@@ -12,7 +12,7 @@
 
 use std::cell::Cell;
 
-use sha2::{Digest, Sha256};
+use crate::mechanism::primitives::Sha256;
 
 /// Hash that precedes the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -225,7 +225,7 @@ impl AuditEntry<'_> {
             h.update([u8::from(field.is_some())]);
             h.update(field.unwrap_or(0).to_be_bytes());
         }
-        h.finalize().into()
+        h.finalize()
     }
 
     /// Format 1, for entries written before format 2.
@@ -253,7 +253,7 @@ impl AuditEntry<'_> {
                 h.update(field.unwrap_or(0).to_be_bytes());
             }
         }
-        h.finalize().into()
+        h.finalize()
     }
 }
 
@@ -298,7 +298,7 @@ mod tests {
             v1.update((f.len() as u64).to_be_bytes());
             v1.update(f.as_bytes());
         }
-        assert_eq!(h, <[u8; 32]>::from(v1.finalize()));
+        assert_eq!(h, v1.finalize());
     }
 
     #[test]

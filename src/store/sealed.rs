@@ -4,9 +4,9 @@
 //! data names the purpose and the owner (an object's `CKA_UNIQUE_ID`, a PIN record's
 //! workspace), so a sealed value moved to another row does not open.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use zeroize::Zeroizing;
+
+use crate::mechanism::primitives;
 
 use crate::error::{Error, Result};
 
@@ -24,11 +24,7 @@ pub type SealingKey = Zeroizing<[u8; 32]>;
 pub fn seal(key: &[u8; 32], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
     crate::rng::fill(&mut nonce)?;
-    let cipher = Aes256Gcm::new(key.into());
-    let aad = associated_data(context);
-    let ct = cipher
-        .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: &aad })
-        .map_err(|_| Error::General("AES-GCM seal failed".into()))?;
+    let ct = primitives::aes256_gcm_seal(key, &nonce, &associated_data(context), plaintext)?;
     let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
     out.push(FORMAT_V1);
     out.extend_from_slice(&nonce);
@@ -42,25 +38,17 @@ pub fn open(key: &[u8; 32], context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec
         return Err(Error::Integrity("sealed value is malformed"));
     }
     let (nonce, ct) = blob[1..].split_at(NONCE_LEN);
-    let nonce = Nonce::try_from(nonce).map_err(|_| Error::Integrity("sealed value is malformed"))?;
-    let cipher = Aes256Gcm::new(key.into());
-    let aad = associated_data(context);
-    cipher
-        .decrypt(&nonce, Payload { msg: ct, aad: &aad })
-        .map(Zeroizing::new)
+    let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::Integrity("sealed value is malformed"))?;
+    primitives::aes256_gcm_open(key, nonce, &associated_data(context), ct)
         .map_err(|_| Error::Integrity("sealed value does not open under this key"))
 }
 
 /// HMAC-SHA256 of `data` under `key`, bound to `purpose`: authenticates rows whose fields
 /// must stay readable (a master key row's state) but not be edited in the file.
 pub fn mac(key: &[u8; 32], purpose: &[u8], data: &[u8]) -> Result<[u8; 32]> {
-    use hmac::{Hmac, KeyInit as _, Mac};
-    let mut m = <Hmac<sha2::Sha256>>::new_from_slice(key).map_err(|_| Error::General("HMAC key".into()))?;
-    m.update(b"collabvault-mac-v1:");
-    m.update(&(purpose.len() as u64).to_be_bytes());
-    m.update(purpose);
-    m.update(data);
-    Ok(m.finalize().into_bytes().into())
+    let len = (purpose.len() as u64).to_be_bytes();
+    let mac = primitives::hmac_sha256(key, &[b"collabvault-mac-v1:", &len, purpose, data])?;
+    Ok(*mac)
 }
 
 /// Compares two MACs in constant time.

@@ -20,7 +20,6 @@
 //! sealed storage key` and version 2 `2 || salt || verifier` (authenticates only), both
 //! at 19 MiB and two passes.
 
-use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -101,13 +100,7 @@ pub fn check_len(pin: &[u8]) -> Result<()> {
 }
 
 fn derive(pin: &[u8], salt: &[u8], kdf: Kdf) -> Result<Zeroizing<[u8; 64]>> {
-    let params = Params::new(kdf.memory_kib, kdf.passes, 1, Some(64))
-        .map_err(|e| Error::General(format!("argon2 parameters: {e}")))?;
-    let mut out = Zeroizing::new([0u8; 64]);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(pin, salt, out.as_mut())
-        .map_err(|e| Error::General(format!("argon2: {e}")))?;
-    Ok(out)
+    crate::mechanism::primitives::argon2id::<64>(pin, salt, kdf.memory_kib, kdf.passes)
 }
 
 fn context(workspace: &str, owner: PinOwner) -> Vec<u8> {

@@ -1,4 +1,4 @@
-//! Raw C ABI helpers for the mechanism-breadth tests (issue 5): mechanisms the `cryptoki`
+//! Raw C ABI helpers for the mechanism tests: mechanisms the `cryptoki`
 //! crate has no variant for (SHA-3, `_GENERAL` MACs, AES-CTR, CMAC, key derivation) are
 //! driven through `cryptoki_sys` with a hand-built `CK_MECHANISM`.
 //!

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Mechanism breadth (issue 5) cross-checked with real clients: pkcs11-tool signs with RSA,
+# RSA, P-384, Ed25519 and the AES modes cross-checked with real clients: pkcs11-tool signs with RSA,
 # P-384 and Ed25519 keys made on the token and `openssl` verifies with the exported public
 # keys (PKCS#1 v1.5, PSS, ECDSA-SHA384, Ed25519); AES-ECB/CBC/CTR ciphertext equals
 # `openssl enc` byte for byte in both directions; RSA-OAEP ciphertext made by
 # `openssl pkeyutl` decrypts on the token.
 source "$(dirname "$0")/lib.sh"
-CLIENT=breadth
+CLIENT=mechanisms
 need_tool tools openssl pkcs11-tool python3 || exit 0
 fresh_workspace
 lp11() { pkcs11-tool --module "$MODULE" --login --pin "$USER_PIN" "$@"; }
 export_pub() { python3 "$(dirname "$0")/export_pub.py" "$MODULE" "$1" "$2"; }
 
-check init-token bash -c "pkcs11-tool --module '$MODULE' --init-token --label breadth --so-pin '$SO_PIN' && pkcs11-tool --module '$MODULE' --init-pin --so-pin '$SO_PIN' --pin '$USER_PIN'"
+check init-token bash -c "pkcs11-tool --module '$MODULE' --init-token --label mechanisms --so-pin '$SO_PIN' && pkcs11-tool --module '$MODULE' --init-pin --so-pin '$SO_PIN' --pin '$USER_PIN'"
 head -c 3000 /dev/urandom >"$WORK/file.bin"
 
 # RSA-2048: PKCS#1 v1.5 and PSS signatures, OAEP decryption of OpenSSL's ciphertext.
