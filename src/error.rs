@@ -158,8 +158,61 @@ pub enum Error {
     /// Audit checkpoints failed this many times in a row: key management fails closed
     /// until one succeeds.
     CheckpointsFailing(u32),
-    /// Anything else that should not happen; the text goes to the log.
-    General(String),
+    /// Something that should not happen; which one goes to the log.
+    Internal(Internal),
+}
+
+/// The failures that should never happen, each answered `CKR_GENERAL_ERROR` (the OS
+/// random source, `CKR_FUNCTION_FAILED`), named so the log says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Internal {
+    /// The OS random source failed.
+    RandomSource,
+    /// The PIN KDF refused its own parameters or failed.
+    Kdf,
+    /// An RSA private-key or public-key operation failed after its inputs were checked.
+    RsaOperation,
+    /// An RSA key is not a two-prime key with CRT values.
+    RsaKeyShape,
+    /// EC key generation drew no valid scalar in its tries.
+    EcKeyGeneration,
+    /// A cipher produced more than it said it would.
+    CipherOutputLength,
+    /// An operation produced data for a length query.
+    DataForLengthQuery,
+    /// An operation reports writing beyond the caller's buffer.
+    OutputBeyondBuffer,
+    /// A wrap record field does not fit its length prefix.
+    RecordFieldTooLong,
+    /// The bare root key was asked to MAC a row (only an HSM root keeps the MAC key).
+    BareRootMac,
+    /// A master key object was found without its version.
+    MasterWithoutVersion,
+    /// The IV counter limit is beyond the store's integer range.
+    IvCounterRange,
+    /// A derived value has the wrong length.
+    DerivedLength,
+}
+
+impl fmt::Display for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Internal::RandomSource => "the OS random source failed",
+            Internal::Kdf => "the PIN KDF (Argon2id) failed",
+            Internal::RsaOperation => "an RSA operation failed",
+            Internal::RsaKeyShape => "an RSA key is not two-prime with CRT values",
+            Internal::EcKeyGeneration => "EC key generation drew no valid scalar",
+            Internal::CipherOutputLength => "a cipher produced more than its stated length",
+            Internal::DataForLengthQuery => "an operation produced data for a length query",
+            Internal::OutputBeyondBuffer => "an operation reports output beyond the caller's buffer",
+            Internal::RecordFieldTooLong => "a wrap record field is too long for its header",
+            Internal::BareRootMac => "the bare root key does not MAC rows",
+            Internal::MasterWithoutVersion => "a master key object without its version",
+            Internal::IvCounterRange => "the IV counter limit is beyond the store's range",
+            Internal::DerivedLength => "a derived value has the wrong length",
+        })
+    }
 }
 
 impl fmt::Display for Error {
@@ -178,7 +231,7 @@ impl fmt::Display for Error {
             Error::CheckpointsFailing(n) => {
                 write!(f, "audit checkpoints failed {n} times in a row; key management is refused until one succeeds")
             }
-            Error::General(why) => write!(f, "internal error: {why}"),
+            Error::Internal(why) => write!(f, "internal error: {why}"),
             Error::AttributeTypeInvalid(t)
             | Error::AttributeValueInvalid(t)
             | Error::AttributeReadOnly(t)

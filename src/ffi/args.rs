@@ -4,7 +4,7 @@
 
 use cryptoki_sys::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 use crate::object::template::is_attribute_array;
 use crate::object::{Attr, Template};
 use crate::session::output::Output;
@@ -220,7 +220,7 @@ pub unsafe fn emit(buf: *mut CK_BYTE, len_ptr: *mut CK_ULONG, result: Result<Out
                 log::error!("an operation produced {} bytes for a {room}-byte buffer; refused", data.len());
                 *len = data.len() as CK_ULONG;
                 return Err(if buf.is_null() {
-                    Error::General("output data for a length query".into())
+                    Error::Internal(Internal::DataForLengthQuery)
                 } else {
                     Error::BufferTooSmall(data.len())
                 });
@@ -236,7 +236,7 @@ pub unsafe fn emit(buf: *mut CK_BYTE, len_ptr: *mut CK_ULONG, result: Result<Out
         Ok(Output::Written(n)) => {
             if n > room {
                 log::error!("an operation reports {n} bytes written to a {room}-byte buffer");
-                return Err(Error::General("output length beyond the caller's buffer".into()));
+                return Err(Error::Internal(Internal::OutputBeyondBuffer));
             }
             *len = n as CK_ULONG;
             Ok(())
@@ -340,11 +340,11 @@ mod tests {
         n = 0;
         // SAFETY: NULL buffer: nothing may be written through it.
         let err = unsafe { emit(std::ptr::null_mut(), &mut n, Ok(Output::Data(data))) }.unwrap_err();
-        assert!(matches!(err, Error::General(_)));
+        assert!(matches!(err, Error::Internal(_)));
         n = 4;
         // SAFETY: as above.
         let err = unsafe { emit(buf.as_mut_ptr(), &mut n, Ok(Output::Written(5))) }.unwrap_err();
-        assert!(matches!(err, Error::General(_)));
+        assert!(matches!(err, Error::Internal(_)));
     }
 
     #[test]

@@ -84,7 +84,7 @@ fn refused(function: &'static str, e: Error) -> CK_RV {
     match e {
         Error::Store(_)
         | Error::Integrity(_)
-        | Error::General(_)
+        | Error::Internal(_)
         | Error::Config(_)
         | Error::Root(_)
         | Error::RootTokenNotPresent(_) => {

@@ -5,7 +5,7 @@
 
 use cryptoki_sys::*;
 
-use crate::error::Error;
+use crate::error::{Error, Internal};
 
 /// The return code for `e`.
 pub fn rv(e: &Error) -> CK_RV {
@@ -80,7 +80,8 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::Integrity(_) => CKR_DEVICE_ERROR,
         Error::HostMemory => CKR_HOST_MEMORY,
         Error::CheckpointsFailing(_) => CKR_DEVICE_ERROR,
-        Error::General(_) => CKR_GENERAL_ERROR,
+        Error::Internal(Internal::RandomSource) => CKR_FUNCTION_FAILED,
+        Error::Internal(_) => CKR_GENERAL_ERROR,
     }
 }
 
@@ -101,6 +102,8 @@ mod tests {
             (Error::Store("x".into()), CKR_DEVICE_ERROR),
             (Error::ObjectContended, CKR_FUNCTION_FAILED),
             (Error::Integrity("x"), CKR_DEVICE_ERROR),
+            (Error::Internal(Internal::RandomSource), CKR_FUNCTION_FAILED),
+            (Error::Internal(Internal::RsaOperation), CKR_GENERAL_ERROR),
             (Error::CheckpointsFailing(3), CKR_DEVICE_ERROR),
             (Error::KeyBlocked("x".into()), CKR_KEY_FUNCTION_NOT_PERMITTED),
             (Error::Config("x".into()), CKR_GENERAL_ERROR),

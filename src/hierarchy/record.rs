@@ -17,7 +17,7 @@
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 use crate::mechanism::aes_gcm::GcmKey;
 use crate::mechanism::GcmParams;
 use crate::object::Template;
@@ -43,9 +43,9 @@ pub struct Header {
 }
 
 fn header(workspace: &str, version: u32, attrs: &Template) -> Result<Vec<u8>> {
-    let ws_len = u8::try_from(workspace.len()).map_err(|_| Error::General("workspace name too long".into()))?;
+    let ws_len = u8::try_from(workspace.len()).map_err(|_| Error::Internal(Internal::RecordFieldTooLong))?;
     let encoded = attrs.encode_nested()?;
-    let attrs_len = u16::try_from(encoded.len()).map_err(|_| Error::General("bound attributes too long".into()))?;
+    let attrs_len = u16::try_from(encoded.len()).map_err(|_| Error::Internal(Internal::RecordFieldTooLong))?;
     let mut h = MAGIC.to_vec();
     h.extend_from_slice(&[FORMAT_V1, ALG_AES_256_GCM, ws_len]);
     h.extend_from_slice(workspace.as_bytes());

@@ -21,7 +21,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
 use super::{Cipher, Mechanism};
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 
 /// The AES block size (FIPS 197).
 pub const BLOCK: usize = 16;
@@ -206,7 +206,7 @@ impl Cipher for BlockOp {
         let left = self.pending.len();
         match (self.mode, self.encrypt) {
             (Mode::CbcPad, true) => {
-                let pad = u8::try_from(BLOCK - left).map_err(|_| Error::General("CBC pad length".into()))?;
+                let pad = u8::try_from(BLOCK - left).map_err(|_| Error::Internal(Internal::DerivedLength))?;
                 self.pending.resize(BLOCK, pad);
                 self.drain(BLOCK, out);
                 Ok(())

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use super::registry::{build_plain, AttrSource, KeyNeed, MechEntry, MechInfo, NewAttr, NewPair, Ops, ParamShape};
 use super::Mechanism;
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 
 /// Smallest and largest field size in bits, for the registry rows of every EC mechanism.
 pub const MIN_BITS: CK_ULONG = 256;
@@ -250,7 +250,7 @@ fn printable(b: u8) -> bool {
 pub fn generate(curve: Curve) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
     for _ in 0..KEYGEN_ATTEMPTS {
         let mut candidate = Zeroizing::new(vec![0u8; curve.field_len()]);
-        getrandom::fill(&mut candidate).map_err(|e| Error::General(format!("OS RNG: {e}")))?;
+        super::primitives::fill_random(&mut candidate)?;
         if curve == Curve::P521 {
             candidate[0] &= 0x01;
         }
@@ -258,7 +258,7 @@ pub fn generate(curve: Curve) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
             return Ok((candidate, point));
         }
     }
-    Err(Error::General("EC key generation: no valid scalar drawn".into()))
+    Err(Error::Internal(Internal::EcKeyGeneration))
 }
 
 /// `CKA_EC_POINT` as PKCS#11 stores it: DER OCTET STRING of the uncompressed point

@@ -118,7 +118,7 @@ pub fn check_params(ec_params: &[u8]) -> Result<()> {
 /// A fresh key pair: (32-byte seed, 32-byte public key), the seed from the OS CSPRNG.
 pub fn generate() -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
     let mut seed = Zeroizing::new(vec![0u8; KEY_LEN]);
-    getrandom::fill(&mut seed).map_err(|e| Error::General(format!("OS RNG: {e}")))?;
+    super::primitives::fill_random(&mut seed)?;
     let public = public_from_seed(&seed)?;
     Ok((seed, public))
 }

@@ -261,7 +261,7 @@ pub trait Cipher: Send {
         let mut made = zeroize::Zeroizing::new(Vec::new());
         self.once(input, &mut made)?;
         let dest =
-            out.get_mut(..made.len()).ok_or(crate::Error::General("cipher output beyond its stated length".into()))?;
+            out.get_mut(..made.len()).ok_or(crate::Error::Internal(crate::error::Internal::CipherOutputLength))?;
         dest.copy_from_slice(&made);
         Ok(made.len())
     }

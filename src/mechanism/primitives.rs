@@ -8,11 +8,14 @@ use zeroize::Zeroizing;
 
 use super::hash::{self, HashAlg};
 use super::Digester;
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 
 /// Fills `buf` from the OS CSPRNG.
 pub fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| Error::General(format!("OS random source failed: {e}")))
+    getrandom::fill(buf).map_err(|e| {
+        log::error!("the OS random source failed: {e}");
+        Error::Internal(Internal::RandomSource)
+    })
 }
 
 /// SHA-256 of `data`.
@@ -84,6 +87,11 @@ pub fn p256_public_key_pem(point: &[u8]) -> Result<String> {
     key.to_public_key_pem(p256::pkcs8::LineEnding::LF).map_err(|_| Error::Integrity("the P-256 key does not encode"))
 }
 
+fn kdf_failed(e: &argon2::Error) -> Error {
+    log::error!("argon2: {e}");
+    Error::Internal(Internal::Kdf)
+}
+
 /// Argon2id (RFC 9106, version 0x13, one lane) of `password` with `salt`, `memory_kib`
 /// KiB and `passes` passes, into `N` bytes.
 pub fn argon2id<const N: usize>(
@@ -93,12 +101,11 @@ pub fn argon2id<const N: usize>(
     passes: u32,
 ) -> Result<Zeroizing<[u8; N]>> {
     use argon2::{Algorithm, Argon2, Params, Version};
-    let params =
-        Params::new(memory_kib, passes, 1, Some(N)).map_err(|e| Error::General(format!("argon2 parameters: {e}")))?;
+    let params = Params::new(memory_kib, passes, 1, Some(N)).map_err(|e| kdf_failed(&e))?;
     let mut out = Zeroizing::new([0u8; N]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(password, salt, out.as_mut())
-        .map_err(|e| Error::General(format!("argon2: {e}")))?;
+        .map_err(|e| kdf_failed(&e))?;
     Ok(out)
 }
 

@@ -24,7 +24,7 @@ use super::registry::{
     build_plain, AttrSource, KeyNeed, KeyView, MechEntry, MechInfo, NewAttr, NewPair, Ops, ParamShape,
 };
 use super::Mechanism;
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 
 /// Smallest modulus, in bits.
 pub const MIN_BITS: usize = 2048;
@@ -200,9 +200,9 @@ pub fn parts(key: &rsa::PrivateKey) -> Result<(PublicParts, PrivateParts)> {
     let k = key.size();
     let half = k.div_ceil(2);
     let public = PublicParts { n: minimal(&key.n_bytes()), e: minimal(&key.e_bytes()) };
-    let missing = || Error::General("RSA key without CRT values".into());
+    let missing = || Error::Internal(Internal::RsaKeyShape);
     let [p, q] = key.primes() else {
-        return Err(Error::General("RSA key is not two-prime".into()));
+        return Err(Error::Internal(Internal::RsaKeyShape));
     };
     let qinv = key.crt_coefficient().ok_or_else(missing)?;
     let private = PrivateParts {

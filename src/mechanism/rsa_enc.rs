@@ -34,7 +34,7 @@ use super::registry::{
 use super::rsa as rsa_keys;
 use super::rsa::{MAX_BITS, MIN_BITS};
 use super::{Cipher, HashAlg, Mechanism, OaepParams};
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 
 const ENC: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP;
 
@@ -171,7 +171,7 @@ pub fn encrypt(key: &rsa::PublicKey, padding: &Padding, data: &[u8]) -> Result<V
         return Err(Error::DataLenRange);
     }
     let rng = &mut crypto_common::getrandom::SysRng;
-    let failed = |_| Error::General("RSA encryption failed".into());
+    let failed = |_| Error::Internal(Internal::RsaOperation);
     match padding {
         Padding::Pkcs1 => key.encrypt(rng, Pkcs1v15Encrypt, data).map_err(failed),
         Padding::Oaep(p) => with_oaep!(p, oaep => key.encrypt(rng, oaep, data).map_err(failed)),

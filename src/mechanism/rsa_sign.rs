@@ -19,7 +19,7 @@ use super::registry::{build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, P
 use super::rsa as rsa_keys;
 use super::rsa::{MAX_BITS, MIN_BITS};
 use super::{Digester, Mechanism, PssParams, Signer, Verifier};
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 
 const fn row(ty: CK_MECHANISM_TYPE, param: ParamShape) -> MechEntry {
     MechEntry {
@@ -243,7 +243,7 @@ impl Signer for RsaSigner {
         let k = self.key.size();
         check_value(&self.scheme, &value, k)?;
         let rng = &mut crypto_common::getrandom::SysRng;
-        let failed = |_| Error::General("RSA signature failed".into());
+        let failed = |_| Error::Internal(Internal::RsaOperation);
         match &self.scheme {
             Scheme::Pkcs1(None) => self.key.sign_with_rng(rng, Pkcs1v15Sign::new_unprefixed(), &value).map_err(failed),
             Scheme::Pkcs1(Some(h)) => self.key.sign_with_rng(rng, pkcs1_padding(*h)?, &value).map_err(failed),

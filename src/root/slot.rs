@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use super::Sealer;
 use crate::config::RootConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 
 const BLOB_V1: u8 = 1;
 const IV_LEN: usize = 12;
@@ -453,6 +453,6 @@ impl Sealer for WorkspaceRoot {
     fn mac(&self, _purpose: &[u8], _data: &[u8]) -> Result<[u8; 32]> {
         // The bare root key seals only the storage key; rows are MACed under the storage
         // key (`BoundRoot`), which someone holding only the root PIN does not have.
-        Err(Error::General("the bare root key does not MAC rows".into()))
+        Err(Error::Internal(Internal::BareRootMac))
     }
 }

@@ -12,7 +12,7 @@
 use cryptoki_sys::*;
 
 use super::Ctx;
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 use crate::object::{Attr, Object, Template};
 use crate::store::{Lifecycle, MasterRecord, PinOwner};
 use crate::vendor::*;
@@ -101,7 +101,7 @@ pub(super) fn stored_records(ctx: &Ctx, version: Option<u32>, object: &Object) -
         None => object
             .ulong(CKA_CV_KEY_VERSION)
             .and_then(|v| u32::try_from(v).ok())
-            .ok_or(Error::General("a master key object without its version".into()))?,
+            .ok_or(Error::Internal(Internal::MasterWithoutVersion))?,
     };
     let n = ctx.token.store().records_under(&ctx.token.workspace, version)?;
     Ok(CK_ULONG::try_from(n).unwrap_or(CK_ULONG::MAX))

@@ -17,7 +17,7 @@ use super::{
     AppendHook, Backend, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, PinsMac,
     Reseal, RewrapBatch, TokenInit, TokenRecord, Updated,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 
 /// File name of the store inside the configured directory.
 pub const STORE_FILE: &str = "collabvault.sqlite3";
@@ -564,7 +564,7 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectId, ObjectR
 
 impl Backend for SqliteStore {
     fn reserve_iv_counter(&self, fingerprint: &[u8; 32], count: u64, max: u64) -> Result<Option<Range<u64>>> {
-        let max = i64::try_from(max).map_err(|_| Error::General("IV counter limit beyond the store's range".into()))?;
+        let max = i64::try_from(max).map_err(|_| Error::Internal(Internal::IvCounterRange))?;
         let count = i64::try_from(count).unwrap_or(i64::MAX);
         // No audit entry: a reservation changes no key, object or login, and one every
         // `count` messages would only add noise to the chain.

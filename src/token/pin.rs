@@ -22,7 +22,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 use crate::store::sealed::{self, SealingKey};
 use crate::store::PinOwner;
 
@@ -108,7 +108,7 @@ fn context(workspace: &str, owner: PinOwner) -> Vec<u8> {
 }
 
 fn kek_of(derived: &[u8; 64]) -> Result<&[u8; 32]> {
-    derived[VERIFIER_LEN..].try_into().map_err(|_| Error::General("kek length".into()))
+    derived[VERIFIER_LEN..].try_into().map_err(|_| Error::Internal(Internal::DerivedLength))
 }
 
 /// Makes a current (version 3) record that verifies `pin` and carries `payload`.
