@@ -42,6 +42,9 @@ impl Batching {
         let ws = common::Workspace::with_config_body(&body);
         let pkcs11 = common::load();
         let slot = pkcs11.get_all_slots().unwrap()[0];
+        if let Err(e) = pkcs11.init_token(slot, &cryptoki::types::AuthPin::new(common::SO_PIN.into()), "batching") {
+            panic!("{e}: {}", ws.log());
+        }
         common::init_token(&pkcs11, slot, "batching");
         Batching { pkcs11: Some(pkcs11), ws, slot, _hsm: hsm, _serial: serial }
     }
@@ -202,7 +205,8 @@ fn a_batch_the_store_refuses_fails_the_calls_with_device_error_until_it_is_writt
     );
     assert_eq!(rv_of(session_key(&s, "sk-refused-1")), RvError::DeviceError, "the call that fills the batch");
     assert_eq!(rv_of(session_key(&s, "sk-refused-2")), RvError::DeviceError, "and every call after it");
-    assert!(b.ws.log().contains("could not be written (store unwritable)"), "the log says why");
+    let log = b.ws.log();
+    assert!(log.contains("could not be written") && log.contains("store unwritable"), "the log says why: {log}");
     b.live_sql("DROP TRIGGER refuse_audit;");
     session_key(&s, "sk-after").unwrap();
     assert_eq!(b.session_key_entries(), 2, "the held entry went out with the next write");

@@ -1405,6 +1405,21 @@ mod tests {
     }
 
     #[test]
+    fn held_entries_go_into_the_chain_before_the_next_entry_in_call_order() {
+        let (_dir, store) = store();
+        store.set_batching(BatchPolicy { entries: 256, max_age: Duration::from_secs(600) });
+        let session_key = |n: u32| AuditEvent::ok("ws", "user", "C_GenerateKey", Some(format!("k{n}"))).batched();
+        store.append_audit(&session_key(1)).expect("held");
+        store.append_audit(&session_key(2)).expect("held");
+        assert!(store.audit_rows().expect("rows").is_empty(), "held, not written");
+        store.append_audit(&event()).expect("a durable entry");
+        store.append_audit(&session_key(3)).expect("held");
+        store.flush_audit().expect("flush");
+        let objects: Vec<_> = store.audit_rows().expect("rows").into_iter().map(|r| r.event.object).collect();
+        assert_eq!(objects, [Some("k1".into()), Some("k2".into()), event().object, Some("k3".into())]);
+    }
+
+    #[test]
     fn a_v4_store_migrates_and_its_format_1_chain_still_verifies() {
         use crate::store::audit::FORMAT_V1;
         let dir = tempfile::tempdir().expect("tempdir");
