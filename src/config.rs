@@ -80,6 +80,18 @@ pub struct AuditConfig {
     /// (generate, wrap, unwrap, derive, ...) is always one durable entry per call.
     #[serde(default)]
     pub data_operations: DataOperations,
+    /// How key-management entries about session objects (made, unwrapped, derived,
+    /// decapsulated or destroyed) reach the log: `"batched"` (default) holds them in
+    /// memory, in call order, and writes them together; `"each"` commits every one at once.
+    #[serde(default)]
+    pub session_objects: SessionObjects,
+    /// Batched: a batch is written when it would hold this many entries.
+    #[serde(default = "default_batch_entries")]
+    pub batch_entries: usize,
+    /// Batched: the first batched call this many milliseconds after the oldest held entry
+    /// writes the batch.
+    #[serde(default = "default_batch_ms")]
+    pub batch_ms: u64,
     /// With counters: a session's counts are flushed at least this often while it is in
     /// use (and always when it closes, at logout and at `C_Finalize`).
     #[serde(default = "default_flush_seconds")]
@@ -94,6 +106,22 @@ pub struct AuditConfig {
     /// clears it (`CKA_CV_BLOCKED` = false on `collabvault-master-v<N>`).
     #[serde(default)]
     pub block_on_alert: bool,
+}
+
+/// How session-object key-management entries reach the audit log (`store/batch.rs`).
+///
+/// Token objects and everything touching the hierarchy are one durable commit per event
+/// whatever this says; a session object vanishes with the process, so its entries may
+/// wait for a batch: a killed process loses at most the batch it held, and a batch that
+/// cannot be written fails every audited call from then on (`CKR_DEVICE_ERROR`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionObjects {
+    /// Held in memory and written in one transaction per batch.
+    #[default]
+    Batched,
+    /// One commit (written to the WAL, fsynced with the next full commit) per event.
+    Each,
 }
 
 /// How data operations reach the audit log.
@@ -116,12 +144,23 @@ impl Default for AuditConfig {
             checkpoint_seconds: default_checkpoint_seconds(),
             max_checkpoint_failures: default_max_checkpoint_failures(),
             data_operations: DataOperations::default(),
+            session_objects: SessionObjects::default(),
+            batch_entries: default_batch_entries(),
+            batch_ms: default_batch_ms(),
             flush_seconds: default_flush_seconds(),
             alert_unwraps_per_minute: default_unwrap_burst(),
             alert_failed_logins_per_hour: default_failed_logins(),
             block_on_alert: false,
         }
     }
+}
+
+fn default_batch_entries() -> usize {
+    256
+}
+
+fn default_batch_ms() -> u64 {
+    1000
 }
 
 fn default_checkpoint_every() -> u64 {

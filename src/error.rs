@@ -158,6 +158,9 @@ pub enum Error {
     /// Audit checkpoints failed this many times in a row: key management fails closed
     /// until one succeeds.
     CheckpointsFailing(u32),
+    /// Session-object audit entries held for one batch could not be written (the text
+    /// says why): every audited call fails until they are, so none is lost in silence.
+    AuditBatchUnwritten(String),
     /// Something that should not happen; which one goes to the log.
     Internal(Internal),
 }
@@ -230,6 +233,9 @@ impl fmt::Display for Error {
             Error::Integrity(what) => write!(f, "integrity check failed: {what}"),
             Error::CheckpointsFailing(n) => {
                 write!(f, "audit checkpoints failed {n} times in a row; key management is refused until one succeeds")
+            }
+            Error::AuditBatchUnwritten(why) => {
+                write!(f, "held audit entries could not be written ({why}); audited calls fail until they are")
             }
             Error::Internal(why) => write!(f, "internal error: {why}"),
             Error::AttributeTypeInvalid(t)

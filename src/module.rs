@@ -130,6 +130,9 @@ pub fn finalize() -> Result<()> {
     match state.as_ref() {
         Some(m) if m.is_ours() => {
             crate::session::flush_usage(m);
+            if let Err(e) = m.store.flush_audit() {
+                log::error!("C_Finalize: held audit entries could not be written: {e}");
+            }
             if let Some(c) = &m.checkpoints {
                 if let Err(e) = c.checkpoint(m.store.as_ref()) {
                     log::error!("the final audit checkpoint failed: {e}");
@@ -158,6 +161,12 @@ impl Module {
             log::error!("{e}");
         })?;
         let sqlite = Arc::new(SqliteStore::open(&config.store_dir)?);
+        if config.audit.session_objects == crate::config::SessionObjects::Batched {
+            sqlite.set_batching(crate::store::batch::BatchPolicy {
+                entries: config.audit.batch_entries,
+                max_age: std::time::Duration::from_millis(config.audit.batch_ms),
+            });
+        }
         let store: Arc<dyn Backend> = sqlite.clone();
         let mut checkpoints = None;
         let root = match &config.root {

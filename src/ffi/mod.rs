@@ -85,6 +85,7 @@ fn refused(function: &'static str, e: Error) -> CK_RV {
         Error::Store(_)
         | Error::Integrity(_)
         | Error::Internal(_)
+        | Error::AuditBatchUnwritten(_)
         | Error::Config(_)
         | Error::Root(_)
         | Error::RootTokenNotPresent(_) => {

@@ -80,6 +80,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::Integrity(_) => CKR_DEVICE_ERROR,
         Error::HostMemory => CKR_HOST_MEMORY,
         Error::CheckpointsFailing(_) => CKR_DEVICE_ERROR,
+        Error::AuditBatchUnwritten(_) => CKR_DEVICE_ERROR,
         Error::Internal(Internal::RandomSource) => CKR_FUNCTION_FAILED,
         Error::Internal(_) => CKR_GENERAL_ERROR,
     }
@@ -105,6 +106,7 @@ mod tests {
             (Error::Internal(Internal::RandomSource), CKR_FUNCTION_FAILED),
             (Error::Internal(Internal::RsaOperation), CKR_GENERAL_ERROR),
             (Error::CheckpointsFailing(3), CKR_DEVICE_ERROR),
+            (Error::AuditBatchUnwritten("x".into()), CKR_DEVICE_ERROR),
             (Error::KeyBlocked("x".into()), CKR_KEY_FUNCTION_NOT_PERMITTED),
             (Error::Config("x".into()), CKR_GENERAL_ERROR),
             (Error::IvCounterExhausted, CKR_MECHANISM_PARAM_INVALID),

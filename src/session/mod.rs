@@ -270,16 +270,16 @@ pub fn close(handle: CK_SESSION_HANDLE) -> Result<()> {
         return Err(Error::SessionHandleInvalid);
     }
     closed(&ctx.module, ctx.slot(), &gone);
-    Ok(())
+    ctx.token.store().flush_audit()
 }
 
 /// `C_CloseAllSessions`.
 pub fn close_all(slot: CK_SLOT_ID) -> Result<()> {
     let m = module::get()?;
-    m.token(slot)?;
+    let token = m.token(slot)?;
     let gone = m.sessions.remove_where(|_, s| s.slot_id == slot);
     closed(&m, slot, &gone);
-    Ok(())
+    token.store().flush_audit()
 }
 
 /// `C_GetSessionInfo`.
@@ -321,6 +321,7 @@ pub fn login(handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> 
 /// `C_Logout`.
 pub fn logout(handle: CK_SESSION_HANDLE) -> Result<()> {
     let ctx = Ctx::of(handle)?;
+    ctx.token.store().flush_audit()?;
     if ctx.token.logged_in().is_some() {
         // Counters are the logged-in actor's: they go out before the actor changes.
         usage::flush_all(&ctx.token, &ctx.module.sessions.of_slot(ctx.slot()));

@@ -164,9 +164,9 @@ impl Ctx {
         crate::object::usage::check_new_trust(&object, self.so_logged_in())?;
         let event = AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(what));
         if !object.is_token() {
-            // Made in this process and gone with it: its entry is fsynced with the next
-            // full commit (see store::audit::Sync).
-            self.token.store().append_audit(&event.synced_lazily())?;
+            // Made in this process and gone with it: its entry may wait for a batch
+            // (see store::audit::Sync::Batched).
+            self.token.store().append_audit(&event.batched())?;
             return Ok(self.module.handles.add_session_object(self.slot(), self.handle, object));
         }
         let record = object.to_record(&self.at_rest())?;
@@ -207,7 +207,7 @@ pub fn destroy(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()
             }
             ctx.token.store().delete_object(*id, &ctx.event("C_DestroyObject", o))?;
         }
-        Resolved::Session(o) => ctx.audit("C_DestroyObject", o.read().describe())?,
+        Resolved::Session(o) => ctx.token.store().append_audit(&ctx.event("C_DestroyObject", &o.read()).batched())?,
         // Master key objects are never destroyable (checked above).
         Resolved::Master(..) => return Err(Error::ActionProhibited),
     }

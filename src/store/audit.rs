@@ -78,6 +78,11 @@ pub enum Sync {
     Full,
     /// fsynced with the next full commit.
     Lazy,
+    /// A session object's key-management entry: with `[audit] session_objects =
+    /// "batched"` held in memory, in call order, and written as one `Lazy` transaction
+    /// when the batch is full or old, at session close, logout and `C_Finalize`, and
+    /// before any other entry (`store/batch.rs`); otherwise written like `Lazy`.
+    Batched,
 }
 
 impl AuditEvent {
@@ -98,6 +103,12 @@ impl AuditEvent {
     /// The same event, committed without its own fsync (see [`Sync::Lazy`]).
     pub fn synced_lazily(mut self) -> AuditEvent {
         self.sync = Sync::Lazy;
+        self
+    }
+
+    /// The same event, a session object's, which may wait in a batch (see [`Sync::Batched`]).
+    pub fn batched(mut self) -> AuditEvent {
+        self.sync = Sync::Batched;
         self
     }
 

@@ -10,6 +10,7 @@
 //! one behind the same trait.
 
 pub mod audit;
+pub mod batch;
 pub mod sealed;
 pub mod sqlite;
 
@@ -281,8 +282,12 @@ pub trait Backend: Send + Sync {
     fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>>;
     /// Stores a signed checkpoint.
     fn add_checkpoint(&self, checkpoint: &audit::Checkpoint) -> Result<()>;
-    /// Appends an event that changes no other state (a refused operation, a logout).
+    /// Appends an event that changes no other state (a refused operation, a logout). A
+    /// [`audit::Sync::Batched`] event may be held for the next batch write instead; an
+    /// error means the event (and any held before it) is not in the chain.
     fn append_audit(&self, event: &AuditEvent) -> Result<()>;
+    /// Writes every held batched event now (session close, logout, `C_Finalize`).
+    fn flush_audit(&self) -> Result<()>;
     /// Appends several events in one transaction (flushed operation counters).
     fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<()>;
     /// How many logins to `workspace` were refused for a wrong or locked PIN at or after

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, Sync, GENESIS};
+use super::batch::{BatchPolicy, Held};
 use super::{
     AppendHook, Backend, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, PinsMac,
     Reseal, RewrapBatch, TokenInit, TokenRecord, Updated,
@@ -123,6 +124,11 @@ pub struct SqliteStore {
     hook: std::sync::OnceLock<std::sync::Arc<dyn AppendHook>>,
     /// Per workspace, the MAC of its PIN records and counters (delegated roots only).
     pins_macs: Mutex<std::collections::HashMap<String, PinsMac>>,
+    /// With a policy, session-object entries wait in `held` (see `store/batch.rs`).
+    batching: std::sync::OnceLock<BatchPolicy>,
+    /// Held session-object entries. Locked across every audit write, so entries reach the
+    /// chain in the order the calls made them.
+    held: Mutex<Held>,
 }
 
 impl SqliteStore {
@@ -134,6 +140,8 @@ impl SqliteStore {
             idle: Mutex::new(Vec::new()),
             hook: std::sync::OnceLock::new(),
             pins_macs: Mutex::new(std::collections::HashMap::new()),
+            batching: std::sync::OnceLock::new(),
+            held: Mutex::new(Held::default()),
         };
         make_private_files(&store.path)?;
         let mut conn = store.connect()?;
@@ -145,6 +153,13 @@ impl SqliteStore {
     /// Sets the hook told about every committed audit entry (once; later calls are ignored).
     pub fn set_hook(&self, hook: std::sync::Arc<dyn AppendHook>) {
         drop(self.hook.set(hook));
+    }
+
+    /// Holds session-object entries in batches by `policy` (once; later calls are ignored).
+    pub fn set_batching(&self, policy: BatchPolicy) {
+        if self.batching.set(policy).is_err() {
+            log::debug!("store: audit batching was already set; {policy:?} ignored");
+        }
     }
 
     fn admit(&self, events: &[AuditEvent]) -> Result<()> {
@@ -214,23 +229,55 @@ impl SqliteStore {
 
     /// Entries alone: fsynced lazily only when every one of them allows it.
     fn append(&self, events: &[AuditEvent]) -> Result<()> {
-        let lazy = !events.is_empty() && events.iter().all(|e| e.sync == Sync::Lazy);
+        let lazy = !events.is_empty() && events.iter().all(|e| e.sync != Sync::Full);
         self.commit(events, if lazy { Sync::Lazy } else { Sync::Full }, |_| Ok(()))
+    }
+
+    /// A batched entry under `policy`: held, or written at once with the held ones.
+    fn hold(&self, event: &AuditEvent, policy: &BatchPolicy) -> Result<()> {
+        self.admit(std::slice::from_ref(event))?;
+        let mut held = self.held.lock();
+        if !held.must_write_with(policy) {
+            held.hold(event);
+            return Ok(());
+        }
+        let (_, written) = self.commit_held(&mut held, std::slice::from_ref(event), Sync::Lazy, |_| Ok(()))?;
+        drop(held);
+        self.announce(written);
+        Ok(())
     }
 
     /// Runs `f` and appends `events` in one immediate transaction; `sync` says whether
     /// the commit is fsynced before returning (a change to stored state always is).
     fn commit<T>(&self, events: &[AuditEvent], sync: Sync, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         self.admit(events)?;
+        let mut held = self.held.lock();
+        let (out, written) = self.commit_held(&mut held, events, sync, f)?;
+        // The hooks run unlocked: a checkpoint they make reads the store.
+        drop(held);
+        self.announce(written);
+        Ok(out)
+    }
+
+    /// [`SqliteStore::commit`] after the held entries, which go first in the same
+    /// transaction; returns every entry written with its sequence number.
+    fn commit_held<T>(
+        &self,
+        held: &mut Held,
+        events: &[AuditEvent],
+        sync: Sync,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<(T, Vec<(i64, AuditEvent)>)> {
         let lazy = sync == Sync::Lazy;
-        let (out, seqs) = self.with_conn(|conn| {
+        let result = self.with_conn(|conn| {
             if lazy {
                 conn.pragma_update(None, "synchronous", "NORMAL")?;
             }
             let committed = (|| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let out = f(&tx)?;
-                let seqs = events.iter().map(|e| append_entry(&tx, e)).collect::<Result<Vec<_>>>()?;
+                let seqs =
+                    held.events().iter().chain(events).map(|e| append_entry(&tx, e)).collect::<Result<Vec<_>>>()?;
                 tx.commit()?;
                 Ok((out, seqs))
             })();
@@ -240,11 +287,43 @@ impl SqliteStore {
                 conn.pragma_update(None, "synchronous", "FULL")?;
             }
             committed
-        })?;
-        for (seq, event) in seqs.into_iter().zip(events) {
-            self.appended(seq, event);
+        });
+        match result {
+            Ok((out, seqs)) => {
+                let written = held.written().into_iter().chain(events.iter().cloned());
+                Ok((out, seqs.into_iter().zip(written).collect()))
+            }
+            Err(e) if !held.events().is_empty() => Err(held.failed(e.to_string())),
+            Err(e) => Err(e),
         }
-        Ok(out)
+    }
+
+    /// Tells the hook about committed entries, in chain order.
+    fn announce(&self, written: Vec<(i64, AuditEvent)>) {
+        for (seq, event) in &written {
+            self.appended(*seq, event);
+        }
+    }
+
+    /// Writes the held entries, if any.
+    fn flush_held(&self) -> Result<()> {
+        let mut held = self.held.lock();
+        if held.events().is_empty() {
+            return Ok(());
+        }
+        let (_, written) = self.commit_held(&mut held, &[], Sync::Lazy, |_| Ok(()))?;
+        drop(held);
+        self.announce(written);
+        Ok(())
+    }
+}
+
+impl Drop for SqliteStore {
+    /// A module dropped without `C_Finalize` (an unload) still writes what it holds.
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_held() {
+            log::error!("store: held audit entries lost at unload: {e}");
+        }
     }
 }
 
@@ -940,7 +1019,14 @@ impl Backend for SqliteStore {
     }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<()> {
-        self.append(std::slice::from_ref(event))
+        match self.batching.get() {
+            Some(policy) if event.sync == Sync::Batched => self.hold(event, policy),
+            _ => self.append(std::slice::from_ref(event)),
+        }
+    }
+
+    fn flush_audit(&self) -> Result<()> {
+        self.flush_held()
     }
 
     fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<()> {
@@ -1316,6 +1402,21 @@ mod tests {
         assert!(rows.iter().all(|r| r.event.sync == Sync::Full), "the durability is not stored");
         assert_eq!(rows[0].prev_hash, GENESIS.to_vec());
         assert!(rows.windows(2).all(|w| w[1].prev_hash == w[0].hash), "one unbroken chain");
+    }
+
+    #[test]
+    fn held_entries_go_into_the_chain_before_the_next_entry_in_call_order() {
+        let (_dir, store) = store();
+        store.set_batching(BatchPolicy { entries: 256, max_age: Duration::from_secs(600) });
+        let session_key = |n: u32| AuditEvent::ok("ws", "user", "C_GenerateKey", Some(format!("k{n}"))).batched();
+        store.append_audit(&session_key(1)).expect("held");
+        store.append_audit(&session_key(2)).expect("held");
+        assert!(store.audit_rows().expect("rows").is_empty(), "held, not written");
+        store.append_audit(&event()).expect("a durable entry");
+        store.append_audit(&session_key(3)).expect("held");
+        store.flush_audit().expect("flush");
+        let objects: Vec<_> = store.audit_rows().expect("rows").into_iter().map(|r| r.event.object).collect();
+        assert_eq!(objects, [Some("k1".into()), Some("k2".into()), event().object, Some("k3".into())]);
     }
 
     #[test]
