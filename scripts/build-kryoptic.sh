@@ -50,9 +50,10 @@ echo "//! Empty: this package exists only to build the kryoptic cdylib." >"$buil
 echo "build-kryoptic: building kryoptic $version (features: $features)" >&2
 # Its own target dir: the peer never shares (or invalidates) this project's build.
 cargo build --release --quiet --manifest-path "$build/Cargo.toml" --target-dir "$build/target" >&2
-built="$build/target/release/deps/libkryoptic_pkcs11.so"
-if [ ! -f "$built" ]; then
-    echo "build-kryoptic: the build finished without $built" >&2
+# A dependency's cdylib keeps cargo's hash in its name: take the newest one.
+built=$(ls -t "$build"/target/release/deps/libkryoptic_pkcs11-*.so 2>/dev/null | head -n1 || true)
+if [ -z "$built" ]; then
+    echo "build-kryoptic: the build finished without libkryoptic_pkcs11-*.so in $build/target/release/deps" >&2
     exit 1
 fi
 cp "$built" "$lib.tmp"
