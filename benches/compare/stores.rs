@@ -308,7 +308,7 @@ fn stats(v: impl Iterator<Item = f64>) -> Option<Stats> {
 }
 
 fn one_shot_row(name: String, unit: Unit, cv: Option<Stats>, sh: Option<Stats>, sh_missing: &'static str) -> Row {
-    Row { name, unit, vals: [cv, sh, None], missing: ["not run", sh_missing, "-"] }
+    Row { name, unit, vals: [cv, sh, None, None], missing: ["not run", sh_missing, "-", "not run"] }
 }
 
 /// Copies the SoftHSM2 token directories that appeared since `before` into `to` (emptied
@@ -379,8 +379,8 @@ fn rewrap_row(cv_path: &Path, raw: &Raw, n: usize, name: String) -> Res<Row> {
     Ok(Row {
         name,
         unit: Unit::Rate,
-        vals: [Stats::of(rates), None, raw_rate],
-        missing: ["not run", "not offered", "-"],
+        vals: [Stats::of(rates), None, raw_rate, None],
+        missing: ["not run", "not offered", "-", "n/a"],
     })
 }
 
@@ -444,7 +444,7 @@ pub(super) fn run(
                 let mut c =
                     vec![Some(finder(&token.session, n, by_id)), sh_here.then(|| finder(&shn.session, n, by_id)), None];
                 let mut row = Row::rates(name.clone(), &measure(&mut c)?);
-                row.missing = ["not run", "not run", "-"];
+                row.missing = ["not run", "not run", "-", "not run"];
                 print_row(&row);
             }
         }
@@ -471,7 +471,7 @@ pub(super) fn run(
             for (i, name) in [(0, &names[6]), (1, &names[7])] {
                 if wanted(name) {
                     let mut row = Row::rates(name.clone(), &[cv_find[i], sh_find[i], None]);
-                    row.missing = ["not run", "not run", "-"];
+                    row.missing = ["not run", "not run", "-", "not run"];
                     print_row(&row);
                 }
             }
