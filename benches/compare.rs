@@ -83,8 +83,9 @@ struct Cfg {
     store_sizes: Vec<usize>,
     /// The sizes at which every stored DEK is re-wrapped to a new master key version.
     rewrap_sizes: Vec<usize>,
-    /// The largest store SoftHSM2 gets (it scans every object on each find).
-    softhsm_max: usize,
+    /// The largest store the peers (SoftHSM2, Kryoptic) get: each key is a durable
+    /// commit or file for them, and SoftHSM2 reads every object on each find.
+    peer_max: usize,
     /// Repeats of the one-shot rows (cold start, re-wrap).
     repeats: usize,
 }
@@ -105,7 +106,7 @@ impl Cfg {
                 calibrate_min: Duration::from_millis(2),
                 store_sizes: vec![500, 2000],
                 rewrap_sizes: vec![500, 2000],
-                softhsm_max: 500,
+                peer_max: 500,
                 repeats: 5,
             }
         } else {
@@ -116,7 +117,7 @@ impl Cfg {
                 calibrate_min: Duration::from_millis(20),
                 store_sizes: vec![1000, 10_000, 100_000, 1_000_000],
                 rewrap_sizes: vec![100_000, 1_000_000],
-                softhsm_max: 10_000,
+                peer_max: 10_000,
                 repeats: 5,
             }
         }
@@ -597,11 +598,11 @@ fn main() -> Res<()> {
         config.store_sizes.clone_from(&sizes);
         config.rewrap_sizes = sizes;
     }
-    // `--softhsm-max=N`: the largest store SoftHSM2 gets.
-    if let Some(n) = args.iter().find_map(|a| a.strip_prefix("--softhsm-max=")) {
-        config.softhsm_max = n.parse()?;
+    // `--peer-max=N`: the largest store SoftHSM2 and Kryoptic get.
+    if let Some(n) = args.iter().find_map(|a| a.strip_prefix("--peer-max=")) {
+        config.peer_max = n.parse()?;
     }
-    let custom = args.iter().any(|a| a.starts_with("--stores=") || a.starts_with("--softhsm-max="));
+    let custom = args.iter().any(|a| a.starts_with("--stores=") || a.starts_with("--peer-max="));
     CFG.get_or_init(|| config);
     // Child processes of the store rows (stores.rs): cold start and memory, fresh-process finds.
     match args.first().map(String::as_str) {
@@ -829,20 +830,21 @@ fn main() -> Res<()> {
     breadth::run(&tokens, &wanted)?;
 
     // Issue 8: the further rows, threads, then the large stores (which re-initialize the
-    // module with other stores: the main tokens close first). The store, cold start and
-    // audit rows compare this module with SoftHSM2 and itself only.
+    // module with other stores: its main token closes first; the peers' store rows grow
+    // their main tokens). The audit rows compare this module with itself.
     extra::run(&tokens, &paths, &clients, &raw, &wanted)?;
     scaling::run(&tokens, &clients, &raw, &hash, &wanted)?;
     drop(clients);
     drop(setups);
     drop(tokens);
+    cv.close()?;
+    audit::run(&dir, &cv_path, &wanted)?;
+    let ky_peer = ky.as_ref().zip(ky_path.as_deref());
+    stores::run(&dir, &cv_path, (&sh, &sh_path), ky_peer, &raw, &wanted)?;
+    sh.close()?;
     if let Some(ky) = ky {
         ky.close()?;
     }
-    cv.close()?;
-    audit::run(&dir, &cv_path, &wanted)?;
-    stores::run(&dir, &cv_path, &sh, &sh_path, &raw, &wanted)?;
-    sh.close()?;
 
     println!();
     println!(

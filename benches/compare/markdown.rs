@@ -127,7 +127,7 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
          `not run`, `n/a` or `-` in its column. `not run`: SoftHSM2 was not given stores \
          beyond {} objects, where each of its finds and cold starts takes too long to repeat (it reads \
          every object on each `C_FindObjects`). `-`: there is no raw-crate counterpart (object store work).",
-        c.softhsm_max
+        c.peer_max
     )?;
     writeln!(
         w,

@@ -67,6 +67,11 @@ impl Token {
         Ok(())
     }
 
+    /// The token's label, as `C_GetTokenInfo` gives it (without the padding).
+    pub(super) fn label(&self) -> Res<String> {
+        Ok(self.pkcs11.get_token_info(self.slot)?.label().trim_end().to_string())
+    }
+
     pub(super) fn has(&self, m: MechanismType) -> Res<bool> {
         Ok(self.pkcs11.get_mechanism_list(self.slot)?.contains(&m))
     }
