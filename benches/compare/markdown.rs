@@ -123,10 +123,10 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
         "- `not offered`: the module lacks the mechanism or function (SoftHSM2 2.6 has no ML-KEM, no \
          message-based API and no master-key hierarchy); `n/a` says the same of Kryoptic (built \
          without the features that need OpenSSL 3.2 or 3.5, so no Ed25519 or ML-KEM, and no hierarchy). \
-         Kryoptic runs the rows of the main token; the large-store, cold-start and audit rows say \
-         `not run`, `n/a` or `-` in its column. `not run`: SoftHSM2 was not given stores \
-         beyond {} objects, where each of its finds and cold starts takes too long to repeat (it reads \
-         every object on each `C_FindObjects`). `-`: there is no raw-crate counterpart (object store work).",
+         `not run`: the peers (SoftHSM2, Kryoptic) were not given stores beyond {} objects, where \
+         filling them and repeating their finds and cold starts takes too long (SoftHSM2 reads every \
+         object on each `C_FindObjects`). `-`: there is no raw-crate counterpart (object store work), \
+         or, in the Kryoptic column of the audit rows, nothing to compare.",
         c.peer_max
     )?;
     writeln!(
