@@ -19,17 +19,14 @@
 use std::error::Error;
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use aes_kw::AesKw;
-use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, KeyType, MlKemParameterSetType, ObjectClass, ObjectHandle};
-use cryptoki::session::Session;
+use cryptoki::object::{Attribute, KeyType};
 use ml_kem::{Decapsulate, DecapsulationKey, Encapsulate, MlKem768};
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
@@ -64,8 +61,19 @@ mod report;
 // The modules loaded (this one, SoftHSM2, Kryoptic) and a fresh token on each.
 #[path = "compare/peers.rs"]
 mod peers;
+// The client code every module's rows share.
+#[path = "compare/client.rs"]
+mod client;
+// The table's rows and columns, printed as they are measured.
+#[path = "compare/table.rs"]
+mod table;
 
+use client::{secret_template, Client};
 use peers::{use_cv_config, Token};
+use table::{
+    fmt_cell, fmt_per_op, fmt_ratio, kryoptic_column, measure_row, print_header, print_row, unit_name, Row, Unit,
+    KRYOPTIC_COLUMN, KY, RAW, ROWS,
+};
 
 /// How much a run does: the full run (the table in BENCHMARKS.md) or `--quick` (every
 /// row briefly, small stores; CI runs it so the harness cannot rot, never for a speed).
@@ -204,150 +212,6 @@ fn measure(contenders: &mut [Option<Batch<'_>>]) -> Res<Vec<Option<Stats>>> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The client: one code path for every module
-
-/// The keys and inputs one token's rows use; every method is plain `cryptoki` calls.
-struct Client<'a> {
-    s: &'a Session,
-    gcm_key: ObjectHandle,
-    kek: ObjectHandle,
-    wrapped: Vec<u8>,
-    ec_private: ObjectHandle,
-    ec_public: ObjectHandle,
-    signature: Vec<u8>,
-    mlkem: Option<(ObjectHandle, ObjectHandle, Vec<u8>)>,
-}
-
-fn secret_template(extra: &[Attribute]) -> Vec<Attribute> {
-    let mut t = vec![Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Token(false)];
-    t.extend_from_slice(extra);
-    t
-}
-
-/// Template for the generic secret an ECDH derivation or ML-KEM operation makes.
-fn shared_secret_template() -> Vec<Attribute> {
-    secret_template(&[Attribute::KeyType(KeyType::GENERIC_SECRET), Attribute::ValueLen(32.into())])
-}
-
-impl<'a> Client<'a> {
-    fn setup(token: &'a Token, hash: &[u8]) -> Res<Client<'a>> {
-        let s = &token.session;
-        let aes = |extra: &[Attribute]| -> Res<ObjectHandle> {
-            let mut t = secret_template(&[Attribute::KeyType(KeyType::AES), Attribute::ValueLen(32.into())]);
-            t.extend_from_slice(extra);
-            Ok(s.generate_key(&Mechanism::AesKeyGen, &t)?)
-        };
-        let gcm_key = aes(&[Attribute::Encrypt(true), Attribute::Decrypt(true)])?;
-        let kek = aes(&[Attribute::Wrap(true), Attribute::Unwrap(true)])?;
-        let target = aes(&[Attribute::Extractable(true), Attribute::Encrypt(true)])?;
-        let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, kek, target)?;
-
-        let (ec_public, ec_private) = s.generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[Attribute::Token(false), Attribute::EcParams(P256_OID.to_vec()), Attribute::Verify(true)],
-            &[Attribute::Token(false), Attribute::Sign(true), Attribute::Derive(true), Attribute::Sensitive(true)],
-        )?;
-        let signature = s.sign(&Mechanism::Ecdsa, ec_private, hash)?;
-        s.verify(&Mechanism::Ecdsa, ec_public, hash, &signature)?;
-
-        let mlkem = if token.has(MechanismType::ML_KEM)? && token.has(MechanismType::ML_KEM_KEY_PAIR_GEN)? {
-            let (public, private) = s.generate_key_pair(
-                &Mechanism::MlKemKeyPairGen,
-                &[
-                    Attribute::Token(false),
-                    Attribute::ParameterSet(MlKemParameterSetType::ML_KEM_768.into()),
-                    Attribute::Encapsulate(true),
-                ],
-                &[Attribute::Token(false), Attribute::Decapsulate(true)],
-            )?;
-            let (ciphertext, k) = s.encapsulate_key(&Mechanism::MlKem, public, &shared_secret_template())?;
-            s.destroy_object(k)?;
-            Some((public, private, ciphertext))
-        } else {
-            None
-        };
-
-        Ok(Client { s, gcm_key, kek, wrapped, ec_private, ec_public, signature, mlkem })
-    }
-
-    /// `C_EncryptInit` + `C_Encrypt` (length query, then the call) with a fresh IV.
-    fn gcm_encrypt(&self, iv_counter: &mut u64, data: &[u8]) -> Res<()> {
-        *iv_counter += 1;
-        let mut iv = [0u8; 12];
-        iv[4..].copy_from_slice(&iv_counter.to_be_bytes());
-        let params = GcmParams::new(&mut iv, &[], 128.into())?;
-        let out = self.s.encrypt(&Mechanism::AesGcm(params), self.gcm_key, data)?;
-        black_box(out);
-        Ok(())
-    }
-
-    fn gcm_seal_once(&self, data: &[u8]) -> Res<Vec<u8>> {
-        let mut iv = [7u8; 12];
-        let params = GcmParams::new(&mut iv, &[], 128.into())?;
-        Ok(self.s.encrypt(&Mechanism::AesGcm(params), self.gcm_key, data)?)
-    }
-
-    fn gcm_decrypt(&self, sealed: &[u8]) -> Res<()> {
-        let mut iv = [7u8; 12];
-        let params = GcmParams::new(&mut iv, &[], 128.into())?;
-        black_box(self.s.decrypt(&Mechanism::AesGcm(params), self.gcm_key, sealed)?);
-        Ok(())
-    }
-
-    fn wrap(&self, target: ObjectHandle) -> Res<()> {
-        black_box(self.s.wrap_key(&Mechanism::AesKeyWrap, self.kek, target)?);
-        Ok(())
-    }
-
-    fn unwrap(&self) -> Res<ObjectHandle> {
-        let t = secret_template(&[Attribute::KeyType(KeyType::AES), Attribute::Encrypt(true)]);
-        Ok(self.s.unwrap_key(&Mechanism::AesKeyWrap, self.kek, &self.wrapped, &t)?)
-    }
-
-    fn sign(&self, hash: &[u8]) -> Res<()> {
-        black_box(self.s.sign(&Mechanism::Ecdsa, self.ec_private, hash)?);
-        Ok(())
-    }
-
-    fn verify(&self, hash: &[u8]) -> Res<()> {
-        self.s.verify(&Mechanism::Ecdsa, self.ec_public, hash, &self.signature)?;
-        Ok(())
-    }
-
-    fn ecdh(&self, peer_point: &[u8]) -> Res<ObjectHandle> {
-        let params = Ecdh1DeriveParams::new(EcKdf::null(), peer_point);
-        Ok(self.s.derive_key(&Mechanism::Ecdh1Derive(params), self.ec_private, &shared_secret_template())?)
-    }
-
-    fn encapsulate(&self) -> Res<ObjectHandle> {
-        let (public, _, _) = self.mlkem.as_ref().ok_or_else(|| err("no ML-KEM key"))?;
-        let (ct, k) = self.s.encapsulate_key(&Mechanism::MlKem, *public, &shared_secret_template())?;
-        black_box(ct);
-        Ok(k)
-    }
-
-    fn decapsulate(&self) -> Res<ObjectHandle> {
-        let (_, private, ct) = self.mlkem.as_ref().ok_or_else(|| err("no ML-KEM key"))?;
-        Ok(self.s.decapsulate_key(&Mechanism::MlKem, *private, &shared_secret_template(), ct)?)
-    }
-
-    /// A batch of an operation that makes a key: only the operation is timed, the
-    /// `C_DestroyObject` after it is not.
-    fn making_keys(&'a self, op: fn(&Client<'a>) -> Res<ObjectHandle>) -> Batch<'a> {
-        Box::new(move |n| {
-            let mut total = Duration::ZERO;
-            for _ in 0..n {
-                let start = Instant::now();
-                let k = op(self)?;
-                total += start.elapsed();
-                self.s.destroy_object(k)?;
-            }
-            Ok(total)
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // The raw crates
 
 struct Raw {
@@ -416,176 +280,6 @@ impl Raw {
         black_box(&buf);
         Ok(())
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Rows
-
-/// What a row's figures are.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Unit {
-    /// Operations per second (higher is better).
-    Rate,
-    /// Milliseconds per operation (lower is better).
-    Ms,
-    /// Mebibytes of resident memory (lower is better).
-    Mib,
-}
-
-/// The raw crates' column in [`Row::vals`] (0 is this module, 1 SoftHSM2).
-const RAW: usize = 2;
-/// Kryoptic's column in [`Row::vals`]: last, so rows without it keep their indices.
-const KY: usize = 3;
-
-/// Whether this run has Kryoptic (its library was built and opened): the table shows
-/// its columns only then.
-static KRYOPTIC_COLUMN: AtomicBool = AtomicBool::new(false);
-
-fn kryoptic_column() -> bool {
-    KRYOPTIC_COLUMN.load(Ordering::Relaxed)
-}
-
-/// One line of the table: collabvault, SoftHSM2, raw crates, Kryoptic.
-#[derive(Clone, Debug)]
-struct Row {
-    name: String,
-    unit: Unit,
-    vals: [Option<Stats>; 4],
-    /// What an empty cell says ("not offered", "not run", "n/a", "-").
-    missing: [&'static str; 4],
-}
-
-impl Row {
-    fn rates(name: impl Into<String>, rates: &[Option<Stats>]) -> Row {
-        let at = |i: usize| rates.get(i).copied().flatten();
-        Row {
-            name: name.into(),
-            unit: Unit::Rate,
-            vals: [at(0), at(1), at(RAW), at(KY)],
-            missing: ["not offered", "not offered", "-", "n/a"],
-        }
-    }
-
-    /// How many times better the module is than column `other` (>1: the module wins).
-    fn ratio(&self, other: usize) -> Option<f64> {
-        let (a, b) = (self.vals[0]?.median, self.vals[other]?.median);
-        match self.unit {
-            Unit::Rate => Some(a / b),
-            Unit::Ms | Unit::Mib => Some(b / a),
-        }
-    }
-}
-
-/// Three significant digits, with k/M suffixes for rates.
-fn compact(v: f64) -> String {
-    let (v, suffix) = if v >= 1e6 {
-        (v / 1e6, "M")
-    } else if v >= 1e4 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    if v >= 100.0 {
-        format!("{v:.0}{suffix}")
-    } else if v >= 10.0 {
-        format!("{v:.1}{suffix}")
-    } else {
-        format!("{v:.2}{suffix}")
-    }
-}
-
-fn fmt_cell(row: &Row, i: usize) -> String {
-    match row.vals[i] {
-        None => row.missing[i].to_string(),
-        Some(s) => format!("{} [{}–{}]", compact(s.median), compact(s.min), compact(s.max)),
-    }
-}
-
-fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or_else(|| "-".into(), |r| if r >= 100.0 { format!("{r:.0}x") } else { format!("{r:.2}x") })
-}
-
-/// The module's time per operation, for rate rows.
-fn fmt_per_op(row: &Row) -> String {
-    match (row.unit, row.vals[0]) {
-        (Unit::Rate, Some(s)) => {
-            let us = 1e6 / s.median;
-            if us >= 1000.0 {
-                format!("{:.2} ms", us / 1000.0)
-            } else {
-                format!("{us:.2} µs")
-            }
-        }
-        _ => "".into(),
-    }
-}
-
-fn unit_name(u: Unit) -> &'static str {
-    match u {
-        Unit::Rate => "ops/s",
-        Unit::Ms => "ms",
-        Unit::Mib => "MiB",
-    }
-}
-
-static ROWS: std::sync::Mutex<Vec<Row>> = std::sync::Mutex::new(Vec::new());
-
-/// The table's line for `cells`: (operation, unit, collabvault, softhsm2, raw, cv/sh,
-/// cv/raw, cv per op, kryoptic, cv/ky); the last two only when the run has Kryoptic.
-fn table_line(c: [&str; 10]) -> String {
-    let mut line =
-        format!("{:<54} {:>5} {:>24} {:>24} {:>24} {:>9} {:>8} {:>10}", c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
-    if kryoptic_column() {
-        line.push_str(&format!(" {:>24} {:>9}", c[8], c[9]));
-    }
-    line
-}
-
-fn print_header() {
-    println!(
-        "{}",
-        table_line([
-            "operation",
-            "unit",
-            "collabvault",
-            "softhsm2",
-            "raw",
-            "cv/sh",
-            "cv/raw",
-            "cv per op",
-            "kryoptic",
-            "cv/ky"
-        ])
-    );
-}
-
-/// Prints a row and keeps it for the report.
-fn print_row(row: &Row) {
-    let cells = [
-        row.name.clone(),
-        unit_name(row.unit).to_string(),
-        fmt_cell(row, 0),
-        fmt_cell(row, 1),
-        fmt_cell(row, RAW),
-        fmt_ratio(row.ratio(1)),
-        fmt_ratio(row.ratio(RAW)),
-        fmt_per_op(row),
-        fmt_cell(row, KY),
-        fmt_ratio(row.ratio(KY)),
-    ];
-    println!("{}", table_line(cells.each_ref().map(String::as_str)));
-    ROWS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(row.clone());
-}
-
-/// Measures a row whose contenders are the PKCS#11 modules' batches in peer order
-/// (collabvault, SoftHSM2, then Kryoptic when the run has it) followed by the raw one,
-/// and prints it with each figure in its column ([`RAW`] before [`KY`]).
-fn measure_row(name: &str, mut contenders: Vec<Option<Batch<'_>>>) -> Res<()> {
-    let raw = contenders.pop().flatten();
-    contenders.insert(RAW.min(contenders.len()), raw);
-    let rates = measure(&mut contenders).map_err(|e| err(format!("{name}: {e}")))?;
-    print_row(&Row::rates(name, &rates));
-    Ok(())
 }
 
 fn main() -> Res<()> {
