@@ -7,7 +7,9 @@
 # system libssl through bindgen'd headers) and the crate's `standard` set without the parts
 # that need OpenSSL 3.2 or 3.5 (`eddsa`, `ec_montgomery`, `pqc`). The built library is
 # cached in target/peers/kryoptic/ with a stamp of the version and features, so a rerun
-# with the same stamp returns at once. Needs libclang-dev and libssl-dev
+# with the same stamp returns at once. The dependency versions are pinned by
+# scripts/kryoptic-peer.lock (the generated project's Cargo.lock, built with --locked):
+# when the version or features here change, delete it, build, and commit the new one. Needs libclang-dev and libssl-dev
 # (scripts/install-deps.sh). Prints the library's path on success.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,10 +50,17 @@ panic = "unwind"
 [workspace]
 EOF
 echo "//! Empty: this package exists only to build the kryoptic cdylib." >"$build/src/lib.rs"
+lock="scripts/kryoptic-peer.lock"
+locked=()
+if [ -f "$lock" ]; then
+    cp "$lock" "$build/Cargo.lock"
+    locked=(--locked)
+fi
 
 echo "build-kryoptic: building kryoptic $version (features: $features)" >&2
 # Its own target dir: the peer never shares (or invalidates) this project's build.
-cargo build --release --quiet --manifest-path "$build/Cargo.toml" --target-dir "$build/target" >&2
+cargo build --release --quiet "${locked[@]}" --manifest-path "$build/Cargo.toml" --target-dir "$build/target" >&2
+[ -f "$lock" ] || cp "$build/Cargo.lock" "$lock"
 # A dependency's cdylib keeps cargo's hash in its name: take the newest one.
 built=$(ls -t "$build"/target/release/deps/libkryoptic_pkcs11-*.so 2>/dev/null | head -n1 || true)
 if [ -z "$built" ]; then
