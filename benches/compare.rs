@@ -1,42 +1,38 @@
-//! `cargo bench --bench compare`: this module against SoftHSM2 and against the raw crates.
+//! `cargo bench --bench compare`: this module against SoftHSM2, Kryoptic and the raw crates.
 //!
-//! One process loads `libcollabvault_pkcs11.so` and SoftHSM2's `libsofthsm2.so` through the
-//! `cryptoki` crate and drives both with the same client code ([`Client`]); the raw rows
-//! do the same cryptography with the RustCrypto crates the module is built on, with no
-//! PKCS#11 in between. Each row's three contenders run interleaved: after a warm-up that
+//! One process loads `libcollabvault_pkcs11.so`, SoftHSM2's `libsofthsm2.so` and, when
+//! `scripts/build-kryoptic.sh` has built it, Kryoptic's `libkryoptic_pkcs11.so` through
+//! the `cryptoki` crate and drives each with the same client code ([`Client`]); the raw
+//! rows do the same cryptography with the RustCrypto crates the module is built on, with
+//! no PKCS#11 in between. Each row's contenders run interleaved: after a warm-up that
 //! sizes every batch to about [`BATCH_TARGET`], [`BATCHES`] rounds each time one batch of
 //! every contender, and the table prints the median rate of each and the ratios of those
 //! medians, all from this one run.
 //!
-//! Needs SoftHSM2 (`bash scripts/install-deps.sh`); `SOFTHSM2_MODULE` and
-//! `COLLABVAULT_MODULE` override the library paths.
+//! Needs SoftHSM2 (`bash scripts/install-deps.sh`); without Kryoptic the run has no
+//! Kryoptic column. `SOFTHSM2_MODULE`, `KRYOPTIC_MODULE` and `COLLABVAULT_MODULE`
+//! override the library paths.
 
 // A measurement harness, not library code: no docs on its items.
 #![allow(missing_docs)]
 
 use std::error::Error;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use aes_kw::AesKw;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, KeyType, MlKemParameterSetType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::slot::Slot;
-use cryptoki::types::AuthPin;
+use cryptoki::object::{Attribute, KeyType};
 use ml_kem::{Decapsulate, DecapsulationKey, Encapsulate, MlKem768};
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::elliptic_curve::sec1::ToSec1Point;
 use p256::{PublicKey, SecretKey};
 use sha2::{Digest, Sha256};
-use tempfile::TempDir;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -62,6 +58,22 @@ mod audit;
 // The machine, the versions, the table as BENCHMARKS.md and the targets.
 #[path = "compare/report.rs"]
 mod report;
+// The modules loaded (this one, SoftHSM2, Kryoptic) and a fresh token on each.
+#[path = "compare/peers.rs"]
+mod peers;
+// The client code every module's rows share.
+#[path = "compare/client.rs"]
+mod client;
+// The table's rows and columns, printed as they are measured.
+#[path = "compare/table.rs"]
+mod table;
+
+use client::{secret_template, Client};
+use peers::{use_cv_config, Token};
+use table::{
+    fmt_cell, fmt_per_op, fmt_ratio, kryoptic_column, measure_row, print_header, print_row, unit_name, Row, Unit,
+    KRYOPTIC_COLUMN, KY, RAW, ROWS,
+};
 
 /// How much a run does: the full run (the table in BENCHMARKS.md) or `--quick` (every
 /// row briefly, small stores; CI runs it so the harness cannot rot, never for a speed).
@@ -79,8 +91,9 @@ struct Cfg {
     store_sizes: Vec<usize>,
     /// The sizes at which every stored DEK is re-wrapped to a new master key version.
     rewrap_sizes: Vec<usize>,
-    /// The largest store SoftHSM2 gets (it scans every object on each find).
-    softhsm_max: usize,
+    /// The largest store the peers (SoftHSM2, Kryoptic) get: each key is a durable
+    /// commit or file for them, and SoftHSM2 reads every object on each find.
+    peer_max: usize,
     /// Repeats of the one-shot rows (cold start, re-wrap).
     repeats: usize,
 }
@@ -101,7 +114,7 @@ impl Cfg {
                 calibrate_min: Duration::from_millis(2),
                 store_sizes: vec![500, 2000],
                 rewrap_sizes: vec![500, 2000],
-                softhsm_max: 500,
+                peer_max: 500,
                 repeats: 5,
             }
         } else {
@@ -112,7 +125,7 @@ impl Cfg {
                 calibrate_min: Duration::from_millis(20),
                 store_sizes: vec![1000, 10_000, 100_000, 1_000_000],
                 rewrap_sizes: vec![100_000, 1_000_000],
-                softhsm_max: 10_000,
+                peer_max: 10_000,
                 repeats: 5,
             }
         }
@@ -199,203 +212,6 @@ fn measure(contenders: &mut [Option<Batch<'_>>]) -> Res<Vec<Option<Stats>>> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Tokens
-
-/// A loaded module with an initialized token and a user session on it.
-struct Token {
-    name: &'static str,
-    session: Session,
-    slot: Slot,
-    pkcs11: Pkcs11,
-}
-
-impl Token {
-    /// Loads `path`, initializes the first token with `label`, sets the user PIN and
-    /// logs the user in. The module's configuration (env var) must be set already.
-    fn open(name: &'static str, path: &Path, label: &str) -> Res<Token> {
-        let pkcs11 = Pkcs11::new(path).map_err(|e| err(format!("{name}: loading {}: {e}", path.display())))?;
-        pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
-        let slot = *pkcs11.get_slots_with_token()?.first().ok_or_else(|| err(format!("{name}: no slot")))?;
-        pkcs11.init_token(slot, &AuthPin::new(SO_PIN.into()), label)?;
-        // SoftHSM2 may give the initialized token another slot id: look it up by label.
-        let mut found = None;
-        for s in pkcs11.get_slots_with_token()? {
-            let info = pkcs11.get_token_info(s)?;
-            if info.label().trim_end() == label && info.token_initialized() {
-                found = Some(s);
-            }
-        }
-        let slot = found.ok_or_else(|| err(format!("{name}: initialized token not found")))?;
-        {
-            let so = pkcs11.open_rw_session(slot)?;
-            so.login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))?;
-            so.init_pin(&AuthPin::new(USER_PIN.into()))?;
-            so.logout()?;
-        }
-        let session = pkcs11.open_rw_session(slot)?;
-        session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))?;
-        Ok(Token { name, session, slot, pkcs11 })
-    }
-
-    /// Closes the session and finalizes the module (dropping a `Pkcs11` does not call
-    /// `C_Finalize`, and the module must be re-initialized on another store later).
-    fn close(self) -> Res<()> {
-        let Token { session, pkcs11, .. } = self;
-        drop(session);
-        pkcs11.finalize()?;
-        Ok(())
-    }
-
-    fn has(&self, m: MechanismType) -> Res<bool> {
-        Ok(self.pkcs11.get_mechanism_list(self.slot)?.contains(&m))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The client: one code path for every module
-
-/// The keys and inputs one token's rows use; every method is plain `cryptoki` calls.
-struct Client<'a> {
-    s: &'a Session,
-    gcm_key: ObjectHandle,
-    kek: ObjectHandle,
-    wrapped: Vec<u8>,
-    ec_private: ObjectHandle,
-    ec_public: ObjectHandle,
-    signature: Vec<u8>,
-    mlkem: Option<(ObjectHandle, ObjectHandle, Vec<u8>)>,
-}
-
-fn secret_template(extra: &[Attribute]) -> Vec<Attribute> {
-    let mut t = vec![Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Token(false)];
-    t.extend_from_slice(extra);
-    t
-}
-
-/// Template for the generic secret an ECDH derivation or ML-KEM operation makes.
-fn shared_secret_template() -> Vec<Attribute> {
-    secret_template(&[Attribute::KeyType(KeyType::GENERIC_SECRET), Attribute::ValueLen(32.into())])
-}
-
-impl<'a> Client<'a> {
-    fn setup(token: &'a Token, hash: &[u8]) -> Res<Client<'a>> {
-        let s = &token.session;
-        let aes = |extra: &[Attribute]| -> Res<ObjectHandle> {
-            let mut t = secret_template(&[Attribute::KeyType(KeyType::AES), Attribute::ValueLen(32.into())]);
-            t.extend_from_slice(extra);
-            Ok(s.generate_key(&Mechanism::AesKeyGen, &t)?)
-        };
-        let gcm_key = aes(&[Attribute::Encrypt(true), Attribute::Decrypt(true)])?;
-        let kek = aes(&[Attribute::Wrap(true), Attribute::Unwrap(true)])?;
-        let target = aes(&[Attribute::Extractable(true), Attribute::Encrypt(true)])?;
-        let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, kek, target)?;
-
-        let (ec_public, ec_private) = s.generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[Attribute::Token(false), Attribute::EcParams(P256_OID.to_vec()), Attribute::Verify(true)],
-            &[Attribute::Token(false), Attribute::Sign(true), Attribute::Derive(true), Attribute::Sensitive(true)],
-        )?;
-        let signature = s.sign(&Mechanism::Ecdsa, ec_private, hash)?;
-        s.verify(&Mechanism::Ecdsa, ec_public, hash, &signature)?;
-
-        let mlkem = if token.has(MechanismType::ML_KEM)? && token.has(MechanismType::ML_KEM_KEY_PAIR_GEN)? {
-            let (public, private) = s.generate_key_pair(
-                &Mechanism::MlKemKeyPairGen,
-                &[
-                    Attribute::Token(false),
-                    Attribute::ParameterSet(MlKemParameterSetType::ML_KEM_768.into()),
-                    Attribute::Encapsulate(true),
-                ],
-                &[Attribute::Token(false), Attribute::Decapsulate(true)],
-            )?;
-            let (ciphertext, k) = s.encapsulate_key(&Mechanism::MlKem, public, &shared_secret_template())?;
-            s.destroy_object(k)?;
-            Some((public, private, ciphertext))
-        } else {
-            None
-        };
-
-        Ok(Client { s, gcm_key, kek, wrapped, ec_private, ec_public, signature, mlkem })
-    }
-
-    /// `C_EncryptInit` + `C_Encrypt` (length query, then the call) with a fresh IV.
-    fn gcm_encrypt(&self, iv_counter: &mut u64, data: &[u8]) -> Res<()> {
-        *iv_counter += 1;
-        let mut iv = [0u8; 12];
-        iv[4..].copy_from_slice(&iv_counter.to_be_bytes());
-        let params = GcmParams::new(&mut iv, &[], 128.into())?;
-        let out = self.s.encrypt(&Mechanism::AesGcm(params), self.gcm_key, data)?;
-        black_box(out);
-        Ok(())
-    }
-
-    fn gcm_seal_once(&self, data: &[u8]) -> Res<Vec<u8>> {
-        let mut iv = [7u8; 12];
-        let params = GcmParams::new(&mut iv, &[], 128.into())?;
-        Ok(self.s.encrypt(&Mechanism::AesGcm(params), self.gcm_key, data)?)
-    }
-
-    fn gcm_decrypt(&self, sealed: &[u8]) -> Res<()> {
-        let mut iv = [7u8; 12];
-        let params = GcmParams::new(&mut iv, &[], 128.into())?;
-        black_box(self.s.decrypt(&Mechanism::AesGcm(params), self.gcm_key, sealed)?);
-        Ok(())
-    }
-
-    fn wrap(&self, target: ObjectHandle) -> Res<()> {
-        black_box(self.s.wrap_key(&Mechanism::AesKeyWrap, self.kek, target)?);
-        Ok(())
-    }
-
-    fn unwrap(&self) -> Res<ObjectHandle> {
-        let t = secret_template(&[Attribute::KeyType(KeyType::AES), Attribute::Encrypt(true)]);
-        Ok(self.s.unwrap_key(&Mechanism::AesKeyWrap, self.kek, &self.wrapped, &t)?)
-    }
-
-    fn sign(&self, hash: &[u8]) -> Res<()> {
-        black_box(self.s.sign(&Mechanism::Ecdsa, self.ec_private, hash)?);
-        Ok(())
-    }
-
-    fn verify(&self, hash: &[u8]) -> Res<()> {
-        self.s.verify(&Mechanism::Ecdsa, self.ec_public, hash, &self.signature)?;
-        Ok(())
-    }
-
-    fn ecdh(&self, peer_point: &[u8]) -> Res<ObjectHandle> {
-        let params = Ecdh1DeriveParams::new(EcKdf::null(), peer_point);
-        Ok(self.s.derive_key(&Mechanism::Ecdh1Derive(params), self.ec_private, &shared_secret_template())?)
-    }
-
-    fn encapsulate(&self) -> Res<ObjectHandle> {
-        let (public, _, _) = self.mlkem.as_ref().ok_or_else(|| err("no ML-KEM key"))?;
-        let (ct, k) = self.s.encapsulate_key(&Mechanism::MlKem, *public, &shared_secret_template())?;
-        black_box(ct);
-        Ok(k)
-    }
-
-    fn decapsulate(&self) -> Res<ObjectHandle> {
-        let (_, private, ct) = self.mlkem.as_ref().ok_or_else(|| err("no ML-KEM key"))?;
-        Ok(self.s.decapsulate_key(&Mechanism::MlKem, *private, &shared_secret_template(), ct)?)
-    }
-
-    /// A batch of an operation that makes a key: only the operation is timed, the
-    /// `C_DestroyObject` after it is not.
-    fn making_keys(&'a self, op: fn(&Client<'a>) -> Res<ObjectHandle>) -> Batch<'a> {
-        Box::new(move |n| {
-            let mut total = Duration::ZERO;
-            for _ in 0..n {
-                let start = Instant::now();
-                let k = op(self)?;
-                total += start.elapsed();
-                self.s.destroy_object(k)?;
-            }
-            Ok(total)
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // The raw crates
 
 struct Raw {
@@ -466,190 +282,6 @@ impl Raw {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Rows
-
-/// What a row's figures are.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Unit {
-    /// Operations per second (higher is better).
-    Rate,
-    /// Milliseconds per operation (lower is better).
-    Ms,
-    /// Mebibytes of resident memory (lower is better).
-    Mib,
-}
-
-/// One line of the table: collabvault, SoftHSM2, raw crates.
-#[derive(Clone, Debug)]
-struct Row {
-    name: String,
-    unit: Unit,
-    vals: [Option<Stats>; 3],
-    /// What an empty cell says ("not offered", "not run", "-").
-    missing: [&'static str; 3],
-}
-
-impl Row {
-    fn rates(name: impl Into<String>, rates: &[Option<Stats>]) -> Row {
-        let at = |i: usize| rates.get(i).copied().flatten();
-        Row {
-            name: name.into(),
-            unit: Unit::Rate,
-            vals: [at(0), at(1), at(2)],
-            missing: ["not offered", "not offered", "-"],
-        }
-    }
-
-    /// How many times better the module is than column `other` (>1: the module wins).
-    fn ratio(&self, other: usize) -> Option<f64> {
-        let (a, b) = (self.vals[0]?.median, self.vals[other]?.median);
-        match self.unit {
-            Unit::Rate => Some(a / b),
-            Unit::Ms | Unit::Mib => Some(b / a),
-        }
-    }
-}
-
-/// Three significant digits, with k/M suffixes for rates.
-fn compact(v: f64) -> String {
-    let (v, suffix) = if v >= 1e6 {
-        (v / 1e6, "M")
-    } else if v >= 1e4 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    if v >= 100.0 {
-        format!("{v:.0}{suffix}")
-    } else if v >= 10.0 {
-        format!("{v:.1}{suffix}")
-    } else {
-        format!("{v:.2}{suffix}")
-    }
-}
-
-fn fmt_cell(row: &Row, i: usize) -> String {
-    match row.vals[i] {
-        None => row.missing[i].to_string(),
-        Some(s) => format!("{} [{}–{}]", compact(s.median), compact(s.min), compact(s.max)),
-    }
-}
-
-fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or_else(|| "-".into(), |r| if r >= 100.0 { format!("{r:.0}x") } else { format!("{r:.2}x") })
-}
-
-/// The module's time per operation, for rate rows.
-fn fmt_per_op(row: &Row) -> String {
-    match (row.unit, row.vals[0]) {
-        (Unit::Rate, Some(s)) => {
-            let us = 1e6 / s.median;
-            if us >= 1000.0 {
-                format!("{:.2} ms", us / 1000.0)
-            } else {
-                format!("{us:.2} µs")
-            }
-        }
-        _ => "".into(),
-    }
-}
-
-fn unit_name(u: Unit) -> &'static str {
-    match u {
-        Unit::Rate => "ops/s",
-        Unit::Ms => "ms",
-        Unit::Mib => "MiB",
-    }
-}
-
-static ROWS: std::sync::Mutex<Vec<Row>> = std::sync::Mutex::new(Vec::new());
-
-fn print_header() {
-    println!(
-        "{:<54} {:>5} {:>24} {:>24} {:>24} {:>9} {:>8} {:>10}",
-        "operation", "unit", "collabvault", "softhsm2", "raw", "cv/sh", "cv/raw", "cv per op"
-    );
-}
-
-/// Prints a row and keeps it for the report.
-fn print_row(row: &Row) {
-    println!(
-        "{:<54} {:>5} {:>24} {:>24} {:>24} {:>9} {:>8} {:>10}",
-        row.name,
-        unit_name(row.unit),
-        fmt_cell(row, 0),
-        fmt_cell(row, 1),
-        fmt_cell(row, 2),
-        fmt_ratio(row.ratio(1)),
-        fmt_ratio(row.ratio(2)),
-        fmt_per_op(row)
-    );
-    ROWS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(row.clone());
-}
-
-// ---------------------------------------------------------------------------------------
-// Setup of the two modules
-
-fn collabvault_module() -> Res<PathBuf> {
-    if let Some(p) = std::env::var_os("COLLABVAULT_MODULE") {
-        return Ok(PathBuf::from(p));
-    }
-    // `cargo bench` builds the cdylib into target/release/deps beside this binary.
-    let exe = std::env::current_exe()?;
-    let deps = exe.parent().ok_or_else(|| err("no bench binary dir"))?;
-    let candidates = [deps.join("libcollabvault_pkcs11.so"), deps.join("../libcollabvault_pkcs11.so")];
-    candidates
-        .into_iter()
-        .find(|p| p.exists())
-        .ok_or_else(|| err("libcollabvault_pkcs11.so not built (cargo build --release)"))
-}
-
-fn softhsm_module() -> Res<PathBuf> {
-    if let Some(p) = std::env::var_os("SOFTHSM2_MODULE") {
-        return Ok(PathBuf::from(p));
-    }
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/local/lib/softhsm/libsofthsm2.so",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .ok_or_else(|| err("SoftHSM2 not found: run `bash scripts/install-deps.sh` or set SOFTHSM2_MODULE"))
-}
-
-fn configure(dir: &TempDir) -> Res<()> {
-    let tokens = dir.path().join("softhsm-tokens");
-    std::fs::create_dir_all(&tokens)?;
-    let softhsm_conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &softhsm_conf,
-        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
-    )?;
-    std::env::set_var("SOFTHSM2_CONF", &softhsm_conf);
-
-    use_cv_config(dir, "collabvault.toml", "cv-store", "").map(drop)
-}
-
-/// Writes a config for this module (one workspace "bench", errors only, logging to
-/// `collabvault.log`) with its store in `dir/store`, `extra` sections before the
-/// workspace, and points `COLLABVAULT_CONF` at it for the next `C_Initialize`.
-fn use_cv_config(dir: &TempDir, name: &str, store: &str, extra: &str) -> Res<PathBuf> {
-    let conf = dir.path().join(name);
-    std::fs::write(
-        &conf,
-        format!(
-            "store_dir = {:?}\nlog_level = \"error\"\nlog_file = {:?}\n{extra}[[workspace]]\nname = \"bench\"\n",
-            dir.path().join(store),
-            dir.path().join("collabvault.log"),
-        ),
-    )?;
-    std::env::set_var("COLLABVAULT_CONF", &conf);
-    Ok(conf)
-}
-
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -660,11 +292,11 @@ fn main() -> Res<()> {
         config.store_sizes.clone_from(&sizes);
         config.rewrap_sizes = sizes;
     }
-    // `--softhsm-max=N`: the largest store SoftHSM2 gets.
-    if let Some(n) = args.iter().find_map(|a| a.strip_prefix("--softhsm-max=")) {
-        config.softhsm_max = n.parse()?;
+    // `--peer-max=N`: the largest store SoftHSM2 and Kryoptic get.
+    if let Some(n) = args.iter().find_map(|a| a.strip_prefix("--peer-max=")) {
+        config.peer_max = n.parse()?;
     }
-    let custom = args.iter().any(|a| a.starts_with("--stores=") || a.starts_with("--softhsm-max="));
+    let custom = args.iter().any(|a| a.starts_with("--stores=") || a.starts_with("--peer-max="));
     CFG.get_or_init(|| config);
     // Child processes of the store rows (stores.rs): cold start and memory, fresh-process finds.
     match args.first().map(String::as_str) {
@@ -678,23 +310,31 @@ fn main() -> Res<()> {
 
     let started = Instant::now();
     let dir = tempfile::tempdir()?;
-    configure(&dir)?;
-    let cv_path = collabvault_module()?;
-    let sh_path = softhsm_module()?;
+    peers::configure(&dir)?;
+    let cv_path = peers::collabvault_module()?;
+    let sh_path = peers::softhsm_module()?;
     eprintln!("collabvault: {}\nsofthsm2:    {}", cv_path.display(), sh_path.display());
 
     let cv = Token::open("collabvault", &cv_path, "cv-bench")?;
     let sh = Token::open("softhsm2", &sh_path, "softhsm-bench")?;
-    let machine = report::Machine::probe(&cv, &sh);
+    let (ky, ky_path) = peers::open_kryoptic(&dir).unzip();
+    if let Some(path) = &ky_path {
+        eprintln!("kryoptic:    {}", path.display());
+    }
+    KRYOPTIC_COLUMN.store(ky.is_some(), Ordering::Relaxed);
+    let machine = report::Machine::probe(&cv, &sh, ky.as_ref());
+    // The PKCS#11 modules in peer order (the order of their batches in every row).
+    let mut tokens = vec![&cv, &sh];
+    tokens.extend(ky.as_ref());
+    let mut paths = vec![cv_path.as_path(), sh_path.as_path()];
+    paths.extend(ky_path.as_deref());
 
     let hash = Sha256::digest(b"benchmark message").to_vec();
     eprintln!("setting up keys per module...");
-    let cvc = Client::setup(&cv, &hash)?;
-    let shc = Client::setup(&sh, &hash)?;
+    let setups = tokens.iter().map(|t| Client::setup(t, &hash)).collect::<Res<Vec<_>>>()?;
     let raw = Raw::setup(&hash)?;
-    let clients = [&cvc, &shc];
-    let mech_ok = |t: &Token, m: MechanismType| t.has(m).unwrap_or(false);
-    let supports = |m: MechanismType| [mech_ok(&cv, m), mech_ok(&sh, m)];
+    let clients: Vec<&Client<'_>> = setups.iter().collect();
+    let supports = |m: MechanismType| tokens.iter().map(|t| t.has(m).unwrap_or(false)).collect::<Vec<bool>>();
 
     let peer = SecretKey::from_slice(&random::<32>()?).map_err(|e| err(e.to_string()))?.public_key();
     let peer_point = peer.to_sec1_point(false).as_bytes().to_vec();
@@ -711,12 +351,10 @@ fn main() -> Res<()> {
     println!();
     print_header();
 
-    let run = |name: String, mut contenders: Vec<Option<Batch<'_>>>| -> Res<()> {
-        if !wanted(&name) {
-            return Ok(());
+    let run = |name: String, contenders: Vec<Option<Batch<'_>>>| -> Res<()> {
+        if wanted(&name) {
+            measure_row(&name, contenders)?;
         }
-        let rates = measure(&mut contenders).map_err(|e| err(format!("{name}: {e}")))?;
-        print_row(&Row::rates(name, &rates));
         Ok(())
     };
 
@@ -730,7 +368,7 @@ fn main() -> Res<()> {
             _ => "1 MiB".to_string(),
         };
         let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
-        for (c, ok) in clients.iter().zip(gcm_ok) {
+        for (c, ok) in clients.iter().zip(gcm_ok.iter().copied()) {
             let data = &data;
             contenders.push(ok.then(|| -> Batch<'_> {
                 let mut ctr = 0u64;
@@ -744,7 +382,7 @@ fn main() -> Res<()> {
         run(format!("AES-256-GCM encrypt {label}"), contenders)?;
 
         let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
-        for (c, ok) in clients.iter().zip(gcm_ok) {
+        for (c, ok) in clients.iter().zip(gcm_ok.iter().copied()) {
             let sealed = if ok { c.gcm_seal_once(&data)? } else { Vec::new() };
             contenders.push(ok.then(|| -> Batch<'_> { Box::new(move |n| timed(n, || c.gcm_decrypt(&sealed))) }));
         }
@@ -762,7 +400,7 @@ fn main() -> Res<()> {
     // AES key wrap (RFC 3394) of an AES-256 key under an AES-256 KEK.
     let kw_ok = supports(MechanismType::AES_KEY_WRAP);
     let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
-    for (c, ok) in clients.iter().zip(kw_ok) {
+    for (c, ok) in clients.iter().zip(kw_ok.iter().copied()) {
         if !ok {
             contenders.push(None);
             continue;
@@ -787,7 +425,7 @@ fn main() -> Res<()> {
     run("AES-KW wrap AES-256 key".into(), contenders)?;
 
     let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
-    for (c, ok) in clients.iter().zip(kw_ok) {
+    for (c, ok) in clients.iter().zip(kw_ok.iter().copied()) {
         contenders.push(ok.then(|| c.making_keys(Client::unwrap)));
     }
     contenders.push(Some(Box::new(move |n| {
@@ -802,7 +440,7 @@ fn main() -> Res<()> {
     // ECDSA P-256 over a SHA-256 hash.
     let ecdsa_ok = supports(MechanismType::ECDSA);
     let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
-    for (c, ok) in clients.iter().zip(ecdsa_ok) {
+    for (c, ok) in clients.iter().zip(ecdsa_ok.iter().copied()) {
         let hash = &hash;
         contenders.push(ok.then(|| -> Batch<'_> { Box::new(move |n| timed(n, || c.sign(hash))) }));
     }
@@ -817,7 +455,7 @@ fn main() -> Res<()> {
     run("ECDSA P-256 sign".into(), contenders)?;
 
     let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
-    for (c, ok) in clients.iter().zip(ecdsa_ok) {
+    for (c, ok) in clients.iter().zip(ecdsa_ok.iter().copied()) {
         let hash = &hash;
         contenders.push(ok.then(|| -> Batch<'_> { Box::new(move |n| timed(n, || c.verify(hash))) }));
     }
@@ -832,7 +470,7 @@ fn main() -> Res<()> {
     // ECDH P-256, CKD_NULL, a 32-byte generic secret (the raw row parses the peer point too).
     let ecdh_ok = supports(MechanismType::ECDH1_DERIVE);
     let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
-    for (c, ok) in clients.iter().zip(ecdh_ok) {
+    for (c, ok) in clients.iter().zip(ecdh_ok.iter().copied()) {
         let point = &peer_point;
         contenders.push(ok.then(|| -> Batch<'_> {
             Box::new(move |n| {
@@ -859,7 +497,7 @@ fn main() -> Res<()> {
 
     // ML-KEM-768.
     let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
-    for c in clients {
+    for c in &clients {
         contenders.push(c.mlkem.is_some().then(|| c.making_keys(Client::encapsulate)));
     }
     contenders.push(Some(Box::new(move |n| {
@@ -871,7 +509,7 @@ fn main() -> Res<()> {
     run("ML-KEM-768 encapsulate".into(), contenders)?;
 
     let mut contenders: Vec<Option<Batch<'_>>> = Vec::new();
-    for c in clients {
+    for c in &clients {
         contenders.push(c.mlkem.is_some().then(|| c.making_keys(Client::decapsulate)));
     }
     contenders.push(Some(Box::new(move |n| {
@@ -883,23 +521,30 @@ fn main() -> Res<()> {
     run("ML-KEM-768 decapsulate".into(), contenders)?;
 
     // Issue 5 (mechanism breadth).
-    breadth::run(&cv, &sh, &wanted)?;
+    breadth::run(&tokens, &wanted)?;
 
     // Issue 8: the further rows, threads, then the large stores (which re-initialize the
-    // module with other stores: the main tokens close first).
-    extra::run(&cv, &sh, [&cv_path, &sh_path], &cvc, &shc, &raw, &wanted)?;
-    scaling::run(&cv, &sh, &cvc, &shc, &raw, &hash, &wanted)?;
-    drop(cvc);
-    drop(shc);
+    // module with other stores: its main token closes first; the peers' store rows grow
+    // their main tokens). The audit rows compare this module with itself.
+    extra::run(&tokens, &paths, &clients, &raw, &wanted)?;
+    scaling::run(&tokens, &clients, &raw, &hash, &wanted)?;
+    drop(clients);
+    drop(setups);
+    drop(tokens);
     cv.close()?;
     audit::run(&dir, &cv_path, &wanted)?;
-    stores::run(&dir, &cv_path, &sh, &sh_path, &raw, &wanted)?;
+    let ky_peer = ky.as_ref().zip(ky_path.as_deref());
+    stores::run(&dir, &cv_path, (&sh, &sh_path), ky_peer, &raw, &wanted)?;
     sh.close()?;
+    if let Some(ky) = ky {
+        ky.close()?;
+    }
 
     println!();
     println!(
         "raw: the same crates (aes-gcm, aes-kw, p256, ml-kem) called directly with pre-built keys; \
-         ops that make a key time the call only, not the C_DestroyObject after it."
+         ops that make a key time the call only, not the C_DestroyObject after it.{}",
+        if kryoptic_column() { " kryoptic: n/a where it does not offer the mechanism or function." } else { "" }
     );
     report::print_targets();
     let total = started.elapsed();

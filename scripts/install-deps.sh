@@ -3,14 +3,16 @@
 # tests and demo drive (OpenSC's pkcs11-tool, p11-kit, NSS's certutil/modutil, GnuTLS's
 # p11tool, OpenSSL's pkcs11 engine, the JDK for Java SunPKCS11 and keytool), the Debian
 # packaging tools (dpkg-dev, binutils' strip, lintian, man-db for `man cvault`), SoftHSM2
-# (the underlying slot), sqlite3 (to show the store), Python with `cryptography` and
-# `python-pkcs11` (the conformance cross-checks against OpenSSL), and the crates (cargo
-# fetch). Idempotent: fast when all is present.
+# (the underlying slot), libclang-dev, libssl-dev and libsqlite3-dev (bindgen, the OpenSSL
+# headers and the system SQLite that scripts/build-kryoptic.sh needs to build Kryoptic,
+# the benchmark's second peer), sqlite3 (to show the store), Python with `cryptography`
+# and `python-pkcs11` (the conformance cross-checks against OpenSSL), and the crates
+# (cargo fetch). Idempotent: fast when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(opensc softhsm2 sqlite3 gcc pkg-config openssl python3 python3-pip p11-kit p11-kit-modules libnss3-tools gnutls-bin libengine-pkcs11-openssl openjdk-17-jdk-headless
-    dpkg-dev binutils lintian man-db)
+    dpkg-dev binutils lintian man-db libclang-dev libssl-dev libsqlite3-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,6 @@
 //! Benchmark rows for the mechanism breadth of issue 5: RSA-2048 sign and verify
 //! (`CKM_SHA256_RSA_PKCS`), ECDSA P-384 sign (`CKM_ECDSA` over a SHA-384 digest), Ed25519 sign
-//! (`CKM_EDDSA`), each against SoftHSM2 and the raw crate; and a timing side-channel row
+//! (`CKM_EDDSA`), each against SoftHSM2, Kryoptic (when in the run) and the raw crate; and a timing side-channel row
 //! for RSA PKCS#1 v1.5 decryption: the rate of rejecting a bad-padding ciphertext beside
 //! the rate of accepting a good one, per module, with their ratio (1.00 means the module's
 //! answer time says nothing about the padding).
@@ -15,7 +15,7 @@ use cryptoki::types::Ulong;
 use p384::ecdsa::signature::hazmat::PrehashSigner as _;
 use rsa::traits::PublicKeyParts;
 
-use super::{err, measure, print_row, timed, Batch, Res, Row, Token};
+use super::{err, measure, measure_row, print_row, timed, Batch, Res, Row, Token, KY};
 
 const P384_OID: [u8; 7] = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 const ED25519_OID: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
@@ -26,6 +26,7 @@ const MESSAGE: &[u8] = b"benchmark message for the breadth rows";
 type RsaKeys = (ObjectHandle, ObjectHandle, Vec<u8>, Vec<u8>, Vec<u8>);
 
 struct Keys<'a> {
+    name: &'static str,
     s: &'a Session,
     rsa: Option<RsaKeys>,
     p384: Option<ObjectHandle>,
@@ -108,17 +109,17 @@ impl<'a> Keys<'a> {
         } else {
             None
         };
-        Ok(Keys { s, rsa, p384, ed25519 })
+        Ok(Keys { name: token.name, s, rsa, p384, ed25519 })
     }
 }
 
 /// Runs the breadth rows; `wanted` filters by row name.
-pub(super) fn run(cv: &Token, sh: &Token, wanted: &dyn Fn(&str) -> bool) -> Res<()> {
-    let keys = [Keys::setup(cv)?, Keys::setup(sh)?];
-    let row = |name: &str, mut contenders: Vec<Option<Batch<'_>>>| -> Res<()> {
+/// `tokens`: the PKCS#11 modules in peer order (collabvault, SoftHSM2, Kryoptic if any).
+pub(super) fn run(tokens: &[&Token], wanted: &dyn Fn(&str) -> bool) -> Res<()> {
+    let keys = tokens.iter().map(|t| Keys::setup(t)).collect::<Res<Vec<_>>>()?;
+    let row = |name: &str, contenders: Vec<Option<Batch<'_>>>| -> Res<()> {
         if wanted(name) {
-            let rates = measure(&mut contenders).map_err(|e| err(format!("{name}: {e}")))?;
-            print_row(&Row::rates(name, &rates));
+            measure_row(name, contenders)?;
         }
         Ok(())
     };
@@ -224,17 +225,23 @@ pub(super) fn run(cv: &Token, sh: &Token, wanted: &dyn Fn(&str) -> bool) -> Res<
             }));
         }
     }
+    // Batches per module: good pad, bad pad; Kryoptic's (when in the run) last.
     let rates = measure(&mut c).map_err(|e| err(format!("{name}: {e}")))?;
-    print_row(&Row::rates("RSA-2048 PKCS#1 decrypt, good pad", &[rates[0], rates[2], None]));
-    print_row(&Row::rates("RSA-2048 PKCS#1 decrypt, bad pad", &[rates[1], rates[3], None]));
+    let at = |i: usize| rates.get(i).copied().flatten();
+    for (bad, what) in [(0, "good pad"), (1, "bad pad")] {
+        let mut cells = [at(bad), at(2 + bad), None, None];
+        cells[KY] = at(4 + bad);
+        print_row(&Row::rates(format!("RSA-2048 PKCS#1 decrypt, {what}"), &cells));
+    }
     let ratio = |good: Option<super::Stats>, bad: Option<super::Stats>| match (good, bad) {
         (Some(g), Some(b)) => format!("{:.3}", b.median / g.median),
         _ => "n/a".into(),
     };
+    let verdicts: Vec<String> =
+        keys.iter().enumerate().map(|(i, k)| format!("{} {}", k.name, ratio(at(2 * i), at(2 * i + 1)))).collect();
     println!(
-        "  timing side channel (bad-pad rate / good-pad rate; 1.000 = indistinguishable): collabvault {}, softhsm2 {}",
-        ratio(rates[0], rates[1]),
-        ratio(rates[2], rates[3])
+        "  timing side channel (bad-pad rate / good-pad rate; 1.000 = indistinguishable): {}",
+        verdicts.join(", ")
     );
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! (session and durable token object), AES key wrap with padding (KWP), the hierarchy's
 //! DEK wrap and unwrap under the workspace master key (`CKM_CV_WRAP_RECORD`, issue 6),
 //! EC P-256 and ML-KEM-768 key pair generation, SHA-256, HMAC-SHA256 and
-//! `C_GenerateRandom`. Each against SoftHSM2 through the same client code and against
-//! the raw crate.
+//! `C_GenerateRandom`. Each against SoftHSM2 and Kryoptic (when in the run) through the
+//! same client code and against the raw crate.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -18,9 +18,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use ml_kem::{DecapsulationKey, MlKem768};
 use sha2::{Digest, Sha256};
 
-use super::{
-    err, kwp, measure, print_row, random, secret_template, timed, Batch, Client, Raw, Res, Row, Token, P256_OID,
-};
+use super::{err, kwp, measure_row, random, secret_template, timed, Batch, Client, Raw, Res, Token, P256_OID};
 
 /// `CKM_CV_WRAP_RECORD` (include/collabvault.h): a DEK sealed under the workspace master key.
 const CKM_CV_WRAP_RECORD: u64 = 0xC356_0001;
@@ -91,33 +89,32 @@ fn message_init(c: &Client<'_>, encrypt: bool) -> Res<()> {
 }
 
 /// Runs the rows; `wanted` filters by row name.
+///
+/// `tokens`, their library `paths` and `clients` are in peer order: collabvault first,
+/// then SoftHSM2 and Kryoptic (when in the run).
 pub(super) fn run(
-    cv: &Token,
-    sh: &Token,
-    paths: [&std::path::Path; 2],
-    cvc: &Client<'_>,
-    shc: &Client<'_>,
+    tokens: &[&Token],
+    paths: &[&std::path::Path],
+    clients: &[&Client<'_>],
     raw: &Raw,
     wanted: &dyn Fn(&str) -> bool,
 ) -> Res<()> {
-    let clients = [cvc, shc];
-    let tokens = [cv, sh];
-    let row = |name: &str, mut contenders: Vec<Option<Batch<'_>>>| -> Res<()> {
+    let cvc = clients[0];
+    let row = |name: &str, contenders: Vec<Option<Batch<'_>>>| -> Res<()> {
         if wanted(name) {
-            let rates = measure(&mut contenders).map_err(|e| err(format!("{name}: {e}")))?;
-            print_row(&Row::rates(name, &rates));
+            measure_row(name, contenders)?;
         }
         Ok(())
     };
 
     // AES-256-GCM through the 3.0 message API: one C_MessageEncryptInit per batch, then
     // one C_EncryptMessage per message with a token-generated counter IV.
-    let message_ok = [has_message_api(cvc), has_message_api(shc)];
+    let message_ok: Vec<bool> = clients.iter().map(|c| has_message_api(c)).collect();
     for size in [64usize, 4096, 1 << 20] {
         let data = vec![0x3cu8; size];
         let data = &data;
         let mut c: Vec<Option<Batch<'_>>> = Vec::new();
-        for (client, ok) in clients.iter().zip(message_ok) {
+        for (client, ok) in clients.iter().zip(message_ok.iter().copied()) {
             c.push(ok.then(|| -> Batch<'_> {
                 Box::new(move |n| {
                     let start = Instant::now();
@@ -140,7 +137,7 @@ pub(super) fn run(
         row(&format!("AES-256-GCM encrypt {} (message API)", size_label(size)), c)?;
 
         let mut c: Vec<Option<Batch<'_>>> = Vec::new();
-        for (client, ok) in clients.iter().zip(message_ok) {
+        for (client, ok) in clients.iter().zip(message_ok.iter().copied()) {
             if !ok {
                 c.push(None);
                 continue;
@@ -182,7 +179,7 @@ pub(super) fn run(
     // AES-256 key generation: a session object, then a token object (committed durably).
     for token_object in [false, true] {
         let mut c: Vec<Option<Batch<'_>>> = Vec::new();
-        for client in clients {
+        for &client in clients {
             c.push(Some(making(client, move || {
                 let t = vec![
                     cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::SECRET_KEY),
@@ -210,16 +207,17 @@ pub(super) fn run(
 
     // AES key wrap with padding (RFC 5649) of an AES-256 key under an AES-256 KEK, through
     // the raw C ABI (kwp.rs: cryptoki 0.12 cannot name CKM_AES_KEY_WRAP_KWP). Setup checks
-    // that both modules wrap a known key to the raw crate's bytes.
+    // that every module wraps a known key to the raw crate's bytes.
     let (kek_value, raw_target) = (random::<32>()?, random::<32>()?);
     let raw_kwp = aes_kw::KwpAes256::new_from_slice(&kek_value).map_err(|e| err(e.to_string()))?;
     let raw_kwp = &raw_kwp;
     let expected = kwp::raw_wrap(raw_kwp, &raw_target)?;
     let raw_wrapped = expected.clone();
-    let kwps = [
-        kwp::Kwp::setup(cv, paths[0], &kek_value, &raw_target, &expected)?,
-        kwp::Kwp::setup(sh, paths[1], &kek_value, &raw_target, &expected)?,
-    ];
+    let kwps = tokens
+        .iter()
+        .zip(paths)
+        .map(|(token, path)| kwp::Kwp::setup(token, path, &kek_value, &raw_target, &expected))
+        .collect::<Res<Vec<_>>>()?;
     let mut c: Vec<Option<Batch<'_>>> = Vec::new();
     for k in &kwps {
         c.push(k.as_ref().map(|k| -> Batch<'_> {
@@ -360,7 +358,7 @@ pub(super) fn run(
 
     // ML-KEM-768 key pair generation.
     let mut c: Vec<Option<Batch<'_>>> = Vec::new();
-    for client in clients {
+    for &client in clients {
         c.push(client.mlkem.is_some().then(|| {
             making(client, move || {
                 let (public, private) = client.s.generate_key_pair(
@@ -440,7 +438,7 @@ pub(super) fn run(
 
     // C_GenerateRandom, 32 bytes.
     let mut c: Vec<Option<Batch<'_>>> = Vec::new();
-    for client in clients {
+    for &client in clients {
         c.push(Some(Box::new(move |n| {
             let mut buf = [0u8; 32];
             timed(n, || {

@@ -1,10 +1,13 @@
-//! AES key wrap with padding (RFC 5649) through the raw C ABI, the same calls for both
-//! modules. `cryptoki` 0.12 cannot name `CKM_AES_KEY_WRAP_KWP` (0x210B): its
+//! AES key wrap with padding (RFC 5649) through the raw C ABI, the same calls for every
+//! module. `cryptoki` 0.12 cannot name `CKM_AES_KEY_WRAP_KWP` (0x210B): its
 //! `AesKeyWrapPad` is `CKM_AES_KEY_WRAP_PAD` (0x210A), which this module does not offer
 //! and which SoftHSM2 2.6 implements as RFC 5649 under the older name. So each module
 //! gets the mechanism number it offers for RFC 5649 (`_KWP` if listed, else `_PAD`), and
 //! setup proves the three columns do the same thing: a known KEK wraps a known key to
-//! the same bytes in both modules and in the raw `aes-kw` crate.
+//! the same bytes in every module and in the raw `aes-kw` crate.
+//!
+//! The calls go through the module's `C_GetFunctionList` table, as applications make
+//! them: Kryoptic exports only `C_GetFunctionList` and `C_GetInterface*`, not each `C_*`.
 //!
 //! `unsafe` because these are `extern "C"` calls (`cryptoki_sys`) on the library the
 //! `cryptoki` context already loaded and initialized (dlopen of the same path returns the
@@ -20,15 +23,18 @@ use aes_kw::KwpAes256;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki_sys::{
     CKA_CLASS, CKA_ENCRYPT, CKA_KEY_TYPE, CKA_TOKEN, CKK_AES, CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD,
-    CKO_SECRET_KEY, CKR_OK, CK_ATTRIBUTE, CK_BBOOL, CK_BYTE, CK_MECHANISM, CK_MECHANISM_INFO, CK_OBJECT_HANDLE, CK_RV,
-    CK_SESSION_HANDLE, CK_ULONG, CK_VOID_PTR,
+    CKO_SECRET_KEY, CKR_OK, CK_ATTRIBUTE, CK_BBOOL, CK_BYTE, CK_FUNCTION_LIST, CK_MECHANISM, CK_MECHANISM_INFO,
+    CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_ULONG, CK_VOID_PTR,
 };
 
 use super::{err, Res, Token};
 
-/// One module's RFC 5649 wrap and unwrap, through its exported C functions.
+/// One module's RFC 5649 wrap and unwrap, through its function list.
 pub(super) struct Kwp {
-    lib: cryptoki_sys::Pkcs11,
+    /// Holds the library open while `f` points into it.
+    _lib: cryptoki_sys::Pkcs11,
+    /// A copy of the module's `CK_FUNCTION_LIST` (plain function pointers).
+    f: CK_FUNCTION_LIST,
     session: CK_SESSION_HANDLE,
     mechanism: CK_ULONG,
     kek: CK_OBJECT_HANDLE,
@@ -57,10 +63,17 @@ impl Kwp {
         // SAFETY: loads a PKCS#11 library that is already loaded in this process; its
         // initializers have run and it is initialized through the `cryptoki` context.
         let lib = unsafe { cryptoki_sys::Pkcs11::new(path) }.map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let mut list: *mut CK_FUNCTION_LIST = ptr::null_mut();
+        // SAFETY: `list` is a live pointer the call sets to the module's static table.
+        check(unsafe { lib.C_GetFunctionList(&mut list) }, "C_GetFunctionList")?;
+        // SAFETY: on CKR_OK `list` points to the module's function list, which lives as
+        // long as the library stays loaded (`_lib` holds it); NULL is refused by `as_ref`.
+        let f = *unsafe { list.as_ref() }.ok_or_else(|| err("C_GetFunctionList gave NULL"))?;
+        let get_info = f.C_GetMechanismInfo.ok_or_else(|| err("no C_GetMechanismInfo"))?;
         let offers = |m: CK_ULONG| {
             let mut info = CK_MECHANISM_INFO::default();
             // SAFETY: `info` is a live CK_MECHANISM_INFO the call fills.
-            unsafe { lib.C_GetMechanismInfo(token.slot.id(), m, &mut info) == CKR_OK }
+            unsafe { get_info(token.slot.id(), m, &mut info) == CKR_OK }
         };
         let Some(mechanism) = [CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD].into_iter().find(|&m| offers(m)) else {
             return Ok(None);
@@ -78,7 +91,7 @@ impl Kwp {
         };
         let kek = secret(kek, &[Attribute::Wrap(true), Attribute::Unwrap(true)])?.handle();
         let target = secret(target, &[Attribute::Extractable(true), Attribute::Encrypt(true)])?.handle();
-        let mut kwp = Kwp { lib, session: s.handle(), mechanism, kek, target, wrapped: Vec::new() };
+        let mut kwp = Kwp { _lib: lib, f, session: s.handle(), mechanism, kek, target, wrapped: Vec::new() };
         kwp.wrapped = kwp.wrap()?;
         if kwp.wrapped != expected {
             return Err(err(format!(
@@ -97,12 +110,13 @@ impl Kwp {
     pub(super) fn wrap(&self) -> Res<Vec<u8>> {
         let mut m = self.mech();
         let mut len: CK_ULONG = 0;
+        let wrap_key = self.f.C_WrapKey.ok_or_else(|| err("no C_WrapKey"))?;
         // SAFETY: `m` is a live mechanism without parameter; a NULL output asks the length into `len`.
-        let rv = unsafe { self.lib.C_WrapKey(self.session, &mut m, self.kek, self.target, ptr::null_mut(), &mut len) };
+        let rv = unsafe { wrap_key(self.session, &mut m, self.kek, self.target, ptr::null_mut(), &mut len) };
         check(rv, "C_WrapKey (length)")?;
         let mut out = vec![0u8; usize::try_from(len)?];
         // SAFETY: `out` has room for `len` bytes, the length the module just gave.
-        let rv = unsafe { self.lib.C_WrapKey(self.session, &mut m, self.kek, self.target, out.as_mut_ptr(), &mut len) };
+        let rv = unsafe { wrap_key(self.session, &mut m, self.kek, self.target, out.as_mut_ptr(), &mut len) };
         check(rv, "C_WrapKey")?;
         out.truncate(usize::try_from(len)?);
         Ok(out)
@@ -124,10 +138,11 @@ impl Kwp {
         ];
         let mut wrapped: Vec<CK_BYTE> = self.wrapped.clone();
         let mut handle: CK_OBJECT_HANDLE = 0;
+        let unwrap_key = self.f.C_UnwrapKey.ok_or_else(|| err("no C_UnwrapKey"))?;
         // SAFETY: every template value points to a live local of the stated length;
         // `wrapped` holds `len` bytes; `handle` receives the new object's handle.
         let rv = unsafe {
-            self.lib.C_UnwrapKey(
+            unwrap_key(
                 self.session,
                 &mut m,
                 self.kek,
@@ -144,8 +159,9 @@ impl Kwp {
 
     /// `C_DestroyObject` of a key [`unwrap`](Self::unwrap) made.
     pub(super) fn destroy(&self, handle: CK_OBJECT_HANDLE) -> Res<()> {
+        let destroy = self.f.C_DestroyObject.ok_or_else(|| err("no C_DestroyObject"))?;
         // SAFETY: a plain call with two handles.
-        check(unsafe { self.lib.C_DestroyObject(self.session, handle) }, "C_DestroyObject")
+        check(unsafe { destroy(self.session, handle) }, "C_DestroyObject")
     }
 }
 

@@ -1,15 +1,20 @@
 //! The machine and versions a run records, the issue-8 targets checked against the rows
-//! of this run, and `BENCHMARKS.md` (written by a full run, never by `--quick`).
+//! of this run, and `BENCHMARKS.md` (written by a full run, never by `--quick`; its
+//! writer is in the child module `markdown`).
 //!
 //! Every figure in the file comes from the rows [`print_row`](super::print_row) kept in
 //! [`ROWS`](super::ROWS) and the notes [`note`] kept during this run; nothing is typed in.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{cfg, fmt_cell, fmt_per_op, fmt_ratio, unit_name, Res, Row, Token, Unit, ROWS};
+use super::{Row, Token, ROWS};
+
+// BENCHMARKS.md from this run's rows, notes and machine.
+#[path = "markdown.rs"]
+mod markdown;
+pub(super) use markdown::write_markdown;
 
 /// The CPU flags that decide which backends the crates (and SoftHSM2's OpenSSL) pick.
 const FLAGS: &[&str] = &["aes", "vaes", "pclmulqdq", "vpclmulqdq", "avx2", "avx512f", "sha_ni", "bmi2", "adx"];
@@ -74,6 +79,8 @@ pub(super) struct Machine {
     rustc: String,
     collabvault: Option<Library>,
     softhsm: Option<Library>,
+    /// `None` when the run has no Kryoptic; `Some(None)` when its `C_GetInfo` failed.
+    kryoptic: Option<Option<Library>>,
     crates: Vec<(&'static str, String)>,
     date: String,
 }
@@ -116,9 +123,9 @@ fn utc(t: SystemTime) -> String {
 }
 
 impl Machine {
-    /// Reads /proc/cpuinfo, the kernel release, `rustc --version` and both modules'
-    /// `C_GetInfo`. Never fails: what cannot be read says so.
-    pub(super) fn probe(cv: &Token, sh: &Token) -> Machine {
+    /// Reads /proc/cpuinfo, the kernel release, `rustc --version` and every loaded
+    /// module's `C_GetInfo`. Never fails: what cannot be read says so.
+    pub(super) fn probe(cv: &Token, sh: &Token, ky: Option<&Token>) -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let present: Vec<&str> = cpuinfo_field(&cpuinfo, "flags").unwrap_or("").split_whitespace().collect();
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
@@ -140,6 +147,7 @@ impl Machine {
             rustc,
             collabvault: Library::probe(cv),
             softhsm: Library::probe(sh),
+            kryoptic: ky.map(Library::probe),
             crates: locked_versions(),
             date: utc(SystemTime::now()),
         }
@@ -167,12 +175,13 @@ impl Machine {
     /// One or two lines for the top of the console table.
     pub(super) fn summary(&self) -> String {
         format!(
-            "machine: {}; flags: {}\nversions: {}; collabvault {}, SoftHSM2 {} (C_GetInfo library versions); {}",
+            "machine: {}; flags: {}\nversions: {}; collabvault {}, SoftHSM2 {}{} (C_GetInfo library versions); {}",
             self.cpu_line(),
             self.flags_line(),
             self.rustc,
             Library::short(&self.collabvault),
             Library::short(&self.softhsm),
+            self.kryoptic.as_ref().map_or_else(String::new, |k| format!(", Kryoptic {}", Library::short(k))),
             self.date
         )
     }
@@ -410,191 +419,4 @@ pub(super) fn print_targets() {
     for (what, measured, verdict, _) in verdicts(&rows) {
         println!("  [{verdict:>6}] {what}: {measured}");
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// BENCHMARKS.md
-
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
-}
-
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 {
-        format!("{} min {} s", s / 60, s % 60)
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
-}
-
-/// Writes the report (`BENCHMARKS.md` at the repository root for a full run) to `path`
-/// from this run's rows and notes.
-pub(super) fn write_markdown(machine: &Machine, total: Duration, path: &Path) -> Res<()> {
-    let rows = rows();
-    let notes = NOTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    let mut md = String::new();
-    let c = cfg();
-    let w = &mut md;
-    writeln!(w, "# Benchmarks")?;
-    writeln!(w)?;
-    writeln!(
-        w,
-        "Written by `cargo bench --bench compare` ({}) on {}; the run took {}. Do not edit the \
-         figures by hand: run the benchmark again, it rewrites this file.",
-        if c.quick { "a `--quick` run: small stores and short batches, not figures to quote" } else { "the full run" },
-        machine.date,
-        human(total)
-    )?;
-    writeln!(w)?;
-    writeln!(w, "## Machine and versions")?;
-    writeln!(w)?;
-    writeln!(w, "- CPU: {}", machine.cpu_line())?;
-    writeln!(w, "- CPU flags (of those the crypto backends care about): {}", machine.flags_line())?;
-    writeln!(w, "- Kernel: {}", machine.kernel)?;
-    writeln!(w, "- Toolchain: {}", machine.rustc)?;
-    writeln!(w, "- collabvault (`C_GetInfo`): {}", Library::line(&machine.collabvault))?;
-    writeln!(w, "- SoftHSM2 (`C_GetInfo`): {}", Library::line(&machine.softhsm))?;
-    let crates: Vec<String> = machine.crates.iter().map(|(n, v)| format!("{n} {v}")).collect();
-    writeln!(w, "- Crates (Cargo.lock): {}", crates.join(", "))?;
-    writeln!(w)?;
-
-    writeln!(w, "## How to run it")?;
-    writeln!(w)?;
-    writeln!(w, "    bash scripts/install-deps.sh            # once: SoftHSM2 (Debian softhsm2) and the crates")?;
-    writeln!(w, "    cargo bench --bench compare             # the full run; rewrites this file")?;
-    writeln!(w, "    cargo bench --bench compare -- --quick  # every row briefly, small stores; writes nothing")?;
-    writeln!(w, "    cargo bench --bench compare -- ECDSA    # only the rows whose name contains ECDSA")?;
-    writeln!(w)?;
-    writeln!(
-        w,
-        "`SOFTHSM2_MODULE` and `COLLABVAULT_MODULE` override the two library paths. `scripts/test.sh` \
-         runs the quick mode as its last stage, so the harness cannot rot; it checks that every row \
-         runs, never a speed."
-    )?;
-    writeln!(w)?;
-
-    writeln!(w, "## How to read it")?;
-    writeln!(w)?;
-    writeln!(
-        w,
-        "- One process loads both modules through the `cryptoki` crate and runs the same client code on \
-         each; the **raw** column does the same cryptography with the crates the module is built on, \
-         called directly with pre-built keys (no PKCS#11, no object store)."
-    )?;
-    writeln!(
-        w,
-        "- Each cell is the **median [min–max]** of {} interleaved batches of about {} ms per contender \
-         after a warm-up that sizes the batches (one-shot rows — cold start, memory, re-wrap — are the \
-         median of {} repeats). The machine is shared and noisy: read the medians and ratios, and treat \
-         the spread as the noise of this run.",
-        c.batches,
-        c.batch_target.as_millis(),
-        c.repeats
-    )?;
-    writeln!(
-        w,
-        "- The `audit ... (vs off)` rows (issue 9) compare the module with itself: the first column \
-         records data operations as per-session counters (the default) or one durable entry per call, \
-         the third column is the same module with `data_operations = \"off\"`, each mode on its own \
-         store, the modes alternating round by round. A DEK unwrap is key management, one durable \
-         entry in every mode, so its ratios sit near 1."
-    )?;
-    writeln!(
-        w,
-        "- **cv/softhsm** and **cv/raw** are ratios of medians, oriented so that **above 1 the module is \
-         better** (faster, or less time or memory for `ms` and `MiB` rows); `cv per op` is the module's \
-         time per operation."
-    )?;
-    writeln!(
-        w,
-        "- `not offered`: the module lacks the mechanism or function (SoftHSM2 2.6 has no ML-KEM, no \
-         message-based API and no master-key hierarchy). `not run`: SoftHSM2 was not given stores \
-         beyond {} objects, where each of its finds and cold starts takes too long to repeat (it reads \
-         every object on each `C_FindObjects`). `-`: there is no raw-crate counterpart (object store work).",
-        c.softhsm_max
-    )?;
-    writeln!(
-        w,
-        "- Operations as applications call them: `C_EncryptInit` + `C_Encrypt` (cryptoki's length query, \
-         then the call) per message with a fresh IV; the message API rows do one `C_MessageEncryptInit` \
-         per batch and one `C_EncryptMessage` per message. Operations that make a key time the call, not \
-         the `C_DestroyObject` after it. Thread rows report the total rate over all threads, each thread \
-         with its own session."
-    )?;
-    writeln!(
-        w,
-        "- Find rows run twice: in the process that filled the store (it holds an object handle for \
-         every key) and in a fresh child process that only logs in and looks keys up; each call finds \
-         a different key."
-    )?;
-    writeln!(
-        w,
-        "- \"Durable\" token objects: this module commits each one in its own SQLite transaction (WAL, \
-         `synchronous=FULL`: the WAL is fsynced at every commit, so a commit survives an OS crash or power \
-         loss; the fsync dominates the row); SoftHSM2 writes one file per object."
-    )?;
-    writeln!(w)?;
-
-    writeln!(w, "## How the stores were populated")?;
-    writeln!(w)?;
-    writeln!(
-        w,
-        "The store rows use one store per module that grows through the sizes: each step adds the \
-         missing AES-256 token keys (each with its own `CKA_LABEL` and `CKA_ID`) through the C ABI, \
-         `C_GenerateKey` one token object per call, two sessions on two threads, the way an application \
-         fills a token. In this module every such key is a stored DEK: a wrap record under the workspace \
-         master key (software root). Cold start, memory and the fresh-process finds are measured in \
-         child processes; a SoftHSM2 child gets a copy of that token's directory alone. Re-wrap rotates the master \
-         key, then \
-         times one `CKM_CV_REWRAP_STORED` call that moves every stored DEK to the new version."
-    )?;
-    writeln!(w)?;
-    for n in &notes {
-        writeln!(w, "- {n}")?;
-    }
-    writeln!(w)?;
-
-    writeln!(w, "## Results")?;
-    writeln!(w)?;
-    writeln!(w, "| operation | unit | collabvault | softhsm2 | raw | cv/softhsm | cv/raw | cv per op |")?;
-    writeln!(w, "|---|---|--:|--:|--:|--:|--:|--:|")?;
-    for r in &rows {
-        writeln!(
-            w,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            md_escape(&r.name),
-            unit_name(r.unit),
-            fmt_cell(r, 0),
-            fmt_cell(r, 1),
-            fmt_cell(r, 2),
-            fmt_ratio(r.ratio(1)),
-            fmt_ratio(r.ratio(2)),
-            if r.unit == Unit::Rate { fmt_per_op(r) } else { String::new() }
-        )?;
-    }
-    writeln!(w)?;
-
-    writeln!(w, "## The targets of issue 8, against this run")?;
-    writeln!(w)?;
-    writeln!(w, "| target | measured | |")?;
-    writeln!(w, "|---|---|---|")?;
-    let v = verdicts(&rows);
-    for (what, measured, verdict, _) in &v {
-        writeln!(w, "| {} | {} | {verdict} |", md_escape(what), md_escape(measured))?;
-    }
-    writeln!(w)?;
-    let missed: Vec<_> = v.iter().filter_map(|(what, _, _, limit)| limit.map(|l| (what, l))).collect();
-    if !missed.is_empty() {
-        writeln!(w, "Where a target is missed:")?;
-        writeln!(w)?;
-        for (what, limit) in missed {
-            writeln!(w, "- *{what}*: {limit}")?;
-        }
-        writeln!(w)?;
-    }
-
-    std::fs::write(path, md)?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
 }

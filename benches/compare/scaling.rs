@@ -14,7 +14,7 @@ use cryptoki::session::Session;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::Signature;
 
-use super::{err, measure, print_row, Batch, Client, Raw, Res, Row, Token};
+use super::{err, measure_row, Batch, Client, Raw, Res, Token};
 
 /// A batch of `n` operations split over `threads` threads, each with its own session
 /// (opened per batch, so the wall time includes it: microseconds against ~150 ms).
@@ -79,29 +79,29 @@ fn iv_of(i: u64) -> [u8; 12] {
     iv
 }
 
-/// Runs the rows; `wanted` filters by row name.
+/// Runs the rows; `wanted` filters by row name. `tokens` and `clients` are in peer
+/// order: collabvault, SoftHSM2, Kryoptic (when in the run).
 pub(super) fn run(
-    cv: &Token,
-    sh: &Token,
-    cvc: &Client<'_>,
-    shc: &Client<'_>,
+    tokens: &[&Token],
+    clients: &[&Client<'_>],
     raw: &Raw,
     hash: &[u8],
     wanted: &dyn Fn(&str) -> bool,
 ) -> Res<()> {
     let data = vec![0x42u8; 4096];
     let data = &data;
-    let (cv_key, sh_key) = (cvc.gcm_key, shc.gcm_key);
-    let cv_gcm = move |s: &Session, i: u64| -> Res<()> {
-        let mut iv = iv_of(i);
-        black_box(s.encrypt(&Mechanism::AesGcm(GcmParams::new(&mut iv, &[], 128.into())?), cv_key, data)?);
-        Ok(())
-    };
-    let sh_gcm = move |s: &Session, i: u64| -> Res<()> {
-        let mut iv = iv_of(i);
-        black_box(s.encrypt(&Mechanism::AesGcm(GcmParams::new(&mut iv, &[], 128.into())?), sh_key, data)?);
-        Ok(())
-    };
+    // One closure per module: each names that module's key.
+    let gcm: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            let key = c.gcm_key;
+            move |s: &Session, i: u64| -> Res<()> {
+                let mut iv = iv_of(i);
+                black_box(s.encrypt(&Mechanism::AesGcm(GcmParams::new(&mut iv, &[], 128.into())?), key, data)?);
+                Ok(())
+            }
+        })
+        .collect();
     let raw_gcm = move |i: u64| -> Res<()> {
         let mut buf = data.clone();
         let tag = raw
@@ -111,15 +111,16 @@ pub(super) fn run(
         black_box((buf, tag));
         Ok(())
     };
-    let (cv_ec, sh_ec) = (cvc.ec_private, shc.ec_private);
-    let cv_sign = move |s: &Session, _| -> Res<()> {
-        black_box(s.sign(&Mechanism::Ecdsa, cv_ec, hash)?);
-        Ok(())
-    };
-    let sh_sign = move |s: &Session, _| -> Res<()> {
-        black_box(s.sign(&Mechanism::Ecdsa, sh_ec, hash)?);
-        Ok(())
-    };
+    let sign: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            let key = c.ec_private;
+            move |s: &Session, _| -> Res<()> {
+                black_box(s.sign(&Mechanism::Ecdsa, key, hash)?);
+                Ok(())
+            }
+        })
+        .collect();
     let raw_sign = move |_| -> Res<()> {
         let sig: Signature = raw.signing.sign_prehash(hash).map_err(|e| err(e.to_string()))?;
         black_box(sig);
@@ -128,23 +129,17 @@ pub(super) fn run(
     for threads in [1usize, 2] {
         let name = format!("AES-256-GCM encrypt 4 KiB, {threads} thread(s)");
         if wanted(&name) {
-            let mut c = vec![
-                Some(threaded(cv, threads, &cv_gcm)),
-                Some(threaded(sh, threads, &sh_gcm)),
-                Some(raw_threaded(threads, &raw_gcm)),
-            ];
-            print_row(&Row::rates(name, &measure(&mut c)?));
+            let mut c: Vec<_> = tokens.iter().zip(&gcm).map(|(t, op)| Some(threaded(t, threads, op))).collect();
+            c.push(Some(raw_threaded(threads, &raw_gcm)));
+            measure_row(&name, c)?;
         }
     }
     for threads in [1usize, 2] {
         let name = format!("ECDSA P-256 sign, {threads} thread(s)");
         if wanted(&name) {
-            let mut c = vec![
-                Some(threaded(cv, threads, &cv_sign)),
-                Some(threaded(sh, threads, &sh_sign)),
-                Some(raw_threaded(threads, &raw_sign)),
-            ];
-            print_row(&Row::rates(name, &measure(&mut c)?));
+            let mut c: Vec<_> = tokens.iter().zip(&sign).map(|(t, op)| Some(threaded(t, threads, op))).collect();
+            c.push(Some(raw_threaded(threads, &raw_sign)));
+            measure_row(&name, c)?;
         }
     }
     Ok(())

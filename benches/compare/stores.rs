@@ -1,4 +1,5 @@
-//! Issue 8's and 6's store rows. One collabvault store and one SoftHSM2 token grow through
+//! Issue 8's and 6's store rows. One collabvault store, one SoftHSM2 token and (when in
+//! the run) the Kryoptic token grow through
 //! the configured sizes ([`Cfg::store_sizes`](super::Cfg)): each step adds the missing
 //! AES-256 token keys (for this module, stored DEKs: wrap records under the workspace
 //! master key, software root), each with its own `CKA_LABEL` and `CKA_ID`. At each size:
@@ -10,8 +11,9 @@
 //! `CKM_CV_REWRAP_STORED`).
 //!
 //! The stores are filled through the C ABI (`C_GenerateKey`, one token object per call,
-//! two sessions on two threads), the way an application fills them. SoftHSM2 grows only
-//! up to [`Cfg::softhsm_max`](super::Cfg): it reads every object on each find.
+//! two sessions on two threads), the way an application fills them. The peers grow only
+//! up to [`Cfg::peer_max`](super::Cfg): SoftHSM2 reads every object on each find, and
+//! each key is a durable commit in Kryoptic's SQLite store.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -307,8 +309,9 @@ fn stats(v: impl Iterator<Item = f64>) -> Option<Stats> {
     Stats::of(v.collect())
 }
 
-fn one_shot_row(name: String, unit: Unit, cv: Option<Stats>, sh: Option<Stats>, sh_missing: &'static str) -> Row {
-    Row { name, unit, vals: [cv, sh, None], missing: ["not run", sh_missing, "-"] }
+/// A row of figures from child processes: collabvault, SoftHSM2, Kryoptic.
+fn one_shot_row(name: String, unit: Unit, [cv, sh, ky]: [Option<Stats>; 3]) -> Row {
+    Row { name, unit, vals: [cv, sh, None, ky], missing: ["not run", "not run", "-", "not run"] }
 }
 
 /// Copies the SoftHSM2 token directories that appeared since `before` into `to` (emptied
@@ -379,18 +382,22 @@ fn rewrap_row(cv_path: &Path, raw: &Raw, n: usize, name: String) -> Res<Row> {
     Ok(Row {
         name,
         unit: Unit::Rate,
-        vals: [Stats::of(rates), None, raw_rate],
-        missing: ["not run", "not offered", "-"],
+        vals: [Stats::of(rates), None, raw_rate, None],
+        missing: ["not run", "not offered", "-", "n/a"],
     })
 }
 
 /// Runs the rows; `wanted` filters by row name (the stores are only built when one of
 /// their rows is wanted).
+///
+/// `sh` and `ky` are the peers' main tokens with their library paths: SoftHSM2 gets a new
+/// token in its loaded library, Kryoptic's one token grows (its configuration, inherited
+/// by the child processes through `KRYOPTIC_CONF`, has that slot alone).
 pub(super) fn run(
     dir: &TempDir,
     cv_path: &Path,
-    sh: &Token,
-    sh_path: &Path,
+    (sh, sh_path): (&Token, &Path),
+    ky: Option<(&Token, &Path)>,
     raw: &Raw,
     wanted: &dyn Fn(&str) -> bool,
 ) -> Res<()> {
@@ -433,18 +440,27 @@ pub(super) fn run(
             None => reopen(cv_path, CV_LABEL)?,
         };
         fill(&token, have, n)?;
-        let sh_here = n <= cfg().softhsm_max;
+        let sh_here = n <= cfg().peer_max;
         if sh_here {
             fill(&shn, have, n)?;
+        }
+        // Kryoptic at this size: its token and library, when in the run and not too large.
+        let ky_here = ky.filter(|_| sh_here);
+        if let Some((kyt, _)) = ky_here {
+            fill(kyt, have, n)?;
         }
         have = n;
 
         for (by_id, name) in [(false, &names[0]), (true, &names[1])] {
             if wanted(name) {
-                let mut c =
-                    vec![Some(finder(&token.session, n, by_id)), sh_here.then(|| finder(&shn.session, n, by_id)), None];
+                let mut c = vec![
+                    Some(finder(&token.session, n, by_id)),
+                    sh_here.then(|| finder(&shn.session, n, by_id)),
+                    None,
+                    ky_here.map(|(kyt, _)| finder(&kyt.session, n, by_id)),
+                ];
                 let mut row = Row::rates(name.clone(), &measure(&mut c)?);
-                row.missing = ["not run", "not run", "-"];
+                row.missing = ["not run", "not run", "-", "not run"];
                 print_row(&row);
             }
         }
@@ -468,10 +484,14 @@ pub(super) fn run(
         if wanted(&names[6]) || wanted(&names[7]) {
             let cv_find = fresh_finds(cv_path, CV_LABEL, n, &cv_env)?;
             let sh_find = if sh_here { fresh_finds(sh_path, SH_LABEL, n, &sh_env)? } else { [None, None] };
+            let ky_find = match ky_here {
+                Some((kyt, path)) => fresh_finds(path, &kyt.label()?, n, &[])?,
+                None => [None, None],
+            };
             for (i, name) in [(0, &names[6]), (1, &names[7])] {
                 if wanted(name) {
-                    let mut row = Row::rates(name.clone(), &[cv_find[i], sh_find[i], None]);
-                    row.missing = ["not run", "not run", "-"];
+                    let mut row = Row::rates(name.clone(), &[cv_find[i], sh_find[i], None, ky_find[i]]);
+                    row.missing = ["not run", "not run", "-", "not run"];
                     print_row(&row);
                 }
             }
@@ -480,6 +500,10 @@ pub(super) fn run(
             let probe = label(n / 2);
             let cv_cold = Some(cold_starts(cv_path, CV_LABEL, &probe, &cv_env)?);
             let sh_cold = if sh_here { Some(cold_starts(sh_path, SH_LABEL, &probe, &sh_env)?) } else { None };
+            let ky_cold = match ky_here {
+                Some((kyt, path)) => Some(cold_starts(path, &kyt.label()?, &probe, &[])?),
+                None => None,
+            };
             let pick = |v: &Option<Vec<Cold>>, f: fn(&Cold) -> f64| v.as_ref().and_then(|v| stats(v.iter().map(f)));
             let mib = |c: &Cold| c.rss_kb / 1024.0;
             for (name, unit, f) in [
@@ -488,7 +512,8 @@ pub(super) fn run(
                 (&names[4], Unit::Mib, mib),
             ] {
                 if wanted(name) {
-                    print_row(&one_shot_row(name.clone(), unit, pick(&cv_cold, f), pick(&sh_cold, f), "not run"));
+                    let figures = [pick(&cv_cold, f), pick(&sh_cold, f), pick(&ky_cold, f)];
+                    print_row(&one_shot_row(name.clone(), unit, figures));
                 }
             }
         }
