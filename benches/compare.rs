@@ -36,23 +36,23 @@ use sha2::{Digest, Sha256};
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
-// Issue 5: RSA, P-384, Ed25519 rows and the RSA decryption timing row.
-#[path = "compare/breadth.rs"]
-mod breadth;
-// Issue 8: the rows beyond the first set (message API, key generation, KWP, the master
+// RSA, P-384, Ed25519 rows and the RSA decryption timing row.
+#[path = "compare/public_key.rs"]
+mod public_key;
+// The rows beyond the first set (message API, key generation, KWP, the master
 // key, digests, random).
 #[path = "compare/extra.rs"]
 mod extra;
-// Issue 8: AES key wrap with padding (RFC 5649) through the raw C ABI.
+// AES key wrap with padding (RFC 5649) through the raw C ABI.
 #[path = "compare/kwp.rs"]
 mod kwp;
-// Issue 8: threads, each with its own session.
+// Threads, each with its own session.
 #[path = "compare/scaling.rs"]
 mod scaling;
-// Issue 8 and 6: large stores (find, cold start, memory, login, re-wrap of stored DEKs).
+// Large stores (find, cold start, memory, login, re-wrap of stored DEKs).
 #[path = "compare/stores.rs"]
 mod stores;
-// Issue 9: the audit log's cost, by how data operations are recorded.
+// The audit log's cost, by how data operations are recorded.
 #[path = "compare/audit.rs"]
 mod audit;
 // The machine, the versions, the table as BENCHMARKS.md and the targets.
@@ -520,8 +520,7 @@ fn main() -> Res<()> {
     })));
     run("ML-KEM-768 decapsulate".into(), contenders)?;
 
-    // Issue 5 (mechanism breadth).
-    breadth::run(&tokens, &wanted)?;
+    public_key::run(&tokens, &wanted)?;
 
     // Issue 8: the further rows, threads, then the large stores (which re-initialize the
     // module with other stores: its main token closes first; the peers' store rows grow

@@ -1,4 +1,4 @@
-//! Issue 9: what the audit log costs. AES-256-GCM 4 KiB and a DEK unwrap under the
+//! What the audit log costs. AES-256-GCM 4 KiB and a DEK unwrap under the
 //! master key (`CKM_CV_WRAP_RECORD`), with the module's data operations audited as
 //! per-session counters (the default), as one durable entry per call, and not at all.
 //!

@@ -1,4 +1,4 @@
-//! Issue 8's further rows: AES-GCM through the 3.0 message API, AES-256 key generation
+//! Further rows: AES-GCM through the 3.0 message API, AES-256 key generation
 //! (session and durable token object), AES key wrap with padding (KWP), the hierarchy's
 //! DEK wrap and unwrap under the workspace master key (`CKM_CV_WRAP_RECORD`, issue 6),
 //! EC P-256 and ML-KEM-768 key pair generation, SHA-256, HMAC-SHA256 and

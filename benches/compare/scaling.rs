@@ -1,4 +1,4 @@
-//! Issue 8's scaling rows: AES-256-GCM encrypt 4 KiB and ECDSA P-256 sign with one and
+//! The scaling rows: AES-256-GCM encrypt 4 KiB and ECDSA P-256 sign with one and
 //! with two threads, each thread in its own session (the keys are session objects of
 //! the main session, which every session of the application sees). A row's rate is the
 //! total over its threads; the report compares two threads with one.

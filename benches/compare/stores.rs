@@ -1,4 +1,4 @@
-//! Issue 8's and 6's store rows. One collabvault store, one SoftHSM2 token and (when in
+//! The store rows. One collabvault store, one SoftHSM2 token and (when in
 //! the run) the Kryoptic token grow through
 //! the configured sizes ([`Cfg::store_sizes`](super::Cfg)): each step adds the missing
 //! AES-256 token keys (for this module, stored DEKs: wrap records under the workspace

@@ -1,5 +1,4 @@
-//! Benchmark rows for the mechanism breadth of issue 5: RSA-2048 sign and verify
-//! (`CKM_SHA256_RSA_PKCS`), ECDSA P-384 sign (`CKM_ECDSA` over a SHA-384 digest), Ed25519 sign
+//! Public-key benchmark rows: RSA-2048 sign and verify (`CKM_SHA256_RSA_PKCS`), ECDSA P-384 sign (`CKM_ECDSA` over a SHA-384 digest), Ed25519 sign
 //! (`CKM_EDDSA`), each against SoftHSM2, Kryoptic (when in the run) and the raw crate; and a timing side-channel row
 //! for RSA PKCS#1 v1.5 decryption: the rate of rejecting a bad-padding ciphertext beside
 //! the rate of accepting a good one, per module, with their ratio (1.00 means the module's
@@ -19,7 +18,7 @@ use super::{err, measure, measure_row, print_row, timed, Batch, Res, Row, Token,
 
 const P384_OID: [u8; 7] = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 const ED25519_OID: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
-const MESSAGE: &[u8] = b"benchmark message for the breadth rows";
+const MESSAGE: &[u8] = b"benchmark message for the public-key rows";
 
 /// One token's keys for these rows; `None` where the module lacks the mechanism.
 /// An RSA key pair on the token and what the raw rows need: (public, private, modulus, exponent, ...).
@@ -113,7 +112,7 @@ impl<'a> Keys<'a> {
     }
 }
 
-/// Runs the breadth rows; `wanted` filters by row name.
+/// Runs the public-key rows; `wanted` filters by row name.
 /// `tokens`: the PKCS#11 modules in peer order (collabvault, SoftHSM2, Kryoptic if any).
 pub(super) fn run(tokens: &[&Token], wanted: &dyn Fn(&str) -> bool) -> Res<()> {
     let keys = tokens.iter().map(|t| Keys::setup(t)).collect::<Res<Vec<_>>>()?;
