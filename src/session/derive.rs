@@ -11,13 +11,7 @@ use crate::mechanism::{registry, Mechanism};
 use crate::object::{Object, Template};
 
 /// `C_DeriveKey`.
-pub fn derive_key(
-    handle: CK_SESSION_HANDLE,
-    m: &Mechanism,
-    base: CK_OBJECT_HANDLE,
-    template: &Template,
-) -> Result<CK_OBJECT_HANDLE> {
-    let ctx = Ctx::of(handle)?;
+pub fn derive_key(ctx: &Ctx, m: &Mechanism, base: CK_OBJECT_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     let row = registry::row(m.ty())?;
     let derive = row.op(|o| o.derive)?;
     let base = ctx.operation_key(base, row, KeyRole::Derive)?;

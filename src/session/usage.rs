@@ -148,8 +148,7 @@ impl Ctx {
         match config.data_operations {
             DataOperations::Off => Ok(()),
             DataOperations::PerCall => {
-                let event =
-                    AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), op.action(), describe());
+                let event = self.event(op.action(), describe());
                 self.token.store().append_audit(&event.synced_lazily())
             }
             DataOperations::Counters => {
