@@ -40,7 +40,7 @@ pub fn guard_session(
     body: impl FnOnce(&Ctx) -> Result<()>,
 ) -> CK_RV {
     guard(function, || {
-        let ctx = Ctx::of(handle)?;
+        let ctx = Ctx::of(crate::module::app()?, handle)?;
         let result = body(&ctx);
         if let Err(e) = &result {
             // The length protocol's answer is not a refusal.

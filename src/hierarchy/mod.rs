@@ -125,7 +125,7 @@ pub fn new_master(
     classification: &str,
 ) -> Result<(MasterRecord, MasterKey)> {
     let mut key = Zeroizing::new([0u8; 32]);
-    crate::rng::fill(key.as_mut())?;
+    crate::mechanism::primitives::fill_random(key.as_mut())?;
     let sealed = root.seal_version(version, &master_context(workspace, version), key.as_ref())?;
     let prepared = Arc::new(GcmKey::new(key.as_ref(), record::TAG_LEN)?);
     let mut record = MasterRecord {

@@ -106,7 +106,7 @@ fn check_kind(row: &Row, value: &[u8]) -> Result<()> {
 
 fn unique_id() -> Result<Vec<u8>> {
     let mut raw = [0u8; 16];
-    crate::rng::fill(&mut raw)?;
+    crate::mechanism::primitives::fill_random(&mut raw)?;
     Ok(hex::encode(raw).into_bytes())
 }
 

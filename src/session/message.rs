@@ -174,7 +174,7 @@ impl MessageOp {
                 return Err(Error::MechanismParamInvalid);
             }
             let mut tail = vec![0u8; free];
-            crate::rng::fill(&mut tail)?;
+            crate::mechanism::primitives::fill_random(&mut tail)?;
             iv.extend_from_slice(&tail);
             return Ok(iv);
         }
@@ -236,7 +236,7 @@ fn with_op<T>(ctx: &Ctx, encrypt: bool, f: impl FnOnce(&mut MessageOp, &Ctx) -> 
 
 /// Hands out the key's next counter value from this process's reserved range.
 fn counter_of(ctx: &Ctx) -> impl FnMut(&[u8; 32]) -> Result<u64> + '_ {
-    |fingerprint| ctx.module.iv_counters.next(ctx.token.store(), fingerprint)
+    |fingerprint| ctx.app.iv_counters.next(ctx.token.store(), fingerprint)
 }
 
 fn gcm(iv: Vec<u8>, aad: &[u8], tag_len: usize) -> Result<GcmParams> {

@@ -32,7 +32,6 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::mechanism::{Cipher, Digester, Signer, Verifier};
-use crate::module::{self, Module};
 use crate::store::{AuditEvent, Caller, PinOwner};
 use crate::token::Token;
 
@@ -122,6 +121,51 @@ impl Ops {
     }
 }
 
+/// What one application's sessions share: the tokens, the session and object-handle
+/// tables, and the settings the operations read. The module layer (process state,
+/// initialize, finalize, fork) owns one and hands it to each call; nothing here reaches
+/// up for it.
+pub struct App {
+    /// One token per configured workspace; the slot id is the index.
+    pub tokens: Vec<Arc<Token>>,
+    /// This application's open sessions.
+    pub sessions: SessionTable,
+    /// This application's object handles.
+    pub handles: handles::HandleTable,
+    /// Audit settings.
+    pub audit: crate::config::AuditConfig,
+    /// Mechanism opt-ins.
+    pub mechanisms: crate::config::MechanismsConfig,
+    /// Per-key rate windows for the audit alerts.
+    pub analytics: crate::audit::analytics::Analytics,
+    /// The GCM IV counter ranges this process reserved, shared by all its sessions.
+    pub iv_counters: message::IvCounters,
+}
+
+impl App {
+    /// The state over `tokens`, with no session open.
+    pub fn new(
+        tokens: Vec<Arc<Token>>,
+        audit: crate::config::AuditConfig,
+        mechanisms: crate::config::MechanismsConfig,
+    ) -> App {
+        App {
+            tokens,
+            sessions: SessionTable::default(),
+            handles: handles::HandleTable::default(),
+            audit,
+            mechanisms,
+            analytics: Default::default(),
+            iv_counters: Default::default(),
+        }
+    }
+
+    /// The token in `slot`.
+    pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
+        usize::try_from(slot).ok().and_then(|i| self.tokens.get(i)).ok_or(Error::SlotIdInvalid)
+    }
+}
+
 /// One open session.
 #[derive(Debug)]
 pub struct Session {
@@ -197,8 +241,8 @@ enum Refusal {
 /// makes it (`ffi::guard_session`) and passes it down: every layer below learns the
 /// session, token and actor from it, never from per-thread state.
 pub struct Ctx {
-    /// The module (kept alive for the call).
-    pub module: Arc<Module>,
+    /// The application's shared state (kept alive for the call).
+    pub app: Arc<App>,
     /// The session's handle.
     pub handle: CK_SESSION_HANDLE,
     /// The session.
@@ -209,13 +253,12 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Resolves `handle` in the initialized module.
-    pub fn of(handle: CK_SESSION_HANDLE) -> Result<Ctx> {
-        let module = module::get()?;
-        let session = module.sessions.get(handle)?;
+    /// Resolves `handle` among `app`'s sessions.
+    pub fn of(app: Arc<App>, handle: CK_SESSION_HANDLE) -> Result<Ctx> {
+        let session = app.sessions.get(handle)?;
         let slot = session.lock().slot_id;
-        let token = module.token(slot)?.clone();
-        Ok(Ctx { module, handle, session, token, refusal: Cell::new(Refusal::Audit { actor: None }) })
+        let token = app.token(slot)?.clone();
+        Ok(Ctx { app, handle, session, token, refusal: Cell::new(Refusal::Audit { actor: None }) })
     }
 
     /// The session's slot.
@@ -248,6 +291,12 @@ impl Ctx {
         AuditEvent::by(&self.token.workspace, self.caller(), action, what)
     }
 
+    /// An entry about what the module does by itself during this call (an alert, a
+    /// repair), in its session.
+    pub(crate) fn module_event(&self, action: &str, what: Option<String>) -> AuditEvent {
+        AuditEvent::by(&self.token.workspace, Caller { session: Some(self.handle), ..Caller::MODULE }, action, what)
+    }
+
     /// Audits the refusal of this call with return code `code`; a failure to write is
     /// logged (the call's own error is what the caller gets).
     pub fn audit_refusal(&self, function: &str, code: &str) {
@@ -272,8 +321,7 @@ impl Ctx {
 }
 
 /// `C_OpenSession`.
-pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
-    let m = module::get()?;
+pub fn open(m: &App, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
     let token = m.token(slot)?;
     token.check_present()?;
     if flags & CKF_SERIAL_SESSION == 0 {
@@ -294,7 +342,7 @@ pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
 
 /// After sessions closed: `by` is the session whose call closed them (none for
 /// `C_CloseAllSessions`).
-fn closed(m: &Module, slot: CK_SLOT_ID, gone: &[(CK_SESSION_HANDLE, Arc<Mutex<Session>>)], by: Option<u64>) {
+fn closed(m: &App, slot: CK_SLOT_ID, gone: &[(CK_SESSION_HANDLE, Arc<Mutex<Session>>)], by: Option<u64>) {
     let Ok(token) = m.token(slot) else {
         return;
     };
@@ -313,7 +361,7 @@ fn closed(m: &Module, slot: CK_SLOT_ID, gone: &[(CK_SESSION_HANDLE, Arc<Mutex<Se
 }
 
 /// Flushes every session's operation counters (`C_Finalize`).
-pub fn flush_usage(m: &Module) {
+pub fn flush_usage(m: &App) {
     for token in &m.tokens {
         usage::flush_all(token, &m.sessions.of_slot(token.slot_id));
     }
@@ -321,20 +369,19 @@ pub fn flush_usage(m: &Module) {
 
 /// `C_CloseSession`.
 pub fn close(ctx: &Ctx) -> Result<()> {
-    let gone = ctx.module.sessions.remove_where(|h, _| h == ctx.handle);
+    let gone = ctx.app.sessions.remove_where(|h, _| h == ctx.handle);
     if gone.is_empty() {
         return Err(Error::SessionHandleInvalid);
     }
-    closed(&ctx.module, ctx.slot(), &gone, Some(ctx.handle));
+    closed(&ctx.app, ctx.slot(), &gone, Some(ctx.handle));
     ctx.token.store().flush_audit()
 }
 
 /// `C_CloseAllSessions`.
-pub fn close_all(slot: CK_SLOT_ID) -> Result<()> {
-    let m = module::get()?;
+pub fn close_all(m: &App, slot: CK_SLOT_ID) -> Result<()> {
     let token = m.token(slot)?;
     let gone = m.sessions.remove_where(|_, s| s.slot_id == slot);
-    closed(&m, slot, &gone, None);
+    closed(m, slot, &gone, None);
     token.store().flush_audit()
 }
 
@@ -363,7 +410,7 @@ pub fn login(ctx: &Ctx, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
         _ => return Err(Error::UserTypeInvalid),
     };
     let slot = ctx.slot();
-    let (all, rw) = ctx.module.sessions.counts(slot);
+    let (all, rw) = ctx.app.sessions.counts(slot);
     // A refusal names who tried, not who (nobody) is logged in.
     ctx.refusal.set(Refusal::Audit { actor: Some(crate::token::actor(Some(owner))) });
     let result = ctx.audited_at_origin(ctx.token.login(owner, pin, all > rw, Some(ctx.handle)));
@@ -378,10 +425,10 @@ pub fn logout(ctx: &Ctx) -> Result<()> {
     ctx.token.store().flush_audit()?;
     if ctx.token.logged_in().is_some() {
         // Counters are the logged-in actor's: they go out before the actor changes.
-        usage::flush_all(&ctx.token, &ctx.module.sessions.of_slot(ctx.slot()));
+        usage::flush_all(&ctx.token, &ctx.app.sessions.of_slot(ctx.slot()));
     }
     ctx.token.logout(Some(ctx.handle))?;
-    logged_out(&ctx.module, ctx.slot());
+    logged_out(&ctx.app, ctx.slot());
     Ok(())
 }
 
@@ -390,7 +437,7 @@ pub fn logout(ctx: &Ctx) -> Result<()> {
 /// operation active in its sessions on the slot ends, dropping the key material it holds.
 /// Ending them all, not only those that used a private object, is what the spec allows
 /// ("may or may not be active") and leaves no key behind the login.
-fn logged_out(m: &Module, slot: CK_SLOT_ID) {
+fn logged_out(m: &App, slot: CK_SLOT_ID) {
     let destroyed = m.handles.drop_private_session_objects(slot);
     let mut ended = 0;
     for (_, session) in m.sessions.of_slot(slot) {
@@ -427,7 +474,7 @@ pub fn set_pin(ctx: &Ctx, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
 
 /// `C_GenerateRandom`.
 pub fn generate_random(_ctx: &Ctx, out: &mut [u8]) -> Result<()> {
-    crate::rng::fill(out)
+    crate::mechanism::primitives::fill_random(out)
 }
 
 /// `C_SeedRandom`: the token reads the OS CSPRNG and takes no seed.

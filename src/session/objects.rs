@@ -80,7 +80,7 @@ impl Ctx {
 
     /// Resolves an object handle, enforcing visibility.
     pub(super) fn resolve(&self, handle: CK_OBJECT_HANDLE) -> Result<Resolved> {
-        let (slot, located) = self.module.handles.get(handle).ok_or(Error::ObjectHandleInvalid)?;
+        let (slot, located) = self.app.handles.get(handle).ok_or(Error::ObjectHandleInvalid)?;
         if slot != self.slot() {
             return Err(Error::ObjectHandleInvalid);
         }
@@ -88,7 +88,7 @@ impl Ctx {
             Located::Token(id) => {
                 let Some(record) = self.token.store().object(&self.token.workspace, id)? else {
                     // Destroyed by another process (or a re-initialization).
-                    self.module.handles.remove(handle);
+                    self.app.handles.remove(handle);
                     return Err(Error::ObjectHandleInvalid);
                 };
                 if record.private && !self.user_logged_in() {
@@ -122,7 +122,7 @@ impl Ctx {
     fn bind_row(&self, id: ObjectId, object: Object) -> Object {
         let mut bound = object.clone();
         bound.next_generation();
-        let event = AuditEvent::ok(&self.token.workspace, "module", "object row bound", Some(object.describe()));
+        let event = self.module_event("object row bound", Some(object.describe()));
         let outcome = bound
             .to_record(&self.at_rest())
             .and_then(|record| self.token.store().update_object(id, object.generation(), &record, &event));
@@ -184,12 +184,12 @@ impl Ctx {
             // Made in this process and gone with it: its entry may wait for a batch
             // (see store::audit::Sync::Batched).
             self.token.store().append_audit(&event.batched())?;
-            return Ok(self.module.handles.add_session_object(self.slot(), self.handle, object));
+            return Ok(self.app.handles.add_session_object(self.slot(), self.handle, object));
         }
         let record = object.to_record(&self.at_rest())?;
         let id = self.token.store().insert_object(&self.token.workspace, &record, &event)?;
         log::debug!("{}: {action} stored {}", self.token.workspace, object.describe());
-        Ok(self.module.handles.token_handle(self.slot(), id))
+        Ok(self.app.handles.token_handle(self.slot(), id))
     }
 }
 
@@ -227,7 +227,7 @@ pub fn destroy(ctx: &Ctx, object: CK_OBJECT_HANDLE) -> Result<()> {
         // Master key objects are never destroyable (checked above).
         Resolved::Master(..) => return Err(Error::ActionProhibited),
     }
-    ctx.module.handles.remove(object);
+    ctx.app.handles.remove(object);
     Ok(())
 }
 
@@ -329,7 +329,7 @@ fn set_stored(
         )? {
             Updated::Done => return Ok(()),
             Updated::Gone => {
-                ctx.module.handles.remove(handle);
+                ctx.app.handles.remove(handle);
                 return Err(Error::ObjectHandleInvalid);
             }
             Updated::Moved => {
@@ -375,7 +375,7 @@ pub fn find_init(ctx: &Ctx, template: &Template) -> Result<()> {
         let at_rest = ctx.at_rest();
         for (id, record) in ctx.token.store().find_objects(&ctx.token.workspace, &query)? {
             match Object::from_record(&record, &at_rest) {
-                Ok(o) if o.matches(template) => found.push(ctx.module.handles.token_handle(ctx.slot(), id)),
+                Ok(o) if o.matches(template) => found.push(ctx.app.handles.token_handle(ctx.slot(), id)),
                 Ok(_) => {}
                 Err(e) => log::error!("{}: stored object {} is unreadable: {e}", ctx.token.workspace, record.unique_id),
             }
@@ -383,11 +383,11 @@ pub fn find_init(ctx: &Ctx, template: &Template) -> Result<()> {
         if ctx.token.logged_in().is_some() {
             for (version, o) in ctx.master_objects()? {
                 if o.matches(template) {
-                    found.push(ctx.module.handles.master_handle(ctx.slot(), version));
+                    found.push(ctx.app.handles.master_handle(ctx.slot(), version));
                 }
             }
         }
-        for (h, o) in ctx.module.handles.session_objects(ctx.slot()) {
+        for (h, o) in ctx.app.handles.session_objects(ctx.slot()) {
             let o = o.read();
             if (user || !o.is_private()) && o.matches(template) {
                 found.push(h);

@@ -27,7 +27,7 @@ impl Ctx {
     /// The master key version a handle names (`None`: the current one); `wrong` for a
     /// handle that is not a master key object.
     fn master_handle(&self, handle: CK_OBJECT_HANDLE, invalid: Error, wrong: Error) -> Result<Option<u32>> {
-        match self.module.handles.get(handle) {
+        match self.app.handles.get(handle) {
             Some((slot, Located::Master(version))) if slot == self.slot() => {
                 if self.token.logged_in() != Some(PinOwner::User) {
                     return Err(invalid);
@@ -122,7 +122,7 @@ pub fn rotate(ctx: &Ctx) -> Result<CK_OBJECT_HANDLE> {
         return Err(Error::SessionReadOnly);
     }
     let version = ctx.token.hierarchy()?.rotate(ctx.caller(), &ctx.token.classification)?;
-    Ok(ctx.module.handles.master_handle(ctx.slot(), Some(version)))
+    Ok(ctx.app.handles.master_handle(ctx.slot(), Some(version)))
 }
 
 /// `C_EncryptInit` with `CKM_CV_REWRAP_RECORD`: `C_Encrypt(old record)` returns the
@@ -281,5 +281,5 @@ pub fn rewrap_stored(ctx: &Ctx, batch: usize) -> Result<CK_OBJECT_HANDLE> {
         log::info!("{}: re-wrapped {done} stored DEK(s) to wmk v{target}", ctx.token.workspace);
     })?;
     ctx.audit("CKM_CV_REWRAP_STORED", format!("{moved} stored DEK(s) re-wrapped"))?;
-    Ok(ctx.module.handles.master_handle(ctx.slot(), None))
+    Ok(ctx.app.handles.master_handle(ctx.slot(), None))
 }

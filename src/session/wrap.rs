@@ -20,7 +20,7 @@ use crate::object::{Object, Origin, Template};
 /// PKCS#1 v1.5 key transport is refused unless the config allows it
 /// (`[mechanisms] allow_rsa_pkcs1_v15_key_transport`): OAEP is the default.
 fn check_transport_allowed(ctx: &Ctx, m: &Mechanism, call: &str) -> Result<()> {
-    if *m == Mechanism::RsaPkcs && !ctx.module.mechanisms.allow_rsa_pkcs1_v15_key_transport {
+    if *m == Mechanism::RsaPkcs && !ctx.app.mechanisms.allow_rsa_pkcs1_v15_key_transport {
         log::warn!(
             "{call} with CKM_RSA_PKCS refused: PKCS#1 v1.5 key transport is off \
              ([mechanisms] allow_rsa_pkcs1_v15_key_transport); use CKM_RSA_PKCS_OAEP"

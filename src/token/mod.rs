@@ -407,7 +407,7 @@ impl Token {
             self.verify(PinOwner::So, so_pin, "C_InitToken", None)?;
         }
         let mut key = SealingKey::default();
-        crate::rng::fill(key.as_mut())?;
+        crate::mechanism::primitives::fill_random(key.as_mut())?;
         let sealer = self.sealer(&key, true, false)?;
         if let Root::Slot(slot) = &self.root {
             // The previous incarnation's master key versions are shredded with it.

@@ -24,7 +24,7 @@ pub unsafe extern "C" fn C_OpenSession(
     guard("C_OpenSession", || {
         // SAFETY: the caller passes NULL or a writable handle.
         let handle = unsafe { out(handle) }?;
-        *handle = session::open(slot, flags)?;
+        *handle = session::open(&*crate::module::app()?, slot, flags)?;
         Ok(())
     })
 }
@@ -38,7 +38,7 @@ pub extern "C" fn C_CloseSession(handle: CK_SESSION_HANDLE) -> CK_RV {
 /// `C_CloseAllSessions` (§5.6.3).
 #[no_mangle]
 pub extern "C" fn C_CloseAllSessions(slot: CK_SLOT_ID) -> CK_RV {
-    guard("C_CloseAllSessions", || session::close_all(slot))
+    guard("C_CloseAllSessions", || session::close_all(&*crate::module::app()?, slot))
 }
 
 /// `C_GetSessionInfo` (§5.6.4).
