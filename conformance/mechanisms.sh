@@ -3,7 +3,8 @@
 # P-384 and Ed25519 keys made on the token and `openssl` verifies with the exported public
 # keys (PKCS#1 v1.5, PSS, ECDSA-SHA384, Ed25519); AES-ECB/CBC/CTR ciphertext equals
 # `openssl enc` byte for byte in both directions; RSA-OAEP ciphertext made by
-# `openssl pkeyutl` decrypts on the token.
+# `openssl pkeyutl` decrypts on the token; ML-DSA-65 signatures cross-check with
+# dilithium-py and X-Wing shared secrets with the draft's combiner over kyber-py, both ways.
 source "$(dirname "$0")/lib.sh"
 CLIENT=mechanisms
 need_tool tools openssl pkcs11-tool python3 || exit 0
@@ -87,3 +88,9 @@ check aes-cbc-pad-matches-openssl cbc_pad_matches
 mldsa() { python3 "$(dirname "$0")/mldsa.py" "$MODULE" "$USER_PIN" "$1"; }
 check mldsa-token-signs-dilithium-py-verifies mldsa token-signs
 check mldsa-dilithium-py-signs-token-verifies mldsa token-verifies
+
+# X-Wing (vendor hybrid KEM) against the draft's combiner written in Python over kyber-py's
+# ML-KEM-768 and cryptography's X25519, both ways.
+xwing() { python3 "$(dirname "$0")/xwing.py" "$MODULE" "$USER_PIN" "$1"; }
+check xwing-python-encapsulates-token-decapsulates xwing python-encapsulates
+check xwing-token-encapsulates-python-decapsulates xwing token-encapsulates

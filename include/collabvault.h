@@ -34,6 +34,16 @@
 
 /* ---- Attributes (CKA_VENDOR_DEFINED | prefix | n) ---- */
 
+/* X-Wing, the hybrid KEM (ML-KEM-768 + X25519), as draft-connolly-cfrg-xwing-kem-06
+ * specifies it. CKM_CV_XWING_KEY_PAIR_GEN makes a CKK_CV_XWING pair (no parameter);
+ * CKM_CV_XWING encapsulates (C_EncapsulateKey, public key) and decapsulates
+ * (C_DecapsulateKey, private key): ciphertext 1120 bytes, shared secret 32 bytes.
+ * Public CKA_VALUE: the 1216-byte encapsulation key; private CKA_VALUE: the 32-byte
+ * decapsulation key (seed). */
+#define CKM_CV_XWING_KEY_PAIR_GEN 0xC3560010UL
+#define CKM_CV_XWING 0xC3560011UL
+#define CKK_CV_XWING 0xC3560001UL
+
 /* CK_ULONG: the key's role, one of CV_ROLE_*. */
 #define CKA_CV_ROLE 0xC3560001UL
 /* CK_ULONG: a master key's version number. */

@@ -15,7 +15,8 @@
 #      report and a few export lines, and shows verify naming an edited entry in a copy;
 #   7. shows the security model at work: owner-only store files, a destroyed master key
 #      version's own key gone from SoftHSM2, and an edited master key row refused;
-#   8. signs with ML-DSA-65 on the token and verifies with dilithium-py, and the reverse.
+#   8. signs with ML-DSA-65 on the token and verifies with dilithium-py, and the reverse;
+#      agrees an X-Wing (hybrid ML-KEM-768 + X25519) secret with an independent client.
 #
 # Every step says what happened in plain words; any failure stops the demo with a
 # non-zero exit. Everything lives in a temp dir removed on exit.
@@ -208,5 +209,10 @@ echo "A ctypes client makes an ML-DSA-65 key pair on the token and signs with a 
 echo "dilithium-py, an independent FIPS 204 implementation, verifies it. Then the reverse."
 run python3 conformance/mldsa.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" token-signs
 run python3 conformance/mldsa.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" token-verifies
+
+say "post-quantum key exchange: X-Wing (ML-KEM-768 + X25519) on the workspace token"
+echo "The token makes an X-Wing key pair; Python, with the draft's combiner over kyber-py's"
+echo "ML-KEM-768 and X25519, encapsulates to it and the token decapsulates to the same secret."
+run python3 conformance/xwing.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" python-encapsulates
 
 say "demo complete"

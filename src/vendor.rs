@@ -1,7 +1,10 @@
 //! CollabVault's vendor-defined constants: every one is in the spec's vendor range with
 //! the CollabVault prefix, and declared with the same value in `include/collabvault.h`.
 
-use cryptoki_sys::{CKA_VENDOR_DEFINED, CKM_VENDOR_DEFINED, CK_ATTRIBUTE_TYPE, CK_MECHANISM_TYPE, CK_ULONG};
+use cryptoki_sys::{
+    CKA_VENDOR_DEFINED, CKK_VENDOR_DEFINED, CKM_VENDOR_DEFINED, CK_ATTRIBUTE_TYPE, CK_KEY_TYPE, CK_MECHANISM_TYPE,
+    CK_ULONG,
+};
 
 /// The CollabVault block inside each vendor range ("CV").
 pub const PREFIX: CK_ULONG = 0x4356_0000;
@@ -20,6 +23,17 @@ pub const CKM_CV_ROTATE_MASTER: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX 
 /// template's `CKA_VALUE_LEN`, if given, is the batch size), one transaction per batch,
 /// resumable after a crash; returns the current master key object. No parameter.
 pub const CKM_CV_REWRAP_STORED: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x04;
+
+/// Makes an X-Wing key pair (`C_GenerateKeyPair`, key type [`CKK_CV_XWING`]). No
+/// parameter.
+pub const CKM_CV_XWING_KEY_PAIR_GEN: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x10;
+/// X-Wing encapsulation and decapsulation (`C_EncapsulateKey`/`C_DecapsulateKey`): a
+/// 1,120-byte ciphertext and a 32-byte shared secret. No parameter.
+pub const CKM_CV_XWING: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x11;
+
+/// X-Wing keys (ML-KEM-768 + X25519, draft-connolly-cfrg-xwing-kem-06): public
+/// `CKA_VALUE` the 1,216-byte encapsulation key, private `CKA_VALUE` the 32-byte seed.
+pub const CKK_CV_XWING: CK_KEY_TYPE = CKK_VENDOR_DEFINED | PREFIX | 0x01;
 
 /// The key's role in the hierarchy (`CK_ULONG`: one of the `CV_ROLE_*` values).
 pub const CKA_CV_ROLE: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x01;
@@ -70,6 +84,9 @@ mod tests {
             ("CKM_CV_REWRAP_RECORD", CKM_CV_REWRAP_RECORD),
             ("CKM_CV_ROTATE_MASTER", CKM_CV_ROTATE_MASTER),
             ("CKM_CV_REWRAP_STORED", CKM_CV_REWRAP_STORED),
+            ("CKM_CV_XWING_KEY_PAIR_GEN", CKM_CV_XWING_KEY_PAIR_GEN),
+            ("CKM_CV_XWING", CKM_CV_XWING),
+            ("CKK_CV_XWING", CKK_CV_XWING),
             ("CKA_CV_ROLE", CKA_CV_ROLE),
             ("CKA_CV_KEY_VERSION", CKA_CV_KEY_VERSION),
             ("CKA_CV_LIFECYCLE", CKA_CV_LIFECYCLE),

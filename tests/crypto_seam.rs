@@ -27,6 +27,7 @@ const CRYPTO: &[&str] = &[
     "ml_kem",
     "ml_dsa",
     "shake",
+    "x_wing",
     "crypto_bigint",
     "crypto_common",
     "subtle",

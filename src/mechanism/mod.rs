@@ -28,6 +28,7 @@ pub mod rsa;
 pub mod rsa_enc;
 pub mod rsa_sign;
 pub mod secret_key;
+pub mod xwing;
 
 use cryptoki_sys::*;
 
@@ -148,6 +149,10 @@ pub enum Mechanism {
     MlKemKeyPairGen,
     /// `CKM_ML_KEM`.
     MlKem,
+    /// `CKM_CV_XWING_KEY_PAIR_GEN`.
+    XWingKeyPairGen,
+    /// `CKM_CV_XWING`.
+    XWing,
     /// `CKM_ML_DSA_KEY_PAIR_GEN`.
     MlDsaKeyPairGen,
     /// `CKM_ML_DSA`, `CKM_HASH_ML_DSA` and `CKM_HASH_ML_DSA_<hash>`.
@@ -196,6 +201,8 @@ impl Mechanism {
             Mechanism::RsaOaep(_) => CKM_RSA_PKCS_OAEP,
             Mechanism::MlKemKeyPairGen => CKM_ML_KEM_KEY_PAIR_GEN,
             Mechanism::MlKem => CKM_ML_KEM,
+            Mechanism::XWingKeyPairGen => crate::vendor::CKM_CV_XWING_KEY_PAIR_GEN,
+            Mechanism::XWing => crate::vendor::CKM_CV_XWING,
             Mechanism::MlDsaKeyPairGen => CKM_ML_DSA_KEY_PAIR_GEN,
             Mechanism::MlDsa(p) => p.ty,
             Mechanism::CvWrapRecord => crate::vendor::CKM_CV_WRAP_RECORD,
@@ -223,6 +230,8 @@ impl Mechanism {
             CKM_ML_KEM_KEY_PAIR_GEN => Mechanism::MlKemKeyPairGen,
             CKM_ML_KEM => Mechanism::MlKem,
             CKM_ML_DSA_KEY_PAIR_GEN => Mechanism::MlDsaKeyPairGen,
+            crate::vendor::CKM_CV_XWING_KEY_PAIR_GEN => Mechanism::XWingKeyPairGen,
+            crate::vendor::CKM_CV_XWING => Mechanism::XWing,
             crate::vendor::CKM_CV_WRAP_RECORD => Mechanism::CvWrapRecord,
             crate::vendor::CKM_CV_ROTATE_MASTER => Mechanism::CvRotateMaster,
             crate::vendor::CKM_CV_REWRAP_STORED => Mechanism::CvRewrapStored,
@@ -320,6 +329,7 @@ pub fn imported_attrs(
         CKK_RSA => rsa::imported(class, key),
         CKK_ML_KEM => mlkem::imported(class, key),
         CKK_ML_DSA => mldsa::imported(class, key),
+        crate::vendor::CKK_CV_XWING => xwing::imported(class, key),
         _ => Ok(Vec::new()),
     }
 }

@@ -368,6 +368,7 @@ pub fn registry() -> impl Iterator<Item = &'static MechEntry> {
         rsa_enc::ENTRIES,
         mlkem::ENTRIES,
         mldsa::ENTRIES,
+        xwing::ENTRIES,
         records::ENTRIES,
     ]
     .into_iter()
