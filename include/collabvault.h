@@ -40,6 +40,11 @@
  * (C_DecapsulateKey, private key): ciphertext 1120 bytes, shared secret 32 bytes.
  * Public CKA_VALUE: the 1216-byte encapsulation key; private CKA_VALUE: the 32-byte
  * decapsulation key (seed). */
+/* Wraps a secret key to a recipient's CKK_CV_XWING public key as a share record
+ * (format 2, doc/wrap-record.md): C_WrapKey with the public key, C_UnwrapKey with the
+ * private key on the recipient's token; C_WrapKeyAuthenticated/C_UnwrapKeyAuthenticated
+ * bind associated data. No parameter. */
+#define CKM_CV_SHARE_RECORD 0xC3560005UL
 #define CKM_CV_XWING_KEY_PAIR_GEN 0xC3560010UL
 #define CKM_CV_XWING 0xC3560011UL
 #define CKK_CV_XWING 0xC3560001UL

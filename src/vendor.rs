@@ -24,6 +24,12 @@ pub const CKM_CV_ROTATE_MASTER: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX 
 /// resumable after a crash; returns the current master key object. No parameter.
 pub const CKM_CV_REWRAP_STORED: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x04;
 
+/// Wraps a secret key to a recipient's X-Wing public key as a share record (format 2,
+/// `doc/wrap-record.md`): `C_WrapKey` with the recipient's public key, `C_UnwrapKey` with
+/// the private key on the recipient's token; the authenticated 3.2 forms bind associated
+/// data. No parameter.
+pub const CKM_CV_SHARE_RECORD: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x05;
+
 /// Makes an X-Wing key pair (`C_GenerateKeyPair`, key type [`CKK_CV_XWING`]). No
 /// parameter.
 pub const CKM_CV_XWING_KEY_PAIR_GEN: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x10;
@@ -84,6 +90,7 @@ mod tests {
             ("CKM_CV_REWRAP_RECORD", CKM_CV_REWRAP_RECORD),
             ("CKM_CV_ROTATE_MASTER", CKM_CV_ROTATE_MASTER),
             ("CKM_CV_REWRAP_STORED", CKM_CV_REWRAP_STORED),
+            ("CKM_CV_SHARE_RECORD", CKM_CV_SHARE_RECORD),
             ("CKM_CV_XWING_KEY_PAIR_GEN", CKM_CV_XWING_KEY_PAIR_GEN),
             ("CKM_CV_XWING", CKM_CV_XWING),
             ("CKK_CV_XWING", CKK_CV_XWING),

@@ -12,6 +12,7 @@
 //! [`Hierarchy`], which lives in a user's login state and is zeroized with it.
 
 pub mod record;
+pub mod share;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -166,6 +166,8 @@ pub enum Mechanism {
     CvRotateMaster,
     /// `CKM_CV_REWRAP_STORED`: re-wraps the stored DEKs to the active version.
     CvRewrapStored,
+    /// `CKM_CV_SHARE_RECORD`: a share record to a recipient's X-Wing public key.
+    CvShareRecord,
 }
 
 impl Mechanism {
@@ -209,6 +211,7 @@ impl Mechanism {
             Mechanism::CvRewrapRecord(_) => crate::vendor::CKM_CV_REWRAP_RECORD,
             Mechanism::CvRotateMaster => crate::vendor::CKM_CV_ROTATE_MASTER,
             Mechanism::CvRewrapStored => crate::vendor::CKM_CV_REWRAP_STORED,
+            Mechanism::CvShareRecord => crate::vendor::CKM_CV_SHARE_RECORD,
         }
     }
 
@@ -235,6 +238,7 @@ impl Mechanism {
             crate::vendor::CKM_CV_WRAP_RECORD => Mechanism::CvWrapRecord,
             crate::vendor::CKM_CV_ROTATE_MASTER => Mechanism::CvRotateMaster,
             crate::vendor::CKM_CV_REWRAP_STORED => Mechanism::CvRewrapStored,
+            crate::vendor::CKM_CV_SHARE_RECORD => Mechanism::CvShareRecord,
             _ => {
                 if let Some(h) = HashAlg::from_digest_mech(ty) {
                     Mechanism::Digest(h)

@@ -1,5 +1,6 @@
 //! The vendor mechanisms of the workspace hierarchy (`include/collabvault.h`): wrap
-//! records, re-wrap, rotation and the stored-DEK re-wrap job.
+//! records, re-wrap, rotation, the stored-DEK re-wrap job, and share records to a
+//! recipient's hybrid public key ([`KeyNeed::Recipient`]).
 //!
 //! Their rows live here so that `C_GetMechanismInfo` and the registry see every mechanism
 //! in one place; their work is the hierarchy's, which the session runs for rows whose key
@@ -10,7 +11,10 @@ use cryptoki_sys::*;
 use super::registry::{build_plain, KeyNeed, MechEntry, MechInfo, Ops, Param, ParamShape};
 use super::Mechanism;
 use crate::error::{Error, Result};
-use crate::vendor::{CKM_CV_REWRAP_RECORD, CKM_CV_REWRAP_STORED, CKM_CV_ROTATE_MASTER, CKM_CV_WRAP_RECORD};
+use crate::vendor::{
+    CKK_CV_XWING, CKM_CV_REWRAP_RECORD, CKM_CV_REWRAP_STORED, CKM_CV_ROTATE_MASTER, CKM_CV_SHARE_RECORD,
+    CKM_CV_WRAP_RECORD,
+};
 
 const fn row(ty: CK_MECHANISM_TYPE, flags: CK_FLAGS, param: ParamShape) -> MechEntry {
     MechEntry {
@@ -29,6 +33,14 @@ pub const ENTRIES: &[MechEntry] = &[
     row(CKM_CV_REWRAP_RECORD, CKF_ENCRYPT, ParamShape::Bytes),
     row(CKM_CV_ROTATE_MASTER, CKF_GENERATE, ParamShape::None),
     row(CKM_CV_REWRAP_STORED, CKF_GENERATE, ParamShape::None),
+    MechEntry {
+        ty: CKM_CV_SHARE_RECORD,
+        info: MechInfo { min_key: 0, max_key: 0, flags: CKF_WRAP | CKF_UNWRAP },
+        key: KeyNeed::Recipient(&[CKK_CV_XWING]),
+        param: ParamShape::None,
+        build: build_plain,
+        ops: Ops::NONE,
+    },
 ];
 
 /// `CKM_CV_REWRAP_RECORD`'s parameter is the record's associated data.

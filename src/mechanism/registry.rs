@@ -39,6 +39,10 @@ pub enum KeyNeed {
     Pair(&'static [CK_KEY_TYPE]),
     /// A master key version of the workspace hierarchy (the vendor record mechanisms).
     Master,
+    /// A key pair of one of these types whose public half receives share records and
+    /// whose private half opens them (`CKM_CV_SHARE_RECORD`, run by the session's record
+    /// paths like the master key rows).
+    Recipient(&'static [CK_KEY_TYPE]),
 }
 
 /// The layout of a mechanism's `pParameter`, which the C ABI decodes into a [`Param`].
@@ -410,7 +414,7 @@ mod tests {
     fn reported_flags_match_the_operations() {
         for e in registry() {
             let o = &e.ops;
-            let vendor = e.key == KeyNeed::Master;
+            let vendor = matches!(e.key, KeyNeed::Master | KeyNeed::Recipient(_));
             let has = |flag: CK_FLAGS| e.info.flags & flag != 0;
             let name = format!("{:#x}", e.ty);
             if vendor {
@@ -432,7 +436,7 @@ mod tests {
     /// Every keyed operation names the keys it takes.
     #[test]
     fn keyed_operations_name_their_key() {
-        for e in registry().filter(|e| e.key != KeyNeed::Master) {
+        for e in registry().filter(|e| !matches!(e.key, KeyNeed::Master | KeyNeed::Recipient(_))) {
             let o = &e.ops;
             let keyed = o.encrypt.is_some() || o.sign.is_some() || o.wrap.is_some() || o.derive.is_some();
             let keyed = keyed || o.kem.is_some();

@@ -89,13 +89,15 @@ fn cache_tag(private: bool) -> u64 {
     (CKM_CV_XWING << 8) | u64::from(private)
 }
 
-fn encapsulate_op(key: &dyn KeyView) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+/// A ciphertext and a fresh shared secret for X-Wing public key `key`.
+pub fn encapsulate_op(key: &dyn KeyView) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
     let ek = key.prepared().get_or_make(cache_tag(false), || parse_public(key.required(CKA_VALUE)?))?;
     let (ct, secret) = ek.encapsulate();
     Ok((ct.to_vec(), Zeroizing::new(secret.to_vec())))
 }
 
-fn decapsulate_op(key: &dyn KeyView, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+/// The shared secret of `ciphertext` under X-Wing private key `key`.
+pub fn decapsulate_op(key: &dyn KeyView, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     if ciphertext.len() != CIPHERTEXT_LEN {
         return Err(Error::EncryptedDataLenRange);
     }

@@ -70,8 +70,8 @@ impl Ctx {
         let (invalid, inconsistent) = role.errors();
         let (class, key_types) = match row.key {
             KeyNeed::Secret(types) => (CKO_SECRET_KEY, types),
-            KeyNeed::Pair(types) if role.takes_public_half() => (CKO_PUBLIC_KEY, types),
-            KeyNeed::Pair(types) => (CKO_PRIVATE_KEY, types),
+            KeyNeed::Pair(types) | KeyNeed::Recipient(types) if role.takes_public_half() => (CKO_PUBLIC_KEY, types),
+            KeyNeed::Pair(types) | KeyNeed::Recipient(types) => (CKO_PRIVATE_KEY, types),
             KeyNeed::None | KeyNeed::Master => return Err(Error::MechanismInvalid),
         };
         let key = match self.resolve(handle) {

@@ -14,10 +14,11 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::handles::Located;
+use super::key::KeyRole;
 use super::output::Output;
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::hierarchy::{record, Hierarchy};
+use crate::hierarchy::{record, share, Hierarchy};
 use crate::mechanism::{Cipher, KeyView};
 use crate::object::{Attr, Object, Origin, Template};
 use crate::store::{Caller, PinOwner};
@@ -172,6 +173,49 @@ impl Cipher for Rewrap {
     }
 }
 
+/// `C_WrapKey`/`C_WrapKeyAuthenticated` with `CKM_CV_SHARE_RECORD`: `key` sealed to the
+/// recipient's X-Wing public key `wrapping`, under the one wrap policy.
+pub fn share(
+    ctx: &Ctx,
+    wrapping: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
+    ad: &[u8],
+    capacity: Option<usize>,
+) -> Result<Output> {
+    let row = crate::mechanism::registry::row(crate::vendor::CKM_CV_SHARE_RECORD)?;
+    let recipient = ctx.operation_key(wrapping, row, KeyRole::Wrap)?;
+    let target = ctx.target_key(key)?;
+    crate::object::usage::check_wrap(&recipient, crate::vendor::CKM_CV_SHARE_RECORD, &target)?;
+    let value = target.secret()?;
+    let bound = target.bound_attributes();
+    let needed = share::sealed_len(&bound, value.len())?;
+    match capacity {
+        None => return Ok(Output::Length(needed)),
+        Some(c) if c < needed => return Err(Error::BufferTooSmall(needed)),
+        Some(_) => {}
+    }
+    let sealed = share::seal(&*recipient, &bound, &value, ad)?;
+    ctx.audit("C_WrapKey", format!("{} shared to {}", target.describe(), recipient.describe()))?;
+    Ok(Output::Data(Zeroizing::new(sealed)))
+}
+
+/// `C_UnwrapKey`/`C_UnwrapKeyAuthenticated` with `CKM_CV_SHARE_RECORD`: a new secret key
+/// with exactly the record's bound attributes, opened with the private key `unwrapping`.
+pub fn open_share(
+    ctx: &Ctx,
+    unwrapping: CK_OBJECT_HANDLE,
+    wrapped: &[u8],
+    template: &Template,
+    ad: &[u8],
+) -> Result<CK_OBJECT_HANDLE> {
+    let row = crate::mechanism::registry::row(crate::vendor::CKM_CV_SHARE_RECORD)?;
+    let recipient = ctx.operation_key(unwrapping, row, KeyRole::Unwrap)?;
+    let (bound, value) = share::open(&*recipient, wrapped, ad)?;
+    let template = template.with_required(&bound)?;
+    let key = Object::new(&template, Origin::Unwrapped, &[Attr::new(CKA_VALUE, value.to_vec())])?;
+    ctx.add_from(key, "C_UnwrapKey", "shared to", &recipient)
+}
+
 /// `C_WrapKeyAuthenticated`: a wrap record bound to `ad` as well.
 pub fn wrap_authenticated(
     ctx: &Ctx,
@@ -181,10 +225,11 @@ pub fn wrap_authenticated(
     ad: &[u8],
     capacity: Option<usize>,
 ) -> Result<Output> {
-    if *m != crate::mechanism::Mechanism::CvWrapRecord {
-        return Err(Error::MechanismInvalid);
+    match m {
+        crate::mechanism::Mechanism::CvWrapRecord => wrap(ctx, wrapping, key, ad, capacity),
+        crate::mechanism::Mechanism::CvShareRecord => share(ctx, wrapping, key, ad, capacity),
+        _ => Err(Error::MechanismInvalid),
     }
-    wrap(ctx, wrapping, key, ad, capacity)
 }
 
 /// `C_UnwrapKeyAuthenticated`: opens a record only with the `ad` it was bound to.
@@ -196,10 +241,11 @@ pub fn unwrap_authenticated(
     template: &Template,
     ad: &[u8],
 ) -> Result<CK_OBJECT_HANDLE> {
-    if *m != crate::mechanism::Mechanism::CvWrapRecord {
-        return Err(Error::MechanismInvalid);
+    match m {
+        crate::mechanism::Mechanism::CvWrapRecord => unwrap(ctx, unwrapping, wrapped, template, ad),
+        crate::mechanism::Mechanism::CvShareRecord => open_share(ctx, unwrapping, wrapped, template, ad),
+        _ => Err(Error::MechanismInvalid),
     }
-    unwrap(ctx, unwrapping, wrapped, template, ad)
 }
 
 /// How this session's token objects are sealed at rest: token secret keys (stored DEKs)

@@ -41,6 +41,9 @@ pub fn wrap_key(
     if *m == Mechanism::CvWrapRecord {
         return super::records::wrap(ctx, wrapping, key, &[], capacity);
     }
+    if *m == Mechanism::CvShareRecord {
+        return super::records::share(ctx, wrapping, key, &[], capacity);
+    }
     let row = registry::row(m.ty())?;
     let wrap = row.op(|o| o.wrap)?;
     check_transport_allowed(ctx, m, "C_WrapKey")?;
@@ -73,6 +76,9 @@ pub fn unwrap_key(
 ) -> Result<CK_OBJECT_HANDLE> {
     if *m == Mechanism::CvWrapRecord {
         return super::records::unwrap(ctx, unwrapping, wrapped, template, &[]);
+    }
+    if *m == Mechanism::CvShareRecord {
+        return super::records::open_share(ctx, unwrapping, wrapped, template, &[]);
     }
     let row = registry::row(m.ty())?;
     let wrap = row.op(|o| o.wrap)?;
