@@ -110,9 +110,23 @@ impl Workspace {
 }
 
 /// The module loaded through `cryptoki` and initialized with OS locking.
+///
+/// Tests end without `C_Finalize` (cryptoki does not finalize on drop) and rely on the
+/// library being unloaded when its last handle goes. A test thread that once waited on
+/// one of the module's locks keeps it mapped, though: parking_lot registers a thread-local
+/// destructor in the module for a parked thread, which pins the shared object. Then the
+/// earlier test's state is still there; it is finalized here, so every test starts from
+/// `C_Initialize` over its own workspace.
 pub fn load() -> Pkcs11 {
     let p = Pkcs11::new(module_path()).expect("load module");
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
+    let args = || CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK);
+    match p.initialize(args()) {
+        Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::CryptokiAlreadyInitialized, _)) => {
+            p.clone().finalize().expect("C_Finalize of an earlier test's module state");
+            p.initialize(args()).expect("C_Initialize");
+        }
+        other => other.expect("C_Initialize"),
+    }
     p
 }
 
