@@ -13,7 +13,14 @@
 //! and to read a document it asks the token to unwrap the record back into a session key.
 //! Records made before a rotation open through the same "current master key" object.
 //!
-//! Run: `documents ingest DIR FILE...` or `documents read DIR`, with
+//! Sharing a document with another workspace (`CKM_CV_SHARE_RECORD`, format 2 of the
+//! wrap record): the recipient workspace makes an X-Wing key pair (`inbox`), the sender
+//! unwraps the document's DEK and seals it to that public key (`share`, writing
+//! `NAME.share` beside a copy of `NAME.doc`), and the recipient opens it on its own token
+//! (`read-shared`). Neither workspace's master key leaves its token.
+//!
+//! Run: `documents ingest DIR FILE...`, `documents read DIR`, `documents inbox PUBFILE`,
+//! `documents share DIR NAME PUBFILE OUTDIR` or `documents read-shared DIR`, with
 //! `COLLABVAULT_MODULE` (default `target/release/libcollabvault_pkcs11.so`),
 //! `COLLABVAULT_CONF`, `CV_USER_PIN`, and optionally `CV_WORKSPACE` (default: the first slot).
 
@@ -26,7 +33,7 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, ObjectHandle};
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -35,12 +42,23 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// `CKM_CV_WRAP_RECORD` from include/collabvault.h.
 const CKM_CV_WRAP_RECORD: u64 = 0xC356_0001;
+/// `CKM_CV_SHARE_RECORD`, `CKM_CV_XWING_KEY_PAIR_GEN` and `CKK_CV_XWING`, likewise.
+const CKM_CV_SHARE_RECORD: u64 = 0xC356_0005;
+const CKM_CV_XWING_KEY_PAIR_GEN: u64 = 0xC356_0010;
+const CKK_CV_XWING: u64 = 0xC356_0001;
 /// `CKA_LABEL` of the object that stands for the current master key.
 const CURRENT_MASTER: &[u8] = b"collabvault-master";
+/// `CKA_LABEL` of the key pair a workspace receives shared documents with.
+const INBOX: &[u8] = b"documents-inbox";
+
+/// A vendor mechanism without a parameter.
+fn vendor(ty: u64) -> Result<Mechanism<'static>> {
+    let ty = MechanismType::new_vendor_defined(ty)?;
+    Ok(Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(ty, None)))
+}
 
 fn wrap_mechanism() -> Result<Mechanism<'static>> {
-    let ty = MechanismType::new_vendor_defined(CKM_CV_WRAP_RECORD)?;
-    Ok(Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(ty, None)))
+    vendor(CKM_CV_WRAP_RECORD)
 }
 
 /// The WMK version in a record's header (magic, format, algorithm, workspace, version).
@@ -133,10 +151,67 @@ fn read_one(s: &Session, master: ObjectHandle, wrap: &Path) -> Result<()> {
     Ok(())
 }
 
-fn wrap_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Makes this workspace's inbox key pair (token objects) and writes its public key.
+fn make_inbox(s: &Session, out: &Path) -> Result<()> {
+    let label = Attribute::Label(INBOX.to_vec());
+    let public = [Attribute::Token(true), label.clone(), Attribute::Wrap(true)];
+    let private = [Attribute::Token(true), label, Attribute::Unwrap(true), Attribute::Sensitive(true)];
+    let (public, _) = s.generate_key_pair(&vendor(CKM_CV_XWING_KEY_PAIR_GEN)?, &public, &private)?;
+    let value = s.get_attributes(public, &[cryptoki::object::AttributeType::Value])?;
+    let Some(Attribute::Value(bytes)) = value.into_iter().next() else {
+        return Err("the inbox public key has no value".into());
+    };
+    std::fs::write(out, &bytes)?;
+    println!(
+        "inbox: an X-Wing key pair on this workspace's token; its public key ({} bytes) -> {}",
+        bytes.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Seals document `name`'s DEK to the recipient's inbox public key.
+fn share_one(s: &Session, master: ObjectHandle, dir: &Path, name: &str, inbox: &Path, out: &Path) -> Result<()> {
+    let record = std::fs::read(dir.join(format!("{name}.wrap")))?;
+    let dek = s.unwrap_key(&wrap_mechanism()?, master, &record, &[Attribute::Token(false)])?;
+    let recipient = s.create_object(&[
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::new_vendor_defined(CKK_CV_XWING)?),
+        Attribute::Value(std::fs::read(inbox)?),
+        Attribute::Token(false),
+        Attribute::Wrap(true),
+    ])?;
+    let shared = s.wrap_key(&vendor(CKM_CV_SHARE_RECORD)?, recipient, dek)?;
+    s.destroy_object(dek)?;
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join(format!("{name}.share")), &shared)?;
+    std::fs::copy(dir.join(format!("{name}.doc")), out.join(format!("{name}.doc")))?;
+    println!("shared {name}: its DEK sealed to the recipient's inbox key -> {name}.share ({} bytes)", shared.len());
+    Ok(())
+}
+
+/// Opens every `.share` in `dir` with this workspace's inbox private key.
+fn read_shared(s: &Session, dir: &Path) -> Result<()> {
+    let inbox = s.find_objects(&[Attribute::Label(INBOX.to_vec()), Attribute::Class(ObjectClass::PRIVATE_KEY)])?;
+    let inbox = *inbox.first().ok_or("this workspace has no inbox key (run `documents inbox` first)")?;
+    for share in files_with(dir, "share")? {
+        let name = share.file_stem().ok_or("no file name")?.to_string_lossy().into_owned();
+        let stored = std::fs::read(share.with_extension("doc"))?;
+        let (iv, sealed) = stored.split_at_checked(12).ok_or("document too short")?;
+        let dek = s
+            .unwrap_key(&vendor(CKM_CV_SHARE_RECORD)?, inbox, &std::fs::read(&share)?, &[Attribute::Token(false)])
+            .map_err(|e| format!("{name}: the token refused the share record: {}", short(&e)))?;
+        let plain = s.decrypt(&gcm(&mut iv.to_vec(), name.as_bytes())?, dek, sealed)?;
+        s.destroy_object(dek)?;
+        println!("{name} (shared with this workspace): {}", String::from_utf8_lossy(&plain).trim_end());
+    }
+    Ok(())
+}
+
+fn files_with(dir: &Path, extension: &str) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wrap"))
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
         .collect();
     files.sort();
     Ok(files)
@@ -154,9 +229,16 @@ fn run(pkcs11: &Pkcs11, args: &[String]) -> Result<()> {
             files.iter().try_for_each(|f| ingest_one(&session, master, dir, Path::new(f)))
         }
         [cmd, dir] if cmd == "read" => {
-            wrap_files(Path::new(dir))?.iter().try_for_each(|w| read_one(&session, master, w))
+            files_with(Path::new(dir), "wrap")?.iter().try_for_each(|w| read_one(&session, master, w))
         }
-        _ => Err("usage: documents ingest DIR FILE... | documents read DIR".into()),
+        [cmd, out] if cmd == "inbox" => make_inbox(&session, Path::new(out)),
+        [cmd, dir, name, inbox, out] if cmd == "share" => {
+            share_one(&session, master, Path::new(dir), name, Path::new(inbox), Path::new(out))
+        }
+        [cmd, dir] if cmd == "read-shared" => read_shared(&session, Path::new(dir)),
+        _ => Err("usage: documents ingest DIR FILE... | read DIR | inbox PUBFILE | share DIR NAME PUBFILE OUTDIR \
+                  | read-shared DIR"
+            .into()),
     }
 }
 

@@ -16,7 +16,8 @@
 #   7. shows the security model at work: owner-only store files, a destroyed master key
 #      version's own key gone from SoftHSM2, and an edited master key row refused;
 #   8. signs with ML-DSA-65 on the token and verifies with dilithium-py, and the reverse;
-#      agrees an X-Wing (hybrid ML-KEM-768 + X25519) secret with an independent client.
+#      agrees an X-Wing (hybrid ML-KEM-768 + X25519) secret with an independent client;
+#   9. adds a second workspace and shares one document's DEK with it as a share record.
 #
 # Every step says what happened in plain words; any failure stops the demo with a
 # non-zero exit. Everything lives in a temp dir removed on exit.
@@ -214,5 +215,26 @@ say "post-quantum key exchange: X-Wing (ML-KEM-768 + X25519) on the workspace to
 echo "The token makes an X-Wing key pair; Python, with the draft's combiner over kyber-py's"
 echo "ML-KEM-768 and X25519, encapsulates to it and the token decapsulates to the same secret."
 run python3 conformance/xwing.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" python-encapsulates
+
+say "sharing a document with another workspace: its DEK sealed to legal's X-Wing inbox key"
+cat >>"$COLLABVAULT_CONF" <<TOML
+
+[[workspace]]
+name = "legal"
+label = "Legal"
+classification = "restricted"
+TOML
+echo "a second workspace, legal, joins the config; its token gets its own master key v1:"
+CV_SO_PIN=legal-so-pin-1234 CV_USER_PIN=legal-user-pin-1234 cvault token init --workspace legal --label Legal
+CV_WORKSPACE=legal CV_USER_PIN=legal-user-pin-1234 documents inbox "$WORK/legal-inbox.pub"
+CV_WORKSPACE=engineering documents share "$STORE" acme-contract.txt "$WORK/legal-inbox.pub" "$WORK/to-legal"
+CV_WORKSPACE=legal CV_USER_PIN=legal-user-pin-1234 documents read-shared "$WORK/to-legal"
+echo "-> legal read the contract with its own token: the DEK crossed as a share record"
+echo "   (CKM_CV_SHARE_RECORD, X-Wing + AES-256-GCM), no master key left either token"
+if CV_WORKSPACE=engineering documents read-shared "$WORK/to-legal" 2>/dev/null; then
+    echo "FAIL: a workspace without legal's inbox key opened the share record" >&2
+    exit 1
+fi
+echo "-> engineering itself cannot open what it sent: only legal's private key does"
 
 say "demo complete"
