@@ -97,6 +97,10 @@ pub enum Mechanism {
     AesKeyWrap,
     /// `CKM_AES_KEY_WRAP_KWP` (RFC 5649, default ICV).
     AesKeyWrapPad,
+    /// `CKM_AES_KEY_WRAP_PAD` (0x210A): the same RFC 5649 wrap as
+    /// [`Mechanism::AesKeyWrapPad`], kept apart only so its type is the one the caller
+    /// sent (SoftHSM2 and OpenSC run this code point as KWP, and clients still send it).
+    AesKeyWrapPadLegacy,
     /// `CKM_AES_ECB`.
     AesEcb,
     /// `CKM_AES_CBC` with its IV.
@@ -167,6 +171,7 @@ impl Mechanism {
             Mechanism::AesGcm(_) => CKM_AES_GCM,
             Mechanism::AesKeyWrap => CKM_AES_KEY_WRAP,
             Mechanism::AesKeyWrapPad => CKM_AES_KEY_WRAP_KWP,
+            Mechanism::AesKeyWrapPadLegacy => CKM_AES_KEY_WRAP_PAD,
             Mechanism::AesEcb => CKM_AES_ECB,
             Mechanism::AesCbc(_) => CKM_AES_CBC,
             Mechanism::AesCbcPad(_) => CKM_AES_CBC_PAD,
@@ -205,6 +210,7 @@ impl Mechanism {
             CKM_GENERIC_SECRET_KEY_GEN => Mechanism::GenericSecretKeyGen,
             CKM_AES_KEY_WRAP => Mechanism::AesKeyWrap,
             CKM_AES_KEY_WRAP_KWP => Mechanism::AesKeyWrapPad,
+            CKM_AES_KEY_WRAP_PAD => Mechanism::AesKeyWrapPadLegacy,
             CKM_AES_ECB => Mechanism::AesEcb,
             CKM_AES_CMAC => Mechanism::AesCmac(None),
             CKM_EC_KEY_PAIR_GEN => Mechanism::EcKeyPairGen,
