@@ -254,6 +254,13 @@ pub trait Cipher: Send {
     fn final_len(&self, more: usize) -> usize;
     /// Completes the operation, appending the last output.
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()>;
+    /// Whether finishing after `more` further input bytes can succeed on length alone
+    /// (`CKR_DATA_LEN_RANGE` / `CKR_ENCRYPTED_DATA_LEN_RANGE` if not). Checked before a
+    /// one-shot or final call answers a length query, so a client that asks for the size
+    /// of an impossible output learns the real error at once, as SoftHSM2 answers.
+    fn check_final_len(&self, _more: usize) -> Result<()> {
+        Ok(())
+    }
     /// The whole operation in one call (`C_Encrypt`/`C_Decrypt`): `update` then `finish`,
     /// unless the mechanism can do it without buffering the input first.
     fn once(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Cases a general-purpose PKCS#11 client library tests (issue 19), through
+python-pkcs11: each states the spec's answer and fails on any other.
+
+Run by conformance/client_library.sh on an initialized token. Environment: CV_RESULTS,
+MODULE, CV_TOKEN_LABEL, USER_PIN. Exits 0 when it could record its results.
+"""
+
+import os
+import sys
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from casekit import case, expect, run  # noqa: E402
+import casekit  # noqa: E402
+
+CLIENT = "client-library"
+
+try:
+    import pkcs11
+    from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+    from pkcs11 import exceptions as ckr
+except Exception:  # a missing package is a failure, never a skip
+    casekit.record(CLIENT, "import-python-pkcs11", False, traceback.format_exc())
+    sys.exit(0)
+
+
+def refused(what, error, fn):
+    """fn must fail with exactly the python-pkcs11 exception class `error`."""
+    try:
+        fn()
+    except pkcs11.PKCS11Error as e:
+        casekit.NOTES.append(f"{what}: {type(e).__name__}")
+        expect(type(e) is error, f"{what}: wanted {error.__name__}, got {type(e).__name__} {e}")
+        return
+    raise AssertionError(f"{what}: the token accepted it")
+
+
+def secret(session, key_type, value, **flags):
+    attrs = {
+        Attribute.CLASS: ObjectClass.SECRET_KEY,
+        Attribute.KEY_TYPE: key_type,
+        Attribute.VALUE: value,
+        Attribute.TOKEN: False,
+        Attribute.PRIVATE: True,
+    }
+    attrs.update({getattr(Attribute, k.upper()): v for k, v in flags.items()})
+    return session.create_object(attrs)
+
+
+@case
+def open_session_and_login(ctx):
+    ctx["session"] = casekit.user_session()
+
+
+@case
+def aes_key_wrap_pad_0x210a_is_rfc_5649(ctx):
+    s = ctx["session"]
+    kek = secret(s, KeyType.AES, os.urandom(32), wrap=True, unwrap=True)
+    target = secret(s, KeyType.GENERIC_SECRET, os.urandom(20), sensitive=True, extractable=True)
+    wrapped = kek.wrap_key(target, mechanism=Mechanism.AES_KEY_WRAP_PAD)
+    expect(len(wrapped) == 32, f"RFC 5649 wraps 20 bytes to 32, got {len(wrapped)}")
+    back = kek.unwrap_key(ObjectClass.SECRET_KEY, KeyType.GENERIC_SECRET, wrapped,
+                          mechanism=Mechanism.AES_KEY_WRAP_KWP,
+                          template={Attribute.TOKEN: False, Attribute.SENSITIVE: False,
+                                    Attribute.EXTRACTABLE: True})
+    expect(back[Attribute.VALUE_LEN] == 20, "KWP unwraps what 0x210A wrapped")
+
+
+@case
+def aes_ecb_with_a_partial_block_is_data_len_range(ctx):
+    key = secret(ctx["session"], KeyType.AES, os.urandom(16), encrypt=True, decrypt=True)
+    refused("C_Encrypt(CKM_AES_ECB) of 17 bytes", ckr.DataLenRange,
+            lambda: key.encrypt(b"x" * 17, mechanism=Mechanism.AES_ECB))
+    refused("C_Decrypt(CKM_AES_ECB) of 31 bytes", ckr.EncryptedDataLenRange,
+            lambda: key.decrypt(b"x" * 31, mechanism=Mechanism.AES_ECB))
+    expect(len(key.encrypt(b"x" * 32, mechanism=Mechanism.AES_ECB)) == 32, "whole blocks encrypt")
+
+
+@case
+def multi_part_aes_matches_one_shot(ctx):
+    s = ctx["session"]
+    key = secret(s, KeyType.AES, os.urandom(32), encrypt=True, decrypt=True)
+    data = os.urandom(1000)
+    iv = os.urandom(16)
+    for mech, param, chunks in [
+        (Mechanism.AES_CBC_PAD, iv, [data[:1], data[1:17], data[17:500], data[500:]]),
+        (Mechanism.AES_ECB, None, [data[:15], data[15:992]]),
+        (Mechanism.AES_CBC, iv, [data[:7], data[7:992]]),
+    ]:
+        whole = b"".join(chunks)
+        one = key.encrypt(whole, mechanism=mech, mechanism_param=param)
+        parts = b"".join(key.encrypt(iter(chunks), mechanism=mech, mechanism_param=param))
+        expect(one == parts, f"{mech.name}: multi-part ciphertext differs from one shot")
+        back = b"".join(key.decrypt(iter([one[:3], one[3:40], one[40:]]), mechanism=mech, mechanism_param=param))
+        expect(back == whole, f"{mech.name}: multi-part decryption")
+
+
+if __name__ == "__main__":
+    run(CLIENT)
