@@ -96,5 +96,24 @@ def multi_part_aes_matches_one_shot(ctx):
         expect(back == whole, f"{mech.name}: multi-part decryption")
 
 
+@case
+def mechanism_info_key_sizes_are_what_keygen_accepts(ctx):
+    s = ctx["session"]
+    slot = s.token.slot
+    rsa = slot.get_mechanism_info(Mechanism.RSA_PKCS_KEY_PAIR_GEN)
+    expect((rsa.min_key_length, rsa.max_key_length) == (2048, 4096), f"RSA sizes {rsa}")
+    refused("RSA key pair of 2040 bits", ckr.KeySizeRange,
+            lambda: s.generate_keypair(KeyType.RSA, 2040, store=False))
+    aes = slot.get_mechanism_info(Mechanism.AES_KEY_GEN)
+    expect((aes.min_key_length, aes.max_key_length) == (16, 32), f"AES sizes {aes}")
+    for n in (aes.min_key_length, aes.max_key_length):
+        key = s.generate_key(KeyType.AES, n * 8, store=False)
+        expect(key[Attribute.VALUE_LEN] == n, f"AES key of {n} bytes")
+    mechs = set(slot.get_mechanisms())
+    for legacy in ("MD5", "DES_KEY_GEN", "DES3_KEY_GEN", "DES3_ECB", "MD5_HMAC"):
+        m = getattr(Mechanism, legacy, None) or getattr(Mechanism, "_" + legacy, None)
+        expect(m is None or m not in mechs, f"{legacy} is offered")
+
+
 if __name__ == "__main__":
     run(CLIENT)
