@@ -115,5 +115,32 @@ def mechanism_info_key_sizes_are_what_keygen_accepts(ctx):
         expect(m is None or m not in mechs, f"{legacy} is offered")
 
 
+# PKCS#11 3.0 HMAC key generators python-pkcs11 can name (it has no CKM_SHA*_KEY_GEN for
+# SHA-1/SHA-2, and takes only its own Mechanism members; tests/hmac_keygen.rs covers those).
+HMAC_KEY_GENS = [
+    (Mechanism.SHA3_256_KEY_GEN, KeyType.SHA3_256_HMAC, Mechanism.SHA3_256_HMAC, "sha3_256"),
+    (Mechanism.SHA3_384_KEY_GEN, KeyType.SHA3_384_HMAC, Mechanism.SHA3_384_HMAC, "sha3_384"),
+    (Mechanism.SHA3_512_KEY_GEN, KeyType.SHA3_512_HMAC, Mechanism.SHA3_512_HMAC, "sha3_512"),
+]
+
+
+@case
+def hmac_key_generators_make_keys_their_hmac_uses(ctx):
+    s = ctx["session"]
+    import hmac as pyhmac
+    import hashlib
+    for gen, key_type, mac, hash_name in HMAC_KEY_GENS:
+        key = s.generate_key(key_type, 256, mechanism=gen, store=False, capabilities=0,
+                             template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True,
+                                       Attribute.SIGN: True, Attribute.VERIFY: True})
+        expect(key.key_type == key_type, f"{gen.name} made {key.key_type}")
+        value = key[Attribute.VALUE]
+        want = pyhmac.new(value, b"message", getattr(hashlib, hash_name)).digest()
+        expect(key.sign(b"message", mechanism=mac) == want, f"{gen.name}: HMAC differs from Python's hmac")
+        other = Mechanism.SHA384_HMAC
+        refused(f"{gen.name} key under SHA384-HMAC", ckr.KeyTypeInconsistent,
+                lambda: key.sign(b"message", mechanism=other))
+
+
 if __name__ == "__main__":
     run(CLIENT)

@@ -91,6 +91,8 @@ pub enum Mechanism {
     AesKeyGen,
     /// `CKM_GENERIC_SECRET_KEY_GEN`.
     GenericSecretKeyGen,
+    /// An HMAC key generator (`CKM_SHA_1_KEY_GEN` … `CKM_SHA3_512_KEY_GEN`), by its type.
+    HmacKeyGen(CK_MECHANISM_TYPE),
     /// `CKM_AES_GCM`.
     AesGcm(GcmParams),
     /// `CKM_AES_KEY_WRAP` (RFC 3394, default IV).
@@ -168,6 +170,7 @@ impl Mechanism {
         match self {
             Mechanism::AesKeyGen => CKM_AES_KEY_GEN,
             Mechanism::GenericSecretKeyGen => CKM_GENERIC_SECRET_KEY_GEN,
+            Mechanism::HmacKeyGen(ty) => *ty,
             Mechanism::AesGcm(_) => CKM_AES_GCM,
             Mechanism::AesKeyWrap => CKM_AES_KEY_WRAP,
             Mechanism::AesKeyWrapPad => CKM_AES_KEY_WRAP_KWP,
