@@ -142,5 +142,39 @@ def hmac_key_generators_make_keys_their_hmac_uses(ctx):
                 lambda: key.sign(b"message", mechanism=other))
 
 
+@case
+def aes_encrypt_data_derivation_matches_openssl(ctx):
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    s = ctx["session"]
+    base_value = os.urandom(32)
+    base = secret(s, KeyType.AES, base_value, derive=True)
+    data, iv = os.urandom(32), os.urandom(16)
+    readable = {Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True}
+    ecb = base.derive_key(KeyType.GENERIC_SECRET, 256, mechanism=Mechanism.AES_ECB_ENCRYPT_DATA,
+                          mechanism_param=data, store=False, template=readable)
+    enc = Cipher(algorithms.AES(base_value), modes.ECB()).encryptor()
+    expect(ecb[Attribute.VALUE] == enc.update(data) + enc.finalize(), "ECB_ENCRYPT_DATA differs from AES-ECB")
+    cbc = base.derive_key(KeyType.GENERIC_SECRET, 256, mechanism=Mechanism.AES_CBC_ENCRYPT_DATA,
+                          mechanism_param=(iv, data), store=False, template=readable)
+    enc = Cipher(algorithms.AES(base_value), modes.CBC(iv)).encryptor()
+    expect(cbc[Attribute.VALUE] == enc.update(data) + enc.finalize(), "CBC_ENCRYPT_DATA differs from AES-CBC")
+    refused("ECB_ENCRYPT_DATA of 20 bytes", ckr.MechanismParamInvalid,
+            lambda: base.derive_key(KeyType.GENERIC_SECRET, 128, mechanism=Mechanism.AES_ECB_ENCRYPT_DATA,
+                                    mechanism_param=os.urandom(20), store=False))
+
+
+@case
+def extract_key_from_key_follows_the_spec_example(ctx):
+    import struct
+    s = ctx["session"]
+    base = secret(s, KeyType.GENERIC_SECRET, bytes.fromhex("329f84a9"), derive=True,
+                  sensitive=False, extractable=True)
+    # CK_EXTRACT_PARAMS is a CK_ULONG: passed raw (python-pkcs11 has no encoder for it).
+    k = base.derive_key(KeyType.GENERIC_SECRET, 16, mechanism=Mechanism.EXTRACT_KEY_FROM_KEY,
+                        mechanism_param=struct.pack("@L", 21),  # native unsigned long, as CK_ULONG
+                        store=False, template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True})
+    expect(k[Attribute.VALUE] == bytes.fromhex("9526"), f"extract gave {k[Attribute.VALUE].hex()}")
+
+
 if __name__ == "__main__":
     run(CLIENT)

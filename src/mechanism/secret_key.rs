@@ -3,6 +3,8 @@
 //! making `CKK_SHA_1_HMAC` … keys that only their hash's HMAC accepts): secret key values
 //! from the OS CSPRNG, of the length the template's `CKA_VALUE_LEN` asks for.
 //!
+//! `CKM_HKDF_KEY_GEN` makes `CKK_HKDF` keys for `CKM_HKDF_DERIVE` (PKCS#11 3.0 §2.43).
+//!
 //! `CKM_SHA3_224_KEY_GEN` is not offered: the token has no SHA3-224 HMAC to use its keys.
 
 use cryptoki_sys::*;
@@ -26,6 +28,8 @@ const fn row(ty: CK_MECHANISM_TYPE, min_key: usize, max_key: usize) -> MechEntry
 fn build(ty: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
     if HMAC_KEY_GENS.iter().any(|(g, _)| *g == ty) {
         Ok(Mechanism::HmacKeyGen(ty))
+    } else if ty == CKM_HKDF_KEY_GEN {
+        Ok(Mechanism::HkdfKeyGen)
     } else {
         build_plain(ty, p)
     }
@@ -45,6 +49,7 @@ pub const ENTRIES: &[MechEntry] = &[
     row(CKM_SHA3_256_KEY_GEN, 1, MAX_GENERIC_LEN),
     row(CKM_SHA3_384_KEY_GEN, 1, MAX_GENERIC_LEN),
     row(CKM_SHA3_512_KEY_GEN, 1, MAX_GENERIC_LEN),
+    row(CKM_HKDF_KEY_GEN, 1, MAX_GENERIC_LEN),
 ];
 
 /// The HMAC key generators and the key type each makes (PKCS#11 3.0 §2.20-2.27).
@@ -73,6 +78,7 @@ pub fn key_type(mechanism: CK_MECHANISM_TYPE) -> Option<CK_KEY_TYPE> {
     match mechanism {
         CKM_AES_KEY_GEN => Some(CKK_AES),
         CKM_GENERIC_SECRET_KEY_GEN => Some(CKK_GENERIC_SECRET),
+        CKM_HKDF_KEY_GEN => Some(CKK_HKDF),
         _ => HMAC_KEY_GENS.iter().find(|(m, _)| *m == mechanism).map(|(_, t)| *t),
     }
 }
@@ -82,7 +88,7 @@ pub fn key_type(mechanism: CK_MECHANISM_TYPE) -> Option<CK_KEY_TYPE> {
 pub fn generate(mechanism: CK_MECHANISM_TYPE, len: usize) -> Result<Zeroizing<Vec<u8>>> {
     let ok = match mechanism {
         CKM_AES_KEY_GEN => matches!(len, 16 | 24 | 32),
-        m if m == CKM_GENERIC_SECRET_KEY_GEN || HMAC_KEY_GENS.iter().any(|(g, _)| *g == m) => {
+        m if m == CKM_GENERIC_SECRET_KEY_GEN || m == CKM_HKDF_KEY_GEN || HMAC_KEY_GENS.iter().any(|(g, _)| *g == m) => {
             (1..=MAX_GENERIC_LEN).contains(&len)
         }
         _ => return Err(Error::MechanismInvalid),
