@@ -81,3 +81,9 @@ cbc_pad_matches() {
     cmp "$WORK/pad.ct" "$WORK/pad.ossl"
 }
 check aes-cbc-pad-matches-openssl cbc_pad_matches
+
+# ML-DSA-65 against dilithium-py, an independent FIPS 204 implementation, both ways
+# (a ctypes client: python-pkcs11 does not know the 3.2 ML-DSA types).
+mldsa() { python3 "$(dirname "$0")/mldsa.py" "$MODULE" "$USER_PIN" "$1"; }
+check mldsa-token-signs-dilithium-py-verifies mldsa token-signs
+check mldsa-dilithium-py-signs-token-verifies mldsa token-verifies

@@ -14,7 +14,8 @@
 #   6. verifies the audit log (hash chain and checkpoints signed in SoftHSM2), prints its
 #      report and a few export lines, and shows verify naming an edited entry in a copy;
 #   7. shows the security model at work: owner-only store files, a destroyed master key
-#      version's own key gone from SoftHSM2, and an edited master key row refused.
+#      version's own key gone from SoftHSM2, and an edited master key row refused;
+#   8. signs with ML-DSA-65 on the token and verifies with dilithium-py, and the reverse.
 #
 # Every step says what happened in plain words; any failure stops the demo with a
 # non-zero exit. Everything lives in a temp dir removed on exit.
@@ -201,5 +202,11 @@ if COLLABVAULT_CONF=$WORK/edited/collabvault.toml "$BIN/cvault" master list; the
     exit 1
 fi
 echo "-> refused: every master key row carries a MAC the store's editor cannot compute"
+
+say "post-quantum signatures: ML-DSA-65 (FIPS 204) on the workspace token"
+echo "A ctypes client makes an ML-DSA-65 key pair on the token and signs with a context;"
+echo "dilithium-py, an independent FIPS 204 implementation, verifies it. Then the reverse."
+run python3 conformance/mldsa.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" token-signs
+run python3 conformance/mldsa.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" token-verifies
 
 say "demo complete"

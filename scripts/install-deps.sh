@@ -28,10 +28,11 @@ fi
 
 # Conformance clients from PyPI (python-pkcs11 builds with gcc when no wheel fits). Whichever
 # python3 is first on PATH gets them; Debian's own python3 needs PIP_BREAK_SYSTEM_PACKAGES.
-if ! python3 -c 'import cryptography, pkcs11' 2>/dev/null; then
-    echo "install-deps: installing Python packages cryptography python-pkcs11"
+# dilithium-py is the independent ML-DSA (FIPS 204) the conformance runner checks against.
+if ! python3 -c 'import cryptography, pkcs11, dilithium_py' 2>/dev/null; then
+    echo "install-deps: installing Python packages cryptography python-pkcs11 dilithium-py"
     PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 \
-        python3 -m pip install --quiet 'cryptography' 'python-pkcs11'
+        python3 -m pip install --quiet 'cryptography' 'python-pkcs11' 'dilithium-py==1.5.1'
 fi
 
 if ! command -v cargo >/dev/null; then

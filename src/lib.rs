@@ -35,7 +35,6 @@ pub mod mechanism;
 pub mod module;
 pub mod names;
 pub mod object;
-pub mod rng;
 pub mod root;
 pub mod session;
 pub mod store;

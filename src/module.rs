@@ -21,7 +21,7 @@ use crate::config::{log_level_filter, Config};
 use crate::error::{Error, Result};
 use crate::mechanism;
 use crate::root::slot::SlotRoot;
-use crate::session::{handles::HandleTable, SessionTable};
+use crate::session::App;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Backend;
 use crate::token::{padded, Root, Token, MANUFACTURER};
@@ -46,24 +46,12 @@ pub struct Module {
     pid: u32,
     /// [`FORK_GENERATION`] when it was made.
     generation: u64,
-    /// One token per configured workspace; the slot id is the index.
-    pub tokens: Vec<Arc<Token>>,
-    /// This application's open sessions.
-    pub sessions: SessionTable,
-    /// This application's object handles.
-    pub handles: HandleTable,
+    /// What the application's sessions share: tokens, sessions, handles, settings.
+    pub app: Arc<App>,
     /// The store, for the final checkpoint.
     store: Arc<dyn Backend>,
     /// Signs audit checkpoints (with a delegated root only).
     checkpoints: Option<Arc<Checkpointer>>,
-    /// Audit settings.
-    pub audit: crate::config::AuditConfig,
-    /// Mechanism opt-ins.
-    pub mechanisms: crate::config::MechanismsConfig,
-    /// Per-key rate windows for the audit alerts.
-    pub analytics: crate::audit::analytics::Analytics,
-    /// The GCM IV counter ranges this process reserved, shared by all its sessions.
-    pub iv_counters: crate::session::message::IvCounters,
 }
 
 static STATE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
@@ -106,6 +94,11 @@ pub fn get() -> Result<Arc<Module>> {
     }
 }
 
+/// The application state the session layer works with, if the module is initialized.
+pub fn app() -> Result<Arc<App>> {
+    get().map(|m| m.app.clone())
+}
+
 /// `C_Initialize` (after the C ABI has checked its arguments).
 pub fn initialize() -> Result<()> {
     let mut state = STATE.write();
@@ -117,7 +110,7 @@ pub fn initialize() -> Result<()> {
         std::mem::forget(state.take());
     }
     let module = Module::load().inspect_err(|e| log::error!("C_Initialize failed: {e}"))?;
-    log::info!("initialized: {} slot(s)", module.tokens.len());
+    log::info!("initialized: {} slot(s)", module.app.tokens.len());
     INITIALIZED_IN.store(module.generation, Ordering::Release);
     *state = Some(Arc::new(module));
     INITIALIZED.store(true, Ordering::Release);
@@ -129,7 +122,7 @@ pub fn finalize() -> Result<()> {
     let mut state = STATE.write();
     match state.as_ref() {
         Some(m) if m.is_ours() => {
-            crate::session::flush_usage(m);
+            crate::session::flush_usage(&m.app);
             if let Err(e) = m.store.flush_audit() {
                 log::error!("C_Finalize: held audit entries could not be written: {e}");
             }
@@ -204,21 +197,10 @@ impl Module {
         Ok(Module {
             store,
             checkpoints,
-            audit: config.audit.clone(),
-            mechanisms: config.mechanisms.clone(),
-            analytics: Default::default(),
-            iv_counters: Default::default(),
+            app: Arc::new(App::new(tokens, config.audit.clone(), config.mechanisms.clone())),
             pid: std::process::id(),
             generation: FORK_GENERATION.load(Ordering::Acquire),
-            tokens,
-            sessions: SessionTable::default(),
-            handles: HandleTable::default(),
         })
-    }
-
-    /// The token in `slot`.
-    pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
-        usize::try_from(slot).ok().and_then(|i| self.tokens.get(i)).ok_or(Error::SlotIdInvalid)
     }
 }
 
@@ -236,13 +218,13 @@ pub fn info() -> Result<CK_INFO> {
 
 /// `C_GetSlotList`: all slots, or those whose token is present (its root reachable).
 pub fn slot_list(token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
-    let m = get()?;
+    let m = app()?;
     Ok(m.tokens.iter().filter(|t| !token_present || t.check_present().is_ok()).map(|t| t.slot_id).collect())
 }
 
 /// `C_GetSlotInfo`.
 pub fn slot_info(slot: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
-    let m = get()?;
+    let m = app()?;
     let token = m.token(slot)?;
     let version = CK_VERSION { major: 0, minor: 1 };
     let present = if token.check_present().is_ok() { CKF_TOKEN_PRESENT } else { 0 };
@@ -257,14 +239,14 @@ pub fn slot_info(slot: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
 
 /// `C_GetTokenInfo`.
 pub fn token_info(slot: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
-    let m = get()?;
+    let m = app()?;
     let (all, rw) = m.sessions.counts(slot);
     m.token(slot)?.info(all, rw)
 }
 
 /// `C_InitToken`: refused while this application has sessions on the token.
 pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()> {
-    let m = get()?;
+    let m = app()?;
     let token = m.token(slot)?;
     if m.sessions.counts(slot).0 > 0 {
         return Err(Error::SessionExists);
@@ -277,13 +259,13 @@ pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<(
 
 /// `C_GetMechanismList`: exactly the registry.
 pub fn mechanism_list(slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
-    get()?.token(slot)?;
+    app()?.token(slot)?;
     Ok(mechanism::registry().map(|e| e.ty).collect())
 }
 
 /// `C_GetMechanismInfo`.
 pub fn mechanism_info(slot: CK_SLOT_ID, ty: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
-    get()?.token(slot)?;
+    app()?.token(slot)?;
     let e = mechanism::entry(ty).ok_or(Error::MechanismInvalid)?;
     Ok(CK_MECHANISM_INFO { ulMinKeySize: e.info.min_key, ulMaxKeySize: e.info.max_key, flags: e.info.flags })
 }

@@ -26,6 +26,8 @@ const CRYPTO: &[&str] = &[
     "ed25519_dalek",
     "rsa",
     "ml_kem",
+    "ml_dsa",
+    "shake",
     "crypto_bigint",
     "crypto_common",
     "subtle",

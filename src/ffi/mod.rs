@@ -15,9 +15,10 @@ pub mod rv;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use cryptoki_sys::{CKR_GENERAL_ERROR, CKR_OK, CK_RV};
+use cryptoki_sys::{CKR_GENERAL_ERROR, CKR_OK, CK_RV, CK_SESSION_HANDLE};
 
 use crate::error::{Error, Result};
+use crate::session::Ctx;
 
 /// Runs one entry point's body: panics become `CKR_GENERAL_ERROR`, errors their `CK_RV`,
 /// each with a log line naming the function. An uninitialized module answers
@@ -26,6 +27,28 @@ pub fn guard(function: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV
     guard_any(function, || {
         crate::module::check_initialized()?;
         body()
+    })
+}
+
+/// [`guard`] for a function that runs in a session: the session handle is resolved
+/// first, before any other argument is decoded or checked (the check order in
+/// `doc/check-order.md`), and the call context it gives is what the body works with. A
+/// refusal is audited against the session's token.
+pub fn guard_session(
+    function: &'static str,
+    handle: CK_SESSION_HANDLE,
+    body: impl FnOnce(&Ctx) -> Result<()>,
+) -> CK_RV {
+    guard(function, || {
+        let ctx = Ctx::of(crate::module::app()?, handle)?;
+        let result = body(&ctx);
+        if let Err(e) = &result {
+            // The length protocol's answer is not a refusal.
+            if !matches!(e, Error::BufferTooSmall(_)) {
+                ctx.audit_refusal(function, &crate::names::rv_name(rv::rv(e)));
+            }
+        }
+        result
     })
 }
 
@@ -44,12 +67,9 @@ fn boundary(
     body: impl FnOnce() -> Result<()>,
     on_refusal: impl FnOnce(&'static str, Error) -> CK_RV,
 ) -> CK_RV {
-    let run = AssertUnwindSafe(|| {
-        crate::session::begin_call();
-        match body() {
-            Ok(()) => CKR_OK,
-            Err(e) => on_refusal(function, e),
-        }
+    let run = AssertUnwindSafe(|| match body() {
+        Ok(()) => CKR_OK,
+        Err(e) => on_refusal(function, e),
     });
     match catch_unwind(run) {
         Ok(code) => code,
@@ -73,14 +93,10 @@ fn boundary(
     }
 }
 
-/// A refused call: its return code, audited and logged.
+/// A refused call: its return code, logged (a call in a session was audited by
+/// [`guard_session`]).
 fn refused(function: &'static str, e: Error) -> CK_RV {
     let code = rv::rv(&e);
-    // Every refusal is audited, except the length protocol's answer and calls
-    // the token never saw.
-    if !matches!(e, Error::BufferTooSmall(_)) {
-        crate::session::audit_refusal(function, &crate::names::rv_name(code));
-    }
     match e {
         Error::Store(_)
         | Error::Integrity(_)

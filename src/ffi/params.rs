@@ -161,6 +161,29 @@ unsafe fn hkdf(m: &CK_MECHANISM) -> Result<Param> {
     })
 }
 
+/// # Safety
+/// As for [`gcm`]: no parameter, or `CK_SIGN_ADDITIONAL_CONTEXT`.
+unsafe fn sign_context(m: &CK_MECHANISM) -> Result<Param> {
+    if m.pParameter.is_null() && m.ulParameterLen == 0 {
+        return Ok(Param::None);
+    }
+    // SAFETY: forwarded from this function's contract.
+    let p = unsafe { param_as::<CK_SIGN_ADDITIONAL_CONTEXT>(m) }.ok_or(Error::MechanismParamInvalid)?;
+    // SAFETY: the context buffer has its stated length (caller's contract).
+    let context = unsafe { bytes(p.pContext, p.ulContextLen) }?.to_vec();
+    Ok(Param::SignContext { hedge: p.hedgeVariant, context, hash: None })
+}
+
+/// # Safety
+/// As for [`gcm`]: a `CK_HASH_SIGN_ADDITIONAL_CONTEXT`.
+unsafe fn hash_sign_context(m: &CK_MECHANISM) -> Result<Param> {
+    // SAFETY: forwarded from this function's contract.
+    let p = unsafe { param_as::<CK_HASH_SIGN_ADDITIONAL_CONTEXT>(m) }.ok_or(Error::MechanismParamInvalid)?;
+    // SAFETY: the context buffer has its stated length (caller's contract).
+    let context = unsafe { bytes(p.pContext, p.ulContextLen) }?.to_vec();
+    Ok(Param::SignContext { hedge: p.hedgeVariant, context, hash: Some(p.hash) })
+}
+
 /// Reads the parameter in the layout `shape` names.
 ///
 /// # Safety
@@ -196,6 +219,10 @@ unsafe fn decode(m: &CK_MECHANISM, shape: ParamShape) -> Result<Param> {
         ParamShape::AesCbcData => unsafe { aes_cbc_data(m) }?,
         // SAFETY: forwarded from this function's contract.
         ParamShape::Hkdf => unsafe { hkdf(m) }?,
+        // SAFETY: forwarded from this function's contract.
+        ParamShape::SignContext => unsafe { sign_context(m) }?,
+        // SAFETY: forwarded from this function's contract.
+        ParamShape::HashSignContext => unsafe { hash_sign_context(m) }?,
     })
 }
 

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::mechanism::aes_gcm::GcmKey;
 use crate::root::Sealer;
-use crate::store::{AuditEvent, Backend, Lifecycle, MasterRecord, ObjectId};
+use crate::store::{AuditEvent, Backend, Caller, Lifecycle, MasterRecord, ObjectId};
 
 /// A plaintext master key, prepared for sealing and opening records (its AES key
 /// schedule made once per version and login); zeroized when the last reference drops.
@@ -103,7 +103,11 @@ pub fn upgrade_legacy_rows(root: &dyn Sealer, store: &dyn Backend, workspace: &s
     }
     if !upgraded.is_empty() {
         let what = format!("{} master key row(s) bound to the storage key and MACed", upgraded.len());
-        store.reseal_masters(workspace, &upgraded, &AuditEvent::ok(workspace, "module", "upgrade", Some(what)))?;
+        store.reseal_masters(
+            workspace,
+            &upgraded,
+            &AuditEvent::by(workspace, Caller::MODULE, "upgrade", Some(what)),
+        )?;
         log::info!("{workspace}: {} legacy master key row(s) upgraded", upgraded.len());
     }
     Ok(upgraded.len())
@@ -121,7 +125,7 @@ pub fn new_master(
     classification: &str,
 ) -> Result<(MasterRecord, MasterKey)> {
     let mut key = Zeroizing::new([0u8; 32]);
-    crate::rng::fill(key.as_mut())?;
+    crate::mechanism::primitives::fill_random(key.as_mut())?;
     let sealed = root.seal_version(version, &master_context(workspace, version), key.as_ref())?;
     let prepared = Arc::new(GcmKey::new(key.as_ref(), record::TAG_LEN)?);
     let mut record = MasterRecord {
@@ -152,8 +156,8 @@ impl Hierarchy {
     }
 
     /// Appends an audit entry about this workspace's keys.
-    pub fn audit(&self, actor: &str, action: &str, what: String) -> Result<()> {
-        self.store.append_audit(&AuditEvent::ok(&self.workspace, actor, action, Some(what)))
+    pub fn audit(&self, by: Caller<'_>, action: &str, what: String) -> Result<()> {
+        self.store.append_audit(&AuditEvent::by(&self.workspace, by, action, Some(what)))
     }
 
     /// What protects the master keys (`C_GetTokenInfo`'s model).
@@ -213,10 +217,10 @@ impl Hierarchy {
     }
 
     /// Makes a new version current; the previous one becomes decrypt-only.
-    pub fn rotate(&self, actor: &str, classification: &str) -> Result<u32> {
+    pub fn rotate(&self, by: Caller<'_>, classification: &str) -> Result<u32> {
         let next = self.versions()?.last().map_or(1, |m| m.version + 1);
         let (record, key) = new_master(self.root.as_ref(), &self.workspace, next, classification)?;
-        let event = AuditEvent::ok(&self.workspace, actor, "CKM_CV_ROTATE_MASTER", Some(format!("wmk v{next}")));
+        let event = AuditEvent::by(&self.workspace, by, "CKM_CV_ROTATE_MASTER", Some(format!("wmk v{next}")));
         self.store.add_master(&self.workspace, &record, &self.mac_of(), &event)?;
         self.unsealed.lock().insert(next, key);
         log::info!("{}: master key rotated to v{next}", self.workspace);
@@ -261,8 +265,8 @@ impl Hierarchy {
     }
 
     /// Lifts an audit alert's block on `version` (the SO's call).
-    pub fn unblock(&self, actor: &str, version: u32) -> Result<()> {
-        let event = AuditEvent::ok(&self.workspace, actor, "CKA_CV_BLOCKED", Some(format!("wmk v{version} unblocked")));
+    pub fn unblock(&self, by: Caller<'_>, version: u32) -> Result<()> {
+        let event = AuditEvent::by(&self.workspace, by, "CKA_CV_BLOCKED", Some(format!("wmk v{version} unblocked")));
         if !self.store.set_master_blocked(&self.workspace, version, None, &self.mac_of(), &event)? {
             return Err(Error::ObjectHandleInvalid);
         }
@@ -272,7 +276,7 @@ impl Hierarchy {
 
     /// Moves `version` to `state`: retire (only when nothing stored needs it and it is not
     /// the active version) or destroy (only once retired).
-    pub fn set_state(&self, actor: &str, version: u32, state: Lifecycle) -> Result<()> {
+    pub fn set_state(&self, by: Caller<'_>, version: u32, state: Lifecycle) -> Result<()> {
         let record = self.record(version)?;
         let allowed = match (record.state, state) {
             (Lifecycle::DecryptOnly, Lifecycle::Retired) => true,
@@ -299,7 +303,7 @@ impl Hierarchy {
             self.root.destroy_version(version)?;
         }
         let event =
-            AuditEvent::ok(&self.workspace, actor, "CKA_CV_LIFECYCLE", Some(format!("wmk v{version} -> {state:?}")));
+            AuditEvent::by(&self.workspace, by, "CKA_CV_LIFECYCLE", Some(format!("wmk v{version} -> {state:?}")));
         self.store.set_master_state(&self.workspace, version, state, &self.mac_of(), &event)?;
         self.unsealed.lock().remove(&version);
         log::info!("{}: master key v{version} is now {state:?}", self.workspace);

@@ -72,7 +72,7 @@ pub fn seal(
 ) -> Result<Vec<u8>> {
     let mut record = header(workspace, version, attrs)?;
     let mut nonce = vec![0u8; NONCE_LEN];
-    crate::rng::fill(&mut nonce)?;
+    crate::mechanism::primitives::fill_random(&mut nonce)?;
     let params = gcm(nonce.clone(), &record, ad);
     record.extend_from_slice(&nonce);
     master.seal_into(&params, value, &mut record)?;

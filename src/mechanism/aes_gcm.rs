@@ -120,7 +120,7 @@ impl GcmKey {
         Ok(GcmKey { gcm, tag_len })
     }
 
-    /// Which prepared key a [`crate::object::Prepared`] cache keeps for `tag_len`.
+    /// Which prepared key a [`Prepared`](super::registry::Prepared) cache keeps for `tag_len`.
     pub fn cache_tag(tag_len: usize) -> u64 {
         (CKM_AES_GCM << 8) | tag_len as u64
     }

@@ -250,7 +250,7 @@ fn expand(ps: ParamSet, seed: &[u8]) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
 /// A fresh key pair from a seed out of the OS CSPRNG.
 pub fn generate(ps: ParamSet) -> Result<KeyPair> {
     let mut seed = Zeroizing::new(vec![0u8; SEED_LEN]);
-    crate::rng::fill(&mut seed)?;
+    super::primitives::fill_random(&mut seed)?;
     let (private, public) = expand(ps, &seed)?;
     Ok(KeyPair { seed, private, public })
 }

@@ -22,6 +22,7 @@ pub mod eddsa;
 pub mod hash;
 pub mod hkdf;
 pub mod hmac;
+pub mod mldsa;
 pub mod mlkem;
 pub mod primitives;
 pub mod records;
@@ -180,6 +181,10 @@ pub enum Mechanism {
     MlKemKeyPairGen,
     /// `CKM_ML_KEM`.
     MlKem,
+    /// `CKM_ML_DSA_KEY_PAIR_GEN`.
+    MlDsaKeyPairGen,
+    /// `CKM_ML_DSA`, `CKM_HASH_ML_DSA` and `CKM_HASH_ML_DSA_<hash>`.
+    MlDsa(mldsa::SignParams),
     /// `CKM_CV_WRAP_RECORD`: a wrap record under the workspace master key.
     CvWrapRecord,
     /// `CKM_CV_REWRAP_RECORD`: re-wraps a record (with its associated data) under the
@@ -235,6 +240,8 @@ impl Mechanism {
             Mechanism::RsaOaep(_) => CKM_RSA_PKCS_OAEP,
             Mechanism::MlKemKeyPairGen => CKM_ML_KEM_KEY_PAIR_GEN,
             Mechanism::MlKem => CKM_ML_KEM,
+            Mechanism::MlDsaKeyPairGen => CKM_ML_DSA_KEY_PAIR_GEN,
+            Mechanism::MlDsa(p) => p.ty,
             Mechanism::CvWrapRecord => crate::vendor::CKM_CV_WRAP_RECORD,
             Mechanism::CvRewrapRecord(_) => crate::vendor::CKM_CV_REWRAP_RECORD,
             Mechanism::CvRotateMaster => crate::vendor::CKM_CV_ROTATE_MASTER,
@@ -285,6 +292,7 @@ impl Mechanism {
             CKM_RSA_PKCS => Mechanism::RsaPkcs,
             CKM_ML_KEM_KEY_PAIR_GEN => Mechanism::MlKemKeyPairGen,
             CKM_ML_KEM => Mechanism::MlKem,
+            CKM_ML_DSA_KEY_PAIR_GEN => Mechanism::MlDsaKeyPairGen,
             crate::vendor::CKM_CV_WRAP_RECORD => Mechanism::CvWrapRecord,
             crate::vendor::CKM_CV_ROTATE_MASTER => Mechanism::CvRotateMaster,
             crate::vendor::CKM_CV_REWRAP_STORED => Mechanism::CvRewrapStored,
@@ -388,6 +396,7 @@ pub fn imported_attrs(
         CKK_EC_EDWARDS => eddsa::imported(class, key),
         CKK_RSA => rsa::imported(class, key),
         CKK_ML_KEM => mlkem::imported(class, key),
+        CKK_ML_DSA => mldsa::imported(class, key),
         _ => Ok(Vec::new()),
     }
 }

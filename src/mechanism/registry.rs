@@ -73,6 +73,10 @@ pub enum ParamShape {
     AesCbcData,
     /// `CK_HKDF_PARAMS`.
     Hkdf,
+    /// Nothing, or `CK_SIGN_ADDITIONAL_CONTEXT`.
+    SignContext,
+    /// `CK_HASH_SIGN_ADDITIONAL_CONTEXT`.
+    HashSignContext,
 }
 
 /// A mechanism parameter decoded by its [`ParamShape`], before the row checks it.
@@ -142,6 +146,15 @@ pub enum Param {
         prehash: bool,
         /// `ulContextDataLen`.
         context_len: usize,
+    },
+    /// `CK_SIGN_ADDITIONAL_CONTEXT` (`hash: None`) or `CK_HASH_SIGN_ADDITIONAL_CONTEXT`.
+    SignContext {
+        /// `hedgeVariant`.
+        hedge: CK_HEDGE_TYPE,
+        /// The context string.
+        context: Vec<u8>,
+        /// `hash`, of the pre-hash form.
+        hash: Option<CK_MECHANISM_TYPE>,
     },
 }
 
@@ -397,6 +410,7 @@ pub fn registry() -> impl Iterator<Item = &'static MechEntry> {
         rsa_sign::ENTRIES,
         rsa_enc::ENTRIES,
         mlkem::ENTRIES,
+        mldsa::ENTRIES,
         records::ENTRIES,
     ]
     .into_iter()

@@ -97,7 +97,7 @@ pub fn generate(mechanism: CK_MECHANISM_TYPE, len: usize) -> Result<Zeroizing<Ve
         return Err(Error::AttributeValueInvalid(CKA_VALUE_LEN));
     }
     let mut value = Zeroizing::new(vec![0u8; len]);
-    crate::rng::fill(&mut value)?;
+    super::primitives::fill_random(&mut value)?;
     Ok(value)
 }
 

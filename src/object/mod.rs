@@ -106,7 +106,7 @@ fn check_kind(row: &Row, value: &[u8]) -> Result<()> {
 
 fn unique_id() -> Result<Vec<u8>> {
     let mut raw = [0u8; 16];
-    crate::rng::fill(&mut raw)?;
+    crate::mechanism::primitives::fill_random(&mut raw)?;
     Ok(hex::encode(raw).into_bytes())
 }
 
@@ -279,7 +279,7 @@ impl Object {
                 Ok(())
             }
             CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => match self.ulong(CKA_KEY_TYPE) {
-                Some(CKK_EC | CKK_ML_KEM | CKK_RSA | CKK_EC_EDWARDS) => Ok(()),
+                Some(CKK_EC | CKK_ML_KEM | CKK_ML_DSA | CKK_RSA | CKK_EC_EDWARDS) => Ok(()),
                 _ => Err(Error::AttributeValueInvalid(CKA_KEY_TYPE)),
             },
             _ => Ok(()),

@@ -423,7 +423,7 @@ impl Sealer for WorkspaceRoot {
 
     fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let mut iv = [0u8; IV_LEN];
-        crate::rng::fill(&mut iv)?;
+        crate::mechanism::primitives::fill_random(&mut iv)?;
         let mut iv_param = iv;
         let params = GcmParams::new(&mut iv_param, context, 128.into()).map_err(pkcs11_err("GCM parameters"))?;
         let ct = self.slot.with_session(|s| {

@@ -40,8 +40,7 @@ fn install_cipher(ctx: &Ctx, d: Direction, op: Box<dyn Cipher>) -> Result<()> {
     Ok(())
 }
 
-fn cipher_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE, d: Direction) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+fn cipher_init(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE, d: Direction) -> Result<()> {
     if slot(&mut ctx.session.lock().ops, d).is_some() {
         return Err(Error::OperationActive);
     }
@@ -50,15 +49,15 @@ fn cipher_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE, 
         if !matches!(d, Direction::Encrypt) {
             return Err(Error::MechanismInvalid);
         }
-        return install_cipher(&ctx, d, super::records::rewrap_op(&ctx, key, ad)?);
+        return install_cipher(ctx, d, super::records::rewrap_op(ctx, key, ad)?);
     }
-    let op = cipher_op(&ctx, m, key, d)?;
+    let op = cipher_op(ctx, m, key, d)?;
     let counted = match d {
         Direction::Encrypt => DataOp::Encrypt,
         Direction::Decrypt => DataOp::Decrypt,
     };
     ctx.note_use(counted, Some(key))?;
-    install_cipher(&ctx, d, op)
+    install_cipher(ctx, d, op)
 }
 
 /// The cipher for `m` with `key`, its usage checked.
@@ -73,8 +72,7 @@ fn cipher_op(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE, d: Direction) -> R
 }
 
 /// A one-shot call writing into the caller's buffer (`None`: a length query).
-fn cipher_once_into(handle: CK_SESSION_HANDLE, input: &[u8], out: Option<&mut [u8]>, d: Direction) -> Result<Output> {
-    let ctx = Ctx::of(handle)?;
+fn cipher_once_into(ctx: &Ctx, input: &[u8], out: Option<&mut [u8]>, d: Direction) -> Result<Output> {
     let mut session = ctx.session.lock();
     let slot = slot(&mut session.ops, d);
     let op = slot.as_ref().ok_or(Error::OperationNotInitialized)?;
@@ -95,8 +93,7 @@ fn cipher_once_into(handle: CK_SESSION_HANDLE, input: &[u8], out: Option<&mut [u
     Ok(Output::Written(op.once_into(input, out)?))
 }
 
-fn cipher_update(handle: CK_SESSION_HANDLE, input: &[u8], capacity: Option<usize>, d: Direction) -> Result<Output> {
-    let ctx = Ctx::of(handle)?;
+fn cipher_update(ctx: &Ctx, input: &[u8], capacity: Option<usize>, d: Direction) -> Result<Output> {
     let mut session = ctx.session.lock();
     let slot = slot(&mut session.ops, d);
     let op = slot.as_ref().ok_or(Error::OperationNotInitialized)?;
@@ -110,8 +107,7 @@ fn cipher_update(handle: CK_SESSION_HANDLE, input: &[u8], capacity: Option<usize
     Ok(Output::Data(out))
 }
 
-fn cipher_final(handle: CK_SESSION_HANDLE, capacity: Option<usize>, d: Direction) -> Result<Output> {
-    let ctx = Ctx::of(handle)?;
+fn cipher_final(ctx: &Ctx, capacity: Option<usize>, d: Direction) -> Result<Output> {
     let mut session = ctx.session.lock();
     let slot = slot(&mut session.ops, d);
     let op = slot.as_ref().ok_or(Error::OperationNotInitialized)?;
@@ -130,41 +126,41 @@ fn cipher_final(handle: CK_SESSION_HANDLE, capacity: Option<usize>, d: Direction
 }
 
 /// `C_EncryptInit`.
-pub fn encrypt_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
-    cipher_init(handle, m, key, Direction::Encrypt)
+pub fn encrypt_init(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
+    cipher_init(ctx, m, key, Direction::Encrypt)
 }
 
 /// `C_Encrypt`, writing straight into the caller's buffer.
-pub fn encrypt_into(handle: CK_SESSION_HANDLE, input: &[u8], out: Option<&mut [u8]>) -> Result<Output> {
-    cipher_once_into(handle, input, out, Direction::Encrypt)
+pub fn encrypt_into(ctx: &Ctx, input: &[u8], out: Option<&mut [u8]>) -> Result<Output> {
+    cipher_once_into(ctx, input, out, Direction::Encrypt)
 }
 
 /// `C_Decrypt`, writing straight into the caller's buffer.
-pub fn decrypt_into(handle: CK_SESSION_HANDLE, input: &[u8], out: Option<&mut [u8]>) -> Result<Output> {
-    cipher_once_into(handle, input, out, Direction::Decrypt)
+pub fn decrypt_into(ctx: &Ctx, input: &[u8], out: Option<&mut [u8]>) -> Result<Output> {
+    cipher_once_into(ctx, input, out, Direction::Decrypt)
 }
 
 /// `C_EncryptUpdate`.
-pub fn encrypt_update(handle: CK_SESSION_HANDLE, input: &[u8], capacity: Option<usize>) -> Result<Output> {
-    cipher_update(handle, input, capacity, Direction::Encrypt)
+pub fn encrypt_update(ctx: &Ctx, input: &[u8], capacity: Option<usize>) -> Result<Output> {
+    cipher_update(ctx, input, capacity, Direction::Encrypt)
 }
 
 /// `C_EncryptFinal`.
-pub fn encrypt_final(handle: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Output> {
-    cipher_final(handle, capacity, Direction::Encrypt)
+pub fn encrypt_final(ctx: &Ctx, capacity: Option<usize>) -> Result<Output> {
+    cipher_final(ctx, capacity, Direction::Encrypt)
 }
 
 /// `C_DecryptInit`.
-pub fn decrypt_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
-    cipher_init(handle, m, key, Direction::Decrypt)
+pub fn decrypt_init(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
+    cipher_init(ctx, m, key, Direction::Decrypt)
 }
 
 /// `C_DecryptUpdate`.
-pub fn decrypt_update(handle: CK_SESSION_HANDLE, input: &[u8], capacity: Option<usize>) -> Result<Output> {
-    cipher_update(handle, input, capacity, Direction::Decrypt)
+pub fn decrypt_update(ctx: &Ctx, input: &[u8], capacity: Option<usize>) -> Result<Output> {
+    cipher_update(ctx, input, capacity, Direction::Decrypt)
 }
 
 /// `C_DecryptFinal`.
-pub fn decrypt_final(handle: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Output> {
-    cipher_final(handle, capacity, Direction::Decrypt)
+pub fn decrypt_final(ctx: &Ctx, capacity: Option<usize>) -> Result<Output> {
+    cipher_final(ctx, capacity, Direction::Decrypt)
 }

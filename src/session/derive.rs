@@ -7,19 +7,17 @@ use cryptoki_sys::*;
 
 use super::key::{derived_type, imposed, secret_attrs, value_len, KeyRole};
 use super::Ctx;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mechanism::{registry, Mechanism};
 use crate::object::{Attr, Object, Origin, Template};
 
 /// `C_DeriveKey`.
-pub fn derive_key(
-    handle: CK_SESSION_HANDLE,
-    m: &Mechanism,
-    base: CK_OBJECT_HANDLE,
-    template: &Template,
-) -> Result<CK_OBJECT_HANDLE> {
-    let ctx = Ctx::of(handle)?;
+pub fn derive_key(ctx: &Ctx, m: &Mechanism, base: CK_OBJECT_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     let row = registry::row(m.ty())?;
+    // The mechanism is checked before any key (the module's order of checks).
+    if row.ops.derive.is_none() && row.ops.derive_with.is_none() {
+        return Err(Error::MechanismInvalid);
+    }
     let base = ctx.operation_key(base, row, KeyRole::Derive)?;
     // The second key's bits go into the new key as the base key's do, so it answers to
     // the same class, type, CKA_DERIVE and allowed-mechanism checks.

@@ -11,8 +11,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::{registry, KeyView, Mechanism};
 
 /// `C_DigestInit`.
-pub fn digest_init(handle: CK_SESSION_HANDLE, m: &Mechanism) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn digest_init(ctx: &Ctx, m: &Mechanism) -> Result<()> {
     let op = registry::row(m.ty())?.op(|o| o.digest)?(m)?;
     if ctx.session.lock().ops.digest.is_some() {
         return Err(Error::OperationActive);
@@ -27,8 +26,7 @@ pub fn digest_init(handle: CK_SESSION_HANDLE, m: &Mechanism) -> Result<()> {
 }
 
 /// `C_Digest`.
-pub fn digest(handle: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) -> Result<Output> {
-    let ctx = Ctx::of(handle)?;
+pub fn digest(ctx: &Ctx, data: &[u8], capacity: Option<usize>) -> Result<Output> {
     let mut session = ctx.session.lock();
     let op = session.ops.digest.as_ref().ok_or(Error::OperationNotInitialized)?;
     if let Some(answer) = sized(op.output_len(), capacity) {
@@ -40,16 +38,14 @@ pub fn digest(handle: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) -
 }
 
 /// `C_DigestUpdate`.
-pub fn digest_update(handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn digest_update(ctx: &Ctx, data: &[u8]) -> Result<()> {
     let mut session = ctx.session.lock();
     session.ops.digest.as_mut().ok_or(Error::OperationNotInitialized)?.update(data);
     Ok(())
 }
 
 /// `C_DigestKey`: digests a secret key's value without revealing it.
-pub fn digest_key(handle: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn digest_key(ctx: &Ctx, key: CK_OBJECT_HANDLE) -> Result<()> {
     if ctx.session.lock().ops.digest.is_none() {
         return Err(Error::OperationNotInitialized);
     }
@@ -64,6 +60,6 @@ pub fn digest_key(handle: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()
 }
 
 /// `C_DigestFinal`.
-pub fn digest_final(handle: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Output> {
-    digest(handle, &[], capacity)
+pub fn digest_final(ctx: &Ctx, capacity: Option<usize>) -> Result<Output> {
+    digest(ctx, &[], capacity)
 }

@@ -26,13 +26,12 @@ fn shared_key(template: &Template, shared: &[u8]) -> Result<(CK_KEY_TYPE, Zeroiz
 /// `C_EncapsulateKey`: the ciphertext for the caller, and (unless this is a length
 /// query) a new secret key holding the shared secret.
 pub fn encapsulate(
-    handle: CK_SESSION_HANDLE,
+    ctx: &Ctx,
     m: &Mechanism,
     public: CK_OBJECT_HANDLE,
     template: &Template,
     capacity: Option<usize>,
 ) -> Result<(Output, Option<CK_OBJECT_HANDLE>)> {
-    let ctx = Ctx::of(handle)?;
     let row = registry::row(m.ty())?;
     let kem = row.op(|o| o.kem)?;
     let key = ctx.operation_key(public, row, KeyRole::Encapsulate)?;
@@ -54,13 +53,12 @@ pub fn encapsulate(
 
 /// `C_DecapsulateKey`.
 pub fn decapsulate(
-    handle: CK_SESSION_HANDLE,
+    ctx: &Ctx,
     m: &Mechanism,
     private: CK_OBJECT_HANDLE,
     template: &Template,
     ciphertext: &[u8],
 ) -> Result<CK_OBJECT_HANDLE> {
-    let ctx = Ctx::of(handle)?;
     let row = registry::row(m.ty())?;
     let kem = row.op(|o| o.kem)?;
     let key = ctx.operation_key(private, row, KeyRole::Decapsulate)?;

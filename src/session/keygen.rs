@@ -16,13 +16,12 @@ use crate::object::{Attr, Object, Origin, Template};
 const DEFAULT_REWRAP_BATCH: usize = 500;
 
 /// `C_GenerateKey`.
-pub fn generate_key(handle: CK_SESSION_HANDLE, m: &Mechanism, template: &Template) -> Result<CK_OBJECT_HANDLE> {
-    let ctx = Ctx::of(handle)?;
+pub fn generate_key(ctx: &Ctx, m: &Mechanism, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     match m {
-        Mechanism::CvRotateMaster => return super::records::rotate(&ctx),
+        Mechanism::CvRotateMaster => return super::records::rotate(ctx),
         Mechanism::CvRewrapStored => {
             let batch = value_len(template)?.unwrap_or(DEFAULT_REWRAP_BATCH);
-            return super::records::rewrap_stored(&ctx, batch);
+            return super::records::rewrap_stored(ctx, batch);
         }
         _ => {}
     }
@@ -34,12 +33,11 @@ pub fn generate_key(handle: CK_SESSION_HANDLE, m: &Mechanism, template: &Templat
 
 /// `C_GenerateKeyPair`: both objects or neither.
 pub fn generate_key_pair(
-    handle: CK_SESSION_HANDLE,
+    ctx: &Ctx,
     m: &Mechanism,
     public_template: &Template,
     private_template: &Template,
 ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
-    let ctx = Ctx::of(handle)?;
     let generate = registry::row(m.ty())?.op(|o| o.generate_pair)?;
     let pair = generate(m, public_template, private_template)?;
     let attrs = |half: Vec<registry::NewAttr>| half.into_iter().map(Attr::from).collect::<Vec<_>>();
@@ -52,7 +50,7 @@ pub fn generate_key_pair(
     match ctx.add(private, "C_GenerateKeyPair") {
         Ok(private) => Ok((public, private)),
         Err(e) => {
-            if let Err(undo) = super::objects::destroy(handle, public) {
+            if let Err(undo) = super::objects::destroy(ctx, public) {
                 log::error!("C_GenerateKeyPair: could not remove the public half after a failure: {undo}");
             }
             Err(e)

@@ -138,13 +138,13 @@ pub(super) fn set_attributes(ctx: &Ctx, version: Option<u32>, template: &Templat
         if who != Some(PinOwner::So) {
             return Err(Error::MasterKey(format!("only the SO clears the block on master key v{version}")));
         }
-        hierarchy.unblock(crate::token::actor(who), version)?;
+        hierarchy.unblock(ctx.caller(), version)?;
     }
     if let Some(state) = state {
         if who != Some(PinOwner::User) {
             return Err(Error::MasterKey(format!("only the user changes the lifecycle of master key v{version}")));
         }
-        hierarchy.set_state(crate::token::actor(who), version, state)?;
+        hierarchy.set_state(ctx.caller(), version, state)?;
     }
     Ok(())
 }

@@ -174,7 +174,7 @@ impl MessageOp {
                 return Err(Error::MechanismParamInvalid);
             }
             let mut tail = vec![0u8; free];
-            crate::rng::fill(&mut tail)?;
+            crate::mechanism::primitives::fill_random(&mut tail)?;
             iv.extend_from_slice(&tail);
             return Ok(iv);
         }
@@ -203,8 +203,7 @@ fn slot(ops: &mut super::Ops, encrypt: bool) -> &mut Option<MessageOp> {
     }
 }
 
-fn init(handle: CK_SESSION_HANDLE, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_HANDLE, encrypt: bool) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+fn init(ctx: &Ctx, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_HANDLE, encrypt: bool) -> Result<()> {
     if mechanism != CKM_AES_GCM {
         return Err(Error::MechanismInvalid);
     }
@@ -229,20 +228,15 @@ fn init(handle: CK_SESSION_HANDLE, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_
     Ok(())
 }
 
-fn with_op<T>(
-    handle: CK_SESSION_HANDLE,
-    encrypt: bool,
-    f: impl FnOnce(&mut MessageOp, &Ctx) -> Result<T>,
-) -> Result<T> {
-    let ctx = Ctx::of(handle)?;
+fn with_op<T>(ctx: &Ctx, encrypt: bool, f: impl FnOnce(&mut MessageOp, &Ctx) -> Result<T>) -> Result<T> {
     let mut session = ctx.session.lock();
     let op = slot(&mut session.ops, encrypt).as_mut().ok_or(Error::OperationNotInitialized)?;
-    f(op, &ctx)
+    f(op, ctx)
 }
 
 /// Hands out the key's next counter value from this process's reserved range.
 fn counter_of(ctx: &Ctx) -> impl FnMut(&[u8; 32]) -> Result<u64> + '_ {
-    |fingerprint| ctx.module.iv_counters.next(ctx.token.store(), fingerprint)
+    |fingerprint| ctx.app.iv_counters.next(ctx.token.store(), fingerprint)
 }
 
 fn gcm(iv: Vec<u8>, aad: &[u8], tag_len: usize) -> Result<GcmParams> {
@@ -252,24 +246,18 @@ fn gcm(iv: Vec<u8>, aad: &[u8], tag_len: usize) -> Result<GcmParams> {
 }
 
 /// `C_MessageEncryptInit`: the mechanism carries no parameter; each message has its own.
-pub fn encrypt_init(handle: CK_SESSION_HANDLE, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_HANDLE) -> Result<()> {
-    init(handle, mechanism, key, true)
+pub fn encrypt_init(ctx: &Ctx, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_HANDLE) -> Result<()> {
+    init(ctx, mechanism, key, true)
 }
 
 /// `C_MessageDecryptInit`.
-pub fn decrypt_init(handle: CK_SESSION_HANDLE, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_HANDLE) -> Result<()> {
-    init(handle, mechanism, key, false)
+pub fn decrypt_init(ctx: &Ctx, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_HANDLE) -> Result<()> {
+    init(ctx, mechanism, key, false)
 }
 
 /// `C_EncryptMessage`: one whole message. A length query chooses no IV.
-pub fn encrypt(
-    handle: CK_SESSION_HANDLE,
-    p: &MessageParams,
-    aad: &[u8],
-    plaintext: &[u8],
-    capacity: Option<usize>,
-) -> Result<Sealed> {
-    with_op(handle, true, |op, ctx| {
+pub fn encrypt(ctx: &Ctx, p: &MessageParams, aad: &[u8], plaintext: &[u8], capacity: Option<usize>) -> Result<Sealed> {
+    with_op(ctx, true, |op, ctx| {
         if op.pending.is_some() {
             return Err(Error::OperationActive);
         }
@@ -292,14 +280,14 @@ fn seal(op: &MessageOp, params: GcmParams, plaintext: &[u8]) -> Result<Sealed> {
 
 /// `C_DecryptMessage`: one whole message; `tag` comes from the caller's parameter.
 pub fn decrypt(
-    handle: CK_SESSION_HANDLE,
+    ctx: &Ctx,
     p: &MessageParams,
     tag: &[u8],
     aad: &[u8],
     ciphertext: &[u8],
     capacity: Option<usize>,
 ) -> Result<Output> {
-    with_op(handle, false, |op, _| {
+    with_op(ctx, false, |op, _| {
         if op.pending.is_some() {
             return Err(Error::OperationActive);
         }
@@ -332,8 +320,8 @@ fn open(op: &MessageOp, params: GcmParams, ciphertext: &[u8], tag: &[u8]) -> Res
 }
 
 /// `C_EncryptMessageBegin`/`C_DecryptMessageBegin`: starts a message in parts.
-pub fn begin(handle: CK_SESSION_HANDLE, encrypt: bool, p: &MessageParams, aad: &[u8]) -> Result<()> {
-    with_op(handle, encrypt, |op, ctx| {
+pub fn begin(ctx: &Ctx, encrypt: bool, p: &MessageParams, aad: &[u8]) -> Result<()> {
+    with_op(ctx, encrypt, |op, ctx| {
         if op.pending.is_some() {
             return Err(Error::OperationActive);
         }
@@ -368,14 +356,8 @@ fn same_message(p: &MessageParams, pending: &Pending) -> Result<()> {
 
 /// `C_EncryptMessageNext`: buffers `part`; on the last one returns the whole ciphertext
 /// and `(tag, iv)` for the caller's parameter `p` (which must match the Begin call's).
-pub fn encrypt_next(
-    handle: CK_SESSION_HANDLE,
-    p: &MessageParams,
-    part: &[u8],
-    last: bool,
-    capacity: Option<usize>,
-) -> Result<Part> {
-    with_op(handle, true, |op, _| {
+pub fn encrypt_next(ctx: &Ctx, p: &MessageParams, part: &[u8], last: bool, capacity: Option<usize>) -> Result<Part> {
+    with_op(ctx, true, |op, _| {
         let pending = op.pending.as_mut().ok_or(Error::OperationNotInitialized)?;
         same_message(p, pending)?;
         let needed = if last { pending.data.len() + part.len() } else { 0 };
@@ -397,14 +379,14 @@ pub fn encrypt_next(
 /// `C_DecryptMessageNext`: buffers `part`; on the last one checks `tag` and returns the
 /// whole plaintext.
 pub fn decrypt_next(
-    handle: CK_SESSION_HANDLE,
+    ctx: &Ctx,
     p: &MessageParams,
     tag: &[u8],
     part: &[u8],
     last: bool,
     capacity: Option<usize>,
 ) -> Result<Output> {
-    with_op(handle, false, |op, _| {
+    with_op(ctx, false, |op, _| {
         let pending = op.pending.as_mut().ok_or(Error::OperationNotInitialized)?;
         same_message(p, pending)?;
         let needed = if last { pending.data.len() + part.len() } else { 0 };
@@ -423,8 +405,7 @@ pub fn decrypt_next(
 }
 
 /// `C_MessageEncryptFinal`/`C_MessageDecryptFinal`: ends the operation.
-pub fn finish(handle: CK_SESSION_HANDLE, encrypt: bool) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn finish(ctx: &Ctx, encrypt: bool) -> Result<()> {
     let ended = slot(&mut ctx.session.lock().ops, encrypt).take();
     ended.map(drop).ok_or(Error::OperationNotInitialized)
 }

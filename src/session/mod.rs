@@ -23,6 +23,7 @@ pub mod sign;
 pub mod usage;
 pub mod wrap;
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -31,8 +32,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::mechanism::{Cipher, Digester, Signer, Verifier};
-use crate::module::{self, Module};
-use crate::store::PinOwner;
+use crate::store::{AuditEvent, Caller, PinOwner};
 use crate::token::Token;
 
 /// An active `C_FindObjects` search: the handles still to hand out.
@@ -71,6 +71,98 @@ impl std::fmt::Debug for Ops {
             .field("message_encrypt", &self.message_encrypt.is_some())
             .field("message_decrypt", &self.message_decrypt.is_some())
             .finish()
+    }
+}
+
+/// The kinds of operation a session holds at most one of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// `C_EncryptInit`.
+    Encrypt,
+    /// `C_DecryptInit`.
+    Decrypt,
+    /// `C_DigestInit`.
+    Digest,
+    /// `C_SignInit`.
+    Sign,
+    /// `C_VerifyInit`.
+    Verify,
+    /// `C_MessageEncryptInit`.
+    MessageEncrypt,
+    /// `C_MessageDecryptInit`.
+    MessageDecrypt,
+}
+
+impl OpKind {
+    /// Every kind.
+    pub const ALL: [OpKind; 7] = [
+        OpKind::Encrypt,
+        OpKind::Decrypt,
+        OpKind::Digest,
+        OpKind::Sign,
+        OpKind::Verify,
+        OpKind::MessageEncrypt,
+        OpKind::MessageDecrypt,
+    ];
+}
+
+impl Ops {
+    /// Whether an operation of `kind` is active.
+    pub fn active(&self, kind: OpKind) -> bool {
+        match kind {
+            OpKind::Encrypt => self.encrypt.is_some(),
+            OpKind::Decrypt => self.decrypt.is_some(),
+            OpKind::Digest => self.digest.is_some(),
+            OpKind::Sign => self.sign.is_some(),
+            OpKind::Verify => self.verify.is_some(),
+            OpKind::MessageEncrypt => self.message_encrypt.is_some(),
+            OpKind::MessageDecrypt => self.message_decrypt.is_some(),
+        }
+    }
+}
+
+/// What one application's sessions share: the tokens, the session and object-handle
+/// tables, and the settings the operations read. The module layer (process state,
+/// initialize, finalize, fork) owns one and hands it to each call; nothing here reaches
+/// up for it.
+pub struct App {
+    /// One token per configured workspace; the slot id is the index.
+    pub tokens: Vec<Arc<Token>>,
+    /// This application's open sessions.
+    pub sessions: SessionTable,
+    /// This application's object handles.
+    pub handles: handles::HandleTable,
+    /// Audit settings.
+    pub audit: crate::config::AuditConfig,
+    /// Mechanism opt-ins.
+    pub mechanisms: crate::config::MechanismsConfig,
+    /// Per-key rate windows for the audit alerts.
+    pub analytics: crate::audit::analytics::Analytics,
+    /// The GCM IV counter ranges this process reserved, shared by all its sessions.
+    pub iv_counters: message::IvCounters,
+}
+
+impl App {
+    /// The state over `tokens`, with no session open.
+    pub fn new(
+        tokens: Vec<Arc<Token>>,
+        audit: crate::config::AuditConfig,
+        mechanisms: crate::config::MechanismsConfig,
+    ) -> App {
+        App {
+            tokens,
+            sessions: SessionTable::default(),
+            handles: handles::HandleTable::default(),
+            audit,
+            mechanisms,
+            analytics: Default::default(),
+            iv_counters: Default::default(),
+        }
+    }
+
+    /// The token in `slot`.
+    pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
+        usize::try_from(slot).ok().and_then(|i| self.tokens.get(i)).ok_or(Error::SlotIdInvalid)
     }
 }
 
@@ -134,75 +226,39 @@ impl SessionTable {
     }
 }
 
-thread_local! {
-    /// The slot the current C_* call on this thread addresses, once its session resolved:
-    /// lets the C boundary audit a refusal against the right workspace. A plain `Copy`
-    /// value on purpose: a thread-local with a destructor would keep the library from
-    /// unloading at `dlclose`.
-    static CALL_SLOT: std::cell::Cell<Option<CK_SLOT_ID>> = const { std::cell::Cell::new(None) };
-    /// Who a refusal of the current call is recorded as, when that is not who is logged
-    /// in: a refused `C_Login` names the user type that tried.
-    static CALL_ACTOR: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+/// What a refusal of the current call is recorded as.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// An entry naming `actor`, or whoever is logged in.
+    Audit { actor: Option<&'static str> },
+    /// Nothing more: the refusal was audited where it happened (a wrong PIN is audited
+    /// with the failure count it changed, in the same transaction).
+    AuditedAtOrigin,
 }
 
-/// Forgets the previous call's slot, actor and session (the C boundary calls this as
-/// each call starts).
-pub fn begin_call() {
-    CALL_SLOT.with(|t| t.set(None));
-    CALL_ACTOR.with(|t| t.set(None));
-    crate::store::audit::set_call_session(None);
-}
-
-/// A PIN refusal is audited where the failure count changes, in the same transaction;
-/// the C boundary must not record it a second time.
-fn audited_at_origin<T>(result: Result<T>) -> Result<T> {
-    if matches!(result, Err(Error::PinIncorrect)) {
-        CALL_SLOT.with(|t| t.set(None));
-    }
-    result
-}
-
-/// Audits a refused call with its return code, if it addressed a token; a failure to
-/// write is logged (the call's own error is what the caller gets).
-pub fn audit_refusal(function: &str, code: &str) {
-    let Some(slot) = CALL_SLOT.with(|t| t.take()) else {
-        return;
-    };
-    let Ok(module) = module::get() else {
-        return;
-    };
-    let Ok(token) = module.token(slot) else {
-        return;
-    };
-    let actor = CALL_ACTOR.with(|t| t.take()).unwrap_or_else(|| crate::token::actor(token.logged_in()));
-    let event = crate::store::AuditEvent::ok(&token.workspace, actor, function, None).with_outcome(code);
-    if let Err(e) = token.store().append_audit(&event) {
-        log::error!("{function}: the refusal could not be audited: {e}");
-    }
-}
-
-/// A session resolved for a call: the module, the session and its token.
+/// The call context: one C call inside one session, resolved before any other argument
+/// of the call is looked at (the check order in `doc/check-order.md`). The C boundary
+/// makes it (`ffi::guard_session`) and passes it down: every layer below learns the
+/// session, token and actor from it, never from per-thread state.
 pub struct Ctx {
-    /// The module (kept alive for the call).
-    pub module: Arc<Module>,
+    /// The application's shared state (kept alive for the call).
+    pub app: Arc<App>,
     /// The session's handle.
     pub handle: CK_SESSION_HANDLE,
     /// The session.
     pub session: Arc<Mutex<Session>>,
     /// The token the session is open on.
     pub token: Arc<Token>,
+    refusal: Cell<Refusal>,
 }
 
 impl Ctx {
-    /// Resolves `handle` in the initialized module.
-    pub fn of(handle: CK_SESSION_HANDLE) -> Result<Ctx> {
-        let module = module::get()?;
-        let session = module.sessions.get(handle)?;
+    /// Resolves `handle` among `app`'s sessions.
+    pub fn of(app: Arc<App>, handle: CK_SESSION_HANDLE) -> Result<Ctx> {
+        let session = app.sessions.get(handle)?;
         let slot = session.lock().slot_id;
-        let token = module.token(slot)?.clone();
-        CALL_SLOT.with(|t| t.set(Some(slot)));
-        crate::store::audit::set_call_session(Some(handle));
-        Ok(Ctx { module, handle, session, token })
+        let token = app.token(slot)?.clone();
+        Ok(Ctx { app, handle, session, token, refusal: Cell::new(Refusal::Audit { actor: None }) })
     }
 
     /// The session's slot.
@@ -214,11 +270,58 @@ impl Ctx {
     pub fn is_rw(&self) -> bool {
         self.session.lock().rw
     }
+
+    /// Refuses with `CKR_OPERATION_ACTIVE` while an operation of `kind` is active: the
+    /// session's state is checked before the mechanism is looked at. (Each `*Init` checks
+    /// again as it installs the operation, for a racing thread.)
+    pub fn check_idle(&self, kind: OpKind) -> Result<()> {
+        match self.session.lock().ops.active(kind) {
+            true => Err(Error::OperationActive),
+            false => Ok(()),
+        }
+    }
+
+    /// Who this call acts as, in this session: what its audit entries name.
+    pub fn caller(&self) -> Caller<'static> {
+        Caller { actor: crate::token::actor(self.token.logged_in()), session: Some(self.handle) }
+    }
+
+    /// An entry about this call's work, in its session, by whoever is logged in.
+    pub(crate) fn event(&self, action: &str, what: Option<String>) -> AuditEvent {
+        AuditEvent::by(&self.token.workspace, self.caller(), action, what)
+    }
+
+    /// An entry about what the module does by itself during this call (an alert, a
+    /// repair), in its session.
+    pub(crate) fn module_event(&self, action: &str, what: Option<String>) -> AuditEvent {
+        AuditEvent::by(&self.token.workspace, Caller { session: Some(self.handle), ..Caller::MODULE }, action, what)
+    }
+
+    /// Audits the refusal of this call with return code `code`; a failure to write is
+    /// logged (the call's own error is what the caller gets).
+    pub fn audit_refusal(&self, function: &str, code: &str) {
+        let Refusal::Audit { actor } = self.refusal.get() else {
+            return;
+        };
+        let by = Caller { actor: actor.unwrap_or(self.caller().actor), session: Some(self.handle) };
+        let event = AuditEvent::by(&self.token.workspace, by, function, None).with_outcome(code);
+        if let Err(e) = self.token.store().append_audit(&event) {
+            log::error!("{function}: the refusal could not be audited: {e}");
+        }
+    }
+
+    /// A PIN refusal is audited where the failure count changes, in the same
+    /// transaction: the C boundary must not record it a second time.
+    fn audited_at_origin<T>(&self, result: Result<T>) -> Result<T> {
+        if matches!(result, Err(Error::PinIncorrect)) {
+            self.refusal.set(Refusal::AuditedAtOrigin);
+        }
+        result
+    }
 }
 
 /// `C_OpenSession`.
-pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
-    let m = module::get()?;
+pub fn open(m: &App, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
     let token = m.token(slot)?;
     token.check_present()?;
     if flags & CKF_SERIAL_SESSION == 0 {
@@ -237,7 +340,9 @@ pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
     }))
 }
 
-fn closed(m: &Module, slot: CK_SLOT_ID, gone: &[(CK_SESSION_HANDLE, Arc<Mutex<Session>>)]) {
+/// After sessions closed: `by` is the session whose call closed them (none for
+/// `C_CloseAllSessions`).
+fn closed(m: &App, slot: CK_SLOT_ID, gone: &[(CK_SESSION_HANDLE, Arc<Mutex<Session>>)], by: Option<u64>) {
     let Ok(token) = m.token(slot) else {
         return;
     };
@@ -248,7 +353,7 @@ fn closed(m: &Module, slot: CK_SLOT_ID, gone: &[(CK_SESSION_HANDLE, Arc<Mutex<Se
     }
     // The application's last session on the token closing logs it out (spec §5.6).
     if m.sessions.counts(slot).0 == 0 && token.logged_in().is_some() {
-        match token.logout() {
+        match token.logout(by) {
             Ok(()) => logged_out(m, slot),
             Err(e) => log::warn!("implicit logout of slot {slot}: {e}"),
         }
@@ -256,35 +361,32 @@ fn closed(m: &Module, slot: CK_SLOT_ID, gone: &[(CK_SESSION_HANDLE, Arc<Mutex<Se
 }
 
 /// Flushes every session's operation counters (`C_Finalize`).
-pub fn flush_usage(m: &Module) {
+pub fn flush_usage(m: &App) {
     for token in &m.tokens {
         usage::flush_all(token, &m.sessions.of_slot(token.slot_id));
     }
 }
 
 /// `C_CloseSession`.
-pub fn close(handle: CK_SESSION_HANDLE) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
-    let gone = ctx.module.sessions.remove_where(|h, _| h == handle);
+pub fn close(ctx: &Ctx) -> Result<()> {
+    let gone = ctx.app.sessions.remove_where(|h, _| h == ctx.handle);
     if gone.is_empty() {
         return Err(Error::SessionHandleInvalid);
     }
-    closed(&ctx.module, ctx.slot(), &gone);
+    closed(&ctx.app, ctx.slot(), &gone, Some(ctx.handle));
     ctx.token.store().flush_audit()
 }
 
 /// `C_CloseAllSessions`.
-pub fn close_all(slot: CK_SLOT_ID) -> Result<()> {
-    let m = module::get()?;
+pub fn close_all(m: &App, slot: CK_SLOT_ID) -> Result<()> {
     let token = m.token(slot)?;
     let gone = m.sessions.remove_where(|_, s| s.slot_id == slot);
-    closed(&m, slot, &gone);
+    closed(m, slot, &gone, None);
     token.store().flush_audit()
 }
 
 /// `C_GetSessionInfo`.
-pub fn info(handle: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
-    let ctx = Ctx::of(handle)?;
+pub fn info(ctx: &Ctx) -> Result<CK_SESSION_INFO> {
     let rw = ctx.is_rw();
     let state = match (rw, ctx.token.logged_in()) {
         (false, None) => CKS_RO_PUBLIC_SESSION,
@@ -298,8 +400,7 @@ pub fn info(handle: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
 }
 
 /// `C_Login`.
-pub fn login(handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn login(ctx: &Ctx, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
     let owner = match user_type {
         CKU_SO => PinOwner::So,
         CKU_USER => PinOwner::User,
@@ -309,9 +410,10 @@ pub fn login(handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> 
         _ => return Err(Error::UserTypeInvalid),
     };
     let slot = ctx.slot();
-    let (all, rw) = ctx.module.sessions.counts(slot);
-    CALL_ACTOR.with(|t| t.set(Some(crate::token::actor(Some(owner)))));
-    let result = audited_at_origin(ctx.token.login(owner, pin, all > rw));
+    let (all, rw) = ctx.app.sessions.counts(slot);
+    // A refusal names who tried, not who (nobody) is logged in.
+    ctx.refusal.set(Refusal::Audit { actor: Some(crate::token::actor(Some(owner))) });
+    let result = ctx.audited_at_origin(ctx.token.login(owner, pin, all > rw, Some(ctx.handle)));
     if matches!(result, Err(Error::PinIncorrect | Error::PinLocked)) {
         ctx.check_failed_logins();
     }
@@ -319,15 +421,14 @@ pub fn login(handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> 
 }
 
 /// `C_Logout`.
-pub fn logout(handle: CK_SESSION_HANDLE) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn logout(ctx: &Ctx) -> Result<()> {
     ctx.token.store().flush_audit()?;
     if ctx.token.logged_in().is_some() {
         // Counters are the logged-in actor's: they go out before the actor changes.
-        usage::flush_all(&ctx.token, &ctx.module.sessions.of_slot(ctx.slot()));
+        usage::flush_all(&ctx.token, &ctx.app.sessions.of_slot(ctx.slot()));
     }
-    ctx.token.logout()?;
-    logged_out(&ctx.module, ctx.slot());
+    ctx.token.logout(Some(ctx.handle))?;
+    logged_out(&ctx.app, ctx.slot());
     Ok(())
 }
 
@@ -336,24 +437,13 @@ pub fn logout(handle: CK_SESSION_HANDLE) -> Result<()> {
 /// operation active in its sessions on the slot ends, dropping the key material it holds.
 /// Ending them all, not only those that used a private object, is what the spec allows
 /// ("may or may not be active") and leaves no key behind the login.
-fn logged_out(m: &Module, slot: CK_SLOT_ID) {
+fn logged_out(m: &App, slot: CK_SLOT_ID) {
     let destroyed = m.handles.drop_private_session_objects(slot);
     let mut ended = 0;
     for (_, session) in m.sessions.of_slot(slot) {
         let mut s = session.lock();
         let ops = std::mem::take(&mut s.ops);
-        ended += [
-            ops.encrypt.is_some(),
-            ops.decrypt.is_some(),
-            ops.digest.is_some(),
-            ops.sign.is_some(),
-            ops.verify.is_some(),
-            ops.message_encrypt.is_some(),
-            ops.message_decrypt.is_some(),
-        ]
-        .into_iter()
-        .filter(|active| *active)
-        .count();
+        ended += OpKind::ALL.into_iter().filter(|kind| ops.active(*kind)).count();
         s.find = None;
     }
     if destroyed + ended > 0 {
@@ -364,40 +454,30 @@ fn logged_out(m: &Module, slot: CK_SLOT_ID) {
 }
 
 /// `C_InitPIN`: only in a read-write SO session.
-pub fn init_pin(handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn init_pin(ctx: &Ctx, pin: &[u8]) -> Result<()> {
     if ctx.token.logged_in() != Some(PinOwner::So) {
         return Err(Error::UserNotLoggedIn);
     }
     if !ctx.is_rw() {
         return Err(Error::SessionReadOnly);
     }
-    ctx.token.init_pin(pin)
+    ctx.token.init_pin(pin, Some(ctx.handle))
 }
 
 /// `C_SetPIN`: only in a read-write session.
-pub fn set_pin(handle: CK_SESSION_HANDLE, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn set_pin(ctx: &Ctx, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
     if !ctx.is_rw() {
         return Err(Error::SessionReadOnly);
     }
-    audited_at_origin(ctx.token.set_pin(old_pin, new_pin))
+    ctx.audited_at_origin(ctx.token.set_pin(old_pin, new_pin, Some(ctx.handle)))
 }
 
 /// `C_GenerateRandom`.
-pub fn generate_random(handle: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
-    Ctx::of(handle)?;
-    crate::rng::fill(out)
+pub fn generate_random(_ctx: &Ctx, out: &mut [u8]) -> Result<()> {
+    crate::mechanism::primitives::fill_random(out)
 }
 
 /// `C_SeedRandom`: the token reads the OS CSPRNG and takes no seed.
-pub fn seed_random(handle: CK_SESSION_HANDLE, _seed: &[u8]) -> Result<()> {
-    Ctx::of(handle)?;
+pub fn seed_random(_ctx: &Ctx, _seed: &[u8]) -> Result<()> {
     Err(Error::RandomSeedNotSupported)
-}
-
-/// Checks that `handle` names an open session (for functions this token does not support,
-/// which still validate their session first).
-pub fn check(handle: CK_SESSION_HANDLE) -> Result<()> {
-    Ctx::of(handle).map(drop)
 }

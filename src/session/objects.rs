@@ -14,7 +14,6 @@ use super::{Ctx, FindOp};
 use crate::error::{Error, Result};
 use crate::object::{Object, Read, Template};
 use crate::store::{AuditEvent, IndexQuery, ObjectId, PinOwner, Updated};
-use crate::token::actor;
 
 /// What `C_GetAttributeValue` learns about one requested attribute.
 #[derive(Debug, PartialEq, Eq)]
@@ -54,14 +53,15 @@ impl Ctx {
         self.token.logged_in() == Some(PinOwner::So)
     }
 
-    pub(super) fn event(&self, action: &'static str, object: &Object) -> AuditEvent {
-        AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(object.describe()))
+    /// An entry about `object`, by this call.
+    pub(super) fn object_event(&self, action: &'static str, object: &Object) -> AuditEvent {
+        self.event(action, Some(object.describe()))
     }
 
     /// Appends an entry that changes no stored state (a wrap, a session object's change),
     /// durable before the call returns.
     pub(super) fn audit(&self, action: &'static str, what: String) -> Result<()> {
-        let event = AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(what));
+        let event = self.event(action, Some(what));
         self.token.store().append_audit(&event)
     }
 
@@ -80,7 +80,7 @@ impl Ctx {
 
     /// Resolves an object handle, enforcing visibility.
     pub(super) fn resolve(&self, handle: CK_OBJECT_HANDLE) -> Result<Resolved> {
-        let (slot, located) = self.module.handles.get(handle).ok_or(Error::ObjectHandleInvalid)?;
+        let (slot, located) = self.app.handles.get(handle).ok_or(Error::ObjectHandleInvalid)?;
         if slot != self.slot() {
             return Err(Error::ObjectHandleInvalid);
         }
@@ -88,7 +88,7 @@ impl Ctx {
             Located::Token(id) => {
                 let Some(record) = self.token.store().object(&self.token.workspace, id)? else {
                     // Destroyed by another process (or a re-initialization).
-                    self.module.handles.remove(handle);
+                    self.app.handles.remove(handle);
                     return Err(Error::ObjectHandleInvalid);
                 };
                 if record.private && !self.user_logged_in() {
@@ -122,7 +122,7 @@ impl Ctx {
     fn bind_row(&self, id: ObjectId, object: Object) -> Object {
         let mut bound = object.clone();
         bound.next_generation();
-        let event = AuditEvent::ok(&self.token.workspace, "module", "object row bound", Some(object.describe()));
+        let event = self.module_event("object row bound", Some(object.describe()));
         let outcome = bound
             .to_record(&self.at_rest())
             .and_then(|record| self.token.store().update_object(id, object.generation(), &record, &event));
@@ -140,6 +140,23 @@ impl Ctx {
     }
 
     /// Checks that this session may hold `object` (a new or changed one).
+    /// The checks a new object's template decides before anything else of the call is
+    /// looked at (the order in `doc/check-order.md`: session state and login come before
+    /// the mechanism and the template's validation): a token object needs a read-write
+    /// session, an explicitly private one a logged-in user. A value that does not decode
+    /// is left to the template's validation. [`Ctx::check_may_hold`] checks the finished
+    /// object again, with its class's defaults.
+    pub fn check_may_create(&self, template: &Template) -> Result<()> {
+        let says = |ty| template.bool(ty).ok().flatten() == Some(true);
+        if says(CKA_TOKEN) && !self.is_rw() {
+            return Err(Error::SessionReadOnly);
+        }
+        if says(CKA_PRIVATE) && !self.user_logged_in() {
+            return Err(Error::UserNotLoggedIn);
+        }
+        Ok(())
+    }
+
     pub(super) fn check_may_hold(&self, object: &Object) -> Result<()> {
         if object.is_token() && !self.is_rw() {
             return Err(Error::SessionReadOnly);
@@ -162,30 +179,28 @@ impl Ctx {
     pub(super) fn add_described(&self, object: Object, action: &'static str, what: String) -> Result<CK_OBJECT_HANDLE> {
         self.check_may_hold(&object)?;
         crate::object::usage::check_new_trust(&object, self.so_logged_in())?;
-        let event = AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), action, Some(what));
+        let event = self.event(action, Some(what));
         if !object.is_token() {
             // Made in this process and gone with it: its entry may wait for a batch
             // (see store::audit::Sync::Batched).
             self.token.store().append_audit(&event.batched())?;
-            return Ok(self.module.handles.add_session_object(self.slot(), self.handle, object));
+            return Ok(self.app.handles.add_session_object(self.slot(), self.handle, object));
         }
         let record = object.to_record(&self.at_rest())?;
         let id = self.token.store().insert_object(&self.token.workspace, &record, &event)?;
         log::debug!("{}: {action} stored {}", self.token.workspace, object.describe());
-        Ok(self.module.handles.token_handle(self.slot(), id))
+        Ok(self.app.handles.token_handle(self.slot(), id))
     }
 }
 
 /// `C_CreateObject`.
-pub fn create(handle: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
-    let ctx = Ctx::of(handle)?;
+pub fn create(ctx: &Ctx, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     let object = crate::object::import::complete(Object::create(template)?)?;
     ctx.add(object, "C_CreateObject")
 }
 
 /// `C_CopyObject`.
-pub fn copy(handle: CK_SESSION_HANDLE, source: CK_OBJECT_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
-    let ctx = Ctx::of(handle)?;
+pub fn copy(ctx: &Ctx, source: CK_OBJECT_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     let source = ctx.resolve(source)?.object();
     crate::object::usage::check_copy_trust(&source, ctx.so_logged_in())?;
     let copy = source.copy(template)?;
@@ -193,8 +208,7 @@ pub fn copy(handle: CK_SESSION_HANDLE, source: CK_OBJECT_HANDLE, template: &Temp
 }
 
 /// `C_DestroyObject`.
-pub fn destroy(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn destroy(ctx: &Ctx, object: CK_OBJECT_HANDLE) -> Result<()> {
     let resolved = ctx.resolve(object)?;
     let current = resolved.object();
     if !current.flag(CKA_DESTROYABLE) {
@@ -205,13 +219,15 @@ pub fn destroy(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()
             if !ctx.is_rw() {
                 return Err(Error::SessionReadOnly);
             }
-            ctx.token.store().delete_object(*id, &ctx.event("C_DestroyObject", o))?;
+            ctx.token.store().delete_object(*id, &ctx.object_event("C_DestroyObject", o))?;
         }
-        Resolved::Session(o) => ctx.token.store().append_audit(&ctx.event("C_DestroyObject", &o.read()).batched())?,
+        Resolved::Session(o) => {
+            ctx.token.store().append_audit(&ctx.object_event("C_DestroyObject", &o.read()).batched())?
+        }
         // Master key objects are never destroyable (checked above).
         Resolved::Master(..) => return Err(Error::ActionProhibited),
     }
-    ctx.module.handles.remove(object);
+    ctx.app.handles.remove(object);
     Ok(())
 }
 
@@ -221,12 +237,11 @@ pub fn destroy(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()
 /// returning key material in plaintext writes a durable audit entry first, or nothing is
 /// returned.
 pub fn get_attributes(
-    handle: CK_SESSION_HANDLE,
+    ctx: &Ctx,
     object: CK_OBJECT_HANDLE,
     types: &[CK_ATTRIBUTE_TYPE],
     wanted: &[bool],
 ) -> Result<Vec<Answer>> {
-    let ctx = Ctx::of(handle)?;
     let resolved = ctx.resolve(object)?;
     let o = resolved.object();
     let answers = types
@@ -234,7 +249,7 @@ pub fn get_attributes(
         .map(|ty| match (&resolved, *ty) {
             // Counted when asked for: a master key object is built on every find.
             (Resolved::Master(version, m), crate::vendor::CKA_CV_STORED_RECORDS) => {
-                super::master::stored_records(&ctx, *version, m)
+                super::master::stored_records(ctx, *version, m)
                     .map(|n| Answer::Value(Zeroizing::new(n.to_ne_bytes().to_vec())))
             }
             _ => Ok(match o.read(*ty) {
@@ -259,8 +274,7 @@ pub fn get_attributes(
 }
 
 /// `C_SetAttributeValue`: all or nothing.
-pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: &Template) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn set_attributes(ctx: &Ctx, object: CK_OBJECT_HANDLE, template: &Template) -> Result<()> {
     let resolved = ctx.resolve(object)?;
     if !matches!(resolved, Resolved::Master(..)) {
         crate::object::usage::check_set_trust(&resolved.object(), template, ctx.so_logged_in())?;
@@ -270,7 +284,7 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
             if !ctx.is_rw() {
                 return Err(Error::SessionReadOnly);
             }
-            set_stored(&ctx, object, id, o, template)
+            set_stored(ctx, object, id, o, template)
         }
         Resolved::Session(o) => {
             // Checked on a copy first, so the change and its entry happen together or not
@@ -283,7 +297,7 @@ pub fn set_attributes(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, templ
             *slot = Arc::new(changed);
             Ok(())
         }
-        Resolved::Master(version, _) => super::master::set_attributes(&ctx, version, template),
+        Resolved::Master(version, _) => super::master::set_attributes(ctx, version, template),
     }
 }
 
@@ -307,10 +321,15 @@ fn set_stored(
         changed.set(template)?;
         changed.next_generation();
         let record = changed.to_record(&ctx.at_rest())?;
-        match ctx.token.store().update_object(id, read_at, &record, &ctx.event("C_SetAttributeValue", &changed))? {
+        match ctx.token.store().update_object(
+            id,
+            read_at,
+            &record,
+            &ctx.object_event("C_SetAttributeValue", &changed),
+        )? {
             Updated::Done => return Ok(()),
             Updated::Gone => {
-                ctx.module.handles.remove(handle);
+                ctx.app.handles.remove(handle);
                 return Err(Error::ObjectHandleInvalid);
             }
             Updated::Moved => {
@@ -328,8 +347,7 @@ fn set_stored(
 }
 
 /// `C_GetObjectSize`.
-pub fn size(handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
-    let ctx = Ctx::of(handle)?;
+pub fn size(ctx: &Ctx, object: CK_OBJECT_HANDLE) -> Result<usize> {
     Ok(ctx.resolve(object)?.object().size())
 }
 
@@ -347,8 +365,7 @@ fn index_query(template: &Template, public_only: bool) -> Option<IndexQuery> {
 }
 
 /// `C_FindObjectsInit`: takes a snapshot of the matching handles.
-pub fn find_init(handle: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn find_init(ctx: &Ctx, template: &Template) -> Result<()> {
     if ctx.session.lock().find.is_some() {
         return Err(Error::OperationActive);
     }
@@ -358,7 +375,7 @@ pub fn find_init(handle: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
         let at_rest = ctx.at_rest();
         for (id, record) in ctx.token.store().find_objects(&ctx.token.workspace, &query)? {
             match Object::from_record(&record, &at_rest) {
-                Ok(o) if o.matches(template) => found.push(ctx.module.handles.token_handle(ctx.slot(), id)),
+                Ok(o) if o.matches(template) => found.push(ctx.app.handles.token_handle(ctx.slot(), id)),
                 Ok(_) => {}
                 Err(e) => log::error!("{}: stored object {} is unreadable: {e}", ctx.token.workspace, record.unique_id),
             }
@@ -366,11 +383,11 @@ pub fn find_init(handle: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
         if ctx.token.logged_in().is_some() {
             for (version, o) in ctx.master_objects()? {
                 if o.matches(template) {
-                    found.push(ctx.module.handles.master_handle(ctx.slot(), version));
+                    found.push(ctx.app.handles.master_handle(ctx.slot(), version));
                 }
             }
         }
-        for (h, o) in ctx.module.handles.session_objects(ctx.slot()) {
+        for (h, o) in ctx.app.handles.session_objects(ctx.slot()) {
             let o = o.read();
             if (user || !o.is_private()) && o.matches(template) {
                 found.push(h);
@@ -386,8 +403,7 @@ pub fn find_init(handle: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
 }
 
 /// `C_FindObjects`: up to `max` more handles.
-pub fn find_next(handle: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
-    let ctx = Ctx::of(handle)?;
+pub fn find_next(ctx: &Ctx, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
     let mut session = ctx.session.lock();
     let find = session.find.as_mut().ok_or(Error::OperationNotInitialized)?;
     let n = max.min(find.remaining.len());
@@ -395,8 +411,7 @@ pub fn find_next(handle: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_
 }
 
 /// `C_FindObjectsFinal`.
-pub fn find_final(handle: CK_SESSION_HANDLE) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn find_final(ctx: &Ctx) -> Result<()> {
     let found = ctx.session.lock().find.take();
     found.map(drop).ok_or(Error::OperationNotInitialized)
 }

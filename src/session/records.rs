@@ -20,14 +20,14 @@ use crate::error::{Error, Result};
 use crate::hierarchy::{record, Hierarchy};
 use crate::mechanism::{Cipher, KeyView};
 use crate::object::{Attr, Object, Origin, Template};
-use crate::store::PinOwner;
+use crate::store::{Caller, PinOwner};
 use crate::token::actor;
 
 impl Ctx {
     /// The master key version a handle names (`None`: the current one); `wrong` for a
     /// handle that is not a master key object.
     fn master_handle(&self, handle: CK_OBJECT_HANDLE, invalid: Error, wrong: Error) -> Result<Option<u32>> {
-        match self.module.handles.get(handle) {
+        match self.app.handles.get(handle) {
             Some((slot, Located::Master(version))) if slot == self.slot() => {
                 if self.token.logged_in() != Some(PinOwner::User) {
                     return Err(invalid);
@@ -121,8 +121,8 @@ pub fn rotate(ctx: &Ctx) -> Result<CK_OBJECT_HANDLE> {
     if !ctx.is_rw() {
         return Err(Error::SessionReadOnly);
     }
-    let version = ctx.token.hierarchy()?.rotate(actor(ctx.token.logged_in()), &ctx.token.classification)?;
-    Ok(ctx.module.handles.master_handle(ctx.slot(), Some(version)))
+    let version = ctx.token.hierarchy()?.rotate(ctx.caller(), &ctx.token.classification)?;
+    Ok(ctx.app.handles.master_handle(ctx.slot(), Some(version)))
 }
 
 /// `C_EncryptInit` with `CKM_CV_REWRAP_RECORD`: `C_Encrypt(old record)` returns the
@@ -131,7 +131,8 @@ pub fn rewrap_op(ctx: &Ctx, master: CK_OBJECT_HANDLE, ad: &[u8]) -> Result<Box<d
     ctx.master_handle(master, Error::KeyHandleInvalid, Error::KeyTypeInconsistent)?;
     Ok(Box::new(Rewrap {
         hierarchy: ctx.token.hierarchy()?,
-        actor: actor(ctx.token.logged_in()).to_string(),
+        actor: actor(ctx.token.logged_in()),
+        session: ctx.handle,
         workspace: ctx.token.workspace.clone(),
         ad: ad.to_vec(),
         input: Vec::new(),
@@ -140,7 +141,8 @@ pub fn rewrap_op(ctx: &Ctx, master: CK_OBJECT_HANDLE, ad: &[u8]) -> Result<Box<d
 
 struct Rewrap {
     hierarchy: Arc<Hierarchy>,
-    actor: String,
+    actor: &'static str,
+    session: CK_SESSION_HANDLE,
     workspace: String,
     ad: Vec<u8>,
     input: Vec<u8>,
@@ -166,40 +168,38 @@ impl Cipher for Rewrap {
         let (active, master) = self.hierarchy.current()?;
         out.extend_from_slice(&record::seal(&master, &self.workspace, active, &header.attrs, &value, &self.ad)?);
         let what = format!("record from wmk v{} to wmk v{active}", header.version);
-        self.hierarchy.audit(&self.actor, "CKM_CV_REWRAP_RECORD", what)
+        self.hierarchy.audit(Caller { actor: self.actor, session: Some(self.session) }, "CKM_CV_REWRAP_RECORD", what)
     }
 }
 
 /// `C_WrapKeyAuthenticated`: a wrap record bound to `ad` as well.
 pub fn wrap_authenticated(
-    handle: CK_SESSION_HANDLE,
+    ctx: &Ctx,
     m: &crate::mechanism::Mechanism,
     wrapping: CK_OBJECT_HANDLE,
     key: CK_OBJECT_HANDLE,
     ad: &[u8],
     capacity: Option<usize>,
 ) -> Result<Output> {
-    let ctx = Ctx::of(handle)?;
     if *m != crate::mechanism::Mechanism::CvWrapRecord {
         return Err(Error::MechanismInvalid);
     }
-    wrap(&ctx, wrapping, key, ad, capacity)
+    wrap(ctx, wrapping, key, ad, capacity)
 }
 
 /// `C_UnwrapKeyAuthenticated`: opens a record only with the `ad` it was bound to.
 pub fn unwrap_authenticated(
-    handle: CK_SESSION_HANDLE,
+    ctx: &Ctx,
     m: &crate::mechanism::Mechanism,
     unwrapping: CK_OBJECT_HANDLE,
     wrapped: &[u8],
     template: &Template,
     ad: &[u8],
 ) -> Result<CK_OBJECT_HANDLE> {
-    let ctx = Ctx::of(handle)?;
     if *m != crate::mechanism::Mechanism::CvWrapRecord {
         return Err(Error::MechanismInvalid);
     }
-    unwrap(&ctx, unwrapping, wrapped, template, ad)
+    unwrap(ctx, unwrapping, wrapped, template, ad)
 }
 
 /// How this session's token objects are sealed at rest: token secret keys (stored DEKs)
@@ -281,5 +281,5 @@ pub fn rewrap_stored(ctx: &Ctx, batch: usize) -> Result<CK_OBJECT_HANDLE> {
         log::info!("{}: re-wrapped {done} stored DEK(s) to wmk v{target}", ctx.token.workspace);
     })?;
     ctx.audit("CKM_CV_REWRAP_STORED", format!("{moved} stored DEK(s) re-wrapped"))?;
-    Ok(ctx.module.handles.master_handle(ctx.slot(), None))
+    Ok(ctx.app.handles.master_handle(ctx.slot(), None))
 }

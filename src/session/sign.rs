@@ -12,8 +12,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::{registry, Mechanism};
 
 /// `C_SignInit`.
-pub fn sign_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn sign_init(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
     if ctx.session.lock().ops.sign.is_some() {
         return Err(Error::OperationActive);
     }
@@ -30,8 +29,7 @@ pub fn sign_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE
 }
 
 /// `C_Sign`.
-pub fn sign(handle: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) -> Result<Output> {
-    let ctx = Ctx::of(handle)?;
+pub fn sign(ctx: &Ctx, data: &[u8], capacity: Option<usize>) -> Result<Output> {
     let mut session = ctx.session.lock();
     let op = session.ops.sign.as_ref().ok_or(Error::OperationNotInitialized)?;
     if let Some(answer) = sized(op.signature_len(), capacity) {
@@ -43,8 +41,7 @@ pub fn sign(handle: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) -> 
 }
 
 /// `C_SignUpdate`.
-pub fn sign_update(handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn sign_update(ctx: &Ctx, data: &[u8]) -> Result<()> {
     let mut session = ctx.session.lock();
     let op = session.ops.sign.as_mut().ok_or(Error::OperationNotInitialized)?;
     let result = op.update(data);
@@ -55,13 +52,12 @@ pub fn sign_update(handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
 }
 
 /// `C_SignFinal`.
-pub fn sign_final(handle: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Output> {
-    sign(handle, &[], capacity)
+pub fn sign_final(ctx: &Ctx, capacity: Option<usize>) -> Result<Output> {
+    sign(ctx, &[], capacity)
 }
 
 /// `C_VerifyInit`.
-pub fn verify_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn verify_init(ctx: &Ctx, m: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
     if ctx.session.lock().ops.verify.is_some() {
         return Err(Error::OperationActive);
     }
@@ -78,16 +74,14 @@ pub fn verify_init(handle: CK_SESSION_HANDLE, m: &Mechanism, key: CK_OBJECT_HAND
 }
 
 /// `C_Verify`: always ends the operation.
-pub fn verify(handle: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn verify(ctx: &Ctx, data: &[u8], signature: &[u8]) -> Result<()> {
     let mut op = ctx.session.lock().ops.verify.take().ok_or(Error::OperationNotInitialized)?;
     op.update(data)?;
     op.finish(signature)
 }
 
 /// `C_VerifyUpdate`.
-pub fn verify_update(handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    let ctx = Ctx::of(handle)?;
+pub fn verify_update(ctx: &Ctx, data: &[u8]) -> Result<()> {
     let mut session = ctx.session.lock();
     let op = session.ops.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
     let result = op.update(data);
@@ -98,6 +92,6 @@ pub fn verify_update(handle: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
 }
 
 /// `C_VerifyFinal`.
-pub fn verify_final(handle: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
-    verify(handle, &[], signature)
+pub fn verify_final(ctx: &Ctx, signature: &[u8]) -> Result<()> {
+    verify(ctx, &[], signature)
 }

@@ -143,13 +143,12 @@ fn now_ms() -> i64 {
 impl Ctx {
     /// Records that a data operation with `key` (none for a digest) starts.
     pub(super) fn note_use(&self, op: DataOp, key: Option<CK_OBJECT_HANDLE>) -> Result<()> {
-        let config = &self.module.audit;
+        let config = &self.app.audit;
         let describe = || key.and_then(|k| self.resolve(k).ok()).map(|r| r.object().describe());
         match config.data_operations {
             DataOperations::Off => Ok(()),
             DataOperations::PerCall => {
-                let event =
-                    AuditEvent::ok(&self.token.workspace, actor(self.token.logged_in()), op.action(), describe());
+                let event = self.event(op.action(), describe());
                 self.token.store().append_audit(&event.synced_lazily())
             }
             DataOperations::Counters => {
@@ -169,9 +168,9 @@ impl Ctx {
     /// Feeds an unwrap under master key `version` to its rate window; a burst writes an
     /// alert (and, with `block_on_alert`, blocks the version in the same transaction).
     pub(super) fn note_unwrap(&self, version: u32) -> Result<()> {
-        let config = &self.module.audit;
+        let config = &self.app.audit;
         let key = format!("{}/wmk v{version}", self.token.workspace);
-        let Some(burst) = self.module.analytics.note(&key, now_ms(), config.alert_unwraps_per_minute) else {
+        let Some(burst) = self.app.analytics.note(&key, now_ms(), config.alert_unwraps_per_minute) else {
             return Ok(());
         };
         let what = format!(
@@ -179,7 +178,7 @@ impl Ctx {
             burst.rate, burst.threshold, burst.baseline
         );
         log::warn!("{}: audit alert: {what}", self.token.workspace);
-        let event = AuditEvent::ok(&self.token.workspace, "module", "ALERT unwrap burst", Some(what.clone()));
+        let event = self.module_event("ALERT unwrap burst", Some(what.clone()));
         if config.block_on_alert {
             self.token.hierarchy()?.block(version, &what, &event)?;
             log::warn!("{}: master key v{version} blocked until the SO clears it", self.token.workspace);
@@ -191,7 +190,7 @@ impl Ctx {
     /// After a refused PIN: an alert when the token's failed logins over the last hour,
     /// across every process, pass the threshold (once per hour and process).
     pub(super) fn check_failed_logins(&self) {
-        let config = &self.module.audit;
+        let config = &self.app.audit;
         let hour_ago = now_ms() - 3_600_000;
         let failed = match self.token.store().failed_logins_since(&self.token.workspace, hour_ago) {
             Ok(n) => n,
@@ -201,13 +200,13 @@ impl Ctx {
             return;
         }
         let key = format!("{}/failed logins", self.token.workspace);
-        if !self.module.analytics.once_per_hour(&key, now_ms()) {
+        if !self.app.analytics.once_per_hour(&key, now_ms()) {
             return;
         }
         let what =
             format!("{failed} failed logins in the last hour (threshold {})", config.alert_failed_logins_per_hour);
         log::warn!("{}: audit alert: {what}", self.token.workspace);
-        let event = AuditEvent::ok(&self.token.workspace, "module", "ALERT failed logins", Some(what));
+        let event = self.module_event("ALERT failed logins", Some(what));
         if let Err(e) = self.token.store().append_audit(&event) {
             log::error!("{}: the failed-login alert could not be audited: {e}", self.token.workspace);
         }

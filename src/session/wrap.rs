@@ -20,7 +20,7 @@ use crate::object::{Object, Origin, Template};
 /// PKCS#1 v1.5 key transport is refused unless the config allows it
 /// (`[mechanisms] allow_rsa_pkcs1_v15_key_transport`): OAEP is the default.
 fn check_transport_allowed(ctx: &Ctx, m: &Mechanism, call: &str) -> Result<()> {
-    if *m == Mechanism::RsaPkcs && !ctx.module.mechanisms.allow_rsa_pkcs1_v15_key_transport {
+    if *m == Mechanism::RsaPkcs && !ctx.app.mechanisms.allow_rsa_pkcs1_v15_key_transport {
         log::warn!(
             "{call} with CKM_RSA_PKCS refused: PKCS#1 v1.5 key transport is off \
              ([mechanisms] allow_rsa_pkcs1_v15_key_transport); use CKM_RSA_PKCS_OAEP"
@@ -32,19 +32,18 @@ fn check_transport_allowed(ctx: &Ctx, m: &Mechanism, call: &str) -> Result<()> {
 
 /// `C_WrapKey`.
 pub fn wrap_key(
-    handle: CK_SESSION_HANDLE,
+    ctx: &Ctx,
     m: &Mechanism,
     wrapping: CK_OBJECT_HANDLE,
     key: CK_OBJECT_HANDLE,
     capacity: Option<usize>,
 ) -> Result<Output> {
-    let ctx = Ctx::of(handle)?;
     if *m == Mechanism::CvWrapRecord {
-        return super::records::wrap(&ctx, wrapping, key, &[], capacity);
+        return super::records::wrap(ctx, wrapping, key, &[], capacity);
     }
     let row = registry::row(m.ty())?;
     let wrap = row.op(|o| o.wrap)?;
-    check_transport_allowed(&ctx, m, "C_WrapKey")?;
+    check_transport_allowed(ctx, m, "C_WrapKey")?;
     let kek = ctx.operation_key(wrapping, row, KeyRole::Wrap)?;
     let target = ctx.target_key(key)?;
     crate::object::usage::check_wrap(&kek, m.ty(), &target)?;
@@ -66,19 +65,18 @@ pub fn wrap_key(
 
 /// `C_UnwrapKey`: a new secret key from a wrapped value and `template`.
 pub fn unwrap_key(
-    handle: CK_SESSION_HANDLE,
+    ctx: &Ctx,
     m: &Mechanism,
     unwrapping: CK_OBJECT_HANDLE,
     wrapped: &[u8],
     template: &Template,
 ) -> Result<CK_OBJECT_HANDLE> {
-    let ctx = Ctx::of(handle)?;
     if *m == Mechanism::CvWrapRecord {
-        return super::records::unwrap(&ctx, unwrapping, wrapped, template, &[]);
+        return super::records::unwrap(ctx, unwrapping, wrapped, template, &[]);
     }
     let row = registry::row(m.ty())?;
     let wrap = row.op(|o| o.wrap)?;
-    check_transport_allowed(&ctx, m, "C_UnwrapKey")?;
+    check_transport_allowed(ctx, m, "C_UnwrapKey")?;
     let kek = ctx.operation_key(unwrapping, row, KeyRole::Unwrap)?;
     let template = imposed(&kek, CKA_UNWRAP_TEMPLATE, template)?;
     let class = template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?;

@@ -10,8 +10,6 @@
 //! one; format 2 (written now) puts a presence byte before every optional field. Entries
 //! keep the format they were written with, so existing chains still verify.
 
-use std::cell::Cell;
-
 use crate::mechanism::primitives::Sha256;
 
 /// Hash that precedes the first entry.
@@ -23,22 +21,20 @@ pub const FORMAT: u8 = 2;
 /// The encoding of entries written before formats were recorded.
 pub const FORMAT_V1: u8 = 1;
 
-thread_local! {
-    /// The session handle of the C call this thread serves, once the session resolved.
-    /// Every event made during the call names it, without each layer passing it down.
-    /// A plain `Copy` value: a thread-local with a destructor would keep the library from
-    /// unloading at `dlclose`.
-    static CALL_SESSION: Cell<Option<u64>> = const { Cell::new(None) };
+/// Who causes an audited event, and in which session: the part of an entry the C call
+/// decides. The session layer makes one per call (`session::Ctx::caller`) and passes it
+/// down to the token and the hierarchy, so every entry a call causes names its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller<'a> {
+    /// `user`, `so`, `public`, or `module` for what the module does by itself.
+    pub actor: &'a str,
+    /// The session handle of the call, when it runs in one.
+    pub session: Option<u64>,
 }
 
-/// Sets (or, with `None`, clears) the session the current C call runs in.
-pub fn set_call_session(session: Option<u64>) {
-    CALL_SESSION.with(|c| c.set(session));
-}
-
-/// The session the current C call runs in, if any.
-pub fn call_session() -> Option<u64> {
-    CALL_SESSION.with(Cell::get)
+impl Caller<'_> {
+    /// The module itself, outside any session (upgrades, alerts, maintenance).
+    pub const MODULE: Caller<'static> = Caller { actor: "module", session: None };
 }
 
 /// One audited event, as the layers above describe it.
@@ -86,7 +82,7 @@ pub enum Sync {
 }
 
 impl AuditEvent {
-    /// An event with outcome `CKR_OK`, in the current C call's session.
+    /// An event with outcome `CKR_OK`, in no session.
     pub fn ok(workspace: &str, actor: &str, action: &str, object: Option<String>) -> AuditEvent {
         AuditEvent {
             workspace: Some(workspace.to_string()),
@@ -94,10 +90,15 @@ impl AuditEvent {
             action: action.to_string(),
             object,
             outcome: "CKR_OK".to_string(),
-            session: call_session(),
+            session: None,
             count: None,
             sync: Sync::Full,
         }
+    }
+
+    /// An event with outcome `CKR_OK`, caused by `by` (in its session, if any).
+    pub fn by(workspace: &str, by: Caller<'_>, action: &str, object: Option<String>) -> AuditEvent {
+        AuditEvent::ok(workspace, by.actor, action, object).in_session(by.session)
     }
 
     /// The same event, committed without its own fsync (see [`Sync::Lazy`]).

@@ -14,7 +14,7 @@ pub mod batch;
 pub mod sealed;
 pub mod sqlite;
 
-pub use audit::AuditEvent;
+pub use audit::{AuditEvent, Caller};
 
 use crate::error::Result;
 

@@ -23,7 +23,7 @@ pub type SealingKey = Zeroizing<[u8; 32]>;
 /// Seals `plaintext` under `key`, bound to `context`.
 pub fn seal(key: &[u8; 32], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
-    crate::rng::fill(&mut nonce)?;
+    crate::mechanism::primitives::fill_random(&mut nonce)?;
     let ct = primitives::aes256_gcm_seal(key, &nonce, &associated_data(context), plaintext)?;
     let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
     out.push(FORMAT_V1);

@@ -676,7 +676,7 @@ impl Backend for SqliteStore {
                 return Ok(t);
             }
             let mut serial = [0u8; 8];
-            crate::rng::fill(&mut serial)?;
+            crate::mechanism::primitives::fill_random(&mut serial)?;
             let serial = hex::encode(serial);
             conn.execute(
                 "INSERT OR IGNORE INTO tokens (workspace, label, serial) VALUES (?1, ?2, ?3)",

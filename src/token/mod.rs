@@ -19,7 +19,7 @@ use crate::hierarchy::{self, Hierarchy};
 use crate::root::slot::SlotRoot;
 use crate::root::{BoundRoot, Sealer, SoftRoot};
 use crate::store::sealed::SealingKey;
-use crate::store::{AuditEvent, Backend, PinOwner, TokenInit, TokenRecord};
+use crate::store::{AuditEvent, Backend, Caller, PinOwner, TokenInit, TokenRecord};
 
 /// What `C_GetTokenInfo` reports as the model: the root of trust behind the token.
 pub const MODEL_SOFT_ROOT: &str = "soft root";
@@ -247,8 +247,14 @@ impl Token {
         })
     }
 
-    fn event(&self, action: &'static str) -> AuditEvent {
-        AuditEvent::ok(&self.workspace, actor(self.logged_in()), action, None)
+    /// An entry by whoever is logged in, in `session` (none for `C_InitToken`).
+    fn event(&self, action: &'static str, session: Option<u64>) -> AuditEvent {
+        AuditEvent::by(&self.workspace, Caller { actor: actor(self.logged_in()), session }, action, None)
+    }
+
+    /// `owner` acting in `session`.
+    fn caller(owner: PinOwner, session: Option<u64>) -> Caller<'static> {
+        Caller { actor: actor(Some(owner)), session }
     }
 
     /// Verifies `pin` for `owner` and returns the storage key it opens.
@@ -258,7 +264,7 @@ impl Token {
     /// threads or processes get at most `max_failed_logins` verdicts. A wrong PIN keeps
     /// the count and is audited with it; a success writes nothing here: the caller's own
     /// write (login, PIN change, re-initialization) resets the count with its entry.
-    fn verify(&self, owner: PinOwner, pin: &[u8], action: &'static str) -> Result<Verified> {
+    fn verify(&self, owner: PinOwner, pin: &[u8], action: &'static str, session: Option<u64>) -> Result<Verified> {
         let rec = self.record()?;
         let record = match owner {
             PinOwner::So => rec.so_pin.clone(),
@@ -285,7 +291,7 @@ impl Token {
                     true => format!("failure {n} of {max}: the PIN is now locked"),
                     false => format!("failure {n} of {max}"),
                 };
-                let event = AuditEvent::ok(&self.workspace, actor(Some(owner)), action, Some(what))
+                let event = AuditEvent::by(&self.workspace, Self::caller(owner, session), action, Some(what))
                     .with_outcome("CKR_PIN_INCORRECT");
                 self.store.append_audit(&event)?;
                 log::warn!("{}: wrong {owner:?} PIN ({n} of {max} attempts)", self.workspace);
@@ -384,7 +390,8 @@ impl Token {
                 actor(self.logged_in().or(Some(owner))),
                 event.action.as_str(),
                 Some("the root-only copy of the storage key is forgotten".into()),
-            );
+            )
+            .in_session(event.session);
             self.store.forget_sealed_storage_key(&self.workspace, &event)?;
             log::info!("{}: every PIN record is current; the root-only storage key copy is gone", self.workspace);
         }
@@ -397,10 +404,10 @@ impl Token {
         self.check_present()?;
         pin::check_len(so_pin)?;
         if self.record()?.initialized {
-            self.verify(PinOwner::So, so_pin, "C_InitToken")?;
+            self.verify(PinOwner::So, so_pin, "C_InitToken", None)?;
         }
         let mut key = SealingKey::default();
-        crate::rng::fill(key.as_mut())?;
+        crate::mechanism::primitives::fill_random(key.as_mut())?;
         let sealer = self.sealer(&key, true, false)?;
         if let Root::Slot(slot) = &self.root {
             // The previous incarnation's master key versions are shredded with it.
@@ -417,7 +424,7 @@ impl Token {
         let so_record = self.pin_record(PinOwner::So, so_pin, &key)?;
         let (master, _) = hierarchy::new_master(sealer.as_ref(), &self.workspace, 1, &self.classification)?;
         let init = TokenInit { label, so_pin: &so_record, sealed_storage_key: None, first_master: &master };
-        self.store.init_token(&self.workspace, &init, &self.event("C_InitToken"))?;
+        self.store.init_token(&self.workspace, &init, &self.event("C_InitToken", None))?;
         *self.login.write() = LoginState::default();
         log::info!("{}: token initialized with label {label:?} ({})", self.workspace, sealer.describe());
         Ok(())
@@ -425,7 +432,7 @@ impl Token {
 
     /// `C_Login` for `owner`. `ro_sessions` says whether read-only sessions exist (the SO
     /// may not log in then).
-    pub fn login(&self, owner: PinOwner, pin: &[u8], ro_sessions: bool) -> Result<()> {
+    pub fn login(&self, owner: PinOwner, pin: &[u8], ro_sessions: bool, session: Option<u64>) -> Result<()> {
         match self.logged_in() {
             Some(who) if who == owner => return Err(Error::UserAlreadyLoggedIn),
             Some(_) => return Err(Error::UserAnotherAlreadyLoggedIn),
@@ -434,7 +441,7 @@ impl Token {
         if owner == PinOwner::So && ro_sessions {
             return Err(Error::SessionReadOnlyExists);
         }
-        let Verified { key, outdated, legacy } = self.verify(owner, pin, "C_Login")?;
+        let Verified { key, outdated, legacy } = self.verify(owner, pin, "C_Login", session)?;
         if legacy {
             // A token from before master key rows were MACed (and bound to the storage
             // key under a delegated root): upgraded once, by the login that can.
@@ -443,8 +450,12 @@ impl Token {
         if outdated {
             // Rewritten under the current KDF and format while the PIN is at hand.
             let record = self.pin_record(owner, pin, &key)?;
-            let event =
-                AuditEvent::ok(&self.workspace, actor(Some(owner)), "C_Login", Some("PIN record upgraded".into()));
+            let event = AuditEvent::by(
+                &self.workspace,
+                Self::caller(owner, session),
+                "C_Login",
+                Some("PIN record upgraded".into()),
+            );
             self.write_pin(owner, &record, &event)?;
             log::info!("{}: {owner:?} PIN record upgraded to the current format and KDF", self.workspace);
         }
@@ -464,15 +475,15 @@ impl Token {
                 Error::UserAnotherAlreadyLoggedIn
             });
         }
-        let event = AuditEvent::ok(&self.workspace, actor(Some(owner)), "C_Login", None);
+        let event = AuditEvent::by(&self.workspace, Self::caller(owner, session), "C_Login", None);
         self.store.record_login(&self.workspace, owner, true, &event)?;
         *state = LoginState { who: Some(owner), storage_key: Some(key), hierarchy: Some(hierarchy) };
         Ok(())
     }
 
     /// `C_Logout`, or the implicit logout when the last session closes.
-    pub fn logout(&self) -> Result<()> {
-        let event = self.event("C_Logout");
+    pub fn logout(&self, session: Option<u64>) -> Result<()> {
+        let event = self.event("C_Logout", session);
         let was = std::mem::take(&mut *self.login.write());
         if was.who.is_none() {
             return Err(Error::UserNotLoggedIn);
@@ -481,27 +492,27 @@ impl Token {
     }
 
     /// `C_InitPIN`: the SO (logged in) sets the user PIN.
-    pub fn init_pin(&self, new_pin: &[u8]) -> Result<()> {
+    pub fn init_pin(&self, new_pin: &[u8], session: Option<u64>) -> Result<()> {
         pin::check_len(new_pin)?;
         let key = match &*self.login.read() {
             LoginState { who: Some(PinOwner::So), storage_key: Some(key), .. } => key.clone(),
             _ => return Err(Error::UserNotLoggedIn),
         };
         let record = self.pin_record(PinOwner::User, new_pin, &key)?;
-        self.write_pin(PinOwner::User, &record, &self.event("C_InitPIN"))
+        self.write_pin(PinOwner::User, &record, &self.event("C_InitPIN", session))
     }
 
     /// `C_SetPIN`: changes the logged-in user's PIN, or the user PIN when nobody is.
-    pub fn set_pin(&self, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
+    pub fn set_pin(&self, old_pin: &[u8], new_pin: &[u8], session: Option<u64>) -> Result<()> {
         pin::check_len(new_pin)?;
         let owner = self.logged_in().unwrap_or(PinOwner::User);
-        let Verified { key, legacy, .. } = self.verify(owner, old_pin, "C_SetPIN")?;
+        let Verified { key, legacy, .. } = self.verify(owner, old_pin, "C_SetPIN", session)?;
         if legacy {
             // The new record is current: the rows must be too before it is written.
             self.upgrade_legacy_rows(&key)?;
         }
         let record = self.pin_record(owner, new_pin, &key)?;
-        self.write_pin(owner, &record, &self.event("C_SetPIN"))
+        self.write_pin(owner, &record, &self.event("C_SetPIN", session))
     }
 }
 

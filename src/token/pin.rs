@@ -118,7 +118,7 @@ pub fn make(workspace: &str, owner: PinOwner, pin: &[u8], payload: Payload<'_>) 
 
 fn make_with(workspace: &str, owner: PinOwner, pin: &[u8], payload: Payload<'_>, kdf: Kdf) -> Result<Vec<u8>> {
     let mut salt = [0u8; SALT_LEN];
-    crate::rng::fill(&mut salt)?;
+    crate::mechanism::primitives::fill_random(&mut salt)?;
     let derived = derive(pin, &salt, kdf)?;
     let (kind, inner): (u8, &[u8]) = match payload {
         Payload::StorageKey(key) => (KIND_STORAGE_KEY, key),

@@ -3,8 +3,8 @@
 use cryptoki_sys::*;
 
 use super::shims::{in_only, in_out, out_only};
-use crate::ffi::{guard, params};
-use crate::session::digest;
+use crate::ffi::{guard_session, params};
+use crate::session::{digest, OpKind};
 
 /// `C_DigestInit` (§5.10.1).
 ///
@@ -12,10 +12,11 @@ use crate::session::digest;
 /// `mechanism` is NULL or a valid `CK_MECHANISM`.
 #[no_mangle]
 pub unsafe extern "C" fn C_DigestInit(session: CK_SESSION_HANDLE, mechanism: *mut CK_MECHANISM) -> CK_RV {
-    guard("C_DigestInit", || {
+    guard_session("C_DigestInit", session, |ctx| {
+        ctx.check_idle(OpKind::Digest)?;
         // SAFETY: forwarded from this function's contract.
         let m = unsafe { params::mechanism(mechanism) }?;
-        digest::digest_init(session, &m)
+        digest::digest_init(ctx, &m)
     })
 }
 
@@ -26,5 +27,5 @@ out_only!(C_DigestFinal, digest::digest_final);
 /// `C_DigestKey` (§5.10.4).
 #[no_mangle]
 pub extern "C" fn C_DigestKey(session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
-    guard("C_DigestKey", || digest::digest_key(session, key))
+    guard_session("C_DigestKey", session, |ctx| digest::digest_key(ctx, key))
 }

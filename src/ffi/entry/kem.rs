@@ -2,8 +2,8 @@
 
 use cryptoki_sys::*;
 
-use crate::ffi::args::{bytes, capacity, disjoint, emit, out, region, template};
-use crate::ffi::{guard, params};
+use crate::ffi::args::{bytes, capacity, disjoint, emit, out, region};
+use crate::ffi::{guard_session, params};
 use crate::session::kem;
 
 /// `C_EncapsulateKey`: the ciphertext under the length-query protocol, and a new secret
@@ -24,10 +24,11 @@ pub unsafe extern "C" fn C_EncapsulateKey(
     ciphertext_len: *mut CK_ULONG,
     key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard("C_EncapsulateKey", || {
+    guard_session("C_EncapsulateKey", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         unsafe {
-            let (m, t) = (params::mechanism(mechanism)?, template(attrs, count)?);
+            let t = super::new_object_template(ctx, attrs, count)?;
+            let m = params::mechanism(mechanism)?;
             let cap = capacity(ciphertext, ciphertext_len)?;
             disjoint(&[
                 region(ciphertext.cast_const(), cap.unwrap_or(0)),
@@ -35,7 +36,7 @@ pub unsafe extern "C" fn C_EncapsulateKey(
                 region(key.cast_const(), 1),
             ])?;
             let key = out(key)?;
-            let result = kem::encapsulate(session, &m, public_key, &t, cap);
+            let result = kem::encapsulate(ctx, &m, public_key, &t, cap);
             let (output, new_key) = match result {
                 Ok((output, new_key)) => (Ok(output), new_key),
                 Err(e) => (Err(e), None),
@@ -65,12 +66,13 @@ pub unsafe extern "C" fn C_DecapsulateKey(
     ciphertext_len: CK_ULONG,
     key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard("C_DecapsulateKey", || {
+    guard_session("C_DecapsulateKey", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
-        let (m, t, ct, key) = unsafe {
-            (params::mechanism(mechanism)?, template(attrs, count)?, bytes(ciphertext, ciphertext_len)?, out(key)?)
+        let (t, m, ct, key) = unsafe {
+            let t = super::new_object_template(ctx, attrs, count)?;
+            (t, params::mechanism(mechanism)?, bytes(ciphertext, ciphertext_len)?, out(key)?)
         };
-        *key = kem::decapsulate(session, &m, private_key, &t, ct)?;
+        *key = kem::decapsulate(ctx, &m, private_key, &t, ct)?;
         Ok(())
     })
 }

@@ -3,8 +3,8 @@
 use cryptoki_sys::*;
 
 use crate::error::Error;
-use crate::ffi::args::{bytes, capacity, emit, out, template};
-use crate::ffi::{guard, params};
+use crate::ffi::args::{bytes, capacity, emit, out};
+use crate::ffi::{guard_session, params};
 use crate::session::{derive, keygen, records, wrap};
 
 /// `C_GenerateKey` (§5.14.1).
@@ -20,10 +20,13 @@ pub unsafe extern "C" fn C_GenerateKey(
     count: CK_ULONG,
     key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard("C_GenerateKey", || {
+    guard_session("C_GenerateKey", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
-        let (m, t, key) = unsafe { (params::mechanism(mechanism)?, template(attrs, count)?, out(key)?) };
-        *key = keygen::generate_key(session, &m, &t)?;
+        let (t, m, key) = unsafe {
+            let t = super::new_object_template(ctx, attrs, count)?;
+            (t, params::mechanism(mechanism)?, out(key)?)
+        };
+        *key = keygen::generate_key(ctx, &m, &t)?;
         Ok(())
     })
 }
@@ -43,22 +46,18 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
     public_key: *mut CK_OBJECT_HANDLE,
     private_key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard("C_GenerateKeyPair", || {
+    guard_session("C_GenerateKeyPair", session, |ctx| {
         // One pointer for both handles would get the public one overwritten.
         if public_key == private_key && !public_key.is_null() {
             return Err(Error::ArgumentsBad("phPublicKey and phPrivateKey are the same pointer"));
         }
         // SAFETY: forwarded from this function's contract.
-        let (m, public_t, private_t, public_key, private_key) = unsafe {
-            (
-                params::mechanism(mechanism)?,
-                template(public_attrs, public_count)?,
-                template(private_attrs, private_count)?,
-                out(public_key)?,
-                out(private_key)?,
-            )
+        let (public_t, private_t, m, public_key, private_key) = unsafe {
+            let public_t = super::new_object_template(ctx, public_attrs, public_count)?;
+            let private_t = super::new_object_template(ctx, private_attrs, private_count)?;
+            (public_t, private_t, params::mechanism(mechanism)?, out(public_key)?, out(private_key)?)
         };
-        (*public_key, *private_key) = keygen::generate_key_pair(session, &m, &public_t, &private_t)?;
+        (*public_key, *private_key) = keygen::generate_key_pair(ctx, &m, &public_t, &private_t)?;
         Ok(())
     })
 }
@@ -77,12 +76,12 @@ pub unsafe extern "C" fn C_WrapKey(
     wrapped: *mut CK_BYTE,
     wrapped_len: *mut CK_ULONG,
 ) -> CK_RV {
-    guard("C_WrapKey", || {
+    guard_session("C_WrapKey", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         unsafe {
             let m = params::mechanism(mechanism)?;
             let cap = capacity(wrapped, wrapped_len)?;
-            emit(wrapped, wrapped_len, wrap::wrap_key(session, &m, wrapping_key, key, cap))
+            emit(wrapped, wrapped_len, wrap::wrap_key(ctx, &m, wrapping_key, key, cap))
         }
     })
 }
@@ -103,12 +102,13 @@ pub unsafe extern "C" fn C_UnwrapKey(
     count: CK_ULONG,
     key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard("C_UnwrapKey", || {
+    guard_session("C_UnwrapKey", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
-        let (m, wrapped, t, key) = unsafe {
-            (params::mechanism(mechanism)?, bytes(wrapped, wrapped_len)?, template(attrs, count)?, out(key)?)
+        let (t, m, wrapped, key) = unsafe {
+            let t = super::new_object_template(ctx, attrs, count)?;
+            (t, params::mechanism(mechanism)?, bytes(wrapped, wrapped_len)?, out(key)?)
         };
-        *key = wrap::unwrap_key(session, &m, unwrapping_key, wrapped, &t)?;
+        *key = wrap::unwrap_key(ctx, &m, unwrapping_key, wrapped, &t)?;
         Ok(())
     })
 }
@@ -127,10 +127,13 @@ pub unsafe extern "C" fn C_DeriveKey(
     count: CK_ULONG,
     key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard("C_DeriveKey", || {
+    guard_session("C_DeriveKey", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
-        let (m, t, key) = unsafe { (params::mechanism(mechanism)?, template(attrs, count)?, out(key)?) };
-        *key = derive::derive_key(session, &m, base_key, &t)?;
+        let (t, m, key) = unsafe {
+            let t = super::new_object_template(ctx, attrs, count)?;
+            (t, params::mechanism(mechanism)?, out(key)?)
+        };
+        *key = derive::derive_key(ctx, &m, base_key, &t)?;
         Ok(())
     })
 }
@@ -151,13 +154,13 @@ pub unsafe extern "C" fn C_WrapKeyAuthenticated(
     wrapped: *mut CK_BYTE,
     wrapped_len: *mut CK_ULONG,
 ) -> CK_RV {
-    guard("C_WrapKeyAuthenticated", || {
+    guard_session("C_WrapKeyAuthenticated", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         unsafe {
             let m = params::mechanism(mechanism)?;
             let ad = bytes(ad, ad_len)?;
             let cap = capacity(wrapped, wrapped_len)?;
-            emit(wrapped, wrapped_len, records::wrap_authenticated(session, &m, wrapping_key, key, ad, cap))
+            emit(wrapped, wrapped_len, records::wrap_authenticated(ctx, &m, wrapping_key, key, ad, cap))
         }
     })
 }
@@ -180,18 +183,13 @@ pub unsafe extern "C" fn C_UnwrapKeyAuthenticated(
     ad_len: CK_ULONG,
     key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard("C_UnwrapKeyAuthenticated", || {
+    guard_session("C_UnwrapKeyAuthenticated", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
-        let (m, wrapped, t, ad, key) = unsafe {
-            (
-                params::mechanism(mechanism)?,
-                bytes(wrapped, wrapped_len)?,
-                template(attrs, count)?,
-                bytes(ad, ad_len)?,
-                out(key)?,
-            )
+        let (t, m, wrapped, ad, key) = unsafe {
+            let t = super::new_object_template(ctx, attrs, count)?;
+            (t, params::mechanism(mechanism)?, bytes(wrapped, wrapped_len)?, bytes(ad, ad_len)?, out(key)?)
         };
-        *key = records::unwrap_authenticated(session, &m, unwrapping_key, wrapped, &t, ad)?;
+        *key = records::unwrap_authenticated(ctx, &m, unwrapping_key, wrapped, &t, ad)?;
         Ok(())
     })
 }

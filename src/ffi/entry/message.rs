@@ -8,9 +8,10 @@ use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
 use crate::ffi::args::{bytes, capacity, disjoint, emit, out, region};
-use crate::ffi::guard;
+use crate::ffi::guard_session;
 use crate::session::message::{self, IvGenerator, MessageParams};
 use crate::session::output::Output;
+use crate::session::OpKind;
 
 /// A decoded `CK_GCM_MESSAGE_PARAMS` and where its IV and tag live in caller memory, with
 /// the room THIS call's parameter gives them (`ulIvLen`, `ulTagBits / 8`): what is written
@@ -115,8 +116,11 @@ pub unsafe extern "C" fn C_MessageEncryptInit(
     mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from this function's contract.
-    guard("C_MessageEncryptInit", || message::encrypt_init(session, unsafe { mechanism_type(mechanism) }?, key))
+    guard_session("C_MessageEncryptInit", session, |ctx| {
+        ctx.check_idle(OpKind::MessageEncrypt)?;
+        // SAFETY: forwarded from this function's contract.
+        message::encrypt_init(ctx, unsafe { mechanism_type(mechanism) }?, key)
+    })
 }
 
 /// `C_EncryptMessage` (§5.12.2.2).
@@ -137,14 +141,14 @@ pub unsafe extern "C" fn C_EncryptMessage(
     ciphertext: *mut CK_BYTE,
     ciphertext_len: *mut CK_ULONG,
 ) -> CK_RV {
-    guard("C_EncryptMessage", || {
+    guard_session("C_EncryptMessage", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         unsafe {
             let p = gcm_message(param, param_len)?;
             let (aad, plaintext) = (bytes(aad, aad_len)?, bytes(plaintext, plaintext_len)?);
             let cap = capacity(ciphertext, ciphertext_len)?;
             p.check_outputs(ciphertext, cap, ciphertext_len)?;
-            let sealed = message::encrypt(session, &p.decoded, aad, plaintext, cap);
+            let sealed = message::encrypt(ctx, &p.decoded, aad, plaintext, cap);
             let sealed = match sealed {
                 Ok(s) => s,
                 Err(e) => return emit(ciphertext, ciphertext_len, Err(e)),
@@ -169,10 +173,10 @@ pub unsafe extern "C" fn C_EncryptMessageBegin(
     aad: *mut CK_BYTE,
     aad_len: CK_ULONG,
 ) -> CK_RV {
-    guard("C_EncryptMessageBegin", || {
+    guard_session("C_EncryptMessageBegin", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         let (p, aad) = unsafe { (gcm_message(param, param_len)?, bytes(aad, aad_len)?) };
-        message::begin(session, true, &p.decoded, aad)
+        message::begin(ctx, true, &p.decoded, aad)
     })
 }
 
@@ -192,7 +196,7 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
     ciphertext_len: *mut CK_ULONG,
     flags: CK_FLAGS,
 ) -> CK_RV {
-    guard("C_EncryptMessageNext", || {
+    guard_session("C_EncryptMessageNext", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         unsafe {
             let p = gcm_message(param, param_len)?;
@@ -200,7 +204,7 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
             let cap = capacity(ciphertext, ciphertext_len)?;
             p.check_outputs(ciphertext, cap, ciphertext_len)?;
             let last = flags & CKF_END_OF_MESSAGE != 0;
-            match message::encrypt_next(session, &p.decoded, part, last, cap) {
+            match message::encrypt_next(ctx, &p.decoded, part, last, cap) {
                 Ok((output, finished)) => {
                     if let Some((tag, iv)) = finished {
                         p.write_back(&tag, &iv)?;
@@ -216,7 +220,7 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
 /// `C_MessageEncryptFinal` (§5.12.2.5).
 #[no_mangle]
 pub extern "C" fn C_MessageEncryptFinal(session: CK_SESSION_HANDLE) -> CK_RV {
-    guard("C_MessageEncryptFinal", || message::finish(session, true))
+    guard_session("C_MessageEncryptFinal", session, |ctx| message::finish(ctx, true))
 }
 
 /// `C_MessageDecryptInit` (§5.13.2.1).
@@ -229,8 +233,11 @@ pub unsafe extern "C" fn C_MessageDecryptInit(
     mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from this function's contract.
-    guard("C_MessageDecryptInit", || message::decrypt_init(session, unsafe { mechanism_type(mechanism) }?, key))
+    guard_session("C_MessageDecryptInit", session, |ctx| {
+        ctx.check_idle(OpKind::MessageDecrypt)?;
+        // SAFETY: forwarded from this function's contract.
+        message::decrypt_init(ctx, unsafe { mechanism_type(mechanism) }?, key)
+    })
 }
 
 /// `C_DecryptMessage` (§5.13.2.2): the tag comes from the parameter.
@@ -251,13 +258,13 @@ pub unsafe extern "C" fn C_DecryptMessage(
     plaintext: *mut CK_BYTE,
     plaintext_len: *mut CK_ULONG,
 ) -> CK_RV {
-    guard("C_DecryptMessage", || {
+    guard_session("C_DecryptMessage", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         unsafe {
             let p = gcm_message(param, param_len)?;
             let (aad, ciphertext, tag) = (bytes(aad, aad_len)?, bytes(ciphertext, ciphertext_len)?, p.tag()?);
             let cap = capacity(plaintext, plaintext_len)?;
-            emit(plaintext, plaintext_len, message::decrypt(session, &p.decoded, tag, aad, ciphertext, cap))
+            emit(plaintext, plaintext_len, message::decrypt(ctx, &p.decoded, tag, aad, ciphertext, cap))
         }
     })
 }
@@ -274,10 +281,10 @@ pub unsafe extern "C" fn C_DecryptMessageBegin(
     aad: *mut CK_BYTE,
     aad_len: CK_ULONG,
 ) -> CK_RV {
-    guard("C_DecryptMessageBegin", || {
+    guard_session("C_DecryptMessageBegin", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         let (p, aad) = unsafe { (gcm_message(param, param_len)?, bytes(aad, aad_len)?) };
-        message::begin(session, false, &p.decoded, aad)
+        message::begin(ctx, false, &p.decoded, aad)
     })
 }
 
@@ -297,14 +304,14 @@ pub unsafe extern "C" fn C_DecryptMessageNext(
     plaintext_len: *mut CK_ULONG,
     flags: CK_FLAGS,
 ) -> CK_RV {
-    guard("C_DecryptMessageNext", || {
+    guard_session("C_DecryptMessageNext", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         unsafe {
             let p = gcm_message(param, param_len)?;
             let (part, tag) = (bytes(part, part_len)?, p.tag()?);
             let cap = capacity(plaintext, plaintext_len)?;
             let last = flags & CKF_END_OF_MESSAGE != 0;
-            emit(plaintext, plaintext_len, message::decrypt_next(session, &p.decoded, tag, part, last, cap))
+            emit(plaintext, plaintext_len, message::decrypt_next(ctx, &p.decoded, tag, part, last, cap))
         }
     })
 }
@@ -312,5 +319,5 @@ pub unsafe extern "C" fn C_DecryptMessageNext(
 /// `C_MessageDecryptFinal` (§5.13.2.5).
 #[no_mangle]
 pub extern "C" fn C_MessageDecryptFinal(session: CK_SESSION_HANDLE) -> CK_RV {
-    guard("C_MessageDecryptFinal", || message::finish(session, false))
+    guard_session("C_MessageDecryptFinal", session, |ctx| message::finish(ctx, false))
 }

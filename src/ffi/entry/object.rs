@@ -4,10 +4,11 @@ use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
 use crate::ffi::args::{out, template};
-use crate::ffi::guard;
+use crate::ffi::guard_session;
 use crate::object::template::is_attribute_array;
 use crate::object::Template;
 use crate::session::objects::{self, Answer};
+use crate::session::Ctx;
 
 /// `C_CreateObject` (§5.7.1).
 ///
@@ -20,10 +21,10 @@ pub unsafe extern "C" fn C_CreateObject(
     count: CK_ULONG,
     object: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard("C_CreateObject", || {
+    guard_session("C_CreateObject", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
-        let (t, object) = unsafe { (template(attrs, count)?, out(object)?) };
-        *object = objects::create(session, &t)?;
+        let (t, object) = unsafe { (super::new_object_template(ctx, attrs, count)?, out(object)?) };
+        *object = objects::create(ctx, &t)?;
         Ok(())
     })
 }
@@ -40,10 +41,10 @@ pub unsafe extern "C" fn C_CopyObject(
     count: CK_ULONG,
     new_object: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard("C_CopyObject", || {
+    guard_session("C_CopyObject", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
-        let (t, new_object) = unsafe { (template(attrs, count)?, out(new_object)?) };
-        *new_object = objects::copy(session, object, &t)?;
+        let (t, new_object) = unsafe { (super::new_object_template(ctx, attrs, count)?, out(new_object)?) };
+        *new_object = objects::copy(ctx, object, &t)?;
         Ok(())
     })
 }
@@ -51,7 +52,7 @@ pub unsafe extern "C" fn C_CopyObject(
 /// `C_DestroyObject` (§5.7.3).
 #[no_mangle]
 pub extern "C" fn C_DestroyObject(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> CK_RV {
-    guard("C_DestroyObject", || objects::destroy(session, object))
+    guard_session("C_DestroyObject", session, |ctx| objects::destroy(ctx, object))
 }
 
 /// `C_GetObjectSize` (§5.7.4).
@@ -64,10 +65,10 @@ pub unsafe extern "C" fn C_GetObjectSize(
     object: CK_OBJECT_HANDLE,
     size: *mut CK_ULONG,
 ) -> CK_RV {
-    guard("C_GetObjectSize", || {
+    guard_session("C_GetObjectSize", session, |ctx| {
         // SAFETY: the caller passes NULL or a writable CK_ULONG.
         let size = unsafe { out(size) }?;
-        *size = objects::size(session, object)? as CK_ULONG;
+        *size = objects::size(ctx, object)? as CK_ULONG;
         Ok(())
     })
 }
@@ -143,7 +144,7 @@ pub unsafe extern "C" fn C_GetAttributeValue(
     attrs: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> CK_RV {
-    guard("C_GetAttributeValue", || {
+    guard_session("C_GetAttributeValue", session, |ctx| {
         use crate::ffi::args::{disjoint, items_mut, region};
         // SAFETY: the caller promises `count` writable attributes.
         let slots = unsafe { items_mut(attrs, count) }?;
@@ -156,7 +157,7 @@ pub unsafe extern "C" fn C_GetAttributeValue(
         disjoint(&regions)?;
         let types: Vec<CK_ATTRIBUTE_TYPE> = slots.iter().map(|a| a.type_).collect();
         let wanted: Vec<bool> = slots.iter().map(|a| !a.pValue.is_null()).collect();
-        let answers = objects::get_attributes(session, object, &types, &wanted)?;
+        let answers = objects::get_attributes(ctx, object, &types, &wanted)?;
         let mut first: Option<Error> = None;
         for (slot, answer) in slots.iter_mut().zip(answers) {
             let err = answer_into(slot, answer);
@@ -177,10 +178,10 @@ pub unsafe extern "C" fn C_SetAttributeValue(
     attrs: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> CK_RV {
-    guard("C_SetAttributeValue", || {
+    guard_session("C_SetAttributeValue", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         let t = unsafe { template(attrs, count) }?;
-        objects::set_attributes(session, object, &t)
+        objects::set_attributes(ctx, object, &t)
     })
 }
 
@@ -194,15 +195,15 @@ pub unsafe extern "C" fn C_FindObjectsInit(
     attrs: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> CK_RV {
-    guard("C_FindObjectsInit", || {
+    guard_session("C_FindObjectsInit", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         let t = unsafe { template(attrs, count) }?;
-        objects::find_init(session, &t)
+        objects::find_init(ctx, &t)
     })
 }
 
-fn find_next(session: CK_SESSION_HANDLE, found: &mut [CK_OBJECT_HANDLE]) -> Result<usize> {
-    let handles = objects::find_next(session, found.len())?;
+fn find_next(ctx: &Ctx, found: &mut [CK_OBJECT_HANDLE]) -> Result<usize> {
+    let handles = objects::find_next(ctx, found.len())?;
     found[..handles.len()].copy_from_slice(&handles);
     Ok(handles.len())
 }
@@ -218,7 +219,7 @@ pub unsafe extern "C" fn C_FindObjects(
     max: CK_ULONG,
     count: *mut CK_ULONG,
 ) -> CK_RV {
-    guard("C_FindObjects", || {
+    guard_session("C_FindObjects", session, |ctx| {
         use crate::ffi::args::{disjoint, items_mut, region};
         let room = usize::try_from(max).unwrap_or(usize::MAX);
         disjoint(&[region(found.cast_const(), room), region(count.cast_const(), 1)])?;
@@ -226,7 +227,7 @@ pub unsafe extern "C" fn C_FindObjects(
         let count = unsafe { out(count) }?;
         // SAFETY: room for `max` handles (caller's contract).
         let found = unsafe { items_mut(found, max) }?;
-        *count = find_next(session, found)? as CK_ULONG;
+        *count = find_next(ctx, found)? as CK_ULONG;
         Ok(())
     })
 }
@@ -234,5 +235,5 @@ pub unsafe extern "C" fn C_FindObjects(
 /// `C_FindObjectsFinal` (§5.7.9).
 #[no_mangle]
 pub extern "C" fn C_FindObjectsFinal(session: CK_SESSION_HANDLE) -> CK_RV {
-    guard("C_FindObjectsFinal", || objects::find_final(session))
+    guard_session("C_FindObjectsFinal", session, objects::find_final)
 }

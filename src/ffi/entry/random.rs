@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::ffi::args::bytes;
-use crate::ffi::guard;
+use crate::ffi::guard_session;
 use crate::session;
 
 /// `C_SeedRandom` (§5.19.1): the OS CSPRNG takes no seed, so `CKR_RANDOM_SEED_NOT_SUPPORTED`.
@@ -15,10 +15,10 @@ use crate::session;
 /// `seed` points to `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn C_SeedRandom(handle: CK_SESSION_HANDLE, seed: *mut CK_BYTE, len: CK_ULONG) -> CK_RV {
-    guard("C_SeedRandom", || {
+    guard_session("C_SeedRandom", handle, |ctx| {
         // SAFETY: the caller passes `len` readable bytes.
         let seed = unsafe { bytes(seed, len) }?;
-        session::seed_random(handle, seed)
+        session::seed_random(ctx, seed)
     })
 }
 
@@ -28,7 +28,7 @@ pub unsafe extern "C" fn C_SeedRandom(handle: CK_SESSION_HANDLE, seed: *mut CK_B
 /// `out` is valid for writes of `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn C_GenerateRandom(handle: CK_SESSION_HANDLE, out: *mut CK_BYTE, len: CK_ULONG) -> CK_RV {
-    guard("C_GenerateRandom", || {
+    guard_session("C_GenerateRandom", handle, |ctx| {
         if out.is_null() && len > 0 {
             return Err(Error::ArgumentsBad("NULL output buffer"));
         }
@@ -41,7 +41,7 @@ pub unsafe extern "C" fn C_GenerateRandom(handle: CK_SESSION_HANDLE, out: *mut C
             Error::HostMemory
         })?;
         buf.resize(n, 0);
-        session::generate_random(handle, &mut buf)?;
+        session::generate_random(ctx, &mut buf)?;
         if n > 0 {
             // SAFETY: `out` is non-NULL and has room for `n` bytes (caller's contract).
             unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), out, n) };

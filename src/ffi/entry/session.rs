@@ -6,7 +6,7 @@ use cryptoki_sys::*;
 
 use crate::error::Error;
 use crate::ffi::args::{bytes, out};
-use crate::ffi::guard;
+use crate::ffi::{guard, guard_session};
 use crate::session;
 
 /// `C_OpenSession` (§5.6.1). Notification callbacks are accepted and never called.
@@ -24,7 +24,7 @@ pub unsafe extern "C" fn C_OpenSession(
     guard("C_OpenSession", || {
         // SAFETY: the caller passes NULL or a writable handle.
         let handle = unsafe { out(handle) }?;
-        *handle = session::open(slot, flags)?;
+        *handle = session::open(&*crate::module::app()?, slot, flags)?;
         Ok(())
     })
 }
@@ -32,13 +32,13 @@ pub unsafe extern "C" fn C_OpenSession(
 /// `C_CloseSession` (§5.6.2).
 #[no_mangle]
 pub extern "C" fn C_CloseSession(handle: CK_SESSION_HANDLE) -> CK_RV {
-    guard("C_CloseSession", || session::close(handle))
+    guard_session("C_CloseSession", handle, session::close)
 }
 
 /// `C_CloseAllSessions` (§5.6.3).
 #[no_mangle]
 pub extern "C" fn C_CloseAllSessions(slot: CK_SLOT_ID) -> CK_RV {
-    guard("C_CloseAllSessions", || session::close_all(slot))
+    guard("C_CloseAllSessions", || session::close_all(&*crate::module::app()?, slot))
 }
 
 /// `C_GetSessionInfo` (§5.6.4).
@@ -47,8 +47,8 @@ pub extern "C" fn C_CloseAllSessions(slot: CK_SLOT_ID) -> CK_RV {
 /// `info` is NULL or valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn C_GetSessionInfo(handle: CK_SESSION_HANDLE, info: *mut CK_SESSION_INFO) -> CK_RV {
-    guard("C_GetSessionInfo", || {
-        let value = session::info(handle)?;
+    guard_session("C_GetSessionInfo", handle, |ctx| {
+        let value = session::info(ctx)?;
         // SAFETY: the caller passes NULL or a writable CK_SESSION_INFO.
         *unsafe { out(info) }? = value;
         Ok(())
@@ -66,33 +66,27 @@ pub unsafe extern "C" fn C_Login(
     pin: *mut CK_UTF8CHAR,
     pin_len: CK_ULONG,
 ) -> CK_RV {
-    guard("C_Login", || {
+    guard_session("C_Login", handle, |ctx| {
         // SAFETY: the caller passes a PIN of `pin_len` bytes.
         let pin = unsafe { bytes(pin, pin_len) }?;
-        session::login(handle, user, pin)
+        session::login(ctx, user, pin)
     })
 }
 
 /// `C_Logout` (§5.6.11).
 #[no_mangle]
 pub extern "C" fn C_Logout(handle: CK_SESSION_HANDLE) -> CK_RV {
-    guard("C_Logout", || session::logout(handle))
+    guard_session("C_Logout", handle, session::logout)
 }
 
 /// `C_GetFunctionStatus` (§5.20): a legacy function; the spec's answer is fixed.
 #[no_mangle]
 pub extern "C" fn C_GetFunctionStatus(handle: CK_SESSION_HANDLE) -> CK_RV {
-    guard("C_GetFunctionStatus", || {
-        session::check(handle)?;
-        Err(Error::FunctionNotParallel)
-    })
+    guard_session("C_GetFunctionStatus", handle, |_| Err(Error::FunctionNotParallel))
 }
 
 /// `C_CancelFunction` (§5.20): a legacy function; the spec's answer is fixed.
 #[no_mangle]
 pub extern "C" fn C_CancelFunction(handle: CK_SESSION_HANDLE) -> CK_RV {
-    guard("C_CancelFunction", || {
-        session::check(handle)?;
-        Err(Error::FunctionNotParallel)
-    })
+    guard_session("C_CancelFunction", handle, |_| Err(Error::FunctionNotParallel))
 }

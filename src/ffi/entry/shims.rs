@@ -1,9 +1,10 @@
 //! Shim shapes shared by several chapters: many `C_*` functions differ only in the core
 //! function they call, so each shape is written once here.
 
-/// `C_XInit(session, mechanism, key)`.
+/// `C_XInit(session, mechanism, key)` starting an operation of `$kind`: the session's
+/// state is checked before the mechanism is decoded.
 macro_rules! init_with_key {
-    ($name:ident, $core:path) => {
+    ($name:ident, $kind:expr, $core:path) => {
         #[doc = concat!("`", stringify!($name), "`: starts the operation with a mechanism and key.")]
         ///
         /// # Safety
@@ -14,10 +15,11 @@ macro_rules! init_with_key {
             mechanism: *mut CK_MECHANISM,
             key: CK_OBJECT_HANDLE,
         ) -> CK_RV {
-            crate::ffi::guard(stringify!($name), || {
+            crate::ffi::guard_session(stringify!($name), session, |ctx| {
+                ctx.check_idle($kind)?;
                 // SAFETY: forwarded from this function's contract.
                 let m = unsafe { crate::ffi::params::mechanism(mechanism) }?;
-                $core(session, &m, key)
+                $core(ctx, &m, key)
             })
         }
     };
@@ -39,12 +41,12 @@ macro_rules! in_out {
             output: *mut CK_BYTE,
             output_len: *mut CK_ULONG,
         ) -> CK_RV {
-            crate::ffi::guard(stringify!($name), || {
+            crate::ffi::guard_session(stringify!($name), session, |ctx| {
                 // SAFETY: forwarded from this function's contract.
                 unsafe {
                     let input = crate::ffi::args::bytes(input, input_len)?;
                     let capacity = crate::ffi::args::capacity(output, output_len)?;
-                    crate::ffi::args::emit(output, output_len, $core(session, input, capacity))
+                    crate::ffi::args::emit(output, output_len, $core(ctx, input, capacity))
                 }
             })
         }
@@ -69,12 +71,12 @@ macro_rules! in_out_direct {
             output: *mut CK_BYTE,
             output_len: *mut CK_ULONG,
         ) -> CK_RV {
-            crate::ffi::guard(stringify!($name), || {
+            crate::ffi::guard_session(stringify!($name), session, |ctx| {
                 // SAFETY: forwarded from this function's contract.
                 unsafe {
                     let capacity = crate::ffi::args::capacity(output, output_len)?;
                     let (input, out) = crate::ffi::args::in_and_out(input, input_len, output, capacity)?;
-                    crate::ffi::args::emit(output, output_len, $core(session, &input, out))
+                    crate::ffi::args::emit(output, output_len, $core(ctx, &input, out))
                 }
             })
         }
@@ -95,11 +97,11 @@ macro_rules! out_only {
             output: *mut CK_BYTE,
             output_len: *mut CK_ULONG,
         ) -> CK_RV {
-            crate::ffi::guard(stringify!($name), || {
+            crate::ffi::guard_session(stringify!($name), session, |ctx| {
                 // SAFETY: forwarded from this function's contract.
                 unsafe {
                     let capacity = crate::ffi::args::capacity(output, output_len)?;
-                    crate::ffi::args::emit(output, output_len, $core(session, capacity))
+                    crate::ffi::args::emit(output, output_len, $core(ctx, capacity))
                 }
             })
         }
@@ -115,10 +117,10 @@ macro_rules! in_only {
         /// `data` points to `data_len` bytes.
         #[no_mangle]
         pub unsafe extern "C" fn $name(session: CK_SESSION_HANDLE, data: *mut CK_BYTE, data_len: CK_ULONG) -> CK_RV {
-            crate::ffi::guard(stringify!($name), || {
+            crate::ffi::guard_session(stringify!($name), session, |ctx| {
                 // SAFETY: forwarded from this function's contract.
                 let data = unsafe { crate::ffi::args::bytes(data, data_len) }?;
-                $core(session, data)
+                $core(ctx, data)
             })
         }
     };

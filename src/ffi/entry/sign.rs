@@ -4,14 +4,15 @@ use cryptoki_sys::*;
 
 use super::shims::{in_only, in_out, init_with_key, out_only};
 use crate::ffi::args::bytes;
-use crate::ffi::guard;
+use crate::ffi::guard_session;
 use crate::session::sign;
+use crate::session::OpKind;
 
-init_with_key!(C_SignInit, sign::sign_init);
+init_with_key!(C_SignInit, OpKind::Sign, sign::sign_init);
 in_out!(C_Sign, sign::sign);
 in_only!(C_SignUpdate, sign::sign_update);
 out_only!(C_SignFinal, sign::sign_final);
-init_with_key!(C_VerifyInit, sign::verify_init);
+init_with_key!(C_VerifyInit, OpKind::Verify, sign::verify_init);
 in_only!(C_VerifyUpdate, sign::verify_update);
 
 /// `C_Verify` (§5.13.2).
@@ -26,10 +27,10 @@ pub unsafe extern "C" fn C_Verify(
     signature: *mut CK_BYTE,
     signature_len: CK_ULONG,
 ) -> CK_RV {
-    guard("C_Verify", || {
+    guard_session("C_Verify", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         let (data, signature) = unsafe { (bytes(data, data_len)?, bytes(signature, signature_len)?) };
-        sign::verify(session, data, signature)
+        sign::verify(ctx, data, signature)
     })
 }
 
@@ -43,9 +44,9 @@ pub unsafe extern "C" fn C_VerifyFinal(
     signature: *mut CK_BYTE,
     signature_len: CK_ULONG,
 ) -> CK_RV {
-    guard("C_VerifyFinal", || {
+    guard_session("C_VerifyFinal", session, |ctx| {
         // SAFETY: forwarded from this function's contract.
         let signature = unsafe { bytes(signature, signature_len) }?;
-        sign::verify_final(session, signature)
+        sign::verify_final(ctx, signature)
     })
 }

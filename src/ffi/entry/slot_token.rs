@@ -4,7 +4,7 @@ use cryptoki_sys::*;
 
 use crate::error::Error;
 use crate::ffi::args::{bytes, out, write_list};
-use crate::ffi::guard;
+use crate::ffi::{guard, guard_session};
 use crate::{module, session};
 
 /// `C_GetSlotList` (§5.5.1).
@@ -128,10 +128,10 @@ pub unsafe extern "C" fn C_InitToken(
 /// `pin` points to `pin_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn C_InitPIN(session: CK_SESSION_HANDLE, pin: *mut CK_UTF8CHAR, pin_len: CK_ULONG) -> CK_RV {
-    guard("C_InitPIN", || {
+    guard_session("C_InitPIN", session, |ctx| {
         // SAFETY: the caller passes a PIN of `pin_len` bytes.
         let pin = unsafe { bytes(pin, pin_len) }?;
-        session::init_pin(session, pin)
+        session::init_pin(ctx, pin)
     })
 }
 
@@ -147,9 +147,9 @@ pub unsafe extern "C" fn C_SetPIN(
     new: *mut CK_UTF8CHAR,
     new_len: CK_ULONG,
 ) -> CK_RV {
-    guard("C_SetPIN", || {
+    guard_session("C_SetPIN", session, |ctx| {
         // SAFETY: the caller passes PINs of the given lengths.
         let (old, new) = unsafe { (bytes(old, old_len)?, bytes(new, new_len)?) };
-        session::set_pin(session, old, new)
+        session::set_pin(ctx, old, new)
     })
 }
