@@ -67,8 +67,28 @@ const SECRET_GENS: &[CK_MECHANISM_TYPE] = &[
     CKM_SHA3_512_KEY_GEN,
     CKM_HKDF_KEY_GEN,
 ];
-const PAIR_GENS: &[CK_MECHANISM_TYPE] =
-    &[CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_ML_KEM_KEY_PAIR_GEN];
+const PAIR_GENS: &[CK_MECHANISM_TYPE] = &[
+    CKM_RSA_PKCS_KEY_PAIR_GEN,
+    CKM_EC_KEY_PAIR_GEN,
+    CKM_EC_EDWARDS_KEY_PAIR_GEN,
+    CKM_ML_KEM_KEY_PAIR_GEN,
+    CKM_ML_DSA_KEY_PAIR_GEN,
+];
+/// ML-DSA signing, pure and pre-hashed: the ML-DSA generator's parameter sets.
+const ML_DSA: &[CK_MECHANISM_TYPE] = &[
+    CKM_ML_DSA,
+    CKM_HASH_ML_DSA,
+    CKM_HASH_ML_DSA_SHA224,
+    CKM_HASH_ML_DSA_SHA256,
+    CKM_HASH_ML_DSA_SHA384,
+    CKM_HASH_ML_DSA_SHA512,
+    CKM_HASH_ML_DSA_SHA3_224,
+    CKM_HASH_ML_DSA_SHA3_256,
+    CKM_HASH_ML_DSA_SHA3_384,
+    CKM_HASH_ML_DSA_SHA3_512,
+    CKM_HASH_ML_DSA_SHAKE128,
+    CKM_HASH_ML_DSA_SHAKE256,
+];
 /// Mechanisms over generic secrets (HMAC, the key derivations): the generic generator's range.
 const GENERIC: &[CK_MECHANISM_TYPE] = &[
     CKM_SHA_1_HMAC,
@@ -152,6 +172,8 @@ fn kind(m: CK_MECHANISM_TYPE) -> Option<Kind> {
         Kind::KeyedBy(CKM_EC_EDWARDS_KEY_PAIR_GEN)
     } else if m == CKM_ML_KEM {
         Kind::KeyedBy(CKM_ML_KEM_KEY_PAIR_GEN)
+    } else if ML_DSA.contains(&m) {
+        Kind::KeyedBy(CKM_ML_DSA_KEY_PAIR_GEN)
     } else {
         return None;
     })
@@ -180,6 +202,15 @@ fn pair_template(gen: CK_MECHANISM_TYPE, size: CK_ULONG) -> Option<Vec<(CK_ATTRI
                 512 => CKP_ML_KEM_512,
                 768 => CKP_ML_KEM_768,
                 1024 => CKP_ML_KEM_1024,
+                _ => return None,
+            };
+            t.push((CKA_PARAMETER_SET, ul(set)));
+        }
+        CKM_ML_DSA_KEY_PAIR_GEN => {
+            let set = match size {
+                44 => CKP_ML_DSA_44,
+                65 => CKP_ML_DSA_65,
+                87 => CKP_ML_DSA_87,
                 _ => return None,
             };
             t.push((CKA_PARAMETER_SET, ul(set)));
@@ -249,8 +280,8 @@ fn every_advertised_key_size_range_is_exactly_what_the_token_accepts() {
         checked += 1;
     }
     assert!(checked >= 60, "only {checked} mechanisms were checked");
-    // Two keys (minimum and maximum) per generator: AES, generic, RSA, EC, Edwards, ML-KEM.
-    assert!(made >= 12, "only {made} keys were made at the advertised bounds");
+    // Two keys (minimum and maximum) per generator: AES, generic, RSA, EC, Edwards, ML-KEM, ML-DSA.
+    assert!(made >= 14, "only {made} keys were made at the advertised bounds");
 }
 
 #[test]
