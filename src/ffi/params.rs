@@ -121,6 +121,47 @@ unsafe fn eddsa(m: &CK_MECHANISM) -> Result<Param> {
 }
 
 /// # Safety
+/// As for [`gcm`]: `CK_KEY_DERIVATION_STRING_DATA` and the bytes it points to.
+unsafe fn string_data(m: &CK_MECHANISM) -> Result<Vec<u8>> {
+    // SAFETY: forwarded from this function's contract.
+    let p = unsafe { param_as::<CK_KEY_DERIVATION_STRING_DATA>(m) }.ok_or(Error::MechanismParamInvalid)?;
+    // SAFETY: the data buffer has its stated length (caller's contract); a NULL one with a
+    // length is the parameter's fault, not the call's.
+    let data = unsafe { bytes(p.pData, p.ulLen) }.map_err(|_| Error::MechanismParamInvalid)?;
+    Ok(data.to_vec())
+}
+
+/// # Safety
+/// As for [`gcm`]: `CK_AES_CBC_ENCRYPT_DATA_PARAMS` and its data.
+unsafe fn aes_cbc_data(m: &CK_MECHANISM) -> Result<Param> {
+    // SAFETY: forwarded from this function's contract.
+    let p = unsafe { param_as::<CK_AES_CBC_ENCRYPT_DATA_PARAMS>(m) }.ok_or(Error::MechanismParamInvalid)?;
+    // SAFETY: the data buffer has its stated length (caller's contract).
+    let data = unsafe { bytes(p.pData, p.length) }.map_err(|_| Error::MechanismParamInvalid)?;
+    Ok(Param::AesCbcData { iv: p.iv, data: data.to_vec() })
+}
+
+/// # Safety
+/// As for [`gcm`]: `CK_HKDF_PARAMS`, its salt and info buffers.
+unsafe fn hkdf(m: &CK_MECHANISM) -> Result<Param> {
+    // SAFETY: forwarded from this function's contract.
+    let p = unsafe { param_as::<CK_HKDF_PARAMS>(m) }.ok_or(Error::MechanismParamInvalid)?;
+    // SAFETY: the salt and info buffers have their stated lengths (caller's contract).
+    let (salt, info) = unsafe { (bytes(p.pSalt, p.ulSaltLen), bytes(p.pInfo, p.ulInfoLen)) };
+    let (salt, info) =
+        (salt.map_err(|_| Error::MechanismParamInvalid)?, info.map_err(|_| Error::MechanismParamInvalid)?);
+    Ok(Param::Hkdf {
+        extract: p.bExtract != CK_FALSE,
+        expand: p.bExpand != CK_FALSE,
+        prf: p.prfHashMechanism,
+        salt_type: p.ulSaltType,
+        salt: salt.to_vec(),
+        salt_key: p.hSaltKey,
+        info: info.to_vec(),
+    })
+}
+
+/// # Safety
 /// As for [`gcm`]: no parameter, or `CK_SIGN_ADDITIONAL_CONTEXT`.
 unsafe fn sign_context(m: &CK_MECHANISM) -> Result<Param> {
     if m.pParameter.is_null() && m.ulParameterLen == 0 {
@@ -170,6 +211,14 @@ unsafe fn decode(m: &CK_MECHANISM, shape: ParamShape) -> Result<Param> {
         ParamShape::Oaep => unsafe { oaep(m) }?,
         // SAFETY: forwarded from this function's contract.
         ParamShape::Eddsa => unsafe { eddsa(m) }?,
+        // SAFETY: forwarded from this function's contract.
+        ParamShape::StringData => Param::Bytes(unsafe { string_data(m) }?),
+        // SAFETY: forwarded from this function's contract.
+        ParamShape::Ulong => Param::Ulong(unsafe { param_as::<CK_ULONG>(m) }.ok_or(Error::MechanismParamInvalid)?),
+        // SAFETY: forwarded from this function's contract.
+        ParamShape::AesCbcData => unsafe { aes_cbc_data(m) }?,
+        // SAFETY: forwarded from this function's contract.
+        ParamShape::Hkdf => unsafe { hkdf(m) }?,
         // SAFETY: forwarded from this function's contract.
         ParamShape::SignContext => unsafe { sign_context(m) }?,
         // SAFETY: forwarded from this function's contract.
@@ -226,6 +275,49 @@ mod tests {
         let m = mech(CKM_AES_GCM, std::ptr::from_mut(&mut old).cast(), size_of::<GcmParamsV240>());
         // SAFETY: as above.
         assert_eq!(unsafe { mechanism(&m) }, Ok(want));
+    }
+
+    #[test]
+    fn derivation_parameters_that_are_null_short_or_point_nowhere_are_param_invalid() {
+        let mut junk = [0u8; 3];
+        for ty in [
+            CKM_CONCATENATE_BASE_AND_DATA,
+            CKM_XOR_BASE_AND_DATA,
+            CKM_CONCATENATE_BASE_AND_KEY,
+            CKM_EXTRACT_KEY_FROM_KEY,
+            CKM_AES_ECB_ENCRYPT_DATA,
+            CKM_AES_CBC_ENCRYPT_DATA,
+            CKM_HKDF_DERIVE,
+        ] {
+            let m = mech(ty, std::ptr::null_mut(), 0);
+            // SAFETY: NULL parameter with length 0.
+            assert_eq!(unsafe { mechanism(&m) }, Err(Error::MechanismParamInvalid), "{ty:#x}: NULL");
+            let m = mech(ty, junk.as_mut_ptr().cast(), 3);
+            // SAFETY: `junk` is 3 readable bytes.
+            assert_eq!(unsafe { mechanism(&m) }, Err(Error::MechanismParamInvalid), "{ty:#x}: 3 bytes");
+        }
+        // A string-data parameter whose pointer is NULL but whose length is not.
+        let mut p = CK_KEY_DERIVATION_STRING_DATA { pData: std::ptr::null_mut(), ulLen: 8 };
+        let m = mech(
+            CKM_CONCATENATE_BASE_AND_DATA,
+            std::ptr::from_mut(&mut p).cast(),
+            size_of::<CK_KEY_DERIVATION_STRING_DATA>(),
+        );
+        // SAFETY: `p` is live; its NULL data pointer is refused before any read.
+        assert_eq!(unsafe { mechanism(&m) }, Err(Error::MechanismParamInvalid));
+        let mut data = *b"0123456789abcdef";
+        let mut p = CK_KEY_DERIVATION_STRING_DATA { pData: data.as_mut_ptr(), ulLen: 16 };
+        let m = mech(
+            CKM_AES_ECB_ENCRYPT_DATA,
+            std::ptr::from_mut(&mut p).cast(),
+            size_of::<CK_KEY_DERIVATION_STRING_DATA>(),
+        );
+        // SAFETY: `p` and `data` are live locals of the stated sizes.
+        assert_eq!(unsafe { mechanism(&m) }, Ok(Mechanism::AesEcbEncryptData(data.to_vec())));
+        let mut h: CK_ULONG = 7;
+        let m = mech(CKM_CONCATENATE_BASE_AND_KEY, std::ptr::from_mut(&mut h).cast(), size_of::<CK_ULONG>());
+        // SAFETY: as above.
+        assert_eq!(unsafe { mechanism(&m) }, Ok(Mechanism::ConcatBaseAndKey(7)));
     }
 
     #[test]

@@ -202,6 +202,19 @@ impl Cipher for BlockOp {
         }
     }
 
+    fn check_final_len(&self, more: usize) -> Result<()> {
+        let left = self.pending.len().saturating_add(more);
+        match (self.mode, self.encrypt) {
+            (Mode::CbcPad, true) => Ok(()),
+            // Decryption with padding ends on one or more whole blocks.
+            (Mode::CbcPad, false) if left == 0 || left % BLOCK != 0 => Err(Error::EncryptedDataLenRange),
+            (Mode::CbcPad, false) => Ok(()),
+            (_, true) if left % BLOCK != 0 => Err(Error::DataLenRange),
+            (_, false) if left % BLOCK != 0 => Err(Error::EncryptedDataLenRange),
+            _ => Ok(()),
+        }
+    }
+
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
         let left = self.pending.len();
         match (self.mode, self.encrypt) {
@@ -324,6 +337,16 @@ mod tests {
 
     #[test]
     fn a_partial_last_block_is_a_length_error() {
+        let e = ecb(&h(K128), true).unwrap();
+        assert_eq!(e.check_final_len(17), Err(Error::DataLenRange));
+        assert_eq!(e.check_final_len(32), Ok(()));
+        let d = cbc(&h(K128), [0; 16], false, false).unwrap();
+        assert_eq!(d.check_final_len(15), Err(Error::EncryptedDataLenRange));
+        let padded = cbc(&h(K128), [0; 16], true, false).unwrap();
+        assert_eq!(padded.check_final_len(0), Err(Error::EncryptedDataLenRange));
+        assert_eq!(padded.check_final_len(20), Err(Error::EncryptedDataLenRange));
+        assert_eq!(padded.check_final_len(32), Ok(()));
+        assert_eq!(cbc(&h(K128), [0; 16], true, true).unwrap().check_final_len(3), Ok(()));
         assert_eq!(run(ecb(&h(K128), true).unwrap(), &[0; 17], 17), Err(Error::DataLenRange));
         assert_eq!(run(cbc(&h(K128), [0; 16], false, false).unwrap(), &[0; 15], 15), Err(Error::EncryptedDataLenRange));
     }

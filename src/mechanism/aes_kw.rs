@@ -1,5 +1,8 @@
 //! `CKM_AES_KEY_WRAP` (RFC 3394 / SP 800-38F KW) and `CKM_AES_KEY_WRAP_KWP` (RFC 5649 /
 //! KWP), for `C_WrapKey`/`C_UnwrapKey` and as single-shot encrypt/decrypt.
+//! `CKM_AES_KEY_WRAP_PAD` (0x210A, the code point before KWP had its own) runs as KWP,
+//! as SoftHSM2 and OpenSC run it, under its own type so `CKA_ALLOWED_MECHANISMS` and the
+//! audit name what the caller asked for.
 //!
 //! Only the default IV (KW: A6A6A6A6A6A6A6A6) and ICV (KWP: A65959A6) are accepted as
 //! parameters; an integrity failure on unwrap is one opaque error.
@@ -31,22 +34,26 @@ const fn row(ty: CK_MECHANISM_TYPE) -> MechEntry {
 }
 
 /// Registry rows.
-pub const ENTRIES: &[MechEntry] = &[row(CKM_AES_KEY_WRAP), row(CKM_AES_KEY_WRAP_KWP)];
+pub const ENTRIES: &[MechEntry] = &[row(CKM_AES_KEY_WRAP), row(CKM_AES_KEY_WRAP_KWP), row(CKM_AES_KEY_WRAP_PAD)];
 
 fn build(ty: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
-    let pad = ty == CKM_AES_KEY_WRAP_KWP;
+    let pad = ty != CKM_AES_KEY_WRAP;
     match p {
         Param::Bytes(iv) => check_iv(&iv, pad)?,
         Param::None => {}
         _ => return Err(Error::MechanismParamInvalid),
     }
-    Ok(if pad { Mechanism::AesKeyWrapPad } else { Mechanism::AesKeyWrap })
+    Ok(match ty {
+        CKM_AES_KEY_WRAP => Mechanism::AesKeyWrap,
+        CKM_AES_KEY_WRAP_PAD => Mechanism::AesKeyWrapPadLegacy,
+        _ => Mechanism::AesKeyWrapPad,
+    })
 }
 
 fn padded(m: &Mechanism) -> Result<bool> {
     match m {
         Mechanism::AesKeyWrap => Ok(false),
-        Mechanism::AesKeyWrapPad => Ok(true),
+        Mechanism::AesKeyWrapPad | Mechanism::AesKeyWrapPadLegacy => Ok(true),
         _ => Err(Error::MechanismInvalid),
     }
 }

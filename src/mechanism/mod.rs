@@ -11,13 +11,16 @@
 pub mod aes_block;
 pub mod aes_cmac;
 pub mod aes_ctr;
+pub mod aes_derive;
 pub mod aes_gcm;
 pub mod aes_kw;
+pub mod concat;
 pub mod ec;
 pub mod ecdh;
 pub mod ecdsa;
 pub mod eddsa;
 pub mod hash;
+pub mod hkdf;
 pub mod hmac;
 pub mod mldsa;
 pub mod mlkem;
@@ -34,6 +37,7 @@ use cryptoki_sys::*;
 
 use crate::error::Result;
 pub use hash::HashAlg;
+pub use hkdf::{HkdfParams, HkdfSalt};
 pub use registry::{entry, registry, KeyView, MechEntry, Prepared};
 
 /// `CK_GCM_PARAMS`, decoded.
@@ -93,12 +97,18 @@ pub enum Mechanism {
     AesKeyGen,
     /// `CKM_GENERIC_SECRET_KEY_GEN`.
     GenericSecretKeyGen,
+    /// An HMAC key generator (`CKM_SHA_1_KEY_GEN` … `CKM_SHA3_512_KEY_GEN`), by its type.
+    HmacKeyGen(CK_MECHANISM_TYPE),
     /// `CKM_AES_GCM`.
     AesGcm(GcmParams),
     /// `CKM_AES_KEY_WRAP` (RFC 3394, default IV).
     AesKeyWrap,
     /// `CKM_AES_KEY_WRAP_KWP` (RFC 5649, default ICV).
     AesKeyWrapPad,
+    /// `CKM_AES_KEY_WRAP_PAD` (0x210A): the same RFC 5649 wrap as
+    /// [`Mechanism::AesKeyWrapPad`], kept apart only so its type is the one the caller
+    /// sent (SoftHSM2 and OpenSC run this code point as KWP, and clients still send it).
+    AesKeyWrapPadLegacy,
     /// `CKM_AES_ECB`.
     AesEcb,
     /// `CKM_AES_CBC` with its IV.
@@ -120,6 +130,29 @@ pub enum Mechanism {
     },
     /// `CKM_SHA*_KEY_DERIVATION`.
     HashKeyDerivation(HashAlg),
+    /// `CKM_CONCATENATE_BASE_AND_KEY`: the base key's value, then the value of this key.
+    ConcatBaseAndKey(CK_OBJECT_HANDLE),
+    /// `CKM_CONCATENATE_BASE_AND_DATA`: the base key's value, then the data.
+    ConcatBaseAndData(Vec<u8>),
+    /// `CKM_CONCATENATE_DATA_AND_BASE`: the data, then the base key's value.
+    ConcatDataAndBase(Vec<u8>),
+    /// `CKM_XOR_BASE_AND_DATA`: the base key's value XOR the data.
+    XorBaseAndData(Vec<u8>),
+    /// `CKM_EXTRACT_KEY_FROM_KEY`: bits of the base key from this bit position on.
+    ExtractKeyFromKey(CK_ULONG),
+    /// `CKM_AES_ECB_ENCRYPT_DATA`: the data encrypted under the base AES key.
+    AesEcbEncryptData(Vec<u8>),
+    /// `CKM_AES_CBC_ENCRYPT_DATA`: the data CBC-encrypted under the base AES key.
+    AesCbcEncryptData {
+        /// The IV.
+        iv: [u8; 16],
+        /// The data (whole blocks).
+        data: Vec<u8>,
+    },
+    /// `CKM_HKDF_DERIVE` (RFC 5869).
+    HkdfDerive(HkdfParams),
+    /// `CKM_HKDF_KEY_GEN`: a `CKK_HKDF` key.
+    HkdfKeyGen,
     /// `CKM_EC_KEY_PAIR_GEN`.
     EcKeyPairGen,
     /// `CKM_ECDSA` (`None`: the caller hashes) and `CKM_ECDSA_SHA*`.
@@ -176,9 +209,11 @@ impl Mechanism {
         match self {
             Mechanism::AesKeyGen => CKM_AES_KEY_GEN,
             Mechanism::GenericSecretKeyGen => CKM_GENERIC_SECRET_KEY_GEN,
+            Mechanism::HmacKeyGen(ty) => *ty,
             Mechanism::AesGcm(_) => CKM_AES_GCM,
             Mechanism::AesKeyWrap => CKM_AES_KEY_WRAP,
             Mechanism::AesKeyWrapPad => CKM_AES_KEY_WRAP_KWP,
+            Mechanism::AesKeyWrapPadLegacy => CKM_AES_KEY_WRAP_PAD,
             Mechanism::AesEcb => CKM_AES_ECB,
             Mechanism::AesCbc(_) => CKM_AES_CBC,
             Mechanism::AesCbcPad(_) => CKM_AES_CBC_PAD,
@@ -189,6 +224,15 @@ impl Mechanism {
             Mechanism::Hmac { hash, mac_len: None } => hash.hmac_mech(),
             Mechanism::Hmac { hash, mac_len: Some(_) } => hash.hmac_general_mech(),
             Mechanism::HashKeyDerivation(h) => h.key_derivation_mech(),
+            Mechanism::ConcatBaseAndKey(_) => CKM_CONCATENATE_BASE_AND_KEY,
+            Mechanism::ConcatBaseAndData(_) => CKM_CONCATENATE_BASE_AND_DATA,
+            Mechanism::ConcatDataAndBase(_) => CKM_CONCATENATE_DATA_AND_BASE,
+            Mechanism::XorBaseAndData(_) => CKM_XOR_BASE_AND_DATA,
+            Mechanism::ExtractKeyFromKey(_) => CKM_EXTRACT_KEY_FROM_KEY,
+            Mechanism::AesEcbEncryptData(_) => CKM_AES_ECB_ENCRYPT_DATA,
+            Mechanism::AesCbcEncryptData { .. } => CKM_AES_CBC_ENCRYPT_DATA,
+            Mechanism::HkdfDerive(_) => CKM_HKDF_DERIVE,
+            Mechanism::HkdfKeyGen => CKM_HKDF_KEY_GEN,
             Mechanism::EcKeyPairGen => CKM_EC_KEY_PAIR_GEN,
             Mechanism::Ecdsa(None) => CKM_ECDSA,
             Mechanism::Ecdsa(Some(h)) => ecdsa::hash_mech(*h),
@@ -215,6 +259,31 @@ impl Mechanism {
         }
     }
 
+    /// The second key a derivation's parameter names (`CKM_CONCATENATE_BASE_AND_KEY`'s
+    /// other key, HKDF's salt key): the session fetches it under the same checks as the
+    /// base key.
+    pub fn second_key(&self) -> Option<CK_OBJECT_HANDLE> {
+        match self {
+            Mechanism::ConcatBaseAndKey(h) => Some(*h),
+            Mechanism::HkdfDerive(HkdfParams { salt: HkdfSalt::Key(h), .. }) => Some(*h),
+            _ => None,
+        }
+    }
+
+    /// True for derivations whose output is the base key's own bits (concatenation, XOR,
+    /// extraction): the spec makes such a key sensitive if a source key is, and
+    /// unextractable if a source key is, so they cannot read a protected key back.
+    pub fn copies_key_bits(&self) -> bool {
+        matches!(
+            self,
+            Mechanism::ConcatBaseAndKey(_)
+                | Mechanism::ConcatBaseAndData(_)
+                | Mechanism::ConcatDataAndBase(_)
+                | Mechanism::XorBaseAndData(_)
+                | Mechanism::ExtractKeyFromKey(_)
+        )
+    }
+
     /// The mechanism `ty` when it takes no parameter, else `None`.
     pub fn plain(ty: CK_MECHANISM_TYPE) -> Option<Mechanism> {
         Some(match ty {
@@ -222,6 +291,7 @@ impl Mechanism {
             CKM_GENERIC_SECRET_KEY_GEN => Mechanism::GenericSecretKeyGen,
             CKM_AES_KEY_WRAP => Mechanism::AesKeyWrap,
             CKM_AES_KEY_WRAP_KWP => Mechanism::AesKeyWrapPad,
+            CKM_AES_KEY_WRAP_PAD => Mechanism::AesKeyWrapPadLegacy,
             CKM_AES_ECB => Mechanism::AesEcb,
             CKM_AES_CMAC => Mechanism::AesCmac(None),
             CKM_EC_KEY_PAIR_GEN => Mechanism::EcKeyPairGen,
@@ -269,6 +339,13 @@ pub trait Cipher: Send {
     fn final_len(&self, more: usize) -> usize;
     /// Completes the operation, appending the last output.
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()>;
+    /// Whether finishing after `more` further input bytes can succeed on length alone
+    /// (`CKR_DATA_LEN_RANGE` / `CKR_ENCRYPTED_DATA_LEN_RANGE` if not). Checked before a
+    /// one-shot or final call answers a length query, so a client that asks for the size
+    /// of an impossible output learns the real error at once, as SoftHSM2 answers.
+    fn check_final_len(&self, _more: usize) -> Result<()> {
+        Ok(())
+    }
     /// The whole operation in one call (`C_Encrypt`/`C_Decrypt`): `update` then `finish`,
     /// unless the mechanism can do it without buffering the input first.
     fn once(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {

@@ -69,6 +69,14 @@ pub enum ParamShape {
     Oaep,
     /// Nothing, or `CK_EDDSA_PARAMS`.
     Eddsa,
+    /// `CK_KEY_DERIVATION_STRING_DATA`, decoded to its bytes.
+    StringData,
+    /// A `CK_ULONG` (`CK_EXTRACT_PARAMS`) or a `CK_OBJECT_HANDLE`.
+    Ulong,
+    /// `CK_AES_CBC_ENCRYPT_DATA_PARAMS`.
+    AesCbcData,
+    /// `CK_HKDF_PARAMS`.
+    Hkdf,
     /// Nothing, or `CK_SIGN_ADDITIONAL_CONTEXT`.
     SignContext,
     /// `CK_HASH_SIGN_ADDITIONAL_CONTEXT`.
@@ -109,6 +117,32 @@ pub enum Param {
         mgf: CK_RSA_PKCS_MGF_TYPE,
         /// The label.
         label: Vec<u8>,
+    },
+    /// A `CK_ULONG` parameter.
+    Ulong(CK_ULONG),
+    /// `CK_AES_CBC_ENCRYPT_DATA_PARAMS`.
+    AesCbcData {
+        /// `iv`.
+        iv: [u8; 16],
+        /// The data.
+        data: Vec<u8>,
+    },
+    /// `CK_HKDF_PARAMS`, its pointers read.
+    Hkdf {
+        /// `bExtract`.
+        extract: bool,
+        /// `bExpand`.
+        expand: bool,
+        /// `prfHashMechanism`.
+        prf: CK_MECHANISM_TYPE,
+        /// `ulSaltType`.
+        salt_type: CK_ULONG,
+        /// The salt bytes (`CKF_HKDF_SALT_DATA`).
+        salt: Vec<u8>,
+        /// `hSaltKey` (`CKF_HKDF_SALT_KEY`).
+        salt_key: CK_OBJECT_HANDLE,
+        /// The info bytes.
+        info: Vec<u8>,
     },
     /// `CK_EDDSA_PARAMS`: pre-hash flag and context length.
     Eddsa {
@@ -254,6 +288,9 @@ pub type GenerateFn = fn(&Mechanism, Option<usize>) -> Result<(CK_KEY_TYPE, Zero
 pub type PairFn = fn(&Mechanism, &dyn AttrSource, &dyn AttrSource) -> Result<NewPair>;
 /// Derives `len` bytes (or the mechanism's natural length) from a base key.
 pub type DeriveFn = fn(&Mechanism, &dyn KeyView, Option<usize>) -> Result<Zeroizing<Vec<u8>>>;
+/// Derives `len` bytes from a base key and the second key its parameter names
+/// ([`Mechanism::second_key`]).
+pub type DeriveWithFn = fn(&Mechanism, &dyn KeyView, &dyn KeyView, Option<usize>) -> Result<Zeroizing<Vec<u8>>>;
 /// Wraps a key value under the wrapping key.
 pub type WrapFn = fn(&Mechanism, &dyn KeyView, &[u8]) -> Result<Vec<u8>>;
 /// Unwraps a key value for the target the template describes.
@@ -306,6 +343,8 @@ pub struct Ops {
     pub wrap: Option<WrapOps>,
     /// `C_DeriveKey`.
     pub derive: Option<DeriveFn>,
+    /// `C_DeriveKey` when the parameter names a second key.
+    pub derive_with: Option<DeriveWithFn>,
     /// `C_EncapsulateKey` / `C_DecapsulateKey`.
     pub kem: Option<KemOps>,
 }
@@ -322,6 +361,7 @@ impl Ops {
         generate_pair: None,
         wrap: None,
         derive: None,
+        derive_with: None,
         kem: None,
     };
 }
@@ -363,6 +403,9 @@ pub fn registry() -> impl Iterator<Item = &'static MechEntry> {
         aes_cmac::ENTRIES,
         hash::ENTRIES,
         hmac::ENTRIES,
+        concat::ENTRIES,
+        aes_derive::ENTRIES,
+        hkdf::ENTRIES,
         ec::ENTRIES,
         ecdsa::ENTRIES,
         ecdh::ENTRIES,
@@ -428,7 +471,7 @@ mod tests {
             assert_eq!(has(CKF_GENERATE), o.generate.is_some(), "{name} generate");
             assert_eq!(has(CKF_GENERATE_KEY_PAIR), o.generate_pair.is_some(), "{name} pair");
             assert_eq!(has(CKF_WRAP) || has(CKF_UNWRAP), o.wrap.is_some(), "{name} wrap");
-            assert_eq!(has(CKF_DERIVE), o.derive.is_some(), "{name} derive");
+            assert_eq!(has(CKF_DERIVE), o.derive.is_some() || o.derive_with.is_some(), "{name} derive");
             assert_eq!(has(CKF_ENCAPSULATE), o.kem.is_some(), "{name} kem");
         }
     }
@@ -439,6 +482,7 @@ mod tests {
         for e in registry().filter(|e| !matches!(e.key, KeyNeed::Master | KeyNeed::Recipient(_))) {
             let o = &e.ops;
             let keyed = o.encrypt.is_some() || o.sign.is_some() || o.wrap.is_some() || o.derive.is_some();
+            let keyed = keyed || o.derive_with.is_some();
             let keyed = keyed || o.kem.is_some();
             assert_eq!(keyed, !matches!(e.key, KeyNeed::None), "{:#x}", e.ty);
         }

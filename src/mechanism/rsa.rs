@@ -93,7 +93,7 @@ fn pair_attrs(key: &rsa::PrivateKey) -> Result<NewPair> {
 /// 65537 by default) from the public template.
 fn generate_pair_op(_: &Mechanism, public: &dyn AttrSource, _: &dyn AttrSource) -> Result<NewPair> {
     let bits = public.attr_ulong(CKA_MODULUS_BITS)?.ok_or(Error::TemplateIncomplete(CKA_MODULUS_BITS))?;
-    let bits = usize::try_from(bits).map_err(|_| Error::AttributeValueInvalid(CKA_MODULUS_BITS))?;
+    let bits = usize::try_from(bits).map_err(|_| Error::KeySizeRange)?;
     pair_attrs(&generate(bits, public.attr(CKA_PUBLIC_EXPONENT))?)
 }
 
@@ -217,12 +217,12 @@ pub fn parts(key: &rsa::PrivateKey) -> Result<(PublicParts, PrivateParts)> {
 }
 
 /// A fresh key pair of `bits` (2048..=4096, a multiple of 8) with public exponent `e`
-/// (default 65537). A size or exponent the token will not make ->
-/// `CKR_ATTRIBUTE_VALUE_INVALID` on the attribute at fault (`CKA_MODULUS_BITS`,
-/// `CKA_PUBLIC_EXPONENT`).
+/// (default 65537). A modulus size the token will not make is `CKR_KEY_SIZE_RANGE`
+/// (the spec's code for a size outside what `C_GetMechanismInfo` reports); an exponent
+/// it will not use is `CKR_ATTRIBUTE_VALUE_INVALID` on `CKA_PUBLIC_EXPONENT`.
 pub fn generate(bits: usize, e: Option<&[u8]>) -> Result<rsa::PrivateKey> {
     if !(MIN_BITS..=MAX_BITS).contains(&bits) || bits % 8 != 0 {
-        return Err(Error::AttributeValueInvalid(CKA_MODULUS_BITS));
+        return Err(Error::KeySizeRange);
     }
     let e = match e {
         None => BoxedUint::from(65537u64),
@@ -262,8 +262,9 @@ mod tests {
 
     #[test]
     fn sizes_and_exponents_out_of_range_are_refused() {
-        assert_eq!(generate(1024, None).unwrap_err(), Error::AttributeValueInvalid(CKA_MODULUS_BITS));
-        assert_eq!(generate(4104, None).unwrap_err(), Error::AttributeValueInvalid(CKA_MODULUS_BITS));
+        assert_eq!(generate(1024, None).unwrap_err(), Error::KeySizeRange);
+        assert_eq!(generate(4104, None).unwrap_err(), Error::KeySizeRange);
+        assert_eq!(generate(2049, None).unwrap_err(), Error::KeySizeRange);
         assert_eq!(generate(2048, Some(&[1, 0, 0])).unwrap_err(), Error::AttributeValueInvalid(CKA_PUBLIC_EXPONENT));
         let small = PublicParts { n: vec![0xc5; 128], e: vec![1, 0, 1] };
         assert_eq!(public_key(&small).unwrap_err(), Error::AttributeValueInvalid(CKA_MODULUS));

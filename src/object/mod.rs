@@ -266,7 +266,7 @@ impl Object {
             CKO_SECRET_KEY => {
                 let len = self.bytes(CKA_VALUE).map_or(0, <[u8]>::len);
                 let len_ok = match self.ulong(CKA_KEY_TYPE) {
-                    Some(CKK_GENERIC_SECRET) => len > 0,
+                    Some(CKK_GENERIC_SECRET | CKK_HKDF) => len > 0,
                     // Keys typed for one HMAC hash.
                     Some(t) if crate::mechanism::hash::HMAC_KEY_TYPES.contains(&t) => len > 0,
                     Some(CKK_AES) => matches!(len, 16 | 24 | 32),

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 
 /// Mechanisms that are a key wrap when used through `C_WrapKey`/`C_UnwrapKey` and a
 /// cipher over the same bytes through `C_Encrypt`/`C_Decrypt`.
-const WRAP_AS_CIPHER: &[CK_MECHANISM_TYPE] = &[CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_KWP];
+const WRAP_AS_CIPHER: &[CK_MECHANISM_TYPE] = &[CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD];
 
 /// Attributes that change nothing about what a trusted key may do: the user may still
 /// rename it.
@@ -161,6 +161,7 @@ mod tests {
         let k = key(vec![]);
         assert_eq!(check_cipher_use(&k, CKM_AES_KEY_WRAP, CKA_DECRYPT), Err(Error::KeyFunctionNotPermitted));
         assert_eq!(check_cipher_use(&k, CKM_AES_KEY_WRAP_KWP, CKA_ENCRYPT), Err(Error::KeyFunctionNotPermitted));
+        assert_eq!(check_cipher_use(&k, CKM_AES_KEY_WRAP_PAD, CKA_DECRYPT), Err(Error::KeyFunctionNotPermitted));
         assert_eq!(check_cipher_use(&k, CKM_AES_GCM, CKA_DECRYPT), Ok(()));
         let cipher = key(vec![Attr::bool(CKA_WRAP, false), Attr::bool(CKA_UNWRAP, false)]);
         assert_eq!(check_cipher_use(&cipher, CKM_AES_KEY_WRAP, CKA_DECRYPT), Ok(()));

@@ -76,6 +76,12 @@ fn cipher_once_into(ctx: &Ctx, input: &[u8], out: Option<&mut [u8]>, d: Directio
     let mut session = ctx.session.lock();
     let slot = slot(&mut session.ops, d);
     let op = slot.as_ref().ok_or(Error::OperationNotInitialized)?;
+    if let Err(e) = op.check_final_len(input.len()) {
+        // A length the mechanism can never finish on ends the operation even on a
+        // length query: no buffer size would make the call succeed.
+        *slot = None;
+        return Err(e);
+    }
     let needed = op.update_len(input.len()) + op.final_len(input.len());
     let out = match out {
         None => return Ok(Output::Length(needed)),
@@ -105,6 +111,11 @@ fn cipher_final(ctx: &Ctx, capacity: Option<usize>, d: Direction) -> Result<Outp
     let mut session = ctx.session.lock();
     let slot = slot(&mut session.ops, d);
     let op = slot.as_ref().ok_or(Error::OperationNotInitialized)?;
+    if let Err(e) = op.check_final_len(0) {
+        // As in a one-shot call: no buffer size would make this final succeed.
+        *slot = None;
+        return Err(e);
+    }
     if let Some(answer) = sized(op.final_len(0), capacity) {
         return answer;
     }

@@ -189,6 +189,53 @@ impl Raw {
     }
 }
 
+/// A template of (type, value bytes) pairs as the C ABI takes it; the values must outlive
+/// the returned attributes.
+fn attrs(values: &mut [(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Vec<CK_ATTRIBUTE> {
+    values
+        .iter_mut()
+        .map(|(t, v)| CK_ATTRIBUTE { type_: *t, pValue: v.as_mut_ptr().cast(), ulValueLen: v.len() as CK_ULONG })
+        .collect()
+}
+
+impl Raw {
+    /// `C_GenerateKey` with a template of (type, value bytes).
+    pub fn generate(&self, m: &mut Mech, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let mut cm = m.raw();
+        let mut values = template.to_vec();
+        let mut t = attrs(&mut values);
+        let mut handle: CK_OBJECT_HANDLE = 0;
+        check(unsafe { self.p.C_GenerateKey(self.sh, &mut cm, t.as_mut_ptr(), t.len() as CK_ULONG, &mut handle) })?;
+        Ok(handle)
+    }
+
+    /// `C_GenerateKeyPair` with public and private templates: (public, private) handles.
+    pub fn generate_pair(
+        &self,
+        m: &mut Mech,
+        public: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+        private: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE), CK_RV> {
+        let mut cm = m.raw();
+        let (mut pv, mut sv) = (public.to_vec(), private.to_vec());
+        let (mut pt, mut st) = (attrs(&mut pv), attrs(&mut sv));
+        let (mut pk, mut sk): (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) = (0, 0);
+        check(unsafe {
+            self.p.C_GenerateKeyPair(
+                self.sh,
+                &mut cm,
+                pt.as_mut_ptr(),
+                pt.len() as CK_ULONG,
+                st.as_mut_ptr(),
+                st.len() as CK_ULONG,
+                &mut pk,
+                &mut sk,
+            )
+        })?;
+        Ok((pk, sk))
+    }
+}
+
 impl Raw {
     /// One attribute's bytes (length query, then the read).
     pub fn attr(&self, obj: CK_OBJECT_HANDLE, ty: CK_ATTRIBUTE_TYPE) -> Result<Vec<u8>, CK_RV> {
