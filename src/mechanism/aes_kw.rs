@@ -4,10 +4,10 @@
 //! Only the default IV (KW: A6A6A6A6A6A6A6A6) and ICV (KWP: A65959A6) are accepted as
 //! parameters; an integrity failure on unwrap is one opaque error.
 
-use aes_kw::{AesKw, AesKwp, KeyInit};
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::backend;
 use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape, UnwrapTarget, WrapOps};
 use super::{Cipher, Mechanism};
 use crate::error::{Error, Result};
@@ -94,26 +94,6 @@ pub fn wrapped_len(len: usize, pad: bool) -> usize {
     }
 }
 
-macro_rules! with_kek {
-    ($kek:expr, $mode:ident, |$c:ident| $body:expr) => {
-        match $kek.len() {
-            16 => {
-                let $c = $mode::<aes_kw::aes::Aes128>::new_from_slice($kek).map_err(|_| Error::KeySizeRange)?;
-                $body
-            }
-            24 => {
-                let $c = $mode::<aes_kw::aes::Aes192>::new_from_slice($kek).map_err(|_| Error::KeySizeRange)?;
-                $body
-            }
-            32 => {
-                let $c = $mode::<aes_kw::aes::Aes256>::new_from_slice($kek).map_err(|_| Error::KeySizeRange)?;
-                $body
-            }
-            _ => return Err(Error::KeySizeRange),
-        }
-    };
-}
-
 /// Wraps `data` under `kek`. KW needs a multiple of 8 bytes, at least 16; KWP any non-empty input.
 pub fn wrap(kek: &[u8], data: &[u8], pad: bool) -> Result<Vec<u8>> {
     let len_ok = if pad { !data.is_empty() } else { data.len() >= 16 && data.len() % SEMIBLOCK == 0 };
@@ -121,12 +101,7 @@ pub fn wrap(kek: &[u8], data: &[u8], pad: bool) -> Result<Vec<u8>> {
         return Err(Error::DataLenRange);
     }
     let mut out = vec![0u8; wrapped_len(data.len(), pad)];
-    let n = if pad {
-        with_kek!(kek, AesKwp, |c| c.wrap_key(data, &mut out).map(<[u8]>::len))
-    } else {
-        with_kek!(kek, AesKw, |c| c.wrap_key(data, &mut out).map(<[u8]>::len))
-    }
-    .map_err(|_| Error::DataLenRange)?;
+    let n = backend::kw_wrap(kek, data, pad, &mut out)?;
     out.truncate(n);
     Ok(out)
 }
@@ -139,12 +114,7 @@ pub fn unwrap(kek: &[u8], wrapped: &[u8], pad: bool) -> Result<Zeroizing<Vec<u8>
         return Err(Error::EncryptedDataLenRange);
     }
     let mut out = Zeroizing::new(vec![0u8; wrapped.len() - SEMIBLOCK]);
-    let n = if pad {
-        with_kek!(kek, AesKwp, |c| c.unwrap_key(wrapped, &mut out).map(<[u8]>::len))
-    } else {
-        with_kek!(kek, AesKw, |c| c.unwrap_key(wrapped, &mut out).map(<[u8]>::len))
-    }
-    .map_err(|_| Error::EncryptedDataInvalid)?;
+    let n = backend::kw_unwrap(kek, wrapped, pad, &mut out)?;
     out.truncate(n);
     Ok(out)
 }

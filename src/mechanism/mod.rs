@@ -13,6 +13,7 @@ pub mod aes_cmac;
 pub mod aes_ctr;
 pub mod aes_gcm;
 pub mod aes_kw;
+pub mod backend;
 pub mod ec;
 pub mod ecdh;
 pub mod ecdsa;
