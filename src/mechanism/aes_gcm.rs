@@ -363,6 +363,25 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_tag_fails_on_every_flipped_byte_and_leaves_no_plaintext() {
+        let (k, iv, aad, pt, _, _) = VECTORS[1];
+        for tag_len in 12..16 {
+            let p = GcmParams { iv: h(iv), aad: h(aad), tag_len };
+            let key = GcmKey::new(&h(k), tag_len).expect("key");
+            let sealed = seal(&h(k), &p, &h(pt)).expect("seal");
+            assert_eq!(open(&h(k), &p, &sealed).expect("open").as_slice(), h(pt).as_slice(), "tag {tag_len}");
+            for i in 0..sealed.len() {
+                let mut bad = sealed.clone();
+                bad[i] ^= 0x04;
+                let mut out = vec![0x55; sealed.len()];
+                let err = key.open_in_place(&p, &bad, &mut out).unwrap_err();
+                assert_eq!(err, Error::EncryptedDataInvalid, "tag {tag_len} byte {i}");
+                assert!(out[..sealed.len() - tag_len].iter().all(|b| *b == 0), "tag {tag_len} byte {i}: wiped");
+            }
+        }
+    }
+
+    #[test]
     fn a_failed_open_appends_nothing() {
         let (k, iv, aad, pt, _, _) = VECTORS[1];
         let p = GcmParams { iv: h(iv), aad: h(aad), tag_len: 16 };

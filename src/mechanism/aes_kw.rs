@@ -181,12 +181,18 @@ mod tests {
         hex::decode(s).expect("hex")
     }
 
-    // RFC 3394 §4.1 (128-bit KEK, 128-bit key) and §4.6 (256-bit KEK, 256-bit key).
+    // RFC 3394 §4.1 (128-bit KEK, 128-bit key), §4.2 (192-bit KEK, 128-bit key) and §4.6
+    // (256-bit KEK, 256-bit key).
     const KW: &[(&str, &str, &str)] = &[
         (
             "000102030405060708090A0B0C0D0E0F",
             "00112233445566778899AABBCCDDEEFF",
             "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5",
+        ),
+        (
+            "000102030405060708090A0B0C0D0E0F1011121314151617",
+            "00112233445566778899AABBCCDDEEFF",
+            "96778B25AE6CA435F92B5B97C050AED2468AB8A17AD84E5D",
         ),
         (
             "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
@@ -217,7 +223,7 @@ mod tests {
 
     #[test]
     fn every_flipped_byte_fails_the_integrity_check() {
-        for (pad, (kek, _, wrapped)) in [(false, KW[0]), (true, KWP[0])] {
+        for (pad, (kek, _, wrapped)) in [(false, KW[0]), (false, KW[1]), (true, KWP[0]), (true, KWP[1])] {
             let wrapped = h(wrapped);
             for i in 0..wrapped.len() {
                 let mut bad = wrapped.clone();
