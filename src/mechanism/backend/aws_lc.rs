@@ -421,9 +421,8 @@ fn public_of(key: &agreement::PrivateKey) -> Result<Vec<u8>> {
 /// A fresh key pair: (private scalar, field-length big-endian; uncompressed public
 /// point), from AWS-LC's key generation (a uniform scalar in `[1, n-1]`).
 pub fn ec_generate(curve: Curve) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
-    let key =
-        agreement::PrivateKey::generate(ecdh_alg(curve)).map_err(|_| Error::Internal(Internal::EcKeyGeneration))?;
-    let scalar: EcPrivateKeyBin<'static> = key.as_be_bytes().map_err(|_| Error::Internal(Internal::EcKeyGeneration))?;
+    let key = agreement::PrivateKey::generate(ecdh_alg(curve)).map_err(|_| Error::Internal(Internal::EcOperation))?;
+    let scalar: EcPrivateKeyBin<'static> = key.as_be_bytes().map_err(|_| Error::Internal(Internal::EcOperation))?;
     Ok((Zeroizing::new(scalar.as_ref().to_vec()), public_of(&key)?))
 }
 
@@ -471,7 +470,7 @@ impl EcdsaSigningKey {
     /// CSPRNG mixed with the key and the hash, so signatures are not RFC 6979's.
     pub fn sign_prehash(&self, z: &[u8]) -> Result<Vec<u8>> {
         let sig =
-            self.pair.sign_digest(&prehash(self.curve, z)?).map_err(|_| Error::Internal(Internal::EcKeyGeneration))?;
+            self.pair.sign_digest(&prehash(self.curve, z)?).map_err(|_| Error::Internal(Internal::EcOperation))?;
         Ok(sig.as_ref().to_vec())
     }
 }
