@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README): style gates, cargo audit, one release build, the unit and
-# C-ABI integration tests, the conformance runner with real clients, then the benchmark
+# C-ABI integration tests, the exported-symbol check, the same tests under the pure-Rust
+# `rustcrypto` backend, the conformance runner with real clients, then the benchmark
 # harness in quick mode (with Kryoptic built beside SoftHSM2). Fails when any stage fails
 # or when no test ran.
 set -euo pipefail
@@ -10,9 +11,14 @@ bash scripts/install-deps.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-echo "== style: cargo fmt, clippy"
+# The pure-Rust build goes to its own target directory, so building it never
+# invalidates the default build that every other stage reuses.
+rustcrypto=(--no-default-features --features rustcrypto --target-dir target/rustcrypto)
+
+echo "== style: cargo fmt, clippy (both crypto backends)"
 cargo fmt --check
 cargo clippy --release --all-targets --quiet -- -D warnings
+cargo clippy --release --all-targets --quiet "${rustcrypto[@]}" -- -D warnings
 
 echo "== dependencies: cargo audit against the RustSec advisory database"
 bash scripts/audit-deps.sh
@@ -29,6 +35,30 @@ if [ "$passed" -eq 0 ]; then
     exit 1
 fi
 echo "cargo tests: $passed passed, $failed failed"
+
+echo "== exported symbols: the PKCS#11 entry points only, no crypto library's symbols"
+so=$(bash scripts/release-dir.sh)/libcollabvault_pkcs11.so
+leaked=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^C_' || true)
+if [ -n "$leaked" ]; then
+    echo "the module exports symbols besides C_*:" >&2
+    echo "$leaked" | head -20 >&2
+    exit 1
+fi
+echo "exported: $(nm -D --defined-only "$so" | grep -c ' C_') C_* functions, nothing else"
+
+echo "== unit and integration tests under the rustcrypto backend (pure Rust, no C crypto)"
+if cargo tree -e normal "${rustcrypto[@]:0:3}" -i aws-lc-sys >/dev/null 2>&1; then
+    echo "the rustcrypto build depends on aws-lc-sys" >&2
+    exit 1
+fi
+cargo test --release --no-fail-fast "${rustcrypto[@]}" 2>&1 | tee "$log"
+rc_passed=$(grep -Eo 'test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+rc_failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+if [ "$rc_passed" -eq 0 ]; then
+    echo "no tests ran under rustcrypto: treating as a failure" >&2
+    exit 1
+fi
+echo "cargo tests (rustcrypto): $rc_passed passed, $rc_failed failed"
 
 echo "== conformance with real clients"
 bash conformance/run.sh

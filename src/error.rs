@@ -180,6 +180,9 @@ pub enum Internal {
     RsaKeyShape,
     /// EC key generation drew no valid scalar in its tries.
     EcKeyGeneration,
+    /// The crypto backend failed an EC operation (key generation, a signature) on
+    /// inputs already checked.
+    EcOperation,
     /// A cipher produced more than it said it would.
     CipherOutputLength,
     /// An operation produced data for a length query.
@@ -206,6 +209,7 @@ impl fmt::Display for Internal {
             Internal::RsaOperation => "an RSA operation failed",
             Internal::RsaKeyShape => "an RSA key is not two-prime with CRT values",
             Internal::EcKeyGeneration => "EC key generation drew no valid scalar",
+            Internal::EcOperation => "the crypto backend failed an EC operation on checked inputs",
             Internal::CipherOutputLength => "a cipher produced more than its stated length",
             Internal::DataForLengthQuery => "an operation produced data for a length query",
             Internal::OutputBeyondBuffer => "an operation reports output beyond the caller's buffer",

@@ -211,7 +211,8 @@ pub fn info() -> Result<CK_INFO> {
         cryptokiVersion: CK_VERSION { major: 3, minor: 2 },
         manufacturerID: padded(MANUFACTURER),
         flags: 0,
-        libraryDescription: padded("CollabVault PKCS#11 provider"),
+        // 32 bytes at most: "CollabVault PKCS#11 (rustcrypto)" is exactly that.
+        libraryDescription: padded(&format!("CollabVault PKCS#11 ({})", crate::mechanism::primitives::BACKEND)),
         libraryVersion: CK_VERSION { major: 0, minor: 1 },
     })
 }

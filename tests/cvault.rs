@@ -112,6 +112,8 @@ fn init_then_status_shows_an_hsm_root_and_v1_active() {
     assert!(out.contains("hsm root"), "{out}");
     let status = cli.ok(&["token", "status"]);
     assert!(status.contains("workspace eng") && status.contains("hsm root"), "{status}");
+    let backend = if cfg!(feature = "aws-lc") { "aws-lc" } else { "rustcrypto" };
+    assert!(status.contains(&format!("crypto backend {backend}")), "{status}");
     assert!(row(&status, 1).starts_with("v1 active"), "{status}");
     assert!(status.contains("1 version(s)") && status.contains("rotation not due"), "{status}");
     assert!(status.contains("rotation every 30 days"), "{status}");
@@ -282,6 +284,8 @@ fn token_init_and_status_print_json() {
     assert_eq!(init["user_pin_set"], true);
     assert!(init["model"].as_str().is_some_and(|m| m.contains("hsm root")), "{init}");
     let status = json(&cli, &["token", "status"]);
+    let backend = if cfg!(feature = "aws-lc") { "aws-lc" } else { "rustcrypto" };
+    assert_eq!(status["crypto_backend"], backend, "the module names the backend it was built with");
     let ws = &status["workspaces"][0];
     assert_eq!(ws["workspace"], "eng");
     assert_eq!(ws["classification"], "restricted");

@@ -12,6 +12,7 @@ pub mod entry;
 pub mod function_list;
 pub mod params;
 pub mod rv;
+pub mod unload;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -4,15 +4,12 @@
 //! multi-part forms buffer their input and do the work in `finish`. Every decryption
 //! failure is the same opaque `CKR_ENCRYPTED_DATA_INVALID`.
 
-use aes_gcm::aead::consts::{U12, U13, U14, U15, U16};
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::aes::{Aes128, Aes192, Aes256};
 use std::sync::Arc;
 
-use aes_gcm::{AesGcm, Nonce};
 use cryptoki_sys::*;
 use zeroize::{Zeroize, Zeroizing};
 
+use super::backend;
 use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
 use super::{Cipher, GcmParams, Mechanism};
 use crate::error::{Error, Result};
@@ -64,59 +61,24 @@ pub fn check_params(p: &GcmParams) -> Result<()> {
     Ok(())
 }
 
-/// One key and tag length, behind a uniform interface over the crate's generic types.
-trait Gcm: Send + Sync {
-    fn seal(&self, iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<Vec<u8>>;
-    fn open(&self, iv: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<()>;
-}
-
-impl<C: AeadInOut<NonceSize = U12> + Send + Sync> Gcm for C {
-    fn seal(&self, iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<Vec<u8>> {
-        let nonce = Nonce::<U12>::try_from(iv).map_err(|_| Error::MechanismParamInvalid)?;
-        let tag = self.encrypt_inout_detached(&nonce, aad, buf.into()).map_err(|_| Error::DataLenRange)?;
-        Ok(tag.to_vec())
-    }
-
-    fn open(&self, iv: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<()> {
-        let nonce = Nonce::<U12>::try_from(iv).map_err(|_| Error::MechanismParamInvalid)?;
-        let tag = tag.try_into().map_err(|_| Error::EncryptedDataInvalid)?;
-        self.decrypt_inout_detached(&nonce, aad, buf.into(), tag).map_err(|_| Error::EncryptedDataInvalid)
-    }
-}
-
-fn boxed<C: AeadInOut<NonceSize = U12> + KeyInit + Send + Sync + 'static>(key: &[u8]) -> Result<Box<dyn Gcm>> {
-    Ok(Box::new(C::new_from_slice(key).map_err(|_| Error::KeySizeRange)?))
-}
-
 /// An AES-GCM key ready for use with one tag length: its AES key schedule and GHASH key
 /// computed once, so a key used again and again (one per call, as applications call
-/// PKCS#11) pays for them once. The crate zeroizes both when it is dropped.
+/// PKCS#11) pays for them once. The backend zeroizes both when it is dropped.
 pub struct GcmKey {
-    gcm: Box<dyn Gcm>,
+    gcm: backend::Gcm,
     tag_len: usize,
 }
 
 impl GcmKey {
     /// Prepares `key` (16, 24 or 32 bytes) for tags of `tag_len` bytes (12 to 16).
     pub fn new(key: &[u8], tag_len: usize) -> Result<GcmKey> {
-        macro_rules! by_tag {
-            ($aes:ty) => {
-                match tag_len {
-                    12 => boxed::<AesGcm<$aes, U12, U12>>(key),
-                    13 => boxed::<AesGcm<$aes, U12, U13>>(key),
-                    14 => boxed::<AesGcm<$aes, U12, U14>>(key),
-                    15 => boxed::<AesGcm<$aes, U12, U15>>(key),
-                    16 => boxed::<AesGcm<$aes, U12, U16>>(key),
-                    _ => Err(Error::MechanismParamInvalid),
-                }
-            };
+        if !matches!(key.len(), 16 | 24 | 32) {
+            return Err(Error::KeySizeRange);
         }
-        let gcm = match key.len() {
-            16 => by_tag!(Aes128)?,
-            24 => by_tag!(Aes192)?,
-            32 => by_tag!(Aes256)?,
-            _ => return Err(Error::KeySizeRange),
-        };
+        if !(12..=16).contains(&tag_len) {
+            return Err(Error::MechanismParamInvalid);
+        }
+        let gcm = backend::Gcm::new(key, tag_len)?;
         Ok(GcmKey { gcm, tag_len })
     }
 
@@ -157,9 +119,8 @@ impl GcmKey {
         Ok(n + self.tag_len)
     }
 
-    /// [`GcmKey::open_into`] into a buffer of the caller's: the tag is checked before any
-    /// byte is decrypted there (the crate verifies first), and on failure the buffer is
-    /// wiped. Returns the plaintext length.
+    /// [`GcmKey::open_into`] into a buffer of the caller's: on failure the buffer is
+    /// wiped, so no unverified plaintext stays there. Returns the plaintext length.
     pub fn open_in_place(&self, p: &GcmParams, sealed: &[u8], out: &mut [u8]) -> Result<usize> {
         self.check(p)?;
         let Some(split) = sealed.len().checked_sub(p.tag_len) else {
@@ -399,6 +360,25 @@ mod tests {
         let err = decryptor(key, &p).expect("op").once_into(&bad, &mut out).unwrap_err();
         assert_eq!(err, Error::EncryptedDataInvalid);
         assert!(out[..bad.len() - 16].iter().all(|b| *b == 0), "nothing of the ciphertext's decryption is left");
+    }
+
+    #[test]
+    fn a_truncated_tag_fails_on_every_flipped_byte_and_leaves_no_plaintext() {
+        let (k, iv, aad, pt, _, _) = VECTORS[1];
+        for tag_len in 12..16 {
+            let p = GcmParams { iv: h(iv), aad: h(aad), tag_len };
+            let key = GcmKey::new(&h(k), tag_len).expect("key");
+            let sealed = seal(&h(k), &p, &h(pt)).expect("seal");
+            assert_eq!(open(&h(k), &p, &sealed).expect("open").as_slice(), h(pt).as_slice(), "tag {tag_len}");
+            for i in 0..sealed.len() {
+                let mut bad = sealed.clone();
+                bad[i] ^= 0x04;
+                let mut out = vec![0x55; sealed.len()];
+                let err = key.open_in_place(&p, &bad, &mut out).unwrap_err();
+                assert_eq!(err, Error::EncryptedDataInvalid, "tag {tag_len} byte {i}");
+                assert!(out[..sealed.len() - tag_len].iter().all(|b| *b == 0), "tag {tag_len} byte {i}: wiped");
+            }
+        }
     }
 
     #[test]

@@ -7,10 +7,10 @@
 //! Only the default IV (KW: A6A6A6A6A6A6A6A6) and ICV (KWP: A65959A6) are accepted as
 //! parameters; an integrity failure on unwrap is one opaque error.
 
-use aes_kw::{AesKw, AesKwp, KeyInit};
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::backend;
 use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape, UnwrapTarget, WrapOps};
 use super::{Cipher, Mechanism};
 use crate::error::{Error, Result};
@@ -101,26 +101,6 @@ pub fn wrapped_len(len: usize, pad: bool) -> usize {
     }
 }
 
-macro_rules! with_kek {
-    ($kek:expr, $mode:ident, |$c:ident| $body:expr) => {
-        match $kek.len() {
-            16 => {
-                let $c = $mode::<aes_kw::aes::Aes128>::new_from_slice($kek).map_err(|_| Error::KeySizeRange)?;
-                $body
-            }
-            24 => {
-                let $c = $mode::<aes_kw::aes::Aes192>::new_from_slice($kek).map_err(|_| Error::KeySizeRange)?;
-                $body
-            }
-            32 => {
-                let $c = $mode::<aes_kw::aes::Aes256>::new_from_slice($kek).map_err(|_| Error::KeySizeRange)?;
-                $body
-            }
-            _ => return Err(Error::KeySizeRange),
-        }
-    };
-}
-
 /// Wraps `data` under `kek`. KW needs a multiple of 8 bytes, at least 16; KWP any non-empty input.
 pub fn wrap(kek: &[u8], data: &[u8], pad: bool) -> Result<Vec<u8>> {
     let len_ok = if pad { !data.is_empty() } else { data.len() >= 16 && data.len() % SEMIBLOCK == 0 };
@@ -128,12 +108,7 @@ pub fn wrap(kek: &[u8], data: &[u8], pad: bool) -> Result<Vec<u8>> {
         return Err(Error::DataLenRange);
     }
     let mut out = vec![0u8; wrapped_len(data.len(), pad)];
-    let n = if pad {
-        with_kek!(kek, AesKwp, |c| c.wrap_key(data, &mut out).map(<[u8]>::len))
-    } else {
-        with_kek!(kek, AesKw, |c| c.wrap_key(data, &mut out).map(<[u8]>::len))
-    }
-    .map_err(|_| Error::DataLenRange)?;
+    let n = backend::kw_wrap(kek, data, pad, &mut out)?;
     out.truncate(n);
     Ok(out)
 }
@@ -146,12 +121,7 @@ pub fn unwrap(kek: &[u8], wrapped: &[u8], pad: bool) -> Result<Zeroizing<Vec<u8>
         return Err(Error::EncryptedDataLenRange);
     }
     let mut out = Zeroizing::new(vec![0u8; wrapped.len() - SEMIBLOCK]);
-    let n = if pad {
-        with_kek!(kek, AesKwp, |c| c.unwrap_key(wrapped, &mut out).map(<[u8]>::len))
-    } else {
-        with_kek!(kek, AesKw, |c| c.unwrap_key(wrapped, &mut out).map(<[u8]>::len))
-    }
-    .map_err(|_| Error::EncryptedDataInvalid)?;
+    let n = backend::kw_unwrap(kek, wrapped, pad, &mut out)?;
     out.truncate(n);
     Ok(out)
 }
@@ -218,12 +188,18 @@ mod tests {
         hex::decode(s).expect("hex")
     }
 
-    // RFC 3394 §4.1 (128-bit KEK, 128-bit key) and §4.6 (256-bit KEK, 256-bit key).
+    // RFC 3394 §4.1 (128-bit KEK, 128-bit key), §4.2 (192-bit KEK, 128-bit key) and §4.6
+    // (256-bit KEK, 256-bit key).
     const KW: &[(&str, &str, &str)] = &[
         (
             "000102030405060708090A0B0C0D0E0F",
             "00112233445566778899AABBCCDDEEFF",
             "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5",
+        ),
+        (
+            "000102030405060708090A0B0C0D0E0F1011121314151617",
+            "00112233445566778899AABBCCDDEEFF",
+            "96778B25AE6CA435F92B5B97C050AED2468AB8A17AD84E5D",
         ),
         (
             "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
@@ -254,7 +230,7 @@ mod tests {
 
     #[test]
     fn every_flipped_byte_fails_the_integrity_check() {
-        for (pad, (kek, _, wrapped)) in [(false, KW[0]), (true, KWP[0])] {
+        for (pad, (kek, _, wrapped)) in [(false, KW[0]), (false, KW[1]), (true, KWP[0]), (true, KWP[1])] {
             let wrapped = h(wrapped);
             for i in 0..wrapped.len() {
                 let mut bad = wrapped.clone();

@@ -12,6 +12,11 @@
 //!   [`Curve::field_len`] bytes (32, 48, 66), big-endian, with `0 < d < n`, and lives in
 //!   [`Zeroizing`] memory;
 //! - `CKA_EC_POINT` is stored as PKCS#11 prescribes, a DER OCTET STRING around the point.
+//!
+//! Key generation comes from the crypto backend. The checks of imported encodings
+//! (points on the curve, decompression, scalar range) use the RustCrypto curve crates in
+//! every build: aws-lc-rs has no API that decompresses a point or range-checks a bare
+//! scalar, and these run once per imported key, not per operation.
 
 use cryptoki_sys::*;
 use p256::elliptic_curve::sec1::ToSec1Point;
@@ -19,7 +24,7 @@ use zeroize::Zeroizing;
 
 use super::registry::{build_plain, AttrSource, KeyNeed, MechEntry, MechInfo, NewAttr, NewPair, Ops, ParamShape};
 use super::Mechanism;
-use crate::error::{Error, Internal, Result};
+use crate::error::{Error, Result};
 
 /// Smallest and largest field size in bits, for the registry rows of every EC mechanism.
 pub const MIN_BITS: CK_ULONG = 256;
@@ -104,6 +109,8 @@ macro_rules! with_curve {
         }
     };
 }
+/// For the rustcrypto backend's curve operations.
+#[cfg(not(feature = "aws-lc"))]
 pub(super) use with_curve;
 
 /// DER of OID 1.2.840.10045.3.1.7 (prime256v1).
@@ -140,10 +147,6 @@ const TAG_SEQUENCE: u8 = 0x30;
 const SEC1_UNCOMPRESSED: u8 = 0x04;
 const SEC1_COMPRESSED_EVEN: u8 = 0x02;
 const SEC1_COMPRESSED_ODD: u8 = 0x03;
-
-/// Attempts at drawing a valid scalar before giving up. A random 32-byte string is
-/// out of range with probability about 2^-32, so a second attempt is already rare.
-const KEYGEN_ATTEMPTS: usize = 16;
 
 impl Curve {
     /// Length of a field element (and of a scalar) in bytes.
@@ -242,23 +245,10 @@ fn printable(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
 }
 
-/// A fresh key pair: (private scalar, field-length bytes big-endian; uncompressed public
-/// point `04 || X || Y`). The scalar is drawn from the OS CSPRNG (`getrandom`) and redrawn
-/// in the rare case it is not in `[1, n-1]`, so it is uniform in that range. (For P-521
-/// the top byte is masked to the 521st bit first: 66 random bytes would almost never be
-/// below n.)
+/// A fresh key pair from the crypto backend: (private scalar, field-length bytes
+/// big-endian, uniform in `[1, n-1]`; uncompressed public point `04 || X || Y`).
 pub fn generate(curve: Curve) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
-    for _ in 0..KEYGEN_ATTEMPTS {
-        let mut candidate = Zeroizing::new(vec![0u8; curve.field_len()]);
-        super::primitives::fill_random(&mut candidate)?;
-        if curve == Curve::P521 {
-            candidate[0] &= 0x01;
-        }
-        if let Ok(point) = public_point(curve, &candidate) {
-            return Ok((candidate, point));
-        }
-    }
-    Err(Error::Internal(Internal::EcKeyGeneration))
+    super::backend::ec_generate(curve)
 }
 
 /// `CKA_EC_POINT` as PKCS#11 stores it: DER OCTET STRING of the uncompressed point
@@ -357,17 +347,6 @@ fn public_point(curve: Curve, scalar: &[u8]) -> Result<Vec<u8>> {
     with_curve!(curve, m => {
         let secret = m::SecretKey::from_slice(scalar).map_err(|_| invalid())?;
         Ok(secret.public_key().to_sec1_point(false).as_bytes().to_vec())
-    })
-}
-
-/// ECDH: the x-coordinate of `scalar · peer` (field-length bytes). `scalar` must be
-/// normalized ([`check_private`]) and `peer` an uncompressed point from [`parse_point`].
-pub(super) fn diffie_hellman(curve: Curve, scalar: &[u8], peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    with_curve!(curve, m => {
-        let secret = m::SecretKey::from_slice(scalar).map_err(|_| Error::AttributeValueInvalid(CKA_VALUE))?;
-        let peer = m::PublicKey::from_sec1_bytes(peer).map_err(|_| Error::MechanismParamInvalid)?;
-        let shared = m::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine());
-        Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
     })
 }
 

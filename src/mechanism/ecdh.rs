@@ -16,11 +16,12 @@
 //! - `CKD_SHA256_KDF`: ANSI X9.63 (SEC1 §3.6.1) with SHA-256:
 //!   `SHA256(Z || counter_be32 || shared_data)` for counter = 1, 2, ... until `key_len`.
 
-use ::sha2::{Digest, Sha256};
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::backend::EcdhKey;
 use super::ec::{self, Curve};
+use super::hash::{self, HashAlg};
 use super::registry::{KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
 use super::secret_key::MAX_GENERIC_LEN;
 use super::{EcdhParams, Mechanism};
@@ -50,7 +51,12 @@ fn build(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
 
 fn derive_op(m: &Mechanism, base: &dyn KeyView, len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
     let Mechanism::Ecdh1Derive(params) = m else { return Err(Error::MechanismInvalid) };
-    derive(ec::key_curve(base)?, &base.secret()?, params, len)
+    let curve = ec::key_curve(base)?;
+    // The backend's parsed key, kept with the key object: a derive parses only the peer.
+    let key = base
+        .prepared()
+        .get_or_make(CKM_ECDH1_DERIVE << 8, || EcdhKey::new(curve, &ec::check_private(curve, &base.secret()?)?))?;
+    derive_with(curve, &key, params, len)
 }
 
 /// Longest key the X9.63 KDF produces here: the generic secret key maximum.
@@ -64,12 +70,19 @@ pub const MAX_KDF_LEN: usize = MAX_GENERIC_LEN;
 /// than Z with `CKD_NULL`, or more than [`MAX_KDF_LEN`] -> [`Error::KeySizeRange`].
 /// Shared data with `CKD_NULL`, or any other KDF -> [`Error::MechanismParamInvalid`].
 pub fn derive(curve: Curve, scalar: &[u8], params: &EcdhParams, key_len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
+    let key = EcdhKey::new(curve, &ec::check_private(curve, scalar)?)?;
+    derive_with(curve, &key, params, key_len)
+}
+
+/// [`derive`] with a prepared private key.
+fn derive_with(curve: Curve, key: &EcdhKey, params: &EcdhParams, key_len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
     match params.kdf {
         CKD_NULL if !params.shared_data.is_empty() => return Err(Error::MechanismParamInvalid),
         CKD_NULL | CKD_SHA256_KDF => {}
         _ => return Err(Error::MechanismParamInvalid),
     }
-    let z = shared_secret(curve, scalar, &params.public_data)?;
+    let peer = ec::parse_point(curve, &params.public_data).map_err(|_| Error::MechanismParamInvalid)?;
+    let z = key.agree(&peer)?;
     if params.kdf == CKD_NULL {
         let len = key_len.unwrap_or(z.len());
         if len == 0 || len > z.len() {
@@ -85,24 +98,17 @@ pub fn derive(curve: Curve, scalar: &[u8], params: &EcdhParams, key_len: Option<
     }
 }
 
-/// Z: the x-coordinate of `scalar · peer`, field-length bytes.
-fn shared_secret(curve: Curve, scalar: &[u8], public_data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let scalar = ec::check_private(curve, scalar)?;
-    let peer = ec::parse_point(curve, public_data).map_err(|_| Error::MechanismParamInvalid)?;
-    ec::diffie_hellman(curve, &scalar, &peer)
-}
-
 /// ANSI X9.63 KDF with SHA-256: `len` bytes of
 /// `SHA256(Z || 00000001 || shared) || SHA256(Z || 00000002 || shared) || ...`.
 fn x963_sha256(z: &[u8], shared_data: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(Vec::with_capacity(len + 32));
     let mut counter: u32 = 1;
     while out.len() < len {
-        let mut h = Sha256::new();
+        let mut h = hash::digester(HashAlg::Sha256);
         h.update(z);
-        h.update(counter.to_be_bytes());
+        h.update(&counter.to_be_bytes());
         h.update(shared_data);
-        out.extend_from_slice(&h.finalize());
+        out.extend_from_slice(&h.finish());
         counter = counter.checked_add(1).ok_or(Error::KeySizeRange)?;
     }
     out.truncate(len);
@@ -112,6 +118,7 @@ fn x963_sha256(z: &[u8], shared_data: &[u8], len: usize) -> Result<Zeroizing<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s).expect("hex")

@@ -9,22 +9,24 @@
 //! - `CKM_ECDSA_SHA*`: the hash over all the data, then the same signature.
 //!
 //! Signatures are PKCS#11's `r || s`, each a field-length big-endian integer (not DER).
-//! The nonce is RFC 6979 deterministic (HMAC DRBG keyed by the scalar and the hash, with
-//! the curve's own hash: SHA-256, SHA-384, SHA-512), so signing needs no RNG and cannot
-//! fail on one. S is not normalized to the
-//! low half (P-256 ECDSA does not require it), and verification accepts both halves.
+//! The nonce depends on the backend: RFC 6979 deterministic under `rustcrypto` (HMAC
+//! DRBG keyed by the scalar and the hash, with the curve's own hash), AWS-LC's hedged
+//! nonce (its CSPRNG mixed with the key and hash) under `aws-lc`. S is not normalized to
+//! the low half (ECDSA does not require it), and verification accepts both halves.
 //!
-//! `finish` does not consume the absorbed data, so a caller that retries after
-//! `CKR_BUFFER_TOO_SMALL` gets the same signature.
+//! The backend's parsed keys are kept in the key object's `Prepared` cache, so a sign or
+//! verify parses nothing. `finish` keeps the hash it computed, so a caller that retries
+//! after `CKR_BUFFER_TOO_SMALL` signs the same hash.
 
-use ::sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
+use std::sync::Arc;
+
 use cryptoki_sys::*;
-use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use zeroize::Zeroizing;
 
-use super::ec::{self, with_curve, Curve};
+use super::backend::{EcdsaSigningKey, EcdsaVerifyingKey};
+use super::ec::{self, Curve};
 use super::registry::{build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, ParamShape};
-use super::{HashAlg, Mechanism, Signer, Verifier};
+use super::{hash, Digester, HashAlg, Mechanism, Signer, Verifier};
 use crate::error::{Error, Result};
 
 const FLAGS: CK_FLAGS = CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
@@ -44,15 +46,26 @@ const fn row(ty: CK_MECHANISM_TYPE) -> MechEntry {
 pub const ENTRIES: &[MechEntry] =
     &[row(CKM_ECDSA), row(CKM_ECDSA_SHA224), row(CKM_ECDSA_SHA256), row(CKM_ECDSA_SHA384), row(CKM_ECDSA_SHA512)];
 
+/// Which prepared keys a [`super::Prepared`] cache keeps: one per operation kind.
+const SIGNING_KEY_TAG: u64 = CKM_ECDSA << 8;
+const VERIFYING_KEY_TAG: u64 = (CKM_ECDSA << 8) | 1;
+
 fn sign_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Signer>> {
     let Mechanism::Ecdsa(hash) = m else { return Err(Error::MechanismInvalid) };
-    signer(ec::key_curve(key)?, &key.secret()?, *hash)
+    let curve = ec::key_curve(key)?;
+    let prepared = key.prepared().get_or_make(SIGNING_KEY_TAG, || {
+        let d = ec::check_private(curve, &key.secret()?)?;
+        EcdsaSigningKey::new(curve, &d)
+    })?;
+    Ok(Box::new(EcdsaSigner { key: prepared, curve, input: Input::new(*hash)? }))
 }
 
 fn verify_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Verifier>> {
     let Mechanism::Ecdsa(hash) = m else { return Err(Error::MechanismInvalid) };
     let curve = ec::key_curve(key)?;
-    verifier(curve, &ec::key_point(key, curve)?, *hash)
+    let prepared =
+        key.prepared().get_or_make(VERIFYING_KEY_TAG, || EcdsaVerifyingKey::new(curve, &ec::key_point(key, curve)?))?;
+    Ok(Box::new(EcdsaVerifier { key: prepared, curve, input: Input::new(*hash)? }))
 }
 
 /// `CKM_ECDSA_SHA*` for a hash.
@@ -76,26 +89,19 @@ pub const MAX_PREHASH_LEN: usize = 1024;
 
 /// What the operation has absorbed so far.
 enum Input {
-    /// `CKM_ECDSA`: the caller's hash, buffered.
+    /// `CKM_ECDSA`: the caller's hash, buffered (and, after `finish`, the computed one).
     Prehash(Zeroizing<Vec<u8>>),
     /// `CKM_ECDSA_SHA*`: the running hash.
-    Sha224(Sha224),
-    /// SHA-256.
-    Sha256(Sha256),
-    /// SHA-384.
-    Sha384(Sha384),
-    /// SHA-512.
-    Sha512(Sha512),
+    Hashing(Box<dyn Digester>),
 }
 
 impl Input {
     fn new(hash: Option<HashAlg>) -> Result<Self> {
         Ok(match hash {
             None => Input::Prehash(Zeroizing::default()),
-            Some(HashAlg::Sha224) => Input::Sha224(Sha224::new()),
-            Some(HashAlg::Sha256) => Input::Sha256(Sha256::new()),
-            Some(HashAlg::Sha384) => Input::Sha384(Sha384::new()),
-            Some(HashAlg::Sha512) => Input::Sha512(Sha512::new()),
+            Some(h @ (HashAlg::Sha224 | HashAlg::Sha256 | HashAlg::Sha384 | HashAlg::Sha512)) => {
+                Input::Hashing(hash::digester(h))
+            }
             Some(_) => return Err(Error::MechanismInvalid),
         })
     }
@@ -108,23 +114,21 @@ impl Input {
                 }
                 buf.extend_from_slice(data);
             }
-            Input::Sha224(h) => Digest::update(h, data),
-            Input::Sha256(h) => Digest::update(h, data),
-            Input::Sha384(h) => Digest::update(h, data),
-            Input::Sha512(h) => Digest::update(h, data),
+            Input::Hashing(h) => h.update(data),
         }
         Ok(())
     }
 
-    /// The value to sign or verify, leaving the state as it was.
-    fn digest(&self) -> Result<Zeroizing<Vec<u8>>> {
+    /// The value to sign or verify. A running hash is finished once and kept, so a
+    /// second call gives the same value.
+    fn digest(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        if let Input::Hashing(h) = self {
+            *self = Input::Prehash(Zeroizing::new(h.finish()));
+        }
         match self {
             Input::Prehash(buf) if buf.is_empty() => Err(Error::DataLenRange),
             Input::Prehash(buf) => Ok(buf.clone()),
-            Input::Sha224(h) => Ok(Zeroizing::new(h.clone().finalize().to_vec())),
-            Input::Sha256(h) => Ok(Zeroizing::new(h.clone().finalize().to_vec())),
-            Input::Sha384(h) => Ok(Zeroizing::new(h.clone().finalize().to_vec())),
-            Input::Sha512(h) => Ok(Zeroizing::new(h.clone().finalize().to_vec())),
+            Input::Hashing(_) => Err(Error::OperationNotInitialized),
         }
     }
 }
@@ -135,58 +139,26 @@ fn signature_len(curve: Curve) -> usize {
 }
 
 struct EcdsaSigner {
-    /// The normalized private scalar.
-    d: Zeroizing<Vec<u8>>,
+    key: Arc<EcdsaSigningKey>,
     curve: Curve,
     input: Input,
-}
-
-/// The scalar as the crate's non-zero scalar (zeroized on drop by the crate).
-macro_rules! nonzero {
-    ($m:ident, $d:expr) => {{
-        let bytes = $m::FieldBytes::try_from($d).map_err(|_| Error::AttributeValueInvalid(CKA_VALUE))?;
-        Option::<$m::NonZeroScalar>::from($m::NonZeroScalar::from_repr(bytes))
-            .ok_or(Error::AttributeValueInvalid(CKA_VALUE))?
-    }};
 }
 
 impl Signer for EcdsaSigner {
     fn update(&mut self, data: &[u8]) -> Result<()> {
         self.input.update(data)
     }
-
     fn signature_len(&self) -> usize {
         signature_len(self.curve)
     }
-
     fn finish(&mut self) -> Result<Vec<u8>> {
         let z = self.input.digest()?;
-        let d = self.d.as_slice();
-        // Exactly what `SigningKey::sign_prehash` does (RFC 6979, no added entropy),
-        // without deriving the public key first.
-        Ok(match self.curve {
-            Curve::P256 => {
-                let (sig, _) =
-                    ecdsa::hazmat::sign_prehashed_rfc6979::<p256::NistP256, Sha256>(&nonzero!(p256, d), &z, &[]);
-                sig.to_bytes().to_vec()
-            }
-            Curve::P384 => {
-                let (sig, _) =
-                    ecdsa::hazmat::sign_prehashed_rfc6979::<p384::NistP384, Sha384>(&nonzero!(p384, d), &z, &[]);
-                sig.to_bytes().to_vec()
-            }
-            Curve::P521 => {
-                let (sig, _) =
-                    ecdsa::hazmat::sign_prehashed_rfc6979::<p521::NistP521, Sha512>(&nonzero!(p521, d), &z, &[]);
-                sig.to_bytes().to_vec()
-            }
-        })
+        self.key.sign_prehash(&z)
     }
 }
 
 struct EcdsaVerifier {
-    /// The validated uncompressed public point.
-    point: Vec<u8>,
+    key: Arc<EcdsaVerifyingKey>,
     curve: Curve,
     input: Input,
 }
@@ -195,19 +167,12 @@ impl Verifier for EcdsaVerifier {
     fn update(&mut self, data: &[u8]) -> Result<()> {
         self.input.update(data)
     }
-
     fn finish(&mut self, signature: &[u8]) -> Result<()> {
         if signature.len() != signature_len(self.curve) {
             return Err(Error::SignatureLenRange);
         }
         let z = self.input.digest()?;
-        with_curve!(self.curve, m => {
-            let key = m::ecdsa::VerifyingKey::from_sec1_bytes(&self.point)
-                .map_err(|_| Error::AttributeValueInvalid(CKA_EC_POINT))?;
-            // `from_slice` refuses r or s that is zero or not below n.
-            let sig = m::ecdsa::Signature::from_slice(signature).map_err(|_| Error::SignatureInvalid)?;
-            key.verify_prehash(&z, &sig).map_err(|_| Error::SignatureInvalid)
-        })
+        self.key.verify_prehash(&z, signature)
     }
 }
 
@@ -215,7 +180,8 @@ impl Verifier for EcdsaVerifier {
 /// [`ec::check_private`]). `hash == None`: `CKM_ECDSA`; otherwise `CKM_ECDSA_SHA*`.
 pub fn signer(curve: Curve, scalar: &[u8], hash: Option<HashAlg>) -> Result<Box<dyn Signer>> {
     let d = ec::check_private(curve, scalar)?;
-    Ok(Box::new(EcdsaSigner { d, curve, input: Input::new(hash)? }))
+    let key = Arc::new(EcdsaSigningKey::new(curve, &d)?);
+    Ok(Box::new(EcdsaSigner { key, curve, input: Input::new(hash)? }))
 }
 
 /// A check of `r || s` against the public `point` (uncompressed, or any form
@@ -224,12 +190,15 @@ pub fn signer(curve: Curve, scalar: &[u8], hash: Option<HashAlg>) -> Result<Box<
 /// range -> [`Error::SignatureInvalid`].
 pub fn verifier(curve: Curve, point: &[u8], hash: Option<HashAlg>) -> Result<Box<dyn Verifier>> {
     let point = ec::parse_point(curve, point)?;
-    Ok(Box::new(EcdsaVerifier { point, curve, input: Input::new(hash)? }))
+    let key = Arc::new(EcdsaVerifyingKey::new(curve, &point)?);
+    Ok(Box::new(EcdsaVerifier { key, curve, input: Input::new(hash)? }))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::backend;
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s).expect("hex")
@@ -266,14 +235,25 @@ mod tests {
         v.finish(sig)
     }
 
+    /// Under a deterministic backend the signature is RFC 6979's exactly; under aws-lc
+    /// (hedged nonces) it must verify under the vector's public key.
+    fn assert_signs(msg: &[u8], sig: &[u8], want: &str) {
+        if backend::ECDSA_DETERMINISTIC {
+            assert_eq!(sig, h(want).as_slice(), "{msg:?}");
+        } else {
+            assert_eq!(verify(true, msg, sig), Ok(()), "{msg:?}");
+            assert_ne!(sig, h(want).as_slice(), "a hedged nonce is not RFC 6979's");
+        }
+    }
+
     #[test]
     fn rfc6979_signatures_match_exactly() {
         for (msg, want) in VECTORS {
-            assert_eq!(sign(true, &[msg]).expect("sign"), h(want), "{msg:?}");
+            assert_signs(msg, &sign(true, &[msg]).expect("sign"), want);
             let split = msg.len() / 2;
-            assert_eq!(sign(true, &[&msg[..split], &msg[split..]]).expect("sign"), h(want));
+            assert_signs(msg, &sign(true, &[&msg[..split], &msg[split..]]).expect("sign"), want);
             let digest = Sha256::digest(msg);
-            assert_eq!(sign(false, &[&digest]).expect("sign"), h(want));
+            assert_signs(msg, &sign(false, &[&digest]).expect("sign"), want);
             assert_eq!(verify(true, msg, &h(want)), Ok(()));
             assert_eq!(verify(false, &digest, &h(want)), Ok(()));
         }
@@ -284,7 +264,12 @@ mod tests {
         let mut s = signer(Curve::P256, &h(D), Some(HashAlg::Sha256)).expect("signer");
         s.update(b"sample").expect("update");
         assert_eq!(s.signature_len(), 64);
-        assert_eq!(s.finish().expect("first"), s.finish().expect("second"));
+        let (first, second) = (s.finish().expect("first"), s.finish().expect("second"));
+        if backend::ECDSA_DETERMINISTIC {
+            assert_eq!(first, second);
+        }
+        // Either way the second signature is over the same hash, not an empty one.
+        assert_eq!(verify(true, b"sample", &second), Ok(()));
     }
 
     #[test]

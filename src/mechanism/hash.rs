@@ -9,11 +9,10 @@
 //! token signs with it.
 
 use cryptoki_sys::*;
-use sha1::Sha1;
-use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
-use sha3::{Sha3_256, Sha3_384, Sha3_512};
+use sha3::{Digest, Sha3_256, Sha3_384, Sha3_512};
 use zeroize::Zeroizing;
 
+use super::backend::{self, Sha};
 use super::registry::{build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, ParamShape};
 use super::{Digester, Mechanism};
 use crate::error::{Error, Result};
@@ -257,14 +256,15 @@ fn boxed<D: Digest + Default + Send + 'static>() -> Box<dyn Digester> {
     Box::new(Hasher(D::new()))
 }
 
-/// A streaming digest with `alg`.
+/// A streaming digest with `alg`: SHA-1 and SHA-2 from the crypto backend, SHA-3 from
+/// the `sha3` crate in every build (aws-lc-rs has no SHA-3 digest API).
 pub fn digester(alg: HashAlg) -> Box<dyn Digester> {
     match alg {
-        HashAlg::Sha1 => boxed::<Sha1>(),
-        HashAlg::Sha224 => boxed::<Sha224>(),
-        HashAlg::Sha256 => boxed::<Sha256>(),
-        HashAlg::Sha384 => boxed::<Sha384>(),
-        HashAlg::Sha512 => boxed::<Sha512>(),
+        HashAlg::Sha1 => backend::digester(Sha::Sha1),
+        HashAlg::Sha224 => backend::digester(Sha::Sha224),
+        HashAlg::Sha256 => backend::digester(Sha::Sha256),
+        HashAlg::Sha384 => backend::digester(Sha::Sha384),
+        HashAlg::Sha512 => backend::digester(Sha::Sha512),
         HashAlg::Sha3_256 => boxed::<Sha3_256>(),
         HashAlg::Sha3_384 => boxed::<Sha3_384>(),
         HashAlg::Sha3_512 => boxed::<Sha3_512>(),

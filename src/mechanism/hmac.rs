@@ -8,11 +8,10 @@
 
 use cryptoki_sys::*;
 use hmac::digest::common::BlockSizeUser;
-use hmac::{EagerHash, Hmac, KeyInit, Mac, SimpleHmac};
-use sha1::Sha1;
-use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
-use sha3::{Sha3_256, Sha3_384, Sha3_512};
+use hmac::{KeyInit, Mac, SimpleHmac};
+use sha3::{Digest, Sha3_256, Sha3_384, Sha3_512};
 
+use super::backend::{self, Sha};
 use super::hash::{HashAlg, ALL};
 use super::registry::{build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
 use super::{Mechanism, Signer, Verifier};
@@ -144,17 +143,6 @@ impl<M: Mac + Send> Verifier for MacOp<M> {
     }
 }
 
-fn start<D: EagerHash + Send + 'static>(key: &[u8], tag_len: usize) -> Result<Box<MacOp<Hmac<D>>>>
-where
-    Hmac<D>: Mac + KeyInit + Send,
-{
-    if key.is_empty() {
-        return Err(Error::KeySizeRange);
-    }
-    let mac = <Hmac<D> as KeyInit>::new_from_slice(key).map_err(|_| Error::KeySizeRange)?;
-    Ok(Box::new(MacOp::new(mac, tag_len)))
-}
-
 /// SHA-3 has no block-level core for `Hmac`'s precomputed pads; `SimpleHmac` computes
 /// the same RFC 2104 function over the plain hash.
 fn start_simple<D: Digest + BlockSizeUser + Send + 'static>(
@@ -171,42 +159,42 @@ where
     Ok(Box::new(MacOp::new(mac, tag_len)))
 }
 
-macro_rules! dispatch {
-    ($alg:expr, $key:expr, $len:expr) => {
-        match $alg {
-            HashAlg::Sha1 => start::<Sha1>($key, $len)?,
-            HashAlg::Sha224 => start::<Sha224>($key, $len)?,
-            HashAlg::Sha256 => start::<Sha256>($key, $len)?,
-            HashAlg::Sha384 => start::<Sha384>($key, $len)?,
-            HashAlg::Sha512 => start::<Sha512>($key, $len)?,
-            HashAlg::Sha3_256 => start_simple::<Sha3_256>($key, $len)?,
-            HashAlg::Sha3_384 => start_simple::<Sha3_384>($key, $len)?,
-            HashAlg::Sha3_512 => start_simple::<Sha3_512>($key, $len)?,
-        }
-    };
-}
-
 /// HMAC-SHA256 of the concatenated `parts` under `key` (any length), for the module's
-/// own derivations (RSA implicit rejection).
+/// own derivations (RSA implicit rejection, the store).
 pub(super) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Result<zeroize::Zeroizing<[u8; 32]>> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| Error::KeySizeRange)?;
-    for p in parts {
-        mac.update(p);
-    }
-    Ok(zeroize::Zeroizing::new(mac.finalize().into_bytes().into()))
+    backend::hmac_sha256(key, parts)
 }
 
 /// An HMAC signing operation; `mac_len` for the `_GENERAL` variants (checked by
-/// [`check_mac_len`]), `None` for the full tag.
+/// [`check_mac_len`]), `None` for the full tag. SHA-1/SHA-2 from the crypto backend,
+/// SHA-3 from the `hmac` and `sha3` crates in every build.
 pub fn signer(alg: HashAlg, key: &[u8], mac_len: Option<usize>) -> Result<Box<dyn Signer>> {
     let len = mac_len.map_or(Ok(alg.output_len()), |l| check_mac_len(alg, l))?;
-    Ok(dispatch!(alg, key, len))
+    Ok(match alg {
+        HashAlg::Sha1 => backend::hmac_signer(Sha::Sha1, key, len)?,
+        HashAlg::Sha224 => backend::hmac_signer(Sha::Sha224, key, len)?,
+        HashAlg::Sha256 => backend::hmac_signer(Sha::Sha256, key, len)?,
+        HashAlg::Sha384 => backend::hmac_signer(Sha::Sha384, key, len)?,
+        HashAlg::Sha512 => backend::hmac_signer(Sha::Sha512, key, len)?,
+        HashAlg::Sha3_256 => start_simple::<Sha3_256>(key, len)?,
+        HashAlg::Sha3_384 => start_simple::<Sha3_384>(key, len)?,
+        HashAlg::Sha3_512 => start_simple::<Sha3_512>(key, len)?,
+    })
 }
 
 /// An HMAC verification; `mac_len` as for [`signer`].
 pub fn verifier(alg: HashAlg, key: &[u8], mac_len: Option<usize>) -> Result<Box<dyn Verifier>> {
     let len = mac_len.map_or(Ok(alg.output_len()), |l| check_mac_len(alg, l))?;
-    Ok(dispatch!(alg, key, len))
+    Ok(match alg {
+        HashAlg::Sha1 => backend::hmac_verifier(Sha::Sha1, key, len)?,
+        HashAlg::Sha224 => backend::hmac_verifier(Sha::Sha224, key, len)?,
+        HashAlg::Sha256 => backend::hmac_verifier(Sha::Sha256, key, len)?,
+        HashAlg::Sha384 => backend::hmac_verifier(Sha::Sha384, key, len)?,
+        HashAlg::Sha512 => backend::hmac_verifier(Sha::Sha512, key, len)?,
+        HashAlg::Sha3_256 => start_simple::<Sha3_256>(key, len)?,
+        HashAlg::Sha3_384 => start_simple::<Sha3_384>(key, len)?,
+        HashAlg::Sha3_512 => start_simple::<Sha3_512>(key, len)?,
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod aes_ctr;
 pub mod aes_derive;
 pub mod aes_gcm;
 pub mod aes_kw;
+pub mod backend;
 pub mod concat;
 pub mod ec;
 pub mod ecdh;

@@ -10,13 +10,14 @@ use super::hash::{self, HashAlg};
 use super::Digester;
 use crate::error::{Error, Internal, Result};
 
-/// Fills `buf` from the OS CSPRNG.
+/// Fills `buf` from the backend's CSPRNG (AWS-LC's, or the OS's under `rustcrypto`).
 pub fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| {
-        log::error!("the OS random source failed: {e}");
-        Error::Internal(Internal::RandomSource)
-    })
+    super::backend::fill_random(buf)
 }
+
+/// The crypto backend this build uses ("aws-lc" or "rustcrypto"), for `C_GetInfo` and
+/// the admin tool.
+pub const BACKEND: &str = super::backend::NAME;
 
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {

@@ -138,6 +138,19 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// Whether the loaded module's ECDSA is deterministic (RFC 6979): true for its
+    /// rustcrypto build; the aws-lc build hedges its nonces, so its signatures of one
+    /// message differ (and all verify). Read from `C_GetInfo`, which names the backend.
+    pub fn ecdsa_is_deterministic(&self) -> bool {
+        let info = self.pkcs11.get_library_info().expect("C_GetInfo");
+        let description = info.library_description().trim_end().to_string();
+        assert!(
+            description.ends_with("(rustcrypto)") || description.ends_with("(aws-lc)"),
+            "C_GetInfo names the crypto backend: {description:?}"
+        );
+        description.ends_with("(rustcrypto)")
+    }
+
     pub fn new() -> Fixture {
         let serial = lock();
         let ws = Workspace::new();

@@ -160,6 +160,12 @@ pub(crate) fn cmd_status(t: &Tool) -> Res<()> {
     let now = now();
     let text = !t.global.json();
     let mut out = Vec::new();
+    // C_GetInfo's description ends with the crypto backend in parentheses.
+    let description = t.pkcs11.get_library_info()?.library_description().trim_end().to_string();
+    let backend = description.rsplit_once('(').and_then(|(_, b)| b.strip_suffix(')')).unwrap_or("unknown").to_string();
+    if text {
+        println!("module: {description}; crypto backend {backend}");
+    }
     for w in t.workspaces()? {
         let slot = t.slot(&w.name)?;
         let info = t.pkcs11.get_token_info(slot)?;
@@ -231,7 +237,7 @@ pub(crate) fn cmd_status(t: &Tool) -> Res<()> {
         );
     }
     if !text {
-        print_json(&json!({ "workspaces": out }));
+        print_json(&json!({ "crypto_backend": backend, "workspaces": out }));
     }
     Ok(())
 }

@@ -1,0 +1,42 @@
+//! The crypto backend, chosen at build time by a Cargo feature: `aws-lc` (aws-lc-rs, the
+//! default) or `rustcrypto` (the RustCrypto crates, a pure-Rust build with no C crypto
+//! code). If both features are on (`--all-features`), aws-lc serves; with neither the
+//! build stops here, naming the choice.
+//!
+//! Both implementations export the same functions and types, so the family files above
+//! (`aes_gcm.rs`, `aes_kw.rs`, `hash.rs`, `hmac.rs`, `ec.rs`, `ecdsa.rs`, `ecdh.rs`) and
+//! `primitives.rs` call `backend::…` and never name a crate of either backend. What the
+//! backend serves: AES-GCM, AES-KW/KWP, SHA-1/SHA-2 and their HMACs, P-256/P-384/P-521
+//! key generation, ECDSA and ECDH, and the OS random source. The rest (SHA-3, the other
+//! AES modes and CMAC, Ed25519, RSA, ML-KEM, Argon2, EC encoding checks) is RustCrypto's
+//! in every build; README's "Crypto backends" says why for each.
+
+#[cfg(not(any(feature = "aws-lc", feature = "rustcrypto")))]
+compile_error!("choose a crypto backend: the `aws-lc` feature (the default) or `rustcrypto`");
+
+#[cfg(feature = "aws-lc")]
+mod aws_lc;
+#[cfg(feature = "aws-lc")]
+pub use aws_lc::*;
+
+#[cfg(all(feature = "rustcrypto", not(feature = "aws-lc")))]
+mod rust_crypto;
+#[cfg(all(feature = "rustcrypto", not(feature = "aws-lc")))]
+pub use rust_crypto::*;
+
+/// The hashes the backend serves (FIPS 180-4): SHA-3 is not among them, since aws-lc-rs
+/// has no SHA-3 digest or HMAC API; `hash.rs` and `hmac.rs` take it from the `sha3`
+/// crate in every build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sha {
+    /// SHA-1 (legacy: HMAC and OAEP only).
+    Sha1,
+    /// SHA-224.
+    Sha224,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
