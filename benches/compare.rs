@@ -43,6 +43,9 @@ mod public_key;
 // key, digests, random).
 #[path = "compare/extra.rs"]
 mod extra;
+// ML-DSA-65 and X-Wing, beside the raw crates.
+#[path = "compare/pq.rs"]
+mod pq;
 // AES key wrap with padding (RFC 5649) through the raw C ABI.
 #[path = "compare/kwp.rs"]
 mod kwp;
@@ -522,10 +525,11 @@ fn main() -> Res<()> {
 
     public_key::run(&tokens, &wanted)?;
 
-    // Issue 8: the further rows, threads, then the large stores (which re-initialize the
+    // The further rows, threads, then the large stores (which re-initialize the
     // module with other stores: its main token closes first; the peers' store rows grow
     // their main tokens). The audit rows compare this module with itself.
     extra::run(&tokens, &paths, &clients, &raw, &wanted)?;
+    pq::run(&tokens, &clients, &wanted)?;
     scaling::run(&tokens, &clients, &raw, &hash, &wanted)?;
     drop(clients);
     drop(setups);

@@ -150,7 +150,7 @@ fn unsupported_curves_and_garbage_parameters_are_refused_with_the_spec_codes() {
     let f = Fixture::new();
     let s = f.user_session(f.init_token());
     let gen = |params: Vec<u8>| s.generate_key_pair(&Mechanism::EccKeyPairGen, &[Attribute::EcParams(params)], &[]);
-    // P-384 and P-521 are supported since issue 5 (tests/mech_ec_curves.rs); secp256k1 is not.
+    // P-384 and P-521 are supported (tests/mech_ec_curves.rs); secp256k1 is not.
     assert_eq!(rv_of(gen(h("06052b8104000a"))), RvError::CurveNotSupported, "secp256k1 OID");
     assert_eq!(rv_of(gen([&[0x13, 9][..], b"secp256k1"].concat())), RvError::CurveNotSupported, "secp256k1 by name");
     for garbage in ["", "06", "06082a8648ce3d0301", "06082a8648ce3d03010700", "0401ff", "ff00"] {

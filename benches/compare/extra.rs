@@ -1,6 +1,6 @@
 //! Further rows: AES-GCM through the 3.0 message API, AES-256 key generation
 //! (session and durable token object), AES key wrap with padding (KWP), the hierarchy's
-//! DEK wrap and unwrap under the workspace master key (`CKM_CV_WRAP_RECORD`, issue 6),
+//! DEK wrap and unwrap under the workspace master key (`CKM_CV_WRAP_RECORD`),
 //! EC P-256 and ML-KEM-768 key pair generation, SHA-256, HMAC-SHA256 and
 //! `C_GenerateRandom`. Each against SoftHSM2 and Kryoptic (when in the run) through the
 //! same client code and against the raw crate.
@@ -261,7 +261,7 @@ pub(super) fn run(
     })));
     row("AES-KWP unwrap AES-256 key", c)?;
 
-    // The hierarchy's DEK wrap and unwrap under the workspace master key (issue 6): the
+    // The hierarchy's DEK wrap and unwrap under the workspace master key: the
     // bench workspace has the software root. Raw: AES-256-GCM over a 32-byte key with a
     // record-sized header as associated data, which is the record's cryptography.
     let wrap_record = vendor(CKM_CV_WRAP_RECORD)?;

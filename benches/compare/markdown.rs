@@ -106,7 +106,7 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
     )?;
     writeln!(
         w,
-        "- The `audit ... (vs off)` rows (issue 9) compare the module with itself: the first column \
+        "- The `audit ... (vs off)` rows compare the module with itself: the first column \
          records data operations as per-session counters (the default) or one durable entry per call, \
          the third column is the same module with `data_operations = \"off\"`, each mode on its own \
          store, the modes alternating round by round. A DEK unwrap is key management, one durable \
@@ -193,7 +193,7 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
     }
     writeln!(w)?;
 
-    writeln!(w, "## The targets of issue 8, against this run")?;
+    writeln!(w, "## The targets, against this run")?;
     writeln!(w)?;
     writeln!(w, "| target | measured | |")?;
     writeln!(w, "|---|---|---|")?;

@@ -1,4 +1,4 @@
-//! The machine and versions a run records, the issue-8 targets checked against the rows
+//! The machine and versions a run records, the speed targets checked against the rows
 //! of this run, and `BENCHMARKS.md` (written by a full run, never by `--quick`; its
 //! writer is in the child module `markdown`).
 //!
@@ -188,7 +188,7 @@ impl Machine {
 }
 
 // ---------------------------------------------------------------------------------------
-// The targets of issue 8, checked against this run's rows
+// The speed targets, checked against this run's rows
 
 fn rows() -> Vec<Row> {
     ROWS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
@@ -378,7 +378,7 @@ const TARGETS: &[Target] = &[
             )
         },
         limit: "Operations that make a key (ECDH, ML-KEM encapsulation, decapsulation and key \
-                generation) write one durable audit entry per key made, as issue 9 requires of \
+                generation) write one durable audit entry per key made, as the audit log requires of \
                 key management: an SQLite commit of 15-25 µs each, two for a key pair. SHA-256 and \
                 HMAC pay three C calls through cryptoki per 4 KiB.",
     },
@@ -415,7 +415,7 @@ fn verdicts(rows: &[Row]) -> Vec<(&'static str, String, &'static str, Option<&'s
 pub(super) fn print_targets() {
     let rows = rows();
     println!();
-    println!("issue-8 targets against this run (information only; the harness never fails on a speed):");
+    println!("targets against this run (information only; the harness never fails on a speed):");
     for (what, measured, verdict, _) in verdicts(&rows) {
         println!("  [{verdict:>6}] {what}: {measured}");
     }
