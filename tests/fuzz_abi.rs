@@ -501,6 +501,8 @@ struct Fuzz {
     user_pin: Vec<u8>,
     log_offset: u64,
     trace: Vec<String>,
+    /// `FUZZ_TRACE` set: every call printed as it returns (for a replayed abort).
+    print_trace: bool,
 }
 
 impl Fuzz {
@@ -535,6 +537,9 @@ impl Fuzz {
     /// Records and checks one call's return code.
     fn check(&mut self, function: &'static str, rv: CK_RV, note: String) -> CK_RV {
         self.trace.push(format!("{function}({note}) -> {}", rv_name(rv)));
+        if self.print_trace {
+            eprintln!("  {}", self.trace.last().expect("pushed"));
+        }
         *STATS.lock().unwrap_or_else(|e| e.into_inner()).entry((function, rv)).or_default() += 1;
         self.check_log();
         if !allowed(function).contains(&rv) {
@@ -1798,6 +1803,7 @@ fn case(api: Api, seed: u64) {
         user_pin: USER_PIN.as_bytes().to_vec(),
         log_offset: 0,
         trace: Vec::new(),
+        print_trace: std::env::var_os("FUZZ_TRACE").is_some(),
     };
     fz.setup();
     for _ in 0..STEPS {

@@ -6,6 +6,9 @@
 //! target, or the target's own short default for CI. The generator is SplitMix64: no
 //! dependency, fast, and good enough to choose inputs (it is not a security RNG).
 
+// Truncating random bits to narrower types is what a generator does.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -88,6 +91,9 @@ pub fn replay_seed() -> Option<u64> {
 /// cases run.
 pub fn run(target: &str, default_secs: u64, mut case: impl FnMut(u64)) -> u64 {
     let mut one = |seed: u64| {
+        // Printed before the case runs: an abort (which no unwind survives) still leaves
+        // the seed to replay in the output of a --nocapture run.
+        eprintln!("{target}: case FUZZ_SEED={seed:#x}");
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| case(seed))) {
             eprintln!("{target}: case failed; replay with FUZZ_SEED={seed:#x} cargo test --release --test <this file> {target}");
             resume_unwind(panic);
