@@ -311,6 +311,12 @@ impl Config {
         if let Some(w) = self.workspaces.iter().find(|w| w.name.is_empty()) {
             return Err(format!("a workspace has an empty name (label {:?})", w.label));
         }
+        // A wrap record names its workspace in a one-byte length field (record.rs): a
+        // longer name would make every wrap under it fail at run time instead of here.
+        if let Some(w) = self.workspaces.iter().find(|w| w.name.len() > 255) {
+            let start: String = w.name.chars().take(16).collect();
+            return Err(format!("workspace name {start:?}... is longer than 255 bytes"));
+        }
         if let Some(w) = self.workspaces.iter().find(|w| w.label.as_ref().is_some_and(|l| l.len() > 32)) {
             return Err(format!("workspace {:?}: label is longer than 32 bytes", w.name));
         }

@@ -118,6 +118,9 @@ pub enum Error {
     WrappedKeyInvalid,
     /// The wrapped key has an impossible length.
     WrappedKeyLenRange,
+    /// The input is not valid for the mechanism (`C_Encrypt` of something that is not a
+    /// wrap record under `CKM_CV_REWRAP_RECORD`).
+    DataInvalid,
     /// The input's length is wrong for the mechanism.
     DataLenRange,
     /// The ciphertext's length is wrong for the mechanism.

@@ -404,8 +404,9 @@ pub fn login(ctx: &Ctx, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
     let owner = match user_type {
         CKU_SO => PinOwner::So,
         CKU_USER => PinOwner::User,
-        // No operation here needs re-authentication (no CKA_ALWAYS_AUTHENTICATE keys yet).
-        CKU_CONTEXT_SPECIFIC if ctx.token.logged_in().is_none() => return Err(Error::UserNotLoggedIn),
+        // No operation here needs re-authentication (no CKA_ALWAYS_AUTHENTICATE keys yet),
+        // so every use of it is what §5.6 calls improper: CKR_OPERATION_NOT_INITIALIZED,
+        // logged in or not (CKR_USER_NOT_LOGGED_IN is not among C_Login's codes).
         CKU_CONTEXT_SPECIFIC => return Err(Error::OperationNotInitialized),
         _ => return Err(Error::UserTypeInvalid),
     };

@@ -165,7 +165,15 @@ impl Cipher for Rewrap {
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
-        let (header, value) = open(&self.hierarchy, &self.workspace, &self.input, &self.ad)?;
+        // The record is C_Encrypt's input data here: one that does not open is
+        // CKR_DATA_INVALID, since CKR_WRAPPED_KEY_INVALID is not among C_Encrypt's codes.
+        let (header, value) = open(&self.hierarchy, &self.workspace, &self.input, &self.ad).map_err(|e| {
+            if e == Error::WrappedKeyInvalid {
+                Error::DataInvalid
+            } else {
+                e
+            }
+        })?;
         let (active, master) = self.hierarchy.current()?;
         out.extend_from_slice(&record::seal(&master, &self.workspace, active, &header.attrs, &value, &self.ad)?);
         let what = format!("record from wmk v{} to wmk v{active}", header.version);

@@ -1,0 +1,119 @@
+//! The seeded generator and the time-budget driver every fuzz target shares.
+//!
+//! Each target runs *cases*: one case is a pure function of one `u64` seed, so a failing
+//! case is replayed exactly with `FUZZ_SEED=<seed>` (the failure message prints it). A
+//! run draws case seeds from the clock until its budget is spent: `FUZZ_SECONDS` per
+//! target, or the target's own short default for CI. The generator is SplitMix64: no
+//! dependency, fast, and good enough to choose inputs (it is not a security RNG).
+
+// Truncating random bits to narrower types is what a generator does.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+/// SplitMix64 over a seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n` > 0; the modulo bias is irrelevant here).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+
+    /// A length that favours the boundaries decoders get wrong: 0, 1, block and key
+    /// sizes and their neighbours, then anything up to `max`.
+    pub fn len(&mut self, max: usize) -> usize {
+        const EDGES: &[usize] = &[0, 1, 2, 7, 8, 11, 12, 13, 15, 16, 17, 24, 31, 32, 33, 48, 64, 65, 96, 128];
+        if self.chance(60) {
+            self.pick(EDGES).min(max)
+        } else {
+            self.below(max + 1)
+        }
+    }
+
+    /// A `CK_ULONG` that favours edges: 0, 1, small, powers of two, all ones.
+    pub fn ulong(&mut self) -> u64 {
+        match self.below(6) {
+            0 => self.pick(&[0, 1, 2, 8, 12, 16, 24, 32, 64, 96, 128, 256, 2048]),
+            1 => u64::MAX - self.below(3) as u64,
+            2 => 1 << self.below(64),
+            3 => u64::from(u32::MAX) + self.below(3) as u64 - 1,
+            _ => self.next_u64() % 4096,
+        }
+    }
+}
+
+/// The budget of one target: `FUZZ_SECONDS`, else `default_secs`.
+pub fn budget(default_secs: u64) -> Duration {
+    let secs = std::env::var("FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default_secs);
+    Duration::from_secs(secs)
+}
+
+/// `FUZZ_SEED`, parsed as decimal or `0x` hex: replay one case.
+pub fn replay_seed() -> Option<u64> {
+    let s = std::env::var("FUZZ_SEED").ok()?;
+    let parsed = match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    Some(parsed.unwrap_or_else(|_| panic!("FUZZ_SEED={s} is not a number")))
+}
+
+/// Runs `case` for every seed of the run: the one `FUZZ_SEED` names, else fresh seeds
+/// until `default_secs` (or `FUZZ_SECONDS`) is spent, at least one. A failing case's
+/// panic is passed on after printing the line that replays it. Returns the number of
+/// cases run.
+pub fn run(target: &str, default_secs: u64, mut case: impl FnMut(u64)) -> u64 {
+    let mut one = |seed: u64| {
+        // Printed before the case runs: an abort (which no unwind survives) still leaves
+        // the seed to replay in the output of a --nocapture run.
+        eprintln!("{target}: case FUZZ_SEED={seed:#x}");
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| case(seed))) {
+            eprintln!("{target}: case failed; replay with FUZZ_SEED={seed:#x} cargo test --release --test <this file> {target}");
+            resume_unwind(panic);
+        }
+    };
+    if let Some(seed) = replay_seed() {
+        one(seed);
+        return 1;
+    }
+    let deadline = Instant::now() + budget(default_secs);
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut seeds = Rng::new(clock.as_nanos() as u64 ^ u64::from(std::process::id()));
+    let mut cases = 0;
+    loop {
+        one(seeds.next_u64());
+        cases += 1;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    eprintln!("{target}: {cases} cases in {:?}", budget(default_secs));
+    cases
+}
