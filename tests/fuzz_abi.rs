@@ -54,9 +54,6 @@ const CANARY_BYTE: u8 = 0xa5;
 /// Steps per case: long enough to build state, short enough that a case (and its
 /// store's audit verification) finishes in about a second.
 const STEPS: usize = 400;
-/// Sizes of the mechanism parameter layouts that hold pointers (EdDSA 24, ECDH/OAEP/2.40
-/// GCM 40, GCM and GCM message 48).
-const POINTER_LAYOUTS: &[usize] = &[24, 40, 48];
 
 macro_rules! f {
     ($fz:expr, $name:ident) => {
@@ -903,8 +900,9 @@ impl Fuzz {
     /// passing such a struct with garbage pointers breaks the C contract, and no token
     /// can tell (that would be a crash in the harness, not a finding).
     fn junk_param(&mut self) -> Vec<u8> {
+        let avoid = common::fuzz::all_pointer_layouts();
         let mut n = self.rng.len(80);
-        while POINTER_LAYOUTS.contains(&n) {
+        while avoid.contains(&n) {
             n = self.rng.len(80);
         }
         self.rng.bytes(n)
@@ -1535,8 +1533,9 @@ impl Fuzz {
             };
             let mut plen = size_of::<CK_GCM_MESSAGE_PARAMS>();
             if self.rng.chance(15) {
+                let avoid = common::fuzz::all_pointer_layouts();
                 plen = self.rng.len(64);
-                while POINTER_LAYOUTS.contains(&plen) {
+                while avoid.contains(&plen) {
                     plen = self.rng.len(64);
                 }
             }

@@ -32,10 +32,6 @@ use collabvault_pkcs11::object::{codec, Attr, Template};
 use common::fuzz::{run, Rng};
 use cryptoki_sys::*;
 
-/// Sizes of the parameter layouts that hold pointers (EdDSA 24, ECDH/OAEP/2.40 GCM 40,
-/// GCM 48).
-const POINTER_LAYOUTS: &[usize] = &[24, 40, 48];
-
 const ARRAY_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE, CKA_DERIVE_TEMPLATE];
 
 /// A caller's template in memory: the attributes and what they point to.
@@ -178,6 +174,7 @@ fn fuzz_attribute_templates() {
 fn fuzz_mechanism_parameters() {
     let rows: Vec<(CK_MECHANISM_TYPE, ParamShape)> = registry::registry().map(|e| (e.ty, e.param)).collect();
     let types: Vec<CK_MECHANISM_TYPE> = rows.iter().map(|r| r.0).collect();
+    let avoid = common::fuzz::all_pointer_layouts();
     run("fuzz_mechanism_parameters", 5, |seed| {
         let mut rng = Rng::new(seed);
         for _ in 0..64 {
@@ -246,9 +243,28 @@ fn fuzz_mechanism_parameters() {
                     let (ctx, cl) = buf(&mut rng);
                     raw(&CK_EDDSA_PARAMS { phFlag: rng.next_u64() as u8, ulContextDataLen: cl, pContextData: ctx })
                 }
+                ParamShape::SignContext if own => {
+                    let (ctx, cl) = buf(&mut rng);
+                    raw(&CK_SIGN_ADDITIONAL_CONTEXT { hedgeVariant: rng.ulong(), pContext: ctx, ulContextLen: cl })
+                }
+                ParamShape::HashSignContext if own => {
+                    let (ctx, cl) = buf(&mut rng);
+                    let hash =
+                        if rng.chance(50) { rng.pick(&[CKM_SHA256, CKM_SHA3_512, CKM_MD5]) } else { rng.ulong() };
+                    raw(&CK_HASH_SIGN_ADDITIONAL_CONTEXT {
+                        hedgeVariant: rng.ulong(),
+                        pContext: ctx,
+                        ulContextLen: cl,
+                        hash,
+                    })
+                }
+                ParamShape::StringData if own => {
+                    let (data, dl) = buf(&mut rng);
+                    raw(&CK_KEY_DERIVATION_STRING_DATA { pData: data, ulLen: dl })
+                }
                 _ => {
                     let mut n = rng.len(100);
-                    while POINTER_LAYOUTS.contains(&n) {
+                    while avoid.contains(&n) {
                         n = rng.len(100);
                     }
                     rng.bytes(n)

@@ -117,3 +117,48 @@ pub fn run(target: &str, default_secs: u64, mut case: impl FnMut(u64)) -> u64 {
     eprintln!("{target}: {cases} cases in {:?}", budget(default_secs));
     cases
 }
+
+/// The sizes of a parameter shape's layouts that hold pointers. Junk parameter bytes are
+/// never one of these sizes: a caller passing such a struct with garbage pointers breaks
+/// the C contract, and no token can tell (a crash in the harness, not a finding). The
+/// match is exhaustive so that a new shape must say here whether it holds pointers.
+pub fn pointer_layouts(shape: collabvault_pkcs11::mechanism::registry::ParamShape) -> &'static [usize] {
+    use collabvault_pkcs11::mechanism::registry::ParamShape as S;
+    use cryptoki_sys::*;
+    const STRING_DATA: usize = size_of::<CK_KEY_DERIVATION_STRING_DATA>();
+    const CBC_DATA: usize = size_of::<CK_AES_CBC_ENCRYPT_DATA_PARAMS>();
+    const HKDF: usize = size_of::<CK_HKDF_PARAMS>();
+    const SIGN_CONTEXT: usize = size_of::<CK_SIGN_ADDITIONAL_CONTEXT>();
+    const HASH_SIGN_CONTEXT: usize = size_of::<CK_HASH_SIGN_ADDITIONAL_CONTEXT>();
+    const EDDSA: usize = size_of::<CK_EDDSA_PARAMS>();
+    const ECDH: usize = size_of::<CK_ECDH1_DERIVE_PARAMS>();
+    const OAEP: usize = size_of::<CK_RSA_PKCS_OAEP_PARAMS>();
+    // Both CK_GCM_PARAMS layouts (with and without ulIvBits).
+    const GCM: usize = size_of::<CK_GCM_PARAMS>();
+    const GCM_240: usize = GCM - size_of::<CK_ULONG>();
+    match shape {
+        S::None | S::Bytes | S::Iv16 | S::Ctr | S::MacLen | S::Pss | S::Ulong => &[],
+        S::Gcm => &[GCM_240, GCM],
+        S::Ecdh => &[ECDH],
+        S::Oaep => &[OAEP],
+        S::Eddsa => &[EDDSA],
+        S::StringData => &[STRING_DATA],
+        S::AesCbcData => &[CBC_DATA],
+        S::Hkdf => &[HKDF],
+        S::SignContext => &[SIGN_CONTEXT],
+        S::HashSignContext => &[HASH_SIGN_CONTEXT],
+    }
+}
+
+/// Every size [`pointer_layouts`] names for some registered mechanism, and the 3.0
+/// message API's `CK_GCM_MESSAGE_PARAMS`: junk bytes avoid them all, whatever mechanism
+/// (or function) they end up with.
+pub fn all_pointer_layouts() -> Vec<usize> {
+    let mut sizes: Vec<usize> = collabvault_pkcs11::mechanism::registry::registry()
+        .flat_map(|e| pointer_layouts(e.param).iter().copied())
+        .chain([size_of::<cryptoki_sys::CK_GCM_MESSAGE_PARAMS>()])
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
