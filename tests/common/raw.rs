@@ -119,3 +119,63 @@ fn one_shot_message(
     out.truncate(usize::try_from(len).expect("length"));
     (rv, out)
 }
+
+/// An owned attribute template for raw calls; [`Template::raw`] points into it.
+#[derive(Default, Clone)]
+pub struct Template(Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>);
+
+impl Template {
+    pub fn new() -> Template {
+        Template::default()
+    }
+
+    pub fn ulong(mut self, ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> Template {
+        self.0.push((ty, v.to_ne_bytes().to_vec()));
+        self
+    }
+
+    pub fn flag(mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) -> Template {
+        self.0.push((ty, vec![if v { CK_TRUE } else { CK_FALSE }]));
+        self
+    }
+
+    pub fn bytes(mut self, ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> Template {
+        self.0.push((ty, v.to_vec()));
+        self
+    }
+
+    /// The `CK_ATTRIBUTE`s, valid while `self` is neither moved nor changed.
+    pub fn raw(&mut self) -> Vec<CK_ATTRIBUTE> {
+        self.0
+            .iter_mut()
+            .map(|(ty, v)| CK_ATTRIBUTE { type_: *ty, pValue: v.as_mut_ptr().cast(), ulValueLen: v.len() as CK_ULONG })
+            .collect()
+    }
+}
+
+/// `C_CreateObject` from `t`: the handle, or the code.
+pub fn create(api: &Api, s: CK_SESSION_HANDLE, mut t: Template) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+    let mut raw = t.raw();
+    let mut h = 0;
+    // SAFETY: `raw` points into `t`, alive for the call; `h` is a live local.
+    let rv =
+        unsafe { api.f.C_CreateObject.expect("C_CreateObject")(s, raw.as_mut_ptr(), raw.len() as CK_ULONG, &mut h) };
+    if rv == CKR_OK {
+        Ok(h)
+    } else {
+        Err(rv)
+    }
+}
+
+/// An object's `CKA_VALUE`, which must be readable.
+pub fn value(api: &Api, s: CK_SESSION_HANDLE, h: CK_OBJECT_HANDLE) -> Vec<u8> {
+    let f = api.f.C_GetAttributeValue.expect("C_GetAttributeValue");
+    let mut a = CK_ATTRIBUTE { type_: CKA_VALUE, pValue: null_mut(), ulValueLen: 0 };
+    // SAFETY: `a` is a live local asking for the length only.
+    assert_rv(unsafe { f(s, h, &mut a, 1) }, CKR_OK, "CKA_VALUE length");
+    let mut v = vec![0u8; usize::try_from(a.ulValueLen).expect("length")];
+    a.pValue = v.as_mut_ptr().cast();
+    // SAFETY: `a` points at `v`, of the length the module reported.
+    assert_rv(unsafe { f(s, h, &mut a, 1) }, CKR_OK, "CKA_VALUE");
+    v
+}
