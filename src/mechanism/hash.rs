@@ -252,7 +252,9 @@ impl<D: Digest + Default + Send> Digester for Hasher<D> {
     }
 }
 
-fn boxed<D: Digest + Default + Send + 'static>() -> Box<dyn Digester> {
+/// A RustCrypto digest as a [`Digester`] (SHA-3 here in every build; SHA-1/SHA-2 in the
+/// `rustcrypto` backend).
+pub(crate) fn boxed<D: Digest + Default + Send + 'static>() -> Box<dyn Digester> {
     Box::new(Hasher(D::new()))
 }
 

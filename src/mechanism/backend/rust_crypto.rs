@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::elliptic_curve::sec1::ToSec1Point;
 use sha1::Sha1;
-use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
+use sha2::{Sha224, Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
 
 use super::super::ec::{with_curve, Curve};
@@ -145,32 +145,14 @@ pub fn kw_unwrap(kek: &[u8], wrapped: &[u8], pad: bool, out: &mut [u8]) -> Resul
 
 // ---- SHA-1 / SHA-2 (FIPS 180-4) and HMAC (FIPS 198-1) --------------------------------
 
-struct Hasher<D>(D);
-
-impl<D: Digest + Default + Send> Digester for Hasher<D> {
-    fn update(&mut self, data: &[u8]) {
-        Digest::update(&mut self.0, data);
-    }
-    fn output_len(&self) -> usize {
-        <D as Digest>::output_size()
-    }
-    fn finish(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.0).finalize().to_vec()
-    }
-}
-
-fn hasher<D: Digest + Default + Send + 'static>() -> Box<dyn Digester> {
-    Box::new(Hasher(D::new()))
-}
-
 /// A streaming SHA-1/SHA-2 digest.
 pub fn digester(alg: Sha) -> Box<dyn Digester> {
     match alg {
-        Sha::Sha1 => hasher::<Sha1>(),
-        Sha::Sha224 => hasher::<Sha224>(),
-        Sha::Sha256 => hasher::<Sha256>(),
-        Sha::Sha384 => hasher::<Sha384>(),
-        Sha::Sha512 => hasher::<Sha512>(),
+        Sha::Sha1 => crate::mechanism::hash::boxed::<Sha1>(),
+        Sha::Sha224 => crate::mechanism::hash::boxed::<Sha224>(),
+        Sha::Sha256 => crate::mechanism::hash::boxed::<Sha256>(),
+        Sha::Sha384 => crate::mechanism::hash::boxed::<Sha384>(),
+        Sha::Sha512 => crate::mechanism::hash::boxed::<Sha512>(),
     }
 }
 
