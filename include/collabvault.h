@@ -70,6 +70,39 @@
  * key version (counted when read; records held by applications are not counted). */
 #define CKA_CV_STORED_RECORDS 0xC3560008UL
 
+/* ---- The quorum (doc/quorum.md) ---- */
+
+/* Makes a new key-encryption key (KEK) for the workspace, re-seals every master key
+ * version under it and splits it k-of-n among custodians (Shamir over GF(256)):
+ * C_GenerateKey in an SO session. Template: CKA_CV_THRESHOLD (k; 0 or absent: the KEK is
+ * sealed by the root alone) and CKA_CV_CUSTODIANS. Once a quorum exists, needs an approved
+ * "change-quorum" request. Returns the current master key object. No parameter. */
+#define CKM_CV_QUORUM_SPLIT 0xC3560006UL
+/* The threshold k (CK_ULONG); readable on master key objects (0: no quorum). */
+#define CKA_CV_THRESHOLD 0xC3560009UL
+/* The custodians of a split, each: u16 name length, name, u16 salt length, salt, u32
+ * Argon2id memory (KiB), u32 passes, u16 key length, X-Wing public key derived from the
+ * custodian's passphrase (big-endian integers). */
+#define CKA_CV_CUSTODIANS 0xC356000AUL
+/* CK_BBOOL on master key objects: the master keys are locked. Set to CK_TRUE to lock
+ * (revokes the unlock grant in every process); only a quorum unlocks. */
+#define CKA_CV_LOCKED 0xC356000BUL
+/* CK_ULONG on master key objects: when the unlock grant expires (Unix seconds; 0: none). */
+#define CKA_CV_UNLOCK_EXPIRES 0xC356000CUL
+
+/* C_LoginUser user type of a custodian: username "name" approves the workspace's unlock,
+ * "name:N" approves request N; the PIN is the custodian's passphrase. The session's login
+ * state does not change. */
+#define CKU_CV_CUSTODIAN 0xC3560001UL
+
+/* Return codes (CKR_VENDOR_DEFINED | prefix | n). */
+/* The workspace's master keys are locked until a quorum unlocks them. */
+#define CKR_CV_LOCKED 0xC3560001UL
+/* The operation needs a quorum's approval; the module opened (or found) the request. */
+#define CKR_CV_QUORUM_REQUIRED 0xC3560002UL
+/* The approved shares do not rebuild the KEK (forged, swapped or foreign share). */
+#define CKR_CV_QUORUM_FAILED 0xC3560003UL
+
 /* ---- Values ---- */
 
 #define CV_ROLE_MASTER 1UL        /* workspace master key */

@@ -46,6 +46,53 @@ pub struct Config {
     /// Mechanisms that are off unless enabled.
     #[serde(default)]
     pub mechanisms: MechanismsConfig,
+    /// How a quorum of custodians unlocks master keys (doc/quorum.md).
+    #[serde(default)]
+    pub quorum: QuorumConfig,
+}
+
+/// The quorum's timings and limits. Whether a workspace has a quorum is the store's
+/// record (made by `CKM_CV_QUORUM_SPLIT`), never this file's: editing the config cannot
+/// turn a quorum off.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuorumConfig {
+    /// The k that `cvault custodians init` proposes when not told.
+    #[serde(default = "default_threshold")]
+    pub threshold: u8,
+    /// How long an unlock lasts, in hours, for every process on the store; 0: only in
+    /// the process whose custodian logins completed the quorum, until it exits.
+    #[serde(default = "default_unlock_hours")]
+    pub unlock_hours: u64,
+    /// How long a request collects approvals before they count for nothing.
+    #[serde(default = "default_approval_hours")]
+    pub approval_hours: u64,
+    /// Consecutive wrong passphrases before a custodian is locked out.
+    #[serde(default = "default_max_failed")]
+    pub max_failed_approvals: u32,
+}
+
+impl Default for QuorumConfig {
+    fn default() -> Self {
+        QuorumConfig {
+            threshold: default_threshold(),
+            unlock_hours: default_unlock_hours(),
+            approval_hours: default_approval_hours(),
+            max_failed_approvals: DEFAULT_MAX_FAILED_LOGINS,
+        }
+    }
+}
+
+fn default_threshold() -> u8 {
+    2
+}
+
+fn default_unlock_hours() -> u64 {
+    24
+}
+
+fn default_approval_hours() -> u64 {
+    24
 }
 
 /// Opt-ins for mechanisms that are unsafe by default.
@@ -344,6 +391,7 @@ impl Config {
             rotation: RotationPolicy::default(),
             audit: AuditConfig::default(),
             mechanisms: MechanismsConfig::default(),
+            quorum: QuorumConfig::default(),
         }
     }
 }

@@ -151,6 +151,16 @@ pub enum Error {
     MasterKey(String),
     /// An audit alert blocked this key until the SO clears it; the text says which.
     KeyBlocked(String),
+    /// The workspace's master keys are locked until a quorum of custodians approves an
+    /// unlock (`CKR_CV_LOCKED`); the text names the workspace.
+    Locked(String),
+    /// A quorum-guarded operation has no approved request yet (`CKR_CV_QUORUM_REQUIRED`);
+    /// the text names the request the custodians must approve.
+    QuorumRequired(String),
+    /// The approved shares did not rebuild the key-encryption key its check value names
+    /// (`CKR_CV_QUORUM_FAILED`): a forged, swapped or foreign share; the text says which
+    /// check failed, never a key byte.
+    QuorumFailed(&'static str),
     /// A stored object kept changing under a compare-and-swap update, attempt after
     /// attempt (`CKR_FUNCTION_FAILED`: the caller may try again).
     ObjectContended,
@@ -234,6 +244,9 @@ impl fmt::Display for Error {
             Error::Root(why) => write!(f, "root of trust: {why}"),
             Error::MasterKey(why) => write!(f, "master key: {why}"),
             Error::KeyBlocked(why) => write!(f, "blocked by an audit alert: {why}"),
+            Error::Locked(why) => write!(f, "master keys locked until a quorum unlocks them: {why}"),
+            Error::QuorumRequired(why) => write!(f, "needs a quorum of custodians: {why}"),
+            Error::QuorumFailed(why) => write!(f, "the quorum failed: {why}"),
             Error::RootTokenNotPresent(label) => {
                 write!(f, "root of trust: no token labelled {label:?} in the underlying module")
             }

@@ -14,6 +14,7 @@
 //! mechanism/  the registry (one row per mechanism: info, key needs, parameter shape,
 //!             operations) and the cryptography, one file per family, over bytes
 //! hierarchy/  workspace master key versions, wrap records, rotation and retirement
+//! quorum/     the key-encryption key, custodians' shares, requests, approvals, unlocks
 //! audit/      verification and export of the store's hash-chained audit log
 //! root/       the root of trust: the underlying slot's root key, or the software root
 //! store/      SQLite behind a domain trait; sealing; the audit chain's row format
@@ -35,6 +36,7 @@ pub mod mechanism;
 pub mod module;
 pub mod names;
 pub mod object;
+pub mod quorum;
 pub mod root;
 pub mod session;
 pub mod store;

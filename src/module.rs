@@ -190,8 +190,15 @@ impl Module {
             .iter()
             .enumerate()
             .map(|(slot, ws)| {
-                Token::open(slot as CK_SLOT_ID, ws, store.clone(), config.pin_policy.clone(), root.clone())
-                    .map(Arc::new)
+                Token::open(
+                    slot as CK_SLOT_ID,
+                    ws,
+                    store.clone(),
+                    config.pin_policy.clone(),
+                    root.clone(),
+                    config.quorum.clone(),
+                )
+                .map(Arc::new)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Module {

@@ -5,6 +5,8 @@
 
 use cryptoki_sys::*;
 
+use crate::vendor::{CKR_CV_LOCKED, CKR_CV_QUORUM_FAILED, CKR_CV_QUORUM_REQUIRED};
+
 macro_rules! name_table {
     ($fn_name:ident, $($c:ident),* $(,)?) => {
         /// The spec name of the constant, or its value in hex.
@@ -138,6 +140,9 @@ name_table!(
     CKR_WRAPPED_KEY_LEN_RANGE,
     CKR_WRAPPING_KEY_HANDLE_INVALID,
     CKR_WRAPPING_KEY_TYPE_INCONSISTENT,
+    CKR_CV_LOCKED,
+    CKR_CV_QUORUM_REQUIRED,
+    CKR_CV_QUORUM_FAILED,
 );
 
 #[cfg(test)]

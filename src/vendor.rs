@@ -2,8 +2,8 @@
 //! the CollabVault prefix, and declared with the same value in `include/collabvault.h`.
 
 use cryptoki_sys::{
-    CKA_VENDOR_DEFINED, CKK_VENDOR_DEFINED, CKM_VENDOR_DEFINED, CK_ATTRIBUTE_TYPE, CK_KEY_TYPE, CK_MECHANISM_TYPE,
-    CK_ULONG,
+    CKA_VENDOR_DEFINED, CKK_VENDOR_DEFINED, CKM_VENDOR_DEFINED, CKR_VENDOR_DEFINED, CK_ATTRIBUTE_TYPE, CK_KEY_TYPE,
+    CK_MECHANISM_TYPE, CK_RV, CK_ULONG, CK_USER_TYPE,
 };
 
 /// The CollabVault block inside each vendor range ("CV").
@@ -62,6 +62,43 @@ pub const CKA_CV_BLOCKED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x07
 /// to the module and not counted.
 pub const CKA_CV_STORED_RECORDS: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x08;
 
+/// A workspace's key-encryption key: the quorum (`C_GenerateKey`). The template's
+/// [`CKA_CV_THRESHOLD`] is k and [`CKA_CV_CUSTODIANS`] the enrolled custodians (absent or
+/// k = 0: a KEK sealed by the root alone, as without a quorum). Makes a new KEK, re-seals
+/// every master key version under it, and splits it k-of-n among the custodians, so old
+/// shares open nothing. SO only; once a quorum exists, only with a `change-quorum`
+/// request the quorum approved. Returns the current master key object.
+pub const CKM_CV_QUORUM_SPLIT: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x06;
+
+/// The quorum's threshold k (`CK_ULONG`): in [`CKM_CV_QUORUM_SPLIT`]'s template, and
+/// readable on master key objects (0: no quorum).
+pub const CKA_CV_THRESHOLD: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x09;
+/// The custodians of a [`CKM_CV_QUORUM_SPLIT`]: for each, `u16 name length || name ||
+/// u16 salt length || salt || u32 Argon2id memory KiB || u32 passes || u16 key length ||
+/// X-Wing public key` (big-endian), the key derived from the custodian's passphrase
+/// (`cvault custodians init` derives it; the module never sees the passphrase here).
+pub const CKA_CV_CUSTODIANS: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x0A;
+/// Whether the workspace's master keys are locked (`CK_BBOOL`, on master key objects).
+/// Setting it to true (user or SO) locks them at once in every process: the unlock grant
+/// is revoked. Only a quorum unlocks.
+pub const CKA_CV_LOCKED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x0B;
+/// When the current unlock grant expires, Unix seconds (`CK_ULONG`; 0: none).
+pub const CKA_CV_UNLOCK_EXPIRES: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x0C;
+
+/// `C_LoginUser` user type of a custodian: the username is the custodian's name (or
+/// `name:REQUEST` to approve request number REQUEST), the PIN their passphrase. The
+/// login approves (the workspace's unlock by default) and leaves the session's login
+/// state unchanged.
+pub const CKU_CV_CUSTODIAN: CK_USER_TYPE = 0x8000_0000 | PREFIX | 0x01;
+
+/// The workspace's master keys are locked until a quorum of custodians unlocks them.
+pub const CKR_CV_LOCKED: CK_RV = CKR_VENDOR_DEFINED | PREFIX | 0x01;
+/// The operation needs a quorum's approval; the log names the request that was opened.
+pub const CKR_CV_QUORUM_REQUIRED: CK_RV = CKR_VENDOR_DEFINED | PREFIX | 0x02;
+/// The approved shares do not rebuild the key-encryption key (a forged, swapped or
+/// foreign share): nothing was done with the result.
+pub const CKR_CV_QUORUM_FAILED: CK_RV = CKR_VENDOR_DEFINED | PREFIX | 0x03;
+
 /// `CKA_CV_ROLE`: a workspace master key.
 pub const CV_ROLE_MASTER: CK_ULONG = 1;
 /// `CKA_CV_ROLE`: a key-encryption key.
@@ -102,6 +139,15 @@ mod tests {
             ("CKA_CV_CURRENT", CKA_CV_CURRENT),
             ("CKA_CV_BLOCKED", CKA_CV_BLOCKED),
             ("CKA_CV_STORED_RECORDS", CKA_CV_STORED_RECORDS),
+            ("CKM_CV_QUORUM_SPLIT", CKM_CV_QUORUM_SPLIT),
+            ("CKA_CV_THRESHOLD", CKA_CV_THRESHOLD),
+            ("CKA_CV_CUSTODIANS", CKA_CV_CUSTODIANS),
+            ("CKA_CV_LOCKED", CKA_CV_LOCKED),
+            ("CKA_CV_UNLOCK_EXPIRES", CKA_CV_UNLOCK_EXPIRES),
+            ("CKU_CV_CUSTODIAN", CKU_CV_CUSTODIAN),
+            ("CKR_CV_LOCKED", CKR_CV_LOCKED),
+            ("CKR_CV_QUORUM_REQUIRED", CKR_CV_QUORUM_REQUIRED),
+            ("CKR_CV_QUORUM_FAILED", CKR_CV_QUORUM_FAILED),
         ] {
             let line = format!("#define {name} 0x{value:08X}UL");
             assert!(header.contains(&line), "include/collabvault.h lacks `{line}`");

@@ -8,6 +8,7 @@
 #![allow(unsafe_code)]
 
 pub mod args;
+pub mod client;
 pub mod entry;
 pub mod function_list;
 pub mod params;
@@ -111,6 +112,9 @@ fn refused(function: &'static str, e: Error) -> CK_RV {
         Error::ArgumentsBad(_)
         | Error::MasterKey(_)
         | Error::KeyBlocked(_)
+        | Error::Locked(_)
+        | Error::QuorumRequired(_)
+        | Error::QuorumFailed(_)
         | Error::IvCounterExhausted
         | Error::HostMemory => {
             log::warn!("{function}: {e} -> {}", crate::names::rv_name(code))

@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! root key (underlying slot, or the software root)
-//!   └─ WMK v1..vN    stored only sealed by the root (`master_keys` table)
-//!        └─ DEKs     held by applications (or the store) only as wrap records
+//!   └─ KEK           sealed by the root, or split among custodians (`quorum/`)
+//!        └─ WMK v1..vN    stored only sealed by the KEK, then the root (`master_keys`)
+//!             └─ DEKs     held by applications (or the store) only as wrap records
 //! ```
 //!
 //! The newest version is active: it alone makes new records. Older versions unwrap until
@@ -23,7 +24,10 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::mechanism::aes_gcm::GcmKey;
+use crate::quorum::custodian::Enrolment;
+use crate::quorum::{self, kek, Kek, Quorum};
 use crate::root::Sealer;
+use crate::store::quorum::KekRecord;
 use crate::store::{AuditEvent, Backend, Caller, Lifecycle, MasterRecord, ObjectId};
 
 /// A plaintext master key, prepared for sealing and opening records (its AES key
@@ -118,16 +122,49 @@ fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// A fresh master key version, sealed by `root`: the record to store and the key.
+/// What the root seals for master key bytes `key`: under the KEK when there is one
+/// (a token's first version has none until its first login makes it).
+fn seal_master(root: &dyn Sealer, kek: Option<&Kek>, workspace: &str, version: u32, key: &[u8]) -> Result<Vec<u8>> {
+    let context = master_context(workspace, version);
+    match kek {
+        Some(k) => root.seal_version(version, &context, &kek::seal_master(k, &context, key)?),
+        None => root.seal_version(version, &context, key),
+    }
+}
+
+/// Opens a master key row's sealed value through the root and, if it has one, the KEK.
+fn open_master(
+    root: &dyn Sealer,
+    kek: Option<&Kek>,
+    workspace: &str,
+    version: u32,
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let context = master_context(workspace, version);
+    let inner = root.unseal_version(version, &context, sealed)?;
+    match (kek, kek::is_bare(&inner)) {
+        (None, true) => Ok(inner),
+        (Some(k), false) => kek::open_master(k, &context, &inner),
+        (Some(_), true) => {
+            log::error!("{workspace}: master key v{version} is not sealed under the workspace KEK (a planted row?)");
+            Err(Error::Integrity("a master key row is not sealed under the workspace KEK"))
+        }
+        (None, false) => Err(Error::Integrity("a master key row is sealed under a KEK the store does not hold")),
+    }
+}
+
+/// A fresh master key version, sealed by `root` (under `kek`, once the workspace has
+/// one): the record to store and the key.
 pub fn new_master(
     root: &dyn Sealer,
+    kek: Option<&Kek>,
     workspace: &str,
     version: u32,
     classification: &str,
 ) -> Result<(MasterRecord, MasterKey)> {
     let mut key = Zeroizing::new([0u8; 32]);
     crate::mechanism::primitives::fill_random(key.as_mut())?;
-    let sealed = root.seal_version(version, &master_context(workspace, version), key.as_ref())?;
+    let sealed = seal_master(root, kek, workspace, version, key.as_ref())?;
     let prepared = Arc::new(GcmKey::new(key.as_ref(), record::TAG_LEN)?);
     let mut record = MasterRecord {
         version,
@@ -147,13 +184,130 @@ pub struct Hierarchy {
     workspace: String,
     store: Arc<dyn Backend>,
     root: Arc<dyn Sealer>,
+    quorum: Arc<Quorum>,
     unsealed: Mutex<BTreeMap<u32, MasterKey>>,
+    /// The KEK of a workspace without a quorum, by generation, once unsealed.
+    root_kek: Mutex<Option<(u32, Kek)>>,
 }
 
 impl Hierarchy {
-    /// The hierarchy of `workspace` under `root`; keys unseal on first use.
-    pub fn new(workspace: &str, store: Arc<dyn Backend>, root: Arc<dyn Sealer>) -> Hierarchy {
-        Hierarchy { workspace: workspace.to_string(), store, root, unsealed: Mutex::new(BTreeMap::new()) }
+    /// The hierarchy of `workspace` under `root` and `quorum`; keys unseal on first use.
+    pub fn new(workspace: &str, store: Arc<dyn Backend>, root: Arc<dyn Sealer>, quorum: Arc<Quorum>) -> Hierarchy {
+        Hierarchy {
+            workspace: workspace.to_string(),
+            store,
+            root,
+            quorum,
+            unsealed: Mutex::new(BTreeMap::new()),
+            root_kek: Mutex::new(None),
+        }
+    }
+
+    /// The workspace's quorum.
+    pub fn quorum(&self) -> &Quorum {
+        &self.quorum
+    }
+
+    /// The KEK the master keys are sealed under now (`None`: the workspace has none yet),
+    /// or [`Error::Locked`] while a quorum has not unlocked them: then every key unsealed
+    /// in this hierarchy is forgotten too.
+    fn kek(&self) -> Result<Option<(KekRecord, Kek)>> {
+        let Some(rec) = self.quorum.record()? else {
+            return Ok(None);
+        };
+        if rec.threshold > 0 {
+            return match self.quorum.unlocked(&rec) {
+                Ok(k) => Ok(Some((rec, k))),
+                Err(e) => {
+                    self.unsealed.lock().clear();
+                    Err(e)
+                }
+            };
+        }
+        if let Some((gen, k)) = self.root_kek.lock().as_ref() {
+            if *gen == rec.generation {
+                return Ok(Some((rec, k.clone())));
+            }
+        }
+        let sealed = rec.sealed.as_deref().ok_or(Error::Integrity("a KEK row without a quorum has no sealed KEK"))?;
+        let k = kek::from_bytes(&self.root.unseal(&kek::context(&self.workspace, rec.generation), sealed)?)
+            .map_err(|_| Error::Integrity("the sealed KEK has the wrong length"))?;
+        if !kek::verify(&k, &self.workspace, rec.generation, &rec.check)? {
+            return Err(Error::Integrity("the KEK fails its check value"));
+        }
+        *self.root_kek.lock() = Some((rec.generation, k.clone()));
+        Ok(Some((rec, k)))
+    }
+
+    /// Every master key row with a sealed value, re-sealed from `old` (none: bare rows)
+    /// to `new`, with new MACs.
+    fn resealed(&self, old: Option<&Kek>, new: &Kek) -> Result<Vec<MasterRecord>> {
+        let mut rows = Vec::new();
+        for mut m in self.versions()? {
+            let Some(sealed) = &m.sealed else { continue };
+            let plain = open_master(self.root.as_ref(), old, &self.workspace, m.version, sealed)?;
+            m.sealed = Some(seal_master(self.root.as_ref(), Some(new), &self.workspace, m.version, &plain)?);
+            m.mac = Some(master_mac(self.root.as_ref(), &self.workspace, &m)?);
+            rows.push(m);
+        }
+        Ok(rows)
+    }
+
+    /// Makes the workspace's KEK if it has none (a new token, or a store from before the
+    /// KEK), sealed by the root, and re-seals every master key row under it in the same
+    /// transaction. Nothing changes for users: the root alone still opens the KEK.
+    pub fn ensure_kek(&self, by: Caller<'_>) -> Result<()> {
+        if self.quorum.record()?.is_some() {
+            return Ok(());
+        }
+        let new = kek::generate()?;
+        let rows = self.resealed(None, &new)?;
+        let rec = KekRecord {
+            generation: 1,
+            threshold: 0,
+            sealed: Some(self.root.seal(&kek::context(&self.workspace, 1), new.as_ref().as_ref())?),
+            check: kek::check_value(&new, &self.workspace, 1)?,
+        };
+        let what = format!("KEK g1 made; {} master key row(s) sealed under it", rows.len());
+        let event = AuditEvent::by(&self.workspace, by, "quorum-kek", Some(what));
+        if self.store.replace_kek(&self.workspace, None, &rec, &[], &rows, &event)? {
+            log::info!("{}: KEK made; {} master key row(s) re-sealed under it", self.workspace, rows.len());
+        }
+        Ok(())
+    }
+
+    /// A new KEK, split `k`-of-n among `enrolled` (k = 0: sealed by the root), with every
+    /// master key row re-sealed under it and old shares made useless. Changing an
+    /// existing quorum needs its approval. Returns the new KEK generation.
+    pub fn split(&self, by: Caller<'_>, k: u8, enrolled: &[Enrolment]) -> Result<u32> {
+        self.ensure_kek(by)?;
+        let (rec, old) = self.kek()?.ok_or(Error::Integrity("the workspace has no KEK"))?;
+        if rec.threshold > 0 {
+            self.quorum.require(quorum::CHANGE_QUORUM, by)?;
+        }
+        let generation = rec.generation + 1;
+        let new = kek::generate()?;
+        let custodians = self.quorum.shares(&new, generation, k, enrolled)?;
+        let rows = self.resealed(Some(&old), &new)?;
+        let sealed = match k {
+            0 => Some(self.root.seal(&kek::context(&self.workspace, generation), new.as_ref().as_ref())?),
+            _ => None,
+        };
+        let next =
+            KekRecord { generation, threshold: k, sealed, check: kek::check_value(&new, &self.workspace, generation)? };
+        let names: Vec<&str> = custodians.iter().map(|c| c.name.as_str()).collect();
+        let what = match k {
+            0 => format!("KEK g{generation} sealed by the root (no quorum)"),
+            _ => format!("KEK g{generation} split {k}-of-{} among {}", custodians.len(), names.join(", ")),
+        };
+        let event = AuditEvent::by(&self.workspace, by, "quorum-split", Some(what.clone()));
+        if !self.store.replace_kek(&self.workspace, Some(rec.generation), &next, &custodians, &rows, &event)? {
+            return Err(Error::ObjectContended);
+        }
+        self.quorum.forget();
+        *self.root_kek.lock() = None;
+        log::info!("{}: {what}", self.workspace);
+        Ok(generation)
     }
 
     /// Appends an audit entry about this workspace's keys.
@@ -192,12 +346,15 @@ impl Hierarchy {
         if let Some(why) = &record.blocked {
             return Err(Error::KeyBlocked(format!("master key v{version} ({why})")));
         }
+        // Checked at every call: a lock or expiry elsewhere stops this process at once.
+        let kek = self.kek()?;
         if let Some(key) = self.unsealed.lock().get(&version) {
             return Ok(key.clone());
         }
         let sealed =
             record.sealed.as_deref().ok_or_else(|| Error::MasterKey(format!("master key v{version} is gone")))?;
-        let plain = self.root.unseal_version(version, &master_context(&self.workspace, version), sealed)?;
+        let kek = kek.map(|(_, k)| k);
+        let plain = open_master(self.root.as_ref(), kek.as_ref(), &self.workspace, version, sealed)?;
         if plain.len() != 32 {
             return Err(Error::Integrity("master key length"));
         }
@@ -219,8 +376,9 @@ impl Hierarchy {
 
     /// Makes a new version current; the previous one becomes decrypt-only.
     pub fn rotate(&self, by: Caller<'_>, classification: &str) -> Result<u32> {
+        let kek = self.kek()?.map(|(_, k)| k);
         let next = self.versions()?.last().map_or(1, |m| m.version + 1);
-        let (record, key) = new_master(self.root.as_ref(), &self.workspace, next, classification)?;
+        let (record, key) = new_master(self.root.as_ref(), kek.as_ref(), &self.workspace, next, classification)?;
         let event = AuditEvent::by(&self.workspace, by, "CKM_CV_ROTATE_MASTER", Some(format!("wmk v{next}")));
         self.store.add_master(&self.workspace, &record, &self.mac_of(), &event)?;
         self.unsealed.lock().insert(next, key);
@@ -299,6 +457,7 @@ impl Hierarchy {
             }
         }
         if state == Lifecycle::Destroyed && record.state != Lifecycle::Destroyed {
+            self.quorum.require(&quorum::destroy_action(version), by)?;
             // First the key in the HSM: once it is gone no copy of the sealed value (free
             // pages, WAL, backups) opens, whatever happens to the store write below.
             self.root.destroy_version(version)?;

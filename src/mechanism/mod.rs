@@ -31,7 +31,9 @@ pub mod registry;
 pub mod rsa;
 pub mod rsa_enc;
 pub mod rsa_sign;
+pub mod sealed_box;
 pub mod secret_key;
+pub mod shamir;
 pub mod xwing;
 
 use cryptoki_sys::*;
@@ -200,6 +202,8 @@ pub enum Mechanism {
     CvRotateMaster,
     /// `CKM_CV_REWRAP_STORED`: re-wraps the stored DEKs to the active version.
     CvRewrapStored,
+    /// `CKM_CV_QUORUM_SPLIT`: a new KEK, split among custodians (or sealed by the root).
+    CvQuorumSplit,
     /// `CKM_CV_SHARE_RECORD`: a share record to a recipient's X-Wing public key.
     CvShareRecord,
 }
@@ -256,6 +260,7 @@ impl Mechanism {
             Mechanism::CvRewrapRecord(_) => crate::vendor::CKM_CV_REWRAP_RECORD,
             Mechanism::CvRotateMaster => crate::vendor::CKM_CV_ROTATE_MASTER,
             Mechanism::CvRewrapStored => crate::vendor::CKM_CV_REWRAP_STORED,
+            Mechanism::CvQuorumSplit => crate::vendor::CKM_CV_QUORUM_SPLIT,
             Mechanism::CvShareRecord => crate::vendor::CKM_CV_SHARE_RECORD,
         }
     }
@@ -309,6 +314,7 @@ impl Mechanism {
             crate::vendor::CKM_CV_WRAP_RECORD => Mechanism::CvWrapRecord,
             crate::vendor::CKM_CV_ROTATE_MASTER => Mechanism::CvRotateMaster,
             crate::vendor::CKM_CV_REWRAP_STORED => Mechanism::CvRewrapStored,
+            crate::vendor::CKM_CV_QUORUM_SPLIT => Mechanism::CvQuorumSplit,
             crate::vendor::CKM_CV_SHARE_RECORD => Mechanism::CvShareRecord,
             _ => {
                 if let Some(h) = HashAlg::from_digest_mech(ty) {

@@ -33,6 +33,7 @@ pub const ENTRIES: &[MechEntry] = &[
     row(CKM_CV_REWRAP_RECORD, CKF_ENCRYPT, ParamShape::Bytes),
     row(CKM_CV_ROTATE_MASTER, CKF_GENERATE, ParamShape::None),
     row(CKM_CV_REWRAP_STORED, CKF_GENERATE, ParamShape::None),
+    row(crate::vendor::CKM_CV_QUORUM_SPLIT, CKF_GENERATE, ParamShape::None),
     MechEntry {
         ty: CKM_CV_SHARE_RECORD,
         info: MechInfo { min_key: 0, max_key: 0, flags: CKF_WRAP | CKF_UNWRAP },

@@ -220,6 +220,12 @@ pub static TABLE: &[Row] = &[
     row(crate::vendor::CKA_CV_CURRENT, KEYS, K::Bool, Rules::TOKEN_SET, D::None),
     row(crate::vendor::CKA_CV_BLOCKED, KEYS, K::Bool, Rules::TOKEN_SET, D::None),
     row(crate::vendor::CKA_CV_STORED_RECORDS, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),
+    // The quorum's (src/session/quorum.rs): read on master key objects, and the
+    // template of CKM_CV_QUORUM_SPLIT.
+    row(crate::vendor::CKA_CV_THRESHOLD, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_CUSTODIANS, KEYS, K::Bytes, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_LOCKED, KEYS, K::Bool, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_UNLOCK_EXPIRES, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),
     // Public and private keys (§4.8, §4.9); which of these a key type needs is checked by
     // its mechanism family on import.
     row(CKA_SUBJECT, ASYM, K::Bytes, Rules::FREE, D::Empty),

@@ -19,6 +19,7 @@ const DEFAULT_REWRAP_BATCH: usize = 500;
 pub fn generate_key(ctx: &Ctx, m: &Mechanism, template: &Template) -> Result<CK_OBJECT_HANDLE> {
     match m {
         Mechanism::CvRotateMaster => return super::records::rotate(ctx),
+        Mechanism::CvQuorumSplit => return super::quorum::split(ctx, template),
         Mechanism::CvRewrapStored => {
             let batch = value_len(template)?.unwrap_or(DEFAULT_REWRAP_BATCH);
             return super::records::rewrap_stored(ctx, batch);

@@ -18,6 +18,7 @@ pub mod master;
 pub mod message;
 pub mod objects;
 pub mod output;
+pub mod quorum;
 pub mod records;
 pub mod sign;
 pub mod usage;

@@ -252,6 +252,9 @@ pub fn get_attributes(
                 super::master::stored_records(ctx, *version, m)
                     .map(|n| Answer::Value(Zeroizing::new(n.to_ne_bytes().to_vec())))
             }
+            (Resolved::Master(..), ty) if super::quorum::is_master_attribute(ty) => {
+                super::quorum::attribute(ctx, ty).map(|v| Answer::Value(Zeroizing::new(v)))
+            }
             _ => Ok(match o.read(*ty) {
                 Read::Value(v) => Answer::Value(Zeroizing::new(v.to_vec())),
                 Read::Sensitive => Answer::Sensitive,

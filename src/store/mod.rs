@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod batch;
+pub mod quorum;
 pub mod sealed;
 pub mod sqlite;
 
@@ -308,4 +309,58 @@ pub trait Backend: Send + Sync {
     /// once the key's counter space is used up. Values start at 1; no range is ever
     /// handed out twice, by any process.
     fn reserve_iv_counter(&self, fingerprint: &[u8; 32], count: u64, max: u64) -> Result<Option<std::ops::Range<u64>>>;
+
+    /// The workspace's key-encryption key row, if one was made.
+    fn kek(&self, workspace: &str) -> Result<Option<quorum::KekRecord>>;
+    /// In one transaction, if the KEK row is still at `expected` (`None`: no row yet):
+    /// writes `kek`, replaces the custodians, rewrites the master rows' sealed values and
+    /// MACs (matched by version), drops the unlock grant and cancels open requests.
+    /// False (nothing written) when another process moved the KEK first.
+    fn replace_kek(
+        &self,
+        workspace: &str,
+        expected: Option<u32>,
+        kek: &quorum::KekRecord,
+        custodians: &[quorum::Custodian],
+        masters: &[MasterRecord],
+        event: &AuditEvent,
+    ) -> Result<bool>;
+    /// The workspace's custodians, by share index.
+    fn custodians(&self, workspace: &str) -> Result<Vec<quorum::Custodian>>;
+    /// Reserves one passphrase attempt of custodian `name` as [`Backend::reserve_login`]
+    /// does for PINs: `None` when `max` failures are counted, else the count with this one.
+    fn reserve_custodian_attempt(&self, workspace: &str, name: &str, max: u32) -> Result<Option<u32>>;
+    /// A verified passphrase: resets the custodian's failure count.
+    fn custodian_verified(&self, workspace: &str, name: &str) -> Result<()>;
+    /// The open request for the same action and KEK generation not expired at
+    /// `request.now`, or a new one (recorded by `event`).
+    fn open_request(
+        &self,
+        workspace: &str,
+        request: &quorum::NewRequest<'_>,
+        event: &AuditEvent,
+    ) -> Result<quorum::Request>;
+    /// Every request of the workspace, newest first.
+    fn requests(&self, workspace: &str) -> Result<Vec<quorum::Request>>;
+    /// Records an approval; false (and nothing written) when that custodian already
+    /// approved the request.
+    fn add_approval(&self, request: i64, approval: &quorum::Approval, event: &AuditEvent) -> Result<bool>;
+    /// A request's approvals.
+    fn approvals(&self, request: i64) -> Result<Vec<quorum::Approval>>;
+    /// Closes an open request as `state` and, in the same transaction, sets the unlock
+    /// grant when one is given; refused (nothing written) when the request is no longer
+    /// open, so its approvals are used once.
+    fn close_request(
+        &self,
+        workspace: &str,
+        request: i64,
+        state: quorum::RequestState,
+        grant: Option<&quorum::Grant>,
+        event: &AuditEvent,
+    ) -> Result<()>;
+    /// The workspace's unlock grant, if any.
+    fn grant(&self, workspace: &str) -> Result<Option<quorum::Grant>>;
+    /// Deletes the unlock grant (a lock, or the expiry of the grant that expires at
+    /// `expiring`); false when there was none (or another one).
+    fn drop_grant(&self, workspace: &str, expiring: Option<i64>, event: &AuditEvent) -> Result<bool>;
 }

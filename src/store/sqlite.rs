@@ -20,6 +20,8 @@ use super::{
 };
 use crate::error::{Error, Internal, Result};
 
+mod quorum;
+
 /// File name of the store inside the configured directory.
 pub const STORE_FILE: &str = "collabvault.sqlite3";
 
@@ -115,6 +117,54 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tokens ADD COLUMN pins_mac BLOB;",
     // v8: the encoding each audit entry was hashed in; entries before are format 1.
     "ALTER TABLE audit_log ADD COLUMN format INTEGER NOT NULL DEFAULT 1;",
+    // v9: the quorum: each workspace's key-encryption key (sealed by the root, or split
+    // among custodians), the custodians and their sealed shares, requests and their
+    // approvals, and the unlock grant.
+    "CREATE TABLE workspace_keks (
+        workspace   TEXT PRIMARY KEY REFERENCES tokens(workspace),
+        generation  INTEGER NOT NULL,
+        threshold   INTEGER NOT NULL,
+        sealed      BLOB,
+        check_value BLOB NOT NULL
+    );
+    CREATE TABLE custodians (
+        workspace    TEXT NOT NULL REFERENCES tokens(workspace),
+        name         TEXT NOT NULL,
+        share_index  INTEGER NOT NULL,
+        salt         BLOB NOT NULL,
+        memory_kib   INTEGER NOT NULL,
+        passes       INTEGER NOT NULL,
+        public_key   BLOB NOT NULL,
+        sealed_share BLOB NOT NULL,
+        failures     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (workspace, name),
+        UNIQUE (workspace, share_index)
+    );
+    CREATE TABLE quorum_requests (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace    TEXT NOT NULL REFERENCES tokens(workspace),
+        action       TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        generation   INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        state        INTEGER NOT NULL
+    );
+    CREATE INDEX quorum_requests_open ON quorum_requests(workspace, action, state);
+    CREATE TABLE quorum_approvals (
+        request      INTEGER NOT NULL REFERENCES quorum_requests(id),
+        custodian    TEXT NOT NULL,
+        share_index  INTEGER NOT NULL,
+        sealed_share BLOB NOT NULL,
+        at           INTEGER NOT NULL,
+        PRIMARY KEY (request, custodian)
+    );
+    CREATE TABLE unlock_grants (
+        workspace  TEXT PRIMARY KEY REFERENCES tokens(workspace),
+        generation INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        sealed     BLOB NOT NULL
+    );",
 ];
 
 /// The store in one SQLite file.
@@ -670,6 +720,74 @@ impl Backend for SqliteStore {
         })
     }
 
+    fn kek(&self, workspace: &str) -> Result<Option<super::quorum::KekRecord>> {
+        self.with_conn(|conn| quorum::kek(conn, workspace))
+    }
+
+    fn replace_kek(
+        &self,
+        workspace: &str,
+        expected: Option<u32>,
+        kek: &super::quorum::KekRecord,
+        custodians: &[super::quorum::Custodian],
+        masters: &[MasterRecord],
+        event: &AuditEvent,
+    ) -> Result<bool> {
+        self.quorum_replace_kek(workspace, expected, kek, custodians, masters, event)
+    }
+
+    fn custodians(&self, workspace: &str) -> Result<Vec<super::quorum::Custodian>> {
+        self.with_conn(|conn| quorum::custodians(conn, workspace))
+    }
+
+    fn reserve_custodian_attempt(&self, workspace: &str, name: &str, max: u32) -> Result<Option<u32>> {
+        self.quorum_reserve_attempt(workspace, name, max)
+    }
+
+    fn custodian_verified(&self, workspace: &str, name: &str) -> Result<()> {
+        self.quorum_verified(workspace, name)
+    }
+
+    fn open_request(
+        &self,
+        workspace: &str,
+        request: &super::quorum::NewRequest<'_>,
+        event: &AuditEvent,
+    ) -> Result<super::quorum::Request> {
+        self.quorum_open_request(workspace, request, event)
+    }
+
+    fn requests(&self, workspace: &str) -> Result<Vec<super::quorum::Request>> {
+        self.with_conn(|conn| quorum::requests(conn, workspace))
+    }
+
+    fn add_approval(&self, request: i64, approval: &super::quorum::Approval, event: &AuditEvent) -> Result<bool> {
+        self.quorum_add_approval(request, approval, event)
+    }
+
+    fn approvals(&self, request: i64) -> Result<Vec<super::quorum::Approval>> {
+        self.with_conn(|conn| quorum::approvals(conn, request))
+    }
+
+    fn close_request(
+        &self,
+        workspace: &str,
+        request: i64,
+        state: super::quorum::RequestState,
+        grant: Option<&super::quorum::Grant>,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        self.quorum_close_request(workspace, request, state, grant, event)
+    }
+
+    fn grant(&self, workspace: &str) -> Result<Option<super::quorum::Grant>> {
+        self.with_conn(|conn| quorum::grant(conn, workspace))
+    }
+
+    fn drop_grant(&self, workspace: &str, expiring: Option<i64>, event: &AuditEvent) -> Result<bool> {
+        self.quorum_drop_grant(workspace, expiring, event)
+    }
+
     fn open_token(&self, workspace: &str, default_label: &str) -> Result<TokenRecord> {
         self.with_conn(|conn| {
             if let Some(t) = read_token(conn, workspace)? {
@@ -696,6 +814,15 @@ impl Backend for SqliteStore {
         self.write(event, |tx| {
             let wiped = tx.execute("DELETE FROM objects WHERE workspace = ?1", [workspace])?;
             tx.execute("DELETE FROM master_keys WHERE workspace = ?1", [workspace])?;
+            // A new token starts without a KEK: the first login makes one (as it does
+            // for a store from before the KEK existed).
+            tx.execute(
+                "DELETE FROM quorum_approvals WHERE request IN (SELECT id FROM quorum_requests WHERE workspace = ?1)",
+                [workspace],
+            )?;
+            for table in ["workspace_keks", "custodians", "quorum_requests", "unlock_grants"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE workspace = ?1"), [workspace])?;
+            }
             tx.execute(
                 "UPDATE tokens SET label = ?2, initialized = 1, so_pin = ?3, user_pin = NULL,
                  so_failures = 0, user_failures = 0, epoch = epoch + 1, sealed_storage_key = ?4

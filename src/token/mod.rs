@@ -13,9 +13,10 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use parking_lot::RwLock;
 
-use crate::config::{PinPolicy, WorkspaceConfig};
+use crate::config::{PinPolicy, QuorumConfig, WorkspaceConfig};
 use crate::error::{Error, Result};
 use crate::hierarchy::{self, Hierarchy};
+use crate::quorum::{self, Quorum};
 use crate::root::slot::SlotRoot;
 use crate::root::{BoundRoot, Sealer, SoftRoot};
 use crate::store::sealed::SealingKey;
@@ -65,6 +66,7 @@ pub struct Token {
     store: Arc<dyn Backend>,
     policy: PinPolicy,
     root: Root,
+    quorum: Arc<Quorum>,
     login: RwLock<LoginState>,
 }
 
@@ -127,8 +129,14 @@ impl Token {
         store: Arc<dyn Backend>,
         policy: PinPolicy,
         root: Root,
+        quorum: QuorumConfig,
     ) -> Result<Token> {
         store.open_token(&ws.name, ws.label.as_deref().unwrap_or(""))?;
+        let slot = match &root {
+            Root::Slot(slot) => Some(slot.clone()),
+            Root::Soft | Root::Unavailable(_) => None,
+        };
+        let quorum = Arc::new(Quorum::new(&ws.name, store.clone(), slot, quorum));
         if let Root::Slot(slot) = &root {
             let (slot, workspace) = (slot.clone(), ws.name.clone());
             store.set_pins_mac(&ws.name, Arc::new(move |rec| slot.pins_mac(&workspace, &pins_data(&workspace, rec))));
@@ -140,6 +148,7 @@ impl Token {
             store,
             policy,
             root,
+            quorum,
             login: RwLock::new(LoginState::default()),
         })
     }
@@ -184,6 +193,11 @@ impl Token {
     /// The logged-in user's (or SO's) view of the master keys.
     pub fn hierarchy(&self) -> Result<Arc<Hierarchy>> {
         self.login.read().hierarchy.clone().ok_or(Error::UserNotLoggedIn)
+    }
+
+    /// The workspace's quorum (custodians, requests, unlocks).
+    pub fn quorum(&self) -> &Arc<Quorum> {
+        &self.quorum
     }
 
     /// The store this token keeps its state in.
@@ -405,6 +419,8 @@ impl Token {
         pin::check_len(so_pin)?;
         if self.record()?.initialized {
             self.verify(PinOwner::So, so_pin, "C_InitToken", None)?;
+            // Re-initializing destroys every master key version: a quorum must agree.
+            self.quorum.require(quorum::INIT_TOKEN, Self::caller(PinOwner::So, None))?;
         }
         let mut key = SealingKey::default();
         crate::mechanism::primitives::fill_random(key.as_mut())?;
@@ -422,7 +438,7 @@ impl Token {
         // The storage key is kept only inside the PIN records: under a delegated root no
         // copy is sealed by the root alone.
         let so_record = self.pin_record(PinOwner::So, so_pin, &key)?;
-        let (master, _) = hierarchy::new_master(sealer.as_ref(), &self.workspace, 1, &self.classification)?;
+        let (master, _) = hierarchy::new_master(sealer.as_ref(), None, &self.workspace, 1, &self.classification)?;
         let init = TokenInit { label, so_pin: &so_record, sealed_storage_key: None, first_master: &master };
         self.store.init_token(&self.workspace, &init, &self.event("C_InitToken", None))?;
         *self.login.write() = LoginState::default();
@@ -459,10 +475,12 @@ impl Token {
             self.write_pin(owner, &record, &event)?;
             log::info!("{}: {owner:?} PIN record upgraded to the current format and KDF", self.workspace);
         }
-        let hierarchy = Arc::new(Hierarchy::new(&self.workspace, self.store.clone(), self.sealer(&key, false, false)?));
+        let sealer = self.sealer(&key, false, false)?;
+        let hierarchy = Arc::new(Hierarchy::new(&self.workspace, self.store.clone(), sealer, self.quorum.clone()));
         // Every row's MAC is checked now: a PIN record planted with a storage key of the
         // attacker's making logs in to nothing, and is refused here with a log line.
         hierarchy.versions()?;
+        hierarchy.ensure_kek(Self::caller(owner, session))?;
         // The login takes effect only once its entry (with the reset failure count) is
         // committed: a login that cannot be audited never happens. The state lock is held
         // across that one write so a racing thread's login cannot slip in between.

@@ -73,6 +73,29 @@ pub unsafe extern "C" fn C_Login(
     })
 }
 
+/// `C_LoginUser` (3.0 §5.6.10): `CKU_SO`/`CKU_USER` as `C_Login` (this token names no
+/// users), and the vendor `CKU_CV_CUSTODIAN`, whose login approves a quorum request.
+///
+/// # Safety
+/// `pin` points to `pin_len` bytes and `username` to `username_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn C_LoginUser(
+    handle: CK_SESSION_HANDLE,
+    user: CK_USER_TYPE,
+    pin: *mut CK_UTF8CHAR,
+    pin_len: CK_ULONG,
+    username: *mut CK_UTF8CHAR,
+    username_len: CK_ULONG,
+) -> CK_RV {
+    guard_session("C_LoginUser", handle, |ctx| {
+        // SAFETY: the caller passes a PIN of `pin_len` bytes.
+        let pin = unsafe { bytes(pin, pin_len) }?;
+        // SAFETY: the caller passes a username of `username_len` bytes.
+        let username = unsafe { bytes(username, username_len) }?;
+        session::quorum::login_user(ctx, user, pin, username)
+    })
+}
+
 /// `C_Logout` (§5.6.11).
 #[no_mangle]
 pub extern "C" fn C_Logout(handle: CK_SESSION_HANDLE) -> CK_RV {

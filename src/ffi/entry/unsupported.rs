@@ -110,19 +110,6 @@ pub extern "C" fn C_DecryptVerifyUpdate(
     not_supported("C_DecryptVerifyUpdate")
 }
 
-/// `C_LoginUser`: not supported by this token.
-#[no_mangle]
-pub extern "C" fn C_LoginUser(
-    _: CK_SESSION_HANDLE,
-    _: CK_USER_TYPE,
-    _: *mut CK_UTF8CHAR,
-    _: CK_ULONG,
-    _: *mut CK_UTF8CHAR,
-    _: CK_ULONG,
-) -> CK_RV {
-    not_supported("C_LoginUser")
-}
-
 /// `C_SessionCancel`: not supported by this token.
 #[no_mangle]
 pub extern "C" fn C_SessionCancel(_: CK_SESSION_HANDLE, _: CK_FLAGS) -> CK_RV {

@@ -1,0 +1,110 @@
+//! The quorum through PKCS#11: custodians approve with `C_LoginUser` (vendor user type
+//! `CKU_CV_CUSTODIAN`), the SO splits a new KEK among custodians with
+//! `C_GenerateKey(CKM_CV_QUORUM_SPLIT)`, and master key objects show and take the lock
+//! (`CKA_CV_LOCKED`, `CKA_CV_THRESHOLD`, `CKA_CV_UNLOCK_EXPIRES`).
+
+use cryptoki_sys::*;
+
+use super::{Ctx, Refusal};
+use crate::error::{Error, Result};
+use crate::object::Template;
+use crate::quorum::custodian;
+use crate::store::PinOwner;
+use crate::vendor::{CKA_CV_CUSTODIANS, CKA_CV_LOCKED, CKA_CV_THRESHOLD, CKA_CV_UNLOCK_EXPIRES, CKU_CV_CUSTODIAN};
+
+/// `C_LoginUser`. `CKU_SO` and `CKU_USER` name no users on this token, so the username
+/// is not looked at and the call is `C_Login`'s. A custodian's login approves (the
+/// unlock, or request N with username `name:N`) and leaves the login state as it was.
+pub fn login_user(ctx: &Ctx, user_type: CK_USER_TYPE, pin: &[u8], username: &[u8]) -> Result<()> {
+    if user_type != CKU_CV_CUSTODIAN {
+        return super::login(ctx, user_type, pin);
+    }
+    ctx.refusal.set(Refusal::Audit { actor: Some("custodian") });
+    let username = std::str::from_utf8(username).map_err(|_| Error::ArgumentsBad("the username is not UTF-8"))?;
+    let (name, request) = match username.split_once(':') {
+        Some((name, n)) => (name, Some(n.parse::<i64>().map_err(|_| Error::ArgumentsBad("REQUEST in name:REQUEST"))?)),
+        None => (username, None),
+    };
+    if name.is_empty() {
+        return Err(Error::ArgumentsBad("a custodian login needs the custodian's name as its username"));
+    }
+    let result = ctx.token.quorum().approve(name, pin, request, Some(ctx.handle));
+    if matches!(result, Err(Error::PinIncorrect | Error::PinLocked)) {
+        ctx.check_failed_logins();
+    }
+    let approved = result?;
+    log::info!(
+        "{}: custodian {name:?} approved request #{} ({} of {}{})",
+        ctx.token.workspace,
+        approved.request,
+        approved.approvals,
+        approved.threshold,
+        if approved.unlocked { "; master keys unlocked" } else { "" }
+    );
+    Ok(())
+}
+
+/// `C_GenerateKey(CKM_CV_QUORUM_SPLIT)`: SO only, read-write; returns the current
+/// master key object.
+pub fn split(ctx: &Ctx, template: &Template) -> Result<CK_OBJECT_HANDLE> {
+    if ctx.token.logged_in() != Some(PinOwner::So) {
+        return Err(Error::UserNotLoggedIn);
+    }
+    if !ctx.is_rw() {
+        return Err(Error::SessionReadOnly);
+    }
+    let k = template.ulong(CKA_CV_THRESHOLD)?.unwrap_or(0);
+    let k = u8::try_from(k).map_err(|_| Error::AttributeValueInvalid(CKA_CV_THRESHOLD))?;
+    let enrolled = match template.get(CKA_CV_CUSTODIANS) {
+        Some(bytes) => custodian::decode(bytes)?,
+        None if k == 0 => Vec::new(),
+        None => return Err(Error::TemplateIncomplete(CKA_CV_CUSTODIANS)),
+    };
+    ctx.token.hierarchy()?.split(ctx.caller(), k, &enrolled)?;
+    Ok(ctx.app.handles.master_handle(ctx.slot(), None))
+}
+
+/// Whether `ty` is a quorum attribute master key objects answer when read.
+pub(super) fn is_master_attribute(ty: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(ty, CKA_CV_THRESHOLD | CKA_CV_LOCKED | CKA_CV_UNLOCK_EXPIRES)
+}
+
+/// A quorum attribute of a master key object, read now.
+pub(super) fn attribute(ctx: &Ctx, ty: CK_ATTRIBUTE_TYPE) -> Result<Vec<u8>> {
+    let quorum = ctx.token.quorum();
+    match ty {
+        CKA_CV_THRESHOLD => quorum.record().map(|r| {
+            let k = r.map_or(0, |r| CK_ULONG::from(r.threshold));
+            k.to_ne_bytes().to_vec()
+        }),
+        CKA_CV_LOCKED => quorum.record().map(|r| {
+            let locked = match r.filter(|r| r.threshold > 0) {
+                None => false,
+                Some(rec) => quorum.unlocked(&rec).is_err(),
+            };
+            vec![CK_BBOOL::from(locked)]
+        }),
+        CKA_CV_UNLOCK_EXPIRES => quorum.grant_expiry().map(|at| {
+            let at = at.and_then(|t| CK_ULONG::try_from(t).ok()).unwrap_or(0);
+            at.to_ne_bytes().to_vec()
+        }),
+        _ => Err(Error::AttributeTypeInvalid(ty)),
+    }
+}
+
+/// `CKA_CV_LOCKED` set on a master key object: true locks (user or SO, read-write).
+pub(super) fn set_locked(ctx: &Ctx, template: &Template) -> Result<()> {
+    if ctx.token.logged_in().is_none() {
+        return Err(Error::UserNotLoggedIn);
+    }
+    if !ctx.is_rw() {
+        return Err(Error::SessionReadOnly);
+    }
+    match template.bool(CKA_CV_LOCKED)? {
+        Some(true) => ctx.token.quorum().lock(ctx.caller()),
+        _ => {
+            log::info!("{}: CKA_CV_LOCKED = false: only a quorum of custodians unlocks", ctx.token.workspace);
+            Err(Error::AttributeValueInvalid(CKA_CV_LOCKED))
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! Threshold-unlocked master keys through the C ABI, with a real SoftHSM2 token as the
+//! root: a 2-of-3 custodian split, locked master keys, approvals by `C_LoginUser`, the
+//! unlock grant across processes, lock, expiry, destroy guarded by a quorum, and the
+//! refusals (k-1 custodians, a repeated custodian, a wrong passphrase, a lowered
+//! threshold in the store file), each audited.
+
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks, missing_docs)]
+
+mod common;
+
+use collabvault_pkcs11::quorum::custodian;
+use collabvault_pkcs11::store::Backend;
+use common::hsm::{Hsm, ROOT_LABEL};
+use common::raw::Api;
+use cryptoki::context::Pkcs11;
+use cryptoki::error::Rv;
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use cryptoki_sys::*;
+
+const CKM_CV_WRAP_RECORD: CK_ULONG = 0xC356_0001;
+const CKM_CV_ROTATE_MASTER: CK_ULONG = 0xC356_0003;
+const CKM_CV_QUORUM_SPLIT: CK_ULONG = 0xC356_0006;
+const CKA_CV_LIFECYCLE: CK_ULONG = 0xC356_0003;
+const CKA_CV_THRESHOLD: CK_ULONG = 0xC356_0009;
+const CKA_CV_CUSTODIANS: CK_ULONG = 0xC356_000A;
+const CKA_CV_LOCKED: CK_ULONG = 0xC356_000B;
+const CKA_CV_UNLOCK_EXPIRES: CK_ULONG = 0xC356_000C;
+const CKU_CV_CUSTODIAN: CK_ULONG = 0xC356_0001;
+const CKR_CV_LOCKED: CK_RV = 0xC356_0001;
+const CKR_CV_QUORUM_REQUIRED: CK_RV = 0xC356_0002;
+const CKR_CV_QUORUM_FAILED: CK_RV = 0xC356_0003;
+
+const CUSTODIANS: [(&str, &str); 3] =
+    [("alice", "alice passphrase 1"), ("bob", "bob passphrase 22"), ("carol", "carol passphrase 333")];
+
+fn vendor(ty: CK_ULONG) -> Mechanism<'static> {
+    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+        MechanismType::new_vendor_defined(ty).expect("vendor range"),
+        None,
+    ))
+}
+
+fn ulong_attr(ty: CK_ULONG, v: CK_ULONG) -> Attribute {
+    Attribute::VendorDefined((AttributeType::VendorDefined(ty), v.to_ne_bytes().to_vec()))
+}
+
+/// The return code of a call, as a `CK_RV` among those these tests expect.
+fn rv_of<T>(r: cryptoki::error::Result<T>) -> CK_RV {
+    let rv = match r {
+        Ok(_) => return CKR_OK,
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) => rv,
+        Err(e) => panic!("not a PKCS#11 error: {e}"),
+    };
+    let known = [
+        CKR_CV_LOCKED,
+        CKR_CV_QUORUM_REQUIRED,
+        CKR_CV_QUORUM_FAILED,
+        CKR_ATTRIBUTE_VALUE_INVALID,
+        CKR_DEVICE_ERROR,
+        CKR_USER_ALREADY_LOGGED_IN,
+        CKR_USER_NOT_LOGGED_IN,
+        CKR_ACTION_PROHIBITED,
+        CKR_ARGUMENTS_BAD,
+    ];
+    known.into_iter().find(|c| Rv::from(*c) == Rv::Error(rv)).unwrap_or_else(|| panic!("unexpected {rv:?}"))
+}
+
+struct Setup {
+    pkcs11: Option<Pkcs11>,
+    api: Api,
+    ws: common::Workspace,
+    _hsm: Hsm,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if let Some(p) = self.pkcs11.take() {
+            let _ = p.finalize();
+        }
+    }
+}
+
+impl Setup {
+    /// An HSM-rooted token with its user PIN set, and `[quorum]` as given.
+    fn new(quorum: &str) -> Setup {
+        let serial = common::lock();
+        let hsm = Hsm::new();
+        let ws = common::Workspace::with_config_body(&format!(
+            "{}[quorum]\n{quorum}\n[[workspace]]\nname = \"main\"\n",
+            hsm.root_section(ROOT_LABEL)
+        ));
+        let pkcs11 = common::load();
+        let mut setup = Setup { pkcs11: Some(pkcs11), api: Api::load(), ws, _hsm: hsm, _serial: serial };
+        let slot = setup.slot();
+        setup.p().init_token(slot, &AuthPin::new(common::SO_PIN.into()), "quorum").expect("C_InitToken");
+        let so = setup.session(UserType::So, common::SO_PIN);
+        so.init_pin(&AuthPin::new(common::USER_PIN.into())).expect("C_InitPIN");
+        so.logout().expect("logout");
+        setup
+    }
+
+    fn p(&self) -> &Pkcs11 {
+        self.pkcs11.as_ref().expect("loaded")
+    }
+
+    /// Loads the module again if a store access finalized it.
+    fn online(&mut self) {
+        if self.pkcs11.is_none() {
+            self.pkcs11 = Some(common::load());
+            self.api = Api::load();
+        }
+    }
+
+    /// Finalizes the module before the test touches the store file itself: two SQLite
+    /// copies in one process break each other's POSIX locks (closing the test's
+    /// connection would checkpoint and delete the WAL the module still writes to). A
+    /// finalize and a new load is also what a second process sees.
+    fn offline(&mut self) {
+        if let Some(p) = self.pkcs11.take() {
+            p.finalize().expect("C_Finalize");
+        }
+    }
+
+    fn slot(&mut self) -> cryptoki::slot::Slot {
+        self.online();
+        self.p().get_all_slots().expect("slots")[0]
+    }
+
+    fn session(&mut self, who: UserType, pin: &str) -> Session {
+        let slot = self.slot();
+        let s = self.p().open_rw_session(slot).expect("open");
+        s.login(who, Some(&AuthPin::new(pin.into()))).expect("login");
+        s
+    }
+
+    /// Splits the KEK `k`-of-3 among [`CUSTODIANS`] in an SO session.
+    fn split(&mut self, k: CK_ULONG) -> cryptoki::error::Result<ObjectHandle> {
+        let enrolled: Vec<_> = CUSTODIANS
+            .iter()
+            .map(|(name, pass)| custodian::enrol(name, pass.as_bytes(), 64, 1).expect("enrol"))
+            .collect();
+        let so = self.session(UserType::So, common::SO_PIN);
+        let template = [
+            ulong_attr(CKA_CV_THRESHOLD, k),
+            Attribute::VendorDefined((
+                AttributeType::VendorDefined(CKA_CV_CUSTODIANS),
+                custodian::encode(&enrolled).expect("encode"),
+            )),
+        ];
+        let result = so.generate_key(&vendor(CKM_CV_QUORUM_SPLIT), &template);
+        so.logout().expect("logout");
+        result
+    }
+
+    /// `C_LoginUser` as a custodian in a fresh public session.
+    fn approve(&mut self, username: &str, passphrase: &str) -> CK_RV {
+        let slot = self.slot();
+        let s = self.p().open_rw_session(slot).expect("open");
+        let login_user = self.api.f.C_LoginUser.expect("C_LoginUser");
+        let mut pin = passphrase.as_bytes().to_vec();
+        let mut name = username.as_bytes().to_vec();
+        unsafe {
+            login_user(
+                s.handle(),
+                CKU_CV_CUSTODIAN,
+                pin.as_mut_ptr(),
+                pin.len() as CK_ULONG,
+                name.as_mut_ptr(),
+                name.len() as CK_ULONG,
+            )
+        }
+    }
+
+    fn store(&mut self) -> collabvault_pkcs11::store::sqlite::SqliteStore {
+        self.offline();
+        self.ws.open_store()
+    }
+
+    fn db(&mut self) -> rusqlite::Connection {
+        self.offline();
+        rusqlite::Connection::open(self.ws.store_file()).expect("store file")
+    }
+
+    fn actions(&mut self) -> Vec<String> {
+        self.store().audit_rows().expect("audit").into_iter().map(|r| r.event.action).collect()
+    }
+}
+
+fn master(s: &Session) -> ObjectHandle {
+    s.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())]).expect("find")[0]
+}
+
+/// Wraps a fresh session AES key under the current master key: the call a locked
+/// workspace refuses.
+fn wrap(s: &Session) -> CK_RV {
+    let key = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::ValueLen(32.into()), Attribute::Token(false), Attribute::Extractable(true)],
+        )
+        .expect("keygen");
+    rv_of(s.wrap_key(&vendor(CKM_CV_WRAP_RECORD), master(s), key))
+}
+
+fn locked(s: &Session) -> bool {
+    let attrs = s.get_attributes(master(s), &[AttributeType::VendorDefined(CKA_CV_LOCKED)]).expect("read");
+    matches!(&attrs[0], Attribute::VendorDefined((_, v)) if v == &[1])
+}
+
+#[test]
+fn without_a_quorum_nothing_changes_and_the_first_login_makes_a_kek() {
+    let mut s = Setup::new("");
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(wrap(&user), CKR_OK);
+    assert!(!locked(&user));
+    drop(user);
+    let kek = s.store().kek("main").expect("read").expect("a KEK row");
+    assert_eq!((kek.generation, kek.threshold), (1, 0));
+    assert!(kek.sealed.is_some());
+    let sealed: Vec<u8> =
+        s.db().query_row("SELECT sealed FROM master_keys WHERE version = 1", [], |r| r.get(0)).expect("v1");
+    // Root sealing around KEK sealing around the storage key's: longer than without.
+    assert!(sealed.len() > 100, "v1 is not sealed under the KEK ({} bytes)", sealed.len());
+    assert!(s.actions().iter().any(|a| a == "quorum-kek"));
+}
+
+#[test]
+fn k_minus_one_custodians_cannot_unlock_k_can_and_a_repeat_counts_once() {
+    let mut s = Setup::new("unlock_hours = 1");
+    s.split(2).expect("split 2-of-3");
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(wrap(&user), CKR_CV_LOCKED, "a fresh quorum starts locked");
+    assert!(locked(&user));
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK, "a repeat is accepted");
+    assert_eq!(wrap(&user), CKR_CV_LOCKED, "alice twice is one custodian");
+    assert_eq!(s.approve("bob", "not bob's passphrase"), CKR_PIN_INCORRECT);
+    assert_eq!(s.approve("mallory", "anything at all"), CKR_PIN_INCORRECT);
+    assert_eq!(wrap(&user), CKR_CV_LOCKED);
+    assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
+    assert_eq!(wrap(&user), CKR_OK, "two distinct custodians unlock");
+    assert!(!locked(&user));
+    let attrs = user.get_attributes(master(&user), &[AttributeType::VendorDefined(CKA_CV_UNLOCK_EXPIRES)]).unwrap();
+    let Attribute::VendorDefined((_, v)) = &attrs[0] else { panic!("expiry") };
+    let expires = CK_ULONG::from_ne_bytes(v.as_slice().try_into().unwrap());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as CK_ULONG;
+    assert!((now + 3500..=now + 3700).contains(&expires), "expires {expires}, now {now}");
+    drop(user);
+    let actions = s.actions();
+    for want in ["quorum-split", "quorum-request", "quorum-approve", "quorum-unlock"] {
+        assert!(actions.iter().any(|a| a == want), "no {want} entry in {actions:?}");
+    }
+    let rows = s.store().audit_rows().unwrap();
+    let repeats = rows.iter().filter(|r| r.event.object.as_deref().is_some_and(|o| o.contains("counted once")));
+    assert_eq!(repeats.count(), 1);
+    let verdict = collabvault_pkcs11::audit::verify(&rows, None);
+    assert!(matches!(verdict, collabvault_pkcs11::audit::Verdict::Intact { .. }), "{verdict:?}");
+}
+
+#[test]
+fn a_grant_serves_another_process_until_a_lock_or_its_expiry() {
+    let mut s = Setup::new("unlock_hours = 1");
+    s.split(2).expect("split");
+    assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
+    assert_eq!(s.approve("carol", "carol passphrase 333"), CKR_OK);
+    s.offline();
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(wrap(&user), CKR_OK, "the grant unlocks a process no custodian touched");
+    let lock = |v: u8| {
+        user.update_attributes(
+            master(&user),
+            &[Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_LOCKED), vec![v]))],
+        )
+    };
+    lock(1).expect("lock");
+    assert_eq!(wrap(&user), CKR_CV_LOCKED);
+    assert_eq!(rv_of(lock(0)), CKR_ATTRIBUTE_VALUE_INVALID, "only custodians unlock");
+    drop(user);
+    assert!(s.actions().iter().any(|a| a == "quorum-lock"));
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve("carol", "carol passphrase 333"), CKR_OK);
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(wrap(&user), CKR_OK);
+    drop(user);
+    // The grant's row says it expired (its sealed KEK is bound to the expiry, so the row
+    // cannot be edited to last longer: the next test).
+    let n = s.db().execute("UPDATE unlock_grants SET expires_at = expires_at - 7200", []).unwrap();
+    assert_eq!(n, 1);
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(wrap(&user), CKR_CV_LOCKED, "an expired grant opens nothing");
+    drop(user);
+    assert!(s.actions().iter().any(|a| a == "quorum-expiry"));
+    assert!(s.store().grant("main").unwrap().is_none());
+}
+
+#[test]
+fn a_grant_extended_in_the_store_file_does_not_open() {
+    let mut s = Setup::new("unlock_hours = 1");
+    s.split(2).expect("split");
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
+    s.db().execute("UPDATE unlock_grants SET expires_at = expires_at + 86400", []).unwrap();
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(wrap(&user), CKR_DEVICE_ERROR, "the HSM refuses a grant whose expiry was edited");
+}
+
+#[test]
+fn destroying_a_version_needs_its_own_approved_request_used_once() {
+    let mut s = Setup::new("unlock_hours = 1");
+    s.split(2).expect("split");
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
+    let user = s.session(UserType::User, common::USER_PIN);
+    user.generate_key(&vendor(CKM_CV_ROTATE_MASTER), &[]).expect("rotate");
+    let set = |user: &Session, h: ObjectHandle, state: CK_ULONG| {
+        rv_of(user.update_attributes(h, &[ulong_attr(CKA_CV_LIFECYCLE, state)]))
+    };
+    let h = user.find_objects(&[Attribute::Label(b"collabvault-master-v1".to_vec())]).unwrap()[0];
+    assert_eq!(set(&user, h, 3), CKR_OK, "retiring is not guarded");
+    assert_eq!(set(&user, h, 4), CKR_CV_QUORUM_REQUIRED);
+    assert_eq!(set(&user, h, 4), CKR_CV_QUORUM_REQUIRED, "asking again finds the same request");
+    drop(user);
+    let requests = s.store().requests("main").unwrap();
+    let destroys: Vec<_> = requests.iter().filter(|r| r.action == "destroy-v1").collect();
+    assert_eq!(destroys.len(), 1, "one request, however often asked");
+    let id = destroys[0].id;
+    assert_eq!(s.approve(&format!("alice:{id}"), "alice passphrase 1"), CKR_OK);
+    let user = s.session(UserType::User, common::USER_PIN);
+    let h = user.find_objects(&[Attribute::Label(b"collabvault-master-v1".to_vec())]).unwrap()[0];
+    assert_eq!(set(&user, h, 4), CKR_CV_QUORUM_REQUIRED, "one approval is not a quorum");
+    assert_eq!(s.approve(&format!("carol:{id}"), "carol passphrase 333"), CKR_OK);
+    assert_eq!(set(&user, h, 4), CKR_OK, "approved: destroyed");
+    assert_eq!(s.approve(&format!("bob:{id}"), "bob passphrase 22"), CKR_ARGUMENTS_BAD, "used once");
+    assert_eq!(s.approve("bob:99999", "bob passphrase 22"), CKR_ARGUMENTS_BAD);
+    drop(user);
+    assert!(s.actions().iter().any(|a| a == "quorum-used"));
+}
+
+#[test]
+fn a_threshold_lowered_in_the_store_file_fails_the_quorum_and_uses_no_wrong_key() {
+    let mut s = Setup::new("unlock_hours = 1");
+    s.split(2).expect("split");
+    s.db().execute("UPDATE workspace_keks SET threshold = 1", []).unwrap();
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_CV_QUORUM_FAILED);
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(wrap(&user), CKR_CV_LOCKED);
+    drop(user);
+    assert!(s.actions().iter().any(|a| a == "quorum-failed"));
+    assert!(s.store().grant("main").unwrap().is_none());
+}
+
+#[test]
+fn approvals_past_their_request_expiry_count_for_nothing() {
+    let mut s = Setup::new("unlock_hours = 1");
+    s.split(2).expect("split");
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
+    s.db().execute("UPDATE quorum_requests SET expires_at = expires_at - 100000", []).unwrap();
+    assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(wrap(&user), CKR_CV_LOCKED, "alice's approval expired with its request");
+    assert_eq!(s.approve("carol", "carol passphrase 333"), CKR_OK);
+    assert_eq!(wrap(&user), CKR_OK);
+}
+
+#[test]
+fn wrong_passphrases_lock_a_custodian_out() {
+    let mut s = Setup::new("unlock_hours = 1\nmax_failed_approvals = 2");
+    s.split(2).expect("split");
+    assert_eq!(s.approve("alice", "wrong one"), CKR_PIN_INCORRECT);
+    assert_eq!(s.approve("alice", "wrong two"), CKR_PIN_INCORRECT);
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_PIN_LOCKED);
+}
+
+#[test]
+fn changing_the_quorum_needs_the_quorum_and_makes_old_shares_useless() {
+    let mut s = Setup::new("unlock_hours = 1");
+    s.split(2).expect("split");
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
+    assert_eq!(rv_of(s.split(3)), CKR_CV_QUORUM_REQUIRED);
+    let share = |s: &mut Setup| -> Vec<u8> {
+        s.db().query_row("SELECT sealed_share FROM custodians WHERE name = 'alice'", [], |r| r.get(0)).unwrap()
+    };
+    let before = share(&mut s);
+    let change = s.store().requests("main").unwrap().into_iter().find(|r| r.action == "change-quorum").unwrap();
+    assert_eq!(s.approve(&format!("alice:{}", change.id), "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve(&format!("bob:{}", change.id), "bob passphrase 22"), CKR_OK);
+    s.split(3).expect("re-split 3-of-3 with the quorum's approval");
+    assert_ne!(before, share(&mut s));
+    let kek = s.store().kek("main").unwrap().unwrap();
+    assert_eq!((kek.generation, kek.threshold), (3, 3));
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(wrap(&user), CKR_CV_LOCKED, "a new KEK starts locked");
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
+    assert_eq!(wrap(&user), CKR_CV_LOCKED, "3-of-3 now");
+    assert_eq!(s.approve("carol", "carol passphrase 333"), CKR_OK);
+    assert_eq!(wrap(&user), CKR_OK);
+}
+
+#[test]
+fn a_custodian_login_without_a_quorum_or_name_is_refused() {
+    let mut s = Setup::new("");
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_USER_TYPE_INVALID);
+    assert_eq!(s.approve("", "alice passphrase 1"), CKR_ARGUMENTS_BAD);
+    // CKU_USER through C_LoginUser is C_Login's (the username is not looked at).
+    let slot = s.slot();
+    let session = s.p().open_rw_session(slot).unwrap();
+    let login_user = s.api.f.C_LoginUser.unwrap();
+    let mut pin = common::USER_PIN.as_bytes().to_vec();
+    let mut name = b"anyone".to_vec();
+    let rv = unsafe {
+        login_user(session.handle(), CKU_USER, pin.as_mut_ptr(), pin.len() as CK_ULONG, name.as_mut_ptr(), 6)
+    };
+    assert_eq!(rv, CKR_OK);
+    let again = session.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into())));
+    assert_eq!(rv_of(again), CKR_USER_ALREADY_LOGGED_IN);
+}
+
+#[test]
+fn reinitializing_a_quorum_token_needs_the_quorum() {
+    let mut s = Setup::new("unlock_hours = 1");
+    s.split(2).expect("split");
+    let slot = s.slot();
+    let rv = rv_of(s.p().init_token(slot, &AuthPin::new(common::SO_PIN.into()), "again"));
+    assert_eq!(rv, CKR_CV_QUORUM_REQUIRED);
+    assert!(s.store().requests("main").unwrap().iter().any(|r| r.action == "init-token"));
+}
