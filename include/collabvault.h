@@ -102,6 +102,13 @@
 #define CKR_CV_QUORUM_REQUIRED 0xC3560002UL
 /* The approved shares do not rebuild the KEK (forged, swapped or foreign share). */
 #define CKR_CV_QUORUM_FAILED 0xC3560003UL
+/* The workspace is under a legal hold: no version retired or destroyed, no stored DEK
+ * deleted, the token not re-initialized. */
+#define CKR_CV_LEGAL_HOLD 0xC3560004UL
+/* CK_BBOOL on master key objects: the workspace is under a legal hold. The SO sets it
+ * to CK_TRUE (a CKA_LABEL in the same template is recorded as the reason); CK_FALSE lifts
+ * it, which needs an approved "lift-hold" request when the workspace has a quorum. */
+#define CKA_CV_LEGAL_HOLD 0xC356000DUL
 
 /* ---- Values ---- */
 

@@ -70,6 +70,17 @@ pub struct QuorumConfig {
     /// Consecutive wrong passphrases before a custodian is locked out.
     #[serde(default = "default_max_failed")]
     pub max_failed_approvals: u32,
+    /// A command (program and arguments) told of every unlock, lock, quorum change and
+    /// legal hold, with one JSON document on its stdin (`quorum/notify.rs`).
+    #[serde(default)]
+    pub notify_command: Vec<String>,
+    /// How long the command may take.
+    #[serde(default = "default_notify_timeout")]
+    pub notify_timeout_seconds: u64,
+    /// Whether a failed notification refuses the operation (default: it is logged and
+    /// audited, and the operation goes ahead).
+    #[serde(default)]
+    pub notify_required: bool,
 }
 
 impl Default for QuorumConfig {
@@ -79,6 +90,9 @@ impl Default for QuorumConfig {
             unlock_hours: default_unlock_hours(),
             approval_hours: default_approval_hours(),
             max_failed_approvals: DEFAULT_MAX_FAILED_LOGINS,
+            notify_command: Vec::new(),
+            notify_timeout_seconds: default_notify_timeout(),
+            notify_required: false,
         }
     }
 }
@@ -93,6 +107,10 @@ fn default_unlock_hours() -> u64 {
 
 fn default_approval_hours() -> u64 {
     24
+}
+
+fn default_notify_timeout() -> u64 {
+    10
 }
 
 /// Opt-ins for mechanisms that are unsafe by default.

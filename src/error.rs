@@ -161,6 +161,12 @@ pub enum Error {
     /// (`CKR_CV_QUORUM_FAILED`): a forged, swapped or foreign share; the text says which
     /// check failed, never a key byte.
     QuorumFailed(&'static str),
+    /// The workspace is under a legal hold: nothing may be retired, destroyed or deleted
+    /// (`CKR_CV_LEGAL_HOLD`); the text names the hold and what was refused.
+    LegalHold(String),
+    /// The custodians' notification hook failed and `notify_required` is set: the
+    /// operation did not happen (`CKR_FUNCTION_FAILED`); the text says why.
+    NotifyFailed(String),
     /// A stored object kept changing under a compare-and-swap update, attempt after
     /// attempt (`CKR_FUNCTION_FAILED`: the caller may try again).
     ObjectContended,
@@ -247,6 +253,8 @@ impl fmt::Display for Error {
             Error::Locked(why) => write!(f, "master keys locked until a quorum unlocks them: {why}"),
             Error::QuorumRequired(why) => write!(f, "needs a quorum of custodians: {why}"),
             Error::QuorumFailed(why) => write!(f, "the quorum failed: {why}"),
+            Error::LegalHold(why) => write!(f, "under a legal hold: {why}"),
+            Error::NotifyFailed(why) => write!(f, "the required notification failed: {why}"),
             Error::RootTokenNotPresent(label) => {
                 write!(f, "root of trust: no token labelled {label:?} in the underlying module")
             }

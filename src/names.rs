@@ -5,7 +5,7 @@
 
 use cryptoki_sys::*;
 
-use crate::vendor::{CKR_CV_LOCKED, CKR_CV_QUORUM_FAILED, CKR_CV_QUORUM_REQUIRED};
+use crate::vendor::{CKR_CV_LEGAL_HOLD, CKR_CV_LOCKED, CKR_CV_QUORUM_FAILED, CKR_CV_QUORUM_REQUIRED};
 
 macro_rules! name_table {
     ($fn_name:ident, $($c:ident),* $(,)?) => {
@@ -143,6 +143,7 @@ name_table!(
     CKR_CV_LOCKED,
     CKR_CV_QUORUM_REQUIRED,
     CKR_CV_QUORUM_FAILED,
+    CKR_CV_LEGAL_HOLD,
 );
 
 #[cfg(test)]

@@ -99,6 +99,15 @@ pub const CKR_CV_QUORUM_REQUIRED: CK_RV = CKR_VENDOR_DEFINED | PREFIX | 0x02;
 /// foreign share): nothing was done with the result.
 pub const CKR_CV_QUORUM_FAILED: CK_RV = CKR_VENDOR_DEFINED | PREFIX | 0x03;
 
+/// The workspace is under a legal hold: no version is retired or destroyed, no stored
+/// DEK deleted, the token not re-initialized.
+pub const CKR_CV_LEGAL_HOLD: CK_RV = CKR_VENDOR_DEFINED | PREFIX | 0x04;
+/// Whether the workspace is under a legal hold (`CK_BBOOL`, on master key objects). The
+/// SO sets it to true (`CKA_LABEL` in the same template, if any, is recorded as the
+/// reason); setting it to false lifts it, which needs an approved `lift-hold` request
+/// when the workspace has a quorum.
+pub const CKA_CV_LEGAL_HOLD: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x0D;
+
 /// `CKA_CV_ROLE`: a workspace master key.
 pub const CV_ROLE_MASTER: CK_ULONG = 1;
 /// `CKA_CV_ROLE`: a key-encryption key.
@@ -148,6 +157,8 @@ mod tests {
             ("CKR_CV_LOCKED", CKR_CV_LOCKED),
             ("CKR_CV_QUORUM_REQUIRED", CKR_CV_QUORUM_REQUIRED),
             ("CKR_CV_QUORUM_FAILED", CKR_CV_QUORUM_FAILED),
+            ("CKR_CV_LEGAL_HOLD", CKR_CV_LEGAL_HOLD),
+            ("CKA_CV_LEGAL_HOLD", CKA_CV_LEGAL_HOLD),
         ] {
             let line = format!("#define {name} 0x{value:08X}UL");
             assert!(header.contains(&line), "include/collabvault.h lacks `{line}`");

@@ -168,6 +168,8 @@ type Entry = (&'static str, &'static str, Option<&'static str>, &'static str);
 /// object the entry names, outcome).
 const SCRIPTED: &[Entry] = &[
     ("public", "C_InitToken", None, "CKR_OK"),
+    // The first login makes the workspace's key-encryption key (src/quorum/kek.rs).
+    ("so", "quorum-kek", Some("KEK g1 made; 1 master key row(s) sealed under it"), "CKR_OK"),
     ("so", "C_Login", None, "CKR_OK"),
     ("so", "C_InitPIN", None, "CKR_OK"),
     ("so", "C_Logout", None, "CKR_OK"),
@@ -274,7 +276,8 @@ fn export_filters_by_time_and_object() {
     // label or id.
     let by_label = lines(&["--key", "payload key"]);
     assert_eq!(by_label.len(), 3, "{by_label:#?}");
-    let id = rows[5].event.object.as_deref().unwrap().split_once(' ').unwrap().0.to_string();
+    let created = rows.iter().find(|r| r.event.action == "C_CreateObject").expect("the payload key's entry");
+    let id = created.event.object.as_deref().unwrap().split_once(' ').unwrap().0.to_string();
     assert_eq!(lines(&["--key", &id]), by_label);
     // --since is inclusive, --until exclusive, in Unix ms or RFC 3339.
     let (first, last) = (rows[0].at_ms, rows[rows.len() - 1].at_ms);
@@ -357,16 +360,16 @@ fn verify_names_a_changed_entry() {
 
 #[test]
 fn verify_tells_an_absent_object_from_an_empty_one() {
-    // An entry without an object (C_Login) given an empty object column: before issue #12
-    // both hashed alike, so the edit went unnoticed.
+    // An entry without an object (the SO's C_Login) given an empty object column: before
+    // issue #12 both hashed alike, so the edit went unnoticed.
     let (code, line) = verify_after(|c| {
         let object: Option<String> =
-            c.query_row("SELECT object FROM audit_log WHERE seq = 2", [], |r| r.get(0)).unwrap();
-        assert_eq!(object, None, "entry 2 has no object");
-        assert_eq!(c.execute("UPDATE audit_log SET object = '' WHERE seq = 2", []).unwrap(), 1);
+            c.query_row("SELECT object FROM audit_log WHERE seq = 3", [], |r| r.get(0)).unwrap();
+        assert_eq!(object, None, "entry 3 has no object");
+        assert_eq!(c.execute("UPDATE audit_log SET object = '' WHERE seq = 3", []).unwrap(), 1);
     });
     assert_eq!(code, Some(1), "{line}");
-    assert!(line.starts_with("broken at entry 2: changed"), "{line}");
+    assert!(line.starts_with("broken at entry 3: changed"), "{line}");
 }
 
 #[test]

@@ -166,6 +166,7 @@ fn session_calls() -> Vec<(&'static str, Call)> {
         ("C_CloseSession", (|api, s, _| unsafe { f!(api, C_CloseSession)(s) }) as Call),
         ("C_GetSessionInfo", |api, s, _| unsafe { f!(api, C_GetSessionInfo)(s, null_mut()) }),
         ("C_Login", |api, s, _| unsafe { f!(api, C_Login)(s, 0x7777, null_mut(), 4) }),
+        ("C_LoginUser", |api, s, _| unsafe { f!(api, C_LoginUser)(s, 0x7777, null_mut(), 4, null_mut(), 4) }),
         ("C_Logout", |api, s, _| unsafe { f!(api, C_Logout)(s) }),
         ("C_InitPIN", |api, s, _| unsafe { f!(api, C_InitPIN)(s, null_mut(), 4) }),
         ("C_SetPIN", |api, s, _| unsafe { f!(api, C_SetPIN)(s, null_mut(), 4, null_mut(), 4) }),

@@ -29,6 +29,7 @@ const CRYPTO: &[&str] = &[
     "ml_dsa",
     "shake",
     "x_wing",
+    "blahaj",
     "crypto_bigint",
     "crypto_common",
     "subtle",

@@ -65,6 +65,8 @@ fn rv_of<T>(r: cryptoki::error::Result<T>) -> CK_RV {
         CKR_USER_NOT_LOGGED_IN,
         CKR_ACTION_PROHIBITED,
         CKR_ARGUMENTS_BAD,
+        CKR_CV_LEGAL_HOLD,
+        CKR_FUNCTION_FAILED,
     ];
     known.into_iter().find(|c| Rv::from(*c) == Rv::Error(rv)).unwrap_or_else(|| panic!("unexpected {rv:?}"))
 }
@@ -430,4 +432,118 @@ fn reinitializing_a_quorum_token_needs_the_quorum() {
     let rv = rv_of(s.p().init_token(slot, &AuthPin::new(common::SO_PIN.into()), "again"));
     assert_eq!(rv, CKR_CV_QUORUM_REQUIRED);
     assert!(s.store().requests("main").unwrap().iter().any(|r| r.action == "init-token"));
+}
+
+const CKA_CV_LEGAL_HOLD: CK_ULONG = 0xC356_000D;
+const CKR_CV_LEGAL_HOLD: CK_RV = 0xC356_0004;
+
+fn set_hold(s: &Session, on: bool, reason: &str) -> CK_RV {
+    let mut template =
+        vec![Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_LEGAL_HOLD), vec![u8::from(on)]))];
+    if !reason.is_empty() {
+        template.push(Attribute::Label(reason.as_bytes().to_vec()));
+    }
+    rv_of(s.update_attributes(master(s), &template))
+}
+
+fn held(s: &Session) -> bool {
+    let attrs = s.get_attributes(master(s), &[AttributeType::VendorDefined(CKA_CV_LEGAL_HOLD)]).expect("read");
+    matches!(&attrs[0], Attribute::VendorDefined((_, v)) if v == &[1])
+}
+
+#[test]
+fn a_legal_hold_blocks_retiring_destroying_and_deleting_until_the_quorum_lifts_it() {
+    let mut s = Setup::new("unlock_hours = 1");
+    s.split(2).expect("split");
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
+    let user = s.session(UserType::User, common::USER_PIN);
+    let stored = user
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::ValueLen(32.into()), Attribute::Token(true), Attribute::Label(b"case file key".to_vec())],
+        )
+        .expect("a stored DEK");
+    user.generate_key(&vendor(CKM_CV_ROTATE_MASTER), &[]).expect("rotate");
+    user.generate_key(&vendor(0xC356_0004), &[]).expect("re-wrap the stored DEK to v2");
+    assert_eq!(set_hold(&user, true, "case 7731"), CKR_USER_NOT_LOGGED_IN, "only the SO sets a hold");
+    user.logout().unwrap();
+    drop(user);
+    let so = s.session(UserType::So, common::SO_PIN);
+    assert_eq!(set_hold(&so, true, "case 7731"), CKR_OK);
+    assert!(held(&so));
+    so.logout().unwrap();
+    let user = s.session(UserType::User, common::USER_PIN);
+    let v1 = user.find_objects(&[Attribute::Label(b"collabvault-master-v1".to_vec())]).unwrap()[0];
+    let retire = rv_of(user.update_attributes(v1, &[ulong_attr(CKA_CV_LIFECYCLE, 3)]));
+    assert_eq!(retire, CKR_CV_LEGAL_HOLD);
+    assert_eq!(rv_of(user.destroy_object(stored)), CKR_CV_LEGAL_HOLD, "no stored DEK is deleted");
+    user.logout().unwrap();
+    drop(user);
+    let so = s.session(UserType::So, common::SO_PIN);
+    assert_eq!(set_hold(&so, false, ""), CKR_CV_QUORUM_REQUIRED, "lifting needs the quorum");
+    drop(so);
+    let lift = s.store().requests("main").unwrap().into_iter().find(|r| r.action == "lift-hold").unwrap();
+    assert_eq!(s.approve(&format!("bob:{}", lift.id), "bob passphrase 22"), CKR_OK);
+    assert_eq!(s.approve(&format!("carol:{}", lift.id), "carol passphrase 333"), CKR_OK);
+    let so = s.session(UserType::So, common::SO_PIN);
+    assert_eq!(set_hold(&so, false, ""), CKR_OK);
+    assert!(!held(&so));
+    so.logout().unwrap();
+    let user = s.session(UserType::User, common::USER_PIN);
+    let v1 = user.find_objects(&[Attribute::Label(b"collabvault-master-v1".to_vec())]).unwrap()[0];
+    assert_eq!(rv_of(user.update_attributes(v1, &[ulong_attr(CKA_CV_LIFECYCLE, 3)])), CKR_OK, "retired once lifted");
+    drop(user);
+    let rows = s.store().audit_rows().unwrap();
+    let holds: Vec<_> = rows.iter().filter(|r| r.event.action == "legal-hold").collect();
+    assert_eq!(holds.len(), 2, "set and lift are audited");
+    assert!(holds[0].event.object.as_deref().unwrap_or_default().contains("case 7731"));
+}
+
+#[test]
+fn without_a_quorum_the_so_lifts_a_hold_alone() {
+    let mut s = Setup::new("");
+    let so = s.session(UserType::So, common::SO_PIN);
+    assert_eq!(set_hold(&so, true, "audit season"), CKR_OK);
+    drop(so);
+    let slot = s.slot();
+    let wipe = rv_of(s.p().init_token(slot, &AuthPin::new(common::SO_PIN.into()), "wipe"));
+    assert_eq!(wipe, CKR_CV_LEGAL_HOLD, "re-initializing would destroy every version");
+    let so = s.session(UserType::So, common::SO_PIN);
+    assert_eq!(set_hold(&so, false, ""), CKR_OK);
+    assert!(!held(&so));
+}
+
+#[test]
+fn the_custodians_hook_hears_of_unlocks_and_a_required_one_that_fails_blocks_them() {
+    let seen = tempfile::tempdir().unwrap();
+    let file = seen.path().join("notices.jsonl");
+    let hook = format!("notify_command = [\"sh\", \"-c\", \"cat >> {}; echo >> {}\"]", file.display(), file.display());
+    let mut s = Setup::new(&format!("unlock_hours = 1\n{hook}"));
+    s.split(2).expect("split");
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
+    let notices = std::fs::read_to_string(&file).expect("the hook ran");
+    let events: Vec<String> = notices
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON document")["event"].to_string())
+        .collect();
+    assert_eq!(events, ["\"quorum-split\"", "\"unlock\""]);
+    drop(s);
+
+    let mut s = Setup::new("unlock_hours = 1\nnotify_command = [\"false\"]\nnotify_required = true");
+    assert_eq!(rv_of(s.split(2)), CKR_FUNCTION_FAILED, "a required notification that fails refuses the split");
+    let mut s2 = {
+        drop(s);
+        Setup::new("unlock_hours = 1\nnotify_command = [\"false\"]")
+    };
+    s2.split(2).expect("a failing hook that is not required lets the split go ahead");
+    assert_eq!(s2.approve("alice", "alice passphrase 1"), CKR_OK);
+    assert_eq!(s2.approve("carol", "carol passphrase 333"), CKR_OK);
+    let user = s2.session(UserType::User, common::USER_PIN);
+    assert_eq!(wrap(&user), CKR_OK);
+    drop(user);
+    let failed = s2.store().audit_rows().unwrap().into_iter().filter(|r| r.event.action == "quorum-notify").count();
+    assert_eq!(failed, 2, "the split's and the unlock's failed notifications are audited");
 }

@@ -31,6 +31,8 @@ mod cli;
 mod masters;
 #[path = "cvault/progress.rs"]
 mod progress;
+#[path = "cvault/quorum.rs"]
+mod quorum;
 #[path = "cvault/time.rs"]
 mod time;
 
@@ -49,7 +51,7 @@ use cryptoki::types::AuthPin;
 use zeroize::Zeroizing;
 
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Command, Global, MasterCommand, TokenCommand, MOVED};
+use cli::{Cli, Command, CustodiansCommand, Global, MasterCommand, QuorumCommand, TokenCommand, MOVED};
 
 /// A failure, as the one line `cvault` prints on stderr.
 struct Failure(String);
@@ -319,9 +321,17 @@ fn dispatch(t: &Tool, command: Command) -> Res<()> {
         Command::Master(MasterCommand::Destroy { version }) => {
             masters::cmd_lifecycle(t, version, CV_STATE_DESTROYED, "destroy", "destroyed: its sealed key is deleted")
         }
-        Command::Audit(_) | Command::Completions { .. } | Command::Man { .. } => {
-            fail("internal: this command does not use the module")
+        Command::Custodians(CustodiansCommand::Init { threshold, custodians }) => {
+            quorum::cmd_init(t, threshold, &custodians)
         }
+        Command::Quorum(QuorumCommand::Approve { request, custodians }) => quorum::cmd_approve(t, request, &custodians),
+        Command::Unlock { custodians } => quorum::cmd_approve(t, None, &custodians),
+        Command::Lock => quorum::cmd_lock(t),
+        Command::Audit(_)
+        | Command::Custodians(CustodiansCommand::List)
+        | Command::Quorum(QuorumCommand::Status)
+        | Command::Completions { .. }
+        | Command::Man { .. } => fail("internal: this command does not use the module"),
     }
 }
 
@@ -391,6 +401,12 @@ fn run(cli: Cli) -> Res<ExitCode> {
         Command::Audit(command) => {
             let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
             return audit::run(&config, &command, &cli.global);
+        }
+        Command::Custodians(CustodiansCommand::List) | Command::Quorum(QuorumCommand::Status) => {
+            let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
+            let only = matches!(cli.command, Command::Custodians(_));
+            quorum::cmd_status(&config, &cli.global, only)?;
+            return Ok(ExitCode::SUCCESS);
         }
         _ => {}
     }

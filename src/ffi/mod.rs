@@ -115,6 +115,8 @@ fn refused(function: &'static str, e: Error) -> CK_RV {
         | Error::Locked(_)
         | Error::QuorumRequired(_)
         | Error::QuorumFailed(_)
+        | Error::LegalHold(_)
+        | Error::NotifyFailed(_)
         | Error::IvCounterExhausted
         | Error::HostMemory => {
             log::warn!("{function}: {e} -> {}", crate::names::rv_name(code))

@@ -300,6 +300,7 @@ impl Hierarchy {
             0 => format!("KEK g{generation} sealed by the root (no quorum)"),
             _ => format!("KEK g{generation} split {k}-of-{} among {}", custodians.len(), names.join(", ")),
         };
+        self.quorum.notify(by, "quorum-split", &what)?;
         let event = AuditEvent::by(&self.workspace, by, "quorum-split", Some(what.clone()));
         if !self.store.replace_kek(&self.workspace, Some(rec.generation), &next, &custodians, &rows, &event)? {
             return Err(Error::ObjectContended);
@@ -447,6 +448,9 @@ impl Hierarchy {
                 "master key v{version} cannot go from {:?} to {state:?}",
                 record.state
             )));
+        }
+        if matches!(state, Lifecycle::Retired | Lifecycle::Destroyed) && record.state != state {
+            self.quorum.check_not_held(&format!("moving master key v{version} to {state:?}"))?;
         }
         if state == Lifecycle::Retired {
             let needed = self.store.records_under(&self.workspace, version)?;

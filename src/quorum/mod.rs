@@ -12,6 +12,7 @@
 
 pub mod custodian;
 pub mod kek;
+pub mod notify;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::shamir::{self, Share};
 use crate::root::slot::SlotRoot;
 use crate::root::Sealer;
-use crate::store::quorum::{Approval, Grant, KekRecord, NewRequest, Request, RequestState};
+use crate::store::quorum::{Approval, Grant, Hold, KekRecord, NewRequest, Request, RequestState};
 use crate::store::{AuditEvent, Backend, Caller};
 pub use kek::Kek;
 
@@ -33,6 +34,9 @@ pub const UNLOCK: &str = "unlock";
 pub const CHANGE_QUORUM: &str = "change-quorum";
 /// The action that re-initializes the token (destroying every version).
 pub const INIT_TOKEN: &str = "init-token";
+
+/// The action that lifts a legal hold.
+pub const LIFT_HOLD: &str = "lift-hold";
 
 /// The action that destroys master key `version`.
 pub fn destroy_action(version: u32) -> String {
@@ -150,6 +154,10 @@ impl Quorum {
             "{}: master keys locked (grant revoked: {dropped}, local unlock dropped: {had_local})",
             self.workspace
         );
+        // A lock is never held back by its notification; a failure is audited.
+        if let Err(e) = self.notify(by, "lock", "master keys locked") {
+            log::warn!("{}: the lock stands; its notification failed: {e}", self.workspace);
+        }
         Ok(())
     }
 
@@ -273,6 +281,7 @@ impl Quorum {
 
     fn complete_unlock(&self, hsm: &dyn Sealer, rec: &KekRecord, req: &Request, by: Caller<'_>) -> Result<()> {
         let kek = self.rebuild(hsm, rec, req, by)?;
+        self.notify(by, "unlock", &format!("request #{}: the quorum unlocks the master keys", req.id))?;
         if self.config.unlock_hours == 0 {
             let what = format!("request #{}: master keys unlocked in process {} only", req.id, std::process::id());
             self.store.close_request(
@@ -351,6 +360,63 @@ impl Quorum {
             .zip(&shares)
             .map(|(e, s)| custodian::seal_share(hsm.as_ref(), &self.workspace, generation, e, s.index, &s.value))
             .collect()
+    }
+
+    /// Tells the custodians' hook about `event`; a failure is audited, and refuses the
+    /// operation (before it happens) only with `notify_required`.
+    pub fn notify(&self, by: Caller<'_>, event: &str, detail: &str) -> Result<()> {
+        let notice = notify::Notice { event, workspace: &self.workspace, by: by.actor, detail };
+        let failed = match notify::run(&self.config, &notice) {
+            Ok(None) => return Ok(()),
+            Ok(Some(why)) => Ok(why),
+            Err(e) => Err(e),
+        };
+        let why = match &failed {
+            Ok(why) => why.clone(),
+            Err(e) => e.to_string(),
+        };
+        let what = format!("notification of {event} failed: {why}");
+        let event = self.event(by, "quorum-notify", what).with_outcome("CKR_FUNCTION_FAILED");
+        self.store.append_audit(&event)?;
+        failed.map(|_| ())
+    }
+
+    /// The workspace's legal hold, if one stands.
+    pub fn hold(&self) -> Result<Option<Hold>> {
+        self.store.hold(&self.workspace)
+    }
+
+    /// Refuses `what` while a legal hold stands.
+    pub fn check_not_held(&self, what: &str) -> Result<()> {
+        match self.hold()? {
+            None => Ok(()),
+            Some(h) => Err(Error::LegalHold(format!(
+                "workspace {:?} is held since {} by {} ({}): {what} refused",
+                self.workspace, h.set_at, h.set_by, h.reason
+            ))),
+        }
+    }
+
+    /// Sets a legal hold (the caller checked it is the SO).
+    pub fn set_hold(&self, by: Caller<'_>, reason: &str) -> Result<()> {
+        let hold = Hold { set_by: by.actor.to_string(), reason: reason.to_string(), set_at: now() };
+        let what = format!("legal hold set: {reason}");
+        self.notify(by, "legal-hold", &what)?;
+        self.store.set_hold(&self.workspace, Some(&hold), &self.event(by, "legal-hold", what))?;
+        log::info!("{}: legal hold set ({reason})", self.workspace);
+        Ok(())
+    }
+
+    /// Lifts the legal hold: with a quorum, only with an approved `lift-hold` request.
+    pub fn lift_hold(&self, by: Caller<'_>) -> Result<()> {
+        if self.hold()?.is_none() {
+            return Ok(());
+        }
+        self.require(LIFT_HOLD, by)?;
+        self.notify(by, "legal-hold-lifted", "legal hold lifted")?;
+        self.store.set_hold(&self.workspace, None, &self.event(by, "legal-hold", "legal hold lifted".into()))?;
+        log::info!("{}: legal hold lifted", self.workspace);
+        Ok(())
     }
 
     /// Forgets any KEK unlocked in this process (a re-split made it stale).

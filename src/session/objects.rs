@@ -219,6 +219,9 @@ pub fn destroy(ctx: &Ctx, object: CK_OBJECT_HANDLE) -> Result<()> {
             if !ctx.is_rw() {
                 return Err(Error::SessionReadOnly);
             }
+            if current.ulong(CKA_CLASS) == Some(CKO_SECRET_KEY) {
+                ctx.token.quorum().check_not_held("deleting a stored DEK")?;
+            }
             ctx.token.store().delete_object(*id, &ctx.object_event("C_DestroyObject", o))?;
         }
         Resolved::Session(o) => {

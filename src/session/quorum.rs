@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::object::Template;
 use crate::quorum::custodian;
 use crate::store::PinOwner;
-use crate::vendor::{CKA_CV_CUSTODIANS, CKA_CV_LOCKED, CKA_CV_THRESHOLD, CKA_CV_UNLOCK_EXPIRES, CKU_CV_CUSTODIAN};
+use crate::vendor::{
+    CKA_CV_CUSTODIANS, CKA_CV_LEGAL_HOLD, CKA_CV_LOCKED, CKA_CV_THRESHOLD, CKA_CV_UNLOCK_EXPIRES, CKU_CV_CUSTODIAN,
+};
 
 /// `C_LoginUser`. `CKU_SO` and `CKU_USER` name no users on this token, so the username
 /// is not looked at and the call is `C_Login`'s. A custodian's login approves (the
@@ -66,7 +68,7 @@ pub fn split(ctx: &Ctx, template: &Template) -> Result<CK_OBJECT_HANDLE> {
 
 /// Whether `ty` is a quorum attribute master key objects answer when read.
 pub(super) fn is_master_attribute(ty: CK_ATTRIBUTE_TYPE) -> bool {
-    matches!(ty, CKA_CV_THRESHOLD | CKA_CV_LOCKED | CKA_CV_UNLOCK_EXPIRES)
+    matches!(ty, CKA_CV_THRESHOLD | CKA_CV_LOCKED | CKA_CV_UNLOCK_EXPIRES | CKA_CV_LEGAL_HOLD)
 }
 
 /// A quorum attribute of a master key object, read now.
@@ -84,6 +86,7 @@ pub(super) fn attribute(ctx: &Ctx, ty: CK_ATTRIBUTE_TYPE) -> Result<Vec<u8>> {
             };
             vec![CK_BBOOL::from(locked)]
         }),
+        CKA_CV_LEGAL_HOLD => quorum.hold().map(|h| vec![CK_BBOOL::from(h.is_some())]),
         CKA_CV_UNLOCK_EXPIRES => quorum.grant_expiry().map(|at| {
             let at = at.and_then(|t| CK_ULONG::try_from(t).ok()).unwrap_or(0);
             at.to_ne_bytes().to_vec()
@@ -106,5 +109,26 @@ pub(super) fn set_locked(ctx: &Ctx, template: &Template) -> Result<()> {
             log::info!("{}: CKA_CV_LOCKED = false: only a quorum of custodians unlocks", ctx.token.workspace);
             Err(Error::AttributeValueInvalid(CKA_CV_LOCKED))
         }
+    }
+}
+
+/// `CKA_CV_LEGAL_HOLD` set on a master key object, in an SO read-write session: true sets
+/// the hold (a `CKA_LABEL` beside it is the reason), false lifts it (with a quorum, only
+/// once the custodians approved the `lift-hold` request).
+pub(super) fn set_hold(ctx: &Ctx, template: &Template) -> Result<()> {
+    if ctx.token.logged_in() != Some(PinOwner::So) {
+        log::info!("{}: only the SO sets or lifts a legal hold", ctx.token.workspace);
+        return Err(Error::UserNotLoggedIn);
+    }
+    if !ctx.is_rw() {
+        return Err(Error::SessionReadOnly);
+    }
+    if template.0.iter().any(|a| !matches!(a.ty, CKA_CV_LEGAL_HOLD | CKA_LABEL)) {
+        return Err(Error::TemplateInconsistent(CKA_CV_LEGAL_HOLD));
+    }
+    let reason = template.get(CKA_LABEL).map(|l| String::from_utf8_lossy(l).into_owned());
+    match template.bool(CKA_CV_LEGAL_HOLD)? {
+        Some(true) => ctx.token.quorum().set_hold(ctx.caller(), reason.as_deref().unwrap_or("no reason given")),
+        _ => ctx.token.quorum().lift_hold(ctx.caller()),
     }
 }

@@ -363,4 +363,8 @@ pub trait Backend: Send + Sync {
     /// Deletes the unlock grant (a lock, or the expiry of the grant that expires at
     /// `expiring`); false when there was none (or another one).
     fn drop_grant(&self, workspace: &str, expiring: Option<i64>, event: &AuditEvent) -> Result<bool>;
+    /// The workspace's legal hold, if one stands.
+    fn hold(&self, workspace: &str) -> Result<Option<quorum::Hold>>;
+    /// Sets (`Some`) or lifts (`None`) the legal hold.
+    fn set_hold(&self, workspace: &str, hold: Option<&quorum::Hold>, event: &AuditEvent) -> Result<()>;
 }

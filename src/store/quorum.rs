@@ -117,6 +117,18 @@ pub struct Approval {
     pub at: i64,
 }
 
+/// A legal hold on a workspace: while it stands no master key version is retired or
+/// destroyed, no stored DEK deleted and the token not re-initialized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// Who set it (an audit actor name).
+    pub set_by: String,
+    /// Why (a case reference), as the SO gave it.
+    pub reason: String,
+    /// Unix seconds.
+    pub set_at: i64,
+}
+
 /// The KEK sealed by the HSM root until `expires_at`: lets every process on the store
 /// open the master keys until then (or until a lock revokes it).
 #[derive(Debug, Clone, PartialEq, Eq)]

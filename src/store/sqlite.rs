@@ -164,6 +164,12 @@ const MIGRATIONS: &[&str] = &[
         generation INTEGER NOT NULL,
         expires_at INTEGER NOT NULL,
         sealed     BLOB NOT NULL
+    );
+    CREATE TABLE legal_holds (
+        workspace TEXT PRIMARY KEY REFERENCES tokens(workspace),
+        set_by    TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        set_at    INTEGER NOT NULL
     );",
 ];
 
@@ -786,6 +792,14 @@ impl Backend for SqliteStore {
 
     fn drop_grant(&self, workspace: &str, expiring: Option<i64>, event: &AuditEvent) -> Result<bool> {
         self.quorum_drop_grant(workspace, expiring, event)
+    }
+
+    fn hold(&self, workspace: &str) -> Result<Option<super::quorum::Hold>> {
+        self.with_conn(|conn| quorum::hold(conn, workspace))
+    }
+
+    fn set_hold(&self, workspace: &str, hold: Option<&super::quorum::Hold>, event: &AuditEvent) -> Result<()> {
+        self.quorum_set_hold(workspace, hold, event)
     }
 
     fn open_token(&self, workspace: &str, default_label: &str) -> Result<TokenRecord> {

@@ -419,7 +419,9 @@ impl Token {
         pin::check_len(so_pin)?;
         if self.record()?.initialized {
             self.verify(PinOwner::So, so_pin, "C_InitToken", None)?;
-            // Re-initializing destroys every master key version: a quorum must agree.
+            // Re-initializing destroys every master key version: never under a legal hold,
+            // and a quorum must agree.
+            self.quorum.check_not_held("C_InitToken")?;
             self.quorum.require(quorum::INIT_TOKEN, Self::caller(PinOwner::So, None))?;
         }
         let mut key = SealingKey::default();

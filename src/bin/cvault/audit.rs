@@ -208,6 +208,8 @@ struct WorkspaceSummary {
     entries: u64,
     /// Entries without an object (logins, token init, PIN changes).
     token: Usage,
+    /// The quorum's and legal holds' entries (`quorum-*`, `legal-hold`).
+    quorum: Usage,
     /// By the entry's `object` field.
     objects: BTreeMap<String, Usage>,
     /// Entries naming master key version N (`wmk vN`): count and last time.
@@ -236,6 +238,10 @@ impl WorkspaceSummary {
             return;
         }
         let n = e.count.unwrap_or(1);
+        if e.action.starts_with("quorum-") || e.action == "legal-hold" {
+            self.quorum.add(&e.action, n, row.at_ms);
+            return;
+        }
         match &e.object {
             None => self.token.add(&e.action, n, row.at_ms),
             Some(object) => {
@@ -375,6 +381,7 @@ fn workspace_json(config: &Config, store: &SqliteStore, name: &str, s: &Workspac
         "workspace": name,
         "entries": s.entries,
         "token": if s.token.ops.is_empty() { Value::Null } else { s.token.json() },
+        "quorum": if s.quorum.ops.is_empty() { Value::Null } else { s.quorum.json() },
         "objects": objects,
         "masters": masters_json(config, store, name, s),
         "failed_logins": failed,
@@ -426,6 +433,9 @@ fn print_workspace(config: &Config, store: &SqliteStore, name: &str, s: &Workspa
     println!("workspace {name}: {} entries", s.entries);
     if !s.token.ops.is_empty() {
         println!("  token: {}", s.token.line());
+    }
+    if !s.quorum.ops.is_empty() {
+        println!("  quorum: {}", s.quorum.line());
     }
     println!("  objects: {}", s.objects.len());
     for (object, usage) in &s.objects {

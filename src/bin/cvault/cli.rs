@@ -93,6 +93,24 @@ pub(crate) enum Command {
     /// The signed, hash-chained audit log (read from the store; no PIN).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The custodians a workspace's key-encryption key is split among.
+    #[command(subcommand)]
+    Custodians(CustodiansCommand),
+    /// Requests for the custodians' approval, and approving them.
+    #[command(subcommand)]
+    Quorum(QuorumCommand),
+    /// Lock the master keys now, in every process (revokes the unlock grant).
+    #[command(after_help = "Example:\n  cvault lock --workspace eng")]
+    Lock,
+    /// Unlock the master keys: each named custodian approves the unlock.
+    #[command(
+        after_help = "Example:\n  CV_CUSTODIAN_ALICE=... CV_CUSTODIAN_BOB=... cvault unlock --custodian alice --custodian bob"
+    )]
+    Unlock {
+        /// An approving custodian (repeat for each; passphrase from CV_CUSTODIAN_<NAME> or a prompt).
+        #[arg(long = "custodian", value_name = "NAME")]
+        custodians: Vec<String>,
+    },
     /// Print a shell completion script to stdout.
     #[command(after_help = "Examples:\n  cvault completions bash > /etc/bash_completion.d/cvault\n  \
                             cvault completions zsh > ~/.zfunc/_cvault\n  \
@@ -162,6 +180,47 @@ pub(crate) enum MasterCommand {
         /// The version to destroy.
         #[arg(long, value_name = "N")]
         version: u32,
+    },
+}
+
+/// `cvault custodians ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CustodiansCommand {
+    /// Enrol custodians and split a new key-encryption key k-of-n among them (SO PIN).
+    #[command(
+        after_help = "Example:\n  cvault custodians init --threshold 2 --custodian alice --custodian bob --custodian carol\n\n\
+                            Each custodian's passphrase comes from CV_CUSTODIAN_<NAME> or is asked twice on the\n\
+                            terminal; only a public key derived from it reaches the module. Changing an existing\n\
+                            quorum needs the current quorum's approval of a change-quorum request."
+    )]
+    Init {
+        /// k: how many custodians must approve (default: `[quorum] threshold`).
+        #[arg(long, value_name = "K")]
+        threshold: Option<u8>,
+        /// A custodian (repeat for each).
+        #[arg(long = "custodian", value_name = "NAME", required = true)]
+        custodians: Vec<String>,
+    },
+    /// The custodians and the threshold (read from the store; no PIN).
+    #[command(after_help = "Examples:\n  cvault custodians list\n  cvault custodians list --json")]
+    List,
+}
+
+/// `cvault quorum ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum QuorumCommand {
+    /// Locked or unlocked, and the open requests with their approvals (no PIN).
+    #[command(after_help = "Examples:\n  cvault quorum status\n  cvault quorum status --json")]
+    Status,
+    /// Approve a request (default: the unlock) as each named custodian.
+    #[command(after_help = "Example:\n  cvault quorum approve --request 7 --custodian alice")]
+    Approve {
+        /// The request number (`cvault quorum status`); without it, the unlock.
+        #[arg(long, value_name = "N")]
+        request: Option<i64>,
+        /// An approving custodian (repeat for each).
+        #[arg(long = "custodian", value_name = "NAME", required = true)]
+        custodians: Vec<String>,
     },
 }
 

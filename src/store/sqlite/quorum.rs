@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::SqliteStore;
 use crate::error::{Error, Result};
-use crate::store::quorum::{Approval, Custodian, Grant, KekRecord, NewRequest, Request, RequestState};
+use crate::store::quorum::{Approval, Custodian, Grant, Hold, KekRecord, NewRequest, Request, RequestState};
 use crate::store::{AuditEvent, MasterRecord};
 
 fn small<T: TryFrom<i64>>(v: i64, what: &str) -> Result<T> {
@@ -112,7 +112,29 @@ pub(super) fn grant(conn: &Connection, workspace: &str) -> Result<Option<Grant>>
     .transpose()
 }
 
+pub(super) fn hold(conn: &Connection, workspace: &str) -> Result<Option<Hold>> {
+    Ok(conn
+        .prepare_cached("SELECT set_by, reason, set_at FROM legal_holds WHERE workspace = ?1")?
+        .query_row([workspace], |r| Ok(Hold { set_by: r.get(0)?, reason: r.get(1)?, set_at: r.get(2)? }))
+        .optional()?)
+}
+
 impl SqliteStore {
+    pub(super) fn quorum_set_hold(&self, workspace: &str, hold: Option<&Hold>, event: &AuditEvent) -> Result<()> {
+        self.write(event, |tx| {
+            match hold {
+                Some(h) => tx.execute(
+                    "INSERT INTO legal_holds (workspace, set_by, reason, set_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(workspace) DO UPDATE SET set_by = excluded.set_by, reason = excluded.reason,
+                     set_at = excluded.set_at",
+                    params![workspace, h.set_by, h.reason, h.set_at],
+                )?,
+                None => tx.execute("DELETE FROM legal_holds WHERE workspace = ?1", [workspace])?,
+            };
+            Ok(())
+        })
+    }
+
     pub(super) fn quorum_replace_kek(
         &self,
         workspace: &str,

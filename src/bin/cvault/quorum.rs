@@ -1,0 +1,248 @@
+//! The quorum commands: `custodians init|list`, `quorum status|approve`, `lock` and
+//! `unlock`. Changes go through the module's C ABI like every other command (the split
+//! is `C_GenerateKey(CKM_CV_QUORUM_SPLIT)` in an SO session, an approval is
+//! `C_LoginUser(CKU_CV_CUSTODIAN)`, a lock sets `CKA_CV_LOCKED`); `list` and `status`
+//! only read the store, as the audit commands do, so a custodian can see what they are
+//! asked to approve without any PIN.
+
+use collabvault_pkcs11::config::Config;
+use collabvault_pkcs11::quorum::custodian::{self, Enrolment, KDF_MEMORY_KIB, KDF_PASSES};
+use collabvault_pkcs11::quorum::now;
+use collabvault_pkcs11::store::quorum::RequestState;
+use collabvault_pkcs11::store::sqlite::SqliteStore;
+use collabvault_pkcs11::store::Backend;
+use collabvault_pkcs11::vendor::{
+    CKA_CV_CUSTODIANS, CKA_CV_LOCKED, CKA_CV_THRESHOLD, CKM_CV_QUORUM_SPLIT, CKU_CV_CUSTODIAN,
+};
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType};
+use cryptoki::session::UserType;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::cli::Global;
+use crate::{fail, print_json, Failure, Res, Tool};
+
+/// The environment variable that may hold custodian `name`'s passphrase:
+/// `CV_CUSTODIAN_<NAME>`, upper case, other characters as `_`.
+fn passphrase_variable(name: &str) -> String {
+    let up: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("CV_CUSTODIAN_{up}")
+}
+
+/// Custodian `name`'s passphrase: from the environment, else asked on the terminal
+/// (twice when it is being set).
+fn passphrase(t: &Tool, name: &str, confirm: bool) -> Res<Zeroizing<String>> {
+    let var = passphrase_variable(name);
+    if let Some(p) = std::env::var(&var).ok().filter(|p| !p.is_empty()) {
+        return Ok(Zeroizing::new(p));
+    }
+    if !t.pins.can_prompt {
+        return fail(format!("no passphrase for custodian {name}: set {var} or run cvault on a terminal"));
+    }
+    let ask = |prompt: String| {
+        rpassword::prompt_password(prompt)
+            .map(Zeroizing::new)
+            .map_err(|e| Failure(format!("cannot read the passphrase from the terminal: {e}")))
+    };
+    let pass = ask(format!("passphrase of custodian {name}: "))?;
+    if confirm && ask("again: ".into())? != pass {
+        return fail("the two passphrases differ; nothing was changed");
+    }
+    if pass.len() < 8 {
+        return fail("a custodian passphrase has at least 8 characters");
+    }
+    Ok(pass)
+}
+
+fn vendor_mechanism(ty: u64) -> Res<Mechanism<'static>> {
+    let ty = MechanismType::new_vendor_defined(ty)?;
+    Ok(Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(ty, None)))
+}
+
+/// `cvault custodians init --threshold K --custodian NAME...`: enrols each custodian (their
+/// passphrase becomes a public key here; the module never sees it) and splits a new KEK.
+pub(crate) fn cmd_init(t: &Tool, threshold: Option<u8>, names: &[String]) -> Res<()> {
+    let ws = t.workspace()?;
+    let k = threshold.unwrap_or(t.config.quorum.threshold);
+    if names.is_empty() || usize::from(k) > names.len() || k == 0 {
+        return fail(format!("a {k}-of-{} quorum is impossible: name at least k custodians", names.len()));
+    }
+    let mut enrolled: Vec<Enrolment> = Vec::new();
+    for name in names {
+        let pass = passphrase(t, name, true)?;
+        let e = custodian::enrol(name, pass.as_bytes(), KDF_MEMORY_KIB, KDF_PASSES)
+            .map_err(|e| Failure(format!("custodian {name:?}: {e}")))?;
+        enrolled.push(e);
+    }
+    let blob = custodian::encode(&enrolled).map_err(|e| Failure(e.to_string()))?;
+    let session = t.pkcs11.open_rw_session(t.slot(&ws.name)?)?;
+    session.login(UserType::So, Some(&t.pins.so(&ws.name)?))?;
+    let template = [
+        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_THRESHOLD), u64::from(k).to_ne_bytes().to_vec())),
+        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_CUSTODIANS), blob)),
+    ];
+    session.generate_key(&vendor_mechanism(CKM_CV_QUORUM_SPLIT)?, &template)?;
+    if t.global.json() {
+        print_json(&json!({"workspace": ws.name, "threshold": k, "custodians": names, "locked": true}));
+    } else {
+        println!(
+            "{}: a new KEK is split {k}-of-{} among {}; the master keys are locked until {k} of them approve \
+             (cvault unlock)",
+            ws.name,
+            names.len(),
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `cvault quorum approve [--request N] --custodian NAME` (and `cvault unlock`): one
+/// `C_LoginUser` per custodian.
+pub(crate) fn cmd_approve(t: &Tool, request: Option<i64>, names: &[String]) -> Res<()> {
+    let ws = t.workspace()?;
+    if names.is_empty() {
+        return fail("name the approving custodian(s) with --custodian");
+    }
+    let module = crate::module_path(&t.global)?;
+    for name in names {
+        let pass = passphrase(t, name, false)?;
+        let session = t.pkcs11.open_rw_session(t.slot(&ws.name)?)?;
+        let username = match request {
+            Some(n) => format!("{name}:{n}"),
+            None => name.clone(),
+        };
+        let rv = collabvault_pkcs11::ffi::client::login_user(
+            &module,
+            session.handle(),
+            CKU_CV_CUSTODIAN,
+            pass.as_bytes(),
+            username.as_bytes(),
+        )
+        .map_err(Failure)?;
+        if rv != cryptoki_sys::CKR_OK {
+            return fail(format!(
+                "custodian {name}: C_LoginUser returned {} ({})",
+                collabvault_pkcs11::names::rv_name(rv),
+                explain(rv)
+            ));
+        }
+        if !t.global.json() {
+            println!("{}: {name} approved{}", ws.name, request.map(|n| format!(" request #{n}")).unwrap_or_default());
+        }
+    }
+    if t.global.json() {
+        print_json(&json!({"workspace": ws.name, "approved_by": names, "request": request}));
+    }
+    Ok(())
+}
+
+fn explain(rv: u64) -> &'static str {
+    match rv {
+        collabvault_pkcs11::vendor::CKR_CV_QUORUM_FAILED => {
+            "the approved shares do not rebuild the KEK: the request is cancelled"
+        }
+        cryptoki_sys::CKR_PIN_INCORRECT => "wrong passphrase, or no such custodian",
+        cryptoki_sys::CKR_PIN_LOCKED => "this custodian is locked out after too many wrong passphrases",
+        cryptoki_sys::CKR_USER_TYPE_INVALID => "the workspace has no quorum",
+        cryptoki_sys::CKR_ARGUMENTS_BAD => "no such open request (see cvault quorum status)",
+        _ => "see the module log",
+    }
+}
+
+/// `cvault lock`: revokes the unlock grant (every process) in a user session.
+pub(crate) fn cmd_lock(t: &Tool) -> Res<()> {
+    let ws = t.workspace()?;
+    let session = t.user_session(&ws.name)?;
+    let found = session.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())])?;
+    let Some(master) = found.first() else {
+        return fail("the workspace has no current master key");
+    };
+    session.update_attributes(
+        *master,
+        &[Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_LOCKED), vec![1]))],
+    )?;
+    if t.global.json() {
+        print_json(&json!({"workspace": ws.name, "locked": true}));
+    } else {
+        println!("{}: master keys locked; a quorum of custodians unlocks them (cvault unlock)", ws.name);
+    }
+    Ok(())
+}
+
+fn open_store(config: &Config) -> Res<SqliteStore> {
+    SqliteStore::open(&config.store_dir).map_err(|e| Failure(format!("store: {e}")))
+}
+
+/// `cvault custodians list` and `cvault quorum status`, from the store (no PIN).
+pub(crate) fn cmd_status(config: &Config, global: &Global, custodians_only: bool) -> Res<()> {
+    let store = open_store(config)?;
+    let mut out = Vec::new();
+    for ws in &config.workspaces {
+        if global.workspace.as_ref().is_some_and(|w| w != &ws.name) {
+            continue;
+        }
+        let st = |e: collabvault_pkcs11::Error| Failure(format!("store: {e}"));
+        let kek = store.kek(&ws.name).map_err(st)?;
+        let custodians = store.custodians(&ws.name).map_err(st)?;
+        let grant = store.grant(&ws.name).map_err(st)?.filter(|g| g.expires_at > now());
+        let threshold = kek.as_ref().map_or(0, |k| k.threshold);
+        let mut requests = Vec::new();
+        for r in store.requests(&ws.name).map_err(st)? {
+            if r.state != RequestState::Open || r.expires_at <= now() {
+                continue;
+            }
+            let approvals: Vec<String> = store.approvals(r.id).map_err(st)?.into_iter().map(|a| a.custodian).collect();
+            requests.push(json!({
+                "id": r.id, "action": r.action, "requested_by": r.requested_by,
+                "expires_unix": r.expires_at, "approved_by": approvals,
+            }));
+        }
+        out.push(json!({
+            "workspace": ws.name,
+            "threshold": threshold,
+            "kek_generation": kek.as_ref().map(|k| k.generation),
+            "locked": threshold > 0 && grant.is_none(),
+            "unlock_expires_unix": grant.map(|g| g.expires_at),
+            "custodians": custodians.iter().map(|c| json!({
+                "name": c.name, "share_index": c.index, "failed_attempts": c.failures,
+            })).collect::<Vec<_>>(),
+            "open_requests": requests,
+        }));
+    }
+    if global.json() {
+        print_json(&json!(out));
+        return Ok(());
+    }
+    for w in &out {
+        let name = w["workspace"].as_str().unwrap_or_default();
+        let k = w["threshold"].as_u64().unwrap_or(0);
+        let list: Vec<&str> =
+            w["custodians"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+        if k == 0 {
+            println!("{name}: no quorum (the root seals the KEK)");
+            continue;
+        }
+        println!("{name}: {k}-of-{} quorum: {}", list.len(), list.join(", "));
+        if custodians_only {
+            continue;
+        }
+        match w["unlock_expires_unix"].as_i64() {
+            Some(at) => println!("  unlocked until {} (Unix {at})", crate::time::date(u64::try_from(at).unwrap_or(0))),
+            None => println!("  locked"),
+        }
+        for r in w["open_requests"].as_array().into_iter().flatten() {
+            let by: Vec<&str> = r["approved_by"].as_array().into_iter().flatten().filter_map(|a| a.as_str()).collect();
+            println!(
+                "  request #{} {}: {} of {k} approval(s){}",
+                r["id"],
+                r["action"].as_str().unwrap_or_default(),
+                by.len(),
+                if by.is_empty() { String::new() } else { format!(" ({})", by.join(", ")) }
+            );
+        }
+    }
+    Ok(())
+}
