@@ -40,7 +40,8 @@
  * (C_DecapsulateKey, private key): ciphertext 1120 bytes, shared secret 32 bytes.
  * Public CKA_VALUE: the 1216-byte encapsulation key; private CKA_VALUE: the 32-byte
  * decapsulation key (seed). */
-/* Wraps a secret key to a recipient's CKK_CV_XWING public key as a share record
+/* Wraps a secret key to a recipient's CKK_CV_XWING, CKK_CV_MLKEM768_P256 or
+ * CKK_CV_MLKEM1024_P384 public key as a share record
  * (format 2, doc/wrap-record.md): C_WrapKey with the public key, C_UnwrapKey with the
  * private key on the recipient's token; C_WrapKeyAuthenticated/C_UnwrapKeyAuthenticated
  * bind associated data. No parameter. */

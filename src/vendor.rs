@@ -24,7 +24,8 @@ pub const CKM_CV_ROTATE_MASTER: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX 
 /// resumable after a crash; returns the current master key object. No parameter.
 pub const CKM_CV_REWRAP_STORED: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x04;
 
-/// Wraps a secret key to a recipient's X-Wing public key as a share record (format 2,
+/// Wraps a secret key to a recipient's hybrid public key (X-Wing, MLKEM768-P256 or
+/// MLKEM1024-P384) as a share record (format 2,
 /// `doc/wrap-record.md`): `C_WrapKey` with the recipient's public key, `C_UnwrapKey` with
 /// the private key on the recipient's token; the authenticated 3.2 forms bind associated
 /// data. No parameter.
