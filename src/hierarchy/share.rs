@@ -24,9 +24,9 @@ use zeroize::Zeroizing;
 use super::record::TAG_LEN;
 use crate::error::{Error, Internal, Result};
 use crate::mechanism::aes_gcm::GcmKey;
-use crate::mechanism::registry::KeyView;
 use crate::mechanism::hybrid_kem::{self, Variant};
 use crate::mechanism::registry::AttrSource;
+use crate::mechanism::registry::KeyView;
 use crate::mechanism::{primitives, xwing, GcmParams};
 use crate::object::Template;
 
