@@ -196,6 +196,9 @@ pub(super) fn run(tokens: &[&Token], clients: &[&Client<'_>], wanted: &dyn Fn(&s
     Ok(())
 }
 
+/// One batch per module in a row (`None` where it lacks the operation).
+type Contenders<'a> = Vec<Option<Batch<'a>>>;
+
 /// Each client's encapsulation and decapsulation batches for the KEM `kem` (a key pair
 /// from `gen`), or `None` where the token lacks it.
 fn kem_contenders<'a>(
@@ -203,7 +206,7 @@ fn kem_contenders<'a>(
     gen: u64,
     kem: u64,
     secret: &'a [Attribute],
-) -> Res<(Vec<Option<Batch<'a>>>, Vec<Option<Batch<'a>>>)> {
+) -> Res<(Contenders<'a>, Contenders<'a>)> {
     let (mut encaps, mut decaps) = (Vec::new(), Vec::new());
     for client in clients {
         let s = client.s;
