@@ -155,24 +155,24 @@ impl Variant {
     /// `Nek`: 1,249 or 1,665 bytes.
     pub fn public_len(self) -> usize {
         match self {
-            Variant::MlKem768P256 => p256i::NEK_PQ + p256i::NELEM,
-            Variant::MlKem1024P384 => p384i::NEK_PQ + p384i::NELEM,
+            Variant::MlKem768P256 => mlkem768_p256::NEK_PQ + mlkem768_p256::NELEM,
+            Variant::MlKem1024P384 => mlkem1024_p384::NEK_PQ + mlkem1024_p384::NELEM,
         }
     }
 
     /// `Nct`: 1,153 or 1,665 bytes.
     pub fn ciphertext_len(self) -> usize {
         match self {
-            Variant::MlKem768P256 => p256i::NCT_PQ + p256i::NELEM,
-            Variant::MlKem1024P384 => p384i::NCT_PQ + p384i::NELEM,
+            Variant::MlKem768P256 => mlkem768_p256::NCT_PQ + mlkem768_p256::NELEM,
+            Variant::MlKem1024P384 => mlkem1024_p384::NCT_PQ + mlkem1024_p384::NELEM,
         }
     }
 
     /// `Nrandom` of `EncapsDerand`: ML-KEM's 32 bytes, then the group's `Nseed`.
     pub fn randomness_len(self) -> usize {
         32 + match self {
-            Variant::MlKem768P256 => p256i::NSEED_T,
-            Variant::MlKem1024P384 => p384i::NSEED_T,
+            Variant::MlKem768P256 => mlkem768_p256::NSEED_T,
+            Variant::MlKem1024P384 => mlkem1024_p384::NSEED_T,
         }
     }
 }
@@ -287,23 +287,23 @@ macro_rules! instance {
     };
 }
 
-instance!(p256i, ml_kem::MlKem768, p256, b"MLKEM768-P256", nek_pq: 1184, nct_pq: 1088, nseed_t: 128, nscalar: 32);
-instance!(p384i, ml_kem::MlKem1024, p384, b"MLKEM1024-P384", nek_pq: 1568, nct_pq: 1568, nseed_t: 48, nscalar: 48);
+instance!(mlkem768_p256, ml_kem::MlKem768, p256, b"MLKEM768-P256", nek_pq: 1184, nct_pq: 1088, nseed_t: 128, nscalar: 32);
+instance!(mlkem1024_p384, ml_kem::MlKem1024, p384, b"MLKEM1024-P384", nek_pq: 1568, nct_pq: 1568, nseed_t: 48, nscalar: 48);
 
 /// A decapsulation key expanded from its seed, kept with its key object.
 pub struct ExpandedPrivate(PrivateOf);
 
 enum PrivateOf {
-    P256(p256i::Private),
-    P384(p384i::Private),
+    P256(mlkem768_p256::Private),
+    P384(mlkem1024_p384::Private),
 }
 
 /// A parsed encapsulation key, kept with its key object.
 pub struct ParsedPublic(PublicOf);
 
 enum PublicOf {
-    P256(p256i::Public),
-    P384(p384i::Public),
+    P256(mlkem768_p256::Public),
+    P384(mlkem1024_p384::Public),
 }
 
 /// The expanded private key and the public key of seed `seed`; `None` in the
@@ -313,8 +313,10 @@ pub fn derive(v: Variant, seed: &[u8]) -> Result<Option<(ExpandedPrivate, Vec<u8
         return Err(Error::AttributeValueInvalid(CKA_VALUE));
     }
     Ok(match v {
-        Variant::MlKem768P256 => p256i::expand(seed).map(|(sk, ek)| (ExpandedPrivate(PrivateOf::P256(sk)), ek)),
-        Variant::MlKem1024P384 => p384i::expand(seed).map(|(sk, ek)| (ExpandedPrivate(PrivateOf::P384(sk)), ek)),
+        Variant::MlKem768P256 => mlkem768_p256::expand(seed).map(|(sk, ek)| (ExpandedPrivate(PrivateOf::P256(sk)), ek)),
+        Variant::MlKem1024P384 => {
+            mlkem1024_p384::expand(seed).map(|(sk, ek)| (ExpandedPrivate(PrivateOf::P384(sk)), ek))
+        }
     })
 }
 
@@ -325,8 +327,8 @@ fn expand_private(v: Variant, seed: &[u8]) -> Result<ExpandedPrivate> {
 /// Parses an encapsulation key (FIPS 203 modulus check, point on the curve).
 pub fn parse_public(v: Variant, ek: &[u8]) -> Result<ParsedPublic> {
     let parsed = match v {
-        Variant::MlKem768P256 => p256i::parse_public(ek).map(PublicOf::P256),
-        Variant::MlKem1024P384 => p384i::parse_public(ek).map(PublicOf::P384),
+        Variant::MlKem768P256 => mlkem768_p256::parse_public(ek).map(PublicOf::P256),
+        Variant::MlKem1024P384 => mlkem1024_p384::parse_public(ek).map(PublicOf::P384),
     };
     parsed.map(ParsedPublic).ok_or(Error::AttributeValueInvalid(CKA_VALUE))
 }
@@ -336,10 +338,10 @@ pub fn parse_public(v: Variant, ek: &[u8]) -> Result<ParsedPublic> {
 pub fn encapsulate_derand(pk: &ParsedPublic, randomness: &[u8]) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>)> {
     match &pk.0 {
         PublicOf::P256(pk) if randomness.len() == Variant::MlKem768P256.randomness_len() => {
-            p256i::encapsulate(pk, randomness)
+            mlkem768_p256::encapsulate(pk, randomness)
         }
         PublicOf::P384(pk) if randomness.len() == Variant::MlKem1024P384.randomness_len() => {
-            p384i::encapsulate(pk, randomness)
+            mlkem1024_p384::encapsulate(pk, randomness)
         }
         _ => None,
     }
@@ -363,8 +365,8 @@ pub fn decapsulate(v: Variant, sk: &ExpandedPrivate, ct: &[u8]) -> Result<Zeroiz
         return Err(Error::EncryptedDataLenRange);
     }
     match &sk.0 {
-        PrivateOf::P256(sk) => p256i::decapsulate(sk, ct),
-        PrivateOf::P384(sk) => p384i::decapsulate(sk, ct),
+        PrivateOf::P256(sk) => mlkem768_p256::decapsulate(sk, ct),
+        PrivateOf::P384(sk) => mlkem1024_p384::decapsulate(sk, ct),
     }
 }
 
@@ -475,17 +477,17 @@ mod tests {
         seed.extend_from_slice(&[0u8; 32]);
         seed.extend_from_slice(&[0u8; 31]);
         seed.push(7);
-        let (_, ek) = p256i::expand(&[0u8; 32]).expect("expands");
-        let pk = p256i::parse_public(&ek).expect("parses");
+        let (_, ek) = mlkem768_p256::expand(&[0u8; 32]).expect("expands");
+        let pk = mlkem768_p256::parse_public(&ek).expect("parses");
         let mut randomness = vec![1u8; 32];
         randomness.extend_from_slice(&seed);
         randomness.extend_from_slice(&[9u8; 32]);
-        let (ct, _) = p256i::encapsulate(&pk, &randomness).expect("third block");
+        let (ct, _) = mlkem768_p256::encapsulate(&pk, &randomness).expect("third block");
         // The ephemeral point is 7·G: the first two blocks (n-1 < 0xff..ff, and 0) were skipped.
         let seven = p256::SecretKey::from_slice(&[[0u8; 31].as_slice(), &[7]].concat()).expect("7");
         assert_eq!(&ct[1088..], seven.public_key().to_sec1_point(false).as_bytes());
         let all_bad = [vec![1u8; 32], vec![0xffu8; 128]].concat();
-        assert!(p256i::encapsulate(&pk, &all_bad).is_none(), "no block in range");
+        assert!(mlkem768_p256::encapsulate(&pk, &all_bad).is_none(), "no block in range");
     }
 
     #[test]
