@@ -4,7 +4,8 @@
 # keys (PKCS#1 v1.5, PSS, ECDSA-SHA384, Ed25519); AES-ECB/CBC/CTR ciphertext equals
 # `openssl enc` byte for byte in both directions; RSA-OAEP ciphertext made by
 # `openssl pkeyutl` decrypts on the token; ML-DSA-65 signatures cross-check with
-# dilithium-py and X-Wing shared secrets with the draft's combiner over kyber-py, both ways.
+# dilithium-py, and X-Wing, MLKEM768-P256 and MLKEM1024-P384 shared secrets with each draft's
+# combiner written in Python over kyber-py and `cryptography`, both ways.
 source "$(dirname "$0")/lib.sh"
 CLIENT=mechanisms
 need_tool tools openssl pkcs11-tool python3 || exit 0
@@ -94,3 +95,13 @@ check mldsa-dilithium-py-signs-token-verifies mldsa token-verifies
 xwing() { python3 "$(dirname "$0")/xwing.py" "$MODULE" "$USER_PIN" "$1"; }
 check xwing-python-encapsulates-token-decapsulates xwing python-encapsulates
 check xwing-token-encapsulates-python-decapsulates xwing token-encapsulates
+
+# MLKEM768-P256 and MLKEM1024-P384 (vendor hybrid KEMs, draft-irtf-cfrg-concrete-hybrid-kems-04)
+# against the CG framework written in Python over kyber-py's ML-KEM and cryptography's
+# P-256/P-384: both directions, and the token deriving Python's key from the same seed.
+hybrid_kem() { python3 "$(dirname "$0")/hybrid_kem.py" "$MODULE" "$USER_PIN" "$@"; }
+for kem in mlkem768-p256 mlkem1024-p384; do
+    check "$kem-python-encapsulates-token-decapsulates" hybrid_kem "$kem" python-encapsulates
+    check "$kem-token-encapsulates-python-decapsulates" hybrid_kem "$kem" token-encapsulates
+    check "$kem-token-derives-the-same-key-from-a-seed" hybrid_kem "$kem" seed-import
+done

@@ -40,7 +40,8 @@
  * (C_DecapsulateKey, private key): ciphertext 1120 bytes, shared secret 32 bytes.
  * Public CKA_VALUE: the 1216-byte encapsulation key; private CKA_VALUE: the 32-byte
  * decapsulation key (seed). */
-/* Wraps a secret key to a recipient's CKK_CV_XWING public key as a share record
+/* Wraps a secret key to a recipient's CKK_CV_XWING, CKK_CV_MLKEM768_P256 or
+ * CKK_CV_MLKEM1024_P384 public key as a share record
  * (format 2, doc/wrap-record.md): C_WrapKey with the public key, C_UnwrapKey with the
  * private key on the recipient's token; C_WrapKeyAuthenticated/C_UnwrapKeyAuthenticated
  * bind associated data. No parameter. */
@@ -48,6 +49,26 @@
 #define CKM_CV_XWING_KEY_PAIR_GEN 0xC3560010UL
 #define CKM_CV_XWING 0xC3560011UL
 #define CKK_CV_XWING 0xC3560001UL
+
+/* The CFRG hybrid KEMs MLKEM768-P256 and MLKEM1024-P384, pinned to
+ * draft-irtf-cfrg-concrete-hybrid-kems-04 (the CG framework, i.e. the C2PRI combiner
+ * with a nominal group, of draft-irtf-cfrg-hybrid-kems-12): ss = SHA3-256(ss_PQ || ss_T
+ * || ct_T || ek_T || label), the private key a 32-byte seed expanded with SHAKE256.
+ * The _KEY_PAIR_GEN mechanisms make a pair of their key type (no parameter); the KEM
+ * mechanisms encapsulate (C_EncapsulateKey, public key) and decapsulate
+ * (C_DecapsulateKey, private key) into a secret key made from the caller's template.
+ * Public CKA_VALUE: ek_PQ || ek_T (the point uncompressed, SEC1); private CKA_VALUE: the
+ * seed. MLKEM768-P256: public key 1249 bytes, ciphertext 1153 bytes. MLKEM1024-P384:
+ * public key 1665 bytes, ciphertext 1665 bytes. Shared secret 32 bytes. A ciphertext
+ * whose point is not on the curve is CKR_ENCRYPTED_DATA_INVALID; a wrong length is
+ * CKR_ENCRYPTED_DATA_LEN_RANGE; an altered ML-KEM half decapsulates to an unrelated
+ * secret (implicit rejection). */
+#define CKM_CV_MLKEM768_P256_KEY_PAIR_GEN 0xC3560012UL
+#define CKM_CV_MLKEM768_P256 0xC3560013UL
+#define CKM_CV_MLKEM1024_P384_KEY_PAIR_GEN 0xC3560014UL
+#define CKM_CV_MLKEM1024_P384 0xC3560015UL
+#define CKK_CV_MLKEM768_P256 0xC3560002UL
+#define CKK_CV_MLKEM1024_P384 0xC3560003UL
 
 /* CK_ULONG: the key's role, one of CV_ROLE_*. */
 #define CKA_CV_ROLE 0xC3560001UL

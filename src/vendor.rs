@@ -24,7 +24,8 @@ pub const CKM_CV_ROTATE_MASTER: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX 
 /// resumable after a crash; returns the current master key object. No parameter.
 pub const CKM_CV_REWRAP_STORED: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x04;
 
-/// Wraps a secret key to a recipient's X-Wing public key as a share record (format 2,
+/// Wraps a secret key to a recipient's hybrid public key (X-Wing, MLKEM768-P256 or
+/// MLKEM1024-P384) as a share record (format 2,
 /// `doc/wrap-record.md`): `C_WrapKey` with the recipient's public key, `C_UnwrapKey` with
 /// the private key on the recipient's token; the authenticated 3.2 forms bind associated
 /// data. No parameter.
@@ -37,9 +38,29 @@ pub const CKM_CV_XWING_KEY_PAIR_GEN: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PR
 /// 1,120-byte ciphertext and a 32-byte shared secret. No parameter.
 pub const CKM_CV_XWING: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x11;
 
+/// Makes an MLKEM768-P256 key pair (`C_GenerateKeyPair`, key type
+/// [`CKK_CV_MLKEM768_P256`]). No parameter.
+pub const CKM_CV_MLKEM768_P256_KEY_PAIR_GEN: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x12;
+/// MLKEM768-P256 encapsulation and decapsulation (`C_EncapsulateKey`/`C_DecapsulateKey`):
+/// a 1,153-byte ciphertext and a 32-byte shared secret. No parameter.
+pub const CKM_CV_MLKEM768_P256: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x13;
+/// Makes an MLKEM1024-P384 key pair (`C_GenerateKeyPair`, key type
+/// [`CKK_CV_MLKEM1024_P384`]). No parameter.
+pub const CKM_CV_MLKEM1024_P384_KEY_PAIR_GEN: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x14;
+/// MLKEM1024-P384 encapsulation and decapsulation: a 1,665-byte ciphertext and a 32-byte
+/// shared secret. No parameter.
+pub const CKM_CV_MLKEM1024_P384: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x15;
+
 /// X-Wing keys (ML-KEM-768 + X25519, draft-connolly-cfrg-xwing-kem-06): public
 /// `CKA_VALUE` the 1,216-byte encapsulation key, private `CKA_VALUE` the 32-byte seed.
 pub const CKK_CV_XWING: CK_KEY_TYPE = CKK_VENDOR_DEFINED | PREFIX | 0x01;
+/// MLKEM768-P256 keys (draft-irtf-cfrg-concrete-hybrid-kems-04): public `CKA_VALUE` the
+/// 1,249-byte encapsulation key (`ek_PQ || ek_T`, the point uncompressed), private
+/// `CKA_VALUE` the 32-byte seed.
+pub const CKK_CV_MLKEM768_P256: CK_KEY_TYPE = CKK_VENDOR_DEFINED | PREFIX | 0x02;
+/// MLKEM1024-P384 keys (draft-irtf-cfrg-concrete-hybrid-kems-04): public `CKA_VALUE` the
+/// 1,665-byte encapsulation key, private `CKA_VALUE` the 32-byte seed.
+pub const CKK_CV_MLKEM1024_P384: CK_KEY_TYPE = CKK_VENDOR_DEFINED | PREFIX | 0x03;
 
 /// The key's role in the hierarchy (`CK_ULONG`: one of the `CV_ROLE_*` values).
 pub const CKA_CV_ROLE: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x01;
@@ -140,6 +161,12 @@ mod tests {
             ("CKM_CV_XWING_KEY_PAIR_GEN", CKM_CV_XWING_KEY_PAIR_GEN),
             ("CKM_CV_XWING", CKM_CV_XWING),
             ("CKK_CV_XWING", CKK_CV_XWING),
+            ("CKM_CV_MLKEM768_P256_KEY_PAIR_GEN", CKM_CV_MLKEM768_P256_KEY_PAIR_GEN),
+            ("CKM_CV_MLKEM768_P256", CKM_CV_MLKEM768_P256),
+            ("CKM_CV_MLKEM1024_P384_KEY_PAIR_GEN", CKM_CV_MLKEM1024_P384_KEY_PAIR_GEN),
+            ("CKM_CV_MLKEM1024_P384", CKM_CV_MLKEM1024_P384),
+            ("CKK_CV_MLKEM768_P256", CKK_CV_MLKEM768_P256),
+            ("CKK_CV_MLKEM1024_P384", CKK_CV_MLKEM1024_P384),
             ("CKA_CV_ROLE", CKA_CV_ROLE),
             ("CKA_CV_KEY_VERSION", CKA_CV_KEY_VERSION),
             ("CKA_CV_LIFECYCLE", CKA_CV_LIFECYCLE),

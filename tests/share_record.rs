@@ -12,7 +12,10 @@ mod common;
 
 use std::ptr::null_mut;
 
-use collabvault_pkcs11::vendor::{CKK_CV_XWING, CKM_CV_SHARE_RECORD, CKM_CV_WRAP_RECORD, CKM_CV_XWING_KEY_PAIR_GEN};
+use collabvault_pkcs11::vendor::{
+    CKK_CV_MLKEM1024_P384, CKK_CV_MLKEM768_P256, CKK_CV_XWING, CKM_CV_MLKEM1024_P384_KEY_PAIR_GEN,
+    CKM_CV_MLKEM768_P256_KEY_PAIR_GEN, CKM_CV_SHARE_RECORD, CKM_CV_WRAP_RECORD, CKM_CV_XWING_KEY_PAIR_GEN,
+};
 use common::raw::{assert_rv, Api, Template};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
@@ -42,14 +45,19 @@ impl Side<'_> {
 
     /// An X-Wing pair: the public half may wrap, the private half unwrap.
     fn recipient_pair(&self) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
-        let mut m = mech(CKM_CV_XWING_KEY_PAIR_GEN);
+        self.recipient_pair_of(CKM_CV_XWING_KEY_PAIR_GEN)
+    }
+
+    /// A pair of the hybrid KEM that `gen` makes, for wrapping and unwrapping.
+    fn recipient_pair_of(&self, gen: CK_MECHANISM_TYPE) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
+        let mut m = mech(gen);
         let (mut public, mut private) =
             (Template::default().flag(CKA_WRAP, true), Template::default().flag(CKA_UNWRAP, true));
         let (mut pt, mut st) = (public.raw(), private.raw());
         let (mut ph, mut sh) = (0, 0);
         let f = self.api.f.C_GenerateKeyPair.expect("fn");
         let rv = unsafe { f(self.s, &mut m, pt.as_mut_ptr(), 1, st.as_mut_ptr(), 1, &mut ph, &mut sh) };
-        assert_rv(rv, CKR_OK, "C_GenerateKeyPair(X-Wing)");
+        assert_rv(rv, CKR_OK, "C_GenerateKeyPair(recipient)");
         (ph, sh)
     }
 
@@ -184,6 +192,44 @@ fn a_dek_shared_to_another_tokens_x_wing_key_opens_there_with_its_attributes() {
         // The bound attributes came along: a template contradicting them is refused.
         let loosened = aes_template().flag(CKA_SENSITIVE, false);
         assert_eq!(recipient.unwrap(private, &record, loosened), Err(CKR_TEMPLATE_INCONSISTENT));
+    });
+}
+
+#[test]
+fn a_dek_shared_to_an_mlkem768_p256_key_opens_there_and_with_no_other_kem() {
+    two_tokens(|sender, recipient| {
+        let (public, private) = recipient.recipient_pair_of(CKM_CV_MLKEM768_P256_KEY_PAIR_GEN);
+        let (_, xwing_private) = recipient.recipient_pair();
+        let imported = Template::default()
+            .ulong(CKA_CLASS, CKO_PUBLIC_KEY)
+            .ulong(CKA_KEY_TYPE, CKK_CV_MLKEM768_P256)
+            .bytes(CKA_VALUE, &recipient.value(public))
+            .flag(CKA_WRAP, true);
+        let recipient_key = sender.create(imported).expect("import the recipient's MLKEM768-P256 public key");
+        let key = dek(sender);
+        let record = sender.wrap(CKM_CV_SHARE_RECORD, recipient_key, key).expect("share");
+        assert_eq!(&record[..6], b"CVWR\x02\x03", "format 2, MLKEM768-P256 + AES-256-GCM");
+        assert_eq!(&record[6..8], &1153u16.to_be_bytes(), "the KEM ciphertext's length");
+        let opened = recipient.unwrap(private, &record, aes_template()).expect("open on the recipient's token");
+        assert_eq!(encrypt_block(recipient, opened), encrypt_block(sender, key), "the same key on both tokens");
+        // The record names its KEM: an X-Wing key does not open it, nor a record relabelled.
+        let refused = recipient.unwrap(xwing_private, &record, aes_template());
+        assert_eq!(refused, Err(CKR_WRAPPED_KEY_INVALID), "an X-Wing key");
+        let mut relabelled = record.clone();
+        relabelled[5] = 0x04;
+        assert_eq!(recipient.unwrap(private, &relabelled, aes_template()), Err(CKR_WRAPPED_KEY_INVALID));
+        // MLKEM1024-P384 recipients too, algorithm 0x04.
+        let (public, private) = recipient.recipient_pair_of(CKM_CV_MLKEM1024_P384_KEY_PAIR_GEN);
+        let imported = Template::default()
+            .ulong(CKA_CLASS, CKO_PUBLIC_KEY)
+            .ulong(CKA_KEY_TYPE, CKK_CV_MLKEM1024_P384)
+            .bytes(CKA_VALUE, &recipient.value(public))
+            .flag(CKA_WRAP, true);
+        let recipient_key = sender.create(imported).expect("import the MLKEM1024-P384 public key");
+        let record = sender.wrap(CKM_CV_SHARE_RECORD, recipient_key, key).expect("share");
+        assert_eq!(&record[..6], b"CVWR\x02\x04");
+        let opened = recipient.unwrap(private, &record, aes_template()).expect("open");
+        assert_eq!(encrypt_block(recipient, opened), encrypt_block(sender, key));
     });
 }
 

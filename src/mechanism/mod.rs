@@ -23,6 +23,7 @@ pub mod eddsa;
 pub mod hash;
 pub mod hkdf;
 pub mod hmac;
+pub mod hybrid_kem;
 pub mod mldsa;
 pub mod mlkem;
 pub mod primitives;
@@ -189,6 +190,10 @@ pub enum Mechanism {
     XWingKeyPairGen,
     /// `CKM_CV_XWING`.
     XWing,
+    /// `CKM_CV_MLKEM768_P256_KEY_PAIR_GEN` or `CKM_CV_MLKEM1024_P384_KEY_PAIR_GEN`.
+    HybridKemKeyPairGen(hybrid_kem::Variant),
+    /// `CKM_CV_MLKEM768_P256` or `CKM_CV_MLKEM1024_P384`.
+    HybridKem(hybrid_kem::Variant),
     /// `CKM_ML_DSA_KEY_PAIR_GEN`.
     MlDsaKeyPairGen,
     /// `CKM_ML_DSA`, `CKM_HASH_ML_DSA` and `CKM_HASH_ML_DSA_<hash>`.
@@ -254,6 +259,8 @@ impl Mechanism {
             Mechanism::MlKem => CKM_ML_KEM,
             Mechanism::XWingKeyPairGen => crate::vendor::CKM_CV_XWING_KEY_PAIR_GEN,
             Mechanism::XWing => crate::vendor::CKM_CV_XWING,
+            Mechanism::HybridKemKeyPairGen(v) => v.pair_gen_mechanism(),
+            Mechanism::HybridKem(v) => v.kem_mechanism(),
             Mechanism::MlDsaKeyPairGen => CKM_ML_DSA_KEY_PAIR_GEN,
             Mechanism::MlDsa(p) => p.ty,
             Mechanism::CvWrapRecord => crate::vendor::CKM_CV_WRAP_RECORD,
@@ -311,6 +318,14 @@ impl Mechanism {
             CKM_ML_DSA_KEY_PAIR_GEN => Mechanism::MlDsaKeyPairGen,
             crate::vendor::CKM_CV_XWING_KEY_PAIR_GEN => Mechanism::XWingKeyPairGen,
             crate::vendor::CKM_CV_XWING => Mechanism::XWing,
+            crate::vendor::CKM_CV_MLKEM768_P256_KEY_PAIR_GEN => {
+                Mechanism::HybridKemKeyPairGen(hybrid_kem::Variant::MlKem768P256)
+            }
+            crate::vendor::CKM_CV_MLKEM768_P256 => Mechanism::HybridKem(hybrid_kem::Variant::MlKem768P256),
+            crate::vendor::CKM_CV_MLKEM1024_P384_KEY_PAIR_GEN => {
+                Mechanism::HybridKemKeyPairGen(hybrid_kem::Variant::MlKem1024P384)
+            }
+            crate::vendor::CKM_CV_MLKEM1024_P384 => Mechanism::HybridKem(hybrid_kem::Variant::MlKem1024P384),
             crate::vendor::CKM_CV_WRAP_RECORD => Mechanism::CvWrapRecord,
             crate::vendor::CKM_CV_ROTATE_MASTER => Mechanism::CvRotateMaster,
             crate::vendor::CKM_CV_REWRAP_STORED => Mechanism::CvRewrapStored,
@@ -418,6 +433,9 @@ pub fn imported_attrs(
         CKK_ML_KEM => mlkem::imported(class, key),
         CKK_ML_DSA => mldsa::imported(class, key),
         crate::vendor::CKK_CV_XWING => xwing::imported(class, key),
-        _ => Ok(Vec::new()),
+        t => match hybrid_kem::Variant::of_key_type(t) {
+            Some(v) => hybrid_kem::imported(v, class, key),
+            None => Ok(Vec::new()),
+        },
     }
 }

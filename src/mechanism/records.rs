@@ -12,8 +12,8 @@ use super::registry::{build_plain, KeyNeed, MechEntry, MechInfo, Ops, Param, Par
 use super::Mechanism;
 use crate::error::{Error, Result};
 use crate::vendor::{
-    CKK_CV_XWING, CKM_CV_REWRAP_RECORD, CKM_CV_REWRAP_STORED, CKM_CV_ROTATE_MASTER, CKM_CV_SHARE_RECORD,
-    CKM_CV_WRAP_RECORD,
+    CKK_CV_MLKEM1024_P384, CKK_CV_MLKEM768_P256, CKK_CV_XWING, CKM_CV_REWRAP_RECORD, CKM_CV_REWRAP_STORED,
+    CKM_CV_ROTATE_MASTER, CKM_CV_SHARE_RECORD, CKM_CV_WRAP_RECORD,
 };
 
 const fn row(ty: CK_MECHANISM_TYPE, flags: CK_FLAGS, param: ParamShape) -> MechEntry {
@@ -37,7 +37,7 @@ pub const ENTRIES: &[MechEntry] = &[
     MechEntry {
         ty: CKM_CV_SHARE_RECORD,
         info: MechInfo { min_key: 0, max_key: 0, flags: CKF_WRAP | CKF_UNWRAP },
-        key: KeyNeed::Recipient(&[CKK_CV_XWING]),
+        key: KeyNeed::Recipient(&[CKK_CV_XWING, CKK_CV_MLKEM768_P256, CKK_CV_MLKEM1024_P384]),
         param: ParamShape::None,
         build: build_plain,
         ops: Ops::NONE,

@@ -416,6 +416,7 @@ pub fn registry() -> impl Iterator<Item = &'static MechEntry> {
         mlkem::ENTRIES,
         mldsa::ENTRIES,
         xwing::ENTRIES,
+        hybrid_kem::ENTRIES,
         records::ENTRIES,
     ]
     .into_iter()

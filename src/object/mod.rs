@@ -279,9 +279,16 @@ impl Object {
                 Ok(())
             }
             CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => match self.ulong(CKA_KEY_TYPE) {
-                Some(CKK_EC | CKK_ML_KEM | CKK_ML_DSA | CKK_RSA | CKK_EC_EDWARDS | crate::vendor::CKK_CV_XWING) => {
-                    Ok(())
-                }
+                Some(
+                    CKK_EC
+                    | CKK_ML_KEM
+                    | CKK_ML_DSA
+                    | CKK_RSA
+                    | CKK_EC_EDWARDS
+                    | crate::vendor::CKK_CV_XWING
+                    | crate::vendor::CKK_CV_MLKEM768_P256
+                    | crate::vendor::CKK_CV_MLKEM1024_P384,
+                ) => Ok(()),
                 _ => Err(Error::AttributeValueInvalid(CKA_KEY_TYPE)),
             },
             _ => Ok(()),

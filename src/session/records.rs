@@ -180,7 +180,7 @@ impl Cipher for Rewrap {
 }
 
 /// `C_WrapKey`/`C_WrapKeyAuthenticated` with `CKM_CV_SHARE_RECORD`: `key` sealed to the
-/// recipient's X-Wing public key `wrapping`, under the one wrap policy.
+/// recipient's hybrid KEM public key `wrapping`, under the one wrap policy.
 pub fn share(
     ctx: &Ctx,
     wrapping: CK_OBJECT_HANDLE,
@@ -194,7 +194,7 @@ pub fn share(
     crate::object::usage::check_wrap(&recipient, crate::vendor::CKM_CV_SHARE_RECORD, &target)?;
     let value = target.secret()?;
     let bound = target.bound_attributes();
-    let needed = share::sealed_len(&bound, value.len())?;
+    let needed = share::sealed_len(&*recipient, &bound, value.len())?;
     if let Some(answer) = sized(needed, capacity) {
         return answer;
     }
