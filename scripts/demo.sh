@@ -17,7 +17,10 @@
 #      version's own key gone from SoftHSM2, and an edited master key row refused;
 #   8. signs with ML-DSA-65 on the token and verifies with dilithium-py, and the reverse;
 #      agrees an X-Wing (hybrid ML-KEM-768 + X25519) secret with an independent client;
-#   9. adds a second workspace and shares one document's DEK with it as a share record.
+#   9. adds a second workspace and shares one document's DEK with it as a share record;
+#  10. splits engineering's key-encryption key 2-of-3 among custodians: the master keys stay
+#      locked until two approve, a destroy is refused until the quorum approves its own
+#      request, and a lock stops every process at once.
 #
 # Every step says what happened in plain words; any failure stops the demo with a
 # non-zero exit. Everything lives in a temp dir removed on exit.
@@ -236,5 +239,64 @@ if CV_WORKSPACE=engineering documents read-shared "$WORK/to-legal" 2>/dev/null; 
     exit 1
 fi
 echo "-> engineering itself cannot open what it sent: only legal's private key does"
+
+say "a quorum of custodians: engineering's master keys unlock only when 2 of 3 approve"
+export CV_CUSTODIAN_ALICE="alice's long passphrase" CV_CUSTODIAN_BOB="bob's long passphrase"
+export CV_CUSTODIAN_CAROL="carol's long passphrase"
+echo "Each custodian's passphrase becomes an X-Wing public key (Argon2id); the module gets only"
+echo "that, makes a new key-encryption key (KEK), re-seals every master key version under it,"
+echo "and keeps the KEK only as Shamir shares (blahaj), each sealed to one custodian and the HSM:"
+cvault custodians init --workspace engineering --threshold 2 --custodian alice --custodian bob --custodian carol
+cvault quorum status --workspace engineering
+if CV_WORKSPACE=engineering documents read "$STORE" >/dev/null 2>&1; then
+    echo "FAIL: documents opened while the master keys are locked" >&2
+    exit 1
+fi
+echo "-> reading a document is refused: CKR_CV_LOCKED until a quorum unlocks"
+cvault unlock --workspace engineering --custodian alice
+cvault unlock --workspace engineering --custodian alice
+if CV_WORKSPACE=engineering documents read "$STORE" >/dev/null 2>&1; then
+    echo "FAIL: one custodian (approving twice) unlocked alone" >&2
+    exit 1
+fi
+echo "-> alice twice still counts once: locked"
+cvault unlock --workspace engineering --custodian bob
+CV_WORKSPACE=engineering documents read "$STORE" | head -2
+echo "-> two custodians approved: an unlock grant (the KEK sealed by the HSM until its expiry)"
+echo "   serves every process on the store; documents read again"
+cvault quorum status --workspace engineering
+
+say "destroying a master key version needs its own quorum"
+cvault master rotate --workspace engineering
+cvault master rewrap --workspace engineering --records "$STORE" >/dev/null
+old=$("$BIN/cvault" master list --workspace engineering --json |
+    python3 -c 'import json,sys; ws=json.load(sys.stdin)["workspaces"][0]; print([v["version"] for v in ws["versions"] if v["state"]=="decrypt-only"][0])')
+cvault master retire --workspace engineering --version "$old"
+if "$BIN/cvault" master destroy --workspace engineering --version "$old"; then
+    echo "FAIL: a version was destroyed without the quorum" >&2
+    exit 1
+fi
+echo "-> refused with CKR_CV_QUORUM_REQUIRED; the refusal opened a request the custodians see:"
+cvault quorum status --workspace engineering
+request=$("$BIN/cvault" quorum status --workspace engineering --json |
+    python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)[0]["open_requests"] if r["action"].startswith("destroy")][0])')
+cvault quorum approve --workspace engineering --request "$request" --custodian alice --custodian carol
+cvault master destroy --workspace engineering --version "$old"
+echo "-> approved by two custodians, used once: v$old is destroyed"
+
+say "lock: every process loses the master keys at once"
+cvault lock --workspace engineering
+if CV_WORKSPACE=engineering documents read "$STORE" >/dev/null 2>&1; then
+    echo "FAIL: documents opened after the lock" >&2
+    exit 1
+fi
+echo "-> locked again; the audit log holds every request, approval, unlock, use and lock:"
+"$BIN/cvault" audit export | python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e["action"].startswith("quorum-"):
+        print("  ", e["action"], "-", e.get("object") or "")' | tail -8
+cvault audit verify
 
 say "demo complete"
