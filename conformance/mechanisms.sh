@@ -94,3 +94,10 @@ check mldsa-dilithium-py-signs-token-verifies mldsa token-verifies
 xwing() { python3 "$(dirname "$0")/xwing.py" "$MODULE" "$USER_PIN" "$1"; }
 check xwing-python-encapsulates-token-decapsulates xwing python-encapsulates
 check xwing-token-encapsulates-python-decapsulates xwing token-encapsulates
+
+# The SP 800-108 KDFs against cryptography's KBKDFHMAC/KBKDFCMAC (counter mode) and
+# SP 800-108 §5.2/§5.3 written in Python over hashlib's HMAC (feedback, double pipeline).
+kbkdf() { python3 "$(dirname "$0")/kbkdf.py" "$MODULE" "$USER_PIN" "$1"; }
+for mode in counter-hmac counter-cmac feedback double-pipeline additional-keys; do
+    check "kbkdf-$mode-matches-python" kbkdf "$mode"
+done

@@ -23,6 +23,7 @@ pub mod eddsa;
 pub mod hash;
 pub mod hkdf;
 pub mod hmac;
+pub mod kbkdf;
 pub mod mldsa;
 pub mod mlkem;
 pub mod primitives;
@@ -154,6 +155,8 @@ pub enum Mechanism {
     HkdfDerive(HkdfParams),
     /// `CKM_HKDF_KEY_GEN`: a `CKK_HKDF` key.
     HkdfKeyGen,
+    /// `CKM_SP800_108_COUNTER_KDF`, `_FEEDBACK_KDF` and `_DOUBLE_PIPELINE_KDF`.
+    Kbkdf(kbkdf::KbkdfParams),
     /// `CKM_EC_KEY_PAIR_GEN`.
     EcKeyPairGen,
     /// `CKM_ECDSA` (`None`: the caller hashes) and `CKM_ECDSA_SHA*`.
@@ -234,6 +237,7 @@ impl Mechanism {
             Mechanism::AesCbcEncryptData { .. } => CKM_AES_CBC_ENCRYPT_DATA,
             Mechanism::HkdfDerive(_) => CKM_HKDF_DERIVE,
             Mechanism::HkdfKeyGen => CKM_HKDF_KEY_GEN,
+            Mechanism::Kbkdf(p) => p.mode.mechanism(),
             Mechanism::EcKeyPairGen => CKM_EC_KEY_PAIR_GEN,
             Mechanism::Ecdsa(None) => CKM_ECDSA,
             Mechanism::Ecdsa(Some(h)) => ecdsa::hash_mech(*h),

@@ -1,5 +1,5 @@
 //! Key derivation through a session (spec §5.18): the mechanism's registry row derives the
-//! bytes from the base key (and, for `CKM_CONCATENATE_BASE_AND_KEY` or an HKDF salt key,
+//! bytes (of one key, or of several for the SP 800-108 KDFs) from the base key (and, for `CKM_CONCATENATE_BASE_AND_KEY` or an HKDF salt key,
 //! a second key fetched under the same checks), and the new key gets the base key's
 //! `CKA_DERIVE_TEMPLATE` and the sensitivity history of every key it came from.
 
@@ -7,36 +7,85 @@ use cryptoki_sys::*;
 
 use super::key::{derived_type, imposed, secret_attrs, value_len, KeyRole};
 use super::Ctx;
-use crate::error::{Error, Result};
+use crate::error::{Error, Internal, Result};
 use crate::mechanism::{registry, Mechanism};
 use crate::object::{Attr, Object, Origin, Template};
 
 /// `C_DeriveKey`.
 pub fn derive_key(ctx: &Ctx, m: &Mechanism, base: CK_OBJECT_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
+    let handles = derive_keys(ctx, m, base, template, &[])?;
+    handles.first().copied().ok_or(Error::Internal(Internal::DerivedLength))
+}
+
+/// `C_DeriveKey` with the additional keys an SP 800-108 parameter asks for: the handles
+/// of the primary key and then of each additional key, in order. Either every key is
+/// made or none is (a key already added when a later one fails is destroyed again).
+pub fn derive_keys(
+    ctx: &Ctx,
+    m: &Mechanism,
+    base: CK_OBJECT_HANDLE,
+    template: &Template,
+    additional: &[Template],
+) -> Result<Vec<CK_OBJECT_HANDLE>> {
     let row = registry::row(m.ty())?;
     // The mechanism is checked before any key (the module's order of checks).
-    if row.ops.derive.is_none() && row.ops.derive_with.is_none() {
+    if row.ops.derive.is_none() && row.ops.derive_with.is_none() && row.ops.derive_keys.is_none() {
         return Err(Error::MechanismInvalid);
+    }
+    if !additional.is_empty() && row.ops.derive_keys.is_none() {
+        return Err(Error::MechanismParamInvalid);
     }
     let base = ctx.operation_key(base, row, KeyRole::Derive)?;
     // The second key's bits go into the new key as the base key's do, so it answers to
     // the same class, type, CKA_DERIVE and allowed-mechanism checks.
     let other = m.second_key().map(|h| ctx.operation_key(h, row, KeyRole::Derive)).transpose()?;
-    let template = &imposed(&base, CKA_DERIVE_TEMPLATE, template)?;
     let sources: Vec<&Object> = std::iter::once(&*base).chain(other.as_deref()).collect();
-    let template = &if m.copies_key_bits() { inherit_protection(template, &sources) } else { template.clone() };
-    let key_type = derived_type(template)?;
-    let len = value_len(template)?;
-    let value = match &other {
-        Some(other) => row.op(|o| o.derive_with)?(m, &*base, &**other, len)?,
-        None => row.op(|o| o.derive)?(m, &*base, len)?,
+    // Every new key answers to the base key's CKA_DERIVE_TEMPLATE.
+    let templates = std::iter::once(template)
+        .chain(additional)
+        .map(|t| {
+            let t = imposed(&base, CKA_DERIVE_TEMPLATE, t)?;
+            Ok(if m.copies_key_bits() { inherit_protection(&t, &sources) } else { t })
+        })
+        .collect::<Result<Vec<Template>>>()?;
+    let values = match (row.ops.derive_keys, &other) {
+        (Some(many), _) => many(m, &*base, &lengths(&templates)?)?,
+        (None, Some(other)) => vec![row.op(|o| o.derive_with)?(m, &*base, &**other, value_len(template)?)?],
+        (None, None) => vec![row.op(|o| o.derive)?(m, &*base, value_len(template)?)?],
     };
+    if values.len() != templates.len() {
+        return Err(Error::Internal(Internal::DerivedLength));
+    }
     let origin = Origin::Derived {
         always_sensitive: sources.iter().all(|k| k.flag(CKA_ALWAYS_SENSITIVE)),
         never_extractable: sources.iter().all(|k| k.flag(CKA_NEVER_EXTRACTABLE)),
     };
-    let key = Object::new(template, origin, &secret_attrs(key_type, &value))?;
-    ctx.add_from(key, "C_DeriveKey", "from", &base)
+    // Every object is checked before any is added.
+    let keys = templates
+        .iter()
+        .zip(&values)
+        .map(|(t, v)| Object::new(t, origin, &secret_attrs(derived_type(t)?, v)))
+        .collect::<Result<Vec<Object>>>()?;
+    let mut handles = Vec::with_capacity(keys.len());
+    for key in keys {
+        match ctx.add_from(key, "C_DeriveKey", "from", &base) {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                for h in handles {
+                    // Best effort: the call fails with the first error either way.
+                    let _ = super::objects::destroy(ctx, h);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(handles)
+}
+
+/// The length of each key a multi-key derivation makes: its `CKA_VALUE_LEN`, which
+/// these mechanisms cannot guess (`CKR_TEMPLATE_INCOMPLETE` without it).
+fn lengths(templates: &[Template]) -> Result<Vec<usize>> {
+    templates.iter().map(|t| value_len(t)?.ok_or(Error::TemplateIncomplete(CKA_VALUE_LEN))).collect()
 }
 
 /// For a derivation whose output is its sources' own bits: the new key is sensitive if a
