@@ -117,8 +117,10 @@ unsafe fn eddsa(m: &CK_MECHANISM) -> Result<Param> {
     }
     // SAFETY: forwarded from this function's contract.
     let p = unsafe { param_as::<CK_EDDSA_PARAMS>(m) }.ok_or(Error::MechanismParamInvalid)?;
-    let context_len = usize::try_from(p.ulContextDataLen).map_err(|_| Error::MechanismParamInvalid)?;
-    Ok(Param::Eddsa { prehash: p.phFlag != CK_FALSE, context_len })
+    // SAFETY: the context buffer has its stated length (caller's contract); NULL with a
+    // length is the parameter's fault.
+    let context = unsafe { bytes(p.pContextData, p.ulContextDataLen) }.map_err(|_| Error::MechanismParamInvalid)?;
+    Ok(Param::Eddsa { prehash: p.phFlag != CK_FALSE, context: context.to_vec() })
 }
 
 /// # Safety

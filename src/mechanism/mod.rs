@@ -165,8 +165,8 @@ pub enum Mechanism {
     Ecdh1Derive(EcdhParams),
     /// `CKM_EC_EDWARDS_KEY_PAIR_GEN`.
     EdwardsKeyPairGen,
-    /// `CKM_EDDSA` (pure Ed25519).
-    Eddsa,
+    /// `CKM_EDDSA`: Ed25519, Ed25519ctx or Ed25519ph, as its parameter says.
+    Eddsa(eddsa::Variant),
     /// `CKM_RSA_PKCS_KEY_PAIR_GEN`.
     RsaKeyPairGen,
     /// `CKM_RSA_PKCS`.
@@ -243,7 +243,7 @@ impl Mechanism {
             Mechanism::Ecdsa(Some(h)) => ecdsa::hash_mech(*h),
             Mechanism::Ecdh1Derive(_) => CKM_ECDH1_DERIVE,
             Mechanism::EdwardsKeyPairGen => CKM_EC_EDWARDS_KEY_PAIR_GEN,
-            Mechanism::Eddsa => CKM_EDDSA,
+            Mechanism::Eddsa(_) => CKM_EDDSA,
             Mechanism::RsaKeyPairGen => CKM_RSA_PKCS_KEY_PAIR_GEN,
             Mechanism::RsaPkcs => CKM_RSA_PKCS,
             Mechanism::RsaPkcsHash(h) => rsa_sign::pkcs_mech(*h),
@@ -302,7 +302,7 @@ impl Mechanism {
             CKM_EC_KEY_PAIR_GEN => Mechanism::EcKeyPairGen,
             CKM_ECDSA => Mechanism::Ecdsa(None),
             CKM_EC_EDWARDS_KEY_PAIR_GEN => Mechanism::EdwardsKeyPairGen,
-            CKM_EDDSA => Mechanism::Eddsa,
+            CKM_EDDSA => Mechanism::Eddsa(eddsa::Variant::Pure),
             CKM_RSA_PKCS_KEY_PAIR_GEN => Mechanism::RsaKeyPairGen,
             CKM_RSA_PKCS => Mechanism::RsaPkcs,
             CKM_ML_KEM_KEY_PAIR_GEN => Mechanism::MlKemKeyPairGen,

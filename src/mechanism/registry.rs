@@ -148,12 +148,12 @@ pub enum Param {
         /// The info bytes.
         info: Vec<u8>,
     },
-    /// `CK_EDDSA_PARAMS`: pre-hash flag and context length.
+    /// `CK_EDDSA_PARAMS`: pre-hash flag and context.
     Eddsa {
         /// `phFlag`.
         prehash: bool,
-        /// `ulContextDataLen`.
-        context_len: usize,
+        /// The context (`pContextData`, `ulContextDataLen` bytes).
+        context: Vec<u8>,
     },
     /// `CK_SIGN_ADDITIONAL_CONTEXT` (`hash: None`) or `CK_HASH_SIGN_ADDITIONAL_CONTEXT`.
     SignContext {
