@@ -4,7 +4,8 @@
 # keys (PKCS#1 v1.5, PSS, ECDSA-SHA384, Ed25519); AES-ECB/CBC/CTR ciphertext equals
 # `openssl enc` byte for byte in both directions; RSA-OAEP ciphertext made by
 # `openssl pkeyutl` decrypts on the token; ML-DSA-65 signatures cross-check with
-# dilithium-py and X-Wing shared secrets with the draft's combiner over kyber-py, both ways.
+# dilithium-py and X-Wing shared secrets with the draft's combiner over kyber-py, both ways;
+# Ed25519ctx/ph against RFC 8032 in Python; the SP 800-108 KDFs against Python's.
 source "$(dirname "$0")/lib.sh"
 CLIENT=mechanisms
 need_tool tools openssl pkcs11-tool python3 || exit 0
@@ -94,6 +95,12 @@ check mldsa-dilithium-py-signs-token-verifies mldsa token-verifies
 xwing() { python3 "$(dirname "$0")/xwing.py" "$MODULE" "$USER_PIN" "$1"; }
 check xwing-python-encapsulates-token-decapsulates xwing python-encapsulates
 check xwing-token-encapsulates-python-decapsulates xwing token-encapsulates
+
+# Ed25519ctx and Ed25519ph (CKM_EDDSA with CK_EDDSA_PARAMS) against RFC 8032 §5.1 written
+# in Python (checked on the RFC's vectors first), both ways.
+eddsa_variants() { python3 "$(dirname "$0")/eddsa_variants.py" "$MODULE" "$USER_PIN" "$1"; }
+check ed25519ctx-ph-token-signs-python-verifies eddsa_variants token-signs
+check ed25519ctx-ph-python-signs-token-verifies eddsa_variants python-signs
 
 # The SP 800-108 KDFs against cryptography's KBKDFHMAC/KBKDFCMAC (counter mode) and
 # SP 800-108 §5.2/§5.3 written in Python over hashlib's HMAC (feedback, double pipeline).
