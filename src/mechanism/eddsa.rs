@@ -20,8 +20,9 @@
 //! Ed25519 and Ed25519ctx hash the message twice, so a multi-part operation buffers the
 //! data (up to [`MAX_MESSAGE_LEN`]); Ed25519ph hashes it as it comes.
 //!
-//! Ed448 is `CKR_CURVE_NOT_SUPPORTED`: the RustCrypto `ed448-goldilocks` crate has only
-//! pre-release versions of its EdDSA API, which this module does not take.
+//! Ed448 is `CKR_CURVE_NOT_SUPPORTED`: `ed448-goldilocks` signs only in pre-releases
+//! (0.14.0-pre.15 when checked; its one stable release, 0.9.0, has no EdDSA), and this
+//! module takes no pre-release crypto.
 
 use cryptoki_sys::*;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
