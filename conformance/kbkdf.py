@@ -10,6 +10,8 @@ and §5.3 written here over hashlib's HMAC-SHA-384.
   double-pipeline  HMAC-SHA384, A(0) = the fixed input, 16-bit counter
   additional-keys  counter mode, a primary key and two CK_DERIVED_KEYs: each starts on a
                    fresh PRF output and [L] sums all three
+  hkdf-data        CKM_HKDF_DATA (the other PKCS#11 3.0 KDF that general clients try):
+                   a CKO_DATA object holding what `cryptography`'s HKDF derives
 
 usage: kbkdf.py MODULE PIN MODE
 """
@@ -21,6 +23,7 @@ import sys
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.kbkdf import CounterLocation, KBKDFCMAC, KBKDFHMAC, Mode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -181,11 +184,34 @@ def additional_keys(token):
     assert got == want, f"token {[g.hex() for g in got]} != {[w.hex() for w in want]}"
 
 
+class HkdfParams(C.Structure):
+    _fields_ = [("bExtract", C.c_ubyte), ("bExpand", C.c_ubyte), ("prfHashMechanism", ULONG),
+                ("ulSaltType", ULONG), ("pSalt", C.c_void_p), ("ulSaltLen", ULONG), ("hSaltKey", ULONG),
+                ("pInfo", C.c_void_p), ("ulInfoLen", ULONG)]
+
+
+def hkdf_data(token):
+    CKM_HKDF_DATA, CKM_SHA256, CKF_HKDF_SALT_DATA, CKO_DATA = 0x402B, 0x250, 2, 0
+    key, salt, info, length = os.urandom(32), os.urandom(16), b"conformance info", 50
+    bufs = [C.create_string_buffer(b, len(b)) for b in (salt, info)]
+    token.keep.extend(bufs)
+    p = HkdfParams(1, 1, CKM_SHA256, CKF_HKDF_SALT_DATA, C.cast(bufs[0], C.c_void_p), len(salt), 0,
+                   C.cast(bufs[1], C.c_void_p), len(info))
+    items = [(CKA_CLASS, CKO_DATA), (CKA_TOKEN, b"\x00"), (CKA_VALUE_LEN, length)]
+    t, out = token.template(items), ULONG(0)
+    m = token.mechanism(CKM_HKDF_DATA, p)
+    base = base_key(token, CKK_GENERIC_SECRET, key)
+    token.call("C_DeriveKey", token.session, C.byref(m), base, t, ULONG(len(items)), C.byref(out))
+    got = token.value(out)
+    want = HKDF(hashes.SHA256(), length, salt, info).derive(key)
+    assert got == want, f"token {got.hex()} != cryptography {want.hex()}"
+
+
 def main():
     module, pin, mode = sys.argv[1:4]
     token = Token(module, pin)
     {"counter-hmac": counter_hmac, "counter-cmac": counter_cmac, "feedback": feedback,
-     "double-pipeline": double_pipeline, "additional-keys": additional_keys}[mode](token)
+     "double-pipeline": double_pipeline, "additional-keys": additional_keys, "hkdf-data": hkdf_data}[mode](token)
     token.finalize()
 
 

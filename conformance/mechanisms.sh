@@ -103,8 +103,10 @@ check ed25519ctx-ph-token-signs-python-verifies eddsa_variants token-signs
 check ed25519ctx-ph-python-signs-token-verifies eddsa_variants python-signs
 
 # The SP 800-108 KDFs against cryptography's KBKDFHMAC/KBKDFCMAC (counter mode) and
-# SP 800-108 §5.2/§5.3 written in Python over hashlib's HMAC (feedback, double pipeline).
+# SP 800-108 §5.2/§5.3 written in Python over hashlib's HMAC (feedback, double pipeline);
+# CKM_HKDF_DATA against cryptography's HKDF.
 kbkdf() { python3 "$(dirname "$0")/kbkdf.py" "$MODULE" "$USER_PIN" "$1"; }
 for mode in counter-hmac counter-cmac feedback double-pipeline additional-keys; do
     check "kbkdf-$mode-matches-python" kbkdf "$mode"
 done
+check hkdf-data-matches-cryptography kbkdf hkdf-data

@@ -153,6 +153,8 @@ pub enum Mechanism {
     },
     /// `CKM_HKDF_DERIVE` (RFC 5869).
     HkdfDerive(HkdfParams),
+    /// `CKM_HKDF_DATA`: RFC 5869 into a data object's `CKA_VALUE`.
+    HkdfData(HkdfParams),
     /// `CKM_HKDF_KEY_GEN`: a `CKK_HKDF` key.
     HkdfKeyGen,
     /// `CKM_SP800_108_COUNTER_KDF`, `_FEEDBACK_KDF` and `_DOUBLE_PIPELINE_KDF`.
@@ -236,6 +238,7 @@ impl Mechanism {
             Mechanism::AesEcbEncryptData(_) => CKM_AES_ECB_ENCRYPT_DATA,
             Mechanism::AesCbcEncryptData { .. } => CKM_AES_CBC_ENCRYPT_DATA,
             Mechanism::HkdfDerive(_) => CKM_HKDF_DERIVE,
+            Mechanism::HkdfData(_) => CKM_HKDF_DATA,
             Mechanism::HkdfKeyGen => CKM_HKDF_KEY_GEN,
             Mechanism::Kbkdf(p) => p.mode.mechanism(),
             Mechanism::EcKeyPairGen => CKM_EC_KEY_PAIR_GEN,
@@ -270,7 +273,8 @@ impl Mechanism {
     pub fn second_key(&self) -> Option<CK_OBJECT_HANDLE> {
         match self {
             Mechanism::ConcatBaseAndKey(h) => Some(*h),
-            Mechanism::HkdfDerive(HkdfParams { salt: HkdfSalt::Key(h), .. }) => Some(*h),
+            Mechanism::HkdfDerive(HkdfParams { salt: HkdfSalt::Key(h), .. })
+            | Mechanism::HkdfData(HkdfParams { salt: HkdfSalt::Key(h), .. }) => Some(*h),
             _ => None,
         }
     }
@@ -287,6 +291,11 @@ impl Mechanism {
                 | Mechanism::XorBaseAndData(_)
                 | Mechanism::ExtractKeyFromKey(_)
         )
+    }
+
+    /// True for derivations that make a data object (`CKO_DATA`) rather than a key.
+    pub fn makes_data(&self) -> bool {
+        matches!(self, Mechanism::HkdfData(_))
     }
 
     /// The mechanism `ty` when it takes no parameter, else `None`.

@@ -39,6 +39,9 @@ pub fn derive_keys(
     // The second key's bits go into the new key as the base key's do, so it answers to
     // the same class, type, CKA_DERIVE and allowed-mechanism checks.
     let other = m.second_key().map(|h| ctx.operation_key(h, row, KeyRole::Derive)).transpose()?;
+    if m.makes_data() {
+        return derive_data(ctx, m, row, &base, other.as_deref(), template).map(|h| vec![h]);
+    }
     let sources: Vec<&Object> = std::iter::once(&*base).chain(other.as_deref()).collect();
     // Every new key answers to the base key's CKA_DERIVE_TEMPLATE.
     let templates = std::iter::once(template)
@@ -80,6 +83,44 @@ pub fn derive_keys(
         }
     }
     Ok(handles)
+}
+
+/// A derivation into a data object (`CKM_HKDF_DATA`, PKCS#11 3.0 §2.43): the bytes become
+/// its `CKA_VALUE`; `CKA_VALUE_LEN` says how many and is not kept (a data object has
+/// none). The object is private unless the template says otherwise, as it holds derived
+/// material. A base key that carries a `CKA_DERIVE_TEMPLATE` derives no data
+/// (`CKR_TEMPLATE_INCONSISTENT`): what it derives must answer to that template, which a
+/// data object cannot.
+fn derive_data(
+    ctx: &Ctx,
+    m: &Mechanism,
+    row: &registry::MechEntry,
+    base: &Object,
+    other: Option<&Object>,
+    template: &Template,
+) -> Result<CK_OBJECT_HANDLE> {
+    if base.nested(CKA_DERIVE_TEMPLATE)?.is_some() {
+        return Err(Error::TemplateInconsistent(CKA_DERIVE_TEMPLATE));
+    }
+    if template.ulong(CKA_CLASS)?.is_some_and(|c| c != CKO_DATA) {
+        return Err(Error::TemplateInconsistent(CKA_CLASS));
+    }
+    let len = value_len(template)?.ok_or(Error::TemplateIncomplete(CKA_VALUE_LEN))?;
+    let mut t = template.clone();
+    t.0.retain(|a| a.ty != CKA_VALUE_LEN && a.ty != CKA_CLASS);
+    if t.0.iter().all(|a| a.ty != CKA_PRIVATE) {
+        t.0.push(Attr::bool(CKA_PRIVATE, true));
+    }
+    let value = match other {
+        Some(other) => row.op(|o| o.derive_with)?(m, base, other, Some(len))?,
+        None => row.op(|o| o.derive)?(m, base, Some(len))?,
+    };
+    let origin = Origin::Derived {
+        always_sensitive: base.flag(CKA_ALWAYS_SENSITIVE),
+        never_extractable: base.flag(CKA_NEVER_EXTRACTABLE),
+    };
+    let object = Object::new(&t, origin, &[Attr::ulong(CKA_CLASS, CKO_DATA), Attr::new(CKA_VALUE, value.to_vec())])?;
+    ctx.add_from(object, "C_DeriveKey", "from", base)
 }
 
 /// The length of each key a multi-key derivation makes: its `CKA_VALUE_LEN`, which
