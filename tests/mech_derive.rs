@@ -375,8 +375,7 @@ fn hkdf_data_makes_a_private_data_object_holding_the_rfc_5869_bytes() {
 
     // A base key whose CKA_DERIVE_TEMPLATE constrains what it derives derives no data.
     let mut yes = [CK_TRUE];
-    let nested =
-        [CK_ATTRIBUTE { type_: CKA_SENSITIVE, pValue: yes.as_mut_ptr().cast(), ulValueLen: 1 }];
+    let nested = [CK_ATTRIBUTE { type_: CKA_SENSITIVE, pValue: yes.as_mut_ptr().cast(), ulValueLen: 1 }];
     // The nested template's bytes, as a caller passes the array (copied by `Mech::with`).
     let nested_bytes = Mech::with(0, &nested).param;
     let constrained = raw

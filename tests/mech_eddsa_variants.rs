@@ -30,11 +30,9 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/rfc8032/ed25519_variants.txt"
-    ))
-    .expect("fixture");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rfc8032/ed25519_variants.txt"))
+            .expect("fixture");
     let field = |s: &str| if s == "-" { Vec::new() } else { h(s) };
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())

@@ -90,7 +90,8 @@ impl Data {
     }
 
     fn dkm(self, method: CK_ULONG, width: CK_ULONG) -> Data {
-        let f = CK_SP800_108_DKM_LENGTH_FORMAT { dkmLengthMethod: method, bLittleEndian: CK_FALSE, ulWidthInBits: width };
+        let f =
+            CK_SP800_108_DKM_LENGTH_FORMAT { dkmLengthMethod: method, bLittleEndian: CK_FALSE, ulWidthInBits: width };
         self.push(CK_SP800_108_DKM_LENGTH, bytes_of(&f))
     }
 
@@ -121,7 +122,11 @@ impl Extra {
             .map(|(t, vals)| {
                 t.iter()
                     .zip(vals.iter_mut())
-                    .map(|((ty, _), v)| CK_ATTRIBUTE { type_: *ty, pValue: v.as_mut_ptr().cast(), ulValueLen: v.len() as CK_ULONG })
+                    .map(|((ty, _), v)| CK_ATTRIBUTE {
+                        type_: *ty,
+                        pValue: v.as_mut_ptr().cast(),
+                        ulValueLen: v.len() as CK_ULONG,
+                    })
                     .collect()
             })
             .collect();
@@ -164,7 +169,9 @@ fn counter_mech(prf: CK_MECHANISM_TYPE, data: &mut Data, extra: Option<&mut Extr
 }
 
 /// One CAVP case: (PRF, counter width in bits, KI, fixed input, KO).
-fn cavp_cases() -> Vec<(CK_MECHANISM_TYPE, CK_ULONG, Vec<u8>, Vec<u8>, Vec<u8>)> {
+type Case = (CK_MECHANISM_TYPE, CK_ULONG, Vec<u8>, Vec<u8>, Vec<u8>);
+
+fn cavp_cases() -> Vec<Case> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kbkdf/counter.rsp"))
         .expect("fixture");
     let (mut prf, mut rlen, mut ki, mut fixed) = (0, 0, Vec::new(), Vec::new());
@@ -234,7 +241,8 @@ fn feedback_and_double_pipeline_chain_as_sp_800_108_says() {
     assert_eq!(value(&raw, out), [k1, k2].concat()[..40]);
 
     // Double pipeline: A(0) is the fixed input without the counter.
-    let mut data = Data::default().chain().counter(8, false).bytes(b"fixed").dkm(CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS, 16);
+    let mut data =
+        Data::default().chain().counter(8, false).bytes(b"fixed").dkm(CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS, 16);
     let mut m = Mech::with(
         CKM_SP800_108_DOUBLE_PIPELINE_KDF,
         &CK_SP800_108_KDF_PARAMS {

@@ -207,10 +207,8 @@ unsafe fn prf_value<T: Copy>(d: &CK_PRF_DATA_PARAM) -> Result<T> {
 /// # Safety
 /// `d.pValue` is NULL or readable for `d.ulValueLen` bytes.
 unsafe fn prf_data_param(d: &CK_PRF_DATA_PARAM) -> Result<DataParam> {
-    let counter = |f: CK_SP800_108_COUNTER_FORMAT| CounterFormat {
-        little_endian: f.bLittleEndian,
-        width_bits: f.ulWidthInBits,
-    };
+    let counter =
+        |f: CK_SP800_108_COUNTER_FORMAT| CounterFormat { little_endian: f.bLittleEndian, width_bits: f.ulWidthInBits };
     Ok(match d.type_ {
         // Outside counter mode the iteration variable is the chaining value: no value.
         CK_SP800_108_ITERATION_VARIABLE if d.pValue.is_null() && d.ulValueLen == 0 => DataParam::Iteration(None),

@@ -421,9 +421,8 @@ mod tests {
         );
         let keys = derive(&p, &[7; 32], &[16, 40]).expect("derive");
         // [L] = (16 + 40) * 8 = 448 = 0x01c0; blocks 1, then 2 and 3.
-        let block = |i: u8| {
-            Prf::Hmac(HashAlg::Sha256).run(&[7; 32], &[&[i], b"label", &[0x01, 0xc0]]).expect("prf").to_vec()
-        };
+        let block =
+            |i: u8| Prf::Hmac(HashAlg::Sha256).run(&[7; 32], &[&[i], b"label", &[0x01, 0xc0]]).expect("prf").to_vec();
         assert_eq!(&*keys[0], &block(1)[..16]);
         assert_eq!(&*keys[1], &[block(2), block(3)].concat()[..40]);
     }
@@ -455,7 +454,9 @@ mod tests {
     #[test]
     fn malformed_parameters_are_param_invalid() {
         let bad_counter = |le, w| DataParam::Iteration(Some(CounterFormat { little_endian: le, width_bits: w }));
-        let cases: Vec<(CK_MECHANISM_TYPE, CK_MECHANISM_TYPE, Vec<DataParam>, Option<Vec<u8>>)> = vec![
+        // (mechanism, PRF, data parameters, feedback IV)
+        type Case = (CK_MECHANISM_TYPE, CK_MECHANISM_TYPE, Vec<DataParam>, Option<Vec<u8>>);
+        let cases: Vec<Case> = vec![
             (CKM_SP800_108_COUNTER_KDF, CKM_SHA256_HMAC, vec![], None),
             (CKM_SP800_108_COUNTER_KDF, CKM_SHA256_HMAC, vec![DataParam::Iteration(None)], None),
             (CKM_SP800_108_COUNTER_KDF, CKM_SHA256_HMAC, vec![counter(32), counter(32)], None),
