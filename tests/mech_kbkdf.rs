@@ -371,10 +371,19 @@ fn malformed_kbkdf_parameters_are_param_invalid() {
         let mut m = counter_mech(prf, &mut data, None);
         assert_eq!(raw.derive(&mut m, k, &readable(16)), Err(CKR_MECHANISM_PARAM_INVALID), "{what}");
     }
-    // An 8-bit counter numbers at most 255 blocks.
+    // An 8-bit counter numbers at most 255 blocks: 64 keys of 512 bytes need 1,024.
+    let mut extra = Extra::new(&vec![readable(512); 63]);
     let mut data = Data::default().counter_var(8);
+    let mut m = counter_mech(CKM_SHA256_HMAC, &mut data, Some(&mut extra));
+    assert_eq!(raw.derive(&mut m, k, &readable(512)), Err(CKR_MECHANISM_PARAM_INVALID), "1,024 blocks");
+    assert!(extra.handles.iter().all(|h| *h == CK_INVALID_HANDLE));
+    let mut data = Data::default().counter_var(32);
+    let mut m = counter_mech(CKM_SHA256_HMAC, &mut data, Some(&mut extra));
+    raw.derive(&mut m, k, &readable(512)).expect("64 keys under a 32-bit counter");
+    assert!(extra.handles.iter().all(|h| *h != CK_INVALID_HANDLE));
+    // No key is longer than a generic secret may be (512 bytes).
     let mut m = counter_mech(CKM_SHA256_HMAC, &mut data, None);
-    assert_eq!(raw.derive(&mut m, k, &readable(255 * 32 + 1)), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(raw.derive(&mut m, k, &readable(513)), Err(CKR_KEY_SIZE_RANGE));
     // Additional keys: a NULL handle pointer, a count without an array.
     let mut extra = Extra::new(&[readable(16)]);
     extra.keys[0].phKey = null_mut();

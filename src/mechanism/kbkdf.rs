@@ -297,7 +297,9 @@ fn derive_keys_op(m: &Mechanism, base: &dyn KeyView, lens: &[usize]) -> Result<V
 /// The keys of lengths `lens` (primary first) from the PRF key `key`.
 pub fn derive(p: &KbkdfParams, key: &[u8], lens: &[usize]) -> Result<Vec<Zeroizing<Vec<u8>>>> {
     let h = p.prf.output_len();
-    if lens.is_empty() || lens.contains(&0) {
+    // No secret key of this token is longer than a generic secret may be; the bound also
+    // keeps a caller's length from sizing the stream.
+    if lens.is_empty() || lens.iter().any(|l| *l == 0 || *l > MAX_GENERIC_LEN) {
         return Err(Error::KeySizeRange);
     }
     // Each key takes whole PRF outputs; the last one's tail is discarded.
@@ -487,8 +489,11 @@ mod tests {
     #[test]
     fn a_counter_too_narrow_for_the_output_is_refused() {
         let p = params(CKM_SP800_108_COUNTER_KDF, CKM_SHA256_HMAC, vec![counter(8)], None);
-        assert!(derive(&p, &[1; 32], &[255 * 32]).is_ok());
-        assert_eq!(derive(&p, &[1; 32], &[255 * 32 + 1]).unwrap_err(), Error::MechanismParamInvalid);
+        assert!(derive(&p, &[1; 32], &[MAX_GENERIC_LEN; 15]).is_ok(), "15 keys of 16 blocks: 240 blocks");
+        let too_many = [MAX_GENERIC_LEN; 16];
+        assert_eq!(derive(&p, &[1; 32], &too_many).unwrap_err(), Error::MechanismParamInvalid, "256 blocks");
+        assert_eq!(derive(&p, &[1; 32], &[MAX_GENERIC_LEN + 1]).unwrap_err(), Error::KeySizeRange);
+        assert_eq!(derive(&p, &[1; 32], &[0]).unwrap_err(), Error::KeySizeRange);
         let p = params(CKM_SP800_108_COUNTER_KDF, CKM_SHA256_HMAC, vec![counter(8), dkm(1, 8)], None);
         assert_eq!(derive(&p, &[1; 32], &[32]).unwrap_err(), Error::MechanismParamInvalid, "[L] = 256 in 8 bits");
     }
