@@ -333,8 +333,9 @@ struct Fixed<'a> {
 impl Fixed<'_> {
     /// The PRF input for iteration `i` with chaining value `chain`; `with_counter: false`
     /// leaves the counter out (double pipeline's `A(0)`).
-    fn input(&self, i: u64, chain: &[u8], with_counter: bool) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+    /// Zeroized: in feedback mode it holds the previous output, key material.
+    fn input(&self, i: u64, chain: &[u8], with_counter: bool) -> Result<Zeroizing<Vec<u8>>> {
+        let mut out = Zeroizing::new(Vec::new());
         for f in &self.p.fields {
             match f {
                 Field::Counter(e) if with_counter => out.extend(e.encode(i)?),
@@ -357,7 +358,7 @@ fn stream(f: &Fixed<'_>, key: &[u8], n: usize) -> Result<Zeroizing<Vec<u8>>> {
     let mut chain: Zeroizing<Vec<u8>> = match &f.p.mode {
         Mode::Feedback(iv) => Zeroizing::new(iv.clone()),
         // A(0): the fixed input without the counter, the chaining value empty.
-        Mode::DoublePipeline => Zeroizing::new(f.input(0, &[], false)?),
+        Mode::DoublePipeline => f.input(0, &[], false)?,
         Mode::Counter => Zeroizing::new(Vec::new()),
     };
     for i in 1..=n as u64 {
