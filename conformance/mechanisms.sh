@@ -5,7 +5,8 @@
 # `openssl enc` byte for byte in both directions; RSA-OAEP ciphertext made by
 # `openssl pkeyutl` decrypts on the token; ML-DSA-65 signatures cross-check with
 # dilithium-py, and X-Wing, MLKEM768-P256 and MLKEM1024-P384 shared secrets with each draft's
-# combiner written in Python over kyber-py and `cryptography`, both ways.
+# combiner written in Python over kyber-py and `cryptography`, both ways; Ed25519ctx/ph
+# against RFC 8032 in Python; the SP 800-108 KDFs against Python's.
 source "$(dirname "$0")/lib.sh"
 CLIENT=mechanisms
 need_tool tools openssl pkcs11-tool python3 || exit 0
@@ -105,3 +106,18 @@ for kem in mlkem768-p256 mlkem1024-p384; do
     check "$kem-token-encapsulates-python-decapsulates" hybrid_kem "$kem" token-encapsulates
     check "$kem-token-derives-the-same-key-from-a-seed" hybrid_kem "$kem" seed-import
 done
+
+# Ed25519ctx and Ed25519ph (CKM_EDDSA with CK_EDDSA_PARAMS) against RFC 8032 §5.1 written
+# in Python (checked on the RFC's vectors first), both ways.
+eddsa_variants() { python3 "$(dirname "$0")/eddsa_variants.py" "$MODULE" "$USER_PIN" "$1"; }
+check ed25519ctx-ph-token-signs-python-verifies eddsa_variants token-signs
+check ed25519ctx-ph-python-signs-token-verifies eddsa_variants python-signs
+
+# The SP 800-108 KDFs against cryptography's KBKDFHMAC/KBKDFCMAC (counter mode) and
+# SP 800-108 §5.2/§5.3 written in Python over hashlib's HMAC (feedback, double pipeline);
+# CKM_HKDF_DATA against cryptography's HKDF.
+kbkdf() { python3 "$(dirname "$0")/kbkdf.py" "$MODULE" "$USER_PIN" "$1"; }
+for mode in counter-hmac counter-cmac feedback double-pipeline additional-keys; do
+    check "kbkdf-$mode-matches-python" kbkdf "$mode"
+done
+check hkdf-data-matches-cryptography kbkdf hkdf-data

@@ -24,6 +24,7 @@ const CRYPTO: &[&str] = &[
     "p521",
     "ecdsa",
     "ed25519_dalek",
+    "curve25519_dalek",
     "rsa",
     "ml_kem",
     "ml_dsa",

@@ -166,6 +166,53 @@ fn fuzz_attribute_templates() {
     });
 }
 
+/// What a fuzzed KBKDF parameter points to, kept alive while it is decoded.
+#[derive(Default)]
+struct Keep {
+    bytes: Vec<Vec<u8>>,
+    params: Vec<Vec<CK_PRF_DATA_PARAM>>,
+}
+
+/// A `CK_PRF_DATA_PARAM` array of random types and values: counter and DKM formats with
+/// edge widths and flags, byte arrays, NULL values, wrong lengths and unknown types.
+fn prf_data(rng: &mut Rng, keep: &mut Keep) -> (*mut CK_PRF_DATA_PARAM, CK_ULONG) {
+    let n = rng.below(6);
+    let mut params = Vec::with_capacity(n);
+    for _ in 0..n {
+        let ty = if rng.chance(90) { 1 + rng.below(5) as CK_ULONG } else { rng.ulong() };
+        let width = rng.pick(&[0, 8, 12, 16, 24, 32, 40, 64, 72]);
+        let flag = rng.pick(&[CK_FALSE, CK_TRUE, 2]);
+        let mut value = match rng.below(4) {
+            0 => counter_bytes(flag, width),
+            1 => {
+                let f = CK_SP800_108_DKM_LENGTH_FORMAT {
+                    dkmLengthMethod: rng.pick(&[1, 2, 3]),
+                    bLittleEndian: flag,
+                    ulWidthInBits: width,
+                };
+                unsafe { std::slice::from_raw_parts(std::ptr::from_ref(&f).cast::<u8>(), size_of_val(&f)).to_vec() }
+            }
+            2 => Vec::new(),
+            _ => {
+                let len = rng.len(40);
+                rng.bytes(len)
+            }
+        };
+        let p = if value.is_empty() { null_mut() } else { value.as_mut_ptr().cast() };
+        params.push(CK_PRF_DATA_PARAM { type_: ty, pValue: p, ulValueLen: value.len() as CK_ULONG });
+        keep.bytes.push(value);
+    }
+    let ptr = if params.is_empty() && rng.chance(50) { null_mut() } else { params.as_mut_ptr() };
+    let n = params.len() as CK_ULONG;
+    keep.params.push(params);
+    (ptr, n)
+}
+
+fn counter_bytes(flag: CK_BBOOL, width: CK_ULONG) -> Vec<u8> {
+    let f = CK_SP800_108_COUNTER_FORMAT { bLittleEndian: flag, ulWidthInBits: width };
+    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(&f).cast::<u8>(), size_of_val(&f)).to_vec() }
+}
+
 /// Mechanism parameters: every registered mechanism and unknown ones, with parameters of
 /// each shape the decoder knows (pointing at buffers of random sizes), of the wrong size,
 /// NULL with a length, and junk. Only the three codes a decoder may give come back, an
@@ -179,6 +226,8 @@ fn fuzz_mechanism_parameters() {
         let mut rng = Rng::new(seed);
         for _ in 0..64 {
             let (ty, shape) = if rng.chance(90) { rng.pick(&rows) } else { (rng.next_u64(), ParamShape::Bytes) };
+            let mut keep = Keep::default();
+            let mut derived: Vec<Vec<CK_DERIVED_KEY>> = Vec::new();
             let mut bufs: Vec<Vec<u8>> = Vec::new();
             let mut buf = |rng: &mut Rng| -> (*mut u8, CK_ULONG) {
                 let n = rng.len(64);
@@ -258,6 +307,39 @@ fn fuzz_mechanism_parameters() {
                         hash,
                     })
                 }
+                ParamShape::Kbkdf | ParamShape::KbkdfFeedback if own => {
+                    let (data, n) = prf_data(&mut rng, &mut keep);
+                    let keys: Vec<CK_DERIVED_KEY> = (0..rng.below(3))
+                        .map(|_| CK_DERIVED_KEY { pTemplate: null_mut(), ulAttributeCount: 0, phKey: null_mut() })
+                        .collect();
+                    let (kp, kn) = if keys.is_empty() && rng.chance(80) {
+                        (null_mut(), 0)
+                    } else {
+                        (keys.as_ptr().cast_mut(), keys.len() as CK_ULONG)
+                    };
+                    derived.push(keys);
+                    let prf = rng.pick(&[CKM_SHA256_HMAC, CKM_AES_CMAC, CKM_SHA_1_HMAC, CKM_SHA256]);
+                    if shape == ParamShape::Kbkdf {
+                        raw(&CK_SP800_108_KDF_PARAMS {
+                            prfType: prf,
+                            ulNumberOfDataParams: n,
+                            pDataParams: data,
+                            ulAdditionalDerivedKeys: kn,
+                            pAdditionalDerivedKeys: kp,
+                        })
+                    } else {
+                        let (iv, ivl) = buf(&mut rng);
+                        raw(&CK_SP800_108_FEEDBACK_KDF_PARAMS {
+                            prfType: prf,
+                            ulNumberOfDataParams: n,
+                            pDataParams: data,
+                            ulIVLen: ivl,
+                            pIV: iv,
+                            ulAdditionalDerivedKeys: kn,
+                            pAdditionalDerivedKeys: kp,
+                        })
+                    }
+                }
                 ParamShape::StringData if own => {
                     let (data, dl) = buf(&mut rng);
                     raw(&CK_KEY_DERIVATION_STRING_DATA { pData: data, ulLen: dl })
@@ -287,6 +369,8 @@ fn fuzz_mechanism_parameters() {
                 }
             }
             drop(bufs);
+            drop(keep);
+            drop(derived);
         }
     });
 }

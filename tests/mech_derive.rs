@@ -325,3 +325,68 @@ fn hkdf_key_generation_makes_a_local_hkdf_key_that_derives() {
     let ct = raw.encrypt(&mut Mech::plain(CKM_AES_ECB), k, &[0; 16]);
     assert_eq!(ct.map(|c| c.len()), Ok(16), "the derived AES key encrypts a block");
 }
+
+#[test]
+fn hkdf_data_makes_a_private_data_object_holding_the_rfc_5869_bytes() {
+    let (_f, s) = setup();
+    let raw = Raw::new(s.handle());
+    // RFC 5869 Appendix A.1 (SHA-256), into a CKO_DATA object.
+    let ikm = h("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b");
+    let mut salt = h("000102030405060708090a0b0c");
+    let mut info = h("f0f1f2f3f4f5f6f7f8f9");
+    let a1 = "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865";
+    let base = secret(&raw, CKK_HKDF, &ikm, false);
+    let p = hkdf_params(true, true, CKF_HKDF_SALT_DATA, &mut salt, 0, &mut info);
+    let mut m = Mech::with(CKM_HKDF_DATA, &p);
+    let data: Tmpl = vec![
+        (CKA_CLASS, ul(CKO_DATA)),
+        (CKA_TOKEN, bool_attr(false)),
+        (CKA_LABEL, b"okm".to_vec()),
+        (CKA_VALUE_LEN, ul(42)),
+    ];
+    let d = raw.derive(&mut m, base, &data).expect("C_DeriveKey(CKM_HKDF_DATA)");
+    assert_eq!(raw.attr(d, CKA_CLASS), Ok(ul(CKO_DATA)));
+    assert_eq!(hex::encode(value(&raw, d)), a1, "A.1 as the data object's value");
+    assert_eq!(raw.attr(d, CKA_LABEL), Ok(b"okm".to_vec()));
+    assert_eq!(raw.attr(d, CKA_PRIVATE), Ok(bool_attr(true)), "derived material is private by default");
+    assert_eq!(raw.attr(d, CKA_VALUE_LEN), Err(CKR_ATTRIBUTE_TYPE_INVALID), "a data object keeps no length");
+
+    // No class: still data; CKA_PRIVATE as the template says.
+    let open: Tmpl = vec![(CKA_TOKEN, bool_attr(false)), (CKA_PRIVATE, bool_attr(false)), (CKA_VALUE_LEN, ul(8))];
+    let d = raw.derive(&mut m, base, &open).expect("no class");
+    assert_eq!(raw.attr(d, CKA_CLASS), Ok(ul(CKO_DATA)));
+    assert_eq!(raw.attr(d, CKA_PRIVATE), Ok(bool_attr(false)));
+    assert_eq!(hex::encode(value(&raw, d)), a1[..16]);
+
+    let with = |extra: (CK_ATTRIBUTE_TYPE, Vec<u8>)| {
+        let mut t = data.clone();
+        t.retain(|(ty, _)| *ty != extra.0);
+        t.push(extra);
+        t
+    };
+    assert_eq!(raw.derive(&mut m, base, &with((CKA_CLASS, ul(CKO_SECRET_KEY)))), Err(CKR_TEMPLATE_INCONSISTENT));
+    assert_eq!(raw.derive(&mut m, base, &with((CKA_SENSITIVE, bool_attr(true)))), Err(CKR_ATTRIBUTE_TYPE_INVALID));
+    let mut no_len = data.clone();
+    no_len.pop();
+    assert_eq!(raw.derive(&mut m, base, &no_len), Err(CKR_TEMPLATE_INCOMPLETE), "the length is needed");
+    // The same parameter with CKM_HKDF_DERIVE still makes a key of the same bytes.
+    let k = raw.derive(&mut Mech::with(CKM_HKDF_DERIVE, &p), base, &readable(Some(42))).expect("key");
+    assert_eq!(hex::encode(value(&raw, k)), a1);
+
+    // A base key whose CKA_DERIVE_TEMPLATE constrains what it derives derives no data.
+    let mut yes = [CK_TRUE];
+    let nested = [CK_ATTRIBUTE { type_: CKA_SENSITIVE, pValue: yes.as_mut_ptr().cast(), ulValueLen: 1 }];
+    // The nested template's bytes, as a caller passes the array (copied by `Mech::with`).
+    let nested_bytes = Mech::with(0, &nested).param;
+    let constrained = raw
+        .create(&[
+            (CKA_CLASS, ul(CKO_SECRET_KEY)),
+            (CKA_KEY_TYPE, ul(CKK_HKDF)),
+            (CKA_VALUE, ikm.clone()),
+            (CKA_DERIVE, bool_attr(true)),
+            (CKA_TOKEN, bool_attr(false)),
+            (CKA_DERIVE_TEMPLATE, nested_bytes),
+        ])
+        .expect("a key with a derive template");
+    assert_eq!(raw.derive(&mut m, constrained, &data), Err(CKR_TEMPLATE_INCONSISTENT));
+}

@@ -233,9 +233,6 @@ fn ed25519_key_pairs_come_from_the_oid_or_the_printable_names_and_sign() {
     let gen = |p: Vec<u8>| s.generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &[Attribute::EcParams(p)], &[]);
     assert_eq!(rv_of(gen(h("06032b6571"))), RvError::CurveNotSupported, "Ed448");
     assert_eq!(rv_of(gen(h("06"))), RvError::DomainParamsInvalid);
-    let (_, private) = pair(&s, &Mechanism::EccEdwardsKeyPairGen, h(ED25519_OID));
-    let ph = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ph(&[])));
-    assert_eq!(rv_of(s.sign_init(&ph, private)), RvError::MechanismParamInvalid, "Ed25519ph is not offered");
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::mem::size_of;
 use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
-use crate::ffi::args::bytes;
+use crate::ffi::args::{bytes, items};
+use crate::mechanism::kbkdf::{CounterFormat, DataParam, DkmFormat, MAX_KEYS};
 use crate::mechanism::registry::{self, Param, ParamShape};
 use crate::mechanism::{CtrParams, EcdhParams, GcmParams, Mechanism};
 
@@ -116,8 +117,10 @@ unsafe fn eddsa(m: &CK_MECHANISM) -> Result<Param> {
     }
     // SAFETY: forwarded from this function's contract.
     let p = unsafe { param_as::<CK_EDDSA_PARAMS>(m) }.ok_or(Error::MechanismParamInvalid)?;
-    let context_len = usize::try_from(p.ulContextDataLen).map_err(|_| Error::MechanismParamInvalid)?;
-    Ok(Param::Eddsa { prehash: p.phFlag != CK_FALSE, context_len })
+    // SAFETY: the context buffer has its stated length (caller's contract); NULL with a
+    // length is the parameter's fault.
+    let context = unsafe { bytes(p.pContextData, p.ulContextDataLen) }.map_err(|_| Error::MechanismParamInvalid)?;
+    Ok(Param::Eddsa { prehash: p.phFlag != CK_FALSE, context: context.to_vec() })
 }
 
 /// # Safety
@@ -184,6 +187,151 @@ unsafe fn hash_sign_context(m: &CK_MECHANISM) -> Result<Param> {
     Ok(Param::SignContext { hedge: p.hedgeVariant, context, hash: Some(p.hash) })
 }
 
+/// Most `CK_PRF_DATA_PARAM`s one KBKDF parameter may carry: a bound on what a caller's
+/// count can make the token read and allocate.
+const MAX_PRF_DATA: usize = 64;
+
+/// Reads a `CK_PRF_DATA_PARAM`'s value as a `T`, which must be exactly its length.
+///
+/// # Safety
+/// `d.pValue` is NULL or readable for `d.ulValueLen` bytes.
+unsafe fn prf_value<T: Copy>(d: &CK_PRF_DATA_PARAM) -> Result<T> {
+    if d.pValue.is_null() || d.ulValueLen != size_of::<T>() as CK_ULONG {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: non-NULL with exactly size_of::<T>() readable bytes (caller's contract);
+    // unaligned, as callers need not align it.
+    Ok(unsafe { std::ptr::read_unaligned(d.pValue.cast::<T>()) })
+}
+
+/// # Safety
+/// `d.pValue` is NULL or readable for `d.ulValueLen` bytes.
+unsafe fn prf_data_param(d: &CK_PRF_DATA_PARAM) -> Result<DataParam> {
+    let counter =
+        |f: CK_SP800_108_COUNTER_FORMAT| CounterFormat { little_endian: f.bLittleEndian, width_bits: f.ulWidthInBits };
+    Ok(match d.type_ {
+        // Outside counter mode the iteration variable is the chaining value: no value.
+        CK_SP800_108_ITERATION_VARIABLE if d.pValue.is_null() && d.ulValueLen == 0 => DataParam::Iteration(None),
+        // SAFETY: forwarded from this function's contract.
+        CK_SP800_108_ITERATION_VARIABLE => DataParam::Iteration(Some(counter(unsafe { prf_value(d) }?))),
+        // SAFETY: forwarded from this function's contract.
+        CK_SP800_108_COUNTER => DataParam::Counter(counter(unsafe { prf_value(d) }?)),
+        CK_SP800_108_DKM_LENGTH => {
+            // SAFETY: forwarded from this function's contract.
+            let f: CK_SP800_108_DKM_LENGTH_FORMAT = unsafe { prf_value(d) }?;
+            DataParam::DkmLength(DkmFormat {
+                method: f.dkmLengthMethod,
+                little_endian: f.bLittleEndian,
+                width_bits: f.ulWidthInBits,
+            })
+        }
+        CK_SP800_108_BYTE_ARRAY => {
+            // SAFETY: forwarded from this function's contract.
+            let b = unsafe { bytes(d.pValue.cast::<CK_BYTE>(), d.ulValueLen) };
+            DataParam::Bytes(b.map_err(|_| Error::MechanismParamInvalid)?.to_vec())
+        }
+        // CK_SP800_108_KEY_HANDLE (3.1) and unknown types.
+        _ => return Err(Error::MechanismParamInvalid),
+    })
+}
+
+/// The fields both KBKDF layouts share, read: `prfType`, the data parameters and the
+/// number of additional keys (whose array must be there exactly when it is not empty).
+///
+/// # Safety
+/// `data` points to `n` readable `CK_PRF_DATA_PARAM`s whose values are readable for their
+/// stated lengths; a NULL `keys` or any other is not read.
+unsafe fn kbkdf_common(
+    prf: CK_MECHANISM_TYPE,
+    data: *const CK_PRF_DATA_PARAM,
+    n: CK_ULONG,
+    keys: *const CK_DERIVED_KEY,
+    key_count: CK_ULONG,
+    iv: Option<Vec<u8>>,
+) -> Result<Param> {
+    if n == 0 || n > MAX_PRF_DATA as CK_ULONG || (key_count == 0) != keys.is_null() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    let additional_keys = usize::try_from(key_count).map_err(|_| Error::MechanismParamInvalid)?;
+    if additional_keys >= MAX_KEYS {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: forwarded from this function's contract.
+    let params = unsafe { items(data, n) }.map_err(|_| Error::MechanismParamInvalid)?;
+    // SAFETY: as above, for each parameter's value.
+    let data = params.iter().map(|d| unsafe { prf_data_param(d) }).collect::<Result<Vec<_>>>()?;
+    Ok(Param::Kbkdf { prf, data, iv, additional_keys })
+}
+
+/// # Safety
+/// As for [`gcm`]: `CK_SP800_108_KDF_PARAMS` and the data parameters it points to.
+unsafe fn kbkdf(m: &CK_MECHANISM) -> Result<Param> {
+    // SAFETY: forwarded from this function's contract.
+    let p = unsafe { param_as::<CK_SP800_108_KDF_PARAMS>(m) }.ok_or(Error::MechanismParamInvalid)?;
+    // SAFETY: as above, for the buffers the parameter points to.
+    unsafe {
+        kbkdf_common(
+            p.prfType,
+            p.pDataParams,
+            p.ulNumberOfDataParams,
+            p.pAdditionalDerivedKeys,
+            p.ulAdditionalDerivedKeys,
+            None,
+        )
+    }
+}
+
+/// # Safety
+/// As for [`gcm`]: `CK_SP800_108_FEEDBACK_KDF_PARAMS`, its IV and data parameters.
+unsafe fn kbkdf_feedback(m: &CK_MECHANISM) -> Result<Param> {
+    // SAFETY: forwarded from this function's contract.
+    let p = unsafe { param_as::<CK_SP800_108_FEEDBACK_KDF_PARAMS>(m) }.ok_or(Error::MechanismParamInvalid)?;
+    // SAFETY: the IV has its stated length (caller's contract).
+    let iv = unsafe { bytes(p.pIV, p.ulIVLen) }.map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+    // SAFETY: as above, for the data parameters.
+    unsafe {
+        kbkdf_common(
+            p.prfType,
+            p.pDataParams,
+            p.ulNumberOfDataParams,
+            p.pAdditionalDerivedKeys,
+            p.ulAdditionalDerivedKeys,
+            Some(iv),
+        )
+    }
+}
+
+/// The additional keys an SP 800-108 mechanism's parameter asks for (`CK_DERIVED_KEY`s:
+/// template and where to write the handle), empty for every other mechanism. Each
+/// handle pointer must be there (`CKR_MECHANISM_PARAM_INVALID` if not); the templates
+/// are read by the caller of this function.
+///
+/// # Safety
+/// As for [`mechanism`], which has already accepted `ptr`.
+pub unsafe fn additional_keys(ptr: *const CK_MECHANISM) -> Result<Vec<CK_DERIVED_KEY>> {
+    // SAFETY: NULL or a valid CK_MECHANISM (caller's contract).
+    let m = unsafe { ptr.as_ref() }.ok_or(Error::ArgumentsBad("NULL mechanism"))?;
+    let (keys, n) = match registry::row(m.mechanism)?.param {
+        // SAFETY: forwarded from this function's contract.
+        ParamShape::Kbkdf => unsafe { param_as::<CK_SP800_108_KDF_PARAMS>(m) }
+            .map(|p| (p.pAdditionalDerivedKeys, p.ulAdditionalDerivedKeys)),
+        // SAFETY: forwarded from this function's contract.
+        ParamShape::KbkdfFeedback => unsafe { param_as::<CK_SP800_108_FEEDBACK_KDF_PARAMS>(m) }
+            .map(|p| (p.pAdditionalDerivedKeys, p.ulAdditionalDerivedKeys)),
+        _ => return Ok(Vec::new()),
+    }
+    .ok_or(Error::MechanismParamInvalid)?;
+    if usize::try_from(n).map_or(true, |n| n >= MAX_KEYS) {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: the array holds `n` entries (caller's contract; its size was bounded above).
+    let keys = unsafe { items(keys.cast_const(), n) }.map_err(|_| Error::MechanismParamInvalid)?;
+    if keys.iter().any(|k| k.phKey.is_null() || (k.ulAttributeCount == 0) != k.pTemplate.is_null()) {
+        return Err(Error::MechanismParamInvalid);
+    }
+    Ok(keys.to_vec())
+}
+
 /// Reads the parameter in the layout `shape` names.
 ///
 /// # Safety
@@ -223,6 +371,10 @@ unsafe fn decode(m: &CK_MECHANISM, shape: ParamShape) -> Result<Param> {
         ParamShape::SignContext => unsafe { sign_context(m) }?,
         // SAFETY: forwarded from this function's contract.
         ParamShape::HashSignContext => unsafe { hash_sign_context(m) }?,
+        // SAFETY: forwarded from this function's contract.
+        ParamShape::Kbkdf => unsafe { kbkdf(m) }?,
+        // SAFETY: forwarded from this function's contract.
+        ParamShape::KbkdfFeedback => unsafe { kbkdf_feedback(m) }?,
     })
 }
 

@@ -1,4 +1,5 @@
-//! `CKM_HKDF_DERIVE` (PKCS#11 3.0 §2.43, RFC 5869) over the SHA-1, SHA-2 and SHA-3 HMACs,
+//! `CKM_HKDF_DERIVE` and `CKM_HKDF_DATA` (PKCS#11 3.0 §2.43, RFC 5869; the second makes a
+//! data object instead of a key, see `session/derive.rs`) over the SHA-1, SHA-2 and SHA-3 HMACs,
 //! with its salt absent (`CKF_HKDF_SALT_NULL`: RFC 5869's zero salt), given as data, or
 //! taken from a second key (`CKF_HKDF_SALT_KEY`, fetched by the session under the same
 //! checks as the base key). Extract and expand may each be skipped: extract alone yields
@@ -48,17 +49,21 @@ pub struct HkdfParams {
     pub info: Vec<u8>,
 }
 
-/// Registry rows (key sizes in bytes).
-pub const ENTRIES: &[MechEntry] = &[MechEntry {
-    ty: CKM_HKDF_DERIVE,
-    info: MechInfo { min_key: 1, max_key: MAX_GENERIC_LEN as CK_ULONG, flags: CKF_DERIVE },
-    key: KeyNeed::Secret(&[CKK_HKDF, CKK_GENERIC_SECRET]),
-    param: ParamShape::Hkdf,
-    build,
-    ops: Ops { derive: Some(derive_op), derive_with: Some(derive_with_op), ..Ops::NONE },
-}];
+const fn row(ty: CK_MECHANISM_TYPE) -> MechEntry {
+    MechEntry {
+        ty,
+        info: MechInfo { min_key: 1, max_key: MAX_GENERIC_LEN as CK_ULONG, flags: CKF_DERIVE },
+        key: KeyNeed::Secret(&[CKK_HKDF, CKK_GENERIC_SECRET]),
+        param: ParamShape::Hkdf,
+        build,
+        ops: Ops { derive: Some(derive_op), derive_with: Some(derive_with_op), ..Ops::NONE },
+    }
+}
 
-fn build(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+/// Registry rows (key sizes in bytes).
+pub const ENTRIES: &[MechEntry] = &[row(CKM_HKDF_DERIVE), row(CKM_HKDF_DATA)];
+
+fn build(ty: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
     let Param::Hkdf { extract, expand, prf, salt_type, salt, salt_key, info } = p else {
         return Err(Error::MechanismParamInvalid);
     };
@@ -73,11 +78,19 @@ fn build(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
         (true, CKF_HKDF_SALT_KEY) => HkdfSalt::Key(salt_key),
         _ => return Err(Error::MechanismParamInvalid),
     };
-    Ok(Mechanism::HkdfDerive(HkdfParams { extract, expand, hash, salt, info }))
+    let p = HkdfParams { extract, expand, hash, salt, info };
+    Ok(if ty == CKM_HKDF_DATA { Mechanism::HkdfData(p) } else { Mechanism::HkdfDerive(p) })
+}
+
+fn params(m: &Mechanism) -> Result<&HkdfParams> {
+    match m {
+        Mechanism::HkdfDerive(p) | Mechanism::HkdfData(p) => Ok(p),
+        _ => Err(Error::MechanismInvalid),
+    }
 }
 
 fn derive_op(m: &Mechanism, base: &dyn KeyView, len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
-    let Mechanism::HkdfDerive(p) = m else { return Err(Error::MechanismInvalid) };
+    let p = params(m)?;
     let salt = match &p.salt {
         HkdfSalt::Null => None,
         HkdfSalt::Data(d) => Some(d.as_slice()),
@@ -93,8 +106,7 @@ fn derive_with_op(
     salt: &dyn KeyView,
     len: Option<usize>,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let Mechanism::HkdfDerive(p) = m else { return Err(Error::MechanismInvalid) };
-    hkdf(p, &base.secret()?, Some(&salt.secret()?), len)
+    hkdf(params(m)?, &base.secret()?, Some(&salt.secret()?), len)
 }
 
 /// RFC 5869 over `p.hash`: extract from `ikm` with `salt`, expand to `len` bytes, or one

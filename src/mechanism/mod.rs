@@ -24,6 +24,7 @@ pub mod hash;
 pub mod hkdf;
 pub mod hmac;
 pub mod hybrid_kem;
+pub mod kbkdf;
 pub mod mldsa;
 pub mod mlkem;
 pub mod primitives;
@@ -155,8 +156,12 @@ pub enum Mechanism {
     },
     /// `CKM_HKDF_DERIVE` (RFC 5869).
     HkdfDerive(HkdfParams),
+    /// `CKM_HKDF_DATA`: RFC 5869 into a data object's `CKA_VALUE`.
+    HkdfData(HkdfParams),
     /// `CKM_HKDF_KEY_GEN`: a `CKK_HKDF` key.
     HkdfKeyGen,
+    /// `CKM_SP800_108_COUNTER_KDF`, `_FEEDBACK_KDF` and `_DOUBLE_PIPELINE_KDF`.
+    Kbkdf(kbkdf::KbkdfParams),
     /// `CKM_EC_KEY_PAIR_GEN`.
     EcKeyPairGen,
     /// `CKM_ECDSA` (`None`: the caller hashes) and `CKM_ECDSA_SHA*`.
@@ -165,8 +170,8 @@ pub enum Mechanism {
     Ecdh1Derive(EcdhParams),
     /// `CKM_EC_EDWARDS_KEY_PAIR_GEN`.
     EdwardsKeyPairGen,
-    /// `CKM_EDDSA` (pure Ed25519).
-    Eddsa,
+    /// `CKM_EDDSA`: Ed25519, Ed25519ctx or Ed25519ph, as its parameter says.
+    Eddsa(eddsa::Variant),
     /// `CKM_RSA_PKCS_KEY_PAIR_GEN`.
     RsaKeyPairGen,
     /// `CKM_RSA_PKCS`.
@@ -242,13 +247,15 @@ impl Mechanism {
             Mechanism::AesEcbEncryptData(_) => CKM_AES_ECB_ENCRYPT_DATA,
             Mechanism::AesCbcEncryptData { .. } => CKM_AES_CBC_ENCRYPT_DATA,
             Mechanism::HkdfDerive(_) => CKM_HKDF_DERIVE,
+            Mechanism::HkdfData(_) => CKM_HKDF_DATA,
             Mechanism::HkdfKeyGen => CKM_HKDF_KEY_GEN,
+            Mechanism::Kbkdf(p) => p.mode.mechanism(),
             Mechanism::EcKeyPairGen => CKM_EC_KEY_PAIR_GEN,
             Mechanism::Ecdsa(None) => CKM_ECDSA,
             Mechanism::Ecdsa(Some(h)) => ecdsa::hash_mech(*h),
             Mechanism::Ecdh1Derive(_) => CKM_ECDH1_DERIVE,
             Mechanism::EdwardsKeyPairGen => CKM_EC_EDWARDS_KEY_PAIR_GEN,
-            Mechanism::Eddsa => CKM_EDDSA,
+            Mechanism::Eddsa(_) => CKM_EDDSA,
             Mechanism::RsaKeyPairGen => CKM_RSA_PKCS_KEY_PAIR_GEN,
             Mechanism::RsaPkcs => CKM_RSA_PKCS,
             Mechanism::RsaPkcsHash(h) => rsa_sign::pkcs_mech(*h),
@@ -278,7 +285,8 @@ impl Mechanism {
     pub fn second_key(&self) -> Option<CK_OBJECT_HANDLE> {
         match self {
             Mechanism::ConcatBaseAndKey(h) => Some(*h),
-            Mechanism::HkdfDerive(HkdfParams { salt: HkdfSalt::Key(h), .. }) => Some(*h),
+            Mechanism::HkdfDerive(HkdfParams { salt: HkdfSalt::Key(h), .. })
+            | Mechanism::HkdfData(HkdfParams { salt: HkdfSalt::Key(h), .. }) => Some(*h),
             _ => None,
         }
     }
@@ -297,6 +305,11 @@ impl Mechanism {
         )
     }
 
+    /// True for derivations that make a data object (`CKO_DATA`) rather than a key.
+    pub fn makes_data(&self) -> bool {
+        matches!(self, Mechanism::HkdfData(_))
+    }
+
     /// The mechanism `ty` when it takes no parameter, else `None`.
     pub fn plain(ty: CK_MECHANISM_TYPE) -> Option<Mechanism> {
         Some(match ty {
@@ -310,7 +323,7 @@ impl Mechanism {
             CKM_EC_KEY_PAIR_GEN => Mechanism::EcKeyPairGen,
             CKM_ECDSA => Mechanism::Ecdsa(None),
             CKM_EC_EDWARDS_KEY_PAIR_GEN => Mechanism::EdwardsKeyPairGen,
-            CKM_EDDSA => Mechanism::Eddsa,
+            CKM_EDDSA => Mechanism::Eddsa(eddsa::Variant::Pure),
             CKM_RSA_PKCS_KEY_PAIR_GEN => Mechanism::RsaKeyPairGen,
             CKM_RSA_PKCS => Mechanism::RsaPkcs,
             CKM_ML_KEM_KEY_PAIR_GEN => Mechanism::MlKemKeyPairGen,

@@ -81,6 +81,10 @@ pub enum ParamShape {
     SignContext,
     /// `CK_HASH_SIGN_ADDITIONAL_CONTEXT`.
     HashSignContext,
+    /// `CK_SP800_108_KDF_PARAMS` (counter and double-pipeline KBKDF).
+    Kbkdf,
+    /// `CK_SP800_108_FEEDBACK_KDF_PARAMS`.
+    KbkdfFeedback,
 }
 
 /// A mechanism parameter decoded by its [`ParamShape`], before the row checks it.
@@ -144,12 +148,12 @@ pub enum Param {
         /// The info bytes.
         info: Vec<u8>,
     },
-    /// `CK_EDDSA_PARAMS`: pre-hash flag and context length.
+    /// `CK_EDDSA_PARAMS`: pre-hash flag and context.
     Eddsa {
         /// `phFlag`.
         prehash: bool,
-        /// `ulContextDataLen`.
-        context_len: usize,
+        /// The context (`pContextData`, `ulContextDataLen` bytes).
+        context: Vec<u8>,
     },
     /// `CK_SIGN_ADDITIONAL_CONTEXT` (`hash: None`) or `CK_HASH_SIGN_ADDITIONAL_CONTEXT`.
     SignContext {
@@ -159,6 +163,19 @@ pub enum Param {
         context: Vec<u8>,
         /// `hash`, of the pre-hash form.
         hash: Option<CK_MECHANISM_TYPE>,
+    },
+    /// `CK_SP800_108_KDF_PARAMS` or `CK_SP800_108_FEEDBACK_KDF_PARAMS`, its data
+    /// parameters read (the additional keys' templates stay with the C ABI, which makes
+    /// and reports those keys).
+    Kbkdf {
+        /// `prfType`.
+        prf: CK_MECHANISM_TYPE,
+        /// `pDataParams`, each read by its type.
+        data: Vec<super::kbkdf::DataParam>,
+        /// The feedback IV (`None` for the other layout).
+        iv: Option<Vec<u8>>,
+        /// `ulAdditionalDerivedKeys`.
+        additional_keys: usize,
     },
 }
 
@@ -291,6 +308,8 @@ pub type DeriveFn = fn(&Mechanism, &dyn KeyView, Option<usize>) -> Result<Zeroiz
 /// Derives `len` bytes from a base key and the second key its parameter names
 /// ([`Mechanism::second_key`]).
 pub type DeriveWithFn = fn(&Mechanism, &dyn KeyView, &dyn KeyView, Option<usize>) -> Result<Zeroizing<Vec<u8>>>;
+/// Derives several keys at once, of these lengths (the primary key first).
+pub type DeriveKeysFn = fn(&Mechanism, &dyn KeyView, &[usize]) -> Result<Vec<Zeroizing<Vec<u8>>>>;
 /// Wraps a key value under the wrapping key.
 pub type WrapFn = fn(&Mechanism, &dyn KeyView, &[u8]) -> Result<Vec<u8>>;
 /// Unwraps a key value for the target the template describes.
@@ -345,6 +364,9 @@ pub struct Ops {
     pub derive: Option<DeriveFn>,
     /// `C_DeriveKey` when the parameter names a second key.
     pub derive_with: Option<DeriveWithFn>,
+    /// `C_DeriveKey` for mechanisms that make several keys in one call (the SP 800-108
+    /// KDFs' additional derived keys).
+    pub derive_keys: Option<DeriveKeysFn>,
     /// `C_EncapsulateKey` / `C_DecapsulateKey`.
     pub kem: Option<KemOps>,
 }
@@ -362,6 +384,7 @@ impl Ops {
         wrap: None,
         derive: None,
         derive_with: None,
+        derive_keys: None,
         kem: None,
     };
 }
@@ -406,6 +429,7 @@ pub fn registry() -> impl Iterator<Item = &'static MechEntry> {
         concat::ENTRIES,
         aes_derive::ENTRIES,
         hkdf::ENTRIES,
+        kbkdf::ENTRIES,
         ec::ENTRIES,
         ecdsa::ENTRIES,
         ecdh::ENTRIES,
@@ -482,7 +506,8 @@ mod tests {
             assert_eq!(has(CKF_GENERATE), o.generate.is_some(), "{name} generate");
             assert_eq!(has(CKF_GENERATE_KEY_PAIR), o.generate_pair.is_some(), "{name} pair");
             assert_eq!(has(CKF_WRAP) || has(CKF_UNWRAP), o.wrap.is_some(), "{name} wrap");
-            assert_eq!(has(CKF_DERIVE), o.derive.is_some() || o.derive_with.is_some(), "{name} derive");
+            let derives = o.derive.is_some() || o.derive_with.is_some() || o.derive_keys.is_some();
+            assert_eq!(has(CKF_DERIVE), derives, "{name} derive");
             assert_eq!(has(CKF_ENCAPSULATE), o.kem.is_some(), "{name} kem");
         }
     }
@@ -493,7 +518,7 @@ mod tests {
         for e in registry().filter(|e| !matches!(e.key, KeyNeed::Master | KeyNeed::Recipient(_))) {
             let o = &e.ops;
             let keyed = o.encrypt.is_some() || o.sign.is_some() || o.wrap.is_some() || o.derive.is_some();
-            let keyed = keyed || o.derive_with.is_some();
+            let keyed = keyed || o.derive_with.is_some() || o.derive_keys.is_some();
             let keyed = keyed || o.kem.is_some();
             assert_eq!(keyed, !matches!(e.key, KeyNeed::None), "{:#x}", e.ty);
         }

@@ -133,6 +133,8 @@ pub fn pointer_layouts(shape: collabvault_pkcs11::mechanism::registry::ParamShap
     const EDDSA: usize = size_of::<CK_EDDSA_PARAMS>();
     const ECDH: usize = size_of::<CK_ECDH1_DERIVE_PARAMS>();
     const OAEP: usize = size_of::<CK_RSA_PKCS_OAEP_PARAMS>();
+    const KBKDF: usize = size_of::<CK_SP800_108_KDF_PARAMS>();
+    const KBKDF_FEEDBACK: usize = size_of::<CK_SP800_108_FEEDBACK_KDF_PARAMS>();
     // Both CK_GCM_PARAMS layouts (with and without ulIvBits).
     const GCM: usize = size_of::<CK_GCM_PARAMS>();
     const GCM_240: usize = GCM - size_of::<CK_ULONG>();
@@ -147,6 +149,8 @@ pub fn pointer_layouts(shape: collabvault_pkcs11::mechanism::registry::ParamShap
         S::Hkdf => &[HKDF],
         S::SignContext => &[SIGN_CONTEXT],
         S::HashSignContext => &[HASH_SIGN_CONTEXT],
+        S::Kbkdf => &[KBKDF],
+        S::KbkdfFeedback => &[KBKDF_FEEDBACK],
     }
 }
 

@@ -113,11 +113,14 @@ pub unsafe extern "C" fn C_UnwrapKey(
     })
 }
 
-/// `C_DeriveKey` (§5.14.5).
+/// `C_DeriveKey` (§5.14.5). An SP 800-108 mechanism's additional keys
+/// (`CK_DERIVED_KEY`) get their handles written where their parameter says; when the
+/// call fails, every one of those handles is set to `CK_INVALID_HANDLE` (PKCS#11 3.0
+/// §2.42.7 asks that of the failing key's; none of the others was made either).
 ///
 /// # Safety
 /// `mechanism` is a valid `CK_MECHANISM`; `attrs` points to `count` attributes; `key`
-/// is NULL or writable.
+/// is NULL or writable, as is each additional key's handle pointer.
 #[no_mangle]
 pub unsafe extern "C" fn C_DeriveKey(
     session: CK_SESSION_HANDLE,
@@ -133,9 +136,42 @@ pub unsafe extern "C" fn C_DeriveKey(
             let t = super::new_object_template(ctx, attrs, count)?;
             (t, params::mechanism(mechanism)?, out(key)?)
         };
-        *key = derive::derive_key(ctx, &m, base_key, &t)?;
+        // SAFETY: the mechanism was accepted above (forwarded contract).
+        let extra = unsafe { params::additional_keys(mechanism) }?;
+        // SAFETY: the templates are the caller's (forwarded contract).
+        let made = unsafe { derive_all(ctx, &m, base_key, &t, &extra) };
+        for (i, d) in extra.iter().enumerate() {
+            let handle = match &made {
+                Ok(handles) => handles.get(i + 1).copied().unwrap_or(CK_INVALID_HANDLE),
+                Err(_) => CK_INVALID_HANDLE,
+            };
+            // SAFETY: `additional_keys` refused NULL handle pointers, and the caller
+            // promises each is writable; unaligned, as callers need not align it.
+            unsafe { d.phKey.write_unaligned(handle) };
+        }
+        *key = *made?.first().ok_or(Error::MechanismParamInvalid)?;
         Ok(())
     })
+}
+
+/// The additional keys' templates read (under the same checks as the primary one), then
+/// every key derived.
+///
+/// # Safety
+/// Each of `extra`'s templates points to its stated number of attributes.
+unsafe fn derive_all(
+    ctx: &crate::session::Ctx,
+    m: &crate::mechanism::Mechanism,
+    base_key: CK_OBJECT_HANDLE,
+    template: &crate::object::Template,
+    extra: &[CK_DERIVED_KEY],
+) -> crate::error::Result<Vec<CK_OBJECT_HANDLE>> {
+    let templates = extra
+        .iter()
+        // SAFETY: forwarded from this function's contract.
+        .map(|d| unsafe { super::new_object_template(ctx, d.pTemplate, d.ulAttributeCount) })
+        .collect::<crate::error::Result<Vec<_>>>()?;
+    derive::derive_keys(ctx, m, base_key, template, &templates)
 }
 
 /// `C_WrapKeyAuthenticated` (PKCS#11 3.2): a wrap that also binds associated data.
