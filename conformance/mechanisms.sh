@@ -4,7 +4,8 @@
 # keys (PKCS#1 v1.5, PSS, ECDSA-SHA384, Ed25519); AES-ECB/CBC/CTR ciphertext equals
 # `openssl enc` byte for byte in both directions; RSA-OAEP ciphertext made by
 # `openssl pkeyutl` decrypts on the token; ML-DSA-65 signatures cross-check with
-# dilithium-py and X-Wing shared secrets with the draft's combiner over kyber-py, both ways.
+# dilithium-py, X-Wing shared secrets with the draft's combiner over kyber-py, and ML-KEM-768
+# secrets with kyber-py, both ways.
 source "$(dirname "$0")/lib.sh"
 CLIENT=mechanisms
 need_tool tools openssl pkcs11-tool python3 || exit 0
@@ -32,6 +33,23 @@ oaep_decrypts() {
 check token-decrypts-openssl-oaep-sha256 oaep_decrypts
 check openssl-oaep-sha1-encrypt openssl pkeyutl -encrypt -pubin -inkey "$WORK/rsa.pem" -pkeyopt rsa_padding_mode:oaep -in "$WORK/oaep.txt" -out "$WORK/oaep1.bin"
 check token-decrypts-openssl-oaep-sha1 bash -c "pkcs11-tool --module '$MODULE' --login --pin '$USER_PIN' --decrypt -m RSA-PKCS-OAEP --hash-algorithm SHA-1 --mgf MGF1-SHA1 --id 21 -i '$WORK/oaep1.bin' -o '$WORK/oaep1.out' && cmp '$WORK/oaep.txt' '$WORK/oaep1.out'"
+# CKM_RSA_PKCS over a caller's SHA-256 DigestInfo (the aws-lc build signs it with AWS-LC,
+# other DigestInfos with the rsa crate) verifies in OpenSSL as an ordinary PKCS#1 v1.5
+# signature; OpenSSL's PKCS#1 v1.5 ciphertext decrypts on the token (C_Decrypt).
+digest_info_signs() {
+    { printf '\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20'
+      openssl dgst -sha256 -binary "$WORK/file.bin"; } >"$WORK/digestinfo.bin" || return 1
+    lp11 --sign -m RSA-PKCS --id 21 -i "$WORK/digestinfo.bin" -o "$WORK/raw.sig" || return 1
+    openssl dgst -sha256 -verify "$WORK/rsa.pem" -signature "$WORK/raw.sig" "$WORK/file.bin" | grep -q "^Verified OK" || return 1
+    cmp "$WORK/raw.sig" "$WORK/rsa.sig"
+}
+check rsa-pkcs-digestinfo-signature-matches-sha256-rsa-pkcs digest_info_signs
+pkcs1_decrypts() {
+    openssl pkeyutl -encrypt -pubin -inkey "$WORK/rsa.pem" -pkeyopt rsa_padding_mode:pkcs1 -in "$WORK/oaep.txt" -out "$WORK/v15.bin" || return 1
+    lp11 --decrypt -m RSA-PKCS --id 21 -i "$WORK/v15.bin" -o "$WORK/v15.out" || return 1
+    cmp "$WORK/oaep.txt" "$WORK/v15.out"
+}
+check token-decrypts-openssl-pkcs1-v15 pkcs1_decrypts
 
 # P-384: ECDSA-SHA384, DER-converted by pkcs11-tool (-f openssl).
 check keypairgen-ec-p384 lp11 --keypairgen --key-type EC:secp384r1 --id 22 --label p384 --usage-sign
@@ -94,3 +112,6 @@ check mldsa-dilithium-py-signs-token-verifies mldsa token-verifies
 xwing() { python3 "$(dirname "$0")/xwing.py" "$MODULE" "$USER_PIN" "$1"; }
 check xwing-python-encapsulates-token-decapsulates xwing python-encapsulates
 check xwing-token-encapsulates-python-decapsulates xwing token-encapsulates
+mlkem() { python3 "$(dirname "$0")/mlkem.py" "$MODULE" "$USER_PIN" "$1"; }
+check mlkem-python-encapsulates-token-decapsulates mlkem python-encapsulates
+check mlkem-token-encapsulates-python-decapsulates mlkem token-encapsulates
