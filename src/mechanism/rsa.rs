@@ -1,7 +1,11 @@
 //! RSA keys (`CKK_RSA`, `CKM_RSA_PKCS_KEY_PAIR_GEN`): generation, the PKCS#11 component
-//! attributes, and the conversion to the `rsa` crate's key types.
+//! attributes, and the conversion to the `rsa` crate's key types and to the crypto
+//! backend's ([`backend_private_of`], [`backend_public_of`]: each object caches whichever
+//! its calls need; the backend's answers `None` for a key it does not hold).
 //!
-//! Implementation choice: the `rsa` crate's 0.10 line. Its private-key operation runs on
+//! The backend generates the sizes and exponent it makes (aws-lc: 2048/3072/4096 bits,
+//! e = 65537) and validates what it imports; the rest, and the import checks, are the
+//! `rsa` crate's 0.10 line. Its private-key operation runs on
 //! `crypto-bigint`'s `BoxedUint` with constant-time modular exponentiation and per-call
 //! blinding; the 0.9 line's `num-bigint-dig` arithmetic leaked timing (RUSTSEC-2023-0071,
 //! the Marvin attack) and is not used. Key sizes are 2048 to 4096 bits ([`MIN_BITS`],

@@ -2,6 +2,10 @@
 //! (`CK_RSA_PKCS_OAEP_PARAMS`: SHA-1 or SHA-2, MGF1 over the same hash, optional label),
 //! for `C_Encrypt`/`C_Decrypt` and for wrapping secret keys.
 //!
+//! The backend serves both paddings where it has them (aws-lc: PKCS#1 v1.5, and OAEP over
+//! SHA-1 and SHA-256/384/512; its v1.5 padding check is constant-time with one branch at
+//! the end, the guarantee below); the rest, and the v1.5 unwrap, run on the `rsa` crate.
+//!
 //! PKCS#1 v1.5 decryption is the Bleichenbacher/Marvin danger zone, so it is built here
 //! from two constant-time parts rather than the crate's implicit-rejection decryptor
 //! (which never reports a padding failure, while PKCS#11 callers expect one):

@@ -3,8 +3,10 @@
 //! and `CKM_SHA224/256/384/512_RSA_PKCS_PSS`, with `CK_RSA_PKCS_PSS_PARAMS` (MGF1 over the
 //! same hash, explicit salt length).
 //!
-//! Private-key operations go through the `rsa` crate's blinded, constant-time path (see
-//! `rsa.rs`). A signature of the wrong length is `CKR_SIGNATURE_LEN_RANGE`; input of the
+//! Each call runs on the crypto backend's key when the backend serves its shape (aws-lc:
+//! PKCS#1 v1.5 and PSS with `sLen = hLen` over SHA-256/384/512, and `CKM_RSA_PKCS` over
+//! a DigestInfo of those hashes, see `backend_input`), else on the `rsa` crate's
+//! blinded, constant-time path (see `rsa.rs`). A signature of the wrong length is `CKR_SIGNATURE_LEN_RANGE`; input of the
 //! wrong length for the prehash mechanisms is `CKR_DATA_LEN_RANGE`.
 
 use cryptoki_sys::*;
