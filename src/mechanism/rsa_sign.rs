@@ -6,8 +6,9 @@
 //! Each call runs on the crypto backend's key when the backend serves its shape (aws-lc:
 //! PKCS#1 v1.5 and PSS with `sLen = hLen` over SHA-256/384/512, and `CKM_RSA_PKCS` over
 //! a DigestInfo of those hashes, see `backend_input`), else on the `rsa` crate's
-//! blinded, constant-time path (see `rsa.rs`). A signature of the wrong length is `CKR_SIGNATURE_LEN_RANGE`; input of the
-//! wrong length for the prehash mechanisms is `CKR_DATA_LEN_RANGE`.
+//! blinded, constant-time path (see `rsa.rs`). A signature of the wrong length is
+//! `CKR_SIGNATURE_LEN_RANGE`; input of the wrong length for the prehash mechanisms is
+//! `CKR_DATA_LEN_RANGE`.
 
 use cryptoki_sys::*;
 use rsa::traits::PublicKeyParts;
