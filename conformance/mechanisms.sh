@@ -5,8 +5,9 @@
 # `openssl enc` byte for byte in both directions; RSA-OAEP ciphertext made by
 # `openssl pkeyutl` decrypts on the token; ML-DSA-65 signatures cross-check with
 # dilithium-py, and X-Wing, MLKEM768-P256 and MLKEM1024-P384 shared secrets with each draft's
-# combiner written in Python over kyber-py and `cryptography`, both ways; Ed25519ctx/ph
-# against RFC 8032 in Python; the SP 800-108 KDFs against Python's.
+# combiner written in Python over kyber-py and `cryptography`, and ML-KEM-768 secrets with
+# kyber-py, both ways; Ed25519ctx/ph against RFC 8032 in Python; the SP 800-108 KDFs against
+# Python's.
 source "$(dirname "$0")/lib.sh"
 CLIENT=mechanisms
 need_tool tools openssl pkcs11-tool python3 || exit 0
@@ -34,6 +35,23 @@ oaep_decrypts() {
 check token-decrypts-openssl-oaep-sha256 oaep_decrypts
 check openssl-oaep-sha1-encrypt openssl pkeyutl -encrypt -pubin -inkey "$WORK/rsa.pem" -pkeyopt rsa_padding_mode:oaep -in "$WORK/oaep.txt" -out "$WORK/oaep1.bin"
 check token-decrypts-openssl-oaep-sha1 bash -c "pkcs11-tool --module '$MODULE' --login --pin '$USER_PIN' --decrypt -m RSA-PKCS-OAEP --hash-algorithm SHA-1 --mgf MGF1-SHA1 --id 21 -i '$WORK/oaep1.bin' -o '$WORK/oaep1.out' && cmp '$WORK/oaep.txt' '$WORK/oaep1.out'"
+# CKM_RSA_PKCS over a caller's SHA-256 DigestInfo (the aws-lc build signs it with AWS-LC,
+# other DigestInfos with the rsa crate) verifies in OpenSSL as an ordinary PKCS#1 v1.5
+# signature; OpenSSL's PKCS#1 v1.5 ciphertext decrypts on the token (C_Decrypt).
+digest_info_signs() {
+    { printf '\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20'
+      openssl dgst -sha256 -binary "$WORK/file.bin"; } >"$WORK/digestinfo.bin" || return 1
+    lp11 --sign -m RSA-PKCS --id 21 -i "$WORK/digestinfo.bin" -o "$WORK/raw.sig" || return 1
+    openssl dgst -sha256 -verify "$WORK/rsa.pem" -signature "$WORK/raw.sig" "$WORK/file.bin" | grep -q "^Verified OK" || return 1
+    cmp "$WORK/raw.sig" "$WORK/rsa.sig"
+}
+check rsa-pkcs-digestinfo-signature-matches-sha256-rsa-pkcs digest_info_signs
+pkcs1_decrypts() {
+    openssl pkeyutl -encrypt -pubin -inkey "$WORK/rsa.pem" -pkeyopt rsa_padding_mode:pkcs1 -in "$WORK/oaep.txt" -out "$WORK/v15.bin" || return 1
+    lp11 --decrypt -m RSA-PKCS --id 21 -i "$WORK/v15.bin" -o "$WORK/v15.out" || return 1
+    cmp "$WORK/oaep.txt" "$WORK/v15.out"
+}
+check token-decrypts-openssl-pkcs1-v15 pkcs1_decrypts
 
 # P-384: ECDSA-SHA384, DER-converted by pkcs11-tool (-f openssl).
 check keypairgen-ec-p384 lp11 --keypairgen --key-type EC:secp384r1 --id 22 --label p384 --usage-sign
@@ -121,3 +139,7 @@ for mode in counter-hmac counter-cmac feedback double-pipeline additional-keys; 
     check "kbkdf-$mode-matches-python" kbkdf "$mode"
 done
 check hkdf-data-matches-cryptography kbkdf hkdf-data
+
+mlkem() { python3 "$(dirname "$0")/mlkem.py" "$MODULE" "$USER_PIN" "$1"; }
+check mlkem-python-encapsulates-token-decapsulates mlkem python-encapsulates
+check mlkem-token-encapsulates-python-decapsulates mlkem token-encapsulates

@@ -202,6 +202,8 @@ pub enum Internal {
     /// The crypto backend failed an EC operation (key generation, a signature) on
     /// inputs already checked.
     EcOperation,
+    /// The crypto backend failed an ML-KEM operation on a stored (validated) key.
+    KemOperation,
     /// A cipher produced more than it said it would.
     CipherOutputLength,
     /// An operation produced data for a length query.
@@ -229,6 +231,7 @@ impl fmt::Display for Internal {
             Internal::RsaKeyShape => "an RSA key is not two-prime with CRT values",
             Internal::EcKeyGeneration => "EC key generation drew no valid scalar",
             Internal::EcOperation => "the crypto backend failed an EC operation on checked inputs",
+            Internal::KemOperation => "the crypto backend failed an ML-KEM operation on a stored key",
             Internal::CipherOutputLength => "a cipher produced more than its stated length",
             Internal::DataForLengthQuery => "an operation produced data for a length query",
             Internal::OutputBeyondBuffer => "an operation reports output beyond the caller's buffer",

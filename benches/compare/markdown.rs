@@ -92,7 +92,8 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
         w,
         "- One process loads the modules (this one, SoftHSM2 and Kryoptic) through the `cryptoki` crate \
          and runs the same client code on each; the **raw** column does the same cryptography with the crates the module is built on, \
-         called directly with pre-built keys (no PKCS#11, no object store)."
+         called directly with pre-built keys (no PKCS#11, no object store); for RSA and ML-KEM, the backend this build chose ({}).",
+        crate::backend_raw::NAME
     )?;
     writeln!(
         w,

@@ -1,5 +1,6 @@
 //! Public-key benchmark rows: RSA-2048 sign and verify (`CKM_SHA256_RSA_PKCS`), ECDSA P-384 sign (`CKM_ECDSA` over a SHA-384 digest), Ed25519 sign
-//! (`CKM_EDDSA`), each against SoftHSM2, Kryoptic (when in the run) and the raw crate; and a timing side-channel row
+//! (`CKM_EDDSA`), each against SoftHSM2, Kryoptic (when in the run) and the raw crate
+//! (for RSA, the backend the module was built with: `backend_raw.rs`); and a timing side-channel row
 //! for RSA PKCS#1 v1.5 decryption: the rate of rejecting a bad-padding ciphertext beside
 //! the rate of accepting a good one, per module, with their ratio (1.00 means the module's
 //! answer time says nothing about the padding).
@@ -123,10 +124,8 @@ pub(super) fn run(tokens: &[&Token], wanted: &dyn Fn(&str) -> bool) -> Res<()> {
         Ok(())
     };
 
-    // Raw-crate counterparts.
-    let raw_rsa = rsa::PrivateKey::new(&mut crypto_common::getrandom::SysRng, 2048).map_err(|e| err(e.to_string()))?;
-    let raw_rsa_sig = raw_rsa.pkcs1v15_sign::<sha2::Sha256>(MESSAGE).map_err(|e| err(e.to_string()))?;
-    let raw_rsa_pub = raw_rsa.to_public_key();
+    // Raw counterparts: RSA from the backend the module was built with (aws-lc-rs by default).
+    let raw_rsa = super::backend_raw::Rsa::new()?;
     let raw_p384 = p384::ecdsa::SigningKey::from_slice(&[0x17; 48]).map_err(|e| err(e.to_string()))?;
     let raw_ed = ed25519_dalek::SigningKey::from_bytes(&[0x29; 32]);
 
@@ -143,7 +142,7 @@ pub(super) fn run(tokens: &[&Token], wanted: &dyn Fn(&str) -> bool) -> Res<()> {
     }
     c.push(Some(Box::new(|n| {
         timed(n, || {
-            black_box(raw_rsa.pkcs1v15_sign::<sha2::Sha256>(MESSAGE).map_err(|e| err(e.to_string()))?);
+            black_box(raw_rsa.sign()?);
             Ok(())
         })
     })));
@@ -155,9 +154,7 @@ pub(super) fn run(tokens: &[&Token], wanted: &dyn Fn(&str) -> bool) -> Res<()> {
             Box::new(move |n| timed(n, || Ok(k.s.verify(&Mechanism::Sha256RsaPkcs, *public, MESSAGE, sig)?)))
         }));
     }
-    c.push(Some(Box::new(|n| {
-        timed(n, || raw_rsa_pub.pkcs1v15_verify::<sha2::Sha256>(MESSAGE, &raw_rsa_sig).map_err(|e| err(e.to_string())))
-    })));
+    c.push(Some(Box::new(|n| timed(n, || raw_rsa.verify()))));
     row("RSA-2048 verify (SHA256-RSA-PKCS)", c)?;
 
     let digest384 = <sha2::Sha384 as sha2::Digest>::digest(MESSAGE).to_vec();

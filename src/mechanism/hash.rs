@@ -273,6 +273,21 @@ pub fn digester(alg: HashAlg) -> Box<dyn Digester> {
     }
 }
 
+impl HashAlg {
+    /// The crypto backend's name for this hash (SHA-1/SHA-2); `None` for SHA-3, which
+    /// no backend serves.
+    pub fn backend(self) -> Option<Sha> {
+        match self {
+            HashAlg::Sha1 => Some(Sha::Sha1),
+            HashAlg::Sha224 => Some(Sha::Sha224),
+            HashAlg::Sha256 => Some(Sha::Sha256),
+            HashAlg::Sha384 => Some(Sha::Sha384),
+            HashAlg::Sha512 => Some(Sha::Sha512),
+            HashAlg::Sha3_256 | HashAlg::Sha3_384 | HashAlg::Sha3_512 => None,
+        }
+    }
+}
+
 /// `alg(data)` in one call.
 pub fn digest(alg: HashAlg, data: &[u8]) -> Vec<u8> {
     let mut d = digester(alg);

@@ -1,5 +1,7 @@
 //! `CKM_ML_KEM_KEY_PAIR_GEN` and `CKM_ML_KEM`: ML-KEM-512/768/1024 key encapsulation
-//! (FIPS 203), over the RustCrypto `ml-kem` crate.
+//! (FIPS 203). Key generation, import checks and the seed expansion run on the RustCrypto
+//! `ml-kem` crate in every build; encapsulation and decapsulation on the crypto backend
+//! where it has an engine (aws-lc: `backend/aws_lc_kem.rs`), else on `ml-kem`.
 //!
 //! PKCS#11 3.2 encodings for `CKK_ML_KEM`: `CKA_PARAMETER_SET` is `CKP_ML_KEM_512/768/1024`;
 //! a public key's `CKA_VALUE` is the FIPS 203 encapsulation key `ek`; a private key's
@@ -22,6 +24,7 @@ use ml_kem::ExpandedKeyEncoding;
 use ml_kem::{Decapsulate, DecapsulationKey, Encapsulate, EncapsulationKey, KeyExport, Seed, TryKeyInit};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::backend;
 use super::registry::{
     build_plain, AttrSource, KemOps, KeyNeed, KeyView, MechEntry, MechInfo, NewAttr, NewPair, Ops, ParamShape,
 };
@@ -83,12 +86,30 @@ fn ciphertext_len_op(key: &dyn KeyView) -> Result<usize> {
     Ok(key_set(key)?.ciphertext_len())
 }
 
-fn encapsulate_op(key: &dyn KeyView) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
-    decoded_public(key)?.encapsulate()
+/// The backend's cache tag beside [`DecodedKey::cache_tag`]'s.
+fn backend_tag(private: bool) -> u64 {
+    DecodedKey::cache_tag(private) | 2
 }
 
+/// The backend's encapsulation (aws-lc), else the `ml-kem` crate's; each key decoded
+/// once per object.
+fn encapsulate_op(key: &dyn KeyView) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+    let fast = key
+        .prepared()
+        .get_or_make(backend_tag(false), || Ok(backend::MlKemPublic::new(key_set(key)?, key.required(CKA_VALUE)?)))?;
+    match fast.as_ref() {
+        Some(ek) => ek.encapsulate(),
+        None => decoded_public(key)?.encapsulate(),
+    }
+}
+
+/// The backend's decapsulation (aws-lc), else the `ml-kem` crate's, as for encapsulation.
 fn decapsulate_op(key: &dyn KeyView, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let ps = key_set(key)?;
+    let fast = key.prepared().get_or_make(backend_tag(true), || Ok(backend::MlKemPrivate::new(ps, &key.secret()?)))?;
+    if let Some(dk) = fast.as_ref() {
+        return dk.decapsulate(ciphertext);
+    }
     let decoded =
         key.prepared().get_or_make(DecodedKey::cache_tag(true), || DecodedKey::private(ps, &key.secret()?))?;
     decoded.decapsulate(ciphertext)
@@ -426,6 +447,29 @@ mod tests {
 
     fn groups(names: [TestName; 3]) -> impl Iterator<Item = TestGroup> {
         names.into_iter().flat_map(|n| TestSet::load(n).unwrap().test_groups)
+    }
+
+    #[test]
+    fn backend_and_ml_kem_open_each_others_ciphertexts() {
+        for ps in ALL {
+            let keys = generate(ps).unwrap();
+            let (Some(ek), Some(dk)) =
+                (backend::MlKemPublic::new(ps, &keys.public), backend::MlKemPrivate::new(ps, &keys.private))
+            else {
+                assert_eq!(backend::NAME, "rustcrypto", "aws-lc holds every stored key");
+                return;
+            };
+            let (ct, secret) = ek.encapsulate().unwrap();
+            assert_eq!(decapsulate(ps, &keys.private, &ct).unwrap(), secret, "{ps:?}: ml-kem opens aws-lc's");
+            let (ct, secret) = encapsulate(ps, &keys.public).unwrap();
+            assert_eq!(dk.decapsulate(&ct).unwrap(), secret, "{ps:?}: aws-lc opens ml-kem's");
+            let mut bad = ct.clone();
+            bad[5] ^= 1;
+            let rejected = dk.decapsulate(&bad).unwrap();
+            assert_eq!(rejected, decapsulate(ps, &keys.private, &bad).unwrap(), "{ps:?}: the same implicit rejection");
+            assert_ne!(rejected, secret);
+            assert_eq!(dk.decapsulate(&ct[1..]), Err(Error::EncryptedDataLenRange));
+        }
     }
 
     #[test]

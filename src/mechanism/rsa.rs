@@ -1,7 +1,11 @@
 //! RSA keys (`CKK_RSA`, `CKM_RSA_PKCS_KEY_PAIR_GEN`): generation, the PKCS#11 component
-//! attributes, and the conversion to the `rsa` crate's key types.
+//! attributes, and the conversion to the `rsa` crate's key types and to the crypto
+//! backend's ([`backend_private_of`], [`backend_public_of`]: each object caches whichever
+//! its calls need; the backend's answers `None` for a key it does not hold).
 //!
-//! Implementation choice: the `rsa` crate's 0.10 line. Its private-key operation runs on
+//! The backend generates the sizes and exponent it makes (aws-lc: 2048/3072/4096 bits,
+//! e = 65537) and validates what it imports; the rest, and the import checks, are the
+//! `rsa` crate's 0.10 line. Its private-key operation runs on
 //! `crypto-bigint`'s `BoxedUint` with constant-time modular exponentiation and per-call
 //! blinding; the 0.9 line's `num-bigint-dig` arithmetic leaked timing (RUSTSEC-2023-0071,
 //! the Marvin attack) and is not used. Key sizes are 2048 to 4096 bits ([`MIN_BITS`],
@@ -20,6 +24,7 @@ use zeroize::Zeroizing;
 
 use std::sync::Arc;
 
+use super::backend;
 use super::registry::{
     build_plain, AttrSource, KeyNeed, KeyView, MechEntry, MechInfo, NewAttr, NewPair, Ops, ParamShape,
 };
@@ -66,15 +71,45 @@ pub fn private_of(key: &dyn KeyView) -> Result<Arc<rsa::PrivateKey>> {
     })
 }
 
+/// The crypto backend's hold of an RSA public key object, made once per object: `None`
+/// inside when the backend has no engine for it (the rustcrypto build, or an exponent
+/// aws-lc does not take), and the RustCrypto path ([`public_of`]) serves.
+pub fn backend_public_of(key: &dyn KeyView) -> Result<Arc<Option<backend::RsaPublicKey>>> {
+    key.prepared().get_or_make(cache_tag(false) | 2, || {
+        let parts = public_parts(key)?;
+        Ok(backend::RsaPublicKey::new(&parts.n, &parts.e))
+    })
+}
+
+/// The crypto backend's hold of an RSA private key object, made (and validated by the
+/// backend) once per object; `None` inside as for [`backend_public_of`], or when the
+/// object lacks the CRT components the backend needs.
+pub fn backend_private_of(key: &dyn KeyView) -> Result<Arc<Option<backend::RsaPrivateKey>>> {
+    key.prepared().get_or_make(cache_tag(true) | 2, || {
+        // Sealed components are absent when the store is locked: a login is missing.
+        let d = key.attr(CKA_PRIVATE_EXPONENT).ok_or(Error::UserNotLoggedIn)?;
+        let public = public_parts(key)?;
+        let crt = [CKA_PRIME_1, CKA_PRIME_2, CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT].map(|t| key.attr(t));
+        let [Some(p), Some(q), Some(dp), Some(dq), Some(qinv)] = crt else { return Ok(None) };
+        let components = backend::RsaComponents { n: &public.n, e: &public.e, d, p, q, dp, dq, qinv };
+        Ok(backend::RsaPrivateKey::new(&components))
+    })
+}
+
 /// The PKCS#11 attributes of both halves of `key`.
 fn pair_attrs(key: &rsa::PrivateKey) -> Result<NewPair> {
     let (public, private) = parts(key)?;
-    let bits = CK_ULONG::from(key.n().as_ref().bit_width_vartime());
+    Ok(pair_of(public, private))
+}
+
+/// The PKCS#11 attributes of both halves of a key's components.
+fn pair_of(public: PublicParts, private: PrivateParts) -> NewPair {
+    let bits = public.n.first().map_or(0, |b| public.n.len() * 8 - b.leading_zeros() as usize);
     let mut pair = NewPair::of_type(CKK_RSA);
     pair.public.extend([
         NewAttr::bytes(CKA_MODULUS, public.n.clone()),
         NewAttr::bytes(CKA_PUBLIC_EXPONENT, public.e.clone()),
-        NewAttr::ulong(CKA_MODULUS_BITS, bits),
+        NewAttr::ulong(CKA_MODULUS_BITS, CK_ULONG::try_from(bits).unwrap_or(CK_ULONG::MAX)),
     ]);
     pair.private.extend([
         NewAttr::bytes(CKA_MODULUS, public.n),
@@ -86,15 +121,44 @@ fn pair_attrs(key: &rsa::PrivateKey) -> Result<NewPair> {
         NewAttr { ty: CKA_EXPONENT_2, value: private.dq },
         NewAttr { ty: CKA_COEFFICIENT, value: private.qinv },
     ]);
-    Ok(pair)
+    pair
 }
 
 /// A new key pair: `CKA_MODULUS_BITS` (required) and `CKA_PUBLIC_EXPONENT` (optional,
-/// 65537 by default) from the public template.
+/// 65537 by default) from the public template. The backend generates the sizes and
+/// exponent it makes (aws-lc: 2048/3072/4096 bits, e = 65537); the `rsa` crate the rest.
 fn generate_pair_op(_: &Mechanism, public: &dyn AttrSource, _: &dyn AttrSource) -> Result<NewPair> {
     let bits = public.attr_ulong(CKA_MODULUS_BITS)?.ok_or(Error::TemplateIncomplete(CKA_MODULUS_BITS))?;
     let bits = usize::try_from(bits).map_err(|_| Error::KeySizeRange)?;
-    pair_attrs(&generate(bits, public.attr(CKA_PUBLIC_EXPONENT))?)
+    let e = public.attr(CKA_PUBLIC_EXPONENT);
+    if let Some(made) = backend::rsa_generate(bits, e.unwrap_or(&[1, 0, 1])) {
+        let (public, private) = generated_parts(made?)?;
+        return Ok(pair_of(public, private));
+    }
+    pair_attrs(&generate(bits, e)?)
+}
+
+/// The stored forms (minimal public, fixed-width private) of a backend-made key.
+fn generated_parts(made: backend::RsaGenerated) -> Result<(PublicParts, PrivateParts)> {
+    let [n, e, d, p, q, dp, dq, qinv] = made.parts;
+    let k = n.len();
+    let half = k.div_ceil(2);
+    let fit = |v: Zeroizing<Vec<u8>>, width: usize| -> Result<Zeroizing<Vec<u8>>> {
+        let extra = width.checked_sub(v.len()).ok_or(Error::Internal(Internal::RsaKeyShape))?;
+        let mut out = Zeroizing::new(vec![0u8; extra]);
+        out.extend_from_slice(&v);
+        Ok(out)
+    };
+    let public = PublicParts { n: minimal(&n), e: minimal(&e) };
+    let private = PrivateParts {
+        d: fit(d, k)?,
+        p: fit(p, half)?,
+        q: fit(q, half)?,
+        dp: fit(dp, half)?,
+        dq: fit(dq, half)?,
+        qinv: fit(qinv, half)?,
+    };
+    Ok((public, private))
 }
 
 /// Import checks: a public key must have a usable modulus (2048–4096 bits) and exponent,
@@ -258,6 +322,22 @@ mod tests {
         let mut wrong = private.d.to_vec();
         wrong[255] ^= 2;
         assert!(private_key(&public, &wrong, Some((&private.p, &private.q))).is_err());
+    }
+
+    #[test]
+    fn a_backend_generated_key_is_stored_at_fixed_widths_and_validates() {
+        let Some(made) = backend::rsa_generate(3072, &[1, 0, 1]) else {
+            assert_eq!(backend::NAME, "rustcrypto");
+            return;
+        };
+        let (public, private) = generated_parts(made.unwrap()).unwrap();
+        assert_eq!((public.n.len(), public.e.as_slice()), (384, &[1u8, 0, 1][..]));
+        assert_eq!((private.d.len(), private.p.len(), private.qinv.len()), (384, 192, 192));
+        let key = private_key(&public, &private.d, Some((&private.p, &private.q))).unwrap();
+        let (_, again) = parts(&key).unwrap();
+        assert_eq!((again.dp, again.dq, again.qinv), (private.dp, private.dq, private.qinv), "CRT values match");
+        assert!(backend::rsa_generate(2056, &[1, 0, 1]).is_none(), "other sizes: the rsa crate");
+        assert!(backend::rsa_generate(2048, &[3]).is_none(), "other exponents: the rsa crate");
     }
 
     #[test]

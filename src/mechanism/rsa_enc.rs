@@ -2,6 +2,10 @@
 //! (`CK_RSA_PKCS_OAEP_PARAMS`: SHA-1 or SHA-2, MGF1 over the same hash, optional label),
 //! for `C_Encrypt`/`C_Decrypt` and for wrapping secret keys.
 //!
+//! The backend serves both paddings where it has them (aws-lc: PKCS#1 v1.5, and OAEP over
+//! SHA-1 and SHA-256/384/512; its v1.5 padding check is constant-time with one branch at
+//! the end, the guarantee below); the rest, and the v1.5 unwrap, run on the `rsa` crate.
+//!
 //! PKCS#1 v1.5 decryption is the Bleichenbacher/Marvin danger zone, so it is built here
 //! from two constant-time parts rather than the crate's implicit-rejection decryptor
 //! (which never reports a padding failure, while PKCS#11 callers expect one):
@@ -28,6 +32,9 @@ use sha2::{Sha224, Sha256, Sha384, Sha512};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater};
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
+
+use super::backend::{self, Sha};
 use super::registry::{
     build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape, UnwrapTarget, WrapOps,
 };
@@ -75,20 +82,54 @@ pub fn padding(m: &Mechanism) -> Result<Padding> {
     }
 }
 
+/// Whether the backend serves `padding` (PKCS#1 v1.5 always, OAEP by hash).
+fn backend_serves(padding: &Padding) -> Option<Option<Sha>> {
+    match padding {
+        Padding::Pkcs1 => Some(None),
+        Padding::Oaep(p) => p.hash.backend().filter(|h| backend::RsaPrivateKey::oaep_serves(*h)).map(Some),
+    }
+}
+
+/// The key an encryption uses: the backend's when it holds the key and serves the
+/// padding, else the RustCrypto one.
+fn public_key_of(key: &dyn KeyView, padding: &Padding) -> Result<RsaKey> {
+    if backend_serves(padding).is_some() {
+        let fast = rsa_keys::backend_public_of(key)?;
+        if fast.is_some() {
+            return Ok(RsaKey::FastPublic(fast));
+        }
+    }
+    Ok(RsaKey::Public(rsa_keys::public_of(key)?))
+}
+
+/// The key a decryption uses, chosen as [`public_key_of`] chooses.
+fn private_key_of(key: &dyn KeyView, padding: &Padding) -> Result<RsaKey> {
+    if backend_serves(padding).is_some() {
+        let fast = rsa_keys::backend_private_of(key)?;
+        if fast.is_some() {
+            return Ok(RsaKey::FastPrivate(fast));
+        }
+    }
+    Ok(RsaKey::Private(rsa_keys::private_of(key)?))
+}
+
 fn encrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
-    Ok(encryptor((*rsa_keys::public_of(key)?).clone(), padding(m)?))
+    let padding = padding(m)?;
+    Ok(Box::new(RsaCipher { key: public_key_of(key, &padding)?, padding, input: Zeroizing::default() }))
 }
 
 fn decrypt_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Cipher>> {
-    Ok(decryptor((*rsa_keys::private_of(key)?).clone(), padding(m)?))
+    let padding = padding(m)?;
+    Ok(Box::new(RsaCipher { key: private_key_of(key, &padding)?, padding, input: Zeroizing::default() }))
 }
 
-fn wrapped_len_op(_: &Mechanism, kek: &dyn KeyView, _: usize) -> Result<usize> {
-    Ok(rsa_keys::public_of(kek)?.size())
+fn wrapped_len_op(m: &Mechanism, kek: &dyn KeyView, _: usize) -> Result<usize> {
+    Ok(public_key_of(kek, &padding(m)?)?.k())
 }
 
 fn wrap_op(m: &Mechanism, kek: &dyn KeyView, value: &[u8]) -> Result<Vec<u8>> {
-    encrypt(&*rsa_keys::public_of(kek)?, &padding(m)?, value)
+    let padding = padding(m)?;
+    public_key_of(kek, &padding)?.encrypt(&padding, value)
 }
 
 /// The value lengths an unwrapped key may have: the template's `CKA_VALUE_LEN`, else the
@@ -110,12 +151,15 @@ fn accepted_lengths(target: UnwrapTarget, k: usize) -> Result<Vec<usize>> {
 
 /// v1.5 unwraps with implicit rejection, so bad padding and a wrong length yield a
 /// synthetic key of an accepted length (no padding oracle); the remaining errors are
-/// public facts.
+/// public facts. That path stays on RustCrypto in every build: it needs the raw RSA
+/// operation, which aws-lc-rs does not expose.
 fn unwrap_op(m: &Mechanism, kek: &dyn KeyView, wrapped: &[u8], target: UnwrapTarget) -> Result<Zeroizing<Vec<u8>>> {
-    let private = rsa_keys::private_of(kek)?;
     match padding(m)? {
-        Padding::Pkcs1 => pkcs1_decrypt_implicit(&private, wrapped, &accepted_lengths(target, private.size())?),
-        oaep @ Padding::Oaep(_) => decrypt(&private, &oaep, wrapped),
+        Padding::Pkcs1 => {
+            let private = rsa_keys::private_of(kek)?;
+            pkcs1_decrypt_implicit(&private, wrapped, &accepted_lengths(target, private.size())?)
+        }
+        oaep @ Padding::Oaep(_) => private_key_of(kek, &oaep)?.decrypt(&oaep, wrapped),
     }
 }
 
@@ -324,16 +368,63 @@ struct RsaCipher {
     input: Zeroizing<Vec<u8>>,
 }
 
+/// The key of an RSA encryption or decryption: the RustCrypto one or the backend's
+/// (`Fast*`, only ever holding `Some`, for a padding the backend serves).
 enum RsaKey {
-    Public(rsa::PublicKey),
-    Private(Box<rsa::PrivateKey>),
+    Public(Arc<rsa::PublicKey>),
+    Private(Arc<rsa::PrivateKey>),
+    FastPublic(Arc<Option<backend::RsaPublicKey>>),
+    FastPrivate(Arc<Option<backend::RsaPrivateKey>>),
 }
 
-impl RsaCipher {
+impl RsaKey {
     fn k(&self) -> usize {
-        match &self.key {
+        match self {
             RsaKey::Public(k) => k.size(),
             RsaKey::Private(k) => k.size(),
+            RsaKey::FastPublic(k) => k.as_ref().as_ref().map_or(0, backend::RsaPublicKey::size),
+            RsaKey::FastPrivate(k) => k.as_ref().as_ref().map_or(0, backend::RsaPrivateKey::size),
+        }
+    }
+
+    fn is_public(&self) -> bool {
+        matches!(self, RsaKey::Public(_) | RsaKey::FastPublic(_))
+    }
+
+    /// Encrypts `data` (at most [`max_plaintext`] bytes, else `CKR_DATA_LEN_RANGE`).
+    fn encrypt(&self, padding: &Padding, data: &[u8]) -> Result<Vec<u8>> {
+        let fast = match self {
+            RsaKey::Public(k) => return encrypt(k, padding, data),
+            RsaKey::FastPublic(k) => k.as_ref().as_ref(),
+            RsaKey::Private(_) | RsaKey::FastPrivate(_) => None,
+        };
+        let key = fast.ok_or(Error::Internal(Internal::RsaOperation))?;
+        if data.len() > max_plaintext(padding, key.size()) {
+            return Err(Error::DataLenRange);
+        }
+        match (padding, backend_serves(padding)) {
+            (Padding::Pkcs1, _) => key.encrypt_pkcs1(data),
+            (Padding::Oaep(p), Some(Some(hash))) => key.encrypt_oaep(hash, &p.label, data),
+            (Padding::Oaep(_), _) => Err(Error::MechanismParamInvalid),
+        }
+    }
+
+    /// Decrypts `ciphertext` (exactly the modulus length, else
+    /// `CKR_ENCRYPTED_DATA_LEN_RANGE`); any other failure is `CKR_ENCRYPTED_DATA_INVALID`.
+    fn decrypt(&self, padding: &Padding, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let fast = match self {
+            RsaKey::Private(k) => return decrypt(k, padding, ciphertext),
+            RsaKey::FastPrivate(k) => k.as_ref().as_ref(),
+            RsaKey::Public(_) | RsaKey::FastPublic(_) => None,
+        };
+        let key = fast.ok_or(Error::Internal(Internal::RsaOperation))?;
+        if ciphertext.len() != key.size() {
+            return Err(Error::EncryptedDataLenRange);
+        }
+        match (padding, backend_serves(padding)) {
+            (Padding::Pkcs1, _) => key.decrypt_pkcs1(ciphertext),
+            (Padding::Oaep(p), Some(Some(hash))) => key.decrypt_oaep(hash, &p.label, ciphertext),
+            (Padding::Oaep(_), _) => Err(Error::MechanismParamInvalid),
         }
     }
 }
@@ -344,10 +435,10 @@ impl Cipher for RsaCipher {
     }
 
     fn update(&mut self, input: &[u8], _out: &mut Vec<u8>) -> Result<()> {
-        if self.input.len().saturating_add(input.len()) > self.k() {
-            return Err(match self.key {
-                RsaKey::Public(_) => Error::DataLenRange,
-                RsaKey::Private(_) => Error::EncryptedDataLenRange,
+        if self.input.len().saturating_add(input.len()) > self.key.k() {
+            return Err(match self.key.is_public() {
+                true => Error::DataLenRange,
+                false => Error::EncryptedDataLenRange,
             });
         }
         self.input.extend_from_slice(input);
@@ -355,27 +446,27 @@ impl Cipher for RsaCipher {
     }
 
     fn final_len(&self, _more: usize) -> usize {
-        self.k()
+        self.key.k()
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
         let input = std::mem::take(&mut self.input);
-        match &self.key {
-            RsaKey::Public(k) => out.extend_from_slice(&encrypt(k, &self.padding, &input)?),
-            RsaKey::Private(k) => out.extend_from_slice(&decrypt(k, &self.padding, &input)?),
+        match self.key.is_public() {
+            true => out.extend_from_slice(&self.key.encrypt(&self.padding, &input)?),
+            false => out.extend_from_slice(&self.key.decrypt(&self.padding, &input)?),
         }
         Ok(())
     }
 }
 
-/// An encryption with a public key.
+/// An encryption with a public key on the RustCrypto path.
 pub fn encryptor(key: rsa::PublicKey, padding: Padding) -> Box<dyn Cipher> {
-    Box::new(RsaCipher { key: RsaKey::Public(key), padding, input: Zeroizing::default() })
+    Box::new(RsaCipher { key: RsaKey::Public(Arc::new(key)), padding, input: Zeroizing::default() })
 }
 
-/// A decryption with a private key.
+/// A decryption with a private key on the RustCrypto path.
 pub fn decryptor(key: rsa::PrivateKey, padding: Padding) -> Box<dyn Cipher> {
-    Box::new(RsaCipher { key: RsaKey::Private(Box::new(key)), padding, input: Zeroizing::default() })
+    Box::new(RsaCipher { key: RsaKey::Private(Arc::new(key)), padding, input: Zeroizing::default() })
 }
 
 #[cfg(test)]
@@ -401,6 +492,54 @@ mod tests {
         }
         let ct = encrypt(&public, &oaep(HashAlg::Sha256, b"label"), b"x").unwrap();
         assert_eq!(decrypt(&key, &oaep(HashAlg::Sha256, b"other"), &ct), Err(Error::EncryptedDataInvalid), "label");
+    }
+
+    #[test]
+    fn backend_and_rustcrypto_encryptions_open_each_other() {
+        let key = keys::generate(2048, None).unwrap();
+        let public = key.to_public_key();
+        let (parts, p) = keys::parts(&key).unwrap();
+        let c = backend::RsaComponents {
+            n: &parts.n,
+            e: &parts.e,
+            d: &p.d,
+            p: &p.p,
+            q: &p.q,
+            dp: &p.dp,
+            dq: &p.dq,
+            qinv: &p.qinv,
+        };
+        let (Some(fast), Some(fast_public)) =
+            (backend::RsaPrivateKey::new(&c), backend::RsaPublicKey::new(&parts.n, &parts.e))
+        else {
+            assert_eq!(backend::NAME, "rustcrypto");
+            return;
+        };
+        let oaep = |hash, label: &[u8]| Padding::Oaep(OaepParams { hash, label: label.to_vec() });
+        for padding in [Padding::Pkcs1, oaep(HashAlg::Sha1, b""), oaep(HashAlg::Sha256, b"label")] {
+            let (sha, label) = match &padding {
+                Padding::Oaep(o) => (o.hash.backend(), o.label.clone()),
+                Padding::Pkcs1 => (None, Vec::new()),
+            };
+            let by_rust = encrypt(&public, &padding, b"secret").unwrap();
+            let by_fast = match sha {
+                Some(h) => fast_public.encrypt_oaep(h, &label, b"secret").unwrap(),
+                None => fast_public.encrypt_pkcs1(b"secret").unwrap(),
+            };
+            assert_eq!(decrypt(&key, &padding, &by_fast).unwrap().as_slice(), b"secret", "{padding:?}");
+            let opened = match sha {
+                Some(h) => fast.decrypt_oaep(h, &label, &by_rust).unwrap(),
+                None => fast.decrypt_pkcs1(&by_rust).unwrap(),
+            };
+            assert_eq!(opened.as_slice(), b"secret", "{padding:?}");
+            let mut bad = by_rust.clone();
+            bad[9] ^= 1;
+            let refused = match sha {
+                Some(h) => fast.decrypt_oaep(h, &label, &bad),
+                None => fast.decrypt_pkcs1(&bad),
+            };
+            assert_eq!(refused, Err(Error::EncryptedDataInvalid), "{padding:?}");
+        }
     }
 
     #[test]

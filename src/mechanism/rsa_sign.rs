@@ -3,9 +3,12 @@
 //! and `CKM_SHA224/256/384/512_RSA_PKCS_PSS`, with `CK_RSA_PKCS_PSS_PARAMS` (MGF1 over the
 //! same hash, explicit salt length).
 //!
-//! Private-key operations go through the `rsa` crate's blinded, constant-time path (see
-//! `rsa.rs`). A signature of the wrong length is `CKR_SIGNATURE_LEN_RANGE`; input of the
-//! wrong length for the prehash mechanisms is `CKR_DATA_LEN_RANGE`.
+//! Each call runs on the crypto backend's key when the backend serves its shape (aws-lc:
+//! PKCS#1 v1.5 and PSS with `sLen = hLen` over SHA-256/384/512, and `CKM_RSA_PKCS` over
+//! a DigestInfo of those hashes, see `backend_input`), else on the `rsa` crate's
+//! blinded, constant-time path (see `rsa.rs`). A signature of the wrong length is
+//! `CKR_SIGNATURE_LEN_RANGE`; input of the wrong length for the prehash mechanisms is
+//! `CKR_DATA_LEN_RANGE`.
 
 use cryptoki_sys::*;
 use rsa::traits::PublicKeyParts;
@@ -14,6 +17,9 @@ use sha1::Sha1;
 use sha2::{Sha224, Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
+
+use super::backend::{self, Sha};
 use super::hash::{self, HashAlg};
 use super::registry::{build_plain, KeyNeed, KeyView, MechEntry, MechInfo, Ops, Param, ParamShape};
 use super::rsa as rsa_keys;
@@ -77,14 +83,97 @@ fn scheme(m: &Mechanism) -> Result<Scheme> {
     }
 }
 
-/// [`super::registry::Ops::sign`] of every RSA signature row, `CKM_RSA_PKCS`'s included.
+/// [`super::registry::Ops::sign`] of every RSA signature row, `CKM_RSA_PKCS`'s included:
+/// the backend's key where it serves the scheme, the RustCrypto key otherwise (and, for
+/// `CKM_RSA_PKCS`, for a DigestInfo the backend has no hash for).
 pub fn sign_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Signer>> {
-    signer((*rsa_keys::private_of(key)?).clone(), scheme(m)?)
+    let scheme = scheme(m)?;
+    let fast = match backend_may_serve(&scheme, backend::RsaPrivateKey::signs) {
+        true => Some(rsa_keys::backend_private_of(key)?).filter(|k| k.is_some()),
+        false => None,
+    };
+    let rust = match fast.is_none() || scheme == Scheme::Pkcs1(None) {
+        true => Some(rsa_keys::private_of(key)?),
+        false => None,
+    };
+    let k = match (&fast, &rust) {
+        (Some(f), _) => f.as_ref().as_ref().map_or(0, backend::RsaPrivateKey::size),
+        (None, Some(r)) => r.size(),
+        (None, None) => return Err(Error::Internal(Internal::RsaOperation)),
+    };
+    let input = Input::new(&scheme);
+    Ok(Box::new(RsaSigner { fast, rust, k, scheme, input }))
 }
 
-/// [`super::registry::Ops::verify`] of every RSA signature row.
+/// [`super::registry::Ops::verify`] of every RSA signature row, with the key chosen as
+/// [`sign_op`] chooses it.
 pub fn verify_op(m: &Mechanism, key: &dyn KeyView) -> Result<Box<dyn Verifier>> {
-    verifier((*rsa_keys::public_of(key)?).clone(), scheme(m)?)
+    let scheme = scheme(m)?;
+    let fast = match backend_may_serve(&scheme, backend::RsaPrivateKey::signs) {
+        true => Some(rsa_keys::backend_public_of(key)?).filter(|k| k.is_some()),
+        false => None,
+    };
+    let rust = match fast.is_none() || scheme == Scheme::Pkcs1(None) {
+        true => Some(rsa_keys::public_of(key)?),
+        false => None,
+    };
+    let k = match (&fast, &rust) {
+        (Some(f), _) => f.as_ref().as_ref().map_or(0, backend::RsaPublicKey::size),
+        (None, Some(r)) => r.size(),
+        (None, None) => return Err(Error::Internal(Internal::RsaOperation)),
+    };
+    let input = Input::new(&scheme);
+    Ok(Box::new(RsaVerifier { fast, rust, k, scheme, input }))
+}
+
+/// Whether the backend may serve `scheme` (by `serves(hash, salt)`); for `CKM_RSA_PKCS`
+/// that depends on the DigestInfo, known only at the end ([`backend_input`]).
+fn backend_may_serve(scheme: &Scheme, serves: fn(Sha, Option<usize>) -> bool) -> bool {
+    match scheme {
+        Scheme::Pkcs1(None) => true,
+        Scheme::Pkcs1(Some(h)) => h.backend().is_some_and(|h| serves(h, None)),
+        Scheme::Pss { params, .. } => params.hash.backend().is_some_and(|h| serves(h, Some(params.salt_len))),
+    }
+}
+
+/// The DigestInfo prefixes (RFC 8017 §9.2, note 1) of the hashes the backend signs.
+const DIGEST_INFOS: &[(Sha, &[u8])] = &[
+    (
+        Sha::Sha256,
+        &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
+            0x20,
+        ],
+    ),
+    (
+        Sha::Sha384,
+        &[
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04,
+            0x30,
+        ],
+    ),
+    (
+        Sha::Sha512,
+        &[
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04,
+            0x40,
+        ],
+    ),
+];
+
+/// The backend's form of a checked value: (hash, PSS salt, digest). `CKM_RSA_PKCS`'s
+/// DigestInfo goes to the backend when it is exactly a known prefix and a hash of that
+/// length: EMSA-PKCS1-v1_5 pads that DigestInfo the same either way, so the signature
+/// (deterministic) and the verdict are the RustCrypto path's.
+fn backend_input<'v>(scheme: &Scheme, value: &'v [u8]) -> Option<(Sha, Option<usize>, &'v [u8])> {
+    match scheme {
+        Scheme::Pkcs1(None) => DIGEST_INFOS.iter().find_map(|(h, prefix)| {
+            let digest = value.strip_prefix(*prefix)?;
+            (digest.len() == usize::from(prefix[prefix.len() - 1])).then_some((*h, None, digest))
+        }),
+        Scheme::Pkcs1(Some(h)) => Some((h.backend()?, None, value)),
+        Scheme::Pss { params, .. } => Some((params.hash.backend()?, Some(params.salt_len), value)),
+    }
 }
 
 /// `CKM_SHA*_RSA_PKCS` for a hash.
@@ -224,78 +313,104 @@ fn check_value(scheme: &Scheme, value: &[u8], k: usize) -> Result<()> {
 }
 
 struct RsaSigner {
-    key: rsa::PrivateKey,
+    /// The backend's key, when it holds this one and may serve the scheme.
+    fast: Option<Arc<Option<backend::RsaPrivateKey>>>,
+    /// The RustCrypto key, when the backend may not serve every input.
+    rust: Option<Arc<rsa::PrivateKey>>,
+    k: usize,
     scheme: Scheme,
     input: Input,
 }
 
 impl Signer for RsaSigner {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.input.update(data, self.key.size())
+        self.input.update(data, self.k)
     }
 
     fn signature_len(&self) -> usize {
-        self.key.size()
+        self.k
     }
 
     fn finish(&mut self) -> Result<Vec<u8>> {
         let value = self.input.value();
-        let k = self.key.size();
-        check_value(&self.scheme, &value, k)?;
-        let rng = &mut crypto_common::getrandom::SysRng;
-        let failed = |_| Error::Internal(Internal::RsaOperation);
-        match &self.scheme {
-            Scheme::Pkcs1(None) => self.key.sign_with_rng(rng, Pkcs1v15Sign::new_unprefixed(), &value).map_err(failed),
-            Scheme::Pkcs1(Some(h)) => self.key.sign_with_rng(rng, pkcs1_padding(*h)?, &value).map_err(failed),
-            Scheme::Pss { params, .. } => {
-                if params.salt_len + params.hash.output_len() + 2 > k {
-                    return Err(Error::MechanismParamInvalid);
-                }
-                with_pss!(params.hash, params.salt_len, pss => self.key.sign_with_rng(rng, pss, &value).map_err(failed))
+        check_value(&self.scheme, &value, self.k)?;
+        let fast = self.fast.as_deref().and_then(Option::as_ref);
+        if let (Some(key), Some((hash, salt, digest))) = (fast, backend_input(&self.scheme, &value)) {
+            if backend::RsaPrivateKey::signs(hash, salt) {
+                return key.sign(hash, salt, digest);
             }
+        }
+        let key = self.rust.as_deref().ok_or(Error::Internal(Internal::RsaOperation))?;
+        rust_sign(key, &self.scheme, &value)
+    }
+}
+
+/// The RustCrypto signature of a checked value.
+fn rust_sign(key: &rsa::PrivateKey, scheme: &Scheme, value: &[u8]) -> Result<Vec<u8>> {
+    let k = key.size();
+    let rng = &mut crypto_common::getrandom::SysRng;
+    let failed = |_| Error::Internal(Internal::RsaOperation);
+    match scheme {
+        Scheme::Pkcs1(None) => key.sign_with_rng(rng, Pkcs1v15Sign::new_unprefixed(), value).map_err(failed),
+        Scheme::Pkcs1(Some(h)) => key.sign_with_rng(rng, pkcs1_padding(*h)?, value).map_err(failed),
+        Scheme::Pss { params, .. } => {
+            if params.salt_len + params.hash.output_len() + 2 > k {
+                return Err(Error::MechanismParamInvalid);
+            }
+            with_pss!(params.hash, params.salt_len, pss => key.sign_with_rng(rng, pss, value).map_err(failed))
         }
     }
 }
 
 struct RsaVerifier {
-    key: rsa::PublicKey,
+    fast: Option<Arc<Option<backend::RsaPublicKey>>>,
+    rust: Option<Arc<rsa::PublicKey>>,
+    k: usize,
     scheme: Scheme,
     input: Input,
 }
 
 impl Verifier for RsaVerifier {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.input.update(data, self.key.size())
+        self.input.update(data, self.k)
     }
 
     fn finish(&mut self, signature: &[u8]) -> Result<()> {
-        let k = self.key.size();
-        if signature.len() != k {
+        if signature.len() != self.k {
             return Err(Error::SignatureLenRange);
         }
         let value = self.input.value();
-        check_value(&self.scheme, &value, k)?;
+        check_value(&self.scheme, &value, self.k)?;
+        let fast = self.fast.as_deref().and_then(Option::as_ref);
+        if let (Some(key), Some((hash, salt, digest))) = (fast, backend_input(&self.scheme, &value)) {
+            if backend::RsaPrivateKey::signs(hash, salt) {
+                return key.verify(hash, salt, digest, signature);
+            }
+        }
+        let key = self.rust.as_deref().ok_or(Error::Internal(Internal::RsaOperation))?;
         let invalid = |_| Error::SignatureInvalid;
         match &self.scheme {
-            Scheme::Pkcs1(None) => self.key.verify(Pkcs1v15Sign::new_unprefixed(), &value, signature).map_err(invalid),
-            Scheme::Pkcs1(Some(h)) => self.key.verify(pkcs1_padding(*h)?, &value, signature).map_err(invalid),
+            Scheme::Pkcs1(None) => key.verify(Pkcs1v15Sign::new_unprefixed(), &value, signature).map_err(invalid),
+            Scheme::Pkcs1(Some(h)) => key.verify(pkcs1_padding(*h)?, &value, signature).map_err(invalid),
             Scheme::Pss { params, .. } => {
-                with_pss!(params.hash, params.salt_len, pss => self.key.verify(pss, &value, signature).map_err(invalid))
+                with_pss!(params.hash, params.salt_len, pss => key.verify(pss, &value, signature).map_err(invalid))
             }
         }
     }
 }
 
-/// A signing operation with `key`.
+/// A signing operation with `key` on the RustCrypto path.
 pub fn signer(key: rsa::PrivateKey, scheme: Scheme) -> Result<Box<dyn Signer>> {
     let input = Input::new(&scheme);
-    Ok(Box::new(RsaSigner { key, scheme, input }))
+    let k = key.size();
+    Ok(Box::new(RsaSigner { fast: None, rust: Some(Arc::new(key)), k, scheme, input }))
 }
 
-/// A verification with `key`.
+/// A verification with `key` on the RustCrypto path.
 pub fn verifier(key: rsa::PublicKey, scheme: Scheme) -> Result<Box<dyn Verifier>> {
     let input = Input::new(&scheme);
-    Ok(Box::new(RsaVerifier { key, scheme, input }))
+    let k = key.size();
+    Ok(Box::new(RsaVerifier { fast: None, rust: Some(Arc::new(key)), k, scheme, input }))
 }
 
 #[cfg(test)]
@@ -315,6 +430,50 @@ mod tests {
         let mut v = verifier(key.to_public_key(), scheme.clone())?;
         v.update(data)?;
         v.finish(sig)
+    }
+
+    /// The backend's keys of a RustCrypto key, or `None` in the rustcrypto build.
+    fn backend_keys(key: &rsa::PrivateKey) -> Option<(backend::RsaPrivateKey, backend::RsaPublicKey)> {
+        let (public, p) = keys::parts(key).unwrap();
+        let c = backend::RsaComponents {
+            n: &public.n,
+            e: &public.e,
+            d: &p.d,
+            p: &p.p,
+            q: &p.q,
+            dp: &p.dp,
+            dq: &p.dq,
+            qinv: &p.qinv,
+        };
+        let private = backend::RsaPrivateKey::new(&c);
+        assert_eq!(private.is_some(), backend::NAME == "aws-lc", "the aws-lc backend holds every 65537 key");
+        Some((private?, backend::RsaPublicKey::new(&public.n, &public.e)?))
+    }
+
+    #[test]
+    fn backend_and_rustcrypto_signatures_check_each_other() {
+        let key = keys::generate(2048, None).unwrap();
+        let Some((fast, fast_public)) = backend_keys(&key) else { return };
+        for (h, sha) in [(HashAlg::Sha256, Sha::Sha256), (HashAlg::Sha384, Sha::Sha384), (HashAlg::Sha512, Sha::Sha512)]
+        {
+            let digest = hash::digest(h, b"message");
+            // PKCS#1 v1.5 is deterministic: both engines give the same bytes.
+            let sig = fast.sign(sha, None, &digest).unwrap();
+            assert_eq!(sig, sign(&key, &Scheme::Pkcs1(Some(h)), &[b"message"]).unwrap(), "{h:?}");
+            let salt = h.output_len();
+            let pss = |prehashed| Scheme::Pss { params: PssParams { hash: h, salt_len: salt }, prehashed };
+            let sig = fast.sign(sha, Some(salt), &digest).unwrap();
+            assert_eq!(verify(&key, &pss(false), b"message", &sig), Ok(()), "{h:?}");
+            let sig = sign(&key, &pss(true), &[&digest]).unwrap();
+            assert_eq!(fast_public.verify(sha, Some(salt), &digest, &sig), Ok(()), "{h:?}");
+            let mut bad = sig.clone();
+            bad[0] ^= 1;
+            assert_eq!(fast_public.verify(sha, Some(salt), &digest, &bad), Err(Error::SignatureInvalid), "{h:?}");
+        }
+        assert!(
+            !backend::RsaPrivateKey::signs(Sha::Sha224, None) && !backend::RsaPrivateKey::signs(Sha::Sha256, Some(20))
+        );
+        assert_eq!(fast.sign(Sha::Sha224, None, &[0; 28]), Err(Error::MechanismParamInvalid));
     }
 
     #[test]
