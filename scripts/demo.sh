@@ -261,7 +261,8 @@ if CV_WORKSPACE=engineering documents read "$STORE" >/dev/null 2>&1; then
 fi
 echo "-> alice twice still counts once: locked"
 cvault unlock --workspace engineering --custodian bob
-CV_WORKSPACE=engineering documents read "$STORE" | head -2
+CV_WORKSPACE=engineering documents read "$STORE" >"$WORK/unlocked-read.txt"
+head -2 "$WORK/unlocked-read.txt"
 echo "-> two custodians approved: an unlock grant (the KEK sealed by the HSM until its expiry)"
 echo "   serves every process on the store; documents read again"
 cvault quorum status --workspace engineering

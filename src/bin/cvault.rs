@@ -78,6 +78,9 @@ fn describe(e: &P11Error) -> String {
 
 /// The spec name of a return code (`ActionProhibited` -> `CKR_ACTION_PROHIBITED`).
 fn ckr_name(rv: RvError) -> String {
+    if let RvError::VendorDefined(code) = rv {
+        return collabvault_pkcs11::names::rv_name(code);
+    }
     let mut name = String::from("CKR");
     for c in format!("{rv:?}").chars() {
         if c.is_ascii_uppercase() {
@@ -99,6 +102,18 @@ fn meaning(rv: RvError) -> String {
         RvError::TokenNotPresent => "the token or its root slot is not present",
         RvError::DeviceError => "the root of trust failed; the module log names the cause",
         RvError::GeneralError => "the module failed; its log names the cause",
+        RvError::VendorDefined(collabvault_pkcs11::vendor::CKR_CV_LOCKED) => {
+            "the master keys are locked until a quorum of custodians unlocks them (cvault unlock)"
+        }
+        RvError::VendorDefined(collabvault_pkcs11::vendor::CKR_CV_QUORUM_REQUIRED) => {
+            "the custodians must approve this first (cvault quorum status)"
+        }
+        RvError::VendorDefined(collabvault_pkcs11::vendor::CKR_CV_QUORUM_FAILED) => {
+            "the approved shares do not rebuild the key-encryption key"
+        }
+        RvError::VendorDefined(collabvault_pkcs11::vendor::CKR_CV_LEGAL_HOLD) => {
+            "the workspace is under a legal hold"
+        }
         _ => "",
     };
     if !short.is_empty() {
