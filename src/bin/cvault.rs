@@ -111,9 +111,7 @@ fn meaning(rv: RvError) -> String {
         RvError::VendorDefined(collabvault_pkcs11::vendor::CKR_CV_QUORUM_FAILED) => {
             "the approved shares do not rebuild the key-encryption key"
         }
-        RvError::VendorDefined(collabvault_pkcs11::vendor::CKR_CV_LEGAL_HOLD) => {
-            "the workspace is under a legal hold"
-        }
+        RvError::VendorDefined(collabvault_pkcs11::vendor::CKR_CV_LEGAL_HOLD) => "the workspace is under a legal hold",
         _ => "",
     };
     if !short.is_empty() {
