@@ -130,6 +130,14 @@
  * to CK_TRUE (a CKA_LABEL in the same template is recorded as the reason); CK_FALSE lifts
  * it, which needs an approved "lift-hold" request when the workspace has a quorum. */
 #define CKA_CV_LEGAL_HOLD 0xC356000DUL
+/* Bytes on master key objects: set to a person's name to ask for an emergency access
+ * window for them (CKR_CV_QUORUM_REQUIRED until the custodians approve the
+ * "emergency-access:NAME" request; then it opens for [quorum] emergency_minutes); set
+ * empty to close it. While open, versions an audit alert blocked unwrap, each use
+ * audited. Reads the open window's name (empty: none). */
+#define CKA_CV_EMERGENCY_ACCESS 0xC356000EUL
+/* CK_ULONG on master key objects: when the emergency window closes (Unix seconds; 0: none). */
+#define CKA_CV_EMERGENCY_EXPIRES 0xC356000FUL
 
 /* ---- Values ---- */
 

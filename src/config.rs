@@ -70,6 +70,9 @@ pub struct QuorumConfig {
     /// Consecutive wrong passphrases before a custodian is locked out.
     #[serde(default = "default_max_failed")]
     pub max_failed_approvals: u32,
+    /// How long an emergency access window stays open, in minutes.
+    #[serde(default = "default_emergency_minutes")]
+    pub emergency_minutes: u64,
     /// A command (program and arguments) told of every unlock, lock, quorum change and
     /// legal hold, with one JSON document on its stdin (`quorum/notify.rs`).
     #[serde(default)]
@@ -90,6 +93,7 @@ impl Default for QuorumConfig {
             unlock_hours: default_unlock_hours(),
             approval_hours: default_approval_hours(),
             max_failed_approvals: DEFAULT_MAX_FAILED_LOGINS,
+            emergency_minutes: default_emergency_minutes(),
             notify_command: Vec::new(),
             notify_timeout_seconds: default_notify_timeout(),
             notify_required: false,
@@ -107,6 +111,10 @@ fn default_unlock_hours() -> u64 {
 
 fn default_approval_hours() -> u64 {
     24
+}
+
+fn default_emergency_minutes() -> u64 {
+    60
 }
 
 fn default_notify_timeout() -> u64 {

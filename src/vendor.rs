@@ -129,6 +129,15 @@ pub const CKR_CV_LEGAL_HOLD: CK_RV = CKR_VENDOR_DEFINED | PREFIX | 0x04;
 /// when the workspace has a quorum.
 pub const CKA_CV_LEGAL_HOLD: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x0D;
 
+/// Emergency access (bytes, on master key objects): setting it to a person's name asks
+/// for an emergency window for them (`CKR_CV_QUORUM_REQUIRED` until the custodians
+/// approve the `emergency-access:NAME` request, then the window opens); setting it empty
+/// closes the window. While open, master key versions an audit alert blocked unwrap, each
+/// use audited. Reads the name of the open window (empty: none).
+pub const CKA_CV_EMERGENCY_ACCESS: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x0E;
+/// When the emergency window closes, Unix seconds (`CK_ULONG`; 0: none open).
+pub const CKA_CV_EMERGENCY_EXPIRES: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x0F;
+
 /// `CKA_CV_ROLE`: a workspace master key.
 pub const CV_ROLE_MASTER: CK_ULONG = 1;
 /// `CKA_CV_ROLE`: a key-encryption key.
@@ -185,6 +194,8 @@ mod tests {
             ("CKR_CV_QUORUM_REQUIRED", CKR_CV_QUORUM_REQUIRED),
             ("CKR_CV_QUORUM_FAILED", CKR_CV_QUORUM_FAILED),
             ("CKR_CV_LEGAL_HOLD", CKR_CV_LEGAL_HOLD),
+            ("CKA_CV_EMERGENCY_ACCESS", CKA_CV_EMERGENCY_ACCESS),
+            ("CKA_CV_EMERGENCY_EXPIRES", CKA_CV_EMERGENCY_EXPIRES),
             ("CKA_CV_LEGAL_HOLD", CKA_CV_LEGAL_HOLD),
         ] {
             let line = format!("#define {name} 0x{value:08X}UL");

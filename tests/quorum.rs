@@ -67,6 +67,7 @@ fn rv_of<T>(r: cryptoki::error::Result<T>) -> CK_RV {
         CKR_ARGUMENTS_BAD,
         CKR_CV_LEGAL_HOLD,
         CKR_FUNCTION_FAILED,
+        CKR_KEY_FUNCTION_NOT_PERMITTED,
     ];
     known.into_iter().find(|c| Rv::from(*c) == Rv::Error(rv)).unwrap_or_else(|| panic!("unexpected {rv:?}"))
 }
@@ -546,4 +547,61 @@ fn the_custodians_hook_hears_of_unlocks_and_a_required_one_that_fails_blocks_the
     drop(user);
     let failed = s2.store().audit_rows().unwrap().into_iter().filter(|r| r.event.action == "quorum-notify").count();
     assert_eq!(failed, 2, "the split's and the unlock's failed notifications are audited");
+}
+
+const CKA_CV_EMERGENCY_ACCESS: CK_ULONG = 0xC356_000E;
+
+fn ask_emergency(s: &Session, name: &str) -> CK_RV {
+    let attr =
+        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_EMERGENCY_ACCESS), name.as_bytes().to_vec()));
+    rv_of(s.update_attributes(master(s), &[attr]))
+}
+
+#[test]
+fn an_emergency_window_lets_a_blocked_version_unwrap_each_use_audited_until_it_closes() {
+    let mut s = Setup::new(
+        "unlock_hours = 1\nemergency_minutes = 30\n[audit]\nalert_unwraps_per_minute = 3\nblock_on_alert = true",
+    );
+    s.split(2).expect("split");
+    assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
+    let user = s.session(UserType::User, common::USER_PIN);
+    let dek = user
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::ValueLen(32.into()), Attribute::Token(false), Attribute::Extractable(true)],
+        )
+        .expect("a DEK");
+    let record = user.wrap_key(&vendor(CKM_CV_WRAP_RECORD), master(&user), dek).expect("wrap");
+    let unwrap =
+        |u: &Session| rv_of(u.unwrap_key(&vendor(CKM_CV_WRAP_RECORD), master(u), &record, &[Attribute::Token(false)]));
+    // The burst blocks v1.
+    let mut refused = CKR_OK;
+    for _ in 0..10 {
+        refused = unwrap(&user);
+        if refused != CKR_OK {
+            break;
+        }
+    }
+    assert_eq!(refused, CKR_KEY_FUNCTION_NOT_PERMITTED, "the alert blocked the version");
+    assert_eq!(ask_emergency(&user, "dana"), CKR_CV_QUORUM_REQUIRED);
+    assert_eq!(unwrap(&user), CKR_KEY_FUNCTION_NOT_PERMITTED, "asking opens nothing by itself");
+    user.logout().unwrap();
+    drop(user);
+    let request =
+        s.store().requests("main").unwrap().into_iter().find(|r| r.action == "emergency-access:dana").unwrap();
+    assert_eq!(s.approve(&format!("alice:{}", request.id), "alice passphrase 1"), CKR_OK);
+    assert_eq!(s.approve(&format!("carol:{}", request.id), "carol passphrase 333"), CKR_OK);
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(ask_emergency(&user, "erin"), CKR_CV_QUORUM_REQUIRED, "approval for dana is not approval for erin");
+    assert_eq!(ask_emergency(&user, "dana"), CKR_OK, "approved: the window opens");
+    assert_eq!(unwrap(&user), CKR_OK);
+    assert_eq!(unwrap(&user), CKR_OK);
+    user.logout().unwrap();
+    drop(user);
+    let uses = s.store().audit_rows().unwrap().into_iter().filter(|r| r.event.action == "emergency-unwrap").count();
+    assert!(uses >= 2, "each use in the window is its own entry ({uses})");
+    s.db().execute("UPDATE emergency_windows SET expires_at = 1", []).unwrap();
+    let user = s.session(UserType::User, common::USER_PIN);
+    assert_eq!(unwrap(&user), CKR_KEY_FUNCTION_NOT_PERMITTED, "the window closed at its expiry");
 }

@@ -51,7 +51,9 @@ use cryptoki::types::AuthPin;
 use zeroize::Zeroizing;
 
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Command, CustodiansCommand, Global, MasterCommand, QuorumCommand, TokenCommand, MOVED};
+use cli::{
+    Cli, Command, CustodiansCommand, EmergencyCommand, Global, MasterCommand, QuorumCommand, TokenCommand, MOVED,
+};
 
 /// A failure, as the one line `cvault` prints on stderr.
 struct Failure(String);
@@ -340,6 +342,8 @@ fn dispatch(t: &Tool, command: Command) -> Res<()> {
         Command::Quorum(QuorumCommand::Approve { request, custodians }) => quorum::cmd_approve(t, request, &custodians),
         Command::Unlock { custodians } => quorum::cmd_approve(t, None, &custodians),
         Command::Lock => quorum::cmd_lock(t),
+        Command::Emergency(EmergencyCommand::Open { name }) => quorum::cmd_emergency(t, Some(&name)),
+        Command::Emergency(EmergencyCommand::Close) => quorum::cmd_emergency(t, None),
         Command::Audit(_)
         | Command::Custodians(CustodiansCommand::List)
         | Command::Quorum(QuorumCommand::Status)

@@ -345,7 +345,12 @@ impl Hierarchy {
             return Err(Error::MasterKey(format!("master key v{version} is {:?}: it no longer unwraps", record.state)));
         }
         if let Some(why) = &record.blocked {
-            return Err(Error::KeyBlocked(format!("master key v{version} ({why})")));
+            // Only an emergency window the quorum opened lets a blocked version work, and
+            // every such use is its own durable audit entry.
+            let Some(window) = self.quorum.emergency()? else {
+                return Err(Error::KeyBlocked(format!("master key v{version} ({why})")));
+            };
+            self.quorum.audit_emergency_use(&window, version, why)?;
         }
         // Checked at every call: a lock or expiry elsewhere stops this process at once.
         let kek = self.kek()?;

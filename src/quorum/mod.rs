@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::shamir::{self, Share};
 use crate::root::slot::SlotRoot;
 use crate::root::Sealer;
-use crate::store::quorum::{Approval, Grant, Hold, KekRecord, NewRequest, Request, RequestState};
+use crate::store::quorum::{Approval, EmergencyWindow, Grant, Hold, KekRecord, NewRequest, Request, RequestState};
 use crate::store::{AuditEvent, Backend, Caller};
 pub use kek::Kek;
 
@@ -37,6 +37,12 @@ pub const INIT_TOKEN: &str = "init-token";
 
 /// The action that lifts a legal hold.
 pub const LIFT_HOLD: &str = "lift-hold";
+
+/// The action that opens an emergency access window for `name`: the custodians approve
+/// access for that person, not for whoever asks next.
+pub fn emergency_action(name: &str) -> String {
+    format!("emergency-access:{name}")
+}
 
 /// The action that destroys master key `version`.
 pub fn destroy_action(version: u32) -> String {
@@ -379,6 +385,48 @@ impl Quorum {
         let event = self.event(by, "quorum-notify", what).with_outcome("CKR_FUNCTION_FAILED");
         self.store.append_audit(&event)?;
         failed.map(|_| ())
+    }
+
+    /// The emergency access window, if one is open now.
+    pub fn emergency(&self) -> Result<Option<EmergencyWindow>> {
+        Ok(self.store.emergency(&self.workspace)?.filter(|w| w.expires_at > now()))
+    }
+
+    /// Opens an emergency access window for `name` once the quorum approved it (the
+    /// first call opens the request and answers [`Error::QuorumRequired`]); returns its
+    /// expiry. The window lets master key versions an audit alert blocked unwrap.
+    pub fn open_emergency(&self, by: Caller<'_>, name: &str) -> Result<i64> {
+        let valid = !name.is_empty() && name.len() <= custodian::MAX_NAME_LEN && !name.chars().any(char::is_control);
+        if !valid {
+            return Err(Error::AttributeValueInvalid(crate::vendor::CKA_CV_EMERGENCY_ACCESS));
+        }
+        self.require(&emergency_action(name), by)?;
+        let expires_at =
+            now().saturating_add(i64::try_from(self.config.emergency_minutes.saturating_mul(60)).unwrap_or(i64::MAX));
+        let window =
+            EmergencyWindow { name: name.to_string(), opened_by: by.actor.to_string(), opened_at: now(), expires_at };
+        let what = format!("emergency access for {name} until {expires_at} (Unix seconds)");
+        self.notify(by, "emergency-access", &what)?;
+        self.store.set_emergency(&self.workspace, Some(&window), &self.event(by, "emergency-access", what))?;
+        log::warn!("{}: emergency access open for {name} until {expires_at}", self.workspace);
+        Ok(expires_at)
+    }
+
+    /// Closes the emergency access window early.
+    pub fn close_emergency(&self, by: Caller<'_>) -> Result<()> {
+        if self.store.emergency(&self.workspace)?.is_none() {
+            return Ok(());
+        }
+        let event = self.event(by, "emergency-access", "emergency access closed".into());
+        self.store.set_emergency(&self.workspace, None, &event)
+    }
+
+    /// Audits one use of a blocked master key version inside the emergency window; the
+    /// entry is durable before the key is used.
+    pub fn audit_emergency_use(&self, window: &EmergencyWindow, version: u32, blocked: &str) -> Result<()> {
+        let what = format!("wmk v{version} opened for {}'s emergency access (blocked: {blocked})", window.name);
+        let by = Caller { actor: "module", session: None };
+        self.store.append_audit(&self.event(by, "emergency-unwrap", what))
     }
 
     /// The workspace's legal hold, if one stands.

@@ -111,6 +111,9 @@ pub(super) fn stored_records(ctx: &Ctx, version: Option<u32>, object: &Object) -
 /// `CKA_CV_LIFECYCLE` (the user: retire, then destroy, under the hierarchy's rules) or
 /// `CKA_CV_BLOCKED` = false (the SO: clears an audit alert's block).
 pub(super) fn set_attributes(ctx: &Ctx, version: Option<u32>, template: &Template) -> Result<()> {
+    if template.get(CKA_CV_EMERGENCY_ACCESS).is_some() {
+        return super::quorum::set_emergency(ctx, template);
+    }
     if template.get(CKA_CV_LEGAL_HOLD).is_some() {
         return super::quorum::set_hold(ctx, template);
     }

@@ -11,7 +11,8 @@ use crate::object::Template;
 use crate::quorum::custodian;
 use crate::store::PinOwner;
 use crate::vendor::{
-    CKA_CV_CUSTODIANS, CKA_CV_LEGAL_HOLD, CKA_CV_LOCKED, CKA_CV_THRESHOLD, CKA_CV_UNLOCK_EXPIRES, CKU_CV_CUSTODIAN,
+    CKA_CV_CUSTODIANS, CKA_CV_EMERGENCY_ACCESS, CKA_CV_EMERGENCY_EXPIRES, CKA_CV_LEGAL_HOLD, CKA_CV_LOCKED,
+    CKA_CV_THRESHOLD, CKA_CV_UNLOCK_EXPIRES, CKU_CV_CUSTODIAN,
 };
 
 /// `C_LoginUser`. `CKU_SO` and `CKU_USER` name no users on this token, so the username
@@ -68,7 +69,15 @@ pub fn split(ctx: &Ctx, template: &Template) -> Result<CK_OBJECT_HANDLE> {
 
 /// Whether `ty` is a quorum attribute master key objects answer when read.
 pub(super) fn is_master_attribute(ty: CK_ATTRIBUTE_TYPE) -> bool {
-    matches!(ty, CKA_CV_THRESHOLD | CKA_CV_LOCKED | CKA_CV_UNLOCK_EXPIRES | CKA_CV_LEGAL_HOLD)
+    matches!(
+        ty,
+        CKA_CV_THRESHOLD
+            | CKA_CV_LOCKED
+            | CKA_CV_UNLOCK_EXPIRES
+            | CKA_CV_LEGAL_HOLD
+            | CKA_CV_EMERGENCY_ACCESS
+            | CKA_CV_EMERGENCY_EXPIRES
+    )
 }
 
 /// A quorum attribute of a master key object, read now.
@@ -87,6 +96,11 @@ pub(super) fn attribute(ctx: &Ctx, ty: CK_ATTRIBUTE_TYPE) -> Result<Vec<u8>> {
             vec![CK_BBOOL::from(locked)]
         }),
         CKA_CV_LEGAL_HOLD => quorum.hold().map(|h| vec![CK_BBOOL::from(h.is_some())]),
+        CKA_CV_EMERGENCY_ACCESS => quorum.emergency().map(|w| w.map(|w| w.name.into_bytes()).unwrap_or_default()),
+        CKA_CV_EMERGENCY_EXPIRES => quorum.emergency().map(|w| {
+            let at = w.and_then(|w| CK_ULONG::try_from(w.expires_at).ok()).unwrap_or(0);
+            at.to_ne_bytes().to_vec()
+        }),
         CKA_CV_UNLOCK_EXPIRES => quorum.grant_expiry().map(|at| {
             let at = at.and_then(|t| CK_ULONG::try_from(t).ok()).unwrap_or(0);
             at.to_ne_bytes().to_vec()
@@ -131,4 +145,25 @@ pub(super) fn set_hold(ctx: &Ctx, template: &Template) -> Result<()> {
         Some(true) => ctx.token.quorum().set_hold(ctx.caller(), reason.as_deref().unwrap_or("no reason given")),
         _ => ctx.token.quorum().lift_hold(ctx.caller()),
     }
+}
+
+/// `CKA_CV_EMERGENCY_ACCESS` set on a master key object (user or SO, read-write): a name
+/// asks for (and, once approved, opens) an emergency window for that person; empty closes
+/// the window.
+pub(super) fn set_emergency(ctx: &Ctx, template: &Template) -> Result<()> {
+    if ctx.token.logged_in().is_none() {
+        return Err(Error::UserNotLoggedIn);
+    }
+    if !ctx.is_rw() {
+        return Err(Error::SessionReadOnly);
+    }
+    if template.0.len() > 1 {
+        return Err(Error::TemplateInconsistent(CKA_CV_EMERGENCY_ACCESS));
+    }
+    let name = template.get(CKA_CV_EMERGENCY_ACCESS).unwrap_or_default();
+    if name.is_empty() {
+        return ctx.token.quorum().close_emergency(ctx.caller());
+    }
+    let name = std::str::from_utf8(name).map_err(|_| Error::AttributeValueInvalid(CKA_CV_EMERGENCY_ACCESS))?;
+    ctx.token.quorum().open_emergency(ctx.caller(), name).map(|_| ())
 }

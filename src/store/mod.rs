@@ -363,6 +363,15 @@ pub trait Backend: Send + Sync {
     /// Deletes the unlock grant (a lock, or the expiry of the grant that expires at
     /// `expiring`); false when there was none (or another one).
     fn drop_grant(&self, workspace: &str, expiring: Option<i64>, event: &AuditEvent) -> Result<bool>;
+    /// The workspace's emergency access window, if one was opened (live or expired).
+    fn emergency(&self, workspace: &str) -> Result<Option<quorum::EmergencyWindow>>;
+    /// Opens (`Some`) or closes (`None`) the emergency access window.
+    fn set_emergency(
+        &self,
+        workspace: &str,
+        window: Option<&quorum::EmergencyWindow>,
+        event: &AuditEvent,
+    ) -> Result<()>;
     /// The workspace's legal hold, if one stands.
     fn hold(&self, workspace: &str) -> Result<Option<quorum::Hold>>;
     /// Sets (`Some`) or lifts (`None`) the legal hold.

@@ -129,6 +129,20 @@ pub struct Hold {
     pub set_at: i64,
 }
 
+/// An emergency access window: until `expires_at`, the named person may unwrap under
+/// master key versions an audit alert blocked, each unwrap audited on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmergencyWindow {
+    /// Who the quorum granted it to (as the request named them).
+    pub name: String,
+    /// Who opened it (an audit actor name).
+    pub opened_by: String,
+    /// Unix seconds.
+    pub opened_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// The KEK sealed by the HSM root until `expires_at`: lets every process on the store
 /// open the master keys until then (or until a lock revokes it).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -140,6 +140,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (workspace, name),
         UNIQUE (workspace, share_index)
     );
+    CREATE TABLE emergency_windows (
+        workspace  TEXT PRIMARY KEY REFERENCES tokens(workspace),
+        name       TEXT NOT NULL,
+        opened_by  TEXT NOT NULL,
+        opened_at  INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
     CREATE TABLE quorum_requests (
         id           INTEGER PRIMARY KEY AUTOINCREMENT,
         workspace    TEXT NOT NULL REFERENCES tokens(workspace),
@@ -794,6 +801,19 @@ impl Backend for SqliteStore {
         self.quorum_drop_grant(workspace, expiring, event)
     }
 
+    fn emergency(&self, workspace: &str) -> Result<Option<super::quorum::EmergencyWindow>> {
+        self.with_conn(|conn| quorum::emergency(conn, workspace))
+    }
+
+    fn set_emergency(
+        &self,
+        workspace: &str,
+        window: Option<&super::quorum::EmergencyWindow>,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        self.quorum_set_emergency(workspace, window, event)
+    }
+
     fn hold(&self, workspace: &str) -> Result<Option<super::quorum::Hold>> {
         self.with_conn(|conn| quorum::hold(conn, workspace))
     }
@@ -834,7 +854,7 @@ impl Backend for SqliteStore {
                 "DELETE FROM quorum_approvals WHERE request IN (SELECT id FROM quorum_requests WHERE workspace = ?1)",
                 [workspace],
             )?;
-            for table in ["workspace_keks", "custodians", "quorum_requests", "unlock_grants"] {
+            for table in ["workspace_keks", "custodians", "quorum_requests", "unlock_grants", "emergency_windows"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE workspace = ?1"), [workspace])?;
             }
             tx.execute(

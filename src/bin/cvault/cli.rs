@@ -99,6 +99,10 @@ pub(crate) enum Command {
     /// Requests for the custodians' approval, and approving them.
     #[command(subcommand)]
     Quorum(QuorumCommand),
+    /// Emergency access: a time-limited window in which versions an audit alert blocked
+    /// unwrap for a named person, each use audited; the quorum approves it first.
+    #[command(subcommand)]
+    Emergency(EmergencyCommand),
     /// Lock the master keys now, in every process (revokes the unlock grant).
     #[command(after_help = "Example:\n  cvault lock --workspace eng")]
     Lock,
@@ -222,6 +226,23 @@ pub(crate) enum QuorumCommand {
         #[arg(long = "custodian", value_name = "NAME", required = true)]
         custodians: Vec<String>,
     },
+}
+
+/// `cvault emergency ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum EmergencyCommand {
+    /// Ask for (and, once the custodians approved the request, open) a window for NAME.
+    #[command(
+        after_help = "Example:\n  cvault emergency open --name dana   # then: cvault quorum approve --request N ..."
+    )]
+    Open {
+        /// The person the window is for.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+    /// Close the window now.
+    #[command(after_help = "Example:\n  cvault emergency close")]
+    Close,
 }
 
 /// `cvault audit ...`.

@@ -12,7 +12,7 @@ use collabvault_pkcs11::store::quorum::RequestState;
 use collabvault_pkcs11::store::sqlite::SqliteStore;
 use collabvault_pkcs11::store::Backend;
 use collabvault_pkcs11::vendor::{
-    CKA_CV_CUSTODIANS, CKA_CV_LOCKED, CKA_CV_THRESHOLD, CKM_CV_QUORUM_SPLIT, CKU_CV_CUSTODIAN,
+    CKA_CV_CUSTODIANS, CKA_CV_EMERGENCY_ACCESS, CKA_CV_LOCKED, CKA_CV_THRESHOLD, CKM_CV_QUORUM_SPLIT, CKU_CV_CUSTODIAN,
 };
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -172,6 +172,29 @@ pub(crate) fn cmd_lock(t: &Tool) -> Res<()> {
     Ok(())
 }
 
+/// `cvault emergency open --name NAME` / `close`: sets `CKA_CV_EMERGENCY_ACCESS` in a user
+/// session. The first `open` is refused with the request the custodians must approve.
+pub(crate) fn cmd_emergency(t: &Tool, name: Option<&str>) -> Res<()> {
+    let ws = t.workspace()?;
+    let session = t.user_session(&ws.name)?;
+    let found = session.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())])?;
+    let Some(master) = found.first() else {
+        return fail("the workspace has no current master key");
+    };
+    let value = name.unwrap_or_default().as_bytes().to_vec();
+    session.update_attributes(
+        *master,
+        &[Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_EMERGENCY_ACCESS), value))],
+    )?;
+    match (name, t.global.json()) {
+        (Some(n), true) => print_json(&json!({"workspace": ws.name, "emergency_access": n, "open": true})),
+        (None, true) => print_json(&json!({"workspace": ws.name, "open": false})),
+        (Some(n), false) => println!("{}: emergency access open for {n}; every use is audited", ws.name),
+        (None, false) => println!("{}: emergency access closed", ws.name),
+    }
+    Ok(())
+}
+
 fn open_store(config: &Config) -> Res<SqliteStore> {
     SqliteStore::open(&config.store_dir).map_err(|e| Failure(format!("store: {e}")))
 }
@@ -188,6 +211,8 @@ pub(crate) fn cmd_status(config: &Config, global: &Global, custodians_only: bool
         let kek = store.kek(&ws.name).map_err(st)?;
         let custodians = store.custodians(&ws.name).map_err(st)?;
         let grant = store.grant(&ws.name).map_err(st)?.filter(|g| g.expires_at > now());
+        let emergency = store.emergency(&ws.name).map_err(st)?.filter(|w| w.expires_at > now());
+        let hold = store.hold(&ws.name).map_err(st)?;
         let threshold = kek.as_ref().map_or(0, |k| k.threshold);
         let mut requests = Vec::new();
         for r in store.requests(&ws.name).map_err(st)? {
@@ -206,6 +231,8 @@ pub(crate) fn cmd_status(config: &Config, global: &Global, custodians_only: bool
             "kek_generation": kek.as_ref().map(|k| k.generation),
             "locked": threshold > 0 && grant.is_none(),
             "unlock_expires_unix": grant.map(|g| g.expires_at),
+            "emergency_access": emergency.map(|w| json!({"name": w.name, "expires_unix": w.expires_at})),
+            "legal_hold": hold.map(|h| json!({"reason": h.reason, "set_by": h.set_by, "set_unix": h.set_at})),
             "custodians": custodians.iter().map(|c| json!({
                 "name": c.name, "share_index": c.index, "failed_attempts": c.failures,
             })).collect::<Vec<_>>(),
@@ -232,6 +259,20 @@ pub(crate) fn cmd_status(config: &Config, global: &Global, custodians_only: bool
         match w["unlock_expires_unix"].as_i64() {
             Some(at) => println!("  unlocked until {} (Unix {at})", crate::time::date(u64::try_from(at).unwrap_or(0))),
             None => println!("  locked"),
+        }
+        if let Some(w) = w["emergency_access"].as_object() {
+            println!(
+                "  emergency access open for {} until Unix {}",
+                w["name"].as_str().unwrap_or_default(),
+                w["expires_unix"]
+            );
+        }
+        if let Some(h) = w["legal_hold"].as_object() {
+            println!(
+                "  legal hold: {} (set by {})",
+                h["reason"].as_str().unwrap_or_default(),
+                h["set_by"].as_str().unwrap_or_default()
+            );
         }
         for r in w["open_requests"].as_array().into_iter().flatten() {
             let by: Vec<&str> = r["approved_by"].as_array().into_iter().flatten().filter_map(|a| a.as_str()).collect();

@@ -6,7 +6,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::SqliteStore;
 use crate::error::{Error, Result};
-use crate::store::quorum::{Approval, Custodian, Grant, Hold, KekRecord, NewRequest, Request, RequestState};
+use crate::store::quorum::{
+    Approval, Custodian, EmergencyWindow, Grant, Hold, KekRecord, NewRequest, Request, RequestState,
+};
 use crate::store::{AuditEvent, MasterRecord};
 
 fn small<T: TryFrom<i64>>(v: i64, what: &str) -> Result<T> {
@@ -119,7 +121,37 @@ pub(super) fn hold(conn: &Connection, workspace: &str) -> Result<Option<Hold>> {
         .optional()?)
 }
 
+pub(super) fn emergency(conn: &Connection, workspace: &str) -> Result<Option<EmergencyWindow>> {
+    Ok(conn
+        .prepare_cached("SELECT name, opened_by, opened_at, expires_at FROM emergency_windows WHERE workspace = ?1")?
+        .query_row([workspace], |r| {
+            Ok(EmergencyWindow { name: r.get(0)?, opened_by: r.get(1)?, opened_at: r.get(2)?, expires_at: r.get(3)? })
+        })
+        .optional()?)
+}
+
 impl SqliteStore {
+    pub(super) fn quorum_set_emergency(
+        &self,
+        workspace: &str,
+        window: Option<&EmergencyWindow>,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        self.write(event, |tx| {
+            match window {
+                Some(w) => tx.execute(
+                    "INSERT INTO emergency_windows (workspace, name, opened_by, opened_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(workspace) DO UPDATE SET name = excluded.name, opened_by = excluded.opened_by,
+                     opened_at = excluded.opened_at, expires_at = excluded.expires_at",
+                    params![workspace, w.name, w.opened_by, w.opened_at, w.expires_at],
+                )?,
+                None => tx.execute("DELETE FROM emergency_windows WHERE workspace = ?1", [workspace])?,
+            };
+            Ok(())
+        })
+    }
+
     pub(super) fn quorum_set_hold(&self, workspace: &str, hold: Option<&Hold>, event: &AuditEvent) -> Result<()> {
         self.write(event, |tx| {
             match hold {
