@@ -73,3 +73,5 @@ echo "== benchmark harness (quick mode)"
 bash scripts/build-kryoptic.sh >/dev/null ||
     echo "build-kryoptic failed (above): the benchmark runs without its Kryoptic column" >&2
 cargo bench --bench compare -- --quick
+echo "== quorum benchmark (quick mode): unlock latency, wrap/unwrap under a grant"
+cargo bench --bench quorum -- --quick

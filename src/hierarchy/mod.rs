@@ -212,7 +212,7 @@ impl Hierarchy {
     /// or [`Error::Locked`] while a quorum has not unlocked them: then every key unsealed
     /// in this hierarchy is forgotten too.
     fn kek(&self) -> Result<Option<(KekRecord, Kek)>> {
-        let Some(rec) = self.quorum.record()? else {
+        let Some(rec) = self.quorum.current()? else {
             return Ok(None);
         };
         if rec.threshold > 0 {
@@ -273,6 +273,7 @@ impl Hierarchy {
         if self.store.replace_kek(&self.workspace, None, &rec, &[], &rows, &event)? {
             log::info!("{}: KEK made; {} master key row(s) re-sealed under it", self.workspace, rows.len());
         }
+        self.quorum.refresh();
         Ok(())
     }
 
@@ -281,6 +282,7 @@ impl Hierarchy {
     /// existing quorum needs its approval. Returns the new KEK generation.
     pub fn split(&self, by: Caller<'_>, k: u8, enrolled: &[Enrolment]) -> Result<u32> {
         self.ensure_kek(by)?;
+        self.quorum.refresh();
         let (rec, old) = self.kek()?.ok_or(Error::Integrity("the workspace has no KEK"))?;
         if rec.threshold > 0 {
             self.quorum.require(quorum::CHANGE_QUORUM, by)?;
@@ -360,7 +362,17 @@ impl Hierarchy {
         let sealed =
             record.sealed.as_deref().ok_or_else(|| Error::MasterKey(format!("master key v{version} is gone")))?;
         let kek = kek.map(|(_, k)| k);
-        let plain = open_master(self.root.as_ref(), kek.as_ref(), &self.workspace, version, sealed)?;
+        let plain = match open_master(self.root.as_ref(), kek.as_ref(), &self.workspace, version, sealed) {
+            // Another process may have re-sealed the rows under a new KEK since the
+            // per-call check last read it: read it now and try once more.
+            Err(Error::Integrity(_)) => {
+                self.quorum.refresh();
+                *self.root_kek.lock() = None;
+                let fresh = self.kek()?.map(|(_, k)| k);
+                open_master(self.root.as_ref(), fresh.as_ref(), &self.workspace, version, sealed)?
+            }
+            other => other?,
+        };
         if plain.len() != 32 {
             return Err(Error::Integrity("master key length"));
         }
@@ -382,6 +394,8 @@ impl Hierarchy {
 
     /// Makes a new version current; the previous one becomes decrypt-only.
     pub fn rotate(&self, by: Caller<'_>, classification: &str) -> Result<u32> {
+        // A new version must be sealed under the KEK as it is now, not as last checked.
+        self.quorum.refresh();
         let kek = self.kek()?.map(|(_, k)| k);
         let next = self.versions()?.last().map_or(1, |m| m.version + 1);
         let (record, key) = new_master(self.root.as_ref(), kek.as_ref(), &self.workspace, next, classification)?;

@@ -62,6 +62,18 @@ struct Unlocked {
     kek: Kek,
 }
 
+/// How long a read of the KEK row and the grant serves the per-call check before it is
+/// read again: a lock or re-split in another process takes effect here within this time
+/// (in this process, at once). Reading both at every wrap and unwrap halved their rate.
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The KEK row and the grant as last read, for the per-call check.
+struct Snapshot {
+    at: std::time::Instant,
+    kek: Option<KekRecord>,
+    grant: Option<Grant>,
+}
+
 /// What a custodian's approval did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approved {
@@ -82,13 +94,21 @@ pub struct Quorum {
     slot: Option<Arc<SlotRoot>>,
     config: QuorumConfig,
     local: Mutex<Option<Unlocked>>,
+    snapshot: Mutex<Option<Snapshot>>,
 }
 
 impl Quorum {
     /// The quorum of `workspace`; `slot` is the HSM root (none under a software root,
     /// where no quorum can be set up).
     pub fn new(workspace: &str, store: Arc<dyn Backend>, slot: Option<Arc<SlotRoot>>, config: QuorumConfig) -> Quorum {
-        Quorum { workspace: workspace.to_string(), store, slot, config, local: Mutex::new(None) }
+        Quorum {
+            workspace: workspace.to_string(),
+            store,
+            slot,
+            config,
+            local: Mutex::new(None),
+            snapshot: Mutex::new(None),
+        }
     }
 
     /// The HSM root key of the workspace, which seals shares, approvals and grants.
@@ -100,19 +120,47 @@ impl Quorum {
         Ok(Arc::new(slot.root_key(&self.workspace, false)?))
     }
 
-    /// The workspace's KEK row, if the first login made it.
+    /// The workspace's KEK row, if the first login made it, fresh from the store.
     pub fn record(&self) -> Result<Option<KekRecord>> {
         self.store.kek(&self.workspace)
+    }
+
+    /// The KEK row and the grant for the per-call check: read again once [`RECHECK`] has
+    /// passed since the last read, or after anything in this process changed them.
+    fn snapshot(&self) -> Result<(Option<KekRecord>, Option<Grant>)> {
+        let mut snap = self.snapshot.lock();
+        if let Some(s) = snap.as_ref().filter(|s| s.at.elapsed() < RECHECK) {
+            return Ok((s.kek.clone(), s.grant.clone()));
+        }
+        let kek = self.store.kek(&self.workspace)?;
+        let grant = match &kek {
+            Some(k) if k.threshold > 0 => self.store.grant(&self.workspace)?,
+            _ => None,
+        };
+        *snap = Some(Snapshot { at: std::time::Instant::now(), kek: kek.clone(), grant: grant.clone() });
+        Ok((kek, grant))
+    }
+
+    /// The KEK row as the per-call check sees it (at most [`RECHECK`] old).
+    pub fn current(&self) -> Result<Option<KekRecord>> {
+        Ok(self.snapshot()?.0)
+    }
+
+    /// Makes the next check read the store (this process changed the KEK or grant, or a
+    /// sealed value did not open under what the snapshot said).
+    pub fn refresh(&self) {
+        *self.snapshot.lock() = None;
     }
 
     fn event(&self, by: Caller<'_>, action: &str, what: String) -> AuditEvent {
         AuditEvent::by(&self.workspace, by, action, Some(what))
     }
 
-    /// The unlocked KEK of quorum-mode `rec`, or [`Error::Locked`]. A grant is re-read at
-    /// every call, so a lock or a re-split in another process takes effect at once here.
+    /// The unlocked KEK of quorum-mode `rec`, or [`Error::Locked`]. The grant is checked
+    /// at every call (as read at most [`RECHECK`] ago), so a lock or a re-split in
+    /// another process takes effect here within that time.
     pub fn unlocked(&self, rec: &KekRecord) -> Result<Kek> {
-        let grant = self.store.grant(&self.workspace)?.filter(|g| g.generation == rec.generation);
+        let grant = self.snapshot()?.1.filter(|g| g.generation == rec.generation);
         let mut local = self.local.lock();
         if let Some(u) = local.as_ref().filter(|u| u.generation == rec.generation) {
             match (u.grant_expires, &grant) {
@@ -127,6 +175,7 @@ impl Quorum {
         };
         if grant.expires_at <= now() {
             let what = format!("unlock grant of KEK g{} expired", grant.generation);
+            self.refresh();
             if self.store.drop_grant(
                 &self.workspace,
                 Some(grant.expires_at),
@@ -148,6 +197,7 @@ impl Quorum {
     /// Locks the master keys: revokes the grant (every process) and forgets the KEK here.
     pub fn lock(&self, by: Caller<'_>) -> Result<()> {
         let had_local = self.local.lock().take().is_some();
+        self.refresh();
         let dropped = self.store.drop_grant(
             &self.workspace,
             None,
@@ -311,6 +361,7 @@ impl Quorum {
                 &self.event(by, "quorum-unlock", what),
             )?;
         }
+        self.refresh();
         log::info!("{}: quorum reached on request #{}: master keys unlocked", self.workspace, req.id);
         Ok(())
     }
@@ -470,6 +521,7 @@ impl Quorum {
     /// Forgets any KEK unlocked in this process (a re-split made it stale).
     pub fn forget(&self) {
         *self.local.lock() = None;
+        self.refresh();
     }
 }
 
