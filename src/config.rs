@@ -470,6 +470,13 @@ mod tests {
         [[workspace]]
         name = "legal"
     "#;
+    #[test]
+    fn the_store_busy_timeout_defaults_to_ten_seconds_and_is_configurable() {
+        assert_eq!(Config::parse(GOOD).expect("parse").store_busy_timeout_ms, 10_000);
+        let short = format!("store_busy_timeout_ms = 250\n{GOOD}");
+        assert_eq!(Config::parse(&short).expect("parse").store_busy_timeout_ms, 250);
+        assert_eq!(Config::out_of_the_box().store_busy_timeout_ms, 10_000);
+    }
 
     #[test]
     fn a_full_config_parses() {
