@@ -479,3 +479,62 @@ fn with_the_audit_log_unwritable_every_audited_call_fails_closed_and_recovers() 
     f.offline();
     f.assert_chain_intact();
 }
+
+const CKM_CV_ROTATE_MASTER: cryptoki_sys::CK_ULONG = 0xC356_0003;
+const CKA_CV_KEY_VERSION: cryptoki_sys::CK_ULONG = 0xC356_0002;
+
+fn rotate(s: &Session) -> cryptoki::error::Result<ObjectHandle> {
+    let mechanism = cryptoki::mechanism::MechanismType::new_vendor_defined(CKM_CV_ROTATE_MASTER).unwrap();
+    s.generate_key(
+        &Mechanism::VendorDefined(cryptoki::mechanism::vendor_defined::VendorDefinedMechanism::new::<()>(
+            mechanism, None,
+        )),
+        &[],
+    )
+}
+
+/// The version of the current master key object.
+fn current_version(s: &Session) -> u64 {
+    let found = s.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())]).expect("find");
+    let ty = cryptoki::object::AttributeType::VendorDefined(CKA_CV_KEY_VERSION);
+    match s.get_attributes(found[0], &[ty]).expect("version").as_slice() {
+        [Attribute::VendorDefined((_, bytes))] => u64::from_ne_bytes(bytes.as_slice().try_into().unwrap()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_root_token_gone_mid_run_is_a_device_error_and_comes_back_with_its_files_at_restart() {
+    let hsm = common::hsm::Hsm::new();
+    let mut f = Faulty::new("", &hsm.root_section(common::hsm::ROOT_LABEL));
+    let s = f.init();
+    rotate(&s).expect("a rotation seals a new master key under the root");
+    assert_eq!(current_version(&s), 2);
+    let masters = f.count("master_keys");
+
+    // The token's files go (a pulled HSM, a lost mount), the module still running.
+    let (tokens, away) = (hsm.tokens(), hsm.dir.path().join("away"));
+    std::fs::rename(&tokens, &away).unwrap();
+    std::fs::create_dir(&tokens).unwrap();
+    assert_eq!(rv_of(rotate(&s)), RvError::DeviceError, "a rotation needs the root");
+    assert_eq!(f.count("master_keys"), masters, "no master key version was half-made");
+    assert_eq!(current_version(&s), 2);
+    let log = f.ws.log();
+    assert!(log.contains("C_GenerateKey: root of trust: "), "{log}");
+
+    // The files back and the module restarted (SoftHSM2 marks a token whose directory
+    // went invalid until it is initialized again, and the module keeps the root key's
+    // handles: README, "Faults"), the same call works and the versions run on.
+    std::fs::remove_dir(&tokens).unwrap();
+    std::fs::rename(&away, &tokens).unwrap();
+    drop(s);
+    f.offline();
+    f.online();
+    let s = common::user_session(f.p11(), f.slot());
+    assert_eq!(current_version(&s), 2);
+    rotate(&s).expect("a rotation once the root token is back");
+    assert_eq!(current_version(&s), 3);
+    drop(s);
+    f.offline();
+    f.assert_chain_intact();
+}
