@@ -397,7 +397,7 @@ fn a_corrupted_page_fails_what_is_on_it_and_never_serves_wrong_key_material() {
     f.offline();
     // A leaf page of the objects table in the middle of the file, found by the shell's
     // dbstat table (the module is finalized, so the main file holds every page).
-    let pages: Vec<u64> = f
+    let pages: Vec<usize> = f
         .shell("SELECT pageno FROM dbstat WHERE name = 'objects' AND pagetype = 'leaf' ORDER BY pageno")
         .lines()
         .map(|l| l.parse().unwrap())
@@ -408,7 +408,7 @@ fn a_corrupted_page_fails_what_is_on_it_and_never_serves_wrong_key_material() {
     let file = f.ws.store_file();
     let pristine = std::fs::read(&file).unwrap();
     let mut bytes = pristine.clone();
-    let at = (victim as usize - 1) * page_size;
+    let at = (victim - 1) * page_size;
     bytes[at..at + page_size].fill(0xa5);
     std::fs::write(&file, &bytes).unwrap();
 
