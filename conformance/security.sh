@@ -39,8 +39,9 @@ printf 'ROLLBACK;\n' >&"${LOCKER[1]}"
 exec {LOCKER[1]}>&-
 wait "$LOCKER_PID" || true
 check the-same-call-works-once-the-lock-goes keygen after-the-lock
-expect_output nothing-was-written-while-locked '^0$' \
-    sqlite3 "$WORK/store/collabvault.sqlite3" "SELECT count(*) FROM objects WHERE label = CAST('while-locked' AS BLOB)"
+labelled() { sqlite3 "$WORK/store/collabvault.sqlite3" "SELECT count(*) FROM objects WHERE label = CAST('$1' AS BLOB)"; }
+expect_output nothing-was-written-while-locked '^0$' labelled while-locked
+expect_output the-key-made-after-is-stored '^1$' labelled after-the-lock
 [ "$locked" = locked ] || echo "security / the-lock-was-taken / FAIL" | tee -a "$CV_RESULTS"
 
 python3 "$(dirname "$0")/security_policy.py"
