@@ -28,6 +28,10 @@ pub struct Config {
     /// Log to this file instead of stderr.
     #[serde(default)]
     pub log_file: Option<PathBuf>,
+    /// How long a store write waits for another process's lock before it fails
+    /// (`CKR_DEVICE_ERROR`), in milliseconds.
+    #[serde(default = "default_store_busy_timeout_ms")]
+    pub store_busy_timeout_ms: u64,
     /// PIN policy shared by every token.
     #[serde(default)]
     pub pin_policy: PinPolicy,
@@ -407,6 +411,7 @@ impl Config {
             store_dir: default_store_dir(),
             log_level: std::env::var("COLLABVAULT_LOG").unwrap_or_else(|_| default_log_level()),
             log_file: None,
+            store_busy_timeout_ms: default_store_busy_timeout_ms(),
             pin_policy: PinPolicy::default(),
             workspaces: vec![WorkspaceConfig {
                 name: "default".into(),
@@ -420,6 +425,12 @@ impl Config {
             quorum: QuorumConfig::default(),
         }
     }
+}
+
+/// Ten seconds: long enough for another process's longest write (a rotation rewrapping a
+/// batch, a checkpoint), short enough that a stuck lock surfaces as an error.
+fn default_store_busy_timeout_ms() -> u64 {
+    10_000
 }
 
 /// `$XDG_DATA_HOME/collabvault`, else `~/.local/share/collabvault`.
@@ -459,6 +470,13 @@ mod tests {
         [[workspace]]
         name = "legal"
     "#;
+    #[test]
+    fn the_store_busy_timeout_defaults_to_ten_seconds_and_is_configurable() {
+        assert_eq!(Config::parse(GOOD).expect("parse").store_busy_timeout_ms, 10_000);
+        let short = format!("store_busy_timeout_ms = 250\n{GOOD}");
+        assert_eq!(Config::parse(&short).expect("parse").store_busy_timeout_ms, 250);
+        assert_eq!(Config::out_of_the_box().store_busy_timeout_ms, 10_000);
+    }
 
     #[test]
     fn a_full_config_parses() {

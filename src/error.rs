@@ -285,7 +285,43 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<rusqlite::Error> for Error {
+    /// The faults an operator can act on are named with their likely cause, so the log
+    /// line says what to fix (README, "Faults"); every one stays a store error.
     fn from(e: rusqlite::Error) -> Self {
-        Error::Store(e.to_string())
+        use rusqlite::ErrorCode;
+        let cause = match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                "locked by another process past the busy timeout (store_busy_timeout_ms)"
+            }
+            Some(ErrorCode::ReadOnly) => "the store file or its directory is read-only",
+            Some(ErrorCode::SystemIoFailure) => "a read or write of the store file failed (read-only or failing disk?)",
+            Some(ErrorCode::DiskFull) => "the disk holding the store is full",
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                "the store file is corrupt: restore it from a backup (PRAGMA integrity_check names the damage)"
+            }
+            _ => return Error::Store(e.to_string()),
+        };
+        Error::Store(format!("{e}: {cause}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_code(code: std::ffi::c_int) -> String {
+        Error::from(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)).to_string()
+    }
+
+    #[test]
+    fn store_faults_name_their_cause() {
+        assert!(from_code(rusqlite::ffi::SQLITE_BUSY).ends_with("busy timeout (store_busy_timeout_ms)"));
+        assert!(from_code(rusqlite::ffi::SQLITE_READONLY).contains("read-only"));
+        assert!(from_code(rusqlite::ffi::SQLITE_IOERR_WRITE).contains("write of the store file failed"));
+        assert!(from_code(rusqlite::ffi::SQLITE_FULL).contains("disk holding the store is full"));
+        assert!(from_code(rusqlite::ffi::SQLITE_CORRUPT).contains("store file is corrupt"));
+        // Anything else keeps SQLite's own words.
+        let plain = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT), None);
+        assert_eq!(from_code(rusqlite::ffi::SQLITE_CONSTRAINT), format!("store: {plain}"));
     }
 }

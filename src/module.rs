@@ -153,7 +153,8 @@ impl Module {
             drop(crate::logging::configure(log::LevelFilter::Error, None));
             log::error!("{e}");
         })?;
-        let sqlite = Arc::new(SqliteStore::open(&config.store_dir)?);
+        let busy = std::time::Duration::from_millis(config.store_busy_timeout_ms);
+        let sqlite = Arc::new(SqliteStore::open_with_busy_timeout(&config.store_dir, busy)?);
         if config.audit.session_objects == crate::config::SessionObjects::Batched {
             sqlite.set_batching(crate::store::batch::BatchPolicy {
                 entries: config.audit.batch_entries,

@@ -114,10 +114,12 @@ impl Analytics {
     }
 
     /// Whether an hourly alert named `key` may be raised at `now_ms` (none was in the
-    /// hour before); if so, it counts as raised.
+    /// hour before); if so, it counts as raised. A clock set back before the last one
+    /// raises it again rather than silencing it until the clock catches up: a missed
+    /// alert is the worse failure.
     pub fn once_per_hour(&self, key: &str, now_ms: i64) -> bool {
         let mut hourly = self.hourly.lock();
-        if hourly.get(key).is_some_and(|last| now_ms - last < 60 * MINUTE_MS) {
+        if hourly.get(key).is_some_and(|last| (0..60 * MINUTE_MS).contains(&(now_ms - last))) {
             return false;
         }
         hourly.insert(key.to_string(), now_ms);
@@ -135,6 +137,30 @@ mod tests {
     use super::*;
 
     const T0: i64 = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE_MS;
+
+    #[test]
+    fn a_clock_set_back_does_not_silence_the_hourly_alert() {
+        let a = Analytics::default();
+        assert!(a.once_per_hour("logins", T0));
+        assert!(!a.once_per_hour("logins", T0 + 59 * MINUTE_MS), "once per hour");
+        // Set back a day: the alert is raised again, then once per hour from there.
+        assert!(a.once_per_hour("logins", T0 - 24 * 60 * MINUTE_MS));
+        assert!(!a.once_per_hour("logins", T0 - 24 * 60 * MINUTE_MS + MINUTE_MS));
+    }
+
+    #[test]
+    fn a_clock_set_back_keeps_counting_in_the_latest_minute_and_still_reports_a_burst() {
+        let mut w = RateWindow { minute: T0 / MINUTE_MS, ..RateWindow::default() };
+        assert_eq!(w.note(T0 + 1_000, 3), None);
+        // An hour back: the uses still count (never lost, never an overflow), so a burst
+        // is still seen; the window moves on once the clock passes its minute again.
+        let back = T0 - 60 * MINUTE_MS;
+        assert_eq!(w.note(back, 3), None);
+        assert_eq!(w.note(back + 10, 3), None);
+        assert!(w.note(back + 20, 3).is_some(), "the fourth use in the window is a burst");
+        assert_eq!(w.note(T0 + MINUTE_MS + 5, 100), None);
+        assert_eq!(w.current, 1, "a new minute once the clock is past the old one");
+    }
 
     #[test]
     fn a_rate_under_the_threshold_never_alerts() {

@@ -94,7 +94,10 @@ impl Ctx {
                 if record.private && !self.user_logged_in() {
                     return Err(Error::ObjectHandleInvalid);
                 }
-                let object = Object::from_record(&record, &self.at_rest())?;
+                let object = Object::from_record(&record, &self.at_rest()).inspect_err(|e| {
+                    // The handle says nothing to an operator; the row's unique id does.
+                    log::error!("{}: stored object {} is unreadable: {e}", self.token.workspace, record.unique_id);
+                })?;
                 let object = if object.needs_binding() { self.bind_row(id, object) } else { object };
                 Resolved::Token(id, Arc::new(object))
             }

@@ -25,7 +25,8 @@ mod quorum;
 /// File name of the store inside the configured directory.
 pub const STORE_FILE: &str = "collabvault.sqlite3";
 
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a statement waits for another connection's lock unless the config says otherwise.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_MAX_IDLE: usize = 8;
 
 /// Schema migrations, applied in order; index + 1 is the schema version they produce.
@@ -183,6 +184,8 @@ const MIGRATIONS: &[&str] = &[
 /// The store in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
+    /// How long a statement waits for another process's lock before failing with SQLITE_BUSY.
+    busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
     hook: std::sync::OnceLock<std::sync::Arc<dyn AppendHook>>,
     /// Per workspace, the MAC of its PIN records and counters (delegated roots only).
@@ -197,9 +200,16 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`, migrating its schema.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
+        SqliteStore::open_with_busy_timeout(dir, BUSY_TIMEOUT)
+    }
+
+    /// [`SqliteStore::open`] whose statements wait `busy_timeout` for another process's
+    /// lock; past it a write fails (`Error::Store`) and changes nothing.
+    pub fn open_with_busy_timeout(dir: &Path, busy_timeout: Duration) -> Result<SqliteStore> {
         create_private_dir(dir)?;
         let store = SqliteStore {
             path: dir.join(STORE_FILE),
+            busy_timeout,
             idle: Mutex::new(Vec::new()),
             hook: std::sync::OnceLock::new(),
             pins_macs: Mutex::new(std::collections::HashMap::new()),
@@ -246,7 +256,7 @@ impl SqliteStore {
     fn connect(&self) -> Result<Connection> {
         let conn = Connection::open(&self.path)
             .map_err(|e| Error::Store(format!("cannot open {}: {e}", self.path.display())))?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.busy_timeout(self.busy_timeout)?;
         // Plans are fixed once prepared: with STAT4 (which the bundled build enables)
         // SQLite would otherwise re-prepare a cached statement whenever a bound value
         // on an indexed column changes, which is every lookup (measured: an indexed find
