@@ -51,10 +51,12 @@ impl fmt::Display for Defect {
             Defect::Signature { checkpoint, algorithm: "no" } => {
                 return write!(f, "checkpoint {checkpoint}: it carries no signature")
             }
-            Defect::Signature { checkpoint, algorithm } => return write!(
+            Defect::Signature { checkpoint, algorithm } => {
+                return write!(
                 f,
                 "checkpoint {checkpoint}: its {algorithm} signature does not verify under the root token's audit key"
-            ),
+            )
+            }
         })
     }
 }

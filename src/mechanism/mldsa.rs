@@ -676,6 +676,10 @@ impl Verifier for MlDsaVerifier {
 }
 
 #[cfg(test)]
+#[path = "mldsa_acvp.rs"]
+mod acvp;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
