@@ -7,6 +7,10 @@
 //! created on first initialization of the workspace, never afterwards — a missing root
 //! key for a workspace that has sealed state is an error, never a fresh key that would
 //! orphan every master key. A sealed blob is `version(1) || iv(12) || ciphertext||tag`.
+//!
+//! The root token also holds the audit log's checkpoint keys and head: an ECDSA P-256
+//! key pair it makes itself, and an ML-DSA-65 key whose seed the module makes and seals
+//! there (tokens such as SoftHSM2 cannot make ML-DSA keys; see [`SlotRoot::sign_checkpoint`]).
 
 use std::sync::Arc;
 
@@ -260,6 +264,9 @@ const AUDIT_MLDSA_SEAL_LABEL: &[u8] = b"collabvault-audit-mldsa-seal";
 const AUDIT_MLDSA_SEED_LABEL: &[u8] = b"collabvault-audit-mldsa-seed";
 /// The data object holding the ML-DSA public key.
 const AUDIT_MLDSA_PUBLIC_LABEL: &[u8] = b"collabvault-audit-mldsa-public";
+const AUDIT_HEAD_LABEL: &[u8] = b"collabvault-audit-head";
+/// DER OID of P-256 (`CKA_EC_PARAMS`).
+const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 /// The AAD of the sealed ML-DSA seed: its purpose and its public key, so neither the
 /// blob nor the public key can be swapped for another.
@@ -271,9 +278,6 @@ fn mldsa_seal_context(public: &[u8]) -> Vec<u8> {
 
 /// A checkpoint's signatures: (ECDSA P-256, ML-DSA-65), each when configured.
 pub type Signed = (Option<CheckpointSignature>, Option<CheckpointSignature>);
-const AUDIT_HEAD_LABEL: &[u8] = b"collabvault-audit-head";
-/// DER OID of P-256 (`CKA_EC_PARAMS`).
-const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 /// The latest checkpoint as the root token remembers it: (number, entry seq, entry hash).
 pub type Head = (i64, i64, Vec<u8>);
