@@ -8,10 +8,13 @@
 //! key-management write is refused (fail closed) until a retry succeeds.
 //!
 //! A hash chain alone proves nothing against someone who rewrites the whole store: they
-//! can recompute every hash. A checkpoint's signature cannot be recomputed without the
-//! audit key, which never leaves the root token, and the head the root token keeps
-//! cannot be rolled back by editing the store, so a rewritten chain fails its checkpoints
-//! and a dropped tail (or dropped checkpoints) falls short of the head.
+//! can recompute every hash. A checkpoint's signatures cannot be recomputed without the
+//! audit keys, kept in the root token (ECDSA P-256 made there; ML-DSA-65 with its seed
+//! sealed there, `[audit] checkpoint_signature` choosing either or both), and the head
+//! the root token keeps cannot be rolled back by editing the store, so a rewritten chain
+//! fails its checkpoints and a dropped tail (or dropped checkpoints) falls short of the
+//! head. Each checkpoint is verified with whichever signatures it carries, so checkpoints
+//! from before ML-DSA (ECDSA only) still verify.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -71,7 +74,7 @@ pub fn is_key_management(action: &str) -> bool {
     checkpoints_at_once(action) || KEY_MANAGEMENT.contains(&action)
 }
 
-/// Makes checkpoints with the root token's audit key.
+/// Makes checkpoints with the root token's audit keys.
 pub struct Checkpointer {
     root: Arc<SlotRoot>,
     every: u64,

@@ -77,8 +77,8 @@ struct Checked {
 /// Every verdict `cvault` prints comes from here.
 ///
 /// The hash chain proves each entry unchanged and in its place. With a `[root]`, the
-/// signed checkpoints in the store must verify under the audit key the root token holds
-/// (a rewritten chain no longer has the hashes they signed), and the newest checkpoint
+/// signed checkpoints in the store must verify under the audit keys the root token holds,
+/// each signature a checkpoint carries (ECDSA P-256, ML-DSA-65) under its own (a rewritten chain no longer has the hashes they signed), and the newest checkpoint
 /// the root token remembers must still be in the store and the chain (a dropped tail or
 /// dropped checkpoints fall short of it). Without a root nothing outside the store vouches
 /// for its length, and the verdict says so by saying nothing more.
