@@ -153,6 +153,11 @@ pub struct AuditConfig {
     /// (`CKR_DEVICE_ERROR`) until one succeeds; each such call retries first.
     #[serde(default = "default_max_checkpoint_failures")]
     pub max_checkpoint_failures: u32,
+    /// Which signatures each checkpoint carries: `"ecdsa-p256"` (a key pair made in the
+    /// root token), `"ml-dsa-65"` (FIPS 204; its seed sealed by a key in the root token,
+    /// since PKCS#11 tokens such as SoftHSM2 cannot make ML-DSA keys) or `"both"`.
+    #[serde(default)]
+    pub checkpoint_signature: CheckpointSignature,
     /// How encrypt/decrypt/sign/verify/digest operations are recorded. Key management
     /// (generate, wrap, unwrap, derive, ...) is always one durable entry per call.
     #[serde(default)]
@@ -201,6 +206,33 @@ pub enum SessionObjects {
     Each,
 }
 
+/// The signatures a checkpoint carries (`[audit] checkpoint_signature`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum CheckpointSignature {
+    /// ECDSA P-256 only (checkpoints before ML-DSA was added are all of this kind).
+    #[serde(rename = "ecdsa-p256")]
+    EcdsaP256,
+    /// ML-DSA-65 only.
+    #[serde(rename = "ml-dsa-65")]
+    MlDsa65,
+    /// Both, so a checkpoint stands if either algorithm falls.
+    #[default]
+    #[serde(rename = "both")]
+    Both,
+}
+
+impl CheckpointSignature {
+    /// Whether checkpoints carry an ECDSA P-256 signature.
+    pub fn ecdsa(self) -> bool {
+        self != CheckpointSignature::MlDsa65
+    }
+
+    /// Whether checkpoints carry an ML-DSA-65 signature.
+    pub fn mldsa(self) -> bool {
+        self != CheckpointSignature::EcdsaP256
+    }
+}
+
 /// How data operations reach the audit log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -220,6 +252,7 @@ impl Default for AuditConfig {
             checkpoint_every: default_checkpoint_every(),
             checkpoint_seconds: default_checkpoint_seconds(),
             max_checkpoint_failures: default_max_checkpoint_failures(),
+            checkpoint_signature: CheckpointSignature::default(),
             data_operations: DataOperations::default(),
             session_objects: SessionObjects::default(),
             batch_entries: default_batch_entries(),

@@ -361,7 +361,10 @@ fn audit_verify_report_and_key_print_json() {
     assert_eq!(ws["masters"]["versions"][1]["rotation_due"], false);
     assert!(ws["objects"].is_array() && ws["failed_logins"].is_array() && ws["refusals"].is_object(), "{ws}");
     let key = json(&cli, &["audit", "key"]);
-    assert!(key["pem"].as_str().is_some_and(|p| p.starts_with("-----BEGIN PUBLIC KEY-----")), "{key}");
+    for algorithm in ["ecdsa_p256", "ml_dsa_65"] {
+        let pem = key[algorithm].as_str();
+        assert!(pem.is_some_and(|p| p.starts_with("-----BEGIN PUBLIC KEY-----")), "{algorithm}: {key}");
+    }
 }
 
 #[test]

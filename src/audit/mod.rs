@@ -30,6 +30,14 @@ pub enum Defect {
     Inserted,
     /// Entries after this one, which a checkpoint proved existed, are gone.
     Truncated,
+    /// The checkpoint at this entry carries a signature (named) that does not verify, or
+    /// is by a key other than the root token's ("no": it carries none).
+    Signature {
+        /// The checkpoint's number.
+        checkpoint: i64,
+        /// `"ECDSA P-256"` or `"ML-DSA-65"`.
+        algorithm: &'static str,
+    },
 }
 
 impl fmt::Display for Defect {
@@ -40,6 +48,15 @@ impl fmt::Display for Defect {
             Defect::Reordered => "reordered: it links to an entry other than the one before it",
             Defect::Inserted => "inserted: it links to no entry of the chain",
             Defect::Truncated => "truncated: the log ends before the last checkpoint",
+            Defect::Signature { checkpoint, algorithm: "no" } => {
+                return write!(f, "checkpoint {checkpoint}: it carries no signature")
+            }
+            Defect::Signature { checkpoint, algorithm } => {
+                return write!(
+                f,
+                "checkpoint {checkpoint}: its {algorithm} signature does not verify under the root token's audit key"
+            )
+            }
         })
     }
 }

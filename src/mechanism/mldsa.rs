@@ -404,6 +404,38 @@ fn keys_from_seed<P: MlDsaParams>(seed: &B32) -> (Zeroizing<Vec<u8>>, Vec<u8>) {
     (bytes, expanded.verifying_key().encode().to_vec())
 }
 
+/// The public key (`pkEncode`) of `seed` in set `ps` (`ML-DSA.KeyGen_internal`).
+pub fn public_key_of_seed(ps: ParamSet, seed: &[u8]) -> Result<Vec<u8>> {
+    Ok(from_seed(ps, seed)?.1)
+}
+
+/// The length byte of a pure ML-DSA context (FIPS 204 §5.2: at most 255 bytes).
+fn pure_context_len(context: &[u8]) -> Result<u8> {
+    u8::try_from(context.len()).map_err(|_| Error::MechanismParamInvalid)
+}
+
+/// Pure ML-DSA (FIPS 204 Algorithm 2, hedged) of `message` with `context` under the key
+/// of `seed`: what the module signs with for itself, outside any PKCS#11 object.
+pub fn sign_with_seed(ps: ParamSet, seed: &[u8], context: &[u8], message: &[u8]) -> Result<Vec<u8>> {
+    let head = [0, pure_context_len(context)?];
+    let (expanded, _) = from_seed(ps, seed)?;
+    let key = AnySigningKey::decode(ps, &expanded)?;
+    let mut rnd = B32::default();
+    super::primitives::fill_random(&mut rnd)?;
+    Ok(key.sign(&[&head, context, message], &rnd))
+}
+
+/// Pure ML-DSA verification (FIPS 204 Algorithm 3) of `signature` over `message` with
+/// `context` under the encoded public key `public`.
+pub fn verify_pure(ps: ParamSet, public: &[u8], context: &[u8], message: &[u8], signature: &[u8]) -> Result<()> {
+    let key = AnyVerifyingKey::decode(ps, public)?;
+    let mut m_prime = Vec::with_capacity(2 + context.len() + message.len());
+    m_prime.extend_from_slice(&[0, pure_context_len(context)?]);
+    m_prime.extend_from_slice(context);
+    m_prime.extend_from_slice(message);
+    key.verify(&m_prime, signature)
+}
+
 /// A decoded private key of any set.
 enum AnySigningKey {
     MlDsa44(Box<ExpandedSigningKey<MlDsa44>>),
@@ -642,6 +674,10 @@ impl Verifier for MlDsaVerifier {
         self.key.verify(&m_prime, signature)
     }
 }
+
+#[cfg(test)]
+#[path = "mldsa_acvp.rs"]
+mod acvp;
 
 #[cfg(test)]
 mod tests {

@@ -88,6 +88,37 @@ pub fn p256_public_key_pem(point: &[u8]) -> Result<String> {
     key.to_public_key_pem(p256::pkcs8::LineEnding::LF).map_err(|_| Error::Integrity("the P-256 key does not encode"))
 }
 
+/// Length of an ML-DSA-65 seed (`ξ`).
+pub const MLDSA65_SEED_LEN: usize = super::mldsa::SEED_LEN;
+
+/// The ML-DSA-65 public key (FIPS 204 `pkEncode`) of the key pair made from `seed`.
+pub fn mldsa65_public_key(seed: &[u8]) -> Result<Vec<u8>> {
+    super::mldsa::public_key_of_seed(super::mldsa::ParamSet::MlDsa65, seed)
+}
+
+/// A pure ML-DSA-65 signature (hedged, empty context) of `message` under the key pair
+/// made from `seed`.
+pub fn mldsa65_sign(seed: &[u8], message: &[u8]) -> Result<Vec<u8>> {
+    super::mldsa::sign_with_seed(super::mldsa::ParamSet::MlDsa65, seed, &[], message)
+}
+
+/// Whether `signature` is a pure ML-DSA-65 signature (empty context) of `message` under
+/// the encoded public key `public`.
+pub fn mldsa65_verify(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    super::mldsa::verify_pure(super::mldsa::ParamSet::MlDsa65, public, &[], message, signature).is_ok()
+}
+
+/// An ML-DSA-65 public key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo with the
+/// FIPS 204 OID id-ml-dsa-65, 2.16.840.1.101.3.4.3.18, and no parameters).
+pub fn mldsa65_public_key_pem(public: &[u8]) -> Result<String> {
+    use p256::pkcs8::EncodePublicKey;
+    let encoded = ml_dsa::EncodedVerifyingKey::<ml_dsa::MlDsa65>::try_from(public)
+        .map_err(|_| Error::Integrity("not an ML-DSA-65 public key"))?;
+    let key = ml_dsa::VerifyingKey::<ml_dsa::MlDsa65>::decode(&encoded);
+    key.to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .map_err(|_| Error::Integrity("the ML-DSA-65 key does not encode"))
+}
+
 fn kdf_failed(e: &argon2::Error) -> Error {
     log::error!("argon2: {e}");
     Error::Internal(Internal::Kdf)
@@ -139,6 +170,27 @@ mod tests {
         assert_eq!(aes256_gcm_open(&key, &nonce, b"ad", &sealed).unwrap().as_slice(), b"secret");
         sealed[0] ^= 1;
         assert!(aes256_gcm_open(&key, &nonce, b"ad", &sealed).is_err());
+    }
+
+    #[test]
+    fn mldsa65_signs_verifies_and_encodes_with_the_fips_204_oid() {
+        let seed = [4u8; MLDSA65_SEED_LEN];
+        let public = mldsa65_public_key(&seed).unwrap();
+        assert_eq!(public.len(), 1952);
+        let mut sig = mldsa65_sign(&seed, b"checkpoint").unwrap();
+        assert!(mldsa65_verify(&public, b"checkpoint", &sig));
+        assert!(!mldsa65_verify(&public, b"checkpoinT", &sig));
+        sig[10] ^= 1;
+        assert!(!mldsa65_verify(&public, b"checkpoint", &sig));
+        assert!(!mldsa65_verify(&public[1..], b"checkpoint", &sig), "a short key is refused, not a panic");
+        let pem = mldsa65_public_key_pem(&public).unwrap();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+        // SEQUENCE { SEQUENCE { OID 2.16.840.1.101.3.4.3.18 } BIT STRING { 0 || pk } }
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = p256::pkcs8::der::Document::from_pem(&pem).map(|(_, d)| d.as_bytes().to_vec()).unwrap();
+        let oid = [0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x12];
+        assert_eq!(&der[4..17], &oid, "{body}");
+        assert_eq!(&der[der.len() - 1952..], public.as_slice());
     }
 
     // RFC 9106 §5.3's Argon2id vector needs secret and associated data, which the module

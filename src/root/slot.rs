@@ -7,6 +7,10 @@
 //! created on first initialization of the workspace, never afterwards — a missing root
 //! key for a workspace that has sealed state is an error, never a fresh key that would
 //! orphan every master key. A sealed blob is `version(1) || iv(12) || ciphertext||tag`.
+//!
+//! The root token also holds the audit log's checkpoint keys and head: an ECDSA P-256
+//! key pair it makes itself, and an ML-DSA-65 key whose seed the module makes and seals
+//! there (tokens such as SoftHSM2 cannot make ML-DSA keys; see [`SlotRoot::sign_checkpoint`]).
 
 use std::sync::Arc;
 
@@ -21,8 +25,9 @@ use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
 use super::Sealer;
-use crate::config::RootConfig;
+use crate::config::{CheckpointSignature as CheckpointAlgorithms, RootConfig};
 use crate::error::{Error, Internal, Result};
+use crate::store::audit::CheckpointSignature;
 
 const BLOB_V1: u8 = 1;
 const IV_LEN: usize = 12;
@@ -253,9 +258,26 @@ impl SlotRoot {
 }
 
 const AUDIT_KEY_LABEL: &[u8] = b"collabvault-audit";
+/// The AES key that seals the ML-DSA audit key's seed.
+const AUDIT_MLDSA_SEAL_LABEL: &[u8] = b"collabvault-audit-mldsa-seal";
+/// The data object holding the sealed ML-DSA seed.
+const AUDIT_MLDSA_SEED_LABEL: &[u8] = b"collabvault-audit-mldsa-seed";
+/// The data object holding the ML-DSA public key.
+const AUDIT_MLDSA_PUBLIC_LABEL: &[u8] = b"collabvault-audit-mldsa-public";
 const AUDIT_HEAD_LABEL: &[u8] = b"collabvault-audit-head";
 /// DER OID of P-256 (`CKA_EC_PARAMS`).
 const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// The AAD of the sealed ML-DSA seed: its purpose and its public key, so neither the
+/// blob nor the public key can be swapped for another.
+fn mldsa_seal_context(public: &[u8]) -> Vec<u8> {
+    let mut context = b"audit-mldsa-key".to_vec();
+    context.extend_from_slice(public);
+    context
+}
+
+/// A checkpoint's signatures: (ECDSA P-256, ML-DSA-65), each when configured.
+pub type Signed = (Option<CheckpointSignature>, Option<CheckpointSignature>);
 
 /// The latest checkpoint as the root token remembers it: (number, entry seq, entry hash).
 pub type Head = (i64, i64, Vec<u8>);
@@ -312,15 +334,31 @@ impl SlotRoot {
         Ok(if der.len() == 67 && der[0] == 0x04 && der[1] == 65 { der[2..].to_vec() } else { der })
     }
 
-    /// Signs a checkpoint message in the root token (ECDSA P-256 over its SHA-256):
-    /// the signature (r||s) and the public key that verifies it.
-    pub fn sign_checkpoint(&self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    /// Signs a checkpoint message with the configured checkpoint keys: ECDSA P-256 over
+    /// its SHA-256 inside the root token, ML-DSA-65 (pure, empty context) with the seed
+    /// the root token unseals. Each is the signature and the public key that verifies it.
+    pub fn sign_checkpoint(&self, message: &[u8], which: CheckpointAlgorithms) -> Result<Signed> {
         let digest = crate::mechanism::primitives::sha256(message);
         self.with_session(|session| {
-            let (private, public) = Self::audit_key(session)?;
-            let signature =
-                session.sign(&Mechanism::Ecdsa, private, &digest).map_err(pkcs11_err("signing a checkpoint"))?;
-            Ok((signature, public))
+            let ecdsa = match which.ecdsa() {
+                false => None,
+                true => {
+                    let (private, public_key) = Self::audit_key(session)?;
+                    let signature = session
+                        .sign(&Mechanism::Ecdsa, private, &digest)
+                        .map_err(pkcs11_err("signing a checkpoint"))?;
+                    Some(CheckpointSignature { signature, public_key })
+                }
+            };
+            let mldsa = match which.mldsa() {
+                false => None,
+                true => {
+                    let (seed, public_key) = self.mldsa_key(session)?;
+                    let signature = crate::mechanism::primitives::mldsa65_sign(&seed, message)?;
+                    Some(CheckpointSignature { signature, public_key })
+                }
+            };
+            Ok((ecdsa, mldsa))
         })
     }
 
@@ -332,6 +370,95 @@ impl SlotRoot {
             Some(public) => Self::public_point(session, public).map(Some),
             None => Ok(None),
         })
+    }
+
+    /// The ML-DSA-65 audit public key (FIPS 204 `pkEncode`) the root token holds, the
+    /// trust anchor of checkpoints' ML-DSA signatures. `None` before the first
+    /// checkpoint signed with ML-DSA made it.
+    pub fn audit_mldsa_public_key(&self) -> Result<Option<Vec<u8>>> {
+        self.with_session(|session| Self::data_value(session, AUDIT_MLDSA_PUBLIC_LABEL))
+    }
+
+    /// The value of the data object labelled `label`, if there is one.
+    fn data_value(session: &Session, label: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(object) = Self::find(session, ObjectClass::DATA, label)? else {
+            return Ok(None);
+        };
+        let value = session
+            .get_attributes(object, &[cryptoki::object::AttributeType::Value])
+            .map_err(pkcs11_err("reading an audit object in the root token"))?;
+        match value.into_iter().next() {
+            Some(Attribute::Value(v)) => Ok(Some(v)),
+            _ => Err(Error::Root(format!("{:?} in the root token has no value", String::from_utf8_lossy(label)))),
+        }
+    }
+
+    /// A private token data object labelled `label` holding `value`.
+    fn create_data(session: &Session, label: &[u8], value: Vec<u8>) -> Result<()> {
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Modifiable(false),
+                Attribute::Label(label.to_vec()),
+                Attribute::Value(value),
+            ])
+            .map_err(pkcs11_err("storing the ML-DSA audit key in the root token"))?;
+        Ok(())
+    }
+
+    /// The ML-DSA-65 audit key: (seed, public key). PKCS#11 tokens before 3.2, SoftHSM2
+    /// among them, cannot make ML-DSA keys, so on first use the module draws the 32-byte
+    /// seed and seals it (AES-256-GCM, the public key in the AAD) under an AES key made
+    /// in the root token; the sealed seed and the public key are kept as data objects
+    /// beside the ECDSA key pair, out of the store's reach. The seed is only ever in
+    /// memory unsealed, for one signature.
+    fn mldsa_key(&self, session: &Session) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+        let sealed = Self::data_value(session, AUDIT_MLDSA_SEED_LABEL)?;
+        let public = Self::data_value(session, AUDIT_MLDSA_PUBLIC_LABEL)?;
+        let seal_key = Self::find(session, ObjectClass::SECRET_KEY, AUDIT_MLDSA_SEAL_LABEL)?;
+        if let Some(key) = seal_key {
+            Self::check_key(session, key, AUDIT_MLDSA_SEAL_LABEL)?;
+        }
+        match (sealed, public, seal_key) {
+            (Some(sealed), Some(public), Some(key)) => {
+                let seed = unseal_in(session, key, &mldsa_seal_context(&public), &sealed)?;
+                if crate::mechanism::primitives::mldsa65_public_key(&seed)? != public {
+                    return Err(Error::Integrity("the ML-DSA audit public key does not match its sealed seed"));
+                }
+                Ok((seed, public))
+            }
+            (orphan, None, key) => {
+                if orphan.is_some() {
+                    // A seed sealed by a run that crashed before storing its public key
+                    // signed nothing (signing needs both): it is replaced.
+                    if let Some(object) = Self::find(session, ObjectClass::DATA, AUDIT_MLDSA_SEED_LABEL)? {
+                        session.destroy_object(object).map_err(pkcs11_err("replacing an orphaned ML-DSA seed"))?;
+                    }
+                }
+                let key = match key {
+                    Some(key) => key,
+                    None => self.create_labelled(session, AUDIT_MLDSA_SEAL_LABEL)?,
+                };
+                let mut seed = Zeroizing::new(vec![0u8; crate::mechanism::primitives::MLDSA65_SEED_LEN]);
+                crate::mechanism::primitives::fill_random(&mut seed)?;
+                let public = crate::mechanism::primitives::mldsa65_public_key(&seed)?;
+                let sealed = seal_in(session, key, &mldsa_seal_context(&public), &seed)?;
+                // The public key last: a crash before it leaves a sealed seed that
+                // signed nothing, which the next attempt replaces.
+                Self::create_data(session, AUDIT_MLDSA_SEED_LABEL, sealed)?;
+                Self::create_data(session, AUDIT_MLDSA_PUBLIC_LABEL, public.clone())?;
+                log::info!(
+                    "created the ML-DSA-65 audit signing key: the root token {:?} cannot make ML-DSA keys, so \
+                     the module made its seed and sealed it under a key in that token",
+                    self.token_label
+                );
+                Ok((seed, public))
+            }
+            // Never replace a key whose checkpoints may exist: they would all fail.
+            _ => Err(Error::Root("the ML-DSA audit signing key is incomplete in the root token".into())),
+        }
     }
 
     /// Every head object in the root token with its decoded value.
@@ -422,37 +549,47 @@ impl Sealer for WorkspaceRoot {
     }
 
     fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let mut iv = [0u8; IV_LEN];
-        crate::mechanism::primitives::fill_random(&mut iv)?;
-        let mut iv_param = iv;
-        let params = GcmParams::new(&mut iv_param, context, 128.into()).map_err(pkcs11_err("GCM parameters"))?;
-        let ct = self.slot.with_session(|s| {
-            s.encrypt(&Mechanism::AesGcm(params), self.key, plaintext).map_err(pkcs11_err("sealing in the root token"))
-        })?;
-        let mut blob = vec![BLOB_V1];
-        blob.extend_from_slice(&iv);
-        blob.extend_from_slice(&ct);
-        Ok(blob)
+        self.slot.with_session(|s| seal_in(s, self.key, context, plaintext))
     }
 
     fn unseal(&self, context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        if blob.len() < 1 + IV_LEN + 16 || blob[0] != BLOB_V1 {
-            return Err(Error::Integrity("root-sealed blob is malformed"));
-        }
-        let mut iv: [u8; IV_LEN] = blob[1..1 + IV_LEN].try_into().map_err(|_| Error::Integrity("root-sealed blob"))?;
-        let params = GcmParams::new(&mut iv, context, 128.into()).map_err(pkcs11_err("GCM parameters"))?;
-        self.slot.with_session(|s| match s.decrypt(&Mechanism::AesGcm(params), self.key, &blob[1 + IV_LEN..]) {
-            Ok(pt) => Ok(Zeroizing::new(pt)),
-            Err(cryptoki::error::Error::Pkcs11(RvError::EncryptedDataInvalid, _)) => {
-                Err(Error::Integrity("root-sealed blob does not open under the root key"))
-            }
-            Err(e) => Err(Error::Root(format!("unsealing in the root token: {e}"))),
-        })
+        self.slot.with_session(|s| unseal_in(s, self.key, context, blob))
     }
 
     fn mac(&self, _purpose: &[u8], _data: &[u8]) -> Result<[u8; 32]> {
         // The bare root key seals only the storage key; rows are MACed under the storage
         // key (`BoundRoot`), which someone holding only the root PIN does not have.
         Err(Error::Internal(Internal::BareRootMac))
+    }
+}
+
+/// Seals `plaintext` with AES-256-GCM under `key` in the root token, `context` as AAD:
+/// `version(1) || iv(12) || ciphertext||tag`.
+fn seal_in(session: &Session, key: ObjectHandle, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let mut iv = [0u8; IV_LEN];
+    crate::mechanism::primitives::fill_random(&mut iv)?;
+    let mut iv_param = iv;
+    let params = GcmParams::new(&mut iv_param, context, 128.into()).map_err(pkcs11_err("GCM parameters"))?;
+    let ct =
+        session.encrypt(&Mechanism::AesGcm(params), key, plaintext).map_err(pkcs11_err("sealing in the root token"))?;
+    let mut blob = vec![BLOB_V1];
+    blob.extend_from_slice(&iv);
+    blob.extend_from_slice(&ct);
+    Ok(blob)
+}
+
+/// Opens [`seal_in`]'s blob; one that does not open is an integrity failure.
+fn unseal_in(session: &Session, key: ObjectHandle, context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if blob.len() < 1 + IV_LEN + 16 || blob[0] != BLOB_V1 {
+        return Err(Error::Integrity("root-sealed blob is malformed"));
+    }
+    let mut iv: [u8; IV_LEN] = blob[1..1 + IV_LEN].try_into().map_err(|_| Error::Integrity("root-sealed blob"))?;
+    let params = GcmParams::new(&mut iv, context, 128.into()).map_err(pkcs11_err("GCM parameters"))?;
+    match session.decrypt(&Mechanism::AesGcm(params), key, &blob[1 + IV_LEN..]) {
+        Ok(pt) => Ok(Zeroizing::new(pt)),
+        Err(cryptoki::error::Error::Pkcs11(RvError::EncryptedDataInvalid, _)) => {
+            Err(Error::Integrity("root-sealed blob does not open under the root key"))
+        }
+        Err(e) => Err(Error::Root(format!("unsealing in the root token: {e}"))),
     }
 }

@@ -141,9 +141,20 @@ pub struct Checkpoint {
     pub entry_seq: i64,
     /// That entry's hash.
     pub entry_hash: Vec<u8>,
-    /// ECDSA P-256 over [`Checkpoint::message`] (r||s), made inside the root token.
+    /// ECDSA P-256 over the SHA-256 of [`Checkpoint::message`] (r||s), made inside the
+    /// root token, with the key's uncompressed point; `None` when not configured.
+    pub ecdsa: Option<CheckpointSignature>,
+    /// Pure ML-DSA-65 (FIPS 204, empty context) over [`Checkpoint::message`], with the
+    /// encoded public key; `None` when not configured, and in checkpoints made before it.
+    pub mldsa: Option<CheckpointSignature>,
+}
+
+/// One signature of a checkpoint and the public key that verifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointSignature {
+    /// The signature.
     pub signature: Vec<u8>,
-    /// The signing key's uncompressed point, for verifiers.
+    /// The public key, for verifiers (who compare it with the one the root token holds).
     pub public_key: Vec<u8>,
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, Sync, GENESIS};
+use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, CheckpointSignature, Sync, GENESIS};
 use super::batch::{BatchPolicy, Held};
 use super::{
     AppendHook, Backend, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, PinsMac,
@@ -179,6 +179,26 @@ const MIGRATIONS: &[&str] = &[
         reason    TEXT NOT NULL,
         set_at    INTEGER NOT NULL
     );",
+    // v10: post-quantum checkpoints: an ML-DSA-65 signature and its public key beside
+    // the ECDSA one, and either may be absent (`[audit] checkpoint_signature`), but not
+    // both. SQLite cannot drop a NOT NULL, so the table is rebuilt; older rows keep
+    // their ECDSA signatures and have no ML-DSA one.
+    "CREATE TABLE audit_checkpoints_v10 (
+        number           INTEGER PRIMARY KEY,
+        entry_seq        INTEGER NOT NULL,
+        entry_hash       BLOB NOT NULL,
+        signature        BLOB,
+        public_key       BLOB,
+        mldsa_signature  BLOB,
+        mldsa_public_key BLOB,
+        CHECK ((signature IS NULL) = (public_key IS NULL)),
+        CHECK ((mldsa_signature IS NULL) = (mldsa_public_key IS NULL)),
+        CHECK (signature IS NOT NULL OR mldsa_signature IS NOT NULL)
+    );
+    INSERT INTO audit_checkpoints_v10 (number, entry_seq, entry_hash, signature, public_key)
+        SELECT number, entry_seq, entry_hash, signature, public_key FROM audit_checkpoints;
+    DROP TABLE audit_checkpoints;
+    ALTER TABLE audit_checkpoints_v10 RENAME TO audit_checkpoints;",
 ];
 
 /// The store in one SQLite file.
@@ -1153,15 +1173,19 @@ impl Backend for SqliteStore {
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT number, entry_seq, entry_hash, signature, public_key FROM audit_checkpoints ORDER BY number",
+                "SELECT number, entry_seq, entry_hash, signature, public_key, mldsa_signature, mldsa_public_key
+                 FROM audit_checkpoints ORDER BY number",
             )?;
+            let signed = |signature: Option<Vec<u8>>, public_key: Option<Vec<u8>>| {
+                signature.zip(public_key).map(|(signature, public_key)| CheckpointSignature { signature, public_key })
+            };
             let rows = stmt.query_map([], |r| {
                 Ok(Checkpoint {
                     number: r.get(0)?,
                     entry_seq: r.get(1)?,
                     entry_hash: r.get(2)?,
-                    signature: r.get(3)?,
-                    public_key: r.get(4)?,
+                    ecdsa: signed(r.get(3)?, r.get(4)?),
+                    mldsa: signed(r.get(5)?, r.get(6)?),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -1181,9 +1205,18 @@ impl Backend for SqliteStore {
     fn add_checkpoint(&self, c: &Checkpoint) -> Result<()> {
         self.with_conn(|conn| {
             conn.execute(
-                "INSERT INTO audit_checkpoints (number, entry_seq, entry_hash, signature, public_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![c.number, c.entry_seq, c.entry_hash, c.signature, c.public_key],
+                "INSERT INTO audit_checkpoints
+                 (number, entry_seq, entry_hash, signature, public_key, mldsa_signature, mldsa_public_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    c.number,
+                    c.entry_seq,
+                    c.entry_hash,
+                    c.ecdsa.as_ref().map(|s| &s.signature),
+                    c.ecdsa.as_ref().map(|s| &s.public_key),
+                    c.mldsa.as_ref().map(|s| &s.signature),
+                    c.mldsa.as_ref().map(|s| &s.public_key),
+                ],
             )?;
             Ok(())
         })
@@ -1304,6 +1337,33 @@ mod tests {
         assert_eq!(old.sealed.as_deref(), Some(&[4u8, 5][..]));
         let next = ObjectRecord { generation: 1, ..old.clone() };
         assert_eq!(store.update_object(*id, 0, &next, &event()).expect("update"), Updated::Done);
+    }
+
+    #[test]
+    fn checkpoints_from_before_ml_dsa_migrate_with_their_ecdsa_signature_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = Connection::open(dir.path().join(STORE_FILE)).expect("open");
+            db.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)").expect("meta");
+            for sql in &MIGRATIONS[..9] {
+                db.execute_batch(sql).expect("old schema");
+            }
+            db.execute_batch(
+                "INSERT INTO meta VALUES ('schema_version', '9');
+                 INSERT INTO audit_checkpoints VALUES (1, 3, x'aa', x'0102', x'04ff');",
+            )
+            .expect("old checkpoint");
+        }
+        let store = SqliteStore::open(dir.path()).expect("migrate");
+        let ecdsa = CheckpointSignature { signature: vec![1, 2], public_key: vec![4, 0xff] };
+        let old = Checkpoint { number: 1, entry_seq: 3, entry_hash: vec![0xaa], ecdsa: Some(ecdsa), mldsa: None };
+        assert_eq!(store.checkpoints().expect("read"), vec![old.clone()]);
+        let mldsa = CheckpointSignature { signature: vec![5], public_key: vec![6] };
+        let pq = Checkpoint { number: 2, entry_seq: 4, ecdsa: None, mldsa: Some(mldsa), ..old.clone() };
+        store.add_checkpoint(&pq).expect("ML-DSA only");
+        let unsigned = Checkpoint { number: 3, ecdsa: None, mldsa: None, ..old.clone() };
+        assert!(store.add_checkpoint(&unsigned).is_err(), "a checkpoint without a signature is refused");
+        assert_eq!(store.checkpoints().expect("read"), vec![old, pq]);
     }
 
     #[test]

@@ -14,11 +14,12 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
+use collabvault_pkcs11::audit::checkpoint::TrustedKeys;
 use collabvault_pkcs11::audit::export::{json_line, Filter};
 use collabvault_pkcs11::audit::{self, checkpoint, Verdict};
 use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::root::slot::SlotRoot;
-use collabvault_pkcs11::store::audit::AuditRow;
+use collabvault_pkcs11::store::audit::{AuditRow, Checkpoint};
 use collabvault_pkcs11::store::sqlite::{SqliteStore, STORE_FILE};
 use collabvault_pkcs11::store::{Backend, Lifecycle, MasterRecord};
 
@@ -76,8 +77,8 @@ struct Checked {
 /// Every verdict `cvault` prints comes from here.
 ///
 /// The hash chain proves each entry unchanged and in its place. With a `[root]`, the
-/// signed checkpoints in the store must verify under the audit key the root token holds
-/// (a rewritten chain no longer has the hashes they signed), and the newest checkpoint
+/// signed checkpoints in the store must verify under the audit keys the root token holds,
+/// each signature a checkpoint carries (ECDSA P-256, ML-DSA-65) under its own (a rewritten chain no longer has the hashes they signed), and the newest checkpoint
 /// the root token remembers must still be in the store and the chain (a dropped tail or
 /// dropped checkpoints fall short of it). Without a root nothing outside the store vouches
 /// for its length, and the verdict says so by saying nothing more.
@@ -90,16 +91,26 @@ fn verify_log(config: &Config, store: &SqliteStore, rows: &[AuditRow]) -> Res<Ch
     };
     let root = SlotRoot::connect(root_config).map_err(unreachable)?;
     let head = root.head().map_err(unreachable)?;
-    let key = root.audit_public_key().map_err(unreachable)?;
+    let ecdsa = root.audit_public_key().map_err(unreachable)?;
+    let mldsa = root.audit_mldsa_public_key().map_err(unreachable)?;
     drop(root);
     let checkpoints = store.checkpoints().map_err(|e| Failure(format!("cannot read the checkpoints: {e}")))?;
-    // Without an audit key in the root token no checkpoint is genuine: an empty key
-    // matches none.
-    let verdict = checkpoint::verify_all(rows, &checkpoints, head.as_ref(), Some(key.as_deref().unwrap_or_default()));
+    // Without an audit key in the root token no signature by that algorithm is genuine:
+    // an empty key matches none.
+    let trusted = TrustedKeys {
+        ecdsa: Some(ecdsa.as_deref().unwrap_or_default()),
+        mldsa: Some(mldsa.as_deref().unwrap_or_default()),
+    };
+    let verdict = checkpoint::verify_all(rows, &checkpoints, head.as_ref(), &trusted);
+    let count = |f: fn(&Checkpoint) -> bool| checkpoints.iter().filter(|c| f(c)).count();
+    let (with_ecdsa, with_mldsa) = (count(|c| c.ecdsa.is_some()), count(|c| c.mldsa.is_some()));
     let basis = match &head {
         Some((_, seq, _)) => format!(
-            "{} signed checkpoint(s) verified with the root token's audit key, whose head is at entry {seq}",
-            checkpoints.len()
+            "{} signed checkpoint(s) ({with_ecdsa} {}, {with_mldsa} {}) verified with the root token's audit keys, \
+             whose head is at entry {seq}",
+            checkpoints.len(),
+            checkpoint::ECDSA,
+            checkpoint::MLDSA,
         ),
         None => "no checkpoint signed yet".to_string(),
     };
@@ -141,22 +152,30 @@ fn verify(config: &Config, as_json: bool) -> Res<ExitCode> {
     })
 }
 
-/// `cvault audit key`: the audit public key the root token holds, as PEM, for verifiers
-/// who check the checkpoints' signatures themselves.
+/// `cvault audit key`: the audit public keys the root token holds, as PEM
+/// (SubjectPublicKeyInfo: P-256, and ML-DSA-65 with OID 2.16.840.1.101.3.4.3.18), for
+/// verifiers who check the checkpoints' signatures themselves.
 fn key(config: &Config, as_json: bool) -> Res<ExitCode> {
     let Some(root_config) = &config.root else {
         return fail("there is no audit key: checkpoints are signed only with a [root] (an underlying token)");
     };
     let root = SlotRoot::connect(root_config).map_err(|e| Failure(format!("the root token is unreachable: {e}")))?;
-    let point = root.audit_public_key().map_err(|e| Failure(format!("cannot read the audit key: {e}")))?;
-    let Some(point) = point else {
+    let read = |e| Failure(format!("cannot read the audit key: {e}"));
+    let point = root.audit_public_key().map_err(read)?;
+    let mldsa = root.audit_mldsa_public_key().map_err(read)?;
+    drop(root);
+    if point.is_none() && mldsa.is_none() {
         return fail("the root token holds no audit key yet: the first checkpoint makes it");
-    };
-    let pem = checkpoint::public_key_pem(&point).map_err(|e| Failure(format!("the audit key is malformed: {e}")))?;
+    }
+    let malformed = |e| Failure(format!("the audit key is malformed: {e}"));
+    let ecdsa_pem = point.as_deref().map(checkpoint::public_key_pem).transpose().map_err(malformed)?;
+    let mldsa_pem = mldsa.as_deref().map(checkpoint::mldsa_public_key_pem).transpose().map_err(malformed)?;
     if as_json {
-        print_json(&json!({ "algorithm": "ECDSA P-256", "pem": pem }));
+        print_json(&json!({ "ecdsa_p256": ecdsa_pem, "ml_dsa_65": mldsa_pem }));
     } else {
-        print!("{pem}");
+        for pem in [ecdsa_pem, mldsa_pem].into_iter().flatten() {
+            print!("{pem}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -269,8 +269,9 @@ pub(crate) enum AuditCommand {
     /// logins, alerts, refusals.
     #[command(after_help = "Examples:\n  cvault audit report --workspace eng\n  cvault audit report --json")]
     Report,
-    /// The audit public key (PEM) that verifies the signed checkpoints.
-    #[command(after_help = "Example:\n  cvault audit key > audit-key.pem")]
+    /// The audit public keys (PEM: ECDSA P-256, then ML-DSA-65) that verify the signed
+    /// checkpoints.
+    #[command(after_help = "Examples:\n  cvault audit key > audit-keys.pem\n  cvault audit key --json")]
     Key,
 }
 
