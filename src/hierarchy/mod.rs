@@ -66,6 +66,11 @@ pub fn master_mac(root: &dyn Sealer, workspace: &str, m: &MasterRecord) -> Resul
         Some(why) => field(&[&[1u8][..], why.as_bytes()].concat()),
         None => field(&[0]),
     }
+    // Only an imported version has an origin: rows from before the column keep their MAC,
+    // and the length prefixes keep the two encodings apart.
+    if let Some(origin) = &m.origin {
+        field(origin.as_bytes());
+    }
     Ok(root.mac(b"master-key-row", &data)?.to_vec())
 }
 
@@ -174,6 +179,7 @@ pub fn new_master(
         sealed: Some(sealed),
         blocked: None,
         mac: None,
+        origin: None,
     };
     record.mac = Some(master_mac(root, workspace, &record)?);
     Ok((record, prepared))
@@ -384,6 +390,39 @@ impl Hierarchy {
         self.store.add_master(&self.workspace, &record, &self.mac_of(), &event)?;
         self.unsealed.lock().insert(next, key);
         log::info!("{}: master key rotated to v{next}", self.workspace);
+        Ok(next)
+    }
+
+    /// BYOK: makes the customer's `key` (32 bytes, unwrapped from an import key by the
+    /// caller) a new version, current as after a rotation, sealed as every version is
+    /// (under the KEK, then the root) with its `origin` in the row. A locked workspace is
+    /// refused before the quorum is asked, so a lock never uses up an approval; with a
+    /// quorum, an approved `import-key` request is used. Returns the new version.
+    pub fn import(&self, by: Caller<'_>, classification: &str, key: &[u8], origin: &str) -> Result<u32> {
+        if key.len() != 32 {
+            return Err(Error::WrappedKeyLenRange);
+        }
+        let kek = self.kek()?.map(|(_, k)| k);
+        self.quorum.require(quorum::IMPORT_KEY, by)?;
+        let next = self.versions()?.last().map_or(1, |m| m.version + 1);
+        let sealed = seal_master(self.root.as_ref(), kek.as_ref(), &self.workspace, next, key)?;
+        let prepared = Arc::new(GcmKey::new(key, record::TAG_LEN)?);
+        let mut row = MasterRecord {
+            version: next,
+            state: Lifecycle::Active,
+            created_at: now(),
+            classification: classification.to_string(),
+            sealed: Some(sealed),
+            blocked: None,
+            mac: None,
+            origin: Some(origin.to_string()),
+        };
+        row.mac = Some(master_mac(self.root.as_ref(), &self.workspace, &row)?);
+        let what = format!("wmk v{next} imported ({origin})");
+        let event = AuditEvent::by(&self.workspace, by, "CKM_CV_IMPORT_MASTER", Some(what));
+        self.store.add_master(&self.workspace, &row, &self.mac_of(), &event)?;
+        self.unsealed.lock().insert(next, prepared);
+        log::info!("{}: master key v{next} imported ({origin}); it is now the active version", self.workspace);
         Ok(next)
     }
 

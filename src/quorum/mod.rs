@@ -38,6 +38,9 @@ pub const INIT_TOKEN: &str = "init-token";
 /// The action that lifts a legal hold.
 pub const LIFT_HOLD: &str = "lift-hold";
 
+/// The action that imports a customer's key as a new master key version (BYOK).
+pub const IMPORT_KEY: &str = "import-key";
+
 /// The action that destroys master key `version`.
 pub fn destroy_action(version: u32) -> String {
     format!("destroy-v{version}")
