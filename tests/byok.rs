@@ -105,8 +105,7 @@ impl Setup {
             hsm.root_section(ROOT_LABEL)
         ));
         let pkcs11 = common::load();
-        let mut setup =
-            Setup { pkcs11: Some(pkcs11), api: common::raw::Api::load(), ws, _hsm: hsm, _serial: serial };
+        let mut setup = Setup { pkcs11: Some(pkcs11), api: common::raw::Api::load(), ws, _hsm: hsm, _serial: serial };
         let slot = setup.slot();
         setup.p().init_token(slot, &AuthPin::new(common::SO_PIN.into()), "byok").expect("C_InitToken");
         let so = setup.session(UserType::So, common::SO_PIN);
@@ -284,7 +283,8 @@ fn export_rsa_public(s: &Session, public: ObjectHandle, path: &Path) {
     let n = bytes_of(s, public, AttributeType::Modulus);
     let e = bytes_of(s, public, AttributeType::PublicExponent);
     let rsa_public_key = der(0x30, &[der_int(&n), der_int(&e)].concat());
-    let algorithm = der(0x30, &[der(0x06, &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]), vec![5, 0]].concat());
+    let algorithm =
+        der(0x30, &[der(0x06, &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]), vec![5, 0]].concat());
     let spki = der(0x30, &[algorithm, der(0x03, &[&[0u8][..], &rsa_public_key].concat())].concat());
     std::fs::write(path, spki).expect("write SPKI");
 }

@@ -513,3 +513,39 @@ impl Hierarchy {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::root::SoftRoot;
+
+    fn row(origin: Option<&str>) -> MasterRecord {
+        MasterRecord {
+            version: 2,
+            state: Lifecycle::Active,
+            created_at: 1_700_000_000,
+            classification: "internal".into(),
+            sealed: Some(vec![7; 40]),
+            blocked: None,
+            mac: None,
+            origin: origin.map(str::to_string),
+        }
+    }
+
+    /// A BYOK origin is covered by the row's MAC: removed, added or changed in the store
+    /// file, the row no longer verifies.
+    #[test]
+    fn the_origin_is_part_of_the_row_mac() {
+        let root = SoftRoot(Zeroizing::new([9; 32]));
+        let generated = master_mac(&root, "main", &row(None)).unwrap();
+        let rsa = master_mac(&root, "main", &row(Some("imported:rsa-oaep-sha256"))).unwrap();
+        let kem = master_mac(&root, "main", &row(Some("imported:ml-kem-768+aes-kwp"))).unwrap();
+        assert_ne!(generated, rsa);
+        assert_ne!(rsa, kem);
+        let mut stripped = row(Some("imported:rsa-oaep-sha256"));
+        stripped.mac = Some(rsa.clone());
+        assert!(verified(&root, "main", vec![stripped.clone()]).is_ok());
+        stripped.origin = None;
+        assert!(verified(&root, "main", vec![stripped]).is_err(), "an origin removed in the file");
+    }
+}

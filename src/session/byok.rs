@@ -40,7 +40,12 @@ pub fn import(
     let value = byok::open(&*key, wrapped)?;
     let hierarchy = ctx.token.hierarchy()?;
     let version = hierarchy.import(ctx.caller(), &ctx.token.classification, &value, scheme.origin())?;
-    log::info!("{}: {} imported a key as master key v{version} with {}", ctx.token.workspace, key.describe(), scheme.origin());
+    log::info!(
+        "{}: {} imported a key as master key v{version} with {}",
+        ctx.token.workspace,
+        key.describe(),
+        scheme.origin()
+    );
     Ok(ctx.app.handles.master_handle(ctx.slot(), Some(version)))
 }
 

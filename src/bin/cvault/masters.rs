@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::hierarchy::record;
 use collabvault_pkcs11::vendor::{
-    CKA_CV_BLOCKED, CKA_CV_CLASSIFICATION, CKA_CV_ORIGIN, CKA_CV_CREATED, CKA_CV_CURRENT, CKA_CV_KEY_VERSION, CKA_CV_LIFECYCLE,
-    CKA_CV_ROLE, CKA_CV_STORED_RECORDS, CKM_CV_REWRAP_RECORD, CKM_CV_ROTATE_MASTER, CV_ROLE_MASTER, CV_STATE_RETIRED,
+    CKA_CV_BLOCKED, CKA_CV_CLASSIFICATION, CKA_CV_CREATED, CKA_CV_CURRENT, CKA_CV_KEY_VERSION, CKA_CV_LIFECYCLE,
+    CKA_CV_ORIGIN, CKA_CV_ROLE, CKA_CV_STORED_RECORDS, CKM_CV_REWRAP_RECORD, CKM_CV_ROTATE_MASTER, CV_ROLE_MASTER,
+    CV_STATE_RETIRED,
 };
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
