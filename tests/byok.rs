@@ -6,7 +6,7 @@
 //! refusals (wrong length, bad padding, keys that are not import keys, no quorum
 //! approval, a locked workspace) and the audit entries.
 
-#![allow(unsafe_code, clippy::undocumented_unsafe_blocks, missing_docs)]
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks, clippy::unwrap_used, missing_docs)]
 
 mod common;
 
@@ -258,13 +258,13 @@ fn master(s: &Session, label: &str) -> ObjectHandle {
 
 fn der(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
-    if body.len() < 0x80 {
-        out.push(body.len() as u8);
-    } else {
-        let len = body.len().to_be_bytes();
-        let len: Vec<u8> = len.into_iter().skip_while(|b| *b == 0).collect();
-        out.push(0x80 | len.len() as u8);
-        out.extend(len);
+    match u8::try_from(body.len()) {
+        Ok(short) if short < 0x80 => out.push(short),
+        _ => {
+            let len: Vec<u8> = body.len().to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+            out.push(0x80 | u8::try_from(len.len()).expect("a length of lengths"));
+            out.extend(len);
+        }
     }
     out.extend_from_slice(body);
     out
