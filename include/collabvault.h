@@ -139,6 +139,20 @@
 /* CK_ULONG on master key objects: when the emergency window closes (Unix seconds; 0: none). */
 #define CKA_CV_EMERGENCY_EXPIRES 0xC356000FUL
 
+/* BYOK: imports a customer's 32-byte key as a new master key version (C_UnwrapKey). The
+ * unwrapping key is an import key: the private half of an RSA (3072 bits or more) or
+ * ML-KEM-768/1024 key pair made on the token (CKA_LOCAL, always sensitive, never
+ * extractable) whose CKA_ALLOWED_MECHANISMS is exactly { CKM_CV_IMPORT_MASTER }. The
+ * wrapped key: RSA-OAEP (SHA-256, MGF1-SHA-256, no label) of the key; or for ML-KEM the
+ * ciphertext followed by AES-256 key wrap with padding (RFC 5649) of the key under the
+ * shared secret. Needs an approved "import-key" request when the workspace has a quorum.
+ * Returns the new version's master key object; the previous version becomes
+ * decrypt-only. No parameter. */
+#define CKM_CV_IMPORT_MASTER 0xC3560007UL
+/* UTF-8 on master key objects: where the version's key came from: "generated", or
+ * "imported:rsa-oaep-sha256" / "imported:ml-kem-768+aes-kwp" / "imported:ml-kem-1024+aes-kwp". */
+#define CKA_CV_ORIGIN 0xC3560010UL
+
 /* ---- Values ---- */
 
 #define CV_ROLE_MASTER 1UL        /* workspace master key */

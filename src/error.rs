@@ -108,6 +108,9 @@ pub enum Error {
     UnwrappingKeyHandleInvalid,
     /// The unwrapping key is of the wrong type.
     UnwrappingKeyTypeInconsistent,
+    /// The unwrapping key is too small for the mechanism (a BYOK import key under 3072
+    /// bits, or ML-KEM-512).
+    UnwrappingKeySizeRange,
     /// The key to wrap may not be wrapped (`CKA_EXTRACTABLE` false).
     KeyUnextractable,
     /// The key to wrap cannot be wrapped with this mechanism (`CKA_WRAP_WITH_TRUSTED`, class).

@@ -137,6 +137,20 @@ pub const CKA_CV_LEGAL_HOLD: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0
 pub const CKA_CV_EMERGENCY_ACCESS: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x0E;
 /// When the emergency window closes, Unix seconds (`CK_ULONG`; 0: none open).
 pub const CKA_CV_EMERGENCY_EXPIRES: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x0F;
+/// BYOK import (`C_UnwrapKey`): a customer's 32-byte key, wrapped outside the token under
+/// an import key, becomes a new master key version (the active one; the previous one
+/// becomes decrypt-only), its origin recorded ([`CKA_CV_ORIGIN`]) and audited. The
+/// unwrapping key is the private half of an RSA (3072 bits or more) or ML-KEM-768/1024
+/// pair made on the token, always sensitive and never extractable, whose
+/// `CKA_ALLOWED_MECHANISMS` is exactly this mechanism. The wrapped key is RSA-OAEP
+/// (SHA-256, MGF1-SHA-256, empty label) of the key, or the ML-KEM ciphertext followed by
+/// the key under AES-256 key wrap with padding (RFC 5649) keyed by the shared secret
+/// (`doc/byok.md`). With a quorum, only with an approved `import-key` request. Returns
+/// the new version's master key object. No parameter.
+pub const CKM_CV_IMPORT_MASTER: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x07;
+/// Where a master key version's key came from (UTF-8, on master key objects, read-only):
+/// `generated`, or `imported:<how>` for a BYOK import ([`CKM_CV_IMPORT_MASTER`]).
+pub const CKA_CV_ORIGIN: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x10;
 
 /// `CKA_CV_ROLE`: a workspace master key.
 pub const CV_ROLE_MASTER: CK_ULONG = 1;
@@ -197,6 +211,8 @@ mod tests {
             ("CKA_CV_EMERGENCY_ACCESS", CKA_CV_EMERGENCY_ACCESS),
             ("CKA_CV_EMERGENCY_EXPIRES", CKA_CV_EMERGENCY_EXPIRES),
             ("CKA_CV_LEGAL_HOLD", CKA_CV_LEGAL_HOLD),
+            ("CKM_CV_IMPORT_MASTER", CKM_CV_IMPORT_MASTER),
+            ("CKA_CV_ORIGIN", CKA_CV_ORIGIN),
         ] {
             let line = format!("#define {name} 0x{value:08X}UL");
             assert!(header.contains(&line), "include/collabvault.h lacks `{line}`");

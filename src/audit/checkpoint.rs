@@ -36,6 +36,7 @@ use crate::store::{AppendHook, Backend};
 /// left to the count and time rules.
 const AT_ONCE: &[&str] = &[
     "CKM_CV_ROTATE_MASTER",
+    "CKM_CV_IMPORT_MASTER",
     "CKA_CV_LIFECYCLE",
     "CKA_CV_BLOCKED",
     "CKM_CV_REWRAP_STORED",

@@ -66,6 +66,11 @@ pub fn master_mac(root: &dyn Sealer, workspace: &str, m: &MasterRecord) -> Resul
         Some(why) => field(&[&[1u8][..], why.as_bytes()].concat()),
         None => field(&[0]),
     }
+    // Only an imported version has an origin: rows from before the column keep their MAC,
+    // and the length prefixes keep the two encodings apart.
+    if let Some(origin) = &m.origin {
+        field(origin.as_bytes());
+    }
     Ok(root.mac(b"master-key-row", &data)?.to_vec())
 }
 
@@ -174,6 +179,7 @@ pub fn new_master(
         sealed: Some(sealed),
         blocked: None,
         mac: None,
+        origin: None,
     };
     record.mac = Some(master_mac(root, workspace, &record)?);
     Ok((record, prepared))
@@ -406,6 +412,39 @@ impl Hierarchy {
         Ok(next)
     }
 
+    /// BYOK: makes the customer's `key` (32 bytes, unwrapped from an import key by the
+    /// caller) a new version, current as after a rotation, sealed as every version is
+    /// (under the KEK, then the root) with its `origin` in the row. A locked workspace is
+    /// refused before the quorum is asked, so a lock never uses up an approval; with a
+    /// quorum, an approved `import-key` request is used. Returns the new version.
+    pub fn import(&self, by: Caller<'_>, classification: &str, key: &[u8], origin: &str) -> Result<u32> {
+        if key.len() != 32 {
+            return Err(Error::WrappedKeyLenRange);
+        }
+        let kek = self.kek()?.map(|(_, k)| k);
+        self.quorum.require(quorum::IMPORT_KEY, by)?;
+        let next = self.versions()?.last().map_or(1, |m| m.version + 1);
+        let sealed = seal_master(self.root.as_ref(), kek.as_ref(), &self.workspace, next, key)?;
+        let prepared = Arc::new(GcmKey::new(key, record::TAG_LEN)?);
+        let mut row = MasterRecord {
+            version: next,
+            state: Lifecycle::Active,
+            created_at: now(),
+            classification: classification.to_string(),
+            sealed: Some(sealed),
+            blocked: None,
+            mac: None,
+            origin: Some(origin.to_string()),
+        };
+        row.mac = Some(master_mac(self.root.as_ref(), &self.workspace, &row)?);
+        let what = format!("wmk v{next} imported ({origin})");
+        let event = AuditEvent::by(&self.workspace, by, "CKM_CV_IMPORT_MASTER", Some(what));
+        self.store.add_master(&self.workspace, &row, &self.mac_of(), &event)?;
+        self.unsealed.lock().insert(next, prepared);
+        log::info!("{}: master key v{next} imported ({origin}); it is now the active version", self.workspace);
+        Ok(next)
+    }
+
     /// Moves every stored record to the active version, `batch` per transaction, calling
     /// `progress(done so far, target version)` after each; returns how many moved.
     pub fn rewrap_stored(&self, batch: usize, progress: &mut dyn FnMut(usize, u32)) -> Result<usize> {
@@ -491,5 +530,41 @@ impl Hierarchy {
         self.unsealed.lock().remove(&version);
         log::info!("{}: master key v{version} is now {state:?}", self.workspace);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::root::SoftRoot;
+
+    fn row(origin: Option<&str>) -> MasterRecord {
+        MasterRecord {
+            version: 2,
+            state: Lifecycle::Active,
+            created_at: 1_700_000_000,
+            classification: "internal".into(),
+            sealed: Some(vec![7; 40]),
+            blocked: None,
+            mac: None,
+            origin: origin.map(str::to_string),
+        }
+    }
+
+    /// A BYOK origin is covered by the row's MAC: removed, added or changed in the store
+    /// file, the row no longer verifies.
+    #[test]
+    fn the_origin_is_part_of_the_row_mac() {
+        let root = SoftRoot(Zeroizing::new([9; 32]));
+        let generated = master_mac(&root, "main", &row(None)).unwrap();
+        let rsa = master_mac(&root, "main", &row(Some("imported:rsa-oaep-sha256"))).unwrap();
+        let kem = master_mac(&root, "main", &row(Some("imported:ml-kem-768+aes-kwp"))).unwrap();
+        assert_ne!(generated, rsa);
+        assert_ne!(rsa, kem);
+        let mut stripped = row(Some("imported:rsa-oaep-sha256"));
+        stripped.mac = Some(rsa.clone());
+        assert!(verified(&root, "main", vec![stripped.clone()]).is_ok());
+        stripped.origin = None;
+        assert!(verified(&root, "main", vec![stripped]).is_err(), "an origin removed in the file");
     }
 }

@@ -15,6 +15,7 @@ pub mod aes_derive;
 pub mod aes_gcm;
 pub mod aes_kw;
 pub mod backend;
+pub mod byok;
 pub mod concat;
 pub mod ec;
 pub mod ecdh;
@@ -216,6 +217,9 @@ pub enum Mechanism {
     CvQuorumSplit,
     /// `CKM_CV_SHARE_RECORD`: a share record to a recipient's X-Wing public key.
     CvShareRecord,
+    /// `CKM_CV_IMPORT_MASTER`: a customer's key, wrapped under an import key, becomes a
+    /// new master key version (BYOK).
+    CvImportMaster,
 }
 
 impl Mechanism {
@@ -276,6 +280,7 @@ impl Mechanism {
             Mechanism::CvRewrapStored => crate::vendor::CKM_CV_REWRAP_STORED,
             Mechanism::CvQuorumSplit => crate::vendor::CKM_CV_QUORUM_SPLIT,
             Mechanism::CvShareRecord => crate::vendor::CKM_CV_SHARE_RECORD,
+            Mechanism::CvImportMaster => crate::vendor::CKM_CV_IMPORT_MASTER,
         }
     }
 
@@ -344,6 +349,7 @@ impl Mechanism {
             crate::vendor::CKM_CV_REWRAP_STORED => Mechanism::CvRewrapStored,
             crate::vendor::CKM_CV_QUORUM_SPLIT => Mechanism::CvQuorumSplit,
             crate::vendor::CKM_CV_SHARE_RECORD => Mechanism::CvShareRecord,
+            crate::vendor::CKM_CV_IMPORT_MASTER => Mechanism::CvImportMaster,
             _ => {
                 if let Some(h) = HashAlg::from_digest_mech(ty) {
                     Mechanism::Digest(h)

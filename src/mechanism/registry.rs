@@ -442,6 +442,7 @@ pub fn registry() -> impl Iterator<Item = &'static MechEntry> {
         xwing::ENTRIES,
         hybrid_kem::ENTRIES,
         records::ENTRIES,
+        byok::ENTRIES,
     ]
     .into_iter()
     .flatten()

@@ -220,6 +220,7 @@ pub static TABLE: &[Row] = &[
     row(crate::vendor::CKA_CV_CURRENT, KEYS, K::Bool, Rules::TOKEN_SET, D::None),
     row(crate::vendor::CKA_CV_BLOCKED, KEYS, K::Bool, Rules::TOKEN_SET, D::None),
     row(crate::vendor::CKA_CV_STORED_RECORDS, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_ORIGIN, KEYS, K::Bytes, Rules::TOKEN_SET, D::None),
     // The quorum's (src/session/quorum.rs): read on master key objects, and the
     // template of CKM_CV_QUORUM_SPLIT.
     row(crate::vendor::CKA_CV_THRESHOLD, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),

@@ -44,6 +44,9 @@ pub fn emergency_action(name: &str) -> String {
     format!("emergency-access:{name}")
 }
 
+/// The action that imports a customer's key as a new master key version (BYOK).
+pub const IMPORT_KEY: &str = "import-key";
+
 /// The action that destroys master key `version`.
 pub fn destroy_action(version: u32) -> String {
     format!("destroy-v{version}")

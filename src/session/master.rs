@@ -31,6 +31,9 @@ fn label(version: Option<u32>) -> String {
 pub(super) fn object(workspace: &str, m: &MasterRecord, current: bool) -> Object {
     let version = if current { None } else { Some(m.version) };
     let created = CK_ULONG::try_from(m.created_at).unwrap_or(0);
+    // An imported version's key was known outside the token: not local, not always
+    // sensitive, not never-extractable, and made by no mechanism here.
+    let local = m.origin.is_none();
     let unique = match version {
         None => format!("wmk:{workspace}:current"),
         Some(v) => format!("wmk:{workspace}:v{v}"),
@@ -49,10 +52,10 @@ pub(super) fn object(workspace: &str, m: &MasterRecord, current: bool) -> Object
         Attr::bool(CKA_DESTROYABLE, false),
         Attr::bool(CKA_SENSITIVE, true),
         Attr::bool(CKA_EXTRACTABLE, false),
-        Attr::bool(CKA_ALWAYS_SENSITIVE, true),
-        Attr::bool(CKA_NEVER_EXTRACTABLE, true),
-        Attr::bool(CKA_LOCAL, true),
-        Attr::ulong(CKA_KEY_GEN_MECHANISM, CKM_CV_ROTATE_MASTER),
+        Attr::bool(CKA_ALWAYS_SENSITIVE, local),
+        Attr::bool(CKA_NEVER_EXTRACTABLE, local),
+        Attr::bool(CKA_LOCAL, local),
+        Attr::ulong(CKA_KEY_GEN_MECHANISM, if local { CKM_CV_ROTATE_MASTER } else { CK_UNAVAILABLE_INFORMATION }),
         Attr::bool(CKA_ENCRYPT, false),
         Attr::bool(CKA_DECRYPT, false),
         Attr::bool(CKA_SIGN, false),
@@ -67,6 +70,7 @@ pub(super) fn object(workspace: &str, m: &MasterRecord, current: bool) -> Object
         Attr::new(CKA_CV_CLASSIFICATION, m.classification.clone()),
         Attr::bool(CKA_CV_CURRENT, current),
         Attr::bool(CKA_CV_BLOCKED, m.blocked.is_some()),
+        Attr::new(CKA_CV_ORIGIN, m.origin.as_deref().unwrap_or("generated")),
     ])
 }
 

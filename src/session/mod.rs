@@ -6,6 +6,7 @@
 //! Each session sits behind its own lock, so two threads with two sessions never wait on
 //! each other; the table lock is held only to look a session up.
 
+pub mod byok;
 pub mod cipher;
 pub mod derive;
 pub mod digest;

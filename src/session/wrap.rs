@@ -78,6 +78,9 @@ pub fn unwrap_key(
     if *m == Mechanism::CvShareRecord {
         return super::records::open_share(ctx, unwrapping, wrapped, template, &[]);
     }
+    if *m == Mechanism::CvImportMaster {
+        return super::byok::import(ctx, unwrapping, wrapped, template);
+    }
     let row = registry::row(m.ty())?;
     let wrap = row.op(|o| o.wrap)?;
     check_transport_allowed(ctx, m, "C_UnwrapKey")?;

@@ -156,6 +156,9 @@ pub struct MasterRecord {
     /// MAC over every other field and the workspace (`hierarchy::master_mac`); `None`
     /// only in a row written before the MAC existed.
     pub mac: Option<Vec<u8>>,
+    /// Where the key came from when not made by the module (`None`: generated): a BYOK
+    /// import's `imported:<how>` (`CKA_CV_ORIGIN`).
+    pub origin: Option<String>,
 }
 
 /// A token object as stored: index columns in the clear, other attributes encoded, and

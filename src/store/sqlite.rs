@@ -199,6 +199,8 @@ const MIGRATIONS: &[&str] = &[
         SELECT number, entry_seq, entry_hash, signature, public_key FROM audit_checkpoints;
     DROP TABLE audit_checkpoints;
     ALTER TABLE audit_checkpoints_v10 RENAME TO audit_checkpoints;",
+    // v11: where a master key version came from (BYOK import); NULL: generated here.
+    "ALTER TABLE master_keys ADD COLUMN origin TEXT;",
 ];
 
 /// The store in one SQLite file.
@@ -571,14 +573,24 @@ fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<i64> {
 
 fn insert_master(tx: &Transaction<'_>, workspace: &str, m: &MasterRecord) -> Result<()> {
     tx.execute(
-        "INSERT INTO master_keys (workspace, version, state, created_at, classification, sealed, blocked, mac)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![workspace, m.version, m.state.code(), m.created_at, m.classification, m.sealed, m.blocked, m.mac],
+        "INSERT INTO master_keys (workspace, version, state, created_at, classification, sealed, blocked, mac, origin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            workspace,
+            m.version,
+            m.state.code(),
+            m.created_at,
+            m.classification,
+            m.sealed,
+            m.blocked,
+            m.mac,
+            m.origin
+        ],
     )?;
     Ok(())
 }
 
-const MASTER_COLUMNS: &str = "version, state, created_at, classification, sealed, blocked, mac";
+const MASTER_COLUMNS: &str = "version, state, created_at, classification, sealed, blocked, mac, origin";
 
 fn read_masters(conn: &Connection, workspace: &str, version: Option<u32>) -> Result<Vec<MasterRecord>> {
     let mut stmt = conn.prepare_cached(&format!(
@@ -586,13 +598,13 @@ fn read_masters(conn: &Connection, workspace: &str, version: Option<u32>) -> Res
          ORDER BY version"
     ))?;
     let rows = stmt.query_map(params![workspace, version], |r| {
-        Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
     })?;
     rows.map(|row| {
-        let (version, state, created_at, classification, sealed, blocked, mac) = row?;
+        let (version, state, created_at, classification, sealed, blocked, mac, origin) = row?;
         let state = Lifecycle::from_code(state)
             .ok_or_else(|| Error::Store(format!("master key v{version} has unknown state {state}")))?;
-        Ok(MasterRecord { version, state, created_at, classification, sealed, blocked, mac })
+        Ok(MasterRecord { version, state, created_at, classification, sealed, blocked, mac, origin })
     })
     .collect()
 }
@@ -1489,6 +1501,7 @@ mod tests {
             sealed: Some(vec![1]),
             blocked: None,
             mac: Some(vec![2]),
+            origin: None,
         };
         let init = TokenInit { label: "new", so_pin: b"so", sealed_storage_key: None, first_master: &master };
         store.init_token("ws", &init, &event()).expect("init");
@@ -1510,6 +1523,7 @@ mod tests {
             sealed: Some(version.to_be_bytes().to_vec()),
             blocked: None,
             mac: None,
+            origin: None,
         };
         // A stand-in MAC that shows what it covered.
         let mac = |m: &MasterRecord| Ok(vec![m.state.code().to_be_bytes()[7], u8::from(m.sealed.is_some())]);
@@ -1539,6 +1553,7 @@ mod tests {
             sealed: Some(secret.clone()),
             blocked: None,
             mac: None,
+            origin: None,
         };
         let init = TokenInit { label: "l", so_pin: b"so", sealed_storage_key: None, first_master: &master };
         store.init_token("ws", &init, &event()).expect("init");

@@ -9,7 +9,8 @@ use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::hierarchy::record;
 use collabvault_pkcs11::vendor::{
     CKA_CV_BLOCKED, CKA_CV_CLASSIFICATION, CKA_CV_CREATED, CKA_CV_CURRENT, CKA_CV_KEY_VERSION, CKA_CV_LIFECYCLE,
-    CKA_CV_ROLE, CKA_CV_STORED_RECORDS, CKM_CV_REWRAP_RECORD, CKM_CV_ROTATE_MASTER, CV_ROLE_MASTER, CV_STATE_RETIRED,
+    CKA_CV_ORIGIN, CKA_CV_ROLE, CKA_CV_STORED_RECORDS, CKM_CV_REWRAP_RECORD, CKM_CV_ROTATE_MASTER, CV_ROLE_MASTER,
+    CV_STATE_RETIRED,
 };
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -33,6 +34,8 @@ struct Version {
     /// DEKs the module's own store keeps under this version.
     stored: CK_ULONG,
     blocked: bool,
+    /// `generated`, or how a BYOK import brought the key (`CKA_CV_ORIGIN`).
+    origin: String,
 }
 
 impl Version {
@@ -61,6 +64,7 @@ impl Version {
             "classification": self.classification,
             "stored_deks": self.stored,
             "blocked": self.blocked,
+            "origin": self.origin,
         })
     }
 }
@@ -88,9 +92,18 @@ fn read_version(s: &Session, h: ObjectHandle) -> Res<Version> {
         CKA_CV_CLASSIFICATION,
         CKA_CV_STORED_RECORDS,
         CKA_CV_BLOCKED,
+        CKA_CV_ORIGIN,
     ];
     let types: Vec<AttributeType> = wanted.iter().map(|t| AttributeType::VendorDefined(*t)).collect();
-    let mut v = Version { number: 0, state: 0, created: 0, classification: String::new(), stored: 0, blocked: false };
+    let mut v = Version {
+        number: 0,
+        state: 0,
+        created: 0,
+        classification: String::new(),
+        stored: 0,
+        blocked: false,
+        origin: String::new(),
+    };
     for attr in s.get_attributes(h, &types)? {
         let Attribute::VendorDefined((AttributeType::VendorDefined(ty), bytes)) = attr else { continue };
         match ty {
@@ -101,6 +114,7 @@ fn read_version(s: &Session, h: ObjectHandle) -> Res<Version> {
             CKA_CV_CREATED => v.created = as_ulong(&bytes)?,
             CKA_CV_STORED_RECORDS => v.stored = as_ulong(&bytes)?,
             CKA_CV_BLOCKED => v.blocked = bytes.first().is_some_and(|b| *b != 0),
+            CKA_CV_ORIGIN => v.origin = String::from_utf8_lossy(&bytes).into_owned(),
             _ => v.classification = String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
@@ -257,8 +271,9 @@ pub(crate) fn cmd_list(t: &Tool) -> Res<()> {
         println!("  {:<8} {:<13} {:<11} {:<14} {:>11}", "version", "state", "created", "classification", "stored DEKs");
         for (_, v) in all {
             let blocked = if v.blocked { "  BLOCKED by an audit alert" } else { "" };
+            let imported = if v.origin == "generated" { String::new() } else { format!("  {}", v.origin) };
             println!(
-                "  v{:<7} {:<13} {:<11} {:<14} {:>11}{blocked}",
+                "  v{:<7} {:<13} {:<11} {:<14} {:>11}{blocked}{imported}",
                 v.number,
                 v.state_name(),
                 date(v.created),
