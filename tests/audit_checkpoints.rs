@@ -319,7 +319,8 @@ fn a_tampered_or_replaced_ml_dsa_public_key_is_caught() {
 #[test]
 fn a_store_from_before_ml_dsa_checkpoints_still_verifies() {
     // Checkpoints made with ECDSA only, then the store put back to the schema before
-    // ML-DSA (v9, NOT NULL signature columns): cvault migrates it and it verifies.
+    // ML-DSA (v9: NOT NULL signature columns, no master key origin): cvault migrates it
+    // and it verifies.
     let (ws, _hsm, _serial) = audited_run_with(20, "checkpoint_signature = \"ecdsa-p256\"\n");
     let db = rusqlite::Connection::open(ws.store_file()).expect("db");
     db.execute_batch(
@@ -328,6 +329,7 @@ fn a_store_from_before_ml_dsa_checkpoints_still_verifies() {
          INSERT INTO old SELECT number, entry_seq, entry_hash, signature, public_key FROM audit_checkpoints;
          DROP TABLE audit_checkpoints;
          ALTER TABLE old RENAME TO audit_checkpoints;
+         ALTER TABLE master_keys DROP COLUMN origin;
          UPDATE meta SET value = '9' WHERE key = 'schema_version';",
     )
     .expect("back to v9");
