@@ -38,7 +38,9 @@ class Token:
         self.call("C_Login", self.session, ULONG(CKU_USER), pin.encode(), ULONG(len(pin)))
 
     def rv(self, name, *args):
-        return getattr(self.lib, name)(*args)
+        f = getattr(self.lib, name)
+        f.restype = ULONG  # CK_RV is unsigned: vendor codes have the top bit set
+        return f(*args)
 
     def call(self, name, *args):
         rv = self.rv(name, *args)

@@ -20,7 +20,8 @@
 #   9. adds a second workspace and shares one document's DEK with it as a share record;
 #  10. splits engineering's key-encryption key 2-of-3 among custodians: the master keys stay
 #      locked until two approve, a destroy is refused until the quorum approves its own
-#      request, and a lock stops every process at once.
+#      request, a customer's own key (wrapped by openssl) is imported with the quorum's
+#      approval, and a lock stops every process at once.
 #
 # Every step says what happened in plain words; any failure stops the demo with a
 # non-zero exit. Everything lives in a temp dir removed on exit.
@@ -284,6 +285,23 @@ request=$("$BIN/cvault" quorum status --workspace engineering --json |
 cvault quorum approve --workspace engineering --request "$request" --custodian alice --custodian carol
 cvault master destroy --workspace engineering --version "$old"
 echo "-> approved by two custodians, used once: v$old is destroyed"
+
+say "bring your own key: a customer's key, wrapped by openssl, becomes the active master key"
+echo "The token makes an RSA-3072 import key (usable only for CKM_CV_IMPORT_MASTER, never"
+echo "extractable); the customer wraps a key of their own to its public half with openssl:"
+run python3 conformance/byok.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" keygen rsa "$WORK/import.pem"
+run openssl rand -out "$WORK/customer.key" 32
+run openssl pkeyutl -encrypt -pubin -inkey "$WORK/import.pem" -pkeyopt rsa_padding_mode:oaep \
+    -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 -in "$WORK/customer.key" -out "$WORK/customer.wrapped"
+run python3 conformance/byok.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" refuse rsa "$WORK/customer.wrapped" c3560002
+echo "-> the import needs the quorum too (CKR_CV_QUORUM_REQUIRED opened the import-key request)"
+request=$("$BIN/cvault" quorum status --workspace engineering --json |
+    python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)[0]["open_requests"] if r["action"]=="import-key"][0])')
+cvault quorum approve --workspace engineering --request "$request" --custodian bob --custodian carol
+run python3 conformance/byok.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" import rsa "$WORK/customer.wrapped"
+run python3 conformance/byok.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" opens "$WORK/customer.key"
+echo "-> a wrap record made under the imported version opens with the customer's own key:"
+echo "   the module holds exactly the key the customer made, and its origin is recorded"
 
 say "lock: every process loses the master keys at once"
 cvault lock --workspace engineering
