@@ -9,23 +9,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CLIENT=audit-pq
 need_tool tools python3 softhsm2-util || exit 0
 fresh_workspace
-CVAULT=$(dirname "$MODULE")/cvault
-export SOFTHSM2_CONF=$WORK/softhsm2.conf CV_ROOT_PIN=root-pin-2468
-mkdir -p "$WORK/tokens"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$WORK/tokens" >"$SOFTHSM2_CONF"
-softhsm2-util --init-token --free --label cv-root --so-pin root-so-1357 --pin "$CV_ROOT_PIN" >/dev/null
-cat >"$COLLABVAULT_CONF" <<TOML
-store_dir = "$WORK/store"
-log_level = "info"
-log_file = "$WORK/module.log"
-[root]
-module = "${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
-token_label = "cv-root"
-pin_env = "CV_ROOT_PIN"
-[[workspace]]
-name = "conformance"
-TOML
-export COLLABVAULT_MODULE=$MODULE CV_SO_PIN=$SO_PIN CV_USER_PIN=$USER_PIN
+hsm_root_workspace
 check token-init "$CVAULT" token init --workspace conformance --label conformance
 expect_output module-log-says-why 'cannot make ML-DSA keys' cat "$WORK/module.log"
 expect_output verify-counts-both '^intact: .*\(([1-9][0-9]*) ECDSA P-256, \1 ML-DSA-65\) verified' "$CVAULT" audit verify

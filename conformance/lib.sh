@@ -72,6 +72,30 @@ label = "conformance"
 TOML
 }
 
+# hsm_root_workspace [TOML]: after fresh_workspace, a SoftHSM2 token of this client's own
+# (private SOFTHSM2_CONF in $WORK) as the module's [root], TOML appended before the
+# workspace; the cvault beside the module in $CVAULT, and the PINs it reads exported.
+hsm_root_workspace() {
+    export SOFTHSM2_CONF=$WORK/softhsm2.conf CV_ROOT_PIN=root-pin-2468
+    mkdir -p "$WORK/tokens"
+    printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$WORK/tokens" >"$SOFTHSM2_CONF"
+    softhsm2-util --init-token --free --label cv-root --so-pin root-so-1357 --pin "$CV_ROOT_PIN" >/dev/null
+    cat >"$COLLABVAULT_CONF" <<TOML
+store_dir = "$WORK/store"
+log_level = "info"
+log_file = "$WORK/module.log"
+[root]
+module = "${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
+token_label = "cv-root"
+pin_env = "CV_ROOT_PIN"
+${1:-}
+[[workspace]]
+name = "conformance"
+TOML
+    CVAULT=$(dirname "$MODULE")/cvault
+    export COLLABVAULT_MODULE=$MODULE CV_SO_PIN=$SO_PIN CV_USER_PIN=$USER_PIN
+}
+
 # check CASE CMD...: runs CMD quietly; its output is shown only when it fails.
 check() {
     local case=$1

@@ -7,25 +7,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CLIENT=quorum
 need_tool tools python3 softhsm2-util || exit 0
 fresh_workspace
-CVAULT=$(dirname "$MODULE")/cvault
-export SOFTHSM2_CONF=$WORK/softhsm2.conf CV_ROOT_PIN=root-pin-2468
-mkdir -p "$WORK/tokens"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$WORK/tokens" >"$SOFTHSM2_CONF"
-softhsm2-util --init-token --free --label cv-root --so-pin root-so-1357 --pin "$CV_ROOT_PIN" >/dev/null
-cat >"$COLLABVAULT_CONF" <<TOML
-store_dir = "$WORK/store"
-log_level = "info"
-log_file = "$WORK/module.log"
-[root]
-module = "${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
-token_label = "cv-root"
-pin_env = "CV_ROOT_PIN"
-[quorum]
-unlock_hours = 1
-[[workspace]]
-name = "conformance"
-TOML
-export COLLABVAULT_MODULE=$MODULE CV_SO_PIN=$SO_PIN CV_USER_PIN=$USER_PIN
+hsm_root_workspace "$(printf '[quorum]\nunlock_hours = 1')"
 export CV_CUSTODIAN_ALICE="alice passphrase 1" CV_CUSTODIAN_BOB="bob passphrase 22"
 export CV_CUSTODIAN_CAROL="carol passphrase 333"
 check token-init "$CVAULT" token init --workspace conformance --label conformance
