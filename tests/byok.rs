@@ -15,12 +15,8 @@ use std::process::Command;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use collabvault_pkcs11::quorum::custodian;
 use collabvault_pkcs11::store::Backend;
-use common::hsm::{Hsm, ROOT_LABEL};
-use cryptoki::context::Pkcs11;
-use cryptoki::error::Rv;
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use common::quorum::{rv_among, vendor, Setup};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, MlKemParameterSetType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
@@ -28,171 +24,34 @@ use cryptoki::types::{AuthPin, Ulong};
 use cryptoki_sys::*;
 
 const CKM_CV_WRAP_RECORD: CK_ULONG = 0xC356_0001;
-const CKM_CV_QUORUM_SPLIT: CK_ULONG = 0xC356_0006;
 const CKM_CV_IMPORT_MASTER: CK_ULONG = 0xC356_0007;
 const CKA_CV_KEY_VERSION: CK_ULONG = 0xC356_0002;
 const CKA_CV_LIFECYCLE: CK_ULONG = 0xC356_0003;
-const CKA_CV_THRESHOLD: CK_ULONG = 0xC356_0009;
-const CKA_CV_CUSTODIANS: CK_ULONG = 0xC356_000A;
 const CKA_CV_LOCKED: CK_ULONG = 0xC356_000B;
 const CKA_CV_ORIGIN: CK_ULONG = 0xC356_0010;
-const CKU_CV_CUSTODIAN: CK_ULONG = 0xC356_0001;
 const CKR_CV_LOCKED: CK_RV = 0xC356_0001;
 const CKR_CV_QUORUM_REQUIRED: CK_RV = 0xC356_0002;
 
-const CUSTODIANS: [(&str, &str); 3] =
-    [("alice", "alice passphrase 1"), ("bob", "bob passphrase 22"), ("carol", "carol passphrase 333")];
-
-fn vendor(ty: CK_ULONG) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        MechanismType::new_vendor_defined(ty).expect("vendor range"),
-        None,
-    ))
-}
-
-fn ulong_attr(ty: CK_ULONG, v: CK_ULONG) -> Attribute {
-    Attribute::VendorDefined((AttributeType::VendorDefined(ty), v.to_ne_bytes().to_vec()))
-}
-
 /// The return code of a call, as a `CK_RV` among those these tests expect.
 fn rv_of<T>(r: cryptoki::error::Result<T>) -> CK_RV {
-    let rv = match r {
-        Ok(_) => return CKR_OK,
-        Err(cryptoki::error::Error::Pkcs11(rv, _)) => rv,
-        Err(e) => panic!("not a PKCS#11 error: {e}"),
-    };
-    let known = [
-        CKR_CV_LOCKED,
-        CKR_CV_QUORUM_REQUIRED,
-        CKR_WRAPPED_KEY_LEN_RANGE,
-        CKR_WRAPPED_KEY_INVALID,
-        CKR_KEY_FUNCTION_NOT_PERMITTED,
-        CKR_UNWRAPPING_KEY_SIZE_RANGE,
-        CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
-        CKR_TEMPLATE_INCONSISTENT,
-        CKR_MECHANISM_INVALID,
-        CKR_USER_NOT_LOGGED_IN,
-        CKR_SESSION_READ_ONLY,
-        CKR_DEVICE_ERROR,
-        CKR_GENERAL_ERROR,
-    ];
-    known.into_iter().find(|c| Rv::from(*c) == Rv::Error(rv)).unwrap_or_else(|| panic!("unexpected {rv:?}"))
-}
-
-struct Setup {
-    pkcs11: Option<Pkcs11>,
-    api: common::raw::Api,
-    ws: common::Workspace,
-    _hsm: Hsm,
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        if let Some(p) = self.pkcs11.take() {
-            let _ = p.finalize();
-        }
-    }
-}
-
-impl Setup {
-    /// An HSM-rooted token with its user PIN set, and `[quorum]` as given.
-    fn new(quorum: &str) -> Setup {
-        let serial = common::lock();
-        let hsm = Hsm::new();
-        let ws = common::Workspace::with_config_body(&format!(
-            "{}[quorum]\n{quorum}\n[[workspace]]\nname = \"main\"\n",
-            hsm.root_section(ROOT_LABEL)
-        ));
-        let pkcs11 = common::load();
-        let mut setup = Setup { pkcs11: Some(pkcs11), api: common::raw::Api::load(), ws, _hsm: hsm, _serial: serial };
-        let slot = setup.slot();
-        setup.p().init_token(slot, &AuthPin::new(common::SO_PIN.into()), "byok").expect("C_InitToken");
-        let so = setup.session(UserType::So, common::SO_PIN);
-        so.init_pin(&AuthPin::new(common::USER_PIN.into())).expect("C_InitPIN");
-        so.logout().expect("logout");
-        setup
-    }
-
-    fn p(&self) -> &Pkcs11 {
-        self.pkcs11.as_ref().expect("loaded")
-    }
-
-    fn online(&mut self) {
-        if self.pkcs11.is_none() {
-            self.pkcs11 = Some(common::load());
-            self.api = common::raw::Api::load();
-        }
-    }
-
-    /// Finalizes the module before the test reads the store file itself (see
-    /// tests/quorum.rs: two SQLite copies in one process break each other's locks).
-    fn offline(&mut self) {
-        if let Some(p) = self.pkcs11.take() {
-            p.finalize().expect("C_Finalize");
-        }
-    }
-
-    fn slot(&mut self) -> cryptoki::slot::Slot {
-        self.online();
-        self.p().get_all_slots().expect("slots")[0]
-    }
-
-    fn session(&mut self, who: UserType, pin: &str) -> Session {
-        let slot = self.slot();
-        let s = self.p().open_rw_session(slot).expect("open");
-        s.login(who, Some(&AuthPin::new(pin.into()))).expect("login");
-        s
-    }
-
-    fn user(&mut self) -> Session {
-        self.session(UserType::User, common::USER_PIN)
-    }
-
-    fn split(&mut self, k: CK_ULONG) {
-        let enrolled: Vec<_> = CUSTODIANS
-            .iter()
-            .map(|(name, pass)| custodian::enrol(name, pass.as_bytes(), 64, 1).expect("enrol"))
-            .collect();
-        let so = self.session(UserType::So, common::SO_PIN);
-        let template = [
-            ulong_attr(CKA_CV_THRESHOLD, k),
-            Attribute::VendorDefined((
-                AttributeType::VendorDefined(CKA_CV_CUSTODIANS),
-                custodian::encode(&enrolled).expect("encode"),
-            )),
-        ];
-        so.generate_key(&vendor(CKM_CV_QUORUM_SPLIT), &template).expect("split");
-        so.logout().expect("logout");
-    }
-
-    /// `C_LoginUser` as a custodian in a fresh public session.
-    fn approve(&mut self, username: &str, passphrase: &str) -> CK_RV {
-        let slot = self.slot();
-        let s = self.p().open_rw_session(slot).expect("open");
-        let login_user = self.api.f.C_LoginUser.expect("C_LoginUser");
-        let mut pin = passphrase.as_bytes().to_vec();
-        let mut name = username.as_bytes().to_vec();
-        unsafe {
-            login_user(
-                s.handle(),
-                CKU_CV_CUSTODIAN,
-                pin.as_mut_ptr(),
-                pin.len() as CK_ULONG,
-                name.as_mut_ptr(),
-                name.len() as CK_ULONG,
-            )
-        }
-    }
-
-    fn store(&mut self) -> collabvault_pkcs11::store::sqlite::SqliteStore {
-        self.offline();
-        self.ws.open_store()
-    }
-
-    fn audit(&mut self) -> Vec<collabvault_pkcs11::store::audit::AuditRow> {
-        self.store().audit_rows().expect("audit")
-    }
+    rv_among(
+        r,
+        &[
+            CKR_CV_LOCKED,
+            CKR_CV_QUORUM_REQUIRED,
+            CKR_WRAPPED_KEY_LEN_RANGE,
+            CKR_WRAPPED_KEY_INVALID,
+            CKR_KEY_FUNCTION_NOT_PERMITTED,
+            CKR_UNWRAPPING_KEY_SIZE_RANGE,
+            CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
+            CKR_TEMPLATE_INCONSISTENT,
+            CKR_MECHANISM_INVALID,
+            CKR_USER_NOT_LOGGED_IN,
+            CKR_SESSION_READ_ONLY,
+            CKR_DEVICE_ERROR,
+            CKR_GENERAL_ERROR,
+        ],
+    )
 }
 
 /// The private-key template of an import key: usable for imports only, for good.
@@ -543,7 +402,7 @@ fn wrong_lengths_bad_padding_and_keys_that_are_not_import_keys_are_refused() {
 #[test]
 fn with_a_quorum_an_import_needs_its_approved_request_used_once_and_an_unlock() {
     let mut s = Setup::new("unlock_hours = 1");
-    s.split(2);
+    s.split(2).expect("split");
     assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
     assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
     let user = s.user();

@@ -8,6 +8,7 @@
 
 pub mod fuzz;
 pub mod hsm;
+pub mod quorum;
 pub mod raw;
 
 use std::path::{Path, PathBuf};
