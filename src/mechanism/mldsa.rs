@@ -401,7 +401,10 @@ fn keys_from_seed<P: MlDsaParams>(seed: &B32) -> (Zeroizing<Vec<u8>>, Vec<u8>) {
     let expanded = key.expanded_key();
     #[allow(deprecated)] // the expanded key is the PKCS#11 3.2 CKA_VALUE encoding; see the module doc
     let bytes = Zeroizing::new(expanded.to_expanded().to_vec());
-    (bytes, expanded.verifying_key().encode().to_vec())
+    // The key made from the seed already holds its public key: asking the expanded key
+    // for it would recompute A·s1 + s2, doubling the cost of a key pair.
+    let public: &VerifyingKey<P> = key.as_ref();
+    (bytes, public.encode().to_vec())
 }
 
 /// The public key (`pkEncode`) of `seed` in set `ps` (`ML-DSA.KeyGen_internal`).
