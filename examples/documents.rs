@@ -14,12 +14,13 @@
 //! Records made before a rotation open through the same "current master key" object.
 //!
 //! Sharing a document with another workspace (`CKM_CV_SHARE_RECORD`, format 2 of the
-//! wrap record): the recipient workspace makes an X-Wing key pair (`inbox`), the sender
+//! wrap record): the recipient workspace makes a hybrid KEM key pair (`inbox`: X-Wing by
+//! default, or MLKEM768-P256 / MLKEM1024-P384 of the CFRG hybrid KEM draft), the sender
 //! unwraps the document's DEK and seals it to that public key (`share`, writing
 //! `NAME.share` beside a copy of `NAME.doc`), and the recipient opens it on its own token
 //! (`read-shared`). Neither workspace's master key leaves its token.
 //!
-//! Run: `documents ingest DIR FILE...`, `documents read DIR`, `documents inbox PUBFILE`,
+//! Run: `documents ingest DIR FILE...`, `documents read DIR`, `documents inbox PUBFILE [KEM]`,
 //! `documents share DIR NAME PUBFILE OUTDIR` or `documents read-shared DIR`, with
 //! `COLLABVAULT_MODULE` (default `target/release/libcollabvault_pkcs11.so`),
 //! `COLLABVAULT_CONF`, `CV_USER_PIN`, and optionally `CV_WORKSPACE` (default: the first slot).
@@ -42,14 +43,40 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// `CKM_CV_WRAP_RECORD` from include/collabvault.h.
 const CKM_CV_WRAP_RECORD: u64 = 0xC356_0001;
-/// `CKM_CV_SHARE_RECORD`, `CKM_CV_XWING_KEY_PAIR_GEN` and `CKK_CV_XWING`, likewise.
+/// `CKM_CV_SHARE_RECORD`, likewise.
 const CKM_CV_SHARE_RECORD: u64 = 0xC356_0005;
-const CKM_CV_XWING_KEY_PAIR_GEN: u64 = 0xC356_0010;
-const CKK_CV_XWING: u64 = 0xC356_0001;
 /// `CKA_LABEL` of the object that stands for the current master key.
 const CURRENT_MASTER: &[u8] = b"collabvault-master";
-/// `CKA_LABEL` of the key pair a workspace receives shared documents with.
+/// `CKA_LABEL` of the key pairs a workspace receives shared documents with.
 const INBOX: &[u8] = b"documents-inbox";
+
+/// A hybrid KEM a recipient can receive with (include/collabvault.h).
+struct Kem {
+    name: &'static str,
+    key_pair_gen: u64,
+    key_type: u64,
+    /// Its encapsulation key's length: how `share` tells which KEM a public key file is for.
+    public_len: usize,
+}
+
+const KEMS: [Kem; 3] = [
+    Kem { name: "xwing", key_pair_gen: 0xC356_0010, key_type: 0xC356_0001, public_len: 1216 },
+    Kem { name: "mlkem768-p256", key_pair_gen: 0xC356_0012, key_type: 0xC356_0002, public_len: 1249 },
+    Kem { name: "mlkem1024-p384", key_pair_gen: 0xC356_0014, key_type: 0xC356_0003, public_len: 1665 },
+];
+
+fn kem_named(name: &str) -> Result<&'static Kem> {
+    KEMS.iter()
+        .find(|k| k.name == name)
+        .ok_or_else(|| format!("unknown KEM {name:?} (xwing, mlkem768-p256, mlkem1024-p384)").into())
+}
+
+fn kem_of_public(public: &[u8]) -> Result<&'static Kem> {
+    let kem = KEMS.iter().find(|k| k.public_len == public.len());
+    kem.ok_or_else(|| {
+        format!("a {}-byte public key is none of the hybrid KEMs' encapsulation keys", public.len()).into()
+    })
+}
 
 /// A vendor mechanism without a parameter.
 fn vendor(ty: u64) -> Result<Mechanism<'static>> {
@@ -151,19 +178,20 @@ fn read_one(s: &Session, master: ObjectHandle, wrap: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Makes this workspace's inbox key pair (token objects) and writes its public key.
-fn make_inbox(s: &Session, out: &Path) -> Result<()> {
+/// Makes this workspace's inbox key pair of `kem` (token objects) and writes its public key.
+fn make_inbox(s: &Session, out: &Path, kem: &Kem) -> Result<()> {
     let label = Attribute::Label(INBOX.to_vec());
     let public = [Attribute::Token(true), label.clone(), Attribute::Wrap(true)];
     let private = [Attribute::Token(true), label, Attribute::Unwrap(true), Attribute::Sensitive(true)];
-    let (public, _) = s.generate_key_pair(&vendor(CKM_CV_XWING_KEY_PAIR_GEN)?, &public, &private)?;
+    let (public, _) = s.generate_key_pair(&vendor(kem.key_pair_gen)?, &public, &private)?;
     let value = s.get_attributes(public, &[cryptoki::object::AttributeType::Value])?;
     let Some(Attribute::Value(bytes)) = value.into_iter().next() else {
         return Err("the inbox public key has no value".into());
     };
     std::fs::write(out, &bytes)?;
     println!(
-        "inbox: an X-Wing key pair on this workspace's token; its public key ({} bytes) -> {}",
+        "inbox: a {} key pair on this workspace's token; its public key ({} bytes) -> {}",
+        kem.name,
         bytes.len(),
         out.display()
     );
@@ -174,10 +202,12 @@ fn make_inbox(s: &Session, out: &Path) -> Result<()> {
 fn share_one(s: &Session, master: ObjectHandle, dir: &Path, name: &str, inbox: &Path, out: &Path) -> Result<()> {
     let record = std::fs::read(dir.join(format!("{name}.wrap")))?;
     let dek = s.unwrap_key(&wrap_mechanism()?, master, &record, &[Attribute::Token(false)])?;
+    let public = std::fs::read(inbox)?;
+    let kem = kem_of_public(&public)?;
     let recipient = s.create_object(&[
         Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(KeyType::new_vendor_defined(CKK_CV_XWING)?),
-        Attribute::Value(std::fs::read(inbox)?),
+        Attribute::KeyType(KeyType::new_vendor_defined(kem.key_type)?),
+        Attribute::Value(public),
         Attribute::Token(false),
         Attribute::Wrap(true),
     ])?;
@@ -186,21 +216,32 @@ fn share_one(s: &Session, master: ObjectHandle, dir: &Path, name: &str, inbox: &
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join(format!("{name}.share")), &shared)?;
     std::fs::copy(dir.join(format!("{name}.doc")), out.join(format!("{name}.doc")))?;
-    println!("shared {name}: its DEK sealed to the recipient's inbox key -> {name}.share ({} bytes)", shared.len());
+    println!(
+        "shared {name}: its DEK sealed to the recipient's {} inbox key -> {name}.share ({} bytes)",
+        kem.name,
+        shared.len()
+    );
     Ok(())
 }
 
-/// Opens every `.share` in `dir` with this workspace's inbox private key.
+/// Opens every `.share` in `dir` with one of this workspace's inbox private keys (the
+/// record does not say which: each is tried, and only the right one opens it).
 fn read_shared(s: &Session, dir: &Path) -> Result<()> {
-    let inbox = s.find_objects(&[Attribute::Label(INBOX.to_vec()), Attribute::Class(ObjectClass::PRIVATE_KEY)])?;
-    let inbox = *inbox.first().ok_or("this workspace has no inbox key (run `documents inbox` first)")?;
+    let inboxes = s.find_objects(&[Attribute::Label(INBOX.to_vec()), Attribute::Class(ObjectClass::PRIVATE_KEY)])?;
+    if inboxes.is_empty() {
+        return Err("this workspace has no inbox key (run `documents inbox` first)".into());
+    }
     for share in files_with(dir, "share")? {
         let name = share.file_stem().ok_or("no file name")?.to_string_lossy().into_owned();
         let stored = std::fs::read(share.with_extension("doc"))?;
         let (iv, sealed) = stored.split_at_checked(12).ok_or("document too short")?;
-        let dek = s
-            .unwrap_key(&vendor(CKM_CV_SHARE_RECORD)?, inbox, &std::fs::read(&share)?, &[Attribute::Token(false)])
-            .map_err(|e| format!("{name}: the token refused the share record: {}", short(&e)))?;
+        let record = std::fs::read(&share)?;
+        let mut refusal = String::new();
+        let dek = inboxes.iter().find_map(|&inbox| {
+            let opened = s.unwrap_key(&vendor(CKM_CV_SHARE_RECORD).ok()?, inbox, &record, &[Attribute::Token(false)]);
+            opened.map_err(|e| refusal = short(&e)).ok()
+        });
+        let dek = dek.ok_or_else(|| format!("{name}: the token refused the share record: {refusal}"))?;
         let plain = s.decrypt(&gcm(&mut iv.to_vec(), name.as_bytes())?, dek, sealed)?;
         s.destroy_object(dek)?;
         println!("{name} (shared with this workspace): {}", String::from_utf8_lossy(&plain).trim_end());
@@ -231,14 +272,17 @@ fn run(pkcs11: &Pkcs11, args: &[String]) -> Result<()> {
         [cmd, dir] if cmd == "read" => {
             files_with(Path::new(dir), "wrap")?.iter().try_for_each(|w| read_one(&session, master, w))
         }
-        [cmd, out] if cmd == "inbox" => make_inbox(&session, Path::new(out)),
+        [cmd, out] if cmd == "inbox" => make_inbox(&session, Path::new(out), &KEMS[0]),
+        [cmd, out, kem] if cmd == "inbox" => make_inbox(&session, Path::new(out), kem_named(kem)?),
         [cmd, dir, name, inbox, out] if cmd == "share" => {
             share_one(&session, master, Path::new(dir), name, Path::new(inbox), Path::new(out))
         }
         [cmd, dir] if cmd == "read-shared" => read_shared(&session, Path::new(dir)),
-        _ => Err("usage: documents ingest DIR FILE... | read DIR | inbox PUBFILE | share DIR NAME PUBFILE OUTDIR \
+        _ => {
+            Err("usage: documents ingest DIR FILE... | read DIR | inbox PUBFILE [KEM] | share DIR NAME PUBFILE OUTDIR \
                   | read-shared DIR"
-            .into()),
+                .into())
+        }
     }
 }
 

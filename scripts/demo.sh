@@ -17,7 +17,8 @@
 #      version's own key gone from SoftHSM2, and an edited master key row refused;
 #   8. signs with ML-DSA-65 on the token and verifies with dilithium-py, and the reverse;
 #      agrees an X-Wing (hybrid ML-KEM-768 + X25519) secret with an independent client;
-#   9. adds a second workspace and shares one document's DEK with it as a share record;
+#   9. adds a second workspace and shares documents' DEKs with it as share records, sealed
+#      to its X-Wing and MLKEM768-P256 inbox keys;
 #  10. splits engineering's key-encryption key 2-of-3 among custodians: the master keys stay
 #      locked until two approve, a destroy is refused until the quorum approves its own
 #      request, a customer's own key (wrapped by openssl) is imported with the quorum's
@@ -240,6 +241,11 @@ if CV_WORKSPACE=engineering documents read-shared "$WORK/to-legal" 2>/dev/null; 
     exit 1
 fi
 echo "-> engineering itself cannot open what it sent: only legal's private key does"
+echo "legal adds a second inbox, MLKEM768-P256 (the CFRG hybrid KEM draft), and receives the roadmap:"
+CV_WORKSPACE=legal CV_USER_PIN=legal-user-pin-1234 documents inbox "$WORK/legal-inbox-p256.pub" mlkem768-p256
+CV_WORKSPACE=engineering documents share "$STORE" roadmap.md "$WORK/legal-inbox-p256.pub" "$WORK/to-legal"
+CV_WORKSPACE=legal CV_USER_PIN=legal-user-pin-1234 documents read-shared "$WORK/to-legal"
+echo "-> both share records open on legal's token, each with the inbox key it was sealed to"
 
 say "a quorum of custodians: engineering's master keys unlock only when 2 of 3 approve"
 export CV_CUSTODIAN_ALICE="alice's long passphrase" CV_CUSTODIAN_BOB="bob's long passphrase"
