@@ -450,6 +450,74 @@ impl SqliteStore {
     }
 }
 
+/// Creates `path` empty and owner-only (it must not exist): `VACUUM INTO` fills an empty
+/// file, and a backup is as secret as the store.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|e| Error::Store(format!("cannot create {}: {e}", path.display())))?;
+    Ok(())
+}
+
+/// What [`replace_store`] did with the store it replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Where the replaced database file now is (`None`: there was no store).
+    pub file: Option<PathBuf>,
+}
+
+/// Replaces the store in `dir` with the database file `replacement` (moved, so it must be
+/// on the same file system), keeping the old file as `<store>.before-restore-<stamp>`.
+///
+/// Refused, with nothing changed, while any other connection has the store open (another
+/// process using the token, or this one): leaving WAL mode (`journal_mode=DELETE`) needs
+/// every other connection closed, since each holds a shared lock on the WAL index while
+/// it is open; once left, an EXCLUSIVE transaction holds the old file locked while the
+/// files are swapped, so no connection writes to it in between. A process that opens the
+/// store after the swap opens the restored file.
+pub fn replace_store(dir: &Path, replacement: &Path, stamp: &str) -> Result<SetAside> {
+    let live = dir.join(STORE_FILE);
+    if !live.exists() {
+        std::fs::rename(replacement, &live)
+            .map_err(|e| Error::Store(format!("cannot move {} into place: {e}", replacement.display())))?;
+        return Ok(SetAside { file: None });
+    }
+    let in_use = |e: &dyn std::fmt::Display| {
+        Error::Store(format!(
+            "the store {} is in use by another process (close the applications using the token first): {e}",
+            live.display()
+        ))
+    };
+    let mut conn = Connection::open(&live)?;
+    conn.busy_timeout(Duration::from_millis(200))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0)).map_err(|e| in_use(&e))?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(in_use(&format!("journal mode stays {mode}")));
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(|e| in_use(&e))?;
+    let aside = dir.join(format!("{STORE_FILE}.before-restore-{stamp}"));
+    let moved = |from: &Path, to: &Path| {
+        std::fs::rename(from, to)
+            .map_err(|e| Error::Store(format!("cannot move {} to {}: {e}", from.display(), to.display())))
+    };
+    moved(&live, &aside)?;
+    // A WAL or index left beside the old name would be applied to the new file.
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let stale = PathBuf::from(format!("{}{suffix}", live.display()));
+        if stale.exists() {
+            moved(&stale, &PathBuf::from(format!("{}{suffix}", aside.display())))?;
+        }
+    }
+    moved(replacement, &live)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        drop(d.sync_all());
+    }
+    drop(tx);
+    Ok(SetAside { file: Some(aside) })
+}
+
 /// Owner-only permissions for the store directory (files are covered separately).
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> Result<()> {
@@ -1257,6 +1325,24 @@ impl Backend for SqliteStore {
             let n: i64 =
                 conn.prepare_cached(FAILED_LOGINS_SQL)?.query_row(params![workspace, since_ms], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn backup_to(&self, dest: &Path) -> Result<()> {
+        // `VACUUM INTO`, not the online backup API (rusqlite's `backup` feature): it reads
+        // the source in ONE read transaction, so under WAL the copy is the snapshot of one
+        // commit while writers go on (the backup API copies in steps and restarts whenever
+        // another connection writes between them, so a busy token could starve it, and in
+        // one step it is the same single transaction with more code). It also writes a
+        // compacted file without free pages, so nothing `secure_delete` would have zeroed
+        // (a destroyed master key's old pages) can reach the copy. Cost: it rebuilds the
+        // indexes, O(store size), which is what a copy costs anyway.
+        let target = dest.to_str().ok_or_else(|| Error::Store(format!("{} is not UTF-8", dest.display())))?;
+        create_private_file(dest)?;
+        self.with_conn(|conn| {
+            conn.execute("VACUUM INTO ?1", [target])
+                .map_err(|e| Error::Store(format!("cannot copy the store into {}: {e}", dest.display())))?;
+            Ok(())
         })
     }
 
