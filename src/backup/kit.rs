@@ -30,8 +30,7 @@ pub fn kits_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut kits: Vec<PathBuf> =
-        entries.flatten().map(|e| e.path()).filter(|p| p.is_file() && is_kit(p)).collect();
+    let mut kits: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file() && is_kit(p)).collect();
     kits.sort();
     kits
 }

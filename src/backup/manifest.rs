@@ -236,9 +236,6 @@ mod tests {
 
     #[test]
     fn the_recorded_digest_names_its_algorithm() {
-        assert_eq!(
-            digest(b"abc"),
-            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(digest(b"abc"), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

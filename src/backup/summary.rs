@@ -115,7 +115,9 @@ impl Summary {
         for want in &self.workspaces {
             match other.workspaces.iter().find(|w| w.name == want.name) {
                 None => out.push(format!("workspace {}: in the manifest, not in the copy", want.name)),
-                Some(got) if got != want => out.push(format!("workspace {}: manifest {want:?}, copy {got:?}", want.name)),
+                Some(got) if got != want => {
+                    out.push(format!("workspace {}: manifest {want:?}, copy {got:?}", want.name))
+                }
                 Some(_) => {}
             }
         }
