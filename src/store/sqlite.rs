@@ -1794,4 +1794,37 @@ mod tests {
         drop(store);
         assert!(matches!(SqliteStore::open(dir.path()), Err(Error::Store(m)) if m.contains("99")));
     }
+
+    #[test]
+    fn a_backup_is_a_snapshot_holding_the_rows_and_the_chain() {
+        let (_dir, store) = store();
+        store.open_token("ws", "l").expect("token");
+        store.insert_object("ws", &record("a", 4), &event()).expect("insert");
+        let out = tempfile::tempdir().expect("tempdir");
+        store.backup_to(&out.path().join(STORE_FILE)).expect("backup");
+        // A write after the snapshot is not in it.
+        store.insert_object("ws", &record("b", 4), &event()).expect("insert");
+        assert!(store.backup_to(&out.path().join(STORE_FILE)).is_err(), "an existing file is never overwritten");
+        let copy = SqliteStore::open(out.path()).expect("open copy");
+        assert_eq!(copy.find_objects("ws", &IndexQuery::default()).expect("find").len(), 1);
+        let (rows, live) = (copy.audit_rows().expect("rows"), store.audit_rows().expect("rows"));
+        assert_eq!(rows[..], live[..rows.len()], "the copy's chain is a prefix of the live one");
+        assert_eq!(rows.len() + 1, live.len());
+    }
+
+    #[test]
+    fn replacing_a_store_is_refused_while_another_connection_has_it_open() {
+        let (dir, store) = store();
+        store.open_token("ws", "l").expect("token");
+        let incoming = dir.path().join("incoming");
+        store.backup_to(&incoming).expect("backup");
+        let refused = replace_store(dir.path(), &incoming, "t1");
+        assert!(matches!(&refused, Err(Error::Store(m)) if m.contains("in use")), "{refused:?}");
+        assert!(incoming.exists(), "nothing moved");
+        drop(store);
+        let aside = replace_store(dir.path(), &incoming, "t1").expect("replace once closed");
+        let aside = aside.file.expect("the old store is kept");
+        assert!(aside.ends_with(format!("{STORE_FILE}.before-restore-t1")) && aside.exists());
+        assert!(!incoming.exists() && dir.path().join(STORE_FILE).exists());
+    }
 }
