@@ -32,10 +32,15 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with_more("")
+    }
+
+    /// `more` (further workspaces) after the first workspace, "eng".
+    fn with_more(more: &str) -> Fixture {
         let serial = common::lock();
         let hsm = Hsm::new();
         let body = format!(
-            "{}[[workspace]]\nname = \"eng\"\nclassification = \"restricted\"\n",
+            "{}[[workspace]]\nname = \"eng\"\nclassification = \"restricted\"\n{more}",
             hsm.root_section(common::hsm::ROOT_LABEL)
         );
         let f = Fixture { ws: common::Workspace::with_config_body(&body), hsm, _serial: serial };
@@ -144,7 +149,7 @@ fn populate(f: &Fixture) -> Vec<u8> {
     stored_dek(&s, "doc-2");
     drop(s);
     pkcs11.finalize().expect("C_Finalize");
-    f.ok(&["master", "rotate"]);
+    f.ok(&["master", "rotate", "--workspace", "eng"]);
     let (pkcs11, _, s) = module();
     stored_dek(&s, "doc-3");
     drop(s);
@@ -393,4 +398,23 @@ fn status_warns_about_a_recovery_kit_in_a_backup_directory() {
     assert!(status.contains("WARNING: recovery kit") && status.contains("renamed-kit.bin"), "{status}");
     let json: serde_json::Value = serde_json::from_str(&f.ok(&["token", "status", "--json"])).expect("json");
     assert_eq!(json["backups"]["kits_beside_backups"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn verify_with_a_workspace_opens_only_that_workspaces_deks_and_says_so() {
+    let f = Fixture::with_more("[[workspace]]\nname = \"legal\"\n");
+    populate(&f);
+    let dest = f.backup_dir("b1");
+    let d = dest.to_str().expect("utf-8");
+    f.ok(&["backup", "create", d]);
+    // legal's user PIN differs from eng's: each workspace's DEKs are proven in its own run.
+    let out = f.command(&["backup", "verify", "--workspace", "legal", d]).env_remove("CV_USER_PIN").output();
+    let out = out.expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("workspace eng: stored DEKs not opened"), "{stdout}");
+    let eng = f.ok(&["backup", "verify", "--workspace", "eng", d]);
+    assert!(eng.contains("workspace eng: 3 sample stored DEK(s) open"), "{eng}");
+    let why = f.refused(&["backup", "verify", "--workspace", "nosuch", d]);
+    assert!(why.contains("\"nosuch\" is not in the config"), "{why}");
 }

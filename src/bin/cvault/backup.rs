@@ -45,13 +45,13 @@ pub(crate) fn run(config: &Config, command: &BackupCommand, global: &Global) -> 
         BackupCommand::Create { dest } => create(config, dest, global.json()),
         BackupCommand::Verify { dest } => {
             let pins = Pins::load(global.pin_file.as_deref())?;
-            let checked = verify(config, dest, &pins)?;
+            let checked = verify(config, dest, &pins, global.workspace.as_deref())?;
             report(&checked, global.json());
             Ok(if checked.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         BackupCommand::Restore { dest, force } => {
             let pins = Pins::load(global.pin_file.as_deref())?;
-            restore(config, dest, *force, &pins, global.json())
+            restore(config, dest, *force, &pins, global)
         }
     }
 }
@@ -181,11 +181,17 @@ struct Checked {
 
 /// `cvault backup verify DEST`: every check, then the result recorded in the live store
 /// (when there is one: a backup may be verified on a machine whose store is gone).
-fn verify(config: &Config, dest: &Path, pins: &Pins) -> Res<Checked> {
+///
+/// `only` (`--workspace`) limits the DEK proof to one workspace, for configs whose
+/// workspaces have different user PINs; the others are named as not proven.
+fn verify(config: &Config, dest: &Path, pins: &Pins, only: Option<&str>) -> Res<Checked> {
+    if let Some(name) = only.filter(|o| !config.workspaces.iter().any(|w| w.name == *o)) {
+        return fail(format!("workspace {name:?} is not in the config"));
+    }
     let dest = absolute(dest)?;
     let mut checked = Checked { dest: dest.clone(), digest: None, manifest: None, problems: vec![], proven: vec![] };
     let live = if config.store_dir.join(STORE_FILE).exists() { Some(live(config)?) } else { None };
-    check(config, &dest, pins, live.as_ref(), &mut checked)?;
+    check(config, &dest, (pins, only), live.as_ref(), &mut checked)?;
     if let Some(store) = &live {
         let result = match checked.problems.first() {
             None => "ok".to_string(),
@@ -197,7 +203,13 @@ fn verify(config: &Config, dest: &Path, pins: &Pins) -> Res<Checked> {
     Ok(checked)
 }
 
-fn check(config: &Config, dest: &Path, pins: &Pins, live: Option<&SqliteStore>, out: &mut Checked) -> Res<()> {
+fn check(
+    config: &Config,
+    dest: &Path,
+    pins: (&Pins, Option<&str>),
+    live: Option<&SqliteStore>,
+    out: &mut Checked,
+) -> Res<()> {
     let bytes = match std::fs::read(dest.join(MANIFEST_FILE)) {
         Ok(b) => b,
         Err(e) => {
@@ -302,11 +314,15 @@ fn check_deks(
     root: &Root,
     copy: Arc<SqliteStore>,
     summary: &Summary,
-    pins: &Pins,
+    (pins, only): (&Pins, Option<&str>),
     out: &mut Checked,
 ) -> Res<()> {
     for w in &summary.workspaces {
         if !w.initialized || w.masters.iter().all(|m| m.stored_records == 0) {
+            continue;
+        }
+        if only.is_some_and(|o| o != w.name) {
+            out.proven.push(format!("(workspace {}: stored DEKs not opened: --workspace names another)", w.name));
             continue;
         }
         let pin = pins.user_secret(&w.name)?;
@@ -355,8 +371,9 @@ fn report(checked: &Checked, json: bool) {
 }
 
 /// `cvault backup restore DEST [--force]`.
-fn restore(config: &Config, dest: &Path, force: bool, pins: &Pins, json: bool) -> Res<ExitCode> {
-    let checked = verify(config, dest, pins)?;
+fn restore(config: &Config, dest: &Path, force: bool, pins: &Pins, global: &Global) -> Res<ExitCode> {
+    let json = global.json();
+    let checked = verify(config, dest, pins, global.workspace.as_deref())?;
     if !checked.problems.is_empty() {
         report(&checked, json);
         return fail(format!("not restored: {} fails verification", checked.dest.display()));

@@ -206,8 +206,10 @@ pub(crate) enum BackupCommand {
     },
     /// Check a backup: its checksums, then restored into a scratch directory: what the
     /// manifest says, the copied audit chain, and sample stored DEKs opened under every
-    /// master key version (user PIN). Exit 1 names what is wrong.
-    #[command(after_help = "Example:\n  CV_USER_PIN=... cvault backup verify /srv/backups/cvault-2026-12-07")]
+    /// master key version (user PIN; with --workspace, that workspace's only). Exit 1
+    /// names what is wrong.
+    #[command(after_help = "Examples:\n  CV_USER_PIN=... cvault backup verify /srv/backups/cvault-2026-12-07\n  \
+                            CV_USER_PIN=... cvault backup verify --workspace legal /srv/backups/cvault-2026-12-07")]
     Verify {
         /// The backup directory.
         dest: PathBuf,
