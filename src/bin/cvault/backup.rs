@@ -395,6 +395,13 @@ fn restore(config: &Config, dest: &Path, force: bool, pins: &Pins, global: &Glob
     }
     std::fs::create_dir_all(store_dir).map_err(|e| Failure(format!("cannot create {}: {e}", store_dir.display())))?;
     copy_private(&checked.dest.join(STORE_FILE), &incoming)?;
+    // What is put in place is checked again: the backup could have changed since verified.
+    let want = manifest.files.iter().find(|f| f.name == STORE_FILE);
+    let got = FileSum::of(store_dir, &format!("{STORE_FILE}.restoring")).map_err(store_err("checksum"))?;
+    if want.is_none_or(|w| w.sha256 != got.sha256) {
+        drop(std::fs::remove_file(&incoming));
+        return fail(format!("not restored: {STORE_FILE} changed after it was verified"));
+    }
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let aside = match sqlite::replace_store(store_dir, &incoming, &stamp) {
         Ok(aside) => aside,
