@@ -17,8 +17,9 @@
 #      version's own key gone from SoftHSM2, and an edited master key row refused;
 #   8. signs with ML-DSA-65 on the token and verifies with dilithium-py, and the reverse;
 #      agrees an X-Wing (hybrid ML-KEM-768 + X25519) secret with an independent client;
-#   9. adds a second workspace and shares documents' DEKs with it as share records, sealed
-#      to its X-Wing and MLKEM768-P256 inbox keys;
+#   9. backs the store up online and verifies the copy (restored in a scratch directory);
+#      then adds a second workspace and shares documents' DEKs with it as share records,
+#      sealed to its X-Wing and MLKEM768-P256 inbox keys;
 #  10. splits engineering's key-encryption key 2-of-3 among custodians: the master keys stay
 #      locked until two approve, a destroy is refused until the quorum approves its own
 #      request, a customer's own key (wrapped by openssl) is imported with the quorum's
@@ -220,6 +221,16 @@ say "post-quantum key exchange: X-Wing (ML-KEM-768 + X25519) on the workspace to
 echo "The token makes an X-Wing key pair; Python, with the draft's combiner over kyber-py's"
 echo "ML-KEM-768 and X25519, encapsulates to it and the token decapsulates to the same secret."
 run python3 conformance/xwing.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" python-encapsulates
+
+say "backups: an online copy of the store, verified by opening it"
+echo "The store is copied as one snapshot while the token stays in use; the copy holds sealed"
+echo "rows and the audit chain, never the root key, which stays in SoftHSM2."
+cvault backup create "$WORK/backups/nightly"
+sed -n '1,12p' "$WORK/backups/nightly/manifest.json"
+cvault backup verify "$WORK/backups/nightly"
+echo "-> checksums, the copy restored into a scratch directory, its audit chain and"
+echo "   checkpoints verified, its stored DEKs opened with the root slot and the user PIN"
+cvault token status | grep -A2 '^backups'
 
 say "sharing a document with another workspace: its DEK sealed to legal's X-Wing inbox key"
 cat >>"$COLLABVAULT_CONF" <<TOML

@@ -27,6 +27,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod ffi;

@@ -25,6 +25,8 @@
 // on its own).
 #[path = "cvault/audit.rs"]
 mod audit;
+#[path = "cvault/backup.rs"]
+mod backup;
 #[path = "cvault/cli.rs"]
 mod cli;
 #[path = "cvault/masters.rs"]
@@ -222,6 +224,13 @@ impl Pins {
         Ok(auth)
     }
 
+    /// The user PIN itself, for the library code that logs in to a restored copy without
+    /// the module (`backup verify`).
+    fn user_secret(&self, workspace: &str) -> Res<Zeroizing<String>> {
+        self.get(Who::User, workspace, false)?;
+        Ok(self.user.borrow().clone().unwrap_or_default())
+    }
+
     fn user(&self, workspace: &str) -> Res<AuthPin> {
         self.get(Who::User, workspace, false)
     }
@@ -345,6 +354,7 @@ fn dispatch(t: &Tool, command: Command) -> Res<()> {
         Command::Emergency(EmergencyCommand::Open { name }) => quorum::cmd_emergency(t, Some(&name)),
         Command::Emergency(EmergencyCommand::Close) => quorum::cmd_emergency(t, None),
         Command::Audit(_)
+        | Command::Backup(_)
         | Command::Custodians(CustodiansCommand::List)
         | Command::Quorum(QuorumCommand::Status)
         | Command::Completions { .. }
@@ -418,6 +428,11 @@ fn run(cli: Cli) -> Res<ExitCode> {
         Command::Audit(command) => {
             let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
             return audit::run(&config, &command, &cli.global);
+        }
+        // Of the store file itself, with the module's root slot: no module loaded.
+        Command::Backup(command) => {
+            let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
+            return backup::run(&config, &command, &cli.global);
         }
         Command::Custodians(CustodiansCommand::List) | Command::Quorum(QuorumCommand::Status) => {
             let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;

@@ -375,6 +375,11 @@ pub trait Backend: Send + Sync {
         window: Option<&quorum::EmergencyWindow>,
         event: &AuditEvent,
     ) -> Result<()>;
+    /// Copies the whole store (every workspace, the audit chain and its checkpoints) into
+    /// the new file `dest` as one consistent snapshot, while other connections and
+    /// processes keep reading and writing (`cvault backup create`, doc/backup.md). The
+    /// copy holds only what the store holds: sealed rows, never a root key.
+    fn backup_to(&self, dest: &std::path::Path) -> Result<()>;
     /// The workspace's legal hold, if one stands.
     fn hold(&self, workspace: &str) -> Result<Option<quorum::Hold>>;
     /// Sets (`Some`) or lifts (`None`) the legal hold.

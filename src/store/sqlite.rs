@@ -450,6 +450,74 @@ impl SqliteStore {
     }
 }
 
+/// Creates `path` empty and owner-only (it must not exist): `VACUUM INTO` fills an empty
+/// file, and a backup is as secret as the store.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|e| Error::Store(format!("cannot create {}: {e}", path.display())))?;
+    Ok(())
+}
+
+/// What [`replace_store`] did with the store it replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Where the replaced database file now is (`None`: there was no store).
+    pub file: Option<PathBuf>,
+}
+
+/// Replaces the store in `dir` with the database file `replacement` (moved, so it must be
+/// on the same file system), keeping the old file as `<store>.before-restore-<stamp>`.
+///
+/// Refused, with nothing changed, while any other connection has the store open (another
+/// process using the token, or this one): leaving WAL mode (`journal_mode=DELETE`) needs
+/// every other connection closed, since each holds a shared lock on the WAL index while
+/// it is open; once left, an EXCLUSIVE transaction holds the old file locked while the
+/// files are swapped, so no connection writes to it in between. A process that opens the
+/// store after the swap opens the restored file.
+pub fn replace_store(dir: &Path, replacement: &Path, stamp: &str) -> Result<SetAside> {
+    let live = dir.join(STORE_FILE);
+    if !live.exists() {
+        std::fs::rename(replacement, &live)
+            .map_err(|e| Error::Store(format!("cannot move {} into place: {e}", replacement.display())))?;
+        return Ok(SetAside { file: None });
+    }
+    let in_use = |e: &dyn std::fmt::Display| {
+        Error::Store(format!(
+            "the store {} is in use by another process (close the applications using the token first): {e}",
+            live.display()
+        ))
+    };
+    let mut conn = Connection::open(&live)?;
+    conn.busy_timeout(Duration::from_millis(200))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0)).map_err(|e| in_use(&e))?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(in_use(&format!("journal mode stays {mode}")));
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(|e| in_use(&e))?;
+    let aside = dir.join(format!("{STORE_FILE}.before-restore-{stamp}"));
+    let moved = |from: &Path, to: &Path| {
+        std::fs::rename(from, to)
+            .map_err(|e| Error::Store(format!("cannot move {} to {}: {e}", from.display(), to.display())))
+    };
+    moved(&live, &aside)?;
+    // A WAL or index left beside the old name would be applied to the new file.
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let stale = PathBuf::from(format!("{}{suffix}", live.display()));
+        if stale.exists() {
+            moved(&stale, &PathBuf::from(format!("{}{suffix}", aside.display())))?;
+        }
+    }
+    moved(replacement, &live)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        drop(d.sync_all());
+    }
+    drop(tx);
+    Ok(SetAside { file: Some(aside) })
+}
+
 /// Owner-only permissions for the store directory (files are covered separately).
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> Result<()> {
@@ -1260,6 +1328,24 @@ impl Backend for SqliteStore {
         })
     }
 
+    fn backup_to(&self, dest: &Path) -> Result<()> {
+        // `VACUUM INTO`, not the online backup API (rusqlite's `backup` feature): it reads
+        // the source in ONE read transaction, so under WAL the copy is the snapshot of one
+        // commit while writers go on (the backup API copies in steps and restarts whenever
+        // another connection writes between them, so a busy token could starve it, and in
+        // one step it is the same single transaction with more code). It also writes a
+        // compacted file without free pages, so nothing `secure_delete` would have zeroed
+        // (a destroyed master key's old pages) can reach the copy. Cost: it rebuilds the
+        // indexes, O(store size), which is what a copy costs anyway.
+        let target = dest.to_str().ok_or_else(|| Error::Store(format!("{} is not UTF-8", dest.display())))?;
+        create_private_file(dest)?;
+        self.with_conn(|conn| {
+            conn.execute("VACUUM INTO ?1", [target])
+                .map_err(|e| Error::Store(format!("cannot copy the store into {}: {e}", dest.display())))?;
+            Ok(())
+        })
+    }
+
     fn set_master_blocked(
         &self,
         workspace: &str,
@@ -1707,5 +1793,38 @@ mod tests {
             .expect("bump");
         drop(store);
         assert!(matches!(SqliteStore::open(dir.path()), Err(Error::Store(m)) if m.contains("99")));
+    }
+
+    #[test]
+    fn a_backup_is_a_snapshot_holding_the_rows_and_the_chain() {
+        let (_dir, store) = store();
+        store.open_token("ws", "l").expect("token");
+        store.insert_object("ws", &record("a", 4), &event()).expect("insert");
+        let out = tempfile::tempdir().expect("tempdir");
+        store.backup_to(&out.path().join(STORE_FILE)).expect("backup");
+        // A write after the snapshot is not in it.
+        store.insert_object("ws", &record("b", 4), &event()).expect("insert");
+        assert!(store.backup_to(&out.path().join(STORE_FILE)).is_err(), "an existing file is never overwritten");
+        let copy = SqliteStore::open(out.path()).expect("open copy");
+        assert_eq!(copy.find_objects("ws", &IndexQuery::default()).expect("find").len(), 1);
+        let (rows, live) = (copy.audit_rows().expect("rows"), store.audit_rows().expect("rows"));
+        assert_eq!(rows[..], live[..rows.len()], "the copy's chain is a prefix of the live one");
+        assert_eq!(rows.len() + 1, live.len());
+    }
+
+    #[test]
+    fn replacing_a_store_is_refused_while_another_connection_has_it_open() {
+        let (dir, store) = store();
+        store.open_token("ws", "l").expect("token");
+        let incoming = dir.path().join("incoming");
+        store.backup_to(&incoming).expect("backup");
+        let refused = replace_store(dir.path(), &incoming, "t1");
+        assert!(matches!(&refused, Err(Error::Store(m)) if m.contains("in use")), "{refused:?}");
+        assert!(incoming.exists(), "nothing moved");
+        drop(store);
+        let aside = replace_store(dir.path(), &incoming, "t1").expect("replace once closed");
+        let aside = aside.file.expect("the old store is kept");
+        assert!(aside.ends_with(format!("{STORE_FILE}.before-restore-t1")) && aside.exists());
+        assert!(!incoming.exists() && dir.path().join(STORE_FILE).exists());
     }
 }

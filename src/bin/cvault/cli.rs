@@ -29,6 +29,7 @@ Examples:
   cvault master rotate --due
   cvault master rewrap --records /srv/docs/records
   cvault audit verify
+  cvault backup create /srv/backups/cvault-2026-12-07
   cvault audit export --since 2026-11-01 | jq .";
 
 /// The CollabVault admin tool: a PKCS#11 client of the CollabVault module.
@@ -93,6 +94,10 @@ pub(crate) enum Command {
     /// The signed, hash-chained audit log (read from the store; no PIN).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Online backups of the store: create, verify (restored into a scratch directory,
+    /// stored DEKs opened), restore.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// The custodians a workspace's key-encryption key is split among.
     #[command(subcommand)]
     Custodians(CustodiansCommand),
@@ -184,6 +189,41 @@ pub(crate) enum MasterCommand {
         /// The version to destroy.
         #[arg(long, value_name = "N")]
         version: u32,
+    },
+}
+
+/// `cvault backup ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupCommand {
+    /// Copy the store (every workspace, the audit chain) into DIR while applications keep
+    /// using the token, with a manifest of what it holds and the SHA-256 of each file.
+    #[command(after_help = "Example:\n  cvault backup create /srv/backups/cvault-2026-12-07\n\n\
+                            The copy holds sealed rows only: it opens with the root slot of the\n\
+                            config's [root] and a PIN, never alone. Keep recovery kits elsewhere.")]
+    Create {
+        /// A new (or empty) directory for the backup.
+        dest: PathBuf,
+    },
+    /// Check a backup: its checksums, then restored into a scratch directory: what the
+    /// manifest says, the copied audit chain, and sample stored DEKs opened under every
+    /// master key version (user PIN; with --workspace, that workspace's only). Exit 1
+    /// names what is wrong.
+    #[command(after_help = "Examples:\n  CV_USER_PIN=... cvault backup verify /srv/backups/cvault-2026-12-07\n  \
+                            CV_USER_PIN=... cvault backup verify --workspace legal /srv/backups/cvault-2026-12-07")]
+    Verify {
+        /// The backup directory.
+        dest: PathBuf,
+    },
+    /// Replace the live store with a verified backup; the previous store file is kept
+    /// beside it (`*.before-restore-<time>`). Refused while another process has the store open.
+    #[command(after_help = "Example:\n  CV_USER_PIN=... cvault backup restore /srv/backups/cvault-2026-12-07")]
+    Restore {
+        /// The backup directory.
+        dest: PathBuf,
+        /// Restore even when the backup is not of this store (its audit head is not in
+        /// the live chain), or the live store is unreadable.
+        #[arg(long)]
+        force: bool,
     },
 }
 

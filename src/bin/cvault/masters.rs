@@ -250,8 +250,11 @@ pub(crate) fn cmd_status(t: &Tool) -> Res<()> {
             count(4),
         );
     }
-    if !text {
-        print_json(&json!({ "crypto_backend": backend, "workspaces": out }));
+    let backups = crate::backup::status(&t.config);
+    if text {
+        crate::backup::print_status(&backups);
+    } else {
+        print_json(&json!({ "crypto_backend": backend, "workspaces": out, "backups": backups }));
     }
     Ok(())
 }
