@@ -114,6 +114,8 @@ pub(crate) enum Command {
         /// An approving custodian (repeat for each; passphrase from CV_CUSTODIAN_<NAME> or a prompt).
         #[arg(long = "custodian", value_name = "NAME")]
         custodians: Vec<String>,
+        #[command(flatten)]
+        tokens: CustodianTokens,
     },
     /// Print a shell completion script to stdout.
     #[command(after_help = "Examples:\n  cvault completions bash > /etc/bash_completion.d/cvault\n  \
@@ -192,9 +194,13 @@ pub(crate) enum MasterCommand {
 pub(crate) enum CustodiansCommand {
     /// Enrol custodians and split a new key-encryption key k-of-n among them (SO PIN).
     #[command(
-        after_help = "Example:\n  cvault custodians init --threshold 2 --custodian alice --custodian bob --custodian carol\n\n\
+        after_help = "Example:\n  cvault custodians init --threshold 2 --custodian alice --custodian bob --custodian carol\n  \
+                            cvault custodians init --threshold 2 --custodian alice --custodian bob \\\n      \
+                            --custodian-token alice=alice-token --custodian-module /usr/lib/softhsm/libsofthsm2.so\n\n\
                             Each custodian's passphrase comes from CV_CUSTODIAN_<NAME> or is asked twice on the\n\
-                            terminal; only a public key derived from it reaches the module. Changing an existing\n\
+                            terminal; a custodian with --custodian-token uses an HMAC key on their own token instead\n\
+                            (PIN from CV_CUSTODIAN_TOKEN_PIN_<NAME> or --custodian-pin-file). Only a public key\n\
+                            derived from either reaches the module. Changing an existing\n\
                             quorum needs the current quorum's approval of a change-quorum request."
     )]
     Init {
@@ -204,6 +210,8 @@ pub(crate) enum CustodiansCommand {
         /// A custodian (repeat for each).
         #[arg(long = "custodian", value_name = "NAME", required = true)]
         custodians: Vec<String>,
+        #[command(flatten)]
+        tokens: CustodianTokens,
     },
     /// The custodians and the threshold (read from the store; no PIN).
     #[command(after_help = "Examples:\n  cvault custodians list\n  cvault custodians list --json")]
@@ -225,7 +233,25 @@ pub(crate) enum QuorumCommand {
         /// An approving custodian (repeat for each).
         #[arg(long = "custodian", value_name = "NAME", required = true)]
         custodians: Vec<String>,
+        #[command(flatten)]
+        tokens: CustodianTokens,
     },
+}
+
+/// Custodians whose secret is on their own PKCS#11 token instead of a passphrase
+/// (doc/quorum.md, "Custodians with a token").
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct CustodianTokens {
+    /// A custodian whose secret is an HMAC key on their own token: NAME=TOKEN_LABEL (repeat).
+    #[arg(long = "custodian-token", id = "custodian_token", value_name = "NAME=LABEL")]
+    pub(crate) tokens: Vec<String>,
+    /// The PKCS#11 module of the custodians' tokens.
+    #[arg(long = "custodian-module", id = "custodian_module", value_name = "PATH")]
+    pub(crate) module: Option<std::path::PathBuf>,
+    /// A file whose first line is a custodian token's user PIN: NAME=PATH (else the
+    /// environment variable CV_CUSTODIAN_TOKEN_PIN_<NAME>).
+    #[arg(long = "custodian-pin-file", id = "custodian_pin_file", value_name = "NAME=PATH")]
+    pub(crate) pin_files: Vec<String>,
 }
 
 /// `cvault emergency ...`.
