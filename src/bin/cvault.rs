@@ -25,10 +25,14 @@
 // on its own).
 #[path = "cvault/audit.rs"]
 mod audit;
+#[path = "cvault/byok.rs"]
+mod byok;
 #[path = "cvault/cli.rs"]
 mod cli;
 #[path = "cvault/custodian_token.rs"]
 mod custodian_token;
+#[path = "cvault/hold.rs"]
+mod hold;
 #[path = "cvault/masters.rs"]
 mod masters;
 #[path = "cvault/progress.rs"]
@@ -54,7 +58,8 @@ use zeroize::Zeroizing;
 
 use clap::{CommandFactory, Parser};
 use cli::{
-    Cli, Command, CustodiansCommand, EmergencyCommand, Global, MasterCommand, QuorumCommand, TokenCommand, MOVED,
+    Cli, Command, CustodiansCommand, EmergencyCommand, Global, HoldCommand, MasterCommand, QuorumCommand, TokenCommand,
+    MOVED,
 };
 
 /// A failure, as the one line `cvault` prints on stderr.
@@ -345,6 +350,10 @@ fn dispatch(t: &Tool, command: Command, token_secrets: &custodian_token::Secrets
             quorum::cmd_approve(t, request, &custodians, token_secrets)
         }
         Command::Unlock { custodians, .. } => quorum::cmd_approve(t, None, &custodians, token_secrets),
+        Command::Master(MasterCommand::ImportKey { kind, out, label }) => byok::cmd_import_key(t, kind, &out, &label),
+        Command::Master(MasterCommand::Import { wrapped, import_key }) => byok::cmd_import(t, &wrapped, &import_key),
+        Command::Hold(HoldCommand::Set { reason }) => hold::cmd_hold(t, true, reason.as_deref()),
+        Command::Hold(HoldCommand::Lift) => hold::cmd_hold(t, false, None),
         Command::Lock => quorum::cmd_lock(t),
         Command::Emergency(EmergencyCommand::Open { name }) => quorum::cmd_emergency(t, Some(&name)),
         Command::Emergency(EmergencyCommand::Close) => quorum::cmd_emergency(t, None),

@@ -103,6 +103,9 @@ pub(crate) enum Command {
     /// unwrap for a named person, each use audited; the quorum approves it first.
     #[command(subcommand)]
     Emergency(EmergencyCommand),
+    /// A legal hold on the master keys: set or lift (doc/quorum.md, "Legal hold").
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// Lock the master keys now, in every process (revokes the unlock grant).
     #[command(after_help = "Example:\n  cvault lock --workspace eng")]
     Lock,
@@ -187,6 +190,77 @@ pub(crate) enum MasterCommand {
         #[arg(long, value_name = "N")]
         version: u32,
     },
+    /// BYOK: make an import key pair and write its public half for the customer (doc/byok.md).
+    #[command(
+        name = "import-key",
+        after_help = "Examples:\n  cvault master import-key --type rsa-3072 --out import.pem\n  \
+                      cvault master import-key --type ml-kem-768 --out import.ek"
+    )]
+    ImportKey {
+        /// The import key's type.
+        #[arg(long = "type", value_enum)]
+        kind: ImportKeyType,
+        /// Where the public key goes (RSA: PEM; ML-KEM: the raw encapsulation key).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The import key's label on the token.
+        #[arg(long, value_name = "LABEL", default_value = "byok import key")]
+        label: String,
+    },
+    /// BYOK: import a customer's wrapped key as the new active version (quorum-guarded).
+    #[command(after_help = "Example:\n  cvault master import --wrapped wrapped.bin")]
+    Import {
+        /// The customer's wrapped key (doc/byok.md, section 2).
+        #[arg(long, value_name = "FILE")]
+        wrapped: PathBuf,
+        /// The label of the import key that unwraps it.
+        #[arg(long = "import-key", value_name = "LABEL", default_value = "byok import key")]
+        import_key: String,
+    },
+}
+
+/// The types of BYOK import keys.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ImportKeyType {
+    /// RSA-3072 (the wrapped key: RSA-OAEP with SHA-256).
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+    /// RSA-4096.
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+    /// ML-KEM-768 (the wrapped key: ciphertext || AES-256-KWP).
+    #[value(name = "ml-kem-768")]
+    MlKem768,
+    /// ML-KEM-1024.
+    #[value(name = "ml-kem-1024")]
+    MlKem1024,
+}
+
+impl ImportKeyType {
+    /// The name on the command line.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ImportKeyType::Rsa3072 => "rsa-3072",
+            ImportKeyType::Rsa4096 => "rsa-4096",
+            ImportKeyType::MlKem768 => "ml-kem-768",
+            ImportKeyType::MlKem1024 => "ml-kem-1024",
+        }
+    }
+}
+
+/// `cvault hold ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HoldCommand {
+    /// Set a legal hold: no version retired or destroyed, no stored DEK deleted (SO PIN).
+    #[command(after_help = "Example:\n  cvault hold set --reason \"case 7731\"")]
+    Set {
+        /// Why (a case number), recorded with the hold.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Lift the legal hold (SO PIN; with a quorum, once the custodians approved it).
+    #[command(after_help = "Example:\n  cvault hold lift")]
+    Lift,
 }
 
 /// `cvault custodians ...`.
