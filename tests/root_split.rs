@@ -173,3 +173,72 @@ fn a_share_from_another_deployment_or_another_position_is_found_and_named() {
     still_works(&p, slot, &ct);
     p.finalize().expect("C_Finalize");
 }
+
+/// The data object labels on token `label` (pkcs11-tool, another process).
+fn data_labels(hsm: &Hsm, label: &str) -> String {
+    let out = std::process::Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(common::hsm::softhsm_module())
+        .args(["--token-label", label, "--login", "--pin", common::hsm::ROOT_PIN, "--list-objects", "--type", "data"])
+        .env("SOFTHSM2_CONF", hsm.conf().join("softhsm2.conf"))
+        .output()
+        .expect("pkcs11-tool");
+    assert!(out.status.success(), "pkcs11-tool: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn destroying_a_version_deletes_its_shares_and_a_slot_that_was_away_deletes_its_own_later() {
+    const CKA_CV_LIFECYCLE: cryptoki_sys::CK_ULONG = 0xC356_0003;
+    const AWAY_PIN: &str = "CV_TEST_SLOT3_PIN";
+    let _serial = common::lock();
+    let hsm = Hsm::with_tokens(&SLOTS);
+    // The third slot's PIN comes from its own variable, so it can be made unreachable.
+    let section = hsm.split_section(&SLOTS, 2);
+    let at = section.rfind(common::hsm::ROOT_PIN_ENV).expect("third slot's pin_env");
+    let section = format!("{}{AWAY_PIN}{}", &section[..at], &section[at + common::hsm::ROOT_PIN_ENV.len()..]);
+    let ws = common::Workspace::with_config_body(&format!("{section}[[workspace]]\nname = \"main\"\n"));
+    std::env::set_var(AWAY_PIN, common::hsm::ROOT_PIN);
+    let (p, slot) = load();
+    common::init_token(&p, slot, "split");
+    let s = common::user_session(&p, slot);
+    rotate(&s).expect("v2");
+    drop(s);
+    p.finalize().expect("C_Finalize");
+    let v1_share = "collabvault-split/wmk/main/v1";
+    for label in SLOTS {
+        assert!(data_labels(&hsm, label).contains(v1_share), "every slot holds a share of v1");
+    }
+
+    // The third slot away (its PIN refused), v1 is retired and destroyed.
+    std::env::set_var(AWAY_PIN, "not-the-pin");
+    let (p, slot) = load();
+    let s = common::user_session(&p, slot);
+    let v1 = s.find_objects(&[Attribute::Label(b"collabvault-master-v1".to_vec())]).expect("v1")[0];
+    for state in [3u64, 4] {
+        let value = state.to_ne_bytes().to_vec();
+        let attr = Attribute::VendorDefined((cryptoki::object::AttributeType::VendorDefined(CKA_CV_LIFECYCLE), value));
+        s.update_attributes(v1, &[attr]).expect("retire, then destroy v1");
+    }
+    drop(s);
+    p.finalize().expect("C_Finalize");
+    for label in &SLOTS[..2] {
+        let objects = data_labels(&hsm, label);
+        assert!(!objects.contains(v1_share), "{label}: v1's share is gone: {objects}");
+        assert!(objects.contains("collabvault-split-destroyed/wmk/main/v1"), "{label}: a tombstone: {objects}");
+    }
+    assert!(data_labels(&hsm, SLOTS[2]).contains(v1_share), "the slot that was away still holds its share");
+
+    // Back, the next initialization finds the tombstone and deletes the last share.
+    std::env::set_var(AWAY_PIN, common::hsm::ROOT_PIN);
+    let (p, slot) = load();
+    let s = common::user_session(&p, slot);
+    rotate(&s).expect("v3 under all three slots");
+    drop(s);
+    p.finalize().expect("C_Finalize");
+    let objects = data_labels(&hsm, SLOTS[2]);
+    assert!(!objects.contains(v1_share), "{objects}");
+    assert!(objects.contains("collabvault-split-destroyed/wmk/main/v1"), "{objects}");
+    assert!(objects.contains("collabvault-split/wmk/main/v2"), "other versions' shares stay: {objects}");
+    assert!(ws.log().contains("slot \"cv-split-3\" held a share of destroyed wmk/main/v1; deleted"), "{}", ws.log());
+}
