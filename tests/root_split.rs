@@ -242,3 +242,38 @@ fn destroying_a_version_deletes_its_shares_and_a_slot_that_was_away_deletes_its_
     assert!(objects.contains("collabvault-split/wmk/main/v2"), "other versions' shares stay: {objects}");
     assert!(ws.log().contains("slot \"cv-split-3\" held a share of destroyed wmk/main/v1; deleted"), "{}", ws.log());
 }
+
+#[test]
+fn a_version_dealt_only_in_part_is_dealt_anew_by_the_next_rotation() {
+    let _serial = common::lock();
+    let hsm = Hsm::with_tokens(&SLOTS);
+    let ws = workspace(&hsm, &SLOTS, 2);
+    let (p, slot) = load();
+    common::init_token(&p, slot, "split");
+    let s = common::user_session(&p, slot);
+    // The second slot goes while the module runs: the rotation writes v2's share to the
+    // first slot, fails on the second, and stores nothing.
+    hsm.delete_token(SLOTS[1]);
+    assert_eq!(common::rv_of(rotate(&s)), RvError::DeviceError, "a rotation cut short");
+    drop(s);
+    p.finalize().expect("C_Finalize");
+    assert!(data_labels(&hsm, SLOTS[0]).contains("collabvault-split/wmk/main/v2"), "a partial deal");
+
+    // The module again, over the two slots left: v2's lone share does not recombine, and
+    // the rotation replaces it instead of failing for good.
+    let (p, slot) = load();
+    let s = common::user_session(&p, slot);
+    rotate(&s).expect("the rotation retried");
+    let found = s.find_objects(&[Attribute::Label(b"collabvault-master-v2".to_vec())]).expect("v2");
+    assert_eq!(found.len(), 1, "v2 exists");
+    drop(s);
+    p.finalize().expect("C_Finalize");
+    let log = ws.log();
+    assert!(log.contains("partial share(s) of wmk/main/v2 that do not recombine deleted"), "{log}");
+    // And the versions run on in a process of their own.
+    let (p, slot) = load();
+    let s = common::user_session(&p, slot);
+    rotate(&s).expect("v3 after v2");
+    drop(s);
+    p.finalize().expect("C_Finalize");
+}

@@ -391,8 +391,9 @@ impl SplitRoot {
         Ok(primitives::hmac_sha256(&key[..], &[data])?.to_vec())
     }
 
-    /// Master key `version`'s key: recombined from its shares, or (`create`) a fresh
-    /// random key split over the slots. `None`: no slot holds a share of it.
+    /// Master key `version`'s key: recombined from its shares, or (`create`, the caller
+    /// sealing a value it holds) a fresh random key split over the slots, also in place
+    /// of shares that do not recombine. `None`: no slot holds a share of it.
     pub fn version_key(&self, workspace: &str, version: u32, create: bool) -> Result<Option<SealingKey>> {
         let name = version_name(workspace, version);
         let shares = self.read_shares(&name)?;
@@ -407,8 +408,35 @@ impl SplitRoot {
         }
         match self.recover(&name, shares, Some(&self.deployment))? {
             Some((_, key)) => Ok(Some(key)),
+            // The caller is about to seal the version's value, which it holds: shares
+            // that do not recombine (a deal cut short by a crash, a slot lost mid-deal)
+            // protect nothing that is stored, so they are replaced by a fresh key.
+            None if create => {
+                let n = self.delete_shares(&name)?;
+                log::warn!("split root: {n} partial share(s) of {name} that do not recombine deleted; dealing it anew");
+                let mut key = Zeroizing::new([0u8; SECRET_LEN]);
+                primitives::fill_random(&mut key[..])?;
+                self.deal(&name, &key[..])?;
+                Ok(Some(key))
+            }
             None => Err(Error::Root(format!("split root: the shares of {name} do not recombine (see the log)"))),
         }
+    }
+
+    /// Deletes the shares named `name` on every reachable slot; how many went.
+    fn delete_shares(&self, name: &str) -> Result<usize> {
+        let label = format!("{SHARE_PREFIX}{name}").into_bytes();
+        let mut deleted = 0;
+        for member in &self.members {
+            member.hsm.with_session(|session| {
+                for object in find_all(session, ObjectClass::DATA, &label)? {
+                    session.destroy_object(object).map_err(pkcs11_err("deleting a partial share"))?;
+                    deleted += 1;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(deleted)
     }
 
     /// Deletes the shares of `workspace`'s master key versions (`Some`: one) on every
