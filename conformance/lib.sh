@@ -96,6 +96,34 @@ TOML
     export COLLABVAULT_MODULE=$MODULE CV_SO_PIN=$SO_PIN CV_USER_PIN=$USER_PIN
 }
 
+# hsm_split_root_workspace N M: after fresh_workspace, N SoftHSM2 tokens cv-split-1..N (a
+# private SOFTHSM2_CONF in $WORK) over which the module's root is split M-of-N
+# ([[root.slots]], doc/root.md); cvault in $CVAULT and the PINs exported as above.
+hsm_split_root_workspace() {
+    export SOFTHSM2_CONF=$WORK/softhsm2.conf CV_ROOT_PIN=root-pin-2468
+    mkdir -p "$WORK/tokens"
+    printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$WORK/tokens" >"$SOFTHSM2_CONF"
+    local i slots=""
+    for ((i = 1; i <= $1; i++)); do
+        softhsm2-util --init-token --free --label "cv-split-$i" --so-pin root-so-1357 --pin "$CV_ROOT_PIN" >/dev/null
+        slots+=$(printf '[[root.slots]]\nmodule = "%s"\ntoken_label = "cv-split-%s"\npin_env = "CV_ROOT_PIN"\n\n' \
+            "${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}" "$i")
+        slots+=$'\n'
+    done
+    cat >"$COLLABVAULT_CONF" <<TOML
+store_dir = "$WORK/store"
+log_level = "info"
+log_file = "$WORK/module.log"
+[root]
+threshold = $2
+$slots
+[[workspace]]
+name = "conformance"
+TOML
+    CVAULT=$(dirname "$MODULE")/cvault
+    export COLLABVAULT_MODULE=$MODULE CV_SO_PIN=$SO_PIN CV_USER_PIN=$USER_PIN
+}
+
 # check CASE CMD...: runs CMD quietly; its output is shown only when it fails.
 check() {
     local case=$1

@@ -23,7 +23,8 @@
 #  10. splits engineering's key-encryption key 2-of-3 among custodians: the master keys stay
 #      locked until two approve, a destroy is refused until the quorum approves its own
 #      request, a customer's own key (wrapped by openssl) is imported with the quorum's
-#      approval, and a lock stops every process at once.
+#      approval, a legal hold stops a retirement until the quorum lifts it, an emergency
+#      window opens for one person once approved, and a lock stops every process at once.
 #
 # Every step says what happened in plain words; any failure stops the demo with a
 # non-zero exit. Everything lives in a temp dir removed on exit.
@@ -319,6 +320,42 @@ run python3 conformance/byok.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" import rsa 
 run python3 conformance/byok.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" opens "$WORK/customer.key"
 echo "-> a wrap record made under the imported version opens with the customer's own key:"
 echo "   the module holds exactly the key the customer made, and its origin is recorded"
+
+say "a legal hold: nothing is retired, destroyed or deleted until the quorum lifts it"
+cvault hold set --workspace engineering --reason "case 7731"
+cvault master rotate --workspace engineering
+held=$("$BIN/cvault" master list --workspace engineering --json |
+    python3 -c 'import json,sys; ws=json.load(sys.stdin)["workspaces"][0]; print([v["version"] for v in ws["versions"] if v["state"]=="decrypt-only"][0])')
+echo "\$ cvault master retire --workspace engineering --version $held"
+if out=$("$BIN/cvault" master retire --workspace engineering --version "$held" 2>&1) ||
+    ! grep -q CKR_CV_LEGAL_HOLD <<<"$out"; then
+    echo "FAIL: a version was retired under a legal hold: $out" >&2
+    exit 1
+fi
+echo "$out"
+echo "-> refused with CKR_CV_LEGAL_HOLD; the SO alone cannot lift it either:"
+if "$BIN/cvault" hold lift --workspace engineering; then
+    echo "FAIL: the hold was lifted without the quorum" >&2
+    exit 1
+fi
+request=$("$BIN/cvault" quorum status --workspace engineering --json |
+    python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)[0]["open_requests"] if r["action"]=="lift-hold"][0])')
+cvault quorum approve --workspace engineering --request "$request" --custodian alice --custodian bob
+cvault hold lift --workspace engineering
+echo "-> lifted once two custodians approved; the hold and its lift are in the audit log"
+
+say "emergency access: a time-limited, quorum-approved window for one named person"
+if "$BIN/cvault" emergency open --workspace engineering --name dana; then
+    echo "FAIL: an emergency window opened without the quorum" >&2
+    exit 1
+fi
+request=$("$BIN/cvault" quorum status --workspace engineering --json |
+    python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)[0]["open_requests"] if r["action"].startswith("emergency-access")][0])')
+cvault quorum approve --workspace engineering --request "$request" --custodian bob --custodian carol
+cvault emergency open --workspace engineering --name dana
+echo "-> for [quorum] emergency_minutes, dana may unwrap under versions an audit alert blocked,"
+echo "   each use its own audit entry; closing it early:"
+cvault emergency close --workspace engineering
 
 say "lock: every process loses the master keys at once"
 cvault lock --workspace engineering

@@ -301,7 +301,33 @@ fn default_failed_logins() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RootConfig {
-    /// Path of the underlying module (e.g. `/usr/lib/softhsm/libsofthsm2.so`).
+    /// Path of the underlying module (e.g. `/usr/lib/softhsm/libsofthsm2.so`); empty
+    /// when the root is split over `slots`.
+    #[serde(default)]
+    pub module: PathBuf,
+    /// Label of the token there; empty when the root is split over `slots`.
+    #[serde(default)]
+    pub token_label: String,
+    /// Environment variable holding that token's user PIN.
+    #[serde(default)]
+    pub pin_env: Option<String>,
+    /// File holding that token's user PIN (first line).
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+    /// With `slots`: how many of them open the root (m of n; doc/root.md).
+    #[serde(default)]
+    pub threshold: Option<u8>,
+    /// The underlying slots the root is split over (`[[root.slots]]`), each holding one
+    /// share sealed by its own key; empty: the single slot above.
+    #[serde(default)]
+    pub slots: Vec<RootSlotConfig>,
+}
+
+/// One underlying slot of a split root.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootSlotConfig {
+    /// Path of the underlying module.
     pub module: PathBuf,
     /// Label of the token there.
     pub token_label: String,
@@ -313,21 +339,81 @@ pub struct RootConfig {
     pub pin_file: Option<PathBuf>,
 }
 
+/// The most slots a root may be split over: recombination tries every m-subset of the
+/// shares to find a wrong one, which stays cheap up to here.
+pub const MAX_ROOT_SLOTS: usize = 16;
+
 impl RootConfig {
     /// The underlying token's PIN, from the environment or the PIN file; never the config.
     pub fn pin(&self) -> Result<zeroize::Zeroizing<String>> {
-        if let Some(var) = &self.pin_env {
-            return std::env::var(var)
-                .map(zeroize::Zeroizing::new)
-                .map_err(|_| Error::Config(format!("root.pin_env: environment variable {var} is not set")));
-        }
-        if let Some(path) = &self.pin_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::Config(format!("root.pin_file: cannot read {}: {e}", path.display())))?;
-            return Ok(zeroize::Zeroizing::new(text.lines().next().unwrap_or_default().to_string()));
-        }
-        Err(Error::Config("root: neither pin_env nor pin_file is set".into()))
+        read_pin("root", self.pin_env.as_deref(), self.pin_file.as_deref())
     }
+
+    /// What is wrong with this section, if anything.
+    fn check(&self) -> std::result::Result<(), String> {
+        let no_pin = "needs pin_env or pin_file (the PIN never goes in the config)";
+        if self.slots.is_empty() {
+            if self.threshold.is_some() {
+                return Err("[root] threshold needs [[root.slots]]".into());
+            }
+            if self.module.as_os_str().is_empty() || self.token_label.is_empty() {
+                return Err("[root] needs module and token_label, or [[root.slots]] with a threshold".into());
+            }
+            if self.pin_env.is_none() && self.pin_file.is_none() {
+                return Err(format!("[root] {no_pin}"));
+            }
+            return Ok(());
+        }
+        if !self.module.as_os_str().is_empty()
+            || !self.token_label.is_empty()
+            || self.pin_env.is_some()
+            || self.pin_file.is_some()
+        {
+            return Err("[root] with [[root.slots]] takes module, token_label and the PIN in each slot".into());
+        }
+        let n = self.slots.len();
+        match self.threshold {
+            None => return Err("[root] with [[root.slots]] needs threshold = m".into()),
+            Some(m) if m < 2 || usize::from(m) > n => {
+                return Err(format!(
+                    "[root] threshold {m} must be 2..={n} (1 would let any one slot open the root alone)"
+                ))
+            }
+            Some(_) if n > MAX_ROOT_SLOTS => return Err(format!("[root] lists more than {MAX_ROOT_SLOTS} slots")),
+            Some(_) => {}
+        }
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.pin_env.is_none() && s.pin_file.is_none() {
+                return Err(format!("[[root.slots]] {:?} {no_pin}", s.token_label));
+            }
+            if self.slots[..i].iter().any(|o| o.token_label == s.token_label && o.module == s.module) {
+                return Err(format!("[[root.slots]] lists token {:?} twice", s.token_label));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RootSlotConfig {
+    /// The slot's token PIN, from the environment or the PIN file.
+    pub fn pin(&self) -> Result<zeroize::Zeroizing<String>> {
+        read_pin(&format!("root slot {:?}", self.token_label), self.pin_env.as_deref(), self.pin_file.as_deref())
+    }
+}
+
+/// A PIN from the environment variable `var` or the first line of `file`.
+fn read_pin(what: &str, var: Option<&str>, file: Option<&Path>) -> Result<zeroize::Zeroizing<String>> {
+    if let Some(var) = var {
+        return std::env::var(var)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| Error::Config(format!("{what}: pin_env: environment variable {var} is not set")));
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{what}: pin_file: cannot read {}: {e}", path.display())))?;
+        return Ok(zeroize::Zeroizing::new(text.lines().next().unwrap_or_default().to_string()));
+    }
+    Err(Error::Config(format!("{what}: neither pin_env nor pin_file is set")))
 }
 
 /// Rotation schedules: maximum age in days of the current master key, per classification.
@@ -431,9 +517,7 @@ impl Config {
             return Err(format!("workspace {:?}: label is longer than 32 bytes", w.name));
         }
         if let Some(root) = &self.root {
-            if root.pin_env.is_none() && root.pin_file.is_none() {
-                return Err("[root] needs pin_env or pin_file (the PIN never goes in the config)".into());
-            }
+            root.check()?;
         }
         Ok(())
     }
@@ -550,6 +634,28 @@ mod tests {
         assert_eq!(c.rotation.max_age_days.get("restricted"), Some(&30));
         let no_pin = "store_dir='/x'\n[root]\nmodule='/m.so'\ntoken_label='r'\n[[workspace]]\nname='a'\n";
         assert!(Config::parse(no_pin).unwrap_err().contains("pin"));
+    }
+
+    #[test]
+    fn a_split_root_lists_its_slots_and_a_threshold() {
+        let slot = |l: &str| format!("[[root.slots]]\nmodule='/m.so'\ntoken_label='{l}'\npin_env='P'\n");
+        let ws = "[[workspace]]\nname='a'\n";
+        let text = format!("store_dir='/x'\n[root]\nthreshold=2\n{}{}{}{ws}", slot("a"), slot("b"), slot("c"));
+        let root = Config::parse(&text).expect("valid").root.expect("root");
+        assert_eq!((root.threshold, root.slots.len()), (Some(2), 3));
+        assert_eq!(root.slots[1].token_label, "b");
+        for (bad, why) in [
+            (format!("[root]\n{}{}{ws}", slot("a"), slot("b")), "threshold"),
+            (format!("[root]\nthreshold=1\n{}{}{ws}", slot("a"), slot("b")), "2..=2"),
+            (format!("[root]\nthreshold=3\n{}{}{ws}", slot("a"), slot("b")), "2..=2"),
+            (format!("[root]\nthreshold=2\n{}{}{ws}", slot("a"), slot("a")), "twice"),
+            (format!("[root]\nthreshold=2\npin_env='P'\n{}{}{ws}", slot("a"), slot("b")), "each slot"),
+            (format!("[root]\nthreshold=2\nmodule='/m.so'\ntoken_label='r'\npin_env='P'\n{ws}"), "threshold needs"),
+            (format!("[root]\nthreshold=2\n[[root.slots]]\nmodule='/m.so'\ntoken_label='a'\n{}{ws}", slot("b")), "pin"),
+        ] {
+            let err = Config::parse(&format!("store_dir='/x'\n{bad}")).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

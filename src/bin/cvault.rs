@@ -27,8 +27,14 @@
 mod audit;
 #[path = "cvault/backup.rs"]
 mod backup;
+#[path = "cvault/byok.rs"]
+mod byok;
 #[path = "cvault/cli.rs"]
 mod cli;
+#[path = "cvault/custodian_token.rs"]
+mod custodian_token;
+#[path = "cvault/hold.rs"]
+mod hold;
 #[path = "cvault/masters.rs"]
 mod masters;
 #[path = "cvault/progress.rs"]
@@ -54,7 +60,8 @@ use zeroize::Zeroizing;
 
 use clap::{CommandFactory, Parser};
 use cli::{
-    Cli, Command, CustodiansCommand, EmergencyCommand, Global, MasterCommand, QuorumCommand, TokenCommand, MOVED,
+    Cli, Command, CustodiansCommand, EmergencyCommand, Global, HoldCommand, MasterCommand, QuorumCommand, TokenCommand,
+    MOVED,
 };
 
 /// A failure, as the one line `cvault` prints on stderr.
@@ -332,7 +339,7 @@ impl Tool {
     }
 }
 
-fn dispatch(t: &Tool, command: Command) -> Res<()> {
+fn dispatch(t: &Tool, command: Command, token_secrets: &custodian_token::Secrets) -> Res<()> {
     match command {
         Command::Token(TokenCommand::Init { label }) => masters::cmd_init(t, &label),
         Command::Token(TokenCommand::Status) => masters::cmd_status(t),
@@ -345,11 +352,17 @@ fn dispatch(t: &Tool, command: Command) -> Res<()> {
         Command::Master(MasterCommand::Destroy { version }) => {
             masters::cmd_lifecycle(t, version, CV_STATE_DESTROYED, "destroy", "destroyed: its sealed key is deleted")
         }
-        Command::Custodians(CustodiansCommand::Init { threshold, custodians }) => {
-            quorum::cmd_init(t, threshold, &custodians)
+        Command::Custodians(CustodiansCommand::Init { threshold, custodians, .. }) => {
+            quorum::cmd_init(t, threshold, &custodians, token_secrets)
         }
-        Command::Quorum(QuorumCommand::Approve { request, custodians }) => quorum::cmd_approve(t, request, &custodians),
-        Command::Unlock { custodians } => quorum::cmd_approve(t, None, &custodians),
+        Command::Quorum(QuorumCommand::Approve { request, custodians, .. }) => {
+            quorum::cmd_approve(t, request, &custodians, token_secrets)
+        }
+        Command::Unlock { custodians, .. } => quorum::cmd_approve(t, None, &custodians, token_secrets),
+        Command::Master(MasterCommand::ImportKey { kind, out, label }) => byok::cmd_import_key(t, kind, &out, &label),
+        Command::Master(MasterCommand::Import { wrapped, import_key }) => byok::cmd_import(t, &wrapped, &import_key),
+        Command::Hold(HoldCommand::Set { reason }) => hold::cmd_hold(t, true, reason.as_deref()),
+        Command::Hold(HoldCommand::Lift) => hold::cmd_hold(t, false, None),
         Command::Lock => quorum::cmd_lock(t),
         Command::Emergency(EmergencyCommand::Open { name }) => quorum::cmd_emergency(t, Some(&name)),
         Command::Emergency(EmergencyCommand::Close) => quorum::cmd_emergency(t, None),
@@ -442,8 +455,10 @@ fn run(cli: Cli) -> Res<ExitCode> {
         }
         _ => {}
     }
+    // Custodians' tokens are read before the module is loaded (custodian_token.rs).
+    let token_secrets = custodian_token::read_all(&cli.command)?;
     let tool = Tool::open(cli.global)?;
-    let result = dispatch(&tool, cli.command);
+    let result = dispatch(&tool, cli.command, &token_secrets);
     // Finalizing lets the module finalize the root's module (SoftHSM2) cleanly.
     let finalized = tool.pkcs11.finalize();
     result?;

@@ -81,6 +81,19 @@ pub fn p256_verify_prehash(public: &[u8], digest: &[u8; 32], signature: &[u8]) -
     verifier.update(digest).is_ok() && verifier.finish(signature).is_ok()
 }
 
+/// The uncompressed P-256 public point of the private `scalar` (32 bytes); a scalar out
+/// of range is an error (callers deriving one from a hash try the next).
+pub fn p256_public_key(scalar: &[u8]) -> Result<Vec<u8>> {
+    super::ec::public_from_private(super::ec::Curve::P256, scalar)
+}
+
+/// An ECDSA P-256 signature (`r || s`) of the SHA-256 `digest` under the private `scalar`.
+pub fn p256_sign_prehash(scalar: &[u8], digest: &[u8; 32]) -> Result<Vec<u8>> {
+    let mut signer = super::ecdsa::signer(super::ec::Curve::P256, scalar, None)?;
+    signer.update(digest)?;
+    signer.finish()
+}
+
 /// A P-256 public point as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
 pub fn p256_public_key_pem(point: &[u8]) -> Result<String> {
     use p256::pkcs8::EncodePublicKey;
@@ -144,6 +157,19 @@ pub fn argon2id<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_p256_signature_from_a_scalar_verifies_under_its_public_key_only() {
+        let digest = sha256(b"checkpoint");
+        let public = p256_public_key(&[0x11; 32]).expect("in range");
+        let signature = p256_sign_prehash(&[0x11; 32], &digest).expect("signs");
+        assert!(p256_verify_prehash(&public, &digest, &signature));
+        assert!(!p256_verify_prehash(&public, &sha256(b"other"), &signature));
+        let other = p256_public_key(&[0x22; 32]).expect("in range");
+        assert!(!p256_verify_prehash(&other, &digest, &signature));
+        assert!(p256_public_key(&[0; 32]).is_err(), "zero is no scalar");
+        assert!(p256_public_key(&[0xff; 32]).is_err(), "above the group order");
+    }
 
     // FIPS 180-4 example (NIST CSRC SHA256.pdf): "abc".
     #[test]

@@ -10,7 +10,10 @@
 //!
 //! The root token also holds the audit log's checkpoint keys and head: an ECDSA P-256
 //! key pair it makes itself, and an ML-DSA-65 key whose seed the module makes and seals
-//! there (tokens such as SoftHSM2 cannot make ML-DSA keys; see [`SlotRoot::sign_checkpoint`]).
+//! there (tokens such as SoftHSM2 cannot make ML-DSA keys; see [`Hsm::sign_checkpoint`]).
+//!
+//! [`SlotRoot`] is what the rest of the module sees: this one token, or several over
+//! which the root is split m-of-n (`split.rs`, doc/root.md).
 
 use std::sync::Arc;
 
@@ -24,10 +27,14 @@ use cryptoki::types::AuthPin;
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
+use std::path::Path;
+
+use super::split::SplitRoot;
 use super::Sealer;
 use crate::config::{CheckpointSignature as CheckpointAlgorithms, RootConfig};
 use crate::error::{Error, Internal, Result};
 use crate::store::audit::CheckpointSignature;
+use crate::store::sealed::{self, SealingKey};
 
 const BLOB_V1: u8 = 1;
 const IV_LEN: usize = 12;
@@ -36,8 +43,8 @@ fn pkcs11_err(what: &str) -> impl Fn(cryptoki::error::Error) -> Error + '_ {
     move |e| Error::Root(format!("{what}: {e}"))
 }
 
-/// The underlying module, logged in.
-pub struct SlotRoot {
+/// One underlying module, logged into one token.
+pub struct Hsm {
     pkcs11: Pkcs11,
     /// `None` only while dropping: the session must close before the library finalizes.
     session: Mutex<Option<Session>>,
@@ -46,33 +53,52 @@ pub struct SlotRoot {
     owns_library: bool,
 }
 
-impl SlotRoot {
-    /// Loads the underlying module and logs into its token. Each failure names its cause.
-    pub fn connect(cfg: &RootConfig) -> Result<SlotRoot> {
-        let pin = cfg.pin()?;
-        let pkcs11 = Pkcs11::new(&cfg.module)
-            .map_err(|e| Error::Root(format!("cannot load the underlying module {}: {e}", cfg.module.display())))?;
+impl Hsm {
+    /// Loads the underlying module `module` and logs into its token `token_label` with
+    /// `pin`. Each failure names its cause.
+    pub fn connect(module: &Path, token_label: &str, pin: &str) -> Result<Hsm> {
+        let pkcs11 = Pkcs11::new(module)
+            .map_err(|e| Error::Root(format!("cannot load the underlying module {}: {e}", module.display())))?;
         let owns_library = match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
             Ok(()) => true,
-            // The host application uses the same library itself: share its initialization.
+            // The host application (or another slot of a split root) uses the same
+            // library: share its initialization.
             Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => false,
-            Err(e) => return Err(Error::Root(format!("{}: C_Initialize failed: {e}", cfg.module.display()))),
+            Err(e) => return Err(Error::Root(format!("{}: C_Initialize failed: {e}", module.display()))),
         };
+        let session = match Self::login(&pkcs11, token_label, pin) {
+            Ok(session) => session,
+            Err(e) => {
+                // Leave the library as found: a later slot of a split root, or the next
+                // attempt, initializes it again.
+                if owns_library {
+                    drop(pkcs11.finalize());
+                }
+                return Err(e);
+            }
+        };
+        log::info!("root of trust: token {token_label:?} in {}", module.display());
+        Ok(Hsm { pkcs11, session: Mutex::new(Some(session)), token_label: token_label.to_string(), owns_library })
+    }
+
+    /// A logged-in session on the token labelled `token_label`.
+    fn login(pkcs11: &Pkcs11, token_label: &str, pin: &str) -> Result<Session> {
         let slot = pkcs11
             .get_slots_with_initialized_token()
             .map_err(pkcs11_err("listing the underlying slots"))?
             .into_iter()
-            .find(|s| pkcs11.get_token_info(*s).is_ok_and(|t| t.label() == cfg.token_label))
-            .ok_or_else(|| Error::RootTokenNotPresent(cfg.token_label.clone()))?;
+            .find(|s| pkcs11.get_token_info(*s).is_ok_and(|t| t.label() == token_label))
+            .ok_or_else(|| Error::RootTokenNotPresent(token_label.to_string()))?;
         let session = pkcs11.open_rw_session(slot).map_err(pkcs11_err("opening a session on the root token"))?;
-        match session.login(UserType::User, Some(&AuthPin::new(pin.as_str().into()))) {
-            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => {
-                return Err(Error::Root(format!("the root token {:?} refused the PIN: {e}", cfg.token_label)));
-            }
+        match session.login(UserType::User, Some(&AuthPin::new(pin.into()))) {
+            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+            Err(e) => Err(Error::Root(format!("the root token {token_label:?} refused the PIN: {e}"))),
         }
-        log::info!("root of trust: token {:?} in {}", cfg.token_label, cfg.module.display());
-        Ok(SlotRoot { pkcs11, session: Mutex::new(Some(session)), token_label: cfg.token_label.clone(), owns_library })
+    }
+
+    /// The token's label.
+    pub fn token_label(&self) -> &str {
+        &self.token_label
     }
 
     fn label(workspace: &str) -> Vec<u8> {
@@ -80,18 +106,18 @@ impl SlotRoot {
     }
 
     /// Runs `f` with the logged-in session.
-    fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
+    pub(super) fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
         let guard = self.session.lock();
         let session = guard.as_ref().ok_or_else(|| Error::Root("the root token session is closed".into()))?;
         f(session)
     }
 
     /// The workspace's root key; created only when `create` (first initialization).
-    pub fn root_key(self: &Arc<Self>, workspace: &str, create: bool) -> Result<WorkspaceRoot> {
+    fn root_key(&self, workspace: &str, create: bool) -> Result<ObjectHandle> {
         self.with_session(|session| self.find_or_create(session, workspace, create))
     }
 
-    fn find_or_create(self: &Arc<Self>, session: &Session, workspace: &str, create: bool) -> Result<WorkspaceRoot> {
+    fn find_or_create(&self, session: &Session, workspace: &str, create: bool) -> Result<ObjectHandle> {
         let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(Self::label(workspace))];
         let found = session.find_objects(&template).map_err(pkcs11_err("finding the root key"))?;
         let key = match found.first() {
@@ -107,13 +133,13 @@ impl SlotRoot {
                 )))
             }
         };
-        Ok(WorkspaceRoot { slot: self.clone(), key })
+        Ok(key)
     }
 
     /// Refuses a key found by its label that is not what this module makes: an AES-256
     /// secret key, sensitive, never extractable, able to encrypt and decrypt. Someone
     /// with the root PIN could otherwise plant a key they can read back.
-    fn check_key(session: &Session, key: ObjectHandle, label: &[u8]) -> Result<()> {
+    pub(super) fn check_key(session: &Session, key: ObjectHandle, label: &[u8]) -> Result<()> {
         use cryptoki::object::AttributeType as T;
         let wanted = [T::Class, T::KeyType, T::ValueLen, T::Sensitive, T::Extractable, T::Encrypt, T::Decrypt];
         let attrs = session.get_attributes(key, &wanted).map_err(pkcs11_err("reading the root key's attributes"))?;
@@ -149,7 +175,7 @@ impl SlotRoot {
     /// HMAC-SHA256 of `data` under the workspace's PIN MAC key in the root token (a
     /// generic secret, sensitive, non-extractable, made on first use): what authenticates
     /// the PIN records and failure counters in the store.
-    pub fn pins_mac(&self, workspace: &str, data: &[u8]) -> Result<Vec<u8>> {
+    fn pins_mac(&self, workspace: &str, data: &[u8]) -> Result<Vec<u8>> {
         let label = format!("collabvault-pins/{workspace}").into_bytes();
         self.with_session(|session| {
             let found = session
@@ -188,7 +214,7 @@ impl SlotRoot {
     /// The key of one master key version (its sealed value opens only under it, so
     /// destroying it shreds every copy of that value, backups included); created only
     /// when `create`. `None`: there is no such key (destroyed, or never made).
-    pub fn version_key(self: &Arc<Self>, workspace: &str, version: u32, create: bool) -> Result<Option<WorkspaceRoot>> {
+    fn version_key(&self, workspace: &str, version: u32, create: bool) -> Result<Option<ObjectHandle>> {
         let label = Self::version_label(workspace, version);
         self.with_session(|session| {
             let found = session
@@ -202,13 +228,13 @@ impl SlotRoot {
                 None if create => self.create_labelled(session, &label)?,
                 None => return Ok(None),
             };
-            Ok(Some(WorkspaceRoot { slot: self.clone(), key }))
+            Ok(Some(key))
         })
     }
 
     /// Destroys the keys of `workspace`'s master key versions: `Some(version)` one, `None`
     /// every one (re-initialization). Returns how many were destroyed.
-    pub fn destroy_version_keys(&self, workspace: &str, version: Option<u32>) -> Result<usize> {
+    fn destroy_version_keys(&self, workspace: &str, version: Option<u32>) -> Result<usize> {
         let prefix = format!("collabvault-wmk/{workspace}/v");
         self.with_session(|session| {
             let mut template = vec![Attribute::Class(ObjectClass::SECRET_KEY)];
@@ -240,7 +266,7 @@ impl SlotRoot {
     }
 
     /// A fresh AES-256 key in the root token that never leaves it.
-    fn create_labelled(&self, session: &Session, label: &[u8]) -> Result<ObjectHandle> {
+    pub(super) fn create_labelled(&self, session: &Session, label: &[u8]) -> Result<ObjectHandle> {
         let template = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
@@ -282,8 +308,8 @@ pub type Signed = (Option<CheckpointSignature>, Option<CheckpointSignature>);
 /// The latest checkpoint as the root token remembers it: (number, entry seq, entry hash).
 pub type Head = (i64, i64, Vec<u8>);
 
-impl SlotRoot {
-    fn find(session: &Session, class: ObjectClass, label: &[u8]) -> Result<Option<ObjectHandle>> {
+impl Hsm {
+    pub(super) fn find(session: &Session, class: ObjectClass, label: &[u8]) -> Result<Option<ObjectHandle>> {
         let found = session
             .find_objects(&[Attribute::Class(class), Attribute::Label(label.to_vec())])
             .map_err(pkcs11_err("finding an audit object in the root token"))?;
@@ -380,7 +406,7 @@ impl SlotRoot {
     }
 
     /// The value of the data object labelled `label`, if there is one.
-    fn data_value(session: &Session, label: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(super) fn data_value(session: &Session, label: &[u8]) -> Result<Option<Vec<u8>>> {
         let Some(object) = Self::find(session, ObjectClass::DATA, label)? else {
             return Ok(None);
         };
@@ -394,7 +420,7 @@ impl SlotRoot {
     }
 
     /// A private token data object labelled `label` holding `value`.
-    fn create_data(session: &Session, label: &[u8], value: Vec<u8>) -> Result<()> {
+    pub(super) fn create_data(session: &Session, label: &[u8], value: Vec<u8>) -> Result<()> {
         session
             .create_object(&[
                 Attribute::Class(ObjectClass::DATA),
@@ -485,14 +511,14 @@ impl SlotRoot {
     }
 
     /// The latest checkpoint as the root token remembers it, if any.
-    pub fn head(&self) -> Result<Option<Head>> {
+    pub(super) fn head(&self) -> Result<Option<Head>> {
         self.with_session(|session| Ok(Self::heads(session)?.into_iter().map(|(_, h)| h).max_by_key(|h| h.0)))
     }
 
     /// Records the latest checkpoint in the root token, out of reach of the store. Tokens
     /// need not allow changing a data object's value, so the new head is created first
     /// and the old ones destroyed after: a crash in between leaves two, and the newest wins.
-    pub fn set_head(&self, number: i64, seq: i64, hash: &[u8]) -> Result<()> {
+    pub(super) fn set_head(&self, number: i64, seq: i64, hash: &[u8]) -> Result<()> {
         let mut value = number.to_be_bytes().to_vec();
         value.extend_from_slice(&seq.to_be_bytes());
         value.extend_from_slice(hash);
@@ -515,7 +541,7 @@ impl SlotRoot {
     }
 }
 
-impl Drop for SlotRoot {
+impl Drop for Hsm {
     fn drop(&mut self) {
         // Close our session before finalizing the library it belongs to.
         if let Some(session) = self.session.lock().take() {
@@ -530,14 +556,24 @@ impl Drop for SlotRoot {
     }
 }
 
-/// One workspace's root key (or one of its master key versions' keys) in the underlying token.
+/// One workspace's root key (or one of its master key versions' keys): a key in the
+/// underlying token, or, under a split root, a key the recombined shares give
+/// (`split.rs`), which is only ever in memory.
 pub struct WorkspaceRoot {
     slot: Arc<SlotRoot>,
-    key: ObjectHandle,
+    key: RootKey,
+}
+
+/// Where a [`WorkspaceRoot`]'s key is.
+enum RootKey {
+    /// In the single root token.
+    Hsm(ObjectHandle),
+    /// In memory, from a split root's shares; zeroized on drop.
+    Soft(SealingKey),
 }
 
 impl WorkspaceRoot {
-    /// The root token this key is in.
+    /// The root this key belongs to.
     pub fn slot(&self) -> &Arc<SlotRoot> {
         &self.slot
     }
@@ -549,11 +585,17 @@ impl Sealer for WorkspaceRoot {
     }
 
     fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        self.slot.with_session(|s| seal_in(s, self.key, context, plaintext))
+        match &self.key {
+            RootKey::Hsm(key) => self.slot.single()?.with_session(|s| seal_in(s, *key, context, plaintext)),
+            RootKey::Soft(key) => sealed::seal(key, context, plaintext),
+        }
     }
 
     fn unseal(&self, context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.slot.with_session(|s| unseal_in(s, self.key, context, blob))
+        match &self.key {
+            RootKey::Hsm(key) => self.slot.single()?.with_session(|s| unseal_in(s, *key, context, blob)),
+            RootKey::Soft(key) => sealed::open(key, context, blob),
+        }
     }
 
     fn mac(&self, _purpose: &[u8], _data: &[u8]) -> Result<[u8; 32]> {
@@ -563,9 +605,120 @@ impl Sealer for WorkspaceRoot {
     }
 }
 
+/// The root of trust in underlying PKCS#11 slots: one token (`[root]` with
+/// `token_label`), or several over which the root is split m-of-n (`[[root.slots]]`,
+/// `split.rs`, doc/root.md). Everything else in the module sees only this.
+pub struct SlotRoot(Kind);
+
+enum Kind {
+    One(Hsm),
+    Split(SplitRoot),
+}
+
+impl SlotRoot {
+    /// Connects to the configured slot, or to the slots of a split root and recombines
+    /// it. Each failure names its cause (for a split root: the slots missing).
+    pub fn connect(cfg: &RootConfig) -> Result<SlotRoot> {
+        if cfg.slots.is_empty() {
+            let pin = cfg.pin()?;
+            return Ok(SlotRoot(Kind::One(Hsm::connect(&cfg.module, &cfg.token_label, &pin)?)));
+        }
+        Ok(SlotRoot(Kind::Split(SplitRoot::connect(cfg)?)))
+    }
+
+    /// The single root token; an internal error under a split root (whose keys are
+    /// never handles).
+    fn single(&self) -> Result<&Hsm> {
+        match &self.0 {
+            Kind::One(hsm) => Ok(hsm),
+            Kind::Split(_) => Err(Error::Root("a split root has no single root token".into())),
+        }
+    }
+
+    /// The workspace's root key; created only when `create` (first initialization).
+    /// Under a split root it is derived from the recombined root, so always there.
+    pub fn root_key(self: &Arc<Self>, workspace: &str, create: bool) -> Result<WorkspaceRoot> {
+        let key = match &self.0 {
+            Kind::One(hsm) => RootKey::Hsm(hsm.root_key(workspace, create)?),
+            Kind::Split(split) => RootKey::Soft(split.workspace_key(workspace)?),
+        };
+        Ok(WorkspaceRoot { slot: self.clone(), key })
+    }
+
+    /// HMAC-SHA256 of `data` under the workspace's PIN MAC key: what authenticates the
+    /// PIN records and failure counters in the store.
+    pub fn pins_mac(&self, workspace: &str, data: &[u8]) -> Result<Vec<u8>> {
+        match &self.0 {
+            Kind::One(hsm) => hsm.pins_mac(workspace, data),
+            Kind::Split(split) => split.pins_mac(workspace, data),
+        }
+    }
+
+    /// The key of one master key version (its sealed value opens only under it, so
+    /// destroying it shreds every copy of that value, backups included); created only
+    /// when `create`. `None`: there is no such key (destroyed, or never made).
+    pub fn version_key(self: &Arc<Self>, workspace: &str, version: u32, create: bool) -> Result<Option<WorkspaceRoot>> {
+        let key = match &self.0 {
+            Kind::One(hsm) => hsm.version_key(workspace, version, create)?.map(RootKey::Hsm),
+            Kind::Split(split) => split.version_key(workspace, version, create)?.map(RootKey::Soft),
+        };
+        Ok(key.map(|key| WorkspaceRoot { slot: self.clone(), key }))
+    }
+
+    /// Destroys the keys of `workspace`'s master key versions: `Some(version)` one, `None`
+    /// every one (re-initialization). Returns how many objects were destroyed.
+    pub fn destroy_version_keys(&self, workspace: &str, version: Option<u32>) -> Result<usize> {
+        match &self.0 {
+            Kind::One(hsm) => hsm.destroy_version_keys(workspace, version),
+            Kind::Split(split) => split.destroy_version_keys(workspace, version),
+        }
+    }
+
+    /// Signs a checkpoint message with the configured checkpoint keys (see
+    /// [`Hsm::sign_checkpoint`]; a split root's are derived from it, `split.rs`).
+    pub fn sign_checkpoint(&self, message: &[u8], which: CheckpointAlgorithms) -> Result<Signed> {
+        match &self.0 {
+            Kind::One(hsm) => hsm.sign_checkpoint(message, which),
+            Kind::Split(split) => split.sign_checkpoint(message, which),
+        }
+    }
+
+    /// The ECDSA audit public key (uncompressed point) checkpoints verify against.
+    pub fn audit_public_key(&self) -> Result<Option<Vec<u8>>> {
+        match &self.0 {
+            Kind::One(hsm) => hsm.audit_public_key(),
+            Kind::Split(split) => split.audit_public_key().map(Some),
+        }
+    }
+
+    /// The ML-DSA-65 audit public key checkpoints verify against.
+    pub fn audit_mldsa_public_key(&self) -> Result<Option<Vec<u8>>> {
+        match &self.0 {
+            Kind::One(hsm) => hsm.audit_mldsa_public_key(),
+            Kind::Split(split) => split.audit_mldsa_public_key().map(Some),
+        }
+    }
+
+    /// The latest checkpoint as the root token(s) remember it, if any.
+    pub fn head(&self) -> Result<Option<Head>> {
+        match &self.0 {
+            Kind::One(hsm) => hsm.head(),
+            Kind::Split(split) => split.head(),
+        }
+    }
+
+    /// Records the latest checkpoint in the root token(s), out of reach of the store.
+    pub fn set_head(&self, number: i64, seq: i64, hash: &[u8]) -> Result<()> {
+        match &self.0 {
+            Kind::One(hsm) => hsm.set_head(number, seq, hash),
+            Kind::Split(split) => split.set_head(number, seq, hash),
+        }
+    }
+}
+
 /// Seals `plaintext` with AES-256-GCM under `key` in the root token, `context` as AAD:
 /// `version(1) || iv(12) || ciphertext||tag`.
-fn seal_in(session: &Session, key: ObjectHandle, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+pub(super) fn seal_in(session: &Session, key: ObjectHandle, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut iv = [0u8; IV_LEN];
     crate::mechanism::primitives::fill_random(&mut iv)?;
     let mut iv_param = iv;
@@ -579,7 +732,12 @@ fn seal_in(session: &Session, key: ObjectHandle, context: &[u8], plaintext: &[u8
 }
 
 /// Opens [`seal_in`]'s blob; one that does not open is an integrity failure.
-fn unseal_in(session: &Session, key: ObjectHandle, context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(super) fn unseal_in(
+    session: &Session,
+    key: ObjectHandle,
+    context: &[u8],
+    blob: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     if blob.len() < 1 + IV_LEN + 16 || blob[0] != BLOB_V1 {
         return Err(Error::Integrity("root-sealed blob is malformed"));
     }

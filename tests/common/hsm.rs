@@ -52,15 +52,44 @@ impl Hsm {
     }
 
     pub fn new() -> Hsm {
+        Hsm::with_tokens(&[ROOT_LABEL])
+    }
+
+    /// A fresh token directory with one initialized token per label (PIN [`ROOT_PIN`]):
+    /// the slots of a split root.
+    pub fn with_tokens(labels: &[&str]) -> Hsm {
         let hsm = Hsm::empty();
-        let conf = hsm.dir.path().join("softhsm2.conf");
-        let status = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", ROOT_LABEL, "--so-pin", "root-so-1234", "--pin", ROOT_PIN])
-            .env("SOFTHSM2_CONF", &conf)
+        for label in labels {
+            hsm.util(&["--init-token", "--free", "--label", label, "--so-pin", "root-so-1234", "--pin", ROOT_PIN]);
+        }
+        hsm
+    }
+
+    /// Deletes the token labelled `label` (an HSM gone for good).
+    pub fn delete_token(&self, label: &str) {
+        self.util(&["--delete-token", "--token", label]);
+    }
+
+    /// Runs softhsm2-util over this token directory; it must succeed.
+    fn util(&self, args: &[&str]) {
+        let out = Command::new("softhsm2-util")
+            .args(args)
+            .env("SOFTHSM2_CONF", self.dir.path().join("softhsm2.conf"))
             .output()
             .expect("softhsm2-util");
-        assert!(status.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&status.stderr));
-        hsm
+        assert!(out.status.success(), "softhsm2-util {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A `[root]` section splitting the root `threshold`-of-n over the tokens `labels`.
+    pub fn split_section(&self, labels: &[&str], threshold: u8) -> String {
+        let mut s = format!("[root]\nthreshold = {threshold}\n");
+        for label in labels {
+            s.push_str(&format!(
+                "[[root.slots]]\nmodule = {:?}\ntoken_label = {label:?}\npin_env = {ROOT_PIN_ENV:?}\n",
+                softhsm_module()
+            ));
+        }
+        s
     }
 
     /// The SoftHSM2 token directory.

@@ -108,6 +108,9 @@ pub(crate) enum Command {
     /// unwrap for a named person, each use audited; the quorum approves it first.
     #[command(subcommand)]
     Emergency(EmergencyCommand),
+    /// A legal hold on the master keys: set or lift (doc/quorum.md, "Legal hold").
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// Lock the master keys now, in every process (revokes the unlock grant).
     #[command(after_help = "Example:\n  cvault lock --workspace eng")]
     Lock,
@@ -119,6 +122,8 @@ pub(crate) enum Command {
         /// An approving custodian (repeat for each; passphrase from CV_CUSTODIAN_<NAME> or a prompt).
         #[arg(long = "custodian", value_name = "NAME")]
         custodians: Vec<String>,
+        #[command(flatten)]
+        tokens: CustodianTokens,
     },
     /// Print a shell completion script to stdout.
     #[command(after_help = "Examples:\n  cvault completions bash > /etc/bash_completion.d/cvault\n  \
@@ -190,6 +195,77 @@ pub(crate) enum MasterCommand {
         #[arg(long, value_name = "N")]
         version: u32,
     },
+    /// BYOK: make an import key pair and write its public half for the customer (doc/byok.md).
+    #[command(
+        name = "import-key",
+        after_help = "Examples:\n  cvault master import-key --type rsa-3072 --out import.pem\n  \
+                      cvault master import-key --type ml-kem-768 --out import.ek"
+    )]
+    ImportKey {
+        /// The import key's type.
+        #[arg(long = "type", value_enum)]
+        kind: ImportKeyType,
+        /// Where the public key goes (RSA: PEM; ML-KEM: the raw encapsulation key).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The import key's label on the token.
+        #[arg(long, value_name = "LABEL", default_value = "byok import key")]
+        label: String,
+    },
+    /// BYOK: import a customer's wrapped key as the new active version (quorum-guarded).
+    #[command(after_help = "Example:\n  cvault master import --wrapped wrapped.bin")]
+    Import {
+        /// The customer's wrapped key (doc/byok.md, section 2).
+        #[arg(long, value_name = "FILE")]
+        wrapped: PathBuf,
+        /// The label of the import key that unwraps it.
+        #[arg(long = "import-key", value_name = "LABEL", default_value = "byok import key")]
+        import_key: String,
+    },
+}
+
+/// The types of BYOK import keys.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ImportKeyType {
+    /// RSA-3072 (the wrapped key: RSA-OAEP with SHA-256).
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+    /// RSA-4096.
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+    /// ML-KEM-768 (the wrapped key: ciphertext || AES-256-KWP).
+    #[value(name = "ml-kem-768")]
+    MlKem768,
+    /// ML-KEM-1024.
+    #[value(name = "ml-kem-1024")]
+    MlKem1024,
+}
+
+impl ImportKeyType {
+    /// The name on the command line.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ImportKeyType::Rsa3072 => "rsa-3072",
+            ImportKeyType::Rsa4096 => "rsa-4096",
+            ImportKeyType::MlKem768 => "ml-kem-768",
+            ImportKeyType::MlKem1024 => "ml-kem-1024",
+        }
+    }
+}
+
+/// `cvault hold ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HoldCommand {
+    /// Set a legal hold: no version retired or destroyed, no stored DEK deleted (SO PIN).
+    #[command(after_help = "Example:\n  cvault hold set --reason \"case 7731\"")]
+    Set {
+        /// Why (a case number), recorded with the hold.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Lift the legal hold (SO PIN; with a quorum, once the custodians approved it).
+    #[command(after_help = "Example:\n  cvault hold lift")]
+    Lift,
 }
 
 /// `cvault backup ...`.
@@ -232,9 +308,13 @@ pub(crate) enum BackupCommand {
 pub(crate) enum CustodiansCommand {
     /// Enrol custodians and split a new key-encryption key k-of-n among them (SO PIN).
     #[command(
-        after_help = "Example:\n  cvault custodians init --threshold 2 --custodian alice --custodian bob --custodian carol\n\n\
+        after_help = "Example:\n  cvault custodians init --threshold 2 --custodian alice --custodian bob --custodian carol\n  \
+                            cvault custodians init --threshold 2 --custodian alice --custodian bob \\\n      \
+                            --custodian-token alice=alice-token --custodian-module /usr/lib/softhsm/libsofthsm2.so\n\n\
                             Each custodian's passphrase comes from CV_CUSTODIAN_<NAME> or is asked twice on the\n\
-                            terminal; only a public key derived from it reaches the module. Changing an existing\n\
+                            terminal; a custodian with --custodian-token uses an HMAC key on their own token instead\n\
+                            (PIN from CV_CUSTODIAN_TOKEN_PIN_<NAME> or --custodian-pin-file). Only a public key\n\
+                            derived from either reaches the module. Changing an existing\n\
                             quorum needs the current quorum's approval of a change-quorum request."
     )]
     Init {
@@ -244,6 +324,8 @@ pub(crate) enum CustodiansCommand {
         /// A custodian (repeat for each).
         #[arg(long = "custodian", value_name = "NAME", required = true)]
         custodians: Vec<String>,
+        #[command(flatten)]
+        tokens: CustodianTokens,
     },
     /// The custodians and the threshold (read from the store; no PIN).
     #[command(after_help = "Examples:\n  cvault custodians list\n  cvault custodians list --json")]
@@ -265,7 +347,25 @@ pub(crate) enum QuorumCommand {
         /// An approving custodian (repeat for each).
         #[arg(long = "custodian", value_name = "NAME", required = true)]
         custodians: Vec<String>,
+        #[command(flatten)]
+        tokens: CustodianTokens,
     },
+}
+
+/// Custodians whose secret is on their own PKCS#11 token instead of a passphrase
+/// (doc/quorum.md, "Custodians with a token").
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct CustodianTokens {
+    /// A custodian whose secret is an HMAC key on their own token: NAME=TOKEN_LABEL (repeat).
+    #[arg(long = "custodian-token", id = "custodian_token", value_name = "NAME=LABEL")]
+    pub(crate) tokens: Vec<String>,
+    /// The PKCS#11 module of the custodians' tokens.
+    #[arg(long = "custodian-module", id = "custodian_module", value_name = "PATH")]
+    pub(crate) module: Option<std::path::PathBuf>,
+    /// A file whose first line is a custodian token's user PIN: NAME=PATH (else the
+    /// environment variable CV_CUSTODIAN_TOKEN_PIN_<NAME>).
+    #[arg(long = "custodian-pin-file", id = "custodian_pin_file", value_name = "NAME=PATH")]
+    pub(crate) pin_files: Vec<String>,
 }
 
 /// `cvault emergency ...`.

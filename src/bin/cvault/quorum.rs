@@ -22,6 +22,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::cli::Global;
+use crate::custodian_token::Secrets;
 use crate::{fail, print_json, Failure, Res, Tool};
 
 /// The environment variable that may hold custodian `name`'s passphrase:
@@ -57,6 +58,15 @@ fn passphrase(t: &Tool, name: &str, confirm: bool) -> Res<Zeroizing<String>> {
     Ok(pass)
 }
 
+/// Custodian `name`'s secret: the one read from their token when `--custodian-token`
+/// named one, else their passphrase (asked twice when `enrol`).
+fn secret(t: &Tool, tokens: &Secrets, name: &str, enrol: bool) -> Res<Zeroizing<String>> {
+    match tokens.iter().find(|(n, _)| n == name) {
+        Some((_, secret)) => Ok(secret.clone()),
+        None => passphrase(t, name, enrol),
+    }
+}
+
 fn vendor_mechanism(ty: u64) -> Res<Mechanism<'static>> {
     let ty = MechanismType::new_vendor_defined(ty)?;
     Ok(Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(ty, None)))
@@ -64,7 +74,7 @@ fn vendor_mechanism(ty: u64) -> Res<Mechanism<'static>> {
 
 /// `cvault custodians init --threshold K --custodian NAME...`: enrols each custodian (their
 /// passphrase becomes a public key here; the module never sees it) and splits a new KEK.
-pub(crate) fn cmd_init(t: &Tool, threshold: Option<u8>, names: &[String]) -> Res<()> {
+pub(crate) fn cmd_init(t: &Tool, threshold: Option<u8>, names: &[String], tokens: &Secrets) -> Res<()> {
     let ws = t.workspace()?;
     let k = threshold.unwrap_or(t.config.quorum.threshold);
     if names.is_empty() || usize::from(k) > names.len() || k == 0 {
@@ -72,7 +82,7 @@ pub(crate) fn cmd_init(t: &Tool, threshold: Option<u8>, names: &[String]) -> Res
     }
     let mut enrolled: Vec<Enrolment> = Vec::new();
     for name in names {
-        let pass = passphrase(t, name, true)?;
+        let pass = secret(t, tokens, name, true)?;
         let e = custodian::enrol(name, pass.as_bytes(), KDF_MEMORY_KIB, KDF_PASSES)
             .map_err(|e| Failure(format!("custodian {name:?}: {e}")))?;
         enrolled.push(e);
@@ -101,14 +111,14 @@ pub(crate) fn cmd_init(t: &Tool, threshold: Option<u8>, names: &[String]) -> Res
 
 /// `cvault quorum approve [--request N] --custodian NAME` (and `cvault unlock`): one
 /// `C_LoginUser` per custodian.
-pub(crate) fn cmd_approve(t: &Tool, request: Option<i64>, names: &[String]) -> Res<()> {
+pub(crate) fn cmd_approve(t: &Tool, request: Option<i64>, names: &[String], tokens: &Secrets) -> Res<()> {
     let ws = t.workspace()?;
     if names.is_empty() {
         return fail("name the approving custodian(s) with --custodian");
     }
     let module = crate::module_path(&t.global)?;
     for name in names {
-        let pass = passphrase(t, name, false)?;
+        let pass = secret(t, tokens, name, false)?;
         let session = t.pkcs11.open_rw_session(t.slot(&ws.name)?)?;
         let username = match request {
             Some(n) => format!("{name}:{n}"),
