@@ -874,12 +874,17 @@ impl Backend for PgStore {
     fn add_master(&self, workspace: &str, master: &MasterRecord, mac: MasterMac<'_>, event: &AuditEvent) -> Result<()> {
         self.write(event, |tx| {
             // Read under the write lock: a rotation another host committed first is seen,
-            // and this version's number is refused (primary key) if it took the same one.
-            let active: Vec<u32> = read_masters(tx, workspace, None)?
-                .into_iter()
-                .filter(|m| m.state == Lifecycle::Active)
-                .map(|m| m.version)
-                .collect();
+            // and this one, made from the same version, is refused with nothing written.
+            let rows = read_masters(tx, workspace, None)?;
+            if rows.iter().any(|m| m.version == master.version) {
+                log::warn!(
+                    "{workspace}: another host rotated to wmk v{} first; this rotation is refused",
+                    master.version
+                );
+                return Err(Error::Store(format!("another host made master key v{} first", master.version)));
+            }
+            let active: Vec<u32> =
+                rows.into_iter().filter(|m| m.state == Lifecycle::Active).map(|m| m.version).collect();
             for version in active {
                 update_master(tx, workspace, version, mac, |m| m.state = Lifecycle::DecryptOnly)?;
             }

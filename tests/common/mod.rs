@@ -114,6 +114,27 @@ impl Workspace {
         Config::from_file(&self.conf).expect("config")
     }
 
+    /// Runs `sql` on the store from its backend's shell (`sqlite3`, or `psql` for
+    /// PostgreSQL), a process of its own, so it is safe while the module has the store
+    /// open; returns what it printed.
+    pub fn live_sql(&self, sql: &str) -> String {
+        let out = match self.config().store {
+            Some(conninfo) => Command::new(postgres::bin_dir().join("psql"))
+                .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", &conninfo, "-c", sql])
+                .output()
+                .expect("run psql"),
+            None => Command::new("sqlite3")
+                .arg("-cmd")
+                .arg(".timeout 10000")
+                .arg(self.store_file())
+                .arg(sql)
+                .output()
+                .expect("run the sqlite3 shell (Debian package sqlite3)"),
+        };
+        assert!(out.status.success(), "{sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// The store the config names (SQLite or PostgreSQL), opened by the test itself (not
     /// through the module).
     pub fn open_store(&self) -> std::sync::Arc<dyn Backend> {
