@@ -188,3 +188,33 @@ fn host_process_wraps_unwraps_and_rotates() {
     }
     println!("host: made {made} rotations, lost {lost}, {round} rounds");
 }
+
+/// Not a check: prints the median of token AES key generation through the C ABI on the
+/// backend the config names (`CV_TEST_STORE`). Run:
+/// `cargo test --release --test multihost -- --ignored --nocapture measure`.
+#[test]
+#[ignore = "a measurement, run by hand (doc/postgresql.md)"]
+fn measure_token_key_generation() {
+    let f = common::Fixture::new();
+    let slot = f.init_token();
+    let s = f.user_session(slot);
+    let mut times: Vec<f64> = (0..300)
+        .map(|i| {
+            let t = Instant::now();
+            s.generate_key(
+                &Mechanism::AesKeyGen,
+                &[
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Token(true),
+                    Attribute::Label(format!("k{i}").into_bytes()),
+                    Attribute::Encrypt(true),
+                ],
+            )
+            .expect("token key");
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let backend = if common::postgres::selected() { "postgresql" } else { "sqlite" };
+    println!("{backend}: token AES-256 key generation median {:.0} us (300 keys)", times[150]);
+}

@@ -447,3 +447,42 @@ fn postgres_config_refuses_a_password_in_the_connection_string_and_reads_it_from
     assert!(matches!(store::open(&c), Err(Error::Store(m)) if m.contains("unreachable")), "nothing listens on port 1");
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
 }
+
+/// The median of `n` runs of `f`, in microseconds.
+fn median_us(n: usize, mut f: impl FnMut(usize)) -> f64 {
+    let mut times: Vec<f64> = (0..n)
+        .map(|i| {
+            let t = std::time::Instant::now();
+            f(i);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[n / 2]
+}
+
+/// Not a check: prints the store's medians on both backends (doc/postgresql.md). Run:
+/// `cargo test --release --test store_backends -- --ignored --nocapture measure`.
+#[test]
+#[ignore = "a measurement, run by hand (doc/postgresql.md)"]
+fn measure_store_operations_on_both_backends() {
+    let server = pg::shared();
+    for (name, u) in [("sqlite", sqlite()), ("postgresql", postgres(&server))] {
+        let s = &*u.store;
+        init(s);
+        let append = median_us(500, |i| {
+            s.append_audit(&AuditEvent::ok("ws", "user", "C_Sign", Some(format!("{i}")))).expect("append")
+        });
+        let insert = median_us(500, |i| {
+            s.insert_object("ws", &record(&format!("key{i}"), 4), &event()).expect("insert");
+        });
+        let find = median_us(500, |i| {
+            let q = IndexQuery { label: Some(format!("key{i}").into_bytes()), ..Default::default() };
+            assert_eq!(s.find_objects("ws", &q).expect("find").len(), 1);
+        });
+        let iv = median_us(500, |_| {
+            s.reserve_iv_counter(&[3; 32], 1, u64::MAX >> 2).expect("iv").expect("range");
+        });
+        println!("{name}: audit append {append:.0} us, object insert {insert:.0} us, indexed find {find:.0} us, IV reservation {iv:.0} us (medians of 500)");
+    }
+}
