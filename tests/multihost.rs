@@ -110,7 +110,8 @@ fn three_hosts_wrapping_unwrapping_and_rotating_at_once_keep_one_hierarchy_and_c
     let store = f.ws.open_store();
     let masters = store.masters("main").expect("masters");
     let versions: Vec<u32> = masters.iter().map(|m| m.version).collect();
-    assert_eq!(versions, (1..=1 + rotations as u32).collect::<Vec<_>>());
+    let last = 1 + u32::try_from(rotations).expect("rotations");
+    assert_eq!(versions, (1..=last).collect::<Vec<_>>());
     assert_eq!(masters.iter().filter(|m| m.state == Lifecycle::Active).count(), 1);
     let rotation_entries = store
         .audit_rows()
