@@ -1199,3 +1199,46 @@ impl Backend for PgStore {
         self.write(event, |tx| update_master(tx, workspace, version, mac, |m| m.blocked = reason.map(str::to_string)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_string_with_a_password_is_refused_without_echoing_it() {
+        for s in ["postgresql://u:hunter2@db/cv", "host=/run/pg dbname=cv password=hunter2"] {
+            let err = PgTarget::parse(s).expect_err("a password in the config");
+            assert!(err.contains("store_password_env") && !err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_server_is_named_by_host_port_and_database_only() {
+        let t = PgTarget::parse("postgresql://cv@db.internal:6543/vault").expect("url");
+        assert_eq!(format!("{t:?}"), "postgresql host db.internal port 6543 database vault");
+        let t = PgTarget::parse("host=/run/postgresql dbname=cv user=cv").expect("key-value");
+        assert_eq!(t.shown, "postgresql host /run/postgresql port 5432 database cv");
+        let t = t.with_password(b"secret");
+        assert!(!format!("{t:?}").contains("secret"));
+    }
+
+    #[test]
+    fn only_postgres_strings_select_the_backend_and_bad_ones_are_not_echoed_with_secrets() {
+        assert!(
+            is_postgres("postgresql://h/db") && is_postgres("postgres://h/db") && is_postgres("host=/tmp dbname=x")
+        );
+        assert!(!is_postgres("sqlite:/var/lib/cv") && !is_postgres("/var/lib/cv"));
+        assert_eq!(redact("postgresql://u:pw@h/db"), "postgresql://...@h/db");
+        assert_eq!(redact("host=h password=pw dbname=d"), "host=h dbname=d");
+    }
+
+    #[test]
+    fn finds_name_only_the_columns_the_query_sets() {
+        let (sql, args) =
+            find_sql("ws", &IndexQuery { class: Some(4), label: Some(b"k".to_vec()), ..Default::default() });
+        assert!(sql.ends_with("WHERE workspace = $1 AND class = $2 AND label = $3 ORDER BY id"), "{sql}");
+        assert_eq!(args.len(), 3);
+        let (sql, _) = find_sql("ws", &IndexQuery { public_only: true, ..Default::default() });
+        assert!(sql.contains("AND NOT private"), "{sql}");
+    }
+}

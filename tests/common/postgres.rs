@@ -52,6 +52,17 @@ pub fn bin_dir() -> PathBuf {
     majors.pop().map(|(_, bin)| bin).expect("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
 }
 
+/// The server's `fsync`: off for the tests (a throwaway server; what they check is
+/// behaviour, not durability), on with `CV_PG_FSYNC=on` for measurements that compare
+/// with SQLite, which syncs every commit.
+fn fsync() -> &'static str {
+    if std::env::var("CV_PG_FSYNC").is_ok_and(|v| v == "on") {
+        "on"
+    } else {
+        "off"
+    }
+}
+
 fn running_as_root() -> bool {
     // The owner of /proc/self is this process's effective user.
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
@@ -86,8 +97,9 @@ impl Server {
             ],
         );
         let options = format!(
-            "-k {} -c listen_addresses='' -c fsync=off -c max_connections=200 -c shared_buffers=32MB",
-            server.socket_dir().display()
+            "-k {} -c listen_addresses='' -c fsync={} -c max_connections=200 -c shared_buffers=32MB",
+            server.socket_dir().display(),
+            fsync()
         );
         let log = server.dir.path().join("server.log");
         server.run(
