@@ -7,12 +7,14 @@
 # headers and the system SQLite that scripts/build-kryoptic.sh needs to build Kryoptic,
 # the benchmark's second peer), sqlite3 (to show the store), Python with `cryptography`
 # and `python-pkcs11` (the conformance cross-checks against OpenSSL), and the crates
-# (cargo fetch). Idempotent: fast when all is present.
+# (cargo fetch), and PostgreSQL's server (`postgresql`: initdb and pg_ctl under
+# /usr/lib/postgresql/<major>/bin, which the tests start in a temporary directory for the
+# PostgreSQL store backend; the packaged cluster is not used). Idempotent: fast when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(opensc softhsm2 sqlite3 gcc pkg-config openssl python3 python3-pip p11-kit p11-kit-modules libnss3-tools gnutls-bin libengine-pkcs11-openssl openjdk-17-jdk-headless
-    dpkg-dev binutils lintian man-db libclang-dev libssl-dev libsqlite3-dev)
+    dpkg-dev binutils lintian man-db libclang-dev libssl-dev libsqlite3-dev postgresql)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -22,6 +22,16 @@ pub const DEFAULT_MAX_FAILED_LOGINS: u32 = 10;
 pub struct Config {
     /// Directory holding the SQLite store.
     pub store_dir: PathBuf,
+    /// A PostgreSQL server instead of the SQLite file (`postgresql://user@host:port/db`,
+    /// or `host=/socket/dir dbname=db user=u`); absent: SQLite in `store_dir`.
+    #[serde(default)]
+    pub store: Option<String>,
+    /// The environment variable holding the PostgreSQL password.
+    #[serde(default)]
+    pub store_password_env: Option<String>,
+    /// A file holding the PostgreSQL password (its first line).
+    #[serde(default)]
+    pub store_password_file: Option<PathBuf>,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     #[serde(default = "default_log_level")]
     pub log_level: String,
@@ -516,6 +526,17 @@ impl Config {
         if let Some(w) = self.workspaces.iter().find(|w| w.label.as_ref().is_some_and(|l| l.len() > 32)) {
             return Err(format!("workspace {:?}: label is longer than 32 bytes", w.name));
         }
+        if let Some(store) = &self.store {
+            if !crate::store::postgres::is_postgres(store) {
+                return Err("store must be a PostgreSQL connection string (postgresql://user@host:port/db); \
+                            leave it out for SQLite in store_dir"
+                    .into());
+            }
+            crate::store::postgres::PgTarget::parse(store)?;
+        }
+        if self.store_password_env.is_some() && self.store_password_file.is_some() {
+            return Err("store_password_env and store_password_file are both set: choose one".into());
+        }
         if let Some(root) = &self.root {
             root.check()?;
         }
@@ -526,6 +547,9 @@ impl Config {
     pub fn out_of_the_box() -> Config {
         Config {
             store_dir: default_store_dir(),
+            store: None,
+            store_password_env: None,
+            store_password_file: None,
             log_level: std::env::var("COLLABVAULT_LOG").unwrap_or_else(|_| default_log_level()),
             log_file: None,
             store_busy_timeout_ms: default_store_busy_timeout_ms(),

@@ -308,6 +308,33 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+impl From<postgres::Error> for Error {
+    /// A server that went away or does not answer in time is named as such, so the log
+    /// line says what to fix; every one stays a store error (`CKR_DEVICE_ERROR`), and the
+    /// transaction it interrupted wrote nothing.
+    fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        let cause = if e.is_closed() || io {
+            "the connection to the PostgreSQL server broke (restart or failover?); the next call reconnects"
+        } else {
+            match e.code() {
+                Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => {
+                    "waited past store_busy_timeout_ms for another host's write"
+                }
+                Some(c) if *c == SqlState::QUERY_CANCELED => "the server answered slower than the statement timeout",
+                Some(c) if *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CANNOT_CONNECT_NOW => {
+                    "the PostgreSQL server is shutting down or starting up"
+                }
+                Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => "the server is a read-only standby",
+                _ => return Error::Store(format!("postgresql: {e}")),
+            }
+        };
+        log::error!("store: postgresql: {e}: {cause}");
+        Error::Store(format!("postgresql: {e}: {cause}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

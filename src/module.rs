@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::mechanism;
 use crate::root::slot::SlotRoot;
 use crate::session::App;
-use crate::store::sqlite::SqliteStore;
 use crate::store::Backend;
 use crate::token::{padded, Root, Token, MANUFACTURER};
 
@@ -153,29 +152,24 @@ impl Module {
             drop(crate::logging::configure(log::LevelFilter::Error, None));
             log::error!("{e}");
         })?;
-        let busy = std::time::Duration::from_millis(config.store_busy_timeout_ms);
-        let sqlite = Arc::new(SqliteStore::open_with_busy_timeout(&config.store_dir, busy)?);
+        let store = crate::store::open(&config)?;
         if config.audit.session_objects == crate::config::SessionObjects::Batched {
-            sqlite.set_batching(crate::store::batch::BatchPolicy {
+            store.set_batching(crate::store::batch::BatchPolicy {
                 entries: config.audit.batch_entries,
                 max_age: std::time::Duration::from_millis(config.audit.batch_ms),
             });
         }
-        let store: Arc<dyn Backend> = sqlite.clone();
         let mut checkpoints = None;
         let root = match &config.root {
             None => {
-                log::info!(
-                    "store at {}; root of trust: software (sealed under the token PINs)",
-                    config.store_dir.display()
-                );
+                log::info!("store at {}; root of trust: software (sealed under the token PINs)", store.describe());
                 Root::Soft
             }
             Some(cfg) => match SlotRoot::connect(cfg) {
                 Ok(slot) => {
                     let slot = Arc::new(slot);
                     let checkpointer = Arc::new(Checkpointer::new(slot.clone(), &config.audit));
-                    sqlite.set_hook(checkpointer.clone());
+                    store.set_hook(checkpointer.clone());
                     checkpoints = Some(checkpointer);
                     Root::Slot(slot)
                 }

@@ -15,8 +15,6 @@ use std::sync::{Barrier, MutexGuard};
 use std::time::{Duration, Instant};
 
 use collabvault_pkcs11::store::audit::{AuditEntry, AuditEvent, AuditRow};
-use collabvault_pkcs11::store::sqlite::SqliteStore;
-use collabvault_pkcs11::store::Backend;
 use common::{rv_of, Workspace, LABEL, SO_PIN, USER_PIN};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
@@ -65,7 +63,7 @@ impl Audited {
     /// uses). While the module runs, [`Audited::live_sql`] goes through another process.
     fn rows(&self) -> Vec<AuditRow> {
         assert!(self.pkcs11.is_none(), "read the store in-process only after C_Finalize");
-        SqliteStore::open(&self.ws.dir.path().join("store")).expect("open store").audit_rows().expect("audit rows")
+        self.ws.open_store().audit_rows().expect("audit rows")
     }
 
     /// A direct connection to the SQLite file, once the module is finalized (see `rows`).
@@ -77,15 +75,7 @@ impl Audited {
     /// Runs `sql` on the store from the `sqlite3` shell, a process of its own, so it is
     /// safe while the module has the store open; returns what it printed.
     fn live_sql(&self, sql: &str) -> String {
-        let out = Command::new("sqlite3")
-            .arg("-cmd")
-            .arg(".timeout 10000")
-            .arg(self.ws.store_file())
-            .arg(sql)
-            .output()
-            .expect("run the sqlite3 shell (Debian package sqlite3)");
-        assert!(out.status.success(), "sqlite3 {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.ws.live_sql(sql)
     }
 
     fn live_count(&self, table: &str) -> usize {

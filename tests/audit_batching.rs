@@ -9,12 +9,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use collabvault_pkcs11::audit::{verify, Verdict};
 use collabvault_pkcs11::store::audit::AuditRow;
-use collabvault_pkcs11::store::sqlite::SqliteStore;
-use collabvault_pkcs11::store::Backend;
 use common::hsm::{Hsm, ROOT_LABEL};
 use common::rv_of;
 use cryptoki::context::Pkcs11;
@@ -56,15 +52,7 @@ impl Batching {
     /// Runs `sql` from the `sqlite3` shell, a process of its own (safe while the module
     /// has the store open).
     fn live_sql(&self, sql: &str) -> String {
-        let out = Command::new("sqlite3")
-            .arg("-cmd")
-            .arg(".timeout 10000")
-            .arg(self.ws.store_file())
-            .arg(sql)
-            .output()
-            .expect("run the sqlite3 shell (Debian package sqlite3)");
-        assert!(out.status.success(), "sqlite3 {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.ws.live_sql(sql)
     }
 
     /// How many entries for session keys (labelled `sk-…`) the store holds now.
@@ -75,7 +63,7 @@ impl Batching {
     /// `C_Finalize`, then the whole chain, which must verify intact.
     fn finish(mut self) -> Vec<AuditRow> {
         self.pkcs11.take().unwrap().finalize().unwrap();
-        let rows = SqliteStore::open(&self.ws.dir.path().join("store")).unwrap().audit_rows().unwrap();
+        let rows = self.ws.open_store().audit_rows().unwrap();
         assert!(matches!(verify(&rows, None), Verdict::Intact { .. }), "{:?}", verify(&rows, None));
         rows
     }

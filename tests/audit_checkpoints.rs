@@ -12,7 +12,6 @@ use collabvault_pkcs11::audit::checkpoint::{verify_all, TrustedKeys};
 use collabvault_pkcs11::audit::{Defect, Verdict};
 use collabvault_pkcs11::root::slot::SlotRoot;
 use collabvault_pkcs11::store::audit::{AuditEvent, AuditRow};
-use collabvault_pkcs11::store::Backend;
 use common::hsm::Hsm;
 use cryptoki::object::{Attribute, ObjectClass};
 

@@ -14,7 +14,6 @@ mod common;
 
 use collabvault_pkcs11::audit::export::json_line;
 use collabvault_pkcs11::store::audit::AuditRow;
-use collabvault_pkcs11::store::Backend;
 use common::hsm::Hsm;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};

@@ -10,8 +10,6 @@
 mod common;
 
 use collabvault_pkcs11::store::audit::AuditRow;
-use collabvault_pkcs11::store::sqlite::SqliteStore;
-use collabvault_pkcs11::store::Backend;
 use common::{rv_of, Workspace, SO_PIN, USER_PIN};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
@@ -65,7 +63,7 @@ impl Audited {
     /// `C_Finalize`, then every entry after the token's set-up (init, SO login, PIN).
     fn finish(mut self) -> Vec<AuditRow> {
         self.pkcs11.take().unwrap().finalize().unwrap();
-        let rows = SqliteStore::open(&self.ws.dir.path().join("store")).unwrap().audit_rows().unwrap();
+        let rows = self.ws.open_store().audit_rows().unwrap();
         rows.into_iter().skip_while(|r| r.event.action != "C_InitPIN").skip(1).collect()
     }
 }

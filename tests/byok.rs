@@ -15,7 +15,6 @@ use std::process::Command;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use collabvault_pkcs11::store::Backend;
 use common::quorum::{rv_among, vendor, Setup};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, MlKemParameterSetType, ObjectClass, ObjectHandle};

@@ -45,6 +45,7 @@ const OTHER: &[&str] = &[
     "cryptoki_sys",
     "cryptoki",
     "rusqlite",
+    "postgres",
     "zeroize",
     "log",
     "parking_lot",

@@ -8,7 +8,6 @@
 
 mod common;
 
-use collabvault_pkcs11::store::Backend;
 use common::quorum::{rv_among, ulong_attr, vendor, Setup};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};

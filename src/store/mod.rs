@@ -6,18 +6,56 @@
 //! both in one transaction: neither exists without the other. Secret attribute values
 //! arrive here already sealed (`sealed.rs`); the store never sees plaintext key bytes.
 //!
-//! SQLite (`sqlite.rs`) is the first backend; a shared network database can be a second
-//! one behind the same trait.
+//! SQLite (`sqlite.rs`) is the embedded default; PostgreSQL (`postgres.rs`) serves many
+//! hosts from one server. The config's `store` line chooses ([`open`]).
 
 pub mod audit;
 pub mod batch;
+pub mod postgres;
 pub mod quorum;
 pub mod sealed;
 pub mod sqlite;
 
 pub use audit::{AuditEvent, Caller};
 
-use crate::error::Result;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Opens the store the config names: PostgreSQL when `store` names a server, else the
+/// SQLite file in `store_dir`.
+pub fn open(config: &Config) -> Result<Arc<dyn Backend>> {
+    let busy = std::time::Duration::from_millis(config.store_busy_timeout_ms);
+    match config.store.as_deref().filter(|s| postgres::is_postgres(s)) {
+        None => Ok(Arc::new(sqlite::SqliteStore::open_with_busy_timeout(&config.store_dir, busy)?)),
+        Some(url) => {
+            let target = postgres::PgTarget::parse(url).map_err(Error::Config)?.with_timeout(busy);
+            let target = match store_password(config)? {
+                Some(pw) => target.with_password(pw.as_bytes()),
+                None => target,
+            };
+            Ok(Arc::new(postgres::PgStore::open(target)?))
+        }
+    }
+}
+
+/// The database password from `store_password_env` or `store_password_file` (never the
+/// config itself); `None` when neither is set (peer or trust authentication).
+fn store_password(config: &Config) -> Result<Option<zeroize::Zeroizing<String>>> {
+    if let Some(var) = &config.store_password_env {
+        let pw = std::env::var(var)
+            .map_err(|_| Error::Config(format!("store_password_env names {var:?}, which is not set")))?;
+        return Ok(Some(zeroize::Zeroizing::new(pw)));
+    }
+    if let Some(file) = &config.store_password_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::Config(format!("store_password_file {}: {e}", file.display())))?;
+        let pw = zeroize::Zeroizing::new(text);
+        return Ok(Some(zeroize::Zeroizing::new(pw.trim_end_matches(['\n', '\r']).to_string())));
+    }
+    Ok(None)
+}
 
 /// Told about every audit entry once it is committed (checkpointing), and asked before.
 pub trait AppendHook: Send + Sync {
@@ -217,6 +255,12 @@ pub struct IndexQuery {
 
 /// The narrow interface the token keeps its state through.
 pub trait Backend: Send + Sync {
+    /// Sets the hook told about every committed audit entry (once; later calls are ignored).
+    fn set_hook(&self, hook: Arc<dyn AppendHook>);
+    /// Holds session-object entries in batches by `policy` (once; later calls are ignored).
+    fn set_batching(&self, policy: batch::BatchPolicy);
+    /// Where the store is, for log lines and reports (a path, or a server; no secret).
+    fn describe(&self) -> String;
     /// The token's state, creating its row (uninitialized) on first sight.
     fn open_token(&self, workspace: &str, default_label: &str) -> Result<TokenRecord>;
     /// The token's current state.

@@ -815,6 +815,18 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectId, ObjectR
 }
 
 impl Backend for SqliteStore {
+    fn set_hook(&self, hook: std::sync::Arc<dyn AppendHook>) {
+        SqliteStore::set_hook(self, hook);
+    }
+
+    fn set_batching(&self, policy: BatchPolicy) {
+        SqliteStore::set_batching(self, policy);
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn reserve_iv_counter(&self, fingerprint: &[u8; 32], count: u64, max: u64) -> Result<Option<Range<u64>>> {
         let max = i64::try_from(max).map_err(|_| Error::Internal(Internal::IvCounterRange))?;
         let count = i64::try_from(count).unwrap_or(i64::MAX);

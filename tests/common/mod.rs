@@ -8,6 +8,7 @@
 
 pub mod fuzz;
 pub mod hsm;
+pub mod postgres;
 pub mod quorum;
 pub mod raw;
 
@@ -16,7 +17,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
 use collabvault_pkcs11::config::Config;
-use collabvault_pkcs11::store::sqlite::SqliteStore;
+use collabvault_pkcs11::store::Backend;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
@@ -78,12 +79,20 @@ impl Workspace {
         Workspace::with_config_body(&body)
     }
 
-    /// `body` is appended after the store directory, log file and PIN policy.
+    /// `body` is appended after the store directory, log file and PIN policy. With
+    /// `CV_TEST_STORE=postgres` the config also names a fresh database on the test
+    /// server (`common/postgres.rs`), so the same test runs against PostgreSQL.
     pub fn with_config_body(body: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = dir.path().join("collabvault.toml");
+        let store = if postgres::selected() {
+            let server = postgres::shared();
+            format!("store = {:?}\n", server.url(&server.new_database()))
+        } else {
+            String::new()
+        };
         let text = format!(
-            "store_dir = {:?}\nlog_level = \"debug\"\nlog_file = {:?}\n[pin_policy]\nmax_failed_logins = {MAX_FAILED}\n{body}",
+            "store_dir = {:?}\n{store}log_level = \"debug\"\nlog_file = {:?}\n[pin_policy]\nmax_failed_logins = {MAX_FAILED}\n{body}",
             dir.path().join("store"),
             dir.path().join("module.log"),
         );
@@ -105,9 +114,31 @@ impl Workspace {
         Config::from_file(&self.conf).expect("config")
     }
 
-    /// The store the config names, opened by the test itself (not through the module).
-    pub fn open_store(&self) -> SqliteStore {
-        SqliteStore::open(&self.config().store_dir).expect("store")
+    /// Runs `sql` on the store from its backend's shell (`sqlite3`, or `psql` for
+    /// PostgreSQL), a process of its own, so it is safe while the module has the store
+    /// open; returns what it printed.
+    pub fn live_sql(&self, sql: &str) -> String {
+        let out = match self.config().store {
+            Some(conninfo) => Command::new(postgres::bin_dir().join("psql"))
+                .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", &conninfo, "-c", sql])
+                .output()
+                .expect("run psql"),
+            None => Command::new("sqlite3")
+                .arg("-cmd")
+                .arg(".timeout 10000")
+                .arg(self.store_file())
+                .arg(sql)
+                .output()
+                .expect("run the sqlite3 shell (Debian package sqlite3)"),
+        };
+        assert!(out.status.success(), "{sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The store the config names (SQLite or PostgreSQL), opened by the test itself (not
+    /// through the module).
+    pub fn open_store(&self) -> std::sync::Arc<dyn Backend> {
+        collabvault_pkcs11::store::open(&self.config()).expect("store")
     }
 }
 

@@ -9,7 +9,6 @@
 #![allow(unsafe_code)]
 
 use collabvault_pkcs11::quorum::custodian;
-use collabvault_pkcs11::store::Backend;
 use collabvault_pkcs11::vendor::{CKA_CV_CUSTODIANS, CKA_CV_THRESHOLD, CKM_CV_QUORUM_SPLIT, CKU_CV_CUSTODIAN};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::Rv;
@@ -157,7 +156,7 @@ impl Setup {
     }
 
     /// The store, opened by the test with the module finalized.
-    pub fn store(&mut self) -> collabvault_pkcs11::store::sqlite::SqliteStore {
+    pub fn store(&mut self) -> std::sync::Arc<dyn collabvault_pkcs11::store::Backend> {
         self.offline();
         self.ws.open_store()
     }

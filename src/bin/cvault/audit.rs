@@ -20,8 +20,9 @@ use collabvault_pkcs11::audit::{self, checkpoint, Verdict};
 use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::root::slot::SlotRoot;
 use collabvault_pkcs11::store::audit::{AuditRow, Checkpoint};
-use collabvault_pkcs11::store::sqlite::{SqliteStore, STORE_FILE};
+use collabvault_pkcs11::store::sqlite::STORE_FILE;
 use collabvault_pkcs11::store::{Backend, Lifecycle, MasterRecord};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -43,25 +44,24 @@ pub(crate) fn run(config: &Config, command: &AuditCommand, global: &Global) -> R
 }
 
 /// The store the config names, and every audit entry in it, in sequence order.
-fn open(config: &Config) -> Res<(SqliteStore, Vec<AuditRow>)> {
+fn open(config: &Config) -> Res<(Arc<dyn Backend>, Vec<AuditRow>)> {
     let file = config.store_dir.join(STORE_FILE);
-    if !file.exists() {
+    if config.store.is_none() && !file.exists() {
         return fail(format!("no store at {}: the module has not run with this config", file.display()));
     }
-    let store = SqliteStore::open(&config.store_dir)
-        .map_err(|e| Failure(format!("cannot open the store {}: {e}", file.display())))?;
+    let store = collabvault_pkcs11::store::open(config).map_err(|e| Failure(format!("cannot open the store: {e}")))?;
     let rows = store.audit_rows().map_err(|e| Failure(format!("cannot read the audit log: {e}")))?;
     Ok((store, rows))
 }
 
 /// The store, its entries and their verdict, with a spinner on a terminal: a long chain
 /// takes seconds to read and hash.
-fn open_and_verify(config: &Config) -> Res<(SqliteStore, Vec<AuditRow>, Checked)> {
+fn open_and_verify(config: &Config) -> Res<(Arc<dyn Backend>, Vec<AuditRow>, Checked)> {
     let spinner = crate::progress::spinner("reading the audit log".into());
     let opened = open(config);
     let result = opened.and_then(|(store, rows)| {
         spinner.set_message(format!("verifying {} entries", rows.len()));
-        let checked = verify_log(config, &store, &rows)?;
+        let checked = verify_log(config, store.as_ref(), &rows)?;
         Ok((store, rows, checked))
     });
     spinner.finish_and_clear();
@@ -82,7 +82,7 @@ struct Checked {
 /// the root token remembers must still be in the store and the chain (a dropped tail or
 /// dropped checkpoints fall short of it). Without a root nothing outside the store vouches
 /// for its length, and the verdict says so by saying nothing more.
-fn verify_log(config: &Config, store: &SqliteStore, rows: &[AuditRow]) -> Res<Checked> {
+fn verify_log(config: &Config, store: &dyn Backend, rows: &[AuditRow]) -> Res<Checked> {
     let Some(root_config) = &config.root else {
         return Ok(Checked { verdict: audit::verify(rows, None), basis: None });
     };
@@ -346,11 +346,16 @@ fn report(config: &Config, global: &Global) -> Res<ExitCode> {
         let workspaces: Vec<Value> = names
             .iter()
             .map(|name| {
-                workspace_json(config, &store, name, by_workspace.get(name).unwrap_or(&WorkspaceSummary::default()))
+                workspace_json(
+                    config,
+                    store.as_ref(),
+                    name,
+                    by_workspace.get(name).unwrap_or(&WorkspaceSummary::default()),
+                )
             })
             .collect();
         print_json(&json!({
-            "store": store.path().display().to_string(),
+            "store": store.describe(),
             "entries": rows.len(),
             "first": rows.first().map(|r| rfc3339(r.at_ms)),
             "last": rows.last().map(|r| rfc3339(r.at_ms)),
@@ -363,7 +368,7 @@ fn report(config: &Config, global: &Global) -> Res<ExitCode> {
         (Some(first), Some(last)) => format!(", {} to {}", rfc3339(first.at_ms), rfc3339(last.at_ms)),
         _ => String::new(),
     };
-    println!("audit log {}: {} entries{span}", store.path().display(), rows.len());
+    println!("audit log {}: {} entries{span}", store.describe(), rows.len());
     match &checked.verdict {
         Verdict::Intact { .. } => println!("chain: {}", verdict_line(&checked)),
         Verdict::Broken { .. } => {
@@ -373,13 +378,13 @@ fn report(config: &Config, global: &Global) -> Res<ExitCode> {
     let empty = WorkspaceSummary::default();
     for name in &names {
         let summary = by_workspace.get(name).unwrap_or(&empty);
-        print_workspace(config, &store, name, summary);
+        print_workspace(config, store.as_ref(), name, summary);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// One workspace's report as `--json` (field names documented in the README).
-fn workspace_json(config: &Config, store: &SqliteStore, name: &str, s: &WorkspaceSummary) -> Value {
+fn workspace_json(config: &Config, store: &dyn Backend, name: &str, s: &WorkspaceSummary) -> Value {
     let objects: Vec<Value> = s
         .objects
         .iter()
@@ -410,7 +415,7 @@ fn workspace_json(config: &Config, store: &SqliteStore, name: &str, s: &Workspac
 }
 
 /// The master key versions of `print_masters`, as `--json`.
-fn masters_json(config: &Config, store: &SqliteStore, name: &str, s: &WorkspaceSummary) -> Value {
+fn masters_json(config: &Config, store: &dyn Backend, name: &str, s: &WorkspaceSummary) -> Value {
     let Ok(masters) = store.masters(name) else { return Value::Null };
     let (_, schedule) = classification_and_schedule(config, name, &masters);
     let now = now();
@@ -447,7 +452,7 @@ fn classification_and_schedule(config: &Config, name: &str, masters: &[MasterRec
     (classification, schedule)
 }
 
-fn print_workspace(config: &Config, store: &SqliteStore, name: &str, s: &WorkspaceSummary) {
+fn print_workspace(config: &Config, store: &dyn Backend, name: &str, s: &WorkspaceSummary) {
     println!();
     println!("workspace {name}: {} entries", s.entries);
     if !s.token.ops.is_empty() {
@@ -482,7 +487,7 @@ fn print_workspace(config: &Config, store: &SqliteStore, name: &str, s: &Workspa
 
 /// The workspace's master key versions from the store, their age against the rotation
 /// schedule, and how often the log names each.
-fn print_masters(config: &Config, store: &SqliteStore, name: &str, s: &WorkspaceSummary) {
+fn print_masters(config: &Config, store: &dyn Backend, name: &str, s: &WorkspaceSummary) {
     let masters: Vec<MasterRecord> = match store.masters(name) {
         Ok(m) => m,
         Err(e) => {

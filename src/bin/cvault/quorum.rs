@@ -9,7 +9,6 @@ use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::quorum::custodian::{self, Enrolment, KDF_MEMORY_KIB, KDF_PASSES};
 use collabvault_pkcs11::quorum::now;
 use collabvault_pkcs11::store::quorum::RequestState;
-use collabvault_pkcs11::store::sqlite::SqliteStore;
 use collabvault_pkcs11::store::Backend;
 use collabvault_pkcs11::vendor::{
     CKA_CV_CUSTODIANS, CKA_CV_EMERGENCY_ACCESS, CKA_CV_LOCKED, CKA_CV_THRESHOLD, CKM_CV_QUORUM_SPLIT, CKU_CV_CUSTODIAN,
@@ -205,8 +204,8 @@ pub(crate) fn cmd_emergency(t: &Tool, name: Option<&str>) -> Res<()> {
     Ok(())
 }
 
-fn open_store(config: &Config) -> Res<SqliteStore> {
-    SqliteStore::open(&config.store_dir).map_err(|e| Failure(format!("store: {e}")))
+fn open_store(config: &Config) -> Res<std::sync::Arc<dyn Backend>> {
+    collabvault_pkcs11::store::open(config).map_err(|e| Failure(format!("store: {e}")))
 }
 
 /// `cvault custodians list` and `cvault quorum status`, from the store (no PIN).
