@@ -183,6 +183,10 @@ pub enum Error {
     /// Session-object audit entries held for one batch could not be written (the text
     /// says why): every audited call fails until they are, so none is lost in silence.
     AuditBatchUnwritten(String),
+    /// A recovery kit is refused (`recovery/`): the text names what is wrong with it
+    /// (corrupted section, truncation, foreign workspace, downgrade), or says only that
+    /// the passphrase or the second factor is wrong, never which.
+    Kit(String),
     /// Something that should not happen; which one goes to the log.
     Internal(Internal),
 }
@@ -255,6 +259,7 @@ impl fmt::Display for Error {
             Error::Store(why) => write!(f, "store: {why}"),
             Error::Root(why) => write!(f, "root of trust: {why}"),
             Error::MasterKey(why) => write!(f, "master key: {why}"),
+            Error::Kit(why) => write!(f, "recovery kit refused: {why}"),
             Error::KeyBlocked(why) => write!(f, "blocked by an audit alert: {why}"),
             Error::Locked(why) => write!(f, "master keys locked until a quorum unlocks them: {why}"),
             Error::QuorumRequired(why) => write!(f, "needs a quorum of custodians: {why}"),

@@ -37,6 +37,7 @@ pub mod module;
 pub mod names;
 pub mod object;
 pub mod quorum;
+pub mod recovery;
 pub mod root;
 pub mod session;
 pub mod store;

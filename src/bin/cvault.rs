@@ -27,6 +27,8 @@
 mod audit;
 #[path = "cvault/cli.rs"]
 mod cli;
+#[path = "cvault/kit.rs"]
+mod kit;
 #[path = "cvault/masters.rs"]
 mod masters;
 #[path = "cvault/progress.rs"]
@@ -317,6 +319,14 @@ impl Tool {
         Ok(session)
     }
 
+    /// Finalizes the module (so it finalizes the root's), before the store is opened
+    /// directly in this process.
+    fn close(self) {
+        if let Err(e) = self.pkcs11.finalize() {
+            eprintln!("cvault: C_Finalize: {}", describe(&e));
+        }
+    }
+
     /// The rotation schedule for a workspace, in days, if `[rotation]` sets one.
     fn schedule(&self, w: &WorkspaceConfig) -> Option<u64> {
         self.config.rotation.max_age_days.get(&w.classification).map(|d| u64::from(*d))
@@ -326,7 +336,7 @@ impl Tool {
 fn dispatch(t: &Tool, command: Command) -> Res<()> {
     match command {
         Command::Token(TokenCommand::Init { label }) => masters::cmd_init(t, &label),
-        Command::Token(TokenCommand::Status) => masters::cmd_status(t),
+        Command::Token(TokenCommand::Status) => fail("internal: status reads the store first"),
         Command::Master(MasterCommand::List) => masters::cmd_list(t),
         Command::Master(MasterCommand::Rotate { due }) => masters::cmd_rotate(t, due),
         Command::Master(MasterCommand::Rewrap { records }) => masters::cmd_rewrap(t, &records),
@@ -345,6 +355,7 @@ fn dispatch(t: &Tool, command: Command) -> Res<()> {
         Command::Emergency(EmergencyCommand::Open { name }) => quorum::cmd_emergency(t, Some(&name)),
         Command::Emergency(EmergencyCommand::Close) => quorum::cmd_emergency(t, None),
         Command::Audit(_)
+        | Command::Kit(_)
         | Command::Custodians(CustodiansCommand::List)
         | Command::Quorum(QuorumCommand::Status)
         | Command::Completions { .. }
@@ -425,7 +436,19 @@ fn run(cli: Cli) -> Res<ExitCode> {
             quorum::cmd_status(&config, &cli.global, only)?;
             return Ok(ExitCode::SUCCESS);
         }
+        // Each loads the module itself, after the second-factor token's module is done.
+        Command::Kit(command) => return kit::run(cli.global, command),
         _ => {}
+    }
+    if matches!(cli.command, Command::Token(TokenCommand::Status)) {
+        let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
+        let drills = kit::drill_status(&config);
+        let tool = Tool::open(cli.global)?;
+        let result = masters::cmd_status(&tool, &drills);
+        let finalized = tool.pkcs11.finalize();
+        result?;
+        finalized?;
+        return Ok(ExitCode::SUCCESS);
     }
     let tool = Tool::open(cli.global)?;
     let result = dispatch(&tool, cli.command);

@@ -76,6 +76,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::Store(_) => CKR_DEVICE_ERROR,
         Error::Root(_) => CKR_DEVICE_ERROR,
         Error::MasterKey(_) => CKR_ACTION_PROHIBITED,
+        Error::Kit(_) => CKR_DATA_INVALID,
         Error::KeyBlocked(_) => CKR_KEY_FUNCTION_NOT_PERMITTED,
         Error::Locked(_) => crate::vendor::CKR_CV_LOCKED,
         Error::QuorumRequired(_) => crate::vendor::CKR_CV_QUORUM_REQUIRED,
@@ -124,6 +125,7 @@ mod tests {
             (Error::Config("x".into()), CKR_GENERAL_ERROR),
             (Error::IvCounterExhausted, CKR_MECHANISM_PARAM_INVALID),
             (Error::HostMemory, CKR_HOST_MEMORY),
+            (Error::Kit("x".into()), CKR_DATA_INVALID),
         ];
         for (e, want) in table {
             assert_eq!(rv(e), *want, "{e:?}");

@@ -103,6 +103,9 @@ pub(crate) enum Command {
     /// unwrap for a named person, each use audited; the quorum approves it first.
     #[command(subcommand)]
     Emergency(EmergencyCommand),
+    /// Recovery kits: export, check without secrets, drill, and the second factor's key.
+    #[command(subcommand)]
+    Kit(KitCommand),
     /// Lock the master keys now, in every process (revokes the unlock grant).
     #[command(after_help = "Example:\n  cvault lock --workspace eng")]
     Lock,
@@ -296,4 +299,91 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+/// The second-factor token: a separate PKCS#11 token holding the kit factor key.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct FactorArgs {
+    /// The factor token's PKCS#11 module.
+    #[arg(long, value_name = "PATH", env = "CV_FACTOR_MODULE", hide_env_values = true)]
+    pub(crate) factor_module: Option<PathBuf>,
+    /// The factor token's label (default for a drill: the one the kit names).
+    #[arg(long, value_name = "LABEL", env = "CV_FACTOR_TOKEN", hide_env_values = true)]
+    pub(crate) factor_token: Option<String>,
+    /// The factor key's label (default: collabvault-kit-factor, or the one the kit names).
+    #[arg(long, value_name = "LABEL", env = "CV_FACTOR_KEY", hide_env_values = true)]
+    pub(crate) factor_key: Option<String>,
+    /// A file whose first line is the factor token's user PIN (else CV_FACTOR_PIN, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) factor_pin_file: Option<PathBuf>,
+}
+
+/// The kit passphrase.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PassphraseArgs {
+    /// A file whose first line is the kit passphrase (else CV_KIT_PASSPHRASE, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+}
+
+/// `cvault kit ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KitCommand {
+    /// Write a recovery kit: every master key version that still unwraps, sealed under a
+    /// key from the passphrase and the second factor (quorum-approved when configured).
+    #[command(after_help = "Example:\n  CV_KIT_PASSPHRASE=... CV_FACTOR_PIN=... cvault kit export --workspace eng \\\n    \
+                            --out /media/offline/eng.cvkit --factor-module /usr/lib/softhsm/libsofthsm2.so \\\n    \
+                            --factor-token kit-factor")]
+    Export {
+        /// The kit file to write (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        factor: FactorArgs,
+        #[command(flatten)]
+        secret: PassphraseArgs,
+        /// Argon2id memory, KiB (at least 19456).
+        #[arg(long, value_name = "KIB", default_value_t = 65536)]
+        kdf_memory_kib: u32,
+        /// Argon2id passes (at least 2).
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        kdf_passes: u32,
+    },
+    /// Verify a kit's structure and checksums without any secret, and show its header.
+    #[command(after_help = "Example:\n  cvault kit check eng.cvkit")]
+    Check {
+        /// The kit file.
+        file: PathBuf,
+    },
+    /// Open a kit in memory and prove it restores the live workspace (check values and a
+    /// sample of stored DEKs); changes nothing; records the outcome in the audit log.
+    #[command(after_help = "Example (from a timer):\n  cvault kit drill --file /media/offline/eng.cvkit \\\n    \
+                            --passphrase-file /etc/cvault/kit.pass --factor-pin-file /etc/cvault/factor.pin")]
+    Drill {
+        /// The kit file.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        factor: FactorArgs,
+        #[command(flatten)]
+        secret: PassphraseArgs,
+        /// How many stored DEKs to open (default: `[recovery] drill_sample`).
+        #[arg(long, value_name = "N")]
+        sample: Option<usize>,
+    },
+    /// The second factor's key on its token.
+    #[command(subcommand)]
+    Factor(FactorCommand),
+}
+
+/// `cvault kit factor ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FactorCommand {
+    /// Generate the factor key on the factor token (sensitive, never extractable).
+    #[command(after_help = "Example:\n  CV_FACTOR_PIN=... cvault kit factor init --factor-module /usr/lib/softhsm/libsofthsm2.so \\\n    \
+                            --factor-token kit-factor")]
+    Init {
+        #[command(flatten)]
+        factor: FactorArgs,
+    },
 }
