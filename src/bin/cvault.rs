@@ -27,6 +27,8 @@
 mod audit;
 #[path = "cvault/cli.rs"]
 mod cli;
+#[path = "cvault/inventory.rs"]
+mod inventory;
 #[path = "cvault/kit.rs"]
 mod kit;
 #[path = "cvault/masters.rs"]

@@ -342,6 +342,9 @@ pub(crate) enum KitCommand {
         factor: FactorArgs,
         #[command(flatten)]
         secret: PassphraseArgs,
+        /// Who holds the kit, for the inventory (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        holder: Option<String>,
         /// Argon2id memory, KiB (at least 19456).
         #[arg(long, value_name = "KIB", default_value_t = 65536)]
         kdf_memory_kib: u32,
@@ -371,6 +374,28 @@ pub(crate) enum KitCommand {
         #[arg(long, value_name = "N")]
         sample: Option<usize>,
     },
+    /// Confirm holding a kit: proves possession by the kit's fingerprint (SHA-256 of the file).
+    #[command(after_help = "Examples:\n  cvault kit ack --file eng.cvkit --holder alice\n  \
+                            cvault kit ack --kit-id 0f1e... --fingerprint 9a8b... --holder alice")]
+    Ack {
+        /// The kit file (its id and fingerprint are read from it).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["kit_id", "fingerprint"])]
+        file: Option<PathBuf>,
+        /// The kit id, with --fingerprint, when the file is not at hand here.
+        #[arg(long, value_name = "ID", requires = "fingerprint")]
+        kit_id: Option<String>,
+        /// The kit file's SHA-256, hex (`sha256sum FILE`).
+        #[arg(long, value_name = "HEX", requires = "kit_id")]
+        fingerprint: Option<String>,
+        /// Who confirms.
+        #[arg(long, value_name = "NAME")]
+        holder: String,
+    },
+    /// Kits issued, their holders and acknowledgements, stale kits, overdue
+    /// acknowledgements and drills (read from the store; no PIN). An overdue drill writes
+    /// an alert entry and runs the notification hook (at most once a day).
+    #[command(after_help = "Examples:\n  cvault kit inventory\n  cvault kit inventory --json")]
+    Inventory,
     /// The second factor's key on its token.
     #[command(subcommand)]
     Factor(FactorCommand),

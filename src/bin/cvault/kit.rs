@@ -55,9 +55,14 @@ pub(crate) fn run(global: Global, command: KitCommand) -> Res<ExitCode> {
             println!("second factor: key {:?} generated on token {:?} (sensitive, never extractable)", token.key, token.token);
             Ok(ExitCode::SUCCESS)
         }
-        KitCommand::Export { out, factor, secret, kdf_memory_kib, kdf_passes } => {
-            cmd_export(global, &out, &factor, &secret, kdf_memory_kib, kdf_passes)
+        KitCommand::Export { out, factor, secret, holder, kdf_memory_kib, kdf_passes } => {
+            let holder = holder.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+            cmd_export(global, &out, &factor, &secret, &holder, (kdf_memory_kib, kdf_passes))
         }
+        KitCommand::Ack { file, kit_id, fingerprint, holder } => {
+            crate::inventory::cmd_ack(&global, file.as_deref(), kit_id, fingerprint.as_deref(), &holder)
+        }
+        KitCommand::Inventory => crate::inventory::cmd_inventory(&global),
         KitCommand::Drill { file, factor, secret, sample } => cmd_drill(global, &file, &factor, &secret, sample),
     }
 }
@@ -157,7 +162,14 @@ fn write_new(path: &Path, bytes: &[u8]) -> Res<()> {
     Ok(())
 }
 
-fn cmd_export(global: Global, out: &Path, factor: &FactorArgs, secret: &PassphraseArgs, memory: u32, passes: u32) -> Res<ExitCode> {
+fn cmd_export(
+    global: Global,
+    out: &Path,
+    factor: &FactorArgs,
+    secret: &PassphraseArgs,
+    holder: &str,
+    (memory, passes): (u32, u32),
+) -> Res<ExitCode> {
     if out.exists() {
         return fail(format!("{} exists: a kit is never overwritten", out.display()));
     }
@@ -216,11 +228,15 @@ fn cmd_export(global: Global, out: &Path, factor: &FactorArgs, secret: &Passphra
     drop(versions);
     let file = kit::build(&header, &key, &sealed).map_err(kit_failure)?;
     write_new(out, &file)?;
+    let json_out = t.global.json();
+    drop(session);
+    t.close();
     let fingerprint = hex::encode(sha256(&file));
+    crate::inventory::record_issue(&header, sha256(&file), holder)?;
     let listed: Vec<String> = header.versions.iter().map(|v| format!("v{} (kcv {})", v.version, v.kcv)).collect();
-    if t.global.json() {
+    if json_out {
         print_json(&json!({
-            "workspace": w.name, "kit_id": header.kit_id, "file": out.display().to_string(),
+            "workspace": w.name, "kit_id": header.kit_id, "holder": holder, "file": out.display().to_string(),
             "fingerprint": fingerprint, "versions": header.versions, "quorum": header.quorum,
         }));
     } else {
@@ -317,6 +333,9 @@ fn cmd_drill(global: Global, file: &Path, factor: &FactorArgs, secret: &Passphra
     let ws = global.workspace.clone().unwrap_or_else(|| header.workspace.clone());
     if !config.workspaces.iter().any(|w| w.name == ws) {
         return fail(format!("workspace {ws:?} is not in the config"));
+    }
+    if let Err(why) = crate::inventory::check_not_downgraded(&config, &ws, &header) {
+        return drill_failed(&config, Some(&ws), &header.kit_id, &why, &global);
     }
     let token = factor_token(factor, Some(&header.factor))?;
     let pass = passphrase(secret, false)?;
