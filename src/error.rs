@@ -111,6 +111,9 @@ pub enum Error {
     /// The unwrapping key is too small for the mechanism (a BYOK import key under 3072
     /// bits, or ML-KEM-512).
     UnwrappingKeySizeRange,
+    /// The wrapping key is not the size the mechanism needs (a recovery kit key that is
+    /// not AES-256).
+    WrappingKeySizeRange,
     /// The key to wrap may not be wrapped (`CKA_EXTRACTABLE` false).
     KeyUnextractable,
     /// The key to wrap cannot be wrapped with this mechanism (`CKA_WRAP_WITH_TRUSTED`, class).

@@ -97,7 +97,10 @@ impl Kit {
     fn export(&self, name: &str) -> PathBuf {
         let out = self.path(name);
         let p = out.to_str().expect("utf-8 path");
-        self.ok(&["kit", "export", "--workspace", "eng", "--out", p, "--kdf-memory-kib", "19456", "--kdf-passes", "2"]);
+        self.ok(&[
+            "kit", "export", "--workspace", "eng", "--out", p, "--holder", "alice", "--kdf-memory-kib", "19456",
+            "--kdf-passes", "2",
+        ]);
         out
     }
 
@@ -253,4 +256,41 @@ fn a_drill_finds_a_kit_stale_after_rotation_and_foreign_after_reinitialization()
     let out = String::from_utf8_lossy(&foreign.stdout);
     assert_eq!(foreign.status.code(), Some(1));
     assert!(out.contains("master key v1 does not match"), "{out}");
+}
+
+fn header(file: &Path) -> format::Header {
+    format::parse(&std::fs::read(file).expect("kit")).expect("parses").header
+}
+
+#[test]
+fn the_inventory_tracks_holders_staleness_downgrades_and_overdue_drills() {
+    let kit = Kit::new();
+    let old = kit.export("old.cvkit");
+    let old_id = header(&old).kit_id;
+    let acked = kit.ok(&["kit", "ack", "--file", old.to_str().expect("utf-8"), "--holder", "bob"]);
+    assert!(acked.contains("bob holds kit"), "{acked}");
+    let wrong = kit.refused(&["kit", "ack", "--kit-id", &old_id, "--fingerprint", &"00".repeat(32), "--holder", "mallory"]);
+    assert!(wrong.contains("fingerprint does not match"), "{wrong}");
+    let inventory = kit.ok(&["kit", "inventory"]);
+    assert!(inventory.contains(&format!("kit {old_id}")) && inventory.contains("alice") && inventory.contains("bob"), "{inventory}");
+    assert!(!inventory.contains("STALE") && !inventory.contains("mallory"), "{inventory}");
+    assert!(inventory.contains("no drill ever ran"), "{inventory}");
+    kit.ok(&["kit", "inventory"]);
+    assert_eq!(kit.notified().matches("kit-drill-overdue").count(), 1, "alerted once a day: {}", kit.notified());
+
+    kit.ok(&["master", "rotate"]);
+    let inventory = kit.ok(&["kit", "inventory"]);
+    assert!(inventory.contains("STALE") && inventory.contains("is stale: it lacks v[2]"), "{inventory}");
+    let new = kit.export("new.cvkit");
+    kit.ok(&["kit", "ack", "--file", new.to_str().expect("utf-8"), "--holder", "alice"]);
+    let json: serde_json::Value = serde_json::from_str(&kit.ok(&["kit", "inventory", "--json"])).expect("json");
+    let kits = json["workspaces"][0]["kits"].as_array().expect("kits").clone();
+    assert_eq!((kits[0]["stale"].as_bool(), kits[1]["stale"].as_bool()), (Some(true), Some(false)), "{json}");
+    let downgraded = drill(&kit, &old);
+    assert_eq!(downgraded.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&downgraded.stderr);
+    assert!(why.contains("downgraded: it covers up to v1"), "{why}");
+    assert!(drill(&kit, &new).status.success());
+    let audit = kit.audit();
+    assert!(audit.contains("kit-issue") && audit.contains("kit-ack"), "{audit}");
 }

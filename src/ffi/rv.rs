@@ -58,6 +58,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::UnwrappingKeyHandleInvalid => CKR_UNWRAPPING_KEY_HANDLE_INVALID,
         Error::UnwrappingKeyTypeInconsistent => CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
         Error::UnwrappingKeySizeRange => CKR_UNWRAPPING_KEY_SIZE_RANGE,
+        Error::WrappingKeySizeRange => CKR_WRAPPING_KEY_SIZE_RANGE,
         Error::KeyUnextractable => CKR_KEY_UNEXTRACTABLE,
         Error::KeyNotWrappable => CKR_KEY_NOT_WRAPPABLE,
         Error::KeyIndigestible => CKR_KEY_INDIGESTIBLE,

@@ -44,7 +44,7 @@ pub fn export(
     let row = crate::mechanism::registry::row(CKM_CV_EXPORT_KIT)?;
     let kit_key = ctx.operation_key(wrapping, row, KeyRole::Wrap)?;
     let value = kit_key.secret()?;
-    let enc: &[u8; 32] = value.as_slice().try_into().map_err(|_| Error::WrappingKeyTypeInconsistent)?;
+    let enc: &[u8; 32] = value.as_slice().try_into().map_err(|_| Error::WrappingKeySizeRange)?;
     let hierarchy = ctx.token.hierarchy()?;
     if let Some(answer) = sized(sealed_len(hierarchy.exportable()?), capacity) {
         return answer;
