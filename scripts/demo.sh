@@ -303,6 +303,30 @@ run python3 conformance/byok.py "$COLLABVAULT_MODULE" "$CV_USER_PIN" opens "$WOR
 echo "-> a wrap record made under the imported version opens with the customer's own key:"
 echo "   the module holds exactly the key the customer made, and its origin is recorded"
 
+say "a recovery kit: the master keys sealed under a passphrase and a key on a second token"
+run softhsm2-util --init-token --free --label kit-factor --so-pin kit-so-1357 --pin kit-pin-2468 >/dev/null
+export CV_FACTOR_MODULE=$SOFTHSM_MODULE CV_FACTOR_TOKEN=kit-factor CV_FACTOR_PIN=kit-pin-2468
+export CV_KIT_PASSPHRASE="the recovery officer's long passphrase"
+cvault kit factor init
+KIT=$WORK/engineering.cvkit
+if "$BIN/cvault" kit export --workspace engineering --out "$KIT" >/dev/null 2>&1; then
+    echo "FAIL: a kit was exported without the quorum" >&2
+    exit 1
+fi
+request=$("$BIN/cvault" quorum status --workspace engineering --json |
+    python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)[0]["open_requests"] if r["action"]=="export-kit"][0])')
+echo "-> refused with CKR_CV_QUORUM_REQUIRED; request #$request (export-kit) waits for the custodians"
+cvault quorum approve --workspace engineering --request "$request" --custodian alice --custodian carol
+cvault kit export --workspace engineering --out "$KIT" --holder alice
+cvault kit check "$KIT"
+echo "-> checked with no secret; a drill opens it in memory and compares it with the live keys:"
+cvault kit drill --workspace engineering --file "$KIT"
+if CV_KIT_PASSPHRASE="a guessed passphrase" "$BIN/cvault" kit drill --workspace engineering --file "$KIT" 2>"$WORK/guess.txt"; then
+    echo "FAIL: a kit opened with a wrong passphrase" >&2
+    exit 1
+fi
+sed 's/^/   /' "$WORK/guess.txt"
+
 say "lock: every process loses the master keys at once"
 cvault lock --workspace engineering
 if CV_WORKSPACE=engineering documents read "$STORE" >/dev/null 2>&1; then
