@@ -94,9 +94,14 @@ fn an_export_seals_every_version_that_unwraps_and_opens_to_the_live_check_values
     .is_err());
     drop(user);
     let rows = s.audit();
-    let exports = rows.iter().filter(|r| r.event.object.as_deref().is_some_and(|o| o.starts_with("recovery kit 5a5a"))).count();
+    let exports =
+        rows.iter().filter(|r| r.event.object.as_deref().is_some_and(|o| o.starts_with("recovery kit 5a5a"))).count();
     assert_eq!(exports, 2, "every export is audited with its kit id");
-    assert!(!rows.iter().any(|r| r.event.object.as_deref().is_some_and(|o| o.contains(&hex::encode(versions[0].key.as_ref())))));
+    assert!(!rows.iter().any(|r| r
+        .event
+        .object
+        .as_deref()
+        .is_some_and(|o| o.contains(&hex::encode(versions[0].key.as_ref())))));
 }
 
 #[test]

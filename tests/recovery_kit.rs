@@ -98,8 +98,18 @@ impl Kit {
         let out = self.path(name);
         let p = out.to_str().expect("utf-8 path");
         self.ok(&[
-            "kit", "export", "--workspace", "eng", "--out", p, "--holder", "alice", "--kdf-memory-kib", "19456",
-            "--kdf-passes", "2",
+            "kit",
+            "export",
+            "--workspace",
+            "eng",
+            "--out",
+            p,
+            "--holder",
+            "alice",
+            "--kdf-memory-kib",
+            "19456",
+            "--kdf-passes",
+            "2",
         ]);
         out
     }
@@ -112,8 +122,11 @@ impl Kit {
         s.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into()))).expect("login");
         for i in 0..n {
             let label = format!("dek-{i}").into_bytes();
-            s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(32.into()), Attribute::Token(true), Attribute::Label(label)])
-                .expect("token DEK");
+            s.generate_key(
+                &Mechanism::AesKeyGen,
+                &[Attribute::ValueLen(32.into()), Attribute::Token(true), Attribute::Label(label)],
+            )
+            .expect("token DEK");
         }
         drop(s);
         pkcs11.finalize().expect("C_Finalize");
@@ -183,7 +196,12 @@ fn an_exported_kit_checks_opens_to_the_live_keys_and_drills_clean() {
     let out = drill(&kit, &file);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("drill passed") && stdout.contains("2 version(s) matched") && stdout.contains("5/5 stored DEK(s) opened"), "{stdout}");
+    assert!(
+        stdout.contains("drill passed")
+            && stdout.contains("2 version(s) matched")
+            && stdout.contains("5/5 stored DEK(s) opened"),
+        "{stdout}"
+    );
     let status = kit.ok(&["token", "status"]);
     assert!(status.contains("recovery kit drill: last") && status.contains("passed, next due"), "{status}");
     assert!(kit.audit().contains("kit-drill"));
@@ -226,9 +244,14 @@ fn a_wrong_passphrase_and_a_wrong_factor_are_one_refusal_and_an_alert() {
     let kit = Kit::new();
     let file = kit.export("eng.cvkit");
     let p = file.to_str().expect("utf-8");
-    let wrong_pass = kit.command(&["kit", "drill", "--file", p]).env("CV_KIT_PASSPHRASE", "not the passphrase").output().expect("run");
+    let wrong_pass = kit
+        .command(&["kit", "drill", "--file", p])
+        .env("CV_KIT_PASSPHRASE", "not the passphrase")
+        .output()
+        .expect("run");
     kit.ok(&["kit", "factor", "init", "--factor-key", "another-factor"]);
-    let wrong_factor = kit.command(&["kit", "drill", "--file", p, "--factor-key", "another-factor"]).output().expect("run");
+    let wrong_factor =
+        kit.command(&["kit", "drill", "--file", p, "--factor-key", "another-factor"]).output().expect("run");
     assert_eq!(wrong_pass.status.code(), Some(1));
     assert_eq!(wrong_factor.status.code(), Some(1));
     let (a, b) = (String::from_utf8_lossy(&wrong_pass.stderr), String::from_utf8_lossy(&wrong_factor.stderr));
@@ -269,10 +292,14 @@ fn the_inventory_tracks_holders_staleness_downgrades_and_overdue_drills() {
     let old_id = header(&old).kit_id;
     let acked = kit.ok(&["kit", "ack", "--file", old.to_str().expect("utf-8"), "--holder", "bob"]);
     assert!(acked.contains("bob holds kit"), "{acked}");
-    let wrong = kit.refused(&["kit", "ack", "--kit-id", &old_id, "--fingerprint", &"00".repeat(32), "--holder", "mallory"]);
+    let wrong =
+        kit.refused(&["kit", "ack", "--kit-id", &old_id, "--fingerprint", &"00".repeat(32), "--holder", "mallory"]);
     assert!(wrong.contains("fingerprint does not match"), "{wrong}");
     let inventory = kit.ok(&["kit", "inventory"]);
-    assert!(inventory.contains(&format!("kit {old_id}")) && inventory.contains("alice") && inventory.contains("bob"), "{inventory}");
+    assert!(
+        inventory.contains(&format!("kit {old_id}")) && inventory.contains("alice") && inventory.contains("bob"),
+        "{inventory}"
+    );
     assert!(!inventory.contains("STALE") && !inventory.contains("mallory"), "{inventory}");
     assert!(inventory.contains("no drill ever ran"), "{inventory}");
     kit.ok(&["kit", "inventory"]);

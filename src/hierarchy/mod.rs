@@ -447,7 +447,8 @@ impl Hierarchy {
 
     /// The 32 bytes of version `m`, opened through the root and `kek`.
     fn raw_key(&self, kek: Option<&Kek>, m: &MasterRecord) -> Result<Zeroizing<[u8; 32]>> {
-        let sealed = m.sealed.as_deref().ok_or_else(|| Error::MasterKey(format!("master key v{} is gone", m.version)))?;
+        let sealed =
+            m.sealed.as_deref().ok_or_else(|| Error::MasterKey(format!("master key v{} is gone", m.version)))?;
         let plain = open_master(self.root.as_ref(), kek, &self.workspace, m.version, sealed)?;
         let mut key = Zeroizing::new([0u8; 32]);
         if plain.len() != key.len() {
@@ -481,10 +482,19 @@ impl Hierarchy {
         for m in self.versions()?.into_iter().filter(|m| m.state.unwraps()) {
             let key = self.raw_key(kek.as_ref(), &m)?;
             let kcv = crate::mechanism::primitives::aes_check_value(key.as_ref())?;
-            out.push(crate::recovery::KitVersion { version: m.version, state: m.state, created: m.created_at, kcv, key });
+            out.push(crate::recovery::KitVersion {
+                version: m.version,
+                state: m.state,
+                created: m.created_at,
+                kcv,
+                key,
+            });
         }
         if out.is_empty() {
-            return Err(Error::MasterKey(format!("workspace {:?} has no master key version to export", self.workspace)));
+            return Err(Error::MasterKey(format!(
+                "workspace {:?} has no master key version to export",
+                self.workspace
+            )));
         }
         Ok(out)
     }

@@ -12,8 +12,8 @@ use super::registry::{build_plain, KeyNeed, MechEntry, MechInfo, Ops, Param, Par
 use super::Mechanism;
 use crate::error::{Error, Result};
 use crate::vendor::{
-    CKK_CV_MLKEM1024_P384, CKK_CV_MLKEM768_P256, CKK_CV_XWING, CKM_CV_EXPORT_KIT, CKM_CV_REWRAP_RECORD, CKM_CV_REWRAP_STORED,
-    CKM_CV_ROTATE_MASTER, CKM_CV_SHARE_RECORD, CKM_CV_WRAP_RECORD,
+    CKK_CV_MLKEM1024_P384, CKK_CV_MLKEM768_P256, CKK_CV_XWING, CKM_CV_EXPORT_KIT, CKM_CV_REWRAP_RECORD,
+    CKM_CV_REWRAP_STORED, CKM_CV_ROTATE_MASTER, CKM_CV_SHARE_RECORD, CKM_CV_WRAP_RECORD,
 };
 
 const fn row(ty: CK_MECHANISM_TYPE, flags: CK_FLAGS, param: ParamShape) -> MechEntry {

@@ -52,10 +52,9 @@ impl DrillReport {
 pub fn compare_versions(kit: &KitContents, live: &[LiveVersion], report: &mut DrillReport) {
     for l in live.iter().filter(|l| l.state.unwraps()) {
         let Some(k) = kit.versions.iter().find(|k| k.version == l.version) else {
-            report.problems.push(format!(
-                "stale: the kit lacks master key v{} (made after it); issue a new kit",
-                l.version
-            ));
+            report
+                .problems
+                .push(format!("stale: the kit lacks master key v{} (made after it); issue a new kit", l.version));
             continue;
         };
         match l.kcv {

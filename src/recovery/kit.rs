@@ -137,7 +137,8 @@ fn encode_entries(entries: &[KitVersion]) -> Result<Zeroizing<Vec<u8>>> {
 
 fn decode_entries(plain: &[u8]) -> Result<Vec<KitVersion>> {
     let malformed = || Error::Kit("the keys section is malformed".into());
-    let count = usize::from(u16::from_be_bytes(plain.get(..2).ok_or_else(malformed)?.try_into().map_err(|_| malformed())?));
+    let count =
+        usize::from(u16::from_be_bytes(plain.get(..2).ok_or_else(malformed)?.try_into().map_err(|_| malformed())?));
     if plain.len() != 2 + count * ENTRY_LEN {
         return Err(malformed());
     }
@@ -221,8 +222,8 @@ pub fn open(
         }
     }
     let kit_id = header.kit_id_bytes()?;
-    let challenge =
-        hex::decode(&header.factor.challenge).map_err(|_| Error::Kit("the header's factor challenge is not hex".into()))?;
+    let challenge = hex::decode(&header.factor.challenge)
+        .map_err(|_| Error::Kit("the header's factor challenge is not hex".into()))?;
     let response = factor(&factor_message(&kit_id, &challenge))?;
     let key = derive_key(&header, passphrase, &response, false)?;
     let want = primitives::hmac_sha256(key.mac.as_ref(), &[&mac_input])?;
@@ -260,8 +261,18 @@ mod tests {
                     kcv: hex::encode(v.kcv),
                 })
                 .collect(),
-            kdf: KdfParams { alg: "argon2id".into(), memory_kib: MIN_MEMORY_KIB, passes: MIN_PASSES, salt: "ab".repeat(16) },
-            factor: FactorInfo { kind: FACTOR_KIND.into(), token: "t".into(), key: "k".into(), challenge: "cd".repeat(32) },
+            kdf: KdfParams {
+                alg: "argon2id".into(),
+                memory_kib: MIN_MEMORY_KIB,
+                passes: MIN_PASSES,
+                salt: "ab".repeat(16),
+            },
+            factor: FactorInfo {
+                kind: FACTOR_KIND.into(),
+                token: "t".into(),
+                key: "k".into(),
+                challenge: "cd".repeat(32),
+            },
             quorum: false,
         }
     }

@@ -331,9 +331,11 @@ pub(crate) struct PassphraseArgs {
 pub(crate) enum KitCommand {
     /// Write a recovery kit: every master key version that still unwraps, sealed under a
     /// key from the passphrase and the second factor (quorum-approved when configured).
-    #[command(after_help = "Example:\n  CV_KIT_PASSPHRASE=... CV_FACTOR_PIN=... cvault kit export --workspace eng \\\n    \
+    #[command(
+        after_help = "Example:\n  CV_KIT_PASSPHRASE=... CV_FACTOR_PIN=... cvault kit export --workspace eng \\\n    \
                             --out /media/offline/eng.cvkit --factor-module /usr/lib/softhsm/libsofthsm2.so \\\n    \
-                            --factor-token kit-factor")]
+                            --factor-token kit-factor"
+    )]
     Export {
         /// The kit file to write (never overwritten).
         #[arg(long, value_name = "FILE")]
@@ -405,8 +407,10 @@ pub(crate) enum KitCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum FactorCommand {
     /// Generate the factor key on the factor token (sensitive, never extractable).
-    #[command(after_help = "Example:\n  CV_FACTOR_PIN=... cvault kit factor init --factor-module /usr/lib/softhsm/libsofthsm2.so \\\n    \
-                            --factor-token kit-factor")]
+    #[command(
+        after_help = "Example:\n  CV_FACTOR_PIN=... cvault kit factor init --factor-module /usr/lib/softhsm/libsofthsm2.so \\\n    \
+                            --factor-token kit-factor"
+    )]
     Init {
         #[command(flatten)]
         factor: FactorArgs,

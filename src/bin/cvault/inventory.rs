@@ -97,7 +97,8 @@ pub(crate) fn cmd_ack(
     let ws = workspace_of(&store, &config, &kit_id)?;
     let now = collabvault_pkcs11::quorum::now();
     let ack = KitAck { kit_id: kit_id.clone(), holder: holder.to_string(), at: now };
-    let event = AuditEvent::ok(&ws, "cvault", "kit-ack", Some(format!("recovery kit {kit_id} acknowledged by {holder}")));
+    let event =
+        AuditEvent::ok(&ws, "cvault", "kit-ack", Some(format!("recovery kit {kit_id} acknowledged by {holder}")));
     if !store.ack_kit(&ack, &fingerprint, &event).map_err(store_failure)? {
         return fail(format!(
             "kit {kit_id}: the fingerprint does not match the issued kit's (a different or altered file); nothing recorded"
@@ -152,7 +153,11 @@ fn workspace_inventory(store: &dyn Backend, config: &Config, ws: &str, now: i64)
             let due = last + every;
             let overdue = due < now;
             if overdue && !stale {
-                problems.push(format!("{holder}'s acknowledgement of kit {} is overdue since {}", k.kit.kit_id, date(due)));
+                problems.push(format!(
+                    "{holder}'s acknowledgement of kit {} is overdue since {}",
+                    k.kit.kit_id,
+                    date(due)
+                ));
             }
             list.push(json!({"holder": holder, "last_confirmed": last, "next_due": due, "overdue": overdue}));
         }

@@ -52,7 +52,10 @@ pub(crate) fn run(global: Global, command: KitCommand) -> Res<ExitCode> {
         KitCommand::Factor(FactorCommand::Init { factor }) => {
             let token = factor_token(&factor, None)?;
             token.init_key().map_err(kit_failure)?;
-            println!("second factor: key {:?} generated on token {:?} (sensitive, never extractable)", token.key, token.token);
+            println!(
+                "second factor: key {:?} generated on token {:?} (sensitive, never extractable)",
+                token.key, token.token
+            );
             Ok(ExitCode::SUCCESS)
         }
         KitCommand::Export { out, factor, secret, holder, kdf_memory_kib, kdf_passes } => {
@@ -296,7 +299,10 @@ fn cmd_check(global: &Global, file: &Path) -> Res<ExitCode> {
     for v in &h.versions {
         println!("  v{:<4} {:<13} kcv {}", v.version, v.state, v.kcv);
     }
-    println!("  second factor: key {:?} on PKCS#11 token {:?}; passphrase: Argon2id {} KiB, {} passes", h.factor.key, h.factor.token, h.kdf.memory_kib, h.kdf.passes);
+    println!(
+        "  second factor: key {:?} on PKCS#11 token {:?}; passphrase: Argon2id {} KiB, {} passes",
+        h.factor.key, h.factor.token, h.kdf.memory_kib, h.kdf.passes
+    );
     println!("  fingerprint sha256:{fingerprint}");
     println!("  sections and checksums: ok; MAC: present, verified only with the passphrase and the second factor (cvault kit drill)");
     Ok(ExitCode::SUCCESS)
@@ -322,7 +328,13 @@ fn live_versions(t: &Tool, ws: &str) -> Res<Vec<LiveVersion>> {
     Ok(out)
 }
 
-fn cmd_drill(global: Global, file: &Path, factor: &FactorArgs, secret: &PassphraseArgs, sample: Option<usize>) -> Res<ExitCode> {
+fn cmd_drill(
+    global: Global,
+    file: &Path,
+    factor: &FactorArgs,
+    secret: &PassphraseArgs,
+    sample: Option<usize>,
+) -> Res<ExitCode> {
     let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
     let bytes = read_kit(file)?;
     // The public checks first: a damaged file is a failed drill too, recorded as one.
@@ -381,12 +393,21 @@ fn drill_failed(config: &Config, ws: Option<&str>, kit_id: &str, why: &str, glob
     store.append_audit(&event).map_err(kit_failure)?;
     let hook = alert(&store, config, ws, &detail)?;
     if global.json() {
-        print_json(&json!({"workspace": ws, "kit_id": kit_id, "passed": false, "problems": [why], "hook_failed": hook}));
+        print_json(
+            &json!({"workspace": ws, "kit_id": kit_id, "passed": false, "problems": [why], "hook_failed": hook}),
+        );
     }
     fail(format!("drill failed: {why}"))
 }
 
-fn record(store: &SqliteStore, config: &Config, ws: &str, kit: &KitContents, report: &DrillReport, global: &Global) -> Res<ExitCode> {
+fn record(
+    store: &SqliteStore,
+    config: &Config,
+    ws: &str,
+    kit: &KitContents,
+    report: &DrillReport,
+    global: &Global,
+) -> Res<ExitCode> {
     let h = &kit.header;
     let versions: Vec<String> = report.matched.iter().map(|v| format!("v{v}")).collect();
     let summary = format!(
@@ -399,8 +420,11 @@ fn record(store: &SqliteStore, config: &Config, ws: &str, kit: &KitContents, rep
     );
     let passed = report.passed();
     let detail = if passed { summary.clone() } else { format!("{summary}; {}", report.problems.join("; ")) };
-    let event = AuditEvent::ok(ws, "cvault", DRILL_ACTION, Some(detail.clone()))
-        .with_outcome(if passed { "CKR_OK" } else { "FAILED" });
+    let event = AuditEvent::ok(ws, "cvault", DRILL_ACTION, Some(detail.clone())).with_outcome(if passed {
+        "CKR_OK"
+    } else {
+        "FAILED"
+    });
     store.append_audit(&event).map_err(kit_failure)?;
     let hook = if passed { None } else { alert(store, config, ws, &detail)? };
     if global.json() {

@@ -166,6 +166,11 @@ pub(crate) fn cmd_init(t: &Tool, label: &str) -> Res<()> {
         print_json(&json!({"workspace": ws, "label": label, "slot": slot.id(), "model": model, "user_pin_set": true}));
     } else {
         println!("workspace {ws}: token {label:?} initialized on slot {} ({model}), user PIN set", slot.id());
+        // Provisioning is when a recovery kit should be made (doc/recovery.md).
+        println!(
+            "  next: a recovery kit, kept apart from backups: cvault kit export --workspace {ws} --out FILE \
+             --factor-module PATH --factor-token LABEL"
+        );
     }
     Ok(())
 }

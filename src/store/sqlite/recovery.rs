@@ -30,7 +30,8 @@ pub(super) fn kits(conn: &Connection, workspace: &str) -> Result<Vec<IssuedKit>>
             Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
         })?
         .collect::<rusqlite::Result<Vec<(String, Vec<u8>, String, String, i64)>>>()?;
-    let mut acks = conn.prepare_cached("SELECT holder, at FROM recovery_kit_acks WHERE kit_id = ?1 ORDER BY at, holder")?;
+    let mut acks =
+        conn.prepare_cached("SELECT holder, at FROM recovery_kit_acks WHERE kit_id = ?1 ORDER BY at, holder")?;
     let mut out = Vec::with_capacity(rows.len());
     for (kit_id, fingerprint, versions, holder, issued_at) in rows {
         let fingerprint: [u8; 32] =
