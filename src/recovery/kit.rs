@@ -12,8 +12,9 @@
 //! ```
 //!
 //! The WMK versions are never in the clear in the file: the module seals them under
-//! `enc` itself (`C_WrapKey` with `CKM_CV_EXPORT_KIT`, [`seal_keys`]), so `cvault` never
-//! holds a master key while exporting. [`open`] is what a drill (and a restoration)
+//! `enc` itself (`C_WrapKey` with `CKM_CV_EXPORT_KIT`, [`seal_keys`]); `cvault`, which
+//! holds the kit key anyway, opens the section once to list the versions in the header
+//! and to verify the kit before writing it. [`open`] is what a drill (and a restoration)
 //! calls: every key comes back in a [`Zeroizing`] buffer, its check value recomputed.
 
 use zeroize::Zeroizing;
@@ -42,6 +43,10 @@ pub const MIN_MEMORY_KIB: u32 = 19 * 1024;
 pub const MIN_PASSES: u32 = 2;
 const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
 const MAX_PASSES: u32 = 64;
+
+/// The second factor as [`open`] asks it: the factor token's response (HMAC-SHA256) to
+/// a message ([`factor_message`]).
+pub type Factor<'a> = &'a mut dyn FnMut(&[u8]) -> Result<Zeroizing<[u8; 32]>>;
 
 /// One WMK version as a kit carries it.
 pub struct KitVersion {
@@ -213,7 +218,7 @@ pub fn open(
     file: &[u8],
     expect_workspace: Option<&str>,
     passphrase: &[u8],
-    factor: &mut dyn FnMut(&[u8]) -> Result<Zeroizing<[u8; 32]>>,
+    factor: Factor<'_>,
 ) -> Result<KitContents> {
     let Parsed { header, keys, mac, mac_input } = format::parse(file)?;
     if let Some(ws) = expect_workspace {

@@ -361,7 +361,14 @@ fn cmd_drill(
     let t = Tool::open(global.clone())?;
     let live = live_versions(&t, &ws);
     t.close();
-    drill::compare_versions(&contents, &live?, &mut report);
+    // A drill that cannot see the live hierarchy (locked, wrong PIN) has failed too.
+    let live = match live {
+        Ok(live) => live,
+        Err(Failure(why)) => {
+            return drill_failed(&config, Some(&ws), &header.kit_id, &format!("the live hierarchy: {why}"), &global)
+        }
+    };
+    drill::compare_versions(&contents, &live, &mut report);
     let store = open_store(&config)?;
     let sample = sample.unwrap_or(config.recovery.drill_sample);
     drill::sample_stored(&store, &ws, &contents, sample, &mut report).map_err(kit_failure)?;
