@@ -214,12 +214,7 @@ fn check_against_header(header: &Header, versions: &[KitVersion]) -> Result<()> 
 /// (`expect_workspace`: a foreign kit is refused before any secret is used), the kit key
 /// from `passphrase` and the factor's response to [`factor_message`] (`factor`), the MAC,
 /// then the keys, each checked against its check value and the header.
-pub fn open(
-    file: &[u8],
-    expect_workspace: Option<&str>,
-    passphrase: &[u8],
-    factor: Factor<'_>,
-) -> Result<KitContents> {
+pub fn open(file: &[u8], expect_workspace: Option<&str>, passphrase: &[u8], factor: Factor<'_>) -> Result<KitContents> {
     let Parsed { header, keys, mac, mac_input } = format::parse(file)?;
     if let Some(ws) = expect_workspace {
         if header.workspace != ws {
