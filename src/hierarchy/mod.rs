@@ -474,21 +474,14 @@ impl Hierarchy {
     /// (`CKM_CV_EXPORT_KIT`). A locked workspace is refused before the quorum is asked;
     /// with a quorum, an approved `export-kit` request is used. The caller seals the keys
     /// under the kit key at once and audits the export.
-    pub fn export_keys(&self, by: Caller<'_>) -> Result<Vec<crate::recovery::KitVersion>> {
+    pub fn export_keys(&self, by: Caller<'_>) -> Result<Vec<(MasterRecord, Zeroizing<[u8; 32]>)>> {
         self.quorum.refresh();
         let kek = self.kek()?.map(|(_, k)| k);
         self.quorum.require(quorum::EXPORT_KIT, by)?;
         let mut out = Vec::new();
         for m in self.versions()?.into_iter().filter(|m| m.state.unwraps()) {
             let key = self.raw_key(kek.as_ref(), &m)?;
-            let kcv = crate::mechanism::primitives::aes_check_value(key.as_ref())?;
-            out.push(crate::recovery::KitVersion {
-                version: m.version,
-                state: m.state,
-                created: m.created_at,
-                kcv,
-                key,
-            });
+            out.push((m, key));
         }
         if out.is_empty() {
             return Err(Error::MasterKey(format!(

@@ -61,10 +61,14 @@ fn build_rewrap(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
     }
 }
 
+/// Length of a recovery kit id (`recovery::format::KIT_ID_LEN`; `recovery/` sits above
+/// this folder, so the number is restated rather than imported).
+const KIT_ID_LEN: usize = 16;
+
 /// `CKM_CV_EXPORT_KIT`'s parameter is the 16-byte kit id.
 fn build_export_kit(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
     match p {
-        Param::Bytes(id) if id.len() == crate::recovery::format::KIT_ID_LEN => Ok(Mechanism::CvExportKit(id)),
+        Param::Bytes(id) if id.len() == KIT_ID_LEN => Ok(Mechanism::CvExportKit(id)),
         _ => Err(Error::MechanismParamInvalid),
     }
 }

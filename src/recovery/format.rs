@@ -291,6 +291,16 @@ pub(crate) mod tests {
         }
     }
 
+    /// The module's parameter check restates [`KIT_ID_LEN`] (it sits below this folder).
+    #[test]
+    fn the_export_mechanism_takes_exactly_a_kit_id() {
+        use crate::mechanism::registry::{row, Param};
+        let r = row(crate::vendor::CKM_CV_EXPORT_KIT).unwrap();
+        assert!((r.build)(r.ty, Param::Bytes(vec![0; KIT_ID_LEN])).is_ok());
+        assert!((r.build)(r.ty, Param::Bytes(vec![0; KIT_ID_LEN - 1])).is_err());
+        assert!((r.build)(r.ty, Param::None).is_err());
+    }
+
     #[test]
     fn a_kit_parses_back_into_its_parts() {
         let f = file();

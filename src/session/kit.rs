@@ -49,7 +49,14 @@ pub fn export(
     if let Some(answer) = sized(sealed_len(hierarchy.exportable()?), capacity) {
         return answer;
     }
-    let entries = hierarchy.export_keys(ctx.caller())?;
+    let entries = hierarchy
+        .export_keys(ctx.caller())?
+        .into_iter()
+        .map(|(m, key)| {
+            let kcv = crate::mechanism::primitives::aes_check_value(key.as_ref())?;
+            Ok(kit::KitVersion { version: m.version, state: m.state, created: m.created_at, kcv, key })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let sealed = kit::seal_keys(enc, &ctx.token.workspace, kit_id, &entries)?;
     let versions: Vec<String> = entries.iter().map(|e| format!("v{}", e.version)).collect();
     ctx.audit(
