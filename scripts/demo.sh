@@ -21,7 +21,10 @@
 #  10. splits engineering's key-encryption key 2-of-3 among custodians: the master keys stay
 #      locked until two approve, a destroy is refused until the quorum approves its own
 #      request, a customer's own key (wrapped by openssl) is imported with the quorum's
-#      approval, and a lock stops every process at once.
+#      approval, and a lock stops every process at once;
+#  11. exports a recovery kit (a passphrase plus a key on a second SoftHSM2 token) once
+#      the custodians approve it, checks it without secrets, drills it against the live
+#      keys, and shows a wrong passphrase refused.
 #
 # Every step says what happened in plain words; any failure stops the demo with a
 # non-zero exit. Everything lives in a temp dir removed on exit.
