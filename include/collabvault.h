@@ -149,6 +149,12 @@
  * Returns the new version's master key object; the previous version becomes
  * decrypt-only. No parameter. */
 #define CKM_CV_IMPORT_MASTER 0xC3560007UL
+/* Recovery kit export (C_WrapKey; doc/recovery.md): every master key version that still
+ * unwraps, sealed (AES-256-GCM) under the wrapping key, an AES-256 secret key with
+ * CKA_WRAP (the kit key). The key to wrap is the current master key object; the
+ * parameter is the 16-byte kit id. Output: the kit's KEYS section. Only the user; with a
+ * quorum, only unlocked and with an approved "export-kit" request. Audited. */
+#define CKM_CV_EXPORT_KIT 0xC3560020UL
 /* UTF-8 on master key objects: where the version's key came from: "generated", or
  * "imported:rsa-oaep-sha256" / "imported:ml-kem-768+aes-kwp" / "imported:ml-kem-1024+aes-kwp". */
 #define CKA_CV_ORIGIN 0xC3560010UL

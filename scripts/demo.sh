@@ -24,7 +24,10 @@
 #      locked until two approve, a destroy is refused until the quorum approves its own
 #      request, a customer's own key (wrapped by openssl) is imported with the quorum's
 #      approval, a legal hold stops a retirement until the quorum lifts it, an emergency
-#      window opens for one person once approved, and a lock stops every process at once.
+#      window opens for one person once approved, and a lock stops every process at once;
+#  11. exports a recovery kit (a passphrase plus a key on a second SoftHSM2 token) once
+#      the custodians approve it, checks it without secrets, drills it against the live
+#      keys, and shows a wrong passphrase refused.
 #
 # Every step says what happened in plain words; any failure stops the demo with a
 # non-zero exit. Everything lives in a temp dir removed on exit.
@@ -356,6 +359,30 @@ cvault emergency open --workspace engineering --name dana
 echo "-> for [quorum] emergency_minutes, dana may unwrap under versions an audit alert blocked,"
 echo "   each use its own audit entry; closing it early:"
 cvault emergency close --workspace engineering
+
+say "a recovery kit: the master keys sealed under a passphrase and a key on a second token"
+run softhsm2-util --init-token --free --label kit-factor --so-pin kit-so-1357 --pin kit-pin-2468 >/dev/null
+export CV_FACTOR_MODULE=$SOFTHSM_MODULE CV_FACTOR_TOKEN=kit-factor CV_FACTOR_PIN=kit-pin-2468
+export CV_KIT_PASSPHRASE="the recovery officer's long passphrase"
+cvault kit factor init
+KIT=$WORK/engineering.cvkit
+if "$BIN/cvault" kit export --workspace engineering --out "$KIT" >/dev/null 2>&1; then
+    echo "FAIL: a kit was exported without the quorum" >&2
+    exit 1
+fi
+request=$("$BIN/cvault" quorum status --workspace engineering --json |
+    python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)[0]["open_requests"] if r["action"]=="export-kit"][0])')
+echo "-> refused with CKR_CV_QUORUM_REQUIRED; request #$request (export-kit) waits for the custodians"
+cvault quorum approve --workspace engineering --request "$request" --custodian alice --custodian carol
+cvault kit export --workspace engineering --out "$KIT" --holder alice
+cvault kit check "$KIT"
+echo "-> checked with no secret; a drill opens it in memory and compares it with the live keys:"
+cvault kit drill --workspace engineering --file "$KIT"
+if CV_KIT_PASSPHRASE="a guessed passphrase" "$BIN/cvault" kit drill --workspace engineering --file "$KIT" 2>"$WORK/guess.txt"; then
+    echo "FAIL: a kit opened with a wrong passphrase" >&2
+    exit 1
+fi
+sed 's/^/   /' "$WORK/guess.txt"
 
 say "lock: every process loses the master keys at once"
 cvault lock --workspace engineering

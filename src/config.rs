@@ -63,6 +63,46 @@ pub struct Config {
     /// How a quorum of custodians unlocks master keys (doc/quorum.md).
     #[serde(default)]
     pub quorum: QuorumConfig,
+    /// Recovery kit drills and acknowledgements (doc/recovery.md).
+    #[serde(default)]
+    pub recovery: RecoveryConfig,
+}
+
+/// How often recovery kits are drilled and their holders confirm they still hold them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryConfig {
+    /// Days between drills (`cvault kit drill`) before one is overdue.
+    #[serde(default = "default_drill_days")]
+    pub drill_every_days: u64,
+    /// Days between a holder's acknowledgements before one is overdue.
+    #[serde(default = "default_ack_days")]
+    pub ack_every_days: u64,
+    /// How many stored DEKs a drill opens with the kit's keys.
+    #[serde(default = "default_drill_sample")]
+    pub drill_sample: usize,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            drill_every_days: default_drill_days(),
+            ack_every_days: default_ack_days(),
+            drill_sample: default_drill_sample(),
+        }
+    }
+}
+
+fn default_drill_days() -> u64 {
+    30
+}
+
+fn default_ack_days() -> u64 {
+    90
+}
+
+fn default_drill_sample() -> usize {
+    16
 }
 
 /// The quorum's timings and limits. Whether a workspace has a quorum is the store's
@@ -564,6 +604,7 @@ impl Config {
             audit: AuditConfig::default(),
             mechanisms: MechanismsConfig::default(),
             quorum: QuorumConfig::default(),
+            recovery: RecoveryConfig::default(),
         }
     }
 }

@@ -111,6 +111,9 @@ pub enum Error {
     /// The unwrapping key is too small for the mechanism (a BYOK import key under 3072
     /// bits, or ML-KEM-512).
     UnwrappingKeySizeRange,
+    /// The wrapping key is not the size the mechanism needs (a recovery kit key that is
+    /// not AES-256).
+    WrappingKeySizeRange,
     /// The key to wrap may not be wrapped (`CKA_EXTRACTABLE` false).
     KeyUnextractable,
     /// The key to wrap cannot be wrapped with this mechanism (`CKA_WRAP_WITH_TRUSTED`, class).
@@ -183,6 +186,10 @@ pub enum Error {
     /// Session-object audit entries held for one batch could not be written (the text
     /// says why): every audited call fails until they are, so none is lost in silence.
     AuditBatchUnwritten(String),
+    /// A recovery kit is refused (`recovery/`): the text names what is wrong with it
+    /// (corrupted section, truncation, foreign workspace, downgrade), or says only that
+    /// the passphrase or the second factor is wrong, never which.
+    Kit(String),
     /// Something that should not happen; which one goes to the log.
     Internal(Internal),
 }
@@ -255,6 +262,7 @@ impl fmt::Display for Error {
             Error::Store(why) => write!(f, "store: {why}"),
             Error::Root(why) => write!(f, "root of trust: {why}"),
             Error::MasterKey(why) => write!(f, "master key: {why}"),
+            Error::Kit(why) => write!(f, "recovery kit refused: {why}"),
             Error::KeyBlocked(why) => write!(f, "blocked by an audit alert: {why}"),
             Error::Locked(why) => write!(f, "master keys locked until a quorum unlocks them: {why}"),
             Error::QuorumRequired(why) => write!(f, "needs a quorum of custodians: {why}"),

@@ -16,6 +16,7 @@
 //! hierarchy/  workspace master key versions, wrap records, rotation and retirement
 //! quorum/     the key-encryption key, custodians' shares, requests, approvals, unlocks
 //! audit/      verification and export of the store's hash-chained audit log
+//! recovery/   recovery kits (format, kit key, second factor) and drills
 //! root/       the root of trust: the underlying slot's root key, or the software root
 //! store/      SQLite behind a domain trait; sealing; the audit chain's row format
 //! ```
@@ -38,6 +39,7 @@ pub mod module;
 pub mod names;
 pub mod object;
 pub mod quorum;
+pub mod recovery;
 pub mod root;
 pub mod session;
 pub mod store;

@@ -152,6 +152,16 @@ pub const CKM_CV_IMPORT_MASTER: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX 
 /// `generated`, or `imported:<how>` for a BYOK import ([`CKM_CV_IMPORT_MASTER`]).
 pub const CKA_CV_ORIGIN: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x10;
 
+/// Recovery kit export (`C_WrapKey`, `doc/recovery.md`): every master key version that
+/// still unwraps, sealed under the wrapping key (an AES-256 secret key, `CKA_WRAP`: the
+/// kit key `cvault kit export` derives from the passphrase and the second factor). The
+/// key to wrap is the current master key object (the whole hierarchy); the parameter is
+/// the kit id (16 bytes), bound into the sealed section with the workspace. The output is
+/// the kit's KEYS section: `nonce (12) || AES-256-GCM(count || entries) || tag`, each entry
+/// `version || state || created || check value || key`. Only the user; with a quorum,
+/// only with the master keys unlocked and an approved `export-kit` request. Audited.
+pub const CKM_CV_EXPORT_KIT: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX | 0x20;
+
 /// `CKA_CV_ROLE`: a workspace master key.
 pub const CV_ROLE_MASTER: CK_ULONG = 1;
 /// `CKA_CV_ROLE`: a key-encryption key.
@@ -181,6 +191,7 @@ mod tests {
             ("CKM_CV_ROTATE_MASTER", CKM_CV_ROTATE_MASTER),
             ("CKM_CV_REWRAP_STORED", CKM_CV_REWRAP_STORED),
             ("CKM_CV_SHARE_RECORD", CKM_CV_SHARE_RECORD),
+            ("CKM_CV_EXPORT_KIT", CKM_CV_EXPORT_KIT),
             ("CKM_CV_XWING_KEY_PAIR_GEN", CKM_CV_XWING_KEY_PAIR_GEN),
             ("CKM_CV_XWING", CKM_CV_XWING),
             ("CKK_CV_XWING", CKK_CV_XWING),

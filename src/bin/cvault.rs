@@ -35,6 +35,10 @@ mod cli;
 mod custodian_token;
 #[path = "cvault/hold.rs"]
 mod hold;
+#[path = "cvault/inventory.rs"]
+mod inventory;
+#[path = "cvault/kit.rs"]
+mod kit;
 #[path = "cvault/masters.rs"]
 mod masters;
 #[path = "cvault/progress.rs"]
@@ -333,6 +337,14 @@ impl Tool {
         Ok(session)
     }
 
+    /// Finalizes the module (so it finalizes the root's), before the store is opened
+    /// directly in this process.
+    fn close(self) {
+        if let Err(e) = self.pkcs11.finalize() {
+            eprintln!("cvault: C_Finalize: {}", describe(&e));
+        }
+    }
+
     /// The rotation schedule for a workspace, in days, if `[rotation]` sets one.
     fn schedule(&self, w: &WorkspaceConfig) -> Option<u64> {
         self.config.rotation.max_age_days.get(&w.classification).map(|d| u64::from(*d))
@@ -342,7 +354,7 @@ impl Tool {
 fn dispatch(t: &Tool, command: Command, token_secrets: &custodian_token::Secrets) -> Res<()> {
     match command {
         Command::Token(TokenCommand::Init { label }) => masters::cmd_init(t, &label),
-        Command::Token(TokenCommand::Status) => masters::cmd_status(t),
+        Command::Token(TokenCommand::Status) => fail("internal: status reads the store first"),
         Command::Master(MasterCommand::List) => masters::cmd_list(t),
         Command::Master(MasterCommand::Rotate { due }) => masters::cmd_rotate(t, due),
         Command::Master(MasterCommand::Rewrap { records }) => masters::cmd_rewrap(t, &records),
@@ -368,6 +380,7 @@ fn dispatch(t: &Tool, command: Command, token_secrets: &custodian_token::Secrets
         Command::Emergency(EmergencyCommand::Close) => quorum::cmd_emergency(t, None),
         Command::Audit(_)
         | Command::Backup(_)
+        | Command::Kit(_)
         | Command::Custodians(CustodiansCommand::List)
         | Command::Quorum(QuorumCommand::Status)
         | Command::Completions { .. }
@@ -453,7 +466,19 @@ fn run(cli: Cli) -> Res<ExitCode> {
             quorum::cmd_status(&config, &cli.global, only)?;
             return Ok(ExitCode::SUCCESS);
         }
+        // Each loads the module itself, after the second-factor token's module is done.
+        Command::Kit(command) => return kit::run(cli.global, command),
         _ => {}
+    }
+    if matches!(cli.command, Command::Token(TokenCommand::Status)) {
+        let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
+        let drills = kit::drill_status(&config);
+        let tool = Tool::open(cli.global)?;
+        let result = masters::cmd_status(&tool, &drills);
+        let finalized = tool.pkcs11.finalize();
+        result?;
+        finalized?;
+        return Ok(ExitCode::SUCCESS);
     }
     // Custodians' tokens are read before the module is loaded (custodian_token.rs).
     let token_secrets = custodian_token::read_all(&cli.command)?;

@@ -58,6 +58,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::UnwrappingKeyHandleInvalid => CKR_UNWRAPPING_KEY_HANDLE_INVALID,
         Error::UnwrappingKeyTypeInconsistent => CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
         Error::UnwrappingKeySizeRange => CKR_UNWRAPPING_KEY_SIZE_RANGE,
+        Error::WrappingKeySizeRange => CKR_WRAPPING_KEY_SIZE_RANGE,
         Error::KeyUnextractable => CKR_KEY_UNEXTRACTABLE,
         Error::KeyNotWrappable => CKR_KEY_NOT_WRAPPABLE,
         Error::KeyIndigestible => CKR_KEY_INDIGESTIBLE,
@@ -76,6 +77,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::Store(_) => CKR_DEVICE_ERROR,
         Error::Root(_) => CKR_DEVICE_ERROR,
         Error::MasterKey(_) => CKR_ACTION_PROHIBITED,
+        Error::Kit(_) => CKR_DATA_INVALID,
         Error::KeyBlocked(_) => CKR_KEY_FUNCTION_NOT_PERMITTED,
         Error::Locked(_) => crate::vendor::CKR_CV_LOCKED,
         Error::QuorumRequired(_) => crate::vendor::CKR_CV_QUORUM_REQUIRED,
@@ -124,6 +126,7 @@ mod tests {
             (Error::Config("x".into()), CKR_GENERAL_ERROR),
             (Error::IvCounterExhausted, CKR_MECHANISM_PARAM_INVALID),
             (Error::HostMemory, CKR_HOST_MEMORY),
+            (Error::Kit("x".into()), CKR_DATA_INVALID),
         ];
         for (e, want) in table {
             assert_eq!(rv(e), *want, "{e:?}");

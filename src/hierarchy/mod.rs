@@ -445,6 +445,59 @@ impl Hierarchy {
         Ok(next)
     }
 
+    /// The 32 bytes of version `m`, opened through the root and `kek`.
+    fn raw_key(&self, kek: Option<&Kek>, m: &MasterRecord) -> Result<Zeroizing<[u8; 32]>> {
+        let sealed =
+            m.sealed.as_deref().ok_or_else(|| Error::MasterKey(format!("master key v{} is gone", m.version)))?;
+        let plain = open_master(self.root.as_ref(), kek, &self.workspace, m.version, sealed)?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        if plain.len() != key.len() {
+            return Err(Error::Integrity("master key length"));
+        }
+        key.copy_from_slice(&plain);
+        Ok(key)
+    }
+
+    /// The key check value (`CKA_CHECK_VALUE`) of `version`, or `None` once its key is
+    /// destroyed. It names the key without revealing it: drills compare a kit with it.
+    pub fn check_value(&self, version: u32) -> Result<Option<[u8; 3]>> {
+        let record = self.record(version)?;
+        if record.sealed.is_none() {
+            return Ok(None);
+        }
+        let kek = self.kek()?.map(|(_, k)| k);
+        let key = self.raw_key(kek.as_ref(), &record)?;
+        Ok(Some(crate::mechanism::primitives::aes_check_value(key.as_ref())?))
+    }
+
+    /// Every version that still unwraps, with its key, for a recovery kit
+    /// (`CKM_CV_EXPORT_KIT`). A locked workspace is refused before the quorum is asked;
+    /// with a quorum, an approved `export-kit` request is used. The caller seals the keys
+    /// under the kit key at once and audits the export.
+    pub fn export_keys(&self, by: Caller<'_>) -> Result<Vec<(MasterRecord, Zeroizing<[u8; 32]>)>> {
+        self.quorum.refresh();
+        let kek = self.kek()?.map(|(_, k)| k);
+        self.quorum.require(quorum::EXPORT_KIT, by)?;
+        let mut out = Vec::new();
+        for m in self.versions()?.into_iter().filter(|m| m.state.unwraps()) {
+            let key = self.raw_key(kek.as_ref(), &m)?;
+            out.push((m, key));
+        }
+        if out.is_empty() {
+            return Err(Error::MasterKey(format!(
+                "workspace {:?} has no master key version to export",
+                self.workspace
+            )));
+        }
+        Ok(out)
+    }
+
+    /// How many versions [`Hierarchy::export_keys`] would export (a length query uses no
+    /// approval).
+    pub fn exportable(&self) -> Result<usize> {
+        Ok(self.versions()?.iter().filter(|m| m.state.unwraps()).count())
+    }
+
     /// Moves every stored record to the active version, `batch` per transaction, calling
     /// `progress(done so far, target version)` after each; returns how many moved.
     pub fn rewrap_stored(&self, batch: usize, progress: &mut dyn FnMut(usize, u32)) -> Result<usize> {

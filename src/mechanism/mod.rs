@@ -220,6 +220,9 @@ pub enum Mechanism {
     /// `CKM_CV_IMPORT_MASTER`: a customer's key, wrapped under an import key, becomes a
     /// new master key version (BYOK).
     CvImportMaster,
+    /// `CKM_CV_EXPORT_KIT`: the master key versions sealed under a recovery kit's key;
+    /// the parameter is the kit id.
+    CvExportKit(Vec<u8>),
 }
 
 impl Mechanism {
@@ -281,6 +284,7 @@ impl Mechanism {
             Mechanism::CvQuorumSplit => crate::vendor::CKM_CV_QUORUM_SPLIT,
             Mechanism::CvShareRecord => crate::vendor::CKM_CV_SHARE_RECORD,
             Mechanism::CvImportMaster => crate::vendor::CKM_CV_IMPORT_MASTER,
+            Mechanism::CvExportKit(_) => crate::vendor::CKM_CV_EXPORT_KIT,
         }
     }
 

@@ -132,6 +132,38 @@ pub fn mldsa65_public_key_pem(public: &[u8]) -> Result<String> {
         .map_err(|_| Error::Integrity("the ML-DSA-65 key does not encode"))
 }
 
+/// HKDF-SHA256 (RFC 5869, extract then expand) of `ikm` with `salt` and `info`, into
+/// `N` bytes (at most 255 × 32).
+pub fn hkdf_sha256<const N: usize>(ikm: &[u8], salt: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; N]>> {
+    let p = super::hkdf::HkdfParams {
+        extract: true,
+        expand: true,
+        hash: HashAlg::Sha256,
+        salt: super::hkdf::HkdfSalt::Data(salt.to_vec()),
+        info: info.to_vec(),
+    };
+    let okm = super::hkdf::hkdf(&p, ikm, Some(salt), Some(N))?;
+    let mut out = Zeroizing::new([0u8; N]);
+    if okm.len() != N {
+        return Err(Error::Internal(Internal::DerivedLength));
+    }
+    out.copy_from_slice(&okm);
+    Ok(out)
+}
+
+/// The key check value of an AES key as PKCS#11 3.0 defines `CKA_CHECK_VALUE` for AES
+/// (§2.8 of the mechanisms spec): the first three bytes of the key's AES-ECB encryption
+/// of one all-zero block. It names a key without revealing it.
+pub fn aes_check_value(key: &[u8]) -> Result<[u8; 3]> {
+    let mut ecb = super::aes_block::ecb(key, true)?;
+    let mut out = Vec::with_capacity(16);
+    ecb.update(&[0u8; 16], &mut out)?;
+    ecb.finish(&mut out)?;
+    let mut kcv = [0u8; 3];
+    kcv.copy_from_slice(out.get(..3).ok_or(Error::Internal(Internal::CipherOutputLength))?);
+    Ok(kcv)
+}
+
 fn kdf_failed(e: &argon2::Error) -> Error {
     log::error!("argon2: {e}");
     Error::Internal(Internal::Kdf)
@@ -217,6 +249,24 @@ mod tests {
         let oid = [0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x12];
         assert_eq!(&der[4..17], &oid, "{body}");
         assert_eq!(&der[der.len() - 1952..], public.as_slice());
+    }
+
+    // RFC 5869 appendix A.1 (test case 1), truncated to its first 32 bytes.
+    #[test]
+    fn hkdf_sha256_matches_rfc_5869_case_1() {
+        let ikm = [0x0bu8; 22];
+        let salt = hex::decode("000102030405060708090a0b0c").unwrap();
+        let info = hex::decode("f0f1f2f3f4f5f6f7f8f9").unwrap();
+        let okm = hkdf_sha256::<32>(&ikm, &salt, &info).unwrap();
+        assert_eq!(hex::encode(*okm), "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf");
+    }
+
+    // FIPS 197 appendix C.3: AES-256 of 00112233... under 000102...1f is 8ea2b7ca...; the
+    // check value of the all-zero key is the first three bytes of AES-256(0, 0), dc95c0.
+    #[test]
+    fn aes_check_value_is_the_first_three_bytes_of_ecb_of_zero() {
+        assert_eq!(aes_check_value(&[0u8; 32]).unwrap(), [0xdc, 0x95, 0xc0]);
+        assert_ne!(aes_check_value(&[1u8; 32]).unwrap(), aes_check_value(&[2u8; 32]).unwrap());
     }
 
     // RFC 9106 §5.3's Argon2id vector needs secret and associated data, which the module

@@ -12,8 +12,8 @@ use super::registry::{build_plain, KeyNeed, MechEntry, MechInfo, Ops, Param, Par
 use super::Mechanism;
 use crate::error::{Error, Result};
 use crate::vendor::{
-    CKK_CV_MLKEM1024_P384, CKK_CV_MLKEM768_P256, CKK_CV_XWING, CKM_CV_REWRAP_RECORD, CKM_CV_REWRAP_STORED,
-    CKM_CV_ROTATE_MASTER, CKM_CV_SHARE_RECORD, CKM_CV_WRAP_RECORD,
+    CKK_CV_MLKEM1024_P384, CKK_CV_MLKEM768_P256, CKK_CV_XWING, CKM_CV_EXPORT_KIT, CKM_CV_REWRAP_RECORD,
+    CKM_CV_REWRAP_STORED, CKM_CV_ROTATE_MASTER, CKM_CV_SHARE_RECORD, CKM_CV_WRAP_RECORD,
 };
 
 const fn row(ty: CK_MECHANISM_TYPE, flags: CK_FLAGS, param: ParamShape) -> MechEntry {
@@ -35,6 +35,14 @@ pub const ENTRIES: &[MechEntry] = &[
     row(CKM_CV_REWRAP_STORED, CKF_GENERATE, ParamShape::None),
     row(crate::vendor::CKM_CV_QUORUM_SPLIT, CKF_GENERATE, ParamShape::None),
     MechEntry {
+        ty: CKM_CV_EXPORT_KIT,
+        info: MechInfo { min_key: 32, max_key: 32, flags: CKF_WRAP },
+        key: KeyNeed::Secret(&[CKK_AES]),
+        param: ParamShape::Bytes,
+        build: build_export_kit,
+        ops: Ops::NONE,
+    },
+    MechEntry {
         ty: CKM_CV_SHARE_RECORD,
         info: MechInfo { min_key: 0, max_key: 0, flags: CKF_WRAP | CKF_UNWRAP },
         key: KeyNeed::Recipient(&[CKK_CV_XWING, CKK_CV_MLKEM768_P256, CKK_CV_MLKEM1024_P384]),
@@ -49,6 +57,18 @@ fn build_rewrap(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
     match p {
         Param::Bytes(ad) => Ok(Mechanism::CvRewrapRecord(ad)),
         Param::None => Ok(Mechanism::CvRewrapRecord(Vec::new())),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+/// Length of a recovery kit id (`recovery::format::KIT_ID_LEN`; `recovery/` sits above
+/// this folder, so the number is restated rather than imported).
+const KIT_ID_LEN: usize = 16;
+
+/// `CKM_CV_EXPORT_KIT`'s parameter is the 16-byte kit id.
+fn build_export_kit(_: CK_MECHANISM_TYPE, p: Param) -> Result<Mechanism> {
+    match p {
+        Param::Bytes(id) if id.len() == KIT_ID_LEN => Ok(Mechanism::CvExportKit(id)),
         _ => Err(Error::MechanismParamInvalid),
     }
 }

@@ -47,6 +47,9 @@ pub fn emergency_action(name: &str) -> String {
 /// The action that imports a customer's key as a new master key version (BYOK).
 pub const IMPORT_KEY: &str = "import-key";
 
+/// The action that exports a recovery kit (`CKM_CV_EXPORT_KIT`).
+pub const EXPORT_KIT: &str = "export-kit";
+
 /// The action that destroys master key `version`.
 pub fn destroy_action(version: u32) -> String {
     format!("destroy-v{version}")

@@ -111,6 +111,19 @@ pub(super) fn stored_records(ctx: &Ctx, version: Option<u32>, object: &Object) -
     Ok(CK_ULONG::try_from(n).unwrap_or(CK_ULONG::MAX))
 }
 
+/// `CKA_CHECK_VALUE` of a master key object (PKCS#11's AES check value); `None` once the
+/// version is destroyed.
+pub(super) fn check_value(ctx: &Ctx, version: Option<u32>, object: &Object) -> Result<Option<[u8; 3]>> {
+    let version = match version {
+        Some(v) => v,
+        None => object
+            .ulong(CKA_CV_KEY_VERSION)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or(Error::Internal(Internal::MasterWithoutVersion))?,
+    };
+    ctx.token.hierarchy()?.check_value(version)
+}
+
 /// `C_SetAttributeValue` on a master key object: only on a specific version, and only
 /// `CKA_CV_LIFECYCLE` (the user: retire, then destroy, under the hierarchy's rules) or
 /// `CKA_CV_BLOCKED` = false (the SO: clears an audit alert's block).

@@ -15,6 +15,7 @@ mod ids;
 pub mod kem;
 mod key;
 pub mod keygen;
+pub mod kit;
 pub mod master;
 pub mod message;
 pub mod objects;

@@ -258,6 +258,9 @@ pub fn get_attributes(
                 super::master::stored_records(ctx, *version, m)
                     .map(|n| Answer::Value(Zeroizing::new(n.to_ne_bytes().to_vec())))
             }
+            // A version's key check value: computed when asked (a root unseal).
+            (Resolved::Master(version, m), CKA_CHECK_VALUE) => super::master::check_value(ctx, *version, m)
+                .map(|kcv| kcv.map_or(Answer::Invalid, |v| Answer::Value(Zeroizing::new(v.to_vec())))),
             (Resolved::Master(..), ty) if super::quorum::is_master_attribute(ty) => {
                 super::quorum::attribute(ctx, ty).map(|v| Answer::Value(Zeroizing::new(v)))
             }

@@ -27,7 +27,7 @@ use crate::token::actor;
 impl Ctx {
     /// The master key version a handle names (`None`: the current one); `wrong` for a
     /// handle that is not a master key object.
-    fn master_handle(&self, handle: CK_OBJECT_HANDLE, invalid: Error, wrong: Error) -> Result<Option<u32>> {
+    pub(super) fn master_handle(&self, handle: CK_OBJECT_HANDLE, invalid: Error, wrong: Error) -> Result<Option<u32>> {
         match self.app.handles.get(handle) {
             Some((slot, Located::Master(version))) if slot == self.slot() => {
                 if self.token.logged_in() != Some(PinOwner::User) {

@@ -44,6 +44,9 @@ pub fn wrap_key(
     if *m == Mechanism::CvShareRecord {
         return super::records::share(ctx, wrapping, key, &[], capacity);
     }
+    if let Mechanism::CvExportKit(kit_id) = m {
+        return super::kit::export(ctx, wrapping, key, kit_id, capacity);
+    }
     let row = registry::row(m.ty())?;
     let wrap = row.op(|o| o.wrap)?;
     check_transport_allowed(ctx, m, "C_WrapKey")?;

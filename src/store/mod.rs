@@ -13,6 +13,7 @@ pub mod audit;
 pub mod batch;
 pub mod postgres;
 pub mod quorum;
+pub mod recovery;
 pub mod sealed;
 pub mod sqlite;
 
@@ -428,4 +429,13 @@ pub trait Backend: Send + Sync {
     fn hold(&self, workspace: &str) -> Result<Option<quorum::Hold>>;
     /// Sets (`Some`) or lifts (`None`) the legal hold.
     fn set_hold(&self, workspace: &str, hold: Option<&quorum::Hold>, event: &AuditEvent) -> Result<()>;
+
+    /// Records an issued recovery kit (its id and fingerprint are unique).
+    fn add_kit(&self, kit: &recovery::KitRecord, event: &AuditEvent) -> Result<()>;
+    /// Records a holder's acknowledgement of a kit, if `fingerprint` is that kit's (the
+    /// holder proves possession); false (nothing written) for an unknown kit or another
+    /// fingerprint.
+    fn ack_kit(&self, ack: &recovery::KitAck, fingerprint: &[u8; 32], event: &AuditEvent) -> Result<bool>;
+    /// The workspace's issued kits with their acknowledgements, oldest first.
+    fn kits(&self, workspace: &str) -> Result<Vec<recovery::IssuedKit>>;
 }

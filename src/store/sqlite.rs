@@ -21,6 +21,7 @@ use super::{
 use crate::error::{Error, Internal, Result};
 
 mod quorum;
+mod recovery;
 
 /// File name of the store inside the configured directory.
 pub const STORE_FILE: &str = "collabvault.sqlite3";
@@ -201,6 +202,24 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit_checkpoints_v10 RENAME TO audit_checkpoints;",
     // v11: where a master key version came from (BYOK import); NULL: generated here.
     "ALTER TABLE master_keys ADD COLUMN origin TEXT;",
+    // v12: the recovery kit inventory: each kit issued (by kit id and the SHA-256 of its
+    // file, with the master key versions it covers and its holder), and each holder's
+    // acknowledgement that they still hold it.
+    "CREATE TABLE recovery_kits (
+        kit_id      TEXT PRIMARY KEY,
+        workspace   TEXT NOT NULL,
+        fingerprint BLOB NOT NULL UNIQUE,
+        versions    TEXT NOT NULL,
+        holder      TEXT NOT NULL,
+        issued_at   INTEGER NOT NULL
+    );
+    CREATE INDEX recovery_kits_by_workspace ON recovery_kits (workspace);
+    CREATE TABLE recovery_kit_acks (
+        kit_id TEXT NOT NULL REFERENCES recovery_kits (kit_id),
+        holder TEXT NOT NULL,
+        at     INTEGER NOT NULL
+    );
+    CREATE INDEX recovery_kit_acks_by_kit ON recovery_kit_acks (kit_id);",
 ];
 
 /// The store in one SQLite file.
@@ -942,6 +961,18 @@ impl Backend for SqliteStore {
 
     fn set_hold(&self, workspace: &str, hold: Option<&super::quorum::Hold>, event: &AuditEvent) -> Result<()> {
         self.quorum_set_hold(workspace, hold, event)
+    }
+
+    fn add_kit(&self, kit: &super::recovery::KitRecord, event: &AuditEvent) -> Result<()> {
+        self.recovery_add_kit(kit, event)
+    }
+
+    fn ack_kit(&self, ack: &super::recovery::KitAck, fingerprint: &[u8; 32], event: &AuditEvent) -> Result<bool> {
+        self.recovery_ack_kit(ack, fingerprint, event)
+    }
+
+    fn kits(&self, workspace: &str) -> Result<Vec<super::recovery::IssuedKit>> {
+        self.with_conn(|conn| recovery::kits(conn, workspace))
     }
 
     fn open_token(&self, workspace: &str, default_label: &str) -> Result<TokenRecord> {

@@ -111,6 +111,9 @@ pub(crate) enum Command {
     /// A legal hold on the master keys: set or lift (doc/quorum.md, "Legal hold").
     #[command(subcommand)]
     Hold(HoldCommand),
+    /// Recovery kits: export, check without secrets, drill, and the second factor's key.
+    #[command(subcommand)]
+    Kit(KitCommand),
     /// Lock the master keys now, in every process (revokes the unlock grant).
     #[command(after_help = "Example:\n  cvault lock --workspace eng")]
     Lock,
@@ -436,4 +439,120 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+/// The second-factor token: a separate PKCS#11 token holding the kit factor key.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct FactorArgs {
+    /// The factor token's PKCS#11 module.
+    #[arg(long, value_name = "PATH", env = "CV_FACTOR_MODULE", hide_env_values = true)]
+    pub(crate) factor_module: Option<PathBuf>,
+    /// The factor token's label (default for a drill: the one the kit names).
+    #[arg(long, value_name = "LABEL", env = "CV_FACTOR_TOKEN", hide_env_values = true)]
+    pub(crate) factor_token: Option<String>,
+    /// The factor key's label (default: collabvault-kit-factor, or the one the kit names).
+    #[arg(long, value_name = "LABEL", env = "CV_FACTOR_KEY", hide_env_values = true)]
+    pub(crate) factor_key: Option<String>,
+    /// A file whose first line is the factor token's user PIN (else CV_FACTOR_PIN, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) factor_pin_file: Option<PathBuf>,
+}
+
+/// The kit passphrase.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PassphraseArgs {
+    /// A file whose first line is the kit passphrase (else CV_KIT_PASSPHRASE, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+}
+
+/// `cvault kit ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KitCommand {
+    /// Write a recovery kit: every master key version that still unwraps, sealed under a
+    /// key from the passphrase and the second factor (quorum-approved when configured).
+    #[command(
+        after_help = "Example:\n  CV_KIT_PASSPHRASE=... CV_FACTOR_PIN=... cvault kit export --workspace eng \\\n    \
+                            --out /media/offline/eng.cvkit --factor-module /usr/lib/softhsm/libsofthsm2.so \\\n    \
+                            --factor-token kit-factor"
+    )]
+    Export {
+        /// The kit file to write (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        factor: FactorArgs,
+        #[command(flatten)]
+        secret: PassphraseArgs,
+        /// Who holds the kit, for the inventory (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        holder: Option<String>,
+        /// Argon2id memory, KiB (at least 19456).
+        #[arg(long, value_name = "KIB", default_value_t = 65536)]
+        kdf_memory_kib: u32,
+        /// Argon2id passes (at least 2).
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        kdf_passes: u32,
+    },
+    /// Verify a kit's structure and checksums without any secret, and show its header.
+    #[command(after_help = "Example:\n  cvault kit check eng.cvkit")]
+    Check {
+        /// The kit file.
+        file: PathBuf,
+    },
+    /// Open a kit in memory and prove it restores the live workspace (check values and a
+    /// sample of stored DEKs); changes nothing; records the outcome in the audit log.
+    #[command(after_help = "Example (from a timer):\n  cvault kit drill --file /media/offline/eng.cvkit \\\n    \
+                            --passphrase-file /etc/cvault/kit.pass --factor-pin-file /etc/cvault/factor.pin")]
+    Drill {
+        /// The kit file.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        factor: FactorArgs,
+        #[command(flatten)]
+        secret: PassphraseArgs,
+        /// How many stored DEKs to open (default: `[recovery] drill_sample`).
+        #[arg(long, value_name = "N")]
+        sample: Option<usize>,
+    },
+    /// Confirm holding a kit: proves possession by the kit's fingerprint (SHA-256 of the file).
+    #[command(after_help = "Examples:\n  cvault kit ack --file eng.cvkit --holder alice\n  \
+                            cvault kit ack --kit-id 0f1e... --fingerprint 9a8b... --holder alice")]
+    Ack {
+        /// The kit file (its id and fingerprint are read from it).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["kit_id", "fingerprint"])]
+        file: Option<PathBuf>,
+        /// The kit id, with --fingerprint, when the file is not at hand here.
+        #[arg(long, value_name = "ID", requires = "fingerprint")]
+        kit_id: Option<String>,
+        /// The kit file's SHA-256, hex (`sha256sum FILE`).
+        #[arg(long, value_name = "HEX", requires = "kit_id")]
+        fingerprint: Option<String>,
+        /// Who confirms.
+        #[arg(long, value_name = "NAME")]
+        holder: String,
+    },
+    /// Kits issued, their holders and acknowledgements, stale kits, overdue
+    /// acknowledgements and drills (read from the store; no PIN). An overdue drill writes
+    /// an alert entry and runs the notification hook (at most once a day).
+    #[command(after_help = "Examples:\n  cvault kit inventory\n  cvault kit inventory --json")]
+    Inventory,
+    /// The second factor's key on its token.
+    #[command(subcommand)]
+    Factor(FactorCommand),
+}
+
+/// `cvault kit factor ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FactorCommand {
+    /// Generate the factor key on the factor token (sensitive, never extractable).
+    #[command(
+        after_help = "Example:\n  CV_FACTOR_PIN=... cvault kit factor init --factor-module /usr/lib/softhsm/libsofthsm2.so \\\n    \
+                            --factor-token kit-factor"
+    )]
+    Init {
+        #[command(flatten)]
+        factor: FactorArgs,
+    },
 }

@@ -26,9 +26,9 @@ use crate::{describe, fail, print_json, Failure, Res, Tool};
 const CURRENT_LABEL: &str = "collabvault-master";
 
 /// One master key version, as its token object describes it.
-struct Version {
-    number: u32,
-    state: CK_ULONG,
+pub(crate) struct Version {
+    pub(crate) number: u32,
+    pub(crate) state: CK_ULONG,
     created: u64,
     classification: String,
     /// DEKs the module's own store keeps under this version.
@@ -122,7 +122,7 @@ fn read_version(s: &Session, h: ObjectHandle) -> Res<Version> {
 }
 
 /// Every master key version of the session's workspace, oldest first.
-fn versions(s: &Session) -> Res<Vec<(ObjectHandle, Version)>> {
+pub(crate) fn versions(s: &Session) -> Res<Vec<(ObjectHandle, Version)>> {
     let template = [
         Attribute::Class(ObjectClass::SECRET_KEY),
         ulong_attr(CKA_CV_ROLE, CV_ROLE_MASTER),
@@ -137,7 +137,7 @@ fn versions(s: &Session) -> Res<Vec<(ObjectHandle, Version)>> {
 }
 
 /// The object that stands for the current master key, and its version.
-fn current(s: &Session) -> Res<(ObjectHandle, Version)> {
+pub(crate) fn current(s: &Session) -> Res<(ObjectHandle, Version)> {
     let found = s.find_objects(&[Attribute::Label(CURRENT_LABEL.as_bytes().to_vec())])?;
     let Some(h) = found.first() else {
         return fail("the workspace has no current master key");
@@ -166,11 +166,16 @@ pub(crate) fn cmd_init(t: &Tool, label: &str) -> Res<()> {
         print_json(&json!({"workspace": ws, "label": label, "slot": slot.id(), "model": model, "user_pin_set": true}));
     } else {
         println!("workspace {ws}: token {label:?} initialized on slot {} ({model}), user PIN set", slot.id());
+        // Provisioning is when a recovery kit should be made (doc/recovery.md).
+        println!(
+            "  next: a recovery kit, kept apart from backups: cvault kit export --workspace {ws} --out FILE \
+             --factor-module PATH --factor-token LABEL"
+        );
     }
     Ok(())
 }
 
-pub(crate) fn cmd_status(t: &Tool) -> Res<()> {
+pub(crate) fn cmd_status(t: &Tool, drills: &[(String, Value)]) -> Res<()> {
     let now = now();
     let text = !t.global.json();
     let mut out = Vec::new();
@@ -195,6 +200,7 @@ pub(crate) fn cmd_status(t: &Tool) -> Res<()> {
             "versions": null,
             "rotation_due": null,
             "rotation": null,
+            "kit_drill": drills.iter().find(|(n, _)| *n == w.name).map(|(_, d)| d.clone()),
         });
         if text {
             println!(
@@ -204,6 +210,9 @@ pub(crate) fn cmd_status(t: &Tool) -> Res<()> {
                 info.model().trim_end(),
                 w.classification
             );
+            if let Some((_, d)) = drills.iter().find(|(n, _)| *n == w.name) {
+                println!("  {}", drill_line(d));
+            }
         }
         if !info.token_initialized() || !info.user_pin_initialized() {
             if text {
@@ -461,4 +470,19 @@ pub(crate) fn cmd_lifecycle(t: &Tool, n: u32, state: CK_ULONG, verb: &str, done:
             fail(format!("{verb} v{n} refused: {}{why}", describe(&e)))
         }
     }
+}
+
+/// `recovery kit drill: last <date>, passed, next due <date>` (or overdue, or never).
+fn drill_line(d: &Value) -> String {
+    let Some(last) = d["last"].as_i64() else {
+        return "recovery kit drill: never run (overdue: cvault kit drill --file KIT)".to_string();
+    };
+    let due = d["next_due"].as_i64().unwrap_or(0);
+    let overdue = if d["overdue"].as_bool() == Some(true) { " (OVERDUE)" } else { "" };
+    format!(
+        "recovery kit drill: last {}, {}, next due {}{overdue}",
+        date(u64::try_from(last).unwrap_or(0)),
+        d["result"].as_str().unwrap_or("?"),
+        date(u64::try_from(due).unwrap_or(0))
+    )
 }
