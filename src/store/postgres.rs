@@ -38,6 +38,7 @@ use super::{
 use crate::error::{Error, Internal, Result};
 
 mod quorum;
+mod recovery;
 mod schema;
 
 /// Idle connections kept per process.
@@ -810,6 +811,18 @@ impl Backend for PgStore {
         event: &AuditEvent,
     ) -> Result<()> {
         self.quorum_set_emergency(workspace, window, event)
+    }
+
+    fn add_kit(&self, kit: &super::recovery::KitRecord, event: &AuditEvent) -> Result<()> {
+        self.recovery_add_kit(kit, event)
+    }
+
+    fn ack_kit(&self, ack: &super::recovery::KitAck, fingerprint: &[u8; 32], event: &AuditEvent) -> Result<bool> {
+        self.recovery_ack_kit(ack, fingerprint, event)
+    }
+
+    fn kits(&self, workspace: &str) -> Result<Vec<super::recovery::IssuedKit>> {
+        self.read(|db| recovery::kits(db, workspace))
     }
 
     fn hold(&self, workspace: &str) -> Result<Option<super::quorum::Hold>> {

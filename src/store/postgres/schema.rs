@@ -9,8 +9,9 @@ use super::{col, small, WRITE_LOCK};
 use crate::error::{Error, Result};
 
 /// Schema migrations by the version they produce; the first makes version 11 at once.
-const MIGRATIONS: &[(u32, &str)] = &[(
-    11,
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        11,
     "CREATE TABLE tokens (
         workspace          TEXT PRIMARY KEY,
         label              TEXT NOT NULL,
@@ -148,7 +149,27 @@ const MIGRATIONS: &[(u32, &str)] = &[(
         reason    TEXT NOT NULL,
         set_at    BIGINT NOT NULL
     );",
-)];
+    ),
+    (
+        12,
+        // The recovery kit inventory, as SQLite's v12 (store/recovery.rs).
+        "CREATE TABLE recovery_kits (
+        kit_id      TEXT PRIMARY KEY,
+        workspace   TEXT NOT NULL,
+        fingerprint BYTEA NOT NULL UNIQUE,
+        versions    TEXT NOT NULL,
+        holder      TEXT NOT NULL,
+        issued_at   BIGINT NOT NULL
+    );
+    CREATE INDEX recovery_kits_by_workspace ON recovery_kits (workspace);
+    CREATE TABLE recovery_kit_acks (
+        kit_id TEXT NOT NULL REFERENCES recovery_kits (kit_id),
+        holder TEXT NOT NULL,
+        at     BIGINT NOT NULL
+    );
+    CREATE INDEX recovery_kit_acks_by_kit ON recovery_kit_acks (kit_id);",
+    ),
+];
 
 /// The schema version this module writes.
 pub(crate) fn current() -> u32 {
