@@ -20,6 +20,7 @@ use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
@@ -32,8 +33,17 @@ use crate::store::audit::CheckpointSignature;
 const BLOB_V1: u8 = 1;
 const IV_LEN: usize = 12;
 
+/// Ends the message of a root error whose call found an operation already active in the
+/// module's own session (see [`SlotRoot::with_session`]).
+const LEFT_ACTIVE: &str = "(an operation was left active in the root session)";
+
 fn pkcs11_err(what: &str) -> impl Fn(cryptoki::error::Error) -> Error + '_ {
-    move |e| Error::Root(format!("{what}: {e}"))
+    move |e| match e {
+        cryptoki::error::Error::Pkcs11(RvError::OperationActive, _) => {
+            Error::Root(format!("{what}: {e} {LEFT_ACTIVE}"))
+        }
+        e => Error::Root(format!("{what}: {e}")),
+    }
 }
 
 /// The underlying module, logged in.
@@ -42,6 +52,9 @@ pub struct SlotRoot {
     /// `None` only while dropping: the session must close before the library finalizes.
     session: Mutex<Option<Session>>,
     token_label: String,
+    /// The token's slot and the config, to open a fresh session after a failed call.
+    slot: Slot,
+    config: RootConfig,
     /// Whether this module initialized the library (and so finalizes it).
     owns_library: bool,
 }
@@ -64,26 +77,58 @@ impl SlotRoot {
             .into_iter()
             .find(|s| pkcs11.get_token_info(*s).is_ok_and(|t| t.label() == cfg.token_label))
             .ok_or_else(|| Error::RootTokenNotPresent(cfg.token_label.clone()))?;
-        let session = pkcs11.open_rw_session(slot).map_err(pkcs11_err("opening a session on the root token"))?;
-        match session.login(UserType::User, Some(&AuthPin::new(pin.as_str().into()))) {
-            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => {
-                return Err(Error::Root(format!("the root token {:?} refused the PIN: {e}", cfg.token_label)));
-            }
-        }
+        let session = Self::logged_in(&pkcs11, slot, cfg, &pin)?;
         log::info!("root of trust: token {:?} in {}", cfg.token_label, cfg.module.display());
-        Ok(SlotRoot { pkcs11, session: Mutex::new(Some(session)), token_label: cfg.token_label.clone(), owns_library })
+        Ok(SlotRoot {
+            pkcs11,
+            session: Mutex::new(Some(session)),
+            token_label: cfg.token_label.clone(),
+            slot,
+            config: cfg.clone(),
+            owns_library,
+        })
+    }
+
+    /// A new read-write session on the root token, logged in as its user (already being
+    /// logged in through another session of this process is fine).
+    fn logged_in(pkcs11: &Pkcs11, slot: Slot, cfg: &RootConfig, pin: &str) -> Result<Session> {
+        let session = pkcs11.open_rw_session(slot).map_err(pkcs11_err("opening a session on the root token"))?;
+        match session.login(UserType::User, Some(&AuthPin::new(pin.into()))) {
+            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+            Err(e) => Err(Error::Root(format!("the root token {:?} refused the PIN: {e}", cfg.token_label))),
+        }
     }
 
     fn label(workspace: &str) -> Vec<u8> {
         format!("collabvault-root/{workspace}").into_bytes()
     }
 
-    /// Runs `f` with the logged-in session.
-    fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
-        let guard = self.session.lock();
+    /// Runs `f` with the logged-in session. When a call of the underlying module failed in
+    /// it, the session is replaced by a fresh one: the failed call may have left an
+    /// operation active there (an encryption the token never ended; a search whose
+    /// `C_FindObjectsFinal` failed, which cryptoki only logs), and that session would then
+    /// answer `CKR_OPERATION_ACTIVE` to every later call until the application restarted.
+    /// Every use of the session holds its lock, so an operation found active is always
+    /// such a leftover: then `f` runs once more in the fresh session.
+    fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T>) -> Result<T> {
+        let mut guard = self.session.lock();
         let session = guard.as_ref().ok_or_else(|| Error::Root("the root token session is closed".into()))?;
-        f(session)
+        let result = f(session);
+        let Err(Error::Root(why)) = &result else { return result };
+        let retry = why.ends_with(LEFT_ACTIVE);
+        match self.config.pin().and_then(|pin| Self::logged_in(&self.pkcs11, self.slot, &self.config, &pin)) {
+            // The new session is open (and the token logged in) before the old one
+            // closes, so closing it does not log the token out.
+            Ok(fresh) => {
+                log::warn!("root of trust: a fresh session after a failed call: {why}");
+                let fresh = guard.insert(fresh);
+                if retry {
+                    return f(fresh);
+                }
+            }
+            Err(e) => log::warn!("root of trust: no fresh session after a failed call: {e}"),
+        }
+        result
     }
 
     /// The workspace's root key; created only when `create` (first initialization).
@@ -504,7 +549,7 @@ impl SlotRoot {
                     Attribute::Token(true),
                     Attribute::Private(true),
                     Attribute::Label(AUDIT_HEAD_LABEL.to_vec()),
-                    Attribute::Value(value),
+                    Attribute::Value(value.clone()),
                 ])
                 .map_err(pkcs11_err("recording the audit head"))?;
             for (object, _) in old {
@@ -590,6 +635,6 @@ fn unseal_in(session: &Session, key: ObjectHandle, context: &[u8], blob: &[u8]) 
         Err(cryptoki::error::Error::Pkcs11(RvError::EncryptedDataInvalid, _)) => {
             Err(Error::Integrity("root-sealed blob does not open under the root key"))
         }
-        Err(e) => Err(Error::Root(format!("unsealing in the root token: {e}"))),
+        Err(e) => Err(pkcs11_err("unsealing in the root token")(e)),
     }
 }
