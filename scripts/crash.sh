@@ -3,7 +3,7 @@
 # CRASH_KILLS kills each (default 1000): a rotation, the stored-DEK re-wrap job and
 # `cvault master rewrap` killed with SIGKILL at a random instant, and the power-loss
 # analogue (the store copied at a random instant, its WAL cut). CI runs the same
-# scenarios with 8 kills each as part of `cargo test`. Each scenario prints its seed;
+# scenarios with 6 kills each as part of `cargo test`. Each scenario prints its seed;
 # CRASH_SEED=<seed> replays it. Reports kills, wall time and the outcome.
 #
 #   bash scripts/crash.sh                    # 1000 kills per scenario

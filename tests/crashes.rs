@@ -17,7 +17,7 @@
 //!
 //! The kill instant is uniform in [0, D], D the duration of one uninterrupted run, so
 //! start-up (load, login) is hit as well as the work. `CRASH_SEED` replays a run (the
-//! seed is printed), `CRASH_KILLS` sets the kills per scenario (default 8, so about 32 in
+//! seed is printed), `CRASH_KILLS` sets the kills per scenario (default 6, so 24 in
 //! all for CI); `scripts/crash.sh` runs 1,000 per scenario. The workers are this test
 //! binary again (the ignored test `worker`) or the `cvault` binary.
 
@@ -150,7 +150,7 @@ fn seed(scenario: &str) -> u64 {
 }
 
 fn kills() -> usize {
-    std::env::var("CRASH_KILLS").map_or(8, |k| k.parse().expect("CRASH_KILLS is a number"))
+    std::env::var("CRASH_KILLS").map_or(6, |k| k.parse().expect("CRASH_KILLS is a number"))
 }
 
 /// A store under crash test: its workspace, records directory and the records' blocks.
