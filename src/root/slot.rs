@@ -39,8 +39,17 @@ use crate::store::sealed::{self, SealingKey};
 const BLOB_V1: u8 = 1;
 const IV_LEN: usize = 12;
 
+/// Ends the message of a root error whose call found an operation already active in the
+/// module's own session (see [`SlotRoot::with_session`]).
+const LEFT_ACTIVE: &str = "(an operation was left active in the root session)";
+
 fn pkcs11_err(what: &str) -> impl Fn(cryptoki::error::Error) -> Error + '_ {
-    move |e| Error::Root(format!("{what}: {e}"))
+    move |e| match e {
+        cryptoki::error::Error::Pkcs11(RvError::OperationActive, _) => {
+            Error::Root(format!("{what}: {e} {LEFT_ACTIVE}"))
+        }
+        e => Error::Root(format!("{what}: {e}")),
+    }
 }
 
 /// One underlying module, logged into one token.
@@ -49,6 +58,8 @@ pub struct Hsm {
     /// `None` only while dropping: the session must close before the library finalizes.
     session: Mutex<Option<Session>>,
     token_label: String,
+    /// Kept to log a fresh session in after a failed call (see [`Hsm::with_session`]).
+    pin: Zeroizing<String>,
     /// Whether this module initialized the library (and so finalizes it).
     owns_library: bool,
 }
@@ -78,7 +89,13 @@ impl Hsm {
             }
         };
         log::info!("root of trust: token {token_label:?} in {}", module.display());
-        Ok(Hsm { pkcs11, session: Mutex::new(Some(session)), token_label: token_label.to_string(), owns_library })
+        Ok(Hsm {
+            pkcs11,
+            session: Mutex::new(Some(session)),
+            token_label: token_label.to_string(),
+            pin: Zeroizing::new(pin.to_string()),
+            owns_library,
+        })
     }
 
     /// A logged-in session on the token labelled `token_label`.
@@ -105,11 +122,32 @@ impl Hsm {
         format!("collabvault-root/{workspace}").into_bytes()
     }
 
-    /// Runs `f` with the logged-in session.
-    pub(super) fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
-        let guard = self.session.lock();
+    /// Runs `f` with the logged-in session. When a call of the underlying module failed in
+    /// it, the session is replaced by a fresh one: the failed call may have left an
+    /// operation active there (an encryption the token never ended; a search whose
+    /// `C_FindObjectsFinal` failed, which cryptoki only logs), and that session would then
+    /// answer `CKR_OPERATION_ACTIVE` to every later call until the application restarted.
+    /// Every use of the session holds its lock, so an operation found active is always
+    /// such a leftover: then `f` runs once more in the fresh session.
+    pub(super) fn with_session<T>(&self, mut f: impl FnMut(&Session) -> Result<T>) -> Result<T> {
+        let mut guard = self.session.lock();
         let session = guard.as_ref().ok_or_else(|| Error::Root("the root token session is closed".into()))?;
-        f(session)
+        let result = f(session);
+        let Err(Error::Root(why)) = &result else { return result };
+        let retry = why.ends_with(LEFT_ACTIVE);
+        match Self::login(&self.pkcs11, &self.token_label, &self.pin) {
+            // The new session is open (and the token logged in) before the old one
+            // closes, so closing it does not log the token out.
+            Ok(fresh) => {
+                log::warn!("root of trust: a fresh session after a failed call: {why}");
+                let fresh = guard.insert(fresh);
+                if retry {
+                    return f(fresh);
+                }
+            }
+            Err(e) => log::warn!("root of trust: no fresh session after a failed call: {e}"),
+        }
+        result
     }
 
     /// The workspace's root key; created only when `create` (first initialization).
@@ -530,7 +568,7 @@ impl Hsm {
                     Attribute::Token(true),
                     Attribute::Private(true),
                     Attribute::Label(AUDIT_HEAD_LABEL.to_vec()),
-                    Attribute::Value(value),
+                    Attribute::Value(value.clone()),
                 ])
                 .map_err(pkcs11_err("recording the audit head"))?;
             for (object, _) in old {
@@ -748,6 +786,6 @@ pub(super) fn unseal_in(
         Err(cryptoki::error::Error::Pkcs11(RvError::EncryptedDataInvalid, _)) => {
             Err(Error::Integrity("root-sealed blob does not open under the root key"))
         }
-        Err(e) => Err(Error::Root(format!("unsealing in the root token: {e}"))),
+        Err(e) => Err(pkcs11_err("unsealing in the root token")(e)),
     }
 }
