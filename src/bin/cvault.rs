@@ -45,6 +45,8 @@ mod masters;
 mod progress;
 #[path = "cvault/quorum.rs"]
 mod quorum;
+#[path = "cvault/store.rs"]
+mod store;
 #[path = "cvault/time.rs"]
 mod time;
 
@@ -64,8 +66,8 @@ use zeroize::Zeroizing;
 
 use clap::{CommandFactory, Parser};
 use cli::{
-    Cli, Command, CustodiansCommand, EmergencyCommand, Global, HoldCommand, MasterCommand, QuorumCommand, TokenCommand,
-    MOVED,
+    Cli, Command, CustodiansCommand, EmergencyCommand, Global, HoldCommand, MasterCommand, QuorumCommand, StoreCommand,
+    TokenCommand, MOVED,
 };
 
 /// A failure, as the one line `cvault` prints on stderr.
@@ -380,6 +382,7 @@ fn dispatch(t: &Tool, command: Command, token_secrets: &custodian_token::Secrets
         Command::Emergency(EmergencyCommand::Close) => quorum::cmd_emergency(t, None),
         Command::Audit(_)
         | Command::Backup(_)
+        | Command::Store(_)
         | Command::Kit(_)
         | Command::Custodians(CustodiansCommand::List)
         | Command::Quorum(QuorumCommand::Status)
@@ -459,6 +462,12 @@ fn run(cli: Cli) -> Res<ExitCode> {
         Command::Backup(command) => {
             let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
             return backup::run(&config, &command, &cli.global);
+        }
+        // Between stores, with no module loaded.
+        Command::Store(StoreCommand::Migrate { to, password_env, password_file }) => {
+            let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
+            let pw = store::TargetPassword { env: password_env, file: password_file };
+            return store::migrate(&config, &to, &pw, cli.global.json());
         }
         Command::Custodians(CustodiansCommand::List) | Command::Quorum(QuorumCommand::Status) => {
             let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;

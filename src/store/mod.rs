@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod batch;
+pub mod copy;
 pub mod postgres;
 pub mod quorum;
 pub mod recovery;
@@ -425,6 +426,11 @@ pub trait Backend: Send + Sync {
     /// processes keep reading and writing (`cvault backup create`, doc/backup.md). The
     /// copy holds only what the store holds: sealed rows, never a root key.
     fn backup_to(&self, dest: &std::path::Path) -> Result<()>;
+    /// Every row of every table as one consistent snapshot (`store/copy.rs`): what
+    /// `cvault store migrate` moves to another backend.
+    fn snapshot(&self) -> Result<copy::Snapshot>;
+    /// Writes `snapshot` into this store, which must hold nothing yet, in one transaction.
+    fn load_snapshot(&self, snapshot: &copy::Snapshot) -> Result<()>;
     /// The workspace's legal hold, if one stands.
     fn hold(&self, workspace: &str) -> Result<Option<quorum::Hold>>;
     /// Sets (`Some`) or lifts (`None`) the legal hold.

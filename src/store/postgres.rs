@@ -37,6 +37,7 @@ use super::{
 };
 use crate::error::{Error, Internal, Result};
 
+mod copy;
 mod quorum;
 mod recovery;
 mod schema;
@@ -823,6 +824,21 @@ impl Backend for PgStore {
 
     fn kits(&self, workspace: &str) -> Result<Vec<super::recovery::IssuedKit>> {
         self.read(|db| recovery::kits(db, workspace))
+    }
+
+    /// A PostgreSQL store is backed up into the same SQLite file a SQLite store's backup
+    /// holds: one snapshot transaction read from the server, written as a new store file,
+    /// so `cvault backup verify` and `restore` treat both alike.
+    fn backup_to(&self, dest: &std::path::Path) -> Result<()> {
+        super::sqlite::write_file(&self.copy_snapshot()?, dest)
+    }
+
+    fn snapshot(&self) -> Result<super::copy::Snapshot> {
+        self.copy_snapshot()
+    }
+
+    fn load_snapshot(&self, snapshot: &super::copy::Snapshot) -> Result<()> {
+        self.copy_load(snapshot)
     }
 
     fn hold(&self, workspace: &str) -> Result<Option<super::quorum::Hold>> {

@@ -20,8 +20,11 @@ use super::{
 };
 use crate::error::{Error, Internal, Result};
 
+mod copy;
 mod quorum;
 mod recovery;
+
+pub use copy::write_file;
 
 /// File name of the store inside the configured directory.
 pub const STORE_FILE: &str = "collabvault.sqlite3";
@@ -1398,6 +1401,14 @@ impl Backend for SqliteStore {
         event: &AuditEvent,
     ) -> Result<bool> {
         self.write(event, |tx| update_master(tx, workspace, version, mac, |m| m.blocked = reason.map(str::to_string)))
+    }
+
+    fn snapshot(&self) -> Result<super::copy::Snapshot> {
+        self.copy_snapshot()
+    }
+
+    fn load_snapshot(&self, snapshot: &super::copy::Snapshot) -> Result<()> {
+        self.copy_load(snapshot)
     }
 }
 

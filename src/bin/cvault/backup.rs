@@ -26,7 +26,7 @@ use collabvault_pkcs11::backup::{kit, probe, MANIFEST_FILE};
 use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::store::audit::{AuditEvent, AuditRow, Sync};
 use collabvault_pkcs11::store::sqlite::{self, SqliteStore, STORE_FILE};
-use collabvault_pkcs11::store::Backend;
+use collabvault_pkcs11::store::{self, postgres, Backend};
 use collabvault_pkcs11::token::Root;
 use serde_json::{json, Value};
 
@@ -60,13 +60,27 @@ fn store_err(what: &str) -> impl Fn(collabvault_pkcs11::Error) -> Failure + '_ {
     move |e| Failure(format!("{what}: {e}"))
 }
 
-/// The live store, which must exist.
-fn live(config: &Config) -> Res<SqliteStore> {
+/// Whether the config's store is on a PostgreSQL server.
+fn on_postgres(config: &Config) -> bool {
+    config.store.as_deref().is_some_and(postgres::is_postgres)
+}
+
+/// Whether the config's store exists (a PostgreSQL one is reached, not looked for).
+fn live_exists(config: &Config) -> bool {
+    on_postgres(config) || config.store_dir.join(STORE_FILE).exists()
+}
+
+/// The live store, which must exist: the SQLite file, or the PostgreSQL server the config
+/// names (whose backup is written as the same SQLite file, `Backend::backup_to`).
+fn live(config: &Config) -> Res<Arc<dyn Backend>> {
+    if on_postgres(config) {
+        return store::open(config).map_err(store_err("cannot open the store"));
+    }
     let file = config.store_dir.join(STORE_FILE);
     if !file.exists() {
         return fail(format!("no store at {}: the module has not run with this config", file.display()));
     }
-    SqliteStore::open(&config.store_dir).map_err(store_err("cannot open the store"))
+    Ok(Arc::new(SqliteStore::open(&config.store_dir).map_err(store_err("cannot open the store"))?))
 }
 
 /// `dest`, absolute (what the audit entries and `token status` name).
@@ -75,7 +89,7 @@ fn absolute(dest: &Path) -> Res<PathBuf> {
 }
 
 /// Appends a `backup-*` entry to `store`'s chain; `ok` picks the outcome.
-fn record(store: &SqliteStore, action: &str, ok: bool, object: &Value) -> Res<()> {
+fn record(store: &dyn Backend, action: &str, ok: bool, object: &Value) -> Res<()> {
     let event = AuditEvent {
         workspace: None,
         actor: "cvault".into(),
@@ -112,7 +126,7 @@ fn create(config: &Config, dest: &Path, json: bool) -> Res<ExitCode> {
         format: FORMAT,
         created_at: rfc3339(created_at_ms),
         created_at_ms,
-        backend: "sqlite".into(),
+        backend: if on_postgres(config) { "postgresql" } else { "sqlite" }.into(),
         root: if config.root.is_some() { "hsm" } else { "soft" }.into(),
         summary,
         files: vec![FileSum::of(&dest, STORE_FILE).map_err(store_err("cannot checksum the copy"))?],
@@ -122,7 +136,7 @@ fn create(config: &Config, dest: &Path, json: bool) -> Res<ExitCode> {
     let digest = manifest::digest(&bytes);
     let head = manifest.summary.audit_head.as_ref().map(|h| h.seq);
     let object = json!({"dir": dest, "manifest": digest, "head": head, "objects": manifest.summary.objects()});
-    record(&store, CREATE, true, &object)?;
+    record(store.as_ref(), CREATE, true, &object)?;
     if json {
         print_json(&json!({"backup": dest, "manifest": digest, "summary": manifest.summary}));
     } else {
@@ -190,7 +204,7 @@ fn verify(config: &Config, dest: &Path, pins: &Pins, only: Option<&str>) -> Res<
     }
     let dest = absolute(dest)?;
     let mut checked = Checked { dest: dest.clone(), digest: None, manifest: None, problems: vec![], proven: vec![] };
-    let live = if config.store_dir.join(STORE_FILE).exists() { Some(live(config)?) } else { None };
+    let live = if live_exists(config) { Some(live(config)?) } else { None };
     check(config, &dest, (pins, only), live.as_ref(), &mut checked)?;
     if let Some(store) = &live {
         let result = match checked.problems.first() {
@@ -198,7 +212,7 @@ fn verify(config: &Config, dest: &Path, pins: &Pins, only: Option<&str>) -> Res<
             Some(first) => format!("failed: {first}"),
         };
         let object = json!({"dir": dest, "manifest": checked.digest, "result": result});
-        record(store, VERIFY, checked.problems.is_empty(), &object)?;
+        record(store.as_ref(), VERIFY, checked.problems.is_empty(), &object)?;
     }
     Ok(checked)
 }
@@ -207,7 +221,7 @@ fn check(
     config: &Config,
     dest: &Path,
     pins: (&Pins, Option<&str>),
-    live: Option<&SqliteStore>,
+    live: Option<&Arc<dyn Backend>>,
     out: &mut Checked,
 ) -> Res<()> {
     let bytes = match std::fs::read(dest.join(MANIFEST_FILE)) {
@@ -220,7 +234,7 @@ fn check(
     let digest = manifest::digest(&bytes);
     out.digest = Some(digest.clone());
     if let Some(store) = live {
-        check_recorded(store, dest, &digest, out)?;
+        check_recorded(store.as_ref(), dest, &digest, out)?;
     }
     let manifest = match Manifest::parse(&bytes) {
         Ok(m) => m,
@@ -260,7 +274,7 @@ fn check(
 
 /// The manifest's digest against the `backup-create` entries of the live chain: one for
 /// this directory with another digest means the manifest was edited.
-fn check_recorded(store: &SqliteStore, dest: &Path, digest: &str, out: &mut Checked) -> Res<()> {
+fn check_recorded(store: &dyn Backend, dest: &Path, digest: &str, out: &mut Checked) -> Res<()> {
     let rows = store.audit_rows().map_err(store_err("cannot read the audit log"))?;
     // A restored chain holds no `backup-create` of the backup it came from (that entry
     // followed the snapshot), but its `backup-restore` names the manifest.
@@ -373,6 +387,15 @@ fn report(checked: &Checked, json: bool) {
 /// `cvault backup restore DEST [--force]`.
 fn restore(config: &Config, dest: &Path, force: bool, pins: &Pins, global: &Global) -> Res<ExitCode> {
     let json = global.json();
+    if on_postgres(config) {
+        // The live store is a shared database: replacing it is the database's own
+        // operation, never a file swap under other hosts.
+        return fail(
+            "not restored: the store is on PostgreSQL. Verify the backup here, then move its \
+             collabvault.sqlite3 into an empty database with `cvault store migrate --to postgresql://...` \
+             (run with a config whose store_dir holds that file) and point the hosts at it",
+        );
+    }
     let checked = verify(config, dest, pins, global.workspace.as_deref())?;
     if !checked.problems.is_empty() {
         report(&checked, json);

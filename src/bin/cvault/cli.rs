@@ -98,6 +98,9 @@ pub(crate) enum Command {
     /// stored DEKs opened), restore.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// The store itself: move it to another backend (SQLite <-> PostgreSQL).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// The custodians a workspace's key-encryption key is split among.
     #[command(subcommand)]
     Custodians(CustodiansCommand),
@@ -269,6 +272,30 @@ pub(crate) enum HoldCommand {
     /// Lift the legal hold (SO PIN; with a quorum, once the custodians approved it).
     #[command(after_help = "Example:\n  cvault hold lift")]
     Lift,
+}
+
+/// `cvault store ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Move the whole store (objects, master key versions, quorum state, kit inventory,
+    /// the audit chain and its checkpoints) into an EMPTY store on another backend, then
+    /// prove the copy (same rows, the chain verifies). The source is left as it was; stop
+    /// the applications first (a change during the move fails it).
+    #[command(
+        after_help = "Examples:\n  CV_PG_PASSWORD=... cvault store migrate --to postgresql://cvault@db1/cvault \\\n      --password-env CV_PG_PASSWORD\n  \
+                            cvault store migrate --to sqlite:/var/lib/collabvault-copy"
+    )]
+    Migrate {
+        /// `sqlite:DIR` or a PostgreSQL connection string (without a password).
+        #[arg(long, value_name = "TARGET")]
+        to: String,
+        /// An environment variable holding the destination database's password.
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+        /// A file holding the destination database's password.
+        #[arg(long, value_name = "FILE", conflicts_with = "password_env")]
+        password_file: Option<PathBuf>,
+    },
 }
 
 /// `cvault backup ...`.

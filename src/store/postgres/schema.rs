@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[(u32, &str)] = &[
     (
         11,
-    "CREATE TABLE tokens (
+        "CREATE TABLE tokens (
         workspace          TEXT PRIMARY KEY,
         label              TEXT NOT NULL,
         serial             TEXT NOT NULL,
