@@ -3,6 +3,21 @@
 //! acknowledged holding each one when. No key material: a kit's contents never reach the
 //! store, only the facts an auditor asks about.
 
+use crate::error::{Error, Result};
+
+/// The versions a kit covers as both backends store them: ascending, comma-separated.
+pub(crate) fn versions_text(versions: &[u32]) -> String {
+    versions.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The stored version list back; anything but numbers and commas is a store error.
+pub(crate) fn parse_versions(text: &str) -> Result<Vec<u32>> {
+    text.split(',')
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse().map_err(|_| Error::Store(format!("kit version list {text:?} is malformed"))))
+        .collect()
+}
+
 /// One issued kit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KitRecord {

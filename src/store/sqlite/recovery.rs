@@ -5,19 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::SqliteStore;
 use crate::error::{Error, Result};
-use crate::store::recovery::{IssuedKit, KitAck, KitRecord};
+use crate::store::recovery::{parse_versions, versions_text, IssuedKit, KitAck, KitRecord};
 use crate::store::AuditEvent;
-
-fn versions_text(versions: &[u32]) -> String {
-    versions.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
-}
-
-fn parse_versions(text: &str) -> Result<Vec<u32>> {
-    text.split(',')
-        .filter(|v| !v.is_empty())
-        .map(|v| v.parse().map_err(|_| Error::Store(format!("kit version list {text:?} is malformed"))))
-        .collect()
-}
 
 /// Every kit of `workspace` with its acknowledgements, oldest first.
 pub(super) fn kits(conn: &Connection, workspace: &str) -> Result<Vec<IssuedKit>> {
