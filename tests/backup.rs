@@ -9,13 +9,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use collabvault_pkcs11::store::sqlite::SqliteStore;
 use collabvault_pkcs11::store::{Backend, IndexQuery};
-use common::hsm::{Hsm, ROOT_PIN, ROOT_PIN_ENV};
+use common::cvault::Cvault;
 use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
@@ -23,72 +22,26 @@ use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 
-/// A SoftHSM2 root and a config naming it, with one workspace.
-struct Fixture {
-    ws: common::Workspace,
-    hsm: Hsm,
-    _serial: std::sync::MutexGuard<'static, ()>,
+/// A SoftHSM2 root and a config naming it, with workspace "eng" initialized.
+fn fixture() -> Cvault {
+    with_more("")
 }
 
-impl Fixture {
-    fn new() -> Fixture {
-        Fixture::with_more("")
-    }
+/// `more` (further workspaces) after the first workspace, "eng".
+fn with_more(more: &str) -> Cvault {
+    let f = Cvault::new(&format!("[[workspace]]\nname = \"eng\"\nclassification = \"restricted\"\n{more}"));
+    f.init();
+    f
+}
 
-    /// `more` (further workspaces) after the first workspace, "eng".
-    fn with_more(more: &str) -> Fixture {
-        let serial = common::lock();
-        let hsm = Hsm::new();
-        let body = format!(
-            "{}[[workspace]]\nname = \"eng\"\nclassification = \"restricted\"\n{more}",
-            hsm.root_section(common::hsm::ROOT_LABEL)
-        );
-        let f = Fixture { ws: common::Workspace::with_config_body(&body), hsm, _serial: serial };
-        f.ok(&["token", "init", "--workspace", "eng", "--label", "Engineering"]);
-        f
-    }
+/// A backup directory under the fixture's temporary directory.
+fn backup_dir(f: &Cvault, name: &str) -> PathBuf {
+    f.ws.dir.path().join(name)
+}
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cvault"));
-        c.args(args)
-            .env("COLLABVAULT_CONF", &self.ws.conf)
-            .env("COLLABVAULT_MODULE", common::module_path())
-            .env("SOFTHSM2_CONF", self.hsm.conf().join("softhsm2.conf"))
-            .env(ROOT_PIN_ENV, ROOT_PIN)
-            .env("CV_SO_PIN", common::SO_PIN)
-            .env("CV_USER_PIN", common::USER_PIN);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run cvault")
-    }
-
-    /// Runs cvault, asserts success, returns stdout.
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "cvault {args:?} failed: {stderr}\n{stdout}");
-        stdout.into_owned()
-    }
-
-    /// Runs cvault, asserts exit 1, returns stderr.
-    #[track_caller]
-    fn refused(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert_eq!(out.status.code(), Some(1), "cvault {args:?} should fail: {stdout}\n{stderr}");
-        stderr.into_owned()
-    }
-
-    fn backup_dir(&self, name: &str) -> PathBuf {
-        self.ws.dir.path().join(name)
-    }
-
-    fn store_dir(&self) -> PathBuf {
-        self.ws.dir.path().join("store")
-    }
+/// The live store's directory.
+fn store_dir(f: &Cvault) -> PathBuf {
+    f.ws.dir.path().join("store")
 }
 
 /// The module loaded in this process and a logged-in user session.
@@ -143,7 +96,7 @@ fn flip_byte(path: &Path, at: usize) {
 }
 
 /// v1 with two stored DEKs, then v2 (rotated) with one more: every version has records.
-fn populate(f: &Fixture) -> Vec<u8> {
+fn populate(f: &Cvault) -> Vec<u8> {
     let (pkcs11, _, s) = module();
     let doc = seal(&s, stored_dek(&s, "doc-1"), b"board minutes");
     stored_dek(&s, "doc-2");
@@ -159,9 +112,9 @@ fn populate(f: &Fixture) -> Vec<u8> {
 
 #[test]
 fn a_backup_verifies_with_deks_under_every_version_and_both_are_recorded() {
-    let f = Fixture::new();
+    let f = fixture();
     populate(&f);
-    let dest = f.backup_dir("b1");
+    let dest = backup_dir(&f, "b1");
     let created = f.ok(&["backup", "create", dest.to_str().expect("utf-8")]);
     assert!(created.contains("3 object(s)") && created.contains("manifest sha256:"), "{created}");
     let manifest: serde_json::Value =
@@ -190,9 +143,9 @@ fn a_backup_verifies_with_deks_under_every_version_and_both_are_recorded() {
 
 #[test]
 fn a_backup_without_the_user_pin_cannot_prove_its_deks() {
-    let f = Fixture::new();
+    let f = fixture();
     populate(&f);
-    let dest = f.backup_dir("b1");
+    let dest = backup_dir(&f, "b1");
     f.ok(&["backup", "create", dest.to_str().expect("utf-8")]);
     let out = f.command(&["backup", "verify", dest.to_str().expect("utf-8")]).env_remove("CV_USER_PIN").output();
     let out = out.expect("run");
@@ -202,9 +155,9 @@ fn a_backup_without_the_user_pin_cannot_prove_its_deks() {
 
 #[test]
 fn every_kind_of_tampering_is_refused_naming_what() {
-    let f = Fixture::new();
+    let f = fixture();
     populate(&f);
-    let dest = f.backup_dir("b1");
+    let dest = backup_dir(&f, "b1");
     let d = dest.to_str().expect("utf-8");
     f.ok(&["backup", "create", d]);
     let db = dest.join("collabvault.sqlite3");
@@ -266,7 +219,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 
 #[test]
 fn a_backup_under_concurrent_writes_is_one_consistent_snapshot() {
-    let f = Fixture::new();
+    let f = fixture();
     // The login lasts while a session stays open: this one, for the whole test.
     let (pkcs11, slot, _login) = module();
     let made = Arc::new(AtomicUsize::new(0));
@@ -286,7 +239,7 @@ fn a_backup_under_concurrent_writes_is_one_consistent_snapshot() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let before = made.load(Ordering::Acquire);
-    let dest = f.backup_dir("busy");
+    let dest = backup_dir(&f, "busy");
     f.ok(&["backup", "create", dest.to_str().expect("utf-8")]);
     let during = made.load(Ordering::Acquire);
     while made.load(Ordering::Acquire) < during + 10 {
@@ -316,9 +269,9 @@ fn a_backup_under_concurrent_writes_is_one_consistent_snapshot() {
 
 #[test]
 fn restore_brings_back_deleted_objects_and_keeps_the_replaced_store_aside() {
-    let f = Fixture::new();
+    let f = fixture();
     let document = populate(&f);
-    let dest = f.backup_dir("b1");
+    let dest = backup_dir(&f, "b1");
     let d = dest.to_str().expect("utf-8");
     f.ok(&["backup", "create", d]);
     let (pkcs11, _, s) = module();
@@ -335,7 +288,7 @@ fn restore_brings_back_deleted_objects_and_keeps_the_replaced_store_aside() {
 
     let restored = f.ok(&["backup", "restore", d]);
     assert!(restored.contains("previous store is kept at"), "{restored}");
-    let aside: Vec<PathBuf> = std::fs::read_dir(f.store_dir())
+    let aside: Vec<PathBuf> = std::fs::read_dir(store_dir(&f))
         .expect("store dir")
         .flatten()
         .map(|e| e.path())
@@ -368,14 +321,14 @@ fn restore_brings_back_deleted_objects_and_keeps_the_replaced_store_aside() {
 
 #[test]
 fn a_backup_of_another_store_is_restored_only_with_force() {
-    let f = Fixture::new();
+    let f = fixture();
     populate(&f);
-    let dest = f.backup_dir("b1");
+    let dest = backup_dir(&f, "b1");
     let d = dest.to_str().expect("utf-8");
     f.ok(&["backup", "create", d]);
     // The live store diverges from the backup's lineage: its chain is replaced by one
     // made from scratch (a new store, as on a rebuilt machine with the same root).
-    let store = f.store_dir().join("collabvault.sqlite3");
+    let store = store_dir(&f).join("collabvault.sqlite3");
     let fresh = tempfile::tempdir().expect("tempdir");
     drop(SqliteStore::open(fresh.path()).expect("fresh store"));
     std::fs::copy(fresh.path().join("collabvault.sqlite3"), &store).expect("replace");
@@ -389,8 +342,8 @@ fn a_backup_of_another_store_is_restored_only_with_force() {
 
 #[test]
 fn status_warns_about_a_recovery_kit_in_a_backup_directory() {
-    let f = Fixture::new();
-    let dest = f.backup_dir("b1");
+    let f = fixture();
+    let dest = backup_dir(&f, "b1");
     f.ok(&["backup", "create", dest.to_str().expect("utf-8")]);
     assert!(!f.ok(&["token", "status"]).contains("WARNING"));
     std::fs::write(dest.join("renamed-kit.bin"), b"CVKIT\x01...").expect("kit");
@@ -402,9 +355,9 @@ fn status_warns_about_a_recovery_kit_in_a_backup_directory() {
 
 #[test]
 fn verify_with_a_workspace_opens_only_that_workspaces_deks_and_says_so() {
-    let f = Fixture::with_more("[[workspace]]\nname = \"legal\"\n");
+    let f = with_more("[[workspace]]\nname = \"legal\"\n");
     populate(&f);
-    let dest = f.backup_dir("b1");
+    let dest = backup_dir(&f, "b1");
     let d = dest.to_str().expect("utf-8");
     f.ok(&["backup", "create", d]);
     // legal's user PIN differs from eng's: each workspace's DEKs are proven in its own run.

@@ -7,62 +7,21 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::hsm::{Hsm, ROOT_LABEL, ROOT_PIN, ROOT_PIN_ENV};
+use common::cvault::Cvault;
+use common::hsm::{ROOT_LABEL, ROOT_PIN};
 
 const ALICE_TOKEN: &str = "alice-token";
 const MALLORY_TOKEN: &str = "mallory-token";
 
 /// A SoftHSM2 root and two custodian tokens in one SoftHSM2 config, a workspace over the
-/// root, and the test binary's lock.
-struct Cli {
-    ws: common::Workspace,
-    hsm: Hsm,
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Cli {
-    fn new() -> Cli {
-        let serial = common::lock();
-        let hsm = Hsm::with_tokens(&[ROOT_LABEL, ALICE_TOKEN, MALLORY_TOKEN]);
-        let body =
-            format!("{}[quorum]\nunlock_hours = 1\n[[workspace]]\nname = \"eng\"\n", hsm.root_section(ROOT_LABEL));
-        Cli { ws: common::Workspace::with_config_body(&body), hsm, _serial: serial }
-    }
-
-    /// cvault with the fixture's environment: config, module, SoftHSM2, PINs, Bob's
-    /// passphrase and Alice's token PIN.
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cvault"))
-            .args(args)
-            .env("COLLABVAULT_CONF", &self.ws.conf)
-            .env("COLLABVAULT_MODULE", common::module_path())
-            .env("SOFTHSM2_CONF", self.hsm.conf().join("softhsm2.conf"))
-            .env(ROOT_PIN_ENV, ROOT_PIN)
-            .env("CV_SO_PIN", common::SO_PIN)
-            .env("CV_USER_PIN", common::USER_PIN)
-            .env("CV_CUSTODIAN_BOB", "bob passphrase 22")
-            .env("CV_CUSTODIAN_TOKEN_PIN_ALICE", ROOT_PIN)
-            .env_remove("CV_CUSTODIAN_ALICE")
-            .output()
-            .expect("run cvault")
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "cvault {args:?} failed: {stderr}\n{stdout}");
-        stdout.into_owned()
-    }
-
-    #[track_caller]
-    fn refused(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "cvault {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
+/// root; cvault gets Bob's passphrase and Alice's token PIN.
+fn cli() -> Cvault {
+    let body = "[quorum]\nunlock_hours = 1\n[[workspace]]\nname = \"eng\"\n";
+    Cvault::with_tokens(&[ROOT_LABEL, ALICE_TOKEN, MALLORY_TOKEN], body)
+        .env("CV_CUSTODIAN_BOB", "bob passphrase 22")
+        .env("CV_CUSTODIAN_TOKEN_PIN_ALICE", ROOT_PIN)
 }
 
 fn token_args(label: &str) -> Vec<String> {
@@ -84,7 +43,7 @@ fn args(v: &[String]) -> Vec<&str> {
 
 #[test]
 fn a_custodian_on_a_token_approves_only_with_that_token() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.ok(&["token", "init", "--workspace", "eng", "--label", "Engineering"]);
     let init = with(
         &["custodians", "init", "--threshold", "2", "--custodian", "alice", "--custodian", "bob"],

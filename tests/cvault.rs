@@ -8,9 +8,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::hsm::{Hsm, ROOT_PIN, ROOT_PIN_ENV};
+use common::cvault::Cvault;
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::Attribute;
@@ -19,57 +19,10 @@ use cryptoki::types::AuthPin;
 
 const CKM_CV_WRAP_RECORD: u64 = 0xC356_0001;
 
-/// A SoftHSM2 root, a config naming it (restricted data rotates every 30 days), and the
-/// test binary's lock (the fixture sets process-wide environment variables).
-struct Cli {
-    ws: common::Workspace,
-    hsm: Hsm,
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Cli {
-    fn new() -> Cli {
-        let serial = common::lock();
-        let hsm = Hsm::new();
-        let body = format!(
-            "{}[rotation]\nrestricted = 30\n[[workspace]]\nname = \"eng\"\nclassification = \"restricted\"\n",
-            hsm.root_section(common::hsm::ROOT_LABEL)
-        );
-        Cli { ws: common::Workspace::with_config_body(&body), hsm, _serial: serial }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cvault"));
-        c.args(args);
-        self.environment(c)
-    }
-
-    /// `c` with the fixture's environment: config, module, SoftHSM2 and PINs.
-    fn environment(&self, mut c: Command) -> Command {
-        c.env("COLLABVAULT_CONF", &self.ws.conf)
-            .env("COLLABVAULT_MODULE", common::module_path())
-            .env("SOFTHSM2_CONF", self.hsm.conf().join("softhsm2.conf"))
-            .env(ROOT_PIN_ENV, ROOT_PIN)
-            .env("CV_SO_PIN", common::SO_PIN)
-            .env("CV_USER_PIN", common::USER_PIN);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run cvault")
-    }
-
-    /// Runs cvault, asserts success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "cvault {args:?} failed: {stderr}\n{stdout}");
-        stdout.into_owned()
-    }
-
-    fn init(&self) -> String {
-        self.ok(&["token", "init", "--workspace", "eng", "--label", "Engineering"])
-    }
+/// A SoftHSM2 root and a config naming it: workspace "eng" holds restricted data, which
+/// rotates every 30 days.
+fn cli() -> Cvault {
+    Cvault::new("[rotation]\nrestricted = 30\n[[workspace]]\nname = \"eng\"\nclassification = \"restricted\"\n")
 }
 
 /// The version row of `list`/`status` output for `v<n>`, whitespace collapsed.
@@ -107,7 +60,7 @@ fn record_version(path: &Path) -> u32 {
 
 #[test]
 fn init_then_status_shows_an_hsm_root_and_v1_active() {
-    let cli = Cli::new();
+    let cli = cli();
     let out = cli.init();
     assert!(out.contains("hsm root"), "{out}");
     let status = cli.ok(&["token", "status"]);
@@ -121,7 +74,7 @@ fn init_then_status_shows_an_hsm_root_and_v1_active() {
 
 #[test]
 fn the_user_pin_can_come_from_a_pin_file() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     let pins = cli.ws.dir.path().join("pins");
     std::fs::write(&pins, format!("CV_USER_PIN={}\n", common::USER_PIN)).expect("pin file");
@@ -138,7 +91,7 @@ fn the_user_pin_can_come_from_a_pin_file() {
 
 #[test]
 fn rotation_makes_v2_active_and_v1_decrypt_only_then_v1_retires_and_is_destroyed() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     let not_due = cli.ok(&["master", "rotate", "--due"]);
     assert!(not_due.contains("nothing rotated"), "{not_due}");
@@ -162,7 +115,7 @@ fn rotation_makes_v2_active_and_v1_decrypt_only_then_v1_retires_and_is_destroyed
 
 #[test]
 fn retiring_the_active_version_is_refused_with_exit_code_1() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     let out = cli.run(&["master", "retire", "--version", "1"]);
     assert_eq!(out.status.code(), Some(1));
@@ -179,7 +132,7 @@ fn retiring_the_active_version_is_refused_with_exit_code_1() {
 
 #[test]
 fn rewrap_moves_old_records_to_the_newest_version_and_skips_the_rest() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     let dir = cli.ws.dir.path().join("records");
     std::fs::create_dir_all(&dir).expect("records dir");
@@ -204,7 +157,7 @@ fn rewrap_moves_old_records_to_the_newest_version_and_skips_the_rest() {
 
 #[test]
 fn a_flat_command_of_old_answers_with_the_grouped_form_to_type() {
-    let cli = Cli::new();
+    let cli = cli();
     let out = cli.run(&["rotate", "--due"]);
     assert_eq!(out.status.code(), Some(2), "a usage error");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -216,7 +169,7 @@ fn a_flat_command_of_old_answers_with_the_grouped_form_to_type() {
 
 #[test]
 fn help_groups_the_commands_and_every_subcommand_shows_an_example() {
-    let cli = Cli::new();
+    let cli = cli();
     let top = cli.ok(&["--help"]);
     for group in ["token", "master", "audit", "completions", "man"] {
         assert!(top.contains(&format!("  {group} ")), "{group} missing from:\n{top}");
@@ -241,7 +194,7 @@ fn help_groups_the_commands_and_every_subcommand_shows_an_example() {
 
 #[test]
 fn a_refusal_keeps_the_modules_ckr_reason() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     let out = cli.run(&["master", "destroy", "--version", "1"]);
     assert_eq!(out.status.code(), Some(1));
@@ -251,7 +204,7 @@ fn a_refusal_keeps_the_modules_ckr_reason() {
 
 #[test]
 fn completions_are_printed_for_bash_zsh_and_fish() {
-    let cli = Cli::new();
+    let cli = cli();
     assert!(cli.ok(&["completions", "bash"]).contains("complete -F _cvault"));
     assert!(cli.ok(&["completions", "zsh"]).starts_with("#compdef cvault"));
     assert!(cli.ok(&["completions", "fish"]).contains("complete -c cvault"));
@@ -260,7 +213,7 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
 
 #[test]
 fn man_writes_a_page_for_cvault_and_each_subcommand() {
-    let cli = Cli::new();
+    let cli = cli();
     let dir = cli.ws.dir.path().join("man/man1");
     cli.ok(&["man", dir.to_str().expect("utf-8")]);
     for page in ["cvault.1", "cvault-token-init.1", "cvault-master-rotate.1", "cvault-audit-export.1"] {
@@ -270,14 +223,14 @@ fn man_writes_a_page_for_cvault_and_each_subcommand() {
 }
 
 /// Runs cvault with `--json` (appended), asserts success, parses stdout.
-fn json(cli: &Cli, args: &[&str]) -> serde_json::Value {
+fn json(cli: &Cvault, args: &[&str]) -> serde_json::Value {
     let out = cli.ok(&[args, &["--json"]].concat());
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("cvault {args:?} --json is not JSON ({e}):\n{out}"))
 }
 
 #[test]
 fn token_init_and_status_print_json() {
-    let cli = Cli::new();
+    let cli = cli();
     let init = json(&cli, &["token", "init", "--workspace", "eng", "--label", "Engineering"]);
     assert_eq!(init["workspace"], "eng");
     assert_eq!(init["label"], "Engineering");
@@ -302,7 +255,7 @@ fn token_init_and_status_print_json() {
 
 #[test]
 fn master_list_rotate_retire_and_destroy_print_json() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     let not_due = json(&cli, &["master", "rotate", "--due"]);
     assert_eq!(not_due["rotated"], false);
@@ -326,7 +279,7 @@ fn master_list_rotate_retire_and_destroy_print_json() {
 
 #[test]
 fn master_rewrap_prints_json() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     let dir = cli.ws.dir.path().join("records");
     std::fs::create_dir_all(&dir).expect("records dir");
@@ -344,7 +297,7 @@ fn master_rewrap_prints_json() {
 
 #[test]
 fn audit_verify_report_and_key_print_json() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     cli.ok(&["master", "rotate"]);
     let verify = json(&cli, &["audit", "verify"]);
@@ -369,7 +322,7 @@ fn audit_verify_report_and_key_print_json() {
 
 #[test]
 fn audit_export_lines_parse_as_json() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     let out = cli.ok(&["audit", "export"]);
     let first: serde_json::Value = serde_json::from_str(out.lines().next().expect("an entry")).expect("JSON line");
@@ -381,7 +334,7 @@ fn audit_export_lines_parse_as_json() {
 
 #[test]
 fn a_pin_is_never_taken_from_the_command_line() {
-    let cli = Cli::new();
+    let cli = cli();
     let out = cli.run(&["master", "list", "--pin", common::USER_PIN]);
     assert_eq!(out.status.code(), Some(2), "a usage error");
     let no_pin = cli.command(&["master", "list"]).env_remove("CV_USER_PIN").output().expect("run cvault");
@@ -412,7 +365,7 @@ fn a_missing_pin_is_asked_for_on_a_terminal_without_echo() {
         eprintln!("skipped: script(1) is not installed");
         return;
     }
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     let line = format!("{} master list", env!("CARGO_BIN_EXE_cvault"));
     let mut child = cli
@@ -440,7 +393,7 @@ fn a_missing_pin_is_asked_for_on_a_terminal_without_echo() {
 
 /// `cvault ARGS` under script(1), which gives it a terminal: everything it wrote there.
 /// `None` when script(1) is not installed.
-fn on_a_terminal(cli: &Cli, args: &str) -> Option<String> {
+fn on_a_terminal(cli: &Cvault, args: &str) -> Option<String> {
     Command::new("script").arg("--version").output().ok()?;
     let line = format!("{} {args}", env!("CARGO_BIN_EXE_cvault"));
     let out = cli.environment(Command::new("script")).args(["-qec", &line, "/dev/null"]).output().expect("script");
@@ -450,7 +403,7 @@ fn on_a_terminal(cli: &Cli, args: &str) -> Option<String> {
 
 #[test]
 fn rewrap_and_verify_show_progress_on_a_terminal_and_nothing_on_a_pipe() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.init();
     let dir = cli.ws.dir.path().join("records");
     std::fs::create_dir_all(&dir).expect("records dir");

@@ -9,53 +9,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::hsm::{Hsm, ROOT_LABEL, ROOT_PIN, ROOT_PIN_ENV};
+use common::cvault::Cvault;
 
-struct Cli {
-    ws: common::Workspace,
-    hsm: Hsm,
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Cli {
-    fn new() -> Cli {
-        let serial = common::lock();
-        let hsm = Hsm::new();
-        let body = format!("{}[[workspace]]\nname = \"eng\"\n", hsm.root_section(ROOT_LABEL));
-        let cli = Cli { ws: common::Workspace::with_config_body(&body), hsm, _serial: serial };
-        cli.ok(&["token", "init", "--workspace", "eng", "--label", "Engineering"]);
-        cli
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cvault"))
-            .args(args)
-            .env("COLLABVAULT_CONF", &self.ws.conf)
-            .env("COLLABVAULT_MODULE", common::module_path())
-            .env("SOFTHSM2_CONF", self.hsm.conf().join("softhsm2.conf"))
-            .env(ROOT_PIN_ENV, ROOT_PIN)
-            .env("CV_SO_PIN", common::SO_PIN)
-            .env("CV_USER_PIN", common::USER_PIN)
-            .output()
-            .expect("run cvault")
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "cvault {args:?} failed: {stderr}\n{stdout}");
-        stdout.into_owned()
-    }
-
-    #[track_caller]
-    fn refused(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(out.status.code(), Some(1), "cvault {args:?}: {}", String::from_utf8_lossy(&out.stdout));
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
+/// A SoftHSM2 root and workspace "eng", initialized.
+fn cli() -> Cvault {
+    let cli = Cvault::new("[[workspace]]\nname = \"eng\"\n");
+    cli.init();
+    cli
 }
 
 #[track_caller]
@@ -71,7 +33,7 @@ fn path(p: &Path) -> &str {
 
 #[test]
 fn a_hold_stops_a_retirement_until_the_so_lifts_it() {
-    let cli = Cli::new();
+    let cli = cli();
     cli.ok(&["master", "rotate"]);
     assert!(cli.ok(&["hold", "set", "--reason", "case 7731"]).contains("legal hold set (case 7731)"));
     let err = cli.refused(&["master", "retire", "--version", "1"]);
@@ -86,7 +48,7 @@ fn a_hold_stops_a_retirement_until_the_so_lifts_it() {
 
 #[test]
 fn an_rsa_import_key_is_pem_that_openssl_reads_and_wraps_to() {
-    let cli = Cli::new();
+    let cli = cli();
     let dir = tempfile::tempdir().expect("tempdir");
     let (pem, key, wrapped) = (dir.path().join("import.pem"), dir.path().join("key.bin"), dir.path().join("w.bin"));
     cli.ok(&["master", "import-key", "--type", "rsa-3072", "--out", path(&pem)]);
@@ -125,7 +87,7 @@ fn an_rsa_import_key_is_pem_that_openssl_reads_and_wraps_to() {
 #[test]
 fn an_ml_kem_import_key_is_the_raw_encapsulation_key() {
     use ml_kem::{Encapsulate, EncapsulationKey, MlKem768, TryKeyInit};
-    let cli = Cli::new();
+    let cli = cli();
     let dir = tempfile::tempdir().expect("tempdir");
     let (ek_file, key, kwp) = (dir.path().join("import.ek"), dir.path().join("key.bin"), dir.path().join("kwp.bin"));
     cli.ok(&["master", "import-key", "--type", "ml-kem-768", "--out", path(&ek_file), "--label", "mlkem import"]);

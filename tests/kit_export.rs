@@ -9,7 +9,6 @@
 mod common;
 
 use collabvault_pkcs11::recovery::kit;
-use collabvault_pkcs11::store::Backend;
 use collabvault_pkcs11::vendor::{CKM_CV_EXPORT_KIT, CKR_CV_LOCKED, CKR_CV_QUORUM_REQUIRED};
 use common::quorum::{rv_among, Setup};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;

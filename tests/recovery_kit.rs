@@ -12,7 +12,8 @@ use std::process::{Command, Output};
 
 use collabvault_pkcs11::recovery::factor::FactorToken;
 use collabvault_pkcs11::recovery::{format, kit};
-use common::hsm::{softhsm_module, Hsm, ROOT_PIN, ROOT_PIN_ENV};
+use common::cvault::Cvault;
+use common::hsm::{softhsm_module, Hsm};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType};
 use cryptoki::session::UserType;
@@ -25,10 +26,13 @@ const PASSPHRASE: &str = "a long kit passphrase";
 
 /// A SoftHSM2 root and a second SoftHSM2 token for the factor, a workspace `eng`, and
 /// a notification hook that appends what it is told to a file.
-struct Kit {
-    ws: common::Workspace,
-    hsm: Hsm,
-    _serial: std::sync::MutexGuard<'static, ()>,
+struct Kit(Cvault);
+
+impl std::ops::Deref for Kit {
+    type Target = Cvault;
+    fn deref(&self) -> &Cvault {
+        &self.0
+    }
 }
 
 impl Kit {
@@ -43,50 +47,19 @@ impl Kit {
         assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
         let notified = hsm.conf().join("notified.jsonl");
         let body = format!(
-            "{}[quorum]\nnotify_command = [\"sh\", \"-c\", \"cat >> {}; echo >> {}\"]\n\
+            "[quorum]\nnotify_command = [\"sh\", \"-c\", \"cat >> {}; echo >> {}\"]\n\
              [recovery]\ndrill_every_days = 30\ndrill_sample = 8\n[[workspace]]\nname = \"eng\"\n",
-            hsm.root_section(common::hsm::ROOT_LABEL),
             notified.display(),
             notified.display()
         );
-        let kit = Kit { ws: common::Workspace::with_config_body(&body), hsm, _serial: serial };
-        kit.ok(&["token", "init", "--workspace", "eng", "--label", "Engineering"]);
-        kit.ok(&["kit", "factor", "init"]);
-        kit
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cvault"));
-        c.args(args)
-            .env("COLLABVAULT_CONF", &self.ws.conf)
-            .env("COLLABVAULT_MODULE", common::module_path())
-            .env("SOFTHSM2_CONF", self.hsm.conf().join("softhsm2.conf"))
-            .env(ROOT_PIN_ENV, ROOT_PIN)
-            .env("CV_SO_PIN", common::SO_PIN)
-            .env("CV_USER_PIN", common::USER_PIN)
+        let cli = Cvault::over(serial, hsm, &body)
             .env("CV_FACTOR_MODULE", softhsm_module())
             .env("CV_FACTOR_TOKEN", FACTOR_TOKEN)
             .env("CV_FACTOR_PIN", FACTOR_PIN)
             .env("CV_KIT_PASSPHRASE", PASSPHRASE);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run cvault")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "cvault {args:?} failed: {stderr}\n{stdout}");
-        stdout.into_owned()
-    }
-
-    /// Runs cvault, asserts it failed with exit code 1, returns stderr.
-    fn refused(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(out.status.code(), Some(1), "cvault {args:?}: {}", String::from_utf8_lossy(&out.stdout));
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        cli.init();
+        cli.ok(&["kit", "factor", "init"]);
+        Kit(cli)
     }
 
     fn path(&self, name: &str) -> PathBuf {

@@ -10,9 +10,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use common::hsm::{Hsm, ROOT_PIN, ROOT_PIN_ENV};
+use common::cvault::Cvault;
 use common::postgres as pg;
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -27,49 +26,14 @@ fn wrap_mechanism() -> Mechanism<'static> {
     Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(ty, None))
 }
 
-struct Fixture {
-    ws: common::Workspace,
-    hsm: Hsm,
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let serial = common::lock();
-        let hsm = Hsm::new();
-        let body = format!("{}[[workspace]]\nname = \"eng\"\n", hsm.root_section(common::hsm::ROOT_LABEL));
-        Fixture { ws: common::Workspace::with_config_body(&body), hsm, _serial: serial }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cvault"))
-            .args(args)
-            .env("COLLABVAULT_CONF", &self.ws.conf)
-            .env("COLLABVAULT_MODULE", common::module_path())
-            .env("SOFTHSM2_CONF", self.hsm.conf().join("softhsm2.conf"))
-            .env(ROOT_PIN_ENV, ROOT_PIN)
-            .env("CV_SO_PIN", common::SO_PIN)
-            .env("CV_USER_PIN", common::USER_PIN)
-            .output()
-            .expect("run cvault")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "cvault {args:?} failed: {stderr}\n{stdout}");
-        stdout.into_owned()
-    }
-
-    /// Points the config at `store` (a `store = ...` line) or at `store_dir` alone.
-    fn point_at(&self, store: Option<&str>, store_dir: &Path) {
-        let text = std::fs::read_to_string(&self.ws.conf).expect("config");
-        let kept: Vec<&str> =
-            text.lines().filter(|l| !l.starts_with("store = ") && !l.starts_with("store_dir = ")).collect();
-        let store = store.map(|s| format!("store = {s:?}\n")).unwrap_or_default();
-        std::fs::write(&self.ws.conf, format!("store_dir = {store_dir:?}\n{store}{}\n", kept.join("\n")))
-            .expect("write config");
-    }
+/// Points `f`'s config at `store` (a `store = ...` line) or at `store_dir` alone.
+fn point_at(f: &Cvault, store: Option<&str>, store_dir: &Path) {
+    let text = std::fs::read_to_string(&f.ws.conf).expect("config");
+    let kept: Vec<&str> =
+        text.lines().filter(|l| !l.starts_with("store = ") && !l.starts_with("store_dir = ")).collect();
+    let store = store.map(|s| format!("store = {s:?}\n")).unwrap_or_default();
+    std::fs::write(&f.ws.conf, format!("store_dir = {store_dir:?}\n{store}{}\n", kept.join("\n")))
+        .expect("write config");
 }
 
 /// A DEK wrapped under the current master key, through the module in this process.
@@ -107,8 +71,8 @@ fn a_store_moves_to_postgresql_and_back_and_every_record_still_opens() {
     if pg::selected() {
         return; // the PostgreSQL stage's configs already name a server: this test moves its own
     }
-    let f = Fixture::new();
-    f.ok(&["token", "init", "--workspace", "eng", "--label", "Engineering"]);
+    let f = Cvault::new("[[workspace]]\nname = \"eng\"\n");
+    f.init();
     let first = make_record();
     f.ok(&["master", "rotate", "--workspace", "eng"]);
     let second = make_record();
@@ -122,7 +86,7 @@ fn a_store_moves_to_postgresql_and_back_and_every_record_still_opens() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{again:?}");
 
     let sqlite_dir = f.ws.dir.path().join("store");
-    f.point_at(Some(&url), &sqlite_dir);
+    point_at(&f, Some(&url), &sqlite_dir);
     assert!(opens(&first) && opens(&second), "both versions' records open on PostgreSQL");
     let verified = f.ok(&["audit", "verify"]);
     assert!(verified.contains("intact"), "{verified}");
@@ -133,7 +97,7 @@ fn a_store_moves_to_postgresql_and_back_and_every_record_still_opens() {
 
     let back = f.ws.dir.path().join("back");
     f.ok(&["store", "migrate", "--to", &format!("sqlite:{}", back.display())]);
-    f.point_at(None, &back);
+    point_at(&f, None, &back);
     assert!(opens(&first) && opens(&second), "and again on the SQLite copy of the copy");
     let verified = f.ok(&["audit", "verify"]);
     assert!(verified.contains("intact"), "{verified}");

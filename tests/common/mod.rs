@@ -6,6 +6,7 @@
 
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
+pub mod cvault;
 pub mod fuzz;
 pub mod hsm;
 pub mod postgres;
