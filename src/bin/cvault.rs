@@ -369,6 +369,9 @@ fn dispatch(t: &Tool, command: Command, token_secrets: &custodian_token::Secrets
         Command::Custodians(CustodiansCommand::Init { threshold, custodians, .. }) => {
             quorum::cmd_init(t, threshold, &custodians, token_secrets)
         }
+        Command::Custodians(CustodiansCommand::Add { .. } | CustodiansCommand::Remove { .. }) => {
+            fail("internal: a change of custodians reads the store first")
+        }
         Command::Quorum(QuorumCommand::Approve { request, custodians, .. }) => {
             quorum::cmd_approve(t, request, &custodians, token_secrets)
         }
@@ -491,6 +494,25 @@ fn run(cli: Cli) -> Res<ExitCode> {
     }
     // Custodians' tokens are read before the module is loaded (custodian_token.rs).
     let token_secrets = custodian_token::read_all(&cli.command)?;
+    let change = match &cli.command {
+        Command::Custodians(CustodiansCommand::Add { custodians, threshold, .. }) => {
+            Some((custodians.clone(), Vec::new(), *threshold))
+        }
+        Command::Custodians(CustodiansCommand::Remove { custodians, threshold }) => {
+            Some((Vec::new(), custodians.clone(), *threshold))
+        }
+        _ => None,
+    };
+    if let Some((added, removed, threshold)) = change {
+        let config = Config::from_env().map_err(|e| Failure(format!("config: {e}")))?;
+        let current = quorum::CurrentQuorum::read(&config, &cli.global)?;
+        let tool = Tool::open(cli.global)?;
+        let result = quorum::cmd_change(&tool, &current, &added, &removed, threshold, &token_secrets);
+        let finalized = tool.pkcs11.finalize();
+        result?;
+        finalized?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let tool = Tool::open(cli.global)?;
     let result = dispatch(&tool, cli.command, &token_secrets);
     // Finalizing lets the module finalize the root's module (SoftHSM2) cleanly.

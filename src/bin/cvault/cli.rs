@@ -357,6 +357,35 @@ pub(crate) enum CustodiansCommand {
         #[command(flatten)]
         tokens: CustodianTokens,
     },
+    /// Add custodians: the KEK is split anew among the current custodians and the new
+    /// ones (SO PIN; the master keys unlocked, and a change-quorum request approved by the
+    /// current quorum). Old shares open nothing afterwards.
+    #[command(
+        after_help = "Example:\n  CV_CUSTODIAN_DAVE=... cvault custodians add --custodian dave --threshold 3\n\n\
+                            The first run opens the change-quorum request and is refused; once the\n\
+                            custodians approve it (cvault quorum approve --request N ...), run it again."
+    )]
+    Add {
+        /// The new k (default: the current threshold).
+        #[arg(long, value_name = "K")]
+        threshold: Option<u8>,
+        /// A new custodian (repeat for each).
+        #[arg(long = "custodian", value_name = "NAME", required = true)]
+        custodians: Vec<String>,
+        #[command(flatten)]
+        tokens: CustodianTokens,
+    },
+    /// Remove custodians: the KEK is split anew among those who stay (SO PIN; the master
+    /// keys unlocked, and a change-quorum request approved). The removed shares open nothing.
+    #[command(after_help = "Example:\n  cvault custodians remove --custodian carol --threshold 2")]
+    Remove {
+        /// The new k (default: the current threshold, which must not exceed who stays).
+        #[arg(long, value_name = "K")]
+        threshold: Option<u8>,
+        /// A custodian to remove (repeat for each).
+        #[arg(long = "custodian", value_name = "NAME", required = true)]
+        custodians: Vec<String>,
+    },
     /// The custodians and the threshold (read from the store; no PIN).
     #[command(after_help = "Examples:\n  cvault custodians list\n  cvault custodians list --json")]
     List,

@@ -86,20 +86,110 @@ pub(crate) fn cmd_init(t: &Tool, threshold: Option<u8>, names: &[String], tokens
             .map_err(|e| Failure(format!("custodian {name:?}: {e}")))?;
         enrolled.push(e);
     }
-    let blob = custodian::encode(&enrolled).map_err(|e| Failure(e.to_string()))?;
-    let session = t.pkcs11.open_rw_session(t.slot(&ws.name)?)?;
-    session.login(UserType::So, Some(&t.pins.so(&ws.name)?))?;
-    let template = [
-        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_THRESHOLD), u64::from(k).to_ne_bytes().to_vec())),
-        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_CUSTODIANS), blob)),
-    ];
-    session.generate_key(&vendor_mechanism(CKM_CV_QUORUM_SPLIT)?, &template)?;
+    split(t, &ws.name, k, &enrolled)?;
     if t.global.json() {
         print_json(&json!({"workspace": ws.name, "threshold": k, "custodians": names, "locked": true}));
     } else {
         println!(
             "{}: a new KEK is split {k}-of-{} among {}; the master keys are locked until {k} of them approve \
              (cvault unlock)",
+            ws.name,
+            names.len(),
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Splits a new KEK k-of-n among `enrolled` through the module (SO; a change of an
+/// existing quorum needs its approval, which the module checks).
+fn split(t: &Tool, ws: &str, k: u8, enrolled: &[Enrolment]) -> Res<()> {
+    let blob = custodian::encode(enrolled).map_err(|e| Failure(e.to_string()))?;
+    let session = t.pkcs11.open_rw_session(t.slot(ws)?)?;
+    session.login(UserType::So, Some(&t.pins.so(ws)?))?;
+    let template = [
+        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_THRESHOLD), u64::from(k).to_ne_bytes().to_vec())),
+        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_CUSTODIANS), blob)),
+    ];
+    session.generate_key(&vendor_mechanism(CKM_CV_QUORUM_SPLIT)?, &template)?;
+    Ok(())
+}
+
+/// The quorum as the store holds it, read before the module is loaded (one process
+/// never has the store open twice): the threshold and the enrolled custodians' public
+/// halves, which a re-split reuses (their passphrases are not needed again).
+pub(crate) struct CurrentQuorum {
+    threshold: u8,
+    custodians: Vec<Enrolment>,
+}
+
+impl CurrentQuorum {
+    pub(crate) fn read(config: &Config, global: &Global) -> Res<CurrentQuorum> {
+        let ws = match &global.workspace {
+            Some(name) => name.clone(),
+            None if config.workspaces.len() == 1 => config.workspaces[0].name.clone(),
+            None => return fail("several workspaces are configured: name one with --workspace"),
+        };
+        let store = open_store(config)?;
+        let kek = store.kek(&ws).map_err(|e| Failure(format!("store: {e}")))?;
+        let threshold = kek.map_or(0, |k| k.threshold);
+        if threshold == 0 {
+            return fail(format!("{ws}: no quorum yet: enrol custodians with `cvault custodians init`"));
+        }
+        let custodians = store
+            .custodians(&ws)
+            .map_err(|e| Failure(format!("store: {e}")))?
+            .into_iter()
+            .map(|c| Enrolment {
+                name: c.name,
+                salt: c.salt,
+                memory_kib: c.memory_kib,
+                passes: c.passes,
+                public_key: c.public_key,
+            })
+            .collect();
+        Ok(CurrentQuorum { threshold, custodians })
+    }
+}
+
+/// `cvault custodians add|remove`: the current custodians with `added` enrolled and
+/// `removed` left out, split anew at `threshold` (default: the current k).
+pub(crate) fn cmd_change(
+    t: &Tool,
+    current: &CurrentQuorum,
+    added: &[String],
+    removed: &[String],
+    threshold: Option<u8>,
+    tokens: &Secrets,
+) -> Res<()> {
+    let ws = t.workspace()?;
+    let known = |name: &String| current.custodians.iter().any(|c| &c.name == name);
+    if let Some(name) = removed.iter().find(|n| !known(n)) {
+        return fail(format!("{name} is not a custodian of {}", ws.name));
+    }
+    if let Some(name) = added.iter().find(|n| known(n)) {
+        return fail(format!("{name} is already a custodian of {}", ws.name));
+    }
+    let mut enrolled: Vec<Enrolment> =
+        current.custodians.iter().filter(|c| !removed.contains(&c.name)).cloned().collect();
+    for name in added {
+        let pass = secret(t, tokens, name, true)?;
+        let e = custodian::enrol(name, pass.as_bytes(), KDF_MEMORY_KIB, KDF_PASSES)
+            .map_err(|e| Failure(format!("custodian {name:?}: {e}")))?;
+        enrolled.push(e);
+    }
+    let k = threshold.unwrap_or(current.threshold);
+    if k == 0 || usize::from(k) > enrolled.len() {
+        return fail(format!("a {k}-of-{} quorum is impossible: lower --threshold", enrolled.len()));
+    }
+    split(t, &ws.name, k, &enrolled)?;
+    let names: Vec<&str> = enrolled.iter().map(|e| e.name.as_str()).collect();
+    if t.global.json() {
+        print_json(&json!({"workspace": ws.name, "threshold": k, "custodians": names, "locked": true}));
+    } else {
+        println!(
+            "{}: the KEK is split anew {k}-of-{} among {}; earlier shares open nothing, and the master keys are \
+             locked until {k} of them approve (cvault unlock)",
             ws.name,
             names.len(),
             names.join(", ")
