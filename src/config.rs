@@ -516,6 +516,34 @@ fn default_max_failed() -> u32 {
     DEFAULT_MAX_FAILED_LOGINS
 }
 
+/// Whether a `store` setting names a PostgreSQL server (`postgresql://`, `postgres://`, or
+/// a `host=... dbname=...` key-value string); anything else is refused by the config.
+pub fn names_postgres(store: &str) -> bool {
+    store.starts_with("postgresql://") || store.starts_with("postgres://") || store.contains("host=")
+}
+
+/// The PostgreSQL settings of a `store` connection string; one holding a password is
+/// refused (the password would sit in the config file: it comes from
+/// `store_password_env` or `store_password_file`), and no error repeats it.
+pub fn postgres_settings(store: &str) -> std::result::Result<postgres::Config, String> {
+    let settings: postgres::Config =
+        store.parse().map_err(|e| format!("store {:?} is not a PostgreSQL connection string: {e}", redact(store)))?;
+    if settings.get_password().is_some() {
+        return Err("the store connection string holds a password: use store_password_env or \
+                    store_password_file (the password never goes in the config)"
+            .into());
+    }
+    Ok(settings)
+}
+
+/// A connection string with anything after `password=` or a `user:pass@` cut out.
+pub fn redact(store: &str) -> String {
+    match (store.find("://"), store.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://...@{}", &store[..scheme], &store[at + 1..]),
+        _ => store.split_whitespace().filter(|kv| !kv.starts_with("password=")).collect::<Vec<_>>().join(" "),
+    }
+}
+
 impl Config {
     /// Reads the configuration named by `COLLABVAULT_CONF`, or the default when unset.
     pub fn from_env() -> Result<Config> {
@@ -567,12 +595,12 @@ impl Config {
             return Err(format!("workspace {:?}: label is longer than 32 bytes", w.name));
         }
         if let Some(store) = &self.store {
-            if !crate::store::postgres::is_postgres(store) {
+            if !names_postgres(store) {
                 return Err("store must be a PostgreSQL connection string (postgresql://user@host:port/db); \
                             leave it out for SQLite in store_dir"
                     .into());
             }
-            crate::store::postgres::PgTarget::parse(store)?;
+            postgres_settings(store)?;
         }
         if self.store_password_env.is_some() && self.store_password_file.is_some() {
             return Err("store_password_env and store_password_file are both set: choose one".into());

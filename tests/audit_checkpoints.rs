@@ -329,6 +329,8 @@ fn a_store_from_before_ml_dsa_checkpoints_still_verifies() {
          DROP TABLE audit_checkpoints;
          ALTER TABLE old RENAME TO audit_checkpoints;
          ALTER TABLE master_keys DROP COLUMN origin;
+         DROP TABLE recovery_kit_acks;
+         DROP TABLE recovery_kits;
          UPDATE meta SET value = '9' WHERE key = 'schema_version';",
     )
     .expect("back to v9");

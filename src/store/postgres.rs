@@ -66,21 +66,14 @@ impl std::fmt::Debug for PgTarget {
 /// Whether a `store` setting names a PostgreSQL server (`postgresql://`, `postgres://`, or
 /// a `host=... dbname=...` key-value string).
 pub fn is_postgres(store: &str) -> bool {
-    store.starts_with("postgresql://") || store.starts_with("postgres://") || store.contains("host=")
+    crate::config::names_postgres(store)
 }
 
 impl PgTarget {
     /// Parses a connection string; a password inside it is refused (it would sit in the
     /// config file).
     pub fn parse(store: &str) -> std::result::Result<PgTarget, String> {
-        let config: postgres::Config = store
-            .parse()
-            .map_err(|e| format!("store {:?} is not a PostgreSQL connection string: {e}", redact(store)))?;
-        if config.get_password().is_some() {
-            return Err("the store connection string holds a password: use store_password_env or \
-                        store_password_file (the password never goes in the config)"
-                .into());
-        }
+        let config = crate::config::postgres_settings(store)?;
         let hosts: Vec<String> = config
             .get_hosts()
             .iter()
@@ -114,14 +107,6 @@ impl PgTarget {
         self.config.keepalives(true);
         self.config.options(&format!("-c lock_timeout={ms} -c statement_timeout={}", ms.saturating_mul(3)));
         self
-    }
-}
-
-/// A connection string with anything after `password=` or a `user:pass@` cut out.
-fn redact(store: &str) -> String {
-    match (store.find("://"), store.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://...@{}", &store[..scheme], &store[at + 1..]),
-        _ => store.split_whitespace().filter(|kv| !kv.starts_with("password=")).collect::<Vec<_>>().join(" "),
     }
 }
 
@@ -1257,8 +1242,8 @@ mod tests {
             is_postgres("postgresql://h/db") && is_postgres("postgres://h/db") && is_postgres("host=/tmp dbname=x")
         );
         assert!(!is_postgres("sqlite:/var/lib/cv") && !is_postgres("/var/lib/cv"));
-        assert_eq!(redact("postgresql://u:pw@h/db"), "postgresql://...@h/db");
-        assert_eq!(redact("host=h password=pw dbname=d"), "host=h dbname=d");
+        assert_eq!(crate::config::redact("postgresql://u:pw@h/db"), "postgresql://...@h/db");
+        assert_eq!(crate::config::redact("host=h password=pw dbname=d"), "host=h dbname=d");
     }
 
     #[test]
