@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use collabvault_pkcs11::store::sqlite::SqliteStore;
+use collabvault_pkcs11::store::Backend;
 use common::hsm::{softhsm_module, Hsm, ROOT_LABEL, ROOT_PIN, ROOT_PIN_ENV};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
@@ -250,10 +252,16 @@ fn a_lost_root_is_recovered_from_the_kit_and_an_earlier_session_is_refused() {
     }
 }
 
+/// Stored DEKs under v1 (the kit's) and v2 (recovery's), read from the store file.
+fn under(store: &std::path::Path) -> (u64, u64) {
+    let s = SqliteStore::open(store).expect("store");
+    (s.records_under("eng", 1).expect("count"), s.records_under("eng", 2).expect("count"))
+}
+
 #[test]
 fn a_backup_file_is_recovered_onto_a_new_root_and_a_killed_recovery_resumes() {
     let d = Disaster::new();
-    let n = 150;
+    let n = 400;
     let held = ingest(n, 2);
     d.export_kit();
     let backup = d.path("backup");
@@ -265,27 +273,34 @@ fn a_backup_file_is_recovered_onto_a_new_root_and_a_killed_recovery_resumes() {
     std::fs::create_dir_all(&store).expect("store dir");
     std::fs::copy(backup.join("collabvault.sqlite3"), store.join("collabvault.sqlite3")).expect("restore");
 
-    // Killed at random points (at least once), then run to the end.
-    let mut kills = 0;
-    for attempt in 0..6 {
+    // Killed at random points until one kill lands inside the re-wrap (some DEKs moved to
+    // v2, some still under v1), then run to the end.
+    let (mut kills, mut mid_rewrap) = (0, false);
+    let mut delay = 200;
+    for _ in 0..12 {
         let kit = d.path("eng.cvkit");
-        let mut child = d
-            .command(
-                &["recover", "--workspace", "eng", "--kit", kit.to_str().expect("utf-8"), "--batch", "1"],
-                NEW_USER_PIN,
-            )
-            .spawn()
-            .expect("spawn");
+        let args = ["recover", "--workspace", "eng", "--kit", kit.to_str().expect("utf-8"), "--batch", "1"];
+        let mut child = d.command(&args, NEW_USER_PIN).spawn().expect("spawn");
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").subsec_nanos();
-        std::thread::sleep(Duration::from_millis(150 + u64::from(nanos % 900) + attempt * 100));
-        if child.try_wait().expect("wait").is_none() {
+        std::thread::sleep(Duration::from_millis(delay + u64::from(nanos % 200)));
+        let killed = child.try_wait().expect("wait").is_none();
+        if killed {
             child.kill().expect("SIGKILL");
             kills += 1;
         }
         child.wait().expect("reaped");
+        let (old, new) = under(&store);
+        if killed && old > 0 && new > 0 {
+            mid_rewrap = true;
+            eprintln!("killed in the re-wrap after {delay} ms: {new} moved, {old} left");
+            break;
+        }
+        assert!(killed, "a run finished before any kill landed in the re-wrap");
+        if new == 0 {
+            delay += 150;
+        }
     }
-    assert!(kills > 0, "no run was killed");
-    eprintln!("{kills} recovery run(s) killed");
+    assert!(kills > 0 && mid_rewrap, "no kill landed in the re-wrap ({kills} kills)");
     let out = assert_ok(&d.recover());
     assert!(out.contains("restored from kit"), "{out}");
     every_dek_opens(n, &held);

@@ -75,21 +75,27 @@ impl Target<'_> {
             .set_pins_mac(self.workspace, Arc::new(move |rec| slot.pins_mac(&ws, &crate::token::pins_data(&ws, rec))));
     }
 
-    /// Whether the token's PIN records carry a MAC under the new root (a previous run
-    /// wrote them): then they must open with the PINs given, or nothing is touched.
-    fn pins_written_by_new_root(&self) -> Result<bool> {
+    /// The storage key both PIN records open under the new root to, with the PINs given
+    /// (an earlier run wrote them both), or `None`: they are the lost root's, only one of
+    /// them was written before a crash, or these are not the PINs that run set.
+    fn pins_installed(&self, so_pin: &[u8], user_pin: &[u8]) -> Result<Option<SealingKey>> {
         let rec = self.store.token(self.workspace)?;
         let expected = self.slot.pins_mac(self.workspace, &crate::token::pins_data(self.workspace, &rec))?;
-        Ok(rec.pins_mac.as_deref().is_some_and(|mac| crate::store::sealed::mac_eq(mac, &expected)))
+        if !rec.pins_mac.as_deref().is_some_and(|mac| crate::store::sealed::mac_eq(mac, &expected)) {
+            return Ok(None);
+        }
+        let so = rec.so_pin.as_deref().and_then(|r| self.storage_key_from_pin(PinOwner::So, so_pin, r).ok());
+        let user = rec.user_pin.as_deref().and_then(|r| self.storage_key_from_pin(PinOwner::User, user_pin, r).ok());
+        Ok(match (so, user) {
+            (Some(a), Some(b)) if *a == *b => Some(b),
+            _ => None,
+        })
     }
 
-    /// The storage key the user PIN record opens under the new root.
-    fn storage_key_from_pin(&self, user_pin: &[u8]) -> Result<SealingKey> {
-        let rec = self.store.token(self.workspace)?;
-        let record = rec.user_pin.ok_or(Error::UserPinNotInitialized)?;
-        let pin::Opened::RootSealed(blob) = pin::unlock(self.workspace, PinOwner::User, user_pin, &record)?.opened
-        else {
-            return Err(Error::Integrity("the user PIN record is not sealed by a root"));
+    /// The storage key a PIN record opens under the new root.
+    fn storage_key_from_pin(&self, owner: PinOwner, pin_value: &[u8], record: &[u8]) -> Result<SealingKey> {
+        let pin::Opened::RootSealed(blob) = pin::unlock(self.workspace, owner, pin_value, record)?.opened else {
+            return Err(Error::Integrity("the PIN record is not sealed by a root"));
         };
         let plain = self
             .slot
@@ -97,6 +103,22 @@ impl Target<'_> {
             .unseal(&hierarchy::storage_key_context(self.workspace), &blob)?;
         let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Integrity("storage key length"))?;
         Ok(Zeroizing::new(key))
+    }
+
+    /// Refuses, before anything is written, a kit that does not cover every version that
+    /// still unwraps: a stale kit, or a store an earlier recovery already rotated (then
+    /// only the PINs that recovery set continue it).
+    fn check_covered(&self, kit: &KitContents) -> Result<()> {
+        for m in self.store.masters(self.workspace)? {
+            if m.sealed.is_some() && m.state.unwraps() && !kit.versions.iter().any(|v| v.version == m.version) {
+                return Err(Error::MasterKey(format!(
+                    "master key v{} ({:?}) is not in the kit: the kit is stale, or an earlier recovery finished \
+                     and rotated (then give the SO and user PINs it set); nothing changed",
+                    m.version, m.state
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn sealer(&self, key: &SealingKey) -> Result<BoundRoot> {
@@ -211,9 +233,14 @@ pub fn install(t: &Target<'_>, kit: &KitContents, so_pin: &[u8], user_pin: &[u8]
     // The workspace's root key in the new token; made by the first run.
     t.slot.root_key(t.workspace, true)?;
     t.register_pins_mac();
-    let (key, pins_written) = match t.pins_written_by_new_root()? {
-        true => (t.storage_key_from_pin(user_pin)?, false),
-        false => (t.write_pins(so_pin, user_pin)?, true),
+    let (key, pins_written) = match t.pins_installed(so_pin, user_pin)? {
+        Some(key) => (key, false),
+        None => {
+            // New PINs mean a new storage key, so every row is re-sealed from the kit next:
+            // only if the kit covers them all.
+            t.check_covered(kit)?;
+            (t.write_pins(so_pin, user_pin)?, true)
+        }
     };
     let sealer = t.sealer(&key)?;
     let resealed = match t.kek_installed(&sealer)? {
