@@ -124,7 +124,10 @@ impl Disaster {
 }
 
 fn vendor(ty: u64) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(MechanismType::new_vendor_defined(ty).unwrap(), None))
+    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+        MechanismType::new_vendor_defined(ty).expect("vendor mechanism"),
+        None,
+    ))
 }
 
 fn user_session(pkcs11: &Pkcs11, pin: &str) -> Session {
@@ -139,7 +142,10 @@ fn master(s: &Session) -> ObjectHandle {
 }
 
 fn dek_value(i: usize) -> Vec<u8> {
-    (0..32u8).map(|b| b.wrapping_mul(7).wrapping_add(i as u8)).collect()
+    // Distinct per DEK: its index in the first 8 bytes.
+    let mut v: Vec<u8> = (0..32u8).map(|b| b.wrapping_mul(7)).collect();
+    v[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    v
 }
 
 fn aes_template(value: Vec<u8>, token: bool, label: String) -> Vec<Attribute> {
