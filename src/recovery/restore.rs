@@ -168,7 +168,7 @@ impl Target<'_> {
         let new = kek::generate()?;
         let mut rows = Vec::new();
         for m in self.store.masters(self.workspace)? {
-            rows.push(self.resealed_row(sealer, &new, kit, m)?);
+            rows.push(resealed_row(sealer, &new, self.workspace, kit, m)?);
         }
         let rec = KekRecord {
             generation,
@@ -187,40 +187,36 @@ impl Target<'_> {
         }
         Ok(rows.len())
     }
+}
 
-    /// One master key row under the new root: its key from the kit, or (a version the
-    /// kit does not cover) refused while it still unwraps, its dead sealed value dropped
-    /// once retired.
-    fn resealed_row(
-        &self,
-        sealer: &dyn Sealer,
-        new: &kek::Kek,
-        kit: &KitContents,
-        mut m: MasterRecord,
-    ) -> Result<MasterRecord> {
-        match kit.versions.iter().find(|v| v.version == m.version) {
-            Some(v) => {
-                m.sealed = Some(hierarchy::seal_master(sealer, Some(new), self.workspace, m.version, v.key.as_ref())?);
-            }
-            None if m.sealed.is_some() && m.state.unwraps() => {
-                return Err(Error::MasterKey(format!(
-                    "the kit does not cover master key v{} ({:?}): it is stale; use a kit exported after v{} was made",
-                    m.version, m.state, m.version
-                )));
-            }
-            None => {
-                if m.sealed.take().is_some() {
-                    log::warn!(
-                        "{}: retired master key v{} is not in the kit: its value is gone",
-                        self.workspace,
-                        m.version
-                    );
-                }
+/// One master key row under the new root: its key from the kit, or (a version the kit
+/// does not cover) refused while it still unwraps, its dead sealed value dropped once
+/// retired; MACed anew under the new storage key either way.
+fn resealed_row(
+    sealer: &dyn Sealer,
+    new: &kek::Kek,
+    workspace: &str,
+    kit: &KitContents,
+    mut m: MasterRecord,
+) -> Result<MasterRecord> {
+    match kit.versions.iter().find(|v| v.version == m.version) {
+        Some(v) => {
+            m.sealed = Some(hierarchy::seal_master(sealer, Some(new), workspace, m.version, v.key.as_ref())?);
+        }
+        None if m.sealed.is_some() && m.state.unwraps() => {
+            return Err(Error::MasterKey(format!(
+                "the kit does not cover master key v{} ({:?}): it is stale; use a kit exported after v{} was made",
+                m.version, m.state, m.version
+            )));
+        }
+        None => {
+            if m.sealed.take().is_some() {
+                log::warn!("{workspace}: retired master key v{} is not in the kit: its value is gone", m.version);
             }
         }
-        m.mac = Some(hierarchy::master_mac(sealer, self.workspace, &m)?);
-        Ok(m)
     }
+    m.mac = Some(hierarchy::master_mac(sealer, workspace, &m)?);
+    Ok(m)
 }
 
 /// Step 1: installs the hierarchy from `kit` under the new root, with new SO and user PINs.
@@ -323,4 +319,65 @@ pub fn check_kit_opens_store(store: &dyn Backend, workspace: &str, kit: &KitCont
         opened += 1;
     }
     Ok(opened)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mechanism::primitives::aes_check_value;
+    use crate::recovery::kit::KitVersion;
+    use crate::root::SoftRoot;
+
+    fn kit(versions: &[(u32, u8)]) -> KitContents {
+        let mut header = crate::recovery::format::tests::header();
+        header.versions.clear();
+        let versions = versions
+            .iter()
+            .map(|(n, b)| {
+                let key = Zeroizing::new([*b; 32]);
+                let kcv = aes_check_value(key.as_ref()).expect("kcv");
+                KitVersion { version: *n, state: Lifecycle::DecryptOnly, created: 0, kcv, key }
+            })
+            .collect();
+        KitContents { header, versions }
+    }
+
+    fn row(version: u32, state: Lifecycle) -> MasterRecord {
+        MasterRecord {
+            version,
+            state,
+            created_at: 1_700_000_000,
+            classification: "internal".into(),
+            sealed: Some(vec![0xAA; 80]),
+            blocked: None,
+            mac: Some(vec![0; 32]),
+            origin: None,
+        }
+    }
+
+    /// A covered row is sealed under the new KEK and root so that it opens to the kit's
+    /// key, with a MAC the new storage key verifies.
+    #[test]
+    fn a_covered_row_opens_to_the_kit_key_under_the_new_root() {
+        let root = SoftRoot(Zeroizing::new([3; 32]));
+        let new = kek::generate().expect("kek");
+        let m = resealed_row(&root, &new, "eng", &kit(&[(1, 7)]), row(1, Lifecycle::DecryptOnly)).expect("resealed");
+        let context = hierarchy::master_context("eng", 1);
+        let inner = root.unseal_version(1, &context, m.sealed.as_deref().expect("sealed")).expect("root opens");
+        assert_eq!(kek::open_master(&new, &context, &inner).expect("kek opens").as_slice(), &[7; 32]);
+        assert_eq!(m.mac, Some(hierarchy::master_mac(&root, "eng", &m).expect("mac")));
+    }
+
+    /// A version the kit lacks: refused while it unwraps (a stale kit), its unopenable
+    /// value dropped once retired (the row stays, MACed anew).
+    #[test]
+    fn an_uncovered_row_is_refused_while_it_unwraps_and_emptied_once_retired() {
+        let root = SoftRoot(Zeroizing::new([3; 32]));
+        let new = kek::generate().expect("kek");
+        let stale = resealed_row(&root, &new, "eng", &kit(&[(1, 7)]), row(2, Lifecycle::Active));
+        assert!(matches!(stale, Err(Error::MasterKey(ref why)) if why.contains("stale")), "{:?}", stale.err());
+        let m = resealed_row(&root, &new, "eng", &kit(&[(2, 7)]), row(1, Lifecycle::Retired)).expect("retired");
+        assert!(m.sealed.is_none());
+        assert_eq!(m.mac, Some(hierarchy::master_mac(&root, "eng", &m).expect("mac")));
+    }
 }
