@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -232,7 +233,10 @@ fn a_lost_root_is_recovered_from_the_kit_and_an_earlier_session_is_refused() {
 
     d.lose_root();
     let out = assert_ok(&d.recover());
-    assert!(out.contains("re-sealed from the kit") && out.contains("v3 is now active"), "{out}");
+    assert!(
+        out.contains("2 master key version(s) re-sealed from the kit") && out.contains("v3 is now active"),
+        "{out}"
+    );
     assert!(out.contains("12 stored DEK(s) re-wrapped to v3"), "{out}");
 
     // The earlier login is void in the running application: refused, then gone.
@@ -279,31 +283,53 @@ fn a_backup_file_is_recovered_onto_a_new_root_and_a_killed_recovery_resumes() {
     std::fs::create_dir_all(&store).expect("store dir");
     std::fs::copy(backup.join("collabvault.sqlite3"), store.join("collabvault.sqlite3")).expect("restore");
 
-    // Killed at random points until one kill lands inside the re-wrap (some DEKs moved to
-    // v2, some still under v1), then run to the end.
+    // Killed at random points: first early (opening the kit, the PINs, the re-seal), then
+    // once the rotation is printed and the re-wrap has begun, until a kill lands inside the
+    // re-wrap (some DEKs moved to v2, some still under v1); then run to the end.
     let (mut kills, mut mid_rewrap) = (0, false);
-    let mut delay = 200;
-    for _ in 0..12 {
+    for attempt in 0..8 {
         let kit = d.path("eng.cvkit");
         let args = ["recover", "--workspace", "eng", "--kit", kit.to_str().expect("utf-8"), "--batch", "1"];
-        let mut child = d.command(&args, NEW_USER_PIN).spawn().expect("spawn");
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").subsec_nanos();
-        std::thread::sleep(Duration::from_millis(delay + u64::from(nanos % 200)));
+        let mut child = d
+            .command(&args, NEW_USER_PIN)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let jitter = u64::from(SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").subsec_nanos() % 40);
+        let mut printed = String::new();
+        if attempt == 0 {
+            std::thread::sleep(Duration::from_millis(20 + jitter * 3));
+        } else {
+            let stdout = child.stdout.take().expect("stdout");
+            for line in BufReader::new(stdout).lines() {
+                let line = line.expect("line");
+                printed.push_str(&line);
+                printed.push('\n');
+                if line.contains("is now active") || line.contains("already active") {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(jitter));
+        }
         let killed = child.try_wait().expect("wait").is_none();
         if killed {
             child.kill().expect("SIGKILL");
             kills += 1;
         }
-        child.wait().expect("reaped");
+        let done = child.wait_with_output().expect("reaped");
+        assert!(
+            killed,
+            "a run ended by itself ({}) before its kill: {}{printed}{}",
+            done.status,
+            String::from_utf8_lossy(&done.stderr),
+            String::from_utf8_lossy(&done.stdout)
+        );
         let (old, new) = under(&store);
-        if killed && old > 0 && new > 0 {
+        if old > 0 && new > 0 {
             mid_rewrap = true;
-            eprintln!("killed in the re-wrap after {delay} ms: {new} moved, {old} left");
+            eprintln!("killed in the re-wrap (attempt {attempt}): {new} moved, {old} left");
             break;
-        }
-        assert!(killed, "a run finished before any kill landed in the re-wrap");
-        if new == 0 {
-            delay += 150;
         }
     }
     assert!(kills > 0 && mid_rewrap, "no kill landed in the re-wrap ({kills} kills)");

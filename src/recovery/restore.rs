@@ -47,7 +47,7 @@ pub struct Installed {
     pub hierarchy: Arc<Hierarchy>,
     /// The PIN records were (re)written.
     pub pins_written: bool,
-    /// How many master key rows were re-sealed from the kit (`None`: already done).
+    /// How many master key versions were re-sealed from the kit (`None`: already done).
     pub resealed: Option<usize>,
 }
 
@@ -176,16 +176,18 @@ impl Target<'_> {
             sealed: Some(sealer.seal(&kek::context(self.workspace, generation), new.as_ref().as_ref())?),
             check: kek::check_value(&new, self.workspace, generation)?,
         };
+        let sealed = rows.iter().filter(|m| m.sealed.is_some()).count();
         let what = format!(
-            "KEK g{generation} sealed by the new root; {} master key row(s) re-sealed from kit {}",
-            rows.len(),
-            kit.header.kit_id
+            "KEK g{generation} sealed by the new root; {sealed} master key version(s) re-sealed from kit {}, \
+             {} row(s) MACed anew",
+            kit.header.kit_id,
+            rows.len()
         );
         let event = self.event("recover-hierarchy", what);
         if !self.store.replace_kek(self.workspace, old.map(|k| k.generation), &rec, &[], &rows, &event)? {
             return Err(Error::ObjectContended);
         }
-        Ok(rows.len())
+        Ok(sealed)
     }
 }
 

@@ -69,7 +69,10 @@ pub(crate) fn run(
     audit("recover-kit", format!("kit {} opened ({}) for a restoration", header.kit_id, listed.join(", ")))?;
     let checked = restore::check_kit_opens_store(store.as_ref(), &ws.name, &contents, PRECHECK_SAMPLE)
         .map_err(|e| Failure(format!("nothing changed: {e}")))?;
-    say(format!("  {checked} stored DEK(s) sampled: they open with the kit's keys"));
+    say(match checked {
+        0 => "  no stored DEK under the kit's versions to sample (all re-wrapped already, or none stored)".into(),
+        n => format!("  {n} stored DEK(s) sampled: they open with the kit's keys"),
+    });
     let slot = Arc::new(SlotRoot::connect(root).map_err(|e| Failure(format!("the new root token: {e}")))?);
     let target = Target { store: store.clone(), slot, workspace: &ws.name, quorum: config.quorum.clone() };
 
@@ -119,10 +122,8 @@ pub(crate) fn run(
     )?;
     if text {
         println!("workspace {}: restored from kit {}; v{active} active", ws.name, header.kit_id);
-        println!(
-            "  next: applications log in again with the new user PIN; custodians re-enroll (cvault custodians ...)"
-        );
-        println!("  if the workspace had a quorum; export a new kit (cvault kit export) and retire the old one");
+        println!("  next: applications log in again with the new user PIN; with a quorum, the custodians enroll");
+        println!("  again (cvault custodians init); export a new kit (cvault kit export): the old one lacks v{active}");
     } else {
         print_json(&json!({
             "workspace": ws.name, "kit_id": header.kit_id, "versions": contents.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
