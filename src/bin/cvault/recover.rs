@@ -2,9 +2,9 @@
 //! old root token was lost (`doc/recovery.md`, "Restoration"; the steps are
 //! `collabvault_pkcs11::recovery::restore`).
 //!
-//! Runs with the module not loaded: the store is opened directly (two SQLite connections
-//! in one process break each other's locks) and the new root token through the library's
-//! root code. Every step detects what an earlier, interrupted run finished, so the whole
+//! Runs with the module not loaded: the store (SQLite or PostgreSQL, as configured) is
+//! opened directly (two SQLite connections in one process break each other's locks) and
+//! the new root token through the library's root code. Every step detects what an earlier, interrupted run finished, so the whole
 //! command is simply run again after a crash, a kill or any failure.
 
 use std::path::Path;
@@ -15,11 +15,11 @@ use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::recovery::restore::{self, Target, RECOVERY};
 use collabvault_pkcs11::recovery::{format, kit};
 use collabvault_pkcs11::root::slot::SlotRoot;
-use collabvault_pkcs11::store::{AuditEvent, Backend};
+use collabvault_pkcs11::store::AuditEvent;
 use serde_json::json;
 
 use crate::cli::{FactorArgs, Global, PassphraseArgs};
-use crate::kit::{factor_token, kit_failure, open_store, passphrase, read_kit};
+use crate::kit::{factor_token, kit_failure, passphrase, read_kit};
 use crate::{fail, print_json, Failure, Pins, Res, Who};
 
 /// How many stored DEKs the kit must open before anything is written.
@@ -62,7 +62,7 @@ pub(crate) fn run(
     let pins = Pins::load(global.pin_file.as_deref())?;
     let so_pin = pins.secret(Who::So, &ws.name, true)?;
     let user_pin = pins.secret(Who::User, &ws.name, true)?;
-    let store: Arc<dyn Backend> = Arc::new(open_store(&config)?);
+    let store = collabvault_pkcs11::store::open(&config).map_err(|e| Failure(format!("cannot open the store: {e}")))?;
     let audit = |action: &str, what: String| {
         store.append_audit(&AuditEvent::by(&ws.name, RECOVERY, action, Some(what))).map_err(kit_failure)
     };
