@@ -10,11 +10,15 @@
 //!    kit under a new KEK sealed by the new root (one transaction, with the KEK: custodian
 //!    shares of the old KEK are dropped, a quorum is split again after recovery), unless
 //!    the KEK already opens under the new root;
-//! 2. [`rotate`]: a new active version, unless one newer than the kit's exists;
-//! 3. [`rewrap`]: every stored DEK moved to the active version in batches (the store's
-//!    cursor job: what is at the active version is skipped, so a rerun resumes);
-//! 4. the token epoch is bumped ([`crate::store::Backend::bump_epoch`]): every session and
-//!    login made before the recovery, in any process, is refused from its next call.
+//! 2. [`invalidate_sessions`]: the token epoch is bumped ([`Backend::bump_epoch`]): every
+//!    login made before the recovery, in any process, is refused at its next call that
+//!    uses the master keys (`Token::hierarchy`); a rerun bumps it again, harmlessly;
+//! 3. [`rotate`]: a new active version, unless one newer than the kit's exists;
+//! 4. [`rewrap`]: every stored DEK moved to the active version in batches (the store's
+//!    cursor job: what is at the active version is skipped, so a rerun resumes).
+//!
+//! [`check_kit_opens_store`] runs before any of them: a kit that does not open the
+//! store's DEKs changes nothing.
 //!
 //! What the lost root alone protected is gone for good and stays unreadable: token objects
 //! other than stored DEKs (sealed under the lost storage key) and the old PINs.
