@@ -27,7 +27,9 @@
 #      window opens for one person once approved, and a lock stops every process at once;
 #  11. exports a recovery kit (a passphrase plus a key on a second SoftHSM2 token) once
 #      the custodians approve it, checks it without secrets, drills it against the live
-#      keys, and shows a wrong passphrase refused.
+#      keys, and shows a wrong passphrase refused;
+#  12. deletes the root token for good and restores engineering from its kit onto a new
+#      SoftHSM2 token (`cvault recover`): every document reads back with the new PINs.
 #
 # Every step says what happened in plain words; any failure stops the demo with a
 # non-zero exit. Everything lives in a temp dir removed on exit.
@@ -398,5 +400,20 @@ for line in sys.stdin:
     if e["action"].startswith("quorum-"):
         print("  ", e["action"], "-", e.get("object") or "")' | tail -8
 cvault audit verify
+
+say "disaster: the root token is lost for good; engineering comes back from its kit on a new one"
+run softhsm2-util --delete-token --token cv-root >/dev/null
+run softhsm2-util --init-token --free --label cv-root-2 --so-pin root-so-pin-9753 --pin "$CV_ROOT_PIN" >/dev/null
+sed -i 's/token_label = "cv-root"/token_label = "cv-root-2"/' "$COLLABVAULT_CONF"
+if CV_WORKSPACE=engineering documents read "$STORE" >/dev/null 2>&1; then
+    echo "FAIL: documents opened with the root token gone" >&2
+    exit 1
+fi
+echo "-> nothing opens: the storage key, the KEK and every master key row were sealed by the lost token"
+export CV_SO_PIN=eng-so-pin-recovered CV_USER_PIN=eng-user-pin-recovered
+cvault recover --workspace engineering --kit "$KIT"
+CV_WORKSPACE=engineering documents read "$STORE"
+echo "-> every document reads back with the new user PIN; the old PINs and every earlier login are void;"
+echo "   the custodians enroll again (cvault custodians init) and a new kit is exported"
 
 say "demo complete"

@@ -45,6 +45,8 @@ mod masters;
 mod progress;
 #[path = "cvault/quorum.rs"]
 mod quorum;
+#[path = "cvault/recover.rs"]
+mod recover;
 #[path = "cvault/store.rs"]
 mod store;
 #[path = "cvault/time.rs"]
@@ -244,6 +246,13 @@ impl Pins {
         Ok(self.user.borrow().clone().unwrap_or_default())
     }
 
+    /// A PIN itself, for library code run without the module (`recover` sets both PINs:
+    /// `confirm` asks twice when prompted).
+    fn secret(&self, who: Who, workspace: &str, confirm: bool) -> Res<Zeroizing<String>> {
+        self.get(who, workspace, confirm)?;
+        Ok(self.slot(who).borrow().clone().unwrap_or_default())
+    }
+
     fn user(&self, workspace: &str) -> Res<AuthPin> {
         self.get(Who::User, workspace, false)
     }
@@ -387,6 +396,7 @@ fn dispatch(t: &Tool, command: Command, token_secrets: &custodian_token::Secrets
         | Command::Backup(_)
         | Command::Store(_)
         | Command::Kit(_)
+        | Command::Recover { .. }
         | Command::Custodians(CustodiansCommand::List)
         | Command::Quorum(QuorumCommand::Status)
         | Command::Completions { .. }
@@ -480,6 +490,10 @@ fn run(cli: Cli) -> Res<ExitCode> {
         }
         // Each loads the module itself, after the second-factor token's module is done.
         Command::Kit(command) => return kit::run(cli.global, command),
+        // The store and the new root token directly, with no module loaded.
+        Command::Recover { kit, factor, secret, batch } => {
+            return recover::run(&cli.global, &kit, &factor, &secret, batch)
+        }
         _ => {}
     }
     if matches!(cli.command, Command::Token(TokenCommand::Status)) {

@@ -129,7 +129,13 @@ fn now() -> i64 {
 
 /// What the root seals for master key bytes `key`: under the KEK when there is one
 /// (a token's first version has none until its first login makes it).
-fn seal_master(root: &dyn Sealer, kek: Option<&Kek>, workspace: &str, version: u32, key: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn seal_master(
+    root: &dyn Sealer,
+    kek: Option<&Kek>,
+    workspace: &str,
+    version: u32,
+    key: &[u8],
+) -> Result<Vec<u8>> {
     let context = master_context(workspace, version);
     match kek {
         Some(k) => root.seal_version(version, &context, &kek::seal_master(k, &context, key)?),

@@ -21,5 +21,6 @@ pub mod drill;
 pub mod factor;
 pub mod format;
 pub mod kit;
+pub mod restore;
 
 pub use kit::{open, KitContents, KitVersion};

@@ -308,6 +308,9 @@ pub trait Backend: Send + Sync {
     /// From now on, every change to `workspace`'s PIN records or counters recomputes their
     /// MAC with `mac`, and a login reservation checks it.
     fn set_pins_mac(&self, workspace: &str, mac: PinsMac);
+    /// Bumps the token epoch (a recovery): every session and login made before it, in any
+    /// process, is refused from its next call. Returns the new epoch.
+    fn bump_epoch(&self, workspace: &str, event: &AuditEvent) -> Result<i64>;
     /// Forgets the token's root-sealed storage key (once no PIN record needs it).
     fn forget_sealed_storage_key(&self, workspace: &str, event: &AuditEvent) -> Result<()>;
     /// Records a login attempt; returns the consecutive failure count after it.

@@ -1036,6 +1036,16 @@ impl Backend for PgStore {
         self.pins_macs.lock().insert(workspace.to_string(), mac);
     }
 
+    fn bump_epoch(&self, workspace: &str, event: &AuditEvent) -> Result<i64> {
+        self.write(event, |tx| {
+            tx.exec("UPDATE tokens SET epoch = epoch + 1 WHERE workspace = $1", &[&workspace])?;
+            // The epoch is under the PIN MAC: recomputed with it.
+            self.refresh_pins_mac(tx, workspace)?;
+            let row = tx.one("SELECT epoch FROM tokens WHERE workspace = $1", &[&workspace])?;
+            col(&row, 0)
+        })
+    }
+
     fn forget_sealed_storage_key(&self, workspace: &str, event: &AuditEvent) -> Result<()> {
         self.write(event, |tx| {
             tx.exec("UPDATE tokens SET sealed_storage_key = NULL WHERE workspace = $1", &[&workspace])?;

@@ -1105,6 +1105,17 @@ impl Backend for SqliteStore {
         self.pins_macs.lock().insert(workspace.to_string(), mac);
     }
 
+    fn bump_epoch(&self, workspace: &str, event: &AuditEvent) -> Result<i64> {
+        self.write(event, |tx| {
+            tx.execute("UPDATE tokens SET epoch = epoch + 1 WHERE workspace = ?1", [workspace])?;
+            // The epoch is under the PIN MAC: recomputed with it.
+            self.refresh_pins_mac(tx, workspace)?;
+            let epoch: i64 =
+                tx.query_row("SELECT epoch FROM tokens WHERE workspace = ?1", [workspace], |r| r.get(0))?;
+            Ok(epoch)
+        })
+    }
+
     fn forget_sealed_storage_key(&self, workspace: &str, event: &AuditEvent) -> Result<()> {
         self.write(event, |tx| {
             tx.execute("UPDATE tokens SET sealed_storage_key = NULL WHERE workspace = ?1", [workspace])?;

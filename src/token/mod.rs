@@ -53,6 +53,8 @@ struct LoginState {
     who: Option<PinOwner>,
     storage_key: Option<SealingKey>,
     hierarchy: Option<Arc<Hierarchy>>,
+    /// The token epoch when this login was made: a recovery bumps it, voiding the login.
+    epoch: i64,
 }
 
 /// One workspace token.
@@ -92,7 +94,7 @@ pub fn padded<const N: usize>(s: &str) -> [u8; N] {
 
 /// What the PIN MAC covers: everything about a token's PINs an attacker with write access
 /// to the store would like to change (records, counters, the legacy root-only key copy).
-fn pins_data(workspace: &str, rec: &TokenRecord) -> Vec<u8> {
+pub(crate) fn pins_data(workspace: &str, rec: &TokenRecord) -> Vec<u8> {
     let mut data = Vec::new();
     let mut field = |bytes: &[u8]| {
         data.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
@@ -190,9 +192,32 @@ impl Token {
         Ok(())
     }
 
-    /// The logged-in user's (or SO's) view of the master keys.
+    /// The logged-in user's (or SO's) view of the master keys. Checked against the token
+    /// epoch at every call: after a recovery (`cvault recover`) in any process, a login
+    /// made before it is dropped here and the call refused with `CKR_USER_NOT_LOGGED_IN`.
     pub fn hierarchy(&self) -> Result<Arc<Hierarchy>> {
-        self.login.read().hierarchy.clone().ok_or(Error::UserNotLoggedIn)
+        let (hierarchy, epoch) = {
+            let state = self.login.read();
+            (state.hierarchy.clone().ok_or(Error::UserNotLoggedIn)?, state.epoch)
+        };
+        if self.record()?.epoch != epoch {
+            self.void_login(epoch);
+            return Err(Error::UserNotLoggedIn);
+        }
+        Ok(hierarchy)
+    }
+
+    /// Forgets a login made at `epoch` (the token was recovered since): its storage key
+    /// and master keys are zeroized as on logout.
+    fn void_login(&self, epoch: i64) {
+        let mut state = self.login.write();
+        if state.who.is_some() && state.epoch == epoch {
+            *state = LoginState::default();
+            log::warn!(
+                "{}: the token was recovered since this login (epoch {epoch}): logged out; log in again",
+                self.workspace
+            );
+        }
     }
 
     /// The workspace's quorum (custodians, requests, unlocks).
@@ -460,6 +485,7 @@ impl Token {
             return Err(Error::SessionReadOnlyExists);
         }
         let Verified { key, outdated, legacy } = self.verify(owner, pin, "C_Login", session)?;
+        let epoch = self.record()?.epoch;
         if legacy {
             // A token from before master key rows were MACed (and bound to the storage
             // key under a delegated root): upgraded once, by the login that can.
@@ -497,7 +523,7 @@ impl Token {
         }
         let event = AuditEvent::by(&self.workspace, Self::caller(owner, session), "C_Login", None);
         self.store.record_login(&self.workspace, owner, true, &event)?;
-        *state = LoginState { who: Some(owner), storage_key: Some(key), hierarchy: Some(hierarchy) };
+        *state = LoginState { who: Some(owner), storage_key: Some(key), hierarchy: Some(hierarchy), epoch };
         Ok(())
     }
 

@@ -117,6 +117,26 @@ pub(crate) enum Command {
     /// Recovery kits: export, check without secrets, drill, and the second factor's key.
     #[command(subcommand)]
     Kit(KitCommand),
+    /// Restore a workspace from a recovery kit onto a new root token after the old one
+    /// was lost (doc/recovery.md, "Restoration"): new PINs, every master key version
+    /// re-sealed from the kit under the new root, a rotation, every stored DEK re-wrapped,
+    /// every earlier session and login voided. Resumable: run it again after any failure.
+    #[command(
+        after_help = "Example:\n  CV_SO_PIN=... CV_USER_PIN=... cvault recover --workspace eng --kit /media/offline/eng.cvkit \\\n    \
+                            --passphrase-file /root/kit.pass --factor-module /usr/lib/softhsm/libsofthsm2.so --factor-pin-file /root/factor.pin"
+    )]
+    Recover {
+        /// The recovery kit file.
+        #[arg(long, value_name = "FILE")]
+        kit: PathBuf,
+        #[command(flatten)]
+        factor: FactorArgs,
+        #[command(flatten)]
+        secret: PassphraseArgs,
+        /// Stored DEKs re-wrapped per transaction (a crash redoes at most one batch).
+        #[arg(long, value_name = "N", default_value_t = 256)]
+        batch: usize,
+    },
     /// Lock the master keys now, in every process (revokes the unlock grant).
     #[command(after_help = "Example:\n  cvault lock --workspace eng")]
     Lock,

@@ -41,7 +41,7 @@ pub(crate) const DEFAULT_FACTOR_KEY: &str = "collabvault-kit-factor";
 /// The audit action of a drill's outcome.
 pub(crate) const DRILL_ACTION: &str = "kit-drill";
 
-fn kit_failure(e: collabvault_pkcs11::error::Error) -> Failure {
+pub(crate) fn kit_failure(e: collabvault_pkcs11::error::Error) -> Failure {
     Failure(e.to_string())
 }
 
@@ -97,7 +97,7 @@ fn secret(file: Option<&Path>, variable: &str, what: &str, confirm: bool) -> Res
     Ok(value)
 }
 
-fn passphrase(args: &PassphraseArgs, confirm: bool) -> Res<Zeroizing<String>> {
+pub(crate) fn passphrase(args: &PassphraseArgs, confirm: bool) -> Res<Zeroizing<String>> {
     let p = secret(args.passphrase_file.as_deref(), "CV_KIT_PASSPHRASE", "kit passphrase", confirm)?;
     if confirm && p.chars().count() < 12 {
         return fail("the kit passphrase must be at least 12 characters");
@@ -106,7 +106,7 @@ fn passphrase(args: &PassphraseArgs, confirm: bool) -> Res<Zeroizing<String>> {
 }
 
 /// The factor token from the options, the kit's header filling in the labels.
-fn factor_token(args: &FactorArgs, header: Option<&FactorInfo>) -> Res<FactorToken> {
+pub(crate) fn factor_token(args: &FactorArgs, header: Option<&FactorInfo>) -> Res<FactorToken> {
     let Some(module) = args.factor_module.clone() else {
         return fail("no second-factor module: use --factor-module PATH or set CV_FACTOR_MODULE");
     };
@@ -269,7 +269,7 @@ fn threshold(session: &cryptoki::session::Session, master: cryptoki::object::Obj
     Ok(0)
 }
 
-fn read_kit(file: &Path) -> Res<Vec<u8>> {
+pub(crate) fn read_kit(file: &Path) -> Res<Vec<u8>> {
     std::fs::read(file).map_err(|e| Failure(format!("cannot read {}: {e}", file.display())))
 }
 
