@@ -74,17 +74,9 @@ impl Faulty {
         self.ws.dir.path().join("store")
     }
 
-    /// Runs `sql` from the `sqlite3` shell, a process of its own (safe while the module
-    /// runs); returns what it printed.
+    /// Runs `sql` in the store's own shell (a process of its own, safe while the module runs).
     fn shell(&self, sql: &str) -> String {
-        let out = Command::new("sqlite3")
-            .args(["-cmd", ".timeout 10000"])
-            .arg(self.ws.store_file())
-            .arg(sql)
-            .output()
-            .expect("run the sqlite3 shell (Debian package sqlite3)");
-        assert!(out.status.success(), "sqlite3 {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.ws.live_sql(sql)
     }
 
     fn count(&self, table: &str) -> usize {

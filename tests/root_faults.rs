@@ -153,16 +153,9 @@ impl Setup {
             .collect()
     }
 
-    /// Runs `sql` in the `sqlite3` shell (a process of its own, safe while the module runs).
+    /// Runs `sql` in the store's own shell (a process of its own, safe while the module runs).
     fn shell(&self, sql: &str) -> String {
-        let out = Command::new("sqlite3")
-            .args(["-cmd", ".timeout 10000"])
-            .arg(self.ws.store_file())
-            .arg(sql)
-            .output()
-            .expect("sqlite3 shell");
-        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.ws.live_sql(sql)
     }
 
     fn count(&self, sql: &str) -> usize {
