@@ -29,7 +29,8 @@ sed -i "1a store = \"host=$PGDIR user=cvault dbname=cv\"" "$COLLABVAULT_CONF"
 
 check init-token bash -c "pkcs11-tool --module '$MODULE' --init-token --label pg --so-pin '$SO_PIN' &&
     pkcs11-tool --module '$MODULE' --init-pin --so-pin '$SO_PIN' --pin '$USER_PIN'"
-expect_output schema-in-database '^11$' psql_cv 'SELECT version FROM schema_version'
+# The schema version this build writes (src/store/postgres/schema.rs, numbered as SQLite's).
+expect_output schema-in-database '^12$' psql_cv 'SELECT version FROM schema_version'
 check token-key pkcs11-tool --module "$MODULE" --login --pin "$USER_PIN" --keygen --key-type aes:32 --label pg-key --id 01
 expect_output key-row-in-database '^1$' psql_cv "SELECT count(*) FROM objects WHERE label = 'pg-key'::bytea"
 expect_output other-process-lists-it 'pg-key' pkcs11-tool --module "$MODULE" --login --pin "$USER_PIN" --list-objects --type secrkey
