@@ -158,6 +158,17 @@
 /* UTF-8 on master key objects: where the version's key came from: "generated", or
  * "imported:rsa-oaep-sha256" / "imported:ml-kem-768+aes-kwp" / "imported:ml-kem-1024+aes-kwp". */
 #define CKA_CV_ORIGIN 0xC3560010UL
+/* UTF-8 on master key objects (user or SO, read-write session): opens a quorum request
+ * ahead of the operation it guards. The value is the action ("unlock", "destroy-vN",
+ * "emergency-access:NAME", "change-quorum", "init-token", "lift-hold", "import-key",
+ * "export-kit"), optionally followed by '\n' and the request's lifetime in hours (at most
+ * [quorum] approval_hours). An open request for the same action is reused. Read as a
+ * CK_ULONG: the number of the request this session last opened or found (0: none). */
+#define CKA_CV_QUORUM_REQUEST 0xC3560011UL
+/* CK_ULONG on master key objects (read-write session): cancels open quorum request N;
+ * only whoever opened it or the SO. Its approvals count for nothing after that. Unknown N:
+ * CKR_ATTRIBUTE_VALUE_INVALID; a request already used or cancelled: CKR_ACTION_PROHIBITED. */
+#define CKA_CV_CANCEL_REQUEST 0xC3560012UL
 
 /* ---- Values ---- */
 

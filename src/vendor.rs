@@ -152,6 +152,17 @@ pub const CKM_CV_IMPORT_MASTER: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | PREFIX 
 /// `generated`, or `imported:<how>` for a BYOK import ([`CKM_CV_IMPORT_MASTER`]).
 pub const CKA_CV_ORIGIN: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x10;
 
+/// Opens a quorum request ahead of the operation it guards (UTF-8, on master key objects,
+/// user or SO, read-write session): the action (`unlock`, `destroy-vN`,
+/// `emergency-access:NAME`, `change-quorum`, `init-token`, `lift-hold`, `import-key`,
+/// `export-kit`), optionally followed by `\n` and the request's lifetime in hours (at most
+/// `[quorum] approval_hours`). An open request for the same action is reused. Read
+/// (`CK_ULONG`): the number of the request this session last opened or found (0: none).
+pub const CKA_CV_QUORUM_REQUEST: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x11;
+/// Cancels open quorum request N (`CK_ULONG`, set on master key objects in a read-write
+/// session, by whoever opened it or the SO): its approvals count for nothing after that.
+pub const CKA_CV_CANCEL_REQUEST: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x12;
+
 /// Recovery kit export (`C_WrapKey`, `doc/recovery.md`): every master key version that
 /// still unwraps, sealed under the wrapping key (an AES-256 secret key, `CKA_WRAP`: the
 /// kit key `cvault kit export` derives from the passphrase and the second factor). The
@@ -224,6 +235,8 @@ mod tests {
             ("CKA_CV_LEGAL_HOLD", CKA_CV_LEGAL_HOLD),
             ("CKM_CV_IMPORT_MASTER", CKM_CV_IMPORT_MASTER),
             ("CKA_CV_ORIGIN", CKA_CV_ORIGIN),
+            ("CKA_CV_QUORUM_REQUEST", CKA_CV_QUORUM_REQUEST),
+            ("CKA_CV_CANCEL_REQUEST", CKA_CV_CANCEL_REQUEST),
         ] {
             let line = format!("#define {name} 0x{value:08X}UL");
             assert!(header.contains(&line), "include/collabvault.h lacks `{line}`");

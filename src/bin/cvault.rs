@@ -385,6 +385,11 @@ fn dispatch(t: &Tool, command: Command, token_secrets: &custodian_token::Secrets
             quorum::cmd_approve(t, request, &custodians, token_secrets)
         }
         Command::Unlock { custodians, .. } => quorum::cmd_approve(t, None, &custodians, token_secrets),
+        Command::Quorum(QuorumCommand::Request { action, version, user, expires_hours, so }) => {
+            let action = quorum::RequestedAction::parse(&action, version, user.as_deref())?;
+            quorum::cmd_request(t, &action, expires_hours, so)
+        }
+        Command::Quorum(QuorumCommand::Cancel { request, so }) => quorum::cmd_cancel(t, request, so),
         Command::Master(MasterCommand::ImportKey { kind, out, label }) => byok::cmd_import_key(t, kind, &out, &label),
         Command::Master(MasterCommand::Import { wrapped, import_key }) => byok::cmd_import(t, &wrapped, &import_key),
         Command::Hold(HoldCommand::Set { reason }) => hold::cmd_hold(t, true, reason.as_deref()),

@@ -230,6 +230,8 @@ pub static TABLE: &[Row] = &[
     row(crate::vendor::CKA_CV_LEGAL_HOLD, KEYS, K::Bool, Rules::TOKEN_SET, D::None),
     row(crate::vendor::CKA_CV_EMERGENCY_ACCESS, KEYS, K::Bytes, Rules::TOKEN_SET, D::None),
     row(crate::vendor::CKA_CV_EMERGENCY_EXPIRES, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_QUORUM_REQUEST, KEYS, K::Bytes, Rules::TOKEN_SET, D::None),
+    row(crate::vendor::CKA_CV_CANCEL_REQUEST, KEYS, K::Ulong, Rules::TOKEN_SET, D::None),
     // Public and private keys (§4.8, §4.9); which of these a key type needs is checked by
     // its mechanism family on import.
     row(CKA_SUBJECT, ASYM, K::Bytes, Rules::FREE, D::Empty),

@@ -5,7 +5,8 @@
 //! distinct custodians approve an unlock, which writes a grant (the KEK sealed by the HSM
 //! root until an expiry) that every process on the store uses until it expires or a lock
 //! revokes it. Other guarded operations (destroying a version, changing the quorum,
-//! re-initializing the token) each need their own approved request, used once.
+//! re-initializing the token) each need their own approved request, used once. A request
+//! may be opened ahead of its operation and cancelled (`request.rs`).
 //!
 //! Approvals and grants are sealed by the HSM root key, so a quorum needs a `[root]`.
 //! Every approval, unlock, expiry, lock and refusal is audited.
@@ -13,6 +14,7 @@
 pub mod custodian;
 pub mod kek;
 pub mod notify;
+pub mod request;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -453,8 +455,7 @@ impl Quorum {
     /// first call opens the request and answers [`Error::QuorumRequired`]); returns its
     /// expiry. The window lets master key versions an audit alert blocked unwrap.
     pub fn open_emergency(&self, by: Caller<'_>, name: &str) -> Result<i64> {
-        let valid = !name.is_empty() && name.len() <= custodian::MAX_NAME_LEN && !name.chars().any(char::is_control);
-        if !valid {
+        if !request::valid_person(name) {
             return Err(Error::AttributeValueInvalid(crate::vendor::CKA_CV_EMERGENCY_ACCESS));
         }
         self.require(&emergency_action(name), by)?;

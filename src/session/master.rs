@@ -131,6 +131,12 @@ pub(super) fn set_attributes(ctx: &Ctx, version: Option<u32>, template: &Templat
     if template.get(CKA_CV_EMERGENCY_ACCESS).is_some() {
         return super::quorum::set_emergency(ctx, template);
     }
+    if template.get(CKA_CV_QUORUM_REQUEST).is_some() {
+        return super::quorum::set_request(ctx, template);
+    }
+    if template.get(CKA_CV_CANCEL_REQUEST).is_some() {
+        return super::quorum::set_cancel(ctx, template);
+    }
     if template.get(CKA_CV_LEGAL_HOLD).is_some() {
         return super::quorum::set_hold(ctx, template);
     }

@@ -182,6 +182,9 @@ pub struct Session {
     pub ops: Ops,
     /// Data operations counted for the audit log since its last flush.
     pub usage: usage::Usage,
+    /// The quorum request this session last opened ahead (`CKA_CV_QUORUM_REQUEST`), so
+    /// the caller can read back its number.
+    pub last_request: Option<i64>,
 }
 
 /// This application's sessions.
@@ -340,6 +343,7 @@ pub fn open(m: &App, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HAN
         find: None,
         ops: Ops::default(),
         usage: usage::Usage::default(),
+        last_request: None,
     }))
 }
 

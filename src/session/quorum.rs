@@ -1,7 +1,8 @@
 //! The quorum through PKCS#11: custodians approve with `C_LoginUser` (vendor user type
 //! `CKU_CV_CUSTODIAN`), the SO splits a new KEK among custodians with
 //! `C_GenerateKey(CKM_CV_QUORUM_SPLIT)`, and master key objects show and take the lock
-//! (`CKA_CV_LOCKED`, `CKA_CV_THRESHOLD`, `CKA_CV_UNLOCK_EXPIRES`).
+//! (`CKA_CV_LOCKED`, `CKA_CV_THRESHOLD`, `CKA_CV_UNLOCK_EXPIRES`); requests are opened
+//! ahead and cancelled through `CKA_CV_QUORUM_REQUEST` and `CKA_CV_CANCEL_REQUEST` on them.
 
 use cryptoki_sys::*;
 
@@ -11,8 +12,8 @@ use crate::object::Template;
 use crate::quorum::custodian;
 use crate::store::PinOwner;
 use crate::vendor::{
-    CKA_CV_CUSTODIANS, CKA_CV_EMERGENCY_ACCESS, CKA_CV_EMERGENCY_EXPIRES, CKA_CV_LEGAL_HOLD, CKA_CV_LOCKED,
-    CKA_CV_THRESHOLD, CKA_CV_UNLOCK_EXPIRES, CKU_CV_CUSTODIAN,
+    CKA_CV_CANCEL_REQUEST, CKA_CV_CUSTODIANS, CKA_CV_EMERGENCY_ACCESS, CKA_CV_EMERGENCY_EXPIRES, CKA_CV_LEGAL_HOLD,
+    CKA_CV_LOCKED, CKA_CV_QUORUM_REQUEST, CKA_CV_THRESHOLD, CKA_CV_UNLOCK_EXPIRES, CKU_CV_CUSTODIAN,
 };
 
 /// `C_LoginUser`. `CKU_SO` and `CKU_USER` name no users on this token, so the username
@@ -77,6 +78,7 @@ pub(super) fn is_master_attribute(ty: CK_ATTRIBUTE_TYPE) -> bool {
             | CKA_CV_LEGAL_HOLD
             | CKA_CV_EMERGENCY_ACCESS
             | CKA_CV_EMERGENCY_EXPIRES
+            | CKA_CV_QUORUM_REQUEST
     )
 }
 
@@ -105,6 +107,10 @@ pub(super) fn attribute(ctx: &Ctx, ty: CK_ATTRIBUTE_TYPE) -> Result<Vec<u8>> {
             let at = at.and_then(|t| CK_ULONG::try_from(t).ok()).unwrap_or(0);
             at.to_ne_bytes().to_vec()
         }),
+        CKA_CV_QUORUM_REQUEST => {
+            let id = ctx.session.lock().last_request.and_then(|id| CK_ULONG::try_from(id).ok()).unwrap_or(0);
+            Ok(id.to_ne_bytes().to_vec())
+        }
         _ => Err(Error::AttributeTypeInvalid(ty)),
     }
 }
@@ -166,4 +172,48 @@ pub(super) fn set_emergency(ctx: &Ctx, template: &Template) -> Result<()> {
     }
     let name = std::str::from_utf8(name).map_err(|_| Error::AttributeValueInvalid(CKA_CV_EMERGENCY_ACCESS))?;
     ctx.token.quorum().open_emergency(ctx.caller(), name).map(|_| ())
+}
+
+/// The checks every quorum request change shares: someone logged in, a read-write
+/// session, and `ty` alone in the template.
+fn request_change_allowed(ctx: &Ctx, template: &Template, ty: CK_ATTRIBUTE_TYPE) -> Result<()> {
+    if ctx.token.logged_in().is_none() {
+        return Err(Error::UserNotLoggedIn);
+    }
+    if !ctx.is_rw() {
+        return Err(Error::SessionReadOnly);
+    }
+    if template.0.len() > 1 {
+        return Err(Error::TemplateInconsistent(ty));
+    }
+    Ok(())
+}
+
+/// `CKA_CV_QUORUM_REQUEST` set on a master key object (user or SO, read-write): opens the
+/// request for the action named (`ACTION` or `ACTION\nHOURS`) ahead of its operation;
+/// reading the attribute afterwards gives its number.
+pub(super) fn set_request(ctx: &Ctx, template: &Template) -> Result<()> {
+    request_change_allowed(ctx, template, CKA_CV_QUORUM_REQUEST)?;
+    let value = template.get(CKA_CV_QUORUM_REQUEST).unwrap_or_default();
+    let value = std::str::from_utf8(value).map_err(|_| Error::AttributeValueInvalid(CKA_CV_QUORUM_REQUEST))?;
+    let (action, lifetime) = match value.split_once('\n') {
+        Some((action, h)) => {
+            let h = h.parse::<u64>().map_err(|_| Error::AttributeValueInvalid(CKA_CV_QUORUM_REQUEST))?;
+            (action, Some(h))
+        }
+        None => (value, None),
+    };
+    let req = ctx.token.quorum().request_ahead(action, lifetime, ctx.caller())?;
+    ctx.session.lock().last_request = Some(req.id);
+    Ok(())
+}
+
+/// `CKA_CV_CANCEL_REQUEST` set on a master key object (read-write): cancels open request
+/// N, if this caller opened it or is the SO.
+pub(super) fn set_cancel(ctx: &Ctx, template: &Template) -> Result<()> {
+    request_change_allowed(ctx, template, CKA_CV_CANCEL_REQUEST)?;
+    let id = template.ulong(CKA_CV_CANCEL_REQUEST)?.ok_or(Error::AttributeValueInvalid(CKA_CV_CANCEL_REQUEST))?;
+    let id = i64::try_from(id).map_err(|_| Error::AttributeValueInvalid(CKA_CV_CANCEL_REQUEST))?;
+    let by_so = ctx.token.logged_in() == Some(PinOwner::So);
+    ctx.token.quorum().cancel(id, ctx.caller(), by_so).map(|_| ())
 }

@@ -429,6 +429,43 @@ pub(crate) enum QuorumCommand {
         #[command(flatten)]
         tokens: CustodianTokens,
     },
+    /// Open a request ahead of the operation it guards, so the custodians can approve it
+    /// before the operation is attempted (an open request for the same action is reused).
+    #[command(after_help = "Examples:\n  cvault quorum request --action unlock\n  \
+                            cvault quorum request --action destroy --version 3 --expires-hours 4\n  \
+                            cvault quorum request --action emergency-access --user dana\n  \
+                            cvault quorum request --action lift-hold --json")]
+    Request {
+        /// What the request allows: unlock, destroy (with --version), emergency-access
+        /// (with --user), change-quorum, init-token, lift-hold, import-key, export-kit.
+        #[arg(long, value_name = "ACTION")]
+        action: String,
+        /// The master key version a `destroy` request is for.
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+        /// The person an `emergency-access` request is for.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// How long the request collects approvals (default and maximum: [quorum]
+        /// approval_hours).
+        #[arg(long = "expires-hours", value_name = "H")]
+        expires_hours: Option<u64>,
+        /// Open it as the SO (the default for change-quorum, init-token and lift-hold,
+        /// which the SO performs; otherwise as the user).
+        #[arg(long)]
+        so: bool,
+    },
+    /// Cancel an open request: its approvals count for nothing afterwards. Only whoever
+    /// opened it (the user, or the SO with --so) or the SO may.
+    #[command(after_help = "Examples:\n  cvault quorum cancel 7\n  cvault quorum cancel 7 --so")]
+    Cancel {
+        /// The request number (`cvault quorum status`).
+        #[arg(value_name = "N")]
+        request: i64,
+        /// Cancel as the SO (who may cancel any request).
+        #[arg(long)]
+        so: bool,
+    },
 }
 
 /// Custodians whose secret is on their own PKCS#11 token instead of a passphrase

@@ -1,7 +1,8 @@
-//! The quorum commands: `custodians init|list`, `quorum status|approve`, `lock` and
-//! `unlock`. Changes go through the module's C ABI like every other command (the split
-//! is `C_GenerateKey(CKM_CV_QUORUM_SPLIT)` in an SO session, an approval is
-//! `C_LoginUser(CKU_CV_CUSTODIAN)`, a lock sets `CKA_CV_LOCKED`); `list` and `status`
+//! The quorum commands: `custodians init|list`, `quorum status|request|approve|cancel`,
+//! `lock` and `unlock`. Changes go through the module's C ABI like every other command
+//! (the split is `C_GenerateKey(CKM_CV_QUORUM_SPLIT)` in an SO session, an approval is
+//! `C_LoginUser(CKU_CV_CUSTODIAN)`, a lock sets `CKA_CV_LOCKED`, a request opened ahead
+//! `CKA_CV_QUORUM_REQUEST` and a cancel `CKA_CV_CANCEL_REQUEST`); `list` and `status`
 //! only read the store, as the audit commands do, so a custodian can see what they are
 //! asked to approve without any PIN.
 
@@ -11,11 +12,14 @@ use collabvault_pkcs11::quorum::now;
 use collabvault_pkcs11::store::quorum::RequestState;
 use collabvault_pkcs11::store::Backend;
 use collabvault_pkcs11::vendor::{
-    CKA_CV_CUSTODIANS, CKA_CV_EMERGENCY_ACCESS, CKA_CV_LOCKED, CKA_CV_THRESHOLD, CKM_CV_QUORUM_SPLIT, CKU_CV_CUSTODIAN,
+    CKA_CV_CANCEL_REQUEST, CKA_CV_CUSTODIANS, CKA_CV_EMERGENCY_ACCESS, CKA_CV_LOCKED, CKA_CV_QUORUM_REQUEST,
+    CKA_CV_THRESHOLD, CKM_CV_QUORUM_SPLIT, CKU_CV_CUSTODIAN,
 };
+use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType};
+use cryptoki::session::Session;
 use cryptoki::session::UserType;
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -249,6 +253,143 @@ fn explain(rv: u64) -> &'static str {
         cryptoki_sys::CKR_ARGUMENTS_BAD => "no such open request (see cvault quorum status)",
         _ => "see the module log",
     }
+}
+
+/// The action a `cvault quorum request` names, in the module's spelling.
+pub(crate) struct RequestedAction {
+    action: String,
+    /// Whether the SO performs the operation (so opens its request by default).
+    by_so: bool,
+}
+
+impl RequestedAction {
+    /// `--action` with its `--version` or `--user`, checked before the module is asked.
+    pub(crate) fn parse(action: &str, version: Option<u32>, user: Option<&str>) -> Res<RequestedAction> {
+        let needs = |what: &str| fail(format!("--action {action} takes no {what}"));
+        let action = match action {
+            "destroy" => match version {
+                Some(v) if v > 0 => collabvault_pkcs11::quorum::destroy_action(v),
+                _ => return fail("--action destroy needs --version N (the master key version to destroy)"),
+            },
+            "emergency-access" => match user {
+                Some(u) if !u.is_empty() => collabvault_pkcs11::quorum::emergency_action(u),
+                _ => return fail("--action emergency-access needs --user NAME (who the window is for)"),
+            },
+            other => other.to_string(),
+        };
+        if !action.starts_with("destroy-v") && version.is_some() {
+            return needs("--version");
+        }
+        if !action.starts_with("emergency-access:") && user.is_some() {
+            return needs("--user");
+        }
+        if !collabvault_pkcs11::quorum::request::is_guarded_action(&action) {
+            return fail(format!(
+                "{action:?} is not an action the quorum guards: unlock, destroy --version N, emergency-access --user \
+                 NAME, change-quorum, init-token, lift-hold, import-key, export-kit"
+            ));
+        }
+        use collabvault_pkcs11::quorum::{CHANGE_QUORUM, INIT_TOKEN, LIFT_HOLD};
+        let by_so = [CHANGE_QUORUM, INIT_TOKEN, LIFT_HOLD].contains(&action.as_str());
+        Ok(RequestedAction { action, by_so })
+    }
+}
+
+/// A read-write session on `ws`, logged in as the SO or the user, and the current master
+/// key object (which takes the quorum's attributes).
+fn master_session(t: &Tool, ws: &str, so: bool) -> Res<(Session, cryptoki::object::ObjectHandle)> {
+    let session = match so {
+        true => {
+            let s = t.pkcs11.open_rw_session(t.slot(ws)?)?;
+            s.login(UserType::So, Some(&t.pins.so(ws)?))?;
+            s
+        }
+        false => t.user_session(ws)?,
+    };
+    let found = session.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())])?;
+    let Some(master) = found.first().copied() else {
+        return fail("the workspace has no current master key");
+    };
+    Ok((session, master))
+}
+
+/// `cvault quorum request --action ACTION ...`: opens the request in the module
+/// (`CKA_CV_QUORUM_REQUEST`) and prints its number, read back from the same attribute.
+pub(crate) fn cmd_request(t: &Tool, requested: &RequestedAction, hours: Option<u64>, so: bool) -> Res<()> {
+    let ws = t.workspace()?;
+    let as_so = so || requested.by_so;
+    let (session, master) = master_session(t, &ws.name, as_so)?;
+    let mut value = requested.action.clone().into_bytes();
+    if let Some(h) = hours {
+        value.extend_from_slice(format!("\n{h}").as_bytes());
+    }
+    let attr = AttributeType::VendorDefined(CKA_CV_QUORUM_REQUEST);
+    match session.update_attributes(master, &[Attribute::VendorDefined((attr, value))]) {
+        Ok(()) => {}
+        Err(P11Error::Pkcs11(RvError::ActionProhibited, _)) => {
+            return fail(format!("{}: the workspace has no quorum: {} needs no request", ws.name, requested.action));
+        }
+        Err(P11Error::Pkcs11(RvError::AttributeValueInvalid, _)) => {
+            return fail(format!(
+                "{}: request refused: --expires-hours must be 1 to [quorum] approval_hours ({})",
+                ws.name, t.config.quorum.approval_hours
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let read = session.get_attributes(master, &[attr])?;
+    let id = match read.first() {
+        Some(Attribute::VendorDefined((_, v))) => v.as_slice().try_into().map(u64::from_ne_bytes).unwrap_or(0),
+        _ => 0,
+    };
+    drop(session.logout());
+    if t.global.json() {
+        print_json(&json!({"workspace": ws.name, "request": id, "action": requested.action,
+                           "requested_by": if as_so { "so" } else { "user" }}));
+    } else {
+        println!(
+            "{}: request #{id} ({}) is open: custodians approve it with cvault quorum approve --request {id} \
+             --custodian NAME",
+            ws.name, requested.action
+        );
+    }
+    Ok(())
+}
+
+/// `cvault quorum cancel N [--so]`: cancels the request in the module
+/// (`CKA_CV_CANCEL_REQUEST`), as the user or the SO.
+pub(crate) fn cmd_cancel(t: &Tool, id: i64, so: bool) -> Res<()> {
+    let ws = t.workspace()?;
+    let Ok(n) = u64::try_from(id) else {
+        return fail(format!("{id} is not a request number"));
+    };
+    let (session, master) = master_session(t, &ws.name, so)?;
+    let attr =
+        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_CANCEL_REQUEST), n.to_ne_bytes().to_vec()));
+    let refused = |why: String| fail(format!("{}: cancel of request #{id} refused: {why}", ws.name));
+    match session.update_attributes(master, &[attr]) {
+        Ok(()) => {}
+        Err(P11Error::Pkcs11(RvError::AttributeValueInvalid, _)) => {
+            return refused("no such request (cvault quorum status lists the open ones)".into());
+        }
+        Err(P11Error::Pkcs11(RvError::ActionProhibited, _)) => {
+            return refused("it is no longer open (already used or cancelled)".into());
+        }
+        Err(P11Error::Pkcs11(RvError::UserNotLoggedIn, _)) => {
+            return refused(format!(
+                "it was opened by someone else: only they or the SO{} cancel it",
+                if so { "" } else { " (--so)" }
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    drop(session.logout());
+    if t.global.json() {
+        print_json(&json!({"workspace": ws.name, "request": id, "cancelled": true}));
+    } else {
+        println!("{}: request #{id} cancelled; its approvals count for nothing", ws.name);
+    }
+    Ok(())
 }
 
 /// `cvault lock`: revokes the unlock grant (every process) in a user session.
