@@ -24,7 +24,8 @@
 #      locked until two approve, a destroy is refused until the quorum approves its own
 #      request, a customer's own key (wrapped by openssl) is imported with the quorum's
 #      approval, a legal hold stops a retirement until the quorum lifts it, an emergency
-#      window opens for one person once approved, and a lock stops every process at once;
+#      window requested ahead opens for one person once approved, a cancelled request's
+#      approvals open nothing, and a lock stops every process at once;
 #  11. exports a recovery kit (a passphrase plus a key on a second SoftHSM2 token) once
 #      the custodians approve it, checks it without secrets, drills it against the live
 #      keys, and shows a wrong passphrase refused;
@@ -350,17 +351,28 @@ cvault hold lift --workspace engineering
 echo "-> lifted once two custodians approved; the hold and its lift are in the audit log"
 
 say "emergency access: a time-limited, quorum-approved window for one named person"
-if "$BIN/cvault" emergency open --workspace engineering --name dana; then
-    echo "FAIL: an emergency window opened without the quorum" >&2
-    exit 1
-fi
-request=$("$BIN/cvault" quorum status --workspace engineering --json |
-    python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)[0]["open_requests"] if r["action"].startswith("emergency-access")][0])')
+echo "A request can be opened ahead, before anyone tries the operation (cvault quorum request):"
+echo "\$ cvault quorum request --workspace engineering --action emergency-access --user dana --json"
+request=$("$BIN/cvault" quorum request --workspace engineering --action emergency-access --user dana --json |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps(r), file=sys.stderr); print(r["request"])')
 cvault quorum approve --workspace engineering --request "$request" --custodian bob --custodian carol
 cvault emergency open --workspace engineering --name dana
-echo "-> for [quorum] emergency_minutes, dana may unwrap under versions an audit alert blocked,"
-echo "   each use its own audit entry; closing it early:"
+echo "-> approved ahead, so it opened at the first try: for [quorum] emergency_minutes, dana may"
+echo "   unwrap under versions an audit alert blocked, each use its own audit entry; closing it early:"
 cvault emergency close --workspace engineering
+echo "A request the requester thinks better of is cancelled; its approvals then count for nothing:"
+echo "\$ cvault quorum request --workspace engineering --action emergency-access --user erin --json"
+request=$("$BIN/cvault" quorum request --workspace engineering --action emergency-access --user erin --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["request"])')
+cvault quorum approve --workspace engineering --request "$request" --custodian alice --custodian bob
+cvault quorum cancel --workspace engineering "$request"
+if "$BIN/cvault" emergency open --workspace engineering --name erin; then
+    echo "FAIL: an emergency window opened on a cancelled request's approvals" >&2
+    exit 1
+fi
+echo "-> refused with CKR_CV_QUORUM_REQUIRED: the cancelled request's two approvals opened nothing,"
+echo "   and the refusal opened a fresh request; both steps are in the audit log:"
+"$BIN/cvault" audit export --workspace engineering | grep -E '"quorum-(request|cancel)"' | tail -3
 
 say "a recovery kit: the master keys sealed under a passphrase and a key on a second token"
 run softhsm2-util --init-token --free --label kit-factor --so-pin kit-so-1357 --pin kit-pin-2468 >/dev/null

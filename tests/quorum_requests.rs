@@ -214,3 +214,96 @@ fn actions_the_quorum_does_not_guard_and_workspaces_without_one_are_refused() {
     let err = plain.refused(&["quorum", "request", "--action", "unlock"]);
     assert!(err.contains("no quorum"), "{err}");
 }
+
+/// The two attributes straight through the C ABI: the number read back, the session and
+/// template rules, and the refusal codes.
+mod c_abi {
+    use super::common::quorum::{rv_among, ulong_attr, Setup};
+    use super::common::SO_PIN;
+    use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+    use cryptoki::session::{Session, UserType};
+    use cryptoki_sys::*;
+
+    const CKA_CV_QUORUM_REQUEST: CK_ULONG = 0xC356_0011;
+    const CKA_CV_CANCEL_REQUEST: CK_ULONG = 0xC356_0012;
+
+    fn rv<T>(r: cryptoki::error::Result<T>) -> CK_RV {
+        rv_among(
+            r,
+            &[
+                CKR_ATTRIBUTE_VALUE_INVALID,
+                CKR_ACTION_PROHIBITED,
+                CKR_USER_NOT_LOGGED_IN,
+                CKR_SESSION_READ_ONLY,
+                CKR_TEMPLATE_INCONSISTENT,
+            ],
+        )
+    }
+
+    fn master(s: &Session) -> ObjectHandle {
+        s.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())]).expect("find")[0]
+    }
+
+    fn ask(s: &Session, value: &str) -> CK_RV {
+        let attr = Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_QUORUM_REQUEST), value.into()));
+        rv(s.update_attributes(master(s), &[attr]))
+    }
+
+    fn last(s: &Session) -> CK_ULONG {
+        let got = s.get_attributes(master(s), &[AttributeType::VendorDefined(CKA_CV_QUORUM_REQUEST)]).expect("read");
+        match &got[0] {
+            Attribute::VendorDefined((_, v)) => CK_ULONG::from_ne_bytes(v.as_slice().try_into().expect("CK_ULONG")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn cancel(s: &Session, id: CK_ULONG) -> CK_RV {
+        rv(s.update_attributes(master(s), &[ulong_attr(CKA_CV_CANCEL_REQUEST, id)]))
+    }
+
+    #[test]
+    fn a_request_opened_through_the_attribute_reads_back_its_number_and_cancels() {
+        let mut s = Setup::new("unlock_hours = 1\napproval_hours = 4");
+        s.split(2).expect("split");
+        let user = s.user();
+        assert_eq!(last(&user), 0, "nothing opened in this session yet");
+        assert_eq!(ask(&user, "destroy-v1\n2"), CKR_OK);
+        let id = last(&user);
+        assert!(id > 0);
+        assert_eq!(ask(&user, "destroy-v1"), CKR_OK);
+        assert_eq!(last(&user), id, "the open request is found, not doubled");
+        assert_eq!(ask(&user, "destroy-v1\n5"), CKR_ATTRIBUTE_VALUE_INVALID, "past approval_hours");
+        assert_eq!(ask(&user, "destroy-v1\nsoon"), CKR_ATTRIBUTE_VALUE_INVALID);
+        assert_eq!(ask(&user, "rotate"), CKR_ATTRIBUTE_VALUE_INVALID, "not guarded");
+        let two = [
+            Attribute::VendorDefined((AttributeType::VendorDefined(CKA_CV_QUORUM_REQUEST), b"unlock".to_vec())),
+            Attribute::Label(b"x".to_vec()),
+        ];
+        assert_eq!(rv(user.update_attributes(master(&user), &two)), CKR_TEMPLATE_INCONSISTENT);
+        let slot = s.slot();
+        let ro = s.p().open_ro_session(slot).expect("ro session");
+        assert_eq!(ask(&ro, "unlock"), CKR_SESSION_READ_ONLY, "logged in (the user), but read-only");
+        drop(ro);
+
+        let so = s.session(UserType::So, SO_PIN);
+        assert_eq!(ask(&so, "lift-hold"), CKR_OK);
+        let so_request = last(&so);
+        assert_eq!(cancel(&user, so_request), CKR_USER_NOT_LOGGED_IN, "the SO's request, not the user's");
+        assert_eq!(cancel(&so, id), CKR_OK, "the SO cancels the user's request");
+        assert_eq!(cancel(&so, id), CKR_ACTION_PROHIBITED, "twice");
+        assert_eq!(cancel(&user, 424_242), CKR_ATTRIBUTE_VALUE_INVALID, "unknown");
+        assert_eq!(cancel(&so, so_request), CKR_OK);
+        drop((user, so));
+        let requests = s.store().requests("main").expect("requests");
+        assert!(requests.iter().all(|r| r.state == collabvault_pkcs11::store::quorum::RequestState::Cancelled));
+        assert_eq!(requests.len(), 2);
+    }
+
+    #[test]
+    fn without_a_quorum_there_is_nothing_to_request() {
+        let mut s = Setup::new("unlock_hours = 1");
+        let user = s.user();
+        assert_eq!(ask(&user, "unlock"), CKR_ACTION_PROHIBITED, "no quorum: nothing needs approving");
+        assert_eq!(last(&user), 0);
+    }
+}
