@@ -285,13 +285,20 @@ mod c_abi {
         assert_eq!(ask(&ro, "unlock"), CKR_SESSION_READ_ONLY, "logged in (the user), but read-only");
         drop(ro);
 
+        user.logout().expect("logout");
+        // One login per token at a time: the SO's turn.
         let so = s.session(UserType::So, SO_PIN);
         assert_eq!(ask(&so, "lift-hold"), CKR_OK);
         let so_request = last(&so);
-        assert_eq!(cancel(&user, so_request), CKR_USER_NOT_LOGGED_IN, "the SO's request, not the user's");
+        assert_ne!(so_request, id);
         assert_eq!(cancel(&so, id), CKR_OK, "the SO cancels the user's request");
         assert_eq!(cancel(&so, id), CKR_ACTION_PROHIBITED, "twice");
+        so.logout().expect("logout");
+        let user = s.user();
+        assert_eq!(cancel(&user, so_request), CKR_USER_NOT_LOGGED_IN, "the SO's request, not the user's");
         assert_eq!(cancel(&user, 424_242), CKR_ATTRIBUTE_VALUE_INVALID, "unknown");
+        user.logout().expect("logout");
+        let so = s.session(UserType::So, SO_PIN);
         assert_eq!(cancel(&so, so_request), CKR_OK);
         drop((user, so));
         let requests = s.store().requests("main").expect("requests");
