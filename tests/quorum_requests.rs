@@ -82,7 +82,7 @@ fn audited(cli: &Cvault, action: &str, outcome: &str, text: &str) -> bool {
 fn a_request_made_ahead_and_approved_is_what_the_guarded_operation_uses() {
     let cli = with_retired_v1();
     let id = request(&cli, &["--action", "destroy", "--version", "1", "--expires-hours", "2"]);
-    assert_eq!(open_ids(&cli), [id.clone()], "opened before any destroy was tried");
+    assert_eq!(open_ids(&cli), vec![id.clone()], "opened before any destroy was tried");
     let again = request(&cli, &["--action", "destroy", "--version", "1"]);
     assert_eq!(again, id, "an open request for the same action is reused");
     approve(&cli, &id, &["alice"]);
@@ -150,7 +150,7 @@ fn only_the_requester_or_the_so_cancels() {
     let so_request = request(&cli, &["--action", "lift-hold"]);
     let err = cli.refused(&["quorum", "cancel", &so_request]);
     assert!(err.contains("opened by someone else"), "the user cannot cancel the SO's request: {err}");
-    assert_eq!(open_ids(&cli), [so_request.clone()]);
+    assert_eq!(open_ids(&cli), vec![so_request.clone()]);
     cli.ok(&["quorum", "cancel", &so_request, "--so"]);
 
     // The user's request, cancelled by the SO.
