@@ -517,9 +517,10 @@ pub(crate) fn cmd_status(config: &Config, global: &Global, custodians_only: bool
         for r in w["open_requests"].as_array().into_iter().flatten() {
             let by: Vec<&str> = r["approved_by"].as_array().into_iter().flatten().filter_map(|a| a.as_str()).collect();
             println!(
-                "  request #{} {}: {} of {k} approval(s){}",
+                "  request #{} {} (requested by {}): {} of {k} approval(s){}",
                 r["id"],
                 r["action"].as_str().unwrap_or_default(),
+                r["requested_by"].as_str().unwrap_or_default(),
                 by.len(),
                 if by.is_empty() { String::new() } else { format!(" ({})", by.join(", ")) }
             );
