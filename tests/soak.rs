@@ -231,7 +231,7 @@ struct Shared<'a> {
 }
 
 /// One worker thread's keys and rings.
-struct Worker<'a> {
+struct Worker {
     s: Session,
     rng: Rng,
     tally: Tally,
@@ -242,13 +242,12 @@ struct Worker<'a> {
     /// Token DEKs: their label, handle and reference ciphertext.
     deks: Vec<(Sealed, ObjectHandle)>,
     records: Vec<Sealed>,
-    _p: std::marker::PhantomData<&'a ()>,
 }
 
 const KINDS: [&str; 7] = ["keygen", "record", "unwrap", "aes-gcm", "ecdsa", "ml-kem", "find"];
 
-impl<'a> Worker<'a> {
-    fn new(sh: &Shared<'a>, t: usize) -> Result<Worker<'a>, String> {
+impl Worker {
+    fn new(sh: &Shared<'_>, t: usize) -> Result<Worker, String> {
         let s = named(sh.p.open_rw_session(sh.slot), "C_OpenSession")?;
         let tag = format!("soak-{}-t{t}", std::process::id());
         let ec = named(
@@ -270,18 +269,7 @@ impl<'a> Worker<'a> {
         let mut tally = Tally::default();
         tally.audited("C_GenerateKeyPair", 4);
         let rng = Rng::new(sh.seed ^ (t as u64).wrapping_mul(0x9e37_79b9));
-        Ok(Worker {
-            s,
-            rng,
-            tally,
-            tag,
-            made: 0,
-            ec,
-            kem,
-            deks: Vec::new(),
-            records: Vec::new(),
-            _p: std::marker::PhantomData,
-        })
+        Ok(Worker { s, rng, tally, tag, made: 0, ec, kem, deks: Vec::new(), records: Vec::new() })
     }
 
     fn one(&mut self, kind: &str) -> Result<(), String> {
@@ -309,7 +297,8 @@ impl<'a> Worker<'a> {
     fn keygen(&mut self) -> Result<(), String> {
         self.made += 1;
         let label = format!("{}-dek{}", self.tag, self.made);
-        let k = named(self.s.generate_key(&Mechanism::AesKeyGen, &aes_template(true, &label)), "C_GenerateKey (token)")?;
+        let k =
+            named(self.s.generate_key(&Mechanism::AesKeyGen, &aes_template(true, &label)), "C_GenerateKey (token)")?;
         self.tally.audited("C_GenerateKey", 1);
         let iv = self.iv();
         let ct = named(gcm_encrypt(&self.s, k, &iv, PLAIN), "AES-GCM encrypt under a new DEK")?;
@@ -335,7 +324,8 @@ impl<'a> Worker<'a> {
 
     /// `h` decrypts `d`'s reference to the reference text.
     fn open_dek(&mut self, d: &Sealed, h: ObjectHandle) -> Result<(), String> {
-        let pt = named(gcm_decrypt(&self.s, h, &d.iv, &d.ct), &format!("AES-GCM decrypt the reference of {}", d.label))?;
+        let pt =
+            named(gcm_decrypt(&self.s, h, &d.iv, &d.ct), &format!("AES-GCM decrypt the reference of {}", d.label))?;
         self.tally.audited("C_DecryptInit", 1);
         if pt != PLAIN {
             return Err(format!("{} opened to other key material", d.label));
@@ -345,7 +335,8 @@ impl<'a> Worker<'a> {
 
     /// A session DEK encrypts the reference text, leaves as a wrap record, is destroyed.
     fn record(&mut self) -> Result<(), String> {
-        let dek = named(self.s.generate_key(&Mechanism::AesKeyGen, &aes_template(false, "soak-dek")), "C_GenerateKey (DEK)")?;
+        let dek =
+            named(self.s.generate_key(&Mechanism::AesKeyGen, &aes_template(false, "soak-dek")), "C_GenerateKey (DEK)")?;
         self.tally.audited("C_GenerateKey", 1);
         let iv = self.iv();
         let ct = named(gcm_encrypt(&self.s, dek, &iv, PLAIN), "AES-GCM encrypt under a session DEK")?;
@@ -466,7 +457,8 @@ impl<'a> Worker<'a> {
     /// One of the thread's DEKs is found by its label, once; its key pair by class and label.
     fn find(&mut self) -> Result<(), String> {
         if let Some((d, h)) = self.deks.get(self.rng.below(self.deks.len().max(1))) {
-            let found = named(self.s.find_objects(&[Attribute::Label(d.label.as_bytes().to_vec())]), "C_FindObjects (DEK)")?;
+            let found =
+                named(self.s.find_objects(&[Attribute::Label(d.label.as_bytes().to_vec())]), "C_FindObjects (DEK)")?;
             if found != [*h] {
                 return Err(format!("{} found as {found:?}, expected [{h}]", d.label));
             }
@@ -526,7 +518,7 @@ fn pause(sh: &Shared<'_>, rng: &mut Rng, mean: Duration) -> bool {
 /// Logs out and in again, again and again; while logged out, private objects are not found.
 fn login_cycles(sh: &Shared<'_>, progress: &Progress) -> Tally {
     let mut tally = Tally::default();
-    let mut rng = Rng::new(sh.seed ^ 0x6c6f_6769_6e);
+    let mut rng = Rng::new(sh.seed ^ 0x006c_6f67_696e);
     let result = (|| {
         let s = named(sh.p.open_rw_session(sh.slot), "C_OpenSession")?;
         let pin = AuthPin::new(common::USER_PIN.into());
@@ -535,7 +527,8 @@ fn login_cycles(sh: &Shared<'_>, progress: &Progress) -> Tally {
             let _g = sh.gate.write().unwrap();
             named(s.logout(), "C_Logout")?;
             tally.audited("C_Logout", 1);
-            let seen = named(s.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())]), "find while logged out")?;
+            let seen =
+                named(s.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())]), "find while logged out")?;
             if !seen.is_empty() {
                 return Err("the master key object is found while logged out".into());
             }
@@ -592,7 +585,8 @@ fn rotations(sh: &Shared<'_>, progress: &Progress, every: Duration) -> Tally {
 /// Exits the process (the parent sees it fail) when a thread that has not finished made no
 /// progress for `stall`, naming it and what each thread was doing.
 fn watchdog(threads: &[Progress], stall: Duration, done: &AtomicBool) {
-    let mut last: Vec<(u64, Instant)> = threads.iter().map(|p| (p.done.load(Ordering::Relaxed), Instant::now())).collect();
+    let mut last: Vec<(u64, Instant)> =
+        threads.iter().map(|p| (p.done.load(Ordering::Relaxed), Instant::now())).collect();
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(500));
         for (p, (seen, at)) in threads.iter().zip(last.iter_mut()) {
@@ -648,10 +642,14 @@ fn soak_worker() {
     let mut left = Vec::new();
     std::thread::scope(|scope| {
         scope.spawn(|| watchdog(&progress, stall, &done));
-        let workers: Vec<_> = (0..THREADS).map(|t| scope.spawn({
-            let (sh, progress) = (&sh, &progress[t]);
-            move || work(sh, t, progress)
-        })).collect();
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                scope.spawn({
+                    let (sh, progress) = (&sh, &progress[t]);
+                    move || work(sh, t, progress)
+                })
+            })
+            .collect();
         let cycles = scope.spawn(|| login_cycles(&sh, &progress[THREADS]));
         let rotator = (role == 0).then(|| scope.spawn(|| rotations(&sh, &progress[THREADS + 1], rotate_every)));
         for w in workers {
@@ -745,7 +743,12 @@ fn audited(ws: &Workspace, pid: u64) -> Audited {
     let mut q = db.prepare("SELECT action, outcome, count, object FROM audit_log WHERE pid = ?1").unwrap();
     let rows = q
         .query_map([i64::try_from(pid).unwrap()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<String>>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
         })
         .unwrap();
     let mut a = Audited { ok: BTreeMap::new(), refused: Vec::new(), moved_by_calls: 0, moved_by_batches: 0 };
@@ -878,10 +881,16 @@ fn two_processes_of_eight_threads_mix_every_operation_with_no_error_stall_growth
 
     let mut failures = Vec::new();
     let mut left = Vec::new();
-    let mut summary = vec![format!("soak: {PROCESSES} processes x {THREADS} threads, {secs} s asked, {:.1} s wall", wall.as_secs_f64())];
+    let mut summary = vec![format!(
+        "soak: {PROCESSES} processes x {THREADS} threads, {secs} s asked, {:.1} s wall",
+        wall.as_secs_f64()
+    )];
     for (pid, out, samples) in &finished {
         let stdout = common::child_passed(out);
-        let line = stdout.lines().find_map(|l| l.split_once(REPORT).map(|(_, r)| r)).unwrap_or_else(|| panic!("no report from {pid}"));
+        let line = stdout
+            .lines()
+            .find_map(|l| l.split_once(REPORT).map(|(_, r)| r))
+            .unwrap_or_else(|| panic!("no report from {pid}"));
         let report: Value = serde_json::from_str(line).unwrap();
         assert_eq!(report["pid"].as_u64(), Some(u64::from(*pid)));
         let ops: BTreeMap<String, u64> = serde_json::from_value(report["ops"].clone()).unwrap();
