@@ -28,16 +28,19 @@
 //! operations as the per-session counters, one count per `C_*Init`), and after both exit
 //! the store's entries of that process id must match those counts exactly, with no
 //! refusal among them, and the DEKs the re-wrap calls' entries say they moved must be
-//! the sum of the store's own `rewrap batch` entries. Then `cvault audit verify` must find the chain intact, a last
-//! re-wrap leaves no stored DEK under an older version, and every DEK the threads left
-//! (token keys and wrap records) opens to the key that encrypted its reference text.
+//! the sum of the store's own `rewrap batch` entries. Then `cvault audit verify` must
+//! find the chain intact, a last re-wrap leaves no stored DEK under an older version, and
+//! every DEK the threads left (token keys and wrap records) opens to the key that
+//! encrypted its reference text.
 //!
 //! Memory: the parent reads each worker's `VmRSS` from `/proc/<pid>/status` every
 //! `clamp(SOAK_SECONDS / 100, 1, 5)` seconds. The first tenth of the samples is the
-//! start-up; of the rest, the median of the second half may exceed the median of the
-//! first half by at most 25 % plus 8 MiB (the slack absorbs allocator noise in short
-//! runs; medians, because each login's Argon2 hashing lifts the RSS by its memory cost
-//! for a moment); the figures are printed either way.
+//! start-up; of the rest, the lower quartile of the second half may exceed the lower
+//! quartile of the first half by at most 25 % plus 8 MiB (the slack absorbs allocator
+//! noise in short runs). A quartile, not the median: each login's Argon2id holds 64 MiB
+//! while it runs, and on a loaded machine the login thread spends up to half its time
+//! there, so a median flips between the two levels while a leak lifts the floor. The
+//! medians are printed with the other figures either way.
 
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, reason = "in a test an unwrap is the assertion")]
@@ -80,7 +83,7 @@ const THREADS: usize = 8;
 const CI_SECONDS: u64 = 15;
 /// Token DEKs and wrap records each thread keeps live at a time.
 const KEEP: usize = 4;
-/// The allowed growth of the second half's median RSS over the first half's.
+/// The allowed growth of the second half's lower-quartile RSS over the first half's.
 const RSS_MARGIN_PERCENT: u64 = 25;
 const RSS_SLACK_KIB: u64 = 8 * 1024;
 /// The line a worker prints its counts and survivors on.
@@ -689,15 +692,18 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn median(v: &[u64]) -> u64 {
+/// The `q`-th quantile (0..=1) of `v`.
+fn quantile(v: &[u64], q: f64) -> u64 {
     let mut v = v.to_vec();
     v.sort_unstable();
-    v[v.len() / 2]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i]
 }
 
-/// The RSS samples of one worker, judged: after the start-up, the second half's median
-/// may exceed the first half's by [`RSS_MARGIN_PERCENT`] % plus [`RSS_SLACK_KIB`]. Medians,
-/// as a login's Argon2 hashing lifts the RSS by its memory cost for a moment.
+/// The RSS samples of one worker, judged: after the start-up, the second half's lower
+/// quartile may exceed the first half's by [`RSS_MARGIN_PERCENT`] % plus [`RSS_SLACK_KIB`]
+/// (the module doc says why a quartile).
 fn judge_rss(pid: u32, samples: &[u64]) -> Result<String, String> {
     if samples.len() < 5 {
         return Err(format!("pid {pid}: only {} RSS samples", samples.len()));
@@ -705,15 +711,17 @@ fn judge_rss(pid: u32, samples: &[u64]) -> Result<String, String> {
     // The first tenth (at least one sample) is the start-up: the module not yet loaded.
     let run = &samples[(samples.len() / 10).max(1)..];
     let (first, second) = run.split_at(run.len() / 2);
-    let (m1, m2) = (median(first), median(second));
+    let (q1, q2) = (quantile(first, 0.25), quantile(second, 0.25));
     let line = format!(
-        "pid {pid}: RSS {} samples, first {} KiB, last {} KiB, max {} KiB, median first half {m1} KiB, second half {m2} KiB",
+        "pid {pid}: RSS {} samples, first {} KiB, last {} KiB, max {} KiB; lower quartile first half {q1} KiB, second half {q2} KiB; median {} KiB, {} KiB",
         samples.len(),
         samples[0],
         samples[samples.len() - 1],
-        samples.iter().max().unwrap()
+        samples.iter().max().unwrap(),
+        quantile(first, 0.5),
+        quantile(second, 0.5),
     );
-    if m2 > m1 + m1 * RSS_MARGIN_PERCENT / 100 + RSS_SLACK_KIB {
+    if q2 > q1 + q1 * RSS_MARGIN_PERCENT / 100 + RSS_SLACK_KIB {
         return Err(format!("{line}: memory grew"));
     }
     Ok(line)
@@ -928,4 +936,14 @@ fn two_processes_of_eight_threads_mix_every_operation_with_no_error_stall_growth
     }
     eprintln!("{}", summary.join("\n"));
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The memory judge: a floor that rises fails, Argon2 spikes on half the samples do not.
+#[test]
+fn the_rss_judge_fails_a_rising_floor_and_passes_login_spikes() {
+    let spiky: Vec<u64> = (0..40).map(|i| if i % 2 == 0 { 18_000 } else { 84_000 }).collect();
+    assert!(judge_rss(1, &spiky).is_ok(), "{:?}", judge_rss(1, &spiky));
+    let leaking: Vec<u64> = (0..40).map(|i| 18_000 + i * 1_000).collect();
+    assert!(judge_rss(1, &leaking).unwrap_err().ends_with("memory grew"));
+    assert!(judge_rss(1, &[18_000; 4]).is_err(), "too few samples to judge");
 }
