@@ -37,7 +37,7 @@ if ! cmp -s .ci/advisory-db/SNAPSHOT "$db/SNAPSHOT"; then
     git -C "$db" init --quiet
     git -C "$db" add --all
     GIT_AUTHOR_DATE="${taken}T00:00:00Z" GIT_COMMITTER_DATE="${taken}T00:00:00Z" \
-        git -C "$db" -c user.name=audit-deps -c user.email=audit-deps@localhost \
+        git -C "$db" -c user.name=audit-deps -c user.email=audit-deps@localhost -c commit.gpgsign=false \
         commit --quiet -m "RustSec advisory-db snapshot of $taken (.ci/advisory-db)"
     touch -d "${taken}T00:00:00Z" "$db/.git/HEAD"
 fi
