@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The project's test command (README): style gates, cargo audit, one release build, the unit and
-# C-ABI integration tests, the exported-symbol check, the same tests under the pure-Rust
-# `rustcrypto` backend, the conformance runner with real clients, then the benchmark
-# harness in quick mode (with Kryoptic built beside SoftHSM2). Fails when any stage fails
-# or when no test ran.
+# The project's test command (README): style gates, cargo audit and cargo deny, one
+# release build, the unit and C-ABI integration tests, the exported-symbol check, the
+# same tests under the pure-Rust `rustcrypto` backend, the conformance runner with real
+# clients, then the benchmark harness in quick mode (with Kryoptic built beside
+# SoftHSM2). Fails when any stage fails or when no test ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -20,7 +20,7 @@ cargo fmt --check
 cargo clippy --release --all-targets --quiet -- -D warnings
 cargo clippy --release --all-targets --quiet "${rustcrypto[@]}" -- -D warnings
 
-echo "== dependencies: cargo audit against the RustSec advisory database"
+echo "== dependencies: cargo audit and cargo deny (advisories, licences, duplicates, sources)"
 bash scripts/audit-deps.sh
 
 echo "== build (release, reused by every stage below)"
