@@ -1,7 +1,8 @@
 //! `cargo bench --bench compare`: this module against SoftHSM2, Kryoptic and the raw crates.
 //!
-//! One process loads `libcollabvault_pkcs11.so`, SoftHSM2's `libsofthsm2.so` and, when
-//! `scripts/build-kryoptic.sh` has built it, Kryoptic's `libkryoptic_pkcs11.so` through
+//! One process loads `libcollabvault_pkcs11.so`, SoftHSM2's `libsofthsm2.so`, when
+//! `scripts/build-kryoptic.sh` has built it, Kryoptic's `libkryoptic_pkcs11.so`, and when
+//! it is built, the module's `rustcrypto` build (`target/rustcrypto/release/`) through
 //! the `cryptoki` crate and drives each with the same client code ([`Client`]); the raw
 //! rows do the same cryptography with the RustCrypto crates the module is built on, with
 //! no PKCS#11 in between. Each row's contenders run interleaved: after a warm-up that
@@ -9,9 +10,10 @@
 //! every contender, and the table prints the median rate of each and the ratios of those
 //! medians, all from this one run.
 //!
-//! Needs SoftHSM2 (`bash scripts/install-deps.sh`); without Kryoptic the run has no
-//! Kryoptic column. `SOFTHSM2_MODULE`, `KRYOPTIC_MODULE` and `COLLABVAULT_MODULE`
-//! override the library paths.
+//! Needs SoftHSM2 (`bash scripts/install-deps.sh`); without Kryoptic (or the rustcrypto
+//! build) the run has no Kryoptic (rustcrypto) column. `SOFTHSM2_MODULE`,
+//! `KRYOPTIC_MODULE`, `COLLABVAULT_MODULE` and `COLLABVAULT_RUSTCRYPTO_MODULE` override
+//! the library paths.
 
 // A measurement harness, not library code: no docs on its items.
 #![allow(missing_docs)]
@@ -76,8 +78,8 @@ mod table;
 use client::{secret_template, Client};
 use peers::{use_cv_config, Token};
 use table::{
-    fmt_cell, fmt_per_op, fmt_ratio, kryoptic_column, measure_row, print_header, print_row, unit_name, Row, Unit,
-    KRYOPTIC_COLUMN, KY, RAW, ROWS,
+    by_column, fmt_cell, fmt_per_op, fmt_ratio, kryoptic_column, measure_row, print_header, print_row,
+    rustcrypto_column, unit_name, Row, Unit, KRYOPTIC_COLUMN, KY, RAW, RC, ROWS, RUSTCRYPTO_COLUMN,
 };
 
 /// How much a run does: the full run (the table in BENCHMARKS.md) or `--quick` (every
@@ -323,12 +325,20 @@ fn main() -> Res<()> {
         eprintln!("kryoptic:    {}", path.display());
     }
     KRYOPTIC_COLUMN.store(ky.is_some(), Ordering::Relaxed);
-    let machine = report::Machine::probe(&cv, &sh, ky.as_ref());
-    // The PKCS#11 modules in peer order (the order of their batches in every row).
+    let (rc, rc_path) = peers::open_rustcrypto(&dir).unzip();
+    if let Some(path) = &rc_path {
+        eprintln!("rustcrypto:  {}", path.display());
+    }
+    RUSTCRYPTO_COLUMN.store(rc.is_some(), Ordering::Relaxed);
+    let machine = report::Machine::probe(&cv, &sh, ky.as_ref(), rc.as_ref());
+    // The PKCS#11 modules in peer order (the order of their batches in every row, see
+    // table::peer_columns).
     let mut tokens = vec![&cv, &sh];
     tokens.extend(ky.as_ref());
+    tokens.extend(rc.as_ref());
     let mut paths = vec![cv_path.as_path(), sh_path.as_path()];
     paths.extend(ky_path.as_deref());
+    paths.extend(rc_path.as_deref());
 
     let hash = Sha256::digest(b"benchmark message").to_vec();
     eprintln!("setting up keys per module...");
@@ -530,6 +540,9 @@ fn main() -> Res<()> {
     drop(setups);
     drop(tokens);
     cv.close()?;
+    if let Some(rc) = rc {
+        rc.close()?;
+    }
     audit::run(&dir, &cv_path, &wanted)?;
     let ky_peer = ky.as_ref().zip(ky_path.as_deref());
     stores::run(&dir, &cv_path, (&sh, &sh_path), ky_peer, &raw, &wanted)?;
@@ -545,6 +558,14 @@ fn main() -> Res<()> {
         backend_raw::NAME,
         if kryoptic_column() { " kryoptic: n/a where it does not offer the mechanism or function." } else { "" }
     );
+    if rustcrypto_column() {
+        println!(
+            "rustcrypto: this module built with --no-default-features --features rustcrypto (the pure-Rust \
+             backend) on a store of its own; rc/sh is its ratio to SoftHSM2 as cv/sh is the default build's \
+             (cv/sh over rc/sh: how much faster the default build is). The store, audit and hierarchy rows \
+             run on the default build only (\"-\" or \"not run\" there)."
+        );
+    }
     report::print_targets();
     let total = started.elapsed();
     eprintln!("total {total:.1?}");

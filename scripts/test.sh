@@ -2,8 +2,8 @@
 # The project's test command (README): style gates, cargo audit and cargo deny, one
 # release build, the unit and C-ABI integration tests, the exported-symbol check, the
 # same tests under the pure-Rust `rustcrypto` backend, the conformance runner with real
-# clients, then the benchmark harness in quick mode (with Kryoptic built beside
-# SoftHSM2). Fails when any stage fails or when no test ran.
+# clients, then the benchmark harness in quick mode (with Kryoptic and the rustcrypto
+# build beside SoftHSM2). Fails when any stage fails or when no test ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -94,7 +94,11 @@ bash conformance/run.sh
 # row cannot run, never because of a speed.
 # Kryoptic, the second peer, is built from crates.io and cached (instant when built);
 # a machine that cannot build it still runs the benchmark, without its column.
+# The rustcrypto column is the module's pure-Rust build from the stage above
+# (target/rustcrypto/release/libcollabvault_pkcs11.so); the build here is instant then,
+# and makes sure the library exists, so the quick run shows both backends.
 echo "== benchmark harness (quick mode)"
+cargo build --release --quiet "${rustcrypto[@]}"
 bash scripts/build-kryoptic.sh >/dev/null ||
     echo "build-kryoptic failed (above): the benchmark runs without its Kryoptic column" >&2
 cargo bench --bench compare -- --quick

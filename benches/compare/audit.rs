@@ -142,7 +142,7 @@ pub(super) fn run(dir: &TempDir, cv_path: &Path, wanted: &dyn Fn(&str) -> bool) 
         }
         let (op, mode) = (i / 2, i % 2);
         let mut row = Row::rates(name.clone(), &[stats(mode, op), None, stats(2, op)]);
-        row.missing = ["-", "no audit log", "-", "-"];
+        row.missing = ["-", "no audit log", "-", "-", "-"];
         print_row(&row);
     }
     println!("  (the audit rows' third column is this module with data_operations = \"off\", not a raw crate)");

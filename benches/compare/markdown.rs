@@ -1,13 +1,16 @@
 //! `BENCHMARKS.md`: the report a full run writes (or `--markdown=PATH` for any run), from
 //! this run's rows, notes and machine; nothing in it is typed in. With Kryoptic in the
-//! run, the results table gets its column and the cv/kryoptic ratio.
+//! run, the results table gets its column and the cv/kryoptic ratio; with the module's
+//! rustcrypto build, its column and its ratio to SoftHSM2.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::super::{cfg, fmt_cell, fmt_per_op, fmt_ratio, kryoptic_column, unit_name, Res, Unit, KY, RAW};
-use super::{rows, verdicts, Library, Machine, NOTES};
+use super::super::{
+    cfg, fmt_cell, fmt_per_op, fmt_ratio, kryoptic_column, rustcrypto_column, unit_name, Res, Unit, KY, RAW, RC,
+};
+use super::{rows, verdicts, Library, Machine, MAIN_BUILD, NOTES};
 
 /// How `scripts/build-kryoptic.sh` builds the Kryoptic peer (keep in step with it).
 const KRYOPTIC_BUILD: &str = "kryoptic 1.5.4 from crates.io as a cdylib, features `dynamic` (the system \
@@ -62,6 +65,14 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
         )?,
         None => writeln!(w, "- Kryoptic: not in this run (`scripts/build-kryoptic.sh` had not built it)")?,
     }
+    match &machine.rustcrypto {
+        Some(k) => writeln!(
+            w,
+            "- collabvault, rustcrypto build (`C_GetInfo`): {}; `--no-default-features --features rustcrypto`",
+            Library::line(k)
+        )?,
+        None => writeln!(w, "- collabvault, rustcrypto build: not in this run (not built)")?,
+    }
     let crates: Vec<String> = machine.crates.iter().map(|(n, v)| format!("{n} {v}")).collect();
     writeln!(w, "- Crates (Cargo.lock): {}", crates.join(", "))?;
     writeln!(w)?;
@@ -79,10 +90,10 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
     writeln!(w)?;
     writeln!(
         w,
-        "`SOFTHSM2_MODULE`, `KRYOPTIC_MODULE` and `COLLABVAULT_MODULE` override the library paths; \
-         without a built Kryoptic the run says why and has no Kryoptic column. `scripts/test.sh` builds \
-         Kryoptic, then runs the quick mode as its last stage, so the harness cannot rot; it checks that \
-         every row runs, never a speed."
+        "`SOFTHSM2_MODULE`, `KRYOPTIC_MODULE`, `COLLABVAULT_MODULE` and `COLLABVAULT_RUSTCRYPTO_MODULE` \
+         override the library paths; without a built Kryoptic (or rustcrypto build) the run says why and has \
+         no such column. `scripts/test.sh` builds the rustcrypto target and Kryoptic, then runs the quick \
+         mode as its last stage, so the harness cannot rot; it checks that every row runs, never a speed."
     )?;
     writeln!(w)?;
 
@@ -112,6 +123,16 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
          the third column is the same module with `data_operations = \"off\"`, each mode on its own \
          store, the modes alternating round by round. A DEK unwrap is key management, one durable \
          entry in every mode, so its ratios sit near 1."
+    )?;
+    writeln!(
+        w,
+        "- **rustcrypto** is this module built with `--no-default-features --features rustcrypto` (the \
+         pure-Rust backend: no C crypto), loaded beside the default (aws-lc) build on a store of its own and \
+         driven by the same client code, so both backends are measured in the same run. **rc/softhsm** is its \
+         ratio to SoftHSM2, read like cv/softhsm: the two side by side show each build against the same \
+         baseline, and cv/softhsm divided by rc/softhsm is how much faster the default build is on that row. \
+         The store, audit and hierarchy rows run on the default build only (`-` or `not run` in its column). \
+         The targets below are checked on the collabvault column: {MAIN_BUILD}."
     )?;
     writeln!(
         w,
@@ -174,14 +195,21 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
     writeln!(w, "## Results")?;
     writeln!(w)?;
     let ky = kryoptic_column();
+    let rc = rustcrypto_column();
     let (ky_head, ky_rule) = if ky { (" kryoptic | cv/kryoptic |", "--:|--:|") } else { ("", "") };
-    writeln!(w, "| operation | unit | collabvault | softhsm2 | raw | cv/softhsm | cv/raw | cv per op |{ky_head}")?;
-    writeln!(w, "|---|---|--:|--:|--:|--:|--:|--:|{ky_rule}")?;
+    let (rc_head, rc_rule) = if rc { (" rustcrypto | rc/softhsm |", "--:|--:|") } else { ("", "") };
+    writeln!(
+        w,
+        "| operation | unit | collabvault | softhsm2 | raw | cv/softhsm | cv/raw | cv per op |{ky_head}{rc_head}"
+    )?;
+    writeln!(w, "|---|---|--:|--:|--:|--:|--:|--:|{ky_rule}{rc_rule}")?;
     for r in &rows {
         let ky_cells = if ky { format!(" {} | {} |", fmt_cell(r, KY), fmt_ratio(r.ratio(KY))) } else { String::new() };
+        let rc_cells =
+            if rc { format!(" {} | {} |", fmt_cell(r, RC), fmt_ratio(r.ratio_of(RC, 1))) } else { String::new() };
         writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |{ky_cells}",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |{ky_cells}{rc_cells}",
             md_escape(&r.name),
             unit_name(r.unit),
             fmt_cell(r, 0),
@@ -195,6 +223,8 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
     writeln!(w)?;
 
     writeln!(w, "## The targets, against this run")?;
+    writeln!(w)?;
+    writeln!(w, "Checked on the collabvault column ({MAIN_BUILD}).")?;
     writeln!(w)?;
     writeln!(w, "| target | measured | |")?;
     writeln!(w, "|---|---|---|")?;

@@ -7,6 +7,11 @@
 //! `scripts/build-kryoptic.sh`. Kryoptic is optional: when its library is missing or
 //! does not open, [`open_kryoptic`] says why and the run goes on without its column,
 //! so a machine that cannot build it still runs every other row.
+//!
+//! The module's own `rustcrypto` build (the pure-Rust backend, built by `cargo build
+//! --release --no-default-features --features rustcrypto --target-dir target/rustcrypto`)
+//! is loaded the same way beside the default build, on a store of its own: its column
+//! shows both backends in one run. It is optional like Kryoptic ([`open_rustcrypto`]).
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +26,8 @@ use super::{err, Res, SO_PIN, USER_PIN};
 
 /// Where `scripts/build-kryoptic.sh` caches the Kryoptic library.
 const KRYOPTIC_CACHED: &str = "target/peers/kryoptic/libkryoptic_pkcs11.so";
+/// Where the module's `rustcrypto` build puts its library (scripts/test.sh builds it).
+const RUSTCRYPTO_BUILT: &str = "target/rustcrypto/release/libcollabvault_pkcs11.so";
 
 /// A loaded module with an initialized token and a user session on it.
 pub(super) struct Token {
@@ -170,6 +177,51 @@ pub(super) fn open_kryoptic(dir: &TempDir) -> Option<(Token, PathBuf)> {
         Ok(peer) => Some(peer),
         Err(e) => {
             println!("kryoptic: not in this run, the table has no Kryoptic column: {e}");
+            None
+        }
+    }
+}
+
+/// The module's `rustcrypto` build: `COLLABVAULT_RUSTCRYPTO_MODULE`, or the library
+/// `cargo build --release --no-default-features --features rustcrypto --target-dir
+/// target/rustcrypto` writes.
+fn rustcrypto_module() -> Res<PathBuf> {
+    if let Some(p) = std::env::var_os("COLLABVAULT_RUSTCRYPTO_MODULE") {
+        return Ok(PathBuf::from(p));
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(RUSTCRYPTO_BUILT);
+    if built.exists() {
+        Ok(built)
+    } else {
+        Err(err(format!(
+            "{} not built (cargo build --release --no-default-features --features rustcrypto \
+             --target-dir target/rustcrypto)",
+            built.display()
+        )))
+    }
+}
+
+/// The module's `rustcrypto` build with a fresh token on a store of its own in `dir`, or
+/// `None` after printing why it is not in this run (not built, did not load, or this
+/// benchmark is itself built with `rustcrypto`, so the main column is that build already).
+/// `COLLABVAULT_CONF` names the default build's configuration again afterwards.
+pub(super) fn open_rustcrypto(dir: &TempDir) -> Option<(Token, PathBuf)> {
+    if !cfg!(feature = "aws-lc") {
+        println!("rustcrypto: the collabvault column is the rustcrypto build in this run: no second column");
+        return None;
+    }
+    let previous = std::env::var_os("COLLABVAULT_CONF");
+    let opened = rustcrypto_module().and_then(|path| {
+        use_cv_config(dir, "collabvault-rustcrypto.toml", "cv-rustcrypto-store", "")?;
+        Ok((Token::open("collabvault (rustcrypto)", &path, "cv-rc-bench")?, path))
+    });
+    if let Some(conf) = previous {
+        std::env::set_var("COLLABVAULT_CONF", conf);
+    }
+    match opened {
+        Ok(module) => Some(module),
+        Err(e) => {
+            println!("rustcrypto: not in this run, the table has no rustcrypto column: {e}");
             None
         }
     }

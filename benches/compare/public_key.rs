@@ -15,7 +15,7 @@ use cryptoki::types::Ulong;
 use p384::ecdsa::signature::hazmat::PrehashSigner as _;
 use rsa::traits::PublicKeyParts;
 
-use super::{err, measure, measure_row, print_row, timed, Batch, Res, Row, Token, KY};
+use super::{by_column, err, measure, measure_row, print_row, timed, Batch, Res, Row, Token};
 
 const P384_OID: [u8; 7] = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 const ED25519_OID: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
@@ -221,13 +221,12 @@ pub(super) fn run(tokens: &[&Token], wanted: &dyn Fn(&str) -> bool) -> Res<()> {
             }));
         }
     }
-    // Batches per module: good pad, bad pad; Kryoptic's (when in the run) last.
+    // Batches per module in peer order: good pad, bad pad.
     let rates = measure(&mut c).map_err(|e| err(format!("{name}: {e}")))?;
     let at = |i: usize| rates.get(i).copied().flatten();
     for (bad, what) in [(0, "good pad"), (1, "bad pad")] {
-        let mut cells = [at(bad), at(2 + bad), None, None];
-        cells[KY] = at(4 + bad);
-        print_row(&Row::rates(format!("RSA-2048 PKCS#1 decrypt, {what}"), &cells));
+        let peers: Vec<_> = (0..keys.len()).map(|i| at(2 * i + bad)).collect();
+        print_row(&Row::rates(format!("RSA-2048 PKCS#1 decrypt, {what}"), &by_column(&peers, None)));
     }
     let ratio = |good: Option<super::Stats>, bad: Option<super::Stats>| match (good, bad) {
         (Some(g), Some(b)) => format!("{:.3}", b.median / g.median),

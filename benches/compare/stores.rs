@@ -311,7 +311,7 @@ fn stats(v: impl Iterator<Item = f64>) -> Option<Stats> {
 
 /// A row of figures from child processes: collabvault, SoftHSM2, Kryoptic.
 fn one_shot_row(name: String, unit: Unit, [cv, sh, ky]: [Option<Stats>; 3]) -> Row {
-    Row { name, unit, vals: [cv, sh, None, ky], missing: ["not run", "not run", "-", "not run"] }
+    Row { name, unit, vals: [cv, sh, None, ky, None], missing: ["not run", "not run", "-", "not run", "not run"] }
 }
 
 /// Copies the SoftHSM2 token directories that appeared since `before` into `to` (emptied
@@ -382,8 +382,8 @@ fn rewrap_row(cv_path: &Path, raw: &Raw, n: usize, name: String) -> Res<Row> {
     Ok(Row {
         name,
         unit: Unit::Rate,
-        vals: [Stats::of(rates), None, raw_rate, None],
-        missing: ["not run", "not offered", "-", "n/a"],
+        vals: [Stats::of(rates), None, raw_rate, None, None],
+        missing: ["not run", "not offered", "-", "n/a", "not run"],
     })
 }
 
@@ -460,7 +460,7 @@ pub(super) fn run(
                     ky_here.map(|(kyt, _)| finder(&kyt.session, n, by_id)),
                 ];
                 let mut row = Row::rates(name.clone(), &measure(&mut c)?);
-                row.missing = ["not run", "not run", "-", "not run"];
+                row.missing = ["not run", "not run", "-", "not run", "not run"];
                 print_row(&row);
             }
         }
@@ -491,7 +491,7 @@ pub(super) fn run(
             for (i, name) in [(0, &names[6]), (1, &names[7])] {
                 if wanted(name) {
                     let mut row = Row::rates(name.clone(), &[cv_find[i], sh_find[i], None, ky_find[i]]);
-                    row.missing = ["not run", "not run", "-", "not run"];
+                    row.missing = ["not run", "not run", "-", "not run", "not run"];
                     print_row(&row);
                 }
             }

@@ -1,7 +1,8 @@
 //! The table: a [`Row`] holds each contender's figure in a fixed column (this module,
-//! SoftHSM2, the raw crates, Kryoptic), [`measure_row`] measures a row's batches into
-//! those columns, and [`print_row`] prints it and keeps it for the report. The Kryoptic
-//! columns are printed only when the run has Kryoptic.
+//! SoftHSM2, the raw crates, Kryoptic, this module's `rustcrypto` build), [`measure_row`]
+//! measures a row's batches into those columns, and [`print_row`] prints it and keeps it
+//! for the report. The Kryoptic and rustcrypto columns are printed only when the run has
+//! that module.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,41 +21,72 @@ pub(super) enum Unit {
 
 /// The raw crates' column in [`Row::vals`] (0 is this module, 1 SoftHSM2).
 pub(super) const RAW: usize = 2;
-/// Kryoptic's column in [`Row::vals`]: last, so rows without it keep their indices.
+/// Kryoptic's column in [`Row::vals`]: after the raw one, so rows without it keep their indices.
 pub(super) const KY: usize = 3;
+/// The `rustcrypto` build of this module (the pure-Rust backend) in [`Row::vals`]: last.
+pub(super) const RC: usize = 4;
+/// How many columns a [`Row`] has.
+pub(super) const COLUMNS: usize = 5;
 
 /// Whether this run has Kryoptic (its library was built and opened): the table shows
 /// its columns only then.
 pub(super) static KRYOPTIC_COLUMN: AtomicBool = AtomicBool::new(false);
 
+/// Whether this run has the module's `rustcrypto` build beside the default one.
+pub(super) static RUSTCRYPTO_COLUMN: AtomicBool = AtomicBool::new(false);
+
 pub(super) fn kryoptic_column() -> bool {
     KRYOPTIC_COLUMN.load(Ordering::Relaxed)
 }
 
-/// One line of the table: collabvault, SoftHSM2, raw crates, Kryoptic.
+pub(super) fn rustcrypto_column() -> bool {
+    RUSTCRYPTO_COLUMN.load(Ordering::Relaxed)
+}
+
+/// The column of each PKCS#11 module in peer order (the order of `tokens` and `clients`
+/// in every row: this module, SoftHSM2, then Kryoptic and the rustcrypto build when the
+/// run has them).
+pub(super) fn peer_columns() -> Vec<usize> {
+    let mut cols = vec![0, 1];
+    if kryoptic_column() {
+        cols.push(KY);
+    }
+    if rustcrypto_column() {
+        cols.push(RC);
+    }
+    cols
+}
+
+/// One line of the table: collabvault, SoftHSM2, raw crates, Kryoptic, the rustcrypto build.
 #[derive(Clone, Debug)]
 pub(super) struct Row {
     pub(super) name: String,
     pub(super) unit: Unit,
-    pub(super) vals: [Option<Stats>; 4],
+    pub(super) vals: [Option<Stats>; COLUMNS],
     /// What an empty cell says ("not offered", "not run", "n/a", "-").
-    pub(super) missing: [&'static str; 4],
+    pub(super) missing: [&'static str; COLUMNS],
 }
 
 impl Row {
+    /// A rate row from figures by column ([`RAW`], [`KY`], [`RC`]; missing ones `None`).
     pub(super) fn rates(name: impl Into<String>, rates: &[Option<Stats>]) -> Row {
         let at = |i: usize| rates.get(i).copied().flatten();
         Row {
             name: name.into(),
             unit: Unit::Rate,
-            vals: [at(0), at(1), at(RAW), at(KY)],
-            missing: ["not offered", "not offered", "-", "n/a"],
+            vals: [at(0), at(1), at(RAW), at(KY), at(RC)],
+            missing: ["not offered", "not offered", "-", "n/a", "-"],
         }
     }
 
     /// How many times better the module is than column `other` (>1: the module wins).
     pub(super) fn ratio(&self, other: usize) -> Option<f64> {
-        let (a, b) = (self.vals[0]?.median, self.vals[other]?.median);
+        self.ratio_of(0, other)
+    }
+
+    /// How many times better column `col` is than column `other` (>1: `col` wins).
+    pub(super) fn ratio_of(&self, col: usize, other: usize) -> Option<f64> {
+        let (a, b) = (self.vals[col]?.median, self.vals[other]?.median);
         match self.unit {
             Unit::Rate => Some(a / b),
             Unit::Ms | Unit::Mib => Some(b / a),
@@ -117,12 +149,16 @@ pub(super) fn unit_name(u: Unit) -> &'static str {
 pub(super) static ROWS: std::sync::Mutex<Vec<Row>> = std::sync::Mutex::new(Vec::new());
 
 /// The table's line for `cells`: (operation, unit, collabvault, softhsm2, raw, cv/sh,
-/// cv/raw, cv per op, kryoptic, cv/ky); the last two only when the run has Kryoptic.
-pub(super) fn table_line(c: [&str; 10]) -> String {
+/// cv/raw, cv per op, kryoptic, cv/ky, rustcrypto, rc/sh); kryoptic and cv/ky only when
+/// the run has Kryoptic, rustcrypto and rc/sh only when it has the rustcrypto build.
+pub(super) fn table_line(c: [&str; 12]) -> String {
     let mut line =
         format!("{:<54} {:>5} {:>24} {:>24} {:>24} {:>9} {:>8} {:>10}", c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
     if kryoptic_column() {
         line.push_str(&format!(" {:>24} {:>9}", c[8], c[9]));
+    }
+    if rustcrypto_column() {
+        line.push_str(&format!(" {:>24} {:>9}", c[10], c[11]));
     }
     line
 }
@@ -140,7 +176,9 @@ pub(super) fn print_header() {
             "cv/raw",
             "cv per op",
             "kryoptic",
-            "cv/ky"
+            "cv/ky",
+            "rustcrypto",
+            "rc/sh"
         ])
     );
 }
@@ -158,18 +196,31 @@ pub(super) fn print_row(row: &Row) {
         fmt_per_op(row),
         fmt_cell(row, KY),
         fmt_ratio(row.ratio(KY)),
+        fmt_cell(row, RC),
+        fmt_ratio(row.ratio_of(RC, 1)),
     ];
     println!("{}", table_line(cells.each_ref().map(String::as_str)));
     ROWS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(row.clone());
 }
 
 /// Measures a row whose contenders are the PKCS#11 modules' batches in peer order
-/// (collabvault, SoftHSM2, then Kryoptic when the run has it) followed by the raw one,
-/// and prints it with each figure in its column ([`RAW`] before [`KY`]).
+/// ([`peer_columns`]; a row may give fewer, the rest are not measured) followed by the
+/// raw one, and prints it with each figure in its column.
 pub(super) fn measure_row(name: &str, mut contenders: Vec<Option<Batch<'_>>>) -> Res<()> {
     let raw = contenders.pop().flatten();
-    contenders.insert(RAW.min(contenders.len()), raw);
+    contenders.push(raw);
     let rates = measure(&mut contenders).map_err(|e| err(format!("{name}: {e}")))?;
-    print_row(&Row::rates(name, &rates));
+    let (raw, peers) = rates.split_last().ok_or_else(|| err(format!("{name}: no contenders")))?;
+    print_row(&Row::rates(name, &by_column(peers, *raw)));
     Ok(())
+}
+
+/// Figures in peer order (and the raw one) placed in their columns.
+pub(super) fn by_column(peers: &[Option<Stats>], raw: Option<Stats>) -> [Option<Stats>; COLUMNS] {
+    let mut cells = [None; COLUMNS];
+    for (col, s) in peer_columns().into_iter().zip(peers) {
+        cells[col] = *s;
+    }
+    cells[RAW] = raw;
+    cells
 }

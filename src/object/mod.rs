@@ -104,10 +104,65 @@ fn check_kind(row: &Row, value: &[u8]) -> Result<()> {
     }
 }
 
+/// A fresh `CKA_UNIQUE_ID`: 16 random bytes as 32 lowercase hex digits. Random rather
+/// than counted: ids must stay unique across processes and hosts sharing one store (a
+/// token object's row is `UNIQUE` on it and its sealed part is bound to it), and in a
+/// forked child, without any state to coordinate.
 fn unique_id() -> Result<Vec<u8>> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut raw = [0u8; 16];
     crate::mechanism::primitives::fill_random(&mut raw)?;
-    Ok(hex::encode(raw).into_bytes())
+    let mut id = Vec::with_capacity(32);
+    for b in raw {
+        id.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+    }
+    Ok(id)
+}
+
+/// About how many defaults an object of the richest class (a private key) gets: the
+/// capacity reserved for them up front.
+const DEFAULTS_PER_OBJECT: usize = 32;
+
+/// Attribute values gathered for a new object, zeroized if construction stops early.
+struct Pending(Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>);
+
+impl Pending {
+    /// The value of `ty` among the first `n` entries (the supplied ones), if there.
+    fn first(&self, n: usize, ty: CK_ATTRIBUTE_TYPE) -> Option<&Vec<u8>> {
+        self.0[..n].iter().find(|(t, _)| *t == ty).map(|(_, v)| v)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(|(_, v)| v.zeroize());
+    }
+}
+
+/// Adds the policy's default for every attribute of `class` not given; a required one
+/// missing is `CKR_TEMPLATE_INCOMPLETE`.
+fn fill_defaults(class: Classes, pending: &mut Pending) -> Result<()> {
+    let given = pending.0.len();
+    let has = |p: &Pending, ty| p.0[..given].iter().any(|(t, _)| *t == ty);
+    for row in policy::rows_for(class) {
+        if has(pending, row.ty) {
+            continue;
+        }
+        let value = match row.default {
+            policy::Fallback::None if row.rules.has(Rules::REQUIRED) => return Err(Error::TemplateIncomplete(row.ty)),
+            policy::Fallback::None => continue,
+            policy::Fallback::Bool(b) => vec![CK_BBOOL::from(b)],
+            policy::Fallback::Ulong(v) => v.to_ne_bytes().to_vec(),
+            policy::Fallback::Empty => Vec::new(),
+        };
+        pending.0.push((row.ty, value));
+    }
+    // Secret and private keys are private unless the template says otherwise.
+    if !has(pending, CKA_PRIVATE) && !pending.0[given..].iter().any(|(t, _)| *t == CKA_PRIVATE) {
+        let private_by_default = class == Classes::SECRET || class == Classes::PRIVATE;
+        pending.0.push((CKA_PRIVATE, vec![CK_BBOOL::from(private_by_default)]));
+    }
+    Ok(())
 }
 
 /// How an object came to be: decides the attributes only the token sets (spec §4.9–4.10:
@@ -141,18 +196,19 @@ impl Object {
     /// overlap is inconsistent (`CKA_VALUE` in a key generation template, say).
     pub fn new(template: &Template, origin: Origin, supplied: &[Attr]) -> Result<Object> {
         template.check_unique()?;
-        // Held in an object from the start: the supplied attributes may be a new key's
-        // value, and an object zeroizes its values when dropped, on every early return.
-        let mut object = Object::holding(supplied.iter().map(|a| (a.ty, a.value.clone())).collect());
-        let class_value = match object.attrs.get(&CKA_CLASS) {
+        // Gathered in a list that zeroizes its values on every early return (the supplied
+        // attributes may be a new key's value), then built into the map in one go: one
+        // sort and a bulk build instead of a search and an insert per attribute.
+        let mut pending = Pending(Vec::with_capacity(supplied.len() + template.0.len() + DEFAULTS_PER_OBJECT));
+        pending.0.extend(supplied.iter().map(|a| (a.ty, a.value.clone())));
+        let class_value = match pending.first(supplied.len(), CKA_CLASS) {
             Some(v) => decode_ulong(CKA_CLASS, v)?,
             None => template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?,
         };
         let class = Classes::of(class_value).ok_or(Error::AttributeValueInvalid(CKA_CLASS))?;
-        object.class = class;
-        let attrs = &mut object.attrs;
         for a in &template.0 {
-            if let Some(given) = attrs.get(&a.ty) {
+            // The template's types are unique (checked above): only a supplied one can clash.
+            if let Some(given) = pending.first(supplied.len(), a.ty) {
                 if *given == a.value {
                     continue;
                 }
@@ -170,9 +226,11 @@ impl Object {
                 continue;
             }
             check_kind(row, &a.value)?;
-            attrs.insert(a.ty, a.value.clone());
+            pending.0.push((a.ty, a.value.clone()));
         }
-        object.fill_defaults()?;
+        fill_defaults(class, &mut pending)?;
+        let mut object = Object::holding(std::mem::take(&mut pending.0).into_iter().collect());
+        object.class = class;
         object.check_class_rules()?;
         object.set_origin(origin);
         object.attrs.insert(CKA_UNIQUE_ID, unique_id()?);
@@ -234,28 +292,6 @@ impl Object {
             self.attrs.insert(CKA_ALWAYS_SENSITIVE, vec![CK_BBOOL::from(always_sensitive)]);
             self.attrs.insert(CKA_NEVER_EXTRACTABLE, vec![CK_BBOOL::from(never_extractable)]);
         }
-    }
-
-    fn fill_defaults(&mut self) -> Result<()> {
-        for row in policy::rows_for(self.class) {
-            if self.attrs.contains_key(&row.ty) {
-                continue;
-            }
-            let value = match row.default {
-                policy::Fallback::None if row.rules.has(Rules::REQUIRED) => {
-                    return Err(Error::TemplateIncomplete(row.ty))
-                }
-                policy::Fallback::None => continue,
-                policy::Fallback::Bool(b) => vec![CK_BBOOL::from(b)],
-                policy::Fallback::Ulong(v) => v.to_ne_bytes().to_vec(),
-                policy::Fallback::Empty => Vec::new(),
-            };
-            self.attrs.insert(row.ty, value);
-        }
-        // Secret and private keys are private unless the template says otherwise.
-        let private_by_default = self.class == Classes::SECRET || self.class == Classes::PRIVATE;
-        self.attrs.entry(CKA_PRIVATE).or_insert_with(|| vec![CK_BBOOL::from(private_by_default)]);
-        Ok(())
     }
 
     fn check_class_rules(&mut self) -> Result<()> {

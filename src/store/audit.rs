@@ -10,7 +10,7 @@
 //! one; format 2 (written now) puts a presence byte before every optional field. Entries
 //! keep the format they were written with, so existing chains still verify.
 
-use crate::mechanism::primitives::Sha256;
+use crate::mechanism::primitives::{sha256, Sha256};
 
 /// Hash that precedes the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -225,30 +225,29 @@ impl AuditEntry<'_> {
     }
 
     /// Format 2: a presence byte before every optional field, so `None` and `""` differ.
+    /// The hashed bytes are laid out in one buffer and hashed in one call: the same
+    /// digest as absorbing them field by field, without a hash-state call per field.
     fn chain_hash_v2(&self, prev: &[u8]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"collabvault-audit-v2");
-        h.update(prev);
-        h.update(self.seq.to_be_bytes());
-        h.update(self.at_ms.to_be_bytes());
-        h.update(self.pid.to_be_bytes());
         let e = self.event;
-        let text = |h: &mut Sha256, field: Option<&str>| {
-            h.update([u8::from(field.is_some())]);
+        let texts = [e.workspace.as_deref(), Some(&e.actor), Some(&e.action), e.object.as_deref(), Some(&e.outcome)];
+        let text_len: usize = texts.iter().map(|t| 9 + t.map_or(0, str::len)).sum();
+        let mut m = Vec::with_capacity(20 + prev.len() + 20 + text_len + 18);
+        m.extend_from_slice(b"collabvault-audit-v2");
+        m.extend_from_slice(prev);
+        m.extend_from_slice(&self.seq.to_be_bytes());
+        m.extend_from_slice(&self.at_ms.to_be_bytes());
+        m.extend_from_slice(&self.pid.to_be_bytes());
+        for field in texts {
+            m.push(u8::from(field.is_some()));
             let field = field.unwrap_or("");
-            h.update((field.len() as u64).to_be_bytes());
-            h.update(field.as_bytes());
-        };
-        text(&mut h, e.workspace.as_deref());
-        text(&mut h, Some(&e.actor));
-        text(&mut h, Some(&e.action));
-        text(&mut h, e.object.as_deref());
-        text(&mut h, Some(&e.outcome));
-        for field in [e.session, e.count] {
-            h.update([u8::from(field.is_some())]);
-            h.update(field.unwrap_or(0).to_be_bytes());
+            m.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            m.extend_from_slice(field.as_bytes());
         }
-        h.finalize()
+        for field in [e.session, e.count] {
+            m.push(u8::from(field.is_some()));
+            m.extend_from_slice(&field.unwrap_or(0).to_be_bytes());
+        }
+        sha256(&m)
     }
 
     /// Format 1, for entries written before format 2.
@@ -322,6 +321,49 @@ mod tests {
             v1.update(f.as_bytes());
         }
         assert_eq!(h, v1.finalize());
+    }
+
+    #[test]
+    fn the_format_2_hash_is_its_fields_absorbed_one_by_one() {
+        // Written out field by field, as format 2 was defined: the one-buffer hash must
+        // give every stored entry's hash unchanged.
+        let e = AuditEvent::ok("ws", "user", "C_EncapsulateKey", Some("id \"k\" to id \"p\"".into()))
+            .in_session(Some(7))
+            .counted(3);
+        let mut v2 = Sha256::new();
+        v2.update(b"collabvault-audit-v2");
+        v2.update([9u8; 32]);
+        v2.update(1i64.to_be_bytes());
+        v2.update(1_700_000_000_000i64.to_be_bytes());
+        v2.update(42u32.to_be_bytes());
+        for f in [Some("ws"), Some("user"), Some("C_EncapsulateKey"), Some("id \"k\" to id \"p\""), Some("CKR_OK")] {
+            v2.update([u8::from(f.is_some())]);
+            v2.update((f.unwrap_or("").len() as u64).to_be_bytes());
+            v2.update(f.unwrap_or("").as_bytes());
+        }
+        for f in [Some(7u64), Some(3)] {
+            v2.update([1u8]);
+            v2.update(f.unwrap_or(0).to_be_bytes());
+        }
+        assert_eq!(entry(&e).chain_hash(&[9u8; 32]), v2.finalize());
+        let mut bare = AuditEvent::ok("ws", "user", "C_Login", None);
+        bare.workspace = None;
+        let mut v2 = Sha256::new();
+        v2.update(b"collabvault-audit-v2");
+        v2.update(GENESIS);
+        v2.update(1i64.to_be_bytes());
+        v2.update(1_700_000_000_000i64.to_be_bytes());
+        v2.update(42u32.to_be_bytes());
+        for f in [None, Some("user"), Some("C_Login"), None, Some("CKR_OK")] {
+            v2.update([u8::from(f.is_some())]);
+            v2.update((f.unwrap_or("").len() as u64).to_be_bytes());
+            v2.update(f.unwrap_or("").as_bytes());
+        }
+        v2.update([0u8]);
+        v2.update(0u64.to_be_bytes());
+        v2.update([0u8]);
+        v2.update(0u64.to_be_bytes());
+        assert_eq!(entry(&bare).chain_hash(&GENESIS), v2.finalize());
     }
 
     #[test]

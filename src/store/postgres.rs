@@ -340,7 +340,8 @@ impl PgStore {
                 tx.exec("SET LOCAL synchronous_commit = off", &[])?;
             }
             let out = f(tx)?;
-            let seqs = held.events().iter().chain(events).map(|e| append_entry(tx, e)).collect::<Result<Vec<_>>>()?;
+            let mut seqs = append_entries(tx, held.events())?;
+            seqs.extend(append_entries(tx, events)?);
             Ok((out, seqs))
         });
         match result {
@@ -409,33 +410,51 @@ fn now_ms() -> i64 {
 
 /// Appends one entry after the chain's head; the caller holds the write lock.
 fn append_entry(tx: &mut Tx<'_, '_>, event: &AuditEvent) -> Result<i64> {
+    let seqs = append_entries(tx, std::slice::from_ref(event))?;
+    seqs.first().copied().ok_or_else(|| Error::Store("no audit entry written".into()))
+}
+
+/// Appends `events` in order after the chain's head and returns their sequence numbers;
+/// the caller holds the write lock, so the head is read once and carried from one entry
+/// to the next (a batch of held entries costs one query round trip, not one per entry).
+fn append_entries(tx: &mut Tx<'_, '_>, events: &[AuditEvent]) -> Result<Vec<i64>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     let last = tx.opt("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[])?;
-    let (seq, prev) = match last {
-        Some(row) => (col::<i64>(&row, 0)? + 1, col::<Vec<u8>>(&row, 1)?),
-        None => (1, GENESIS.to_vec()),
+    let (mut seq, mut prev) = match last {
+        Some(row) => (col::<i64>(&row, 0)?, col::<Vec<u8>>(&row, 1)?),
+        None => (0, GENESIS.to_vec()),
     };
-    let entry = AuditEntry { seq, at_ms: now_ms(), pid: std::process::id(), event };
-    let hash = entry.chain_hash(&prev).to_vec();
-    tx.exec(
-        "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash,
-         session, count, format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        &[
-            &seq,
-            &entry.at_ms,
-            &i64::from(entry.pid),
-            &event.workspace,
-            &event.actor,
-            &event.action,
-            &event.object,
-            &event.outcome,
-            &prev,
-            &hash,
-            &event.session.map(|s| s as i64),
-            &event.count.map(|c| c as i64),
-            &i64::from(super::audit::FORMAT),
-        ],
-    )?;
-    Ok(seq)
+    let pid = std::process::id();
+    let mut seqs = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        let entry = AuditEntry { seq, at_ms: now_ms(), pid, event };
+        let hash = entry.chain_hash(&prev).to_vec();
+        tx.exec(
+            "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash,
+             session, count, format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &seq,
+                &entry.at_ms,
+                &i64::from(entry.pid),
+                &event.workspace,
+                &event.actor,
+                &event.action,
+                &event.object,
+                &event.outcome,
+                &prev,
+                &hash,
+                &event.session.map(|s| s as i64),
+                &event.count.map(|c| c as i64),
+                &i64::from(super::audit::FORMAT),
+            ],
+        )?;
+        prev = hash;
+        seqs.push(seq);
+    }
+    Ok(seqs)
 }
 
 fn insert_master(tx: &mut Tx<'_, '_>, workspace: &str, m: &MasterRecord) -> Result<()> {

@@ -393,8 +393,8 @@ impl SqliteStore {
             let committed = (|| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let out = f(&tx)?;
-                let seqs =
-                    held.events().iter().chain(events).map(|e| append_entry(&tx, e)).collect::<Result<Vec<_>>>()?;
+                let mut seqs = append_entries(&tx, held.events())?;
+                seqs.extend(append_entries(&tx, events)?);
                 tx.commit()?;
                 Ok((out, seqs))
             })();
@@ -627,38 +627,59 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 }
 
 fn append_entry(tx: &Transaction<'_>, event: &AuditEvent) -> Result<i64> {
+    let seqs = append_entries(tx, std::slice::from_ref(event))?;
+    seqs.first().copied().ok_or_else(|| Error::Store("no audit entry written".into()))
+}
+
+/// Appends `events` to the chain in order, in `tx`, and returns their sequence numbers.
+/// The chain's last entry is read once per call and carried from one entry to the next
+/// (the transaction is immediate: nothing else writes the chain meanwhile), so a batch
+/// of held entries costs one query and one prepared insert, not one of each per entry.
+fn append_entries(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<Vec<i64>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     let last: Option<(i64, Vec<u8>)> = tx
         .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let (seq, prev) = match last {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, GENESIS.to_vec()),
+    let (mut seq, mut prev) = match last {
+        Some((seq, hash)) => (seq, hash),
+        None => (0, GENESIS.to_vec()),
     };
-    let at_ms =
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let entry = AuditEntry { seq, at_ms, pid: std::process::id(), event };
-    let hash = entry.chain_hash(&prev);
     let mut insert = tx.prepare_cached(
         "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash,
          session, count, format) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
-    insert.execute(params![
-        seq,
-        at_ms,
-        entry.pid,
-        event.workspace,
-        event.actor,
-        event.action,
-        event.object,
-        event.outcome,
-        prev,
-        hash.to_vec(),
-        event.session.map(|s| s as i64),
-        event.count.map(|c| c as i64),
-        super::audit::FORMAT,
-    ])?;
-    Ok(seq)
+    let pid = std::process::id();
+    let mut seqs = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let entry = AuditEntry { seq, at_ms, pid, event };
+        let hash = entry.chain_hash(&prev);
+        insert.execute(params![
+            seq,
+            at_ms,
+            pid,
+            event.workspace,
+            event.actor,
+            event.action,
+            event.object,
+            event.outcome,
+            prev,
+            &hash[..],
+            event.session.map(|s| s as i64),
+            event.count.map(|c| c as i64),
+            super::audit::FORMAT,
+        ])?;
+        prev.clear();
+        prev.extend_from_slice(&hash);
+        seqs.push(seq);
+    }
+    Ok(seqs)
 }
 
 fn insert_master(tx: &Transaction<'_>, workspace: &str, m: &MasterRecord) -> Result<()> {

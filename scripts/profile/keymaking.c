@@ -1,0 +1,66 @@
+/*
+ * keymaking.c: the callgrind driver of scripts/callgrind-keymaking.sh. Logs in to the
+ * token in the first slot and makes N session keys through the C ABI, each destroyed
+ * again: `aes` (C_GenerateKey, AES-256) or `encaps` (C_EncapsulateKey, ML-KEM-768, under
+ * a key pair made first). Three warm-up calls run before `measured`, the one function
+ * callgrind collects (--toggle-collect=measured), so its count divided by N is the cost
+ * of one make + destroy, the batched audit writes included.
+ *
+ *   keymaking <module.so> <user-pin> aes|encaps <N>
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pkcs11.h"
+
+#define SYM(name) CK_##name name = (CK_##name)dlsym(lib, #name); if (!name) { fprintf(stderr, "no %s\n", #name); exit(1); }
+static void check(CK_RV rv, const char *w) { if (rv != CKR_OK) { fprintf(stderr, "%s: 0x%lx\n", w, rv); exit(1); } }
+
+static void *lib;
+static CK_SESSION_HANDLE s;
+static CK_OBJECT_HANDLE pub_key, priv_key;
+
+__attribute__((noinline)) void run_aes(int n) {
+    SYM(C_GenerateKey) SYM(C_DestroyObject)
+    CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY; CK_KEY_TYPE kt = CKK_AES; CK_ULONG len = 32;
+    CK_BBOOL f = CK_FALSE, t = CK_TRUE;
+    CK_ATTRIBUTE tpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt},
+        {CKA_VALUE_LEN, &len, sizeof len}, {CKA_TOKEN, &f, 1}, {CKA_PRIVATE, &f, 1}, {CKA_ENCRYPT, &t, 1}};
+    for (int i = 0; i < n; i++) { CK_OBJECT_HANDLE h; check(C_GenerateKey(s, &m, tpl, 6, &h), "genkey"); check(C_DestroyObject(s, h), "destroy"); }
+}
+
+__attribute__((noinline)) void run_encaps(int n) {
+    SYM(C_EncapsulateKey) SYM(C_DestroyObject)
+    CK_MECHANISM m = {CKM_ML_KEM, NULL, 0};
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY; CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_BBOOL f = CK_FALSE;
+    CK_ATTRIBUTE tpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}, {CKA_TOKEN, &f, 1}, {CKA_PRIVATE, &f, 1}};
+    CK_BYTE ct[2000];
+    for (int i = 0; i < n; i++) { CK_ULONG ctlen = sizeof ct; CK_OBJECT_HANDLE h;
+        check(C_EncapsulateKey(s, &m, pub_key, tpl, 4, ct, &ctlen, &h), "encaps"); check(C_DestroyObject(s, h), "destroy"); }
+}
+
+__attribute__((noinline)) void measured(int aes, int n) { if (aes) run_aes(n); else run_encaps(n); }
+
+int main(int argc, char **argv) {
+    if (argc < 5) { fprintf(stderr, "usage: drv module pin aes|encaps N\n"); return 2; }
+    lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL); if (!lib) { fprintf(stderr, "%s\n", dlerror()); return 1; }
+    SYM(C_Initialize) SYM(C_GetSlotList) SYM(C_OpenSession) SYM(C_Login) SYM(C_GenerateKeyPair)
+    check(C_Initialize(NULL), "init");
+    CK_SLOT_ID slots[8]; CK_ULONG ns = 8; check(C_GetSlotList(CK_TRUE, slots, &ns), "slots");
+    check(C_OpenSession(slots[0], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), "open");
+    check(C_Login(s, CKU_USER, (CK_UTF8CHAR *)argv[2], strlen(argv[2])), "login");
+    int n = atoi(argv[4]);
+    if (!strcmp(argv[3], "aes")) { run_aes(3); measured(1, n); }
+    else {
+        CK_MECHANISM g = {CKM_ML_KEM_KEY_PAIR_GEN, NULL, 0};
+        CK_ULONG ps = CKP_ML_KEM_768; CK_BBOOL f = CK_FALSE, t = CK_TRUE;
+        CK_ATTRIBUTE pt[] = {{CKA_PARAMETER_SET, &ps, sizeof ps}, {CKA_TOKEN, &f, 1}, {CKA_ENCAPSULATE, &t, 1}};
+        CK_ATTRIBUTE vt[] = {{CKA_TOKEN, &f, 1}, {CKA_DECAPSULATE, &t, 1}};
+        check(C_GenerateKeyPair(s, &g, pt, 3, vt, 2, &pub_key, &priv_key), "kpgen");
+        run_encaps(3); measured(0, n);
+    }
+    return 0;
+}
