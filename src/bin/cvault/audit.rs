@@ -114,7 +114,31 @@ fn verify_log(config: &Config, store: &dyn Backend, rows: &[AuditRow]) -> Res<Ch
         ),
         None => "no checkpoint signed yet".to_string(),
     };
-    Ok(Checked { verdict, basis: Some(basis) })
+    Ok(Checked { verdict, basis: Some(basis + &spans(rows)) })
+}
+
+/// `; spans N root replacement(s): at entry S, checkpoints up to K by the lost root's
+/// keys (…)`, for a chain carried across the loss of a root token (`audit/succession.rs`);
+/// empty otherwise. Printed only with a verdict that checked them.
+fn spans(rows: &[AuditRow]) -> String {
+    let Ok(found) = collabvault_pkcs11::audit::succession::successions(rows) else {
+        return String::new();
+    };
+    if found.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = found
+        .iter()
+        .map(|(seq, s)| {
+            format!(
+                "at entry {seq}, checkpoints up to {} (entry {}) by the replaced root's keys ({})",
+                s.last_number,
+                s.last_seq,
+                s.keys_line()
+            )
+        })
+        .collect();
+    format!("; the chain spans {} root replacement(s): {}", found.len(), each.join("; "))
 }
 
 /// `intact: N entries, head H[; basis]` or `broken at entry S: DEFECT`.
