@@ -208,11 +208,13 @@ pub fn mldsa_verifies(c: &Checkpoint, s: &CheckpointSig) -> bool {
 }
 
 /// The keys a checkpoint must be signed by: the trusted ones (the root token's), or,
-/// before a root succession, the predecessor's keys the succession entry names.
+/// before a root succession, the predecessor's keys the succession entry names, or the
+/// trusted ones still (the new root may sign before the entry is written: a module run
+/// between the loss and the recovery; a trusted signature is good evidence anywhere).
 #[derive(Clone, Copy)]
 enum Signers<'a> {
     Trusted(&'a TrustedKeys<'a>),
-    Predecessor(&'a Succession),
+    Predecessor(&'a Succession, &'a TrustedKeys<'a>),
 }
 
 impl Signers<'_> {
@@ -223,7 +225,9 @@ impl Signers<'_> {
                 let key = if algorithm == ECDSA { t.ecdsa } else { t.mldsa };
                 key.is_none_or(|k| k == public_key)
             }
-            Signers::Predecessor(s) => s.names(algorithm, public_key),
+            Signers::Predecessor(s, trusted) => {
+                s.names(algorithm, public_key) || Signers::Trusted(trusted).accept(algorithm, public_key)
+            }
         }
     }
 }
@@ -255,19 +259,28 @@ pub fn signed_by(c: &Checkpoint, trusted: &TrustedKeys<'_>) -> bool {
 /// Who must have signed a checkpoint at entry `seq`: the keys named by the first
 /// succession after it, or (after the last one) the trusted keys.
 fn signers_at<'a>(seq: i64, successions: &'a [(i64, Succession)], trusted: &'a TrustedKeys<'a>) -> Signers<'a> {
-    successions.iter().find(|(at, _)| seq < *at).map_or(Signers::Trusted(trusted), |(_, s)| Signers::Predecessor(s))
+    successions
+        .iter()
+        .find(|(at, _)| seq < *at)
+        .map_or(Signers::Trusted(trusted), |(_, s)| Signers::Predecessor(s, trusted))
 }
 
 /// Each succession entry holds: the last checkpoint it names is in the store, before it,
 /// with the hash it names (the lost root's head, so dropped checkpoints are caught), and
-/// no checkpoint before it is numbered after that one.
-fn check_successions(successions: &[(i64, Succession)], checkpoints: &[Checkpoint]) -> Option<Verdict> {
+/// no checkpoint before it but one the trusted keys signed is numbered after that one.
+fn check_successions(
+    successions: &[(i64, Succession)],
+    checkpoints: &[Checkpoint],
+    trusted: &TrustedKeys<'_>,
+) -> Option<Verdict> {
     for (seq, s) in successions {
         let named = checkpoints.iter().find(|c| c.number == s.last_number);
         if !named.is_some_and(|c| c.entry_seq == s.last_seq && c.entry_hash == s.last_hash && c.entry_seq < *seq) {
             return Some(Verdict::Broken { seq: s.last_seq, defect: Defect::Truncated });
         }
-        if let Some(c) = checkpoints.iter().find(|c| c.entry_seq < *seq && c.number > s.last_number) {
+        if let Some(c) =
+            checkpoints.iter().find(|c| c.entry_seq < *seq && c.number > s.last_number && !signed_by(c, trusted))
+        {
             let why = "a checkpoint before it is newer than the last one it names";
             return Some(Verdict::Broken { seq: c.entry_seq, defect: Defect::Succession(why) });
         }
@@ -331,7 +344,7 @@ pub fn verify_all(
             return Verdict::Broken { seq: c.entry_seq, defect: Defect::Changed };
         }
     }
-    if let Some(broken) = check_successions(&successions, checkpoints) {
+    if let Some(broken) = check_successions(&successions, checkpoints, trusted) {
         return broken;
     }
     if let Some((number, seq, hash)) = head {
@@ -367,23 +380,29 @@ pub fn succession_due(
     checkpoints: &[Checkpoint],
     new: &TrustedKeys<'_>,
 ) -> std::result::Result<SuccessionDue, Verdict> {
-    let Some(last) = checkpoints.last() else {
+    let unparsed = |seq| Verdict::Broken { seq, defect: Defect::Succession("it does not parse") };
+    let known = successions(rows).map_err(unparsed)?;
+    // The lost root's newest checkpoint: the newest the new root did not sign (it may have
+    // signed some already, if the module ran on it before this recovery).
+    let Some(last) = checkpoints.iter().rev().find(|c| !signed_by(c, new)) else {
         return Ok(SuccessionDue::Nothing);
     };
-    if signed_by(last, new) {
-        return Ok(SuccessionDue::Nothing);
-    }
-    let known =
-        successions(rows).map_err(|seq| Verdict::Broken { seq, defect: Defect::Succession("it does not parse") })?;
-    // The lost root's checkpoints: those after the last succession it signed over.
+    // Its checkpoints: those since the last succession it signed over.
     let since = known.iter().rev().find(|(seq, _)| *seq <= last.entry_seq).map_or(0, |(seq, _)| *seq);
-    let signed: Vec<Checkpoint> = checkpoints.iter().filter(|c| c.entry_seq >= since).cloned().collect();
+    let signed: Vec<Checkpoint> =
+        checkpoints.iter().filter(|c| c.entry_seq >= since && c.number <= last.number).cloned().collect();
     let candidate = Succession::of(last, &signed);
-    // An entry appended by a run killed before it signed: the same predecessor, after `last`.
-    let pending = known.last().filter(|(seq, s)| *seq > last.entry_seq && *s == candidate).map(|(seq, _)| *seq);
-    // The log before that entry is what it vouches for; checked again, as on the first run.
+    // An entry for this predecessor after its last checkpoint: an earlier run wrote it.
+    let pending = known.iter().find(|(seq, s)| *seq > last.entry_seq && *s == candidate).map(|(seq, _)| *seq);
+    if let Some(seq) = pending {
+        if checkpoints.iter().any(|c| c.entry_seq >= seq && signed_by(c, new)) {
+            return Ok(SuccessionDue::Nothing);
+        }
+    }
+    // The log up to that entry (or all of it) is what the entry vouches for.
     let before = pending.map_or(rows.len(), |seq| rows.iter().take_while(|r| r.seq < seq).count());
-    match self_check(&rows[..before], checkpoints, &candidate, last) {
+    let theirs: Vec<Checkpoint> = checkpoints.iter().filter(|c| c.number <= last.number).cloned().collect();
+    match self_check(&rows[..before], &theirs, &candidate, last) {
         Verdict::Intact { .. } => Ok(pending.map_or(SuccessionDue::Append(candidate), SuccessionDue::Sign)),
         broken => Err(broken),
     }
@@ -611,11 +630,10 @@ mod tests {
         let mallory = p256::ecdsa::SigningKey::from_slice(&[13u8; 32]).expect("key");
         cps[0] = signed(&mallory, 1, &rows[2]);
         let forged = Defect::Signature { checkpoint: 1, algorithm: ECDSA };
-        assert_eq!(verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk)), Verdict::Broken { seq: 3, defect: forged });
-        // Nor may the new root's own key stand in for the predecessor's before the entry.
-        let (rows, mut cps, head) = recovered();
-        cps[0] = signed(&new_key(), 1, &rows[2]);
-        assert!(matches!(verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk)), Verdict::Broken { seq: 3, .. }));
+        assert_eq!(
+            verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk)),
+            Verdict::Broken { seq: 3, defect: forged }
+        );
     }
 
     #[test]
@@ -624,7 +642,10 @@ mod tests {
         let new_pk = public(&new_key());
         // Only the old checkpoints: nothing trusted vouches for the entry.
         let uncovered = Defect::Succession("no checkpoint signed by a trusted key covers it");
-        assert_eq!(verify_all(&rows, &cps[..2], None, &new_trust(&new_pk)), Verdict::Broken { seq: 7, defect: uncovered });
+        assert_eq!(
+            verify_all(&rows, &cps[..2], None, &new_trust(&new_pk)),
+            Verdict::Broken { seq: 7, defect: uncovered }
+        );
         // Covered by a checkpoint under a key nobody trusts: that checkpoint fails.
         let mut cps = cps;
         let mallory = p256::ecdsa::SigningKey::from_slice(&[13u8; 32]).expect("key");
@@ -724,5 +745,31 @@ mod tests {
         rewritten[0].event.actor = "mallory".into();
         relink(&mut rewritten);
         assert!(succession_due(&rewritten, &old, &new_trust(&new_pk)).is_err());
+    }
+
+    /// The module ran on the new, empty root before the recovery (a login attempt after
+    /// the loss) and signed a checkpoint with the new key: the succession still names the
+    /// lost root's last checkpoint, and the new root's earlier checkpoint stands.
+    #[test]
+    fn a_checkpoint_the_new_root_signed_before_the_recovery_stands() {
+        let new_pk = public(&new_key());
+        let pre = chain(7);
+        let cps = vec![signed(&key(), 1, &pre[2]), signed(&key(), 2, &pre[4]), signed(&new_key(), 3, &pre[5])];
+        let Ok(SuccessionDue::Append(s)) = succession_due(&pre, &cps, &new_trust(&new_pk)) else {
+            panic!("a succession is due");
+        };
+        assert_eq!((s.last_number, s.last_seq), (2, 5));
+        let rows = chain_with_succession(8, 8, &s);
+        let mut cps = vec![signed(&key(), 1, &rows[2]), signed(&key(), 2, &rows[4]), signed(&new_key(), 3, &rows[5])];
+        assert_eq!(succession_due(&rows, &cps, &new_trust(&new_pk)), Ok(SuccessionDue::Sign(8)));
+        cps.push(signed(&new_key(), 4, &rows[7]));
+        let head = (4, 8, rows[7].hash.clone());
+        let verdict = verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk));
+        assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict:?}");
+        assert_eq!(succession_due(&rows, &cps, &new_trust(&new_pk)), Ok(SuccessionDue::Nothing));
+        // But an untrusted key there is still a forgery.
+        let mallory = p256::ecdsa::SigningKey::from_slice(&[13u8; 32]).expect("key");
+        cps[2] = signed(&mallory, 3, &rows[5]);
+        assert!(matches!(verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk)), Verdict::Broken { seq: 6, .. }));
     }
 }
