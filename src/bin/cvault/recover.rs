@@ -19,7 +19,7 @@ use collabvault_pkcs11::store::AuditEvent;
 use serde_json::json;
 
 use crate::cli::{FactorArgs, Global, PassphraseArgs};
-use crate::kit::{factor_token, kit_failure, passphrase, read_kit};
+use crate::kit::{factor_token, kit_failure, passphrase, read_kit, record_unlock, unlock_allowed};
 use crate::{fail, print_json, Failure, Pins, Res, Who};
 
 /// How many stored DEKs the kit must open before anything is written.
@@ -51,18 +51,21 @@ pub(crate) fn run(
             println!("{line}");
         }
     };
-    // 1. The kit: the factor first, its module finalized before the root token is used.
+    let store = collabvault_pkcs11::store::open(&config).map_err(|e| Failure(format!("cannot open the store: {e}")))?;
+    // 1. The kit, unless its failed unlocks call for a wait: the factor first, its module
+    // finalized before the root token is used.
+    let failed = unlock_allowed(store.as_ref(), &config, &ws.name, &header.kit_id)?;
     let token = factor_token(factor, Some(&header.factor))?;
     let pass = passphrase(secret, false)?;
-    let contents =
-        kit::open(&bytes, Some(&ws.name), pass.as_bytes(), &mut |m| token.respond(m)).map_err(kit_failure)?;
+    let opened = kit::open(&bytes, Some(&ws.name), pass.as_bytes(), &mut |m| token.respond(m));
     drop(pass);
+    record_unlock(store.as_ref(), &ws.name, &header.kit_id, failed, &opened)?;
+    let contents = opened.map_err(kit_failure)?;
     let listed: Vec<String> = contents.versions.iter().map(|v| format!("v{}", v.version)).collect();
     say(format!("kit {} opened: {} ({})", header.kit_id, ws.name, listed.join(", ")));
     let pins = Pins::load(global.pin_file.as_deref())?;
     let so_pin = pins.secret(Who::So, &ws.name, true)?;
     let user_pin = pins.secret(Who::User, &ws.name, true)?;
-    let store = collabvault_pkcs11::store::open(&config).map_err(|e| Failure(format!("cannot open the store: {e}")))?;
     let audit = |action: &str, what: String| {
         store.append_audit(&AuditEvent::by(&ws.name, RECOVERY, action, Some(what))).map_err(kit_failure)
     };
