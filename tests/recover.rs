@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use collabvault_pkcs11::store::sqlite::SqliteStore;
 use collabvault_pkcs11::store::Backend;
 use common::hsm::{softhsm_module, Hsm, ROOT_LABEL, ROOT_PIN, ROOT_PIN_ENV};
-use cryptoki::context::Pkcs11;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -274,6 +274,29 @@ fn a_lost_root_is_recovered_from_the_kit_and_an_earlier_session_is_refused() {
     assert!(verdict.contains(&named), "{named}: {verdict}");
 }
 
+/// Half an audit key pair in the new root token (its public key only), as a process
+/// killed between the pair's two objects leaves it.
+fn plant_orphan_audit_key() {
+    let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
+    let slot = p
+        .get_slots_with_initialized_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == NEW_ROOT))
+        .expect("the new root token");
+    let s = p.open_rw_session(slot).expect("session");
+    s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
+    let label = Attribute::Label(b"collabvault-audit".to_vec());
+    let p256_oid = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let public = [Attribute::Token(true), Attribute::EcParams(p256_oid), Attribute::Verify(true), label.clone()];
+    let private = [Attribute::Token(true), Attribute::Private(true), Attribute::Sign(true), label];
+    let (_, private) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private).expect("key pair");
+    s.destroy_object(private).expect("drop the private half");
+    drop(s);
+    p.finalize().expect("C_Finalize");
+}
+
 /// The succession entry vouches for nothing by itself: with its covering checkpoint (the
 /// new root's) dropped from the store, or an old checkpoint re-signed under another key,
 /// `cvault audit verify` fails.
@@ -284,6 +307,9 @@ fn audit_verify_after_a_recovery_still_catches_tampering() {
     d.ok(&["master", "rotate"], common::USER_PIN);
     d.export_kit();
     d.lose_root();
+    // A first run killed inside the new root's audit key pair generation left its public
+    // half only: nothing was signed with it, so the rerun makes a whole pair.
+    plant_orphan_audit_key();
     assert_ok(&d.recover());
     d.ok(&["audit", "verify"], NEW_USER_PIN);
     let file = d.ws.dir.path().join("store").join("collabvault.sqlite3");

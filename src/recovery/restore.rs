@@ -300,6 +300,11 @@ fn new_root_keys(slot: &SlotRoot) -> Result<(Vec<u8>, Vec<u8>)> {
 pub fn carry_audit(t: &Target<'_>) -> Result<Carried> {
     let rows = t.store.audit_rows()?;
     let checkpoints = t.store.checkpoints()?;
+    // A run killed inside the new root's first key pair generation left half a pair;
+    // nothing was signed with it, so it is made again rather than refused for ever.
+    let carried_by_none =
+        |k: &[u8]| !checkpoints.iter().any(|c| c.ecdsa.as_ref().is_some_and(|s| s.public_key.as_slice() == k));
+    t.slot.drop_orphan_audit_key(&carried_by_none)?;
     let (ecdsa, mldsa) = new_root_keys(&t.slot)?;
     let trusted = TrustedKeys { ecdsa: Some(&ecdsa), mldsa: Some(&mldsa) };
     let due = checkpoint::succession_due(&rows, &checkpoints, &trusted).map_err(|verdict| {
