@@ -2,8 +2,9 @@
 # The disaster demo (doc/recovery.md, "Restoration"): documents ingested, a recovery kit
 # exported, a backup taken; the root token (SoftHSM2) is deleted for good; a new root
 # token is made; `cvault recover` restores the surviving store from the kit with new PINs,
-# every document reads back, and a session logged in before the disaster is refused. Then
-# the backup's store file is put back and recovered the same way.
+# every document reads back, a session logged in before the disaster is refused, and
+# `cvault audit verify` passes across the root's replacement. Then the backup's store
+# file is put back and recovered the same way.
 source "$(dirname "$0")/lib.sh"
 CLIENT=recover
 need_tool tools python3 softhsm2-util sha256sum || exit 0
@@ -39,6 +40,9 @@ old_session() { while kill -0 "$OLD" 2>/dev/null; do sleep 0.1; done; cat "$WORK
 expect_output recover-voids-old-session 'old session refused: CKR_USER_NOT_LOGGED_IN' old_session
 expect_output recover-rerun-resumes 'already under the new root' recover
 expect_output every-document-reads-back 'read back 40 documents' python3 "$CLIENT_PY" "$MODULE" "$NEW_USER" readback 40
+# The audit chain verifies across the replacement: the lost root's checkpoints under the
+# keys the succession entry names, vouched for by the new root's checkpoint.
+expect_output audit-verify-spans-replacement '^intact: .*spans 1 root replacement\(s\)' "$CVAULT" audit verify
 # The backup's store file, checked against its manifest, put back and recovered as well.
 restore_backup() {
     (cd "$WORK/backup" && python3 -c "import json,sys; m=json.load(open('manifest.json')); \
@@ -49,3 +53,4 @@ check restore-backup-file restore_backup
 expect_output recover-backup 'restored from kit' recover
 expect_output backup-documents-read-back 'read back 40 documents' python3 "$CLIENT_PY" "$MODULE" "$NEW_USER" readback 40
 expect_output audit-records-recovery 'recover-hierarchy' "$CVAULT" audit export
+expect_output backup-audit-verify-spans-replacement '^intact: .*spans 1 root replacement\(s\)' "$CVAULT" audit verify

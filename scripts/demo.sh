@@ -425,6 +425,9 @@ echo "-> nothing opens: the storage key, the KEK and every master key row were s
 export CV_SO_PIN=eng-so-pin-recovered CV_USER_PIN=eng-user-pin-recovered
 cvault recover --workspace engineering --kit "$KIT"
 CV_WORKSPACE=engineering documents read "$STORE"
+# The audit chain spans the replacement: the lost root's checkpoints verify under the keys
+# the ROOT REPLACED entry names, which the new root's checkpoint vouches for.
+cvault audit verify
 echo "-> every document reads back with the new user PIN; the old PINs and every earlier login are void;"
 echo "   the custodians enroll again (cvault custodians init) and a new kit is exported"
 

@@ -81,6 +81,10 @@ pub struct RecoveryConfig {
     /// How many stored DEKs a drill opens with the kit's keys.
     #[serde(default = "default_drill_sample")]
     pub drill_sample: usize,
+    /// Failed kit unlocks (wrong passphrase or factor) in a row, per kit, before further
+    /// attempts through `cvault` wait a growing back-off (0: no limit).
+    #[serde(default = "default_max_failed_unlocks")]
+    pub max_failed_unlocks: u32,
 }
 
 impl Default for RecoveryConfig {
@@ -89,8 +93,13 @@ impl Default for RecoveryConfig {
             drill_every_days: default_drill_days(),
             ack_every_days: default_ack_days(),
             drill_sample: default_drill_sample(),
+            max_failed_unlocks: default_max_failed_unlocks(),
         }
     }
+}
+
+fn default_max_failed_unlocks() -> u32 {
+    5
 }
 
 fn default_drill_days() -> u64 {

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use collabvault_pkcs11::store::sqlite::SqliteStore;
 use collabvault_pkcs11::store::Backend;
 use common::hsm::{softhsm_module, Hsm, ROOT_LABEL, ROOT_PIN, ROOT_PIN_ENV};
-use cryptoki::context::Pkcs11;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -230,6 +230,10 @@ fn a_lost_root_is_recovered_from_the_kit_and_an_earlier_session_is_refused() {
     let dek0 = old.find_objects(&[Attribute::Label(b"dek-0".to_vec())]).expect("find")[0];
     assert_eq!(value_of(&old, dek0), dek_value(0));
     let old_master = master(&old);
+    // The audit key fingerprint kept from before the loss (`cvault audit key --json`).
+    let key: serde_json::Value =
+        serde_json::from_str(&d.ok(&["audit", "key", "--json"], common::USER_PIN)).expect("audit key JSON");
+    let old_ecdsa = key["ecdsa_p256_sha256"].as_str().expect("ECDSA fingerprint").to_string();
 
     d.lose_root();
     let out = assert_ok(&d.recover());
@@ -257,9 +261,81 @@ fn a_lost_root_is_recovered_from_the_kit_and_an_earlier_session_is_refused() {
     assert!(rerun.contains("already under the new root") && rerun.contains("0 stored DEK(s) re-wrapped"), "{rerun}");
     every_dek_opens(12, &all);
     let audit = d.ok(&["audit", "export"], NEW_USER_PIN);
-    for action in ["recover-kit", "recover-pins", "recover-hierarchy", "recover-epoch", "\"recover\""] {
+    for action in ["recover-kit", "recover-pins", "recover-hierarchy", "recover-epoch", "\"recover\"", "ROOT REPLACED"]
+    {
         assert!(audit.contains(action), "{action} audited");
     }
+    // The chain spans the root's replacement: the lost root's checkpoints verify under the
+    // keys the succession entry names, vouched for by the new root's checkpoint.
+    assert_eq!(audit.matches("ROOT REPLACED").count(), 1, "the rerun appended no second succession");
+    let verdict = d.ok(&["audit", "verify"], NEW_USER_PIN);
+    assert!(verdict.starts_with("intact:") && verdict.contains("spans 1 root replacement(s): at entry"), "{verdict}");
+    let named = format!("by the replaced root's keys (ECDSA P-256 sha256:{}…", &old_ecdsa[..16]);
+    assert!(verdict.contains(&named), "{named}: {verdict}");
+}
+
+/// Half an audit key pair in the new root token (its public key only), as a process
+/// killed between the pair's two objects leaves it.
+fn plant_orphan_audit_key() {
+    let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
+    let slot = p
+        .get_slots_with_initialized_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == NEW_ROOT))
+        .expect("the new root token");
+    let s = p.open_rw_session(slot).expect("session");
+    s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
+    let label = Attribute::Label(b"collabvault-audit".to_vec());
+    let p256_oid = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let public = [Attribute::Token(true), Attribute::EcParams(p256_oid), Attribute::Verify(true), label.clone()];
+    let private = [Attribute::Token(true), Attribute::Private(true), Attribute::Sign(true), label];
+    let (_, private) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private).expect("key pair");
+    s.destroy_object(private).expect("drop the private half");
+    drop(s);
+    p.finalize().expect("C_Finalize");
+}
+
+/// The succession entry vouches for nothing by itself: with its covering checkpoint (the
+/// new root's) dropped from the store, or an old checkpoint re-signed under another key,
+/// `cvault audit verify` fails.
+#[test]
+fn audit_verify_after_a_recovery_still_catches_tampering() {
+    let d = Disaster::new();
+    ingest(3, 0);
+    d.ok(&["master", "rotate"], common::USER_PIN);
+    d.export_kit();
+    d.lose_root();
+    // A first run killed inside the new root's audit key pair generation left its public
+    // half only: nothing was signed with it, so the rerun makes a whole pair.
+    plant_orphan_audit_key();
+    assert_ok(&d.recover());
+    d.ok(&["audit", "verify"], NEW_USER_PIN);
+    let file = d.ws.dir.path().join("store").join("collabvault.sqlite3");
+    let copy = d.path("intact.sqlite3");
+    std::fs::copy(&file, &copy).expect("copy");
+    let sql = |statement: &str| {
+        let db = rusqlite::Connection::open(&file).expect("open store");
+        db.execute_batch(statement).expect(statement);
+    };
+    // Every checkpoint from the succession on dropped: the entry is uncovered (and the
+    // new root's head is gone from the store).
+    let succession_seq = {
+        let db = rusqlite::Connection::open(&file).expect("open store");
+        db.query_row("SELECT seq FROM audit_log WHERE action = 'ROOT REPLACED'", [], |r| r.get::<_, i64>(0))
+            .expect("the succession entry")
+    };
+    sql(&format!("DELETE FROM audit_checkpoints WHERE entry_seq >= {succession_seq}"));
+    let out = d.run(&["audit", "verify"], NEW_USER_PIN);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    std::fs::copy(&copy, &file).expect("put back");
+    d.ok(&["audit", "verify"], NEW_USER_PIN);
+    // A pre-loss checkpoint's signature altered: it no longer verifies under the named key.
+    sql("UPDATE audit_checkpoints SET signature = zeroblob(64) WHERE number = 1");
+    let out = d.run(&["audit", "verify"], NEW_USER_PIN);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && stdout.contains("checkpoint 1"), "{stdout}");
 }
 
 /// Stored DEKs under v1 (the kit's) and v2 (recovery's), read from the store file.
@@ -336,4 +412,8 @@ fn a_backup_file_is_recovered_onto_a_new_root_and_a_killed_recovery_resumes() {
     let out = assert_ok(&d.recover());
     assert!(out.contains("restored from kit"), "{out}");
     every_dek_opens(n, &held);
+    // However the kills fell (before or after the succession entry, before its checkpoint),
+    // the chain verifies across the replacement with one succession entry.
+    let verdict = d.ok(&["audit", "verify"], NEW_USER_PIN);
+    assert!(verdict.contains("spans 1 root replacement(s)"), "{verdict}");
 }

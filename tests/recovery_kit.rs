@@ -237,6 +237,51 @@ fn a_wrong_passphrase_and_a_wrong_factor_are_one_refusal_and_an_alert() {
     assert!(status.contains("failed") && status.contains("OVERDUE"), "{status}");
 }
 
+/// Failed unlocks through `cvault` are counted per kit in the audit log (an `ALERT` entry
+/// each): after `[recovery] max_failed_unlocks` in a row, the next attempt, even with the
+/// right secrets, is refused before any secret is asked for, by drill and recover alike,
+/// without saying which secret was wrong; another kit is not held back.
+#[test]
+fn failed_unlocks_are_counted_per_kit_and_then_refused_for_a_while() {
+    let kit = Kit::new();
+    let conf = std::fs::read_to_string(&kit.ws.conf).expect("config");
+    let limited = conf.replace("drill_sample = 8", "drill_sample = 8\nmax_failed_unlocks = 2");
+    assert_ne!(conf, limited);
+    std::fs::write(&kit.ws.conf, limited).expect("config");
+    let file = kit.export("eng.cvkit");
+    let other = kit.export("other.cvkit");
+    let p = file.to_str().expect("utf-8");
+    // A success first: the count starts at zero whatever came before.
+    assert!(drill(&kit, &file).status.success());
+    let wrong_pass = kit
+        .command(&["kit", "drill", "--file", p])
+        .env("CV_KIT_PASSPHRASE", "not the passphrase")
+        .output()
+        .expect("run");
+    kit.ok(&["kit", "factor", "init", "--factor-key", "another-factor"]);
+    let wrong_factor =
+        kit.command(&["kit", "drill", "--file", p, "--factor-key", "another-factor"]).output().expect("run");
+    let (a, b) = (String::from_utf8_lossy(&wrong_pass.stderr), String::from_utf8_lossy(&wrong_factor.stderr));
+    assert_eq!(a, b, "the two refusals must not tell which secret was wrong");
+    assert!(a.contains(kit::WRONG_SECRET), "{a}");
+
+    // The right secrets now: refused, by the drill and by a recovery.
+    let held = drill(&kit, &file);
+    let why = String::from_utf8_lossy(&held.stderr);
+    assert!(!held.status.success() && why.contains("2 failed unlocks in a row; further attempts are refused"), "{why}");
+    assert!(!why.contains("passphrase is") && !why.contains("factor is"), "{why}");
+    let recover = kit.command(&["recover", "--workspace", "eng", "--kit", p]).output().expect("run");
+    let why = String::from_utf8_lossy(&recover.stderr);
+    assert!(!recover.status.success() && why.contains("failed unlocks in a row"), "{why}");
+    // Another kit is counted apart.
+    assert!(drill(&kit, &other).status.success(), "{}", String::from_utf8_lossy(&drill(&kit, &other).stderr));
+
+    let audit = kit.audit();
+    assert_eq!(audit.matches("\"kit-unlock-failed\"").count(), 2, "{audit}");
+    assert!(audit.contains("(2 in a row): wrong passphrase or factor") && audit.contains("\"ALERT\""), "{audit}");
+    assert_eq!(audit.matches("\"kit-unlock-refused\"").count(), 2, "{audit}");
+}
+
 #[test]
 fn a_drill_finds_a_kit_stale_after_rotation_and_foreign_after_reinitialization() {
     let kit = Kit::new();

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::mechanism::primitives;
 use parking_lot::Mutex;
 
+use super::succession::{successions, Succession};
 use super::{verify, Defect, Verdict};
 use crate::config::{AuditConfig, CheckpointSignature};
 use crate::error::{Error, Result};
@@ -48,6 +49,7 @@ const AT_ONCE: &[&str] = &[
     "C_GetAttributeValue",
     "ALERT unwrap burst",
     "ALERT failed logins",
+    super::succession::ACTION,
 ];
 
 /// Key-management actions: refused while checkpoints keep failing.
@@ -205,20 +207,83 @@ pub fn mldsa_verifies(c: &Checkpoint, s: &CheckpointSig) -> bool {
     primitives::mldsa65_verify(&s.public_key, &Checkpoint::message(c.number, c.entry_seq, &c.entry_hash), &s.signature)
 }
 
-/// The first of a checkpoint's signatures that fails (forged, or not verifying), by
-/// name; a checkpoint with no signature at all fails as a whole.
-fn failed_signature(c: &Checkpoint, trusted: &TrustedKeys<'_>) -> Option<&'static str> {
-    let bad = |s: &CheckpointSig, key: Option<&[u8]>, verifies: fn(&Checkpoint, &CheckpointSig) -> bool| {
-        key.is_some_and(|k| k != s.public_key.as_slice()) || !verifies(c, s)
+/// The keys a checkpoint must be signed by: the trusted ones (the root token's), or,
+/// before a root succession, the predecessor's keys the succession entry names, or the
+/// trusted ones still (the new root may sign before the entry is written: a module run
+/// between the loss and the recovery; a trusted signature is good evidence anywhere).
+#[derive(Clone, Copy)]
+enum Signers<'a> {
+    Trusted(&'a TrustedKeys<'a>),
+    Predecessor(&'a Succession, &'a TrustedKeys<'a>),
+}
+
+impl Signers<'_> {
+    /// Whether `public_key` may sign by `algorithm` (`ECDSA` or `MLDSA`).
+    fn accept(&self, algorithm: &str, public_key: &[u8]) -> bool {
+        match self {
+            Signers::Trusted(t) => {
+                let key = if algorithm == ECDSA { t.ecdsa } else { t.mldsa };
+                key.is_none_or(|k| k == public_key)
+            }
+            Signers::Predecessor(s, trusted) => {
+                s.names(algorithm, public_key) || Signers::Trusted(trusted).accept(algorithm, public_key)
+            }
+        }
+    }
+}
+
+/// The first of a checkpoint's signatures that fails (forged, by a key `signers` does
+/// not accept, or not verifying), by name; a checkpoint with no signature at all fails as
+/// a whole.
+fn failed_signature(c: &Checkpoint, signers: Signers<'_>) -> Option<&'static str> {
+    let bad = |s: &CheckpointSig, algorithm: &str, verifies: fn(&Checkpoint, &CheckpointSig) -> bool| {
+        !signers.accept(algorithm, &s.public_key) || !verifies(c, s)
     };
     if c.ecdsa.is_none() && c.mldsa.is_none() {
         return Some("no");
     }
-    if c.ecdsa.as_ref().is_some_and(|s| bad(s, trusted.ecdsa, ecdsa_verifies)) {
+    if c.ecdsa.as_ref().is_some_and(|s| bad(s, ECDSA, ecdsa_verifies)) {
         return Some(ECDSA);
     }
-    if c.mldsa.as_ref().is_some_and(|s| bad(s, trusted.mldsa, mldsa_verifies)) {
+    if c.mldsa.as_ref().is_some_and(|s| bad(s, MLDSA, mldsa_verifies)) {
         return Some(MLDSA);
+    }
+    None
+}
+
+/// Whether `c` is signed by keys `trusted` accepts (a root token's own checkpoint).
+pub fn signed_by(c: &Checkpoint, trusted: &TrustedKeys<'_>) -> bool {
+    failed_signature(c, Signers::Trusted(trusted)).is_none()
+}
+
+/// Who must have signed a checkpoint at entry `seq`: the keys named by the first
+/// succession after it, or (after the last one) the trusted keys.
+fn signers_at<'a>(seq: i64, successions: &'a [(i64, Succession)], trusted: &'a TrustedKeys<'a>) -> Signers<'a> {
+    successions
+        .iter()
+        .find(|(at, _)| seq < *at)
+        .map_or(Signers::Trusted(trusted), |(_, s)| Signers::Predecessor(s, trusted))
+}
+
+/// Each succession entry holds: the last checkpoint it names is in the store, before it,
+/// with the hash it names (the lost root's head, so dropped checkpoints are caught), and
+/// no checkpoint before it but one the trusted keys signed is numbered after that one.
+fn check_successions(
+    successions: &[(i64, Succession)],
+    checkpoints: &[Checkpoint],
+    trusted: &TrustedKeys<'_>,
+) -> Option<Verdict> {
+    for (seq, s) in successions {
+        let named = checkpoints.iter().find(|c| c.number == s.last_number);
+        if !named.is_some_and(|c| c.entry_seq == s.last_seq && c.entry_hash == s.last_hash && c.entry_seq < *seq) {
+            return Some(Verdict::Broken { seq: s.last_seq, defect: Defect::Truncated });
+        }
+        if let Some(c) =
+            checkpoints.iter().find(|c| c.entry_seq < *seq && c.number > s.last_number && !signed_by(c, trusted))
+        {
+            let why = "a checkpoint before it is newer than the last one it names";
+            return Some(Verdict::Broken { seq: c.entry_seq, defect: Defect::Succession(why) });
+        }
     }
     None
 }
@@ -243,6 +308,11 @@ pub fn mldsa_public_key_pem(public: &[u8]) -> Result<String> {
 /// Verifies the chain, its checkpoints' signatures (whichever each carries), and (when
 /// the root token is at hand) the head it keeps. `trusted` names the audit keys the
 /// root token holds.
+///
+/// Across a root succession (`succession.rs`), the checkpoints before the entry must be
+/// signed by the predecessor keys it names, and the entry is believed only when a
+/// checkpoint at or after it is signed by a trusted key (that checkpoint's hash commits
+/// to the whole chain before it, the entry included).
 pub fn verify_all(
     rows: &[AuditRow],
     checkpoints: &[Checkpoint],
@@ -254,8 +324,18 @@ pub fn verify_all(
     if let Verdict::Broken { .. } = chain {
         return chain;
     }
+    let successions = match successions(rows) {
+        Ok(s) => s,
+        Err(seq) => return Verdict::Broken { seq, defect: Defect::Succession("it does not parse") },
+    };
+    if let Some((seq, _)) = successions.last() {
+        if !checkpoints.iter().any(|c| c.entry_seq >= *seq) {
+            let why = "no checkpoint signed by a trusted key covers it";
+            return Verdict::Broken { seq: *seq, defect: Defect::Succession(why) };
+        }
+    }
     for c in checkpoints {
-        if let Some(algorithm) = failed_signature(c, trusted) {
+        if let Some(algorithm) = failed_signature(c, signers_at(c.entry_seq, &successions, trusted)) {
             return Verdict::Broken { seq: c.entry_seq, defect: Defect::Signature { checkpoint: c.number, algorithm } };
         }
         // A chain rewritten after this checkpoint no longer has the hash it signed.
@@ -263,6 +343,9 @@ pub fn verify_all(
         if at.is_none_or(|r| r.hash != c.entry_hash) {
             return Verdict::Broken { seq: c.entry_seq, defect: Defect::Changed };
         }
+    }
+    if let Some(broken) = check_successions(&successions, checkpoints, trusted) {
+        return broken;
     }
     if let Some((number, seq, hash)) = head {
         // The store must still hold the checkpoint the root remembers (it may hold newer
@@ -274,6 +357,68 @@ pub fn verify_all(
         }
     }
     chain
+}
+
+/// What a recovery must do so that the chain carries across the loss of the root token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuccessionDue {
+    /// Nothing: no checkpoint yet, or the newest is already signed by the trusted keys.
+    Nothing,
+    /// Append this succession entry, then sign a checkpoint over it.
+    Append(Succession),
+    /// An earlier, interrupted run appended the entry (at this seq): sign a checkpoint.
+    Sign(i64),
+}
+
+/// Decides [`SuccessionDue`] for a store about to be recovered onto a root whose keys are
+/// `new`. Before naming the predecessor's keys, the log must verify on its own under them
+/// (chain, every checkpoint, and earlier successions), with its newest checkpoint as the
+/// head: recovery vouches for what it finds, so it must not find a forgery. Entries after
+/// that checkpoint are vouched for as found (the lost root's head is gone with it).
+pub fn succession_due(
+    rows: &[AuditRow],
+    checkpoints: &[Checkpoint],
+    new: &TrustedKeys<'_>,
+) -> std::result::Result<SuccessionDue, Verdict> {
+    let unparsed = |seq| Verdict::Broken { seq, defect: Defect::Succession("it does not parse") };
+    let known = successions(rows).map_err(unparsed)?;
+    // The lost root's newest checkpoint: the newest the new root did not sign (it may have
+    // signed some already, if the module ran on it before this recovery).
+    let Some(last) = checkpoints.iter().rev().find(|c| !signed_by(c, new)) else {
+        return Ok(SuccessionDue::Nothing);
+    };
+    // Its checkpoints: those since the last succession it signed over.
+    let since = known.iter().rev().find(|(seq, _)| *seq <= last.entry_seq).map_or(0, |(seq, _)| *seq);
+    let signed: Vec<Checkpoint> =
+        checkpoints.iter().filter(|c| c.entry_seq >= since && c.number <= last.number).cloned().collect();
+    let candidate = Succession::of(last, &signed);
+    // An entry for this predecessor after its last checkpoint: an earlier run wrote it.
+    let pending = known.iter().find(|(seq, s)| *seq > last.entry_seq && *s == candidate).map(|(seq, _)| *seq);
+    if let Some(seq) = pending {
+        if checkpoints.iter().any(|c| c.entry_seq >= seq && signed_by(c, new)) {
+            return Ok(SuccessionDue::Nothing);
+        }
+    }
+    // The log up to that entry (or all of it) is what the entry vouches for.
+    let before = pending.map_or(rows.len(), |seq| rows.iter().take_while(|r| r.seq < seq).count());
+    let theirs: Vec<Checkpoint> = checkpoints.iter().filter(|c| c.number <= last.number).cloned().collect();
+    match self_check(&rows[..before], &theirs, &candidate, last) {
+        Verdict::Intact { .. } => Ok(pending.map_or(SuccessionDue::Append(candidate), SuccessionDue::Sign)),
+        broken => Err(broken),
+    }
+}
+
+/// The log verified as if `candidate` were appended and then vouched for: the
+/// predecessor's keys are those `last` and its segment carry, and `last` is the head.
+fn self_check(rows: &[AuditRow], checkpoints: &[Checkpoint], candidate: &Succession, last: &Checkpoint) -> Verdict {
+    let ecdsa = checkpoints.iter().rev().find_map(|c| c.ecdsa.as_ref()).map(|s| s.public_key.as_slice());
+    let mldsa = checkpoints.iter().rev().find_map(|c| c.mldsa.as_ref()).map(|s| s.public_key.as_slice());
+    let (ecdsa, mldsa) = (
+        ecdsa.filter(|k| candidate.names(ECDSA, k)).unwrap_or_default(),
+        mldsa.filter(|k| candidate.names(MLDSA, k)).unwrap_or_default(),
+    );
+    let as_trusted = TrustedKeys { ecdsa: Some(ecdsa), mldsa: Some(mldsa) };
+    verify_all(rows, checkpoints, Some(&(last.number, last.entry_seq, last.entry_hash.clone())), &as_trusted)
 }
 
 #[cfg(test)]
@@ -416,5 +561,215 @@ mod tests {
         let mldsa = primitives::mldsa65_public_key(&SEED).expect("pk");
         let trusted = TrustedKeys { ecdsa: Some(&ecdsa), mldsa: Some(&mldsa) };
         assert!(matches!(verify_all(&rows, &cps, None, &trusted), Verdict::Intact { .. }));
+    }
+
+    /// Recomputes every hash and link, as someone rewriting the store would.
+    fn relink(rows: &mut [AuditRow]) {
+        let mut prev = crate::store::audit::GENESIS.to_vec();
+        for r in rows.iter_mut() {
+            r.prev_hash = prev.clone();
+            r.hash = r.computed_hash(&prev).to_vec();
+            prev = r.hash.clone();
+        }
+    }
+
+    fn new_key() -> p256::ecdsa::SigningKey {
+        p256::ecdsa::SigningKey::from_slice(&[11u8; 32]).expect("key")
+    }
+
+    fn public(key: &p256::ecdsa::SigningKey) -> Vec<u8> {
+        key.verifying_key().to_sec1_bytes().to_vec()
+    }
+
+    /// A chain of `n` entries whose entry `at` is a succession naming `succession`.
+    fn chain_with_succession(n: i64, at: i64, succession: &Succession) -> Vec<AuditRow> {
+        let mut rows = chain(n);
+        let event = &mut rows[usize::try_from(at - 1).expect("small")].event;
+        event.action = crate::audit::succession::ACTION.into();
+        event.object = Some(succession.to_text());
+        relink(&mut rows);
+        rows
+    }
+
+    /// The lost root (`key()`, ECDSA and ML-DSA) signed checkpoints 1 and 2 at entries 3
+    /// and 5; recovery appended the succession at 7 and the new root (`new_key()`, ECDSA
+    /// only) signed checkpoint 3 at 8. Returns the rows, checkpoints and the new head.
+    fn recovered() -> (Vec<AuditRow>, Vec<Checkpoint>, Head) {
+        let pre = chain(6);
+        let old = vec![signed(&key(), 1, &pre[2]), signed_both(&key(), 2, &pre[4])];
+        let s = Succession::of(&old[1], &old);
+        let rows = chain_with_succession(9, 7, &s);
+        let mut cps = vec![signed(&key(), 1, &rows[2]), signed_both(&key(), 2, &rows[4])];
+        cps.push(signed(&new_key(), 3, &rows[7]));
+        let head = (3, 8, rows[7].hash.clone());
+        (rows, cps, head)
+    }
+
+    fn new_trust(key: &[u8]) -> TrustedKeys<'_> {
+        TrustedKeys { ecdsa: Some(key), mldsa: Some(&[]) }
+    }
+
+    #[test]
+    fn a_chain_across_a_root_succession_is_intact() {
+        let (rows, cps, head) = recovered();
+        let new_pk = public(&new_key());
+        let verdict = verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk));
+        assert!(matches!(verdict, Verdict::Intact { entries: 9, .. }), "{verdict:?}");
+        // Without the succession entry the old checkpoints fail, as before this existed.
+        let bare = chain(9);
+        let mut plain = vec![signed(&key(), 1, &bare[2]), signed_both(&key(), 2, &bare[4])];
+        plain.push(signed(&new_key(), 3, &bare[7]));
+        let failed = Defect::Signature { checkpoint: 1, algorithm: ECDSA };
+        assert_eq!(verify_all(&bare, &plain, None, &new_trust(&new_pk)), Verdict::Broken { seq: 3, defect: failed });
+    }
+
+    #[test]
+    fn a_pre_loss_checkpoint_under_a_key_the_succession_does_not_name_is_forged() {
+        let (rows, mut cps, head) = recovered();
+        let new_pk = public(&new_key());
+        let mallory = p256::ecdsa::SigningKey::from_slice(&[13u8; 32]).expect("key");
+        cps[0] = signed(&mallory, 1, &rows[2]);
+        let forged = Defect::Signature { checkpoint: 1, algorithm: ECDSA };
+        assert_eq!(
+            verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk)),
+            Verdict::Broken { seq: 3, defect: forged }
+        );
+    }
+
+    #[test]
+    fn a_succession_no_trusted_checkpoint_covers_is_refused() {
+        let (rows, cps, _) = recovered();
+        let new_pk = public(&new_key());
+        // Only the old checkpoints: nothing trusted vouches for the entry.
+        let uncovered = Defect::Succession("no checkpoint signed by a trusted key covers it");
+        assert_eq!(
+            verify_all(&rows, &cps[..2], None, &new_trust(&new_pk)),
+            Verdict::Broken { seq: 7, defect: uncovered }
+        );
+        // Covered by a checkpoint under a key nobody trusts: that checkpoint fails.
+        let mut cps = cps;
+        let mallory = p256::ecdsa::SigningKey::from_slice(&[13u8; 32]).expect("key");
+        cps[2] = signed(&mallory, 3, &rows[7]);
+        let forged = Defect::Signature { checkpoint: 3, algorithm: ECDSA };
+        assert_eq!(verify_all(&rows, &cps, None, &new_trust(&new_pk)), Verdict::Broken { seq: 8, defect: forged });
+        // A second, forged succession appended after the trusted checkpoint, naming
+        // another key: uncovered, and the checkpoint before it is not under that key.
+        let mallory_cp = signed(&mallory, 9, &rows[8]);
+        let fake = Succession::of(&mallory_cp, std::slice::from_ref(&mallory_cp));
+        let mut more = recovered();
+        more.0.push(more.0[8].clone());
+        more.0[9].seq = 10;
+        more.0[9].event.action = crate::audit::succession::ACTION.into();
+        more.0[9].event.object = Some(fake.to_text());
+        relink(&mut more.0);
+        let verdict = verify_all(&more.0, &more.1, None, &new_trust(&new_pk));
+        assert!(matches!(verdict, Verdict::Broken { seq: 10, defect: Defect::Succession(_) }), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_chain_rewritten_before_or_after_the_succession_fails() {
+        let new_pk = public(&new_key());
+        for at in [1, 6, 8] {
+            let (mut rows, cps, head) = recovered();
+            rows[at - 1].event.outcome = "CKR_PIN_INCORRECT".into();
+            relink(&mut rows);
+            let verdict = verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk));
+            assert!(matches!(verdict, Verdict::Broken { defect: Defect::Changed, .. }), "entry {at}: {verdict:?}");
+        }
+        // The succession itself rewritten to name another predecessor key.
+        let (mut rows, cps, head) = recovered();
+        let mut s = Succession::parse(rows[6].event.object.as_deref().expect("text")).expect("parses");
+        s.ecdsa = Some([0x42; 32]);
+        rows[6].event.object = Some(s.to_text());
+        relink(&mut rows);
+        assert!(matches!(verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk)), Verdict::Broken { .. }));
+    }
+
+    #[test]
+    fn truncation_across_a_succession_is_caught() {
+        let (rows, cps, head) = recovered();
+        let new_pk = public(&new_key());
+        // The tail after the new root's checkpoint: short of the head it keeps.
+        let verdict = verify_all(&rows[..7], &cps[..2], Some(&head), &new_trust(&new_pk));
+        assert!(matches!(verdict, Verdict::Broken { defect: Defect::Truncated, .. }), "{verdict:?}");
+        // The last pre-loss checkpoint dropped: the succession names it.
+        let dropped = [cps[0].clone(), cps[2].clone()];
+        assert_eq!(
+            verify_all(&rows, &dropped, Some(&head), &new_trust(&new_pk)),
+            Verdict::Broken { seq: 5, defect: Defect::Truncated }
+        );
+        // A checkpoint slipped in before the entry, newer than the one it names.
+        let mut extra = cps.clone();
+        extra.insert(2, signed(&key(), 3, &rows[5]));
+        extra[3] = signed(&new_key(), 4, &rows[7]);
+        let head4 = (4, 8, rows[7].hash.clone());
+        let verdict = verify_all(&rows, &extra, Some(&head4), &new_trust(&new_pk));
+        assert!(matches!(verdict, Verdict::Broken { seq: 6, defect: Defect::Succession(_) }), "{verdict:?}");
+    }
+
+    #[test]
+    fn an_unparseable_succession_entry_breaks_the_chain() {
+        let (mut rows, cps, head) = recovered();
+        rows[6].event.object = Some("ecdsa=whatever".into());
+        relink(&mut rows);
+        let new_pk = public(&new_key());
+        let verdict = verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk));
+        assert_eq!(verdict, Verdict::Broken { seq: 7, defect: Defect::Succession("it does not parse") });
+    }
+
+    #[test]
+    fn recovery_names_the_predecessor_once_and_refuses_a_forged_log() {
+        let new_pk = public(&new_key());
+        let pre = chain(6);
+        let old = vec![signed(&key(), 1, &pre[2]), signed_both(&key(), 2, &pre[4])];
+        assert_eq!(succession_due(&pre, &[], &new_trust(&new_pk)), Ok(SuccessionDue::Nothing));
+        let Ok(SuccessionDue::Append(s)) = succession_due(&pre, &old, &new_trust(&new_pk)) else {
+            panic!("a succession is due");
+        };
+        let mldsa = primitives::mldsa65_public_key(&SEED).expect("pk");
+        assert!(s.names(ECDSA, &public(&key())) && s.names(MLDSA, &mldsa) && !s.names(ECDSA, &new_pk));
+        assert_eq!((s.last_number, s.last_seq), (2, 5));
+        // A run killed after appending the entry: the rerun signs, appending nothing.
+        let rows = chain_with_succession(7, 7, &s);
+        let cps = vec![signed(&key(), 1, &rows[2]), signed_both(&key(), 2, &rows[4])];
+        assert_eq!(succession_due(&rows, &cps, &new_trust(&new_pk)), Ok(SuccessionDue::Sign(7)));
+        // Once the new root signed over it: nothing more.
+        let (rows, cps, _) = recovered();
+        assert_eq!(succession_due(&rows, &cps, &new_trust(&new_pk)), Ok(SuccessionDue::Nothing));
+        // A log whose checkpoints disagree (one under another key): not vouched for.
+        let mallory = p256::ecdsa::SigningKey::from_slice(&[13u8; 32]).expect("key");
+        let mixed = vec![signed(&mallory, 1, &pre[2]), signed_both(&key(), 2, &pre[4])];
+        assert!(succession_due(&pre, &mixed, &new_trust(&new_pk)).is_err());
+        // Nor one rewritten whole (its checkpoint no longer matches).
+        let mut rewritten = pre.clone();
+        rewritten[0].event.actor = "mallory".into();
+        relink(&mut rewritten);
+        assert!(succession_due(&rewritten, &old, &new_trust(&new_pk)).is_err());
+    }
+
+    /// The module ran on the new, empty root before the recovery (a login attempt after
+    /// the loss) and signed a checkpoint with the new key: the succession still names the
+    /// lost root's last checkpoint, and the new root's earlier checkpoint stands.
+    #[test]
+    fn a_checkpoint_the_new_root_signed_before_the_recovery_stands() {
+        let new_pk = public(&new_key());
+        let pre = chain(7);
+        let cps = vec![signed(&key(), 1, &pre[2]), signed(&key(), 2, &pre[4]), signed(&new_key(), 3, &pre[5])];
+        let Ok(SuccessionDue::Append(s)) = succession_due(&pre, &cps, &new_trust(&new_pk)) else {
+            panic!("a succession is due");
+        };
+        assert_eq!((s.last_number, s.last_seq), (2, 5));
+        let rows = chain_with_succession(8, 8, &s);
+        let mut cps = vec![signed(&key(), 1, &rows[2]), signed(&key(), 2, &rows[4]), signed(&new_key(), 3, &rows[5])];
+        assert_eq!(succession_due(&rows, &cps, &new_trust(&new_pk)), Ok(SuccessionDue::Sign(8)));
+        cps.push(signed(&new_key(), 4, &rows[7]));
+        let head = (4, 8, rows[7].hash.clone());
+        let verdict = verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk));
+        assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict:?}");
+        assert_eq!(succession_due(&rows, &cps, &new_trust(&new_pk)), Ok(SuccessionDue::Nothing));
+        // But an untrusted key there is still a forgery.
+        let mallory = p256::ecdsa::SigningKey::from_slice(&[13u8; 32]).expect("key");
+        cps[2] = signed(&mallory, 3, &rows[5]);
+        assert!(matches!(verify_all(&rows, &cps, Some(&head), &new_trust(&new_pk)), Verdict::Broken { seq: 6, .. }));
     }
 }

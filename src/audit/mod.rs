@@ -10,6 +10,7 @@
 pub mod analytics;
 pub mod checkpoint;
 pub mod export;
+pub mod succession;
 pub mod time;
 
 use std::collections::HashMap;
@@ -38,6 +39,10 @@ pub enum Defect {
         /// `"ECDSA P-256"` or `"ML-DSA-65"`.
         algorithm: &'static str,
     },
+    /// A root succession entry (`succession.rs`) that does not hold: it does not parse,
+    /// no checkpoint by a trusted key covers it, or the checkpoints before it do not end
+    /// where it says (the reason).
+    Succession(&'static str),
 }
 
 impl fmt::Display for Defect {
@@ -48,6 +53,7 @@ impl fmt::Display for Defect {
             Defect::Reordered => "reordered: it links to an entry other than the one before it",
             Defect::Inserted => "inserted: it links to no entry of the chain",
             Defect::Truncated => "truncated: the log ends before the last checkpoint",
+            Defect::Succession(why) => return write!(f, "root succession entry: {why}"),
             Defect::Signature { checkpoint, algorithm: "no" } => {
                 return write!(f, "checkpoint {checkpoint}: it carries no signature")
             }

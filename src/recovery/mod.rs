@@ -17,6 +17,7 @@
 //! returns the versions with their keys in zeroizing buffers, each checked against its
 //! check value.
 
+pub mod attempts;
 pub mod drill;
 pub mod factor;
 pub mod format;

@@ -18,7 +18,11 @@
 //!    cursor job: what is at the active version is skipped, so a rerun resumes).
 //!
 //! [`check_kit_opens_store`] runs before any of them: a kit that does not open the
-//! store's DEKs changes nothing.
+//! store's DEKs changes nothing. Then, still before any key is touched, [`carry_audit`]
+//! carries the audit log across the root's loss: a succession entry naming the lost root's
+//! checkpoint keys and its last checkpoint, covered at once by a checkpoint the new root
+//! signs (`audit/succession.rs`); [`seal_audit`] signs one more over the last step, so
+//! `cvault audit verify` vouches for the whole restoration.
 //!
 //! What the lost root alone protected is gone for good and stays unreadable: token objects
 //! other than stored DEKs (sealed under the lost storage key) and the old PINs.
@@ -29,7 +33,9 @@ use zeroize::Zeroizing;
 
 use cryptoki_sys::CKO_SECRET_KEY;
 
-use crate::config::QuorumConfig;
+use crate::audit::checkpoint::{self, Checkpointer, SuccessionDue, TrustedKeys};
+use crate::audit::succession::{self, Succession};
+use crate::config::{AuditConfig, QuorumConfig};
 use crate::error::{Error, Result};
 use crate::hierarchy::{self, record, Hierarchy};
 use crate::mechanism::aes_gcm::GcmKey;
@@ -65,6 +71,8 @@ pub struct Target<'a> {
     pub workspace: &'a str,
     /// Its `[quorum]` section.
     pub quorum: QuorumConfig,
+    /// The `[audit]` section (which signatures the new root's checkpoints carry).
+    pub audit: AuditConfig,
 }
 
 impl Target<'_> {
@@ -259,6 +267,79 @@ pub fn install(t: &Target<'_>, kit: &KitContents, so_pin: &[u8], user_pin: &[u8]
         }
     }
     Ok(Installed { hierarchy, pins_written, resealed })
+}
+
+/// What [`carry_audit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Carried {
+    /// No checkpoint needed carrying: none yet, or the newest is the new root's.
+    Nothing,
+    /// A succession entry was appended (now at `seq`) and the new root signed over it.
+    Appended {
+        /// The entry's sequence number.
+        seq: i64,
+        /// What it names.
+        succession: Succession,
+    },
+    /// An earlier run's entry (at this seq) was found unsigned; the new root signed it.
+    Signed(i64),
+}
+
+/// The audit keys the new root already holds (an empty key where it has none yet: it then
+/// matches no signature).
+fn new_root_keys(slot: &SlotRoot) -> Result<(Vec<u8>, Vec<u8>)> {
+    Ok((slot.audit_public_key()?.unwrap_or_default(), slot.audit_mldsa_public_key()?.unwrap_or_default()))
+}
+
+/// Before any key is touched: carries the audit log across the loss of the root. When the
+/// store's newest checkpoint is not the new root's, a succession entry names the lost
+/// root's checkpoint keys and last checkpoint, and the new root signs a checkpoint over it
+/// at once, so `cvault audit verify` accepts the old checkpoints under the named keys.
+/// Refused, with nothing written, when the log does not verify on its own under those
+/// keys: recovery would vouch for a forgery. A rerun finds the entry and only signs.
+pub fn carry_audit(t: &Target<'_>) -> Result<Carried> {
+    let rows = t.store.audit_rows()?;
+    let checkpoints = t.store.checkpoints()?;
+    // A run killed inside the new root's first key pair generation left half a pair;
+    // nothing was signed with it, so it is made again rather than refused for ever.
+    let carried_by_none =
+        |k: &[u8]| !checkpoints.iter().any(|c| c.ecdsa.as_ref().is_some_and(|s| s.public_key.as_slice() == k));
+    t.slot.drop_orphan_audit_key(&carried_by_none)?;
+    let (ecdsa, mldsa) = new_root_keys(&t.slot)?;
+    let trusted = TrustedKeys { ecdsa: Some(&ecdsa), mldsa: Some(&mldsa) };
+    let due = checkpoint::succession_due(&rows, &checkpoints, &trusted).map_err(|verdict| {
+        Error::Store(format!(
+            "the audit log does not verify under the lost root's checkpoint keys ({}); recovery will not \
+             vouch for it: restore the store from a backup first",
+            verdict_text(&verdict)
+        ))
+    })?;
+    let carried = match due {
+        SuccessionDue::Nothing => return Ok(Carried::Nothing),
+        SuccessionDue::Sign(seq) => Carried::Signed(seq),
+        SuccessionDue::Append(succession) => {
+            let what = succession.to_text();
+            t.store.append_audit(&AuditEvent::by(t.workspace, RECOVERY, succession::ACTION, Some(what)))?;
+            let seq = t.store.audit_head()?.map_or(0, |(seq, _)| seq);
+            Carried::Appended { seq, succession }
+        }
+    };
+    seal_audit(t)?;
+    Ok(carried)
+}
+
+/// A checkpoint by the new root over the chain's head (nothing when the newest already
+/// covers it), so the entries recovery wrote are vouched for without waiting for the
+/// module's next checkpoint.
+pub fn seal_audit(t: &Target<'_>) -> Result<()> {
+    Checkpointer::new(t.slot.clone(), &t.audit).checkpoint(t.store.as_ref())
+}
+
+fn verdict_text(v: &crate::audit::Verdict) -> String {
+    match v {
+        crate::audit::Verdict::Broken { seq, defect } => format!("entry {seq}: {defect}"),
+        crate::audit::Verdict::Intact { .. } => "intact".into(),
+    }
 }
 
 /// Step 2: a new active version, unless a version newer than the kit's newest exists

@@ -386,6 +386,25 @@ impl Hsm {
         Ok((private, Self::public_point(session, public)?))
     }
 
+    /// Destroys an audit public key whose private half is missing (a process killed
+    /// between the two objects of the key pair's generation), when `unused` says no
+    /// checkpoint carries it: the next signature then makes a whole pair. A key some
+    /// checkpoint carries is never touched (those checkpoints would all fail).
+    pub fn drop_orphan_audit_key(&self, unused: &dyn Fn(&[u8]) -> bool) -> Result<bool> {
+        self.with_session(|session| {
+            let private = Self::find(session, ObjectClass::PRIVATE_KEY, AUDIT_KEY_LABEL)?;
+            let Some(public) = Self::find(session, ObjectClass::PUBLIC_KEY, AUDIT_KEY_LABEL)? else {
+                return Ok(false);
+            };
+            if private.is_some() || !unused(&Self::public_point(session, public)?) {
+                return Ok(false);
+            }
+            session.destroy_object(public).map_err(pkcs11_err("dropping an orphan audit public key"))?;
+            log::warn!("dropped an audit public key without its private half (an interrupted generation)");
+            Ok(true)
+        })
+    }
+
     /// The uncompressed point of an EC public key object in the root token.
     fn public_point(session: &Session, public: ObjectHandle) -> Result<Vec<u8>> {
         let point = session
@@ -726,6 +745,14 @@ impl SlotRoot {
         match &self.0 {
             Kind::One(hsm) => hsm.audit_public_key(),
             Kind::Split(split) => split.audit_public_key().map(Some),
+        }
+    }
+
+    /// See [`Hsm::drop_orphan_audit_key`]; a split root's keys are derived, never orphaned.
+    pub fn drop_orphan_audit_key(&self, unused: &dyn Fn(&[u8]) -> bool) -> Result<bool> {
+        match &self.0 {
+            Kind::One(hsm) => hsm.drop_orphan_audit_key(unused),
+            Kind::Split(_) => Ok(false),
         }
     }
 

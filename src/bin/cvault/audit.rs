@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use collabvault_pkcs11::audit::checkpoint::TrustedKeys;
 use collabvault_pkcs11::audit::export::{json_line, Filter};
-use collabvault_pkcs11::audit::{self, checkpoint, Verdict};
+use collabvault_pkcs11::audit::{self, checkpoint, succession, Verdict};
 use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::root::slot::SlotRoot;
 use collabvault_pkcs11::store::audit::{AuditRow, Checkpoint};
@@ -114,7 +114,31 @@ fn verify_log(config: &Config, store: &dyn Backend, rows: &[AuditRow]) -> Res<Ch
         ),
         None => "no checkpoint signed yet".to_string(),
     };
-    Ok(Checked { verdict, basis: Some(basis) })
+    Ok(Checked { verdict, basis: Some(basis + &spans(rows)) })
+}
+
+/// `; spans N root replacement(s): at entry S, checkpoints up to K by the lost root's
+/// keys (…)`, for a chain carried across the loss of a root token (`audit/succession.rs`);
+/// empty otherwise. Printed only with a verdict that checked them.
+fn spans(rows: &[AuditRow]) -> String {
+    let Ok(found) = succession::successions(rows) else {
+        return String::new();
+    };
+    if found.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = found
+        .iter()
+        .map(|(seq, s)| {
+            format!(
+                "at entry {seq}, checkpoints up to {} (entry {}) by the replaced root's keys ({})",
+                s.last_number,
+                s.last_seq,
+                s.keys_line()
+            )
+        })
+        .collect();
+    format!("; the chain spans {} root replacement(s): {}", found.len(), each.join("; "))
 }
 
 /// `intact: N entries, head H[; basis]` or `broken at entry S: DEFECT`.
@@ -171,7 +195,12 @@ fn key(config: &Config, as_json: bool) -> Res<ExitCode> {
     let ecdsa_pem = point.as_deref().map(checkpoint::public_key_pem).transpose().map_err(malformed)?;
     let mldsa_pem = mldsa.as_deref().map(checkpoint::mldsa_public_key_pem).transpose().map_err(malformed)?;
     if as_json {
-        print_json(&json!({ "ecdsa_p256": ecdsa_pem, "ml_dsa_65": mldsa_pem }));
+        // The fingerprints a root succession entry names the keys by (`doc/recovery.md`).
+        let fingerprint = |k: &Option<Vec<u8>>| k.as_deref().map(|k| hex::encode(succession::fingerprint(k)));
+        print_json(&json!({
+            "ecdsa_p256": ecdsa_pem, "ml_dsa_65": mldsa_pem,
+            "ecdsa_p256_sha256": fingerprint(&point), "ml_dsa_65_sha256": fingerprint(&mldsa),
+        }));
     } else {
         for pem in [ecdsa_pem, mldsa_pem].into_iter().flatten() {
             print!("{pem}");

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::mechanism::primitives::{fill_random, sha256};
 use collabvault_pkcs11::quorum::notify;
+use collabvault_pkcs11::recovery::attempts;
 use collabvault_pkcs11::recovery::drill::{self, DrillReport, LiveVersion};
 use collabvault_pkcs11::recovery::factor::FactorToken;
 use collabvault_pkcs11::recovery::format::{self, FactorInfo, Header, KdfParams, VersionInfo, FACTOR_KIND};
@@ -349,10 +350,15 @@ fn cmd_drill(
     if let Err(why) = crate::inventory::check_not_downgraded(&config, &ws, &header) {
         return drill_failed(&config, Some(&ws), &header.kit_id, &why, &global);
     }
+    let failed = {
+        let store = open_store(&config)?;
+        unlock_allowed(&store, &config, &ws, &header.kit_id)?
+    };
     let token = factor_token(factor, Some(&header.factor))?;
     let pass = passphrase(secret, false)?;
     let opened = kit::open(&bytes, Some(&ws), pass.as_bytes(), &mut |m| token.respond(m));
     drop(pass);
+    record_unlock(&open_store(&config)?, &ws, &header.kit_id, failed, &opened)?;
     let contents = match opened {
         Ok(c) => c,
         Err(e) => return drill_failed(&config, Some(&ws), &header.kit_id, &e.to_string(), &global),
@@ -378,6 +384,43 @@ fn cmd_drill(
 pub(crate) fn open_store(config: &Config) -> Res<SqliteStore> {
     SqliteStore::open(&config.store_dir)
         .map_err(|e| Failure(format!("cannot open the store in {}: {e}", config.store_dir.display())))
+}
+
+/// Refuses an unlock of `kit_id` during the back-off after `[recovery]
+/// max_failed_unlocks` failures in a row (audited), before any secret is asked for.
+/// Returns the failures so far, for [`record_unlock`].
+pub(crate) fn unlock_allowed(store: &dyn Backend, config: &Config, ws: &str, kit_id: &str) -> Res<u32> {
+    let rows = store.audit_rows().map_err(kit_failure)?;
+    let (failed, last) = attempts::failures(&rows, kit_id);
+    let now_ms = now().saturating_mul(1000);
+    if let Some(left) = attempts::wait(failed, last, config.recovery.max_failed_unlocks, now_ms) {
+        store.append_audit(&attempts::refused_event(ws, kit_id, left)).map_err(kit_failure)?;
+        return fail(format!(
+            "kit {kit_id}: {failed} failed unlocks in a row; further attempts are refused for {}s more \
+             ([recovery] max_failed_unlocks)",
+            left.as_secs()
+        ));
+    }
+    Ok(failed)
+}
+
+/// Records an unlock's outcome: a wrong passphrase or factor is an alert entry (the
+/// count goes on), a success resets the count; other failures (a damaged file) count not.
+pub(crate) fn record_unlock(
+    store: &dyn Backend,
+    ws: &str,
+    kit_id: &str,
+    failed_before: u32,
+    opened: &collabvault_pkcs11::error::Result<KitContents>,
+) -> Res<()> {
+    let event = match opened {
+        Ok(_) => attempts::opened_event(ws, kit_id),
+        Err(collabvault_pkcs11::error::Error::Kit(why)) if why == kit::WRONG_SECRET => {
+            attempts::failed_event(ws, kit_id, failed_before.saturating_add(1))
+        }
+        Err(_) => return Ok(()),
+    };
+    store.append_audit(&event).map_err(kit_failure)
 }
 
 /// The alert entry and the hook for a failed drill.

@@ -12,14 +12,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use collabvault_pkcs11::config::Config;
-use collabvault_pkcs11::recovery::restore::{self, Target, RECOVERY};
+use collabvault_pkcs11::recovery::restore::{self, Carried, Target, RECOVERY};
 use collabvault_pkcs11::recovery::{format, kit};
 use collabvault_pkcs11::root::slot::SlotRoot;
 use collabvault_pkcs11::store::AuditEvent;
 use serde_json::json;
 
 use crate::cli::{FactorArgs, Global, PassphraseArgs};
-use crate::kit::{factor_token, kit_failure, passphrase, read_kit};
+use crate::kit::{factor_token, kit_failure, passphrase, read_kit, record_unlock, unlock_allowed};
 use crate::{fail, print_json, Failure, Pins, Res, Who};
 
 /// How many stored DEKs the kit must open before anything is written.
@@ -51,18 +51,21 @@ pub(crate) fn run(
             println!("{line}");
         }
     };
-    // 1. The kit: the factor first, its module finalized before the root token is used.
+    let store = collabvault_pkcs11::store::open(&config).map_err(|e| Failure(format!("cannot open the store: {e}")))?;
+    // 1. The kit, unless its failed unlocks call for a wait: the factor first, its module
+    // finalized before the root token is used.
+    let failed = unlock_allowed(store.as_ref(), &config, &ws.name, &header.kit_id)?;
     let token = factor_token(factor, Some(&header.factor))?;
     let pass = passphrase(secret, false)?;
-    let contents =
-        kit::open(&bytes, Some(&ws.name), pass.as_bytes(), &mut |m| token.respond(m)).map_err(kit_failure)?;
+    let opened = kit::open(&bytes, Some(&ws.name), pass.as_bytes(), &mut |m| token.respond(m));
     drop(pass);
+    record_unlock(store.as_ref(), &ws.name, &header.kit_id, failed, &opened)?;
+    let contents = opened.map_err(kit_failure)?;
     let listed: Vec<String> = contents.versions.iter().map(|v| format!("v{}", v.version)).collect();
     say(format!("kit {} opened: {} ({})", header.kit_id, ws.name, listed.join(", ")));
     let pins = Pins::load(global.pin_file.as_deref())?;
     let so_pin = pins.secret(Who::So, &ws.name, true)?;
     let user_pin = pins.secret(Who::User, &ws.name, true)?;
-    let store = collabvault_pkcs11::store::open(&config).map_err(|e| Failure(format!("cannot open the store: {e}")))?;
     let audit = |action: &str, what: String| {
         store.append_audit(&AuditEvent::by(&ws.name, RECOVERY, action, Some(what))).map_err(kit_failure)
     };
@@ -74,7 +77,29 @@ pub(crate) fn run(
         n => format!("  {n} stored DEK(s) sampled: they open with the kit's keys"),
     });
     let slot = Arc::new(SlotRoot::connect(root).map_err(|e| Failure(format!("the new root token: {e}")))?);
-    let target = Target { store: store.clone(), slot, workspace: &ws.name, quorum: config.quorum.clone() };
+    let target = Target {
+        store: store.clone(),
+        slot,
+        workspace: &ws.name,
+        quorum: config.quorum.clone(),
+        audit: config.audit.clone(),
+    };
+
+    // The audit log carried across the root's loss, before any key changes.
+    let carried = restore::carry_audit(&target).map_err(|e| Failure(format!("nothing changed: {e}")))?;
+    say(match &carried {
+        Carried::Nothing => "  audit log: its newest checkpoint is already the new root's".into(),
+        Carried::Appended { seq, succession } => format!(
+            "  audit log: root succession recorded at entry {seq} (the lost root's checkpoint keys: {}; its last \
+             checkpoint {} at entry {}), signed over by the new root",
+            succession.keys_line(),
+            succession.last_number,
+            succession.last_seq
+        ),
+        Carried::Signed(seq) => {
+            format!("  audit log: the root succession at entry {seq} (an earlier run) signed over by the new root")
+        }
+    });
 
     // 2. The hierarchy under the new root, new PINs.
     let installed =
@@ -120,6 +145,8 @@ pub(crate) fn run(
         "recover",
         format!("restored from kit {}: v{active} active, {moved} stored DEK(s) re-wrapped", header.kit_id),
     )?;
+    // The restoration's own entries vouched for by the new root at once.
+    restore::seal_audit(&target).map_err(kit_failure)?;
     if text {
         println!("workspace {}: restored from kit {}; v{active} active", ws.name, header.kit_id);
         println!("  next: applications log in again with the new user PIN; with a quorum, the custodians enroll");
@@ -128,7 +155,10 @@ pub(crate) fn run(
         print_json(&json!({
             "workspace": ws.name, "kit_id": header.kit_id, "versions": contents.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
             "pins_written": installed.pins_written, "resealed": installed.resealed, "epoch": epoch,
-            "active": active, "rewrapped": moved,
+            "active": active, "rewrapped": moved, "audit_succession": match &carried {
+                Carried::Appended { seq, .. } | Carried::Signed(seq) => json!(seq),
+                Carried::Nothing => json!(null),
+            },
         }));
     }
     Ok(ExitCode::SUCCESS)
