@@ -62,6 +62,9 @@ mod stores;
 // The audit log's cost, by how data operations are recorded.
 #[path = "compare/audit.rs"]
 mod audit;
+// This module on a PostgreSQL store beside its SQLite store, 1 and 3 processes.
+#[path = "compare/pg_store.rs"]
+mod pg_store;
 // The machine, the versions, the table as BENCHMARKS.md and the targets.
 #[path = "compare/report.rs"]
 mod report;
@@ -305,6 +308,7 @@ fn main() -> Res<()> {
     match args.first().map(String::as_str) {
         Some(stores::CHILD_ARG) => return stores::child(&args[1..]),
         Some(stores::FIND_CHILD_ARG) => return stores::find_child(&args[1..]),
+        Some(pg_store::CHILD_ARG) => return pg_store::child(&args[1..]),
         _ => {}
     }
     // `cargo bench` passes `--bench`; any other argument filters rows by substring.
@@ -544,6 +548,7 @@ fn main() -> Res<()> {
         rc.close()?;
     }
     audit::run(&dir, &cv_path, &wanted)?;
+    pg_store::run(&dir, &cv_path, &wanted)?;
     let ky_peer = ky.as_ref().zip(ky_path.as_deref());
     stores::run(&dir, &cv_path, (&sh, &sh_path), ky_peer, &raw, &wanted)?;
     sh.close()?;

@@ -176,6 +176,11 @@ pub enum Error {
     /// A stored object kept changing under a compare-and-swap update, attempt after
     /// attempt (`CKR_FUNCTION_FAILED`: the caller may try again).
     ObjectContended,
+    /// Another host (or process) committed master key version N first, by a concurrent
+    /// rotation or import; nothing was written. A rotation that the concurrent one
+    /// satisfies returns its version instead (`Hierarchy::rotate`); what escapes maps to
+    /// `CKR_FUNCTION_FAILED` (the caller may try again), never a device error.
+    VersionTaken(u32),
     /// Sealed data failed to open: wrong storage key or tampered row.
     Integrity(&'static str),
     /// Memory for a caller-sized request could not be allocated.
@@ -335,11 +340,21 @@ impl From<postgres::Error> for Error {
                     "the PostgreSQL server is shutting down or starting up"
                 }
                 Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => "the server is a read-only standby",
-                _ => return Error::Store(format!("postgresql: {e}")),
+                _ => return Error::Store(format!("postgresql: {}", server_words(&e))),
             }
         };
         log::error!("store: postgresql: {e}: {cause}");
         Error::Store(format!("postgresql: {e}: {cause}"))
+    }
+}
+
+/// The client's error with the server's own words when the server refused the
+/// statement: the client's text alone is `db error`, which names no cause (a trigger's
+/// exception, a constraint, a permission).
+fn server_words(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{e}: {} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => e.to_string(),
     }
 }
 

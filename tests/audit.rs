@@ -23,7 +23,6 @@ use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use rusqlite::{params, Connection};
 
 const WRONG_PIN: &str = "not-the-user-pin";
 /// The value of the key the scripted session imports; it must appear in no entry.
@@ -64,12 +63,6 @@ impl Audited {
     fn rows(&self) -> Vec<AuditRow> {
         assert!(self.pkcs11.is_none(), "read the store in-process only after C_Finalize");
         self.ws.open_store().audit_rows().expect("audit rows")
-    }
-
-    /// A direct connection to the SQLite file, once the module is finalized (see `rows`).
-    fn sql(&self) -> Connection {
-        assert!(self.pkcs11.is_none(), "open the store in-process only after C_Finalize");
-        Connection::open(self.ws.store_file()).expect("open the SQLite file")
     }
 
     /// Runs `sql` on the store from the `sqlite3` shell, a process of its own, so it is
@@ -306,9 +299,11 @@ fn report_summarizes_objects_keys_failed_logins_and_refusals_per_workspace() {
     assert_eq!(stdout(&a.cvault(&["audit", "report"])), report);
 }
 
-/// A finalized module over a store holding the scripted session's entries: `edit` changes
-/// the SQLite file directly; returns `cvault audit verify`'s exit code and line.
-fn verify_after(edit: impl FnOnce(&Connection)) -> (Option<i32>, String) {
+/// A finalized module over a store holding the scripted session's entries: `edit` says
+/// what SQL changes the store, run through its own shell (`Workspace::live_sql`), so the
+/// same forgery runs on SQLite and on PostgreSQL; returns `cvault audit verify`'s exit
+/// code and line.
+fn verify_after(edit: impl FnOnce(&Audited) -> String) -> (Option<i32>, String) {
     let mut a = Audited::new();
     scripted_session(&a);
     a.finalize();
@@ -316,35 +311,23 @@ fn verify_after(edit: impl FnOnce(&Connection)) -> (Option<i32>, String) {
     assert_eq!(code, Some(0), "{line}");
     let head = hex(&a.rows().last().unwrap().hash);
     assert_eq!(line, format!("intact: {} entries, head {head}", SCRIPTED.len()));
-    edit(&a.sql());
+    let sql = edit(&a);
+    if let Err(refused) = a.ws.try_live_sql(&sql) {
+        // The store's schema refused the forgery (nothing of it written, one transaction).
+        return (None, format!("refused: {refused}"));
+    }
     verify(&a.ws.conf)
 }
 
-const COLUMNS: &str = "at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash";
-
-fn read_row(c: &Connection, seq: i64) -> Vec<rusqlite::types::Value> {
-    c.query_row(&format!("SELECT {COLUMNS} FROM audit_log WHERE seq = ?1"), [seq], |r| {
-        (0..9).map(|i| r.get(i)).collect::<rusqlite::Result<Vec<_>>>()
-    })
-    .unwrap()
-}
-
-fn write_row(c: &Connection, seq: i64, values: &[rusqlite::types::Value]) {
-    let set: Vec<String> = COLUMNS.split(", ").enumerate().map(|(i, col)| format!("{col} = ?{}", i + 2)).collect();
-    let mut args = vec![rusqlite::types::Value::Integer(seq)];
-    args.extend_from_slice(values);
-    let n = c
-        .execute(&format!("UPDATE audit_log SET {} WHERE seq = ?1", set.join(", ")), rusqlite::params_from_iter(args))
-        .unwrap();
-    assert_eq!(n, 1);
+/// [`verify_after`] with fixed SQL.
+fn verify_after_sql(sql: &str) -> (Option<i32>, String) {
+    verify_after(|_| sql.to_string())
 }
 
 #[test]
 fn verify_names_a_changed_entry() {
-    let (code, line) = verify_after(|c| {
-        // Entry 6 (C_CreateObject of the payload key) now claims the SO made it.
-        c.execute("UPDATE audit_log SET actor = 'so' WHERE seq = 6", []).unwrap();
-    });
+    // Entry 6 (C_CreateObject of the payload key) now claims the SO made it.
+    let (code, line) = verify_after_sql("UPDATE audit_log SET actor = 'so' WHERE seq = 6");
     assert_eq!((code, line.as_str()), (Some(1), "broken at entry 6: changed: its contents no longer match its hash"));
 }
 
@@ -352,12 +335,8 @@ fn verify_names_a_changed_entry() {
 fn verify_tells_an_absent_object_from_an_empty_one() {
     // An entry without an object (the SO's C_Login) given an empty object column: before
     // issue #12 both hashed alike, so the edit went unnoticed.
-    let (code, line) = verify_after(|c| {
-        let object: Option<String> =
-            c.query_row("SELECT object FROM audit_log WHERE seq = 3", [], |r| r.get(0)).unwrap();
-        assert_eq!(object, None, "entry 3 has no object");
-        assert_eq!(c.execute("UPDATE audit_log SET object = '' WHERE seq = 3", []).unwrap(), 1);
-    });
+    let (code, line) =
+        verify_after_sql("UPDATE audit_log SET object = '' WHERE seq = 3 AND object IS NULL RETURNING 'edited'");
     assert_eq!(code, Some(1), "{line}");
     assert!(line.starts_with("broken at entry 3: changed"), "{line}");
 }
@@ -365,58 +344,61 @@ fn verify_tells_an_absent_object_from_an_empty_one() {
 #[test]
 fn verify_names_a_deleted_entry() {
     // Entry 9: the wrong-PIN attempt.
-    let (code, line) = verify_after(|c| assert_eq!(c.execute("DELETE FROM audit_log WHERE seq = 9", []).unwrap(), 1));
+    let (code, line) = verify_after_sql("DELETE FROM audit_log WHERE seq = 9");
     assert_eq!(code, Some(1));
     assert!(line.starts_with("broken at entry 9: deleted"), "{line}");
 }
 
 #[test]
 fn verify_names_swapped_entries_as_reordered() {
-    let (code, line) = verify_after(|c| {
-        let (five, eight) = (read_row(c, 5), read_row(c, 8));
-        write_row(c, 5, &eight);
-        write_row(c, 8, &five);
-    });
+    // Entries 5 and 8 trade places (their numbers swapped, through a free one).
+    let (code, line) = verify_after_sql(
+        "UPDATE audit_log SET seq = -5 WHERE seq = 5; UPDATE audit_log SET seq = 5 WHERE seq = 8; \
+         UPDATE audit_log SET seq = 8 WHERE seq = -5",
+    );
     assert_eq!(code, Some(1));
     assert!(line.starts_with("broken at entry 5: reordered"), "{line}");
 }
 
-/// Moves entries `from..` one place up, making room for a forged entry at `from`.
-fn renumber_from(c: &Connection, from: i64) {
-    c.execute("UPDATE audit_log SET seq = -(seq + 1) WHERE seq >= ?1", [from]).unwrap();
-    c.execute("UPDATE audit_log SET seq = -seq WHERE seq < 0", []).unwrap();
+/// SQL that moves entries `from..` one place up, making room for a forged entry at `from`.
+fn renumber_from(from: i64) -> String {
+    format!("UPDATE audit_log SET seq = -(seq + 1) WHERE seq >= {from}; UPDATE audit_log SET seq = -seq WHERE seq < 0;")
 }
 
-fn insert_row(c: &Connection, seq: i64, event: &AuditEvent, prev: &[u8]) {
+/// `bytes` as a blob literal of the store's SQL (SQLite `X'..'`, PostgreSQL `'\x..'::bytea`).
+fn blob(a: &Audited, bytes: &[u8]) -> String {
+    if a.ws.config().store.is_some() {
+        format!("'\\x{}'::bytea", hex(bytes))
+    } else {
+        format!("X'{}'", hex(bytes))
+    }
+}
+
+/// SQL inserting a forged entry `seq` for `event`, self-consistent and linked to `prev`.
+fn insert_row(a: &Audited, seq: i64, event: &AuditEvent, prev: &[u8]) -> String {
     let (at_ms, pid) = (1_700_000_000_000, 4242);
     let hash = AuditEntry { seq, at_ms, pid, event }.chain_hash(prev);
-    c.execute(
+    let text = |t: &str| format!("'{}'", t.replace('\'', "''"));
+    format!(
         "INSERT INTO audit_log (seq, at_ms, pid, workspace, actor, action, object, outcome, prev_hash, hash, format)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 2)",
-        params![
-            seq,
-            at_ms,
-            pid,
-            event.workspace,
-            event.actor,
-            event.action,
-            event.object,
-            event.outcome,
-            prev,
-            hash.to_vec()
-        ],
+         VALUES ({seq}, {at_ms}, {pid}, {}, {}, {}, {}, {}, {}, {}, 2);",
+        event.workspace.as_deref().map_or("NULL".to_string(), text),
+        text(&event.actor),
+        text(&event.action),
+        event.object.as_deref().map_or("NULL".to_string(), text),
+        text(&event.outcome),
+        blob(a, prev),
+        blob(a, &hash)
     )
-    .unwrap();
 }
 
 #[test]
 fn verify_names_an_inserted_entry() {
-    let (code, line) = verify_after(|c| {
+    let (code, line) = verify_after(|a| {
         // A self-consistent entry at 7 (its hash matches its contents) that links to no
         // entry of the chain, the rest renumbered after it.
-        renumber_from(c, 7);
         let event = AuditEvent::ok("main", "so", "C_DestroyObject", Some("forged \"evidence\"".into()));
-        insert_row(c, 7, &event, &[0xee; 32]);
+        renumber_from(7) + &insert_row(a, 7, &event, &[0xee; 32])
     });
     assert_eq!(code, Some(1));
     assert!(line.starts_with("broken at entry 7: inserted"), "{line}");
@@ -424,28 +406,31 @@ fn verify_names_an_inserted_entry() {
 
 #[test]
 fn an_entry_inserted_with_a_valid_link_breaks_the_chain_at_the_next_entry() {
-    let (code, line) = verify_after(|c| {
+    let (code, line) = verify_after(|a| {
         // A forger who links the entry properly to entry 6 still cannot fit the next one:
         // its stored link names entry 6, not the forgery.
-        let prev: Vec<u8> = c.query_row("SELECT hash FROM audit_log WHERE seq = 6", [], |r| r.get(0)).unwrap();
-        renumber_from(c, 7);
-        insert_row(c, 7, &AuditEvent::ok("main", "user", "C_Logout", None), &prev);
+        let prev = a.rows().into_iter().find(|r| r.seq == 6).expect("entry 6").hash;
+        renumber_from(7) + &insert_row(a, 7, &AuditEvent::ok("main", "user", "C_Logout", None), &prev)
     });
-    assert_eq!(code, Some(1));
-    assert!(line.starts_with("broken at entry 8: "), "{line}");
+    if common::postgres::selected() {
+        // PostgreSQL's schema holds `prev_hash` unique: a second entry linking to entry 6
+        // cannot even be written.
+        assert_eq!(code, None, "{line}");
+        assert!(line.contains("audit_log_prev_hash_key"), "{line}");
+    } else {
+        assert_eq!(code, Some(1));
+        assert!(line.starts_with("broken at entry 8: "), "{line}");
+    }
 }
 
 #[test]
 fn a_dropped_tail_is_not_seen_by_the_chain_alone() {
-    let (code, line) = verify_after(|c| {
-        let kept = i64::try_from(SCRIPTED.len()).unwrap() - 3;
-        assert_eq!(c.execute("DELETE FROM audit_log WHERE seq > ?1", [kept]).unwrap(), 3);
-    });
+    let kept = SCRIPTED.len() - 3;
+    let (code, line) = verify_after_sql(&format!("DELETE FROM audit_log WHERE seq > {kept}"));
     // With the software root nothing outside the store remembers how long the chain was:
     // the entries left are exactly as the module wrote them, and verify says that it can
     // vouch for no more (tests/audit_checkpoints.rs: the root token's head catches it).
     assert_eq!(code, Some(0), "{line}");
-    let kept = SCRIPTED.len() - 3;
     assert!(line.starts_with(&format!("intact: {kept} entries, head ")), "{line}");
 }
 
@@ -460,8 +445,8 @@ fn verify_without_a_store_fails_with_one_line() {
     assert_eq!(stderr.lines().count(), 1);
 }
 
-const FAIL_AUDIT: &str =
-    "CREATE TRIGGER audit_unavailable BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END;";
+/// The trigger that makes every audit insert fail (`Workspace::refuse_inserts`).
+const FAIL_AUDIT: &str = "audit_unavailable";
 
 fn init_token(a: &Audited) -> Slot {
     let slot = a.slot();
@@ -487,13 +472,13 @@ fn without_a_writable_audit_log_key_operations_fail_and_change_nothing() {
     let (entries, objects) = (a.live_count("audit_log"), a.live_count("objects"));
 
     // The trigger goes in while the module runs (SQLite sees a schema change from another
-    // connection at its next statement): logging in needs an audit entry too, see
+    // connection at its next statement, PostgreSQL at its next insert): logging in needs an audit entry too, see
     // `a_login_that_cannot_be_audited_is_refused`.
-    a.live_sql(FAIL_AUDIT);
+    a.ws.refuse_inserts("audit_log", FAIL_AUDIT, "audit unavailable");
     assert_eq!(rv_of(s.create_object(&imported_key("unaudited import"))), RvError::DeviceError);
     assert_eq!(rv_of(s.generate_key(&Mechanism::AesKeyGen, &aes_key("unaudited key"))), RvError::DeviceError);
     assert_eq!(rv_of(s.destroy_object(kept)), RvError::DeviceError);
-    a.live_sql("DROP TRIGGER audit_unavailable");
+    a.ws.allow_inserts("audit_log", FAIL_AUDIT);
 
     assert!(find(&s, "unaudited import").is_empty(), "an object appeared without its audit entry");
     assert!(find(&s, "unaudited key").is_empty(), "a key appeared without its audit entry");
@@ -511,11 +496,11 @@ fn a_login_that_cannot_be_audited_is_refused_and_leaves_the_session_public() {
     let a = Audited::new();
     let slot = init_token(&a);
     let entries = a.live_count("audit_log");
-    a.live_sql(FAIL_AUDIT);
+    a.ws.refuse_inserts("audit_log", FAIL_AUDIT, "audit unavailable");
     let s = a.p11().open_rw_session(slot).expect("open rw");
     assert_eq!(rv_of(s.login(UserType::User, Some(&pin(USER_PIN)))), RvError::DeviceError);
     assert_eq!(s.get_session_info().expect("session info").session_state(), SessionState::RwPublic);
-    a.live_sql("DROP TRIGGER audit_unavailable");
+    a.ws.allow_inserts("audit_log", FAIL_AUDIT);
     assert_eq!(a.live_count("audit_log"), entries);
     // Once the log works the same PIN logs in: the refused attempt counted as no failure.
     s.login(UserType::User, Some(&pin(USER_PIN))).expect("login once the log works");

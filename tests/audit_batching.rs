@@ -188,14 +188,12 @@ fn a_batch_the_store_refuses_fails_the_calls_with_device_error_until_it_is_writt
     let s = b.user();
     session_key(&s, "sk-held").unwrap();
     // Every insert into the chain now fails, as on a full or read-only disk.
-    b.live_sql(
-        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'store unwritable'); END;",
-    );
+    b.ws.refuse_inserts("audit_log", "refuse_audit", "store unwritable");
     assert_eq!(rv_of(session_key(&s, "sk-refused-1")), RvError::DeviceError, "the call that fills the batch");
     assert_eq!(rv_of(session_key(&s, "sk-refused-2")), RvError::DeviceError, "and every call after it");
     let log = b.ws.log();
     assert!(log.contains("could not be written") && log.contains("store unwritable"), "the log says why: {log}");
-    b.live_sql("DROP TRIGGER refuse_audit;");
+    b.ws.allow_inserts("audit_log", "refuse_audit");
     session_key(&s, "sk-after").unwrap();
     assert_eq!(b.session_key_entries(), 2, "the held entry went out with the next write");
     drop(s);

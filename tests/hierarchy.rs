@@ -342,8 +342,7 @@ fn no_key_bytes_reach_the_store_file() {
     ])
     .expect("token key");
     drop(s);
-    let mut bytes = std::fs::read(setup.ws.store_file()).expect("store");
-    bytes.extend(std::fs::read(setup.ws.store_file().with_extension("sqlite3-wal")).unwrap_or_default());
+    let bytes = setup.ws.bytes_at_rest();
     assert!(!bytes.windows(32).any(|w| w == known.as_slice()), "key bytes in the store");
 }
 
@@ -444,13 +443,11 @@ fn stored_dek_rewrap_survives_sigkill_at_any_point() {
             .spawn()
             .expect("spawn child")
     };
-    // How many stored DEKs are already under v2, read straight from the store.
-    let store = setup.ws.store_file();
-    let moved = || -> usize {
-        let db = rusqlite::Connection::open(&store).expect("store");
-        db.query_row("SELECT count(*) FROM objects WHERE master_version = 2", [], |r| r.get::<_, i64>(0))
-            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
-    };
+    // How many stored DEKs are already under v2, read straight from the store by its own
+    // shell (a process of its own: SQLite or PostgreSQL alike).
+    let ws = &setup.ws;
+    let moved =
+        || -> usize { ws.live_sql("SELECT count(*) FROM objects WHERE master_version = 2").parse().expect("a count") };
     // Kill the job as soon as it has made progress, again and again: each kill lands
     // mid-way through the re-wrap, between or inside batch transactions.
     let mut mid_way_kills = 0;

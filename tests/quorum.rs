@@ -76,8 +76,7 @@ fn without_a_quorum_nothing_changes_and_the_first_login_makes_a_kek() {
     let kek = s.store().kek("main").expect("read").expect("a KEK row");
     assert_eq!((kek.generation, kek.threshold), (1, 0));
     assert!(kek.sealed.is_some());
-    let sealed: Vec<u8> =
-        s.db().query_row("SELECT sealed FROM master_keys WHERE version = 1", [], |r| r.get(0)).expect("v1");
+    let sealed = s.store().masters("main").expect("masters")[0].sealed.clone().expect("v1 sealed");
     // Root sealing around KEK sealing around the storage key's: longer than without.
     assert!(sealed.len() > 100, "v1 is not sealed under the KEK ({} bytes)", sealed.len());
     assert!(s.actions().iter().any(|a| a == "quorum-kek"));
@@ -143,8 +142,8 @@ fn a_grant_serves_another_process_until_a_lock_or_its_expiry() {
     drop(user);
     // The grant's row says it expired (its sealed KEK is bound to the expiry, so the row
     // cannot be edited to last longer: the next test).
-    let n = s.db().execute("UPDATE unlock_grants SET expires_at = expires_at - 7200", []).unwrap();
-    assert_eq!(n, 1);
+    let edited = s.sql("UPDATE unlock_grants SET expires_at = expires_at - 7200 RETURNING 1");
+    assert_eq!(edited, "1", "one grant edited");
     let user = s.session(UserType::User, common::USER_PIN);
     assert_eq!(wrap(&user), CKR_CV_LOCKED, "an expired grant opens nothing");
     drop(user);
@@ -158,7 +157,7 @@ fn a_grant_extended_in_the_store_file_does_not_open() {
     s.split(2).expect("split");
     assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
     assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
-    s.db().execute("UPDATE unlock_grants SET expires_at = expires_at + 86400", []).unwrap();
+    assert_eq!(s.sql("UPDATE unlock_grants SET expires_at = expires_at + 86400 RETURNING 1"), "1");
     let user = s.session(UserType::User, common::USER_PIN);
     assert_eq!(wrap(&user), CKR_DEVICE_ERROR, "the HSM refuses a grant whose expiry was edited");
 }
@@ -199,7 +198,7 @@ fn destroying_a_version_needs_its_own_approved_request_used_once() {
 fn a_threshold_lowered_in_the_store_file_fails_the_quorum_and_uses_no_wrong_key() {
     let mut s = Setup::new("unlock_hours = 1");
     s.split(2).expect("split");
-    s.db().execute("UPDATE workspace_keks SET threshold = 1", []).unwrap();
+    assert_eq!(s.sql("UPDATE workspace_keks SET threshold = 1 RETURNING 1"), "1");
     assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_CV_QUORUM_FAILED);
     let user = s.session(UserType::User, common::USER_PIN);
     assert_eq!(wrap(&user), CKR_CV_LOCKED);
@@ -213,7 +212,7 @@ fn approvals_past_their_request_expiry_count_for_nothing() {
     let mut s = Setup::new("unlock_hours = 1");
     s.split(2).expect("split");
     assert_eq!(s.approve("alice", "alice passphrase 1"), CKR_OK);
-    s.db().execute("UPDATE quorum_requests SET expires_at = expires_at - 100000", []).unwrap();
+    assert!(!s.sql("UPDATE quorum_requests SET expires_at = expires_at - 100000 RETURNING 1").is_empty());
     assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
     let user = s.session(UserType::User, common::USER_PIN);
     assert_eq!(wrap(&user), CKR_CV_LOCKED, "alice's approval expired with its request");
@@ -238,7 +237,8 @@ fn changing_the_quorum_needs_the_quorum_and_makes_old_shares_useless() {
     assert_eq!(s.approve("bob", "bob passphrase 22"), CKR_OK);
     assert_eq!(rv_of(s.split(3)), CKR_CV_QUORUM_REQUIRED);
     let share = |s: &mut Setup| -> Vec<u8> {
-        s.db().query_row("SELECT sealed_share FROM custodians WHERE name = 'alice'", [], |r| r.get(0)).unwrap()
+        let custodians = s.store().custodians("main").expect("custodians");
+        custodians.into_iter().find(|c| c.name == "alice").expect("alice").sealed_share
     };
     let before = share(&mut s);
     let change = s.store().requests("main").unwrap().into_iter().find(|r| r.action == "change-quorum").unwrap();
@@ -452,7 +452,7 @@ fn an_emergency_window_lets_a_blocked_version_unwrap_each_use_audited_until_it_c
     drop(user);
     let uses = s.store().audit_rows().unwrap().into_iter().filter(|r| r.event.action == "emergency-unwrap").count();
     assert!(uses >= 2, "each use in the window is its own entry ({uses})");
-    s.db().execute("UPDATE emergency_windows SET expires_at = 1", []).unwrap();
+    assert!(!s.sql("UPDATE emergency_windows SET expires_at = 1 RETURNING 1").is_empty());
     let user = s.session(UserType::User, common::USER_PIN);
     assert_eq!(unwrap(&user), CKR_KEY_FUNCTION_NOT_PERMITTED, "the window closed at its expiry");
 }

@@ -143,6 +143,47 @@ fn init_token_wipes_objects_and_resets_pins() {
 }
 
 #[test]
+fn a_master_version_that_exists_is_refused_as_taken_with_nothing_written() {
+    both(|u| {
+        let s = &*u.store;
+        init(s);
+        s.add_master("ws", &master(2, Lifecycle::Active), &|_| Ok(vec![0]), &event()).expect("rotate");
+        let entries = intact(s);
+        // A second v2, as from a host that read v1 as newest before the first v2 landed.
+        let again = s.add_master("ws", &master(2, Lifecycle::Active), &|_| Ok(vec![0]), &event());
+        assert_eq!(again, Err(Error::VersionTaken(2)));
+        let versions: Vec<_> = s.masters("ws").expect("masters").iter().map(|m| (m.version, m.state)).collect();
+        assert_eq!(versions, [(1, Lifecycle::DecryptOnly), (2, Lifecycle::Active)]);
+        assert_eq!(intact(s), entries, "no entry for a refused version");
+    });
+}
+
+#[test]
+fn a_change_refused_by_its_own_check_leaves_held_entries_held_not_failed() {
+    both(|u| {
+        let s = &*u.store;
+        init(s);
+        s.set_batching(collabvault_pkcs11::store::batch::BatchPolicy {
+            entries: 100,
+            max_age: std::time::Duration::from_secs(600),
+        });
+        s.add_master("ws", &master(2, Lifecycle::Active), &|_| Ok(vec![0]), &event()).expect("rotate");
+        let before = intact(s);
+        s.append_audit(&AuditEvent::ok("ws", "user", "C_GenerateKey", Some("held".into())).batched()).expect("hold");
+        assert_eq!(intact(s), before, "the session entry is held");
+        // The lost race rolls back the transaction the held entry was in: the refusal is
+        // the caller's answer, not a failure of the batch (which would fail every
+        // audited call with CKR_DEVICE_ERROR until written).
+        let again = s.add_master("ws", &master(2, Lifecycle::Active), &|_| Ok(vec![0]), &event());
+        assert_eq!(again, Err(Error::VersionTaken(2)));
+        s.append_audit(&AuditEvent::ok("ws", "user", "C_Login", None)).expect("the next write works");
+        let objects: Vec<_> = s.audit_rows().expect("rows").into_iter().filter_map(|r| r.event.object).collect();
+        assert!(objects.iter().any(|o| o == "held"), "the held entry went out with the next write");
+        assert_eq!(intact(s), before + 2);
+    });
+}
+
+#[test]
 fn a_new_master_version_demotes_the_active_one_and_destroying_forgets_it() {
     both(|u| {
         let s = &*u.store;
@@ -383,7 +424,11 @@ fn postgres_two_instances_rotating_at_once_make_one_version() {
         let current = u.store.masters("ws").expect("masters").iter().map(|m| m.version).max().expect("v1");
         assert_eq!(current + 1, round);
         let results = at_once(&u, 3, move |_, s| {
-            s.add_master("ws", &master(round, Lifecycle::Active), &|_| Ok(vec![0]), &event()).is_ok()
+            match s.add_master("ws", &master(round, Lifecycle::Active), &|_| Ok(vec![0]), &event()) {
+                Ok(()) => true,
+                Err(Error::VersionTaken(v)) if v == round => false,
+                Err(e) => panic!("round {round}: a lost race is VersionTaken, not {e:?}"),
+            }
         });
         assert_eq!(results.iter().filter(|ok| **ok).count(), 1, "round {round}: one rotation lands");
     }
@@ -483,8 +528,26 @@ fn measure_store_operations_on_both_backends() {
         let iv = median_us(500, |_| {
             s.reserve_iv_counter(&[3; 32], 1, u64::MAX >> 2).expect("iv").expect("range");
         });
-        println!("{name}: audit append {append:.0} us, object insert {insert:.0} us, indexed find {find:.0} us, IV reservation {iv:.0} us (medians of 500)");
+        // The per-call version check: what a host reads each call to see a rotation made
+        // on another host (the master key rows; the hierarchy reads them per call).
+        let versions = median_us(500, |_| {
+            assert!(!s.masters("ws").expect("masters").is_empty());
+        });
+        println!("{name}: audit append {append:.0} us, object insert {insert:.0} us, indexed find {find:.0} us, IV reservation {iv:.0} us, master versions read {versions:.1} us (medians of 500)");
     }
+    // What LISTEN/NOTIFY would cost instead: a poll of a listening connection per call
+    // (no round trip when nothing is pending), and how soon a NOTIFY is seen.
+    use postgres::fallible_iterator::FallibleIterator;
+    let mut listener = server.client("postgres");
+    listener.batch_execute("LISTEN cv_master").expect("LISTEN");
+    let poll = median_us(500, |_| assert!(listener.notifications().iter().next().expect("poll").is_none()));
+    let mut notifier = server.admin();
+    let seen = median_us(50, |_| {
+        notifier.batch_execute("NOTIFY cv_master, 'v2'").expect("NOTIFY");
+        let seen = listener.notifications().timeout_iter(std::time::Duration::from_secs(10)).next().expect("wait");
+        assert!(seen.is_some(), "the NOTIFY arrived");
+    });
+    println!("postgresql: LISTEN/NOTIFY poll per call {poll:.1} us, a NOTIFY sent and seen {seen:.0} us (medians)");
 }
 
 /// Fills a store with a bit of everything the copy carries.

@@ -31,13 +31,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The store file and its write-ahead log, concatenated.
+/// The store's bytes at rest (the SQLite file and its WAL, or the server's files).
 fn store_bytes(ws: &Workspace) -> Vec<u8> {
-    let mut bytes = std::fs::read(ws.store_file()).expect("read store file");
-    let mut wal = ws.store_file().into_os_string();
-    wal.push("-wal");
-    bytes.extend(std::fs::read(wal).unwrap_or_default());
-    bytes
+    ws.bytes_at_rest()
 }
 
 #[test]

@@ -79,7 +79,7 @@ fn thousands(n: usize) -> String {
 }
 
 /// Adds token keys `from..to` to a token, two sessions on two threads; returns the time.
-fn fill(token: &Token, from: usize, to: usize) -> Res<Duration> {
+pub(super) fn fill(token: &Token, from: usize, to: usize) -> Res<Duration> {
     let started = Instant::now();
     let threads = 2;
     // A `Session` is not `Sync`, so the threads get the library and the slot.
@@ -166,7 +166,7 @@ fn find_slot(pkcs11: &Pkcs11, label: &str) -> Res<cryptoki::slot::Slot> {
 
 /// Loads the module with the configuration in the environment and logs the user in on
 /// the token labelled `label` (already initialized).
-fn reopen(path: &Path, label: &str) -> Res<Token> {
+pub(super) fn reopen(path: &Path, label: &str) -> Res<Token> {
     let pkcs11 = Pkcs11::new(path)?;
     pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
     let slot = find_slot(&pkcs11, label)?;

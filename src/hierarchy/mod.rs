@@ -412,10 +412,37 @@ impl Hierarchy {
         let next = self.versions()?.last().map_or(1, |m| m.version + 1);
         let (record, key) = new_master(self.root.as_ref(), kek.as_ref(), &self.workspace, next, classification)?;
         let event = AuditEvent::by(&self.workspace, by, "CKM_CV_ROTATE_MASTER", Some(format!("wmk v{next}")));
-        self.store.add_master(&self.workspace, &record, &self.mac_of(), &event)?;
+        match self.store.add_master(&self.workspace, &record, &self.mac_of(), &event) {
+            Ok(()) => {}
+            Err(Error::VersionTaken(taken)) => return self.joined_rotation(by, classification, taken),
+            Err(e) => return Err(e),
+        }
         self.unsealed.lock().insert(next, key);
         log::info!("{}: master key rotated to v{next}", self.workspace);
         Ok(next)
+    }
+
+    /// A rotation that lost the race for version `taken` to another host's (or
+    /// process's) rotation or import, nothing of it written. What the caller asked for,
+    /// that the version it saw stop wrapping and a new one of `classification` be current,
+    /// has happened once: it gets that version (and an audit entry saying it made none),
+    /// so two hosts rotating at once make one version and both succeed. A current version
+    /// of another classification does not satisfy it: [`Error::VersionTaken`]
+    /// (`CKR_FUNCTION_FAILED`, try again), never a second version made behind its back.
+    fn joined_rotation(&self, by: Caller<'_>, classification: &str, taken: u32) -> Result<u32> {
+        let current = self.versions()?.into_iter().rev().find(|m| m.state == Lifecycle::Active);
+        let Some(current) = current.filter(|m| m.version >= taken && m.classification == classification) else {
+            log::warn!("{}: a concurrent change took wmk v{taken} and does not satisfy this rotation", self.workspace);
+            return Err(Error::VersionTaken(taken));
+        };
+        let what = format!("wmk v{} (made by a concurrent rotation; no new version)", current.version);
+        self.store.append_audit(&AuditEvent::by(&self.workspace, by, "CKM_CV_ROTATE_MASTER", Some(what)))?;
+        log::info!(
+            "{}: a concurrent rotation made wmk v{} first; this rotation returns it and makes none",
+            self.workspace,
+            current.version
+        );
+        Ok(current.version)
     }
 
     /// BYOK: makes the customer's `key` (32 bytes, unwrapped from an import key by the
@@ -429,8 +456,28 @@ impl Hierarchy {
         }
         let kek = self.kek()?.map(|(_, k)| k);
         self.quorum.require(quorum::IMPORT_KEY, by)?;
+        // A concurrent rotation does not make the customer's key current: on losing the
+        // version to one, the import is sealed again for the next version, once.
+        match self.import_as(by, classification, kek.as_ref(), key, origin) {
+            Err(Error::VersionTaken(taken)) => {
+                log::info!("{}: wmk v{taken} was taken by a concurrent change; importing again", self.workspace);
+                self.import_as(by, classification, kek.as_ref(), key, origin)
+            }
+            other => other,
+        }
+    }
+
+    /// One attempt of [`Hierarchy::import`] as the version after the newest stored one.
+    fn import_as(
+        &self,
+        by: Caller<'_>,
+        classification: &str,
+        kek: Option<&Kek>,
+        key: &[u8],
+        origin: &str,
+    ) -> Result<u32> {
         let next = self.versions()?.last().map_or(1, |m| m.version + 1);
-        let sealed = seal_master(self.root.as_ref(), kek.as_ref(), &self.workspace, next, key)?;
+        let sealed = seal_master(self.root.as_ref(), kek, &self.workspace, next, key)?;
         let prepared = Arc::new(GcmKey::new(key, record::TAG_LEN)?);
         let mut row = MasterRecord {
             version: next,

@@ -273,6 +273,8 @@ pub trait Backend: Send + Sync {
     /// The workspace's master key versions, oldest first.
     fn masters(&self, workspace: &str) -> Result<Vec<MasterRecord>>;
     /// Adds a master key version (rotation); the previously active one becomes decrypt-only.
+    /// A version that already exists (another host or process made it first, from the
+    /// same read) is refused with [`Error::VersionTaken`] and nothing written.
     fn add_master(&self, workspace: &str, master: &MasterRecord, mac: MasterMac<'_>, event: &AuditEvent) -> Result<()>;
     /// Moves a version to `state` (destroying forgets its sealed value); false if no such version.
     fn set_master_state(

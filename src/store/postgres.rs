@@ -333,13 +333,16 @@ impl PgStore {
         sync: Sync,
         f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>,
     ) -> Result<(T, Vec<(i64, AuditEvent)>)> {
+        // Whether the change itself refused (a lost rotation race, a stale generation):
+        // the held entries were not at fault and stay held, not failed.
+        let mut refused = false;
         let result = self.locked(|tx| {
             if sync == Sync::Lazy {
                 // This transaction only: the server acknowledges before its WAL flush,
                 // as SQLite's NORMAL does for the same entries.
                 tx.exec("SET LOCAL synchronous_commit = off", &[])?;
             }
-            let out = f(tx)?;
+            let out = f(tx).inspect_err(|_| refused = true)?;
             let mut seqs = append_entries(tx, held.events())?;
             seqs.extend(append_entries(tx, events)?);
             Ok((out, seqs))
@@ -349,7 +352,7 @@ impl PgStore {
                 let written = held.written().into_iter().chain(events.iter().cloned());
                 Ok((out, seqs.into_iter().zip(written).collect()))
             }
-            Err(e) if !held.events().is_empty() => Err(held.failed(e.to_string())),
+            Err(e) if !refused && !held.events().is_empty() => Err(held.failed(e.to_string())),
             Err(e) => Err(e),
         }
     }
@@ -911,10 +914,10 @@ impl Backend for PgStore {
             let rows = read_masters(tx, workspace, None)?;
             if rows.iter().any(|m| m.version == master.version) {
                 log::warn!(
-                    "{workspace}: another host rotated to wmk v{} first; this rotation is refused",
+                    "{workspace}: another host made wmk v{} first; nothing written by this host",
                     master.version
                 );
-                return Err(Error::Store(format!("another host made master key v{} first", master.version)));
+                return Err(Error::VersionTaken(master.version));
             }
             let active: Vec<u32> =
                 rows.into_iter().filter(|m| m.state == Lifecycle::Active).map(|m| m.version).collect();

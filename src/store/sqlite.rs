@@ -386,13 +386,16 @@ impl SqliteStore {
         f: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<(T, Vec<(i64, AuditEvent)>)> {
         let lazy = sync == Sync::Lazy;
+        // Whether the change itself refused (a lost rotation race, a stale generation):
+        // the held entries were not at fault and stay held, not failed.
+        let mut refused = false;
         let result = self.with_conn(|conn| {
             if lazy {
                 conn.pragma_update(None, "synchronous", "NORMAL")?;
             }
             let committed = (|| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let out = f(&tx)?;
+                let out = f(&tx).inspect_err(|_| refused = true)?;
                 let mut seqs = append_entries(&tx, held.events())?;
                 seqs.extend(append_entries(&tx, events)?);
                 tx.commit()?;
@@ -410,7 +413,7 @@ impl SqliteStore {
                 let written = held.written().into_iter().chain(events.iter().cloned());
                 Ok((out, seqs.into_iter().zip(written).collect()))
             }
-            Err(e) if !held.events().is_empty() => Err(held.failed(e.to_string())),
+            Err(e) if !refused && !held.events().is_empty() => Err(held.failed(e.to_string())),
             Err(e) => Err(e),
         }
     }
@@ -1053,12 +1056,16 @@ impl Backend for SqliteStore {
 
     fn add_master(&self, workspace: &str, master: &MasterRecord, mac: MasterMac<'_>, event: &AuditEvent) -> Result<()> {
         self.write(event, |tx| {
+            // Read under the write lock: another process's rotation from the same version
+            // committed first; this one is refused with nothing written (as on PostgreSQL).
+            let rows = read_masters(tx, workspace, None)?;
+            if rows.iter().any(|m| m.version == master.version) {
+                log::warn!("{workspace}: another process made wmk v{} first; nothing written", master.version);
+                return Err(Error::VersionTaken(master.version));
+            }
             // The newest version alone wraps; the one it replaces only unwraps.
-            let active: Vec<u32> = read_masters(tx, workspace, None)?
-                .into_iter()
-                .filter(|m| m.state == Lifecycle::Active)
-                .map(|m| m.version)
-                .collect();
+            let active: Vec<u32> =
+                rows.into_iter().filter(|m| m.state == Lifecycle::Active).map(|m| m.version).collect();
             for version in active {
                 update_master(tx, workspace, version, mac, |m| m.state = Lifecycle::DecryptOnly)?;
             }

@@ -119,6 +119,11 @@ impl Workspace {
     /// PostgreSQL), a process of its own, so it is safe while the module has the store
     /// open; returns what it printed.
     pub fn live_sql(&self, sql: &str) -> String {
+        self.try_live_sql(sql).unwrap_or_else(|e| panic!("{sql:?}: {e}"))
+    }
+
+    /// [`Workspace::live_sql`], or what the shell said when the store refused the SQL.
+    pub fn try_live_sql(&self, sql: &str) -> Result<String, String> {
         let out = match self.config().store {
             Some(conninfo) => Command::new(postgres::bin_dir().join("psql"))
                 .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", &conninfo, "-c", sql])
@@ -132,8 +137,67 @@ impl Workspace {
                 .output()
                 .expect("run the sqlite3 shell (Debian package sqlite3)"),
         };
-        assert!(out.status.success(), "{sql:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Every byte the store keeps at rest, to search for what must never be there in the
+    /// clear. SQLite: the file and its write-ahead log. PostgreSQL: after a `CHECKPOINT`,
+    /// the files of this store's database (`base/<oid>`) and the server's WAL; a positive
+    /// control checks that they hold this store's newest audit hash, so a read of the
+    /// wrong files fails rather than passes.
+    pub fn bytes_at_rest(&self) -> Vec<u8> {
+        if self.config().store.is_none() {
+            let mut bytes = std::fs::read(self.store_file()).expect("read store file");
+            let mut wal = self.store_file().into_os_string();
+            wal.push("-wal");
+            bytes.extend(std::fs::read(wal).unwrap_or_default());
+            return bytes;
+        }
+        self.live_sql("CHECKPOINT");
+        let oid = self.live_sql("SELECT oid FROM pg_database WHERE datname = current_database()");
+        let head = self.live_sql("SELECT encode(hash, 'hex') FROM audit_log ORDER BY seq DESC LIMIT 1");
+        let head: Vec<u8> =
+            (0..head.len()).step_by(2).map(|i| u8::from_str_radix(&head[i..i + 2], 16).expect("hex")).collect();
+        let data = postgres::shared().data_dir().to_path_buf();
+        let mut bytes = Vec::new();
+        for dir in [data.join("base").join(oid), data.join("pg_wal")] {
+            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+                let path = entry.expect("entry").path();
+                if path.is_file() {
+                    bytes.extend(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+                }
+            }
+        }
+        assert!(!head.is_empty() && bytes.windows(head.len()).any(|w| w == head), "the server's files hold this store");
+        bytes
+    }
+
+    /// Makes every insert into `table` fail with `message` (trigger `name`), as a full or
+    /// read-only store would: an SQLite `RAISE(ABORT)` trigger, or a PL/pgSQL one raising
+    /// an exception on PostgreSQL. [`Workspace::allow_inserts`] takes it away.
+    pub fn refuse_inserts(&self, table: &str, name: &str, message: &str) {
+        let sql = if self.config().store.is_some() {
+            format!(
+                "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{message}'; END $$;
+                 CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {name}();"
+            )
+        } else {
+            format!("CREATE TRIGGER {name} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, '{message}'); END;")
+        };
+        self.live_sql(&sql);
+    }
+
+    /// Takes away the trigger [`Workspace::refuse_inserts`] made.
+    pub fn allow_inserts(&self, table: &str, name: &str) {
+        let sql = if self.config().store.is_some() {
+            format!("DROP TRIGGER {name} ON {table}; DROP FUNCTION {name}();")
+        } else {
+            format!("DROP TRIGGER {name};")
+        };
+        self.live_sql(&sql);
     }
 
     /// The store the config names (SQLite or PostgreSQL), opened by the test itself (not

@@ -12,6 +12,10 @@
 //! (which some sandboxes leave writable by root alone, defeating `runuser -u nobody`).
 //! The tests connect over the socket with trust authentication (the socket directory,
 //! private to this run, is the only way in).
+//!
+//! The benchmark harness (benches/compare/postgres.rs) includes this file as it is
+//! (`#[path]`), so the way a server is started lives here once; it uses only std,
+//! `tempfile` and `postgres`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -39,28 +43,33 @@ pub fn selected() -> bool {
 /// The directory of the server's binaries (`initdb`, `pg_ctl`): Debian keeps them out of
 /// PATH, under /usr/lib/postgresql/<major>/bin; the newest installed major serves.
 pub fn bin_dir() -> PathBuf {
+    try_bin_dir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`bin_dir`], or why there is none (the benchmark then skips its PostgreSQL rows).
+pub fn try_bin_dir() -> Result<PathBuf, String> {
     if let Ok(dir) = std::env::var("CV_PG_BIN") {
-        return PathBuf::from(dir);
+        return Ok(PathBuf::from(dir));
     }
-    let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL is not installed (/usr/lib/postgresql): run scripts/install-deps.sh")
+    let listing = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|e| format!("PostgreSQL is not installed (/usr/lib/postgresql: {e}): run scripts/install-deps.sh"))?;
+    let mut majors: Vec<(u32, PathBuf)> = listing
         .filter_map(|e| e.ok())
         .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
         .filter(|(_, bin)| bin.join("initdb").exists())
         .collect();
     majors.sort();
-    majors.pop().map(|(_, bin)| bin).expect("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+    majors
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin".into())
 }
 
 /// The server's `fsync`: off for the tests (a throwaway server; what they check is
 /// behaviour, not durability), on with `CV_PG_FSYNC=on` for measurements that compare
 /// with SQLite, which syncs every commit.
-fn fsync() -> &'static str {
-    if std::env::var("CV_PG_FSYNC").is_ok_and(|v| v == "on") {
-        "on"
-    } else {
-        "off"
-    }
+fn fsync() -> bool {
+    std::env::var("CV_PG_FSYNC").is_ok_and(|v| v == "on")
 }
 
 fn running_as_root() -> bool {
@@ -73,17 +82,27 @@ pub struct Server {
     dir: TempDir,
     data: PathBuf,
     as_root: bool,
+    /// The server's binaries ([`try_bin_dir`]).
+    bin: PathBuf,
     next_db: AtomicU32,
 }
 
 impl Server {
-    /// Initializes and starts a new server.
+    /// Initializes and starts a new server (`fsync` as `CV_PG_FSYNC` says).
     pub fn start() -> Server {
-        let dir = tempfile::Builder::new().prefix("cvpg").tempdir().expect("tempdir");
+        Server::try_start(fsync()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Initializes and starts a new server with `fsync` on or off, or says why it cannot
+    /// (no server binaries, `initdb` or `pg_ctl` failing): the benchmark's PostgreSQL
+    /// rows start their server this way and are skipped with the reason.
+    pub fn try_start(fsync: bool) -> Result<Server, String> {
+        let bin = try_bin_dir()?;
+        let dir = tempfile::Builder::new().prefix("cvpg").tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let as_root = running_as_root();
         let data = dir.path().join("data");
-        let server = Server { dir, data, as_root, next_db: AtomicU32::new(0) };
-        server.run(
+        let server = Server { dir, data, as_root, bin, next_db: AtomicU32::new(0) };
+        server.try_run(
             "initdb",
             &[
                 "-D".as_ref(),
@@ -95,14 +114,14 @@ impl Server {
                 "-E".as_ref(),
                 "UTF8".as_ref(),
             ],
-        );
+        )?;
         let options = format!(
             "-k {} -c listen_addresses='' -c fsync={} -c max_connections=200 -c shared_buffers=32MB",
             server.socket_dir().display(),
-            fsync()
+            if fsync { "on" } else { "off" }
         );
         let log = server.dir.path().join("server.log");
-        server.run(
+        server.try_run(
             "pg_ctl",
             &[
                 "start".as_ref(),
@@ -116,13 +135,13 @@ impl Server {
                 "-o".as_ref(),
                 options.as_ref(),
             ],
-        );
+        )?;
         server.watchdog();
-        server
+        Ok(server)
     }
 
     fn command(&self, tool: &str) -> Command {
-        let program = bin_dir().join(tool);
+        let program = self.bin.join(tool);
         if self.as_root {
             let mut c = Command::new("unshare");
             c.args(UNSHARE).arg(program);
@@ -133,19 +152,26 @@ impl Server {
     }
 
     fn run(&self, tool: &str, args: &[&std::ffi::OsStr]) {
-        let out = self.command(tool).args(args).current_dir(self.dir.path()).output().expect(tool);
-        assert!(
-            out.status.success(),
+        self.try_run(tool, args).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn try_run(&self, tool: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
+        let out =
+            self.command(tool).args(args).current_dir(self.dir.path()).output().map_err(|e| format!("{tool}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
             "{tool} failed: {}\n{}\nserver log: {}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
             std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-        );
+        ))
     }
 
     /// Stops the server when this test process exits, however it exits.
     fn watchdog(&self) {
-        let pg_ctl = bin_dir().join("pg_ctl");
+        let pg_ctl = self.bin.join("pg_ctl");
         let stop = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runas}{pg_ctl} stop -m immediate -D {data} >/dev/null 2>&1",
             pid = std::process::id(),
@@ -161,6 +187,11 @@ impl Server {
                 .stderr(std::process::Stdio::null())
                 .spawn(),
         );
+    }
+
+    /// The server's data directory (its files at rest: `base/<database oid>`, `pg_wal`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
     }
 
     /// The directory holding the server's Unix socket.

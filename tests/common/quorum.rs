@@ -161,10 +161,11 @@ impl Setup {
         self.ws.open_store()
     }
 
-    /// The store file for an edit, with the module finalized.
-    pub fn db(&mut self) -> rusqlite::Connection {
+    /// Runs `sql` on the store (SQLite or PostgreSQL, through its shell) with the module
+    /// finalized: the edits of an attacker with write access to the database.
+    pub fn sql(&mut self, sql: &str) -> String {
         self.offline();
-        rusqlite::Connection::open(self.ws.store_file()).expect("store file")
+        self.ws.live_sql(sql)
     }
 
     /// Every audit entry.
