@@ -44,7 +44,7 @@ echo "cargo tests: $passed passed, $failed failed"
 echo "== C-ABI tests against the PostgreSQL store backend (CV_TEST_STORE=postgres)"
 pg_tests=(--test hierarchy --test objects --test concurrency --test audit --test audit_batching
     --test audit_usage --test message_iv --test token --test cvault --test multihost --test recover
-    --test quorum --test quorum_requests)
+    --test quorum --test quorum_requests --test recovery_kit)
 pg_skip=(verify_without_a_store a_backup_file_is_recovered_onto_a_new_root
     audit_verify_after_a_recovery_still_catches_tampering)
 skips=()

@@ -94,7 +94,7 @@ pub(crate) fn cmd_ack(
     };
     let config = config()?;
     let store = open_store(&config)?;
-    let ws = workspace_of(&store, &config, &kit_id)?;
+    let ws = workspace_of(&*store, &config, &kit_id)?;
     let now = collabvault_pkcs11::quorum::now();
     let ack = KitAck { kit_id: kit_id.clone(), holder: holder.to_string(), at: now };
     let event =
@@ -216,9 +216,9 @@ pub(crate) fn cmd_inventory(global: &crate::cli::Global) -> Res<ExitCode> {
     let now = collabvault_pkcs11::quorum::now();
     let mut docs = Vec::new();
     for w in config.workspaces.iter().filter(|w| global.workspace.as_ref().is_none_or(|n| *n == w.name)) {
-        let (doc, problems) = workspace_inventory(&store, &config, &w.name, now)?;
+        let (doc, problems) = workspace_inventory(&*store, &config, &w.name, now)?;
         if doc["drill"]["overdue"].as_bool() == Some(true) {
-            alert_overdue_drill(&store, &config, &w.name, now)?;
+            alert_overdue_drill(&*store, &config, &w.name, now)?;
         }
         if !global.json() {
             print_text(&doc, &problems);

@@ -16,6 +16,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::mechanism::primitives::{fill_random, sha256};
@@ -25,7 +26,7 @@ use collabvault_pkcs11::recovery::drill::{self, DrillReport, LiveVersion};
 use collabvault_pkcs11::recovery::factor::FactorToken;
 use collabvault_pkcs11::recovery::format::{self, FactorInfo, Header, KdfParams, VersionInfo, FACTOR_KIND};
 use collabvault_pkcs11::recovery::kit::{self, KitContents};
-use collabvault_pkcs11::store::sqlite::SqliteStore;
+
 use collabvault_pkcs11::store::{AuditEvent, Backend, Lifecycle};
 use collabvault_pkcs11::vendor::{CKA_CV_THRESHOLD, CKM_CV_EXPORT_KIT};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
@@ -352,13 +353,13 @@ fn cmd_drill(
     }
     let failed = {
         let store = open_store(&config)?;
-        unlock_allowed(&store, &config, &ws, &header.kit_id)?
+        unlock_allowed(&*store, &config, &ws, &header.kit_id)?
     };
     let token = factor_token(factor, Some(&header.factor))?;
     let pass = passphrase(secret, false)?;
     let opened = kit::open(&bytes, Some(&ws), pass.as_bytes(), &mut |m| token.respond(m));
     drop(pass);
-    record_unlock(&open_store(&config)?, &ws, &header.kit_id, failed, &opened)?;
+    record_unlock(&*open_store(&config)?, &ws, &header.kit_id, failed, &opened)?;
     let contents = match opened {
         Ok(c) => c,
         Err(e) => return drill_failed(&config, Some(&ws), &header.kit_id, &e.to_string(), &global),
@@ -377,13 +378,13 @@ fn cmd_drill(
     drill::compare_versions(&contents, &live, &mut report);
     let store = open_store(&config)?;
     let sample = sample.unwrap_or(config.recovery.drill_sample);
-    drill::sample_stored(&store, &ws, &contents, sample, &mut report).map_err(kit_failure)?;
-    record(&store, &config, &ws, &contents, &report, &global)
+    drill::sample_stored(&*store, &ws, &contents, sample, &mut report).map_err(kit_failure)?;
+    record(&*store, &config, &ws, &contents, &report, &global)
 }
 
-pub(crate) fn open_store(config: &Config) -> Res<SqliteStore> {
-    SqliteStore::open(&config.store_dir)
-        .map_err(|e| Failure(format!("cannot open the store in {}: {e}", config.store_dir.display())))
+/// The live store, on whichever backend the config names (SQLite or PostgreSQL).
+pub(crate) fn open_store(config: &Config) -> Res<Arc<dyn Backend>> {
+    collabvault_pkcs11::store::open(config).map_err(|e| Failure(format!("cannot open the store: {e}")))
 }
 
 /// Refuses an unlock of `kit_id` during the back-off after `[recovery]
@@ -441,7 +442,7 @@ fn drill_failed(config: &Config, ws: Option<&str>, kit_id: &str, why: &str, glob
     let detail = format!("kit {kit_id}: {why}");
     let event = AuditEvent::ok(ws, "cvault", DRILL_ACTION, Some(detail.clone())).with_outcome("FAILED");
     store.append_audit(&event).map_err(kit_failure)?;
-    let hook = alert(&store, config, ws, &detail)?;
+    let hook = alert(&*store, config, ws, &detail)?;
     if global.json() {
         print_json(
             &json!({"workspace": ws, "kit_id": kit_id, "passed": false, "problems": [why], "hook_failed": hook}),
@@ -451,7 +452,7 @@ fn drill_failed(config: &Config, ws: Option<&str>, kit_id: &str, why: &str, glob
 }
 
 fn record(
-    store: &SqliteStore,
+    store: &dyn Backend,
     config: &Config,
     ws: &str,
     kit: &KitContents,
@@ -509,7 +510,7 @@ pub(crate) fn last_drill(store: &dyn Backend, ws: &str) -> Res<Option<(i64, bool
 /// Kept for `cvault token status`: the drill line of each workspace, read before the
 /// module loads.
 pub(crate) fn drill_status(config: &Config) -> Vec<(String, serde_json::Value)> {
-    let Ok(store) = SqliteStore::open(&config.store_dir) else {
+    let Ok(store) = collabvault_pkcs11::store::open(config) else {
         return Vec::new();
     };
     let every = config.recovery.drill_every_days;
@@ -518,7 +519,7 @@ pub(crate) fn drill_status(config: &Config) -> Vec<(String, serde_json::Value)> 
         .workspaces
         .iter()
         .map(|w| {
-            let last = last_drill(&store, &w.name).ok().flatten();
+            let last = last_drill(&*store, &w.name).ok().flatten();
             let value = match last {
                 None => json!({"last": null, "result": null, "next_due": null, "overdue": true}),
                 Some((at, ok, detail)) => {
