@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use collabvault_pkcs11::store::sqlite::SqliteStore;
 use collabvault_pkcs11::store::Backend;
 use common::hsm::{softhsm_module, Hsm, ROOT_LABEL, ROOT_PIN, ROOT_PIN_ENV};
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -277,16 +277,7 @@ fn a_lost_root_is_recovered_from_the_kit_and_an_earlier_session_is_refused() {
 /// Half an audit key pair in the new root token (its public key only), as a process
 /// killed between the pair's two objects leaves it.
 fn plant_orphan_audit_key() {
-    let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
-    let slot = p
-        .get_slots_with_initialized_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == NEW_ROOT))
-        .expect("the new root token");
-    let s = p.open_rw_session(slot).expect("session");
-    s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
+    let (p, s) = common::hsm::token_session(NEW_ROOT);
     let label = Attribute::Label(b"collabvault-audit".to_vec());
     let p256_oid = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     let public = [Attribute::Token(true), Attribute::EcParams(p256_oid), Attribute::Verify(true), label.clone()];

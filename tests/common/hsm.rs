@@ -122,14 +122,20 @@ impl Hsm {
 /// What someone holding the root PIN has: SoftHSM2 loaded directly (not through the
 /// module) and a logged-in session on the root token of the current `SOFTHSM2_CONF`.
 pub fn root_token_session() -> (Pkcs11, Session) {
+    token_session(ROOT_LABEL)
+}
+
+/// SoftHSM2 loaded directly and a session logged in (with the root's PIN) on token
+/// `label` of the current `SOFTHSM2_CONF`.
+pub fn token_session(label: &str) -> (Pkcs11, Session) {
     let p = Pkcs11::new(softhsm_module()).expect("load softhsm");
     p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("init softhsm");
     let slot = p
         .get_slots_with_initialized_token()
         .expect("slots")
         .into_iter()
-        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == ROOT_LABEL))
-        .expect("root token");
+        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == label))
+        .unwrap_or_else(|| panic!("no token labelled {label:?}"));
     let s = p.open_rw_session(slot).expect("session");
     s.login(UserType::User, Some(&AuthPin::new(ROOT_PIN.into()))).expect("root login");
     (p, s)
