@@ -209,3 +209,85 @@ fn the_operation_lifecycle_follows_the_spec() {
     let mut sha = CK_MECHANISM { mechanism: CKM_SHA256, pParameter: null_mut(), ulParameterLen: 0 };
     assert_eq!(unsafe { api.f.C_MessageEncryptInit.expect("slot")(s, &mut sha, key.handle()) }, CKR_MECHANISM_INVALID);
 }
+
+/// `C_EncryptMessage`/`C_DecryptMessage` with `n` bytes of `buf` at `input` in and the
+/// output at `output` (offsets into the one buffer), the AAD at `aad` in it too.
+fn message_in_buffer(
+    f: CK_C_EncryptMessage,
+    s: CK_SESSION_HANDLE,
+    p: &mut CK_GCM_MESSAGE_PARAMS,
+    buf: &mut [u8],
+    (aad, aad_len): (usize, usize),
+    (input, n): (usize, usize),
+    output: usize,
+) -> (CK_RV, usize) {
+    let base = buf.as_mut_ptr();
+    let mut len = (buf.len() - output) as CK_ULONG;
+    let rv = unsafe {
+        f.expect("slot")(
+            s,
+            std::ptr::from_mut(p).cast(),
+            GCM_PARAM_LEN,
+            base.add(aad),
+            aad_len as CK_ULONG,
+            base.add(input),
+            n as CK_ULONG,
+            base.add(output),
+            &mut len,
+        )
+    };
+    (rv, len as usize)
+}
+
+/// One-shot messages work straight in the caller's output buffer, so C callers' habits
+/// must hold there: input and output in one buffer (or overlapping by a byte), the AAD
+/// inside the output buffer, and a tag that does not verify leaves no plaintext behind.
+#[test]
+fn one_shot_messages_work_in_place_and_a_failed_tag_leaves_the_output_wiped() {
+    let fx = common::Fixture::new();
+    let (session, key) = setup(&fx);
+    let (api, s) = (Api::load(), session.handle());
+    let (pt, ct) = (h(PT), h(CT));
+    let (mut iv, mut tag) = (h(IV), vec![0u8; 16]);
+
+    // Encrypt in place, the AAD at the end of the same buffer, which the output (the
+    // buffer's whole length from 0) covers.
+    assert_eq!(message_init(&api, s, key.handle(), true), CKR_OK);
+    let mut buf = [pt.clone(), h(AAD)].concat();
+    let mut p = message_params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
+    let aad = (pt.len(), h(AAD).len());
+    let (rv, n) = message_in_buffer(api.f.C_EncryptMessage, s, &mut p, &mut buf, aad, (0, pt.len()), 0);
+    assert_eq!((rv, &buf[..n]), (CKR_OK, ct.as_slice()), "in place, AAD inside the output buffer");
+    assert_eq!(tag, h(TAG));
+    assert_eq!(unsafe { api.f.C_MessageEncryptFinal.expect("slot")(s) }, CKR_OK);
+
+    // Decrypt with the output starting one byte before the input.
+    assert_eq!(message_init(&api, s, key.handle(), false), CKR_OK);
+    let mut buf = [vec![0u8], ct.clone(), h(AAD)].concat();
+    let mut p = message_params(&mut iv, 0, CKG_NO_GENERATE, &mut tag);
+    let aad = (1 + ct.len(), h(AAD).len());
+    let (rv, n) = message_in_buffer(api.f.C_DecryptMessage, s, &mut p, &mut buf, aad, (1, ct.len()), 0);
+    assert_eq!((rv, &buf[..n]), (CKR_OK, pt.as_slice()), "output overlapping the input by a byte");
+
+    // A flipped tag: refused, and the output buffer holds zeros, not unverified plaintext.
+    let mut bad_tag = h(TAG);
+    bad_tag[15] ^= 0x80;
+    let mut p = message_params(&mut iv, 0, CKG_NO_GENERATE, &mut bad_tag);
+    let mut out = vec![0x5au8; ct.len()];
+    let mut len = out.len() as CK_ULONG;
+    let rv = unsafe {
+        api.f.C_DecryptMessage.expect("slot")(
+            s,
+            std::ptr::from_mut(&mut p).cast(),
+            GCM_PARAM_LEN,
+            h(AAD).as_mut_ptr(),
+            h(AAD).len() as CK_ULONG,
+            ct.clone().as_mut_ptr(),
+            ct.len() as CK_ULONG,
+            out.as_mut_ptr(),
+            &mut len,
+        )
+    };
+    assert_eq!(rv, CKR_AEAD_DECRYPT_FAILED);
+    assert!(out.iter().all(|&b| b == 0), "a refused message leaves the output wiped");
+}

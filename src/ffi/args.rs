@@ -272,14 +272,26 @@ pub unsafe fn in_and_out<'a>(
         return Ok((std::borrow::Cow::Borrowed(data), None));
     };
     let cap = checked_count(output.cast_const(), cap as CK_ULONG)?;
-    let (in_start, out_start) = (data.as_ptr() as usize, output as usize);
-    let overlaps = in_start < out_start.saturating_add(cap) && out_start < in_start.saturating_add(data.len());
-    let data = if overlaps { std::borrow::Cow::Owned(data.to_vec()) } else { std::borrow::Cow::Borrowed(data) };
+    let data = apart(data, output, Some(cap));
     // SAFETY: non-NULL, writable for `cap` bytes (the caller's contract), at most
     // isize::MAX bytes (checked above), and the input no longer aliases it (copied above
     // if it did).
     let out = unsafe { std::slice::from_raw_parts_mut(output, cap) };
     Ok((data, Some(out)))
+}
+
+/// `data` as borrowed, or a copy of it when it overlaps the `capacity` bytes at `output`
+/// that the core is about to write through a mutable slice (which may alias nothing).
+pub fn apart<'a>(data: &'a [u8], output: *const CK_BYTE, capacity: Option<usize>) -> std::borrow::Cow<'a, [u8]> {
+    let (in_start, out_start, cap) = (data.as_ptr() as usize, output as usize, capacity.unwrap_or(0));
+    let overlaps = !output.is_null()
+        && in_start < out_start.saturating_add(cap)
+        && out_start < in_start.saturating_add(data.len());
+    if overlaps {
+        std::borrow::Cow::Owned(data.to_vec())
+    } else {
+        std::borrow::Cow::Borrowed(data)
+    }
 }
 
 /// Reads a NUL-terminated string (interface names).

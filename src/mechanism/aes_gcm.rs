@@ -110,30 +110,47 @@ impl GcmKey {
     /// [`GcmKey::seal_into`] into a buffer of the caller's (at least the input plus the
     /// tag long): the data is copied there once and encrypted in place. Returns the length.
     pub fn seal_in_place(&self, p: &GcmParams, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
-        self.check(p)?;
         let n = plaintext.len();
-        let (body, rest) = out.split_at_mut_checked(n).ok_or(Error::BufferTooSmall(n + self.tag_len))?;
-        let tag_out = rest.get_mut(..self.tag_len).ok_or(Error::BufferTooSmall(n + self.tag_len))?;
+        let whole = n + self.tag_len;
+        let (body, rest) = out.split_at_mut_checked(n).ok_or(Error::BufferTooSmall(whole))?;
+        let tag_out = rest.get_mut(..self.tag_len).ok_or(Error::BufferTooSmall(whole))?;
+        tag_out.copy_from_slice(&self.seal_detached(p, plaintext, body)?);
+        Ok(whole)
+    }
+
+    /// Encrypts `plaintext` into the first `plaintext.len()` bytes of `out` (copied there
+    /// once, encrypted in place) and returns the tag apart, as the message API lays it out.
+    pub fn seal_detached(&self, p: &GcmParams, plaintext: &[u8], out: &mut [u8]) -> Result<Vec<u8>> {
+        self.check(p)?;
+        let body = out.get_mut(..plaintext.len()).ok_or(Error::BufferTooSmall(plaintext.len()))?;
         body.copy_from_slice(plaintext);
-        tag_out.copy_from_slice(&self.gcm.seal(&p.iv, &p.aad, body)?);
-        Ok(n + self.tag_len)
+        self.gcm.seal(&p.iv, &p.aad, body)
     }
 
     /// [`GcmKey::open_into`] into a buffer of the caller's: on failure the buffer is
     /// wiped, so no unverified plaintext stays there. Returns the plaintext length.
     pub fn open_in_place(&self, p: &GcmParams, sealed: &[u8], out: &mut [u8]) -> Result<usize> {
-        self.check(p)?;
         let Some(split) = sealed.len().checked_sub(p.tag_len) else {
+            self.check(p)?;
             return Err(Error::EncryptedDataLenRange);
         };
         let (ct, tag) = sealed.split_at(split);
-        let body = out.get_mut(..split).ok_or(Error::BufferTooSmall(split))?;
-        body.copy_from_slice(ct);
+        self.open_detached(p, ct, tag, out)?;
+        Ok(split)
+    }
+
+    /// Decrypts `ciphertext` with its separate `tag` into the first `ciphertext.len()`
+    /// bytes of `out`, wiped there if the tag does not verify (no unverified plaintext
+    /// stays in the caller's memory).
+    pub fn open_detached(&self, p: &GcmParams, ciphertext: &[u8], tag: &[u8], out: &mut [u8]) -> Result<()> {
+        self.check(p)?;
+        let body = out.get_mut(..ciphertext.len()).ok_or(Error::BufferTooSmall(ciphertext.len()))?;
+        body.copy_from_slice(ciphertext);
         if let Err(e) = self.gcm.open(&p.iv, &p.aad, body, tag) {
             body.zeroize();
             return Err(e);
         }
-        Ok(split)
+        Ok(())
     }
 
     /// Decrypts ciphertext followed by its tag, appending the plaintext to `out` only if

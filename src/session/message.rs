@@ -255,22 +255,25 @@ pub fn decrypt_init(ctx: &Ctx, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_HAND
     init(ctx, mechanism, key, false)
 }
 
-/// `C_EncryptMessage`: one whole message. A length query chooses no IV.
-pub fn encrypt(ctx: &Ctx, p: &MessageParams, aad: &[u8], plaintext: &[u8], capacity: Option<usize>) -> Result<Sealed> {
+/// `C_EncryptMessage`: one whole message, encrypted straight into the caller's buffer
+/// (`None`: a length query, which chooses no IV).
+pub fn encrypt(ctx: &Ctx, p: &MessageParams, aad: &[u8], plaintext: &[u8], out: Option<&mut [u8]>) -> Result<Sealed> {
     with_op(ctx, true, |op, ctx| {
         if op.pending.is_some() {
             return Err(Error::OperationActive);
         }
-        match capacity {
+        let out = match out {
             None => return Ok(Sealed { output: Output::Length(plaintext.len()), tag: Vec::new(), iv: p.iv.clone() }),
-            Some(c) if c < plaintext.len() => return Err(Error::BufferTooSmall(plaintext.len())),
-            Some(_) => {}
-        }
+            Some(buf) if buf.len() < plaintext.len() => return Err(Error::BufferTooSmall(plaintext.len())),
+            Some(buf) => buf,
+        };
         let params = gcm(op.next_iv(p, &mut counter_of(ctx))?, aad, p.tag_len)?;
-        seal(op, params, plaintext)
+        let tag = op.gcm(params.tag_len)?.seal_detached(&params, plaintext, out)?;
+        Ok(Sealed { output: Output::Written(plaintext.len()), tag, iv: params.iv })
     })
 }
 
+/// The last part of a message sent in parts, from the buffered data.
 fn seal(op: &MessageOp, params: GcmParams, plaintext: &[u8]) -> Result<Sealed> {
     let mut out = Vec::with_capacity(plaintext.len() + params.tag_len);
     op.gcm(params.tag_len)?.seal_into(&params, plaintext, &mut out)?;
@@ -278,14 +281,16 @@ fn seal(op: &MessageOp, params: GcmParams, plaintext: &[u8]) -> Result<Sealed> {
     Ok(Sealed { output: Output::Data(Zeroizing::new(out)), tag, iv: params.iv })
 }
 
-/// `C_DecryptMessage`: one whole message; `tag` comes from the caller's parameter.
+/// `C_DecryptMessage`: one whole message, decrypted straight into the caller's buffer
+/// (`None`: a length query); `tag` comes from the caller's parameter. A tag that does not
+/// verify leaves the buffer wiped.
 pub fn decrypt(
     ctx: &Ctx,
     p: &MessageParams,
     tag: &[u8],
     aad: &[u8],
     ciphertext: &[u8],
-    capacity: Option<usize>,
+    out: Option<&mut [u8]>,
 ) -> Result<Output> {
     with_op(ctx, false, |op, _| {
         if op.pending.is_some() {
@@ -294,29 +299,44 @@ pub fn decrypt(
         if p.generator != IvGenerator::Caller {
             return Err(Error::MechanismParamInvalid);
         }
-        match capacity {
+        let out = match out {
             None => return Ok(Output::Length(ciphertext.len())),
-            Some(c) if c < ciphertext.len() => return Err(Error::BufferTooSmall(ciphertext.len())),
-            Some(_) => {}
-        }
-        open(op, gcm(p.iv.clone(), aad, p.tag_len)?, ciphertext, tag)
+            Some(buf) if buf.len() < ciphertext.len() => return Err(Error::BufferTooSmall(ciphertext.len())),
+            Some(buf) => buf,
+        };
+        let params = gcm(p.iv.clone(), aad, p.tag_len)?;
+        check_tag(&params, tag)?;
+        let opened = op.gcm(params.tag_len)?.open_detached(&params, ciphertext, tag, out);
+        opened.map_err(aead_failure)?;
+        Ok(Output::Written(ciphertext.len()))
     })
 }
 
-/// Opens one message. A tag that does not verify is the 3.0 API's own
-/// `CKR_AEAD_DECRYPT_FAILED` (single-part `C_Decrypt` keeps `CKR_ENCRYPTED_DATA_INVALID`).
-fn open(op: &MessageOp, params: GcmParams, ciphertext: &[u8], tag: &[u8]) -> Result<Output> {
+fn check_tag(params: &GcmParams, tag: &[u8]) -> Result<()> {
     if tag.len() != params.tag_len {
         return Err(Error::MechanismParamInvalid);
     }
-    let mut sealed = ciphertext.to_vec();
+    Ok(())
+}
+
+/// A tag that does not verify is the 3.0 API's own `CKR_AEAD_DECRYPT_FAILED` (single-part
+/// `C_Decrypt` keeps `CKR_ENCRYPTED_DATA_INVALID`).
+fn aead_failure(e: Error) -> Error {
+    match e {
+        Error::EncryptedDataInvalid => Error::AeadDecryptFailed,
+        e => e,
+    }
+}
+
+/// Opens the last part of a message sent in parts, from the buffered data.
+fn open(op: &MessageOp, params: GcmParams, ciphertext: &[u8], tag: &[u8]) -> Result<Output> {
+    check_tag(&params, tag)?;
+    let mut sealed = Vec::with_capacity(ciphertext.len() + tag.len());
+    sealed.extend_from_slice(ciphertext);
     sealed.extend_from_slice(tag);
     let mut plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
-    match op.gcm(params.tag_len)?.open_into(&params, &sealed, &mut plaintext) {
-        Ok(()) => Ok(Output::Data(plaintext)),
-        Err(Error::EncryptedDataInvalid) => Err(Error::AeadDecryptFailed),
-        Err(e) => Err(e),
-    }
+    op.gcm(params.tag_len)?.open_into(&params, &sealed, &mut plaintext).map_err(aead_failure)?;
+    Ok(Output::Data(plaintext))
 }
 
 /// `C_EncryptMessageBegin`/`C_DecryptMessageBegin`: starts a message in parts.

@@ -7,7 +7,7 @@ use std::os::raw::c_void;
 use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
-use crate::ffi::args::{bytes, capacity, disjoint, emit, out, region};
+use crate::ffi::args::{apart, bytes, capacity, disjoint, emit, in_and_out, out, region};
 use crate::ffi::guard_session;
 use crate::session::message::{self, IvGenerator, MessageParams};
 use crate::session::output::Output;
@@ -145,15 +145,15 @@ pub unsafe extern "C" fn C_EncryptMessage(
         // SAFETY: forwarded from this function's contract.
         unsafe {
             let p = gcm_message(param, param_len)?;
-            let (aad, plaintext) = (bytes(aad, aad_len)?, bytes(plaintext, plaintext_len)?);
             let cap = capacity(ciphertext, ciphertext_len)?;
             p.check_outputs(ciphertext, cap, ciphertext_len)?;
-            let sealed = message::encrypt(ctx, &p.decoded, aad, plaintext, cap);
-            let sealed = match sealed {
+            let aad = apart(bytes(aad, aad_len)?, ciphertext, cap);
+            let (plaintext, out) = in_and_out(plaintext, plaintext_len, ciphertext, cap)?;
+            let sealed = match message::encrypt(ctx, &p.decoded, &aad, &plaintext, out) {
                 Ok(s) => s,
                 Err(e) => return emit(ciphertext, ciphertext_len, Err(e)),
             };
-            if matches!(sealed.output, Output::Data(_)) {
+            if matches!(sealed.output, Output::Written(_)) {
                 p.write_back(&sealed.tag, &sealed.iv)?;
             }
             emit(ciphertext, ciphertext_len, Ok(sealed.output))
@@ -262,9 +262,11 @@ pub unsafe extern "C" fn C_DecryptMessage(
         // SAFETY: forwarded from this function's contract.
         unsafe {
             let p = gcm_message(param, param_len)?;
-            let (aad, ciphertext, tag) = (bytes(aad, aad_len)?, bytes(ciphertext, ciphertext_len)?, p.tag()?);
             let cap = capacity(plaintext, plaintext_len)?;
-            emit(plaintext, plaintext_len, message::decrypt(ctx, &p.decoded, tag, aad, ciphertext, cap))
+            let tag = p.tag()?.to_vec();
+            let aad = apart(bytes(aad, aad_len)?, plaintext, cap);
+            let (ciphertext, out) = in_and_out(ciphertext, ciphertext_len, plaintext, cap)?;
+            emit(plaintext, plaintext_len, message::decrypt(ctx, &p.decoded, &tag, &aad, &ciphertext, out))
         }
     })
 }
