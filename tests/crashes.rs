@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use collabvault_pkcs11::vendor::{CKA_CV_KEY_VERSION, CKM_CV_REWRAP_STORED, CKM_CV_ROTATE_MASTER, CKM_CV_WRAP_RECORD};
 use common::fuzz::Rng;
 use common::Workspace;
 use cryptoki::context::Pkcs11;
@@ -39,11 +40,6 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::CK_ULONG;
-
-const CKM_CV_WRAP_RECORD: CK_ULONG = 0xC356_0001;
-const CKM_CV_ROTATE_MASTER: CK_ULONG = 0xC356_0003;
-const CKM_CV_REWRAP_STORED: CK_ULONG = 0xC356_0004;
-const CKA_CV_KEY_VERSION: CK_ULONG = 0xC356_0002;
 
 /// The config path of a worker's store (set only in a worker).
 const WORKER: &str = "CV_CRASH_WORKER";

@@ -53,6 +53,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use collabvault_pkcs11::vendor::{CKA_CV_KEY_VERSION, CKM_CV_REWRAP_STORED, CKM_CV_ROTATE_MASTER, CKM_CV_WRAP_RECORD};
 use common::fuzz::Rng;
 use common::Workspace;
 use cryptoki::context::Pkcs11;
@@ -65,11 +66,6 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use cryptoki_sys::CK_ULONG;
 use serde_json::{json, Value};
-
-const CKM_CV_WRAP_RECORD: CK_ULONG = 0xC356_0001;
-const CKM_CV_ROTATE_MASTER: CK_ULONG = 0xC356_0003;
-const CKM_CV_REWRAP_STORED: CK_ULONG = 0xC356_0004;
-const CKA_CV_KEY_VERSION: CK_ULONG = 0xC356_0002;
 
 /// Set in a worker process to the store's config file.
 const WORKER: &str = "CV_SOAK_WORKER";
