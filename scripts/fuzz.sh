@@ -4,9 +4,13 @@
 # after the other. CI runs the same targets with their short defaults (20 s for the C ABI,
 # 5 s per decoder) as part of `cargo test`. A failure prints FUZZ_SEED=<seed>; replay it
 # with that variable set (one case, no budget). Reports the CPU time spent.
+# FUZZ_CPU_SECONDS=N budgets N seconds of CPU time per target instead of wall time (the
+# test process's and its children's), so that a run on a busy machine still buys what it
+# reports; each target prints its cases, wall and CPU seconds.
 #
-#   bash scripts/fuzz.sh                    # an hour per target
-#   FUZZ_SECONDS=600 bash scripts/fuzz.sh   # ten minutes per target
+#   bash scripts/fuzz.sh                         # an hour per target
+#   FUZZ_SECONDS=600 bash scripts/fuzz.sh        # ten minutes per target
+#   FUZZ_CPU_SECONDS=900 bash scripts/fuzz.sh    # fifteen CPU-minutes per target
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FUZZ_SECONDS=${FUZZ_SECONDS:-3600}

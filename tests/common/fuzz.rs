@@ -2,8 +2,10 @@
 //!
 //! Each target runs *cases*: one case is a pure function of one `u64` seed, so a failing
 //! case is replayed exactly with `FUZZ_SEED=<seed>` (the failure message prints it). A
-//! run draws case seeds from the clock until its budget is spent: `FUZZ_SECONDS` per
-//! target, or the target's own short default for CI. The generator is SplitMix64: no
+//! run draws case seeds from the clock until its budget is spent: `FUZZ_SECONDS` of wall
+//! time per target, or the target's own short default for CI; or, when
+//! `FUZZ_CPU_SECONDS` is set, that much CPU time (the process's and its children's, user
+//! and system), so that a long run on a busy machine still buys the CPU it reports. The generator is SplitMix64: no
 //! dependency, fast, and good enough to choose inputs (it is not a security RNG).
 
 // Truncating random bits to narrower types is what a generator does.
@@ -75,6 +77,47 @@ pub fn budget(default_secs: u64) -> Duration {
     Duration::from_secs(secs)
 }
 
+/// `FUZZ_CPU_SECONDS`: a budget of CPU time instead of wall time.
+fn cpu_budget() -> Option<Duration> {
+    let secs: u64 = std::env::var("FUZZ_CPU_SECONDS").ok()?.parse().ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+/// CPU time used so far by this process and the children it has waited for (user plus
+/// system), from `/proc/self/stat`: fields 14 to 17, in ticks of Linux's fixed
+/// `USER_HZ` (100 on every architecture the kernel's /proc ABI reports in).
+pub fn cpu_used() -> Duration {
+    const USER_HZ: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The command name (field 2) may hold spaces: count from the ')' that ends it.
+    let after_name = &stat[stat.rfind(')').expect("the comm field") + 1..];
+    let ticks: u64 =
+        after_name.split_whitespace().skip(11).take(4).map(|f| f.parse::<u64>().expect("a tick count")).sum();
+    Duration::from_millis(ticks * 1000 / USER_HZ)
+}
+
+/// When a run stops: at a wall-clock deadline or after an amount of CPU time.
+enum Deadline {
+    Wall(Instant),
+    Cpu { start: Duration, budget: Duration },
+}
+
+impl Deadline {
+    fn new(default_secs: u64) -> Deadline {
+        match cpu_budget() {
+            Some(budget) => Deadline::Cpu { start: cpu_used(), budget },
+            None => Deadline::Wall(Instant::now() + budget(default_secs)),
+        }
+    }
+
+    fn passed(&self) -> bool {
+        match self {
+            Deadline::Wall(at) => Instant::now() >= *at,
+            Deadline::Cpu { start, budget } => cpu_used().saturating_sub(*start) >= *budget,
+        }
+    }
+}
+
 /// `FUZZ_SEED`, parsed as decimal or `0x` hex: replay one case.
 pub fn replay_seed() -> Option<u64> {
     let s = std::env::var("FUZZ_SEED").ok()?;
@@ -86,7 +129,8 @@ pub fn replay_seed() -> Option<u64> {
 }
 
 /// Runs `case` for every seed of the run: the one `FUZZ_SEED` names, else fresh seeds
-/// until `default_secs` (or `FUZZ_SECONDS`) is spent, at least one. A failing case's
+/// until `default_secs` (or `FUZZ_SECONDS`, or `FUZZ_CPU_SECONDS` of CPU) is spent, at
+/// least one. A failing case's
 /// panic is passed on after printing the line that replays it. Returns the number of
 /// cases run.
 pub fn run(target: &str, default_secs: u64, mut case: impl FnMut(u64)) -> u64 {
@@ -103,18 +147,20 @@ pub fn run(target: &str, default_secs: u64, mut case: impl FnMut(u64)) -> u64 {
         one(seed);
         return 1;
     }
-    let deadline = Instant::now() + budget(default_secs);
+    let started = (Instant::now(), cpu_used());
+    let deadline = Deadline::new(default_secs);
     let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let mut seeds = Rng::new(clock.as_nanos() as u64 ^ u64::from(std::process::id()));
     let mut cases = 0;
     loop {
         one(seeds.next_u64());
         cases += 1;
-        if Instant::now() >= deadline {
+        if deadline.passed() {
             break;
         }
     }
-    eprintln!("{target}: {cases} cases in {:?}", budget(default_secs));
+    let (wall, cpu) = (started.0.elapsed(), cpu_used().saturating_sub(started.1));
+    eprintln!("{target}: {cases} cases in {:.0} s wall, {:.0} s CPU", wall.as_secs_f64(), cpu.as_secs_f64());
     cases
 }
 
