@@ -317,7 +317,11 @@ impl SplitRoot {
             let shares = &plan[usize::from(member.position) - 1];
             member.hsm.with_session(|session| stage_in(&member.hsm, session, shares))?;
             log::info!("split root reshare: {} share(s) staged on {}", shares.len(), member.describe());
-            progress(Step::Staged { position: member.position, label: member.hsm.token_label(), shares: shares.len() })?;
+            progress(Step::Staged {
+                position: member.position,
+                label: member.hsm.token_label(),
+                shares: shares.len(),
+            })?;
         }
         Ok(())
     }
@@ -452,8 +456,7 @@ impl SplitRoot {
             "split root: the committed shares of root do not recombine but a reshare's staged ones do; \
              committing the staged set"
         );
-        let scan: Vec<Option<Pending>> =
-            self.members.iter().map(|m| m.hsm.with_session(pending_in).ok()).collect();
+        let scan: Vec<Option<Pending>> = self.members.iter().map(|m| m.hsm.with_session(pending_in).ok()).collect();
         self.finish_commit(&scan);
         Ok(Some(found))
     }

@@ -91,15 +91,9 @@ fn authorize(
     pins: &Pins,
 ) -> Res<()> {
     let refused = |e: collabvault_pkcs11::Error| Failure(format!("workspace {}: {e}; nothing changed", ws.name));
-    let token = Token::open(
-        0,
-        ws,
-        store.clone(),
-        config.pin_policy.clone(),
-        Root::Slot(slot.clone()),
-        config.quorum.clone(),
-    )
-    .map_err(refused)?;
+    let token =
+        Token::open(0, ws, store.clone(), config.pin_policy.clone(), Root::Slot(slot.clone()), config.quorum.clone())
+            .map_err(refused)?;
     if !token.record().map_err(refused)?.initialized {
         return Ok(());
     }
