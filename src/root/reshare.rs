@@ -80,6 +80,9 @@ pub struct Reshared {
     pub slots: Vec<String>,
 }
 
+/// The secrets a reshare deals again: (name, secret).
+type Secrets = Vec<(String, SealingKey)>;
+
 /// What one slot holds of a reshare in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
@@ -288,7 +291,7 @@ impl SplitRoot {
 
     /// Every secret to deal again, recombined: (secrets, names left out because their
     /// shares do not recombine).
-    fn secrets(&self) -> Result<(Vec<(String, SealingKey)>, Vec<String>)> {
+    fn secrets(&self) -> Result<(Secrets, Vec<String>)> {
         let mut secrets = Vec::new();
         let mut skipped = Vec::new();
         for name in self.share_names()? {
