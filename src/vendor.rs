@@ -155,7 +155,7 @@ pub const CKA_CV_ORIGIN: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x10;
 /// Opens a quorum request ahead of the operation it guards (UTF-8, on master key objects,
 /// user or SO, read-write session): the action (`unlock`, `destroy-vN`,
 /// `emergency-access:NAME`, `change-quorum`, `init-token`, `lift-hold`, `import-key`,
-/// `export-kit`), optionally followed by `\n` and the request's lifetime in hours (at most
+/// `export-kit`, `reshare-root`), optionally followed by `\n` and the request's lifetime in hours (at most
 /// `[quorum] approval_hours`). An open request for the same action is reused. Read
 /// (`CK_ULONG`): the number of the request this session last opened or found (0: none).
 pub const CKA_CV_QUORUM_REQUEST: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | PREFIX | 0x11;

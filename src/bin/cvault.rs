@@ -47,6 +47,8 @@ mod progress;
 mod quorum;
 #[path = "cvault/recover.rs"]
 mod recover;
+#[path = "cvault/root.rs"]
+mod root;
 #[path = "cvault/store.rs"]
 mod store;
 #[path = "cvault/time.rs"]
@@ -68,8 +70,8 @@ use zeroize::Zeroizing;
 
 use clap::{CommandFactory, Parser};
 use cli::{
-    Cli, Command, CustodiansCommand, EmergencyCommand, Global, HoldCommand, MasterCommand, QuorumCommand, StoreCommand,
-    TokenCommand, MOVED,
+    Cli, Command, CustodiansCommand, EmergencyCommand, Global, HoldCommand, MasterCommand, QuorumCommand, RootCommand,
+    StoreCommand, TokenCommand, MOVED,
 };
 
 /// A failure, as the one line `cvault` prints on stderr.
@@ -402,6 +404,7 @@ fn dispatch(t: &Tool, command: Command, token_secrets: &custodian_token::Secrets
         | Command::Store(_)
         | Command::Kit(_)
         | Command::Recover { .. }
+        | Command::Root(_)
         | Command::Custodians(CustodiansCommand::List)
         | Command::Quorum(QuorumCommand::Status)
         | Command::Completions { .. }
@@ -499,6 +502,8 @@ fn run(cli: Cli) -> Res<ExitCode> {
         Command::Recover { kit, factor, secret, batch } => {
             return recover::run(&cli.global, &kit, &factor, &secret, batch)
         }
+        // The root's slots and the store directly, with no module loaded.
+        Command::Root(RootCommand::Reshare) => return root::reshare(&cli.global),
         _ => {}
     }
     if matches!(cli.command, Command::Token(TokenCommand::Status)) {

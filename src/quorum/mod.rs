@@ -52,6 +52,10 @@ pub const IMPORT_KEY: &str = "import-key";
 /// The action that exports a recovery kit (`CKM_CV_EXPORT_KIT`).
 pub const EXPORT_KIT: &str = "export-kit";
 
+/// The action that deals a split root's secrets again over its slots, a replacement
+/// HSM included (`cvault root reshare`, doc/root.md).
+pub const RESHARE_ROOT: &str = "reshare-root";
+
 /// The action that destroys master key `version`.
 pub fn destroy_action(version: u32) -> String {
     format!("destroy-v{version}")

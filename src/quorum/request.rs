@@ -9,7 +9,7 @@
 //! approvals that no operation ever consumes.
 
 use super::{custodian, destroy_action, emergency_action, hours, now, Quorum};
-use super::{CHANGE_QUORUM, EXPORT_KIT, IMPORT_KEY, INIT_TOKEN, LIFT_HOLD, UNLOCK};
+use super::{CHANGE_QUORUM, EXPORT_KIT, IMPORT_KEY, INIT_TOKEN, LIFT_HOLD, RESHARE_ROOT, UNLOCK};
 use crate::error::{Error, Result};
 use crate::store::quorum::{NewRequest, Request, RequestState};
 use crate::store::Caller;
@@ -18,7 +18,7 @@ use crate::vendor::{CKA_CV_CANCEL_REQUEST, CKA_CV_QUORUM_REQUEST};
 /// Whether `action` names an operation the quorum guards (the action names the guarded
 /// calls themselves use).
 pub fn is_guarded_action(action: &str) -> bool {
-    if [UNLOCK, CHANGE_QUORUM, INIT_TOKEN, LIFT_HOLD, IMPORT_KEY, EXPORT_KIT].contains(&action) {
+    if [UNLOCK, CHANGE_QUORUM, INIT_TOKEN, LIFT_HOLD, IMPORT_KEY, EXPORT_KIT, RESHARE_ROOT].contains(&action) {
         return true;
     }
     if let Some(v) = action.strip_prefix("destroy-v") {
@@ -134,6 +134,7 @@ mod tests {
             "lift-hold",
             "import-key",
             "export-kit",
+            "reshare-root",
             "destroy-v1",
             "destroy-v42",
             "emergency-access:dana",

@@ -4,11 +4,12 @@
 //! Two roots implement [`Sealer`]: the delegated slot (`slot.rs`), whose AES-256 root key
 //! lives in an underlying PKCS#11 token and never leaves it (or, split m-of-n over several
 //! tokens, `split.rs`, is recombined in memory from shares each token seals under its own
-//! key); and the software root, which
+//! key, and dealt again over a replacement token by `reshare.rs`); and the software root, which
 //! seals under the token's storage key (itself sealed under the PINs) when no underlying
 //! slot is configured. Everything sealed is bound to a context string naming what it is,
 //! so a blob moved to another purpose or workspace does not open.
 
+pub mod reshare;
 pub mod slot;
 pub mod split;
 

@@ -683,6 +683,28 @@ impl SlotRoot {
         Ok(SlotRoot(Kind::Split(SplitRoot::connect(cfg)?)))
     }
 
+    /// Deals a split root's secrets again over all its slots, a replacement slot
+    /// included (`reshare.rs`); refused for a single root token, which has no shares.
+    pub fn reshare(
+        &self,
+        progress: &mut dyn FnMut(super::reshare::Step<'_>) -> Result<()>,
+    ) -> Result<super::reshare::Reshared> {
+        match &self.0 {
+            Kind::Split(split) => split.reshare(progress),
+            Kind::One(_) => Err(Error::Root(
+                "the root is one token, not split over [[root.slots]]: there are no shares to deal again".into(),
+            )),
+        }
+    }
+
+    /// Whether a reshare could start: a split root whose every slot answered at connect.
+    pub fn check_reshare(&self) -> Result<()> {
+        match &self.0 {
+            Kind::Split(split) => split.require_every_slot(),
+            Kind::One(_) => Err(Error::Root("the root is one token, not split over [[root.slots]]".into())),
+        }
+    }
+
     /// The single root token; an internal error under a split root (whose keys are
     /// never handles).
     fn single(&self) -> Result<&Hsm> {

@@ -22,6 +22,10 @@
 //! check value); a slot that was unreachable deletes its share when a later connect
 //! finds the tombstone on another. The version is unrecoverable as soon as fewer than
 //! m of its shares are left.
+//!
+//! A lost slot loses nothing, but a fresh token in its place holds no share until
+//! `cvault root reshare` deals every secret again over all n slots (`reshare.rs`); a
+//! reshare cut short is finished or undone at the next connect, before any share is read.
 
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -36,38 +40,38 @@ use crate::store::audit::CheckpointSignature;
 use crate::store::sealed::SealingKey;
 
 /// The AES key in each slot that seals that slot's shares.
-const SEAL_KEY_LABEL: &[u8] = b"collabvault-split-seal";
+pub(super) const SEAL_KEY_LABEL: &[u8] = b"collabvault-split-seal";
 /// Label prefix of the data objects holding sealed shares.
-const SHARE_PREFIX: &str = "collabvault-split/";
+pub(super) const SHARE_PREFIX: &str = "collabvault-split/";
 /// Label prefix of the tombstones of destroyed version keys.
-const TOMBSTONE_PREFIX: &str = "collabvault-split-destroyed/";
+pub(super) const TOMBSTONE_PREFIX: &str = "collabvault-split-destroyed/";
 /// The name of the root's own shares.
-const ROOT_NAME: &str = "root";
+pub(super) const ROOT_NAME: &str = "root";
 const MAGIC: &[u8; 4] = b"CVRS";
 const RECORD_V1: u8 = 1;
-const SECRET_LEN: usize = 32;
-const ID_LEN: usize = 16;
+pub(super) const SECRET_LEN: usize = 32;
+pub(super) const ID_LEN: usize = 16;
 const RECORD_LEN: usize = MAGIC.len() + 1 + ID_LEN + 3 + 32 + SECRET_LEN;
 
 /// One reachable slot.
-struct Member {
+pub(super) struct Member {
     /// Its position in `[[root.slots]]` (1-based): the x coordinate of its shares.
-    position: u8,
-    hsm: Hsm,
+    pub(super) position: u8,
+    pub(super) hsm: Hsm,
 }
 
 /// One share as its slot holds it, unsealed.
-struct Record {
-    deployment: [u8; ID_LEN],
-    threshold: u8,
-    total: u8,
-    index: u8,
-    check: [u8; 32],
-    value: Zeroizing<Vec<u8>>,
+pub(super) struct Record {
+    pub(super) deployment: [u8; ID_LEN],
+    pub(super) threshold: u8,
+    pub(super) total: u8,
+    pub(super) index: u8,
+    pub(super) check: [u8; 32],
+    pub(super) value: Zeroizing<Vec<u8>>,
 }
 
 impl Record {
-    fn encode(&self) -> Zeroizing<Vec<u8>> {
+    pub(super) fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(RECORD_LEN));
         out.extend_from_slice(MAGIC);
         out.push(RECORD_V1);
@@ -95,13 +99,13 @@ impl Record {
 }
 
 /// The check value of the secret `name` of deployment `deployment`.
-fn check_value(secret: &[u8], deployment: &[u8; ID_LEN], name: &str) -> Result<[u8; 32]> {
+pub(super) fn check_value(secret: &[u8], deployment: &[u8; ID_LEN], name: &str) -> Result<[u8; 32]> {
     Ok(*primitives::hmac_sha256(secret, &[b"collabvault-split-check-v1", deployment, name.as_bytes()])?)
 }
 
 /// The AAD a share is sealed with in its slot: its name, so a share object relabelled
 /// as another's does not open.
-fn share_aad(name: &str) -> Vec<u8> {
+pub(super) fn share_aad(name: &str) -> Vec<u8> {
     format!("collabvault-split-share-v1:{name}").into_bytes()
 }
 
@@ -109,19 +113,19 @@ fn version_name(workspace: &str, version: u32) -> String {
     format!("wmk/{workspace}/v{version}")
 }
 
-fn pkcs11_err(what: &str) -> impl Fn(cryptoki::error::Error) -> Error + '_ {
+pub(super) fn pkcs11_err(what: &str) -> impl Fn(cryptoki::error::Error) -> Error + '_ {
     move |e| Error::Root(format!("split root: {what}: {e}"))
 }
 
 /// The root recombined from m of its slots.
 pub struct SplitRoot {
-    members: Vec<Member>,
-    threshold: u8,
-    total: u8,
+    pub(super) members: Vec<Member>,
+    pub(super) threshold: u8,
+    pub(super) total: u8,
     /// Labels of the configured slots, by position - 1 (for log lines).
-    labels: Vec<String>,
-    deployment: [u8; ID_LEN],
-    secret: SealingKey,
+    pub(super) labels: Vec<String>,
+    pub(super) deployment: [u8; ID_LEN],
+    pub(super) secret: SealingKey,
 }
 
 impl Drop for SplitRoot {
@@ -161,6 +165,8 @@ impl SplitRoot {
         if root.members.len() < usize::from(threshold) {
             return Err(root.refuse(&format!("only {} slot(s) answer", root.members.len()), &missing));
         }
+        // A reshare cut short (`reshare.rs`) is finished or undone before any share is read.
+        root.settle()?;
         let shares = root.read_shares(ROOT_NAME)?;
         if shares.is_empty() {
             if !missing.is_empty() {
@@ -170,7 +176,11 @@ impl SplitRoot {
             }
             root.deal_root()?;
         } else {
-            let (deployment, secret) = root.recover(ROOT_NAME, shares, None)?.ok_or_else(|| {
+            let recovered = match root.recover(ROOT_NAME, shares, None)? {
+                Some(found) => Some(found),
+                None => root.recover_staged_root()?,
+            };
+            let (deployment, secret) = recovered.ok_or_else(|| {
                 root.refuse("the shares of the answering slots do not recombine to the root", &missing)
             })?;
             root.deployment = deployment;
@@ -188,7 +198,7 @@ impl SplitRoot {
 
     /// The error (and log line) of a root that cannot be opened: `why`, and the slots
     /// that did not answer.
-    fn refuse(&self, why: &str, missing: &[String]) -> Error {
+    pub(super) fn refuse(&self, why: &str, missing: &[String]) -> Error {
         let msg = format!(
             "the root is split {}-of-{}: {why}; missing slots: {}",
             self.threshold,
@@ -233,13 +243,7 @@ impl SplitRoot {
                 value: share.value.clone(),
             };
             member.hsm.with_session(|session| {
-                let key = match Hsm::find(session, ObjectClass::SECRET_KEY, SEAL_KEY_LABEL)? {
-                    Some(key) => {
-                        Hsm::check_key(session, key, SEAL_KEY_LABEL)?;
-                        key
-                    }
-                    None => member.hsm.create_labelled(session, SEAL_KEY_LABEL)?,
-                };
+                let key = seal_key(&member.hsm, session)?;
                 let sealed = seal_in(session, key, &share_aad(name), &record.encode())?;
                 Hsm::create_data(session, format!("{SHARE_PREFIX}{name}").as_bytes(), sealed)
             })?;
@@ -256,8 +260,15 @@ impl SplitRoot {
 
     /// The unsealed shares named `name` of every reachable slot: (member, record). A
     /// share that does not open or decode is logged and left out.
-    fn read_shares(&self, name: &str) -> Result<Vec<(usize, Record)>> {
-        let label = format!("{SHARE_PREFIX}{name}").into_bytes();
+    pub(super) fn read_shares(&self, name: &str) -> Result<Vec<(usize, Record)>> {
+        self.read_shares_at(SHARE_PREFIX, name)
+    }
+
+    /// [`SplitRoot::read_shares`] of the objects labelled `prefix` + `name`: the
+    /// committed shares, or a reshare's staged ones (`reshare.rs`), which are sealed with
+    /// the same associated data.
+    pub(super) fn read_shares_at(&self, prefix: &str, name: &str) -> Result<Vec<(usize, Record)>> {
+        let label = format!("{prefix}{name}").into_bytes();
         let mut out = Vec::new();
         for (i, member) in self.members.iter().enumerate() {
             let found = member.hsm.with_session(|session| {
@@ -294,7 +305,7 @@ impl SplitRoot {
     /// Shares of another position, threshold or deployment (`deployment`, when known)
     /// are named in the log and left out, as is any share that does not lie on the
     /// recombined secret. `None`: no m shares recombine.
-    fn recover(
+    pub(super) fn recover(
         &self,
         name: &str,
         shares: Vec<(usize, Record)>,
@@ -481,7 +492,7 @@ impl SplitRoot {
     /// Deletes, on every reachable slot, the shares that a tombstone on any of them
     /// says were destroyed (the slot was unreachable at the time), and copies the
     /// tombstones over.
-    fn sweep_tombstones(&self) -> Result<()> {
+    pub(super) fn sweep_tombstones(&self) -> Result<()> {
         let mut tombstones: Vec<(String, Vec<u8>)> = Vec::new();
         for member in &self.members {
             member.hsm.with_session(|session| {
@@ -590,15 +601,26 @@ impl SplitRoot {
     }
 }
 
+/// The slot's sealing key, made on first use (a replacement slot's first share).
+pub(super) fn seal_key(hsm: &Hsm, session: &Session) -> Result<ObjectHandle> {
+    match Hsm::find(session, ObjectClass::SECRET_KEY, SEAL_KEY_LABEL)? {
+        Some(key) => {
+            Hsm::check_key(session, key, SEAL_KEY_LABEL)?;
+            Ok(key)
+        }
+        None => hsm.create_labelled(session, SEAL_KEY_LABEL),
+    }
+}
+
 /// Every object of `class` labelled `label`.
-fn find_all(session: &Session, class: ObjectClass, label: &[u8]) -> Result<Vec<ObjectHandle>> {
+pub(super) fn find_all(session: &Session, class: ObjectClass, label: &[u8]) -> Result<Vec<ObjectHandle>> {
     session
         .find_objects(&[Attribute::Class(class), Attribute::Label(label.to_vec())])
         .map_err(pkcs11_err("finding objects"))
 }
 
 /// Every private object of `class` whose label starts with `prefix`, with its label.
-fn labelled(session: &Session, class: ObjectClass, prefix: &[u8]) -> Result<Vec<(ObjectHandle, String)>> {
+pub(super) fn labelled(session: &Session, class: ObjectClass, prefix: &[u8]) -> Result<Vec<(ObjectHandle, String)>> {
     let mut out = Vec::new();
     for object in session.find_objects(&[Attribute::Class(class)]).map_err(pkcs11_err("listing objects"))? {
         let attrs = session.get_attributes(object, &[AttributeType::Label]).map_err(pkcs11_err("reading a label"))?;
@@ -614,7 +636,7 @@ fn labelled(session: &Session, class: ObjectClass, prefix: &[u8]) -> Result<Vec<
 }
 
 /// A data object's value.
-fn value_of(session: &Session, object: ObjectHandle) -> Result<Vec<u8>> {
+pub(super) fn value_of(session: &Session, object: ObjectHandle) -> Result<Vec<u8>> {
     let attrs = session.get_attributes(object, &[AttributeType::Value]).map_err(pkcs11_err("reading a share"))?;
     match attrs.into_iter().next() {
         Some(Attribute::Value(v)) => Ok(v),

@@ -31,6 +31,16 @@ impl Cvault {
         Cvault::over(serial, Hsm::with_tokens(labels), body)
     }
 
+    /// SoftHSM2 tokens `labels` (through `module`, SoftHSM2 itself or a shim in front of
+    /// it) over which the root is split `threshold`-of-n; the config is that `[root]`,
+    /// then `body`.
+    pub fn split(module: &std::path::Path, labels: &[&str], threshold: u8, body: &str) -> Cvault {
+        let serial = super::lock();
+        let hsm = Hsm::with_tokens(labels);
+        let body = format!("{}{body}", hsm.split_section_over(module, labels, threshold));
+        Cvault { ws: Workspace::with_config_body(&body), hsm, env: Vec::new(), _serial: serial }
+    }
+
     /// `hsm` (made while holding `serial`) as the root.
     pub fn over(serial: std::sync::MutexGuard<'static, ()>, hsm: Hsm, body: &str) -> Cvault {
         let body = format!("{}{body}", hsm.root_section(ROOT_LABEL));

@@ -65,6 +65,25 @@ impl Hsm {
         hsm
     }
 
+    /// Initializes a fresh token labelled `label` (PIN [`ROOT_PIN`]): a replacement HSM.
+    pub fn add_token(&self, label: &str) {
+        self.util(&["--init-token", "--free", "--label", label, "--so-pin", "root-so-1234", "--pin", ROOT_PIN]);
+    }
+
+    /// The data object labels on token `label`, as `pkcs11-tool --list-objects` prints
+    /// them (another process, its own SoftHSM2).
+    pub fn data_labels(&self, label: &str) -> String {
+        let out = Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(softhsm_module())
+            .args(["--token-label", label, "--login", "--pin", ROOT_PIN, "--list-objects", "--type", "data"])
+            .env("SOFTHSM2_CONF", self.dir.path().join("softhsm2.conf"))
+            .output()
+            .expect("pkcs11-tool");
+        assert!(out.status.success(), "pkcs11-tool on {label}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Deletes the token labelled `label` (an HSM gone for good).
     pub fn delete_token(&self, label: &str) {
         self.util(&["--delete-token", "--token", label]);
@@ -82,11 +101,15 @@ impl Hsm {
 
     /// A `[root]` section splitting the root `threshold`-of-n over the tokens `labels`.
     pub fn split_section(&self, labels: &[&str], threshold: u8) -> String {
+        self.split_section_over(&softhsm_module(), labels, threshold)
+    }
+
+    /// [`Hsm::split_section`] with every slot's module `module` (a shim in front of SoftHSM2).
+    pub fn split_section_over(&self, module: &Path, labels: &[&str], threshold: u8) -> String {
         let mut s = format!("[root]\nthreshold = {threshold}\n");
         for label in labels {
             s.push_str(&format!(
-                "[[root.slots]]\nmodule = {:?}\ntoken_label = {label:?}\npin_env = {ROOT_PIN_ENV:?}\n",
-                softhsm_module()
+                "[[root.slots]]\nmodule = {module:?}\ntoken_label = {label:?}\npin_env = {ROOT_PIN_ENV:?}\n"
             ));
         }
         s

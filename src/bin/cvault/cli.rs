@@ -137,6 +137,9 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N", default_value_t = 256)]
         batch: usize,
     },
+    /// The root of trust in the underlying HSMs.
+    #[command(subcommand)]
+    Root(RootCommand),
     /// Lock the master keys now, in every process (revokes the unlock grant).
     #[command(after_help = "Example:\n  cvault lock --workspace eng")]
     Lock,
@@ -318,6 +321,22 @@ pub(crate) enum StoreCommand {
     },
 }
 
+/// `cvault root ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RootCommand {
+    /// Deal a split root again over all its slots, after a lost HSM's place in
+    /// `[[root.slots]]` was given to a fresh token (doc/root.md, "Replacing a lost HSM"):
+    /// the same secrets, m, n and deployment, new shares on every slot. Needs every slot,
+    /// the SO PIN of each initialized workspace, and with a quorum an approved
+    /// reshare-root request. A run cut short is finished or undone by the next connect.
+    #[command(after_help = "Example:
+  CV_SO_PIN=... cvault root reshare
+
+                            With a quorum the first run opens the reshare-root request and is refused;
+                            once the custodians approve it (cvault quorum approve --request N ...), run it again.")]
+    Reshare,
+}
+
 /// `cvault backup ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum BackupCommand {
@@ -437,7 +456,8 @@ pub(crate) enum QuorumCommand {
                             cvault quorum request --action lift-hold --json")]
     Request {
         /// What the request allows: unlock, destroy (with --version), emergency-access
-        /// (with --user), change-quorum, init-token, lift-hold, import-key, export-kit.
+        /// (with --user), change-quorum, init-token, lift-hold, import-key, export-kit,
+        /// reshare-root.
         #[arg(long, value_name = "ACTION")]
         action: String,
         /// The master key version a `destroy` request is for.
@@ -450,8 +470,8 @@ pub(crate) enum QuorumCommand {
         /// approval_hours).
         #[arg(long = "expires-hours", value_name = "H")]
         expires_hours: Option<u64>,
-        /// Open it as the SO (the default for change-quorum, init-token and lift-hold,
-        /// which the SO performs; otherwise as the user).
+        /// Open it as the SO (the default for change-quorum, init-token, lift-hold and
+        /// reshare-root, which the SO performs; otherwise as the user).
         #[arg(long)]
         so: bool,
     },

@@ -286,11 +286,11 @@ impl RequestedAction {
         if !collabvault_pkcs11::quorum::request::is_guarded_action(&action) {
             return fail(format!(
                 "{action:?} is not an action the quorum guards: unlock, destroy --version N, emergency-access --user \
-                 NAME, change-quorum, init-token, lift-hold, import-key, export-kit"
+                 NAME, change-quorum, init-token, lift-hold, import-key, export-kit, reshare-root"
             ));
         }
-        use collabvault_pkcs11::quorum::{CHANGE_QUORUM, INIT_TOKEN, LIFT_HOLD};
-        let by_so = [CHANGE_QUORUM, INIT_TOKEN, LIFT_HOLD].contains(&action.as_str());
+        use collabvault_pkcs11::quorum::{CHANGE_QUORUM, INIT_TOKEN, LIFT_HOLD, RESHARE_ROOT};
+        let by_so = [CHANGE_QUORUM, INIT_TOKEN, LIFT_HOLD, RESHARE_ROOT].contains(&action.as_str());
         Ok(RequestedAction { action, by_so })
     }
 }
