@@ -16,12 +16,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::hsm::{softhsm_module, Hsm, ROOT_LABEL, ROOT_PIN_ENV};
+use common::hsm::{failing_shim, softhsm_module, Hsm, ROOT_LABEL, ROOT_PIN_ENV};
 use common::{rv_of, Workspace};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
@@ -41,29 +40,6 @@ fn vendor(ty: CK_ULONG) -> Mechanism<'static> {
         MechanismType::new_vendor_defined(ty).expect("vendor range"),
         None,
     ))
-}
-
-/// The shim, compiled once per test binary into Cargo's scratch directory for tests.
-fn shim() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libcv_failing_pkcs11.so");
-        let partial = out.with_extension(format!("so.{}", std::process::id()));
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let built = Command::new(&cc)
-            .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
-            .arg(root.join("include"))
-            .arg(root.join("tests/shim/failing_pkcs11.c"))
-            .arg("-o")
-            .arg(&partial)
-            .args(["-ldl", "-lpthread"])
-            .output()
-            .unwrap_or_else(|e| panic!("{cc} (gcc is a build dependency): {e}"));
-        assert!(built.status.success(), "building the shim: {}", String::from_utf8_lossy(&built.stderr));
-        std::fs::rename(&partial, &out).unwrap();
-        out
-    })
 }
 
 /// Which fault the shim injects.
@@ -97,8 +73,10 @@ impl Setup {
     fn new() -> Setup {
         let serial = common::lock();
         let hsm = Hsm::new();
-        let section =
-            format!("[root]\nmodule = {:?}\ntoken_label = {ROOT_LABEL:?}\npin_env = {ROOT_PIN_ENV:?}\n", shim());
+        let section = format!(
+            "[root]\nmodule = {:?}\ntoken_label = {ROOT_LABEL:?}\npin_env = {ROOT_PIN_ENV:?}\n",
+            failing_shim()
+        );
         let ws = Workspace::with_config_body(&format!("{section}[[workspace]]\nname = \"main\"\n"));
         std::env::set_var("CV_SHIM_MODULE", softhsm_module());
         let trace = ws.dir.path().join("shim.trace");

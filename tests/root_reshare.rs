@@ -13,13 +13,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::cvault::Cvault;
-use common::hsm::softhsm_module;
+use common::hsm::{failing_shim, softhsm_module};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, ObjectHandle};
@@ -212,29 +210,6 @@ fn with_a_quorum_a_reshare_needs_an_approved_reshare_root_request_used_once() {
     audit_intact(&cv);
 }
 
-/// The failing shim, compiled once per test binary (as tests/root_faults.rs does).
-fn shim() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libcv_failing_pkcs11_reshare.so");
-        let partial = out.with_extension(format!("so.{}", std::process::id()));
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let built = Command::new(&cc)
-            .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
-            .arg(root.join("include"))
-            .arg(root.join("tests/shim/failing_pkcs11.c"))
-            .arg("-o")
-            .arg(&partial)
-            .args(["-ldl", "-lpthread"])
-            .output()
-            .unwrap_or_else(|e| panic!("{cc} (gcc is a build dependency): {e}"));
-        assert!(built.status.success(), "building the shim: {}", String::from_utf8_lossy(&built.stderr));
-        std::fs::rename(&partial, &out).expect("shim in place");
-        out
-    })
-}
-
 /// The calls a traced run made: (call number, function), armed calls only.
 fn traced(trace: &Path) -> Vec<(usize, String)> {
     std::fs::read_to_string(trace)
@@ -263,7 +238,7 @@ fn rerun_completes(cv: &Cvault, slots: &[&str], what: &str) -> String {
 
 #[test]
 fn a_reshare_cut_short_at_its_writes_leaves_a_root_that_opens_and_the_rerun_completes() {
-    let cv = Cvault::split(shim(), &SLOTS, 2, BODY).env("CV_SHIM_MODULE", softhsm_module());
+    let cv = Cvault::split(failing_shim(), &SLOTS, 2, BODY).env("CV_SHIM_MODULE", softhsm_module());
     std::env::set_var("CV_SHIM_MODULE", softhsm_module());
     std::env::remove_var("CV_SHIM_FAULT");
     cv.init();

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::session::{Session, UserType};
@@ -13,6 +14,33 @@ use tempfile::TempDir;
 pub const ROOT_LABEL: &str = "cv-root";
 pub const ROOT_PIN: &str = "root-pin-5678";
 pub const ROOT_PIN_ENV: &str = "CV_TEST_ROOT_PIN";
+
+/// `tests/shim/failing_pkcs11.c`, the PKCS#11 shim over SoftHSM2 that fails its Nth call,
+/// compiled once per test binary into Cargo's scratch directory for tests (named after
+/// the binary, so that binaries running at once do not build over each other).
+pub fn failing_shim() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let exe = std::env::current_exe().expect("test binary path");
+        let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("tests").to_owned();
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("libcv_failing_pkcs11_{stem}.so"));
+        let partial = out.with_extension(format!("so.{}", std::process::id()));
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let built = Command::new(&cc)
+            .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(root.join("include"))
+            .arg(root.join("tests/shim/failing_pkcs11.c"))
+            .arg("-o")
+            .arg(&partial)
+            .args(["-ldl", "-lpthread"])
+            .output()
+            .unwrap_or_else(|e| panic!("{cc} (gcc is a build dependency): {e}"));
+        assert!(built.status.success(), "building the shim: {}", String::from_utf8_lossy(&built.stderr));
+        std::fs::rename(&partial, &out).expect("shim in place");
+        out
+    })
+}
 
 /// SoftHSM2's module on Debian (package softhsm2, installed by scripts/install-deps.sh).
 pub fn softhsm_module() -> PathBuf {
