@@ -572,6 +572,12 @@ fn measure_store_operations_on_both_backends() {
             let q = IndexQuery { label: Some(format!("key{i}").into_bytes()), ..Default::default() };
             assert_eq!(s.find_objects("ws", &q).expect("find").len(), 1);
         });
+        // What a logged-in C_FindObjectsInit reads: the same find with the token epoch
+        // and the master key rows (one statement on PostgreSQL).
+        let find_with = median_us(500, |i| {
+            let q = IndexQuery { label: Some(format!("key{i}").into_bytes()), ..Default::default() };
+            assert_eq!(s.find_with_hierarchy("ws", &q, true).expect("find").objects.len(), 1);
+        });
         let iv = median_us(500, |_| {
             s.reserve_iv_counter(&[3; 32], 1, u64::MAX >> 2).expect("iv").expect("range");
         });
@@ -580,7 +586,7 @@ fn measure_store_operations_on_both_backends() {
         let versions = median_us(500, |_| {
             assert!(!s.masters("ws").expect("masters").is_empty());
         });
-        println!("{name}: audit append {append:.0} us, object insert {insert:.0} us, indexed find {find:.0} us, IV reservation {iv:.0} us, master versions read {versions:.1} us (medians of 500)");
+        println!("{name}: audit append {append:.0} us, object insert {insert:.0} us, indexed find {find:.0} us, the same with the epoch and master key rows {find_with:.0} us, IV reservation {iv:.0} us, master versions read {versions:.1} us (medians of 500)");
     }
     // What LISTEN/NOTIFY would cost instead: a poll of a listening connection per call
     // (no round trip when nothing is pending), and how soon a NOTIFY is seen.
