@@ -281,8 +281,13 @@ fn a_find_with_the_hierarchy_reads_the_objects_epoch_and_master_rows_together() 
         let mac = |m: &MasterRecord| Ok(vec![u8::try_from(m.version).unwrap_or(0)]);
         // Rows with every nullable column both set and unset: a destroyed version (no
         // sealed value), a blocked one, an imported one.
-        s.add_master("ws", &MasterRecord { origin: Some("byok".into()), ..master(2, Lifecycle::Active) }, &mac, &event())
-            .expect("v2");
+        s.add_master(
+            "ws",
+            &MasterRecord { origin: Some("byok".into()), ..master(2, Lifecycle::Active) },
+            &mac,
+            &event(),
+        )
+        .expect("v2");
         s.add_master("ws", &master(3, Lifecycle::Active), &mac, &event()).expect("v3");
         s.set_master_state("ws", 1, Lifecycle::Destroyed, &mac, &event()).expect("destroy v1");
         s.set_master_blocked("ws", 2, Some("alert"), &mac, &event()).expect("block v2");

@@ -32,8 +32,8 @@ use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, CheckpointSignature, Sync, GENESIS};
 use super::batch::{BatchPolicy, Held};
 use super::{
-    AppendHook, Backend, FindRead, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, PinsMac,
-    Reseal, RewrapBatch, TokenInit, TokenRecord, Updated,
+    AppendHook, Backend, FindRead, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner,
+    PinsMac, Reseal, RewrapBatch, TokenInit, TokenRecord, Updated,
 };
 use crate::error::{Error, Internal, Result};
 
@@ -530,8 +530,8 @@ fn column<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result
 /// The header row of [`find_with_hierarchy_sql`]: the token's epoch and its master key
 /// rows, from one array per column.
 fn hierarchy_from_row(r: &Row, workspace: &str) -> Result<(i64, Vec<MasterRecord>)> {
-    let epoch = col::<Option<i64>>(r, 1)?
-        .ok_or_else(|| Error::Store(format!("token {workspace:?} is not in the store")))?;
+    let epoch =
+        col::<Option<i64>>(r, 1)?.ok_or_else(|| Error::Store(format!("token {workspace:?} is not in the store")))?;
     let versions: Vec<i64> = column(r, 2)?;
     let states: Vec<i64> = column(r, 3)?;
     let created: Vec<i64> = column(r, 4)?;
@@ -1121,10 +1121,7 @@ impl Backend for PgStore {
                 // The rows were read under the write lock, which every object write takes:
                 // none can have gone since. A mismatch is a store fault, not a partial batch.
                 if usize::try_from(written).ok() != Some(ids.len()) {
-                    return Err(Error::Store(format!(
-                        "re-wrap batch: {written} of {} rows written",
-                        ids.len()
-                    )));
+                    return Err(Error::Store(format!("re-wrap batch: {written} of {} rows written", ids.len())));
                 }
             }
             let mut appended = None;
