@@ -52,3 +52,52 @@ expect_output both-keys-in-database '^2$' psql_cv "SELECT count(*) FROM objects 
 expect_output chain-in-database '^t$' psql_cv "SELECT count(*) > 4 FROM audit_log"
 CVAULT=$(dirname "$MODULE")/cvault
 expect_output cvault-audit-verify 'intact|verified|OK' "$CVAULT" audit verify
+
+# Two processes rotate the master key at once through the module, lined up on the
+# server's write lock as tests/multihost.rs does: both log in and say so, psql takes the
+# lock, both rotate (each reads v1 as the newest, seals a v2 and queues on the lock), the
+# lock is let go once both wait. Both must succeed and be told v2, exactly one new
+# version must exist, the chain must hold one entry that made v2 and one that joined it
+# (doc/postgresql.md, "Two hosts rotating at once"), and it must verify.
+WRITE_LOCK=$((0x435653544f524500)) # "CVSTORE", src/store/postgres.rs
+racers=()
+for i in 1 2; do
+    python3 "$(dirname "$0")/rotation_race.py" "$MODULE" "$USER_PIN" "$PGDIR/ready$i" "$PGDIR/go" \
+        >"$PGDIR/racer$i.out" 2>&1 &
+    racers+=($!)
+done
+for _ in $(seq 1200); do [ -e "$PGDIR/ready1" ] && [ -e "$PGDIR/ready2" ] && break; sleep 0.1; done
+# Run by psql while it holds the lock: the go, then until both rotations wait on it.
+cat >"$PGDIR/line-up.sh" <<SH
+touch "$PGDIR/go"
+for _ in \$(seq 1200); do
+    n=\$("$PG_BIN/psql" -X -A -t -q -h "$PGDIR" -U cvault -d cv \
+        -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    [ "\$n" = 2 ] && { echo queued >"$PGDIR/queued"; exit 0; }
+    sleep 0.1
+done
+SH
+line_up() {
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGDIR" -U cvault -d cv -c "SELECT pg_advisory_lock($WRITE_LOCK)" \
+        -c "\\! sh $PGDIR/line-up.sh" -c "SELECT pg_advisory_unlock($WRITE_LOCK)" >/dev/null && test -e "$PGDIR/queued"
+}
+check rotation-race-lined-up line_up
+racer_status=()
+for pid in "${racers[@]}"; do
+    if wait "$pid"; then racer_status+=(0); else racer_status+=($?); fi
+done
+# Both racers' answers on one line (a racer that failed shows what it said instead).
+racer_results() {
+    local i said=()
+    for i in 0 1; do
+        said+=("$(tr '\n' ' ' <"$PGDIR/racer$((i + 1)).out")")
+        [ "${racer_status[$i]}" -eq 0 ] || said[i]+="(exit ${racer_status[$i]}) "
+    done
+    echo "results: ${said[0]}/ ${said[1]}"
+}
+expect_output rotation-race-both-succeed-with-v2 '^results: rotated to v2 / rotated to v2 $' racer_results
+expect_output rotation-race-one-new-version '^1,2$' psql_cv \
+    "SELECT string_agg(version::text, ',' ORDER BY version) FROM master_keys WHERE workspace = 'conformance'"
+expect_output rotation-race-made-once-joined-once '^wmk v2\|wmk v2 \(made by a concurrent rotation; no new version\)$' psql_cv \
+    "SELECT string_agg(object, '|' ORDER BY object) FROM audit_log WHERE action = 'CKM_CV_ROTATE_MASTER' AND outcome = 'CKR_OK'"
+expect_output rotation-race-audit-verify 'intact|verified|OK' "$CVAULT" audit verify

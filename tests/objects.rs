@@ -592,3 +592,73 @@ fn a_private_data_object_value_is_sealed_at_rest() {
     }
     assert!(!contains(&store_bytes(&f.ws), &secret), "a private data object's value is in the store in the clear");
 }
+
+/// The statements the server ran for this test's database since `from` (bytes into the
+/// server log): one line each, with `log_statement = 'all'` set on the database.
+fn statements_since(from: u64) -> Vec<String> {
+    let log = std::fs::read(common::postgres::shared().log_file()).expect("server log");
+    let tail = String::from_utf8_lossy(&log[usize::try_from(from).expect("offset")..]).into_owned();
+    // A record starts with its timestamp (`log_line_prefix` '%m [%p] '); a statement's
+    // further lines follow it unprefixed.
+    let mut records: Vec<String> = Vec::new();
+    for line in tail.lines() {
+        let b = line.as_bytes();
+        let starts = b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
+        match records.last_mut() {
+            Some(last) if !starts => {
+                last.push('\n');
+                last.push_str(line);
+            }
+            _ => records.push(line.to_string()),
+        }
+    }
+    records.retain(|r| r.contains("LOG:  execute ") || r.contains("LOG:  statement: "));
+    records
+}
+
+fn log_len() -> u64 {
+    std::fs::metadata(common::postgres::shared().log_file()).expect("server log").len()
+}
+
+/// A logged-in `C_FindObjectsInit` + `C_FindObjects` + `C_FindObjectsFinal` on
+/// PostgreSQL is one statement, one round trip over the socket: the objects, the token
+/// epoch and the master key rows it is judged against in one read (it was five: the
+/// epoch twice, the master key rows once per stored DEK it opened and once for the master
+/// key objects, and the objects). Counted from the server's own statement log; the KEK
+/// row the per-call check re-reads at most every 250 ms is left out of the count.
+#[test]
+fn a_logged_in_find_is_one_statement_on_postgresql() {
+    if !common::postgres::selected() {
+        eprintln!("skipped: counts the statements a PostgreSQL server runs (CV_TEST_STORE=postgres)");
+        return;
+    }
+    let mut f = Fixture::new();
+    let slot = f.init_token();
+    let db = f.ws.live_sql("SELECT current_database()");
+    f.ws.live_sql(&format!("ALTER DATABASE {db} SET log_statement = 'all'"));
+    // New connections see the setting: the module connects again after a reload.
+    reload(&mut f);
+    let s = f.user_session(slot);
+    let dek = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(true),
+        Attribute::Encrypt(true),
+        Attribute::Label(b"counted".to_vec()),
+    ];
+    s.generate_key(&cryptoki::mechanism::Mechanism::AesKeyGen, &dek).expect("token key");
+    // The first find on a connection prepares its statement; later ones reuse it.
+    assert_eq!(by_label(&s, "counted").len(), 1);
+    for label in ["counted", "collabvault-master", "no such label"] {
+        let from = log_len();
+        let found = by_label(&s, label).len();
+        let statements: Vec<String> = statements_since(from)
+            .into_iter()
+            .filter(|l| !l.contains("workspace_keks") && !l.contains("unlock_grants"))
+            .collect();
+        assert_eq!(found, usize::from(label != "no such label"), "{label}");
+        assert_eq!(statements.len(), 1, "{label}: one statement per find, the server ran {statements:#?}");
+        assert!(statements[0].contains("FROM objects"), "{}", statements[0]);
+    }
+}

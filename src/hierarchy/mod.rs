@@ -338,7 +338,13 @@ impl Hierarchy {
     /// Every version, oldest first, fresh from the store (another process may have
     /// rotated), each row's MAC checked.
     pub fn versions(&self) -> Result<Vec<MasterRecord>> {
-        verified(self.root.as_ref(), &self.workspace, self.store.masters(&self.workspace)?)
+        self.verified(self.store.masters(&self.workspace)?)
+    }
+
+    /// Master key rows the caller read from the store at this call (with other state, in
+    /// one read), each row's MAC checked as [`Hierarchy::versions`] checks them.
+    pub fn verified(&self, rows: Vec<MasterRecord>) -> Result<Vec<MasterRecord>> {
+        verified(self.root.as_ref(), &self.workspace, rows)
     }
 
     fn mac_of(&self) -> impl Fn(&MasterRecord) -> Result<Vec<u8>> + '_ {
@@ -346,15 +352,34 @@ impl Hierarchy {
     }
 
     fn record(&self, version: u32) -> Result<MasterRecord> {
-        self.versions()?
-            .into_iter()
+        self.pick(&self.versions()?, version)
+    }
+
+    /// `version`'s row among `versions`.
+    fn pick(&self, versions: &[MasterRecord], version: u32) -> Result<MasterRecord> {
+        versions
+            .iter()
             .find(|m| m.version == version)
+            .cloned()
             .ok_or_else(|| Error::MasterKey(format!("workspace {:?} has no master key v{version}", self.workspace)))
     }
 
     /// The key of `version`, if that version may still unwrap.
     pub fn key(&self, version: u32) -> Result<MasterKey> {
-        let record = self.record(version)?;
+        self.key_of(self.record(version)?)
+    }
+
+    /// [`Hierarchy::key`] judged by `versions`, the rows this call read and checked
+    /// ([`Hierarchy::verified`]) instead of a read of its own: a find opening many stored
+    /// DEKs reads the rows once, not once per record.
+    pub fn key_in(&self, versions: &[MasterRecord], version: u32) -> Result<MasterKey> {
+        self.key_of(self.pick(versions, version)?)
+    }
+
+    /// The key of the version `record` describes (as read at this call), if it may still
+    /// unwrap.
+    fn key_of(&self, record: MasterRecord) -> Result<MasterKey> {
+        let version = record.version;
         if !record.state.unwraps() {
             return Err(Error::MasterKey(format!("master key v{version} is {:?}: it no longer unwraps", record.state)));
         }

@@ -86,15 +86,16 @@ impl Ctx {
     }
 
     /// Every master key object a find may return: the current one, then each version.
-    pub(super) fn master_objects(&self) -> Result<Vec<(Option<u32>, Object)>> {
+    /// `versions` are the master key rows this call read and checked (a find reads them
+    /// with the objects, in one store read).
+    pub(super) fn master_objects_of(&self, versions: &[MasterRecord]) -> Vec<(Option<u32>, Object)> {
         let ws = &self.token.workspace;
-        let versions = self.token.hierarchy()?.versions()?;
         let mut out = Vec::with_capacity(versions.len() + 1);
         if let Some(active) = versions.iter().rev().find(|m| m.state == Lifecycle::Active) {
             out.push((None, object(ws, active, true)));
         }
         out.extend(versions.iter().map(|m| (Some(m.version), object(ws, m, false))));
-        Ok(out)
+        out
     }
 }
 

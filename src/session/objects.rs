@@ -384,16 +384,30 @@ pub fn find_init(ctx: &Ctx, template: &Template) -> Result<()> {
     let user = ctx.user_logged_in();
     let mut found = Vec::new();
     if let Some(query) = index_query(template, !user) {
-        let at_rest = ctx.at_rest();
-        for (id, record) in ctx.token.store().find_objects(&ctx.token.workspace, &query)? {
+        // Logged in, the find is judged against the token's epoch (a recovery in another
+        // process voids this login) and the master key rows as they are now (a version
+        // rotated, blocked or destroyed elsewhere), read with the objects in one store
+        // read: on PostgreSQL one round trip instead of one per read.
+        let logged_in = ctx.token.logged_in().is_some();
+        let read = ctx.token.store().find_with_hierarchy(&ctx.token.workspace, &query, logged_in)?;
+        let hierarchy = read.hierarchy.and_then(|(epoch, rows)| Some((ctx.token.hierarchy_at(epoch).ok()?, rows)));
+        let (hierarchy, versions) = match hierarchy {
+            Some((h, rows)) => {
+                let versions = h.verified(rows)?;
+                (Some(h), Some(versions))
+            }
+            None => (None, None),
+        };
+        let at_rest = ctx.at_rest_with(hierarchy, versions.clone());
+        for (id, record) in read.objects {
             match Object::from_record(&record, &at_rest) {
                 Ok(o) if o.matches(template) => found.push(ctx.app.handles.token_handle(ctx.slot(), id)),
                 Ok(_) => {}
                 Err(e) => log::error!("{}: stored object {} is unreadable: {e}", ctx.token.workspace, record.unique_id),
             }
         }
-        if ctx.token.logged_in().is_some() {
-            for (version, o) in ctx.master_objects()? {
+        if let (Some(versions), Some(_)) = (&versions, ctx.token.logged_in()) {
+            for (version, o) in ctx.master_objects_of(versions) {
                 if o.matches(template) {
                     found.push(ctx.app.handles.master_handle(ctx.slot(), version));
                 }

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::hierarchy::{record, share, Hierarchy};
 use crate::mechanism::{Cipher, KeyView};
 use crate::object::{Attr, Object, Origin, Template};
-use crate::store::{Caller, PinOwner};
+use crate::store::{Caller, MasterRecord, PinOwner};
 use crate::token::actor;
 
 impl Ctx {
@@ -80,11 +80,26 @@ fn open(
     wrapped: &[u8],
     ad: &[u8],
 ) -> Result<(record::Header, Zeroizing<Vec<u8>>)> {
+    open_in(hierarchy, None, workspace, wrapped, ad)
+}
+
+/// [`open`], the version judged by `versions` when the call already read the master key
+/// rows (else by a read of the hierarchy's own).
+fn open_in(
+    hierarchy: &Hierarchy,
+    versions: Option<&[MasterRecord]>,
+    workspace: &str,
+    wrapped: &[u8],
+    ad: &[u8],
+) -> Result<(record::Header, Zeroizing<Vec<u8>>)> {
     let header = record::parse(wrapped)?;
     if header.workspace != workspace {
         return Err(Error::WrappedKeyInvalid);
     }
-    let master = hierarchy.key(header.version)?;
+    let master = match versions {
+        Some(rows) => hierarchy.key_in(rows, header.version)?,
+        None => hierarchy.key(header.version)?,
+    };
     let value = record::open(&master, wrapped, &header, ad)?;
     Ok((header, value))
 }
@@ -258,15 +273,30 @@ pub fn unwrap_authenticated(
 pub(super) struct SessionAtRest {
     storage_key: Option<crate::store::sealed::SealingKey>,
     hierarchy: Option<Arc<Hierarchy>>,
+    /// The master key rows this call already read and checked, if it did: records open
+    /// by them instead of a store read per record.
+    versions: Option<Vec<MasterRecord>>,
     workspace: String,
 }
 
 impl Ctx {
     /// The sealing this session uses for token objects.
     pub(super) fn at_rest(&self) -> SessionAtRest {
+        self.at_rest_with(self.token.hierarchy().ok(), None)
+    }
+
+    /// [`Ctx::at_rest`] with the login's hierarchy and master key rows this call read
+    /// itself (checked against the epoch and verified: `Token::hierarchy_at`,
+    /// `Hierarchy::verified`), so opening records reads nothing more.
+    pub(super) fn at_rest_with(
+        &self,
+        hierarchy: Option<Arc<Hierarchy>>,
+        versions: Option<Vec<MasterRecord>>,
+    ) -> SessionAtRest {
         SessionAtRest {
             storage_key: self.token.storage_key(),
-            hierarchy: self.token.hierarchy().ok(),
+            hierarchy,
+            versions,
             workspace: self.token.workspace.clone(),
         }
     }
@@ -284,8 +314,18 @@ pub(crate) fn open_stored(
     workspace: &str,
     stored: &crate::store::ObjectRecord,
 ) -> Result<Zeroizing<Vec<u8>>> {
+    open_stored_in(hierarchy, None, workspace, stored)
+}
+
+/// [`open_stored`] with the master key rows this call read ([`open_in`]).
+fn open_stored_in(
+    hierarchy: &Hierarchy,
+    versions: Option<&[MasterRecord]>,
+    workspace: &str,
+    stored: &crate::store::ObjectRecord,
+) -> Result<Zeroizing<Vec<u8>>> {
     let blob = stored.sealed.as_deref().ok_or(Error::Integrity("stored DEK without a record"))?;
-    let (header, secret) = open(hierarchy, workspace, blob, stored.unique_id.as_bytes())
+    let (header, secret) = open_in(hierarchy, versions, workspace, blob, stored.unique_id.as_bytes())
         .map_err(|_| Error::Integrity("stored DEK record does not open"))?;
     if header.attrs != crate::object::bound_in_record(stored)? {
         return Err(Error::Integrity("stored DEK's policy attributes were changed outside the token"));
@@ -310,7 +350,7 @@ impl crate::object::AtRest for SessionAtRest {
             return crate::object::UnderStorageKey(self.storage_key.as_deref()).open(stored);
         }
         match &self.hierarchy {
-            Some(h) => open_stored(h, &self.workspace, stored).map(Some),
+            Some(h) => open_stored_in(h, self.versions.as_deref(), &self.workspace, stored).map(Some),
             None => Ok(None),
         }
     }

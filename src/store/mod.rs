@@ -80,6 +80,16 @@ pub type PinsMac = std::sync::Arc<dyn Fn(&TokenRecord) -> Result<Vec<u8>> + Send
 /// Turns one stored record's sealed part into its new sealed part (re-wrap).
 pub type Reseal<'a> = &'a mut dyn FnMut(&ObjectRecord) -> Result<Vec<u8>>;
 
+/// What [`Backend::find_with_hierarchy`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindRead {
+    /// The matching objects, in id order.
+    pub objects: Vec<(ObjectId, ObjectRecord)>,
+    /// When asked for: the token's epoch and its master key rows (oldest first), as read
+    /// with the objects.
+    pub hierarchy: Option<(i64, Vec<MasterRecord>)>,
+}
+
 /// What one re-wrap batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RewrapBatch {
@@ -329,6 +339,20 @@ pub trait Backend: Send + Sync {
     fn object(&self, workspace: &str, id: ObjectId) -> Result<Option<ObjectRecord>>;
     /// The objects matching an indexed query, in id order.
     fn find_objects(&self, workspace: &str, query: &IndexQuery) -> Result<Vec<(ObjectId, ObjectRecord)>>;
+    /// A find with the state a logged-in find is judged against: the objects matching
+    /// `query` and, with `with_hierarchy`, the token's epoch and master key rows, as one
+    /// read. `C_FindObjectsInit` needs all three at every call (a login voided by a
+    /// recovery elsewhere, a version rotated, blocked or destroyed elsewhere), so a server
+    /// reads them in one statement (one round trip, one snapshot); an embedded store reads
+    /// them one after the other, as this default does.
+    fn find_with_hierarchy(&self, workspace: &str, query: &IndexQuery, with_hierarchy: bool) -> Result<FindRead> {
+        let objects = self.find_objects(workspace, query)?;
+        if !with_hierarchy {
+            return Ok(FindRead { objects, hierarchy: None });
+        }
+        let epoch = self.token(workspace)?.epoch;
+        Ok(FindRead { objects, hierarchy: Some((epoch, self.masters(workspace)?)) })
+    }
     /// Every audit entry, in sequence order (verification, export).
     fn audit_rows(&self) -> Result<Vec<audit::AuditRow>>;
     /// The signed checkpoints, oldest first.

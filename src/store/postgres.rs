@@ -32,8 +32,8 @@ use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use super::audit::{AuditEntry, AuditEvent, AuditRow, Checkpoint, CheckpointSignature, Sync, GENESIS};
 use super::batch::{BatchPolicy, Held};
 use super::{
-    AppendHook, Backend, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner, PinsMac,
-    Reseal, RewrapBatch, TokenInit, TokenRecord, Updated,
+    AppendHook, Backend, FindRead, IndexQuery, Lifecycle, MasterMac, MasterRecord, ObjectId, ObjectRecord, PinOwner,
+    PinsMac, Reseal, RewrapBatch, TokenInit, TokenRecord, Updated,
 };
 use crate::error::{Error, Internal, Result};
 
@@ -480,13 +480,9 @@ fn insert_master(tx: &mut Tx<'_, '_>, workspace: &str, m: &MasterRecord) -> Resu
 }
 
 fn master_from_row(r: &Row) -> Result<MasterRecord> {
-    let version: u32 = small(col(r, 0)?, "master key version")?;
-    let state: i64 = col(r, 1)?;
-    let state = Lifecycle::from_code(state)
-        .ok_or_else(|| Error::Store(format!("master key v{version} has unknown state {state}")))?;
-    Ok(MasterRecord {
-        version,
-        state,
+    master_record(MasterColumns {
+        version: col(r, 0)?,
+        state: col(r, 1)?,
         created_at: col(r, 2)?,
         classification: col(r, 3)?,
         sealed: col(r, 4)?,
@@ -494,6 +490,80 @@ fn master_from_row(r: &Row) -> Result<MasterRecord> {
         mac: col(r, 6)?,
         origin: col(r, 7)?,
     })
+}
+
+/// A master key row's columns as stored ([`MASTER_COLUMNS`]).
+struct MasterColumns {
+    version: i64,
+    state: i64,
+    created_at: i64,
+    classification: String,
+    sealed: Option<Vec<u8>>,
+    blocked: Option<String>,
+    mac: Option<Vec<u8>>,
+    origin: Option<String>,
+}
+
+/// The record of a stored master key row; a version or state out of range is a store error.
+fn master_record(c: MasterColumns) -> Result<MasterRecord> {
+    let version: u32 = small(c.version, "master key version")?;
+    let state = Lifecycle::from_code(c.state)
+        .ok_or_else(|| Error::Store(format!("master key v{version} has unknown state {}", c.state)))?;
+    Ok(MasterRecord {
+        version,
+        state,
+        created_at: c.created_at,
+        classification: c.classification,
+        sealed: c.sealed,
+        blocked: c.blocked,
+        mac: c.mac,
+        origin: c.origin,
+    })
+}
+
+/// One column of the master key rows, aggregated in version order (`array_agg`): NULL
+/// when the workspace has no rows.
+fn column<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<Vec<T>> {
+    Ok(col::<Option<Vec<T>>>(row, i)?.unwrap_or_default())
+}
+
+/// The header row of [`find_with_hierarchy_sql`]: the token's epoch and its master key
+/// rows, from one array per column.
+fn hierarchy_from_row(r: &Row, workspace: &str) -> Result<(i64, Vec<MasterRecord>)> {
+    let epoch =
+        col::<Option<i64>>(r, 1)?.ok_or_else(|| Error::Store(format!("token {workspace:?} is not in the store")))?;
+    let versions: Vec<i64> = column(r, 2)?;
+    let states: Vec<i64> = column(r, 3)?;
+    let created: Vec<i64> = column(r, 4)?;
+    let classifications: Vec<String> = column(r, 5)?;
+    let sealed: Vec<Option<Vec<u8>>> = column(r, 6)?;
+    let blocked: Vec<Option<String>> = column(r, 7)?;
+    let macs: Vec<Option<Vec<u8>>> = column(r, 8)?;
+    let origins: Vec<Option<String>> = column(r, 9)?;
+    let n = versions.len();
+    let lengths =
+        [states.len(), created.len(), classifications.len(), sealed.len(), blocked.len(), macs.len(), origins.len()];
+    if lengths.iter().any(|&l| l != n) {
+        return Err(Error::Store("master key columns of unequal length".into()));
+    }
+    let mut rows = Vec::with_capacity(n);
+    let columns = versions.into_iter().zip(states).zip(created).zip(classifications);
+    let sealed_columns = sealed.into_iter().zip(blocked).zip(macs).zip(origins);
+    for ((((version, state), created_at), classification), (((sealed, blocked), mac), origin)) in
+        columns.zip(sealed_columns)
+    {
+        rows.push(master_record(MasterColumns {
+            version,
+            state,
+            created_at,
+            classification,
+            sealed,
+            blocked,
+            mac,
+            origin,
+        })?);
+    }
+    Ok((epoch, rows))
 }
 
 const MASTER_COLUMNS: &str = "version, state, created_at, classification, sealed, blocked, mac, origin";
@@ -567,19 +637,24 @@ const OBJECT_COLUMNS: &str =
     "id, class, key_type, label, ckid, private, unique_id, attrs, sealed, master_version, generation";
 
 fn object_from_row(r: &Row) -> Result<(ObjectId, ObjectRecord)> {
+    object_at(r, 0)
+}
+
+/// The object whose [`OBJECT_COLUMNS`] start at column `at` of `r`.
+fn object_at(r: &Row, at: usize) -> Result<(ObjectId, ObjectRecord)> {
     Ok((
-        ObjectId(col(r, 0)?),
+        ObjectId(col(r, at)?),
         ObjectRecord {
-            class: col::<i64>(r, 1)? as u64,
-            key_type: col::<Option<i64>>(r, 2)?.map(|v| v as u64),
-            label: col(r, 3)?,
-            ckid: col(r, 4)?,
-            private: col(r, 5)?,
-            unique_id: col(r, 6)?,
-            attrs: col(r, 7)?,
-            sealed: col(r, 8)?,
-            master_version: col::<Option<i64>>(r, 9)?.map(|v| small(v, "master version")).transpose()?,
-            generation: col::<i64>(r, 10)? as u64,
+            class: col::<i64>(r, at + 1)? as u64,
+            key_type: col::<Option<i64>>(r, at + 2)?.map(|v| v as u64),
+            label: col(r, at + 3)?,
+            ckid: col(r, at + 4)?,
+            private: col(r, at + 5)?,
+            unique_id: col(r, at + 6)?,
+            attrs: col(r, at + 7)?,
+            sealed: col(r, at + 8)?,
+            master_version: col::<Option<i64>>(r, at + 9)?.map(|v| small(v, "master version")).transpose()?,
+            generation: col::<i64>(r, at + 10)? as u64,
         },
     ))
 }
@@ -604,7 +679,43 @@ impl Arg {
 /// The find query for `q`: only the columns it names appear, so the planner picks the
 /// matching index.
 fn find_sql(workspace: &str, q: &IndexQuery) -> (String, Vec<Arg>) {
-    let mut sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE workspace = $1");
+    let (filter, args) = find_filter(workspace, q);
+    (format!("SELECT {OBJECT_COLUMNS} FROM objects {filter} ORDER BY id"), args)
+}
+
+/// The columns of the header row of [`find_with_hierarchy_sql`] before the object's:
+/// the part (0: header, 1: object), the epoch, eight arrays of master key columns.
+const HEADER_COLUMNS: usize = 10;
+
+/// [`find_sql`] with the token's epoch and its master key rows in the same statement (one
+/// round trip, one snapshot): a header row (part 0) with the epoch and one array per
+/// master key column, in version order, then the objects (part 1) in id order.
+fn find_with_hierarchy_sql(workspace: &str, q: &IndexQuery) -> (String, Vec<Arg>) {
+    let (filter, args) = find_filter(workspace, q);
+    let sql = format!(
+        "SELECT 0 AS part, t.epoch, m.versions, m.states, m.created, m.classifications, m.sealed, m.blocked,
+                m.macs, m.origins, NULL::BIGINT AS id, NULL::BIGINT, NULL::BIGINT, NULL::BYTEA, NULL::BYTEA,
+                NULL::BOOLEAN, NULL::TEXT, NULL::BYTEA, NULL::BYTEA, NULL::BIGINT, NULL::BIGINT
+         FROM tokens t, LATERAL (
+             SELECT array_agg(version ORDER BY version) AS versions, array_agg(state ORDER BY version) AS states,
+                    array_agg(created_at ORDER BY version) AS created,
+                    array_agg(classification ORDER BY version) AS classifications,
+                    array_agg(sealed ORDER BY version) AS sealed, array_agg(blocked ORDER BY version) AS blocked,
+                    array_agg(mac ORDER BY version) AS macs, array_agg(origin ORDER BY version) AS origins
+             FROM master_keys WHERE workspace = t.workspace) m
+         WHERE t.workspace = $1
+         UNION ALL
+         SELECT 1, NULL::BIGINT, NULL::BIGINT[], NULL::BIGINT[], NULL::BIGINT[], NULL::TEXT[], NULL::BYTEA[],
+                NULL::TEXT[], NULL::BYTEA[], NULL::TEXT[], {OBJECT_COLUMNS}
+         FROM objects {filter}
+         ORDER BY part, id"
+    );
+    (sql, args)
+}
+
+/// The WHERE clause of a find and its parameters (`$1` is the workspace).
+fn find_filter(workspace: &str, q: &IndexQuery) -> (String, Vec<Arg>) {
+    let mut sql = "WHERE workspace = $1".to_string();
     let mut args = vec![Arg::Text(workspace.to_string())];
     let mut add = |column: &str, value: Arg| {
         args.push(value);
@@ -625,7 +736,6 @@ fn find_sql(workspace: &str, q: &IndexQuery) -> (String, Vec<Arg>) {
     if q.public_only {
         sql.push_str(" AND NOT private");
     }
-    sql.push_str(" ORDER BY id");
     (sql, args)
 }
 
@@ -984,6 +1094,10 @@ impl Backend for PgStore {
         let target64 = i64::from(target);
         let event = |what: String| AuditEvent::ok(workspace, "module", "rewrap batch", Some(what));
         self.admit(&[event(String::new())])?;
+        // One batch, whatever its size: the lock, one SELECT of the batch, one UPDATE of
+        // all its rows, the audit entry (head and insert), the commit. Every write to
+        // `objects` takes the write lock first, so the rows read under it stay as read until
+        // the commit without a row lock (`FOR UPDATE` would only add a write per row).
         let (done, appended) = self.locked(|tx| {
             let rows = tx.query(
                 &format!(
@@ -993,12 +1107,22 @@ impl Backend for PgStore {
                 &[&workspace, &target64, &limit, &after.0],
             )?;
             let batch = rows.iter().map(object_from_row).collect::<Result<Vec<_>>>()?;
-            for (id, record) in &batch {
-                let sealed = reseal(record)?;
-                tx.exec(
-                    "UPDATE objects SET sealed = $2, master_version = $3 WHERE id = $1",
-                    &[&id.0, &sealed, &target64],
+            // Every record re-sealed first (a failure rolls the whole batch back), then
+            // written in one statement: a batch costs the same few round trips at any size,
+            // where one UPDATE per row made the re-wrap a round trip per record.
+            let ids: Vec<i64> = batch.iter().map(|(id, _)| id.0).collect();
+            let sealed = batch.iter().map(|(_, record)| reseal(record)).collect::<Result<Vec<Vec<u8>>>>()?;
+            if !batch.is_empty() {
+                let written = tx.exec(
+                    "UPDATE objects AS o SET sealed = n.sealed, master_version = $3
+                     FROM UNNEST($1::BIGINT[], $2::BYTEA[]) AS n(id, sealed) WHERE o.id = n.id",
+                    &[&ids, &sealed, &target64],
                 )?;
+                // The rows were read under the write lock, which every object write takes:
+                // none can have gone since. A mismatch is a store fault, not a partial batch.
+                if usize::try_from(written).ok() != Some(ids.len()) {
+                    return Err(Error::Store(format!("re-wrap batch: {written} of {} rows written", ids.len())));
+                }
             }
             let mut appended = None;
             if !batch.is_empty() {
@@ -1145,6 +1269,28 @@ impl Backend for PgStore {
         self.read(|db| db.query(&sql, &params)?.iter().map(object_from_row).collect())
     }
 
+    fn find_with_hierarchy(&self, workspace: &str, q: &IndexQuery, with_hierarchy: bool) -> Result<FindRead> {
+        if !with_hierarchy {
+            return Ok(FindRead { objects: self.find_objects(workspace, q)?, hierarchy: None });
+        }
+        let (sql, args) = find_with_hierarchy_sql(workspace, q);
+        let params: Vec<&(dyn ToSql + std::marker::Sync)> = args.iter().map(Arg::as_sql).collect();
+        self.read(|db| {
+            let rows = db.query(&sql, &params)?;
+            let mut hierarchy = None;
+            let mut objects = Vec::with_capacity(rows.len().saturating_sub(1));
+            for r in &rows {
+                match col::<i32>(r, 0)? {
+                    0 => hierarchy = Some(hierarchy_from_row(r, workspace)?),
+                    _ => objects.push(object_at(r, HEADER_COLUMNS)?),
+                }
+            }
+            let hierarchy =
+                hierarchy.ok_or_else(|| Error::Store(format!("token {workspace:?} is not in the store")))?;
+            Ok(FindRead { objects, hierarchy: Some(hierarchy) })
+        })
+    }
+
     fn audit_rows(&self) -> Result<Vec<AuditRow>> {
         self.read(|db| {
             db.query(
@@ -1286,5 +1432,19 @@ mod tests {
         assert_eq!(args.len(), 3);
         let (sql, _) = find_sql("ws", &IndexQuery { public_only: true, ..Default::default() });
         assert!(sql.contains("AND NOT private"), "{sql}");
+    }
+
+    #[test]
+    fn a_find_with_the_hierarchy_filters_its_objects_as_the_find_alone() {
+        let q = IndexQuery { class: Some(4), label: Some(b"k".to_vec()), public_only: true, ..Default::default() };
+        let (alone, alone_args) = find_sql("ws", &q);
+        let (with, with_args) = find_with_hierarchy_sql("ws", &q);
+        let (filter, _) = find_filter("ws", &q);
+        assert!(alone.contains(&filter) && with.contains(&format!("FROM objects {filter}\n")), "{with}");
+        assert_eq!(alone_args.len(), with_args.len());
+        // The header's columns before the object's, as the decoder reads them.
+        let header = with.split("UNION ALL").nth(1).expect("objects part");
+        let before_objects = header.split(OBJECT_COLUMNS).next().expect("object columns");
+        assert_eq!(before_objects.matches(',').count(), HEADER_COLUMNS, "{before_objects}");
     }
 }

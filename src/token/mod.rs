@@ -196,12 +196,23 @@ impl Token {
     /// epoch at every call: after a recovery (`cvault recover`) in any process, a login
     /// made before it is dropped here and the call refused with `CKR_USER_NOT_LOGGED_IN`.
     pub fn hierarchy(&self) -> Result<Arc<Hierarchy>> {
-        let (hierarchy, epoch) = {
+        // No login: refused before the store is read.
+        if self.login.read().hierarchy.is_none() {
+            return Err(Error::UserNotLoggedIn);
+        }
+        self.hierarchy_at(self.record()?.epoch)
+    }
+
+    /// [`Token::hierarchy`] checked against `epoch`, the token epoch the caller read from
+    /// the store at this call together with the rows it judges (a find reads them in one
+    /// statement): a login made before a recovery is dropped as there.
+    pub fn hierarchy_at(&self, epoch: i64) -> Result<Arc<Hierarchy>> {
+        let (hierarchy, login_epoch) = {
             let state = self.login.read();
             (state.hierarchy.clone().ok_or(Error::UserNotLoggedIn)?, state.epoch)
         };
-        if self.record()?.epoch != epoch {
-            self.void_login(epoch);
+        if epoch != login_epoch {
+            self.void_login(login_epoch);
             return Err(Error::UserNotLoggedIn);
         }
         Ok(hierarchy)

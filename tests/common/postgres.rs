@@ -194,6 +194,12 @@ impl Server {
         &self.data
     }
 
+    /// The server's log (`pg_ctl -l`): with `log_statement = 'all'` set on a database, one
+    /// `LOG:  execute ...` or `LOG:  statement: ...` line per statement run there.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
     /// The directory holding the server's Unix socket.
     pub fn socket_dir(&self) -> &Path {
         self.dir.path()
