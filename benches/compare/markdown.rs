@@ -155,9 +155,13 @@ pub(crate) fn write_markdown(machine: &Machine, total: Duration, path: &Path) ->
         w,
         "- Operations as applications call them: `C_EncryptInit` + `C_Encrypt` (cryptoki's length query, \
          then the call) per message with a fresh IV; the message API rows do one `C_MessageEncryptInit` \
-         per batch and one `C_EncryptMessage` per message. Operations that make a key time the call, not \
-         the `C_DestroyObject` after it. Thread rows report the total rate over all threads, each thread \
-         with its own session."
+         per batch and one `C_EncryptMessage` per message. Operations that make a session key time the \
+         call and the `C_DestroyObject` after it together, for every module alike: this module holds a \
+         session object's audit entries and writes them as a batch (256 by default) inside whichever call \
+         fills it, often a destroy, so timing the make alone would leave its share of the batch write out \
+         (the raw crates have no object to destroy). Durable token-object key generation times the call \
+         only: each key commits on its own, and its destroy is a durable commit of its own. Thread rows \
+         report the total rate over all threads, each thread with its own session."
     )?;
     writeln!(
         w,

@@ -52,10 +52,20 @@ pub enum Read<'a> {
 }
 
 /// A validated object.
+///
+/// An object made in this process holds the attributes it was given or the token set,
+/// and reads every other attribute of its class from the class's defaults
+/// ([`policy::ClassView`]): it reads, compares, sizes and stores exactly as if each
+/// default were in `attrs` (as they were once copied in), without an allocation per
+/// default on every key made. An object read from a stored row has no `defaults`: it
+/// holds what its row holds, so a row written before an attribute existed never gains
+/// one on read.
 #[derive(Clone)]
 pub struct Object {
     class: Classes,
     attrs: BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>,
+    /// The class's defaults, sorted by type, for what `attrs` lacks (empty: none).
+    defaults: &'static [(CK_ATTRIBUTE_TYPE, Vec<u8>)],
     /// Loaded without the storage key: its sealed attributes are absent and read as sensitive.
     locked: bool,
     /// Key material its mechanisms prepared from it (not an attribute).
@@ -69,7 +79,7 @@ pub struct Object {
 impl PartialEq for Object {
     // The same attributes make the same object, whatever row generation they came from.
     fn eq(&self, other: &Self) -> bool {
-        self.class == other.class && self.attrs == other.attrs && self.locked == other.locked
+        self.class == other.class && self.locked == other.locked && self.entries() == other.entries()
     }
 }
 
@@ -83,7 +93,7 @@ impl Drop for Object {
 
 impl std::fmt::Debug for Object {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<String> = self.attrs.keys().map(|t| crate::names::attr_name(*t)).collect();
+        let names: Vec<String> = self.entries().iter().map(|(t, _)| crate::names::attr_name(*t)).collect();
         f.debug_struct("Object").field("class", &self.class).field("attrs", &names).finish()
     }
 }
@@ -119,9 +129,9 @@ fn unique_id() -> Result<Vec<u8>> {
     Ok(id)
 }
 
-/// About how many defaults an object of the richest class (a private key) gets: the
-/// capacity reserved for them up front.
-const DEFAULTS_PER_OBJECT: usize = 32;
+/// How many attributes the token sets on a new object besides the given ones (origin,
+/// `CKA_VALUE_LEN`, `CKA_UNIQUE_ID`): the capacity reserved for them up front.
+const SET_BY_TOKEN: usize = 6;
 
 /// Attribute values gathered for a new object, zeroized if construction stops early.
 struct Pending(Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>);
@@ -139,30 +149,14 @@ impl Drop for Pending {
     }
 }
 
-/// Adds the policy's default for every attribute of `class` not given; a required one
-/// missing is `CKR_TEMPLATE_INCOMPLETE`.
-fn fill_defaults(class: Classes, pending: &mut Pending) -> Result<()> {
-    let given = pending.0.len();
-    let has = |p: &Pending, ty| p.0[..given].iter().any(|(t, _)| *t == ty);
-    for row in policy::rows_for(class) {
-        if has(pending, row.ty) {
-            continue;
-        }
-        let value = match row.default {
-            policy::Fallback::None if row.rules.has(Rules::REQUIRED) => return Err(Error::TemplateIncomplete(row.ty)),
-            policy::Fallback::None => continue,
-            policy::Fallback::Bool(b) => vec![CK_BBOOL::from(b)],
-            policy::Fallback::Ulong(v) => v.to_ne_bytes().to_vec(),
-            policy::Fallback::Empty => Vec::new(),
-        };
-        pending.0.push((row.ty, value));
+/// Refuses a new object of `class` that lacks an attribute the class requires
+/// (`CKR_TEMPLATE_INCOMPLETE`, the first missing in table order). Every other attribute
+/// left out reads as its class's default.
+fn check_required(class: &policy::ClassView, pending: &Pending) -> Result<()> {
+    match class.required().iter().find(|ty| !pending.0.iter().any(|(t, _)| t == *ty)) {
+        Some(ty) => Err(Error::TemplateIncomplete(*ty)),
+        None => Ok(()),
     }
-    // Secret and private keys are private unless the template says otherwise.
-    if !has(pending, CKA_PRIVATE) && !pending.0[given..].iter().any(|(t, _)| *t == CKA_PRIVATE) {
-        let private_by_default = class == Classes::SECRET || class == Classes::PRIVATE;
-        pending.0.push((CKA_PRIVATE, vec![CK_BBOOL::from(private_by_default)]));
-    }
-    Ok(())
 }
 
 /// How an object came to be: decides the attributes only the token sets (spec §4.9–4.10:
@@ -195,20 +189,29 @@ impl Object {
     /// template may repeat a supplied class or key type with the same value; any other
     /// overlap is inconsistent (`CKA_VALUE` in a key generation template, say).
     pub fn new(template: &Template, origin: Origin, supplied: &[Attr]) -> Result<Object> {
+        Object::made(template.clone(), origin, supplied.iter().cloned())
+    }
+
+    /// [`Object::new`] from a template and supplied attributes the caller is done with:
+    /// their values move into the object instead of being copied (a key made on every
+    /// `C_GenerateKey`, `C_EncapsulateKey`, ...).
+    pub fn made(mut template: Template, origin: Origin, supplied: impl IntoIterator<Item = Attr>) -> Result<Object> {
         template.check_unique()?;
         // Gathered in a list that zeroizes its values on every early return (the supplied
         // attributes may be a new key's value), then built into the map in one go: one
         // sort and a bulk build instead of a search and an insert per attribute.
-        let mut pending = Pending(Vec::with_capacity(supplied.len() + template.0.len() + DEFAULTS_PER_OBJECT));
-        pending.0.extend(supplied.iter().map(|a| (a.ty, a.value.clone())));
-        let class_value = match pending.first(supplied.len(), CKA_CLASS) {
+        let supplied = supplied.into_iter();
+        let mut pending = Pending(Vec::with_capacity(supplied.size_hint().0 + template.0.len() + SET_BY_TOKEN));
+        pending.0.extend(supplied.map(|mut a| (a.ty, std::mem::take(&mut a.value))));
+        let n_supplied = pending.0.len();
+        let class_value = match pending.first(n_supplied, CKA_CLASS) {
             Some(v) => decode_ulong(CKA_CLASS, v)?,
             None => template.ulong(CKA_CLASS)?.ok_or(Error::TemplateIncomplete(CKA_CLASS))?,
         };
         let class = Classes::of(class_value).ok_or(Error::AttributeValueInvalid(CKA_CLASS))?;
-        for a in &template.0 {
+        for a in &mut template.0 {
             // The template's types are unique (checked above): only a supplied one can clash.
-            if let Some(given) = pending.first(supplied.len(), a.ty) {
+            if let Some(given) = pending.first(n_supplied, a.ty) {
                 if *given == a.value {
                     continue;
                 }
@@ -226,11 +229,13 @@ impl Object {
                 continue;
             }
             check_kind(row, &a.value)?;
-            pending.0.push((a.ty, a.value.clone()));
+            pending.0.push((a.ty, std::mem::take(&mut a.value)));
         }
-        fill_defaults(class, &mut pending)?;
+        let view = policy::view(class).ok_or(Error::AttributeValueInvalid(CKA_CLASS))?;
+        check_required(view, &pending)?;
         let mut object = Object::holding(std::mem::take(&mut pending.0).into_iter().collect());
         object.class = class;
+        object.defaults = view.defaults();
         object.check_class_rules()?;
         object.set_origin(origin);
         object.attrs.insert(CKA_UNIQUE_ID, unique_id()?);
@@ -243,6 +248,7 @@ impl Object {
         Object {
             class: Classes::DATA,
             attrs,
+            defaults: &[],
             locked: false,
             prepared: Prepared::default(),
             generation: 0,
@@ -264,6 +270,7 @@ impl Object {
         Object {
             class: Classes::SECRET,
             attrs,
+            defaults: &[],
             locked: true,
             prepared: Prepared::default(),
             generation: 0,
@@ -336,19 +343,45 @@ impl Object {
         self.ulong(CKA_CLASS).unwrap_or(CK_UNAVAILABLE_INFORMATION)
     }
 
+    /// An attribute's value: held, or else its class's default.
+    fn value(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        match self.attrs.get(&ty) {
+            Some(v) => Some(v.as_slice()),
+            None => policy::default_in(self.defaults, ty),
+        }
+    }
+
+    /// Every attribute and its value, in type order: the held ones and the defaults they
+    /// do not replace (what the object would hold with its defaults copied in).
+    fn entries(&self) -> Vec<(CK_ATTRIBUTE_TYPE, &[u8])> {
+        let mut all: Vec<(CK_ATTRIBUTE_TYPE, &[u8])> = self.attrs.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+        let held = all.len();
+        all.extend(self.defaults.iter().filter(|(t, _)| !self.attrs.contains_key(t)).map(|(t, v)| (*t, v.as_slice())));
+        if all.len() > held {
+            all.sort_unstable_by_key(|(t, _)| *t);
+        }
+        all
+    }
+
+    /// Every attribute type the object has (held or a default), in no particular order.
+    fn types(&self) -> impl Iterator<Item = CK_ATTRIBUTE_TYPE> + '_ {
+        let defaults = self.defaults.iter().map(|(t, _)| *t).filter(|t| !self.attrs.contains_key(t));
+        self.attrs.keys().copied().chain(defaults)
+    }
+
     /// A boolean attribute; false when absent.
     pub fn flag(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
-        self.attrs.get(&ty).is_some_and(|v| v.as_slice() == [CK_TRUE])
+        self.value(ty) == Some(&[CK_TRUE][..])
     }
 
     /// A `CK_ULONG` attribute, if present and well formed.
     pub fn ulong(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<CK_ULONG> {
-        self.attrs.get(&ty).and_then(|v| decode_ulong(ty, v).ok())
+        self.value(ty).and_then(|v| decode_ulong(ty, v).ok())
     }
 
     /// Raw attribute bytes, if present. Inside the token only: API reads go through [`Object::read`].
     pub fn bytes(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
-        self.attrs.get(&ty).map(Vec::as_slice)
+        self.value(ty)
     }
 
     /// Whether `CKA_ALLOWED_MECHANISMS` (absent or empty: any) lets the key run `mechanism`.
@@ -393,7 +426,7 @@ impl Object {
 
     /// `C_GetAttributeValue` for one attribute, under the spec's sensitivity rules.
     pub fn read(&self, ty: CK_ATTRIBUTE_TYPE) -> Read<'_> {
-        match self.attrs.get(&ty) {
+        match self.value(ty) {
             None if self.locked && self.is_sealed(ty) => Read::Sensitive,
             None => Read::Invalid,
             Some(_) if !self.reveals(ty) => Read::Sensitive,
@@ -409,7 +442,7 @@ impl Object {
 
     /// `C_GetObjectSize`: the bytes the object's attributes take.
     pub fn size(&self) -> usize {
-        self.attrs.values().map(|v| v.len() + 12).sum()
+        self.entries().iter().map(|(_, v)| v.len() + 12).sum()
     }
 
     /// Checks one attribute change against the policy. `copying` allows the attributes
@@ -488,8 +521,27 @@ impl Object {
 
     /// A short name for logs and audit entries: unique id and label, never values.
     pub fn describe(&self) -> String {
+        let mut out = String::new();
+        self.describe_into(&mut out);
+        out
+    }
+
+    /// [`Object::describe`] appended to `out` (one buffer for an entry naming two objects).
+    pub fn describe_into(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        out.push_str(&String::from_utf8_lossy(self.bytes(CKA_UNIQUE_ID).unwrap_or_default()));
+        out.push(' ');
         let label = String::from_utf8_lossy(self.bytes(CKA_LABEL).unwrap_or_default());
-        format!("{} {:?}", self.unique_id(), label)
+        if label.bytes().all(|b| b == b' ' || (b.is_ascii_graphic() && b != b'"' && b != b'\\')) {
+            // What `{:?}` writes for such a label, without the formatting machinery
+            // (every session key made and destroyed is described).
+            out.push('"');
+            out.push_str(&label);
+            out.push('"');
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{label:?}");
+        }
     }
 
     /// Sets an attribute the token computes (a normalized key encoding on import, say),
@@ -580,6 +632,16 @@ mod tests {
         assert_eq!(o.read(CKA_LABEL), Read::Value(b""));
         assert_eq!(o.read(CKA_VALUE), Read::Value(b"hello"));
         assert!(matches!(o.read(CKA_UNIQUE_ID), Read::Value(v) if v.len() == 32));
+    }
+
+    #[test]
+    fn a_description_quotes_the_label_as_debug_does() {
+        for label in ["", "plain label", "quote\"d", "back\\slash", "tab\there", "é", "new\nline"] {
+            let o = Object::create(&data(vec![Attr::new(CKA_LABEL, label)])).expect("create");
+            assert_eq!(o.describe(), format!("{} {:?}", o.unique_id(), label));
+        }
+        let o = Object::create(&data(vec![Attr::new(CKA_LABEL, vec![0xff, b'a'])])).expect("create");
+        assert_eq!(o.describe(), format!("{} {:?}", o.unique_id(), "\u{fffd}a"));
     }
 
     #[test]

@@ -146,7 +146,7 @@ const FIXED_SECRET: Rules = Rules::FIXED.or(Rules::SECRET);
 const FIXED_ON_COPY: Rules = Rules::FIXED.or(Rules::CHANGE_ON_COPY);
 const UNAVAILABLE: CK_ULONG = CK_UNAVAILABLE_INFORMATION;
 
-/// The table. `CKA_PRIVATE`'s default depends on the class and is set by `object::create`.
+/// The table. `CKA_PRIVATE`'s default depends on the class and is set by [`ClassView`].
 pub static TABLE: &[Row] = &[
     // Common object and storage attributes (§4.4).
     row(CKA_CLASS, ALL, K::Ulong, Rules::REQUIRED.or(Rules::FIXED), D::None),
@@ -258,7 +258,83 @@ pub static TABLE: &[Row] = &[
 
 /// The row for `ty` in objects of class bit `class`, if the attribute belongs there.
 pub fn lookup(class: Classes, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static Row> {
-    TABLE.iter().find(|r| r.ty == ty && r.classes.contains(class))
+    match view(class) {
+        Some(v) => v.rows.binary_search_by_key(&ty, |r| r.ty).ok().map(|i| v.rows[i]),
+        None => TABLE.iter().find(|r| r.ty == ty && r.classes.contains(class)),
+    }
+}
+
+/// One class's part of the table, built once per process: every object of the class
+/// consults it on each make and read, so it is laid out for that.
+#[derive(Debug)]
+pub struct ClassView {
+    /// The class's rows, sorted by type (a binary search per lookup, not a table scan).
+    rows: Vec<&'static Row>,
+    /// The value every attribute with a default takes when a new object's template leaves
+    /// it out (`CKA_PRIVATE`'s by class), sorted by type.
+    defaults: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
+    /// The attributes a new object must be given (`CKR_TEMPLATE_INCOMPLETE`), in table order.
+    required: Vec<CK_ATTRIBUTE_TYPE>,
+}
+
+impl ClassView {
+    fn build(class: Classes) -> ClassView {
+        let mut rows: Vec<&'static Row> = rows_for(class).collect();
+        rows.sort_by_key(|r| r.ty);
+        let mut defaults: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)> = rows
+            .iter()
+            .filter_map(|r| {
+                let value = match r.default {
+                    Fallback::None => return None,
+                    Fallback::Bool(b) => vec![CK_BBOOL::from(b)],
+                    Fallback::Ulong(v) => v.to_ne_bytes().to_vec(),
+                    Fallback::Empty => Vec::new(),
+                };
+                Some((r.ty, value))
+            })
+            .collect();
+        // Secret and private keys are private unless the template says otherwise.
+        let private_by_default = class == Classes::SECRET || class == Classes::PRIVATE;
+        defaults.push((CKA_PRIVATE, vec![CK_BBOOL::from(private_by_default)]));
+        defaults.sort_by_key(|(ty, _)| *ty);
+        let required = rows_for(class)
+            .filter(|r| r.rules.has(Rules::REQUIRED) && r.default == Fallback::None)
+            .map(|r| r.ty)
+            .collect();
+        ClassView { rows, defaults, required }
+    }
+
+    /// The defaults of the class, sorted by type.
+    pub fn defaults(&'static self) -> &'static [(CK_ATTRIBUTE_TYPE, Vec<u8>)] {
+        &self.defaults
+    }
+
+    /// The attributes a new object of the class must be given, in table order.
+    pub fn required(&self) -> &[CK_ATTRIBUTE_TYPE] {
+        &self.required
+    }
+}
+
+/// The view of one class (`None` for a set of several classes).
+pub fn view(class: Classes) -> Option<&'static ClassView> {
+    static VIEWS: std::sync::OnceLock<[ClassView; 5]> = std::sync::OnceLock::new();
+    let i = match class {
+        Classes::DATA => 0,
+        Classes::CERT => 1,
+        Classes::SECRET => 2,
+        Classes::PUBLIC => 3,
+        Classes::PRIVATE => 4,
+        _ => return None,
+    };
+    let views = VIEWS.get_or_init(|| {
+        [Classes::DATA, Classes::CERT, Classes::SECRET, Classes::PUBLIC, Classes::PRIVATE].map(ClassView::build)
+    });
+    Some(&views[i])
+}
+
+/// A default value among `defaults` (sorted by type, as [`ClassView::defaults`] gives them).
+pub fn default_in(defaults: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)], ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+    defaults.binary_search_by_key(&ty, |(t, _)| *t).ok().map(|i| defaults[i].1.as_slice())
 }
 
 /// Every row that applies to objects of class bit `class`.
@@ -285,6 +361,32 @@ mod tests {
     fn key_value_is_secret_but_data_value_is_not() {
         assert!(lookup(Classes::SECRET, CKA_VALUE).expect("row").rules.has(Rules::SECRET));
         assert!(!lookup(Classes::DATA, CKA_VALUE).expect("row").rules.has(Rules::SECRET));
+    }
+
+    #[test]
+    fn a_class_view_finds_what_a_table_scan_finds() {
+        for class in [Classes::DATA, Classes::CERT, Classes::SECRET, Classes::PUBLIC, Classes::PRIVATE] {
+            for row in TABLE {
+                let scanned = TABLE.iter().find(|r| r.ty == row.ty && r.classes.contains(class));
+                let looked_up = lookup(class, row.ty);
+                assert_eq!(
+                    scanned.map(|r| (r.ty, r.rules)),
+                    looked_up.map(|r| (r.ty, r.rules)),
+                    "{class:?} {}",
+                    row.ty
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn private_defaults_by_class() {
+        let private = |class| view(class).and_then(|v| default_in(v.defaults(), CKA_PRIVATE).map(<[u8]>::to_vec));
+        assert_eq!(private(Classes::SECRET), Some(vec![CK_TRUE]));
+        assert_eq!(private(Classes::PRIVATE), Some(vec![CK_TRUE]));
+        assert_eq!(private(Classes::PUBLIC), Some(vec![CK_FALSE]));
+        assert_eq!(private(Classes::DATA), Some(vec![CK_FALSE]));
+        assert_eq!(view(Classes::SECRET).map(ClassView::required), Some(&[CKA_CLASS, CKA_KEY_TYPE, CKA_VALUE][..]));
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl Object {
     /// Whether this object came from a stored row sealed before row bindings existed,
     /// which should be sealed again (with a binding) on its first use.
     pub fn needs_binding(&self) -> bool {
-        !self.bound && !self.locked && self.is_token() && self.attrs.keys().any(|t| self.is_sealed(*t))
+        !self.bound && !self.locked && self.is_token() && self.types().any(|t| self.is_sealed(t))
     }
 
     /// The stored form; secret attributes are sealed by `at_rest`, so storing an object
@@ -111,8 +111,10 @@ impl Object {
         if self.locked {
             return Err(Error::UserNotLoggedIn);
         }
-        let (secret, public): (Vec<_>, Vec<_>) = self.attrs.iter().partition(|(ty, _)| self.is_sealed(**ty));
-        let attrs = codec::encode(public.into_iter().map(|(t, v)| (*t, v.as_slice())))?.to_vec();
+        // Every attribute, the class defaults a made object reads included: the row is the
+        // same as if they had been copied into the object.
+        let (secret, public): (Vec<_>, Vec<_>) = self.entries().into_iter().partition(|(ty, _)| self.is_sealed(*ty));
+        let attrs = codec::encode(public.into_iter())?.to_vec();
         // A trusted object is sealed even without secret attributes, so that its trust
         // is bound (see `from_record`).
         let (sealed, master_version) = if secret.is_empty() && !self.flag(CKA_TRUSTED) {
@@ -126,7 +128,7 @@ impl Object {
                 self.is_private(),
                 &attrs,
             ));
-            plain.extend_from_slice(&codec::encode(secret.into_iter().map(|(t, v)| (*t, v.as_slice())))?);
+            plain.extend_from_slice(&codec::encode(secret.into_iter())?);
             let (blob, version) = at_rest.seal(self, &plain)?;
             (Some(blob), version)
         };
@@ -224,6 +226,59 @@ mod tests {
         assert_eq!(o.to_record(&UnderStorageKey(None)).unwrap_err(), Error::UserNotLoggedIn);
     }
 
+    /// `o` with its class defaults copied into its attributes, as objects were once made.
+    fn filled(o: &Object) -> Object {
+        let mut full = o.clone();
+        for (t, v) in o.defaults {
+            full.attrs.entry(*t).or_insert_with(|| v.clone());
+        }
+        full.defaults = &[];
+        full
+    }
+
+    #[test]
+    fn a_made_object_stores_the_row_its_defaults_copied_in_would_give() {
+        let key = [3u8; 32];
+        let at_rest = UnderStorageKey(Some(&key));
+        let data = Template(vec![Attr::ulong(CKA_CLASS, CKO_DATA), Attr::new(CKA_VALUE, "v")]);
+        let made = [
+            Object::create(&aes_key(vec![Attr::bool(CKA_TOKEN, true), Attr::bool(CKA_ENCRYPT, false)])).expect("key"),
+            Object::create(&data).expect("data"),
+        ];
+        for o in made {
+            let full = filled(&o);
+            assert!(full.attrs.len() > o.attrs.len(), "the made object holds no copied defaults");
+            assert_eq!(o, full);
+            assert_eq!(o.size(), full.size());
+            assert_eq!(format!("{o:?}"), format!("{full:?}"));
+            for row in super::super::policy::TABLE {
+                assert_eq!(o.read(row.ty), full.read(row.ty), "{}", crate::names::attr_name(row.ty));
+            }
+            let (a, b) = (o.to_record(&at_rest).expect("sparse"), full.to_record(&at_rest).expect("full"));
+            assert_eq!(a.attrs, b.attrs, "clear attributes");
+            assert_eq!(
+                (a.class, a.key_type, &a.label, &a.ckid, a.private),
+                (b.class, b.key_type, &b.label, &b.ckid, b.private)
+            );
+            assert_eq!((&a.unique_id, a.generation, a.master_version), (&b.unique_id, b.generation, b.master_version));
+            let opened = |r: &ObjectRecord| at_rest.open(r).expect("open").map(|p| p.to_vec());
+            assert_eq!(opened(&a), opened(&b), "sealed part");
+        }
+    }
+
+    #[test]
+    fn a_loaded_object_reads_only_what_its_row_holds() {
+        let key = [3u8; 32];
+        let o = Object::create(&aes_key(vec![Attr::bool(CKA_TOKEN, true)])).expect("key");
+        let mut rec = o.to_record(&UnderStorageKey(Some(&key))).expect("record");
+        // A row written before CKA_WRAP_WITH_TRUSTED had a default: no default appears on read.
+        let clear: Vec<_> = codec::decode(&rec.attrs).expect("decode");
+        let older = clear.iter().filter(|(t, _)| *t != CKA_WRAP_WITH_TRUSTED).map(|(t, v)| (*t, v.as_slice()));
+        rec.attrs = codec::encode(older).expect("encode").to_vec();
+        let loaded = Object::from_record(&rec, &UnderStorageKey(None)).expect("load locked");
+        assert_eq!(loaded.read(CKA_WRAP_WITH_TRUSTED), Read::Invalid);
+    }
+
     #[test]
     fn a_row_whose_policy_was_edited_outside_the_token_does_not_open() {
         let key = [3u8; 32];
@@ -267,8 +322,9 @@ mod tests {
         let rec = o.to_record(&UnderStorageKey(Some(&key))).expect("record");
         let mut relabelled = o.clone();
         relabelled.attrs.insert(CKA_LABEL, b"b".to_vec());
-        let clear = relabelled.attrs.iter().filter(|(t, _)| !relabelled.is_sealed(**t));
-        let attrs = codec::encode(clear.map(|(t, v)| (*t, v.as_slice()))).expect("encode").to_vec();
+        let entries = relabelled.entries();
+        let clear = entries.into_iter().filter(|(t, _)| !relabelled.is_sealed(*t));
+        let attrs = codec::encode(clear).expect("encode").to_vec();
         let edited = ObjectRecord { attrs, ..rec.clone() };
         assert!(matches!(Object::from_record(&edited, &UnderStorageKey(Some(&key))), Err(Error::Integrity(_))));
         let public = ObjectRecord { private: false, ..rec };

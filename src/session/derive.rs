@@ -65,9 +65,12 @@ pub fn derive_keys(
     };
     // Every object is checked before any is added.
     let keys = templates
-        .iter()
+        .into_iter()
         .zip(&values)
-        .map(|(t, v)| Object::new(t, origin, &secret_attrs(derived_type(t)?, v)))
+        .map(|(t, v)| {
+            let key_type = derived_type(&t)?;
+            Object::made(t, origin, secret_attrs(key_type, v))
+        })
         .collect::<Result<Vec<Object>>>()?;
     let mut handles = Vec::with_capacity(keys.len());
     for key in keys {

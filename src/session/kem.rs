@@ -5,7 +5,7 @@
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::key::{derived_origin, derived_type, imposed, secret_attrs, value_len, KeyRole};
+use super::key::{derived_origin, derived_type, imposed_on, secret_attrs, value_len, KeyRole};
 use super::output::Output;
 use super::Ctx;
 use crate::error::{Error, Result};
@@ -24,18 +24,18 @@ fn shared_key(template: &Template, shared: &[u8]) -> Result<(CK_KEY_TYPE, Zeroiz
 }
 
 /// `C_EncapsulateKey`: the ciphertext for the caller, and (unless this is a length
-/// query) a new secret key holding the shared secret.
+/// query) a new secret key holding the shared secret; the template's values move into it.
 pub fn encapsulate(
     ctx: &Ctx,
     m: &Mechanism,
     public: CK_OBJECT_HANDLE,
-    template: &Template,
+    template: Template,
     capacity: Option<usize>,
 ) -> Result<(Output, Option<CK_OBJECT_HANDLE>)> {
     let row = registry::row(m.ty())?;
     let kem = row.op(|o| o.kem)?;
     let key = ctx.operation_key(public, row, KeyRole::Encapsulate)?;
-    let template = &imposed(&key, CKA_DERIVE_TEMPLATE, template)?;
+    let template = imposed_on(&key, CKA_DERIVE_TEMPLATE, template)?;
     let needed = (kem.ciphertext_len)(&*key)?;
     match capacity {
         None => return Ok((Output::Length(needed), None)),
@@ -43,28 +43,28 @@ pub fn encapsulate(
         Some(_) => {}
     }
     let (ciphertext, shared) = (kem.encapsulate)(&*key)?;
-    let (key_type, value) = shared_key(template, &shared)?;
+    let (key_type, value) = shared_key(&template, &shared)?;
     // The secret never existed outside the token, so its sensitivity is the template's.
     let origin = Origin::Derived { always_sensitive: true, never_extractable: true };
-    let object = Object::new(template, origin, &secret_attrs(key_type, &value))?;
+    let object = Object::made(template, origin, secret_attrs(key_type, &value))?;
     let new_key = ctx.add_from(object, "C_EncapsulateKey", "to", &key)?;
     Ok((Output::Data(Zeroizing::new(ciphertext)), Some(new_key)))
 }
 
-/// `C_DecapsulateKey`.
+/// `C_DecapsulateKey`; the template's values move into the new key.
 pub fn decapsulate(
     ctx: &Ctx,
     m: &Mechanism,
     private: CK_OBJECT_HANDLE,
-    template: &Template,
+    template: Template,
     ciphertext: &[u8],
 ) -> Result<CK_OBJECT_HANDLE> {
     let row = registry::row(m.ty())?;
     let kem = row.op(|o| o.kem)?;
     let key = ctx.operation_key(private, row, KeyRole::Decapsulate)?;
-    let template = &imposed(&key, CKA_DERIVE_TEMPLATE, template)?;
+    let template = imposed_on(&key, CKA_DERIVE_TEMPLATE, template)?;
     let shared = (kem.decapsulate)(&*key, ciphertext)?;
-    let (key_type, value) = shared_key(template, &shared)?;
-    let object = Object::new(template, derived_origin(&key), &secret_attrs(key_type, &value))?;
+    let (key_type, value) = shared_key(&template, &shared)?;
+    let object = Object::made(template, derived_origin(&key), secret_attrs(key_type, &value))?;
     ctx.add_from(object, "C_DecapsulateKey", "from", &key)
 }

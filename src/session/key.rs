@@ -122,8 +122,14 @@ pub(super) fn secret_attrs(key_type: CK_KEY_TYPE, value: &[u8]) -> [Attr; 3] {
 /// (`CKA_DERIVE_TEMPLATE`) gets those attributes, and a caller asking otherwise is
 /// refused with `CKR_TEMPLATE_INCONSISTENT`.
 pub(super) fn imposed(key: &Object, ty: CK_ATTRIBUTE_TYPE, template: &Template) -> Result<Template> {
+    imposed_on(key, ty, template.clone())
+}
+
+/// [`imposed`] on a template the caller is done with: returned as it is (not copied)
+/// when `key` imposes nothing.
+pub(super) fn imposed_on(key: &Object, ty: CK_ATTRIBUTE_TYPE, template: Template) -> Result<Template> {
     let Some(required) = key.nested(ty)? else {
-        return Ok(template.clone());
+        return Ok(template);
     };
     template.with_required(&required).inspect_err(|e| {
         log::warn!(

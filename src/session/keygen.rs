@@ -15,36 +15,35 @@ use crate::object::{Attr, Object, Origin, Template};
 /// say (`CKA_VALUE_LEN`).
 const DEFAULT_REWRAP_BATCH: usize = 500;
 
-/// `C_GenerateKey`.
-pub fn generate_key(ctx: &Ctx, m: &Mechanism, template: &Template) -> Result<CK_OBJECT_HANDLE> {
+/// `C_GenerateKey`; the template's values move into the new key.
+pub fn generate_key(ctx: &Ctx, m: &Mechanism, template: Template) -> Result<CK_OBJECT_HANDLE> {
     match m {
         Mechanism::CvRotateMaster => return super::records::rotate(ctx),
-        Mechanism::CvQuorumSplit => return super::quorum::split(ctx, template),
+        Mechanism::CvQuorumSplit => return super::quorum::split(ctx, &template),
         Mechanism::CvRewrapStored => {
-            let batch = value_len(template)?.unwrap_or(DEFAULT_REWRAP_BATCH);
+            let batch = value_len(&template)?.unwrap_or(DEFAULT_REWRAP_BATCH);
             return super::records::rewrap_stored(ctx, batch);
         }
         _ => {}
     }
     let generate = registry::row(m.ty())?.op(|o| o.generate)?;
-    let (key_type, value) = generate(m, value_len(template)?)?;
-    let key = Object::new(template, Origin::Generated(m.ty()), &secret_attrs(key_type, &value))?;
+    let (key_type, value) = generate(m, value_len(&template)?)?;
+    let key = Object::made(template, Origin::Generated(m.ty()), secret_attrs(key_type, &value))?;
     ctx.add(key, "C_GenerateKey")
 }
 
-/// `C_GenerateKeyPair`: both objects or neither.
+/// `C_GenerateKeyPair`: both objects or neither; the templates' values move into them.
 pub fn generate_key_pair(
     ctx: &Ctx,
     m: &Mechanism,
-    public_template: &Template,
-    private_template: &Template,
+    public_template: Template,
+    private_template: Template,
 ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
     let generate = registry::row(m.ty())?.op(|o| o.generate_pair)?;
-    let pair = generate(m, public_template, private_template)?;
-    let attrs = |half: Vec<registry::NewAttr>| half.into_iter().map(Attr::from).collect::<Vec<_>>();
+    let pair = generate(m, &public_template, &private_template)?;
     let origin = Origin::Generated(m.ty());
-    let public = Object::new(public_template, origin, &attrs(pair.public))?;
-    let private = Object::new(private_template, origin, &attrs(pair.private))?;
+    let public = Object::made(public_template, origin, pair.public.into_iter().map(Attr::from))?;
+    let private = Object::made(private_template, origin, pair.private.into_iter().map(Attr::from))?;
     ctx.check_may_hold(&public)?;
     ctx.check_may_hold(&private)?;
     let public = ctx.add(public, "C_GenerateKeyPair")?;

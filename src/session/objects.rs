@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 use crate::object::{Object, Read, Template};
 use crate::store::{AuditEvent, IndexQuery, ObjectId, PinOwner, Updated};
 
+/// About how long an object's description is (a 32-digit unique id, a space, a short
+/// quoted label): the capacity reserved for it.
+const DESCRIBED_LEN: usize = 48;
+
 /// What `C_GetAttributeValue` learns about one requested attribute.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -74,7 +78,12 @@ impl Ctx {
         relation: &str,
         source: &Object,
     ) -> Result<CK_OBJECT_HANDLE> {
-        let what = format!("{} {relation} {}", key.describe(), source.describe());
+        let mut what = String::with_capacity(2 * DESCRIBED_LEN + relation.len() + 2);
+        key.describe_into(&mut what);
+        what.push(' ');
+        what.push_str(relation);
+        what.push(' ');
+        source.describe_into(&mut what);
         self.add_described(key, action, what)
     }
 
@@ -186,7 +195,7 @@ impl Ctx {
         if !object.is_token() {
             // Made in this process and gone with it: its entry may wait for a batch
             // (see store::audit::Sync::Batched).
-            self.token.store().append_audit(&event.batched())?;
+            self.token.store().append_audit_owned(event.batched())?;
             return Ok(self.app.handles.add_session_object(self.slot(), self.handle, object));
         }
         let record = object.to_record(&self.at_rest())?;
@@ -228,7 +237,7 @@ pub fn destroy(ctx: &Ctx, object: CK_OBJECT_HANDLE) -> Result<()> {
             ctx.token.store().delete_object(*id, &ctx.object_event("C_DestroyObject", o))?;
         }
         Resolved::Session(o) => {
-            ctx.token.store().append_audit(&ctx.object_event("C_DestroyObject", &o.read()).batched())?
+            ctx.token.store().append_audit_owned(ctx.object_event("C_DestroyObject", &o.read()).batched())?
         }
         // Master key objects are never destroyable (checked above).
         Resolved::Master(..) => return Err(Error::ActionProhibited),

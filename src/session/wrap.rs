@@ -101,6 +101,6 @@ pub fn unwrap_key(
         e @ (Error::TemplateInconsistent(_) | Error::UserNotLoggedIn) => e,
         _ => Error::WrappedKeyInvalid,
     })?;
-    let key = Object::new(&template, Origin::Unwrapped, &secret_attrs(key_type, &value))?;
+    let key = Object::made(template, Origin::Unwrapped, secret_attrs(key_type, &value))?;
     ctx.add_from(key, "C_UnwrapKey", "under", &kek)
 }

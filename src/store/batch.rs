@@ -51,9 +51,9 @@ impl Held {
     }
 
     /// Holds `event` after the others.
-    pub fn hold(&mut self, event: &AuditEvent) {
+    pub fn hold(&mut self, event: AuditEvent) {
         self.since.get_or_insert_with(Instant::now);
-        self.events.push(event.clone());
+        self.events.push(event);
     }
 
     /// The held entries are in the chain: hands them over (for the append hooks).
@@ -95,7 +95,7 @@ mod tests {
         let p = policy(3, 60_000);
         for n in 0..2 {
             assert!(!held.must_write_with(&p), "entry {n} joins the batch");
-            held.hold(&event(n));
+            held.hold(event(n));
         }
         assert!(held.must_write_with(&p), "the third entry fills it");
         assert_eq!(held.written().len(), 2);
@@ -107,7 +107,7 @@ mod tests {
         let mut held = Held::default();
         let p = policy(256, 0);
         assert!(!held.must_write_with(&p), "nothing held is never old");
-        held.hold(&event(0));
+        held.hold(event(0));
         assert!(held.must_write_with(&p));
     }
 
@@ -115,7 +115,7 @@ mod tests {
     fn a_failed_write_keeps_the_entries_and_forces_every_next_write() {
         let mut held = Held::default();
         let p = policy(256, 60_000);
-        held.hold(&event(0));
+        held.hold(event(0));
         let e = held.failed("disk I/O error".into());
         assert!(matches!(e, Error::AuditBatchUnwritten(ref why) if why == "disk I/O error"));
         assert_eq!(held.events(), &[event(0)]);

@@ -365,6 +365,11 @@ pub trait Backend: Send + Sync {
     /// [`audit::Sync::Batched`] event may be held for the next batch write instead; an
     /// error means the event (and any held before it) is not in the chain.
     fn append_audit(&self, event: &AuditEvent) -> Result<()>;
+    /// [`Backend::append_audit`] of an event the caller is done with: one held for a
+    /// batch is kept as it is rather than copied (a session key's entry, on every key made).
+    fn append_audit_owned(&self, event: AuditEvent) -> Result<()> {
+        self.append_audit(&event)
+    }
     /// Writes every held batched event now (session close, logout, `C_Finalize`).
     fn flush_audit(&self) -> Result<()>;
     /// Appends several events in one transaction (flushed operation counters).

@@ -302,14 +302,14 @@ impl PgStore {
     }
 
     /// A batched entry under `policy`: held, or written at once with the held ones.
-    fn hold(&self, event: &AuditEvent, policy: &BatchPolicy) -> Result<()> {
-        self.admit(std::slice::from_ref(event))?;
+    fn hold(&self, event: AuditEvent, policy: &BatchPolicy) -> Result<()> {
+        self.admit(std::slice::from_ref(&event))?;
         let mut held = self.held.lock();
         if !held.must_write_with(policy) {
             held.hold(event);
             return Ok(());
         }
-        let (_, written) = self.commit_held(&mut held, std::slice::from_ref(event), Sync::Lazy, |_| Ok(()))?;
+        let (_, written) = self.commit_held(&mut held, std::slice::from_ref(&event), Sync::Lazy, |_| Ok(()))?;
         drop(held);
         self.announce(written);
         Ok(())
@@ -1357,8 +1357,15 @@ impl Backend for PgStore {
 
     fn append_audit(&self, event: &AuditEvent) -> Result<()> {
         match self.batching.get() {
-            Some(policy) if event.sync == Sync::Batched => self.hold(event, policy),
+            Some(policy) if event.sync == Sync::Batched => self.hold(event.clone(), policy),
             _ => self.append(std::slice::from_ref(event)),
+        }
+    }
+
+    fn append_audit_owned(&self, event: AuditEvent) -> Result<()> {
+        match self.batching.get() {
+            Some(policy) if event.sync == Sync::Batched => self.hold(event, policy),
+            _ => self.append(std::slice::from_ref(&event)),
         }
     }
 

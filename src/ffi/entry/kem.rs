@@ -36,7 +36,7 @@ pub unsafe extern "C" fn C_EncapsulateKey(
                 region(key.cast_const(), 1),
             ])?;
             let key = out(key)?;
-            let result = kem::encapsulate(ctx, &m, public_key, &t, cap);
+            let result = kem::encapsulate(ctx, &m, public_key, t, cap);
             let (output, new_key) = match result {
                 Ok((output, new_key)) => (Ok(output), new_key),
                 Err(e) => (Err(e), None),
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn C_DecapsulateKey(
             let t = super::new_object_template(ctx, attrs, count)?;
             (t, params::mechanism(mechanism)?, bytes(ciphertext, ciphertext_len)?, out(key)?)
         };
-        *key = kem::decapsulate(ctx, &m, private_key, &t, ct)?;
+        *key = kem::decapsulate(ctx, &m, private_key, t, ct)?;
         Ok(())
     })
 }

@@ -26,7 +26,7 @@ pub unsafe extern "C" fn C_GenerateKey(
             let t = super::new_object_template(ctx, attrs, count)?;
             (t, params::mechanism(mechanism)?, out(key)?)
         };
-        *key = keygen::generate_key(ctx, &m, &t)?;
+        *key = keygen::generate_key(ctx, &m, t)?;
         Ok(())
     })
 }
@@ -57,7 +57,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
             let private_t = super::new_object_template(ctx, private_attrs, private_count)?;
             (public_t, private_t, params::mechanism(mechanism)?, out(public_key)?, out(private_key)?)
         };
-        (*public_key, *private_key) = keygen::generate_key_pair(ctx, &m, &public_t, &private_t)?;
+        (*public_key, *private_key) = keygen::generate_key_pair(ctx, &m, public_t, private_t)?;
         Ok(())
     })
 }
