@@ -33,15 +33,19 @@ __attribute__((noinline)) void run_aes(int n) {
     for (int i = 0; i < n; i++) { CK_OBJECT_HANDLE h; check(C_GenerateKey(s, &m, tpl, 6, &h), "genkey"); check(C_DestroyObject(s, h), "destroy"); }
 }
 
+/* The template of the secret an ML-KEM encapsulation or decapsulation makes. */
+static CK_OBJECT_CLASS kem_cls = CKO_SECRET_KEY;
+static CK_KEY_TYPE kem_kt = CKK_GENERIC_SECRET;
+static CK_BBOOL kem_false = CK_FALSE;
+static CK_ATTRIBUTE kem_tpl[] = {{CKA_CLASS, &kem_cls, sizeof kem_cls}, {CKA_KEY_TYPE, &kem_kt, sizeof kem_kt},
+    {CKA_TOKEN, &kem_false, 1}, {CKA_PRIVATE, &kem_false, 1}};
+static CK_MECHANISM kem_mech = {CKM_ML_KEM, NULL, 0};
+
 __attribute__((noinline)) void run_encaps(int n) {
     SYM(C_EncapsulateKey) SYM(C_DestroyObject)
-    CK_MECHANISM m = {CKM_ML_KEM, NULL, 0};
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY; CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
-    CK_BBOOL f = CK_FALSE;
-    CK_ATTRIBUTE tpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}, {CKA_TOKEN, &f, 1}, {CKA_PRIVATE, &f, 1}};
     CK_BYTE ct[2000];
     for (int i = 0; i < n; i++) { CK_ULONG ctlen = sizeof ct; CK_OBJECT_HANDLE h;
-        check(C_EncapsulateKey(s, &m, pub_key, tpl, 4, ct, &ctlen, &h), "encaps"); check(C_DestroyObject(s, h), "destroy"); }
+        check(C_EncapsulateKey(s, &kem_mech, pub_key, kem_tpl, 4, ct, &ctlen, &h), "encaps"); check(C_DestroyObject(s, h), "destroy"); }
 }
 
 static CK_BYTE ciphertext[2000];
@@ -49,12 +53,8 @@ static CK_ULONG ciphertext_len;
 
 __attribute__((noinline)) void run_decaps(int n) {
     SYM(C_DecapsulateKey) SYM(C_DestroyObject)
-    CK_MECHANISM m = {CKM_ML_KEM, NULL, 0};
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY; CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
-    CK_BBOOL f = CK_FALSE;
-    CK_ATTRIBUTE tpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}, {CKA_TOKEN, &f, 1}, {CKA_PRIVATE, &f, 1}};
     for (int i = 0; i < n; i++) { CK_OBJECT_HANDLE h;
-        check(C_DecapsulateKey(s, &m, priv_key, tpl, 4, ciphertext, ciphertext_len, &h), "decaps"); check(C_DestroyObject(s, h), "destroy"); }
+        check(C_DecapsulateKey(s, &kem_mech, priv_key, kem_tpl, 4, ciphertext, ciphertext_len, &h), "decaps"); check(C_DestroyObject(s, h), "destroy"); }
 }
 
 __attribute__((noinline)) void run_kpgen(int n) {
