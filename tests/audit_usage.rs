@@ -9,14 +9,15 @@
 
 mod common;
 
+use common::vendor;
+
 use collabvault_pkcs11::store::audit::AuditRow;
 use common::{rv_of, Workspace, SO_PIN, USER_PIN};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
@@ -271,10 +272,6 @@ fn key_management_on_session_objects_is_one_entry_per_call_naming_the_session() 
     let object = |action: &str| only(&rows, action)[0].event.object.clone().unwrap();
     assert!(object("C_UnwrapKey").ends_with("\"kek\""), "{}", object("C_UnwrapKey"));
     assert!(object("C_DeriveKey").ends_with("\"ec\""), "{}", object("C_DeriveKey"));
-}
-
-fn vendor(ty: u64) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(MechanismType::new_vendor_defined(ty).unwrap(), None))
 }
 
 fn master(s: &Session) -> ObjectHandle {

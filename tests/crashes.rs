@@ -26,6 +26,8 @@
 
 mod common;
 
+use common::vendor;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,11 +37,9 @@ use collabvault_pkcs11::vendor::{CKA_CV_KEY_VERSION, CKM_CV_REWRAP_STORED, CKM_C
 use common::fuzz::Rng;
 use common::Workspace;
 use cryptoki::context::Pkcs11;
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use cryptoki_sys::CK_ULONG;
 
 /// The config path of a worker's store (set only in a worker).
 const WORKER: &str = "CV_CRASH_WORKER";
@@ -54,13 +54,6 @@ const RECORDS: usize = 40;
 /// A fresh store every so many kills, so the version count (and the run's time) stays bounded.
 const FRESH_EVERY: usize = 100;
 const CONFIG: &str = "[[workspace]]\nname = \"main\"\n";
-
-fn vendor(ty: CK_ULONG) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        MechanismType::new_vendor_defined(ty).expect("vendor range"),
-        None,
-    ))
-}
 
 /// The key bytes of the token key labelled `label`: derived from the label, so a checker
 /// knows every key a killed worker may have made.

@@ -7,14 +7,15 @@
 
 mod common;
 
+use common::vendor;
+
 use std::ptr::null_mut;
 
 use common::hsm::{Hsm, ROOT_LABEL};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
@@ -26,13 +27,6 @@ const CKM_CV_ROTATE_MASTER: CK_ULONG = 0xC356_0003;
 const CKA_CV_KEY_VERSION: CK_ULONG = 0xC356_0002;
 const CKA_CV_LIFECYCLE: CK_ULONG = 0xC356_0003;
 const CKA_CV_STORED_RECORDS: CK_ULONG = 0xC356_0008;
-
-fn vendor(ty: CK_ULONG) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        MechanismType::new_vendor_defined(ty).expect("vendor range"),
-        None,
-    ))
-}
 
 /// A module over a fresh store whose root is a fresh SoftHSM2 token. Dropping it calls
 /// `C_Finalize`, as applications must: that is what finalizes the underlying SoftHSM2

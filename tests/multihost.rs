@@ -11,14 +11,15 @@
 
 mod common;
 
+use common::vendor;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use collabvault_pkcs11::store::Lifecycle;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::Session;
 
@@ -32,13 +33,6 @@ const HOST_TEST: &str = "host_process_wraps_unwraps_and_rotates";
 const HOSTS: usize = 3;
 /// How long each host works.
 const RUN_FOR: Duration = Duration::from_secs(6);
-
-fn vendor(ty: u64) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        MechanismType::new_vendor_defined(ty).expect("vendor range"),
-        None,
-    ))
-}
 
 fn current_master(s: &Session) -> ObjectHandle {
     let found = s.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())]).expect("find");

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::vendor;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -19,8 +21,7 @@ use collabvault_pkcs11::store::Backend;
 use common::hsm::{softhsm_module, Hsm, ROOT_LABEL, ROOT_PIN, ROOT_PIN_ENV};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
@@ -122,13 +123,6 @@ impl Disaster {
             NEW_USER_PIN,
         )
     }
-}
-
-fn vendor(ty: u64) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        MechanismType::new_vendor_defined(ty).expect("vendor mechanism"),
-        None,
-    ))
 }
 
 fn user_session(pkcs11: &Pkcs11, pin: &str) -> Session {

@@ -5,6 +5,8 @@
 #![allow(missing_docs)]
 
 mod common;
+
+use common::vendor;
 #[path = "common/legacy.rs"]
 mod legacy;
 
@@ -262,15 +264,6 @@ fn write_legacy_fixture() {
 const CKM_CV_WRAP_RECORD: u64 = 0xC356_0001;
 const CKM_CV_ROTATE_MASTER: u64 = 0xC356_0003;
 const CKA_CV_LIFECYCLE: u64 = 0xC356_0003;
-
-fn vendor(ty: u64) -> Mechanism<'static> {
-    use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-    use cryptoki::mechanism::MechanismType;
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        MechanismType::new_vendor_defined(ty as _).expect("vendor range"),
-        None,
-    ))
-}
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).expect("mkdir");

@@ -16,6 +16,8 @@
 
 mod common;
 
+use common::vendor;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -24,8 +26,7 @@ use common::hsm::{failing_shim, softhsm_module, Hsm, ROOT_LABEL, ROOT_PIN_ENV};
 use common::{rv_of, Workspace};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
@@ -34,13 +35,6 @@ use cryptoki_sys::CK_ULONG;
 const CKM_CV_WRAP_RECORD: CK_ULONG = 0xC356_0001;
 const CKM_CV_ROTATE_MASTER: CK_ULONG = 0xC356_0003;
 const CKA_CV_KEY_VERSION: CK_ULONG = 0xC356_0002;
-
-fn vendor(ty: CK_ULONG) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        MechanismType::new_vendor_defined(ty).expect("vendor range"),
-        None,
-    ))
-}
 
 /// Which fault the shim injects.
 #[derive(Clone, Copy, Debug)]

@@ -13,13 +13,14 @@
 
 mod common;
 
+use common::vendor;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::cvault::Cvault;
 use common::hsm::{failing_shim, softhsm_module};
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::CK_ULONG;
@@ -29,13 +30,6 @@ const REPLACEMENT: &str = "cv-split-2-new";
 const BODY: &str = "[[workspace]]\nname = \"eng\"\n";
 const CKM_CV_WRAP_RECORD: CK_ULONG = 0xC356_0001;
 const CKM_CV_ROTATE_MASTER: CK_ULONG = 0xC356_0003;
-
-fn vendor(ty: CK_ULONG) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        MechanismType::new_vendor_defined(ty).expect("vendor range"),
-        None,
-    ))
-}
 
 fn current_master(s: &Session) -> ObjectHandle {
     s.find_objects(&[Attribute::Label(b"collabvault-master".to_vec())]).expect("find")[0]

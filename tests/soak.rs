@@ -47,6 +47,8 @@
 
 mod common;
 
+use common::vendor;
+
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,13 +60,11 @@ use common::fuzz::Rng;
 use common::Workspace;
 use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, MlKemParameterSetType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use cryptoki_sys::CK_ULONG;
 use serde_json::{json, Value};
 
 /// Set in a worker process to the store's config file.
@@ -90,13 +90,6 @@ const REWRAP_BATCH: u64 = 20;
 /// stability, not the alert (which `tests/audit_usage.rs` covers).
 const CONFIG: &str = "[audit]\nalert_unwraps_per_minute = 100000000\n[[workspace]]\nname = \"main\"\n";
 const PLAIN: &[u8] = b"the reference text a DEK encrypted when it was new";
-
-fn vendor(ty: CK_ULONG) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        MechanismType::new_vendor_defined(ty).expect("vendor range"),
-        None,
-    ))
-}
 
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} is a number of seconds")))

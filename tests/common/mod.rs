@@ -20,6 +20,8 @@ use std::sync::{Mutex, MutexGuard};
 use collabvault_pkcs11::config::Config;
 use collabvault_pkcs11::store::Backend;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -48,6 +50,14 @@ pub fn module_path() -> PathBuf {
     let uplifted = deps.parent().map(|p| p.join("libcollabvault_pkcs11.so")).expect("profile dir");
     assert!(uplifted.exists(), "{} not built", uplifted.display());
     uplifted
+}
+
+/// A vendor mechanism without a parameter (`CKM_CV_*`, include/collabvault.h).
+pub fn vendor(ty: cryptoki_sys::CK_ULONG) -> Mechanism<'static> {
+    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+        MechanismType::new_vendor_defined(ty).expect("vendor range"),
+        None,
+    ))
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -12,8 +12,6 @@ use collabvault_pkcs11::quorum::custodian;
 use collabvault_pkcs11::vendor::{CKA_CV_CUSTODIANS, CKA_CV_THRESHOLD, CKM_CV_QUORUM_SPLIT, CKU_CV_CUSTODIAN};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::Rv;
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
@@ -26,13 +24,7 @@ use super::raw::Api;
 pub const CUSTODIANS: [(&str, &str); 3] =
     [("alice", "alice passphrase 1"), ("bob", "bob passphrase 22"), ("carol", "carol passphrase 333")];
 
-/// A vendor mechanism without a parameter.
-pub fn vendor(ty: CK_ULONG) -> Mechanism<'static> {
-    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        MechanismType::new_vendor_defined(ty).expect("vendor range"),
-        None,
-    ))
-}
+pub use super::vendor;
 
 /// A `CK_ULONG` vendor attribute.
 pub fn ulong_attr(ty: CK_ULONG, v: CK_ULONG) -> Attribute {
